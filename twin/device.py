@@ -1,0 +1,143 @@
+"""The contract between the twin's machine and its peripherals.
+
+Every memory-mapped peripheral is a :class:`Device`. The machine owns the CPU (unicorn),
+the memory and the run loop; it routes each CPU or debugger access inside
+``[base, base + size)`` to ``device.read``/``device.write`` with the offset from ``base``.
+A device reaches the rest of the board only through the :class:`Services` it gets in
+:meth:`Device.attach` (time, events, interrupts, bus-master memory access, resets, log).
+
+Threading rule: device methods are only ever called on the machine's CPU thread
+(between or inside instruction slices). Host-side threads (sockets, PTY readers, the
+control server) must hand work to the CPU thread with ``services.post(fn)``; they never
+touch device state directly.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+
+class ResetKind:
+    """Kinds of reset a device sees in :meth:`Device.reset`."""
+
+    POWER = "power"    #: power-on: everything to reset values, SRAM lost
+    SYSTEM = "system"  #: NRST / SYSRESETREQ / watchdog: peripherals reset, SRAM kept
+    CORE = "core"      #: VECTRESET: core only; peripherals keep their state
+
+
+class Services(Protocol):
+    """What the machine offers to devices. Implemented by the machine."""
+
+    @property
+    def core_hz(self) -> int:
+        """Current core clock (SYSCLK) in Hz; virtual time advances at this rate."""
+
+    def set_core_hz(self, hz: int) -> None:
+        """Change the core clock (called by the RCC model when SYSCLK changes)."""
+
+    def now_cycles(self) -> int:
+        """Virtual time in core cycles since power-on (monotonic, never reset)."""
+
+    def now_ns(self) -> int:
+        """Virtual time in nanoseconds since power-on."""
+
+    def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:
+        """Run ``callback`` on the CPU thread when virtual time reaches now + delay.
+
+        Slices are cut so the callback runs at exactly that cycle. Returns a handle
+        for :meth:`cancel`.
+        """
+
+    def cancel(self, handle: object) -> None:
+        """Cancel a scheduled callback (no error if it already ran)."""
+
+    def set_irq(self, irqn: int, level: bool) -> None:
+        """Drive external interrupt line ``irqn`` (0..109). A rising level pends it in the NVIC."""
+
+    def pend_irq(self, irqn: int) -> None:
+        """Pend external interrupt ``irqn`` once (an edge/pulse)."""
+
+    def read_mem(self, address: int, length: int) -> bytes:
+        """Bus-master read (like a DMA): RAM, flash, not MMIO. Raises ValueError if unmapped."""
+
+    def write_mem(self, address: int, data: bytes) -> None:
+        """Bus-master write into RAM (like a DMA). Raises ValueError if not RAM."""
+
+    def request_reset(self, kind: str, cause: str) -> None:
+        """Ask for a reset of ``kind`` (ResetKind); done safely at the next slice boundary.
+
+        ``cause`` is one of "pin", "software", "iwdg", "wwdg", "power", "lowpower" and
+        feeds the RCC reset flags.
+        """
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Thread-safe: run ``fn`` on the CPU thread at the next slice boundary.
+
+        Also wakes the CPU if it sleeps in WFI.
+        """
+
+    def log(self, message: str) -> None:
+        """Log a line on the twin's stderr, prefixed with virtual time and the device name."""
+
+    def device(self, name: str) -> "Device":
+        """Find another device by name (e.g. the EXTI asks for "gpio"). KeyError if absent."""
+
+
+class Device:
+    """Base class of a memory-mapped peripheral.
+
+    Subclasses set ``name``, ``base`` and ``size`` and override :meth:`read`,
+    :meth:`write` and :meth:`reset`. Unknown offsets should read their reset value
+    (usually 0), ignore writes and log once, never raise.
+    """
+
+    name: str = "device"
+    base: int = 0
+    size: int = 0x400
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+        self._warned: set[int] = set()
+
+    def attach(self, services: Services) -> None:
+        """Called once by the machine before the first reset."""
+        self.services = services
+
+    def read(self, offset: int, size: int) -> int:
+        """Return the value of an access of ``size`` bytes (1, 2 or 4) at ``offset``."""
+        self.unmodelled(offset, "read")
+        return 0
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        """Handle a store of ``size`` bytes at ``offset``."""
+        self.unmodelled(offset, "write")
+
+    def reset(self, kind: str) -> None:
+        """Return to reset state for a reset of ``kind`` (see :class:`ResetKind`)."""
+
+    def unmodelled(self, offset: int, what: str) -> None:
+        """Log, once per offset, that firmware touched something this model does not implement."""
+        if offset in self._warned:
+            return
+        self._warned.add(offset)
+        if self.services is not None:
+            self.services.log(f"{self.name}: unmodelled {what} at +0x{offset:03X} "
+                              f"(0x{self.base + offset:08X}); reads as reset value")
+
+    def snapshot(self) -> dict[str, object]:
+        """State for the control interface (JSON-serialisable). Optional."""
+        return {}
+
+
+def sub_word(reg_value: int, offset: int, size: int) -> int:
+    """Extract the ``size``-byte lane at byte ``offset`` (any alignment inside the word)."""
+    shift = (offset & 3) * 8
+    return (reg_value >> shift) & ((1 << (size * 8)) - 1)
+
+
+def merge_word(old: int, offset: int, size: int, value: int) -> int:
+    """Merge a ``size``-byte store at byte ``offset`` into the 32-bit register value ``old``."""
+    if size == 4:
+        return value & 0xFFFFFFFF
+    shift = (offset & 3) * 8
+    mask = ((1 << (size * 8)) - 1) << shift
+    return (old & ~mask) | ((value << shift) & mask)
