@@ -141,3 +141,67 @@ def merge_word(old: int, offset: int, size: int, value: int) -> int:
     shift = (offset & 3) * 8
     mask = ((1 << (size * 8)) - 1) << shift
     return (old & ~mask) | ((value << shift) & mask)
+
+
+# --------------------------------------------------------------------------------------
+# The exception model's contract (twin/exceptions.py implements ExceptionUnit; the
+# machine implements Cpu and calls the unit at the points listed below).
+# --------------------------------------------------------------------------------------
+
+class Cpu(Protocol):
+    """Core access the exception model needs. Implemented by the machine on the CPU thread.
+
+    Register names: "r0".."r12", "sp", "lr", "pc", "xpsr", "ipsr", "msp", "psp",
+    "control", "primask", "basepri", "faultmask", "fpscr", "s0".."s31".
+    """
+
+    def reg(self, name: str) -> int: ...
+
+    def set_reg(self, name: str, value: int) -> None: ...
+
+    def read_mem(self, address: int, length: int) -> bytes:
+        """Read through the system bus as the core would (RAM, flash, MMIO). ValueError if unmapped."""
+
+    def write_mem(self, address: int, data: bytes) -> None:
+        """Write through the system bus as the core would. ValueError if unmapped/read-only."""
+
+    def flush_code_cache(self, lo: int = 0, hi: int = 0xFFFFFFFF) -> None:
+        """Drop translated code in [lo, hi) (unicorn TB cache)."""
+
+
+class ExceptionUnit(Protocol):
+    """NVIC + SysTick + SCB fault logic + exception entry/return (issue 4).
+
+    The machine calls, always on the CPU thread:
+      * ``devices()`` once, and maps what it returns (NVIC, SysTick, SCB/fault/MPU/FPU
+        register blocks inside 0xE000E000-0xE000EFFF that are not debug registers);
+      * ``wants_entry()`` at every slice boundary; if true, ``enter()`` to take the
+        highest-priority pending exception (stacking, vector fetch via VTOR, IPSR, LR);
+      * ``exception_return(exc_return)`` when the core branches to 0xFFFFFFE0..0xFFFFFFFF;
+      * ``fault(kind, detail)`` on a fault the core detected: kind is "bus" (detail: address,
+        "precise"/"instr"), "usage" (detail: "undefinstr"/"invstate"/"unaligned"/"divbyzero"/
+        "nocp"/"invpc"), "memmanage" (detail: address), "hard" (detail: reason);
+      * ``svc()`` for an SVC instruction, ``reset(kind)`` on resets.
+    ``is_locked_up()`` tells the debug port to show DHCSR.S_LOCKUP.
+    ``next_event_cycles()`` lets the run loop cut slices so SysTick fires on time
+    (None when nothing is scheduled).
+    """
+
+    def devices(self) -> list[Device]: ...
+
+    def wants_entry(self) -> bool: ...
+
+    def enter(self) -> None: ...
+
+    def exception_return(self, exc_return: int) -> None: ...
+
+    def fault(self, kind: str, detail: object = None) -> None: ...
+
+    def svc(self) -> None: ...
+
+    def reset(self, kind: str) -> None: ...
+
+    def is_locked_up(self) -> bool: ...
+
+    def sleeping_can_wake(self) -> bool:
+        """True if a WFI should end now (an exception is pending and enabled)."""
