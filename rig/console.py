@@ -1,0 +1,134 @@
+"""The serial console: pyserial on the board's virtual COM port, with expect-style waits.
+
+A reader thread collects everything the board prints into one log (kept whole for the
+report and, optionally, mirrored to a file). :meth:`Console.expect` waits for a pattern
+*after a mark* with a timeout and, when it fails, says what arrived instead.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Pattern
+
+from rig.errors import ConsoleError
+
+
+class Console:
+    """One open serial port. Use as a context manager; :meth:`close` is idempotent."""
+
+    def __init__(self, port: str, *, baudrate: int = 115200, log_path: Path | None = None) -> None:
+        self.port = port
+        self.baudrate = baudrate
+        self.log_path = log_path
+        self._buf = bytearray()
+        self._cond = threading.Condition()
+        self._serial = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._logfile = None
+
+    def open(self) -> "Console":
+        import serial
+
+        if self._serial is not None:
+            return self
+        try:
+            self._serial = serial.Serial(self.port, self.baudrate, timeout=0.05, exclusive=True)
+        except serial.SerialException as exc:
+            text = str(exc)
+            if "lock" in text.lower() or "busy" in text.lower():
+                hint = (f"another program holds {self.port} (screen, minicom, a second rig run?); "
+                        "close it and retry")
+            elif "No such file" in text or "could not open" in text:
+                hint = ("check the board is plugged in and pass the right --serial-port, or set "
+                        "usb_serial in the board file so the rig finds the ST-LINK VCP itself")
+            else:
+                hint = "check permissions (group dialout) and the port name"
+            raise ConsoleError(f"cannot open serial port {self.port}: {exc}", hint=hint) from exc
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._logfile = open(self.log_path, "ab")  # noqa: SIM115 - closed in close()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._reader, name=f"console:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _reader(self) -> None:
+        ser = self._serial
+        while not self._stop.is_set() and ser is not None:
+            try:
+                data = ser.read(4096)
+            except Exception:  # noqa: BLE001 - port vanished (board unplugged / twin stopped)
+                break
+            if data:
+                with self._cond:
+                    self._buf += data
+                    if self._logfile:
+                        self._logfile.write(data)
+                        self._logfile.flush()
+                    self._cond.notify_all()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        ser, self._serial = self._serial, None
+        if ser is not None:
+            try:
+                ser.close()
+            except Exception:  # noqa: BLE001 - teardown must not raise
+                pass
+        if self._logfile is not None:
+            self._logfile.close()
+            self._logfile = None
+
+    def __enter__(self) -> "Console":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- data ------------------------------------------------------------------------------
+    def mark(self) -> int:
+        """A position in the log; pass it to :meth:`expect` to only look at newer output."""
+        with self._cond:
+            return len(self._buf)
+
+    def text(self, since: int = 0) -> str:
+        with self._cond:
+            return self._buf[since:].decode("utf-8", errors="replace")
+
+    def tail(self, lines: int = 20, since: int = 0) -> str:
+        return "\n".join(self.text(since).splitlines()[-lines:])
+
+    def send(self, text: str | bytes) -> None:
+        if self._serial is None:
+            raise ConsoleError(f"serial port {self.port} is not open")
+        self._serial.write(text.encode() if isinstance(text, str) else text)
+        self._serial.flush()
+
+    def expect(self, pattern: str | Pattern[str], *, timeout: float, since: int | None = None,
+               what: str | None = None) -> re.Match[str]:
+        """Wait until ``pattern`` (regex) appears in the output after ``since``.
+
+        Raises ConsoleError with the tail of what arrived when the timeout expires.
+        """
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        start = 0 if since is None else since
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                text = self._buf[start:].decode("utf-8", errors="replace")
+                m = rx.search(text)
+                if m:
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 0.2))
+        tail = self.tail(15, start) or "(nothing)"
+        raise ConsoleError(f"{what or 'expected output'} did not appear on {self.port} within "
+                           f"{timeout:.0f} s (waiting for /{rx.pattern}/); last lines:\n{tail}")

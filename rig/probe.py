@@ -1,0 +1,321 @@
+"""The debug-probe layer: one stock pyOCD session on one STM32F767 board.
+
+The same code drives an ST-LINK chosen by its unique ID and the twin's ``remote:`` probe;
+nothing here knows which one it talks to. Safety rules a lab expects are built in:
+the exact target ``stm32f767zi`` is always passed (the NUCLEO's board id maps to a pack
+target pyOCD does not ship), ``auto_unlock`` is off (pyOCD would otherwise mass-erase a
+read-protected chip), erases are per sector and unwritten parts of an erased sector are
+kept, and a read-protected chip is refused instead of touched.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from rig.errors import ProbeError
+
+LOG = logging.getLogger(__name__)
+
+TARGET = "stm32f767zi"
+
+FLASH_OPTCR = 0x40023C14
+FLASH_OPTCR1 = 0x40023C18
+OPTCR_NDBANK = 1 << 29
+
+#: Progress callback: (done_bytes, total_bytes, what)
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class OptionBytes:
+    """The option bytes that decide how a bootloader test must treat the chip."""
+
+    optcr: int
+    optcr1: int
+
+    @property
+    def dual_bank(self) -> bool:
+        return not (self.optcr & OPTCR_NDBANK)
+
+    @property
+    def boot_add0(self) -> int:
+        """BOOT_ADD0 field (address >> 14)."""
+        return self.optcr1 & 0xFFFF
+
+    @property
+    def boot_address0(self) -> int:
+        return self.boot_add0 << 14
+
+    @property
+    def rdp(self) -> int:
+        return (self.optcr >> 8) & 0xFF
+
+    @property
+    def rdp_level(self) -> int:
+        if self.rdp == 0xAA:
+            return 0
+        if self.rdp == 0xCC:
+            return 2
+        return 1
+
+    def to_dict(self) -> dict[str, object]:
+        return {"optcr": f"0x{self.optcr:08X}", "optcr1": f"0x{self.optcr1:08X}",
+                "dual_bank": self.dual_bank, "boot_add0": f"0x{self.boot_add0:04X}",
+                "rdp_level": self.rdp_level}
+
+
+@dataclass(frozen=True)
+class ProbeInfo:
+    uid: str
+    description: str
+
+
+def list_probes() -> list[ProbeInfo]:
+    """Every debug probe pyOCD sees on this host (USB; remote probes are never listed)."""
+    from pyocd.core.helpers import ConnectHelper
+
+    probes = ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
+    return [ProbeInfo(p.unique_id, p.description) for p in probes]
+
+
+def _find_probe(uid: str | None):  # -> pyocd DebugProbe
+    """Resolve ``uid`` to exactly one probe, or raise a ProbeError that says what to pass."""
+    from pyocd.probe.aggregator import DebugProbeAggregator
+
+    if uid and uid.startswith("remote:"):
+        probe = DebugProbeAggregator.get_probe_with_id(uid)
+        if probe is None:
+            raise ProbeError(f"pyOCD cannot create a remote probe for {uid!r}",
+                             hint="use remote:HOST:PORT")
+        return probe
+    from pyocd.core.helpers import ConnectHelper
+
+    probes = ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
+    if not probes:
+        raise ProbeError("no debug probe is connected to this host",
+                         hint="plug the NUCLEO's ST-LINK USB, check the udev rules in docs/lab.md, "
+                              "or run on the twin with --board twin")
+    uids = [p.unique_id for p in probes]
+    if uid is None:
+        if len(probes) > 1:
+            raise ProbeError(f"{len(probes)} probes are connected ({', '.join(uids)}) and none was chosen",
+                             hint="pass --probe-uid with the exact unique ID of the board under test")
+        return probes[0]
+    exact = [p for p in probes if p.unique_id.lower() == uid.lower()]
+    if not exact:
+        raise ProbeError(f"no probe with unique ID {uid!r}; connected: {', '.join(uids)}",
+                         hint="copy the exact ID from `pyocd list` into --probe-uid or the board file")
+    return exact[0]
+
+
+def _check_remote_reachable(uid: str, timeout: float) -> None:
+    host, _, port = uid[len("remote:"):].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ProbeError(f"cannot reach the remote probe {uid}: {exc}",
+                         hint="is the board (twin or `pyocd server`) running? take the address from "
+                              "its start-up line") from exc
+
+
+class Probe:
+    """An open pyOCD session on one board.
+
+    Use as a context manager; :meth:`close` is idempotent and never raises.
+    """
+
+    def __init__(self, uid: str | None, *, connect_mode: str = "halt", frequency: int | None = None,
+                 connect_timeout: float = 10.0) -> None:
+        self.uid = uid
+        self.connect_mode = connect_mode
+        self.frequency = frequency
+        self.connect_timeout = connect_timeout
+        self._session = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def open(self) -> "Probe":
+        from pyocd.core.session import Session
+
+        if self._session is not None:
+            return self
+        if self.uid and self.uid.startswith("remote:"):
+            _check_remote_reachable(self.uid, self.connect_timeout)
+        probe = _find_probe(self.uid)
+        options: dict[str, object] = {
+            "target_override": TARGET,
+            "connect_mode": self.connect_mode,
+            "auto_unlock": False,
+            "chip_erase": "sector",
+            "keep_unwritten": True,
+            "smart_flash": True,
+            "hide_programming_progress": True,
+            "resume_on_disconnect": True,
+            "no_config": True,
+        }
+        if self.frequency:
+            options["frequency"] = self.frequency
+        session = Session(probe, options=options)
+        try:
+            session.open()
+        except Exception as exc:  # pyOCD raises many types; name the fix
+            try:
+                session.close()
+            except Exception:  # noqa: BLE001 - best effort after a failed open
+                pass
+            raise ProbeError(f"pyOCD could not connect to {self.uid or probe.unique_id} "
+                             f"as {TARGET}: {exc}",
+                             hint="check the probe cable and board power; a read-protected chip "
+                                  "must be unlocked by hand, the rig never does it") from exc
+        self._session = session
+        return self
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        try:
+            session.close()
+        except Exception as exc:  # noqa: BLE001 - teardown must not raise
+            LOG.warning("closing the pyOCD session failed: %s", exc)
+
+    def __enter__(self) -> "Probe":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def session(self):
+        if self._session is None:
+            raise ProbeError("the probe is not open", hint="call Probe.open() or use it in a with block")
+        return self._session
+
+    @property
+    def target(self):
+        return self.session.board.target
+
+    # -- chip state ----------------------------------------------------------------------
+    def option_bytes(self) -> OptionBytes:
+        return OptionBytes(self.read32(FLASH_OPTCR), self.read32(FLASH_OPTCR1))
+
+    def check_option_bytes(self, *, dual_bank: bool, boot_address0: int) -> OptionBytes:
+        """Fail fast when the chip is not configured as the board file says."""
+        ob = self.option_bytes()
+        if ob.rdp_level != 0:
+            raise ProbeError(f"the chip is read-protected (RDP level {ob.rdp_level}, OPTCR=0x{ob.optcr:08X}); "
+                             "reading or writing flash would fail and unlocking erases everything",
+                             hint="unlock it yourself with STM32CubeProgrammer if this board may be wiped; "
+                                  "the rig never changes RDP")
+        problems = []
+        if ob.dual_bank != dual_bank:
+            problems.append(f"nDBANK says {'dual' if ob.dual_bank else 'single'}-bank but the board file "
+                            f"expects {'dual' if dual_bank else 'single'}-bank")
+        if ob.boot_address0 != boot_address0:
+            problems.append(f"BOOT_ADD0 boots from 0x{ob.boot_address0:08X} but the board file expects "
+                            f"0x{boot_address0:08X}")
+        if problems:
+            raise ProbeError("option bytes do not match the board file: " + "; ".join(problems),
+                             hint="fix the option bytes with STM32CubeProgrammer or the board file "
+                                  "(option_bytes: section)")
+        return ob
+
+    # -- memory --------------------------------------------------------------------------
+    def read32(self, address: int) -> int:
+        return self.target.read32(address)
+
+    def write32(self, address: int, value: int) -> None:
+        self.target.write32(address, value)
+
+    def read_words(self, addresses: Iterable[int]) -> dict[int, int]:
+        return {a: self.target.read32(a) for a in addresses}
+
+    def read(self, address: int, length: int, *, progress: Progress | None = None,
+             chunk: int = 64 * 1024) -> bytes:
+        """Read ``length`` bytes from ``address`` (flash, RAM or registers)."""
+        out = bytearray()
+        done = 0
+        while done < length:
+            n = min(chunk, length - done)
+            addr = address + done
+            if addr % 4 == 0 and n % 4 == 0:
+                words = self.target.read_memory_block32(addr, n // 4)
+                out += b"".join(w.to_bytes(4, "little") for w in words)
+            else:
+                out += bytes(self.target.read_memory_block8(addr, n))
+            done += n
+            if progress:
+                progress(done, length, f"read 0x{address:08X}")
+        return bytes(out)
+
+    def write_ram(self, address: int, data: bytes) -> None:
+        self.target.write_memory_block8(address, list(data))
+
+    def flash(self, address: int, data: bytes, *, progress: Progress | None = None) -> None:
+        """Program ``data`` at ``address`` with pyOCD's flash algorithm (sector erase,
+        unwritten parts of erased sectors kept)."""
+        from pyocd.flash.loader import MemoryLoader
+
+        total = len(data)
+
+        def _cb(fraction: float) -> None:
+            if progress:
+                progress(int(fraction * total), total, f"flash 0x{address:08X}")
+
+        loader = MemoryLoader(self.session, progress=_cb, chip_erase="sector", smart_flash=True,
+                              keep_unwritten=True)
+        loader.add_data(address, bytes(data))
+        try:
+            loader.commit()
+        except Exception as exc:
+            raise ProbeError(f"programming {total} bytes at 0x{address:08X} failed: {exc}",
+                             hint="see the pyOCD log above; check the address is inside flash "
+                                  "and the sector is not write-protected") from exc
+
+    # -- core control --------------------------------------------------------------------
+    def halt(self) -> None:
+        self.target.halt()
+
+    def resume(self) -> None:
+        self.target.resume()
+
+    def is_halted(self) -> bool:
+        from pyocd.core.target import Target
+
+        return self.target.get_state() == Target.State.HALTED
+
+    def state(self) -> str:
+        return self.target.get_state().name.lower()
+
+    def reset(self, *, halt: bool = False) -> None:
+        """System reset (SYSRESETREQ); with ``halt`` the core stops at the reset vector."""
+        if halt:
+            self.target.reset_and_halt()
+        else:
+            self.target.reset()
+
+    def registers(self, names: Sequence[str]) -> dict[str, int]:
+        values = self.target.read_core_registers_raw(list(names))
+        return dict(zip(names, values))
+
+    def set_breakpoint(self, address: int) -> None:
+        from pyocd.core.target import Target
+
+        if not self.target.set_breakpoint(address, Target.BreakpointType.HW):
+            raise ProbeError(f"no free hardware breakpoint for 0x{address:08X}",
+                             hint="remove other breakpoints; the FPB has 8 comparators")
+
+    def remove_breakpoint(self, address: int) -> None:
+        self.target.remove_breakpoint(address)
+
+    def wait_halted(self, timeout: float, *, poll: float = 0.02) -> bool:
+        """Wait until the core halts (breakpoint, fault with vector catch...). False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.is_halted():
+                return True
+            time.sleep(poll)
+        return self.is_halted()

@@ -1,0 +1,38 @@
+"""What the rest of the rig needs from a connected board."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Target:
+    """A board ready to be driven.
+
+    Attributes:
+        kind: "twin" or "nucleo".
+        probe_uid: what :class:`rig.probe.Probe` is opened with (an ST-LINK UID or remote:HOST:PORT).
+        serial_port: the board's console (/dev/ttyACM0 or a PTY).
+        ota_bind: (host, port) the host OTA server must listen on so the board reaches it.
+        info: anything else worth putting in the report (pid, ports, versions).
+    """
+
+    kind: str
+    probe_uid: str
+    serial_port: str
+    ota_bind: tuple[str, int]
+    info: dict[str, object] = field(default_factory=dict)
+
+    def power_cycle(self) -> None:
+        """Remove and restore power (twin: control interface; lab: a relay). Optional."""
+        raise NotImplementedError(f"{self.kind}: no power switch is configured for this board")
+
+    def control(self, cmd: str, **args: object) -> dict[str, object]:
+        """Lab-equipment actions (faults, buttons) — only the twin has them."""
+        raise NotImplementedError(f"{self.kind}: no control interface ({cmd})")
+
+    @property
+    def has_control(self) -> bool:
+        return False
+
+    def stop(self) -> None:
+        """Release everything this target started or opened (idempotent)."""

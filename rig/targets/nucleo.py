@@ -1,0 +1,64 @@
+"""A real NUCLEO-F767ZI on this host: ST-LINK by probe UID, virtual COM port by USB serial.
+
+The ST-LINK/V2-1 on a NUCLEO exposes its debug interface and its virtual COM port under
+one USB serial number, which is also the probe's unique ID in pyOCD. Matching both by that
+number is what keeps the rig from flashing one board while listening to another when two
+are plugged in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rig.errors import TargetError
+from rig.targets.base import Target
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    device: str
+    serial_number: str | None
+    description: str
+
+
+def list_serial_ports() -> list[PortInfo]:
+    from serial.tools import list_ports
+
+    return [PortInfo(p.device, p.serial_number, p.description or "") for p in list_ports.comports()]
+
+
+def find_vcp(usb_serial: str, ports: list[PortInfo] | None = None) -> str:
+    """The serial device whose USB serial number is ``usb_serial`` (exact, case-insensitive)."""
+    ports = list_serial_ports() if ports is None else ports
+    matches = [p for p in ports if p.serial_number and p.serial_number.lower() == usb_serial.lower()]
+    if len(matches) == 1:
+        return matches[0].device
+    listing = ", ".join(f"{p.device} (serial {p.serial_number or '-'})" for p in ports) or "none"
+    if not matches:
+        raise TargetError(f"no serial port belongs to the ST-LINK with USB serial {usb_serial}; ports: {listing}",
+                          hint="check the USB cable, or pass --serial-port explicitly")
+    raise TargetError(f"several serial ports match USB serial {usb_serial}: {listing}",
+                      hint="pass --serial-port explicitly")
+
+
+class NucleoTarget(Target):
+    """A NUCLEO-F767ZI reached through its ST-LINK and the lab network."""
+
+    def stop(self) -> None:
+        """Nothing to release: the probe and console are closed by their owners."""
+
+
+def nucleo_target(*, probe_uid: str | None, serial_port: str | None, usb_serial: str | None,
+                  ota_bind: tuple[str, int]) -> NucleoTarget:
+    """Resolve a NUCLEO from the options and the board file.
+
+    ``probe_uid`` is required (the rig never guesses which board to flash when several
+    could be connected); the console is ``serial_port`` if given, else the port whose USB
+    serial is ``usb_serial`` or, failing that, the probe UID.
+    """
+    if not probe_uid:
+        raise TargetError("--board nucleo needs the ST-LINK unique ID",
+                          hint="pass --probe-uid (see `pyocd list`) or set targets.nucleo.probe_uid "
+                               "in the board file")
+    port = serial_port or find_vcp(usb_serial or probe_uid)
+    return NucleoTarget(kind="nucleo", probe_uid=probe_uid, serial_port=port, ota_bind=ota_bind,
+                        info={"probe_uid": probe_uid, "serial": port})

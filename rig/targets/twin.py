@@ -1,0 +1,171 @@
+"""Start a virtual NUCLEO-F767ZI (``python -m twin``) and describe it as a Target.
+
+This is the only place the rig knows it talks to a twin: it starts the process, reads the
+one JSON line the twin prints when ready, and from then on uses the probe address, the PTY
+and TCP exactly as it would with hardware. Lab-equipment actions (power, faults) go over
+the twin's control socket, the way a lab would use a relay or a button pusher.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from rig.errors import TargetError
+from rig.targets.base import Target
+
+START_TIMEOUT = 30.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host``."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class ControlClient:
+    """JSON-lines client for the twin's control interface."""
+
+    def __init__(self, address: str, timeout: float = 30.0) -> None:
+        host, _, port = address.rpartition(":")
+        self._addr = (host, int(port))
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._rfile = None
+
+    def _connect(self) -> None:
+        self._sock = socket.create_connection(self._addr, timeout=self._timeout)
+        self._rfile = self._sock.makefile("rb")
+
+    def call(self, cmd: str, **args: object) -> dict[str, object]:
+        with self._lock:
+            if self._sock is None:
+                self._connect()
+            assert self._sock is not None and self._rfile is not None
+            self._sock.sendall((json.dumps({"cmd": cmd, **args}) + "\n").encode())
+            line = self._rfile.readline()
+            if not line:
+                self.close()
+                raise TargetError(f"the twin's control interface closed while answering {cmd!r}")
+            reply = json.loads(line)
+            if not reply.get("ok", False):
+                raise TargetError(f"twin control {cmd!r} failed: {reply.get('error', reply)}")
+            return reply
+
+    def close(self) -> None:
+        if self._rfile is not None:
+            self._rfile.close()
+            self._rfile = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+class TwinTarget(Target):
+    """A running twin process."""
+
+    def __init__(self, *, proc: subprocess.Popen, announce: dict, ota_bind: tuple[str, int],
+                 log_path: Path | None) -> None:
+        super().__init__(kind="twin", probe_uid=str(announce["probe"]), serial_port=str(announce["serial"]),
+                         ota_bind=ota_bind, info={"pid": proc.pid, **announce,
+                                                  "log": str(log_path) if log_path else None})
+        self.proc = proc
+        self.log_path = log_path
+        ctl = announce.get("control")
+        self._control = ControlClient(str(ctl)) if ctl else None
+
+    @property
+    def has_control(self) -> bool:
+        return self._control is not None
+
+    def control(self, cmd: str, **args: object) -> dict[str, object]:
+        if self._control is None:
+            raise TargetError("this twin announced no control interface")
+        return self._control.call(cmd, **args)
+
+    def power_cycle(self) -> None:
+        self.control("power_cycle")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._control is not None:
+            self._control.close()
+        proc = self.proc
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def start_twin(*, forward: Sequence[tuple[str, int]] = (), ota_lan: tuple[str, int] | None = None,
+               extra_args: Sequence[str] = (), log_path: Path | None = None,
+               timeout: float = START_TIMEOUT) -> TwinTarget:
+    """Start one twin. ``ota_lan`` is the address the firmware dials (board file, e.g.
+    192.168.1.10:5000); a free loopback port is chosen for the host OTA server and the twin
+    forwards ``ota_lan`` to it."""
+    ota_port = free_port()
+    args = [sys.executable, "-m", "twin"]
+    fwd = list(forward)
+    if ota_lan is not None:
+        args += ["--forward", f"{ota_lan[0]}:{ota_lan[1]}=127.0.0.1:{ota_port}"]
+    for lan_host, lan_port in fwd:
+        args += ["--forward", f"{lan_host}:{lan_port}=127.0.0.1:{free_port()}"]
+    args += list(extra_args)
+    stderr = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                env=env, cwd=str(Path(__file__).resolve().parents[2]))
+    finally:
+        if log_path:
+            stderr.close()
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    while time.monotonic() < deadline and not line.endswith(b"\n"):
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            line += chunk
+        elif proc.poll() is not None:
+            break
+    if not line.endswith(b"\n"):
+        code = proc.poll()
+        if code is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        tail = log_path.read_text(errors="replace")[-2000:] if log_path and log_path.exists() else ""
+        raise TargetError(f"the twin did not announce itself within {timeout:.0f} s "
+                          f"(exit code {code}); command: {' '.join(args)}\n{tail}",
+                          hint="run the command by hand to see its error")
+    try:
+        announce = json.loads(line.decode().splitlines()[0])
+    except (ValueError, IndexError) as exc:
+        proc.kill()
+        proc.wait(timeout=5)
+        raise TargetError(f"the twin printed an unreadable start-up line: {line[:200]!r}") from exc
+    return TwinTarget(proc=proc, announce=announce, ota_bind=("127.0.0.1", ota_port), log_path=log_path)
