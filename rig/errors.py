@@ -62,3 +62,22 @@ class OtaError(RigError):
     def __init__(self, message: str, *, reason: str = "error", hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
+
+
+#: The phases of one OTA test, in pipeline order. A failure names the first broken one.
+PHASES = ("flash", "boot", "transfer", "write", "copy", "jump", "app")
+
+
+class PhaseFailure(RigError):
+    """A HIL scenario failed in ``phase``; ``evidence`` holds what the report shows.
+
+    ``str()`` starts with the phase so a one-line pytest summary already says where it broke,
+    e.g. ``[copy] app slot differs from the image: sector 6 was programmed without an erase``.
+    """
+
+    def __init__(self, phase: str, message: str, *, evidence: object = None, hint: str | None = None) -> None:
+        if phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}")
+        super().__init__(f"[{phase}] {message}", hint=hint)
+        self.phase = phase
+        self.evidence = evidence
