@@ -1,0 +1,63 @@
+/*
+ * board.h - the small board layer every firmware image here links (bootloader, apps,
+ * firmware/progs/<name>). NUCLEO-F767ZI wiring, reset clock (HSI 16 MHz, no PLL).
+ *
+ *   USART3 115200 8N1 on PD8 (TX) / PD9 (RX)   = the ST-LINK virtual COM port
+ *   LD1 green PB0, LD2 blue PB7, LD3 red PB14   (active high)
+ *   time base: DWT CYCCNT at the core clock     (counted in virtual time on the twin)
+ *
+ * Every wait on a hardware flag has a timeout; nothing here needs interrupts.
+ */
+#ifndef BOARD_H
+#define BOARD_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "fwlib.h"
+
+#define BOARD_CORE_HZ   16000000u  /* HSI reset clock; the firmware never starts the PLL */
+#define BOARD_UART_BAUD 115200u
+
+/* Clocks for GPIOB/GPIOD/USART3, LEDs as outputs (off), USART3 at 115200, DWT CYCCNT on. */
+void board_init(void);
+/* Undo board_init for a jump: drain and disable USART3, reset it, clocks off, pins back to
+   their reset mode, LEDs off. The DWT keeps counting. */
+void board_deinit(void);
+
+/* USART3. putc drops the byte if TXE never comes (10 ms timeout). */
+void uart3_putc(char c);
+void uart3_write(const void *buf, uint32_t len);
+void uart3_puts(const char *s);
+/* Next received byte 0..255, or -1 if none arrived within timeout_ms. */
+int  uart3_getc(uint32_t timeout_ms);
+/* Wait until the last byte has left the shift register (TC), at most timeout_ms. */
+void uart3_flush(uint32_t timeout_ms);
+
+/* printf to USART3: %d %i %u %x %X %c %s %p %%, 'l' and 'z' modifiers, width, '0' and '-'
+   flags. "\n" is sent as "\r\n". At most 192 characters per call. */
+void board_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Milliseconds since board_init (wraps after 49 days). Call at least every 268 s so the
+   32-bit CYCCNT (16 MHz) cannot wrap twice unseen. */
+uint32_t board_millis(void);
+uint32_t board_cycles(void);
+void delay_ms(uint32_t ms);
+
+/* LEDs: n = 1 (LD1 green PB0), 2 (LD2 blue PB7), 3 (LD3 red PB14). */
+void led_set(unsigned n, int on);
+void led_toggle(unsigned n);
+
+/* Core state captured by the startup code at the very first instruction of Reset_Handler,
+   before anything touched the stack: what the previous stage (bootloader) left behind. */
+extern volatile uint32_t g_entry_msp;
+extern volatile uint32_t g_entry_primask;
+extern volatile uint32_t g_entry_ipsr;
+extern volatile uint32_t g_entry_control;
+
+/* Called by the default exception handler: prints the exception number on USART3
+   ("UNHANDLED EXCEPTION <n>") and parks the core with LD3 on. Programs may override it
+   (it is weak). */
+void board_unhandled_exception(uint32_t ipsr);
+
+#endif /* BOARD_H */
