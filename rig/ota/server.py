@@ -1,0 +1,370 @@
+"""The host OTA server: serves one configured image to one board session at a time.
+
+Example::
+
+    with OtaServer(Path("app.bin").read_bytes(), port=5000, policy="split-tokens",
+                   max_size=board.app_slot_size) as srv:
+        board.reset()
+        result = srv.wait_session(timeout=30)
+        assert result.outcome == "ack", result.to_text()
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import queue
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rig.errors import ConfigError, OtaError
+from rig.ota.link import ProgressFn, Session, SessionEnd, Timeouts
+from rig.ota.policy import LinkPolicy, parse_policy
+from rig.ota.protocol import Protocol, ThreadProtocol
+from rig.ota.transcript import SessionResult, Transcript
+
+LOG = logging.getLogger(__name__)
+
+#: sent to a client refused because a session is already running (then closed)
+BUSY_MESSAGE = b"BUSY\n"
+_JOIN = 5.0
+
+
+class OtaServer:
+    """Serve ``image`` over TCP to a board, through a link policy.
+
+    Args:
+        image: the image bytes (or a path to a .bin). Only this image is ever served.
+        bind: address to listen on. Loopback by default; a lab address must be given
+            explicitly; ``""``/``0.0.0.0``/``::`` (all interfaces) is refused.
+        port: TCP port (0 = a free one; see ``address``). SO_REUSEADDR is set.
+        policy: a spec string, a :class:`LinkPolicy`, or a sequence of them (session i uses
+            item i, the last one repeats; e.g. ``["drop-at:byte=4096", "natural"]``).
+        protocol: the protocol (default :class:`ThreadProtocol` with ``crc``).
+        crc: announce FILE_CRC (default protocol only).
+        max_size: the board's slot size; a larger image is refused before serving.
+        timeouts: a :class:`Timeouts`.
+        allow: if given, only these peer IP addresses may connect.
+        capture: directory for one pcap per session (None: no capture).
+        capture_iface: interface to sniff (default: the one owning ``bind``).
+        on_progress: ``fn(phase, data_sent, data_total)`` called from the server thread.
+        on_session: ``fn(result)`` called when a session ends.
+
+    Raises:
+        OtaError: image empty or larger than ``max_size``.
+        ConfigError: bad bind address, policy or option.
+    """
+
+    def __init__(self, image: bytes | str | Path, *, bind: str = "127.0.0.1", port: int = 0,
+                 policy: str | LinkPolicy | Sequence[str | LinkPolicy] | None = None,
+                 protocol: Protocol | None = None, crc: bool = True, max_size: int | None = None,
+                 timeouts: Timeouts | None = None, allow: Sequence[str] | None = None,
+                 capture: str | Path | None = None, capture_iface: str | None = None,
+                 on_progress: ProgressFn | None = None,
+                 on_session: Callable[[SessionResult], None] | None = None) -> None:
+        if isinstance(image, (str, Path)):
+            try:
+                image = Path(image).read_bytes()
+            except OSError as exc:
+                raise OtaError(f"cannot read image {image}: {exc.strerror}", reason="image",
+                               hint="pass the path of the application .bin") from None
+        self.image = bytes(image)
+        if not self.image:
+            raise OtaError("the image is empty; FILE_SIZE must be >= 1", reason="image",
+                           hint="build the application .bin first")
+        if max_size is not None and len(self.image) > max_size:
+            raise OtaError(f"image is {len(self.image)} bytes, larger than the board's slot "
+                           f"({max_size} bytes, {len(self.image) - max_size} too many)",
+                           reason="too_large", hint="shrink the application or serve it to a "
+                           "board with a larger app slot (boards/*.yaml regions)")
+        self.max_size = max_size
+        self.bind = _check_bind(bind)
+        self.port = int(port)
+        self.protocol = protocol or ThreadProtocol(crc=crc)
+        specs = [policy] if policy is None or isinstance(policy, (str, LinkPolicy)) else list(policy)
+        if not specs:
+            raise ConfigError("empty policy list", source="policy", hint="pass at least one policy")
+        self.policies = [parse_policy(p) for p in specs]
+        for p in self.policies:
+            p.validate(len(self.image), crc=bool(getattr(self.protocol, "crc", False)))
+        self.timeouts = timeouts or Timeouts()
+        self.allow = {str(ipaddress.ip_address(a)) for a in allow} if allow else None
+        self.capture_dir = Path(capture) if capture is not None else None
+        self.capture_iface = capture_iface
+        self.capture_error: str | None = None
+        self.on_progress = on_progress
+        self.on_session = on_session
+        self.results: list[SessionResult] = []
+        self.refused: list[str] = []
+        self._results: queue.Queue[SessionResult] = queue.Queue()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._lsock: socket.socket | None = None
+        self._conn: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._session_thread: threading.Thread | None = None
+        self._session_started = threading.Event()
+        self._current: Transcript | None = None
+        self._current_refused: list[str] = []
+        self._sniffer = None
+        self._count = 0
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` the server listens on (after ``start``)."""
+        if self._lsock is None:
+            raise OtaError("server not started", reason="state", hint="use `with OtaServer(...)` or call start()")
+        host, port = self._lsock.getsockname()[:2]
+        return host, port
+
+    def start(self) -> "OtaServer":
+        """Bind, listen and start the accept thread (and the sniffer if capture is on)."""
+        if self._lsock is not None:
+            return self
+        family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
+        lsock = socket.socket(family, socket.SOCK_STREAM)
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            lsock.bind((self.bind, self.port))
+        except OSError as exc:
+            lsock.close()
+            raise OtaError(f"cannot listen on {self.bind}:{self.port}: {exc.strerror}", reason="bind",
+                           hint="another OTA server (or process) uses that port: stop it, or pass "
+                                "port=0 for a free one; a lab address must belong to this host") from None
+        lsock.listen(4)
+        lsock.setblocking(False)
+        self._lsock = lsock
+        if self.capture_dir is not None:
+            self._start_capture()
+        self._accept_thread = threading.Thread(target=self._accept_loop, name=f"ota-accept-{self.address[1]}",
+                                               daemon=True)
+        self._accept_thread.start()
+        LOG.info("OTA server on %s:%d policy=%s", *self.address, self.policies[0].describe())
+        return self
+
+    def close(self) -> None:
+        """Stop serving: close the listener and any session, join threads (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in (self._accept_thread, self._session_thread):
+            if t is not None and t is not threading.current_thread():
+                t.join(_JOIN)
+        if self._lsock is not None:
+            self._lsock.close()
+        if self._sniffer is not None:
+            self._sniffer.stop()
+            self._rewrite_pcaps()
+
+    def __enter__(self) -> "OtaServer":
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ results
+    def wait_session(self, timeout: float | None = None) -> SessionResult:
+        """Wait for the next finished session.
+
+        Args:
+            timeout: seconds for a board to connect (default ``timeouts.connect``). Once
+                connected, the session itself is bounded by its own timeouts.
+
+        Returns:
+            The SessionResult; ``outcome="timeout", phase="connect"`` if no board connected.
+        """
+        if self._lsock is None:
+            raise OtaError("server not started", reason="state", hint="use `with OtaServer(...)`")
+        timeout = self.timeouts.connect if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._results.get(timeout=0.05)
+            except queue.Empty:
+                pass
+            if self._session_started.is_set() or self._session_running():
+                continue
+            if self._closed:
+                return self._no_session("the server was closed before a board connected")
+            if time.monotonic() >= deadline:
+                host, port = self.address
+                return self._no_session(f"no board connected to {host}:{port} within {timeout:g} s "
+                                        "(is the board reset and configured for this server's address?)")
+
+    def _session_running(self) -> bool:
+        t = self._session_thread
+        return t is not None and t.is_alive()
+
+    def _no_session(self, reason: str) -> SessionResult:
+        tr = Transcript(policy=self._policy_for(self._count).describe(), protocol=self.protocol.describe(),
+                        image_size=len(self.image))
+        tr.error(reason)
+        return SessionResult("timeout", reason, "connect", 0, 0, 0.0, tr.policy, tr,
+                             refused=list(self._current_refused))
+
+    def _policy_for(self, index: int) -> LinkPolicy:
+        return self.policies[min(index, len(self.policies) - 1)]
+
+    # ------------------------------------------------------------------ threads
+    def _accept_loop(self) -> None:
+        import select
+        lsock = self._lsock
+        assert lsock is not None
+        while not self._stop.is_set():
+            try:
+                r, _, _ = select.select([lsock], [], [], 0.05)
+            except (OSError, ValueError):
+                return
+            if not r:
+                continue
+            try:
+                conn, peer = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                return
+            peer_s = f"{peer[0]}:{peer[1]}"
+            with self._lock:
+                busy = self._session_running() or self._session_started.is_set()
+                if self.allow is not None and peer[0] not in self.allow:
+                    self._refuse(conn, peer_s, f"peer {peer[0]} is not in the allow list")
+                    continue
+                if busy:
+                    self._refuse(conn, peer_s, "a session is already running (one board at a time)")
+                    continue
+                self._session_started.set()
+                self._current_refused = []
+                self._conn = conn
+                index = self._count
+                self._count += 1
+                self._session_thread = threading.Thread(target=self._run_session, args=(conn, peer, index),
+                                                        name=f"ota-session-{index}", daemon=True)
+                self._session_thread.start()
+
+    def _refuse(self, conn: socket.socket, peer: str, why: str) -> None:
+        msg = f"refused {peer}: {why}"
+        LOG.warning("OTA server %s", msg)
+        self.refused.append(peer)
+        self._current_refused.append(peer)
+        if self._current is not None:
+            self._current.note(msg)
+        try:
+            conn.setblocking(False)
+            conn.send(BUSY_MESSAGE)
+        except OSError:
+            pass
+        conn.close()
+
+    def _run_session(self, conn: socket.socket, peer: tuple, index: int) -> None:
+        policy = self._policy_for(index)
+        tr = Transcript(policy=policy.describe(), protocol=self.protocol.describe(), image_size=len(self.image))
+        tr.peer = f"{peer[0]}:{peer[1]}"
+        tr.note(f"board connected from {tr.peer}")
+        self._current = tr
+        session: Session | None = None
+        nack_reason = None
+        acked = 0
+        phase = "request"
+        try:
+            session = Session(conn, self.image, policy, tr, self.timeouts, self._stop,
+                              crc=bool(getattr(self.protocol, "crc", False)), progress=self.on_progress)
+            verdict = self.protocol.run(session)
+            outcome, reason, acked, nack_reason = (verdict.outcome, verdict.reason, verdict.acked,
+                                                   verdict.nack_reason)
+            phase = session.phase
+        except SessionEnd as end:
+            outcome, reason, nack_reason = end.outcome, end.reason, end.nack_reason
+            phase = end.phase or (session.phase if session else "request")
+        except Exception as exc:  # noqa: BLE001 - a protocol bug must not kill the server
+            LOG.exception("OTA session %d crashed", index)
+            outcome, reason = "error", f"internal error in protocol {self.protocol.name}: {exc!r}"
+            phase = session.phase if session else "request"
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        if outcome == "ack":
+            tr.note(f"outcome ack: {reason}")
+        else:
+            tr.error(f"outcome {outcome}: {reason}")
+        sent = session.data_sent if session else 0
+        duration = tr.now()
+        result = SessionResult(outcome, reason, phase, sent, acked, duration, policy.describe(), tr,
+                               peer=tr.peer, refused=list(self._current_refused), nack_reason=nack_reason,
+                               index=index)
+        if self._sniffer is not None:
+            result.pcap = self._write_pcap(result, peer[1])
+        with self._lock:
+            self._current = None
+            self._conn = None
+            self.results.append(result)
+            self._results.put(result)
+            self._session_started.clear()
+        if self.on_progress:
+            self.on_progress("end", sent, len(session.offer.data) if session else len(self.image))
+        if self.on_session:
+            try:
+                self.on_session(result)
+            except Exception:  # noqa: BLE001
+                LOG.exception("on_session callback failed")
+
+    # ------------------------------------------------------------------ capture
+    def _start_capture(self) -> None:
+        from rig.capture import CaptureUnavailable, Sniffer, iface_for_address
+        try:
+            iface = self.capture_iface or iface_for_address(self.bind)
+            self._sniffer = Sniffer(self.address[1], iface).start()
+        except CaptureUnavailable as exc:
+            self.capture_error = str(exc)
+            self._sniffer = None
+            LOG.warning("OTA capture off: %s", exc)
+
+    def _pcap_path(self, index: int, client_port: int) -> Path:
+        assert self.capture_dir is not None
+        return self.capture_dir / f"ota-{self.address[1]}-session{index}-{client_port}.pcap"
+
+    def _write_pcap(self, result: SessionResult, client_port: int) -> str | None:
+        from rig.capture import wait_quiet
+        try:
+            wait_quiet(self._sniffer, client_port, settle=0.05, timeout=1.0)  # type: ignore[arg-type]
+            return str(self._sniffer.write(self._pcap_path(result.index, client_port), client_port))  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - capture problems never fail the session
+            result.transcript.note(f"capture not written: {exc}")
+            return None
+
+    def _rewrite_pcaps(self) -> None:
+        for r in self.results:
+            if r.pcap and r.peer:
+                try:
+                    self._sniffer.write(r.pcap, int(r.peer.rsplit(":", 1)[1]))  # type: ignore[union-attr]
+                except Exception:  # noqa: BLE001
+                    pass
+
+
+def _check_bind(bind: str) -> str:
+    if bind in ("", "0.0.0.0", "::", "*"):
+        raise ConfigError(f"refusing to listen on all interfaces ({bind!r})", source="bind",
+                          hint="bind 127.0.0.1 (twin) or the lab interface's own address, e.g. 192.168.1.10")
+    try:
+        return str(ipaddress.ip_address(bind))
+    except ValueError:
+        if bind == "localhost":
+            return "127.0.0.1"
+        raise ConfigError(f"bind address {bind!r} is not an IP address", source="bind",
+                          hint="pass the numeric address of the lab interface, e.g. 192.168.1.10") from None
