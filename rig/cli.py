@@ -1,0 +1,111 @@
+"""The ``rig`` command line.
+
+Subcommands: ``rig diff`` (compare a flash readback with an image and diagnose) and, when
+the OTA package provides it, ``rig ota`` (registered by ``rig.ota.cli.register``).
+Exit codes: 0 success / no difference, 1 differences found, 2 usage or configuration error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rig.errors import RigError
+
+EXIT_OK, EXIT_DIFF, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with code 2 and a one-line message (its default, made explicit)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _address(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an address: {text!r} (use e.g. 0x08040000)") from None
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"address out of 32-bit range: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with ``rig ota`` if ``rig.ota.cli`` exists."""
+    parser = _Parser(prog="rig", description="ota-rig: test OTA bootloaders on the STM32F767.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_diff(sub)
+    try:
+        ota_cli = importlib.import_module("rig.ota.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != "rig.ota.cli":
+            raise
+        parser.epilog = "rig ota: not available (rig/ota/cli.py is missing in this installation)"
+    else:
+        ota_cli.register(sub)
+    return parser
+
+
+def _add_diff(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("diff", help="compare a flash readback with the expected image and diagnose",
+                       description="Compare ACTUAL (a raw readback starting at --base) with EXPECTED "
+                                   "(.bin/.hex/.elf) and print the differences and their likely causes.")
+    p.add_argument("expected", type=Path, help="expected image (.bin needs --base; .hex/.elf carry it)")
+    p.add_argument("actual", type=Path, help="raw flash readback (.bin) starting at --base")
+    p.add_argument("--base", type=_address, help="address of the first byte of ACTUAL (and of a .bin EXPECTED)")
+    p.add_argument("--previous", type=Path, help="image flash held before the update (confirms never_erased)")
+    p.add_argument("--board", type=Path, help="board file (default: boards/stm32f767.yaml)")
+    p.add_argument("--bank-mode", choices=("single", "dual"), help="sector layout (default: the board's nDBANK)")
+    p.add_argument("--json", action="store_true", help="print JSON: ranges, sectors, diagnoses")
+    p.set_defaults(func=_cmd_diff)
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from rig.board import load_board
+    from rig.diff import analyze
+    from rig.image import load_image
+
+    spec = load_board(args.board)
+    expected = load_image(args.expected, base=args.base if args.expected.suffix.lower() == ".bin" else None)
+    base = args.base if args.base is not None else expected.base
+    actual = load_image(args.actual, base=base) if args.actual.suffix.lower() == ".bin" else None
+    if actual is None:
+        raise RigError(f"{args.actual}: the readback must be a raw .bin", hint="save the readback as .bin")
+    if base != expected.base:
+        raise RigError(f"--base 0x{base:08X} differs from the image base 0x{expected.base:08X}",
+                       hint="give the readback's start address, the same as the image's")
+    previous = load_image(args.previous, base=base).data if args.previous else None
+    dual = None if args.bank_mode is None else args.bank_mode == "dual"
+    layout = spec.layout(dual)
+    result = analyze(expected.data, actual.data, base, layout, previous=previous)
+    if args.json:
+        doc = result.to_dict()
+        doc.update(expected=str(args.expected), actual=str(args.actual), board=spec.source,
+                   bank_mode=layout.mode)
+        print(json.dumps(doc, indent=2))
+    else:
+        print(result.summary())
+    return EXIT_OK if result.ok else EXIT_DIFF
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rig`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except RigError as exc:
+        print(f"rig {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

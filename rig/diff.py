@@ -1,0 +1,620 @@
+"""Flash diff and diagnosis: what differs between expected bytes and a readback, and why.
+
+:func:`diff_bytes` gives coalesced mismatch ranges, a per-sector table and totals.
+:func:`diagnose` names the likely causes (kinds in :data:`KINDS`) with their evidence.
+:func:`analyze` does both and counts the differing bytes no diagnosis explains.
+Everything is vectorised with numpy (2 MiB with 1% scattered errors takes milliseconds)
+and has ``to_dict()`` for the JSON report and the pytest fixtures.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rig.board import FlashLayout
+    from rig.image import Image
+
+Buffer = Union[bytes, bytearray, memoryview, np.ndarray, "Image"]
+
+KINDS = ("never_erased", "erased_not_written", "shifted", "foreign_text", "bit_flips",
+         "sector_aligned", "region_touched")
+#: Protocol control tokens that must never appear in flash data (see docs/protocol.md).
+DEFAULT_TOKENS: tuple[bytes, ...] = (b"FILE_SIZE:", b"FILE_CRC:", b"OTA_UPDATE", b"OTA_DONE",
+                                     b"OTA_READY", b"REQ_FW", b"NACK:")
+#: Caps on per-item lists in results (the counts stay exact).
+MAX_LIST = 64
+MAX_RANGES_JSON = 1000
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def _num(n: int) -> str:
+    """Group digits with spaces: 41203 -> '41 203'."""
+    return f"{n:,}".replace(",", " ")
+
+
+def _as_array(buf: Buffer) -> np.ndarray:
+    data = getattr(buf, "data", buf) if not isinstance(buf, (bytes, bytearray, memoryview, np.ndarray)) else buf
+    if isinstance(data, np.ndarray):
+        return data.astype(np.uint8, copy=False).ravel()
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def _runs(mask: np.ndarray, gap: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) indices of runs of True, merging runs separated by <= gap False."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return idx, idx
+    brk = np.flatnonzero(np.diff(idx) > gap + 1)
+    starts = np.concatenate(([idx[0]], idx[brk + 1]))
+    ends = np.concatenate((idx[brk] + 1, [idx[-1] + 1]))
+    return starts, ends
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Range:
+    """A run of differing bytes."""
+
+    address: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        """First address after the range."""
+        return self.address + self.length
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-ready form."""
+        return {"address": self.address, "length": self.length, "end": self.end}
+
+
+@dataclass(frozen=True)
+class SectorDiff:
+    """Differences inside one sector (offsets relative to the sector base; None if no difference)."""
+
+    index: int
+    bank: int
+    base: int
+    size: int
+    compared: int
+    differing: int
+    first_offset: int | None
+    last_offset: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    """Byte comparison of expected vs actual from ``base`` over ``length`` bytes.
+
+    ``ranges`` is built on first use from numpy arrays, so a diff with many thousand
+    scattered ranges stays cheap until someone asks for them.
+    """
+
+    base: int
+    length: int
+    differing: int
+    range_starts: np.ndarray = field(repr=False, compare=False)
+    range_lengths: np.ndarray = field(repr=False, compare=False)
+    sectors: tuple[SectorDiff, ...]
+    bits_1_to_0: int
+    bits_0_to_1: int
+    erased: int
+    missing: int = 0
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def range_count(self) -> int:
+        """Number of coalesced mismatch ranges."""
+        return int(self.range_starts.size)
+
+    @property
+    def ranges(self) -> tuple[Range, ...]:
+        """Coalesced runs of differing bytes, in address order."""
+        if "ranges" not in self._cache:
+            self._cache["ranges"] = self.first_ranges(self.range_count)
+        return self._cache["ranges"]
+
+    def first_ranges(self, count: int) -> tuple[Range, ...]:
+        """The first ``count`` ranges."""
+        return tuple(Range(self.base + s, n) for s, n in
+                     zip(self.range_starts[:count].tolist(), self.range_lengths[:count].tolist()))
+
+    @property
+    def ok(self) -> bool:
+        """True if every byte matches and nothing is missing."""
+        return self.differing == 0 and self.missing == 0
+
+    def summary(self) -> str:
+        """One human sentence."""
+        span = f"0x{self.base:08X}..0x{self.base + self.length - 1:08X}" if self.length else f"0x{self.base:08X}"
+        if self.ok:
+            return f"{span}: all {_num(self.length)} bytes match"
+        text = f"{span}: {_num(self.differing)} of {_num(self.length)} bytes differ in {_num(self.range_count)} range(s)"
+        bad = [s.index for s in self.sectors if s.differing]
+        if bad:
+            text += f", sector(s) {_span_text(bad)}"
+        if self.missing:
+            text += f"; the readback is {_num(self.missing)} bytes short"
+        return text
+
+    def to_dict(self, max_ranges: int = MAX_RANGES_JSON) -> dict[str, Any]:
+        """JSON-ready form; at most ``max_ranges`` ranges (``ranges_total`` has the count)."""
+        return {
+            "ok": self.ok, "base": self.base, "length": self.length, "differing": self.differing,
+            "missing": self.missing, "bits_1_to_0": self.bits_1_to_0, "bits_0_to_1": self.bits_0_to_1,
+            "erased": self.erased, "ranges_total": self.range_count,
+            "ranges": [r.to_dict() for r in self.first_ranges(max_ranges)],
+            "sectors": [s.to_dict() for s in self.sectors],
+        }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A likely cause: ``kind`` (one of :data:`KINDS`), where, a human ``detail`` and the ``evidence``."""
+
+    kind: str
+    address: int
+    length: int
+    detail: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One human sentence."""
+        return self.detail
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"kind": self.kind, "address": self.address, "length": self.length,
+                "detail": self.detail, "evidence": self.evidence}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """:func:`diff_bytes` plus :func:`diagnose`; ``unexplained`` counts differing bytes no diagnosis covers."""
+
+    diff: DiffResult
+    diagnoses: tuple[Diagnosis, ...]
+    unexplained: int
+
+    @property
+    def ok(self) -> bool:
+        """True if the bytes match."""
+        return self.diff.ok
+
+    def kinds(self) -> list[str]:
+        """Diagnosis kinds found, in order, without repeats."""
+        return list(dict.fromkeys(d.kind for d in self.diagnoses))
+
+    def summary(self) -> str:
+        """The diff sentence, then one sentence per diagnosis."""
+        lines = [self.diff.summary()]
+        lines += [f"- {d.kind}: {d.summary()}" for d in self.diagnoses]
+        if self.unexplained:
+            lines.append(f"- {_num(self.unexplained)} differing byte(s) not explained by any diagnosis")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the diff keys plus ``diagnoses`` and ``unexplained``."""
+        d = self.diff.to_dict()
+        d["diagnoses"] = [x.to_dict() for x in self.diagnoses]
+        d["unexplained"] = self.unexplained
+        return d
+
+
+def _span_text(indices: Sequence[int]) -> str:
+    parts: list[str] = []
+    for i in indices:
+        if parts and isinstance(parts[-1], str) and parts[-1].split("-")[-1] == str(i - 1):
+            head = parts[-1].split("-")[0]
+            parts[-1] = f"{head}-{i}"
+        else:
+            parts.append(str(i))
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def _prepare(expected: Buffer, actual: Buffer) -> tuple[np.ndarray, np.ndarray, int]:
+    a, b = _as_array(expected), _as_array(actual)
+    n = min(a.size, b.size)
+    return a[:n], b[:n], a.size - n
+
+
+def diff_bytes(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout | None = None,
+               regions: Iterable[str] | None = None) -> DiffResult:
+    """Compare ``actual`` with ``expected``, both starting at address ``base``.
+
+    Bytes beyond ``len(expected)`` in ``actual`` are ignored; if ``actual`` is shorter the
+    shortfall is reported as ``missing``. With a ``layout`` the result has a per-sector table;
+    ``regions`` (names in ``layout.regions``) restricts the comparison to those regions.
+    """
+    a, b, missing = _prepare(expected, actual)
+    if regions is not None and layout is not None:
+        keep = np.zeros(a.size, dtype=bool)
+        for name in regions:
+            reg = layout.regions[name]
+            lo, hi = max(reg.base - base, 0), min(reg.end - base, a.size)
+            if hi > lo:
+                keep[lo:hi] = True
+        neq = (a != b) & keep
+    else:
+        neq = a != b
+    return _diff_from_mask(a, b, neq, base, layout, missing)
+
+
+def _diff_from_mask(a: np.ndarray, b: np.ndarray, neq: np.ndarray, base: int,
+                    layout: FlashLayout | None, missing: int) -> DiffResult:
+    idx = np.flatnonzero(neq)
+    starts, ends = _runs(neq)
+    x = a[idx] ^ b[idx]
+    bits_10 = int(_POPCOUNT[x & a[idx]].sum())
+    bits_01 = int(_POPCOUNT[x & b[idx]].sum())
+    erased = int(np.count_nonzero(b[idx] == 0xFF))
+    sectors = _sector_table(idx, base, a.size, layout) if layout is not None else ()
+    return DiffResult(base, int(a.size), int(idx.size), starts, ends - starts, sectors, bits_10, bits_01,
+                      erased, missing)
+
+
+def _sector_table(idx: np.ndarray, base: int, n: int, layout: FlashLayout) -> tuple[SectorDiff, ...]:
+    out = []
+    addrs = idx + base
+    for sec in layout.sectors:
+        lo, hi = max(sec.base, base), min(sec.end, base + n)
+        if hi <= lo:
+            continue
+        i0, i1 = np.searchsorted(addrs, [sec.base, sec.end])
+        cnt = int(i1 - i0)
+        first = int(addrs[i0] - sec.base) if cnt else None
+        last = int(addrs[i1 - 1] - sec.base) if cnt else None
+        out.append(SectorDiff(sec.index, sec.bank, sec.base, sec.size, hi - lo, cnt, first, last))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- diagnosis
+
+
+class _State:
+    """Arrays shared by the detectors."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, base: int, layout: FlashLayout | None,
+                 previous: np.ndarray | None) -> None:
+        self.a, self.b, self.base, self.layout = a, b, base, layout
+        self.n = a.size
+        self.neq = a != b
+        self.explained = np.zeros(self.n, dtype=bool)
+        self.prev = previous
+        self._a_bytes: bytes | None = None
+
+    @property
+    def a_bytes(self) -> bytes:
+        if self._a_bytes is None:
+            self._a_bytes = self.a.tobytes()
+        return self._a_bytes
+
+    def open_mask(self) -> np.ndarray:
+        return self.neq & ~self.explained
+
+    def where(self, offset: int) -> str:
+        addr = self.base + offset
+        if self.layout is not None and self.layout.base <= addr < self.layout.end:
+            return f"0x{addr:08X} (sector {self.layout.locate(addr).sector})"
+        return f"0x{addr:08X}"
+
+
+def diagnose(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout | None = None,
+             previous: Buffer | None = None, tokens: Sequence[bytes] = DEFAULT_TOKENS,
+             writable: Sequence[tuple[int, int]] | None = None) -> list[Diagnosis]:
+    """Name the likely causes of the differences between ``expected`` and ``actual``.
+
+    Args:
+        expected: the bytes flash should hold from ``base``.
+        actual: the readback from ``base``.
+        layout: sector table (and OTA regions) for sector-level findings.
+        previous: what flash held before the update; confirms ``never_erased``.
+        tokens: protocol control tokens to look for in the data (``foreign_text``).
+        writable: ``(address, size)`` ranges an OTA may change; default: the layout's
+            OTA-writable regions. Differences elsewhere give ``region_touched``.
+    """
+    return list(_diagnose(expected, actual, base, layout, previous, tokens, writable)[0])
+
+
+def analyze(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout | None = None,
+            previous: Buffer | None = None, tokens: Sequence[bytes] = DEFAULT_TOKENS,
+            writable: Sequence[tuple[int, int]] | None = None) -> Analysis:
+    """:func:`diff_bytes` and :func:`diagnose` in one pass."""
+    diags, st, missing = _diagnose(expected, actual, base, layout, previous, tokens, writable)
+    diff = _diff_from_mask(st.a, st.b, st.neq, base, layout, missing)
+    unexplained = int(np.count_nonzero(st.open_mask()))
+    return Analysis(diff, tuple(diags), unexplained)
+
+
+def _diagnose(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout | None,
+              previous: Buffer | None, tokens: Sequence[bytes],
+              writable: Sequence[tuple[int, int]] | None) -> tuple[list[Diagnosis], _State, int]:
+    a, b, missing = _prepare(expected, actual)
+    prev = None
+    if previous is not None:
+        p = _as_array(previous)
+        prev = np.full(a.size, 0xFF, dtype=np.uint8)
+        prev[: min(p.size, a.size)] = p[: a.size]
+    st = _State(a, b, base, layout, prev)
+    out: list[Diagnosis] = []
+    if not st.neq.any():
+        return out, st, missing
+    out += _foreign_text(st, tokens)
+    out += _shifted(st)
+    out += _erased_not_written(st)
+    out += _never_erased(st)
+    out += _bit_flips(st)
+    out += _sector_aligned(st)
+    out += _region_touched(st, writable)
+    return out, st, missing
+
+
+def _foreign_text(st: _State, tokens: Sequence[bytes]) -> list[Diagnosis]:
+    toks = [t for t in tokens if t]
+    if not toks:
+        return []
+    pattern = re.compile(b"|".join(re.escape(t) for t in sorted(toks, key=len, reverse=True)))
+    actual = st.b.tobytes()
+    expected = st.a_bytes
+    hits: dict[bytes, list[int]] = {}
+    for m in pattern.finditer(actual):
+        p, tok = m.start(), m.group()
+        if expected[p: p + len(tok)] != tok:
+            hits.setdefault(tok, []).append(p)
+            st.explained[p: p + len(tok)] = True
+    out = []
+    for tok, offs in hits.items():
+        text = tok.decode("ascii", "replace")
+        out.append(Diagnosis(
+            "foreign_text", st.base + offs[0], len(tok),
+            f"protocol token {text!r} found {len(offs)} time(s) inside the flash data, first at "
+            f"{st.where(offs[0])}: a control message was stored as image data",
+            {"token": text, "count": len(offs), "addresses": [st.base + o for o in offs[:MAX_LIST]]}))
+    return out
+
+
+_WINDOW = 32
+_MAX_SHIFT = 64 * 1024
+_BLOCK = 256
+
+
+def _find_shift(st: _State, s: int, e: int) -> tuple[int, int] | None:
+    """Find the displacement k (actual[j] == expected[j+k]) near cluster [s, e); returns (k, probe)."""
+    a_bytes = st.a_bytes
+    for p in range(s, min(e, s + 4 * 64) - _WINDOW + 1, 64):
+        win = st.b[p: p + _WINDOW]
+        if np.count_nonzero(win != win[0]) < 4:
+            continue  # too uniform to locate
+        needle = win.tobytes()
+        lo, hi = max(0, p - _MAX_SHIFT), min(st.n, p + _MAX_SHIFT + _WINDOW)
+        best: int | None = None
+        pos = a_bytes.find(needle, lo, hi)
+        tries = 0
+        while pos != -1 and tries < 64:
+            k = pos - p
+            if k != 0 and (best is None or abs(k) < abs(best)):
+                best = k
+            pos = a_bytes.find(needle, pos + 1, hi)
+            tries += 1
+        if best is not None:
+            return best, p
+    return None
+
+
+def _shifted(st: _State) -> list[Diagnosis]:
+    starts, ends = _runs(st.open_mask(), gap=64)
+    cand = [(int(s), int(e)) for s, e in zip(starts, ends) if e - s >= 64][:32]
+    out: list[Diagnosis] = []
+    for s, e in cand:
+        if st.explained[s:e].mean() > 0.5:
+            continue
+        found = _find_shift(st, s, e)
+        if found is None:
+            continue
+        k, _ = found
+        j0, j1 = s, (st.n - k if k > 0 else st.n)
+        if j1 - j0 < _WINDOW:
+            continue
+        sm = st.b[j0:j1] == st.a[j0 + k: j1 + k]
+        eq = ~st.neq[j0:j1]
+        nb = (j1 - j0) // _BLOCK
+        end = j1
+        if nb:
+            smf = sm[: nb * _BLOCK].reshape(nb, _BLOCK).mean(axis=1)
+            eqf = eq[: nb * _BLOCK].reshape(nb, _BLOCK).mean(axis=1)
+            bad = np.flatnonzero((smf < 0.5) & (eqf < 0.9))
+            if bad.size:
+                end = j0 + int(bad[0]) * _BLOCK
+        sm_hits = np.flatnonzero(sm[: end - j0])
+        if sm_hits.size == 0:
+            continue
+        end = j0 + int(sm_hits[-1]) + 1
+        newly = st.neq[j0:end] & sm[: end - j0] & ~st.explained[j0:end]
+        count = int(np.count_nonzero(newly))
+        if count < _WINDOW:
+            continue
+        st.explained[j0:end] |= newly
+        what = (f"{_num(k)} byte(s) missing (a receive chunk lost)" if k > 0
+                else f"{_num(-k)} byte(s) extra (a chunk duplicated or foreign bytes inserted)")
+        out.append(Diagnosis(
+            "shifted", st.base + j0, end - j0,
+            f"from {st.where(j0)} on the data is displaced by {k:+d} bytes: {what}; "
+            f"{_num(count)} differing bytes match the expected data {abs(k)} bytes "
+            f"{'further on' if k > 0 else 'earlier'}",
+            {"shift": k, "offset": j0, "address": st.base + j0, "end": st.base + end,
+             "matched_bytes": count}))
+    return out
+
+
+def _erased_not_written(st: _State) -> list[Diagnosis]:
+    ff = st.b == 0xFF
+    er = st.open_mask() & ff
+    if not er.any():
+        return []
+    starts, ends = _runs(ff)
+    run_of = np.searchsorted(starts, np.flatnonzero(er), side="right") - 1
+    counts = np.bincount(run_of, minlength=starts.size)
+    keep = np.flatnonzero((counts >= 16) | ((ends == st.n) & (counts > 0)))
+    out = []
+    for i in keep[:MAX_LIST].tolist():
+        s, e, c = int(starts[i]), int(ends[i]), int(counts[i])
+        first_diff = s + int(np.argmax(er[s:e]))
+        to_end = e == st.n
+        st.explained[s:e] |= er[s:e]
+        tail = " to the end of the data (truncated transfer or copy)" if to_end else " (a block never written)"
+        out.append(Diagnosis(
+            "erased_not_written", st.base + first_diff, e - first_diff,
+            f"{_num(c)} byte(s) read back erased (0xFF) where data was expected, from {st.where(first_diff)}"
+            f"{tail}",
+            {"bytes": c, "run_start": st.base + s, "run_end": st.base + e, "to_end": to_end}))
+    return out
+
+
+def _groups(st: _State) -> list[tuple[str, int, int, int | None]]:
+    """(label, start, end, sector index) groups: sectors if a layout is known, else the whole span."""
+    if st.layout is None:
+        return [("the data", 0, st.n, None)]
+    out = []
+    for sec in st.layout.sectors:
+        lo, hi = max(sec.base - st.base, 0), min(sec.end - st.base, st.n)
+        if hi > lo:
+            out.append((f"sector {sec.index}", lo, hi, sec.index))
+    return out or [("the data", 0, st.n, None)]
+
+
+def _never_erased(st: _State) -> list[Diagnosis]:
+    open_ = st.open_mask()
+    cleared_only = (st.b & ~st.a) == 0
+    out = []
+    for label, lo, hi, sector in _groups(st):
+        m = open_[lo:hi]
+        cnt = int(np.count_nonzero(m))
+        if cnt < 8 or not bool(np.all(cleared_only[lo:hi][m])):
+            continue
+        confirmed = None
+        if st.prev is not None:
+            anded = st.a[lo:hi] & st.prev[lo:hi]
+            confirmed = bool(np.all(st.b[lo:hi][m] == anded[m]))
+        idx = np.flatnonzero(m)
+        first, last = lo + int(idx[0]), lo + int(idx[-1])
+        st.explained[lo:hi] |= m
+        how = ""
+        if confirmed is True:
+            how = " (confirmed: every differing byte equals expected AND previous)"
+        elif confirmed is False:
+            how = " (not the AND of expected and the given previous image)"
+        out.append(Diagnosis(
+            "never_erased", st.base + first, last - first + 1,
+            f"{label} was programmed without an erase: {_num(cnt)} bytes differ, only 1->0 changes{how}",
+            {"sector": sector, "bytes": cnt, "confirmed": confirmed}))
+    return out
+
+
+def _bit_flips(st: _State) -> list[Diagnosis]:
+    m = st.open_mask()
+    idx = np.flatnonzero(m)
+    if idx.size == 0:
+        return []
+    x = st.a[idx] ^ st.b[idx]
+    pc = _POPCOUNT[x]
+    single = float(np.mean(pc == 1))
+    starts, ends = _runs(m)
+    mean_run = float(np.mean(ends - starts))
+    if single < 0.75 or mean_run > 2.0:
+        return []
+    bits = int(pc.sum())
+    rate = bits / (st.n * 8)
+    st.explained |= m
+    return [Diagnosis(
+        "bit_flips", st.base + int(idx[0]), int(idx[-1] - idx[0] + 1),
+        f"{_num(int(idx.size))} scattered byte(s) with single-bit errors ({_num(bits)} bits, rate {rate:.2e} "
+        f"per bit) from {st.where(int(idx[0]))}: corruption on the link (e.g. SPI to the WiFi module)",
+        {"bytes": int(idx.size), "bits": bits, "rate": rate, "single_bit_fraction": single,
+         "bits_1_to_0": int(_POPCOUNT[x & st.a[idx]].sum()), "bits_0_to_1": int(_POPCOUNT[x & st.b[idx]].sum()),
+         "addresses": (idx[:MAX_LIST] + st.base).tolist()})]
+
+
+def _sector_aligned(st: _State) -> list[Diagnosis]:
+    if st.layout is None:
+        return []
+    idx = np.flatnonzero(st.neq) + st.base
+    rows = []
+    for sec in st.layout.sectors:
+        lo, hi = max(sec.base, st.base), min(sec.end, st.base + st.n)
+        if hi <= lo:
+            continue
+        i0, i1 = np.searchsorted(idx, [sec.base, sec.end])
+        rows.append((sec, lo, hi, int(i1 - i0), int(idx[i0]) if i1 > i0 else 0,
+                     int(idx[i1 - 1]) if i1 > i0 else 0))
+    out = []
+    i = 0
+    while i < len(rows):
+        if rows[i][3] == 0:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(rows) and rows[j + 1][3] > 0:
+            j += 1
+        first_sec, last_sec = rows[i], rows[j]
+        run_lo, run_hi = first_sec[1], last_sec[2]
+        total = sum(r[3] for r in rows[i:j + 1])
+        slack_lo = max(16, first_sec[0].size // 256)
+        slack_hi = max(16, last_sec[0].size // 256)
+        aligned = (first_sec[0].base >= st.base and first_sec[4] - first_sec[0].base < slack_lo
+                   and run_hi - 1 - last_sec[5] < slack_hi and total >= 0.05 * (run_hi - run_lo))
+        if aligned:
+            secs = [r[0].index for r in rows[i:j + 1]]
+            out.append(Diagnosis(
+                "sector_aligned", run_lo, run_hi - run_lo,
+                f"the mismatches start and end on sector boundaries: sector(s) {_span_text(secs)} "
+                f"(0x{run_lo:08X}..0x{run_hi - 1:08X}), {_num(total)} bytes differ — a whole-sector "
+                f"step (erase count, sector number, copy loop) went wrong",
+                {"sectors": secs, "bytes": total, "first": first_sec[4], "last": last_sec[5]}))
+        i = j + 1
+    return out
+
+
+def _region_touched(st: _State, writable: Sequence[tuple[int, int]] | None) -> list[Diagnosis]:
+    layout = st.layout
+    if writable is None:
+        if layout is None or not layout.regions:
+            return []
+        writable = [(r.base, r.size) for r in layout.regions.values() if r.ota_writable]
+    idx = np.flatnonzero(st.neq) + st.base
+    outside = np.ones(idx.size, dtype=bool)
+    for lo, size in writable:
+        outside &= ~((idx >= lo) & (idx < lo + size))
+    bad = idx[outside]
+    if bad.size == 0:
+        return []
+    groups: dict[str, list[int]] = {}
+    regions = list(layout.regions.values()) if layout is not None else []
+    names = np.full(bad.size, -1)
+    for k, reg in enumerate(regions):
+        names[(bad >= reg.base) & (bad < reg.end)] = k
+    out = []
+    for k in sorted(set(names.tolist())):
+        sel = bad[names == k]
+        label = regions[k].name if k >= 0 else "no region"
+        groups[label] = sel.tolist()
+        out.append(Diagnosis(
+            "region_touched", int(sel[0]), int(sel[-1] - sel[0] + 1),
+            f"{_num(int(sel.size))} byte(s) changed outside the OTA-writable regions, in {label} "
+            f"from 0x{int(sel[0]):08X}: the update wrote where it must not",
+            {"region": None if k < 0 else label, "bytes": int(sel.size),
+             "addresses": sel[:MAX_LIST].tolist()}))
+    return out
