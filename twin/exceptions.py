@@ -374,6 +374,7 @@ class ExceptionModel:
             self.pending.add(SVCALL)
         else:
             self.services.log("exceptions: SVC at or above its priority → HardFault")
+            self.hfsr |= HFSR_FORCED
             self._escalate_to_hard()
 
     def fault(self, kind: str, detail: object = None) -> None:

@@ -1,0 +1,196 @@
+"""Faults, escalation, lockup, SysTick timing and reproducibility on real execution."""
+from __future__ import annotations
+
+from periph_exc_harness import Board, assemble
+from periph_exc_programs import log_of, program
+
+SKIP_HANDLER = """
+.thumb_func
+{name}:
+    push {{r4, lr}}
+    mrs r0, ipsr
+    bl logit
+    ldr r0, =0xE000ED28       @ record CFSR, HFSR, BFAR
+    ldr r1, [r0]
+    ldr r2, [r0, #4]
+    ldr r3, [r0, #16]
+    ldr r0, =0x20001000
+    str r1, [r0]
+    str r2, [r0, #4]
+    str r3, [r0, #8]
+    ldr r0, =0xE000ED28       @ clear CFSR/HFSR (write 1 to clear)
+    ldr r1, [r0]
+    str r1, [r0]
+    ldr r1, [r0, #4]
+    str r1, [r0, #4]
+    pop {{r4, lr}}
+    mrs r0, msp               @ skip the faulting instruction: stacked PC += {step}
+    ldr r1, [r0, #24]
+    adds r1, #{step}
+    str r1, [r0, #24]
+    bx lr
+"""
+
+
+def test_undefined_instruction_escalates_to_hardfault_when_usagefault_disabled() -> None:
+    body = """
+    udf #0
+    movs r7, #1
+    """
+    b = Board(assemble(program(body, {3: "hard_h"}, SKIP_HANDLER.format(name="hard_h", step=2))))
+    assert b.run() == "bkpt"
+    assert log_of(b) == [3]
+    cfsr, hfsr = b.word(0x20001000), b.word(0x20001004)
+    assert cfsr & (1 << 16)                          # UNDEFINSTR
+    assert hfsr & (1 << 30)                          # FORCED
+    assert b.cpu.reg("r7") == 1                      # resumed after the UDF
+    assert b.model.cfsr == 0 and b.model.hfsr == 0   # W1C cleared them
+
+
+def test_usagefault_taken_when_enabled_in_shcsr() -> None:
+    body = """
+    ldr r0, =0xE000ED24
+    ldr r1, =0x00070000       @ MEMFAULTENA | BUSFAULTENA | USGFAULTENA
+    str r1, [r0]
+    udf #1
+    movs r7, #2
+    """
+    b = Board(assemble(program(body, {6: "usage_h"}, SKIP_HANDLER.format(name="usage_h", step=2))))
+    assert b.run() == "bkpt"
+    assert log_of(b) == [6]
+    assert b.word(0x20001000) & (1 << 16)
+    assert b.word(0x20001004) == 0
+    assert b.cpu.reg("r7") == 2
+
+
+def test_precise_busfault_records_bfar() -> None:
+    body = """
+    ldr r0, =0xE000ED24
+    ldr r1, =0x00020000
+    str r1, [r0]
+    ldr r0, =0x60000010
+    ldr r1, [r0]
+    movs r7, #3
+    """
+    b = Board(assemble(program(body, {5: "bus_h"}, SKIP_HANDLER.format(name="bus_h", step=2))))
+    assert b.run() == "bkpt"
+    assert log_of(b) == [5]
+    cfsr, _, bfar = (b.word(0x20001000 + 4 * i) for i in range(3))
+    assert cfsr & (1 << 9) and cfsr & (1 << 15)      # PRECISERR, BFARVALID
+    assert bfar == 0x60000010
+    assert b.cpu.reg("r7") == 3
+
+
+def test_fault_inside_hardfault_locks_up() -> None:
+    body = "udf #0"
+    extra = """
+.thumb_func
+hard_h:
+    udf #2
+"""
+    b = Board(assemble(program(body, {3: "hard_h"}, extra)))
+    assert b.run() == "lockup"
+    assert b.model.is_locked_up()
+    assert not b.model.wants_entry()
+    assert any("LOCKUP" in line for line in b.services.logs)
+    b.model.reset("system")
+    assert not b.model.is_locked_up()
+
+
+def test_bad_vector_thumb_bit_gives_invstate() -> None:
+    body = """
+    ldr r0, =0x20004000       @ table in RAM whose SVC vector lacks the Thumb bit
+    ldr r1, =0x08000000
+    movs r2, #16
+1:  ldr r3, [r1], #4
+    str r3, [r0], #4
+    subs r2, #1
+    bne 1b
+    ldr r0, =0x2000402C
+    ldr r1, =generic
+    bic r1, r1, #1
+    str r1, [r0]
+    ldr r0, =0xE000ED08
+    ldr r1, =0x20004000
+    str r1, [r0]
+    svc #0
+    """
+    extra = """
+.thumb_func
+hard_h:
+    ldr r0, =0xE000ED28
+    ldr r1, [r0]
+    ldr r0, =0x20001000
+    str r1, [r0]
+    bkpt #3
+"""
+    src = program(body, {3: "hard_h"}, extra)
+    b = Board(assemble(src))
+    assert b.run() == "bkpt"
+    assert b.word(0x20001000) & (1 << 17)            # INVSTATE
+
+
+def test_systick_fires_every_load_plus_one_cycles_and_counts_down() -> None:
+    body = """
+    ldr r0, =0xE000E010
+    ldr r1, =999
+    str r1, [r0, #4]          @ LOAD
+    movs r1, #0
+    str r1, [r0, #8]          @ VAL
+    movs r1, #7
+    str r1, [r0]              @ CTRL = ENABLE | TICKINT | CLKSOURCE
+    ldr r2, =0x20000000
+spin:
+    ldr r3, [r2]
+    cmp r3, #10               @ 5 SysTicks logged (entry + exit each)
+    blt spin
+    ldr r1, [r0]              @ CTRL read: COUNTFLAG
+    ldr r4, [r0, #8]          @ VAL
+    """
+    prog = assemble(program(body))
+
+    def run_once() -> list[tuple[int, int]]:
+        b = Board(prog)
+        b.model.keep_history = 100
+        assert b.run(max_instructions=20_000) == "bkpt"
+        assert b.cpu.reg("r1") & (1 << 16)
+        assert 0 <= b.cpu.reg("r4") <= 999
+        return b.model.history
+
+    first = run_once()
+    assert [exc for _, exc in first] == [15] * 5
+    times = [t for t, _ in first]
+    assert all(later - earlier == 1000 for earlier, later in zip(times, times[1:]))
+    assert run_once() == first                       # reproducible to the cycle
+
+
+def test_systick_counter_reads_and_countflag_clear_on_read() -> None:
+    b = Board(assemble(program("nop")))
+    st = b.model.systick
+    st.write(4, 4, 99)
+    st.write(0, 4, 5)                                # enabled, no interrupt, HCLK
+    b.services.advance(1)
+    assert st.read(8, 4) == 99
+    b.services.advance(50)
+    assert st.read(8, 4) == 49
+    b.services.advance(60)
+    assert st.read(0, 4) & (1 << 16)
+    assert not st.read(0, 4) & (1 << 16)             # cleared by the read
+    assert 15 not in b.model.pending                 # TICKINT=0
+    st.write(0, 4, 0)
+    frozen = st.read(8, 4)
+    b.services.advance(500)
+    assert st.read(8, 4) == frozen
+
+
+def test_sysresetreq_requests_software_system_reset() -> None:
+    body = """
+    ldr r0, =0xE000ED0C
+    ldr r1, =0x12340004       @ wrong key: ignored
+    str r1, [r0]
+    ldr r1, =0x05FA0004
+    str r1, [r0]
+    """
+    b = Board(assemble(program(body)))
+    assert b.run() == "bkpt"
+    assert b.services.resets == [("system", "software")]
