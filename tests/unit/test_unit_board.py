@@ -1,0 +1,209 @@
+"""Board file loading, both sector layouts, lookups and every kind of bad input."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rig.board import BoardSpec, JumpContract, default_board_path, load_board, parse_board
+from rig.errors import ConfigError
+
+K = 1024
+
+
+@pytest.fixture(scope="module")
+def spec() -> BoardSpec:
+    return load_board()
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    return yaml.safe_load(default_board_path().read_text())
+
+
+def write(tmp_path: Path, doc: Any, name: str = "board.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
+    return path
+
+
+def test_default_path_is_repo_board() -> None:
+    path = default_board_path()
+    assert path.name == "stm32f767.yaml" and path.parent.name == "boards" and path.is_file()
+
+
+def test_memory_map(spec: BoardSpec) -> None:
+    assert spec.flash.base == 0x08000000 and spec.flash.size == 2 * K * K
+    assert spec.memory["flash_itcm"].base == 0x00200000
+    assert spec.memory["unique_id"].base == 0x1FF0F420
+    assert spec.memory["flash_size"].base == 0x1FF0F442
+    assert spec.in_ram(0x20080000)          # initial SP at the top of RAM
+    assert not spec.in_ram(0x20080004)
+    assert not spec.in_ram(0x20000000)      # an SP at the very bottom would push below RAM
+    assert spec.in_ram(0x2007C000, 16 * K)  # SRAM2 is contiguous with SRAM1
+    assert spec.to_flash_address(0x00240000) == 0x08040000
+    assert spec.memory_at(0x1FF0F000).kind == "otp"
+
+
+def test_single_bank_layout(spec: BoardSpec) -> None:
+    lay = spec.layout(False)
+    assert [s.size // K for s in lay.sectors] == [32] * 4 + [128] + [256] * 7
+    assert [s.snb for s in lay.sectors] == list(range(12))
+    assert {s.bank for s in lay.sectors} == {1}
+    assert lay.sectors[5].base == 0x08040000 and lay.sectors[10].base == 0x08180000
+
+
+def test_dual_bank_layout_and_snb(spec: BoardSpec) -> None:
+    lay = spec.layout(True)
+    assert len(lay.sectors) == 24
+    assert [s.size // K for s in lay.sectors[:12]] == [16] * 4 + [64] + [128] * 7
+    assert lay.sectors[12].base == 0x08100000 and lay.sectors[12].bank == 2
+    assert [s.snb for s in lay.sectors[12:]] == [0x10 | n for n in range(12)]
+    assert lay.sectors[23].end == 0x08200000
+
+
+def test_regions_in_both_modes(spec: BoardSpec) -> None:
+    single = spec.layout(False).regions
+    assert single["bootloader"].sectors == (0, 1, 2, 3)
+    assert single["config"].sectors == (4,)
+    assert single["app_slot"].sectors == (5, 6, 7, 8, 9)
+    assert single["scratch"].sectors == (10, 11)
+    dual = spec.layout(True).regions
+    assert dual["bootloader"].sectors == (0, 1, 2, 3, 4)
+    assert dual["config"].sectors == (5,)
+    assert dual["app_slot"].sectors == tuple(range(6, 20))
+    assert dual["scratch"].sectors == (20, 21, 22, 23)
+    assert spec.regions is spec.layout().regions and not spec.dual_bank
+    assert spec.max_image_size == 512 * K
+
+
+@pytest.mark.parametrize("dual,addr,bank,sector,snb,region", [
+    (False, 0x08000000, 1, 0, 0, "bootloader"),
+    (False, 0x0801FFFF, 1, 3, 3, "bootloader"),
+    (False, 0x08020000, 1, 4, 4, "config"),
+    (False, 0x08090000, 1, 6, 6, "app_slot"),
+    (False, 0x081FFFFF, 1, 11, 11, "scratch"),
+    (True, 0x0801C000, 1, 4, 4, "bootloader"),
+    (True, 0x08100000, 2, 12, 0x10, "app_slot"),
+    (True, 0x08180000, 2, 20, 0x18, "scratch"),
+])
+def test_locate(spec: BoardSpec, dual: bool, addr: int, bank: int, sector: int, snb: int, region: str) -> None:
+    loc = spec.layout(dual).locate(addr)
+    assert (loc.bank, loc.sector, loc.snb, loc.region) == (bank, sector, snb, region)
+    assert loc.sector_base + loc.offset == addr
+
+
+def test_locate_outside_flash_names_fix(spec: BoardSpec) -> None:
+    with pytest.raises(ConfigError, match="outside the flash.*AXIM"):
+        spec.layout().locate(0x00240000)
+
+
+def test_sectors_for_span(spec: BoardSpec) -> None:
+    single, dual = spec.layout(False), spec.layout(True)
+    assert [s.index for s in single.sectors_for_span(0x08040000, 300 * K)] == [5, 6]
+    assert [s.index for s in single.sectors_for_span(0x0803FFFF, 2)] == [4, 5]
+    assert single.sectors_for_span(0x08040000, 0) == []
+    assert [s.index for s in dual.sectors_for_span(0x08040000, 300 * K)] == [6, 7, 8]
+
+
+def test_sectors_needed(spec: BoardSpec) -> None:
+    assert [s.index for s in spec.sectors_needed("app_slot", 256 * K)] == [5]
+    assert [s.index for s in spec.sectors_needed("app_slot", 256 * K + 1)] == [5, 6]
+    assert [s.index for s in spec.sectors_needed("scratch", 512 * K)] == [10, 11]
+    assert [s.index for s in spec.sectors_needed("app_slot", 300 * K, dual_bank=True)] == [6, 7, 8]
+    with pytest.raises(ConfigError, match="do not fit region 'scratch'"):
+        spec.sectors_needed("scratch", 512 * K + 1)
+    with pytest.raises(ConfigError, match="no region 'nope'"):
+        spec.sectors_needed("nope", 1)
+
+
+def test_targets_ota_contract(spec: BoardSpec) -> None:
+    assert str(spec.ota.server) == "192.168.1.10:5000"
+    assert str(spec.targets["twin"].forward) == "192.168.1.10:5000"
+    nucleo = spec.targets["nucleo"]
+    assert nucleo.pyocd_target == "stm32f767zi" and nucleo.probe_uid is None and nucleo.baudrate == 115200
+    assert spec.option_bytes == {"nDBANK": 1, "BOOT_ADD0": 0x80}
+    assert spec.contract.enabled("vtor") and "bootloader" in spec.contract.reason("vtor")
+    assert not spec.contract.enabled("icache")
+    assert spec.ota_writable() == [(0x08020000, 128 * K), (0x08040000, 1280 * K), (0x08180000, 512 * K)]
+    assert all(JumpContract.all_enabled().enabled(n) for n in spec.contract.items)
+
+
+def test_dual_bank_active(tmp_path: Path, raw: dict[str, Any]) -> None:
+    doc = copy.deepcopy(raw)
+    doc["option_bytes"]["nDBANK"] = 0
+    spec = load_board(write(tmp_path, doc))
+    assert spec.dual_bank and spec.regions["scratch"].sectors == (20, 21, 22, 23)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read board file") as err:
+        load_board(tmp_path / "nope.yaml")
+    assert "nope.yaml" in str(err.value)
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: x\nmemory: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"malformed YAML: line \d+") as err:
+        load_board(path)
+    assert str(path) in str(err.value)
+
+
+def _mutated(raw: dict[str, Any], tmp_path: Path, fn: Any) -> ConfigError:
+    doc = copy.deepcopy(raw)
+    fn(doc)
+    path = write(tmp_path, doc)
+    with pytest.raises(ConfigError) as err:
+        load_board(path)
+    assert str(path) in str(err.value)
+    return err.value
+
+
+@pytest.mark.parametrize("mutate,key_path,text", [
+    (lambda d: d.__setitem__("colour", "red"), "colour", "unknown key"),
+    (lambda d: d["regions"]["app_slot"].__setitem__("sise", 1), "regions.app_slot.sise", "unknown key"),
+    (lambda d: d["regions"].__setitem__("extra", {"base": 0, "size": 1}), "regions.extra", "unknown key"),
+    (lambda d: d["contract"]["vtor"].pop("reason"), "contract.vtor.reason", "missing key"),
+    (lambda d: d["contract"].__setitem__("vtr", {"enabled": True, "reason": "x"}), "contract.vtr", "unknown key"),
+    (lambda d: d["regions"]["config"].__setitem__("base", 0x08010000), "regions.config", "overlaps regions.bootloader"),
+    (lambda d: d["regions"]["scratch"].update(base=0x08190000, size="256K"), "regions.scratch.base", "not on a single_bank sector boundary"),
+    (lambda d: d["regions"]["app_slot"].__setitem__("size", "1000K"), "regions.app_slot.size", "not on a single_bank sector boundary"),
+    (lambda d: d["regions"]["scratch"].__setitem__("size", "1M"), "regions.scratch", "outside flash"),
+    (lambda d: d["memory"]["flash"].__setitem__("size", "12 parsecs"), "memory.flash.size", "expected a size"),
+    (lambda d: d["memory"]["dtcm"].__setitem__("kind", "sram"), "memory.dtcm.kind", "got 'sram'"),
+    (lambda d: d["flash"]["single_bank"][0]["sectors"].pop(), "flash.single_bank", "cover flash exactly"),
+    (lambda d: d["ota"].__setitem__("server", "192.168.1.300:5000"), "ota.server", "bad IPv4"),
+    (lambda d: d["ota"].__setitem__("server", {"ip": "10.0.0.1", "port": 70000}), "ota.server.port", "1..65535"),
+    (lambda d: d["targets"]["nucleo"].__setitem__("forward", "1.2.3.4:5"), "targets.nucleo.forward", "unknown key"),
+    (lambda d: d["contract"]["msp"].__setitem__("enabled", "yes"), "contract.msp.enabled", "true or false"),
+    (lambda d: d.pop("targets"), "targets", "missing key"),
+    (lambda d: d["option_bytes"].__setitem__("nDBANK", 2), "option_bytes.nDBANK", "0..1"),
+])
+def test_bad_board_names_key_path(raw: dict[str, Any], tmp_path: Path, mutate: Any, key_path: str, text: str) -> None:
+    err = _mutated(raw, tmp_path, mutate)
+    assert err.key_path == key_path
+    assert text in str(err)
+
+
+def test_region_off_boundary_in_inactive_layout_only_fails_on_use(raw: dict[str, Any], tmp_path: Path) -> None:
+    doc = copy.deepcopy(raw)
+    # a 32K config in single-bank S2 (0x08010000) ends in the middle of dual-bank S4 (64K)
+    doc["regions"] = {"bootloader": {"base": 0x08000000, "size": "32K"},
+                      "config": {"base": 0x08010000, "size": "32K"},
+                      "app_slot": {"base": 0x08040000, "size": "1280K"},
+                      "scratch": {"base": 0x08180000, "size": "512K"}}
+    spec = load_board(write(tmp_path, doc))
+    assert spec.regions["config"].sectors == (2,)
+    with pytest.raises(ConfigError, match="regions.config.size.*dual_bank sector boundary"):
+        spec.layout(True)
+
+
+def test_parse_board_top_level_not_mapping() -> None:
+    with pytest.raises(ConfigError, match="<string>: <top>: got list"):
+        parse_board("- 1\n- 2\n")
