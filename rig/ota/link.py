@@ -149,6 +149,7 @@ class Session:
             if line is not None:
                 return line
             if self._eof:
+                self._check_stop()
                 partial = f" (partial line {printable(bytes(self._rx))!r})" if self._rx else ""
                 raise self.fail("closed", f"board closed the connection while the server waited "
                                           f"for {what}{partial}")
@@ -161,9 +162,11 @@ class Session:
 
     def poll_line(self) -> str | None:
         """A complete line if one already arrived (non-blocking), else None."""
-        if self._take_line() is None and not self._eof:
+        line = self._take_line()
+        if line is None and not self._eof:
             self._fill(0)
-        return self._take_line()
+            line = self._take_line()
+        return line
 
     def _take_line(self) -> str | None:
         nl = self._rx.find(b"\n", 0, MAX_LINE)
@@ -283,8 +286,8 @@ class Session:
         if line is not None:
             return line
         if self._eof:
-            raise self.fail("closed", f"board closed the connection after {self._data_sent} of "
-                                      f"{len(self.offer.data)} data bytes")
+            self._check_stop()
+            raise self.fail("closed", self._closed_text())
         self._sendall(w.payload)
         self._writes += 1
         self._account(pos, len(w.payload), layout)
@@ -335,8 +338,13 @@ class Session:
         line = self._take_line() if self._rx else None
         if line is not None and line.startswith("NACK:"):
             raise self.fail("nack", line[5:], nack_reason=line[5:])
-        raise self.fail("closed", f"board closed the connection after {self._data_sent} of "
-                                  f"{len(self.offer.data)} data bytes ({exc.strerror or exc})")
+        self._check_stop()
+        raise self.fail("closed", self._closed_text(f" ({exc.strerror or exc})"))
+
+    def _closed_text(self, extra: str = "") -> str:
+        partial = f"; partial line {printable(bytes(self._rx))!r}" if self._rx else ""
+        return (f"board closed the connection in phase {self.phase} after {self._data_sent} of "
+                f"{len(self.offer.data)} data bytes{extra}{partial}")
 
     def _unsent(self) -> int:
         for req in (SIOCOUTQNSD, SIOCOUTQ):

@@ -105,12 +105,15 @@ class ThreadProtocol(Protocol):
             msgs.append(session.control(f"FILE_CRC:{offer.crc:08X}"))
         msgs.append(session.control("OTA_UPDATE"))
         session.phase = "ready"
-        line = session.send(*msgs) or session.expect("OTA_READY", t.ready)
+        line = session.send(*msgs)
+        if line is not None:
+            self._nack_or(session, line, None, "before OTA_UPDATE was sent (wrong order)")
+        line = session.expect("OTA_READY", t.ready)
         self._nack_or(session, line, "OTA_READY")
         session.phase = "data"
         line = session.send(session.data(offer.data), session.control("OTA_DONE"))
         if line is not None:
-            self._nack_or(session, line, None)
+            self._nack_or(session, line, None, "while the image was being sent")
         session.phase = "ack"
         line = session.expect("ACK", t.ack)
         self._nack_or(session, line, "ACK")
@@ -121,7 +124,7 @@ class ThreadProtocol(Protocol):
         return Verdict("ack", "board acknowledged the image", acked=len(offer.data))
 
     @staticmethod
-    def _nack_or(session: Session, line: str, expected: str | None) -> None:
+    def _nack_or(session: Session, line: str, expected: str | None, when: str = "") -> None:
         """Raise for a NACK or for anything other than ``expected`` (None: nothing expected)."""
         if line.startswith("NACK"):
             m = _NACK_RE.match(line)
@@ -135,6 +138,6 @@ class ThreadProtocol(Protocol):
                 session.transcript.note(f"board sent {extra} byte(s) after NACK")
             raise session.fail("nack", reason, nack_reason=reason)
         if expected is None:
-            raise session.fail("protocol", f"board sent {line!r} while the image was being sent")
+            raise session.fail("protocol", f"board sent {line!r} {when}")
         if line != expected:
             raise session.fail("protocol", f"expected {expected}, got {line!r}")

@@ -58,6 +58,10 @@ def printable(raw: bytes, limit: int = 80) -> str:
     return text
 
 
+def _strip_nl(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\n") else line
+
+
 class Transcript:
     """Append-only log of one OTA session (thread-safe enough: one writer thread)."""
 
@@ -84,11 +88,11 @@ class Transcript:
 
     def rx(self, line: bytes) -> None:
         """Record a control line received from the board."""
-        self.events.append(Event(self.now(), "rx", "msg", printable(line), len(line)))
+        self.events.append(Event(self.now(), "rx", "msg", printable(_strip_nl(line)), len(line)))
 
     def tx(self, line: bytes) -> None:
         """Record a control message sent to the board."""
-        self.events.append(Event(self.now(), "tx", "msg", printable(line), len(line)))
+        self.events.append(Event(self.now(), "tx", "msg", printable(_strip_nl(line)), len(line)))
 
     def data(self, offset: int, nbytes: int) -> None:
         """Record ``nbytes`` image bytes written at image ``offset``."""
