@@ -1,0 +1,271 @@
+"""HIL scenarios as steps with phases: the logic behind the pytest fixtures.
+
+A :class:`Bench` is one board (a :class:`rig.targets.Target`) with its open probe and
+console. Its steps — flash the bootloader, install an app the way a lived-in board has it,
+run an OTA update through the host server, stop at the application's reset handler, read
+flash back — each fill an :class:`rig.evidence.Evidence` and raise
+:class:`rig.errors.PhaseFailure` naming the first broken phase of the pipeline
+(flash → boot → transfer → write → copy → jump → app) with the diagnosis, never just a
+timeout. Nothing here knows whether the board is the twin or a NUCLEO.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from rig.board import BoardSpec, FlashLayout
+from rig.bootcfg import BootConfig
+from rig.console import Console
+from rig.diff import analyze
+from rig.errors import ConsoleError, PhaseFailure, ProbeError
+from rig.evidence import Evidence, FaultInfo, RegionCheck
+from rig.image import Image
+from rig.jump import JumpState, check_jump
+from rig.ota.server import OtaServer
+from rig.ota.transcript import SessionResult
+from rig.probe import Probe
+from rig.targets.base import Target
+
+LOG = logging.getLogger(__name__)
+
+#: Fault status registers read when the jump did not reach the app.
+FAULT_REGS = {"cfsr": 0xE000ED28, "hfsr": 0xE000ED2C, "mmfar": 0xE000ED34, "bfar": 0xE000ED38,
+              "icsr": 0xE000ED04, "vtor": 0xE000ED08, "dhcsr": 0xE000EDF0}
+#: Seconds per KiB the board may need to receive and install an image (on top of fixed time).
+SECONDS_PER_KIB = 0.25
+
+
+@dataclass
+class UpdateResult:
+    session: SessionResult
+    reached_app: bool
+    jump_ok: bool | None
+
+
+def transfer_timeout(nbytes: int) -> float:
+    """A generous upper bound for one OTA session of ``nbytes`` (twin or board)."""
+    return 60.0 + SECONDS_PER_KIB * nbytes / 1024
+
+
+class Bench:
+    """One board ready for scenarios: target + probe + console + board description."""
+
+    def __init__(self, spec: BoardSpec, target: Target, probe: Probe, console: Console,
+                 artifacts: Path, *, layout: FlashLayout | None = None) -> None:
+        self.spec = spec
+        self.target = target
+        self.probe = probe
+        self.console = console
+        self.artifacts = artifacts
+        self.layout = layout or spec.active_layout
+        self.bootloader: Image | None = None
+        self.installed: Image | None = None     #: what the rig believes the app slot holds
+
+    # -- small helpers --------------------------------------------------------------------------
+    def _timed(self, ev: Evidence, phase: str, start: float) -> None:
+        ev.timings[phase] = round(ev.timings.get(phase, 0.0) + time.monotonic() - start, 3)
+
+    def _fail(self, ev: Evidence, phase: str, message: str, hint: str | None = None) -> PhaseFailure:
+        ev.phase, ev.message = phase, message
+        ev.uart = self.console.text()[-20000:]
+        return PhaseFailure(phase, message, evidence=ev, hint=hint)
+
+    def readback(self, base: int, length: int) -> bytes:
+        return self.probe.read(base, length)
+
+    def check_region(self, ev: Evidence, name: str, expected: bytes, *, base: int | None = None,
+                     previous: bytes | None = None, phase: str = "copy") -> RegionCheck:
+        """Read ``len(expected)`` bytes of region ``name`` back and analyse them."""
+        region = self.spec.region(name)
+        base = region.base if base is None else base
+        actual = self.readback(base, len(expected))
+        analysis = analyze(expected, actual, base, self.layout, previous=previous,
+                           writable=self.spec.ota_writable())
+        check = RegionCheck(name=name, base=base, expected=expected, actual=actual, analysis=analysis,
+                            previous=previous, phase=phase)
+        ev.regions.append(check)
+        if not analysis.ok:
+            path = self.artifacts / f"readback-{name}-0x{base:08X}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(actual)
+            ev.artifacts[f"readback {name}"] = path
+        return check
+
+    # -- steps ----------------------------------------------------------------------------------
+    def flash_bootloader(self, image: Image, ev: Evidence) -> None:
+        """Program the bootloader region and verify it byte for byte (phase ``flash``)."""
+        region = self.spec.region("bootloader")
+        if image.base != region.base or image.size > region.size:
+            raise self._fail(ev, "flash", f"the bootloader image spans 0x{image.base:08X}..0x{image.end:08X}, "
+                                          f"outside the bootloader region 0x{region.base:08X}+{region.size}",
+                             hint="link the bootloader at the region base or fix regions.bootloader")
+        t0 = time.monotonic()
+        try:
+            self.probe.halt()
+            self.probe.flash(image.base, image.data)
+        except ProbeError as exc:
+            raise self._fail(ev, "flash", str(exc)) from exc
+        check = self.check_region(ev, "bootloader", image.data, phase="flash")
+        self._timed(ev, "flash", t0)
+        if not check.analysis.ok:
+            raise self._fail(ev, "flash", "bootloader readback differs from the image: "
+                             + check.analysis.summary())
+        self.bootloader = image
+
+    def write_config(self, cfg: BootConfig) -> None:
+        region = self.spec.region("config")
+        self.probe.halt()
+        self.probe.flash(region.base, cfg.pack())
+
+    def boot_config(self, transport: str, *, update: bool, app: Image | None) -> BootConfig:
+        server = self.spec.ota.server
+        return BootConfig(transport=transport, server_ip=server.ip, server_port=server.port,
+                          update_requested=update, app_size=app.size if app else 0,
+                          app_crc=zlib.crc32(app.data) if app else 0)
+
+    def install_app_direct(self, image: Image, transport: str = "eth") -> None:
+        """Put ``image`` into the app slot through the probe, as a board that has lived has it."""
+        self.probe.halt()
+        self.probe.flash(self.spec.region(self.spec.ota.app_region).base, image.data)
+        self.write_config(self.boot_config(transport, update=False, app=image))
+        self.installed = image
+
+    def request_update(self, transport: str) -> None:
+        self.write_config(self.boot_config(transport, update=True, app=self.installed))
+
+    def run_update(self, image: Image, ev: Evidence, *, transport: str, policy: str = "natural",
+                   expect: str = "ack", timeout: float | None = None,
+                   capture: bool = False) -> SessionResult:
+        """Request an update, reset the board and serve ``image``; returns the session result.
+
+        With ``expect="ack"`` a session that does not end in ACK fails phase ``transfer``.
+        """
+        ev.scenario.setdefault("transport", transport)
+        ev.scenario.setdefault("image_size", image.size)
+        ev.scenario.setdefault("policy", policy)
+        ev.layout = self.layout
+        self.request_update(transport)
+        app_base = self.spec.region(self.spec.ota.app_region).base
+        self.probe.set_breakpoint(image.reset_handler & ~1)
+        timeout = transfer_timeout(image.size) if timeout is None else timeout
+        host, port = self.target.ota_bind
+        t0 = time.monotonic()
+        cap_dir = self.artifacts if capture else None
+        with OtaServer(image.data, bind=host, port=port, policy=policy, max_size=self.spec.max_image_size,
+                       capture=cap_dir) as server:
+            self.probe.reset()
+            result = server.wait_session(timeout=timeout)
+        self._timed(ev, "transfer", t0)
+        ev.transcript = result.to_dict()
+        if result.pcap:
+            ev.artifacts["pcap"] = Path(result.pcap)
+        tpath = self.artifacts / "ota-transcript.txt"
+        tpath.parent.mkdir(parents=True, exist_ok=True)
+        tpath.write_text(result.to_text())
+        ev.artifacts["OTA transcript"] = tpath
+        LOG.info("OTA session to 0x%08X ended: %s (%s)", app_base, result.outcome, result.reason)
+        if expect == "ack" and not result.ok:
+            phase = "boot" if result.phase == "connect" else "transfer"
+            raise self._fail(ev, phase, f"the OTA session ended with {result.outcome}: {result.reason} "
+                                        f"(protocol phase {result.phase}, {result.bytes_sent} of {image.size} "
+                                        f"bytes sent, policy {result.policy})")
+        return result
+
+    def await_app_entry(self, image: Image, ev: Evidence, *, timeout: float = 60.0,
+                        previous: Image | None = None) -> JumpState | None:
+        """Wait for the core to stop at the app's reset handler, then check flash and the jump.
+
+        Raises PhaseFailure for the earliest broken phase: ``write``/``copy`` (flash content),
+        ``jump`` (never reached the app, or the contract does not hold).
+        """
+        t0 = time.monotonic()
+        reached = self.probe.wait_halted(timeout)
+        if not reached:
+            self.probe.halt()
+        entry = image.reset_handler & ~1
+        regs = self.probe.registers(["pc", "msp", "lr", "xpsr"])
+        at_entry = reached and regs["pc"] == entry
+        self.probe.remove_breakpoint(entry)
+        self._timed(ev, "jump", t0)
+
+        state: JumpState | None = None
+        if at_entry:
+            state = JumpState.collect(lambda n: self.probe.registers([n])[n], self.probe.read32)
+            ev.jump_state = state
+            ev.jump = check_jump(state, image, self.spec.contract,
+                                 self.spec.region(self.spec.ota.app_region).base)
+
+        # Flash first: a wrong app slot explains a bad jump, not the other way round.
+        app = self.check_region(ev, self.spec.ota.app_region, image.data,
+                                previous=previous.data[:image.size].ljust(image.size, b"\xff") if previous else None,
+                                phase="copy")
+        if self.bootloader is not None:
+            self.check_region(ev, "bootloader", self.bootloader.data, phase="write")
+            boot = ev.regions[-1]
+            if not boot.analysis.ok:
+                raise self._fail(ev, "write", "the bootloader region changed during the update: "
+                                 + boot.analysis.summary())
+        if not app.analysis.ok:
+            staged = self.check_region(ev, self.spec.ota.staging_region, image.data, phase="write")
+            if not staged.analysis.ok:
+                raise self._fail(ev, "write", "the image was stored wrong already in the scratch area "
+                                 "(so the copy only carried it on): " + staged.analysis.summary())
+            raise self._fail(ev, "copy", "the app slot differs from the image although the scratch copy is "
+                             "right: " + app.analysis.summary())
+        if not at_entry:
+            ev.fault = self._fault_info(regs["pc"])
+            where = self.spec.layout().locate(regs["pc"]).region if self._in_flash(regs["pc"]) else None
+            raise self._fail(ev, "jump", f"the core never reached the app's reset handler 0x{entry:08X}; "
+                             f"it is at PC=0x{regs['pc']:08X}"
+                             + (f" (in {where})" if where else "") + f", state {ev.fault.state}")
+        assert ev.jump is not None
+        if not ev.jump.ok:
+            raise self._fail(ev, "jump", "the jump contract does not hold at the app's first instruction: "
+                             + ev.jump.summary())
+        self.installed = image
+        return state
+
+    def expect_app(self, ev: Evidence, pattern: str, *, timeout: float = 20.0, since: int | None = None) -> str:
+        """Resume the core and wait for the app's banner on the console (phase ``app``)."""
+        mark = self.console.mark() if since is None else since
+        self.probe.resume()
+        try:
+            m = self.console.expect(pattern, timeout=timeout, since=mark, what="the application's banner")
+        except ConsoleError as exc:
+            raise self._fail(ev, "app", str(exc)) from exc
+        finally:
+            ev.uart = self.console.text()[-20000:]
+        return m.group(0)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _in_flash(self, address: int) -> bool:
+        flash = self.spec.flash
+        return flash.base <= address < flash.base + flash.size
+
+    def _fault_info(self, pc: int) -> FaultInfo:
+        regs: dict[str, int] = {}
+        for name, addr in FAULT_REGS.items():
+            try:
+                regs[name] = self.probe.read32(addr)
+            except Exception:  # noqa: BLE001 - a fault register that cannot be read is just absent
+                continue
+        for name, value in self.probe.registers(["xpsr", "lr", "msp", "psp", "control", "primask"]).items():
+            regs[name] = value
+        state = "lockup" if regs.get("dhcsr", 0) & (1 << 19) else "halted"
+        code_base = (pc & ~1) - 16
+        code = b""
+        try:
+            code = self.probe.read(code_base, 48)
+        except Exception:  # noqa: BLE001 - PC outside readable memory
+            code_base = 0
+        return FaultInfo(pc=pc, state=state, registers=regs, code_base=code_base, code=code)
+
+
+def previous_for(images: Sequence[Image], new: Image) -> Image:
+    """A different image to pre-install before updating to ``new`` (the largest that differs)."""
+    others = [i for i in images if i.data != new.data]
+    return max(others, key=lambda i: i.size)
