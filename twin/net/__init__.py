@@ -1,0 +1,127 @@
+"""The twin's two network paths: socket-offload Ethernet and a WINC3400-like WiFi module.
+
+Wiring into ``python -m twin`` (TWIN-CORE)::
+
+    twin.net.add_arguments(parser)                 # --forward, --winc-seed, --winc-split, ...
+    devs = twin.net.devices(args, machine)         # [EthOffload @0x40030000, Stm32Spi @0x40013000]
+    for name, fn in twin.net.commands(devs).items():
+        control.register_command(name, fn)         # fn(args: dict) -> dict, CPU thread
+    ...
+    twin.net.shutdown(devs)                        # on exit: close sockets, join threads
+
+Control commands (all take/return JSON objects): ``net.status``, ``net.link``
+(``{"up": bool}``), ``net.fault`` (``{"kind": "bit_errors"|"drop"|"irq"|"module_reset"|
+"clear", ...}``), ``net.log`` (``{"last": n}``). See docs/twin-network.md.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from twin.device import Device
+from twin.net.eth import EthOffload
+from twin.net.spi import Stm32Spi
+from twin.net.stack import NetStack
+from twin.net.winc import WincModule
+
+__all__ = ["add_arguments", "devices", "commands", "shutdown", "NetStack", "EthOffload",
+           "Stm32Spi", "WincModule"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the network options of ``python -m twin``."""
+    g = parser.add_argument_group("network")
+    g.add_argument("--forward", action="append", default=[], metavar="IP:PORT=HOST:PORT",
+                   help="carry firmware TCP connections to IP:PORT to HOST:PORT on this machine "
+                        "(repeatable), e.g. 192.168.1.10:5000=127.0.0.1:40000")
+    g.add_argument("--net-window", type=int, default=64 * 1024, metavar="BYTES",
+                   help="bytes read from a host socket ahead of the firmware (default 65536)")
+    g.add_argument("--winc-seed", type=int, default=0,
+                   help="seed of the WiFi module's chunk splitting (default 0)")
+    g.add_argument("--winc-split", type=float, default=0.25, metavar="P",
+                   help="probability that the WiFi module splits a receive event short "
+                        "of what is available (default 0.25; 0 = always deliver the maximum)")
+    g.add_argument("--eth-link", choices=("up", "down"), default="up",
+                   help="initial Ethernet link state (default up)")
+
+
+def devices(args: argparse.Namespace, services_or_machine: Any = None) -> list[Device]:
+    """Build the network devices from parsed ``args``.
+
+    Returns the socket-offload Ethernet device and SPI1 with the WINC module on it. The
+    NAT host starts when the machine attaches the devices. If ``services_or_machine`` has
+    ``register_command(name, fn)``, the control commands are registered on it too.
+    """
+    forwards = list(getattr(args, "forward", None) or [])
+    stack = NetStack(forwards, window=getattr(args, "net_window", 64 * 1024))
+    eth = EthOffload(stack)
+    eth.link = getattr(args, "eth_link", "up") != "down"
+    winc = WincModule(stack, seed=getattr(args, "winc_seed", 0),
+                      split_prob=getattr(args, "winc_split", 0.25))
+    spi = Stm32Spi(winc)
+    devs: list[Device] = [eth, spi]
+    register = getattr(services_or_machine, "register_command", None)
+    if callable(register):
+        for name, fn in commands(devs).items():
+            register(name, fn)
+    return devs
+
+
+def _find(devs: list[Device]) -> tuple[EthOffload, WincModule, NetStack]:
+    eth = next(d for d in devs if isinstance(d, EthOffload))
+    spi = next(d for d in devs if isinstance(d, Stm32Spi))
+    assert isinstance(spi.slave, WincModule)
+    return eth, spi.slave, eth.stack
+
+
+def commands(devs: list[Device]) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+    """Control commands for these devices (run them on the CPU thread)."""
+    eth, winc, stack = _find(devs)
+
+    def status(_args: dict[str, Any]) -> dict[str, Any]:
+        nat = stack.nat.snapshot() if stack.services is not None else {}
+        return {"nat": nat, "eth": eth.snapshot(), "wifi": winc.snapshot()}
+
+    def link(args: dict[str, Any]) -> dict[str, Any]:
+        eth.set_link(bool(args.get("up", True)))
+        return {"link": eth.link}
+
+    def fault(args: dict[str, Any]) -> dict[str, Any]:
+        kind = args.get("kind")
+        f = winc.faults
+        if kind == "bit_errors":
+            f.arm_bit_errors(float(args["rate"]), seed=int(args.get("seed", 1)),
+                             direction=str(args.get("direction", "miso")),
+                             scope=str(args.get("scope", "payload")))
+        elif kind == "drop":
+            f.arm_drop(rate=float(args.get("rate", 0.0)), seed=int(args.get("seed", 1)),
+                       count=int(args.get("count", -1)), nth=int(args.get("nth", 0)))
+        elif kind == "irq":
+            f.arm_irq(str(args.get("mode", "lost")), count=int(args.get("count", 1)),
+                      delay_us=int(args.get("delay_us", 0)))
+        elif kind == "module_reset":
+            winc.fault_reset()
+        elif kind == "clear":
+            f.clear()
+            if args.get("counters"):
+                f.reset_counters()
+        else:
+            raise ValueError(f"unknown fault kind {kind!r}: use bit_errors, drop, irq, "
+                             f"module_reset or clear")
+        stack.log(f"fault armed: {args}")
+        return f.snapshot()
+
+    def log(args: dict[str, Any]) -> dict[str, Any]:
+        last = int(args.get("last", 100))
+        lines = list(stack.nat.events)[-last:] if stack.services is not None else []
+        return {"lines": lines}
+
+    return {"net.status": status, "net.link": link, "net.fault": fault, "net.log": log}
+
+
+def shutdown(devs: list[Device]) -> None:
+    """Close all host sockets and join the network threads (call on twin exit)."""
+    for d in devs:
+        if isinstance(d, EthOffload):
+            d.stack.shutdown()
+            return

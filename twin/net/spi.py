@@ -1,0 +1,199 @@
+"""STM32F7 SPI (SPI1 at 0x40013000, IRQ 35) in master mode, with a pluggable slave.
+
+Modelled: CR1/CR2/SR/DR/CRCPR and the 32-bit RX/TX FIFOs with data packing (a 16-bit
+DR access moves two 8-bit frames), FRXTH (RXNE at 8 or 16 bits), FRLVL/FTLVL, OVR
+(RX FIFO full: the new frame is lost; cleared by reading DR then SR), MODF (SSM=1 with
+SSI=0 in master mode clears MSTR and SPE), LSBFIRST (the slave sees bit-reversed bytes),
+RXNEIE/TXEIE/ERRIE on IRQ 35. Frames are exchanged with the slave the moment they are
+written (no baud-rate timing), so BSY always reads 0 and TXE 1. Not modelled: CRC
+calculation, I2S, slave mode, DMA requests.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from twin.device import Device, ResetKind
+
+SPI1_BASE = 0x40013000
+SPI1_IRQ = 35
+
+CR1, CR2, SR, DR, CRCPR, RXCRCR, TXCRCR, I2SCFGR, I2SPR = (
+    0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20)
+
+CR1_CPHA, CR1_CPOL, CR1_MSTR, CR1_SPE, CR1_LSBFIRST = 1 << 0, 1 << 1, 1 << 2, 1 << 6, 1 << 7
+CR1_SSI, CR1_SSM = 1 << 8, 1 << 9
+CR2_ERRIE, CR2_RXNEIE, CR2_TXEIE, CR2_FRXTH = 1 << 5, 1 << 6, 1 << 7, 1 << 12
+CR2_DS_SHIFT = 8
+SR_RXNE, SR_TXE, SR_MODF, SR_OVR, SR_BSY = 1 << 0, 1 << 1, 1 << 5, 1 << 6, 1 << 7
+CR2_RESET = 0x0700
+FIFO_BYTES = 4
+
+
+class SpiSlave(Protocol):
+    """A device on the SPI bus (it decides itself whether its chip-select is active)."""
+
+    def exchange(self, mosi: int) -> int:
+        """Clock one byte: receive ``mosi``, return the byte driven on MISO."""
+
+
+def _reverse8(b: int) -> int:
+    return int(f"{b:08b}"[::-1], 2)
+
+
+_REV = bytes(_reverse8(i) for i in range(256))
+
+
+class Stm32Spi(Device):
+    """SPI1 master with FIFOs; every written frame is exchanged with ``slave`` at once."""
+
+    name = "spi1"
+    base = SPI1_BASE
+    size = 0x400
+
+    def __init__(self, slave: SpiSlave | None = None, irq: int = SPI1_IRQ) -> None:
+        super().__init__()
+        self.slave = slave
+        self.irq = irq
+        self._irq_level = False
+        self._reset_regs()
+
+    def _reset_regs(self) -> None:
+        self.cr1 = 0
+        self.cr2 = CR2_RESET
+        self.crcpr = 7
+        self.rx = bytearray()
+        self.ovr = False
+        self.modf = False
+        self._ovr_armed = False
+        self.frames = 0
+
+    def attach(self, services: object) -> None:
+        super().attach(services)  # type: ignore[arg-type]
+        if hasattr(self.slave, "attach"):
+            self.slave.attach(services)  # type: ignore[union-attr]
+
+    def reset(self, kind: str) -> None:
+        if kind != ResetKind.CORE:
+            self._reset_regs()
+            self._update_irq()
+        if hasattr(self.slave, "mcu_reset"):
+            self.slave.mcu_reset(kind)  # type: ignore[union-attr]
+
+    # ---------------------------------------------------------------- registers
+    def _ds_bits(self) -> int:
+        ds = (self.cr2 >> CR2_DS_SHIFT) & 0xF
+        return max(ds, 3) + 1
+
+    def _sr(self) -> int:
+        sr = SR_TXE
+        n = len(self.rx)
+        # RXNE: FIFO level >= 8 bits with FRXTH=1, >= 16 bits with FRXTH=0 or 16-bit frames
+        need = 1 if (self.cr2 & CR2_FRXTH and self._ds_bits() <= 8) else 2
+        if n >= need:
+            sr |= SR_RXNE
+        if self.ovr:
+            sr |= SR_OVR
+        if self.modf:
+            sr |= SR_MODF
+        frlvl = 0 if n == 0 else 1 if n == 1 else 2 if n == 2 else 3
+        return sr | (frlvl << 9)
+
+    def read(self, offset: int, size: int) -> int:
+        if offset == CR1:
+            return self.cr1
+        if offset == CR2:
+            return self.cr2
+        if offset == SR:
+            value = self._sr()
+            if self._ovr_armed:       # OVR clears on a DR read followed by an SR read
+                self.ovr = False
+                self._ovr_armed = False
+                self._update_irq()
+            return value
+        if offset == DR:
+            return self._read_dr(size)
+        if offset == CRCPR:
+            return self.crcpr
+        if offset in (RXCRCR, TXCRCR, I2SCFGR, I2SPR):
+            return 0
+        self.unmodelled(offset, "read")
+        return 0
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        if offset == CR1:
+            self.cr1 = value & 0xFFFF
+            self.modf = False
+            if self.cr1 & CR1_MSTR and self.cr1 & CR1_SSM and not self.cr1 & CR1_SSI:
+                # Master with internal NSS low: mode fault, the hardware drops MSTR and SPE.
+                self.modf = True
+                self.cr1 &= ~(CR1_MSTR | CR1_SPE)
+                self._log("MODF: master with SSM=1 and SSI=0 (set SSI with SSM)")
+            if self.cr1 & CR1_SPE and self.cr1 & (CR1_CPOL | CR1_CPHA):
+                self.unmodelled(0x100, "SPI mode other than 0 (the module samples in mode 0)")
+        elif offset == CR2:
+            self.cr2 = value & 0x7FFF
+            if ((self.cr2 >> CR2_DS_SHIFT) & 0xF) < 3:
+                self.cr2 = (self.cr2 & ~(0xF << CR2_DS_SHIFT)) | CR2_RESET  # not allowed → 8-bit
+        elif offset == SR:
+            pass   # flags are cleared by sequences, not writes (CRCERR w0c not modelled)
+        elif offset == DR:
+            self._write_dr(size, value)
+        elif offset == CRCPR:
+            self.crcpr = value & 0xFFFF
+        elif offset in (RXCRCR, TXCRCR, I2SCFGR, I2SPR):
+            pass
+        else:
+            self.unmodelled(offset, "write")
+        self._update_irq()
+
+    def _log(self, msg: str) -> None:
+        if self.services is not None:
+            self.services.log(f"{self.name}: {msg}")
+
+    # ---------------------------------------------------------------- data path
+    def _write_dr(self, size: int, value: int) -> None:
+        if not (self.cr1 & CR1_SPE and self.cr1 & CR1_MSTR):
+            return   # disabled: the TX FIFO is not clocked out; the model drops the write
+        nbytes = 1 if size == 1 and self._ds_bits() <= 8 else 2
+        for i in range(nbytes):
+            self._clock((value >> (8 * i)) & 0xFF)
+
+    def _clock(self, mosi: int) -> None:
+        lsb = self.cr1 & CR1_LSBFIRST
+        out = _REV[mosi] if lsb else mosi
+        miso = self.slave.exchange(out) if self.slave is not None else 0xFF
+        if lsb:
+            miso = _REV[miso]
+        self.frames += 1
+        if len(self.rx) >= FIFO_BYTES:
+            if not self.ovr:
+                self._log("OVR: RX FIFO full, received byte lost (read DR before sending more)")
+            self.ovr = True
+            return
+        self.rx.append(miso & 0xFF)
+
+    def _read_dr(self, size: int) -> int:
+        if self.ovr:
+            self._ovr_armed = True
+        if not self.rx:
+            return 0
+        if size == 1 and self._ds_bits() <= 8:
+            value = self.rx[0]
+            del self.rx[0]
+        else:
+            value = self.rx[0] | ((self.rx[1] << 8) if len(self.rx) > 1 else 0)
+            del self.rx[:2]
+        self._update_irq()
+        return value
+
+    def _update_irq(self) -> None:
+        sr = self._sr()
+        level = bool((self.cr2 & CR2_RXNEIE and sr & SR_RXNE)
+                     or (self.cr2 & CR2_TXEIE and sr & SR_TXE and self.cr1 & CR1_SPE)
+                     or (self.cr2 & CR2_ERRIE and sr & (SR_OVR | SR_MODF)))
+        if level != self._irq_level and self.services is not None:
+            self._irq_level = level
+            self.services.set_irq(self.irq, level)
+
+    def snapshot(self) -> dict[str, object]:
+        return {"cr1": self.cr1, "cr2": self.cr2, "sr": self._sr(), "frames": self.frames}
