@@ -1,0 +1,133 @@
+"""IWDG, RNG and basic timers on virtual time."""
+from __future__ import annotations
+
+from periph_exc_harness import Services
+
+from twin.periph import Iwdg, Rcc, Rng, all_devices
+from twin.periph.timers import basic_timers
+
+HZ = 16_000_000
+
+
+def _iwdg() -> tuple[Services, Iwdg]:
+    s = Services()
+    iw = Iwdg()
+    s.add(iw)
+    return s, iw
+
+
+def test_iwdg_reset_values_and_protection() -> None:
+    _, iw = _iwdg()
+    assert (iw.read(0x04, 4), iw.read(0x08, 4), iw.read(0x0C, 4), iw.read(0x10, 4)) == (0, 0xFFF, 0, 0xFFF)
+    iw.write(0x08, 4, 10)                                  # locked: ignored
+    assert iw.read(0x08, 4) == 0xFFF
+    iw.write(0x00, 4, 0x5555)
+    iw.write(0x08, 4, 10)
+    assert iw.read(0x08, 4) == 10
+
+
+def test_iwdg_expires_after_prescaled_reload_and_resets() -> None:
+    s, iw = _iwdg()
+    iw.write(0x00, 4, 0xCCCC)
+    iw.write(0x00, 4, 0x5555)
+    iw.write(0x04, 4, 0)                                   # /4 → 125 µs per tick
+    iw.write(0x08, 4, 79)                                  # 80 ticks = 10 ms
+    iw.write(0x00, 4, 0xAAAA)
+    ten_ms = HZ // 100
+    s.advance(ten_ms - 20000)
+    assert s.resets == []
+    assert 0 < iw.counter() < 79
+    s.advance(19000)
+    assert s.resets == []
+    s.advance(2000)
+    assert s.resets == [("system", "iwdg")]
+
+
+def test_iwdg_refresh_keeps_it_alive() -> None:
+    s, iw = _iwdg()
+    iw.write(0x00, 4, 0xCCCC)
+    iw.write(0x00, 4, 0x5555)
+    iw.write(0x08, 4, 79)
+    iw.write(0x00, 4, 0xAAAA)
+    for _ in range(20):
+        s.advance(HZ // 200)                               # 5 ms
+        iw.write(0x00, 4, 0xAAAA)
+    assert s.resets == []
+
+
+def test_iwdg_follows_clock_changes() -> None:
+    s, iw = _iwdg()
+    iw.write(0x00, 4, 0xCCCC)                              # 4/32k * 4096 = 512 ms
+    s.advance(HZ // 10)                                     # 100 ms at 16 MHz
+    s.set_core_hz(4_000_000)                               # slower core: expiry at fewer cycles
+    iw.clock_changed(4_000_000)
+    s.cycles = s.cycles * 4_000_000 // HZ                  # keep now_ns continuous
+    s.events = []
+    iw.clock_changed(4_000_000)
+    s.advance(4_000_000 * 420 // 1000)                      # +420 ms
+    assert s.resets == [("system", "iwdg")]
+
+
+def test_iwdg_frozen_while_halted_when_dbgmcu_says_so() -> None:
+    class Dbg:
+        name, base, size, apb1_fz = "dbgmcu", 0xE0042000, 0x10, 1 << 12
+
+        def attach(self, s): pass  # noqa: ANN001, E704
+        def reset(self, k): pass  # noqa: ANN001, E704
+
+    s, iw = _iwdg()
+    s.devices["dbgmcu"] = Dbg()  # type: ignore[assignment]
+    iw.write(0x00, 4, 0xCCCC)
+    iw.core_halted(True)
+    s.advance(HZ * 2)
+    assert s.resets == []
+    iw.core_halted(False)
+    s.advance(HZ)
+    assert s.resets == [("system", "iwdg")]
+
+
+def test_rng_deterministic_and_gated_by_rngen() -> None:
+    a, b = Rng(), Rng()
+    Services().add(a)
+    Services().add(b)
+    assert a.read(0x04, 4) == 0 and a.read(0x08, 4) == 0
+    a.write(0x00, 4, 4)
+    b.write(0x00, 4, 4)
+    seq_a = [a.read(0x08, 4) for _ in range(50)]
+    assert seq_a == [b.read(0x08, 4) for _ in range(50)]
+    assert len(set(seq_a)) == 50
+    assert a.read(0x04, 4) & 1
+
+
+def test_tim6_update_interrupt_period() -> None:
+    s = Services()
+    rcc = Rcc()
+    tim6, tim7 = basic_timers()
+    s.add(rcc, tim6, tim7)
+    tim6.write(0x28, 4, 15)                                # PSC: 16 MHz / 16 = 1 MHz
+    tim6.write(0x2C, 4, 999)                               # 1 ms
+    tim6.write(0x14, 4, 1)                                 # UG loads PSC (sets UIF)
+    tim6.write(0x10, 4, 0)
+    tim6.write(0x0C, 4, 1)                                 # UIE
+    tim6.write(0x00, 4, 1)                                 # CEN
+    s.advance(16_000 - 10)
+    assert not tim6.read(0x10, 4) & 1
+    assert 990 <= tim6.read(0x24, 4) <= 999
+    s.advance(20)
+    assert tim6.read(0x10, 4) & 1
+    assert s.irq_calls[-1] == (54, True)
+    tim6.write(0x10, 4, 0)
+    assert s.irq_calls[-1] == (54, False)
+
+
+def test_all_devices_survive_garbage_writes() -> None:
+    s = Services()
+    devs = all_devices()
+    s.add(*devs)
+    for d in devs:
+        for off in range(0, min(d.size, 0x100), 2):
+            d.write(off, 2, 0xA5A5)
+            d.read(off, 4 if off % 4 == 0 else 2)
+            d.write(off & ~3, 4, 0xFFFFFFFF)
+            d.read(off & ~3, 1)
+    s.advance(10_000_000)                                  # nothing may raise on callbacks

@@ -1,0 +1,43 @@
+"""STM32F767 peripheral models of the twin (everything but flash, USART3, debug and network).
+
+``all_devices()`` returns fresh instances for one board; the machine attaches and maps
+them. Board-side helpers: ``gpiob.output_level(0)`` (LD1), ``gpioc.drive_input(13, True)``
+(press B1), ``rcc.reset_history``.
+"""
+from __future__ import annotations
+
+from twin.device import Device
+from twin.periph.crc import Crc
+from twin.periph.exti import Exti, Syscfg
+from twin.periph.gpio import Gpio, all_ports
+from twin.periph.iwdg import Iwdg
+from twin.periph.pwr import Pwr
+from twin.periph.rcc import Rcc
+from twin.periph.rng import Rng
+from twin.periph.timers import BasicTimer, basic_timers
+
+#: Board LEDs (port, pin) and the user button, as on the NUCLEO-F767ZI.
+LEDS = {"ld1": ("gpiob", 0), "ld2": ("gpiob", 7), "ld3": ("gpiob", 14)}
+BUTTON = ("gpioc", 13)
+
+__all__ = ["all_devices", "Rcc", "Pwr", "Gpio", "Syscfg", "Exti", "Crc", "Iwdg", "Rng",
+           "BasicTimer", "LEDS", "BUTTON", "led_states", "press_button"]
+
+
+def all_devices() -> list[Device]:
+    """Fresh peripheral instances for one board."""
+    rcc = Rcc()
+    iwdg = Iwdg()
+    rcc.clock_listeners.append(iwdg.clock_changed)
+    return [rcc, Pwr(), *all_ports(), Syscfg(), Exti(), Crc(), iwdg, Rng(), *basic_timers()]
+
+
+def led_states(find) -> dict[str, bool]:  # noqa: ANN001 - find(name) -> Device
+    """LED levels given a device lookup (e.g. ``services.device``)."""
+    return {led: find(port).output_level(pin) for led, (port, pin) in LEDS.items()}
+
+
+def press_button(find, pressed: bool) -> None:  # noqa: ANN001
+    """Press (True) or release the user button B1 (PC13, active high)."""
+    port, pin = BUTTON
+    find(port).drive_input(pin, pressed)
