@@ -11,6 +11,8 @@ timeout. Nothing here knows whether the board is the twin or a NUCLEO.
 from __future__ import annotations
 
 import logging
+import re
+import struct
 import time
 import zlib
 from dataclasses import dataclass
@@ -241,6 +243,28 @@ class Bench:
             ev.uart = self.console.text()[-20000:]
         return m.group(0)
 
+    def update(self, image: Image, ev: Evidence, *, transport: str, policy: str = "natural",
+               previous: Image | None = None, banner: str | None = None) -> None:
+        """The whole happy path: (pre-install ``previous``), OTA ``image``, stop at its reset
+        handler, check flash and the jump contract, resume and wait for its banner."""
+        if previous is not None:
+            t0 = time.monotonic()
+            self.install_app_direct(previous, transport)
+            self._timed(ev, "prepare", t0)
+        prior = self.installed
+        ev.scenario.setdefault("image_version", getattr(app_header(image), "version", None))
+        mark = self.console.mark()
+        self.run_update(image, ev, transport=transport, policy=policy)
+        self.await_app_entry(image, ev, previous=prior)
+        hdr = app_header(image)
+        pattern = banner or (hdr.banner if hdr else None)
+        if pattern:
+            t0 = time.monotonic()
+            self.expect_app(ev, pattern, since=mark)
+            self._timed(ev, "app", t0)
+        else:
+            self.probe.resume()
+
     # -- internals -------------------------------------------------------------------------------
     def _in_flash(self, address: int) -> bool:
         flash = self.spec.flash
@@ -263,6 +287,37 @@ class Bench:
         except Exception:  # noqa: BLE001 - PC outside readable memory
             code_base = 0
         return FaultInfo(pc=pc, state=state, registers=regs, code_base=code_base, code=code)
+
+
+APP_HEADER_OFFSET = 0x200
+APP_HEADER_MAGIC = 0x4841544F
+
+
+@dataclass(frozen=True)
+class AppHeader:
+    """The reference apps' header at image offset 0x200 (firmware/include/app_header.h)."""
+
+    version: int
+    image_size: int
+    link_address: int
+    build_id: str
+
+    @property
+    def banner(self) -> str:
+        """Regex of the line the app prints first."""
+        return rf"APP v{self.version} build {re.escape(self.build_id)}"
+
+
+def app_header(image: Image) -> AppHeader | None:
+    """Parse the reference app header; None for images without one (e.g. a user's own app)."""
+    off = APP_HEADER_OFFSET
+    if image.size < off + 32:
+        return None
+    magic, hver, version, size, link = struct.unpack_from("<5I", image.data, off)
+    if magic != APP_HEADER_MAGIC or hver != 1:
+        return None
+    build = image.data[off + 20:off + 32].split(b"\0")[0].decode("ascii", errors="replace")
+    return AppHeader(version=version, image_size=size, link_address=link, build_id=build)
 
 
 def previous_for(images: Sequence[Image], new: Image) -> Image:
