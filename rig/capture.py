@@ -81,6 +81,7 @@ class Sniffer:
         self._packets: list[Any] = []
         self._lock = threading.Lock()
         self._sniffer: Any = None
+        self._sock: Any = None
 
     def start(self) -> "Sniffer":
         """Start sniffing; returns once the capture socket is open.
@@ -100,7 +101,10 @@ class Sniffer:
             with self._lock:
                 self._packets.append(pkt)
 
-        self._sniffer = AsyncSniffer(iface=self.iface, lfilter=keep, prn=store, store=False,
+        from scapy.all import conf  # noqa: PLC0415
+        self._sock = conf.L2listen(iface=self.iface)
+        _tune_socket(self._sock.ins, port)
+        self._sniffer = AsyncSniffer(opened_socket=self._sock, lfilter=keep, prn=store, store=False,
                                      started_callback=started.set)
         self._sniffer.start()
         if not started.wait(self.start_timeout):
@@ -117,6 +121,9 @@ class Sniffer:
                 sn.stop(join=True)
             except Exception:  # noqa: BLE001 - scapy raises if it died already
                 pass
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
 
     def packets(self, client_port: int | None = None) -> list[Any]:
         """Packets seen so far (only those of one connection if ``client_port`` is given)."""
@@ -140,6 +147,51 @@ class Sniffer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _port_filter(port: int) -> list[tuple[int, int, int, int]]:
+    """Classic BPF for "IPv4, TCP, unfragmented, either port == ``port``" on Ethernet framing
+    (``lo`` too). Hand-assembled, so no libpcap is needed to compile it."""
+    return [
+        (0x28, 0, 0, 12),        # 0  ldh [12]            ethertype
+        (0x15, 0, 9, 0x0800),    # 1  jeq IPv4 ? 2 : drop
+        (0x30, 0, 0, 23),        # 2  ldb [23]            IP protocol
+        (0x15, 0, 7, 6),         # 3  jeq TCP ? 4 : drop
+        (0x28, 0, 0, 20),        # 4  ldh [20]            fragment offset
+        (0x45, 5, 0, 0x1FFF),    # 5  jset frag ? drop : 6
+        (0xB1, 0, 0, 14),        # 6  ldxb 4*([14]&0xf)   IP header length
+        (0x48, 0, 0, 14),        # 7  ldh [x+14]          source port
+        (0x15, 3, 0, port),      # 8  jeq port ? accept : 9
+        (0x48, 0, 0, 16),        # 9  ldh [x+16]          destination port
+        (0x15, 1, 0, port),      # 10 jeq port ? accept : drop
+        (0x06, 0, 0, 0),         # 11 drop
+        (0x06, 0, 0, 0x40000),   # 12 accept
+    ]
+
+
+def _tune_socket(sock: socket.socket, port: int) -> None:
+    """Attach the port filter and enlarge the receive buffer (both best effort)."""
+    import ctypes  # noqa: PLC0415
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                    ("k", ctypes.c_uint32)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(SockFilter))]
+
+    prog = _port_filter(port)
+    insns = (SockFilter * len(prog))(*[SockFilter(*i) for i in prog])
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, 26, SockFprog(len(prog), insns))  # SO_ATTACH_FILTER
+    except OSError:
+        pass  # the Python lfilter still selects the packets
+    for opt in (33, socket.SO_RCVBUF):  # SO_RCVBUFFORCE (root), then the capped one
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, 16 << 20)
+            break
+        except OSError:
+            continue
 
 
 # --------------------------------------------------------------------- analysis
@@ -359,6 +411,35 @@ def find_tokens(stream: bytes, direction: Direction, *, all_lines: bool = False,
     if not all_lines and stream.endswith(trailer) and len(stream) - len(trailer) >= pos:
         out.append(TokenSpan(direction, trailer[:-1].decode("ascii"), len(stream) - len(trailer), len(stream)))
     return out
+
+
+def stream_coverage(packets: list[Any], port: int) -> dict[str, int]:
+    """Highest relative stream offset seen per direction (needs the SYNs in ``packets``)."""
+    from scapy.all import TCP  # noqa: PLC0415
+    isn: dict[str, int] = {}
+    cover = {"down": 0, "up": 0}
+    for p in packets:
+        tcp = p[TCP]
+        d = "down" if tcp.sport == port else "up"
+        if "S" in str(tcp.flags):
+            isn[d] = tcp.seq + 1
+        if d in isn:
+            cover[d] = max(cover[d], ((tcp.seq - isn[d]) & 0xFFFFFFFF) + len(bytes(tcp.payload)))
+    return cover
+
+
+def wait_covered(sniffer: Sniffer, client_port: int, down: int, up: int, *, timeout: float = 5.0,
+                 settle: float = 0.1) -> bool:
+    """Wait until the sniffer saw ``down``/``up`` payload bytes of a connection, then ``settle``
+    s more for its FIN/RST/ACKs; False if it did not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cover = stream_coverage(sniffer.packets(client_port), sniffer.port)
+        if cover["down"] >= down and cover["up"] >= up:
+            time.sleep(settle)
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def wait_quiet(sniffer: Sniffer, client_port: int, settle: float = 0.1, timeout: float = 2.0) -> None:

@@ -102,6 +102,9 @@ class Session:
         self._data_sent = 0
         self._writes = 0
         self.closed_by_policy: str | None = None
+        #: bytes written to / read from the socket (capture waits until it saw them all)
+        self.wire_tx = 0
+        self.wire_rx = 0
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -205,6 +208,7 @@ class Session:
             self._eof = True
         else:
             self._rx += chunk
+            self.wire_rx += len(chunk)
 
     def linger(self) -> int:
         """After the final message: watch ``timeouts.linger`` s for stray bytes; return their count."""
@@ -313,6 +317,7 @@ class Session:
         while view:
             try:
                 n = self.sock.send(view)
+                self.wire_tx += n
                 view = view[n:]
                 deadline = time.monotonic() + self.timeouts.send
                 continue

@@ -309,7 +309,7 @@ class OtaServer:
                                peer=tr.peer, refused=list(self._current_refused), nack_reason=nack_reason,
                                index=index)
         if self._sniffer is not None:
-            result.pcap = self._write_pcap(result, peer[1])
+            result.pcap = self._write_pcap(result, peer[1], session)
         with self._lock:
             self._current = None
             self._conn = None
@@ -339,10 +339,13 @@ class OtaServer:
         assert self.capture_dir is not None
         return self.capture_dir / f"ota-{self.address[1]}-session{index}-{client_port}.pcap"
 
-    def _write_pcap(self, result: SessionResult, client_port: int) -> str | None:
-        from rig.capture import wait_quiet
+    def _write_pcap(self, result: SessionResult, client_port: int, session: Session | None) -> str | None:
+        from rig.capture import wait_covered
         try:
-            wait_quiet(self._sniffer, client_port, settle=0.05, timeout=1.0)  # type: ignore[arg-type]
+            down, up = (session.wire_tx, session.wire_rx) if session else (0, 0)
+            if not wait_covered(self._sniffer, client_port, down, up):  # type: ignore[arg-type]
+                result.transcript.note(f"capture incomplete: the sniffer did not see all {down} "
+                                       f"bytes sent and {up} received within 5 s")
             return str(self._sniffer.write(self._pcap_path(result.index, client_port), client_port))  # type: ignore[union-attr]
         except Exception as exc:  # noqa: BLE001 - capture problems never fail the session
             result.transcript.note(f"capture not written: {exc}")

@@ -51,6 +51,7 @@ class ScriptedBoard:
         self.run_ = BoardRun()
         self._buf = bytearray()
         self.sock: socket.socket | None = None
+        self._partial = bytearray()
 
     # -- wire helpers
     def _recv(self) -> bytes:
@@ -95,6 +96,8 @@ class ScriptedBoard:
         try:
             return self._run()
         except socket.timeout:
+            if not self.run_.data:
+                self.run_.data = bytes(self._partial)
             try:
                 return self.nack("timeout")
             except OSError:
@@ -139,7 +142,7 @@ class ScriptedBoard:
         if size > self.max_size:
             return self.nack("too_large")
         self.send("OTA_READY")
-        data = bytearray()
+        data = self._partial
         while len(data) < size:
             if not self._buf:
                 chunk = self._recv()
