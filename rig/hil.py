@@ -141,7 +141,7 @@ class Bench:
 
     def run_update(self, image: Image, ev: Evidence, *, transport: str, policy: str = "natural",
                    expect: str = "ack", timeout: float | None = None,
-                   capture: bool = False) -> SessionResult:
+                   capture: bool = False, server_max_size: int | None | str = "board") -> SessionResult:
         """Request an update, reset the board and serve ``image``; returns the session result.
 
         With ``expect="ack"`` a session that does not end in ACK fails phase ``transfer``.
@@ -157,7 +157,8 @@ class Bench:
         host, port = self.target.ota_bind
         t0 = time.monotonic()
         cap_dir = self.artifacts if capture else None
-        with OtaServer(image.data, bind=host, port=port, policy=policy, max_size=self.spec.max_image_size,
+        max_size = self.spec.max_image_size if server_max_size == "board" else server_max_size
+        with OtaServer(image.data, bind=host, port=port, policy=policy, max_size=max_size,
                        capture=cap_dir) as server:
             self.probe.reset()
             result = server.wait_session(timeout=timeout)
@@ -230,6 +231,20 @@ class Bench:
                              + ev.jump.summary())
         self.installed = image
         return state
+
+    def old_app_survives(self, old: Image, ev: Evidence, *, transport: str) -> None:
+        """After a failed update: the old app is intact in its slot and still boots once the
+        update request is withdrawn (phase ``copy`` / ``app``)."""
+        check = self.check_region(ev, self.spec.ota.app_region, old.data, phase="copy")
+        if not check.analysis.ok:
+            raise self._fail(ev, "copy", "a failed update damaged the old application: "
+                             + check.analysis.summary())
+        self.write_config(self.boot_config(transport, update=False, app=old))
+        hdr = app_header(old)
+        mark = self.console.mark()
+        self.probe.reset()
+        if hdr is not None:
+            self.expect_app(ev, hdr.banner, since=mark)
 
     def expect_app(self, ev: Evidence, pattern: str, *, timeout: float = 20.0, since: int | None = None) -> str:
         """Resume the core and wait for the app's banner on the console (phase ``app``)."""
