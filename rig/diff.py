@@ -8,7 +8,6 @@ and has ``to_dict()`` for the JSON report and the pytest fixtures.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
@@ -44,14 +43,32 @@ def _as_array(buf: Buffer) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
+def _popcount_sum(x: np.ndarray) -> int:
+    """Total number of set bits in a uint8 array."""
+    if _HAS_BITCOUNT:
+        return int(np.bitwise_count(x).sum(dtype=np.int64))
+    return int(_POPCOUNT[x].sum(dtype=np.int64))
+
+
+_HAS_BITCOUNT = hasattr(np, "bitwise_count")
+
+
 def _runs(mask: np.ndarray, gap: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Start and end (exclusive) indices of runs of True, merging runs separated by <= gap False."""
-    idx = np.flatnonzero(mask)
-    if idx.size == 0:
-        return idx, idx
-    brk = np.flatnonzero(np.diff(idx) > gap + 1)
-    starts = np.concatenate(([idx[0]], idx[brk + 1]))
-    ends = np.concatenate((idx[brk] + 1, [idx[-1] + 1]))
+    if mask.size == 0:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    m = mask.view(np.int8)
+    edges = np.flatnonzero(m[1:] != m[:-1]) + 1
+    if m[0]:
+        edges = np.concatenate(([0], edges))
+    if m[-1]:
+        edges = np.concatenate((edges, [mask.size]))
+    starts, ends = edges[0::2], edges[1::2]
+    if gap > 0 and starts.size > 1:
+        keep = np.concatenate(([True], starts[1:] - ends[:-1] > gap))
+        starts = starts[keep]
+        ends = np.concatenate((ends[:-1][keep[1:]], [ends[-1]]))
     return starts, ends
 
 
@@ -256,28 +273,45 @@ def diff_bytes(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout 
 
 def _diff_from_mask(a: np.ndarray, b: np.ndarray, neq: np.ndarray, base: int,
                     layout: FlashLayout | None, missing: int) -> DiffResult:
-    idx = np.flatnonzero(neq)
+    differing = int(np.count_nonzero(neq))
+    sectors = _sector_table(neq, base, layout) if layout is not None else ()
+    if differing == 0:
+        empty = np.zeros(0, dtype=np.intp)
+        return DiffResult(base, int(a.size), 0, empty, empty, sectors, 0, 0, 0, missing)
     starts, ends = _runs(neq)
-    x = a[idx] ^ b[idx]
-    bits_10 = int(_POPCOUNT[x & a[idx]].sum())
-    bits_01 = int(_POPCOUNT[x & b[idx]].sum())
-    erased = int(np.count_nonzero(b[idx] == 0xFF))
-    sectors = _sector_table(idx, base, a.size, layout) if layout is not None else ()
-    return DiffResult(base, int(a.size), int(idx.size), starts, ends - starts, sectors, bits_10, bits_01,
+    x = a ^ b
+    bits_10 = _popcount_sum(x & a)
+    bits_01 = _popcount_sum(x & b)
+    erased = int(np.count_nonzero((b == 0xFF) & neq))
+    return DiffResult(base, int(a.size), differing, starts, ends - starts, sectors, bits_10, bits_01,
                       erased, missing)
 
 
-def _sector_table(idx: np.ndarray, base: int, n: int, layout: FlashLayout) -> tuple[SectorDiff, ...]:
+def _first_last(mask: np.ndarray) -> tuple[int, int] | None:
+    """First and last True index of a bool array, or None."""
+    if mask.size == 0 or not mask.any():
+        return None
+    return int(np.argmax(mask)), int(mask.size - 1 - np.argmax(mask[::-1]))
+
+
+def _sector_slices(base: int, n: int, layout: FlashLayout) -> list[tuple[Any, int, int]]:
+    """(sector, lo, hi) with lo/hi offsets of the part of each sector inside [base, base+n)."""
     out = []
-    addrs = idx + base
     for sec in layout.sectors:
-        lo, hi = max(sec.base, base), min(sec.end, base + n)
-        if hi <= lo:
-            continue
-        i0, i1 = np.searchsorted(addrs, [sec.base, sec.end])
-        cnt = int(i1 - i0)
-        first = int(addrs[i0] - sec.base) if cnt else None
-        last = int(addrs[i1 - 1] - sec.base) if cnt else None
+        lo, hi = max(sec.base - base, 0), min(sec.end - base, n)
+        if hi > lo:
+            out.append((sec, lo, hi))
+    return out
+
+
+def _sector_table(neq: np.ndarray, base: int, layout: FlashLayout) -> tuple[SectorDiff, ...]:
+    out = []
+    for sec, lo, hi in _sector_slices(base, neq.size, layout):
+        m = neq[lo:hi]
+        fl = _first_last(m)
+        cnt = int(np.count_nonzero(m)) if fl else 0
+        first = fl[0] + lo + base - sec.base if fl else None
+        last = fl[1] + lo + base - sec.base if fl else None
         out.append(SectorDiff(sec.index, sec.bank, sec.base, sec.size, hi - lo, cnt, first, last))
     return tuple(out)
 
@@ -367,15 +401,16 @@ def _foreign_text(st: _State, tokens: Sequence[bytes]) -> list[Diagnosis]:
     toks = [t for t in tokens if t]
     if not toks:
         return []
-    pattern = re.compile(b"|".join(re.escape(t) for t in sorted(toks, key=len, reverse=True)))
     actual = st.b.tobytes()
     expected = st.a_bytes
     hits: dict[bytes, list[int]] = {}
-    for m in pattern.finditer(actual):
-        p, tok = m.start(), m.group()
-        if expected[p: p + len(tok)] != tok:
-            hits.setdefault(tok, []).append(p)
-            st.explained[p: p + len(tok)] = True
+    for tok in dict.fromkeys(toks):
+        p = actual.find(tok)
+        while p != -1:
+            if expected[p: p + len(tok)] != tok:
+                hits.setdefault(tok, []).append(p)
+                st.explained[p: p + len(tok)] = True
+            p = actual.find(tok, p + 1)
     out = []
     for tok, offs in hits.items():
         text = tok.decode("ascii", "replace")
@@ -416,8 +451,14 @@ def _find_shift(st: _State, s: int, e: int) -> tuple[int, int] | None:
 
 
 def _shifted(st: _State) -> list[Diagnosis]:
-    starts, ends = _runs(st.open_mask(), gap=64)
-    cand = [(int(s), int(e)) for s, e in zip(starts, ends) if e - s >= 64][:32]
+    open_ = st.open_mask()
+    starts, ends = _runs(open_, gap=64)
+    if starts.size == 0:
+        return []
+    # a displaced stretch differs almost everywhere; scattered errors give sparse clusters
+    dense = np.add.reduceat(open_.view(np.int8), starts, dtype=np.int64) >= 0.25 * (ends - starts)
+    pick = np.flatnonzero(((ends - starts) >= 64) & dense)[:32]
+    cand = list(zip(starts[pick].tolist(), ends[pick].tolist()))
     out: list[Diagnosis] = []
     for s, e in cand:
         if st.explained[s:e].mean() > 0.5:
@@ -544,22 +585,20 @@ def _bit_flips(st: _State) -> list[Diagnosis]:
         f"{_num(int(idx.size))} scattered byte(s) with single-bit errors ({_num(bits)} bits, rate {rate:.2e} "
         f"per bit) from {st.where(int(idx[0]))}: corruption on the link (e.g. SPI to the WiFi module)",
         {"bytes": int(idx.size), "bits": bits, "rate": rate, "single_bit_fraction": single,
-         "bits_1_to_0": int(_POPCOUNT[x & st.a[idx]].sum()), "bits_0_to_1": int(_POPCOUNT[x & st.b[idx]].sum()),
+         "bits_1_to_0": _popcount_sum(x & st.a[idx]), "bits_0_to_1": _popcount_sum(x & st.b[idx]),
          "addresses": (idx[:MAX_LIST] + st.base).tolist()})]
 
 
 def _sector_aligned(st: _State) -> list[Diagnosis]:
     if st.layout is None:
         return []
-    idx = np.flatnonzero(st.neq) + st.base
     rows = []
-    for sec in st.layout.sectors:
-        lo, hi = max(sec.base, st.base), min(sec.end, st.base + st.n)
-        if hi <= lo:
-            continue
-        i0, i1 = np.searchsorted(idx, [sec.base, sec.end])
-        rows.append((sec, lo, hi, int(i1 - i0), int(idx[i0]) if i1 > i0 else 0,
-                     int(idx[i1 - 1]) if i1 > i0 else 0))
+    for sec, lo, hi in _sector_slices(st.base, st.n, st.layout):
+        m = st.neq[lo:hi]
+        fl = _first_last(m)
+        cnt = int(np.count_nonzero(m)) if fl else 0
+        rows.append((sec, st.base + lo, st.base + hi, cnt,
+                     st.base + lo + fl[0] if fl else 0, st.base + lo + fl[1] if fl else 0))
     out = []
     i = 0
     while i < len(rows):
@@ -594,27 +633,38 @@ def _region_touched(st: _State, writable: Sequence[tuple[int, int]] | None) -> l
         if layout is None or not layout.regions:
             return []
         writable = [(r.base, r.size) for r in layout.regions.values() if r.ota_writable]
-    idx = np.flatnonzero(st.neq) + st.base
-    outside = np.ones(idx.size, dtype=bool)
-    for lo, size in writable:
-        outside &= ~((idx >= lo) & (idx < lo + size))
-    bad = idx[outside]
-    if bad.size == 0:
-        return []
-    groups: dict[str, list[int]] = {}
     regions = list(layout.regions.values()) if layout is not None else []
-    names = np.full(bad.size, -1)
-    for k, reg in enumerate(regions):
-        names[(bad >= reg.base) & (bad < reg.end)] = k
+    lo_all, hi_all = st.base, st.base + st.n
+    cuts = {lo_all, hi_all}
+    for lo, size in writable:
+        cuts.update((lo, lo + size))
+    for reg in regions:
+        cuts.update((reg.base, reg.end))
+    points = sorted(c for c in cuts if lo_all <= c <= hi_all)
+    found: dict[str | None, list[tuple[int, int, int]]] = {}
+    for seg_lo, seg_hi in zip(points, points[1:]):
+        if any(lo <= seg_lo and seg_hi <= lo + size for lo, size in writable):
+            continue
+        m = st.neq[seg_lo - st.base: seg_hi - st.base]
+        fl = _first_last(m)
+        if fl is None:
+            continue
+        name = next((r.name for r in regions if r.base <= seg_lo < r.end), None)
+        found.setdefault(name, []).append((seg_lo + fl[0], seg_lo + fl[1], int(np.count_nonzero(m))))
     out = []
-    for k in sorted(set(names.tolist())):
-        sel = bad[names == k]
-        label = regions[k].name if k >= 0 else "no region"
-        groups[label] = sel.tolist()
+    for name, parts in found.items():
+        first, last = parts[0][0], parts[-1][1]
+        count = sum(p[2] for p in parts)
+        label = name or "no region"
+        sample: list[int] = []
+        for p_lo, p_hi, _ in parts:
+            if len(sample) < MAX_LIST:
+                hits = np.flatnonzero(st.neq[p_lo - st.base: p_hi - st.base + 1])[: MAX_LIST - len(sample)]
+                sample += (hits + p_lo).tolist()
+        sel = np.array(sample, dtype=np.int64)
         out.append(Diagnosis(
-            "region_touched", int(sel[0]), int(sel[-1] - sel[0] + 1),
-            f"{_num(int(sel.size))} byte(s) changed outside the OTA-writable regions, in {label} "
-            f"from 0x{int(sel[0]):08X}: the update wrote where it must not",
-            {"region": None if k < 0 else label, "bytes": int(sel.size),
-             "addresses": sel[:MAX_LIST].tolist()}))
-    return out
+            "region_touched", first, last - first + 1,
+            f"{_num(count)} byte(s) changed outside the OTA-writable regions, in {label} "
+            f"from 0x{first:08X}: the update wrote where it must not",
+            {"region": name, "bytes": count, "addresses": sel.tolist()}))
+    return sorted(out, key=lambda d: d.address)

@@ -1,0 +1,90 @@
+"""Time diff + diagnosis of 2 MiB against ``cmp -l`` on the same files. Prints figures only.
+
+Cases: clean (identical), 1% scattered single-bit errors, one lost 1 KiB chunk (everything
+after it shifted). For each: the best of N runs of ``rig.diff.analyze`` in process, the best of
+N runs of ``rig diff --json`` as a process (which adds Python start-up), and ``cmp -l`` writing
+every differing byte to a file (not to /dev/null: GNU cmp then stops at the first difference).
+
+Run: ``python benchmarks/bench_diff.py [--repeat N]``.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rig.board import load_board
+from rig.diff import analyze
+from rig.image import padding_pattern
+
+SIZE = 2 * 1024 * 1024
+BASE = 0x08000000
+
+
+def make_cases() -> dict[str, tuple[bytes, bytes]]:
+    """Expected and actual bytes for each case (deterministic)."""
+    exp = padding_pattern(0, SIZE, seed=2024)
+    rng = np.random.default_rng(1)
+    flips = np.frombuffer(exp, np.uint8).copy()
+    pos = rng.choice(SIZE, SIZE // 100, replace=False)
+    flips[pos] ^= (1 << rng.integers(0, 8, pos.size)).astype(np.uint8)
+    off, k = 0x50000 + 123, 1024
+    shifted = exp[:off] + exp[off + k:] + b"\xff" * k
+    return {"clean": (exp, exp), "1% scattered": (exp, flips.tobytes()), "one shifted chunk": (exp, shifted)}
+
+
+def best_of(n: int, fn: Callable[[], object]) -> float:
+    """Best wall time of ``n`` runs, in seconds."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5, help="runs per figure (best is printed)")
+    args = ap.parse_args(argv)
+    layout = load_board().layout(False)
+    cmp = shutil.which("cmp")
+    rig_cmd = [sys.executable, "-m", "rig.cli", "diff"]
+    print(f"diff + diagnose of {SIZE // 1024} KiB, best of {args.repeat} (ms)")
+    print(f"{'case':<20}{'differing':>11}{'analyze()':>12}{'rig diff':>11}{'cmp -l':>10}{'analyze/cmp':>13}")
+    with tempfile.TemporaryDirectory(prefix="bench_diff_") as tmp:
+        for name, (exp, act) in make_cases().items():
+            e_path, a_path = Path(tmp) / "e.bin", Path(tmp) / "a.bin"
+            e_path.write_bytes(exp)
+            a_path.write_bytes(act)
+            res = analyze(exp, act, BASE, layout)
+            t_an = best_of(args.repeat, lambda: analyze(exp, act, BASE, layout))
+            t_cli = best_of(max(1, args.repeat // 2), lambda: subprocess.run(
+                rig_cmd + [str(e_path), str(a_path), "--base", hex(BASE), "--json"],
+                stdout=subprocess.DEVNULL, timeout=300, check=False))
+            if cmp:
+                # to a real file: GNU cmp stops at the first difference when stdout is /dev/null
+                def run_cmp() -> None:
+                    with open(Path(tmp) / "cmp.txt", "wb") as out:
+                        subprocess.run([cmp, "-l", str(e_path), str(a_path)], stdout=out, timeout=300, check=False)
+                t_cmp = best_of(args.repeat, run_cmp)
+                ratio = f"{t_an / t_cmp:.2f}"
+                cmp_txt = f"{t_cmp * 1e3:.1f}"
+            else:
+                cmp_txt, ratio = "n/a", "n/a"
+            print(f"{name:<20}{res.diff.differing:>11}{t_an * 1e3:>12.1f}{t_cli * 1e3:>11.1f}{cmp_txt:>10}{ratio:>13}"
+                  f"   [{', '.join(res.kinds()) or 'no diagnosis'}]")
+    print("goal: analyze() under a tenth of cmp -l (analyze/cmp < 0.10); 'rig diff' includes Python start-up")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
