@@ -1,0 +1,88 @@
+"""``python -m twin``: start one virtual NUCLEO-F767ZI and print its ports as one JSON line."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import signal
+import sys
+import threading
+
+from twin.loader import LoadError, read_image, validate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="python -m twin",
+                                description="A virtual NUCLEO-F767ZI reached through a pyOCD "
+                                            "remote probe, a PTY and TCP.")
+    p.add_argument("--load", action="append", default=[], metavar="FILE[@ADDR]",
+                   help="image to place before boot (.bin needs @ADDR; .hex/.elf carry "
+                        "addresses); repeatable")
+    p.add_argument("--dual-bank", action="store_true",
+                   help="factory option bytes with nDBANK=0 (2 x 1 MiB banks, 24 sectors)")
+    p.add_argument("--timing", choices=("fast", "datasheet"), default="fast",
+                   help="flash erase/program durations: instant, or datasheet-like BSY "
+                        "in virtual time")
+    p.add_argument("--state", metavar="DIR",
+                   help="keep flash and option bytes in DIR across runs")
+    p.add_argument("--core-hz", type=int, default=16_000_000, metavar="N",
+                   help="core clock after reset (default 16000000, HSI)")
+    p.add_argument("--idle", choices=("realtime", "skip"), default="realtime",
+                   help="WFI/poll waits: sleep in wall time until the next event "
+                        "(realtime, default) or jump straight to it (skip)")
+    p.add_argument("--probe-port", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--control-port", type=int, default=0, help=argparse.SUPPRESS)
+    try:
+        importlib.import_module("twin.net").add_arguments(p)
+    except (ImportError, AttributeError):
+        pass
+    return p
+
+
+class _CliError(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one board until SIGINT/SIGTERM. Exit 2 on bad input."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        if args.core_hz <= 0:
+            raise _CliError("--core-hz must be a positive frequency in Hz, e.g. 16000000")
+        chunks = []
+        for spec in args.load:
+            chunks += read_image(spec)
+        chunks = validate(chunks)
+    except (LoadError, _CliError) as e:
+        print(f"twin: error: {e}", file=sys.stderr)
+        return 2
+
+    from twin.board import Board, BoardOptions
+    opts = BoardOptions(core_hz=args.core_hz, timing=args.timing, dual_bank=args.dual_bank,
+                        idle=args.idle, state_dir=args.state, net_args=args)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        board = Board(opts)
+    except (ValueError, OSError) as e:
+        print(f"twin: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        board.power_on(chunks)
+        board.start(args.probe_port, args.control_port)
+        print(json.dumps(board.announce()), flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        board.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Assembles a virtual NUCLEO-F767ZI: machine, debug logic, flash, USART3, the exception
+model, peripherals and network (when those packages are present), and the servers."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin import memory as mm
+from twin.control import ControlServer
+from twin.debugport import DebugServer
+from twin.device import Device, ResetKind
+from twin.flash import FlashController
+from twin.loader import Chunk
+from twin.machine import Machine
+from twin.scs import DebugUnit, FallbackScs, PpbStub
+from twin.usart import Usart
+
+#: Peripheral bus ranges where an address no model claims reads/writes as plain storage
+#: (logged once) rather than a bus fault: APB1, APB2, AHB1, AHB2, FMC/QSPI registers.
+PERIPHERAL_RANGES = [(0x40000000, 0x8000), (0x40010000, 0x6C00), (0x40020000, 0x60000),
+                     (0x50000000, 0x61000), (0xA0000000, 0x2000)]
+
+
+@dataclass
+class BoardOptions:
+    """What ``python -m twin`` was asked for."""
+
+    core_hz: int = 16_000_000
+    timing: str = "fast"
+    dual_bank: bool = False
+    idle: str = "realtime"
+    state_dir: str | None = None
+    pty: bool = True
+    net_args: argparse.Namespace | None = None
+    storage_fallback: bool = True
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Board:
+    """One virtual NUCLEO-F767ZI."""
+
+    def __init__(self, opts: BoardOptions | None = None) -> None:
+        self.opts = opts = opts or BoardOptions()
+        self.machine = m = Machine(core_hz=opts.core_hz, idle=opts.idle)
+        self.debug = DebugUnit(m)
+        m.debug = self.debug
+        for blk in self.debug.blocks:
+            m.add_device(blk, first=True)
+        self.flash = FlashController(m.flash_buf, timing=opts.timing, dual_bank=opts.dual_bank)
+        m.flash = self.flash
+        m.add_device(self.flash)
+        if opts.state_dir:
+            self.flash.load_state(opts.state_dir)
+        self.usart = Usart(pty=opts.pty)
+        m.add_device(self.usart)
+        self.components: list[str] = []
+        self._net_devs: list[Device] = []
+        self._exception_unit()
+        self._peripherals()
+        self._network()
+        m.add_device(PpbStub("ppb", 0xE0000000, 0x100000))
+        if opts.storage_fallback:
+            for base, size in PERIPHERAL_RANGES:
+                m.add_storage_range(base, size)
+        self.debug_server: DebugServer | None = None
+        self.control: ControlServer | None = None
+
+    # ------------------------------------------------------------------ optional parts
+    def _exception_unit(self) -> None:
+        m = self.machine
+        try:
+            exc = importlib.import_module("twin.exceptions")
+            unit = exc.ExceptionModel(m, _services_for(m, "exceptions"))
+        except (ImportError, AttributeError) as e:
+            m.log(f"no exception model ({e}); SCS is plain storage, faults lock up")
+            m.add_device(FallbackScs(m))
+            return
+        if hasattr(unit, "on_lockup"):
+            unit.on_lockup = lambda: m.log("exception model: LOCKUP")
+        m.set_exception_unit(unit)
+        self.components.append("exceptions")
+
+    def _peripherals(self) -> None:
+        m = self.machine
+        try:
+            periph = importlib.import_module("twin.periph")
+            devs = periph.all_devices()
+        except (ImportError, AttributeError) as e:
+            m.log(f"no peripheral models ({e})")
+            return
+        for d in devs:
+            m.add_device(d)
+        self.components.append("periph")
+
+    def _network(self) -> None:
+        m = self.machine
+        try:
+            net = importlib.import_module("twin.net")
+            args = self.opts.net_args or _default_net_args(net)
+            self._net_devs = list(net.devices(args, m))
+        except (ImportError, AttributeError) as e:
+            m.log(f"no network models ({e})")
+            return
+        for d in self._net_devs:
+            m.add_device(d)
+        self.components.append("net")
+
+    # ------------------------------------------------------------------ life cycle
+    def load(self, chunks: list[Chunk]) -> None:
+        """Place image chunks as if programmed at the factory (flash) or by a debugger (RAM)."""
+        m = self.machine
+        for c in chunks:
+            reg = m.region_at(c.address, len(c.data))
+            if reg is None:
+                raise ValueError(f"0x{c.address:08X}: not loadable memory")
+            reg.write(c.address, c.data)
+        m.flush_code_cache()
+
+    def power_on(self, chunks: list[Chunk] | None = None) -> None:
+        """Power-on reset, load images, then boot (vector fetch from BOOT_ADD0)."""
+        m = self.machine
+        m.reset(ResetKind.POWER, "power")
+        if chunks:
+            self.load(chunks)
+            m.reset(ResetKind.CORE, "power")
+            m.reset_history.pop()
+
+    def start(self, probe_port: int = 0, control_port: int = 0) -> None:
+        """Start the CPU thread, the PTY reader and the servers."""
+        m = self.machine
+        self.debug_server = DebugServer(m, probe_port)
+        self.control = ControlServer(m, control_port)
+        self._register_commands()
+        self.usart.start()
+        m.start()
+        self.debug_server.start()
+        self.control.start()
+
+    def _register_commands(self) -> None:
+        assert self.control is not None
+        ctl = self.control
+        if self._net_devs:
+            net = importlib.import_module("twin.net")
+            for name, fn in net.commands(self._net_devs).items():
+                ctl.register_command(name, lambda m, req, f=fn: f(req))
+        try:
+            periph = importlib.import_module("twin.periph")
+        except ImportError:
+            periph = None
+        if periph is not None and hasattr(periph, "commands"):
+            for name, fn in periph.commands(self.machine).items():
+                ctl.register_command(name, lambda m, req, f=fn: f(req))
+        ctl.register_command("flash", lambda m, req: self.flash.snapshot())
+        if self.opts.state_dir:
+            ctl.on_power_cycle.append(lambda: self.flash.save_state(self.opts.state_dir))
+
+    def announce(self) -> dict[str, Any]:
+        """The start-up line's content."""
+        import os
+        assert self.debug_server is not None and self.control is not None
+        return {"probe": f"remote:127.0.0.1:{self.debug_server.port}",
+                "serial": self.usart.slave_path, "control": f"127.0.0.1:{self.control.port}",
+                "pid": os.getpid()}
+
+    def close(self) -> None:
+        """Stop everything; save state if asked. Safe to call twice."""
+        m = self.machine
+        for srv in (self.debug_server, self.control):
+            if srv is not None:
+                srv.close()
+        self.debug_server = self.control = None
+        m.stop()
+        if self._net_devs:
+            try:
+                importlib.import_module("twin.net").shutdown(self._net_devs)
+            except Exception as e:  # noqa: BLE001
+                print(f"twin: network shutdown: {e}", file=sys.stderr)
+            self._net_devs = []
+        self.usart.close()
+        if self.opts.state_dir:
+            self.flash.save_state(self.opts.state_dir)
+
+
+def _services_for(m: Machine, name: str):
+    from twin.machine import DeviceServices
+    return DeviceServices(m, name)
+
+
+def _default_net_args(net) -> argparse.Namespace:  # noqa: ANN001
+    p = argparse.ArgumentParser(add_help=False)
+    net.add_arguments(p)
+    return p.parse_args([])
+
+
+__all__ = ["Board", "BoardOptions", "mm"]

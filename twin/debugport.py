@@ -1,0 +1,361 @@
+"""The server side of pyOCD's remote-probe protocol, backed by the machine's debug logic.
+
+Stock pyOCD reaches it with ``-u remote:127.0.0.1:PORT -t stm32f767zi``: one JSON request
+per line ``{"id", "request", "arguments"}`` answered by ``{"id", "status", "result"|"error"}``.
+Behind it: an SW-DP (DPIDR 0x5BA02477) with one AHB-AP whose memory accesses go through the
+machine's system bus (MMIO included). One client at a time: a second concurrent client
+gets an error line and is disconnected.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from typing import Any, Callable
+
+from twin.device import ResetKind
+from twin.machine import Machine
+
+STATUS_GENERAL, STATUS_PROBE, STATUS_TRANSFER_FAULT = 1, 3, 12
+
+DPIDR = 0x5BA02477
+AP0_IDR = 0x74770001
+AP_BASE = 0xE00FF003
+
+
+class ProbeRequestError(Exception):
+    """A request failed; ``status`` is the remote-probe status code."""
+
+    def __init__(self, message: str, status: int = STATUS_GENERAL) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DebugAccessPort:
+    """DP/AP registers and memory access of the twin's SWD port (no socket)."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.m = machine
+        self.wire_protocol: str | None = None
+        self.ctrl_stat = 0
+        self.select = 0
+        self.csw = 0x03000052          # DbgSwEnable | HPROT | DeviceEn | SIZE32
+        self.tar = 0
+
+    # -------------------------------------------------------------- properties
+    def readprop(self, name: str) -> Any:
+        """Probe properties pyOCD asks for."""
+        props = {
+            "vendor_name": "ota-rig",
+            "product_name": "twin NUCLEO-F767ZI",
+            "supported_wire_protocols": ["DEFAULT", "SWD"],
+            "wire_protocol": self.wire_protocol,
+            "capabilities": ["MANAGED_AP_SELECTION", "MANAGED_DPBANKSEL", "BANKED_DP_REGISTERS"],
+            "unique_id": "twin",
+            "is_open": True,
+        }
+        if name not in props:
+            raise ProbeRequestError(f"unknown property name '{name}' requested")
+        return props[name]
+
+    def connect(self, protocol: str) -> None:
+        if protocol not in ("DEFAULT", "SWD"):
+            raise ProbeRequestError(f"wire protocol {protocol} not supported (SWD only)")
+        self.wire_protocol = "SWD"
+
+    def disconnect(self) -> None:
+        self.wire_protocol = None
+
+    # -------------------------------------------------------------- reset pin
+    def assert_reset(self, asserted: bool) -> None:
+        m = self.m
+        with m.host():
+            if asserted:
+                m.reset_held = True
+                if m.debug is not None:
+                    m.debug.sticky |= 1 << 25
+            elif m.reset_held:
+                m.reset_held = False
+                m.reset(ResetKind.SYSTEM, "pin")
+                m._wake.set()
+
+    def is_reset_asserted(self) -> bool:
+        return self.m.reset_held
+
+    def reset(self) -> None:
+        m = self.m
+        with m.host():
+            m.reset_held = False
+            m.reset(ResetKind.SYSTEM, "pin")
+            m._wake.set()
+
+    # -------------------------------------------------------------- DP / AP
+    def read_dp(self, addr: int) -> int:
+        if addr == 0x0:
+            return DPIDR
+        if addr == 0x4:
+            req = self.ctrl_stat & 0x50000000
+            return self.ctrl_stat | (req << 1)
+        if addr == 0x8:
+            return self.select
+        return 0
+
+    def write_dp(self, addr: int, data: int) -> None:
+        if addr == 0x4:
+            self.ctrl_stat = data & 0x5F00FFFF & ~0x32
+        elif addr == 0x8:
+            self.select = data
+
+    def read_ap(self, addr: int) -> int:
+        apsel, reg = (addr >> 24) & 0xFF, addr & 0xFC
+        if apsel != 0:
+            return 0
+        if reg == 0x00:
+            return self.csw
+        if reg == 0x04:
+            return self.tar
+        if reg == 0x0C:
+            return self._drw_read()
+        if 0x10 <= reg < 0x20:
+            return self._mem_read32((self.tar & ~0xF) + (reg - 0x10))
+        if reg == 0xF4:
+            return 0
+        if reg == 0xF8:
+            return AP_BASE
+        if reg == 0xFC:
+            return AP0_IDR
+        return 0
+
+    def write_ap(self, addr: int, data: int) -> None:
+        apsel, reg = (addr >> 24) & 0xFF, addr & 0xFC
+        if apsel != 0:
+            return
+        if reg == 0x00:
+            self.csw = (data & ~0x40) | 0x40          # DeviceEn reads 1
+        elif reg == 0x04:
+            self.tar = data & 0xFFFFFFFF
+        elif reg == 0x0C:
+            self._drw_write(data)
+        elif 0x10 <= reg < 0x20:
+            self._mem_write32((self.tar & ~0xF) + (reg - 0x10), data)
+
+    def _size(self) -> int:
+        return {0: 1, 1: 2, 2: 4}.get(self.csw & 7, 4)
+
+    def _incr(self, size: int) -> None:
+        if (self.csw >> 4) & 3 == 1:
+            self.tar = (self.tar & ~0x3FF) | ((self.tar + size) & 0x3FF)
+
+    def _drw_read(self) -> int:
+        size = self._size()
+        a = self.tar
+        val = self.read_mem(a & ~(size - 1), size * 8)
+        self._incr(size)
+        return (val << (8 * (a & 3))) & 0xFFFFFFFF if size < 4 else val
+
+    def _drw_write(self, data: int) -> None:
+        size = self._size()
+        a = self.tar
+        val = (data >> (8 * (a & 3))) & ((1 << (8 * size)) - 1) if size < 4 else data
+        self.write_mem(a & ~(size - 1), val, size * 8)
+        self._incr(size)
+
+    def _mem_read32(self, addr: int) -> int:
+        return self.read_mem(addr, 32)
+
+    def _mem_write32(self, addr: int, data: int) -> None:
+        self.write_mem(addr, data, 32)
+
+    # -------------------------------------------------------------- memory interface
+    def read_mem(self, addr: int, xfer_size: int) -> int:
+        n = xfer_size // 8
+        with self.m.host():
+            try:
+                data = self.m.bus_read(addr, n, n)
+            except ValueError as e:
+                raise ProbeRequestError(str(e), STATUS_TRANSFER_FAULT) from None
+        return int.from_bytes(data, "little")
+
+    def write_mem(self, addr: int, value: int, xfer_size: int) -> None:
+        n = xfer_size // 8
+        with self.m.host():
+            try:
+                self.m.bus_write(addr, (value & ((1 << xfer_size) - 1)).to_bytes(n, "little"), n)
+            except ValueError as e:
+                raise ProbeRequestError(str(e), STATUS_TRANSFER_FAULT) from None
+
+    def read_block(self, addr: int, count: int, width: int) -> list[int]:
+        with self.m.host():
+            try:
+                data = self.m.bus_read(addr, count * width, width)
+            except ValueError as e:
+                raise ProbeRequestError(str(e), STATUS_TRANSFER_FAULT) from None
+        if width == 1:
+            return list(data)
+        return list(memoryview(data).cast("I"))
+
+    def write_block(self, addr: int, values: list[int], width: int) -> None:
+        if width == 1:
+            data = bytes(values)
+        else:
+            data = b"".join((v & 0xFFFFFFFF).to_bytes(4, "little") for v in values)
+        with self.m.host():
+            try:
+                self.m.bus_write(addr, data, width)
+            except ValueError as e:
+                raise ProbeRequestError(str(e), STATUS_TRANSFER_FAULT) from None
+
+
+class DebugServer:
+    """TCP server speaking pyOCD's remote-probe protocol on 127.0.0.1."""
+
+    def __init__(self, machine: Machine, port: int = 0) -> None:
+        self.m = machine
+        self.dap = DebugAccessPort(machine)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.listen(4)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self._client: socket.socket | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="twin-probe",
+                                               daemon=True)
+        self.requests = 0
+        d = self.dap
+        self._handlers: dict[str, tuple[Callable[..., Any], int]] = {
+            "hello": (self._hello, 1), "readprop": (d.readprop, 1),
+            "open": (_noop, 0), "close": (_noop, 0), "lock": (_noop, 0), "unlock": (_noop, 0),
+            "flush": (_noop, 0), "set_clock": (lambda f: None, 1),
+            "connect": (d.connect, 1), "disconnect": (d.disconnect, 0),
+            "swj_sequence": (lambda n, b: None, 2),
+            "reset": (d.reset, 0), "assert_reset": (d.assert_reset, 1),
+            "is_reset_asserted": (d.is_reset_asserted, 0),
+            "read_dp": (d.read_dp, 1), "write_dp": (d.write_dp, 2),
+            "read_ap": (d.read_ap, 1), "write_ap": (d.write_ap, 2),
+            "read_ap_multiple": (lambda a, n: [d.read_ap(a) for _ in range(n)], 2),
+            "write_ap_multiple": (lambda a, vs: [d.write_ap(a, v) for v in vs] and None, 2),
+            "get_memory_interface_for_ap": (self._memif, 2),
+            "has_swo": (lambda: False, 0), "swo_start": (lambda b: None, 1),
+            "swo_stop": (_noop, 0), "swo_read": (lambda: [], 0),
+            "read_mem": (lambda h, a, s: d.read_mem(a, s), 3),
+            "write_mem": (lambda h, a, v, s: d.write_mem(a, v, s), 4),
+            "read_block32": (lambda h, a, n: d.read_block(a, n, 4), 3),
+            "write_block32": (lambda h, a, vs: d.write_block(a, vs, 4), 3),
+            "read_block8": (lambda h, a, n: d.read_block(a, n, 1), 3),
+            "write_block8": (lambda h, a, vs: d.write_block(a, vs, 1), 3),
+        }
+
+    def start(self) -> None:
+        self._accept_thread.start()
+
+    def close(self) -> None:
+        """Stop serving; closes the listening socket and any client."""
+        self._stop.set()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        c = self._client
+        if c is not None:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._accept_thread.join(2)
+        for t in self._threads:
+            t.join(2)
+
+    @staticmethod
+    def _hello(version: int) -> None:
+        if version != 1:
+            raise ProbeRequestError(f"client requested unsupported protocol version {version} "
+                                    "(expected 1)")
+
+    @staticmethod
+    def _memif(ap_version: int, ap_address: int) -> int | None:
+        return 0 if ap_version == 1 and ap_address == 0 else None
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
+            if self._client is not None:
+                try:
+                    conn.sendall(json.dumps({"id": -1, "status": STATUS_PROBE, "error":
+                        "twin debug port busy: another debugger is connected "
+                        "(one client at a time)"}).encode() + b"\n")
+                finally:
+                    conn.close()
+                continue
+            self._client = conn
+            t = threading.Thread(target=self._serve, args=(conn,), name="twin-probe-client",
+                                 daemon=True)
+            self._threads = [x for x in self._threads if x.is_alive()] + [t]
+            t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(0.5)
+        buf = b""
+        try:
+            while not self._stop.is_set():
+                try:
+                    chunk = conn.recv(65536)
+                except (TimeoutError, socket.timeout):
+                    continue
+                if not chunk:
+                    break
+                buf += chunk
+                out = []
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if line.strip():
+                        out.append(self.handle_line(line))
+                if out:
+                    conn.sendall(b"".join(out))
+        except OSError:
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+            self._client = None
+            self.dap.wire_protocol = None
+
+    def handle_line(self, line: bytes) -> bytes:
+        """Answer one request line (also usable without a socket, for tests)."""
+        self.requests += 1
+        rid: Any = -1
+        try:
+            req = json.loads(line)
+            if not isinstance(req, dict) or "id" not in req or "request" not in req:
+                raise ProbeRequestError("invalid request format")
+            rid = req["id"]
+            args = req.get("arguments", [])
+            handler = self._handlers.get(req["request"])
+            if handler is None:
+                raise ProbeRequestError(f"unknown request type {req['request']!r}")
+            fn, nargs = handler
+            if not isinstance(args, list) or len(args) != nargs:
+                raise ProbeRequestError("malformed request; invalid number of arguments")
+            result = fn(*args)
+            resp: dict[str, Any] = {"id": rid, "status": 0}
+            if result is not None:
+                resp["result"] = result
+        except ProbeRequestError as e:
+            resp = {"id": rid, "status": e.status, "error": str(e)}
+        except (ValueError, TypeError, KeyError) as e:
+            resp = {"id": rid, "status": STATUS_GENERAL, "error": f"bad request: {e}"}
+        return json.dumps(resp, separators=(",", ":")).encode() + b"\n"
+
+
+def _noop() -> None:
+    return None

@@ -1,0 +1,954 @@
+"""The virtual STM32F767's core: unicorn Cortex-M7, memory map, bus, time and run loop.
+
+Threading: the CPU runs instruction slices on its own thread while holding ``_lock``.
+Host threads (debug port, control server) use :meth:`Machine.host` to get the lock between
+slices; a small fairness handshake makes the CPU thread step aside when a host waits.
+Devices are only called with the lock held (on the CPU thread, or by a host thread while
+the CPU is parked between slices), which is the mutual exclusion device.py asks for.
+
+Virtual time is the number of executed instructions (1 cycle each) at ``core_hz``.
+Slices are cut at scheduled events; after any MMIO access slices are kept short so that
+time reads (DWT CYCCNT, SysTick) see fine-grained progress. WFI and flash BSY polls idle:
+the machine jumps to the next event (``idle="skip"``) or sleeps in wall time until then
+(``idle="realtime"``, the default, so host-side timeouts stay meaningful).
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import unicorn as uc_mod
+import unicorn.arm_const as A
+
+from twin import memory as mm
+from twin.device import Device, ExceptionUnit, ResetKind
+
+LONG_SLICE = 200_000
+SHORT_SLICE = 2_000
+SHORT_SLICES_AFTER_IO = 8
+_UNTIL = 0xFFFFFFFF
+
+_REGS = {f"r{i}": getattr(A, f"UC_ARM_REG_R{i}") for i in range(13)}
+_REGS.update(sp=A.UC_ARM_REG_SP, lr=A.UC_ARM_REG_LR, pc=A.UC_ARM_REG_PC, xpsr=A.UC_ARM_REG_XPSR,
+             ipsr=A.UC_ARM_REG_IPSR, msp=A.UC_ARM_REG_MSP, psp=A.UC_ARM_REG_PSP,
+             control=A.UC_ARM_REG_CONTROL, primask=A.UC_ARM_REG_PRIMASK,
+             basepri=A.UC_ARM_REG_BASEPRI, faultmask=A.UC_ARM_REG_FAULTMASK,
+             fpscr=A.UC_ARM_REG_FPSCR)
+_REGS.update({f"s{i}": A.UC_ARM_REG_S0 + i for i in range(32)})
+
+WFI_T16 = 0xBF30
+WFE_T16 = 0xBF20
+
+
+class _Event:
+    __slots__ = ("when", "seq", "callback", "cancelled")
+
+    def __init__(self, when: int, seq: int, callback: Callable[[], None]) -> None:
+        self.when, self.seq, self.callback, self.cancelled = when, seq, callback, False
+
+    def __lt__(self, other: "_Event") -> bool:
+        return (self.when, self.seq) < (other.when, other.seq)
+
+
+class DeviceServices:
+    """The :class:`twin.device.Services` a device gets: the machine, plus its own name for logs."""
+
+    def __init__(self, machine: "Machine", owner: str) -> None:
+        self._m = machine
+        self._owner = owner
+
+    @property
+    def core_hz(self) -> int:
+        return self._m.core_hz
+
+    def set_core_hz(self, hz: int) -> None:
+        self._m.set_core_hz(hz)
+
+    def now_cycles(self) -> int:
+        return self._m.now_cycles()
+
+    def now_ns(self) -> int:
+        return self._m.now_ns()
+
+    def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:
+        return self._m.schedule(delay_cycles, callback)
+
+    def cancel(self, handle: object) -> None:
+        self._m.cancel(handle)
+
+    def set_irq(self, irqn: int, level: bool) -> None:
+        self._m.set_irq(irqn, level)
+
+    def pend_irq(self, irqn: int) -> None:
+        self._m.pend_irq(irqn)
+
+    def read_mem(self, address: int, length: int) -> bytes:
+        return self._m.dma_read(address, length)
+
+    def write_mem(self, address: int, data: bytes) -> None:
+        self._m.dma_write(address, data)
+
+    def request_reset(self, kind: str, cause: str) -> None:
+        self._m.request_reset(kind, cause)
+
+    def post(self, fn: Callable[[], None]) -> None:
+        self._m.post(fn)
+
+    def log(self, message: str) -> None:
+        self._m.log(message, self._owner)
+
+    def device(self, name: str) -> Device:
+        return self._m.device(name)
+
+    def poll_wait(self) -> None:
+        """Extra (not in the protocol): the firmware is polling a flag that only an event
+        can change (e.g. FLASH_SR.BSY); end the slice and idle until the next event."""
+        self._m.poll_wait()
+
+
+class Machine:
+    """A Cortex-M7 with the STM32F767ZI memory map, devices, a scheduler and a run loop.
+
+    Args:
+        core_hz: initial core clock (HSI 16 MHz after reset).
+        idle: "realtime" (idle waits take wall time) or "skip" (jump to the next event).
+        log_stream: where :meth:`log` writes (stderr).
+    """
+
+    def __init__(self, core_hz: int = 16_000_000, idle: str = "realtime",
+                 log_stream=None) -> None:
+        if idle not in ("realtime", "skip"):
+            raise ValueError(f"idle must be 'realtime' or 'skip', not {idle!r}")
+        self.idle_mode = idle
+        self.reset_core_hz = core_hz
+        self.core_hz = core_hz
+        self._log_stream = log_stream if log_stream is not None else sys.stderr
+        self.uc = uc_mod.Uc(uc_mod.UC_ARCH_ARM, uc_mod.UC_MODE_THUMB | uc_mod.UC_MODE_MCLASS)
+        self.uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M7)
+        self._ctx0 = self.uc.context_save()
+
+        # time and events
+        self._cycles = 0
+        self._ticks = 0              # per-slice MMIO access counter (monotonic sub-slice time)
+        self._events: list[_Event] = []
+        self._seq = itertools.count()
+        self._short = 0
+        self._idle_anchor: tuple[float, int] | None = None
+        self.instructions = 0        # executed instructions since start (statistics)
+
+        # threading
+        self._lock = threading.RLock()
+        self._gate = threading.Condition()
+        self._host_waiting = 0
+        self._wake = threading.Event()
+        self._posted: deque[Callable[[], None]] = deque()
+        self._thread: threading.Thread | None = None
+        self._quit = False
+        self._cpu_thread_id: int | None = None
+
+        # CPU state
+        self.halted = False
+        self.sleeping = False
+        self.locked_up = False
+        self.reset_held = False
+        self.in_slice = False
+        self._stop_reasons: list[tuple[str, object]] = []
+        self._fault_addr: int | None = None
+        self._fixups: list[tuple[int, bytes]] = []
+        self._dirty: list[int] | None = None
+        self._pending_reset: tuple[str, str] | None = None
+        self._poll = False
+        self._slice_end = 0
+        self.reset_history: list[dict[str, object]] = []
+        self.lockup_reason = ""
+        self.on_halt: list[Callable[[str], None]] = []
+
+        # memory
+        self.regions: list[mm.Region] = []
+        self._map_memory()
+
+        # devices
+        self.devices: dict[str, Device] = {}
+        self._dev_list: list[Device] = []
+        self._page_devs: dict[int, list[Device]] = {}
+        self._storage_pages: set[int] = set()
+        self._storage: dict[int, int] = {}
+        self._mapped_pages: set[int] = set()
+        self.exc: ExceptionUnit | None = None
+        self.debug = None            # twin.scs.DebugUnit, set by attach_debug()
+        self.flash = None            # twin.flash.FlashController
+
+        uc = self.uc
+        uc.hook_add(uc_mod.UC_HOOK_MEM_WRITE_PROT, self._hook_write_prot)
+        uc.hook_add(uc_mod.UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
+        uc.hook_add(uc_mod.UC_HOOK_MEM_FETCH_PROT | uc_mod.UC_HOOK_MEM_READ_PROT,
+                    self._hook_prot_other)
+        uc.hook_add(uc_mod.UC_HOOK_INTR, self._hook_intr)
+
+    # ------------------------------------------------------------------ memory map
+    def _map_memory(self) -> None:
+        R = mm.Region
+        self.flash_buf = mm.new_buffer(mm.FLASH_SIZE, 0xFF)
+        sysmem = mm.system_memory()
+        self.itcm = R("itcm", mm.ITCM_BASE, mm.ITCM_SIZE, mm.new_buffer(mm.ITCM_SIZE),
+                      volatile=True)
+        self.flash_region = R("flash", mm.FLASH_BASE, mm.FLASH_SIZE, self.flash_buf,
+                              writable=False, kind="flash")
+        self.flash_alias = R("flash-itcm", mm.FLASH_ITCM_BASE, mm.FLASH_SIZE, self.flash_buf,
+                             writable=False, kind="alias")
+        self.sram = R("sram", mm.SRAM_BASE, mm.SRAM_SIZE, mm.new_buffer(mm.SRAM_SIZE),
+                      volatile=True)
+        self.bkpsram = R("bkpsram", mm.BKPSRAM_BASE, mm.BKPSRAM_SIZE,
+                         mm.new_buffer(mm.BKPSRAM_SIZE), volatile=True)
+        self.sysmem = R("sysmem", mm.SYSMEM_BASE, mm.SYSMEM_SIZE, sysmem, writable=False,
+                        kind="rom")
+        self.sysmem_alias = R("sysmem-itcm", mm.SYSMEM_ITCM_BASE, mm.SYSMEM_SIZE, sysmem,
+                              writable=False, kind="rom")
+        self.info = R("otp-info", mm.INFO_BASE, mm.INFO_SIZE, mm.info_block(), writable=False,
+                      kind="rom")
+        for reg in (self.itcm, self.sysmem_alias, self.flash_alias, self.flash_region,
+                    self.sysmem, self.info, self.sram, self.bkpsram):
+            perms = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC
+            if reg.writable:
+                perms |= uc_mod.UC_PROT_WRITE
+            self.uc.mem_map_ptr(reg.base, reg.size, perms, reg.buf)
+            self.regions.append(reg)
+
+    def region_at(self, address: int, length: int = 1) -> mm.Region | None:
+        """The memory region holding ``[address, address + length)``, or None."""
+        for reg in self.regions:
+            if reg.contains(address, length):
+                return reg
+        return None
+
+    # ------------------------------------------------------------------ devices
+    def add_device(self, dev: Device, first: bool = False) -> None:
+        """Attach and map a device; ``first`` gives it priority over earlier ones."""
+        if dev.name in self.devices:
+            raise ValueError(f"duplicate device name {dev.name!r}")
+        self.devices[dev.name] = dev
+        dev.attach(DeviceServices(self, dev.name))
+        for page in range(dev.base & ~(mm.PAGE - 1), dev.base + dev.size, mm.PAGE):
+            lst = self._page_devs.setdefault(page, [])
+            if first:
+                lst.insert(0, dev)
+            else:
+                lst.append(dev)
+            self._map_mmio_page(page)
+        self._dev_list.append(dev)
+
+    def add_storage_range(self, base: int, size: int) -> None:
+        """Map ``[base, base+size)`` so addresses no device claims act as plain storage
+        (an unmodelled peripheral), logged once per address, instead of bus faults."""
+        for page in range(base & ~(mm.PAGE - 1), base + size, mm.PAGE):
+            if self.region_at(page) is not None:
+                continue
+            self._storage_pages.add(page)
+            self._map_mmio_page(page)
+
+    def _map_mmio_page(self, page: int) -> None:
+        if page in self._mapped_pages:
+            return
+        self._mapped_pages.add(page)
+        self.uc.mmio_map(page, mm.PAGE, self._mmio_read, page, self._mmio_write, page)
+
+    def set_exception_unit(self, unit: ExceptionUnit) -> None:
+        """Install the exception model; its register blocks take over the SCS."""
+        self.exc = unit
+        for dev in unit.devices():
+            self.add_device(dev)
+
+    def device(self, name: str) -> Device:
+        """A device by name (KeyError if absent)."""
+        return self.devices[name]
+
+    def _lookup(self, address: int) -> Device | None:
+        for dev in self._page_devs.get(address & ~(mm.PAGE - 1), ()):
+            if dev.base <= address < dev.base + dev.size:
+                return dev
+        return None
+
+    def _mmio_read(self, uc, offset: int, size: int, page: int) -> int:
+        if self._fixups:
+            self._apply_fixups()
+        self._ticks += 1
+        self._short = SHORT_SLICES_AFTER_IO
+        address = page + offset
+        dev = self._lookup(address)
+        if dev is not None:
+            return dev.read(address - dev.base, size) & ((1 << (8 * size)) - 1)
+        if page in self._storage_pages:
+            return self._storage_read(address, size)
+        self._cpu_bus_fault(address, "precise", "read")
+        return 0
+
+    def _mmio_write(self, uc, offset: int, size: int, value: int, page: int) -> None:
+        if self._fixups:
+            self._apply_fixups()
+        self._ticks += 1
+        self._short = SHORT_SLICES_AFTER_IO
+        address = page + offset
+        dev = self._lookup(address)
+        if dev is not None:
+            dev.write(address - dev.base, size, value & ((1 << (8 * size)) - 1))
+        elif page in self._storage_pages:
+            self._storage_write(address, size, value)
+        else:
+            self._cpu_bus_fault(address, "precise", "write")
+
+    def _storage_read(self, address: int, size: int) -> int:
+        word = self._storage.get(address & ~3, 0)
+        if (address & ~3) not in self._storage:
+            self._storage[address & ~3] = 0
+            self.log(f"unmodelled peripheral register 0x{address:08X} read (plain storage)")
+        return (word >> (8 * (address & 3))) & ((1 << (8 * size)) - 1)
+
+    def _storage_write(self, address: int, size: int, value: int) -> None:
+        key = address & ~3
+        if key not in self._storage:
+            self.log(f"unmodelled peripheral register 0x{address:08X} written (plain storage)")
+        old = self._storage.get(key, 0)
+        shift = 8 * (address & 3)
+        mask = ((1 << (8 * size)) - 1) << shift
+        self._storage[key] = (old & ~mask) | ((value << shift) & mask)
+
+    # ------------------------------------------------------------------ hooks
+    def _stop(self, reason: str, detail: object = None) -> None:
+        self._stop_reasons.append((reason, detail))
+        self.uc.emu_stop()
+
+    def _cpu_bus_fault(self, address: int, kind: str, what: str) -> None:
+        if self.in_slice:
+            self._stop("fault", ("bus", (address, kind), f"{what} of 0x{address:08X}"))
+        else:
+            raise ValueError(f"bus error: {what} of unmapped address 0x{address:08X}")
+
+    def _hook_write_prot(self, uc, access, address, size, value, _ud) -> bool:
+        if self._fixups:
+            self._apply_fixups()
+        reg = self.region_at(address, size)
+        if reg is None:
+            self._cpu_bus_fault(address, "precise", "write")
+            return True
+        old = reg.read(address, size)
+        if reg.kind == "flash" and self.flash is not None:
+            self.flash.cpu_store(address, size, value)
+            self._mark_dirty(address, size)
+        else:
+            self._cpu_bus_fault(address, "precise", f"write to read-only {reg.name}")
+        # unicorn still performs the raw store into the ptr-mapped buffer after this hook
+        # (pitfall U4): restore the intended bytes before anything else can see them.
+        self._fixups.append((address, reg.read(address, size) if reg.kind == "flash" else old))
+        return True
+
+    def _apply_fixups(self) -> None:
+        fix, self._fixups = self._fixups, []
+        for address, data in fix:
+            reg = self.region_at(address, len(data))
+            if reg is not None:
+                reg.write(address, data)
+
+    def _hook_unmapped(self, uc, access, address, size, value, _ud) -> bool:
+        self._fault_addr = address
+        return False
+
+    def _hook_prot_other(self, uc, access, address, size, value, _ud) -> bool:
+        self._fault_addr = address
+        return False
+
+    def _hook_intr(self, uc, intno: int, _ud) -> None:
+        if intno == 7:                                   # BKPT
+            self._stop("bkpt")
+        elif intno == 2:                                 # SVC: PC is after the SVC
+            self._stop("svc")
+        elif intno == 8:                                 # exception exit (EXC_RETURN)
+            self._stop("excret", self.uc.reg_read(A.UC_ARM_REG_PC) | 1)
+        else:
+            self._stop("fault", ("usage", "undefinstr", f"CPU exception {intno}"))
+
+    # ------------------------------------------------------------------ TB cache
+    def _mark_dirty(self, address: int, length: int) -> None:
+        if self._dirty is None:
+            self._dirty = [address, address + length]
+        else:
+            self._dirty[0] = min(self._dirty[0], address)
+            self._dirty[1] = max(self._dirty[1], address + length)
+
+    def _flush_dirty(self) -> None:
+        if self._dirty is None:
+            return
+        lo, hi = self._dirty
+        self._dirty = None
+        self.flush_code_cache(lo, hi)
+        if mm.FLASH_BASE <= lo < mm.FLASH_BASE + mm.FLASH_SIZE:
+            off = mm.FLASH_ITCM_BASE - mm.FLASH_BASE
+            self.flush_code_cache(lo + off, hi + off)
+
+    def flush_code_cache(self, lo: int = 0, hi: int = 0xFFFFFFFF) -> None:
+        """Drop translated code in [lo, hi) (unicorn pitfall U1/U2)."""
+        if lo == 0 and hi >= 0xFFFFFFFF:
+            self.uc.ctl_flush_tb()
+        else:
+            self.uc.ctl_remove_cache(lo & ~(mm.PAGE - 1), max(hi, lo + 1))
+
+    # ------------------------------------------------------------------ Cpu protocol
+    def reg(self, name: str) -> int:
+        """Read a core register by name (see twin.device.Cpu)."""
+        return self.uc.reg_read(_REGS[name])
+
+    def set_reg(self, name: str, value: int) -> None:
+        """Write a core register by name (PC: bit 0 dropped)."""
+        if name == "pc":
+            value &= ~1
+        self.uc.reg_write(_REGS[name], value & 0xFFFFFFFF)
+
+    def read_mem(self, address: int, length: int) -> bytes:
+        """System-bus read (RAM, flash, MMIO). ValueError if unmapped."""
+        return self.bus_read(address, length)
+
+    def write_mem(self, address: int, data: bytes) -> None:
+        """System-bus write as the core would (flash goes through the controller)."""
+        self.bus_write(address, data)
+
+    # ------------------------------------------------------------------ bus (host side)
+    def bus_read(self, address: int, length: int, width: int = 4) -> bytes:
+        """Read ``length`` bytes through the bus; MMIO in ``width``-byte accesses."""
+        if self._fixups:
+            self._apply_fixups()
+        reg = self.region_at(address, length)
+        if reg is not None:
+            return reg.read(address, length)
+        out = bytearray()
+        a, end = address, address + length
+        while a < end:
+            reg = self.region_at(a)
+            if reg is not None:
+                n = min(end, reg.end) - a
+                out += reg.read(a, n)
+                a += n
+                continue
+            w = width
+            while w > 1 and (a % w or a + w > end):
+                w //= 2
+            out += self._mmio_access_read(a, w).to_bytes(w, "little")
+            a += w
+        return bytes(out)
+
+    def _mmio_access_read(self, address: int, size: int) -> int:
+        page = address & ~(mm.PAGE - 1)
+        dev = self._lookup(address)
+        if dev is not None:
+            return dev.read(address - dev.base, size) & ((1 << (8 * size)) - 1)
+        if page in self._storage_pages:
+            return self._storage_read(address, size)
+        raise ValueError(f"bus error: read of unmapped address 0x{address:08X}")
+
+    def _mmio_access_write(self, address: int, size: int, value: int) -> None:
+        page = address & ~(mm.PAGE - 1)
+        dev = self._lookup(address)
+        if dev is not None:
+            dev.write(address - dev.base, size, value)
+        elif page in self._storage_pages:
+            self._storage_write(address, size, value)
+        else:
+            raise ValueError(f"bus error: write of unmapped address 0x{address:08X}")
+
+    def bus_write(self, address: int, data: bytes, width: int = 4) -> None:
+        """Write through the bus like a bus master: RAM directly, flash through the flash
+        controller (a store without PG is rejected there), MMIO in ``width``-byte accesses.
+        ValueError on unmapped or read-only targets."""
+        if self._fixups:
+            self._apply_fixups()
+        a, end, i = address, address + len(data), 0
+        while a < end:
+            reg = self.region_at(a)
+            if reg is not None:
+                n = min(end, reg.end) - a
+                chunk = data[i:i + n]
+                if reg.writable:
+                    reg.write(a, chunk)
+                    self._mark_dirty(a, n)
+                elif reg.kind == "flash" and self.flash is not None:
+                    self._flash_store_bytes(a, chunk, width)
+                else:
+                    raise ValueError(f"bus error: {reg.name} at 0x{a:08X} is read-only")
+                a += n
+                i += n
+                continue
+            w = width
+            while w > 1 and (a % w or a + w > end):
+                w //= 2
+            self._mmio_access_write(a, w, int.from_bytes(data[i:i + w], "little"))
+            a += w
+            i += w
+        self._flush_dirty()
+
+    def _flash_store_bytes(self, address: int, chunk: bytes, width: int) -> None:
+        j = 0
+        while j < len(chunk):
+            w = width
+            while w > 1 and ((address + j) % w or j + w > len(chunk)):
+                w //= 2
+            self.flash.cpu_store(address + j, w, int.from_bytes(chunk[j:j + w], "little"))
+            j += w
+        self._mark_dirty(address, len(chunk))
+
+    def dma_read(self, address: int, length: int) -> bytes:
+        """Bus-master read of RAM/flash/ROM (not MMIO). ValueError if not memory."""
+        reg = self.region_at(address, length)
+        if reg is None:
+            raise ValueError(f"DMA read of 0x{address:08X}+{length}: not memory")
+        if self._fixups:
+            self._apply_fixups()
+        return reg.read(address, length)
+
+    def dma_write(self, address: int, data: bytes) -> None:
+        """Bus-master write into RAM. ValueError if not RAM."""
+        reg = self.region_at(address, len(data))
+        if reg is None or not reg.writable:
+            raise ValueError(f"DMA write of 0x{address:08X}+{len(data)}: not RAM")
+        reg.write(address, data)
+        self._mark_dirty(address, len(data))
+        if not self.in_slice:
+            self._flush_dirty()
+
+    # ------------------------------------------------------------------ time & events
+    def now_cycles(self) -> int:
+        """Virtual time in cycles (inside a slice: slice start + MMIO accesses so far)."""
+        return self._cycles + self._ticks if self.in_slice else self._cycles
+
+    def now_ns(self) -> int:
+        """Virtual time in nanoseconds (at the current clock)."""
+        return self.now_cycles() * 1_000_000_000 // self.core_hz
+
+    def set_core_hz(self, hz: int) -> None:
+        """Change the core clock (RCC)."""
+        if hz > 0 and hz != self.core_hz:
+            self.core_hz = hz
+            self.log(f"core clock now {hz} Hz")
+
+    def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:
+        """Run ``callback`` on the CPU thread ``delay_cycles`` from now."""
+        ev = _Event(self.now_cycles() + max(0, int(delay_cycles)), next(self._seq), callback)
+        heapq.heappush(self._events, ev)
+        if self.in_slice and ev.when < self._slice_end:
+            self._short = SHORT_SLICES_AFTER_IO
+        return ev
+
+    def cancel(self, handle: object) -> None:
+        """Cancel a scheduled callback (no error if it already ran)."""
+        if isinstance(handle, _Event):
+            handle.cancelled = True
+
+    def _next_event(self) -> int | None:
+        while self._events and self._events[0].cancelled:
+            heapq.heappop(self._events)
+        return self._events[0].when if self._events else None
+
+    def _advance(self, to: int) -> None:
+        """Move virtual time to ``to``, firing every event due on the way."""
+        while True:
+            nxt = self._next_event()
+            if nxt is None or nxt > to:
+                break
+            ev = heapq.heappop(self._events)
+            self._cycles = max(self._cycles, ev.when)
+            self._guard(ev.callback)
+        self._cycles = max(self._cycles, to)
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - a device bug must not kill the board
+            self.log("device callback failed:\n" + traceback.format_exc().rstrip())
+
+    # ------------------------------------------------------------------ interrupts
+    def set_irq(self, irqn: int, level: bool) -> None:
+        """Drive an external interrupt line (forwarded to the exception unit)."""
+        fn = getattr(self.exc, "set_irq", None)
+        if fn is not None:
+            fn(irqn, level)
+        if level:
+            self._wake.set()
+
+    def pend_irq(self, irqn: int) -> None:
+        """Pend an external interrupt once."""
+        fn = getattr(self.exc, "pend_irq", None)
+        if fn is not None:
+            fn(irqn)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ host side
+    def post(self, fn: Callable[[], None]) -> None:
+        """Thread-safe: run ``fn`` on the CPU thread at the next slice boundary."""
+        self._posted.append(fn)
+        self._wake.set()
+
+    @contextmanager
+    def host(self) -> Iterator["Machine"]:
+        """Hold the machine between slices (for debugger/control access)."""
+        with self._gate:
+            self._host_waiting += 1
+        self._lock.acquire()
+        with self._gate:
+            self._host_waiting -= 1
+        try:
+            yield self
+        finally:
+            self._lock.release()
+            with self._gate:
+                self._gate.notify_all()
+
+    def log(self, message: str, who: str = "twin") -> None:
+        """One line on stderr with virtual time and origin."""
+        t_ms = self._cycles / self.core_hz * 1000
+        try:
+            print(f"[twin {t_ms:10.3f} ms] {who}: {message}", file=self._log_stream, flush=True)
+        except (ValueError, OSError):
+            pass
+
+    # ------------------------------------------------------------------ run control
+    def halt(self, reason: str = "halted") -> None:
+        """Enter debug halt (called with the lock held)."""
+        if not self.halted:
+            self.halted = True
+            self.sleeping = False
+            if self.locked_up and (self.exc is None or not self.exc.is_locked_up()):
+                self.locked_up = False
+            for cb in self.on_halt:
+                cb(reason)
+
+    def resume(self) -> None:
+        """Leave debug halt (called with the lock held)."""
+        self.halted = False
+        self._short = SHORT_SLICES_AFTER_IO
+        if self.debug is not None:
+            self.debug.arm_skip(self.reg("pc"))
+        self._wake.set()
+
+    def is_locked_up(self) -> bool:
+        """True if the core is locked up (machine or exception unit)."""
+        return self.locked_up or (self.exc is not None and self.exc.is_locked_up())
+
+    def lockup(self, reason: str) -> None:
+        """Lock the core up: it stops executing; the debugger can still halt and read it."""
+        if not self.locked_up:
+            self.locked_up = True
+            self.lockup_reason = reason
+            self.log(f"LOCKUP: {reason} (pc=0x{self.reg('pc'):08X}); halt or reset to recover")
+
+    def poll_wait(self) -> None:
+        """A device says the firmware polls a flag only an event can change: idle until then."""
+        if self.in_slice:
+            self._poll = True
+            self._stop("poll")
+
+    def request_reset(self, kind: str, cause: str) -> None:
+        """Reset at the next slice boundary (never inside a hook, pitfall U9)."""
+        order = {ResetKind.CORE: 0, ResetKind.SYSTEM: 1, ResetKind.POWER: 2}
+        if self._pending_reset is None or order[kind] > order[self._pending_reset[0]]:
+            self._pending_reset = (kind, cause)
+        if self.in_slice:
+            self._stop("reset")
+        self._wake.set()
+
+    def reset(self, kind: str, cause: str) -> None:
+        """Do a reset now (lock held, outside emu_start)."""
+        self._pending_reset = None
+        self.reset_history.append({"kind": kind, "cause": cause, "cycles": self._cycles,
+                                   "wall": time.time()})
+        del self.reset_history[:-32]
+        if kind == ResetKind.POWER:
+            for reg in self.regions:
+                if reg.volatile:
+                    reg.clear()
+            self._storage.clear()
+            self.core_hz = self.reset_core_hz
+        elif kind == ResetKind.SYSTEM:
+            self.core_hz = self.reset_core_hz
+        self._fixups.clear()
+        self.sleeping = False
+        self.locked_up = False
+        self.lockup_reason = ""
+        if kind != ResetKind.CORE:
+            for ev in self._events:
+                ev.cancelled = True
+            for dev in self._dev_list:
+                if self.exc is None or dev not in self._exc_devices():
+                    self._guard(lambda d=dev: d.reset(kind))
+            for dev in self._dev_list:
+                rc = getattr(dev, "reset_cause", None)
+                if rc is not None:
+                    self._guard(lambda f=rc: f(kind, cause))
+        if self.debug is not None:
+            self.debug.on_reset(kind)
+        self.uc.context_restore(self._ctx0)
+        self.uc.ctl_flush_tb()
+        self._boot(kind)
+        if self.debug is not None:
+            self.debug.after_reset()
+
+    def _exc_devices(self) -> list[Device]:
+        if not hasattr(self, "_exc_devs_cache"):
+            self._exc_devs_cache = list(self.exc.devices()) if self.exc is not None else []
+        return self._exc_devs_cache
+
+    def boot_address(self) -> int:
+        """Where the core fetches its vector table: BOOT_ADD0 << 14 (BOOT pin low)."""
+        if self.flash is not None:
+            return self.flash.boot_address()
+        return mm.FLASH_ITCM_BASE
+
+    def _boot(self, kind: str) -> None:
+        boot = self.boot_address()
+        if self.exc is not None:
+            if hasattr(self.exc, "boot_vtor"):
+                self.exc.boot_vtor = boot
+            self._guard(lambda: self.exc.reset(kind))
+            loader = getattr(self.exc, "load_reset_vector", None)
+            if loader is not None:
+                self._guard(loader)
+                return
+        self.set_reg("xpsr", 0x01000000)
+        try:
+            table = self.bus_read(boot, 8)
+        except ValueError:
+            self.lockup(f"vector table at boot address 0x{boot:08X} is unreadable")
+            return
+        sp = int.from_bytes(table[:4], "little")
+        pc = int.from_bytes(table[4:], "little")
+        self.set_reg("msp", sp & ~3)
+        self.set_reg("lr", 0xFFFFFFFF)
+        self.set_reg("pc", pc & ~1)
+        if self.region_at(pc & ~1, 2) is None or not pc & 1:
+            self.lockup(f"reset vector 0x{pc:08X} at boot address 0x{boot:08X} is not "
+                        "executable Thumb code (erased or missing firmware?)")
+
+    # ------------------------------------------------------------------ execution
+    def start(self) -> None:
+        """Start the CPU thread (free-running)."""
+        if self._thread is None:
+            self._quit = False
+            self._thread = threading.Thread(target=self._run, name="twin-cpu", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the CPU thread and wait for it."""
+        self._quit = True
+        self._wake.set()
+        with self._gate:
+            self._gate.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _runnable(self) -> bool:
+        return not (self.halted or self.reset_held or self.is_locked_up())
+
+    def _drain(self) -> None:
+        while self._posted:
+            fn = self._posted.popleft()
+            self._guard(fn)
+
+    def _run(self) -> None:
+        self._cpu_thread_id = threading.get_ident()
+        while not self._quit:
+            wait: float | None = None
+            with self._lock:
+                self._drain()
+                if self._pending_reset is not None and not self.reset_held:
+                    self.reset(*self._pending_reset)
+                if not self._runnable():
+                    wait = 0.05
+                elif self.sleeping or self._poll:
+                    wait = self._idle_step()
+                else:
+                    self.step_slice()
+            if wait:
+                self._wake.wait(wait)
+                self._wake.clear()
+            if self._host_waiting:
+                with self._gate:
+                    self._gate.wait_for(lambda: self._host_waiting == 0 or self._quit, 0.05)
+
+    def _wants_entry(self) -> bool:
+        return self.exc is not None and self.exc.wants_entry() and not (
+            self.debug is not None and self.debug.maskints())
+
+    def _idle_step(self) -> float:
+        """One idle iteration (WFI or poll): returns wall seconds to wait (0 = go on)."""
+        if self.sleeping and self._wants_entry():
+            self.sleeping = False
+            self._idle_anchor = None
+            return 0.0
+        nxt = self._next_event()
+        now = self._cycles
+        if self.idle_mode == "skip" or nxt is not None and nxt <= now:
+            if nxt is None:
+                return 0.05
+            self._advance(nxt)
+            self._end_poll()
+            return 0.0
+        wall = time.monotonic()
+        if self._idle_anchor is None:
+            self._idle_anchor = (wall, now)
+        target = self._idle_anchor[1] + int((wall - self._idle_anchor[0]) * self.core_hz)
+        if nxt is not None and nxt <= target:
+            self._advance(nxt)
+            self._end_poll()
+            return 0.0
+        if target > now:
+            self._advance(target)
+        if nxt is None:
+            return 0.05
+        return min(0.05, max((nxt - target) / self.core_hz, 0.0005))
+
+    def _end_poll(self) -> None:
+        if self._poll:
+            self._poll = False
+            self._idle_anchor = None
+
+    def step_slice(self, max_count: int | None = None) -> int:
+        """Run one slice (lock held). Returns instructions charged."""
+        if self._wants_entry():
+            self._guard(self.exc.enter)
+            if not self._runnable():
+                return 0
+        nxt = self._next_event()
+        budget = SHORT_SLICE if self._short else LONG_SLICE
+        if self._short:
+            self._short -= 1
+        if nxt is not None:
+            budget = max(1, min(budget, nxt - self._cycles))
+        if max_count is not None:
+            budget = min(budget, max_count)
+        return self._execute(budget)
+
+    def _execute(self, budget: int) -> int:
+        uc = self.uc
+        pc = uc.reg_read(A.UC_ARM_REG_PC)
+        self._stop_reasons = []
+        self._fault_addr = None
+        self._ticks = 0
+        self._slice_end = self._cycles + budget
+        if self.debug is not None:
+            self.debug.before_execute(pc)
+        err: BaseException | None = None
+        self.in_slice = True
+        try:
+            uc.emu_start(pc | 1, _UNTIL, 0, budget)
+        except uc_mod.UcError as e:
+            err = e
+        except Exception as e:  # noqa: BLE001 - exception raised inside a device hook
+            err = e
+        finally:
+            self.in_slice = False
+        if self._fixups:
+            self._apply_fixups()
+        self._flush_dirty()
+        reasons = self._stop_reasons
+        wfi = False
+        if not reasons and err is None:
+            wfi = self._after_wfi()
+            executed = budget if not wfi else max(1, self._ticks)
+        else:
+            executed = max(1, min(budget, self._ticks + 1))
+        self.instructions += executed
+        if self.debug is not None:
+            self.debug.retired(executed)
+        self._advance(self._cycles + executed)
+        if err is not None:
+            self._on_error(err)
+        for reason, detail in reasons:
+            self._on_stop(reason, detail)
+        if wfi and not self.halted:
+            self.sleeping = True
+            self._idle_anchor = None
+        return executed
+
+    def _after_wfi(self) -> bool:
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        try:
+            prev = int.from_bytes(self.bus_read(pc - 2, 2), "little")
+            if prev not in (WFI_T16, WFE_T16):
+                return False
+            before = int.from_bytes(self.bus_read(pc - 4, 2), "little")
+            return before >> 11 not in (0b11101, 0b11110, 0b11111)
+        except ValueError:
+            return False
+
+    def _on_error(self, err: BaseException) -> None:
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        if isinstance(err, uc_mod.UcError):
+            code = err.errno
+            addr = self._fault_addr
+            if code in (uc_mod.UC_ERR_FETCH_UNMAPPED, uc_mod.UC_ERR_FETCH_PROT):
+                self._fault("bus", (addr if addr is not None else pc, "instr"),
+                            f"instruction fetch from 0x{(addr or pc):08X}")
+            elif code in (uc_mod.UC_ERR_READ_UNMAPPED, uc_mod.UC_ERR_WRITE_UNMAPPED,
+                          uc_mod.UC_ERR_READ_PROT, uc_mod.UC_ERR_WRITE_PROT):
+                what = "read" if code in (uc_mod.UC_ERR_READ_UNMAPPED,
+                                          uc_mod.UC_ERR_READ_PROT) else "write"
+                self._fault("bus", (addr, "precise"), f"{what} of unmapped 0x{(addr or 0):08X}")
+            elif code == uc_mod.UC_ERR_INSN_INVALID:
+                self._fault("usage", "undefinstr", "undefined instruction")
+            elif code in (uc_mod.UC_ERR_READ_UNALIGNED, uc_mod.UC_ERR_WRITE_UNALIGNED,
+                          uc_mod.UC_ERR_FETCH_UNALIGNED):
+                self._fault("usage", "unaligned", "unaligned access")
+            else:
+                self._fault("hard", str(err), f"CPU error: {err}")
+        else:
+            self.log("internal error inside a device hook:\n" + "".join(
+                traceback.format_exception(err)).rstrip())
+            self.lockup(f"internal error: {err!r}")
+
+    def _fault(self, kind: str, detail: object, text: str) -> None:
+        if self.exc is not None:
+            self._guard(lambda: self.exc.fault(kind, detail))
+            if self.exc.is_locked_up():
+                self.log(f"LOCKUP after {kind} fault: {text}")
+            return
+        self.lockup(f"{kind} fault: {text} (no exception model installed)")
+
+    def _on_stop(self, reason: str, detail: object) -> None:
+        if reason == "bkpt":
+            if self.debug is not None and self.debug.debug_enabled():
+                self.debug.halt_for("bkpt")
+            else:
+                self._fault("hard", "bkpt", "BKPT executed with debug disabled")
+        elif reason == "svc":
+            if self.exc is not None:
+                self._guard(self.exc.svc)
+            else:
+                self.lockup("SVC without an exception model")
+        elif reason == "excret":
+            if self.exc is not None:
+                self._guard(lambda: self.exc.exception_return(int(detail)))
+            else:
+                self.lockup(f"exception return 0x{int(detail):08X} without an exception model")
+        elif reason == "fault":
+            kind, det, text = detail
+            self._fault(kind, det, text)
+        elif reason in ("breakpoint", "watchpoint"):
+            if self.debug is not None:
+                self.debug.halt_for(reason)
+
+    def step_instruction(self) -> None:
+        """Debugger single step (lock held, core halted): one instruction, then halted."""
+        self.halted = False
+        self.sleeping = False
+        try:
+            if self._wants_entry():
+                self._guard(self.exc.enter)
+            else:
+                self._execute(1)
+        finally:
+            if not self.halted:
+                self.halt("step")

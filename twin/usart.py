@@ -1,0 +1,304 @@
+"""USART3 (the ST-LINK virtual COM port) on a pseudo-terminal.
+
+The firmware side is an STM32F7 USART (CR1/CR2/CR3/BRR/ISR/ICR/RQR/RDR/TDR); the host side
+is the slave end of a PTY in raw mode, which pyserial opens like /dev/ttyACM0. Bytes move
+at the configured baud rate in virtual time (10 bit times per frame). A reader thread posts
+received bytes to the CPU thread; received bytes are delivered one frame apart, a byte
+arriving while RXNE is still set is lost with ORE (unless CR3.OVRDIS).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import select
+import threading
+import tty
+from collections import deque
+
+from twin.device import Device, merge_word, sub_word
+
+CR1_UE, CR1_RE, CR1_TE = 1, 4, 8
+CR1_IDLEIE, CR1_RXNEIE, CR1_TCIE, CR1_TXEIE = 16, 32, 64, 128
+CR3_OVRDIS = 1 << 12
+ISR_ORE, ISR_IDLE, ISR_RXNE, ISR_TC, ISR_TXE = 8, 16, 32, 64, 128
+ISR_TEACK, ISR_REACK = 1 << 21, 1 << 22
+USART3_IRQ = 39
+
+
+class Usart(Device):
+    """An STM32F7 USART whose line is a PTY.
+
+    Args:
+        name: device name ("usart3").
+        base: register base (0x40004800).
+        irq: NVIC line (39).
+        pty: open a PTY (False: bytes only go to ``tx_log``; for unit tests).
+    """
+
+    def __init__(self, name: str = "usart3", base: int = 0x40004800, irq: int = USART3_IRQ,
+                 pty: bool = True) -> None:
+        super().__init__()
+        self.name, self.base, self.size = name, base, 0x400
+        self.irq = irq
+        self.tx_log = bytearray()          # everything transmitted (bounded)
+        self.rx_dropped = 0
+        self.tx_dropped = 0
+        self.master_fd: int | None = None
+        self.slave_fd: int | None = None
+        self.slave_path = ""
+        if pty:
+            self.master_fd, self.slave_fd = os.openpty()
+            tty.setraw(self.slave_fd)
+            os.set_blocking(self.master_fd, False)
+            self.slave_path = os.ttyname(self.slave_fd)
+        self._rxq: deque[int] = deque()
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._irq_level = False
+        self._tx_busy = False
+        self._rx_handle: object | None = None
+        self._tx_handle: object | None = None
+        self._regs_reset()
+
+    def _regs_reset(self) -> None:
+        self.cr1 = self.cr2 = self.cr3 = 0
+        self.brr = 0
+        self.gtpr = self.rtor = 0
+        self.isr = ISR_TC | ISR_TXE
+        self.rdr = 0
+        self.tdr: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the PTY reader thread."""
+        if self.master_fd is not None and self._reader is None:
+            self._reader = threading.Thread(target=self._read_loop, name=f"twin-{self.name}",
+                                            daemon=True)
+            self._reader.start()
+
+    def close(self) -> None:
+        """Stop the reader and close the PTY."""
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join(2)
+            self._reader = None
+        for fd in (self.master_fd, self.slave_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.master_fd = self.slave_fd = None
+
+    def _read_loop(self) -> None:
+        while not self._stop.is_set():
+            fd = self.master_fd
+            if fd is None:
+                return
+            try:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if not ready:
+                    continue
+                data = os.read(fd, 4096)
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EINTR):
+                    continue
+                if e.errno == errno.EIO:       # no slave opener at the moment
+                    self._stop.wait(0.05)
+                    continue
+                return
+            if data and self.services is not None:
+                self.services.post(lambda d=data: self.inject_rx(d))
+
+    # ------------------------------------------------------------------ timing
+    def frame_cycles(self) -> int:
+        """Core cycles per 10-bit frame at the configured BRR (APB1 clock assumed = core)."""
+        brr = self.brr or 139
+        if self.cr1 & (1 << 15):                  # OVER8
+            brr = ((brr & ~0xF) | ((brr & 7) << 1)) // 2 or 1
+        ratio = 1
+        if self.services is not None:
+            try:
+                rcc = self.services.device("rcc")
+                apb1 = getattr(rcc, "pclk1_hz", None)
+                if callable(apb1):
+                    apb1 = apb1()
+                if apb1:
+                    ratio = max(1, self.services.core_hz // int(apb1))
+            except KeyError:
+                pass
+        return 10 * brr * ratio
+
+    def baud(self) -> int:
+        """Configured baud rate (0 when BRR is not set)."""
+        if not self.brr or self.services is None:
+            return 0
+        return self.services.core_hz * 10 // self.frame_cycles()
+
+    # ------------------------------------------------------------------ registers
+    def read(self, offset: int, size: int) -> int:
+        return sub_word(self._read_word(offset & ~3), offset, size)
+
+    def _read_word(self, offset: int) -> int:
+        if offset == 0x00:
+            return self.cr1
+        if offset == 0x04:
+            return self.cr2
+        if offset == 0x08:
+            return self.cr3
+        if offset == 0x0C:
+            return self.brr
+        if offset == 0x10:
+            return self.gtpr
+        if offset == 0x14:
+            return self.rtor
+        if offset == 0x1C:
+            return self.isr
+        if offset == 0x24:
+            val = self.rdr
+            self.isr &= ~ISR_RXNE
+            self._update_irq()
+            return val
+        if offset in (0x18, 0x20, 0x28):
+            return 0
+        self.unmodelled(offset, "read")
+        return 0
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        aligned = offset & ~3
+        if size != 4 and aligned not in (0x18, 0x20, 0x28):
+            value = merge_word(self._read_word(aligned), offset, size, value)
+        if aligned == 0x00:
+            self._write_cr1(value)
+        elif aligned == 0x04:
+            self.cr2 = value
+        elif aligned == 0x08:
+            self.cr3 = value
+        elif aligned == 0x0C:
+            self.brr = value & 0xFFFF
+        elif aligned == 0x10:
+            self.gtpr = value & 0xFFFF
+        elif aligned == 0x14:
+            self.rtor = value
+        elif aligned == 0x18:
+            if value & (1 << 3):                  # RXFRQ
+                self.isr &= ~ISR_RXNE
+            self._update_irq()
+        elif aligned == 0x20:
+            self.isr &= ~(value & 0x0012_0B5F)
+            self._update_irq()
+        elif aligned == 0x28:
+            self._write_tdr(value & 0x1FF)
+        else:
+            self.unmodelled(offset, "write")
+
+    def _write_cr1(self, value: int) -> None:
+        self.cr1 = value
+        en = value & CR1_UE
+        self.isr = (self.isr & ~(ISR_TEACK | ISR_REACK)) \
+            | (ISR_TEACK if en and value & CR1_TE else 0) \
+            | (ISR_REACK if en and value & CR1_RE else 0)
+        if en and value & CR1_RE and self._rxq:
+            self._schedule_rx()
+        self._update_irq()
+
+    def _write_tdr(self, value: int) -> None:
+        if not (self.cr1 & CR1_UE and self.cr1 & CR1_TE):
+            return
+        self.isr &= ~ISR_TC
+        if not self._tx_busy:
+            self._shift_out(value)
+        else:
+            self.tdr = value
+            self.isr &= ~ISR_TXE
+        self._update_irq()
+
+    def _shift_out(self, value: int) -> None:
+        self._tx_busy = True
+        self.isr |= ISR_TXE
+        if self.services is None:
+            self._tx_done(value)
+            return
+        self._tx_handle = self.services.schedule(self.frame_cycles(),
+                                                 lambda: self._tx_done(value))
+
+    def _tx_done(self, value: int) -> None:
+        self._tx_handle = None
+        self._emit(value & 0xFF)
+        self._tx_busy = False
+        if self.tdr is not None:
+            nxt, self.tdr = self.tdr, None
+            self._shift_out(nxt)
+        else:
+            self.isr |= ISR_TC | ISR_TXE
+        self._update_irq()
+
+    def _emit(self, byte: int) -> None:
+        self.tx_log.append(byte)
+        if len(self.tx_log) > 1 << 20:
+            del self.tx_log[:1 << 19]
+        if self.master_fd is not None:
+            try:
+                os.write(self.master_fd, bytes((byte,)))
+            except OSError:
+                self.tx_dropped += 1
+
+    # ------------------------------------------------------------------ receive
+    def inject_rx(self, data: bytes) -> None:
+        """Bytes arriving on the line (CPU thread)."""
+        self._rxq.extend(data)
+        if len(self._rxq) > 1 << 16:
+            for _ in range(len(self._rxq) - (1 << 16)):
+                self._rxq.popleft()
+                self.rx_dropped += 1
+        self._schedule_rx()
+
+    def _schedule_rx(self) -> None:
+        if self._rx_handle is None and self._rxq and self.services is not None:
+            self._rx_handle = self.services.schedule(self.frame_cycles(), self._rx_frame)
+
+    def _rx_frame(self) -> None:
+        self._rx_handle = None
+        if not self._rxq:
+            return
+        byte = self._rxq.popleft()
+        if not (self.cr1 & CR1_UE and self.cr1 & CR1_RE):
+            self.rx_dropped += 1
+        elif self.isr & ISR_RXNE:
+            if not self.cr3 & CR3_OVRDIS:
+                self.isr |= ISR_ORE
+            self.rx_dropped += 1
+        else:
+            self.rdr = byte
+            self.isr |= ISR_RXNE
+        if not self._rxq:
+            self.isr |= ISR_IDLE
+        self._update_irq()
+        self._schedule_rx()
+
+    def _update_irq(self) -> None:
+        cr1, isr = self.cr1, self.isr
+        level = bool(cr1 & CR1_RXNEIE and isr & (ISR_RXNE | ISR_ORE)
+                     or cr1 & CR1_TXEIE and isr & ISR_TXE
+                     or cr1 & CR1_TCIE and isr & ISR_TC
+                     or cr1 & CR1_IDLEIE and isr & ISR_IDLE)
+        if level != self._irq_level and self.services is not None:
+            self._irq_level = level
+            self.services.set_irq(self.irq, level)
+
+    def reset(self, kind: str) -> None:
+        if self.services is not None:
+            for h in (self._rx_handle, self._tx_handle):
+                if h is not None:
+                    self.services.cancel(h)
+        self._rx_handle = self._tx_handle = None
+        self._tx_busy = False
+        self._rxq.clear()
+        self._regs_reset()
+        if self._irq_level and self.services is not None:
+            self.services.set_irq(self.irq, False)
+        self._irq_level = False
+
+    def snapshot(self) -> dict[str, object]:
+        return {"pty": self.slave_path, "cr1": self.cr1, "brr": self.brr, "isr": self.isr,
+                "baud": self.baud(), "tx_bytes": len(self.tx_log), "rx_dropped": self.rx_dropped}
