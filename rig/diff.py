@@ -430,10 +430,14 @@ _BLOCK = 256
 def _find_shift(st: _State, s: int, e: int) -> tuple[int, int] | None:
     """Find the displacement k (actual[j] == expected[j+k]) near cluster [s, e); returns (k, probe)."""
     a_bytes = st.a_bytes
-    for p in range(s, min(e, s + 4 * 64) - _WINDOW + 1, 64):
+    attempts = 0
+    for p in range(s, min(e, s + 4096) - _WINDOW + 1, 16):
         win = st.b[p: p + _WINDOW]
         if np.count_nonzero(win != win[0]) < 4:
             continue  # too uniform to locate
+        if attempts == 4:
+            break
+        attempts += 1
         needle = win.tobytes()
         lo, hi = max(0, p - _MAX_SHIFT), min(st.n, p + _MAX_SHIFT + _WINDOW)
         best: int | None = None
@@ -611,8 +615,8 @@ def _sector_aligned(st: _State) -> list[Diagnosis]:
         first_sec, last_sec = rows[i], rows[j]
         run_lo, run_hi = first_sec[1], last_sec[2]
         total = sum(r[3] for r in rows[i:j + 1])
-        slack_lo = max(16, first_sec[0].size // 256)
-        slack_hi = max(16, last_sec[0].size // 256)
+        slack_lo = max(16, first_sec[0].size // 4096)
+        slack_hi = max(16, last_sec[0].size // 4096)
         aligned = (first_sec[0].base >= st.base and first_sec[4] - first_sec[0].base < slack_lo
                    and run_hi - 1 - last_sec[5] < slack_hi and total >= 0.05 * (run_hi - run_lo))
         if aligned:
