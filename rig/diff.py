@@ -330,6 +330,8 @@ class _State:
         self.explained = np.zeros(self.n, dtype=bool)
         self.prev = previous
         self._a_bytes: bytes | None = None
+        #: what each byte should be compared with once displacements are known (see _shifted)
+        self.ref = a
 
     @property
     def a_bytes(self) -> bytes:
@@ -493,6 +495,9 @@ def _shifted(st: _State) -> list[Diagnosis]:
         if count < _WINDOW:
             continue
         st.explained[j0:end] |= newly
+        if st.ref is st.a:
+            st.ref = st.a.copy()
+        st.ref[j0:end] = st.a[j0 + k: end + k]
         what = (f"{_num(k)} byte(s) missing (a receive chunk lost)" if k > 0
                 else f"{_num(-k)} byte(s) extra (a chunk duplicated or foreign bytes inserted)")
         out.append(Diagnosis(
@@ -543,7 +548,7 @@ def _groups(st: _State) -> list[tuple[str, int, int, int | None]]:
 
 def _never_erased(st: _State) -> list[Diagnosis]:
     open_ = st.open_mask()
-    cleared_only = (st.b & ~st.a) == 0
+    cleared_only = (st.b & ~st.ref) == 0
     out = []
     for label, lo, hi, sector in _groups(st):
         m = open_[lo:hi]
@@ -552,7 +557,7 @@ def _never_erased(st: _State) -> list[Diagnosis]:
             continue
         confirmed = None
         if st.prev is not None:
-            anded = st.a[lo:hi] & st.prev[lo:hi]
+            anded = st.ref[lo:hi] & st.prev[lo:hi]
             confirmed = bool(np.all(st.b[lo:hi][m] == anded[m]))
         idx = np.flatnonzero(m)
         first, last = lo + int(idx[0]), lo + int(idx[-1])
@@ -574,7 +579,7 @@ def _bit_flips(st: _State) -> list[Diagnosis]:
     idx = np.flatnonzero(m)
     if idx.size == 0:
         return []
-    x = st.a[idx] ^ st.b[idx]
+    x = st.ref[idx] ^ st.b[idx]
     pc = _POPCOUNT[x]
     single = float(np.mean(pc == 1))
     starts, ends = _runs(m)
@@ -589,7 +594,7 @@ def _bit_flips(st: _State) -> list[Diagnosis]:
         f"{_num(int(idx.size))} scattered byte(s) with single-bit errors ({_num(bits)} bits, rate {rate:.2e} "
         f"per bit) from {st.where(int(idx[0]))}: corruption on the link (e.g. SPI to the WiFi module)",
         {"bytes": int(idx.size), "bits": bits, "rate": rate, "single_bit_fraction": single,
-         "bits_1_to_0": _popcount_sum(x & st.a[idx]), "bits_0_to_1": _popcount_sum(x & st.b[idx]),
+         "bits_1_to_0": _popcount_sum(x & st.ref[idx]), "bits_0_to_1": _popcount_sum(x & st.b[idx]),
          "addresses": (idx[:MAX_LIST] + st.base).tolist()})]
 
 

@@ -274,3 +274,18 @@ def test_shift_starting_in_a_zero_run(layout: FlashLayout) -> None:
     act = exp[:8000] + exp[8000 + 512:] + b"\xff" * 512
     (sh,) = [d for d in diagnose(exp, act, APP, layout) if d.kind == "shifted"]
     assert sh.evidence["shift"] == 512
+
+
+def test_bit_flips_inside_shifted_data(expected: bytes, layout: FlashLayout) -> None:
+    off, k = 50 * K, 1024
+    act = np.frombuffer(expected[:off] + expected[off + k:] + b"\xff" * k, np.uint8).copy()
+    rng = np.random.default_rng(8)
+    pos = rng.choice(np.arange(off + 4096, SIZE - 4096), 300, replace=False)
+    act[pos] ^= (1 << rng.integers(0, 8, pos.size)).astype(np.uint8)
+    res = analyze(expected, act.tobytes(), APP, layout)
+    assert {"shifted", "bit_flips", "erased_not_written"} == set(res.kinds())
+    (bf,) = [d for d in res.diagnoses if d.kind == "bit_flips"]
+    exp = np.frombuffer(expected, np.uint8)
+    truth = int(np.count_nonzero(act[pos] != exp[pos]))   # a flip may land back on the unshifted byte
+    assert bf.evidence["bytes"] == truth >= 290 and bf.evidence["single_bit_fraction"] == 1.0
+    assert res.unexplained == 0
