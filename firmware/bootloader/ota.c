@@ -305,7 +305,11 @@ static void finish_data(ota_session_t *s)
 {
     const ota_layout_t *l = s->env->layout;
     const ota_flash_t *fl = s->env->flash;
-    if (s->received != s->size && s->size != 0) {
+#ifdef BL_VARIANT_SIZE_UNPARSED
+    if (0) { /* the thread never compares what it got with what was announced */
+#else
+    if (s->received != s->size) {
+#endif
         LOG("OTA: OTA_DONE after %lu of %lu bytes\n", (unsigned long)s->received,
             (unsigned long)s->size);
         fail(s, "short");
