@@ -178,6 +178,16 @@ class OtaServer:
         self.close()
 
     # ------------------------------------------------------------------ results
+    @property
+    def sessions_started(self) -> int:
+        """How many board sessions were accepted so far (the next one gets this index)."""
+        return self._count
+
+    @property
+    def serving(self) -> bool:
+        """True while the accept thread runs."""
+        return self._accept_thread is not None and self._accept_thread.is_alive()
+
     def wait_session(self, timeout: float | None = None) -> SessionResult:
         """Wait for the next finished session.
 

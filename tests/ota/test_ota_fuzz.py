@@ -1,0 +1,133 @@
+"""Property test: hostile board input never crashes or hangs the server, and every session
+ends with an outcome and a reason. The number of inputs tried is printed and recorded."""
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rig.ota import OtaServer, Timeouts
+from rig.ota.transcript import OUTCOMES
+
+TOKENS = [b"REQ_FW\n", b"OTA_READY\n", b"ACK\n", b"NACK:crc\n", b"NACK:\n", b"NACK:not-a-reason!\n",
+          b"NACK:timeout\n", b"OTA_DONE\n", b"FILE_SIZE:12\n", b"REQ_F", b"W\n", b"OTA_", b"\r\n",
+          b"\x00", b"\n", b"A" * 63 + b"\n", b"B" * 64 + b"\n", b"\xff\xfe"]
+
+chunk = st.one_of(st.sampled_from(TOKENS), st.binary(max_size=80),
+                  st.binary(min_size=60, max_size=3000))  # huge lines / floods
+action = st.one_of(
+    st.tuples(st.just("send"), chunk),
+    st.tuples(st.just("drip"), st.binary(min_size=1, max_size=12)),   # slow client, byte by byte
+    st.tuples(st.just("sleep"), st.floats(0, 0.05)),
+    st.tuples(st.just("read"), st.none()),
+    st.tuples(st.just("second"), st.none()),                          # concurrent 2nd client
+)
+ending = st.sampled_from(["close", "rst", "shutdown", "silent"])
+
+FUZZ = Timeouts(connect=5, request=0.15, ready=0.15, ack=0.15, send=1.0, stall=0.3, linger=0.05)
+STATS = {"inputs": 0, "bytes": 0, "outcomes": {}}
+
+
+@pytest.fixture(scope="module")
+def server():  # type: ignore[no-untyped-def]
+    with OtaServer(bytes(range(256)) * 12, timeouts=FUZZ) as srv:
+        yield srv
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(STATS["outcomes"].items()))
+    print(f"\n[ota fuzz] {STATS['inputs']} hostile inputs, {STATS['bytes']} bytes sent; outcomes: {counts}")
+
+
+def _read_until(s: socket.socket, token: bytes) -> None:
+    buf = b""
+    deadline = time.monotonic() + 2
+    while token not in buf and time.monotonic() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            return
+        buf += chunk
+
+
+def _play(srv: OtaServer, actions: list, end: str, depth: int) -> None:
+    s = socket.create_connection(srv.address, timeout=2)
+    s.settimeout(0.2)
+    try:
+        if depth >= 1:  # behave until OTA_UPDATE, then turn hostile
+            s.sendall(b"REQ_FW\n")
+            _read_until(s, b"OTA_UPDATE\n")
+        if depth >= 2:  # ... or until the whole image arrived
+            s.sendall(b"OTA_READY\n")
+            _read_until(s, b"OTA_DONE\n")
+        for kind, arg in actions:
+            try:
+                if kind == "send":
+                    s.sendall(arg)
+                    STATS["bytes"] += len(arg)
+                elif kind == "drip":
+                    for b in arg:
+                        s.send(bytes([b]))
+                        time.sleep(0.003)
+                    STATS["bytes"] += len(arg)
+                elif kind == "sleep":
+                    time.sleep(arg)
+                elif kind == "read":
+                    try:
+                        s.recv(65536)
+                    except socket.timeout:
+                        pass
+                elif kind == "second":
+                    with socket.create_connection(srv.address, timeout=2) as s2:
+                        s2.settimeout(2)
+                        assert s2.recv(100) in (b"BUSY\n", b"")
+            except (BrokenPipeError, ConnectionResetError):
+                break  # the server ended the session: fine
+        try:
+            if end == "rst":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif end == "shutdown":
+                s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # already closed by the server
+        if end == "silent":
+            return  # keep the socket open; the server must time out by itself
+    finally:
+        if end != "silent":
+            s.close()
+        else:
+            threading.Timer(3.0, s.close).start()  # closed later, after the server gave up
+
+
+@settings(max_examples=220, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(actions=st.lists(action, max_size=8), end=ending, depth=st.integers(0, 2))
+def test_hostile_clients_never_crash_or_hang_the_server(server: OtaServer, actions: list, end: str,
+                                                         depth: int) -> None:
+    index = server.sessions_started
+    _play(server, actions, end, depth)
+    t0 = time.monotonic()
+    res = server.wait_session(timeout=5)
+    while res.phase != "connect" and res.index < index:  # a leftover of an earlier (shrunk) example
+        res = server.wait_session(timeout=5)
+    elapsed = time.monotonic() - t0
+    STATS["inputs"] += 1
+    STATS["outcomes"][res.outcome] = STATS["outcomes"].get(res.outcome, 0) + 1
+    assert res.phase != "connect", "the session never ended: the server hung or lost the client"
+    assert res.index == index
+    assert res.outcome in OUTCOMES and res.outcome != "error", res.to_text()
+    assert res.reason.strip(), res.to_text()
+    assert res.transcript.events[-1].text.endswith(res.reason)
+    assert elapsed < 30, f"session took {elapsed:.1f} s with every timeout <= 1 s"
+    assert server.serving
+
+
+def test_fuzz_counted(server: OtaServer, record_property) -> None:  # type: ignore[no-untyped-def]
+    """Runs after the property test (file order): the inputs really were tried."""
+    record_property("ota_fuzz_inputs", STATS["inputs"])
+    assert STATS["inputs"] >= 100, STATS
+    assert len(STATS["outcomes"]) >= 3, STATS
