@@ -477,13 +477,12 @@ def _shifted(st: _State) -> list[Diagnosis]:
         if j1 - j0 < _WINDOW:
             continue
         sm = st.b[j0:j1] == st.a[j0 + k: j1 + k]
-        eq = ~st.neq[j0:j1]
         nb = (j1 - j0) // _BLOCK
         end = j1
         if nb:
+            # the displacement lasts while most of each block matches the displaced data
             smf = sm[: nb * _BLOCK].reshape(nb, _BLOCK).mean(axis=1)
-            eqf = eq[: nb * _BLOCK].reshape(nb, _BLOCK).mean(axis=1)
-            bad = np.flatnonzero((smf < 0.5) & (eqf < 0.9))
+            bad = np.flatnonzero(smf < 0.5)
             if bad.size:
                 end = j0 + int(bad[0]) * _BLOCK
         sm_hits = np.flatnonzero(sm[: end - j0])
@@ -608,30 +607,37 @@ def _sector_aligned(st: _State) -> list[Diagnosis]:
         cnt = int(np.count_nonzero(m)) if fl else 0
         rows.append((sec, st.base + lo, st.base + hi, cnt,
                      st.base + lo + fl[0] if fl else 0, st.base + lo + fl[1] if fl else 0))
+    def dense(r: tuple) -> bool:
+        return r[3] >= 0.05 * (r[2] - r[1])
+
+    def edges(r: tuple) -> bool:
+        sec, lo, hi, _, first, last = r
+        slack = max(16, sec.size // 4096)
+        return sec.base >= st.base and first - sec.base < slack and hi - 1 - last < slack
+
+    # runs of whole-sector damage: every sector dense with differences from its first to its last
+    # bytes, and the sectors either side clean or only sparsely different
     out = []
     i = 0
     while i < len(rows):
-        if rows[i][3] == 0:
+        if not (rows[i][3] and dense(rows[i]) and edges(rows[i])):
             i += 1
             continue
         j = i
-        while j + 1 < len(rows) and rows[j + 1][3] > 0:
+        while j + 1 < len(rows) and rows[j + 1][3] and dense(rows[j + 1]) and edges(rows[j + 1]):
             j += 1
-        first_sec, last_sec = rows[i], rows[j]
-        run_lo, run_hi = first_sec[1], last_sec[2]
-        total = sum(r[3] for r in rows[i:j + 1])
-        slack_lo = max(16, first_sec[0].size // 4096)
-        slack_hi = max(16, last_sec[0].size // 4096)
-        aligned = (first_sec[0].base >= st.base and first_sec[4] - first_sec[0].base < slack_lo
-                   and run_hi - 1 - last_sec[5] < slack_hi and total >= 0.05 * (run_hi - run_lo))
-        if aligned:
+        before = rows[i - 1] if i > 0 else None
+        after = rows[j + 1] if j + 1 < len(rows) else None
+        if not any(r is not None and dense(r) for r in (before, after)):
+            run_lo, run_hi = rows[i][1], rows[j][2]
+            total = sum(r[3] for r in rows[i:j + 1])
             secs = [r[0].index for r in rows[i:j + 1]]
             out.append(Diagnosis(
                 "sector_aligned", run_lo, run_hi - run_lo,
                 f"the mismatches start and end on sector boundaries: sector(s) {_span_text(secs)} "
                 f"(0x{run_lo:08X}..0x{run_hi - 1:08X}), {_num(total)} bytes differ — a whole-sector "
                 f"step (erase count, sector number, copy loop) went wrong",
-                {"sectors": secs, "bytes": total, "first": first_sec[4], "last": last_sec[5]}))
+                {"sectors": secs, "bytes": total, "first": rows[i][4], "last": rows[j][5]}))
         i = j + 1
     return out
 

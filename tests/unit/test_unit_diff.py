@@ -289,3 +289,32 @@ def test_bit_flips_inside_shifted_data(expected: bytes, layout: FlashLayout) -> 
     truth = int(np.count_nonzero(act[pos] != exp[pos]))   # a flip may land back on the unshifted byte
     assert bf.evidence["bytes"] == truth >= 290 and bf.evidence["single_bit_fraction"] == 1.0
     assert res.unexplained == 0
+
+
+def _plain(obj: object) -> bool:
+    """True if obj holds only built-in JSON types (no numpy scalars)."""
+    if isinstance(obj, dict):
+        return all(type(k) is str and _plain(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return all(_plain(v) for v in obj)
+    return obj is None or type(obj) in (int, float, str, bool)
+
+
+def test_to_dict_is_plain_json_for_every_kind(spec: BoardSpec) -> None:
+    lay = spec.layout(False)
+    full = padding_pattern(0, 2 * K * K, 6)
+    prev = padding_pattern(0, 2 * K * K, 7)
+    act = np.frombuffer(full, np.uint8).copy()
+    act[0x10:0x20] = 0                                                  # region_touched (bootloader)
+    act[0x80000:0xC0000] &= np.frombuffer(prev, np.uint8)[0x80000:0xC0000]  # never_erased + sector_aligned
+    act[0x41000:0x41008] = np.frombuffer(b"OTA_DONE", np.uint8)         # foreign_text
+    act[0x110000:0x130000] = act[0x110400:0x130400].copy()              # shifted by +1024 (sector 8)
+    act[0x1F0000:] = 0xFF                                               # erased_not_written to the end
+    rng = np.random.default_rng(2)
+    pos = rng.choice(np.arange(0x180000, 0x1C0000), 200, replace=False)
+    act[pos] ^= (1 << rng.integers(0, 8, pos.size)).astype(np.uint8)    # bit_flips (sector 10)
+    res = analyze(full, act.tobytes(), 0x08000000, lay, previous=prev)
+    assert set(res.kinds()) == set(KINDS)
+    doc = res.to_dict()
+    assert _plain(doc)
+    json.dumps(doc, allow_nan=False)
