@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
 import numpy as np
 
+from rig.errors import ConfigError
+
 if TYPE_CHECKING:
     from rig.board import FlashLayout
     from rig.image import Image
@@ -258,9 +260,15 @@ def diff_bytes(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout 
     ``regions`` (names in ``layout.regions``) restricts the comparison to those regions.
     """
     a, b, missing = _prepare(expected, actual)
+    if regions is not None and layout is None:
+        raise ConfigError("diff_bytes(regions=...) needs a layout to know where the regions are",
+                          hint="pass layout=spec.layout()")
     if regions is not None and layout is not None:
         keep = np.zeros(a.size, dtype=bool)
         for name in regions:
+            if name not in layout.regions:
+                raise ConfigError(f"no region {name!r} in the {layout.mode} layout",
+                                  expected=" | ".join(layout.regions) or "a layout with regions")
             reg = layout.regions[name]
             lo, hi = max(reg.base - base, 0), min(reg.end - base, a.size)
             if hi > lo:

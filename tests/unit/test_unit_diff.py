@@ -318,3 +318,11 @@ def test_to_dict_is_plain_json_for_every_kind(spec: BoardSpec) -> None:
     doc = res.to_dict()
     assert _plain(doc)
     json.dumps(doc, allow_nan=False)
+
+
+def test_region_filter_errors(expected: bytes, layout: FlashLayout) -> None:
+    from rig.errors import ConfigError
+    with pytest.raises(ConfigError, match="needs a layout"):
+        diff_bytes(expected, expected, APP, None, regions=["app_slot"])
+    with pytest.raises(ConfigError, match="no region 'slot'"):
+        diff_bytes(expected, expected, APP, layout, regions=["slot"])
