@@ -138,8 +138,13 @@ static int do_sink(uint32_t n, uint32_t buf, int echo)
         if (pos + want > RING_SIZE)
             pos = 0;
         rc = take(ring + pos, want);
-        if (rc <= 0)
-            return rc == 0 ? TR_ERR_ABORTED : rc;
+        if (rc == 0) {
+            board_printf("nettest: peer closed after %lu of %lu bytes\n", (unsigned long)got,
+                         (unsigned long)n);
+            return TR_ERR_ABORTED;
+        }
+        if (rc < 0)
+            return rc;
         uint32_t k = (uint32_t)rc;
         chunks++;
         if (k < mn)
