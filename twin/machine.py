@@ -162,6 +162,7 @@ class Machine:
         self._stop_reasons: list[tuple[str, object]] = []
         self._fault_addr: int | None = None
         self._fixups: list[tuple[int, bytes]] = []
+        self._replaying: dict[int, bytes] | None = None
         self._dirty: list[int] | None = None
         self._pending_reset: tuple[str, str] | None = None
         self._poll = False
@@ -331,6 +332,9 @@ class Machine:
             raise ValueError(f"bus error: {what} of unmapped address 0x{address:08X}")
 
     def _hook_write_prot(self, uc, access, address, size, value, _ud) -> bool:
+        if self._replaying is not None and address in self._replaying:
+            self._fixups.append((address, self._replaying[address]))
+            return True
         if self._fixups:
             self._apply_fixups()
         reg = self.region_at(address, size)
@@ -344,8 +348,14 @@ class Machine:
         else:
             self._cpu_bus_fault(address, "precise", f"write to read-only {reg.name}")
         # unicorn still performs the raw store into the ptr-mapped buffer after this hook
-        # (pitfall U4): restore the intended bytes before anything else can see them.
-        self._fixups.append((address, reg.read(address, size) if reg.kind == "flash" else old))
+        # (pitfall U4). If that differs from the intended bytes (NOR AND over programmed
+        # bits, a rejected store), end the slice after this instruction and restore them
+        # before the firmware can read the raw value back.
+        intended = reg.read(address, size) if reg.kind == "flash" else old
+        if intended != (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"):
+            self._fixups.append((address, intended))
+            if self.in_slice and not self._stop_reasons and self._replaying is None:
+                self._stop("fixup")
         return True
 
     def _apply_fixups(self) -> None:
@@ -850,6 +860,8 @@ class Machine:
             err = e
         finally:
             self.in_slice = False
+        if err is None and any(r == "fixup" for r, _ in self._stop_reasons):
+            err = self._replay_store()
         if self._fixups:
             self._apply_fixups()
         self._flush_dirty()
@@ -872,6 +884,28 @@ class Machine:
             self.sleeping = True
             self._idle_anchor = None
         return executed
+
+    def _replay_store(self) -> BaseException | None:
+        """A flash store whose raw value must not be seen stopped the slice *before* the
+        instruction retired (unicorn restarts it). Execute that one instruction again with
+        the already-modelled addresses replayed (no second flash operation), so writeback
+        happens, then the fix-ups restore the modelled bytes."""
+        self._stop_reasons = [r for r in self._stop_reasons if r[0] != "fixup"]
+        self._replaying = {a: d for a, d in self._fixups}
+        self._apply_fixups()
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        self.in_slice = True
+        try:
+            self.uc.emu_start(pc | 1, _UNTIL, 0, 1)
+        except uc_mod.UcError as e:
+            return e
+        except Exception as e:  # noqa: BLE001
+            return e
+        finally:
+            self.in_slice = False
+            self._replaying = None
+        self._stop_reasons = [r for r in self._stop_reasons if r[0] != "fixup"]
+        return None
 
     def _after_wfi(self) -> bool:
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
