@@ -102,6 +102,7 @@ class OtaServer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._lsock: socket.socket | None = None
+        self._address = None
         self._conn: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._session_thread: threading.Thread | None = None
@@ -116,10 +117,9 @@ class OtaServer:
     @property
     def address(self) -> tuple[str, int]:
         """``(host, port)`` the server listens on (after ``start``)."""
-        if self._lsock is None:
+        if self._address is None:
             raise OtaError("server not started", reason="state", hint="use `with OtaServer(...)` or call start()")
-        host, port = self._lsock.getsockname()[:2]
-        return host, port
+        return self._address
 
     def start(self) -> "OtaServer":
         """Bind, listen and start the accept thread (and the sniffer if capture is on)."""
@@ -138,6 +138,8 @@ class OtaServer:
         lsock.listen(4)
         lsock.setblocking(False)
         self._lsock = lsock
+        host, port = lsock.getsockname()[:2]
+        self._address: tuple[str, int] | None = (host, port)
         if self.capture_dir is not None:
             self._start_capture()
         self._accept_thread = threading.Thread(target=self._accept_loop, name=f"ota-accept-{self.address[1]}",
