@@ -7,6 +7,7 @@
  *   STACK OK | STACK BAD 0x<msp>         (MSP at the reset handler must equal _estack)
  *   MODE OK | MODE BAD ipsr=<n>          (entered in thread mode, not from a handler)
  *   PRIMASK OK | PRIMASK BAD             (interrupts were left enabled for us)
+ *   MPU OK | MPU BAD 0x<ctrl>            (the bootloader left the MPU off)
  *   APP READY
  * Then LD1 (PB0) blinks every 250 ms, SysTick counts milliseconds, and the UART answers
  * `version` -> the banner line again, `ticks` -> "TICKS <n>", anything else -> "?".
@@ -53,6 +54,11 @@ static void self_check(void)
         uart3_puts("PRIMASK OK\n");
     } else {
         uart3_puts("PRIMASK BAD\n");
+    }
+    if ((MPU->CTRL & MPU_CTRL_ENABLE) == 0) {
+        uart3_puts("MPU OK\n");
+    } else {
+        board_printf("MPU BAD 0x%08lx\n", (unsigned long)MPU->CTRL);
     }
 }
 

@@ -1,0 +1,83 @@
+"""Boot firmware/build images on the virtual board for the firmware tests.
+
+Real parts only: ``python -m twin`` (unicorn running the Thumb-2 images), the PTY console
+(rig.console), and the host OTA server (rig.ota.OtaServer) on real loopback TCP that the
+twin's NAT forwards the firmware's 192.168.1.10:5000 to.
+"""
+from __future__ import annotations
+
+import contextlib
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from fw_build import BUILD
+from rig.bootcfg import BootConfig
+from rig.console import Console
+from rig.ota import OtaServer
+from rig.targets.twin import TwinTarget, start_twin
+
+APP_BASE = 0x0804_0000
+SCRATCH_BASE = 0x0818_0000
+CONFIG_BASE = 0x0802_0000
+
+
+def image(name: str) -> Path:
+    """Path of a built image (``bootloader``, ``bootloader-no-vtor``, ``app-v1-16k``...)."""
+    path = BUILD / f"{name}.bin"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: run `make -C firmware` first")
+    return path
+
+
+def config_for_app(app: bytes, *, version: int = 0, update: bool = False,
+                   transport: str = "eth", crc: int | None = None) -> bytes:
+    """A config record describing ``app`` as installed (or requesting an update)."""
+    return BootConfig(transport=transport, update_requested=update, app_size=len(app),
+                      app_crc=zlib.crc32(app) if crc is None else crc, app_version=version).pack()
+
+
+@dataclass
+class Board:
+    """A running twin with its console and (optionally) an OTA server."""
+
+    target: TwinTarget
+    console: Console
+    server: OtaServer | None
+
+
+@contextlib.contextmanager
+def board(bootloader: str = "bootloader", *, loads: Sequence[tuple[bytes | Path, int]] = (),
+          ota_image: bytes | Path | None = None, policy: str | None = None,
+          extra_args: Sequence[str] = (), log_dir: Path | None = None) -> Iterator[Board]:
+    """Start a twin with ``bootloader`` at 0x08000000 plus ``loads`` (data, address).
+
+    Everything is stopped on exit (twin process, console thread, server socket).
+    """
+    tmp_files: list[Path] = []
+    args: list[str] = ["--idle", "skip", "--load", f"{image(bootloader)}@0x08000000"]
+    out_dir = log_dir or BUILD / "twin-tests"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, (data, addr) in enumerate(loads):
+        if isinstance(data, bytes):
+            p = out_dir / f"load-{id(args)}-{i}.bin"
+            p.write_bytes(data)
+            tmp_files.append(p)
+            data = p
+        args += ["--load", f"{data}@{addr:#x}"]
+    args += list(extra_args)
+    with contextlib.ExitStack() as stack:
+        server = None
+        if ota_image is not None:
+            # The server listens before the board boots, so the first connect succeeds.
+            server = stack.enter_context(OtaServer(ota_image, bind="127.0.0.1", port=0, policy=policy))
+            args += ["--forward", f"192.168.1.10:5000=127.0.0.1:{server.address[1]}"]
+        target = start_twin(extra_args=args, log_path=out_dir / "twin.log")
+        stack.callback(target.stop)
+        console = stack.enter_context(Console(target.serial_port))
+        try:
+            yield Board(target, console, server)
+        finally:
+            for p in tmp_files:
+                p.unlink(missing_ok=True)
