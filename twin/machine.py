@@ -129,7 +129,7 @@ class Machine:
         self.idle_mode = idle
         self.reset_core_hz = core_hz
         self.core_hz = core_hz
-        self._log_stream = log_stream if log_stream is not None else sys.stderr
+        self._log_stream = log_stream
         self.uc = uc_mod.Uc(uc_mod.UC_ARCH_ARM, uc_mod.UC_MODE_THUMB | uc_mod.UC_MODE_MCLASS)
         self.uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M7)
         self._ctx0 = self.uc.context_save()
@@ -620,7 +620,8 @@ class Machine:
         """One line on stderr with virtual time and origin."""
         t_ms = self._cycles / self.core_hz * 1000
         try:
-            print(f"[twin {t_ms:10.3f} ms] {who}: {message}", file=self._log_stream, flush=True)
+            print(f"[twin {t_ms:10.3f} ms] {who}: {message}", file=self._log_stream or sys.stderr,
+                  flush=True)
         except (ValueError, OSError):
             pass
 
