@@ -57,6 +57,7 @@ static struct {
 } w = { .sock = -1 };
 
 static uint16_t crc_table[256];
+static uint8_t scratch[WINC_SOCKET_BUFFER_MAX_LENGTH];
 
 /* ---------------------------------------------------------------- helpers */
 static void crc_init(void)
@@ -118,6 +119,39 @@ static uint8_t xfer(uint8_t out)
     return *(volatile uint8_t *)&SPI1->DR;
 }
 
+/* Bulk transfer with SPI data packing: a 16-bit DR access moves two 8-bit frames, and
+   with FRXTH=0 RXNE means "two bytes in the RX FIFO" (RM0410 data packing). `out` may be
+   NULL (dummy zeros), `in` may be NULL (discard). Halves the register accesses per byte. */
+static void xfer_block(const uint8_t *out, uint8_t *in, uint32_t n)
+{
+    SPI1->CR2 &= ~SPI_CR2_FRXTH;
+    while (n >= 2) {
+        uint16_t o = out ? (uint16_t)(out[0] | (out[1] << 8)) : 0u;
+        *(volatile uint16_t *)&SPI1->DR = o;
+        for (uint32_t k = SPI_WAIT_LOOPS; !(SPI1->SR & SPI_SR_RXNE);) {
+            if (--k == 0) {
+                w.spi_error = 1;
+                break;
+            }
+        }
+        uint16_t v = *(volatile uint16_t *)&SPI1->DR;
+        if (in) {
+            in[0] = (uint8_t)v;
+            in[1] = (uint8_t)(v >> 8);
+            in += 2;
+        }
+        if (out)
+            out += 2;
+        n -= 2;
+    }
+    SPI1->CR2 |= SPI_CR2_FRXTH;
+    if (n) {
+        uint8_t v = xfer(out ? out[0] : 0u);
+        if (in)
+            in[0] = v;
+    }
+}
+
 static void put_le(uint8_t *p, uint32_t v, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
@@ -137,8 +171,8 @@ static uint8_t command(const uint8_t *hdr, uint32_t hlen, const uint8_t *data, u
         xfer((uint8_t)(len >> 8));
         for (uint32_t i = 0; i < hlen; i++)
             xfer(hdr[i]);
-        for (uint32_t i = 0; i < dlen; i++)
-            xfer(data[i]);
+        if (dlen)
+            xfer_block(data, NULL, dlen);
         xfer((uint8_t)crc);
         xfer((uint8_t)(crc >> 8));
         st = xfer(0);
@@ -225,14 +259,13 @@ static int read_event(void)
     uint16_t crc = winc_crc16(0xFFFFu, hdr, hn);
     uint32_t data_len = n - hn;
     if (data_len) {
-        /* receive data goes straight into the armed buffer (clamped to its size) */
+        /* receive data goes straight into the armed buffer when it fits (DMA-like) */
         int to_user = hdr[0] == WINC_EV_RECV && w.rx_armed && (int)hdr[1] == w.sock;
-        for (uint32_t i = 0; i < data_len; i++) {
-            uint8_t b = xfer(0);
-            crc = winc_crc16(crc, &b, 1);
-            if (to_user && i < w.rx_cap)
-                w.rx_buf[i] = b;
-        }
+        uint8_t *dst = (to_user && data_len <= w.rx_cap) ? w.rx_buf : scratch;
+        xfer_block(NULL, dst, data_len);
+        crc = winc_crc16(crc, dst, data_len);
+        if (to_user && dst == scratch)
+            memcpy(w.rx_buf, scratch, w.rx_cap);   /* more than posted: clamp */
     }
     uint16_t got = xfer(0);
     got |= (uint16_t)(xfer(0) << 8);

@@ -66,6 +66,14 @@ class Stm32Spi(Device):
         self.modf = False
         self._ovr_armed = False
         self.frames = 0
+        self._cache_cr2()
+
+    def _cache_cr2(self) -> None:
+        ds = (self.cr2 >> CR2_DS_SHIFT) & 0xF
+        self._ds8 = max(ds, 3) + 1 <= 8
+        # RXNE: FIFO level >= 8 bits with FRXTH=1, >= 16 bits with FRXTH=0 or 16-bit frames
+        self._need = 1 if (self.cr2 & CR2_FRXTH and self._ds8) else 2
+        self._ie = self.cr2 & (CR2_RXNEIE | CR2_TXEIE | CR2_ERRIE)
 
     def attach(self, services: object) -> None:
         super().attach(services)  # type: ignore[arg-type]
@@ -87,9 +95,7 @@ class Stm32Spi(Device):
     def _sr(self) -> int:
         sr = SR_TXE
         n = len(self.rx)
-        # RXNE: FIFO level >= 8 bits with FRXTH=1, >= 16 bits with FRXTH=0 or 16-bit frames
-        need = 1 if (self.cr2 & CR2_FRXTH and self._ds_bits() <= 8) else 2
-        if n >= need:
+        if n >= self._need:
             sr |= SR_RXNE
         if self.ovr:
             sr |= SR_OVR
@@ -99,6 +105,10 @@ class Stm32Spi(Device):
         return sr | (frlvl << 9)
 
     def read(self, offset: int, size: int) -> int:
+        if offset == SR and not self._ovr_armed:
+            return self._sr()
+        if offset == DR:
+            return self._read_dr(size)
         if offset == CR1:
             return self.cr1
         if offset == CR2:
@@ -120,6 +130,11 @@ class Stm32Spi(Device):
         return 0
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if offset == DR:
+            self._write_dr(size, value)
+            if self._ie or self._irq_level:
+                self._update_irq()
+            return
         if offset == CR1:
             self.cr1 = value & 0xFFFF
             self.modf = False
@@ -134,6 +149,7 @@ class Stm32Spi(Device):
             self.cr2 = value & 0x7FFF
             if ((self.cr2 >> CR2_DS_SHIFT) & 0xF) < 3:
                 self.cr2 = (self.cr2 & ~(0xF << CR2_DS_SHIFT)) | CR2_RESET  # not allowed → 8-bit
+            self._cache_cr2()
         elif offset == SR:
             pass   # flags are cleared by sequences, not writes (CRCERR w0c not modelled)
         elif offset == DR:
@@ -154,9 +170,9 @@ class Stm32Spi(Device):
     def _write_dr(self, size: int, value: int) -> None:
         if not (self.cr1 & CR1_SPE and self.cr1 & CR1_MSTR):
             return   # disabled: the TX FIFO is not clocked out; the model drops the write
-        nbytes = 1 if size == 1 and self._ds_bits() <= 8 else 2
-        for i in range(nbytes):
-            self._clock((value >> (8 * i)) & 0xFF)
+        self._clock(value & 0xFF)
+        if size > 1 or not self._ds8:
+            self._clock((value >> 8) & 0xFF)
 
     def _clock(self, mosi: int) -> None:
         lsb = self.cr1 & CR1_LSBFIRST
@@ -177,7 +193,7 @@ class Stm32Spi(Device):
             self._ovr_armed = True
         if not self.rx:
             return 0
-        if size == 1 and self._ds_bits() <= 8:
+        if size == 1 and self._ds8:
             value = self.rx[0]
             del self.rx[0]
         else:
@@ -187,6 +203,8 @@ class Stm32Spi(Device):
         return value
 
     def _update_irq(self) -> None:
+        if not self._ie and not self._irq_level:
+            return
         sr = self._sr()
         level = bool((self.cr2 & CR2_RXNEIE and sr & SR_RXNE)
                      or (self.cr2 & CR2_TXEIE and sr & SR_TXE and self.cr1 & CR1_SPE)

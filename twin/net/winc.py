@@ -190,6 +190,7 @@ class WincModule:
         self._poll_handle: object | None = None
         self._boot_handle: object | None = None
         self._gpio_cache: dict[str, Any] = {}
+        self._hooked = False
         self._missing_pins: set[str] = set()
         self.stats = {"events": 0, "commands": 0, "crc_errors": 0, "garbage": 0, "recv_events": 0}
         self.recv_sizes: collections.Counter[int] = collections.Counter()
@@ -201,8 +202,29 @@ class WincModule:
         self.stack.attach(services)
 
     def mcu_reset(self, kind: str) -> None:
-        """The MCU was reset: the module is a separate chip, only its pin sampling restarts."""
-        self._start_poll()
+        """The MCU was reset: the module is a separate chip, only its pin watching restarts."""
+        if not self._hooked:
+            self._hooked = self._hook_pins()
+        if self._hooked:
+            self.sample_pins()
+        else:
+            self._start_poll()
+
+    def _hook_pins(self) -> bool:
+        """Follow CS/RESET_N/CHIP_EN through GPIO listeners (no polling) when the ports offer them."""
+        if self.services is None:
+            return False
+        watched: dict[str, set[int]] = {}
+        for which in ("cs", "reset_n", "chip_en"):
+            g = self._gpio(which)
+            if g is None or not hasattr(g[0], "add_listener"):
+                return False
+            watched.setdefault(self.pins[which][0], set()).add(self.pins[which][1])
+        for port, pins in watched.items():
+            dev = self._gpio_cache[port]
+            dev.add_listener(lambda pin, level, p=frozenset(pins):
+                             self.sample_pins() if pin in p else None)
+        return True
 
     def _start_poll(self) -> None:
         if self.services is None:
@@ -292,9 +314,6 @@ class WincModule:
     # ---------------------------------------------------------------- SPI side
     def exchange(self, mosi: int) -> int:
         """SpiSlave: one byte while SPI1 clocks."""
-        if self.services is not None and self._poll_handle is None:
-            self.sample_pins()
-            self._start_poll()
         if self._pin_out("cs", False):
             return 0xFF                      # not selected: MISO floats high
         if self.power != "ready":
