@@ -111,15 +111,12 @@ def _find_probe(uid: str | None):  # -> pyocd DebugProbe
     return exact[0]
 
 
-def _check_remote_reachable(uid: str, timeout: float) -> None:
-    host, _, port = uid[len("remote:"):].rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except (OSError, ValueError) as exc:
-        raise ProbeError(f"cannot reach the remote probe {uid}: {exc}",
-                         hint="is the board (twin or `pyocd server`) running? take the address from "
-                              "its start-up line") from exc
+def _is_connection_error(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, (ConnectionError, socket.timeout)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class Probe:
@@ -142,8 +139,6 @@ class Probe:
 
         if self._session is not None:
             return self
-        if self.uid and self.uid.startswith("remote:"):
-            _check_remote_reachable(self.uid, self.connect_timeout)
         probe = _find_probe(self.uid)
         options: dict[str, object] = {
             "target_override": TARGET,
@@ -166,6 +161,10 @@ class Probe:
                 session.close()
             except Exception:  # noqa: BLE001 - best effort after a failed open
                 pass
+            if self.uid and self.uid.startswith("remote:") and _is_connection_error(exc):
+                raise ProbeError(f"cannot reach the remote probe {self.uid}: {exc}",
+                                 hint="is the board (twin or `pyocd server`) running? take the address "
+                                      "from its start-up line") from exc
             raise ProbeError(f"pyOCD could not connect to {self.uid or probe.unique_id} "
                              f"as {TARGET}: {exc}",
                              hint="check the probe cable and board power; a read-protected chip "
@@ -307,9 +306,12 @@ class Probe:
         if not self.target.set_breakpoint(address, Target.BreakpointType.HW):
             raise ProbeError(f"no free hardware breakpoint for 0x{address:08X}",
                              hint="remove other breakpoints; the FPB has 8 comparators")
+        # pyOCD writes breakpoints lazily (on resume/step); a reset must already see it.
+        self.target.selected_core.bp_manager.flush()
 
     def remove_breakpoint(self, address: int) -> None:
         self.target.remove_breakpoint(address)
+        self.target.selected_core.bp_manager.flush()
 
     def wait_halted(self, timeout: float, *, poll: float = 0.02) -> bool:
         """Wait until the core halts (breakpoint, fault with vector catch...). False on timeout."""
