@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -67,18 +68,40 @@ def iface_for_address(address: str) -> str:
                              hint="pass capture_iface= / --capture-iface explicitly")
 
 
+@dataclass(frozen=True)
+class RawFrame:
+    """One captured Ethernet frame (kept raw: dissecting every frame in Python is too slow)."""
+
+    time: float
+    data: bytes
+
+
+def tcp_fields(frame: bytes) -> tuple[int, int, int, int, int] | None:
+    """``(sport, dport, seq, flags, payload_len)`` of an Ethernet/IPv4/TCP frame, else None."""
+    if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+        return None
+    ihl = (frame[14] & 0x0F) * 4
+    ip_len = int.from_bytes(frame[16:18], "big")
+    t = 14 + ihl
+    if len(frame) < t + 20:
+        return None
+    sport, dport, seq = struct.unpack_from("!HHI", frame, t)
+    doff = (frame[t + 12] >> 4) * 4
+    return sport, dport, seq, frame[t + 13], max(0, ip_len - ihl - doff)
+
+
 class Sniffer:
     """Sniff TCP traffic to/from ``port`` on ``iface`` in a background scapy sniffer.
 
     Use as a context manager, or ``start()`` / ``stop()``. ``write(path, client_port=...)``
-    writes the packets of one connection (all of them if ``client_port`` is None).
+    writes the frames of one connection (all of them if ``client_port`` is None).
     """
 
     def __init__(self, port: int, iface: str = "lo", *, start_timeout: float = 5.0) -> None:
         self.port = port
         self.iface = iface
         self.start_timeout = start_timeout
-        self._packets: list[Any] = []
+        self._frames: list[RawFrame] = []
         self._lock = threading.Lock()
         self._sniffer: Any = None
         self._sock: Any = None
@@ -90,19 +113,20 @@ class Sniffer:
             CaptureUnavailable: no capture rights or no such interface.
         """
         check_capture(self.iface)
-        from scapy.all import TCP, AsyncSniffer  # noqa: PLC0415
+        from scapy.all import AsyncSniffer, Raw, conf  # noqa: PLC0415
         port = self.port
         started = threading.Event()
 
         def keep(pkt: Any) -> bool:
-            return TCP in pkt and (pkt[TCP].sport == port or pkt[TCP].dport == port)
+            f = tcp_fields(pkt.load)
+            return f is not None and port in (f[0], f[1])
 
         def store(pkt: Any) -> None:
             with self._lock:
-                self._packets.append(pkt)
+                self._frames.append(RawFrame(float(pkt.time), pkt.load))
 
-        from scapy.all import conf  # noqa: PLC0415
         self._sock = conf.L2listen(iface=self.iface)
+        self._sock.LL = Raw  # no per-frame dissection; the BPF program already selected the port
         _tune_socket(self._sock.ins, port)
         self._sniffer = AsyncSniffer(opened_socket=self._sock, lfilter=keep, prn=store, store=False,
                                      started_callback=started.set)
@@ -125,21 +149,34 @@ class Sniffer:
         if sock is not None:
             sock.close()
 
-    def packets(self, client_port: int | None = None) -> list[Any]:
-        """Packets seen so far (only those of one connection if ``client_port`` is given)."""
-        from scapy.all import TCP  # noqa: PLC0415
+    def frames(self, client_port: int | None = None) -> list[RawFrame]:
+        """Frames seen so far (only those of one connection if ``client_port`` is given)."""
         with self._lock:
-            pkts = list(self._packets)
+            frames = list(self._frames)
         if client_port is None:
-            return pkts
-        return [p for p in pkts if client_port in (p[TCP].sport, p[TCP].dport)]
+            return frames
+        out = []
+        for fr in frames:
+            f = tcp_fields(fr.data)
+            if f is not None and client_port in (f[0], f[1]):
+                out.append(fr)
+        return out
+
+    packets = frames
 
     def write(self, path: str | Path, client_port: int | None = None) -> Path:
-        """Write the packets (of one connection) to a pcap file; returns the path."""
-        from scapy.all import wrpcap  # noqa: PLC0415
+        """Write the frames (of one connection) to a pcap file (Ethernet link type); returns the path."""
+        from scapy.utils import RawPcapWriter  # noqa: PLC0415
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        wrpcap(str(path), self.packets(client_port))
+        writer = RawPcapWriter(str(path), linktype=1, sync=False)
+        try:
+            writer.write_header(None)
+            for fr in self.frames(client_port):
+                sec = int(fr.time)
+                writer.write_packet(fr.data, sec=sec, usec=int(round((fr.time - sec) * 1e6)))
+        finally:
+            writer.close()
         return path
 
     def __enter__(self) -> "Sniffer":
@@ -372,7 +409,7 @@ def analyze_pcap(path: str | Path, port: int, *, client_port: int | None = None,
         base = isn.get(direction)
         if base is None:  # capture started mid-connection: first packet defines offset 0
             base = isn[direction] = tcp.seq
-        offset = (tcp.seq - base) & 0xFFFFFFFF
+        offset = 0 if "S" in flags else (tcp.seq - base) & 0xFFFFFFFF
         retrans = bool(payload) and offset + len(payload) <= covered[direction]
         if payload and not retrans:
             stream = streams[direction]
@@ -413,18 +450,21 @@ def find_tokens(stream: bytes, direction: Direction, *, all_lines: bool = False,
     return out
 
 
-def stream_coverage(packets: list[Any], port: int) -> dict[str, int]:
-    """Highest relative stream offset seen per direction (needs the SYNs in ``packets``)."""
-    from scapy.all import TCP  # noqa: PLC0415
+def stream_coverage(frames: list[RawFrame], port: int) -> dict[str, int]:
+    """Highest relative stream offset seen per direction (needs the SYNs among ``frames``)."""
     isn: dict[str, int] = {}
     cover = {"down": 0, "up": 0}
-    for p in packets:
-        tcp = p[TCP]
-        d = "down" if tcp.sport == port else "up"
-        if "S" in str(tcp.flags):
-            isn[d] = tcp.seq + 1
-        if d in isn:
-            cover[d] = max(cover[d], ((tcp.seq - isn[d]) & 0xFFFFFFFF) + len(bytes(tcp.payload)))
+    for fr in frames:
+        f = tcp_fields(fr.data)
+        if f is None:
+            continue
+        sport, _, seq, flags, n = f
+        d = "down" if sport == port else "up"
+        if flags & 0x02:  # SYN
+            isn[d] = seq + 1
+            continue
+        if d in isn and n:
+            cover[d] = max(cover[d], ((seq - isn[d]) & 0xFFFFFFFF) + n)
     return cover
 
 
@@ -434,7 +474,7 @@ def wait_covered(sniffer: Sniffer, client_port: int, down: int, up: int, *, time
     s more for its FIN/RST/ACKs; False if it did not within ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        cover = stream_coverage(sniffer.packets(client_port), sniffer.port)
+        cover = stream_coverage(sniffer.frames(client_port), sniffer.port)
         if cover["down"] >= down and cover["up"] >= up:
             time.sleep(settle)
             return True
@@ -447,7 +487,7 @@ def wait_quiet(sniffer: Sniffer, client_port: int, settle: float = 0.1, timeout:
     deadline = time.monotonic() + timeout
     last = -1
     while time.monotonic() < deadline:
-        n = len(sniffer.packets(client_port))
+        n = len(sniffer.frames(client_port))
         if n == last:
             return
         last = n

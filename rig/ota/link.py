@@ -120,6 +120,11 @@ class Session:
         return Piece("data", bytes(payload))
 
     @property
+    def writes(self) -> int:
+        """Application writes made so far."""
+        return self._writes
+
+    @property
     def data_sent(self) -> int:
         """Image bytes written so far."""
         return self._data_sent

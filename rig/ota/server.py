@@ -355,9 +355,10 @@ class OtaServer:
         from rig.capture import wait_covered
         try:
             down, up = (session.wire_tx, session.wire_rx) if session else (0, 0)
-            if not wait_covered(self._sniffer, client_port, down, up):  # type: ignore[arg-type]
+            budget = min(120.0, 5.0 + 0.01 * (session.writes if session else 0))
+            if not wait_covered(self._sniffer, client_port, down, up, timeout=budget):  # type: ignore[arg-type]
                 result.transcript.note(f"capture incomplete: the sniffer did not see all {down} "
-                                       f"bytes sent and {up} received within 5 s")
+                                       f"bytes sent and {up} received within {budget:g} s")
             return str(self._sniffer.write(self._pcap_path(result.index, client_port), client_port))  # type: ignore[union-attr]
         except Exception as exc:  # noqa: BLE001 - capture problems never fail the session
             result.transcript.note(f"capture not written: {exc}")
