@@ -75,6 +75,9 @@ class ExceptionModel:
         self.services = services
         self.boot_vtor = 0x00200000
         self.on_lockup: Callable[[], None] | None = None
+        #: Called (inside a register write or set_irq) when an exception just became
+        #: takeable, so the machine can end the current slice early. None: not needed.
+        self.on_kick: Callable[[], None] | None = None
         self.systick = SysTick(self)
         self._devices: list[Device] = [
             ScnRegs(self), self.systick, NvicRegs(self), ScbRegs(self, 0xE000ED00, 0x30),
@@ -207,6 +210,7 @@ class ExceptionModel:
         if level:
             if not self.levels & bit:
                 self.pending.add(FIRST_IRQ + irqn)
+                self.kick()
             self.levels |= bit
         else:
             self.levels &= ~bit
@@ -215,10 +219,16 @@ class ExceptionModel:
         """Pend external interrupt ``irqn`` once (pulse)."""
         if 0 <= irqn < NUM_IRQS:
             self.pending.add(FIRST_IRQ + irqn)
+            self.kick()
 
     def pend(self, exc: int) -> None:
         """Set an exception pending by number (SysTick, PendSV, NMI...)."""
         self.pending.add(exc)
+
+    def kick(self) -> None:
+        """Tell the machine (``on_kick``) if an exception can be taken now."""
+        if self.on_kick is not None and self.pending and self.wants_entry():
+            self.on_kick()
 
     # ------------------------------------------------------------------ entry
     def wants_entry(self) -> bool:
@@ -531,6 +541,7 @@ class _ScsDevice(Device):
         if size != 4:
             value = merge_word(self.read_word(aligned), offset, size, value)
         self.write_word(aligned, value, size)
+        self.m.kick()
 
     def read_word(self, offset: int) -> int:
         self.unmodelled(offset, "read")

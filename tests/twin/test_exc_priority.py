@@ -194,3 +194,17 @@ hard_h:
     assert b.run() == "bkpt"
     assert b.cpu.reg("ipsr") == 3
     assert b.model.pending == set()
+
+
+def test_on_kick_called_only_when_an_exception_becomes_takeable() -> None:
+    b = Board(assemble(program("nop")))
+    kicks: list[int] = []
+    b.model.on_kick = lambda: kicks.append(1)
+    nvic = b.model.devices()[2]
+    nvic.write(0x100, 4, 1 << 3)              # pend IRQ3 while disabled: not takeable
+    assert kicks == []
+    nvic.write(0x000, 4, 1 << 3)              # enable → takeable
+    assert kicks == [1]
+    b.cpu.set_reg("primask", 1)
+    b.model.pend_irq(4)
+    assert kicks == [1]                       # masked by PRIMASK

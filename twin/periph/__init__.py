@@ -7,6 +7,7 @@ them. Board-side helpers: ``gpiob.output_level(0)`` (LD1), ``gpioc.drive_input(1
 from __future__ import annotations
 
 from twin.device import Device
+from twin.periph.commands import commands
 from twin.periph.crc import Crc
 from twin.periph.exti import Exti, Syscfg
 from twin.periph.gpio import Gpio, all_ports
@@ -20,7 +21,7 @@ from twin.periph.timers import BasicTimer, basic_timers
 LEDS = {"ld1": ("gpiob", 0), "ld2": ("gpiob", 7), "ld3": ("gpiob", 14)}
 BUTTON = ("gpioc", 13)
 
-__all__ = ["all_devices", "Rcc", "Pwr", "Gpio", "Syscfg", "Exti", "Crc", "Iwdg", "Rng",
+__all__ = ["all_devices", "commands", "Rcc", "Pwr", "Gpio", "Syscfg", "Exti", "Crc", "Iwdg", "Rng",
            "BasicTimer", "LEDS", "BUTTON", "led_states", "press_button"]
 
 
