@@ -154,6 +154,9 @@ class Board:
             for name, fn in periph.commands(self.machine).items():
                 ctl.register_command(name, lambda m, req, f=fn: f(req))
         ctl.register_command("flash", lambda m, req: self.flash.snapshot())
+        ctl.register_command("probe", lambda m, req: {
+            "requests": self.debug_server.requests if self.debug_server else 0,
+            "by_request": dict(self.debug_server.by_request) if self.debug_server else {}})
         if self.opts.state_dir:
             ctl.on_power_cycle.append(lambda: self.flash.save_state(self.opts.state_dir))
 

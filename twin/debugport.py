@@ -9,6 +9,7 @@ gets an error line and is disconnected.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from typing import Any, Callable
@@ -224,6 +225,7 @@ class DebugServer:
         self._accept_thread = threading.Thread(target=self._accept_loop, name="twin-probe",
                                                daemon=True)
         self.requests = 0
+        self.by_request: dict[str, int] = {}
         d = self.dap
         self._handlers: dict[str, tuple[Callable[..., Any], int]] = {
             "hello": (self._hello, 1), "readprop": (d.readprop, 1),
@@ -332,7 +334,12 @@ class DebugServer:
 
     def handle_line(self, line: bytes) -> bytes:
         """Answer one request line (also usable without a socket, for tests)."""
+        fast = _FAST.match(line)
+        if fast is not None:                   # lock/unlock/flush: 2/3 of all traffic
+            self.requests += 1
+            return b'{"id":%s,"status":0}\n' % fast.group(1)
         self.requests += 1
+        name = "?"
         rid: Any = -1
         try:
             req = json.loads(line)
@@ -340,6 +347,8 @@ class DebugServer:
                 raise ProbeRequestError("invalid request format")
             rid = req["id"]
             args = req.get("arguments", [])
+            name = req["request"]
+            self.by_request[name] = self.by_request.get(name, 0) + 1
             handler = self._handlers.get(req["request"])
             if handler is None:
                 raise ProbeRequestError(f"unknown request type {req['request']!r}")
@@ -355,6 +364,9 @@ class DebugServer:
         except (ValueError, TypeError, KeyError) as e:
             resp = {"id": rid, "status": STATUS_GENERAL, "error": f"bad request: {e}"}
         return json.dumps(resp, separators=(",", ":")).encode() + b"\n"
+
+
+_FAST = re.compile(rb'^\{"id": (\d+), "request": "(?:lock|unlock|flush)"\}\s*$')
 
 
 def _noop() -> None:

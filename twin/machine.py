@@ -975,6 +975,17 @@ class Machine:
             if self.debug is not None:
                 self.debug.halt_for(reason)
 
+    def run_burst(self, seconds: float = 0.004) -> None:
+        """Run the core on the calling (host) thread for up to ``seconds`` of wall time,
+        lock held, stopping early when it halts, sleeps, polls or wants a reset. Used right
+        after a debugger resume so a short flash-algorithm call is usually finished before
+        the debugger's first status poll (saves many protocol round trips)."""
+        deadline = time.perf_counter() + seconds
+        while (self._runnable() and not self.sleeping and not self._poll
+               and self._pending_reset is None and not self._posted
+               and time.perf_counter() < deadline):
+            self.step_slice()
+
     def step_instruction(self) -> None:
         """Debugger single step (lock held, core halted): one instruction, then halted."""
         self.halted = False

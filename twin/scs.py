@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import unicorn as uc_mod
@@ -124,6 +125,8 @@ class DebugUnit:
                 self.dfsr |= DFSR_HALTED
             else:
                 m.resume()
+                if m._cpu_thread_id is not None and threading.get_ident() != m._cpu_thread_id:
+                    m.run_burst()
 
     def halt_for(self, reason: str) -> None:
         """Halt because of a breakpoint/watchpoint/BKPT."""

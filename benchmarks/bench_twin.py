@@ -1,0 +1,134 @@
+"""Twin speed figures (issue 3): connect time, `pyocd flash` 512 KiB, 2 MiB readback through
+stock pyOCD, and instructions per second of a busy loop with no debugger attached.
+
+Run: python benchmarks/bench_twin.py [--runs N]. Prints one line per figure with the goal.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+LOOP = bytes.fromhex("00000220" "09000008") + bytes(8) + bytes.fromhex("0130fde7")  # adds r0,#1; b
+
+
+class Twin:
+    """A ``python -m twin`` subprocess."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "twin", *args], cwd=REPO,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        assert self.proc.stdout is not None
+        r, _, _ = select.select([self.proc.stdout], [], [], 30)
+        if not r:
+            self.close()
+            raise RuntimeError("twin did not start")
+        self.info = json.loads(self.proc.stdout.readline())
+
+    def control(self, cmd: str, **kw) -> dict:
+        import socket
+        host, port = self.info["control"].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(json.dumps({"cmd": cmd, **kw}).encode() + b"\n")
+            return json.loads(s.makefile("rb").readline())
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def bench_pyocd(runs: int) -> None:
+    from pyocd.core.helpers import ConnectHelper
+    from pyocd.flash.file_programmer import FileProgrammer
+
+    image = os.urandom(512 * 1024)
+    with tempfile.TemporaryDirectory() as d:
+        img = Path(d) / "img.bin"
+        img.write_bytes(image)
+        twin = Twin()
+        try:
+            uid = twin.info["probe"]
+            connects, flashes, reads, cli = [], [], [], []
+            for i in range(runs):
+                t0 = time.perf_counter()
+                session = ConnectHelper.session_with_chosen_probe(
+                    unique_id=uid, target_override="stm32f767zi", options={"frequency": 0})
+                session.open()
+                connects.append(time.perf_counter() - t0)
+                try:
+                    t0 = time.perf_counter()
+                    FileProgrammer(session, chip_erase="sector", smart_flash=False).program(
+                        str(img), base_address=0x08000000 + 0x40000 * (i % 2))
+                    flashes.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    data = bytes(session.target.read_memory_block8(0x08000000, 2 * 1024 * 1024))
+                    reads.append(time.perf_counter() - t0)
+                    base = 0x40000 * (i % 2)
+                    assert data[base:base + len(image)] == image, "readback mismatch"
+                finally:
+                    session.close()
+            t0 = time.perf_counter()
+            res = subprocess.run(["pyocd", "flash", "-u", uid, "-t", "stm32f767zi",
+                                  "--base-address", "0x08100000", str(img)],
+                                 capture_output=True, text=True, timeout=300)
+            cli.append(time.perf_counter() - t0)
+            assert res.returncode == 0, res.stderr
+        finally:
+            twin.close()
+    print(f"connect (pyOCD session open, halt mode): best {min(connects):.3f} s "
+          f"(runs: {', '.join(f'{x:.3f}' for x in connects)})")
+    print(f"flash 512 KiB (pyOCD API, sector erase, real algo on the core): best "
+          f"{min(flashes):.2f} s = {512 / min(flashes):.0f} KiB/s   [goal < 3 s]")
+    print(f"pyocd flash CLI 512 KiB at 0x08100000, wall incl. Python start: {cli[0]:.2f} s")
+    mib_s = 2 / min(reads)
+    print(f"readback 2 MiB (read_memory_block8): best {min(reads):.2f} s = {mib_s:.1f} MiB/s   "
+          f"[goal >= 4 MiB/s]")
+
+
+def bench_mips(seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        img = Path(d) / "loop.bin"
+        img.write_bytes(LOOP)
+        twin = Twin("--load", f"{img}@0x08000000")
+        try:
+            time.sleep(0.5)
+            a = twin.control("status")
+            t0 = time.perf_counter()
+            time.sleep(seconds)
+            b = twin.control("status")
+            dt = time.perf_counter() - t0
+        finally:
+            twin.close()
+    mips = (b["instructions"] - a["instructions"]) / dt / 1e6
+    print(f"busy loop, no debugger: {mips:.0f} million instructions/s   [goal >= 50]")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--mips-seconds", type=float, default=3.0)
+    args = p.parse_args()
+    bench_mips(args.mips_seconds)
+    bench_pyocd(args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
