@@ -275,3 +275,40 @@ def test_wifi_module_reset_breaks_connection_then_reconnects(bench_factory):
     b.accept(b"wifi")
     assert b.control("net.status")["wifi"]["faults"]["counters"]["module_resets"] == 1
     assert "error -12" in b.uart()
+
+
+def _word(b: Bench, address: int) -> int:
+    return int.from_bytes(bytes.fromhex(str(b.control("read", address=address, length=4)["hex"])),
+                          "little")
+
+
+def test_wifi_irq_pending_while_up_and_quiesced_by_deinit(bench_factory):
+    b = bench_factory("wifi")
+    s = b.accept(b"wifi")
+    exti_imr, exti_pr, nvic_ispr0, nvic_iser0 = 0x40013C00, 0x40013C14, 0xE000E200, 0xE000E100
+    assert _word(b, exti_imr) & 2                          # EXTI1 unmasked by the driver
+    assert _word(b, nvic_ispr0) & (1 << 7)                 # IRQN edges pended EXTI1 in the NVIC
+    assert not _word(b, nvic_iser0) & (1 << 7)             # ...but the polled driver never enabled it
+    s.send(b"QUIT\n")
+    assert s.rfile.read(1) == b""
+    deadline = time.monotonic() + 30
+    while "nettest: done" not in b.uart() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "nettest: done" in b.uart()
+    assert not _word(b, exti_imr) & 2 and not _word(b, exti_pr) & 2
+    assert not _word(b, nvic_ispr0) & (1 << 7)
+    assert not _word(b, nvic_ispr0 + 4) & (1 << (35 - 32))   # SPI1 not pending
+    assert not _word(b, 0x40013000) & 0x40                 # SPI1 CR1.SPE off
+
+
+def test_eth_deinit_leaves_no_irq(bench_factory):
+    b = bench_factory("eth")
+    s = b.accept(b"eth")
+    s.send(b"QUIT\n")
+    assert s.rfile.read(1) == b""
+    deadline = time.monotonic() + 30
+    while "nettest: done" not in b.uart() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _word(b, 0x40030004) == 0                       # CTRL.EN off
+    assert _word(b, 0x40030010) == 0                       # IER
+    assert not _word(b, 0xE000E200 + 4) & (1 << (61 - 32))  # IRQ 61 not pending

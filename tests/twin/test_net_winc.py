@@ -448,3 +448,57 @@ def test_reset_pin_low_resets_module(rig, server):
     conn.settimeout(5)
     with pytest.raises(ConnectionResetError):
         conn.recv(10)
+
+
+def test_mosi_bit_errors_caught_by_command_crc_and_retried(rig, server):
+    rig.winc.faults.arm_bit_errors(5e-5, seed=8, direction="mosi")
+    rig.connect(0, 5000)
+    conn = server.accept()
+    sent = os.urandom(1400 * 30)
+    rejected = 0
+    for i in range(0, len(sent), 1400):
+        while (res := rig.send(0, sent[i:i + 1400])) == -1000 - W.ST_CRC:
+            rejected += 1                               # what winc_spi.c does: send again
+        assert res == 1400
+    assert server.recv_exact(conn, len(sent)) == sent   # nothing corrupt got through
+    assert rejected == rig.winc.stats["crc_errors"] > 0
+    assert rig.winc.faults.counters["bits_flipped_mosi"] >= rejected
+    assert rig.winc.faults.counters["bits_flipped_miso"] == 0
+
+
+class ListeningGpio(Gpio):
+    """A port that reports output changes to listeners, like twin.periph.gpio."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.listeners = []
+
+    def add_listener(self, fn) -> None:
+        self.listeners.append(fn)
+
+    def set_out(self, pin: int, level: bool) -> None:
+        self.out[pin] = level
+        for fn in self.listeners:
+            fn(pin, level)
+
+
+def test_pins_followed_through_gpio_listeners(server):
+    m = Machine()
+    for n in ("gpiob", "gpiod", "gpiof"):
+        m.devices[n] = ListeningGpio(n)
+    stack = NetStack([f"192.168.1.10:5000=127.0.0.1:{server.port}"])
+    winc = W.WincModule(stack)
+    spi = S.Stm32Spi(winc)
+    try:
+        m.attach(spi)
+        assert winc._hooked and winc._poll_handle is None       # no polling timer
+        fw = SpiFw(m, spi, winc)
+        m.devices["gpiof"].set_out(13, True)
+        m.devices["gpiof"].set_out(12, True)
+        assert winc.power == "booting"                           # seen at once, no time passed
+        m.pump(lambda: winc.power == "ready")
+        assert fw.event()[0] == W.EV_READY
+        m.devices["gpiof"].set_out(12, False)
+        assert winc.power == "off"
+    finally:
+        stack.shutdown()
