@@ -1,0 +1,170 @@
+"""Twin CPU speed with the exception model and peripherals busy. Prints figures only.
+
+A small Thumb-2 program (assembled here with arm-none-eabi-as/ld) switches the clock tree
+to 216 MHz (HSE bypass + PLL through the RCC model), starts SysTick at 1 kHz with its
+interrupt, and loops over arithmetic while printing a character on USART3 every N
+iterations (polling TXE). It runs on the free-running CPU thread of an in-process twin
+(machine, flash, USART3, exception model, peripherals) for a few wall-clock seconds.
+
+Printed per case: instructions per wall second (goal >= 20 M/s), virtual seconds per wall
+second, SysTick interrupts taken, UART bytes sent. Cases: quiet (no SysTick, no UART),
+SysTick 1 kHz, SysTick 1 kHz + UART printing.
+
+Run: ``python benchmarks/bench_periph.py [--seconds S]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+
+from twin.board import Board, BoardOptions
+from twin.loader import Chunk
+
+PROGRAM = """
+.syntax unified
+.cpu cortex-m7
+.thumb
+.text
+.global _start
+_start:
+.word 0x20010000
+.word reset
+.rept 13
+.word hang
+.endr
+.word systick
+.rept 110
+.word hang
+.endr
+.thumb_func
+hang: b hang
+.thumb_func
+systick:
+    ldr r0, =0x20000000
+    ldr r1, [r0]
+    adds r1, #1
+    str r1, [r0]
+    bx lr
+.thumb_func
+reset:
+    ldr r0, =0x40023800          @ RCC
+    ldr r1, [r0]
+    orr r1, r1, #0x50000         @ HSEON | HSEBYP
+    str r1, [r0]
+1:  ldr r1, [r0]
+    tst r1, #0x20000
+    beq 1b
+    ldr r1, =0x79403604          @ PLLM=4 N=216 P=/2 SRC=HSE Q=9 R=7
+    str r1, [r0, #4]
+    ldr r1, [r0]
+    orr r1, r1, #0x1000000       @ PLLON
+    str r1, [r0]
+2:  ldr r1, [r0]
+    tst r1, #0x2000000
+    beq 2b
+    ldr r1, =0x9402              @ PPRE1=/4, PPRE2=/2, SW=PLL
+    str r1, [r0, #8]
+3:  ldr r1, [r0, #8]
+    and r1, r1, #0xC
+    cmp r1, #8
+    bne 3b
+    ldr r1, [r0, #0x40]          @ APB1ENR.USART3EN
+    orr r1, r1, #0x40000
+    str r1, [r0, #0x40]
+    ldr r0, =0x40004800          @ USART3
+    ldr r1, =469
+    str r1, [r0, #0x0C]
+    movs r1, #9                  @ TE | UE
+    str r1, [r0]
+    ldr r0, =0xE000E010          @ SysTick 1 kHz at 216 MHz
+    ldr r1, =215999
+    str r1, [r0, #4]
+    movs r1, #0
+    str r1, [r0, #8]
+    movs r1, #{ctrl}
+    str r1, [r0]
+    ldr r4, =0x40004800
+    movs r5, #0
+    ldr r6, =0x2545F491
+loop:
+    eor r6, r6, r6, lsl #13      @ xorshift32: some real work per iteration
+    eor r6, r6, r6, lsr #17
+    eor r6, r6, r6, lsl #5
+    adds r5, #1
+    ldr r7, ={every}
+    ands r7, r5, r7
+    bne loop
+    movs r7, #{uart}
+    cmp r7, #0
+    beq loop
+4:  ldr r7, [r4, #0x1C]          @ ISR.TXE
+    tst r7, #0x80
+    beq 4b
+    and r7, r6, #0x3F
+    adds r7, #0x30
+    str r7, [r4, #0x28]          @ TDR
+    b loop
+.ltorg
+"""
+
+
+def assemble(src: str) -> bytes:
+    """Assemble and link at 0x08000000 with the Debian cross toolchain."""
+    with tempfile.TemporaryDirectory() as d:
+        s, o, e, b = (os.path.join(d, n) for n in ("p.s", "p.o", "p.elf", "p.bin"))
+        with open(s, "w") as f:
+            f.write(src)
+        subprocess.run(["arm-none-eabi-as", "-o", o, s], check=True, timeout=60)
+        subprocess.run(["arm-none-eabi-ld", "-Ttext=0x08000000", "-o", e, o], check=True, timeout=60)
+        subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", e, b], check=True, timeout=60)
+        with open(b, "rb") as f:
+            return f.read()
+
+
+def run_case(name: str, systick: bool, uart: bool, seconds: float) -> None:
+    """Run one configuration and print its figures."""
+    image = assemble(PROGRAM.format(ctrl=7 if systick else 0, uart=1 if uart else 0,
+                                    every=0xFFF))
+    board = Board(BoardOptions(pty=False))
+    m = board.machine
+    try:
+        board.power_on([Chunk(0x08000000, image, "bench_periph")])
+        m.start()
+        time.sleep(0.3)                                   # clock switch, warm-up
+        with m.host():
+            i0, c0, hz0 = m.instructions, m.now_cycles(), m.core_hz
+            ticks0 = int.from_bytes(m.bus_read(0x20000000, 4), "little")
+            tx0 = len(board.usart.tx_log)
+        w0 = time.perf_counter()
+        time.sleep(seconds)
+        with m.host():
+            w1 = time.perf_counter()
+            i1, c1 = m.instructions, m.now_cycles()
+            ticks1 = int.from_bytes(m.bus_read(0x20000000, 4), "little")
+            tx1 = len(board.usart.tx_log)
+            hz = m.core_hz
+        wall = w1 - w0
+        print(f"{name:28s} {(i1 - i0) / wall / 1e6:8.1f} M instr/s   "
+              f"{(c1 - c0) / hz / wall:6.3f} virtual s/wall s   core {hz / 1e6:.0f} MHz   "
+              f"SysTick irqs {ticks1 - ticks0:6d}   UART bytes {tx1 - tx0:7d}")
+        if hz0 != 216_000_000:
+            print(f"  (warning: core clock was {hz0} Hz after warm-up)")
+    finally:
+        board.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0, help="wall seconds per case")
+    args = ap.parse_args()
+    print("bench_periph: instructions per wall-clock second on the twin (goal >= 20 M/s)")
+    run_case("quiet", False, False, args.seconds)
+    run_case("SysTick 1 kHz", True, False, args.seconds)
+    run_case("SysTick 1 kHz + UART print", True, True, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
