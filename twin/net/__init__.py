@@ -60,6 +60,9 @@ def devices(args: argparse.Namespace, services_or_machine: Any = None) -> list[D
                       split_prob=getattr(args, "winc_split", 0.25))
     spi = Stm32Spi(winc)
     devs: list[Device] = [eth, spi]
+    machine_log = getattr(services_or_machine, "log", None)
+    if callable(machine_log) and hasattr(services_or_machine, "add_device"):
+        stack.log_sink = lambda message: machine_log(message, "net")   # "[twin t ms] net: ..." 
     register = getattr(services_or_machine, "register_command", None)
     if callable(register):
         for name, fn in commands(devs).items():

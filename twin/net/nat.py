@@ -393,7 +393,13 @@ class NatHost:
 
     def _forget(self, conn: Connection) -> None:
         if self.live.pop(conn.id, None) is not None:
-            self.history.append(conn.snapshot())
+            snap = conn.snapshot()
+            self.history.append(snap)
+            if conn.state != "failed":
+                self.log(f"conn {conn.id} {conn.owner}: ended ({conn.end_reason}); to firmware "
+                         f"{snap['bytes_to_fw']} B in {snap['chunks_to_fw']} chunks "
+                         f"(max {snap['max_chunk_to_fw']}), from firmware {snap['bytes_from_fw']} B "
+                         f"in {snap['chunks_from_fw']} sends, {time.time() - conn.opened_wall:.3f} s wall")
 
     def snapshot(self) -> dict[str, Any]:
         """Forwards, live connections and recently ended ones, for the control interface."""

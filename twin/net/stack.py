@@ -21,6 +21,8 @@ class NetStack:
             self.forwards[guest] = host
         self.window = window
         self.services: Any = None
+        #: where log lines go; defaults to the first attaching device's ``services.log``
+        self.log_sink: Callable[[str], None] | None = None
         self._nat: NatHost | None = None
         self._early: list[str] = []
 
@@ -29,7 +31,8 @@ class NetStack:
         if self.services is not None:
             return
         self.services = services
-        self._nat = NatHost(post=services.post, forwards=self.forwards, log=services.log,
+        self._nat = NatHost(post=services.post, forwards=self.forwards,
+                            log=self.log_sink or services.log,
                             now_ns=services.now_ns, schedule_ns=self._schedule_ns,
                             window=self.window)
 
