@@ -259,3 +259,22 @@ def test_system_reset_aborts_connection(rig, server):
         conn.recv(10)
     assert rig.rd(E.CTRL) == 0
     assert not rig.rd(E.STATUS) & E.ST_CONNECTED
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(range(0, 0x60, 4)), st.integers(0, 2**32 - 1),
+                          st.booleans()), max_size=60))
+def test_random_register_traffic_never_crashes(rig, ops):
+    for off, value, is_write in ops:
+        if is_write:
+            rig.wr(off, value)
+        else:
+            rig.rd(off)
+        rig.m.run_posted()
+    rig.wr(E.CMD, E.CMD_CLOSE)
+    rig.wr(E.CTRL, E.CTRL_EN)
+    assert rig.rd(E.ID) == E.ETH_ID

@@ -502,3 +502,30 @@ def test_pins_followed_through_gpio_listeners(server):
         assert winc.power == "off"
     finally:
         stack.shutdown()
+
+
+# ---------------------------------------------------------------- robustness
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, 255), max_size=400), st.integers(0, 2**32 - 1))
+def test_random_spi_bytes_never_crash_the_module(server, data, cr2):
+    fw, stack = make_rig(server.port)
+    try:
+        fw.power_up()
+        fw.gpiod.out[14] = False
+        fw.spi.write(S.CR2, 4, cr2 & 0x7FFF)
+        for b in data:
+            fw.spi.write(S.DR, 1 + (b & 1), b)
+            fw.spi.read(S.SR, 4)
+            fw.spi.read(S.DR, 1 + (b >> 7))
+        fw.gpiod.out[14] = True
+        fw.winc.sample_pins()
+        fw.spi.write(S.CR2, 4, 0x0700 | S.CR2_FRXTH)
+        fw.spi.read(S.DR, 2)
+        fw.spi.read(S.DR, 2)
+        assert fw.command(bytes([W.OP_NOP])) == W.ST_ACK    # framing recovers after CS high
+    finally:
+        stack.shutdown()
