@@ -40,12 +40,13 @@ CSS = f"""
 .{ROOT} mark{{background:#ffc9c4;color:#a40e26;font-weight:700;padding:0}}
 .{ROOT} .pc td{{background:#fff8c5;font-weight:700}}
 .{ROOT} .set td{{background:#fff1f0;font-weight:600}}
-.{ROOT} .hex td{{white-space:pre;border:none;padding:0 8px 0 0}}
+.{ROOT} .hex td,.{ROOT} .hex th{{white-space:pre;border:none;padding:0 8px 0 0;font-size:11px}}
 .{ROOT} .hexwrap{{display:inline-block;border:1px solid #d0d7de;padding:4px 6px;margin:2px 8px 8px 0}}
 .{ROOT} .chips span{{display:inline-block;background:#eaeef2;border-radius:10px;padding:0 8px;margin:0 4px 2px 0}}
 .{ROOT} .bar{{display:inline-block;height:9px;background:#54aeff;vertical-align:middle}}
 .{ROOT} details>summary{{cursor:pointer;color:#0969da}}
 .{ROOT} svg text{{font:11px system-ui,sans-serif}}
+.{ROOT} td.mono{{white-space:nowrap}}
 .{ROOT} .num{{text-align:right;font-variant-numeric:tabular-nums}}
 """
 

@@ -151,7 +151,10 @@ def capture_view(cap: Mapping[str, Any] | None, link: LinkFn) -> str:
         flat.update(cap["analysis"])
     pcap = flat.get("pcap") or flat.get("path")
     if pcap:
-        parts.append(f"<p>pcap: {link(Path(str(pcap)), Path(str(pcap)).name)}</p>")
+        path = Path(str(pcap))
+        ref = (link(path, path.name) if path.exists()
+               else f'{esc(path.name)} <span class="muted">({esc(path)} missing)</span>')
+        parts.append(f"<p>pcap: {ref}</p>")
     parts.append(_scalar_table(flat, skip=("pcap", "path")))
     for key in ("sizes_down", "sizes_up"):
         if isinstance(flat.get(key), list):

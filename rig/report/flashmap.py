@@ -173,8 +173,7 @@ def render_flash_map(layout: FlashLayout, arrays: Sequence[CheckArrays]) -> str:
                              f'fill="{COLORS[sp.status]}"/>')
             parts.append(f'<rect x="{v.x:.1f}" y="{y}" width="{v.w:.1f}" height="{ROW_H}" fill="none" '
                          f'stroke="#fff" stroke-width="1.5"/>')
-            light = v.status == "outside" or v.status == "erased"
-            tc = "#1d2125" if light else "#fff"
+            tc = '#1d2125" stroke="#fff" stroke-width="3" paint-order="stroke'
             parts.append(f'<text x="{v.x + v.w / 2:.1f}" y="{y + 18}" text-anchor="middle" fill="{tc}" '
                          f'font-weight="600">{s.index}</text>')
             if v.w >= 40:

@@ -1,8 +1,8 @@
 """Hexdump windows around the first mismatches: expected and actual side by side.
 
 A window is :data:`WINDOW_LINES` lines of 16 bytes starting two lines before a mismatch.
-Windows open at each diagnosis' address first, then at the first differing bytes not yet
-shown; at most :data:`MAX_WINDOWS` windows, so 2 MiB of mismatches stay a few KiB of HTML.
+Windows open at each diagnosis' address first, then at the start of each cluster of
+differences (clusters are split by gaps of more than two windows) not yet shown; at most :data:`MAX_WINDOWS` windows, so 2 MiB of mismatches stay a few KiB of HTML.
 """
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ def window(arr: CheckArrays, offset: int, layout: FlashLayout | None, label: str
         ax, aa = _cells(arr.b, lo, hi, ls, diff)
         cells = f"<td>{hex32(arr.base + ls)}</td><td>{ex}</td><td>{ea}</td><td>{ax}</td><td>{aa}</td>"
         if prev is not None:
-            px, pa = _cells(prev, lo, hi, ls, np.zeros(hi - lo, dtype=bool))
-            cells += f"<td>{px}</td><td>{pa}</td>"
+            px, _ = _cells(prev, lo, hi, ls, np.zeros(hi - lo, dtype=bool))
+            cells += f"<td>{px}</td>"
         rows.append(f"<tr>{cells}</tr>")
     where = ""
     addr = arr.base + offset
@@ -74,14 +74,14 @@ def window(arr: CheckArrays, offset: int, layout: FlashLayout | None, label: str
     title = f"{hex32(arr.base + lo)}..{hex32(arr.base + hi - 1)} ({arr.check.name}{where}): {num(n_diff)} of {num(hi - lo)} bytes differ"
     head = "<th>address</th><th>expected</th><th></th><th>actual (readback)</th><th></th>"
     if prev is not None:
-        head += "<th>previous</th><th></th>"
+        head += "<th>previous (before the update)</th>"
     lab = f'<span class="kind">{esc(label)}</span> ' if label else ""
     return (f'<div class="hexwrap"><div>{lab}{esc(title)}</div><table class="hex mono">'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def windows(arrays: Sequence[CheckArrays], layout: FlashLayout | None, max_windows: int = MAX_WINDOWS) -> str:
-    """Hexdump windows: one per diagnosis address, then the first mismatches; at most ``max_windows``."""
+    """Hexdump windows: one per diagnosis address, then one per cluster of differences; at most ``max_windows``."""
     wanted: list[tuple[CheckArrays, int, str]] = []
     for arr in arrays:
         for d in arr.check.analysis.diagnoses:
@@ -91,21 +91,35 @@ def windows(arrays: Sequence[CheckArrays], layout: FlashLayout | None, max_windo
                 k = int(np.searchsorted(arr.idx, off))
                 if k < arr.idx.size:
                     wanted.append((arr, int(arr.idx[k]), d.kind))
-    for arr in arrays:
-        for off in arr.idx[:max_windows * WINDOW_LINES * LINE].tolist():
-            wanted.append((arr, int(off), ""))
-            if len(wanted) > 8 * max_windows:
-                break
     shown: list[tuple[CheckArrays, int, int]] = []
-    out = []
-    for arr, off, label in wanted:
-        if len(out) >= max_windows:
-            break
-        if any(a is arr and s <= off < e for a, s, e in shown):
-            continue
+
+    def covered(arr: CheckArrays, off: int) -> bool:
+        return any(a is arr and s <= off < e for a, s, e in shown)
+
+    def add(arr: CheckArrays, off: int) -> int:
         s = max(((arr.base + off) // LINE - 2) * LINE - arr.base, 0)
         shown.append((arr, s, s + WINDOW_LINES * LINE))
-        out.append(window(arr, off, layout, label))
+        return s + WINDOW_LINES * LINE
+
+    picked: list[tuple[CheckArrays, int, str]] = []
+    for arr, off, label in wanted:
+        if len(picked) < max_windows and not covered(arr, off):
+            add(arr, off)
+            picked.append((arr, off, label))
+    for arr in arrays:
+        # then the start of each cluster of differences (clusters split by gaps > 2 windows)
+        if arr.idx.size == 0 or len(picked) >= max_windows:
+            continue
+        gaps = np.flatnonzero(np.diff(arr.idx) > 2 * WINDOW_LINES * LINE)
+        starts = np.concatenate(([arr.idx[0]], arr.idx[gaps + 1]))
+        for off in starts[: 4 * max_windows].tolist():
+            if len(picked) >= max_windows:
+                break
+            if not covered(arr, int(off)):
+                add(arr, int(off))
+                picked.append((arr, int(off), ""))
+    picked.sort(key=lambda p: (p[0].base, p[1]))
+    out = [window(arr, off, layout, label) for arr, off, label in picked]
     if not out:
         return '<p class="ok">No differing bytes: nothing to dump.</p>'
     total = sum(int(a.idx.size) for a in arrays)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 LINE = 16
 #: Rows shown inline in the HTML (the files hold all of them).
 INLINE_ROWS = 100
+#: Of those, rows shown unfolded (the others sit in a closed <details>).
+VISIBLE_ROWS = 20
 COLUMNS = ("address", "length", "differing", "bank", "sector", "region", "check", "expected", "actual", "xor")
 
 
@@ -178,8 +180,8 @@ def _bytes_cells(exp: str, act: str, xor: str) -> tuple[str, str, str]:
 
 
 def mismatch_table(rows: Sequence[LineRows], locator: Locator, files: dict[str, str] | None = None,
-                   limit: int = INLINE_ROWS) -> str:
-    """The inline table (first ``limit`` rows) plus a line saying where the full list is.
+                   limit: int = INLINE_ROWS, visible: int = VISIBLE_ROWS) -> str:
+    """The inline table (first ``limit`` rows, the first ``visible`` unfolded) and the full-list links.
 
     Args:
         files: label -> already-escaped ``<a>`` markup of the full CSV/JSON files.
@@ -197,16 +199,22 @@ def mismatch_table(rows: Sequence[LineRows], locator: Locator, files: dict[str, 
         for i, row in enumerate(iter_rows(rows, locator, limit)):
             addr, length, count, bank, sec, reg, _check, exp, act, xor = row
             e, a, x = _bytes_cells(exp, act, xor)
-            where = f"bank {bank} / sector {sec}" if sec != "" else "—"
+            where = f"{bank} / {sec}" if sec != "" else "—"
             body.append(f'<tr><td class="num">{i + 1}</td><td class="mono">{hex32(addr)}</td>'
-                        f'<td class="num" title="{count} of {length} differ">{count}/{length}</td>'
+                        f'<td class="num" title="{count} of {length} bytes differ">{count}/{length}</td>'
                         f"<td>{esc(where)}</td><td>{esc(reg)}</td><td class=\"mono\">{e}</td>"
                         f'<td class="mono">{a}</td><td class="mono">{x}</td></tr>')
-        shown = min(limit, total)
-        parts.append(f'<table class="mismatches" data-rows="{total}"><thead><tr>{head}</tr></thead>'
-                     f'<tbody>{"".join(body)}</tbody></table>')
+        shown = len(body)
+        table = (f'<table class="mismatches" data-rows="{total}"><thead><tr>{head}</tr></thead>'
+                 f'<tbody>{"".join(body[:visible])}</tbody></table>')
+        if shown > visible:
+            table += (f"<details><summary>show rows {visible + 1}..{shown}</summary>"
+                      f'<table class="mismatches more"><thead><tr>{head}</tr></thead>'
+                      f'<tbody>{"".join(body[visible:])}</tbody></table></details>')
+        parts.append(table)
         note = (f"{num(differing)} differing byte(s) on {num(total)} flash line(s) of {LINE} bytes; "
-                f"showing the first {num(shown)} line(s).")
+                f"{num(min(visible, shown))} shown, {num(shown)} inline"
+                + (", the rest only in the files below." if total > shown else "."))
         parts.append(f'<p class="muted">{esc(note)}</p>')
     if missing:
         parts.append(f'<p class="bad">{esc(num(missing))} expected byte(s) have no readback '
