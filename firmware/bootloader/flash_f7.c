@@ -33,8 +33,8 @@ static int wait_idle(uint32_t timeout_ms)
 {
     uint32_t start = board_millis();
     while (FLASH_IF->SR & FLASH_SR_BSY) {
-        if ((uint32_t)(board_millis() - start) > timeout_ms) {
-            return -1;
+        if ((uint32_t)(board_millis() - start) > timeout_ms && (FLASH_IF->SR & FLASH_SR_BSY)) {
+            return -1; /* still busy after the deadline (checked again after the time test) */
         }
     }
     uint32_t sr = FLASH_IF->SR;
