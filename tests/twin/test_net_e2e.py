@@ -228,13 +228,16 @@ def test_host_reset_mid_transfer_then_firmware_reconnects(bench_factory):
     assert "error -12" in b.uart()          # TR_ERR_ABORTED seen by the firmware
 
 
-def test_forward_to_closed_port_is_refused_and_retried(nettest_elf, tmp_path):
+@pytest.mark.parametrize("link", ["eth", "wifi"])
+@pytest.mark.parametrize("case", ["closed-port", "no-forward"])
+def test_refused_or_unreachable_server_reported_and_retried(nettest_elf, tmp_path, link, case):
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()
     cfg = tmp_path / "cfg.bin"
-    cfg.write_bytes(BootConfig(transport="eth").pack())
+    server_ip = "192.168.1.10" if case == "closed-port" else "10.9.8.7"
+    cfg.write_bytes(BootConfig(transport=link, server_ip=server_ip).pack())
     twin = start_twin(extra_args=["--load", str(nettest_elf), "--load", f"{cfg}@0x08020000",
                                   "--forward", f"192.168.1.10:5000=127.0.0.1:{port}"],
                       log_path=tmp_path / "twin.log")
@@ -245,8 +248,28 @@ def test_forward_to_closed_port_is_refused_and_retried(nettest_elf, tmp_path):
             time.sleep(0.2)
             text = str(twin.control("uart_log")["text"])
         assert text.count("nettest: connect -3") >= 2      # TR_ERR_REFUSED, and it retries
+        ended = twin.control("net.status")["nat"]["ended"]
+        assert ended and all(c["state"] == "failed" for c in ended)
+        reasons = {c["end_reason"] for c in ended}
+        assert reasons == ({"refused"} if case == "closed-port" else {"unreachable"})
     finally:
         twin.stop()
+
+
+def test_eth_link_down_aborts_then_reconnects_after_link_up(bench_factory):
+    b = bench_factory("eth")
+    s = b.accept(b"eth")
+    s.send(b"SINK 100000 1460\n")
+    assert s.line() == b"READY"
+    b.control("net.link", up=False)
+    with pytest.raises(ConnectionResetError):               # the twin dropped the connection
+        s.rfile.read(1)
+    deadline = time.monotonic() + 30
+    while "connect -3" not in b.uart() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "error -12" in b.uart() and "connect -3" in b.uart()
+    b.control("net.link", up=True)
+    b.accept(b"eth")
 
 
 def test_wifi_survives_lost_irq_and_dropped_transfers(bench_factory):
