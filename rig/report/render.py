@@ -73,6 +73,19 @@ def verdict(ev: Evidence) -> str:
             f"{_scenario_chips(ev)}</div>")
 
 
+def default_link_base(artifact_dir: Path) -> Path:
+    """Where the HTML report is assumed to be when the caller does not say.
+
+    ``<dir>/artifacts/<test>`` -> ``<dir>`` (the layout of :mod:`rig.report.pytest_hooks` and the
+    plugin: ``reports/artifacts/<test>`` next to ``reports/*.html``); otherwise the parent of
+    ``artifact_dir``. Pass ``link_base`` explicitly when the report lives elsewhere.
+    """
+    artifact_dir = Path(artifact_dir)
+    if artifact_dir.parent.name == "artifacts":
+        return artifact_dir.parent.parent
+    return artifact_dir.parent
+
+
 def render_evidence(evidence: Evidence, artifact_dir: str | Path, *, link_base: str | Path | None = None,
                     inline_rows: int = mismatches.INLINE_ROWS, max_windows: int = hexdump.MAX_WINDOWS) -> str:
     """Render one test's evidence as a self-contained HTML fragment and write its files.
@@ -82,7 +95,7 @@ def render_evidence(evidence: Evidence, artifact_dir: str | Path, *, link_base: 
         artifact_dir: where the full mismatch list (CSV, JSON), readbacks, serial log, transcript and
             ``evidence.json`` are written (created if needed).
         link_base: directory of the HTML file the fragment goes into; links are relative to it
-            (default: ``artifact_dir``'s parent, i.e. the report sits one level above the artifacts).
+            (default: :func:`default_link_base`).
         inline_rows: mismatch rows shown inline.
         max_windows: hexdump windows shown.
 
@@ -92,7 +105,7 @@ def render_evidence(evidence: Evidence, artifact_dir: str | Path, *, link_base: 
     ev = evidence
     adir = Path(artifact_dir)
     adir.mkdir(parents=True, exist_ok=True)
-    base = Path(link_base) if link_base is not None else adir.parent
+    base = Path(link_base) if link_base is not None else default_link_base(adir)
 
     def lnk(path: Path, label: str) -> str:
         return link(path, label, base)
@@ -133,13 +146,13 @@ def render_evidence(evidence: Evidence, artifact_dir: str | Path, *, link_base: 
 def extras_for(evidence: Evidence, artifact_dir: str | Path, *, link_base: str | Path | None = None) -> list[dict[str, Any]]:
     """pytest-html extras for one test: the HTML fragment, the evidence as JSON, links to the full lists.
 
-    ``link_base`` is the directory of the HTML report (default: ``artifact_dir``'s parent); the
+    ``link_base`` is the directory of the HTML report (default: :func:`default_link_base`); the
     URL extras are relative to it so the report and its artifacts can be moved together.
     """
     from pytest_html import extras as ph
 
     adir = Path(artifact_dir)
-    base = Path(link_base) if link_base is not None else adir.parent
+    base = Path(link_base) if link_base is not None else default_link_base(adir)
     out: list[dict[str, Any]] = [ph.html(render_evidence(evidence, adir, link_base=base))]
     summary = json.loads(json.dumps({k: v for k, v in evidence.to_dict().items() if k != "uart"},
                                     default=artifacts.json_default))

@@ -97,3 +97,9 @@ def test_artifact_dir_is_a_safe_name(tmp_path: Path) -> None:
 def test_size_text(size: int, text: str) -> None:
     from rig.report._html import size_text
     assert size_text(size) == text
+
+
+def test_default_link_base_follows_the_reports_layout(tmp_path: Path) -> None:
+    from rig.report.render import default_link_base
+    assert default_link_base(tmp_path / "reports" / "artifacts" / "t") == tmp_path / "reports"
+    assert default_link_base(tmp_path / "out" / "t") == tmp_path / "out"
