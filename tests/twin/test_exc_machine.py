@@ -1,0 +1,140 @@
+"""Exception model inside the real twin machine: bad firmware never hangs or kills it."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from periph_exc_harness import assemble
+from periph_exc_programs import log_of, program
+
+from twin.board import Board, BoardOptions
+from twin.control import ControlServer
+from twin.loader import Chunk
+
+
+@pytest.fixture()
+def board():
+    b = Board(BoardOptions(pty=False))
+    yield b
+    b.close()
+
+
+def _boot(board: Board, body: str, handlers: dict[int, str] | None = None, extra: str = "") -> None:
+    board.power_on([Chunk(0x08000000, assemble(program(body, handlers, extra)), "test")])
+    board.machine.start()
+
+
+def _wait(pred, timeout: float = 20.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+class _Log:
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def word(self, address: int) -> int:
+        return int.from_bytes(self.board.machine.bus_read(address, 4), "little")
+
+
+def test_double_fault_locks_up_and_reset_recovers(board: Board) -> None:
+    _boot(board, "udf #0", {3: "hard_h"}, ".thumb_func\nhard_h:\n    udf #1\n")
+    m = board.machine
+    _wait(m.is_locked_up)
+    ctl = ControlServer(m, 0)
+    try:
+        reply = json.loads(ctl.handle_line(b'{"cmd": "status"}'))
+        assert reply["ok"] and reply["state"] == "lockup"
+        assert json.loads(ctl.handle_line(b"garbage"))["ok"] is False
+        with m.host():
+            assert m.exc.hfsr & (1 << 30) and m.exc.cfsr & (1 << 16)
+        reply = json.loads(ctl.handle_line(b'{"cmd": "reset"}'))
+        assert reply["ok"]
+    finally:
+        ctl._sock.close()
+    with m.host():
+        assert m.reset_history[-1]["cause"] == "pin"
+        assert m.device("rcc").last_reset_cause() == "pin"
+    _wait(m.is_locked_up)                           # same firmware, same double fault
+
+
+def test_spinning_with_interrupts_masked_keeps_systick_pending(board: Board) -> None:
+    body = """
+    cpsid i
+    ldr r0, =0xE000E010
+    ldr r1, =1599
+    str r1, [r0, #4]
+    movs r1, #7
+    str r1, [r0]
+spin:
+    b spin
+    """
+    _boot(board, body)
+    m = board.machine
+    _wait(lambda: m.now_cycles() > 100_000)
+    with m.host():
+        assert 15 in m.exc.pending and m.exc.active == []
+        assert log_of(_Log(board)) == []
+        m.set_reg("primask", 0)                 # like a debugger clearing PRIMASK
+    _wait(lambda: log_of(_Log(board))[:2] == [15, 0x10F])
+
+
+def test_garbage_writes_to_every_peripheral_do_not_kill_the_twin(board: Board) -> None:
+    from twin.periph import all_devices
+    loops = []
+    for i, dev in enumerate(all_devices()):
+        loops.append(f"""
+    ldr r6, =0x{dev.base:08X}
+    ldr r7, =0x{dev.base + dev.size:08X}
+g{i}: str r5, [r6], #4
+    cmp r6, r7
+    blo g{i}
+    ldr r6, =0x{dev.base:08X}
+h{i}: ldr r4, [r6], #4
+    cmp r6, r7
+    blo h{i}""")
+    body = "ldr r5, =0xA5A5A5A5\n" + "\n".join(loops) + """
+    ldr r0, =0x20002000
+    movs r1, #1
+    str r1, [r0]
+2:  b 2b
+    """
+    _boot(board, body)
+    m = board.machine
+    _wait(lambda: _Log(board).word(0x20002000) == 1, timeout=60)
+    with m.host():
+        assert not m.is_locked_up()
+        assert m.exc.active == []               # no fault was raised by any model
+    assert m._thread is not None and m._thread.is_alive()
+
+
+def test_pending_irq_from_device_is_taken_by_firmware_handler(board: Board) -> None:
+    body = """
+    ldr r0, =0xE000E100
+    movs r1, #1
+    lsls r1, r1, #7              @ IRQ 7 (EXTI1)
+    str r1, [r0]
+    cpsie i
+3:  b 3b
+    """
+    _boot(board, body)
+    m = board.machine
+    with m.host():
+        syscfg, exti = m.device("syscfg"), m.device("exti")
+        syscfg.write(0x08, 4, 1 << 4)            # EXTI1 <- port B
+        exti.write(0x0C, 4, 1 << 1)              # falling edge (WINC IRQN)
+        exti.write(0x00, 4, 1 << 1)
+        m.device("gpiob").drive_input(1, True)
+        m.device("gpiob").drive_input(1, False)
+    _wait(lambda: 23 in log_of(_Log(board)))
+    with m.host():
+        # the generic handler does not clear EXTI_PR: the level stays, so it re-enters
+        assert exti.read(0x14, 4) == 1 << 1
+        exti.write(0x14, 4, 1 << 1)
+        n = len(log_of(_Log(board)))
+    time.sleep(0.2)
+    with m.host():
+        assert len(log_of(_Log(board))) <= n + 2
