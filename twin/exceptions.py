@@ -129,10 +129,13 @@ class ExceptionModel:
         try:
             table = self.cpu.read_mem(self.vtor, 8)
         except ValueError:
-            self.services.log(f"exceptions: reset vector at 0x{self.vtor:08X} unreadable; lockup")
+            self.services.log(f"reset vector at 0x{self.vtor:08X} unreadable; lockup")
             self._lockup()
             return
         sp, pc = _u32(table, 0), _u32(table, 1)
+        if pc == 0xFFFFFFFF or sp == 0xFFFFFFFF:
+            self.services.log(f"vector table at 0x{self.vtor:08X} is erased (SP=0x{sp:08X}, "
+                              f"PC=0x{pc:08X}): no firmware there? The core will lock up")
         self.cpu.set_reg("control", 0)
         self.cpu.set_reg("xpsr", 0x01000000)
         self.cpu.set_reg("psp", 0)
@@ -285,7 +288,7 @@ class ExceptionModel:
         exc_return = EXC_RETURN_BASE | (0 if fpca else 0x10) | (0x8 if thread else 0) | (0x4 if use_psp else 0)
         self._enter_handler(exc, exc_return)
         if stack_error:
-            self.services.log(f"exceptions: stacking at 0x{frame_ptr:08X} failed (STKERR)")
+            self.services.log(f"stacking at 0x{frame_ptr:08X} failed (STKERR)")
             self._raise_fault("bus", "stkerr", None)
 
     def _enter_handler(self, exc: int, exc_return: int) -> None:
@@ -302,13 +305,13 @@ class ExceptionModel:
         cpu.set_reg("control", cpu.reg("control") & ~0x6)  # SPSEL=0, FPCA=0
         cpu.set_reg("lr", exc_return)
         if vector is None:
-            self.services.log(f"exceptions: vector {exc} at VTOR 0x{self.vtor:08X} unreadable")
+            self.services.log(f"vector {exc} at VTOR 0x{self.vtor:08X} unreadable")
             self.hfsr |= HFSR_VECTTBL
             self._escalate_to_hard()
             return
         cpu.set_reg("pc", vector & ~1)
         if not vector & 1:
-            self.services.log(f"exceptions: vector {exc} = 0x{vector:08X} has no Thumb bit (INVSTATE)")
+            self.services.log(f"vector {exc} = 0x{vector:08X} has no Thumb bit (INVSTATE)")
             self._raise_fault("usage", "invstate", None)
 
     # ------------------------------------------------------------------ return
@@ -351,7 +354,7 @@ class ExceptionModel:
         try:
             data = cpu.read_mem(frame_ptr, size)
         except ValueError:
-            self.services.log(f"exceptions: unstacking at 0x{frame_ptr:08X} failed (UNSTKERR)")
+            self.services.log(f"unstacking at 0x{frame_ptr:08X} failed (UNSTKERR)")
             self._raise_fault("bus", "unstkerr", None)
             return
         words = struct.unpack(f"<{size // 4}I", data)
@@ -359,7 +362,7 @@ class ExceptionModel:
         new_sp = frame_ptr + size + (4 if xpsr & (1 << 9) else 0)
         ret_ipsr = xpsr & 0x1FF
         if to_thread != (ret_ipsr == 0):
-            self.services.log("exceptions: stacked IPSR does not match EXC_RETURN (INVPC)")
+            self.services.log("stacked IPSR does not match EXC_RETURN (INVPC)")
         control = cpu.reg("control") & ~0x6
         if to_thread and use_psp:
             control |= 2
@@ -383,7 +386,7 @@ class ExceptionModel:
         if self.group_priority(self.priority(SVCALL)) < self.execution_priority():
             self.pending.add(SVCALL)
         else:
-            self.services.log("exceptions: SVC at or above its priority → HardFault")
+            self.services.log("SVC at or above its priority → HardFault")
             self.hfsr |= HFSR_FORCED
             self._escalate_to_hard()
 
@@ -406,7 +409,7 @@ class ExceptionModel:
         elif kind == "usage":
             self._raise_fault("usage", str(detail or "undefinstr"), None)
         else:
-            self.services.log(f"exceptions: HardFault ({detail})")
+            self.services.log(f"HardFault ({detail})")
             self._escalate_to_hard()
 
     def _raise_fault(self, kind: str, sub: str, address: int | None) -> None:
@@ -432,7 +435,7 @@ class ExceptionModel:
 
     def _lockup(self) -> None:
         self.locked_up = True
-        self.services.log("exceptions: core LOCKUP (fault while in HardFault/NMI); reset to recover")
+        self.services.log("core LOCKUP (fault while in HardFault/NMI); reset to recover")
         try:
             self.cpu.set_reg("pc", 0xFFFFFFFE)
         except Exception:  # noqa: BLE001 - PC value is only cosmetic in lockup

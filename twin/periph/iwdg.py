@@ -75,7 +75,7 @@ class Iwdg(Device):
         elapsed_ns = self.services.now_ns() - self.start_ns
         if elapsed_ns >= (self.counter_at_start + 1) * self._tick_ns():
             self.expiries += 1
-            self.services.log("iwdg: counter reached 0 → system reset")
+            self.services.log("counter reached 0 → system reset")
             self.services.request_reset("system", "iwdg")
             self.running = False
         else:
