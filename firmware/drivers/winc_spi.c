@@ -343,13 +343,22 @@ static int wifi_init(void)
     w.rx_armed = 0;
     w.spi_error = 0;
     pin_write(GPIOF_PORT, PIN_RESET_N, 1);
-    uint32_t start = board_millis();
+    /* The module answers nothing (0xFF) while it boots: wait for IRQN (READY queued), or
+       try every WINC_POLL_MS in case that interrupt is lost. Those expected unanswered
+       reads are not counted as bad frames. */
+    uint32_t start = board_millis(), last = start, bad = winc_stats.bad_frames;
     while (!w.ready_seen) {
-        w.last_poll = 0;
-        (void)read_event();
-        if ((uint32_t)(board_millis() - start) >= WINC_READY_MS)
+        uint32_t now = board_millis();
+        if (irqn_low() || (uint32_t)(now - last) >= WINC_POLL_MS) {
+            last = now;
+            (void)read_event();
+        }
+        if ((uint32_t)(now - start) >= WINC_READY_MS) {
+            winc_stats.bad_frames = bad;
             return TR_ERR_DEVICE;
+        }
     }
+    winc_stats.bad_frames = bad;
     w.up = 1;
     return TR_OK;
 }
