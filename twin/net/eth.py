@@ -91,6 +91,7 @@ class EthOffload(Device):
         self.rx_armed = False
         self.tx_busy = False
         self._polling = False
+        self._isr_seen = -1
 
     def attach(self, services: Any) -> None:
         super().attach(services)
@@ -121,8 +122,11 @@ class EthOffload(Device):
         if off == STATUS:
             return self._status()
         if off == ISR:
-            if not self.isr and (self.rx_armed or self.tx_busy or self.phase == "connecting"):
+            # Polled again with nothing new while only the host side can make progress.
+            if self.isr == self._isr_seen and (self.rx_armed or self.tx_busy
+                                               or self.phase == "connecting"):
                 self._idle()
+            self._isr_seen = self.isr
             return self.isr
         if off == IER:
             return self.ier
