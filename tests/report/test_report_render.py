@@ -213,3 +213,24 @@ def test_extras_for_gives_html_json_and_relative_urls(tmp_path: Path) -> None:
     for e in extras:
         if e["format_type"] == "url":
             assert (tmp_path / e["content"]).exists()
+
+
+def test_transfer_failure_without_readback_or_layout(tmp_path: Path) -> None:
+    ev = Evidence(test_id="t", phase="transfer", message="NACK:crc after 300 000 bytes",
+                  transcript={"outcome": "nack", "nack_reason": "crc"}, timings={"transfer": 2.0})
+    html = render_evidence(ev, tmp_path / "a")
+    assert 'class="verdict fail"' in html and "NACK:crc after 300 000 bytes" in html
+    for absent in ("mismatches", "flashmap", "hexdump", "fault"):
+        assert f'data-section="{absent}"' not in html
+    assert "The jump was not reached or not checked" in html
+    assert not (tmp_path / "a" / "mismatches.csv").exists()
+
+
+def test_regions_without_a_layout(tmp_path: Path) -> None:
+    exp = bytes(1024)
+    act = bytes(1000) + b"OTA_DONE" + bytes(16)
+    ev = Evidence(phase="write", regions=[RegionCheck("blob", 0x2000_0000, exp, act, analyze(exp, act, 0x2000_0000))])
+    html = render_evidence(ev, tmp_path / "a")
+    assert 'data-section="flashmap"' not in html
+    assert "foreign_text" in html and "OTA_DONE" in Inspector(html).text
+    assert "<td>—</td>" in html          # no bank/sector without a layout
