@@ -146,13 +146,13 @@ class Board:
             net = importlib.import_module("twin.net")
             for name, fn in net.commands(self._net_devs).items():
                 ctl.register_command(name, lambda m, req, f=fn: f(req))
-        try:
-            periph = importlib.import_module("twin.periph")
-        except ImportError:
-            periph = None
-        if periph is not None and hasattr(periph, "commands"):
-            for name, fn in periph.commands(self.machine).items():
-                ctl.register_command(name, lambda m, req, f=fn: f(req))
+        if "periph" in self.components:
+            try:
+                pcmd = importlib.import_module("twin.periph.commands")
+                for name, fn in pcmd.commands(self.machine).items():
+                    ctl.register_command(name, lambda m, req, f=fn: f(req))
+            except (ImportError, AttributeError) as e:
+                self.machine.log(f"no peripheral commands ({e})")
         ctl.register_command("flash", lambda m, req: self.flash.snapshot())
         ctl.register_command("probe", lambda m, req: {
             "requests": self.debug_server.requests if self.debug_server else 0,

@@ -166,6 +166,7 @@ class Machine:
         self._dirty: list[int] | None = None
         self._pending_reset: tuple[str, str] | None = None
         self._poll = False
+        self._kicked = False
         self._slice_end = 0
         self.reset_history: list[dict[str, object]] = []
         self.lockup_reason = ""
@@ -263,6 +264,8 @@ class Machine:
     def set_exception_unit(self, unit: ExceptionUnit) -> None:
         """Install the exception model; its register blocks take over the SCS."""
         self.exc = unit
+        if hasattr(unit, "on_kick"):
+            unit.on_kick = self.kick
         for dev in unit.devices():
             self.add_device(dev)
 
@@ -303,6 +306,43 @@ class Machine:
             self._storage_write(address, size, value)
         else:
             self._cpu_bus_fault(address, "precise", "write")
+        if self._kicked:
+            self._kicked = False
+            if not self._stop_reasons:
+                self._stop_after_store()
+
+    def kick(self) -> None:
+        """The exception unit says an exception became takeable (``on_kick``): end the
+        slice right after the current store so it is taken without delay."""
+        if self.in_slice:
+            self._kicked = True
+            self._short = SHORT_SLICES_AFTER_IO
+        self._wake.set()
+
+    def _stop_after_store(self) -> None:
+        # emu_stop inside an MMIO write callback leaves PC on the store, which would run
+        # again (double write). For a plain single store outside an IT block, step PC past
+        # it first; otherwise let the (short) slice end by itself.
+        try:
+            pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+            if self.uc.reg_read(A.UC_ARM_REG_XPSR) & 0x0600FC00:      # inside an IT block
+                return
+            reg = self.region_at(pc, 4)
+            if reg is None:
+                return
+            hw = int.from_bytes(reg.read(pc, 2), "little")
+            if hw >> 11 in (0x1D, 0x1E, 0x1F):
+                if hw & 0xFF10 != 0xF800:                               # STR{,B,H}.W only
+                    return
+                nxt = pc + 4
+            elif hw >> 9 in (0x28, 0x29, 0x2A) or hw >> 11 in (0x0C, 0x0E, 0x10, 0x12):
+                nxt = pc + 2
+            else:
+                return
+            self.uc.reg_write(A.UC_ARM_REG_PC, nxt | 1)
+            self._stop("kick")
+        except uc_mod.UcError:
+            return
 
     def _storage_read(self, address: int, size: int) -> int:
         word = self._storage.get(address & ~3, 0)
@@ -631,8 +671,11 @@ class Machine:
         if not self.halted:
             self.halted = True
             self.sleeping = False
-            if self.locked_up and (self.exc is None or not self.exc.is_locked_up()):
-                self.locked_up = False
+            # entering debug state exits lockup (ARMv7-M); resuming at the same PC may
+            # lock up again
+            self.locked_up = False
+            if self.exc is not None and getattr(self.exc, "locked_up", False):
+                self.exc.locked_up = False
             for cb in self.on_halt:
                 cb(reason)
 
@@ -668,6 +711,12 @@ class Machine:
             self._pending_reset = (kind, cause)
         if self.in_slice:
             self._stop("reset")
+        elif (threading.get_ident() != self._cpu_thread_id and not self.reset_held
+              and self._lock._is_owned()):
+            # a debugger/control write (e.g. AIRCR.SYSRESETREQ through the probe): the CPU is
+            # parked between slices, so reset now; a deferred reset could land after the
+            # debugger already wrote registers for its next step.
+            self.reset(*self._pending_reset)
         self._wake.set()
 
     def reset(self, kind: str, cause: str) -> None:
@@ -985,6 +1034,8 @@ class Machine:
                and self._pending_reset is None and not self._posted
                and time.perf_counter() < deadline):
             self.step_slice()
+        if self._pending_reset is not None and not self.reset_held:
+            self.reset(*self._pending_reset)
 
     def step_instruction(self) -> None:
         """Debugger single step (lock held, core halted): one instruction, then halted."""
@@ -996,5 +1047,7 @@ class Machine:
             else:
                 self._execute(1)
         finally:
+            if self._pending_reset is not None and not self.reset_held:
+                self.reset(*self._pending_reset)
             if not self.halted:
                 self.halt("step")

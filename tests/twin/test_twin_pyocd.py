@@ -116,12 +116,23 @@ def test_gdbserver_gdb_load_break_step_registers(tmp_path: Path) -> None:
             assert int(regs["sp"], 16) < 0x20010000          # inside main's frame
             assert "$1 = 3" in out, out                      # x = add(1, 2) was executed
         finally:
-            os.killpg(gs.pid, signal.SIGTERM)
-            try:
-                gs.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(gs.pid, signal.SIGKILL)
-                gs.wait(5)
+            _stop(gs)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        if proc.poll() is not None:
+            break
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def _wait_port(port: int, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
