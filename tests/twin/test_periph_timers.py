@@ -55,17 +55,18 @@ def test_iwdg_refresh_keeps_it_alive() -> None:
     assert s.resets == []
 
 
-def test_iwdg_follows_clock_changes() -> None:
-    s, iw = _iwdg()
-    iw.write(0x00, 4, 0xCCCC)                              # 4/32k * 4096 = 512 ms
-    s.advance(HZ // 10)                                     # 100 ms at 16 MHz
-    s.set_core_hz(4_000_000)                               # slower core: expiry at fewer cycles
-    iw.clock_changed(4_000_000)
-    s.cycles = s.cycles * 4_000_000 // HZ                  # keep now_ns continuous
-    s.events = []
-    iw.clock_changed(4_000_000)
-    s.advance(4_000_000 * 420 // 1000)                      # +420 ms
-    assert s.resets == [("system", "iwdg")]
+def test_iwdg_timeout_is_in_time_not_cycles_across_clock_changes() -> None:
+    for new_hz in (4_000_000, 216_000_000):
+        s, iw = _iwdg()
+        iw.write(0x00, 4, 0xCCCC)                          # 4/32 kHz * 4096 = 512 ms
+        s.advance(HZ // 10)                                 # 100 ms at 16 MHz
+        s.set_core_hz(new_hz)
+        iw.clock_changed(new_hz)
+        s.advance(new_hz * 400 // 1000)                     # +400 ms: 500 ms in total
+        assert s.resets == [], new_hz
+        assert 90 <= iw.counter() <= 96                  # 4095 - 500 ms / 125 us
+        s.advance(new_hz * 20 // 1000)                      # +20 ms: 520 ms
+        assert s.resets == [("system", "iwdg")], new_hz
 
 
 def test_iwdg_frozen_while_halted_when_dbgmcu_says_so() -> None:

@@ -11,8 +11,9 @@ DBG_IWDG_STOP = 1 << 12
 class Iwdg(Device):
     """IWDG: 0xCCCC starts, 0x5555 unlocks PR/RLR/WINR, 0xAAAA reloads; expiry resets the chip.
 
-    The counter is derived from virtual time (``services.now_ns``), so it freezes whenever
-    virtual time does. While the core is halted (``core_halted(True)`` from the machine)
+    The counter runs on virtual time, integrated here from core cycles across clock changes
+    (``clock_changed`` from the RCC), so it freezes whenever virtual time does and does not
+    jump when SYSCLK changes. While the core is halted (``core_halted(True)`` from the machine)
     and DBGMCU_APB1_FZ.DBG_IWDG_STOP is set, the counter is frozen explicitly.
     """
 
@@ -26,6 +27,7 @@ class Iwdg(Device):
 
     def reset(self, kind: str) -> None:
         self._cancel()
+        self._rebase(None)
         self.running = False
         self.unlocked = False
         self.pr = 0
@@ -36,6 +38,27 @@ class Iwdg(Device):
         self.frozen_at: int | None = None     # counter value while frozen
 
     # -------------------------------------------------------------- time
+    def _rebase(self, hz: int | None) -> None:
+        """Fold elapsed cycles into the ns base at the old clock, then switch to ``hz``."""
+        if self.services is None:
+            self._ns_base, self._cyc_base, self._hz = 0, 0, hz or 16_000_000
+            return
+        now = self.services.now_cycles()
+        if hasattr(self, "_hz"):
+            self._ns_base = self._now_ns()
+        else:
+            self._ns_base = 0
+        self._cyc_base = now
+        self._hz = hz or self.services.core_hz
+
+    def _now_ns(self) -> int:
+        assert self.services is not None
+        return self._ns_base + (self.services.now_cycles() - self._cyc_base) * 1_000_000_000 // self._hz
+
+    def attach(self, services) -> None:  # noqa: ANN001 - Services
+        super().attach(services)
+        self._rebase(None)
+
     def _tick_ns(self) -> int:
         return (4 << self.pr) * 1_000_000_000 // LSI_HZ
 
@@ -46,13 +69,13 @@ class Iwdg(Device):
         if self.frozen_at is not None:
             return self.frozen_at
         assert self.services is not None
-        elapsed = (self.services.now_ns() - self.start_ns) // self._tick_ns()
+        elapsed = (self._now_ns() - self.start_ns) // self._tick_ns()
         return max(self.counter_at_start - elapsed, 0)
 
     def _reload(self, value: int | None = None) -> None:
         assert self.services is not None
         self.counter_at_start = self.rlr if value is None else value
-        self.start_ns = self.services.now_ns()
+        self.start_ns = self._now_ns()
         self._arm()
 
     def _cancel(self) -> None:
@@ -65,14 +88,14 @@ class Iwdg(Device):
         self._cancel()
         if not self.running or self.frozen_at is not None or self.services is None:
             return
-        left_ns = (self.counter_at_start + 1) * self._tick_ns() - (self.services.now_ns() - self.start_ns)
-        cycles = max(1, left_ns * self.services.core_hz // 1_000_000_000)
+        left_ns = (self.counter_at_start + 1) * self._tick_ns() - (self._now_ns() - self.start_ns)
+        cycles = max(1, left_ns * self._hz // 1_000_000_000)
         self.handle = self.services.schedule(cycles, self._check)
 
     def _check(self) -> None:
         self.handle = None
         assert self.services is not None
-        elapsed_ns = self.services.now_ns() - self.start_ns
+        elapsed_ns = self._now_ns() - self.start_ns
         if elapsed_ns >= (self.counter_at_start + 1) * self._tick_ns():
             self.expiries += 1
             self.services.log("counter reached 0 → system reset")
@@ -82,7 +105,8 @@ class Iwdg(Device):
             self._arm()
 
     def clock_changed(self, hz: int) -> None:
-        """The core clock changed: re-time the pending expiry check."""
+        """The core clock changed (RCC listener): rebase time, re-time the expiry check."""
+        self._rebase(hz)
         self._arm()
 
     def core_halted(self, halted: bool) -> None:
