@@ -132,3 +132,35 @@ def test_all_devices_survive_garbage_writes() -> None:
             d.write(off & ~3, 4, 0xFFFFFFFF)
             d.read(off & ~3, 1)
     s.advance(10_000_000)                                  # nothing may raise on callbacks
+
+
+def _wwdg():  # noqa: ANN202
+    from twin.periph import Wwdg
+    s = Services()
+    rcc, w = Rcc(), Wwdg()
+    s.add(rcc, w)
+    return s, w
+
+
+def test_wwdg_reset_values_and_t6_reset() -> None:
+    s, w = _wwdg()
+    assert (w.read(0x00, 4), w.read(0x04, 4), w.read(0x08, 4)) == (0x7F, 0x7F, 0)
+    w.write(0x00, 4, 0x80 | 0x7F)                          # WDGA, T=0x7F; tick = 4096 cycles
+    s.advance(4096 * 0x3F + 10)
+    assert w.read(0x00, 4) & 0x7F == 0x40 and s.resets == []
+    s.advance(4096)
+    assert s.resets == [("system", "wwdg")]
+
+
+def test_wwdg_early_wakeup_interrupt_and_window() -> None:
+    s, w = _wwdg()
+    w.write(0x04, 4, (1 << 9) | 0x50)                     # EWI, window 0x50
+    w.write(0x00, 4, 0x80 | 0x45)
+    s.advance(4096 * 5 + 1)
+    assert w.read(0x08, 4) == 1 and (0, True) in s.irq_calls
+    w.write(0x08, 4, 0)
+    assert s.irq_calls[-1] == (0, False)
+    w.write(0x00, 4, 0x80 | 0x7F)                          # counter 0x40 <= window: ok
+    assert s.resets == []
+    w.write(0x00, 4, 0x80 | 0x7F)                          # counter 0x7F > window 0x50
+    assert s.resets == [("system", "wwdg")]

@@ -16,13 +16,14 @@ from twin.periph.pwr import Pwr
 from twin.periph.rcc import Rcc
 from twin.periph.rng import Rng
 from twin.periph.timers import BasicTimer, basic_timers
+from twin.periph.wwdg import Wwdg
 
 #: Board LEDs (port, pin) and the user button, as on the NUCLEO-F767ZI.
 LEDS = {"ld1": ("gpiob", 0), "ld2": ("gpiob", 7), "ld3": ("gpiob", 14)}
 BUTTON = ("gpioc", 13)
 
 __all__ = ["all_devices", "commands", "Rcc", "Pwr", "Gpio", "Syscfg", "Exti", "Crc", "Iwdg", "Rng",
-           "BasicTimer", "LEDS", "BUTTON", "led_states", "press_button"]
+           "BasicTimer", "Wwdg", "LEDS", "BUTTON", "led_states", "press_button"]
 
 
 def all_devices() -> list[Device]:
@@ -30,7 +31,8 @@ def all_devices() -> list[Device]:
     rcc = Rcc()
     iwdg = Iwdg()
     rcc.clock_listeners.append(iwdg.clock_changed)
-    return [rcc, Pwr(), *all_ports(), Syscfg(), Exti(), Crc(), iwdg, Rng(), *basic_timers()]
+    return [rcc, Pwr(), *all_ports(), Syscfg(), Exti(), Crc(), iwdg, Wwdg(), Rng(),
+            *basic_timers()]
 
 
 def led_states(find) -> dict[str, bool]:  # noqa: ANN001 - find(name) -> Device
