@@ -154,11 +154,21 @@ class Board:
             except (ImportError, AttributeError) as e:
                 self.machine.log(f"no peripheral commands ({e})")
         ctl.register_command("flash", lambda m, req: self.flash.snapshot())
+        ctl.register_command("flash.cut", self._flash_cut)
         ctl.register_command("probe", lambda m, req: {
             "requests": self.debug_server.requests if self.debug_server else 0,
             "by_request": dict(self.debug_server.by_request) if self.debug_server else {}})
         if self.opts.state_dir:
             ctl.on_power_cycle.append(lambda: self.flash.save_state(self.opts.state_dir))
+
+    def _flash_cut(self, m: Machine, req: dict[str, Any]) -> dict[str, Any]:
+        """{"nth": N, "mode": "half"|"abort"} arms a power cut at the Nth flash operation
+        from now; {"cancel": true} disarms."""
+        if req.get("cancel"):
+            self.flash.cut_at = None
+        else:
+            self.flash.arm_power_cut(int(req.get("nth", 1)), str(req.get("mode", "half")))
+        return self.flash.snapshot()
 
     def announce(self) -> dict[str, Any]:
         """The start-up line's content."""

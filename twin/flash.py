@@ -95,6 +95,10 @@ class FlashController(Device):
         self.ob_optcr &= ~(OPTCR_OPTLOCK | OPTCR_OPTSTRT)
         self.ob_optcr1 = OPTCR1_FACTORY
         self.ops = 0                      # completed erase/program operations (statistics)
+        self.started = 0                  # operations started (power-cut counting)
+        self.cut_at: int | None = None
+        self.cut_mode = "half"
+        self.cuts: list[dict[str, object]] = []
         self.observers: list[Callable[[str, int, int], object]] = []
         self._busy_handle: object | None = None
         self._busy_until = 0
@@ -246,9 +250,41 @@ class FlashController(Device):
             self.sr |= SR_OPERR
         self._update_irq()
 
-    def _notify(self, kind: str, address: int, length: int) -> None:
+    def _notify(self, kind: str, address: int, length: int) -> bool:
+        """An operation starts: tell observers, count it, and apply an armed power cut.
+
+        Returns False if power was cut (the caller must not complete the operation).
+        """
         for fn in list(self.observers):
             fn(kind, address, length)
+        self.started += 1
+        if self.cut_at is None or self.started < self.cut_at:
+            return True
+        self.cut_at = None
+        if kind == "erase" and self.cut_mode == "half":
+            off = address - FLASH_BASE
+            ctypes.memset(ctypes.addressof(self.array) + off, 0xFF, length // 2)
+            self._dirty(address, length // 2)
+        self.cuts.append({"op": self.started, "kind": kind, "address": address,
+                          "length": length, "mode": self.cut_mode})
+        self._log(f"POWER CUT during flash {kind} #{self.started} at 0x{address:08X} "
+                  f"({'half erased' if kind == 'erase' and self.cut_mode == 'half' else 'not done'})")
+        if self.services is not None:
+            self.services.request_reset(ResetKind.POWER, "power")
+        return False
+
+    def arm_power_cut(self, nth: int, mode: str = "half") -> None:
+        """Cut power when the ``nth`` flash operation from now starts (1 = the next one).
+
+        ``mode``: "half" (an erase leaves the first half of its sectors erased, a program
+        writes nothing) or "abort" (nothing of that operation happens). Deterministic.
+        """
+        if nth < 1:
+            raise ValueError("nth must be >= 1")
+        if mode not in ("half", "abort"):
+            raise ValueError("mode must be 'half' or 'abort'")
+        self.cut_at = self.started + nth
+        self.cut_mode = mode
 
     def _start_erase(self) -> None:
         cr = self.cr
@@ -277,7 +313,8 @@ class FlashController(Device):
             self._error(SR_WRPERR)
             return
         for num, start, size in targets:
-            self._notify("erase", start, size)
+            if not self._notify("erase", start, size):
+                return
             off = start - FLASH_BASE
             ctypes.memset(ctypes.addressof(self.array) + off, 0xFF, size)
             self._dirty(start, size)
@@ -308,7 +345,8 @@ class FlashController(Device):
         if self._protected(sec[0]):
             self._error(SR_WRPERR)
             return
-        self._notify("program", address, size)
+        if not self._notify("program", address, size):
+            return
         off = address - FLASH_BASE
         old = int.from_bytes(self.mv[off:off + size], "little")
         self.mv[off:off + size] = (old & value).to_bytes(size, "little")
@@ -389,4 +427,5 @@ class FlashController(Device):
     def snapshot(self) -> dict[str, object]:
         return {"cr": self.cr, "sr": self.sr, "optcr": self.optcr, "optcr1": self.optcr1,
                 "dual_bank": self.dual_bank, "boot_address": self.boot_address(),
-                "ops": self.ops, "timing": self.timing}
+                "ops": self.ops, "started": self.started, "timing": self.timing,
+                "cut_armed_at": self.cut_at, "cuts": list(self.cuts)}

@@ -8,8 +8,9 @@ the CPU is parked between slices), which is the mutual exclusion device.py asks 
 
 Virtual time is the number of executed instructions (1 cycle each) at ``core_hz``.
 Slices are cut at scheduled events; after any MMIO access slices are kept short so that
-time reads (DWT CYCCNT, SysTick) see fine-grained progress. WFI and flash BSY polls idle:
-the machine jumps to the next event (``idle="skip"``) or sleeps in wall time until then
+time reads (DWT CYCCNT, SysTick) see fine-grained progress. A poll a device reports
+(``poll_wait``, e.g. FLASH_SR.BSY) jumps straight to the next event. WFI idles: the machine
+jumps to the next event (``idle="skip"``) or sleeps in wall time until then
 (``idle="realtime"``, the default, so host-side timeouts stay meaningful).
 """
 from __future__ import annotations
@@ -850,7 +851,7 @@ class Machine:
             return 0.0
         nxt = self._next_event()
         now = self._cycles
-        if self.idle_mode == "skip" or nxt is not None and nxt <= now:
+        if self.idle_mode == "skip" or self._poll or nxt is not None and nxt <= now:
             if nxt is None:
                 return 0.05
             self._advance(nxt)
@@ -896,6 +897,7 @@ class Machine:
         pc = uc.reg_read(A.UC_ARM_REG_PC)
         self._stop_reasons = []
         self._fault_addr = None
+        self._kicked = False
         self._ticks = 0
         self._slice_end = self._cycles + budget
         if self.debug is not None:

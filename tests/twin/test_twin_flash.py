@@ -363,3 +363,22 @@ def test_thumb_code_programs_flash(tmp_path: Path, timing: str) -> None:
 def _chunks(binf: Path):
     from twin.loader import Chunk
     return [Chunk(0x08000000, binf.read_bytes(), str(binf))]
+
+
+def test_power_cut_at_nth_operation() -> None:
+    rig = Rig()
+    resets = []
+    rig.fc.services.request_reset = lambda kind, cause: resets.append((kind, cause))
+    _fill(rig, 0x08000000, 0x20000)
+    rig.unlock()
+    rig.w32(CR, PSIZE32 | CR_PG)
+    rig.fc.arm_power_cut(3)
+    rig.store(0x08000000, 0x11111111, 4)      # op 1 (onto programmed 0: AND keeps 0)
+    rig.w32(CR, PSIZE32)
+    rig.erase_sector(1)                       # op 2: whole 32 KiB erased
+    assert rig.r32(0x0800FFFC) == 0xFFFFFFFF and resets == []
+    rig.erase_sector(2)                       # op 3: power cut half way
+    assert resets == [("power", "power")]
+    assert rig.r32(0x08010000) == 0xFFFFFFFF and rig.r32(0x08013FFC) == 0xFFFFFFFF
+    assert rig.r32(0x08014000) == 0 and rig.r32(0x08017FFC) == 0
+    assert rig.fc.snapshot()["cuts"][0]["op"] == 3
