@@ -90,7 +90,7 @@ POLICY_HELP = {
     "pause:ms=M": "sleep M ms between writes (combine with a segmenter)",
     "drop-at:byte=N": "close (FIN) once N image bytes were sent",
     "rst-at:byte=N": "reset (RST) once N image bytes were sent",
-    "stall:after=N[,ms=M]": "stop sending after N image bytes (resume after M ms if given)",
+    "stall:after=N[,ms=M|,wait=S]": "stop after N image bytes; resume after M ms, or wait S s for the board",
     "corrupt:offsets=A,B[,xor=0xFF]": "flip image bytes (size and CRC of the original)",
     "wrong-size:delta=D | size=N": "announce a wrong FILE_SIZE",
     "truncate:bytes=N": "send the image without its last N bytes",

@@ -382,7 +382,8 @@ class Session:
         self._drain()
         desc = cut.describe()
         if cut.action == "stall":
-            hold = cut.ms / 1000.0 if cut.ms is not None else self.timeouts.stall
+            hold = (cut.ms / 1000.0 if cut.ms is not None
+                    else cut.wait if cut.wait is not None else self.timeouts.stall)
             self.transcript.note(f"policy {desc}: stalling after {self._data_sent} data bytes "
                                  f"for up to {hold:g} s")
             deadline = time.monotonic() + hold

@@ -247,16 +247,19 @@ class Cut:
     """Act when the ``byte``-th image byte is about to be sent (all before it are sent).
 
     ``action`` is ``"drop"`` (orderly close, FIN), ``"rst"`` (SO_LINGER {1,0} + close) or
-    ``"stall"`` (stop sending and keep the link open; resume after ``ms`` if given).
+    ``"stall"`` (stop sending and keep the link open; resume after ``ms`` if given, else wait
+    up to ``wait`` seconds — default ``Timeouts.stall`` — for the board to react).
     """
 
     action: Literal["drop", "rst", "stall"]
     byte: int
     ms: float | None = None
+    wait: float | None = None
 
     def describe(self) -> str:
         if self.action == "stall":
-            return f"stall:after={self.byte}" + (f",ms={_fmt(self.ms)}" if self.ms is not None else "")
+            return (f"stall:after={self.byte}" + (f",ms={_fmt(self.ms)}" if self.ms is not None else "")
+                    + (f",wait={_fmt(self.wait)}" if self.wait is not None else ""))
         return f"{self.action}-at:byte={self.byte}"
 
 
@@ -500,15 +503,22 @@ def parse_policy(spec: str | LinkPolicy | None) -> LinkPolicy:
 
 def _make_cut(action: str, params: dict[str, object], spec: str) -> Cut:
     key = "after" if action == "stall" else "byte"
-    allowed = {key, "ms"} if action == "stall" else {key}
+    allowed = {key, "ms", "wait"} if action == "stall" else {key}
+    if {"ms", "wait"} <= set(params):
+        raise ConfigError(f"stall takes ms= (resume after) or wait= (no resume), not both, in {spec!r}",
+                          source="policy", hint="e.g. stall:after=2048,ms=3000 or stall:after=2048,wait=30")
     if key not in params or not set(params) <= allowed:
-        example = "stall:after=2048[,ms=3000]" if action == "stall" else f"{action}-at:byte=4096"
+        example = "stall:after=2048[,ms=3000 | ,wait=30]" if action == "stall" else f"{action}-at:byte=4096"
         raise ConfigError(f"{action} needs {key}= in {spec!r}", source="policy", hint=f"e.g. {example}")
     byte = params[key]
     if not isinstance(byte, int) or byte < 0:
         raise ConfigError(f"{key} must be an integer >= 0 in {spec!r}", source="policy", hint=_HINT)
-    ms = params.get("ms")
-    return Cut(action, byte, None if ms is None else float(ms))  # type: ignore[arg-type]
+    ms, wait = params.get("ms"), params.get("wait")
+    for name, v in (("ms", ms), ("wait", wait)):
+        if v is not None and (not isinstance(v, (int, float)) or v < 0):
+            raise ConfigError(f"stall:{name} must be a number >= 0 in {spec!r}", source="policy", hint=_HINT)
+    return Cut(action, byte, None if ms is None else float(ms),  # type: ignore[arg-type]
+               None if wait is None else float(wait))  # type: ignore[arg-type]
 
 
 def _split_part(part: str, spec: str) -> tuple[str, dict[str, object]]:

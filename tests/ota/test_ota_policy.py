@@ -73,6 +73,8 @@ def test_parse_composes_and_describe_round_trips() -> None:
     assert again.describe() == pol.describe()
     assert parse_policy(None).describe() == "natural"
     assert parse_policy("stall:after=2048,ms=300").cut.ms == 300  # type: ignore[union-attr]
+    assert parse_policy("stall:after=2048,wait=30").cut.wait == 30  # type: ignore[union-attr]
+    assert parse_policy("stall:after=2048,wait=30").describe() == "stall:after=2048,wait=30"
 
 
 @pytest.mark.parametrize("spec,needle", [
@@ -80,7 +82,7 @@ def test_parse_composes_and_describe_round_trips() -> None:
     ("drop-at:byte=1+rst-at:byte=2", "two cut actions"), ("drop-at", "needs byte="),
     ("pause", "pause needs"), ("tiny:size=x", "not a number"), ("wrong-size", "exactly one"),
     ("corrupt:offsets=1,xor=0", "xor=0"), ("random:min=9,max=3", "max=3 < min=9"), ("", "empty"),
-    ("tiny:bogus=3", "bad parameters"),
+    ("tiny:bogus=3", "bad parameters"), ("stall:after=1,ms=5,wait=3", "not both"),
 ])
 def test_bad_specs_raise_config_error_with_a_hint(spec: str, needle: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -18,7 +18,7 @@ from ota_board import ScriptedBoard  # noqa: E402
 from rig.errors import ConfigError, OtaError  # noqa: E402
 from rig.ota import OtaServer, Protocol, Timeouts, Verdict  # noqa: E402
 
-FAST = Timeouts(connect=10, request=1.5, ready=1.5, ack=1.5, send=3, stall=2, linger=0.2)
+FAST = Timeouts(connect=10, request=3, ready=3, ack=3, send=5, stall=2, linger=0.2)
 IMAGE = os.urandom(20000)
 
 
@@ -110,7 +110,7 @@ def test_board_nack_during_data_stops_the_stream() -> None:
     (b"REQ_FW\nOTA_READY\n", "protocol", "'OTA_READY' before OTA_UPDATE was sent", "ready"),
     (b"REQ_FW\nNACK:\n", "protocol", "malformed NACK", "ready"),
     (b"REQ_FW\nNACK:bad_size\n", "nack", "bad_size", "ready"),
-    (b"REQ_F", "timeout", "no REQ_FW from the board within 1.5 s; partial line 'REQ_F'", "request"),
+    (b"REQ_F", "timeout", "no REQ_FW from the board within 3 s; partial line 'REQ_F'", "request"),
     (b"REQ_FW\n", "timeout", "no OTA_READY", "ready"),
 ])
 def test_strict_about_what_the_board_sends(payload: bytes, outcome: str, needle: str, phase: str) -> None:

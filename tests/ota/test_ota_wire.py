@@ -155,8 +155,8 @@ def test_stall_with_resume_completes(tmp_path: Path) -> None:
 
 
 def test_stall_against_a_silent_board_times_out_on_the_server(tmp_path: Path) -> None:
-    board, res = serve(tmp_path, "stall:after=100", board_timeout=5.0, capture=False)
-    assert res.outcome == "timeout" and "stall" in res.reason
+    board, res = serve(tmp_path, "stall:after=100,wait=0.5", board_timeout=5.0, capture=False)
+    assert res.outcome == "timeout" and "during a 0.5 s stall after 100 data bytes" in res.reason
 
 
 def test_corrupt_flips_exactly_the_chosen_bytes(tmp_path: Path) -> None:
