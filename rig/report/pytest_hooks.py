@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from rig.evidence import Evidence
 from rig.report.render import extras_for
 from rig.report.summary import OUTCOMES, SummaryRow, summary_html
-
-if TYPE_CHECKING:
-    pass
 
 #: Where a test or fixture may leave its Evidence for the report.
 EVIDENCE_KEY = pytest.StashKey[Evidence]()

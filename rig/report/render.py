@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +12,8 @@ from rig.report._html import CSS, ROOT, esc, link, num, rel_href, section, size_
 
 if TYPE_CHECKING:
     from rig.evidence import Evidence
+
+log = logging.getLogger(__name__)
 
 
 def failed(ev: Evidence) -> bool:
@@ -143,6 +147,14 @@ def render_evidence(evidence: Evidence, artifact_dir: str | Path, *, link_base: 
     return f'<div class="{ROOT}" data-test="{esc(ev.test_id)}">{"".join(out)}</div>'
 
 
+def error_fragment(evidence: Evidence, trace: str) -> str:
+    """What the report shows when rendering the evidence failed: the error and the traceback, escaped."""
+    return (f'<div class="{ROOT}"><style>{CSS}</style><div class="verdict fail"><div class="head">'
+            f'<span class="phase">{esc(evidence.phase or "report")}</span>report rendering failed for '
+            f"{esc(evidence.test_id)}: this is a bug in rig.report, the test result above is unaffected"
+            f"</div><pre>{esc(trace)}</pre></div></div>")
+
+
 def extras_for(evidence: Evidence, artifact_dir: str | Path, *, link_base: str | Path | None = None) -> list[dict[str, Any]]:
     """pytest-html extras for one test: the HTML fragment, the evidence as JSON, links to the full lists.
 
@@ -153,7 +165,12 @@ def extras_for(evidence: Evidence, artifact_dir: str | Path, *, link_base: str |
 
     adir = Path(artifact_dir)
     base = Path(link_base) if link_base is not None else default_link_base(adir)
-    out: list[dict[str, Any]] = [ph.html(render_evidence(evidence, adir, link_base=base))]
+    try:
+        fragment = render_evidence(evidence, adir, link_base=base)
+    except Exception:   # a report bug must not hide the test's own result
+        log.exception("rendering the evidence of %s failed", evidence.test_id)
+        return [ph.html(error_fragment(evidence, traceback.format_exc()))]
+    out: list[dict[str, Any]] = [ph.html(fragment)]
     summary = json.loads(json.dumps({k: v for k, v in evidence.to_dict().items() if k != "uart"},
                                     default=artifacts.json_default))
     out.append(ph.json(summary, name="evidence"))

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -121,8 +122,21 @@ def _chromium(tmp: Path, *args: str, timeout: float = 180) -> subprocess.Complet
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp,
-                          env={**os.environ, "HOME": str(tmp)})
+    # its own process group, so the renderer/zygote children go too if it has to be killed
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp,
+                            env={**os.environ, "HOME": str(tmp)}, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+        pytest.fail(f"chromium did not finish within {timeout} s: {err[-2000:]}")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)   # stragglers of this run only
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _screenshot(tmp: Path, url: str, out: Path, size: str) -> Path:

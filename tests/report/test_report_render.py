@@ -234,3 +234,12 @@ def test_regions_without_a_layout(tmp_path: Path) -> None:
     assert 'data-section="flashmap"' not in html
     assert "foreign_text" in html and "OTA_DONE" in Inspector(html).text
     assert "<td>—</td>" in html          # no bank/sector without a layout
+
+
+def test_a_rendering_bug_becomes_a_visible_error_not_a_crash(tmp_path: Path) -> None:
+    ev = Evidence(test_id="t<1>", phase="copy")
+    ev.regions.append(RegionCheck("broken", 0, b"\x00", b"\x01", analysis=None))  # type: ignore[arg-type]
+    extras = extras_for(ev, tmp_path / "a")
+    assert len(extras) == 1 and extras[0]["format_type"] == "html"
+    html = extras[0]["content"]
+    assert "report rendering failed for t&lt;1&gt;" in html and "Traceback" in html
