@@ -121,7 +121,8 @@ def test_hostile_clients_never_crash_or_hang_the_server(server: OtaServer, actio
     assert res.index == index
     assert res.outcome in OUTCOMES and res.outcome != "error", res.to_text()
     assert res.reason.strip(), res.to_text()
-    assert res.transcript.events[-1].text.endswith(res.reason)
+    assert any(e.kind in ("error", "note") and e.text == f"outcome {res.outcome}: {res.reason}"
+               for e in res.transcript.events), res.to_text()
     assert elapsed < 30, f"session took {elapsed:.1f} s with every timeout <= 1 s"
     assert server.serving
 
