@@ -219,7 +219,7 @@ def mismatch_table(rows: Sequence[LineRows], locator: Locator, files: dict[str, 
     if missing:
         parts.append(f'<p class="bad">{esc(num(missing))} expected byte(s) have no readback '
                      f"(the readback is short).</p>")
-    if files:
+    if files and total:
         links = " · ".join(f"{v}" for v in files.values())
         parts.append(f"<p>Full list ({esc(num(total))} rows): {links}</p>")
     return "".join(parts)
