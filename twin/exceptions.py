@@ -167,12 +167,12 @@ class ExceptionModel:
             return prio
         return prio & ~((2 << self.prigroup) - 1) & 0xFF
 
-    def execution_priority(self) -> int:
+    def execution_priority(self, ignore_primask: bool = False) -> int:
         """Current execution priority (256 = thread mode, nothing masked)."""
         prio = 256
         for exc in self.active:
             prio = min(prio, self.group_priority(self.priority(exc)))
-        if self.cpu.reg("primask") & 1:
+        if not ignore_primask and self.cpu.reg("primask") & 1:
             prio = min(prio, 0)
         basepri = self.cpu.reg("basepri") & PRIO_BITS_MASK
         if basepri:
@@ -242,8 +242,16 @@ class ExceptionModel:
         return exc is not None and self.group_priority(self.priority(exc)) < self.execution_priority()
 
     def sleeping_can_wake(self) -> bool:
-        """True if a WFI should end (an exception would be taken now)."""
-        return self.wants_entry()
+        """True if a WFI should end: a pending exception would preempt if PRIMASK were 0.
+
+        (ARMv7-M: ``cpsid i; wfi; cpsie i`` wakes on an interrupt masked only by PRIMASK;
+        BASEPRI/FAULTMASK and priority still apply.)
+        """
+        if self.locked_up or not self.pending:
+            return False
+        exc = self.highest_pending()
+        return exc is not None and \
+            self.group_priority(self.priority(exc)) < self.execution_priority(ignore_primask=True)
 
     def is_locked_up(self) -> bool:
         """True after an unrecoverable fault (cleared by reset)."""

@@ -208,3 +208,43 @@ def test_on_kick_called_only_when_an_exception_becomes_takeable() -> None:
     b.cpu.set_reg("primask", 1)
     b.model.pend_irq(4)
     assert kicks == [1]                       # masked by PRIMASK
+
+
+def test_wfi_wakes_on_interrupt_masked_only_by_primask() -> None:
+    b = Board(assemble(program("nop")))
+    b.cpu.set_reg("primask", 1)
+    b.model.write_icsr(1 << 26)               # SysTick pending (priority 0)
+    assert not b.model.wants_entry()
+    assert b.model.sleeping_can_wake()
+    b.cpu.set_reg("basepri", 0x10)
+    b.model.shpr[15] = 0x20                   # masked by BASEPRI: no wake
+    assert not b.model.sleeping_can_wake()
+
+
+def test_jump_from_handler_blocks_equal_priority_systick_like_the_thread() -> None:
+    # A "bootloader" jumps to the app from inside its SVC handler (thread: "don't jump
+    # from within an interrupt"); the app's SysTick has the same priority and never runs.
+    body = "svc #0"
+    extra = """
+.thumb_func
+svc_h:
+    ldr r0, =app
+    bx r0
+.thumb_func
+app:
+    ldr r0, =0xE000E010
+    ldr r1, =99
+    str r1, [r0, #4]
+    movs r1, #7
+    str r1, [r0]
+    ldr r2, =3000
+1:  subs r2, #1
+    bne 1b
+    mrs r3, ipsr
+    bkpt #4
+"""
+    b = Board(assemble(program(body, {11: "svc_h"}, extra)))
+    assert b.run() == "bkpt"
+    assert b.cpu.reg("r3") == 11                 # the app runs in handler mode
+    assert log_of(b) == []                       # SysTick pending, never taken
+    assert 15 in b.model.pending
