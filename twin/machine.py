@@ -44,6 +44,9 @@ _REGS.update(sp=A.UC_ARM_REG_SP, lr=A.UC_ARM_REG_LR, pc=A.UC_ARM_REG_PC, xpsr=A.
              fpscr=A.UC_ARM_REG_FPSCR)
 _REGS.update({f"s{i}": A.UC_ARM_REG_S0 + i for i in range(32)})
 
+_FLASH_END = mm.FLASH_BASE + mm.FLASH_SIZE
+_MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
+
 WFI_T16 = 0xBF30
 WFE_T16 = 0xBF20
 
@@ -378,6 +381,25 @@ class Machine:
             return True
         if self._fixups:
             self._apply_fixups()
+        fl = self.flash
+        if fl is not None and (mm.FLASH_BASE <= address < _FLASH_END):
+            # hot path: a store into flash (every word of a flash download)
+            off = address - mm.FLASH_BASE
+            buf = self.flash_region.mv
+            fl.cpu_store(address, size, value)
+            d = self._dirty
+            if d is None:
+                self._dirty = [address, address + size]
+            else:
+                if address < d[0]:
+                    d[0] = address
+                if address + size > d[1]:
+                    d[1] = address + size
+            if int.from_bytes(buf[off:off + size], "little") != value & _MASKS[size]:
+                self._fixups.append((address, buf[off:off + size].tobytes()))
+                if self.in_slice and not self._stop_reasons and self._replaying is None:
+                    self._stop("fixup")
+            return True
         reg = self.region_at(address, size)
         if reg is None:
             self._cpu_bus_fault(address, "precise", "write")
@@ -680,13 +702,14 @@ class Machine:
             for cb in self.on_halt:
                 cb(reason)
 
-    def resume(self) -> None:
+    def resume(self, wake: bool = True) -> None:
         """Leave debug halt (called with the lock held)."""
         self.halted = False
         self._short = SHORT_SLICES_AFTER_IO
         if self.debug is not None:
             self.debug.arm_skip(self.reg("pc"))
-        self._wake.set()
+        if wake:
+            self._wake.set()
 
     def is_locked_up(self) -> bool:
         """True if the core is locked up (machine or exception unit)."""

@@ -123,10 +123,13 @@ class DebugUnit:
                 self.arm_skip(m.reg("pc"))
                 m.step_instruction()
                 self.dfsr |= DFSR_HALTED
+            elif m._cpu_thread_id is not None and threading.get_ident() != m._cpu_thread_id:
+                m.resume(wake=False)
+                m.run_burst()
+                if not m.halted:
+                    m._wake.set()
             else:
                 m.resume()
-                if m._cpu_thread_id is not None and threading.get_ident() != m._cpu_thread_id:
-                    m.run_burst()
 
     def halt_for(self, reason: str) -> None:
         """Halt because of a breakpoint/watchpoint/BKPT."""
