@@ -248,3 +248,21 @@ app:
     assert b.cpu.reg("r3") == 11                 # the app runs in handler mode
     assert log_of(b) == []                       # SysTick pending, never taken
     assert 15 in b.model.pending
+
+
+def test_nmi_preempts_primask_and_faultmask_blocks_hardfault_level() -> None:
+    body = """
+    cpsid i
+    cpsid f                    @ FAULTMASK: execution priority -1
+    ldr r0, =0xE000ED04
+    ldr r1, =0x80000000        @ NMIPENDSET
+    str r1, [r0]
+    nop
+    nop
+    """
+    b = Board(assemble(program(body)))
+    assert b.run() == "bkpt"
+    assert log_of(b) == [2, 0x102]             # NMI (-2) beats FAULTMASK (-1)
+    assert b.cpu.reg("faultmask") == 1         # returning from NMI keeps FAULTMASK
+    b2 = Board(assemble(program("cpsid f\nsvc #0\nnop")))
+    assert b2.run() == "lockup"                # SVC escalates, HardFault can't preempt -1
