@@ -52,10 +52,6 @@ _REASON_CODE = {Reason.REFUSED: E_REFUSED, Reason.UNREACHABLE: E_UNREACHABLE,
 CLOSE_NONE, CLOSE_FIN, CLOSE_RESET = 0, 1, 2
 
 
-def _noop() -> None:
-    pass
-
-
 def _s32(value: int) -> int:
     return value & 0xFFFFFFFF
 
@@ -90,8 +86,6 @@ class EthOffload(Device):
         self.phase = "idle"   # idle|connecting|open|peer_closed|aborted
         self.rx_armed = False
         self.tx_busy = False
-        self._polling = False
-        self._isr_seen = -1
 
     def attach(self, services: Any) -> None:
         super().attach(services)
@@ -122,11 +116,6 @@ class EthOffload(Device):
         if off == STATUS:
             return self._status()
         if off == ISR:
-            # Polled again with nothing new while only the host side can make progress.
-            if self.isr == self._isr_seen and (self.rx_armed or self.tx_busy
-                                               or self.phase == "connecting"):
-                self._idle()
-            self._isr_seen = self.isr
             return self.isr
         if off == IER:
             return self.ier
@@ -212,21 +201,7 @@ class EthOffload(Device):
             st |= ST_RX_DATA
         return st
 
-    def _idle(self) -> None:
-        """Firmware polls ISR while only the host side can change it: let the machine idle."""
-        poll_wait = getattr(self.services, "poll_wait", None)
-        if poll_wait is not None:
-            self._polling = True
-            poll_wait()
-
-    def _wake(self) -> None:
-        """A host event changed ISR: end an idle poll (a due event ends it)."""
-        if self._polling and self.services is not None:
-            self._polling = False
-            self.services.schedule(1, _noop)
-
     def _update_irq(self) -> None:
-        self._wake()
         if self.services is not None:
             level = bool(self.ctrl & CTRL_EN) and bool(self.isr & self.ier)
             self.services.set_irq(ETH_IRQ, level)
