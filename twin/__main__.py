@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle", choices=("realtime", "skip"), default="realtime",
                    help="WFI/poll waits: sleep in wall time until the next event "
                         "(realtime, default) or jump straight to it (skip)")
+    p.add_argument("--outlive-parent", action="store_true",
+                   help="keep running when the process that started the twin exits "
+                        "(default: exit, so a killed test run leaves no twin behind)")
     p.add_argument("--probe-port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--control-port", type=int, default=0, help=argparse.SUPPRESS)
     try:
@@ -76,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         board.power_on(chunks)
         board.start(args.probe_port, args.control_port)
+        parent = os.getppid()
         print(json.dumps(board.announce()), flush=True)
         while not stop.wait(0.5):
-            pass
+            if not args.outlive_parent and os.getppid() != parent:
+                print("twin: parent process exited; stopping", file=sys.stderr)
+                break
     finally:
         board.close()
     return 0

@@ -122,9 +122,13 @@ class Board:
     def power_on(self, chunks: list[Chunk] | None = None) -> None:
         """Power-on reset, load images, then boot (vector fetch from BOOT_ADD0)."""
         m = self.machine
+        chunks = chunks or []
+        flash = [c for c in chunks if m.flash_region.contains(c.address, len(c.data))]
+        ram = [c for c in chunks if c not in flash]
+        self.load(flash)                       # flash survives the power-on reset
         m.reset(ResetKind.POWER, "power")
-        if chunks:
-            self.load(chunks)
+        if ram:                                # RAM is cleared by it: load afterwards
+            self.load(ram)
             m.reset(ResetKind.CORE, "power")
             m.reset_history.pop()
 
