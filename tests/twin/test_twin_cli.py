@@ -215,3 +215,23 @@ def test_debug_port_protocol_errors_and_second_client() -> None:
                 line = s2.makefile("rb").readline()
                 assert b"busy" in line
             assert req({"id": 7, "request": "read_dp", "arguments": [0]})["status"] == 0
+
+
+def test_twin_exits_when_its_parent_dies(tmp_path: Path) -> None:
+    out = tmp_path / "line.txt"
+    # a shell starts the twin in the background and exits at once
+    subprocess.run(["bash", "-c", f"'{sys.executable}' -m twin > '{out}' 2>/dev/null &"],
+                   cwd=REPO, timeout=30, check=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not out.read_text().endswith("\n"):
+        time.sleep(0.1)
+    pid = json.loads(out.read_text())["pid"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, 9)
+    raise AssertionError("orphaned twin kept running")
