@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
 import time
 
 import pytest
@@ -31,12 +30,15 @@ ending = st.sampled_from(["close", "rst", "shutdown", "silent"])
 
 FUZZ = Timeouts(connect=5, request=0.15, ready=0.15, ack=0.15, send=1.0, stall=0.3, linger=0.05)
 STATS = {"inputs": 0, "bytes": 0, "outcomes": {}}
+LEFT_OPEN: list[socket.socket] = []
 
 
 @pytest.fixture(scope="module")
 def server():  # type: ignore[no-untyped-def]
     with OtaServer(bytes(range(256)) * 12, timeouts=FUZZ) as srv:
         yield srv
+    for s in LEFT_OPEN:
+        s.close()
     counts = ", ".join(f"{k}={v}" for k, v in sorted(STATS["outcomes"].items()))
     print(f"\n[ota fuzz] {STATS['inputs']} hostile inputs, {STATS['bytes']} bytes sent; outcomes: {counts}")
 
@@ -100,7 +102,7 @@ def _play(srv: OtaServer, actions: list, end: str, depth: int) -> None:
         if end != "silent":
             s.close()
         else:
-            threading.Timer(3.0, s.close).start()  # closed later, after the server gave up
+            LEFT_OPEN.append(s)  # closed at teardown, after the server gave up on it
 
 
 @settings(max_examples=220, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
