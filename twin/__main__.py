@@ -50,6 +50,7 @@ class _CliError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     """Run one board until SIGINT/SIGTERM. Exit 2 on bad input."""
+    parent = os.getppid()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -80,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         board.power_on(chunks)
         board.start(args.probe_port, args.control_port)
-        parent = os.getppid()
         print(json.dumps(board.announce()), flush=True)
         while not stop.wait(0.5):
             if not args.outlive_parent and os.getppid() != parent:

@@ -219,9 +219,10 @@ def test_debug_port_protocol_errors_and_second_client() -> None:
 
 def test_twin_exits_when_its_parent_dies(tmp_path: Path) -> None:
     out = tmp_path / "line.txt"
-    # a shell starts the twin in the background and exits at once
-    subprocess.run(["bash", "-c", f"'{sys.executable}' -m twin > '{out}' 2>/dev/null &"],
-                   cwd=REPO, timeout=30, check=True)
+    # a shell starts the twin in the background, waits for its start-up line, then exits
+    subprocess.run(["bash", "-c", f"'{sys.executable}' -m twin > '{out}' 2>/dev/null & "
+                    f"for i in $(seq 300); do grep -q pid '{out}' && exit 0; sleep 0.1; done"],
+                   cwd=REPO, timeout=60, check=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not out.read_text().endswith("\n"):
         time.sleep(0.1)
