@@ -8,7 +8,9 @@ iterations (polling TXE). It runs on the free-running CPU thread of an in-proces
 
 Printed per case: instructions per wall second (goal >= 20 M/s), virtual seconds per wall
 second, SysTick interrupts taken, UART bytes sent. Cases: quiet (no SysTick, no UART),
-SysTick 1 kHz, SysTick 1 kHz + UART printing.
+SysTick 1 kHz, SysTick 1 kHz + UART printing driven by the TXE interrupt (as
+HAL_UART_Transmit_IT), SysTick 1 kHz + UART printing by polling ISR.TXE (as
+HAL_UART_Transmit).
 
 Run: ``python benchmarks/bench_periph.py [--seconds S]``.
 """
@@ -36,7 +38,11 @@ _start:
 .word hang
 .endr
 .word systick
-.rept 110
+.rept 39
+.word hang
+.endr
+.word uart_irq
+.rept 70
 .word hang
 .endr
 .thumb_func
@@ -47,6 +53,17 @@ systick:
     ldr r1, [r0]
     adds r1, #1
     str r1, [r0]
+    bx lr
+.thumb_func
+uart_irq:                        @ TXE interrupt: send the next character
+    ldr r0, =0x40004800
+    ldr r1, =0x20000004
+    ldr r2, [r1]
+    adds r2, #1
+    str r2, [r1]
+    and r2, r2, #0x3F
+    adds r2, #0x30
+    str r2, [r0, #0x28]
     bx lr
 .thumb_func
 reset:
@@ -78,6 +95,11 @@ reset:
     ldr r1, =469
     str r1, [r0, #0x0C]
     movs r1, #9                  @ TE | UE
+    movs r2, #{txeie}
+    orr r1, r1, r2
+    str r1, [r0]
+    ldr r0, =0xE000E104          @ NVIC ISER1 bit 7 = IRQ 39 (USART3)
+    movs r1, #0x80
     str r1, [r0]
     ldr r0, =0xE000E010          @ SysTick 1 kHz at 216 MHz
     ldr r1, =215999
@@ -124,10 +146,10 @@ def assemble(src: str) -> bytes:
             return f.read()
 
 
-def run_case(name: str, systick: bool, uart: bool, seconds: float) -> None:
+def run_case(name: str, systick: bool, uart: str | None, seconds: float) -> None:
     """Run one configuration and print its figures."""
-    image = assemble(PROGRAM.format(ctrl=7 if systick else 0, uart=1 if uart else 0,
-                                    every=0xFFF))
+    image = assemble(PROGRAM.format(ctrl=7 if systick else 0, uart=1 if uart == "poll" else 0,
+                                    txeie=0x80 if uart == "irq" else 0, every=0xFFF))
     board = Board(BoardOptions(pty=False))
     m = board.machine
     try:
@@ -161,9 +183,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="wall seconds per case")
     args = ap.parse_args()
     print("bench_periph: instructions per wall-clock second on the twin (goal >= 20 M/s)")
-    run_case("quiet", False, False, args.seconds)
-    run_case("SysTick 1 kHz", True, False, args.seconds)
-    run_case("SysTick 1 kHz + UART print", True, True, args.seconds)
+    run_case("quiet", False, None, args.seconds)
+    run_case("SysTick 1 kHz", True, None, args.seconds)
+    run_case("SysTick 1 kHz + UART (TXE irq)", True, "irq", args.seconds)
+    run_case("SysTick 1 kHz + UART (polled)", True, "poll", args.seconds)
 
 
 if __name__ == "__main__":

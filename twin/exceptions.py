@@ -265,17 +265,19 @@ class ExceptionModel:
         assert exc is not None
         self._take(exc)
 
+    def _ipsr(self) -> int:
+        return self.cpu.reg("xpsr") & 0x1FF
+
     def _take(self, exc: int) -> None:
         cpu = self.cpu
         self.pending.discard(exc)
         control = cpu.reg("control")
-        ipsr = cpu.reg("ipsr") & 0x1FF
-        thread = ipsr == 0
+        xpsr = cpu.reg("xpsr")
+        thread = (xpsr & 0x1FF) == 0
         use_psp = thread and bool(control & 2)
         fpca = bool(control & 4)
         sp = cpu.reg("psp" if use_psp else "msp")
         size = 0x68 if fpca else 0x20
-        xpsr = cpu.reg("xpsr")
         frame_ptr = (sp - size) & 0xFFFFFFFF
         if self.ccr & (1 << 9) and frame_ptr & 4:
             frame_ptr &= ~7
@@ -294,12 +296,12 @@ class ExceptionModel:
             stack_error = True
         cpu.set_reg("psp" if use_psp else "msp", frame_ptr)
         exc_return = EXC_RETURN_BASE | (0 if fpca else 0x10) | (0x8 if thread else 0) | (0x4 if use_psp else 0)
-        self._enter_handler(exc, exc_return)
+        self._enter_handler(exc, exc_return, control)
         if stack_error:
             self.services.log(f"stacking at 0x{frame_ptr:08X} failed (STKERR)")
             self._raise_fault("bus", "stkerr", None)
 
-    def _enter_handler(self, exc: int, exc_return: int) -> None:
+    def _enter_handler(self, exc: int, exc_return: int, control: int) -> None:
         cpu = self.cpu
         self.active.append(exc)
         if self.keep_history:
@@ -310,7 +312,8 @@ class ExceptionModel:
         except ValueError:
             vector = None
         cpu.set_reg("xpsr", 0x01000000 | exc)      # handler mode; SP is now MSP
-        cpu.set_reg("control", cpu.reg("control") & ~0x6)  # SPSEL=0, FPCA=0
+        if control & 0x6:
+            cpu.set_reg("control", control & ~0x6)  # SPSEL=0, FPCA=0
         cpu.set_reg("lr", exc_return)
         if vector is None:
             self.services.log(f"vector {exc} at VTOR 0x{self.vtor:08X} unreadable")
@@ -327,7 +330,7 @@ class ExceptionModel:
         """Handle a branch to an EXC_RETURN value (bit 0 may be cleared by the CPU)."""
         cpu = self.cpu
         value = (exc_return | 1) & 0xFFFFFFFF
-        ipsr = cpu.reg("ipsr") & 0x1FF
+        ipsr = self._ipsr()
         if ipsr == 0 or not self.active:
             # Thread mode: a branch into the XN system region → instruction access fault.
             cpu.set_reg("pc", value & ~1)
@@ -459,7 +462,7 @@ class ExceptionModel:
     # ------------------------------------------------------------------ registers
     def icsr(self) -> int:
         """ICSR value composed from the live state."""
-        ipsr = self.cpu.reg("ipsr") & 0x1FF
+        ipsr = self._ipsr()
         val = ipsr
         if len(self.active) <= 1:
             val |= 1 << 11                           # RETTOBASE
