@@ -134,3 +134,13 @@ def test_all_devices_fresh_and_non_overlapping() -> None:
     assert all(a is not b for a, b in zip(first, second))
     spans = sorted((d.base, d.base + d.size) for d in first)
     assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:]))
+
+
+def test_syscfg_compensation_cell_ready_follows_power_down_bit() -> None:
+    s = _board()
+    sc = s.device("syscfg")
+    assert sc.read(0x20, 4) == 0
+    sc.write(0x20, 4, 1)
+    assert sc.read(0x20, 4) == 0x101
+    sc.write(0x20, 4, 0)
+    assert sc.read(0x20, 4) == 0

@@ -147,3 +147,32 @@ def test_control_commands_leds_button_reset_cause(board: Board) -> None:
         assert rc["last"] == "software" and rc["csr"] & (1 << 28)
     finally:
         ctl._sock.close()          # never started: ControlServer.close() would join threads
+
+
+def _history_of_one_run(elf: Path) -> tuple[list[tuple[int, int]], str]:
+    b = Board(BoardOptions(pty=False, idle="skip"))
+    try:
+        b.power_on(read_image(str(elf)))
+        m = b.machine
+        m.exc.keep_history = 100_000
+        with m.host():
+            for _ in range(200_000):
+                if b"HT: DONE" in bytes(b.usart.tx_log) or m.is_locked_up():
+                    break
+                if m.sleeping:
+                    m._idle_step()
+                else:
+                    m.step_slice()
+        return list(m.exc.history), bytes(b.usart.tx_log).decode("latin-1")
+    finally:
+        b.close()
+
+
+def test_same_firmware_takes_interrupts_at_the_same_cycles() -> None:
+    elf = _build("haltest.elf")
+    first, text = _history_of_one_run(elf)
+    assert "HT: DONE" in text
+    assert sum(1 for _, exc in first if exc == 15) > 300       # SysTick at 1 kHz
+    assert any(exc == 16 + 39 for _, exc in first)             # USART3 interrupts
+    second, _ = _history_of_one_run(elf)
+    assert second == first

@@ -164,3 +164,13 @@ def test_wwdg_early_wakeup_interrupt_and_window() -> None:
     assert s.resets == []
     w.write(0x00, 4, 0x80 | 0x7F)                          # counter 0x7F > window 0x50
     assert s.resets == [("system", "wwdg")]
+
+
+def test_rng_interrupt_line_follows_ie_and_rngen() -> None:
+    s = Services()
+    r = Rng()
+    s.add(r)
+    r.write(0x00, 4, 0x8)                                  # IE without RNGEN
+    assert s.irq_calls[-1] == (80, False)
+    r.write(0x00, 4, 0xC)
+    assert s.irq_calls[-1] == (80, True)
