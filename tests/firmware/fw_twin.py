@@ -50,6 +50,7 @@ class Board:
 @contextlib.contextmanager
 def board(bootloader: str = "bootloader", *, loads: Sequence[tuple[bytes | Path, int]] = (),
           ota_image: bytes | Path | None = None, policy: str | None = None,
+          protocol: object | None = None,
           extra_args: Sequence[str] = (), log_dir: Path | None = None) -> Iterator[Board]:
     """Start a twin with ``bootloader`` at 0x08000000 plus ``loads`` (data, address).
 
@@ -71,7 +72,8 @@ def board(bootloader: str = "bootloader", *, loads: Sequence[tuple[bytes | Path,
         server = None
         if ota_image is not None:
             # The server listens before the board boots, so the first connect succeeds.
-            server = stack.enter_context(OtaServer(ota_image, bind="127.0.0.1", port=0, policy=policy))
+            server = stack.enter_context(OtaServer(ota_image, bind="127.0.0.1", port=0, policy=policy,
+                                                      protocol=protocol))
             args += ["--forward", f"192.168.1.10:5000=127.0.0.1:{server.address[1]}"]
         target = start_twin(extra_args=args, log_path=out_dir / "twin.log")
         stack.callback(target.stop)

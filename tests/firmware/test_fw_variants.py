@@ -178,3 +178,46 @@ def test_nul_past_buffer_corrupts_wifi_transfers(bl: str, ok: bool) -> None:
         assert (res.outcome == "ack") == ok, res.to_text()
         if not ok:
             assert res.nack_reason == "flash", res.to_text()
+
+
+class NoSizeProtocol:
+    """The thread's exchange with FILE_SIZE left out (as when the board's parser missed it)."""
+
+    name = "thread-no-size"
+
+    def describe(self) -> str:
+        return "thread(no FILE_SIZE, no FILE_CRC)"
+
+    def run(self, session):  # noqa: ANN001, ANN201 - rig.ota Protocol interface
+        from rig.ota.protocol import Verdict
+        t = session.timeouts
+        session.phase = "request"
+        if session.expect("REQ_FW", t.request) != "REQ_FW":
+            raise session.fail("protocol", "expected REQ_FW")
+        session.phase = "ready"
+        line = session.send(session.control("OTA_UPDATE"))
+        line = line or session.expect("OTA_READY", t.ready)
+        if line != "OTA_READY":
+            raise session.fail("nack" if line.startswith("NACK") else "protocol", line,
+                               nack_reason=line[5:] if line.startswith("NACK:") else None)
+        session.phase = "data"
+        line = session.send(session.data(session.offer.data), session.control("OTA_DONE"))
+        session.phase = "ack"
+        line = line or session.expect("ACK", t.ack)
+        if line == "ACK":
+            return Verdict("ack", "board acknowledged", acked=len(session.offer.data))
+        raise session.fail("nack" if line.startswith("NACK") else "protocol", line)
+
+
+@pytest.mark.parametrize("bl", ["bootloader", "bootloader-size-unparsed"])
+def test_size_unparsed_acks_a_truncated_image(bl: str) -> None:
+    from rig.ota import OtaServer  # noqa: F401 - the server used by board()
+    cfg = config_for_app(b"", update=True)
+    proto = NoSizeProtocol()
+    with board(bl, loads=[(cfg, CONFIG_BASE)], ota_image=image("app-v4-64k"), protocol=proto) as b:
+        if bl == "bootloader":
+            b.console.expect(r"OTA: NACK:bad_size", timeout=OTA_T)
+            assert "OTA: ACK" not in b.console.text()
+        else:
+            m = b.console.expect(r"OTA: config written: app v\d+, (\d+) bytes", timeout=OTA_T)
+            assert int(m.group(1)) < 64 * 1024  # only the first chunk(s) were "the image"
