@@ -101,6 +101,7 @@ class Session:
         self._rng = policy.new_rng()
         self._data_sent = 0
         self._writes = 0
+        self._cut_done = False
         self.closed_by_policy: str | None = None
         #: bytes written to / read from the socket (capture waits until it saw them all)
         self.wire_tx = 0
@@ -259,7 +260,7 @@ class Session:
                     return line
                 rest = w.payload[cut_pos - pos:]
                 cut_pos = None
-                line = self._write(Write(rest, w.separate), cut_pos_or(pos, head), layout, True)
+                line = self._write(Write(rest, w.separate), pos + len(head), layout, True)
                 if line is not None:
                     return line
             else:
@@ -272,7 +273,7 @@ class Session:
 
     def _cut_position(self, layout: list[tuple[int, int, Piece]]) -> int | None:
         cut = self.policy.cut
-        if cut is None or getattr(self, "_cut_done", False):
+        if cut is None or self._cut_done:
             return None
         count = self._data_sent
         for start, end, piece in layout:
@@ -433,11 +434,6 @@ class Session:
         raise self.fail("aborted", f"policy {desc} closed the connection after {self._data_sent} "
                                    f"data bytes" + (f"; board answered NACK:{nack}" if nack else ""),
                         nack_reason=nack)
-
-
-def cut_pos_or(pos: int, head: bytes) -> int:
-    """Stream position after ``head`` written at ``pos``."""
-    return pos + len(head)
 
 
 def _layout(pieces: Sequence[Piece]) -> list[tuple[int, int, Piece]]:
