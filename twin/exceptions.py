@@ -536,7 +536,17 @@ class ExceptionModel:
                 "enabled_irqs": [i for i in range(NUM_IRQS) if self.enabled >> i & 1],
                 "vtor": self.vtor, "locked_up": self.locked_up, "cfsr": self.cfsr,
                 "hfsr": self.hfsr, "ccr": self.ccr, "mpu_ctrl": self.mpu_ctrl,
-                "systick_ctrl": self.systick.ctrl_value(peek=True)}
+                "systick_ctrl": self.systick.ctrl_value(peek=True),
+                "systick_load": self.systick.load, "mpu_regions": self._mpu_regions()}
+
+    def _mpu_regions(self) -> list[dict[str, int]]:
+        out = []
+        for i in range(8):
+            rasr = self.mpu_rasr[i]
+            if rasr & 1:
+                out.append({"region": i, "base": self.mpu_rbar[i],
+                            "size": 1 << (((rasr >> 1) & 0x1F) + 1), "rasr": rasr})
+        return out
 
 
 class _ScsDevice(Device):
@@ -565,7 +575,7 @@ class _ScsDevice(Device):
         self.unmodelled(offset, "write")
 
     def snapshot(self) -> dict[str, object]:
-        return self.m.snapshot()
+        return {}
 
 
 class ScnRegs(_ScsDevice):
@@ -697,6 +707,9 @@ class NvicRegs(_ScsDevice):
 
     name, base, size = "nvic", 0xE000E100, 0x400
     MASK = (1 << NUM_IRQS) - 1
+
+    def snapshot(self) -> dict[str, object]:
+        return self.m.snapshot()
 
     def _word_bits(self, bits: int, idx: int) -> int:
         return (bits >> (32 * idx)) & 0xFFFFFFFF
@@ -914,13 +927,7 @@ class MpuRegs(_ScsDevice):
 
     def regions(self) -> list[dict[str, int]]:
         """Enabled regions as dicts (base, size, rasr) for the control interface."""
-        out = []
-        for i in range(8):
-            rasr = self.m.mpu_rasr[i]
-            if rasr & 1:
-                out.append({"region": i, "base": self.m.mpu_rbar[i],
-                            "size": 1 << (((rasr >> 1) & 0x1F) + 1), "rasr": rasr})
-        return out
+        return self.m._mpu_regions()
 
 
 class ScbExtRegs(_ScsDevice):
