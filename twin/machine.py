@@ -112,9 +112,15 @@ class DeviceServices:
         return self._m.device(name)
 
     def poll_wait(self) -> None:
-        """Extra (not in the protocol): the firmware is polling a flag that only an event
-        can change (e.g. FLASH_SR.BSY); end the slice and idle until the next event."""
+        """Extra (not in the protocol): the firmware is polling a flag that only a scheduled
+        event can change (e.g. FLASH_SR.BSY); end the slice and jump to the next event.
+        Only from side-effect-free reads (the load runs again)."""
         self._m.poll_wait()
+
+    def idle_wait(self) -> None:
+        """Extra (not in the protocol): the firmware waits for host input (socket data);
+        after this slice idle until the next event or a post(), at wall pace (realtime)."""
+        self._m.idle_wait()
 
 
 class Machine:
@@ -133,9 +139,12 @@ class Machine:
         self.idle_mode = idle
         self.reset_core_hz = core_hz
         self.core_hz = core_hz
+        self._ns_base = 0
+        self._ns_cycles = 0
         self._log_stream = log_stream
         self.uc = uc_mod.Uc(uc_mod.UC_ARCH_ARM, uc_mod.UC_MODE_THUMB | uc_mod.UC_MODE_MCLASS)
         self.uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M7)
+        self._cycles = 0
         self._ctx0 = self.uc.context_save()
 
         # time and events
@@ -169,7 +178,9 @@ class Machine:
         self._replaying: dict[int, bytes] | None = None
         self._dirty: list[int] | None = None
         self._pending_reset: tuple[str, str] | None = None
-        self._poll = False
+        self._wait_mode: str | None = None     # None, "poll" or "idle"
+        self._posts_done = 0
+        self._idle_posts = 0
         self._kicked = False
         self._slice_end = 0
         self.reset_history: list[dict[str, object]] = []
@@ -598,12 +609,15 @@ class Machine:
         return self._cycles + self._ticks if self.in_slice else self._cycles
 
     def now_ns(self) -> int:
-        """Virtual time in nanoseconds (at the current clock)."""
-        return self.now_cycles() * 1_000_000_000 // self.core_hz
+        """Virtual time in nanoseconds since power-on (monotonic across clock changes)."""
+        return self._ns_base + (self.now_cycles() - self._ns_cycles) * 1_000_000_000 \
+            // self.core_hz
 
     def set_core_hz(self, hz: int) -> None:
         """Change the core clock (RCC)."""
         if hz > 0 and hz != self.core_hz:
+            self._ns_base = self.now_ns()
+            self._ns_cycles = self.now_cycles()
             self.core_hz = hz
             self.log(f"core clock now {hz} Hz")
 
@@ -681,7 +695,7 @@ class Machine:
 
     def log(self, message: str, who: str = "twin") -> None:
         """One line on stderr with virtual time and origin."""
-        t_ms = self._cycles / self.core_hz * 1000
+        t_ms = (self._ns_base + (self._cycles - self._ns_cycles) * 1e9 / self.core_hz) / 1e6
         try:
             print(f"[twin {t_ms:10.3f} ms] {who}: {message}", file=self._log_stream or sys.stderr,
                   flush=True)
@@ -723,10 +737,23 @@ class Machine:
             self.log(f"LOCKUP: {reason} (pc=0x{self.reg('pc'):08X}); halt or reset to recover")
 
     def poll_wait(self) -> None:
-        """A device says the firmware polls a flag only an event can change: idle until then."""
+        """A device says the firmware polls a flag that only a scheduled event can change
+        (flash BSY, UART TXE while shifting): end the slice now and jump to the next event.
+        The polling load is executed again afterwards, so use it for side-effect-free reads.
+        """
         if self.in_slice:
-            self._poll = True
+            self._wait_mode = "poll"
             self._stop("poll")
+
+    def idle_wait(self) -> None:
+        """A device says the firmware waits for something only the host can bring (socket
+        data): after this (short) slice, idle until the next event or until host work is
+        posted, at wall-clock pace with ``idle="realtime"``. Does not stop the slice, so a
+        read with side effects is not repeated.
+        """
+        if self._wait_mode is None:
+            self._wait_mode = "idle"
+            self._idle_posts = self._posts_done
 
     def request_reset(self, kind: str, cause: str) -> None:
         """Reset at the next slice boundary (never inside a hook, pitfall U9)."""
@@ -754,9 +781,9 @@ class Machine:
                 if reg.volatile:
                     reg.clear()
             self._storage.clear()
-            self.core_hz = self.reset_core_hz
+            self.set_core_hz(self.reset_core_hz)
         elif kind == ResetKind.SYSTEM:
-            self.core_hz = self.reset_core_hz
+            self.set_core_hz(self.reset_core_hz)
         self._fixups.clear()
         self.sleeping = False
         self.locked_up = False
@@ -839,6 +866,7 @@ class Machine:
     def _drain(self) -> None:
         while self._posted:
             fn = self._posted.popleft()
+            self._posts_done += 1
             self._guard(fn)
 
     def _run(self) -> None:
@@ -851,7 +879,7 @@ class Machine:
                     self.reset(*self._pending_reset)
                 if not self._runnable():
                     wait = 0.05
-                elif self.sleeping or self._poll:
+                elif self.sleeping or self._wait_mode:
                     wait = self._idle_step()
                 else:
                     self.step_slice()
@@ -867,18 +895,29 @@ class Machine:
             self.debug is not None and self.debug.maskints())
 
     def _idle_step(self) -> float:
-        """One idle iteration (WFI or poll): returns wall seconds to wait (0 = go on)."""
-        if self.sleeping and self._wants_entry():
+        """One idle iteration (WFI sleep, a device poll or a host wait): returns wall seconds
+        to wait (0 = go on).
+
+        * WFI: ends when the exception model says an exception can wake the core.
+        * "poll" (``poll_wait``): jumps straight to the next event, then runs again.
+        * "idle" (``idle_wait``) and WFI: with ``idle="skip"`` jump to the next event; with
+          ``idle="realtime"`` let virtual time follow wall time until the next event. An idle
+          wait also ends when host work was posted (e.g. network data arrived).
+        """
+        if self.sleeping and self.exc is not None and self.exc.sleeping_can_wake():
             self.sleeping = False
             self._idle_anchor = None
             return 0.0
+        if self._wait_mode == "idle" and self._posts_done != self._idle_posts:
+            self._end_wait()
+            return 0.0
         nxt = self._next_event()
         now = self._cycles
-        if self.idle_mode == "skip" or self._poll or nxt is not None and nxt <= now:
+        if self.idle_mode == "skip" or self._wait_mode == "poll" or nxt is not None and nxt <= now:
             if nxt is None:
                 return 0.05
             self._advance(nxt)
-            self._end_poll()
+            self._end_wait()
             return 0.0
         wall = time.monotonic()
         if self._idle_anchor is None:
@@ -886,7 +925,7 @@ class Machine:
         target = self._idle_anchor[1] + int((wall - self._idle_anchor[0]) * self.core_hz)
         if nxt is not None and nxt <= target:
             self._advance(nxt)
-            self._end_poll()
+            self._end_wait()
             return 0.0
         if target > now:
             self._advance(target)
@@ -894,13 +933,22 @@ class Machine:
             return 0.05
         return min(0.05, max((nxt - target) / self.core_hz, 0.0005))
 
-    def _end_poll(self) -> None:
-        if self._poll:
-            self._poll = False
+    def _end_wait(self) -> None:
+        if self._wait_mode is not None:
+            self._wait_mode = None
             self._idle_anchor = None
 
     def step_slice(self, max_count: int | None = None) -> int:
-        """Run one slice (lock held). Returns instructions charged."""
+        """Run one slice (lock held). Returns instructions charged.
+
+        A pending poll/idle wait (when slices are stepped by hand, e.g. in tests) is
+        resolved first by jumping to the next event.
+        """
+        if self._wait_mode is not None:
+            nxt = self._next_event()
+            if nxt is not None:
+                self._advance(nxt)
+            self._end_wait()
         if self._wants_entry():
             self._guard(self.exc.enter)
             if not self._runnable():
@@ -1055,7 +1103,7 @@ class Machine:
         after a debugger resume so a short flash-algorithm call is usually finished before
         the debugger's first status poll (saves many protocol round trips)."""
         deadline = time.perf_counter() + seconds
-        while (self._runnable() and not self.sleeping and not self._poll
+        while (self._runnable() and not self.sleeping and not self._wait_mode
                and self._pending_reset is None and not self._posted
                and time.perf_counter() < deadline):
             self.step_slice()

@@ -153,6 +153,12 @@ class Usart(Device):
         if offset == 0x14:
             return self.rtor
         if offset == 0x1C:
+            if self._tx_busy and not self.isr & ISR_TC and self.services is not None:
+                # polling TXE/TC while a frame shifts out: nothing changes before the
+                # scheduled end of frame, so skip there instead of spinning
+                pw = getattr(self.services, "poll_wait", None)
+                if pw is not None and (not self.isr & ISR_TXE or self.tdr is None):
+                    pw()
             return self.isr
         if offset == 0x24:
             val = self.rdr

@@ -182,9 +182,11 @@ def test_pty_echo_through_firmware(tmp_path: Path) -> None:
             # like a real VCP, output sent before the port was opened is gone (pyserial
             # flushes on open): reset the board once the console is open
             assert twin.control("reset")["ok"]
-            assert port.read_until(b"READY\r\n").endswith(b"READY\r\n")
+            got = port.read_until(b"READY\r\n")
+            assert got.endswith(b"READY\r\n"), (got, twin.stderr())
             port.write(b"hello twin\n")
-            assert port.read(11) == b"HELLO TWIN\n"
+            got = port.read(11)
+            assert got == b"HELLO TWIN\n", (got, twin.control("devices")["devices"]["usart3"])
         log = twin.control("uart_log")
         assert "READY" in log["text"] and "HELLO TWIN" in log["text"]
         dev = twin.control("devices")["devices"]["usart3"]

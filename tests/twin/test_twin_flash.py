@@ -345,9 +345,9 @@ def test_thumb_code_programs_flash(tmp_path: Path, timing: str) -> None:
         for _ in range(10000):
             if m.halted or m.is_locked_up():
                 break
-            if m._poll:
+            if m._wait_mode:
                 m._advance(m._next_event())
-                m._poll = False
+                m._wait_mode = None
             m.step_slice()
         assert m.halted and not m.is_locked_up(), m.lockup_reason
         assert m.reg("r5") == 0xA5A5F00F
