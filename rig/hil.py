@@ -65,6 +65,7 @@ class Bench:
         self.artifacts = artifacts
         self.layout = layout or spec.active_layout
         self.bootloader: Image | None = None
+        self._breakpoint: int | None = None     #: the app-entry breakpoint currently set
         self.installed: Image | None = None     #: what the rig believes the app slot holds
 
     # -- small helpers --------------------------------------------------------------------------
@@ -97,6 +98,11 @@ class Bench:
             ev.artifacts[f"readback {name}"] = path
         return check
 
+    def clear_breakpoint(self) -> None:
+        if self._breakpoint is not None:
+            self.probe.remove_breakpoint(self._breakpoint)
+            self._breakpoint = None
+
     # -- steps ----------------------------------------------------------------------------------
     def flash_bootloader(self, image: Image, ev: Evidence) -> None:
         """Program the bootloader region and verify it byte for byte (phase ``flash``)."""
@@ -107,7 +113,7 @@ class Bench:
                              hint="link the bootloader at the region base or fix regions.bootloader")
         t0 = time.monotonic()
         try:
-            self.probe.halt()
+            self.probe.reset(halt=True)
             self.probe.flash(image.base, image.data)
         except ProbeError as exc:
             raise self._fail(ev, "flash", str(exc)) from exc
@@ -120,7 +126,7 @@ class Bench:
 
     def write_config(self, cfg: BootConfig) -> None:
         region = self.spec.region("config")
-        self.probe.halt()
+        self.probe.reset(halt=True)
         self.probe.flash(region.base, cfg.pack())
 
     def boot_config(self, transport: str, *, update: bool, app: Image | None) -> BootConfig:
@@ -130,8 +136,11 @@ class Bench:
                           app_crc=zlib.crc32(app.data) if app else 0)
 
     def install_app_direct(self, image: Image, transport: str = "eth") -> None:
-        """Put ``image`` into the app slot through the probe, as a board that has lived has it."""
-        self.probe.halt()
+        """Put ``image`` into the app slot through the probe, as a board that has lived has it.
+
+        The core is held at the reset vector (reset and halt) so nothing the firmware does —
+        e.g. a self-reset in the middle — races with the flash algorithm."""
+        self.probe.reset(halt=True)
         self.probe.flash(self.spec.region(self.spec.ota.app_region).base, image.data)
         self.write_config(self.boot_config(transport, update=False, app=image))
         self.installed = image
@@ -152,7 +161,9 @@ class Bench:
         ev.layout = self.layout
         self.request_update(transport)
         app_base = self.spec.region(self.spec.ota.app_region).base
+        self.clear_breakpoint()
         self.probe.set_breakpoint(image.reset_handler & ~1)
+        self._breakpoint = image.reset_handler & ~1
         timeout = transfer_timeout(image.size) if timeout is None else timeout
         host, port = self.target.ota_bind
         t0 = time.monotonic()
@@ -171,6 +182,8 @@ class Bench:
         tpath.write_text(result.to_text())
         ev.artifacts["OTA transcript"] = tpath
         LOG.info("OTA session to 0x%08X ended: %s (%s)", app_base, result.outcome, result.reason)
+        if not result.ok:
+            self.clear_breakpoint()
         if expect == "ack" and not result.ok:
             phase = "boot" if result.phase == "connect" else "transfer"
             raise self._fail(ev, phase, f"the OTA session ended with {result.outcome}: {result.reason} "
@@ -192,7 +205,7 @@ class Bench:
         entry = image.reset_handler & ~1
         regs = self.probe.registers(["pc", "msp", "lr", "xpsr"])
         at_entry = reached and regs["pc"] == entry
-        self.probe.remove_breakpoint(entry)
+        self.clear_breakpoint()
         self._timed(ev, "jump", t0)
 
         state: JumpState | None = None
@@ -241,6 +254,7 @@ class Bench:
                              + check.analysis.summary())
         self.write_config(self.boot_config(transport, update=False, app=old))
         hdr = app_header(old)
+        self.clear_breakpoint()
         mark = self.console.mark()
         self.probe.reset()
         if hdr is not None:
@@ -295,6 +309,17 @@ class Bench:
         for name, value in self.probe.registers(["xpsr", "lr", "msp", "psp", "control", "primask"]).items():
             regs[name] = value
         state = "lockup" if regs.get("dhcsr", 0) & (1 << 19) else "halted"
+        if regs.get("xpsr", 0) & 0x1FF:
+            # In a handler: the interrupted context's frame shows the faulting instruction.
+            lr = regs.get("lr", 0)
+            sp = regs.get("psp", 0) if (lr & 0xFFFFFF00) == 0xFFFFFF00 and lr & 0x4 else regs.get("msp", 0)
+            try:
+                frame = self.probe.read(sp, 32)
+                regs["stacked_lr"] = int.from_bytes(frame[20:24], "little")
+                regs["stacked_pc"] = int.from_bytes(frame[24:28], "little")
+                regs["stacked_xpsr"] = int.from_bytes(frame[28:32], "little")
+            except Exception:  # noqa: BLE001 - stack pointer outside readable memory
+                regs["stacked_frame_unreadable_at"] = sp
         code_base = (pc & ~1) - 16
         code = b""
         try:
