@@ -53,6 +53,11 @@ def transfer_timeout(nbytes: int) -> float:
     return 60.0 + SECONDS_PER_KIB * nbytes / 1024
 
 
+def install_timeout(nbytes: int) -> float:
+    """Upper bound for erase + copy + verify + reset + jump after the ACK."""
+    return 20.0 + 0.05 * nbytes / 1024
+
+
 class Bench:
     """One board ready for scenarios: target + probe + console + board description."""
 
@@ -191,7 +196,7 @@ class Bench:
                                         f"bytes sent, policy {result.policy})")
         return result
 
-    def await_app_entry(self, image: Image, ev: Evidence, *, timeout: float = 60.0,
+    def await_app_entry(self, image: Image, ev: Evidence, *, timeout: float | None = None,
                         previous: Image | None = None) -> JumpState | None:
         """Wait for the core to stop at the app's reset handler, then check flash and the jump.
 
@@ -199,6 +204,8 @@ class Bench:
         ``jump`` (never reached the app, or the contract does not hold).
         """
         t0 = time.monotonic()
+        if timeout is None:
+            timeout = install_timeout(image.size)
         reached = self.probe.wait_halted(timeout)
         if not reached:
             self.probe.halt()
