@@ -985,6 +985,8 @@ class Machine:
             self.in_slice = False
         if err is None and any(r == "fixup" for r, _ in self._stop_reasons):
             err = self._replay_store()
+        if err is None and any(r == "watchpoint" for r, _ in self._stop_reasons):
+            err = self._complete_watched_access()
         if self._fixups:
             self._apply_fixups()
         self._flush_dirty()
@@ -1028,6 +1030,25 @@ class Machine:
             self.in_slice = False
             self._replaying = None
         self._stop_reasons = [r for r in self._stop_reasons if r[0] != "fixup"]
+        return None
+
+    def _complete_watched_access(self) -> BaseException | None:
+        """A DWT data watchpoint stopped the core *before* the access (unicorn restarts the
+        instruction); like the hardware, let that access complete, then halt."""
+        reasons = self._stop_reasons
+        self._stop_reasons = []
+        self.debug.suppress = True
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        self.in_slice = True
+        try:
+            self.uc.emu_start(pc | 1, _UNTIL, 0, 1)
+        except Exception as e:  # noqa: BLE001 - handled like any slice error
+            return e
+        finally:
+            self.in_slice = False
+            self.debug.suppress = False
+            self._stop_reasons = reasons + [r for r in self._stop_reasons
+                                            if r[0] != "watchpoint"]
         return None
 
     def _after_wfi(self) -> bool:

@@ -76,6 +76,7 @@ class DebugUnit:
         self.dwt_func = [0] * 4
         self._wp_hooks: dict[int, int] = {}
         self._skip_pc: int | None = None
+        self.suppress = False                # completing a watched access
         self.halt_reason = ""
         self.blocks: list[Device] = [DebugRegs(self), DfsrReg(self), ScsIds(), Dwt(self),
                                      Fpb(self), RomTable(), Dbgmcu()]
@@ -232,6 +233,8 @@ class DebugUnit:
         uc = self.m.uc
         if i in self._wp_hooks:
             uc.hook_del(self._wp_hooks.pop(i))
+            self.m.flush_code_cache()
+            uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)   # flush the TLB
         func = self.dwt_func[i] & 0xF
         if func not in (4, 5, 6, 7):
             return
@@ -248,9 +251,10 @@ class DebugUnit:
             self._wp_hooks[i] = uc.hook_add(kinds, lambda u, *a, n=i: self._wp_hit(n),
                                             begin=lo, end=hi)
         self.m.flush_code_cache()
+        uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)   # flush the TLB
 
     def _wp_hit(self, i: int) -> None:
-        if not self.ctrl & C_DEBUGEN:
+        if not self.ctrl & C_DEBUGEN or self.suppress:
             return
         self.dwt_func[i] |= 1 << 24          # MATCHED
         self.m._stop("watchpoint")

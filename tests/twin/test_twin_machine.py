@@ -303,3 +303,24 @@ def _symbols(elf: Path) -> dict[str, int]:
     with elf.open("rb") as f:
         tab = ELFFile(f).get_section_by_name(".symtab")
         return {s.name: s["st_value"] & ~1 for s in tab.iter_symbols() if s.name}
+
+
+def test_dwt_comparator_is_a_write_watchpoint(board: Board, tmp_path: Path) -> None:
+    from twin.scs import DFSR_DWTTRAP
+    boot(board, tmp_path, COUNTER)
+    m = board.machine
+    w32(board, DHCSR, KEY | 1)
+    w32(board, 0xE0001020, 0x20000100)                   # COMP0
+    w32(board, 0xE0001024, 0)                            # MASK0: exact word
+    w32(board, 0xE0001028, 6)                            # FUNCTION0: write watchpoint
+    m.start()
+    wait_for(lambda: m.halted)
+    assert r32(board, DFSR) & DFSR_DWTTRAP
+    assert r32(board, 0xE0001028) & (1 << 24)            # MATCHED, cleared by the read
+    assert not r32(board, 0xE0001028) & (1 << 24)
+    first = r32(board, 0x20000100)
+    w32(board, DHCSR, KEY | 1)                           # resume: halts at the next store
+    wait_for(lambda: m.halted and r32(board, 0x20000100) == first + 1)
+    w32(board, 0xE0001028, 0)
+    w32(board, DHCSR, KEY | 1)
+    wait_for(lambda: r32(board, 0x20000100) > first + 1000)
