@@ -123,6 +123,8 @@ def test_pending_irq_from_device_is_taken_by_firmware_handler(board: Board) -> N
     _boot(board, body)
     m = board.machine
     with m.host():
+        rcc = m.device("rcc")
+        rcc.write(0x44, 4, rcc.read(0x44, 4) | (1 << 14))      # SYSCFGEN
         syscfg, exti = m.device("syscfg"), m.device("exti")
         syscfg.write(0x08, 4, 1 << 4)            # EXTI1 <- port B
         exti.write(0x0C, 4, 1 << 1)              # falling edge (WINC IRQN)

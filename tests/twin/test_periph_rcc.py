@@ -13,6 +13,7 @@ def _board() -> tuple[Services, Rcc, Pwr]:
     rcc, pwr = Rcc(), Pwr()
     s.add(rcc, pwr)
     rcc.reset_cause("power", "power")
+    rcc.write(0x40, 4, 1 << 28)                           # __HAL_RCC_PWR_CLK_ENABLE
     return s, rcc, pwr
 
 
@@ -131,6 +132,7 @@ def test_peripheral_reset_bit_resets_device() -> None:
     s, rcc, _ = _board()
     crc = Crc()
     s.add(crc)
+    rcc.write(AHB1ENR, 4, rcc.read(AHB1ENR, 4) | (1 << 12))
     crc.write(0x14, 4, 0x1021)
     rcc.write(0x10, 4, 1 << 12)                           # CRCRST
     rcc.write(0x10, 4, 0)
@@ -150,3 +152,19 @@ def test_overdrive_switch_needs_oden() -> None:
     pwr.write(0x00, 4, pwr.read(0x00, 4) | (1 << 17))
     assert not pwr.read(0x04, 4) & (3 << 16)
     assert pwr.read(0x04, 4) & (1 << 14)                  # VOSRDY
+
+
+def test_peripheral_with_clock_off_reads_zero_ignores_writes_and_says_why() -> None:
+    from twin.periph import Crc
+    s, rcc, pwr = _board()
+    crc = Crc()
+    s.add(crc)
+    assert crc.read(0x14, 4) == 0                         # CRC clock off after reset
+    crc.write(0x14, 4, 0x1021)
+    rcc.write(AHB1ENR, 4, rcc.read(AHB1ENR, 4) | (1 << 12))
+    assert crc.read(0x14, 4) == 0x04C11DB7                # the write was ignored
+    assert any("AHB1ENR bit 12" in m and "CRC_CLK_ENABLE" in m for m in s.logs)
+    rcc.write(0x40, 4, 0)                                  # PWR clock off
+    assert pwr.read(0x00, 4) == 0
+    rcc.write(0x40, 4, 1 << 28)
+    assert pwr.read(0x00, 4) == 0x0000C000

@@ -88,7 +88,7 @@ def test_iwdg_frozen_while_halted_when_dbgmcu_says_so() -> None:
 
 
 def test_rng_deterministic_and_gated_by_rngen() -> None:
-    a, b = Rng(), Rng()
+    a, b = Rng(), Rng()                                    # no RCC model: always clocked
     Services().add(a)
     Services().add(b)
     assert a.read(0x04, 4) == 0 and a.read(0x08, 4) == 0
@@ -105,6 +105,7 @@ def test_tim6_update_interrupt_period() -> None:
     rcc = Rcc()
     tim6, tim7 = basic_timers()
     s.add(rcc, tim6, tim7)
+    rcc.write(0x40, 4, (1 << 4) | (1 << 5))                # TIM6EN, TIM7EN
     tim6.write(0x28, 4, 15)                                # PSC: 16 MHz / 16 = 1 MHz
     tim6.write(0x2C, 4, 999)                               # 1 ms
     tim6.write(0x14, 4, 1)                                 # UG loads PSC (sets UIF)
@@ -139,6 +140,7 @@ def _wwdg():  # noqa: ANN202
     s = Services()
     rcc, w = Rcc(), Wwdg()
     s.add(rcc, w)
+    rcc.write(0x40, 4, 1 << 11)                            # WWDGEN
     return s, w
 
 

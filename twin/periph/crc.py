@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from twin.device import Device, merge_word
+from twin.periph.base import ClockGate
 
 DR, IDR, CR, INIT, POL = 0x00, 0x04, 0x08, 0x10, 0x14
 WIDTHS = {0: 32, 1: 16, 2: 8, 3: 7}
@@ -57,6 +58,7 @@ class Crc(Device):
 
     def __init__(self) -> None:
         super().__init__()
+        self.gate = ClockGate(self, 0x30, 12)            # RCC_AHB1ENR.CRCEN
         self.reset("power")
 
     def reset(self, kind: str) -> None:
@@ -88,6 +90,8 @@ class Crc(Device):
         return self.crc
 
     def read(self, offset: int, size: int) -> int:
+        if not self.gate.enabled():
+            return 0
         value = {DR: self.dr_value(), IDR: self.idr, CR: self.cr, INIT: self.init,
                  POL: self.pol}.get(offset & ~3)
         if value is None:
@@ -96,6 +100,8 @@ class Crc(Device):
         return (value >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if not self.gate.enabled():
+            return
         aligned = offset & ~3
         if aligned == DR:
             nbits = 8 * size

@@ -20,6 +20,7 @@ class Syscfg(RegDevice):
     name, base, size = "syscfg", 0x40013800, 0x400
     RESET = {MEMRMP: 0, PMC: 0, EXTICR1: 0, 0x0C: 0, 0x10: 0, 0x14: 0, CMPCR: 0}
     WRITABLE = {CMPCR: 0x1, EXTICR1: 0xFFFF, 0x0C: 0xFFFF, 0x10: 0xFFFF, 0x14: 0xFFFF}
+    CLOCK = (0x44, 14)                    # RCC_APB2ENR.SYSCFGEN
 
     def port_of_line(self, line: int) -> int:
         """Port index (0 = A) routed to EXTI ``line`` (0..15)."""

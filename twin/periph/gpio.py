@@ -30,6 +30,7 @@ class Gpio(RegDevice):
         self.RESET = {MODER: 0, OTYPER: 0, OSPEEDR: 0, PUPDR: 0, IDR: 0, ODR: 0, BSRR: 0,
                       LCKR: 0, AFRL: 0, AFRH: 0, **SPECIAL_RESET.get(port, {})}
         self.WRITABLE = {OTYPER: 0xFFFF, ODR: 0xFFFF, IDR: 0, LCKR: 0x1FFFF}
+        self.CLOCK = (0x30, self.index)       # RCC_AHB1ENR.GPIOxEN
         super().__init__()
         self.external: dict[int, bool] = {}          # pins driven from outside the chip
         self.listeners: list[Callable[[int, bool], None]] = []
@@ -113,6 +114,8 @@ class Gpio(RegDevice):
 
     def write(self, offset: int, size: int, value: int) -> None:
         aligned = offset & ~3
+        if self.gate is not None and not self.gate.enabled():
+            return
         if aligned == BSRR:                          # write-only; any width sets/resets lanes
             value = (value << (8 * (offset & 3))) & 0xFFFFFFFF
             odr = self.regs[ODR]

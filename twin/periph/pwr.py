@@ -15,6 +15,7 @@ class Pwr(RegDevice):
     name, base, size = "pwr", 0x40007000, 0x400
     RESET = {CR1: 0x0000C000, CSR1: VOSRDY, CR2: 0, CSR2: 0}
     WRITABLE = {CR1: 0x000FEFFB, CSR1: 0x00000300, CR2: 0x00003F3F, CSR2: 0x00003F00}
+    CLOCK = (0x40, 28)                    # RCC_APB1ENR.PWREN
 
     @property
     def dbp(self) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from twin.device import Device
+from twin.periph.base import ClockGate
 
 CR, SR, DR = 0x00, 0x04, 0x08
 RNG_IRQ = 80
@@ -14,6 +15,7 @@ class Rng(Device):
 
     def __init__(self, seed: int = 0x2545F491) -> None:
         super().__init__()
+        self.gate = ClockGate(self, 0x34, 6)             # RCC_AHB2ENR.RNGEN
         self.seed = seed or 1
         self.reset("power")
 
@@ -31,6 +33,8 @@ class Rng(Device):
         return x
 
     def read(self, offset: int, size: int) -> int:
+        if not self.gate.enabled():
+            return 0
         off = offset & ~3
         if off == CR:
             return self.cr
@@ -42,6 +46,8 @@ class Rng(Device):
         return 0
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if not self.gate.enabled():
+            return
         off = offset & ~3
         if off == CR:
             self.cr = value & 0x2C

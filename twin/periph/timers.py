@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from twin.device import Device, merge_word
+from twin.periph.base import ClockGate
 
 CR1, CR2, DIER, SR, EGR, CNT, PSC, ARR = 0x00, 0x04, 0x0C, 0x10, 0x14, 0x24, 0x28, 0x2C
 
@@ -17,6 +18,7 @@ class BasicTimer(Device):
 
     def __init__(self, name: str, base: int, irq: int) -> None:
         super().__init__()
+        self.gate = ClockGate(self, 0x40, 4 if name == "tim6" else 5)   # RCC_APB1ENR.TIM6EN/TIM7EN
         self.name, self.base, self.irq = name, base, irq
         self.handle: object | None = None
         self.reset("power")
@@ -82,6 +84,8 @@ class BasicTimer(Device):
             self.services.set_irq(self.irq, bool(self.sr & 1 and self.dier & 1))
 
     def read(self, offset: int, size: int) -> int:
+        if not self.gate.enabled():
+            return 0
         off = offset & ~3
         value = {CR1: self.cr1, CR2: self.cr2, DIER: self.dier, SR: self.sr, EGR: 0,
                  CNT: self.counter(), PSC: self.psc, ARR: self.arr}.get(off)
@@ -91,6 +95,8 @@ class BasicTimer(Device):
         return (value >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if not self.gate.enabled():
+            return
         off = offset & ~3
         if off == CR1:
             was = self.cr1 & 1

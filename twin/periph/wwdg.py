@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from twin.device import Device
+from twin.periph.base import ClockGate
 
 CR, CFR, SR = 0x00, 0x04, 0x08
 WWDG_IRQ = 0
@@ -17,6 +18,7 @@ class Wwdg(Device):
 
     def __init__(self) -> None:
         super().__init__()
+        self.gate = ClockGate(self, 0x40, 11)            # RCC_APB1ENR.WWDGEN
         self.handle: object | None = None
         self.reset("power")
 
@@ -86,6 +88,8 @@ class Wwdg(Device):
         self._arm()
 
     def read(self, offset: int, size: int) -> int:
+        if not self.gate.enabled():
+            return 0
         off = offset & ~3
         if off == CR:
             return (0x80 if self.wdga else 0) | self.counter()
@@ -97,6 +101,8 @@ class Wwdg(Device):
         return 0
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if not self.gate.enabled():
+            return
         off = offset & ~3
         if off == CR:
             if self.wdga and self.counter() > (self.cfr & 0x7F) and self.services is not None:
