@@ -252,6 +252,69 @@ class Bench:
         self.installed = image
         return state
 
+    def update_through_power_cut(self, image: Image, ev: Evidence, *, transport: str, cut: dict,
+                                 previous: Image | None = None) -> None:
+        """Cut power at a flash operation during an update, let power come back, and require
+        recovery: the bootloader asks again, installs the image and jumps into it.
+
+        ``cut`` is the twin control request ``flash.cut`` (e.g. ``{"kind": "erase",
+        "address": A, "length": L, "nth": 1, "mode": "half"}``) — what a lab does with a
+        power relay triggered by the probe.
+        """
+        if not self.target.has_control:
+            raise PhaseFailure("boot", f"{self.target.kind}: no power switch to cut power with",
+                               hint="power-cut scenarios need the twin or a relay")
+        if previous is not None:
+            self.install_app_direct(previous, transport)
+        prior = self.installed
+        ev.scenario.update(transport=transport, image_size=image.size, cut=str(cut))
+        ev.layout = self.layout
+        self.request_update(transport)
+        self.clear_breakpoint()
+        self.probe.set_breakpoint(image.reset_handler & ~1)
+        self._breakpoint = image.reset_handler & ~1
+        cuts_before = len(self.target.control("flash")["cuts"])
+        self.target.control("flash.cut", **cut)
+        host, port = self.target.ota_bind
+        t0 = time.monotonic()
+        sessions: list[SessionResult] = []
+        cut_seen: dict | None = None
+        with OtaServer(image.data, bind=host, port=port, policy="natural",
+                       max_size=self.spec.max_image_size) as server:
+            self.probe.reset()
+            deadline = time.monotonic() + 2 * transfer_timeout(image.size) + install_timeout(image.size)
+            while time.monotonic() < deadline and len(sessions) < 4:
+                result = server.wait_session(timeout=transfer_timeout(image.size))
+                sessions.append(result)
+                cuts = self.target.control("flash")["cuts"]
+                if cut_seen is None and result.ok and len(cuts) == cuts_before:
+                    # ACK first: the cut may still come during the install; give it time.
+                    t_wait = time.monotonic() + install_timeout(image.size)
+                    while time.monotonic() < t_wait and len(cuts) == cuts_before and not self.probe.is_halted():
+                        time.sleep(0.2)
+                        cuts = self.target.control("flash")["cuts"]
+                if len(cuts) > cuts_before:
+                    cut_seen = cuts[-1]
+                if cut_seen is not None and result.ok and sessions.index(result) > 0:
+                    break
+                if cut_seen is None and (result.ok or result.outcome == "timeout"):
+                    break
+        self._timed(ev, "transfer", t0)
+        ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
+        if cut_seen is None:
+            self.target.control("flash.cut", cancel=True)
+            raise self._fail(ev, "write", f"the armed power cut {cut} never happened: the bootloader did "
+                             "no such flash operation", hint="check the cut's kind/address against the "
+                             "bootloader's flash layout")
+        ev.notes.append(f"power cut during flash {cut_seen.get('kind')} #{cut_seen.get('op')} at "
+                        f"0x{int(cut_seen.get('address', 0)):08X} ({cut_seen.get('mode')})")
+        if not sessions or not sessions[-1].ok or len(sessions) < 2 and not sessions[0].ok:
+            last = sessions[-1] if sessions else None
+            raise self._fail(ev, "boot", "after the power cut ("
+                             + ev.notes[-1] + ") the board did not complete a new update: "
+                             + (f"last session {last.outcome}: {last.reason}" if last else "no session"))
+        self.await_app_entry(image, ev, previous=prior)
+
     def old_app_survives(self, old: Image, ev: Evidence, *, transport: str) -> None:
         """After a failed update: the old app is intact in its slot and still boots once the
         update request is withdrawn (phase ``copy`` / ``app``)."""
