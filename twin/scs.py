@@ -280,6 +280,8 @@ class DebugRegs(_Block):
 
     def write_word(self, offset: int, value: int) -> None:
         u = self.u
+        if offset in (0x0, 0x4, 0x8) and u.m.in_slice:
+            return                  # software cannot halt/step itself or use DCRSR/DCRDR
         if offset == 0x0:
             u.write_dhcsr(value)
         elif offset == 0x4:
