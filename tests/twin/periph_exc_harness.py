@@ -269,8 +269,6 @@ class Board:
                 continue
             executed = self.executed - before
             reason = self.stop_reason
-            if reason == "excret":
-                executed -= 0
             self.services.advance(executed)
             if reason == "bkpt":
                 return "bkpt"
