@@ -12,6 +12,7 @@ import json
 import re
 import socket
 import threading
+import time
 from typing import Any, Callable
 
 from twin.device import ResetKind
@@ -288,6 +289,9 @@ class DebugServer:
                 continue
             except OSError:
                 return
+            deadline = time.monotonic() + 3.0
+            while self._client is not None and time.monotonic() < deadline:
+                time.sleep(0.01)            # a previous session may just be closing
             if self._client is not None:
                 try:
                     conn.sendall(json.dumps({"id": -1, "status": STATUS_PROBE, "error":

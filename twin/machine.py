@@ -708,6 +708,7 @@ class Machine:
         if not self.halted:
             self.halted = True
             self.sleeping = False
+            self._end_wait()
             # entering debug state exits lockup (ARMv7-M); resuming at the same PC may
             # lock up again
             self.locked_up = False
@@ -786,6 +787,7 @@ class Machine:
             self.set_core_hz(self.reset_core_hz)
         self._fixups.clear()
         self.sleeping = False
+        self._end_wait()
         self.locked_up = False
         self.lockup_reason = ""
         if kind != ResetKind.CORE:
@@ -915,6 +917,9 @@ class Machine:
         now = self._cycles
         if self.idle_mode == "skip" or self._wait_mode == "poll" or nxt is not None and nxt <= now:
             if nxt is None:
+                if self._wait_mode is not None:      # nothing scheduled: just run again
+                    self._end_wait()
+                    return 0.0
                 return 0.05
             self._advance(nxt)
             self._end_wait()

@@ -147,3 +147,18 @@ def _wait_port(port: int, proc: subprocess.Popen[str], timeout: float = 60.0) ->
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"gdbserver did not listen on {port}")
+
+
+def test_back_to_back_sessions_are_served(tmp_path: Path) -> None:
+    """A session closed and a new one opened at once (the rig does this) is not 'busy'."""
+    from pyocd.core.helpers import ConnectHelper
+    _, binf = build(tmp_path, LOOP)
+    with TwinProcess("--load", f"{binf}@0x08000000") as twin:
+        for _ in range(3):
+            session = ConnectHelper.session_with_chosen_probe(
+                unique_id=twin.probe, target_override="stm32f767zi")
+            session.open()
+            try:
+                assert session.target.read16(0x1FF0F442) == 0x0800
+            finally:
+                session.close()
