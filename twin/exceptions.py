@@ -615,6 +615,7 @@ class SysTick(_ScsDevice):
         self.countflag = False
         self.next_wrap: int | None = None    # cycle at which VAL reaches 0
         self.val_stopped = 0
+        self._last_poll_pc = -1
 
     def _services(self) -> Services:
         return self.m.services
@@ -665,8 +666,18 @@ class SysTick(_ScsDevice):
             self.countflag = False
         return val
 
+    def _poll_check(self) -> None:
+        """A loop polling COUNTFLAG (same PC twice, flag clear): let the machine skip ahead."""
+        pc = self.m.cpu.reg("pc")
+        if pc == self._last_poll_pc and self.ctrl & 1 and not self.countflag:
+            wait = getattr(self.m.services, "poll_wait", None)
+            if wait is not None:
+                wait()
+        self._last_poll_pc = pc
+
     def read_word(self, offset: int) -> int:
         if offset == 0x0:
+            self._poll_check()
             return self.ctrl_value()
         if offset == 0x4:
             return self.load

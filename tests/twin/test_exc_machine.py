@@ -140,3 +140,36 @@ def test_pending_irq_from_device_is_taken_by_firmware_handler(board: Board) -> N
     time.sleep(0.2)
     with m.host():
         assert len(log_of(_Log(board))) <= n + 2
+
+
+def test_countflag_polling_delay_skips_ahead_and_keeps_time(board: Board) -> None:
+    # Bare-metal delay: SysTick without interrupt, poll COUNTFLAG 50 times (50 ms at 16 MHz).
+    body = """
+    ldr r0, =0xE000E010
+    ldr r1, =15999
+    str r1, [r0, #4]
+    movs r1, #0
+    str r1, [r0, #8]
+    movs r1, #5
+    str r1, [r0]
+    movs r2, #50
+1:  ldr r1, [r0]
+    tst r1, #0x10000
+    beq 1b
+    subs r2, #1
+    bne 1b
+    ldr r3, =0x20002000
+    movs r1, #1
+    str r1, [r3]
+2:  b 2b
+    """
+    board.power_on([Chunk(0x08000000, assemble(program(body)), "test")])
+    m = board.machine
+    with m.host():                                   # step by hand: stop exactly at the end
+        for _ in range(100_000):
+            if _Log(board).word(0x20002000) == 1:
+                break
+            m.step_slice(max_count=64)
+        assert _Log(board).word(0x20002000) == 1
+        assert 50 * 16000 <= m.now_cycles() < 51 * 16000       # virtual time is exact
+        assert m.instructions < m.now_cycles() // 4             # most of it was skipped
