@@ -7,6 +7,8 @@ twin's NAT forwards the firmware's 192.168.1.10:5000 to.
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ from fw_build import BUILD
 from rig.bootcfg import BootConfig
 from rig.console import Console
 from rig.ota import OtaServer
-from rig.targets.twin import TwinTarget, start_twin
+from rig.targets.twin import TwinTarget, free_port, start_twin
 
 APP_BASE = 0x0804_0000
 SCRATCH_BASE = 0x0818_0000
@@ -62,22 +64,31 @@ def board(bootloader: str = "bootloader", *, loads: Sequence[tuple[bytes | Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, (data, addr) in enumerate(loads):
         if isinstance(data, bytes):
-            p = out_dir / f"load-{id(args)}-{i}.bin"
-            p.write_bytes(data)
+            fd, name = tempfile.mkstemp(prefix=f"load{i}-", suffix=".bin", dir=out_dir)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            p = Path(name)
             tmp_files.append(p)
             data = p
         args += ["--load", f"{data}@{addr:#x}"]
     args += list(extra_args)
     with contextlib.ExitStack() as stack:
-        server = None
+        port = free_port()
         if ota_image is not None:
-            # The server listens before the board boots, so the first connect succeeds.
-            server = stack.enter_context(OtaServer(ota_image, bind="127.0.0.1", port=0, policy=policy,
-                                                      protocol=protocol))
-            args += ["--forward", f"192.168.1.10:5000=127.0.0.1:{server.address[1]}"]
+            args += ["--forward", f"192.168.1.10:5000=127.0.0.1:{port}"]
         target = start_twin(extra_args=args, log_path=out_dir / "twin.log")
         stack.callback(target.stop)
+        # The twin runs as soon as it starts, and opening a serial port discards what was
+        # buffered: halt, attach the console, start the server, then reset and run, so
+        # the whole boot log is seen and the first connect finds the server listening.
+        target.control("halt")
         console = stack.enter_context(Console(target.serial_port))
+        server = None
+        if ota_image is not None:
+            server = stack.enter_context(OtaServer(ota_image, bind="127.0.0.1", port=port,
+                                                   policy=policy, protocol=protocol))
+        target.control("reset")
+        target.control("resume")
         try:
             yield Board(target, console, server)
         finally:
