@@ -560,24 +560,40 @@ def _never_erased(st: _State) -> list[Diagnosis]:
     for label, lo, hi, sector in _groups(st):
         m = open_[lo:hi]
         cnt = int(np.count_nonzero(m))
-        if cnt < 8 or not bool(np.all(cleared_only[lo:hi][m])):
+        if cnt < 8:
             continue
         confirmed = None
-        if st.prev is not None:
-            anded = st.ref[lo:hi] & st.prev[lo:hi]
-            confirmed = bool(np.all(st.b[lo:hi][m] == anded[m]))
+        stale = 0
+        if bool(np.all(cleared_only[lo:hi][m])):
+            if st.prev is not None:
+                anded = st.ref[lo:hi] & st.prev[lo:hi]
+                confirmed = bool(np.all(st.b[lo:hi][m] == anded[m]))
+        elif st.prev is not None:
+            # Not erased and only partly (or not at all) programmed: every differing byte is
+            # either the previous image's byte or expected AND previous.
+            prev, act = st.prev[lo:hi][m], st.b[lo:hi][m]
+            is_prev = act == prev
+            if not bool(np.all(is_prev | (act == (st.ref[lo:hi][m] & prev)))):
+                continue
+            confirmed, stale = True, int(np.count_nonzero(is_prev))
+        else:
+            continue
         idx = np.flatnonzero(m)
         first, last = lo + int(idx[0]), lo + int(idx[-1])
         st.explained[lo:hi] |= m
-        how = ""
-        if confirmed is True:
-            how = " (confirmed: every differing byte equals expected AND previous)"
-        elif confirmed is False:
-            how = " (not the AND of expected and the given previous image)"
-        out.append(Diagnosis(
-            "never_erased", st.base + first, last - first + 1,
-            f"{label} was programmed without an erase: {_num(cnt)} bytes differ, only 1->0 changes{how}",
-            {"sector": sector, "bytes": cnt, "confirmed": confirmed}))
+        if stale:
+            detail = (f"{label} was never erased: {_num(cnt)} bytes differ; {_num(stale)} still hold the "
+                      f"previous image and {_num(cnt - stale)} are expected AND previous "
+                      "(programmed over old content, then the write stopped)")
+        else:
+            how = ""
+            if confirmed is True:
+                how = " (confirmed: every differing byte equals expected AND previous)"
+            elif confirmed is False:
+                how = " (not the AND of expected and the given previous image)"
+            detail = f"{label} was programmed without an erase: {_num(cnt)} bytes differ, only 1->0 changes{how}"
+        out.append(Diagnosis("never_erased", st.base + first, last - first + 1, detail,
+                             {"sector": sector, "bytes": cnt, "confirmed": confirmed, "stale_bytes": stale}))
     return out
 
 

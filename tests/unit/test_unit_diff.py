@@ -326,3 +326,29 @@ def test_region_filter_errors(expected: bytes, layout: FlashLayout) -> None:
         diff_bytes(expected, expected, APP, None, regions=["app_slot"])
     with pytest.raises(ConfigError, match="no region 'slot'"):
         diff_bytes(expected, expected, APP, layout, regions=["slot"])
+
+
+def test_never_erased_when_the_copy_stopped_over_old_content() -> None:
+    """A bootloader that skips the erase and stops at its first verify error leaves a sector
+    that is partly expected-AND-previous and partly still the previous image."""
+    import numpy as np
+
+    from rig.board import load_board
+    from rig.diff import analyze
+
+    layout = load_board().active_layout
+    base, n = 0x08080000, 64 * 1024                      # sector 6 (single bank)
+    rng = np.random.default_rng(5)
+    new = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+    old = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+    actual = bytearray(old)
+    actual[:100] = bytes(a & b for a, b in zip(new[:100], old[:100]))   # programmed over, then stopped
+    result = analyze(new, bytes(actual), base, layout, previous=old)
+    kinds = result.kinds()
+    assert kinds[0] == "never_erased", result.summary()
+    diag = result.diagnoses[0]
+    assert diag.evidence["stale_bytes"] > 60000 and diag.evidence["confirmed"] is True
+    assert "sector 6 was never erased" in diag.detail
+    assert result.unexplained == 0
+    # without the previous image the rig must not claim it
+    assert "never_erased" not in analyze(new, bytes(actual), base, layout).kinds()
