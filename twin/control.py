@@ -149,6 +149,8 @@ def _status(m: Machine, req: dict[str, Any]) -> dict[str, Any]:
     state = "lockup" if m.is_locked_up() else "halted" if m.halted else \
         "reset" if m.reset_held else "sleeping" if m.sleeping else "running"
     return {"state": state, "pc": m.reg("pc"), "cycles": m.now_cycles(),
+            "wait": m._wait_mode, "posted": len(m._posted),
+            "debug_ctrl": m.debug.ctrl if m.debug is not None else None,
             "time_ns": m.now_ns(), "core_hz": m.core_hz, "instructions": m.instructions,
             "lockup_reason": m.lockup_reason, "resets": list(m.reset_history)}
 

@@ -490,7 +490,8 @@ class Machine:
     def set_reg(self, name: str, value: int) -> None:
         """Write a core register by name (PC: bit 0 dropped)."""
         if name == "pc":
-            value &= ~1
+            # unicorn takes EPSR.T from bit 0 of a PC write: keep the current T bit
+            value = (value & ~1) | ((self.uc.reg_read(A.UC_ARM_REG_XPSR) >> 24) & 1)
         self.uc.reg_write(_REGS[name], value & 0xFFFFFFFF)
 
     def read_mem(self, address: int, length: int) -> bytes:
@@ -820,16 +821,17 @@ class Machine:
         return mm.FLASH_ITCM_BASE
 
     def _boot(self, kind: str) -> None:
+        """The core's reset sequence: MSP and PC from the vector table at the boot address.
+
+        Like the hardware, an invalid reset vector does not fault here but when the first
+        instruction executes (so a debugger halted by vector catch can still run code, e.g.
+        pyOCD's flash algorithm on a board with garbage in flash).
+        """
         boot = self.boot_address()
         if self.exc is not None:
             if hasattr(self.exc, "boot_vtor"):
                 self.exc.boot_vtor = boot
             self._guard(lambda: self.exc.reset(kind))
-            loader = getattr(self.exc, "load_reset_vector", None)
-            if loader is not None:
-                self._guard(loader)
-                return
-        self.set_reg("xpsr", 0x01000000)
         try:
             table = self.bus_read(boot, 8)
         except ValueError:
@@ -837,12 +839,19 @@ class Machine:
             return
         sp = int.from_bytes(table[:4], "little")
         pc = int.from_bytes(table[4:], "little")
+        for name in ("control", "primask", "basepri", "faultmask", "psp"):
+            self.set_reg(name, 0)
         self.set_reg("msp", sp & ~3)
         self.set_reg("lr", 0xFFFFFFFF)
         self.set_reg("pc", pc & ~1)
+        self.set_reg("xpsr", 0x01000000 if pc & 1 else 0)
         if self.region_at(pc & ~1, 2) is None or not pc & 1:
-            self.lockup(f"reset vector 0x{pc:08X} at boot address 0x{boot:08X} is not "
-                        "executable Thumb code (erased or missing firmware?)")
+            msg = (f"reset vector 0x{pc:08X} at boot address 0x{boot:08X} is not executable "
+                   "Thumb code (erased or missing firmware?)")
+            if self.exc is None:
+                self.lockup(msg)
+            else:
+                self.log(msg + "; the core will fault")
 
     # ------------------------------------------------------------------ execution
     def start(self) -> None:
@@ -978,6 +987,10 @@ class Machine:
         self._slice_end = self._cycles + budget
         if self.debug is not None:
             self.debug.before_execute(pc)
+        if not uc.reg_read(A.UC_ARM_REG_XPSR) & 0x01000000:
+            # EPSR.T = 0 (e.g. a reset vector without the Thumb bit): INVSTATE UsageFault
+            self._fault("usage", "invstate", f"execution with EPSR.T=0 at 0x{pc:08X}")
+            return 0
         err: BaseException | None = None
         self.in_slice = True
         try:

@@ -162,3 +162,21 @@ def test_back_to_back_sessions_are_served(tmp_path: Path) -> None:
                 assert session.target.read16(0x1FF0F442) == 0x0800
             finally:
                 session.close()
+
+
+def test_flash_a_board_whose_flash_holds_garbage(tmp_path: Path) -> None:
+    """Random bytes at 0x08000000 (reset vector without Thumb bit, random SP): the core
+    faults/locks up on its own, yet pyOCD's reset+vector catch+algorithm must still work,
+    twice in a row (the second session starts from the first one's leftovers)."""
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(os.urandom(64 * 1024))
+    img = tmp_path / "img.bin"
+    image = os.urandom(8 * 1024)
+    img.write_bytes(image)
+    with TwinProcess("--load", f"{junk}@0x08000000") as twin:
+        for base in (0x08000000, 0x08008000):
+            res = pyocd("flash", "-u", twin.probe, "-t", "stm32f767zi", "--base-address",
+                        hex(base), str(img))
+            assert res.returncode == 0, res.stdout + res.stderr
+            got = twin.control("read", address=base, length=len(image))
+            assert bytes.fromhex(got["hex"]) == image
