@@ -79,16 +79,15 @@ def board(bootloader: str = "bootloader", *, loads: Sequence[tuple[bytes | Path,
         target = start_twin(extra_args=args, log_path=out_dir / "twin.log")
         stack.callback(target.stop)
         # The twin runs as soon as it starts, and opening a serial port discards what was
-        # buffered: halt, attach the console, start the server, then reset and run, so
-        # the whole boot log is seen and the first connect finds the server listening.
-        target.control("halt")
+        # buffered: attach the console, reset the board (pin reset), and only then start
+        # the OTA server, so the whole boot log is seen and no session is cut by the reset.
+        # (The board cannot do anything destructive before: no server means no update.)
         console = stack.enter_context(Console(target.serial_port))
+        target.control("reset")
         server = None
         if ota_image is not None:
             server = stack.enter_context(OtaServer(ota_image, bind="127.0.0.1", port=port,
                                                    policy=policy, protocol=protocol))
-        target.control("reset")
-        target.control("resume")
         try:
             yield Board(target, console, server)
         finally:
