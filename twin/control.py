@@ -64,7 +64,8 @@ class ControlServer:
                 c.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self._accept.join(2)
+        if self._accept.is_alive():
+            self._accept.join(2)
         for t in self._threads:
             t.join(2)
 

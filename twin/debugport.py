@@ -267,7 +267,8 @@ class DebugServer:
                 c.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self._accept_thread.join(2)
+        if self._accept_thread.is_alive():
+            self._accept_thread.join(2)
         for t in self._threads:
             t.join(2)
 
