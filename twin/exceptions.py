@@ -236,10 +236,33 @@ class ExceptionModel:
     # ------------------------------------------------------------------ entry
     def wants_entry(self) -> bool:
         """True if a pending, enabled exception has higher priority than the current one."""
-        if self.locked_up or not self.pending:
+        if self.locked_up:
+            return False
+        if self.cpacr & 0x00F00000 != 0x00F00000:
+            self._check_fp_disabled()
+        if not self.pending:
             return False
         exc = self.highest_pending()
         return exc is not None and self.group_priority(self.priority(exc)) < self.execution_priority()
+
+    def _check_fp_disabled(self) -> None:
+        """FP instruction run while CPACR denies CP10/CP11 → UsageFault NOCP.
+
+        unicorn executes FP instructions regardless of CPACR but sets CONTROL.FPCA when it
+        runs one; the model notices that at the next slice boundary (imprecise: the stacked
+        PC is after the FP instruction, not on it).
+        """
+        control = self.cpu.reg("control")
+        if not control & 4:
+            return
+        access = (self.cpacr >> 20) & 3                      # CP10 field (CP11 must match)
+        if access == 3 or (access == 1 and not control & 1):
+            return
+        self.cpu.set_reg("control", control & ~4)
+        self.services.log("FP instruction executed with the FPU disabled in CPACR "
+                          "(CP10/CP11): UsageFault NOCP. Enable it (SCB->CPACR |= 0xF << 20) "
+                          "before any FP code; the stacked PC is after the FP instruction")
+        self._raise_fault("usage", "nocp", None)
 
     def sleeping_can_wake(self) -> bool:
         """True if a WFI should end: a pending exception would preempt if PRIMASK were 0.

@@ -91,6 +91,9 @@ svc_h:
 
 def test_fp_context_gives_extended_frame_and_is_restored() -> None:
     body = """
+    ldr r0, =0xE000ED88       @ CPACR: CP10/CP11 full access
+    ldr r1, =0x00F00000
+    str r1, [r0]
     ldr r0, =0x3F800000
     vmov s0, r0
     ldr r0, =0x40000000

@@ -194,3 +194,44 @@ def test_sysresetreq_requests_software_system_reset() -> None:
     b = Board(assemble(program(body)))
     assert b.run() == "bkpt"
     assert b.services.resets == [("system", "software")]
+
+
+def test_fp_instruction_with_fpu_disabled_raises_nocp() -> None:
+    body = """
+    ldr r0, =0x3F800000
+    vmov s0, r0                @ CPACR = 0 after reset: no FP access
+    nop
+    movs r7, #5
+    """
+    extra = """
+.thumb_func
+hard_h:
+    ldr r0, =0xE000ED28
+    ldr r1, [r0]
+    ldr r0, =0x20001000
+    str r1, [r0]
+    bkpt #6
+"""
+    b = Board(assemble(program(body, {3: "hard_h"}, extra)))
+    assert b.run() == "bkpt"
+    assert b.word(0x20001000) & (1 << 19)            # NOCP, escalated to HardFault
+    assert b.cpu.reg("r7") != 5
+    assert any("CPACR" in line for line in b.services.logs)
+
+
+def test_fp_instruction_with_fpu_enabled_runs() -> None:
+    body = """
+    ldr r0, =0xE000ED88
+    ldr r1, =0x00F00000
+    str r1, [r0]
+    dsb
+    isb
+    ldr r0, =0x3F800000
+    vmov s0, r0
+    vadd.f32 s1, s0, s0
+    vmov r7, s1
+    """
+    b = Board(assemble(program(body)))
+    assert b.run() == "bkpt"
+    assert b.cpu.reg("r7") == 0x40000000
+    assert b.model.cfsr == 0
