@@ -140,3 +140,24 @@ def test_reset_clears_exception_state() -> None:
     b.model.reset("core")
     assert rd(b, 0xE000E100) == 0 and rd(b, 0xE000E200) == 0
     assert rd(b, SCB + 0x08) == 0x08000000
+
+
+def test_random_scs_traffic_never_raises() -> None:
+    import random
+    rng = random.Random(1234)
+    b = _board()
+    devs = b.model.devices()
+    for _ in range(5000):
+        dev = rng.choice(devs)
+        size = rng.choice((1, 2, 4))
+        off = rng.randrange(0, dev.size) & ~(size - 1)
+        if rng.random() < 0.5:
+            if dev.base + off == 0xE000ED0C:
+                continue                                   # AIRCR resets are tested elsewhere
+            dev.write(off, size, rng.getrandbits(8 * size))
+        else:
+            assert 0 <= dev.read(off, size) < 1 << (8 * size)
+        if b.model.wants_entry():
+            b.model.enter()
+    b.services.advance(1_000_000)
+    assert isinstance(b.model.snapshot(), dict)
