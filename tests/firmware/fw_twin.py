@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 from fw_build import BUILD
 from rig.bootcfg import BootConfig
 from rig.console import Console
+from rig.errors import OtaError
 from rig.ota import OtaServer
 from rig.targets.twin import TwinTarget, free_port, start_twin
 
@@ -72,24 +73,41 @@ def board(bootloader: str = "bootloader", *, loads: Sequence[tuple[bytes | Path,
             data = p
         args += ["--load", f"{data}@{addr:#x}"]
     args += list(extra_args)
-    with contextlib.ExitStack() as stack:
-        port = free_port()
-        if ota_image is not None:
-            args += ["--forward", f"192.168.1.10:5000=127.0.0.1:{port}"]
-        target = start_twin(extra_args=args, log_path=out_dir / "twin.log")
-        stack.callback(target.stop)
-        # The twin runs as soon as it starts, and opening a serial port discards what was
-        # buffered: attach the console, reset the board (pin reset), and only then start
-        # the OTA server, so the whole boot log is seen and no session is cut by the reset.
-        # (The board cannot do anything destructive before: no server means no update.)
-        console = stack.enter_context(Console(target.serial_port))
-        target.control("reset")
-        server = None
-        if ota_image is not None:
-            server = stack.enter_context(OtaServer(ota_image, bind="127.0.0.1", port=port,
-                                                   policy=policy, protocol=protocol))
-        try:
+    try:
+        for attempt in range(3):
+            stack = contextlib.ExitStack()
+            try:
+                target, console, server = _start(stack, args, ota_image, policy, protocol, out_dir)
+                break
+            except OtaError:
+                # The forwarded port was taken between choosing it and listening: start over.
+                stack.close()
+                if attempt == 2:
+                    raise
+        with stack:
             yield Board(target, console, server)
-        finally:
-            for p in tmp_files:
-                p.unlink(missing_ok=True)
+    finally:
+        for p in tmp_files:
+            p.unlink(missing_ok=True)
+
+
+def _start(stack: contextlib.ExitStack, args: list[str], ota_image: bytes | Path | None,
+           policy: str | None, protocol: object | None,
+           out_dir: Path) -> tuple[TwinTarget, Console, OtaServer | None]:
+    """Start the twin, attach the console, pin-reset, then start the OTA server."""
+    port = free_port()
+    if ota_image is not None:
+        args = [*args, "--forward", f"192.168.1.10:5000=127.0.0.1:{port}"]
+    target = start_twin(extra_args=args, log_path=out_dir / "twin.log")
+    stack.callback(target.stop)
+    # The twin runs as soon as it starts, and opening a serial port discards what was
+    # buffered: attach the console, reset the board (pin reset), and only then start
+    # the OTA server, so the whole boot log is seen and no session is cut by the reset.
+    # (The board cannot do anything destructive before: no server means no update.)
+    console = stack.enter_context(Console(target.serial_port))
+    target.control("reset")
+    server = None
+    if ota_image is not None:
+        server = stack.enter_context(OtaServer(ota_image, bind="127.0.0.1", port=port,
+                                               policy=policy, protocol=protocol))
+    return target, console, server
