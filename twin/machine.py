@@ -756,6 +756,7 @@ class Machine:
         if self._wait_mode is None:
             self._wait_mode = "idle"
             self._idle_posts = self._posts_done
+            self._idle_anchor = (time.monotonic(), self.now_cycles())
 
     def request_reset(self, kind: str, cause: str) -> None:
         """Reset at the next slice boundary (never inside a hook, pitfall U9)."""
@@ -920,6 +921,11 @@ class Machine:
             self._idle_anchor = None
             return 0.0
         if self._wait_mode == "idle" and self._posts_done != self._idle_posts:
+            if self._idle_anchor is not None and self.idle_mode == "realtime":
+                wall0, cyc0 = self._idle_anchor
+                target = cyc0 + int((time.monotonic() - wall0) * self.core_hz)
+                nxt = self._next_event()
+                self._advance(min(target, nxt) if nxt is not None else target)
             self._end_wait()
             return 0.0
         nxt = self._next_event()
@@ -1025,7 +1031,7 @@ class Machine:
             self._on_stop(reason, detail)
         if wfi and not self.halted:
             self.sleeping = True
-            self._idle_anchor = None
+            self._idle_anchor = (time.monotonic(), self._cycles)
         return executed
 
     def _replay_store(self) -> BaseException | None:
