@@ -259,7 +259,9 @@ class Bench:
 
         ``cut`` is the twin control request ``flash.cut`` (e.g. ``{"kind": "erase",
         "address": A, "length": L, "nth": 1, "mode": "half"}``) — what a lab does with a
-        power relay triggered by the probe.
+        power relay triggered by the probe. After the cut the target's debug logic has lost
+        its state (breakpoints), so the OTA server stays closed until the probe has
+        reconnected and re-armed the app-entry breakpoint; the board retries meanwhile.
         """
         if not self.target.has_control:
             raise PhaseFailure("boot", f"{self.target.kind}: no power switch to cut power with",
@@ -267,52 +269,57 @@ class Bench:
         if previous is not None:
             self.install_app_direct(previous, transport)
         prior = self.installed
-        ev.scenario.update(transport=transport, image_size=image.size, cut=str(cut))
+        ev.scenario.update(transport=transport, image_size=image.size)
         ev.layout = self.layout
         self.request_update(transport)
+        entry = image.reset_handler & ~1
         self.clear_breakpoint()
-        self.probe.set_breakpoint(image.reset_handler & ~1)
-        self._breakpoint = image.reset_handler & ~1
+        self.probe.set_breakpoint(entry)
+        self._breakpoint = entry
         cuts_before = len(self.target.control("flash")["cuts"])
         self.target.control("flash.cut", **cut)
         host, port = self.target.ota_bind
         t0 = time.monotonic()
         sessions: list[SessionResult] = []
-        cut_seen: dict | None = None
+
+        def cut_seen() -> dict | None:
+            cuts = self.target.control("flash")["cuts"]
+            return cuts[-1] if len(cuts) > cuts_before else None
+
         with OtaServer(image.data, bind=host, port=port, policy="natural",
                        max_size=self.spec.max_image_size) as server:
             self.probe.reset()
-            deadline = time.monotonic() + 2 * transfer_timeout(image.size) + install_timeout(image.size)
-            while time.monotonic() < deadline and len(sessions) < 4:
-                result = server.wait_session(timeout=transfer_timeout(image.size))
-                sessions.append(result)
-                cuts = self.target.control("flash")["cuts"]
-                if cut_seen is None and result.ok and len(cuts) == cuts_before:
-                    # ACK first: the cut may still come during the install; give it time.
-                    t_wait = time.monotonic() + install_timeout(image.size)
-                    while time.monotonic() < t_wait and len(cuts) == cuts_before and not self.probe.is_halted():
-                        time.sleep(0.2)
-                        cuts = self.target.control("flash")["cuts"]
-                if len(cuts) > cuts_before:
-                    cut_seen = cuts[-1]
-                if cut_seen is not None and result.ok and sessions.index(result) > 0:
-                    break
-                if cut_seen is None and (result.ok or result.outcome == "timeout"):
-                    break
-        self._timed(ev, "transfer", t0)
-        ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
-        if cut_seen is None:
+            sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
+        cut_info = cut_seen()
+        deadline = time.monotonic() + install_timeout(image.size)
+        while cut_info is None and sessions[0].ok and time.monotonic() < deadline:
+            if self.probe.is_halted():      # reached the app: the cut never came
+                break
+            time.sleep(0.1)
+            cut_info = cut_seen()
+        if cut_info is None:
             self.target.control("flash.cut", cancel=True)
+            ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
             raise self._fail(ev, "write", f"the armed power cut {cut} never happened: the bootloader did "
                              "no such flash operation", hint="check the cut's kind/address against the "
                              "bootloader's flash layout")
-        ev.notes.append(f"power cut during flash {cut_seen.get('kind')} #{cut_seen.get('op')} at "
-                        f"0x{int(cut_seen.get('address', 0)):08X} ({cut_seen.get('mode')})")
-        if not sessions or not sessions[-1].ok or len(sessions) < 2 and not sessions[0].ok:
-            last = sessions[-1] if sessions else None
-            raise self._fail(ev, "boot", "after the power cut ("
-                             + ev.notes[-1] + ") the board did not complete a new update: "
-                             + (f"last session {last.outcome}: {last.reason}" if last else "no session"))
+        ev.notes.append(f"power cut during flash {cut_info.get('kind')} #{cut_info.get('op')} at "
+                        f"0x{int(cut_info.get('address', 0)):08X} ({cut_info.get('mode')}); "
+                        f"first session: {sessions[0].outcome}")
+        # Power is back: the debug logic was reset with the chip. Reconnect and re-arm.
+        self._breakpoint = None
+        self.probe.reconnect()
+        self.probe.set_breakpoint(entry)
+        self._breakpoint = entry
+        self.probe.resume()
+        with OtaServer(image.data, bind=host, port=port, policy="natural",
+                       max_size=self.spec.max_image_size) as server:
+            sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
+        self._timed(ev, "transfer", t0)
+        ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
+        if not sessions[-1].ok:
+            raise self._fail(ev, "boot", f"after the power cut ({ev.notes[-1]}) the board did not complete "
+                             f"a new update: {sessions[-1].outcome}: {sessions[-1].reason}")
         self.await_app_entry(image, ev, previous=prior)
 
     def old_app_survives(self, old: Image, ev: Evidence, *, transport: str) -> None:

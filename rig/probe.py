@@ -181,6 +181,12 @@ class Probe:
         except Exception as exc:  # noqa: BLE001 - teardown must not raise
             LOG.warning("closing the pyOCD session failed: %s", exc)
 
+    def reconnect(self) -> "Probe":
+        """Close and re-open the session — after the target lost power, pyOCD's cached view
+        of the core (breakpoints, FPB enable, vector catch) is stale, as on a real board."""
+        self.close()
+        return self.open()
+
     def __enter__(self) -> "Probe":
         return self.open()
 
