@@ -51,6 +51,8 @@ def _read_until(s: socket.socket, token: bytes) -> None:
             chunk = s.recv(65536)
         except socket.timeout:
             continue
+        except OSError:
+            return  # the server ended the session (e.g. its timeout on a loaded machine)
         if not chunk:
             return
         buf += chunk
@@ -60,12 +62,15 @@ def _play(srv: OtaServer, actions: list, end: str, depth: int) -> None:
     s = socket.create_connection(srv.address, timeout=2)
     s.settimeout(0.2)
     try:
-        if depth >= 1:  # behave until OTA_UPDATE, then turn hostile
-            s.sendall(b"REQ_FW\n")
-            _read_until(s, b"OTA_UPDATE\n")
-        if depth >= 2:  # ... or until the whole image arrived
-            s.sendall(b"OTA_READY\n")
-            _read_until(s, b"OTA_DONE\n")
+        try:
+            if depth >= 1:  # behave until OTA_UPDATE, then turn hostile
+                s.sendall(b"REQ_FW\n")
+                _read_until(s, b"OTA_UPDATE\n")
+            if depth >= 2:  # ... or until the whole image arrived
+                s.sendall(b"OTA_READY\n")
+                _read_until(s, b"OTA_DONE\n")
+        except OSError:
+            actions = []  # the server already ended the session: nothing hostile left to do
         for kind, arg in actions:
             try:
                 if kind == "send":
@@ -113,9 +118,10 @@ def test_hostile_clients_never_crash_or_hang_the_server(server: OtaServer, actio
     index = server.sessions_started
     _play(server, actions, end, depth)
     t0 = time.monotonic()
-    res = server.wait_session(timeout=5)
+    # generous: every session timeout is <= 1 s, but CI machines may be loaded
+    res = server.wait_session(timeout=20)
     while res.phase != "connect" and res.index < index:  # a leftover of an earlier (shrunk) example
-        res = server.wait_session(timeout=5)
+        res = server.wait_session(timeout=20)
     elapsed = time.monotonic() - t0
     STATS["inputs"] += 1
     STATS["outcomes"][res.outcome] = STATS["outcomes"].get(res.outcome, 0) + 1
