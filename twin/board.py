@@ -166,12 +166,14 @@ class Board:
             ctl.on_power_cycle.append(lambda: self.flash.save_state(self.opts.state_dir))
 
     def _flash_cut(self, m: Machine, req: dict[str, Any]) -> dict[str, Any]:
-        """{"nth": N, "mode": "half"|"abort"} arms a power cut at the Nth flash operation
-        from now; {"cancel": true} disarms."""
+        """{"nth": N, "mode": "half"|"abort"|"torn", "kind": "erase"|"program",
+        "address": A, "length": L} arms a power cut at the Nth matching flash operation from
+        now (kind/address/length optional filters); {"cancel": true} disarms."""
         if req.get("cancel"):
-            self.flash.cut_at = None
+            self.flash.cancel_power_cut()
         else:
-            self.flash.arm_power_cut(int(req.get("nth", 1)), str(req.get("mode", "half")))
+            self.flash.arm_power_cut(int(req.get("nth", 1)), str(req.get("mode", "half")),
+                                     req.get("kind"), req.get("address"), req.get("length"))
         return self.flash.snapshot()
 
     def announce(self) -> dict[str, Any]:

@@ -99,8 +99,9 @@ class FlashController(Device):
         self.ob_optcr1 = OPTCR1_FACTORY
         self.ops = 0                      # completed erase/program operations (statistics)
         self.started = 0                  # operations started (power-cut counting)
-        self.cut_at: int | None = None
+        self.cut_at: int | None = None        # set while a cut is armed (compatibility)
         self.cut_mode = "half"
+        self._cut: dict[str, object] | None = None
         self.cuts: list[dict[str, object]] = []
         self.observers: list[Callable[[str, int, int], object]] = []
         self._busy_handle: object | None = None
@@ -253,7 +254,7 @@ class FlashController(Device):
             self.sr |= SR_OPERR
         self._update_irq()
 
-    def _notify(self, kind: str, address: int, length: int) -> bool:
+    def _notify(self, kind: str, address: int, length: int, value: int = 0) -> bool:
         """An operation starts: tell observers, count it, and apply an armed power cut.
 
         Returns False if power was cut (the caller must not complete the operation).
@@ -261,33 +262,70 @@ class FlashController(Device):
         for fn in list(self.observers):
             fn(kind, address, length)
         self.started += 1
-        if self.cut_at is None or self.started < self.cut_at:
+        cut = self._cut
+        if cut is None:
             return True
+        if cut["kind"] not in (None, kind) or not (cut["lo"] < address + length
+                                                   and address < cut["hi"]):
+            return True
+        cut["seen"] += 1
+        if cut["seen"] < cut["nth"]:
+            return True
+        self._cut = None
         self.cut_at = None
-        if kind == "erase" and self.cut_mode == "half":
-            off = address - FLASH_BASE
+        mode = cut["mode"]
+        off = address - FLASH_BASE
+        what = "not done"
+        if kind == "erase" and mode in ("half", "torn"):
             ctypes.memset(ctypes.addressof(self.array) + off, 0xFF, length // 2)
             self._dirty(address, length // 2)
-        self.cuts.append({"op": self.started, "kind": kind, "address": address,
-                          "length": length, "mode": self.cut_mode})
-        self._log(f"POWER CUT during flash {kind} #{self.started} at 0x{address:08X} "
-                  f"({'half erased' if kind == 'erase' and self.cut_mode == 'half' else 'not done'})")
+            what = "first half erased"
+        elif kind == "program" and mode == "torn":
+            # a torn write: only the low half of the bytes got programmed
+            half = max(1, length // 2)
+            old = int.from_bytes(self.mv[off:off + half], "little")
+            self.mv[off:off + half] = (old & value & ((1 << (8 * half)) - 1)).to_bytes(half,
+                                                                                      "little")
+            what = f"torn: {half} of {length} bytes programmed"
+        self.cuts.append({"op": self.started, "nth": cut["nth"], "kind": kind,
+                          "address": address, "length": length, "mode": mode})
+        self._log(f"POWER CUT during flash {kind} #{cut['nth']} in the armed range "
+                  f"(op {self.started}) at 0x{address:08X}: {what}")
         if self.services is not None:
             self.services.request_reset(ResetKind.POWER, "power")
         return False
 
-    def arm_power_cut(self, nth: int, mode: str = "half") -> None:
-        """Cut power when the ``nth`` flash operation from now starts (1 = the next one).
+    def arm_power_cut(self, nth: int = 1, mode: str = "half", kind: str | None = None,
+                      address: int | None = None, length: int | None = None) -> None:
+        """Cut power when the ``nth`` matching flash operation from now starts.
 
-        ``mode``: "half" (an erase leaves the first half of its sectors erased, a program
-        writes nothing) or "abort" (nothing of that operation happens). Deterministic.
+        Args:
+            nth: 1 = the next matching operation.
+            mode: "half" (an erase leaves the first half of its sector erased, a program
+                writes nothing), "abort" (nothing of that operation happens) or "torn" (a
+                program writes only the low half of its bytes; an erase as "half").
+            kind: "erase" or "program" (None: either).
+            address, length: only operations touching [address, address+length) count
+                (None: anywhere in flash).
         """
         if nth < 1:
             raise ValueError("nth must be >= 1")
-        if mode not in ("half", "abort"):
-            raise ValueError("mode must be 'half' or 'abort'")
-        self.cut_at = self.started + nth
+        if mode not in ("half", "abort", "torn"):
+            raise ValueError("mode must be 'half', 'abort' or 'torn'")
+        if kind not in (None, "erase", "program"):
+            raise ValueError("kind must be 'erase' or 'program'")
+        lo = FLASH_BASE if address is None else int(address)
+        if FLASH_ITCM_BASE <= lo < FLASH_ITCM_BASE + FLASH_SIZE:
+            lo += FLASH_BASE - FLASH_ITCM_BASE
+        hi = FLASH_BASE + FLASH_SIZE if length is None else lo + int(length)
+        self._cut = {"nth": int(nth), "mode": mode, "kind": kind, "lo": lo, "hi": hi, "seen": 0}
+        self.cut_at = self.started + 1
         self.cut_mode = mode
+
+    def cancel_power_cut(self) -> None:
+        """Disarm a pending power cut."""
+        self._cut = None
+        self.cut_at = None
 
     def _start_erase(self) -> None:
         cr = self.cr
@@ -348,7 +386,7 @@ class FlashController(Device):
                 self._error(SR_WRPERR)
                 return
         if self.observers or self.cut_at is not None:
-            if not self._notify("program", address, size):
+            if not self._notify("program", address, size, value):
                 return
         else:
             self.started += 1
@@ -439,4 +477,5 @@ class FlashController(Device):
         return {"cr": self.cr, "sr": self.sr, "optcr": self.optcr, "optcr1": self.optcr1,
                 "dual_bank": self.dual_bank, "boot_address": self.boot_address(),
                 "ops": self.ops, "started": self.started, "timing": self.timing,
-                "cut_armed_at": self.cut_at, "cuts": list(self.cuts)}
+                "cut_armed": None if self._cut is None else
+                {k: v for k, v in self._cut.items()}, "cuts": list(self.cuts)}

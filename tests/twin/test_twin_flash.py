@@ -382,3 +382,26 @@ def test_power_cut_at_nth_operation() -> None:
     assert rig.r32(0x08010000) == 0xFFFFFFFF and rig.r32(0x08013FFC) == 0xFFFFFFFF
     assert rig.r32(0x08014000) == 0 and rig.r32(0x08017FFC) == 0
     assert rig.fc.snapshot()["cuts"][0]["op"] == 3
+
+
+def test_power_cut_filters_by_kind_and_range_and_torn_writes() -> None:
+    rig = Rig()
+    resets = []
+    rig.fc.services.request_reset = lambda kind, cause: resets.append((kind, cause))
+    rig.unlock()
+    rig.fc.arm_power_cut(2, mode="torn", kind="program", address=0x08010000, length=0x100)
+    rig.w32(CR, PSIZE32 | CR_PG)
+    rig.store(0x08000000, 0x11111111, 4)     # outside the range: not counted
+    rig.store(0x08010000, 0x22222222, 4)     # 1st match: done
+    assert resets == []
+    rig.store(0x08010004, 0x00000000, 4)     # 2nd match: torn, power cut
+    assert resets == [("power", "power")]
+    assert rig.r32(0x08000000) == 0x11111111 and rig.r32(0x08010000) == 0x22222222
+    assert rig.r32(0x08010004) == 0xFFFF0000  # only the low half got programmed
+    cut = rig.fc.snapshot()["cuts"][-1]
+    assert cut["nth"] == 2 and cut["mode"] == "torn" and cut["address"] == 0x08010004
+    rig.fc.arm_power_cut(1, kind="erase")
+    rig.fc.cancel_power_cut()
+    rig.w32(CR, PSIZE32)
+    rig.erase_sector(2)
+    assert len(resets) == 1
