@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--core-hz", type=int, default=16_000_000, metavar="N",
                    help="core clock after reset (default 16000000, HSI)")
     p.add_argument("--idle", choices=("realtime", "skip"), default="realtime",
-                   help="WFI/poll waits: sleep in wall time until the next event "
+                   help="WFI and host waits (idle_wait): sleep in wall time until the next event "
                         "(realtime, default) or jump straight to it (skip)")
     p.add_argument("--outlive-parent", action="store_true",
                    help="keep running when the process that started the twin exits "
