@@ -53,6 +53,10 @@ def transfer_timeout(nbytes: int) -> float:
     return 60.0 + SECONDS_PER_KIB * nbytes / 1024
 
 
+#: seconds the app must keep running after its banner (the IWDG variant resets it after 1 s)
+APP_SETTLE = 2.5
+
+
 def install_timeout(nbytes: int) -> float:
     """Upper bound for erase + copy + verify + reset + jump after the ACK."""
     return 20.0 + 0.05 * nbytes / 1024
@@ -322,6 +326,42 @@ class Bench:
                              f"a new update: {sessions[-1].outcome}: {sessions[-1].reason}")
         self.await_app_entry(image, ev, previous=prior)
 
+    def boot_damaged_app(self, image: Image, ev: Evidence, *, offset: int, transport: str = "eth",
+                         wait: float = 8.0) -> None:
+        """Leave the board as after an update of ``image`` (staging area and record hold the
+        good image), then damage one byte of the app slot and reset: the bootloader must
+        never enter it (phase ``jump`` if it does)."""
+        bad = bytearray(image.data)
+        bad[offset] ^= 0x5A
+        app_base = self.spec.region(self.spec.ota.app_region).base
+        self.probe.reset(halt=True)
+        self.probe.flash(self.spec.region(self.spec.ota.staging_region).base, image.data)
+        self.probe.flash(app_base, bytes(bad))
+        self.write_config(self.boot_config(transport, update=False, app=image))
+        self.installed = None
+        entry = image.reset_handler & ~1
+        self.clear_breakpoint()
+        self.probe.set_breakpoint(entry)
+        self._breakpoint = entry
+        self.probe.reset()
+        entered = self.probe.wait_halted(wait)
+        if not entered:
+            self.probe.halt()
+        pc = self.probe.registers(["pc"])["pc"]
+        self.clear_breakpoint()
+        ev.uart = self.console.text()[-20000:]
+        if entered and pc == entry:
+            raise self._fail(ev, "jump", f"the bootloader entered an application whose byte at "
+                             f"0x{app_base + offset:08X} is damaged (its CRC no longer matches the "
+                             "record): an invalid app must never be started")
+        self.probe.resume()
+
+    def expect_refused(self, result: SessionResult, ev: Evidence, fault: str) -> None:
+        """A faulty transfer must not be acknowledged (phase ``transfer``)."""
+        if result.ok:
+            raise self._fail(ev, "transfer", f"the board acknowledged a faulty transfer ({fault}); it must "
+                             "refuse it (NACK) and keep the old application")
+
     def old_app_survives(self, old: Image, ev: Evidence, *, transport: str) -> None:
         """After a failed update: the old app is intact in its slot and still boots once the
         update request is withdrawn (phase ``copy`` / ``app``)."""
@@ -337,12 +377,28 @@ class Bench:
         if hdr is not None:
             self.expect_app(ev, hdr.banner, since=mark)
 
-    def expect_app(self, ev: Evidence, pattern: str, *, timeout: float = 20.0, since: int | None = None) -> str:
-        """Resume the core and wait for the app's banner on the console (phase ``app``)."""
+    def expect_app(self, ev: Evidence, pattern: str, *, timeout: float = 20.0, since: int | None = None,
+                   settle: float = 0.0) -> str:
+        """Resume the core and wait for the app's banner on the console (phase ``app``).
+
+        With ``settle`` > 0 the app must then keep running that long without printing its
+        banner again — a watchdog the bootloader left running resets it (the thread's "Is in
+        your code used IWDG or WWDG?").
+        """
         mark = self.console.mark() if since is None else since
         self.probe.resume()
         try:
             m = self.console.expect(pattern, timeout=timeout, since=mark, what="the application's banner")
+            if settle > 0:
+                after = mark + len(self.console.text(mark)[:m.end()].encode("utf-8", errors="replace"))
+                try:
+                    again = self.console.expect(pattern, timeout=settle, since=after)
+                except ConsoleError:
+                    again = None
+                if again is not None:
+                    raise self._fail(ev, "app", f"the application restarted within {settle:g} s after its "
+                                     "banner: something resets it (a watchdog left running by the "
+                                     "bootloader? an early fault?)")
         except ConsoleError as exc:
             raise self._fail(ev, "app", str(exc)) from exc
         finally:
@@ -366,7 +422,7 @@ class Bench:
         pattern = banner or (hdr.banner if hdr else None)
         if pattern:
             t0 = time.monotonic()
-            self.expect_app(ev, pattern, since=mark)
+            self.expect_app(ev, pattern, since=mark, settle=APP_SETTLE)
             self._timed(ev, "app", t0)
         else:
             self.probe.resume()

@@ -31,6 +31,9 @@ CASES = {
     "no-vtor": ("update and 16k", "eth", "jump", ["vtor: expected 0x08040000"]),
     "mpu-left-on": ("update and 16k", "eth", "jump", ["mpu"]),
     "primask-left-set": ("update and 16k", "eth", "jump", ["primask"]),
+    "crc-wrong-area": ("damaged and middle", "eth", "jump", ["damaged"]),
+    "size-unparsed": ("faulty_link and wrong-size", "eth", "transfer", ["acknowledged a faulty transfer"]),
+    "iwdg-left-on": ("update and 16k", "eth", "app", ["restarted"]),
 }
 
 
