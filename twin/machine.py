@@ -123,6 +123,11 @@ class DeviceServices:
         self._m.idle_wait()
 
 
+#: A host wait (``idle_wait``) lets the firmware run again after 1/IDLE_SLICE_DIV s of
+#: idle (2 ms): its polling loop then sees the time that passed and can time out.
+IDLE_SLICE_DIV = 500
+
+
 class Machine:
     """A Cortex-M7 with the STM32F767ZI memory map, devices, a scheduler and a run loop.
 
@@ -949,9 +954,15 @@ class Machine:
             return 0.0
         if target > now:
             self._advance(target)
+        if (self._wait_mode == "idle" and not self.sleeping
+                and self._cycles - self._idle_anchor[1] >= self.core_hz // IDLE_SLICE_DIV):
+            # A host wait is not a WFI: the firmware polls with its own timeout, so let it run
+            # again every IDLE_SLICE (virtual time has followed wall time meanwhile).
+            self._end_wait()
+            return 0.0
         if nxt is None:
-            return 0.05
-        return min(0.05, max((nxt - target) / self.core_hz, 0.0005))
+            return min(0.05, 1.0 / IDLE_SLICE_DIV)
+        return min(0.05, 1.0 / IDLE_SLICE_DIV, max((nxt - target) / self.core_hz, 0.0005))
 
     def _end_wait(self) -> None:
         if self._wait_mode is not None:

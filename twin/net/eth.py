@@ -116,6 +116,12 @@ class EthOffload(Device):
         if off == STATUS:
             return self._status()
         if off == ISR:
+            if self.rx_armed or self.tx_busy or self.phase == "connecting":
+                # The firmware polls for something only the host can bring: let the machine
+                # idle at wall pace until it is posted (firmware timeouts then match wall time).
+                idle = getattr(self.services, "idle_wait", None)
+                if idle is not None:
+                    idle()
             return self.isr
         if off == IER:
             return self.ier
