@@ -120,7 +120,7 @@ class Device:
             return
         self._warned.add(offset)
         if self.services is not None:
-            self.services.log(f"{self.name}: unmodelled {what} at +0x{offset:03X} "
+            self.services.log(f"unmodelled {what} at +0x{offset:03X} "
                               f"(0x{self.base + offset:08X}); reads as reset value")
 
     def snapshot(self) -> dict[str, object]:

@@ -46,3 +46,14 @@ def test_unreachable_remote_probe_names_the_fix() -> None:
     with pytest.raises(ProbeError) as err:
         Probe(f"remote:127.0.0.1:{free_port()}").open()
     assert "is the board" in str(err.value)
+
+
+def test_one_board_per_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fixtures.plugin import _uid_for_worker
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    assert _uid_for_worker("AAA, BBB") == "BBB"
+    assert _uid_for_worker("AAA") == "AAA"
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw2")
+    with pytest.raises(pytest.UsageError, match="has no board"):
+        _uid_for_worker("AAA,BBB")
