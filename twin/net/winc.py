@@ -224,7 +224,21 @@ class WincModule:
             dev = self._gpio_cache[port]
             dev.add_listener(lambda pin, level, p=frozenset(pins):
                              self.sample_pins() if pin in p else None)
+        irq = self._gpio("irqn")
+        if irq is not None and hasattr(irq[0], "add_read_hook"):
+            irq[0].add_read_hook(self._irqn_polled)
         return True
+
+    def _irqn_polled(self) -> None:
+        """The firmware reads the IRQN port: if no event is pending and a socket waits for
+        the host (connect / armed receive), it only polls for us — let the machine idle at
+        wall pace until host data is posted (firmware timeouts then match wall time)."""
+        if self.irqn_low or self.events or self.services is None:
+            return
+        if any(s.phase == "connecting" or (s.rx_len and s.phase == "open") for s in self.sockets):
+            idle = getattr(self.services, "idle_wait", None)
+            if idle is not None:
+                idle()
 
     def _start_poll(self) -> None:
         if self.services is None:

@@ -34,6 +34,7 @@ class Gpio(RegDevice):
         super().__init__()
         self.external: dict[int, bool] = {}          # pins driven from outside the chip
         self.listeners: list[Callable[[int, bool], None]] = []
+        self.read_hooks: list[Callable[[], None]] = []
         self._lock_seq = 0
         self._idr = self._compute_idr()
 
@@ -105,8 +106,15 @@ class Gpio(RegDevice):
         self._lock_seq = 0
         self._refresh()
 
+    def add_read_hook(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` on every IDR read (a board-side part may tell the machine that the
+        firmware is only polling for it, e.g. the WINC3400's IRQN line)."""
+        self.read_hooks.append(fn)
+
     def on_read(self, offset: int) -> int:
         if offset == IDR:
+            for fn in self.read_hooks:
+                fn()
             return self._idr
         if offset == BSRR:
             return 0
