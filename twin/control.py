@@ -16,6 +16,7 @@ import threading
 from typing import Any, Callable
 
 from twin.device import ResetKind
+from twin.lines import request_batches
 from twin.machine import Machine
 
 Command = Callable[[Machine, dict[str, Any]], "dict[str, Any] | None"]
@@ -84,21 +85,10 @@ class ControlServer:
             t.start()
 
     def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(0.5)
-        buf = b""
         try:
-            while not self._stop.is_set():
-                try:
-                    chunk = conn.recv(65536)
-                except (TimeoutError, socket.timeout):
-                    continue
-                if not chunk:
-                    break
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if line.strip():
-                        conn.sendall(self.handle_line(line))
+            for lines in request_batches(conn, self._stop):
+                for line in lines:
+                    conn.sendall(self.handle_line(line))
         except OSError:
             pass
         finally:

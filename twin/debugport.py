@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable
 
 from twin.device import ResetKind
+from twin.lines import request_batches
 from twin.machine import Machine
 
 STATUS_GENERAL, STATUS_PROBE, STATUS_TRANSFER_FAULT = 1, 3, 12
@@ -309,24 +310,9 @@ class DebugServer:
 
     def _serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.settimeout(0.5)
-        buf = b""
         try:
-            while not self._stop.is_set():
-                try:
-                    chunk = conn.recv(65536)
-                except (TimeoutError, socket.timeout):
-                    continue
-                if not chunk:
-                    break
-                buf += chunk
-                out = []
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if line.strip():
-                        out.append(self.handle_line(line))
-                if out:
-                    conn.sendall(b"".join(out))
+            for lines in request_batches(conn, self._stop):
+                conn.sendall(b"".join(self.handle_line(line) for line in lines))
         except OSError:
             pass
         finally:
