@@ -58,6 +58,7 @@ class Board:
         m.add_device(self.usart)
         self.components: list[str] = []
         self._net_devs: list[Device] = []
+        self._timed_cut: object | None = None
         self._exception_unit()
         self._peripherals()
         self._network()
@@ -159,6 +160,7 @@ class Board:
                 self.machine.log(f"no peripheral commands ({e})")
         ctl.register_command("flash", lambda m, req: self.flash.snapshot())
         ctl.register_command("flash.cut", self._flash_cut)
+        ctl.register_command("power.cut", self._power_cut_at)
         ctl.register_command("probe", lambda m, req: {
             "requests": self.debug_server.requests if self.debug_server else 0,
             "by_request": dict(self.debug_server.by_request) if self.debug_server else {}})
@@ -175,6 +177,29 @@ class Board:
             self.flash.arm_power_cut(int(req.get("nth", 1)), str(req.get("mode", "half")),
                                      req.get("kind"), req.get("address"), req.get("length"))
         return self.flash.snapshot()
+
+    def _power_cut_at(self, m: Machine, req: dict[str, Any]) -> dict[str, Any]:
+        """{"after_ms": T} cuts power T ms of virtual time from now (power returns at once,
+        SRAM lost, like a relay pulse); {"cancel": true} disarms."""
+        if self._timed_cut is not None:
+            m.cancel(self._timed_cut)
+            self._timed_cut = None
+        if req.get("cancel"):
+            return {"armed": False}
+        after_ms = float(req.get("after_ms", 0))
+        if after_ms < 0:
+            raise ValueError("after_ms must be >= 0")
+        at = m.now_ns() + int(after_ms * 1e6)
+
+        def cut() -> None:
+            self._timed_cut = None
+            self.flash.cuts.append({"op": None, "kind": "time", "address": 0, "length": 0,
+                                    "mode": "power", "time_ns": m.now_ns()})
+            m.log(f"POWER CUT at {m.now_ns() / 1e6:.3f} ms (armed for {at / 1e6:.3f} ms)")
+            m.request_reset(ResetKind.POWER, "power")
+
+        self._timed_cut = m.schedule(max(1, int(after_ms * m.core_hz / 1000)), cut)
+        return {"armed": True, "at_ns": at}
 
     def announce(self) -> dict[str, Any]:
         """The start-up line's content."""
