@@ -186,6 +186,9 @@ class Bench:
         ev.transcript = result.to_dict()
         if result.pcap:
             ev.artifacts["pcap"] = Path(result.pcap)
+            ev.capture = self._analyse_capture(result, port)
+        elif capture and server.capture_error:
+            ev.notes.append(f"no packet capture: {server.capture_error}")
         tpath = self.artifacts / "ota-transcript.txt"
         tpath.parent.mkdir(parents=True, exist_ok=True)
         tpath.write_text(result.to_text())
@@ -406,7 +409,7 @@ class Bench:
         return m.group(0)
 
     def update(self, image: Image, ev: Evidence, *, transport: str, policy: str = "natural",
-               previous: Image | None = None, banner: str | None = None) -> None:
+               previous: Image | None = None, banner: str | None = None, capture: bool = False) -> None:
         """The whole happy path: (pre-install ``previous``), OTA ``image``, stop at its reset
         handler, check flash and the jump contract, resume and wait for its banner."""
         if previous is not None:
@@ -416,7 +419,7 @@ class Bench:
         prior = self.installed
         ev.scenario.setdefault("image_version", getattr(app_header(image), "version", None))
         mark = self.console.mark()
-        self.run_update(image, ev, transport=transport, policy=policy)
+        self.run_update(image, ev, transport=transport, policy=policy, capture=capture)
         self.await_app_entry(image, ev, previous=prior)
         hdr = app_header(image)
         pattern = banner or (hdr.banner if hdr else None)
@@ -426,6 +429,17 @@ class Bench:
             self._timed(ev, "app", t0)
         else:
             self.probe.resume()
+
+    def _analyse_capture(self, result: SessionResult, port: int) -> dict:
+        """What the pcap shows about this session's TCP segments (for the report and tests)."""
+        from rig.capture import analyze_pcap
+
+        client = int(result.peer.rsplit(":", 1)[1]) if result.peer else None
+        try:
+            analysis = analyze_pcap(result.pcap, port, client_port=client)
+        except Exception as exc:  # noqa: BLE001 - a broken capture must not hide the test result
+            return {"pcap": result.pcap, "error": f"cannot analyse the capture: {exc}"}
+        return {"pcap": result.pcap, "summary": analysis.summary, "analysis": analysis.to_dict()}
 
     # -- internals -------------------------------------------------------------------------------
     def _in_flash(self, address: int) -> bool:
