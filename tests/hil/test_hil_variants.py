@@ -22,7 +22,7 @@ BUILD = REPO / "firmware" / "build"
 CASES = {
     "erase-first-sector-only": ("update and 300k", "eth", "copy", ["never_erased", "sector 6"]),
     "no-app-erase": ("update and 300k", "eth", "copy", ["never_erased"]),
-    "token-at-chunk-start": ("segmentation and split-tokens", "eth", "transfer", []),
+    "token-at-chunk-start": ("segmentation and glued", "eth", "transfer", []),
     "nul-past-buffer": ("update and 300k", "wifi", "transfer", ["flash"]),
     "malloc-whole-image": ("update and 512k", "eth", "transfer", []),
     "entry-from-stack": ("update and 16k", "eth", "jump", ["never reached"]),
