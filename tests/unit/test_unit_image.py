@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import struct
 import subprocess
 from pathlib import Path
@@ -134,7 +135,7 @@ def test_elf_segments_at_physical_addresses(elf_path: Path, spec: BoardSpec) -> 
 
 
 def test_elf_for_other_arch(tmp_path: Path) -> None:
-    src = Path(shutil.which("python3") or "/bin/sh").resolve()
+    src = Path(sys.executable).resolve()   # the running interpreter: a host (x86/arm64) ELF
     elf = tmp_path / "host.elf"
     shutil.copy(src, elf)
     if elf.read_bytes()[:4] != b"\x7fELF":
