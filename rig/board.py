@@ -234,6 +234,18 @@ class OtaSpec:
 
 
 @dataclass(frozen=True)
+class DebugSpec:
+    """What the rig sets up through the probe when it connects."""
+
+    #: set DBGMCU_APB1_FZ.DBG_IWDG_STOP and DBG_WWDG_STOP: the watchdogs stop while the rig
+    #: holds the core halted (at a breakpoint, during readback), as an IDE's "suspend
+    #: watchdog counters while halted" does. Without it a running IWDG resets the board in
+    #: the middle of a long halt; the firmware's own watchdog behaviour while it runs is
+    #: unchanged (the bits only act in debug halt).
+    freeze_watchdogs: bool = True
+
+
+@dataclass(frozen=True)
 class BoardSpec:
     """A validated board description (see :func:`load_board`)."""
 
@@ -248,6 +260,7 @@ class BoardSpec:
     targets: Mapping[str, TargetSpec]
     _layouts: Mapping[bool, FlashLayout]
     _layout_errors: Mapping[bool, ConfigError] = field(default_factory=dict, compare=False)
+    debug: DebugSpec = field(default_factory=lambda: DebugSpec())
 
     # -- layouts and regions
     @property
@@ -466,7 +479,7 @@ def parse_board(text: str, source: str = "<string>") -> BoardSpec:
         raise ConfigError(f"malformed YAML: {where}{getattr(exc, 'problem', None) or exc}",
                           source=source, hint="fix the YAML syntax (indentation, colons, brackets)") from None
     top = ctx.mapping(doc, "", ("name", "mcu", "memory", "flash", "option_bytes", "regions", "ota",
-                                "contract", "targets"),
+                                "contract", "targets", "debug"),
                       ("name", "memory", "flash", "regions", "ota", "contract", "targets"))
     name = ctx.string(top["name"], "name") or ""
     mcu = ctx.string(top.get("mcu", name), "mcu") or ""
@@ -477,6 +490,9 @@ def parse_board(text: str, source: str = "<string>") -> BoardSpec:
     ota = _parse_ota(ctx, top["ota"], region_defs)
     contract = _parse_contract(ctx, top["contract"])
     targets = _parse_targets(ctx, top["targets"])
+    dbg = ctx.mapping(top.get("debug") or {}, "debug", ("freeze_watchdogs",))
+    debug = DebugSpec(**({"freeze_watchdogs": ctx.boolean(dbg["freeze_watchdogs"], "debug.freeze_watchdogs")}
+                         if "freeze_watchdogs" in dbg else {}))
 
     active_dual = option_bytes.get("nDBANK", 1) == 0
     if active_dual not in layouts_raw:
@@ -495,7 +511,7 @@ def parse_board(text: str, source: str = "<string>") -> BoardSpec:
             regions = {}
         layouts[dual] = FlashLayout(dual, mem.base, mem.size, sectors, regions)
     return BoardSpec(name, mcu, source, memory, flash_mem, option_bytes, ota, contract, targets,
-                     layouts, errors)
+                     layouts, errors, debug)
 
 
 def _parse_memory(ctx: _Ctx, raw: Any) -> dict[str, MemoryRegion]:

@@ -21,6 +21,9 @@ LOG = logging.getLogger(__name__)
 
 TARGET = "stm32f767zi"
 
+DBGMCU_APB1_FZ = 0xE0042008
+DBG_WWDG_STOP = 1 << 11
+DBG_IWDG_STOP = 1 << 12
 FLASH_OPTCR = 0x40023C14
 FLASH_OPTCR1 = 0x40023C18
 OPTCR_NDBANK = 1 << 29
@@ -126,8 +129,9 @@ class Probe:
     """
 
     def __init__(self, uid: str | None, *, connect_mode: str = "halt", frequency: int | None = None,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0, freeze_watchdogs: bool = True) -> None:
         self.uid = uid
+        self.freeze_watchdogs = freeze_watchdogs
         self.connect_mode = connect_mode
         self.frequency = frequency
         self.connect_timeout = connect_timeout
@@ -170,7 +174,23 @@ class Probe:
                              hint="check the probe cable and board power; a read-protected chip "
                                   "must be unlocked by hand, the rig never does it") from exc
         self._session = session
+        if self.freeze_watchdogs:
+            self._freeze_watchdogs()
         return self
+
+    def _freeze_watchdogs(self) -> None:
+        """Stop the IWDG and WWDG while the core is halted (DBGMCU_APB1_FZ; reset only by
+        power-on, so this is redone on every connect, e.g. after a power cut)."""
+        try:
+            fz = self.target.read32(DBGMCU_APB1_FZ)
+            self.target.write32(DBGMCU_APB1_FZ, fz | DBG_IWDG_STOP | DBG_WWDG_STOP)
+        except Exception as exc:  # noqa: BLE001 - name the consequence, keep the session
+            LOG.warning("could not set DBGMCU_APB1_FZ (watchdogs keep counting while halted): %s", exc)
+
+    def watchdogs_frozen(self) -> bool:
+        """True if both watchdogs stop while the core is halted (DBGMCU_APB1_FZ)."""
+        fz = self.read32(DBGMCU_APB1_FZ)
+        return fz & (DBG_IWDG_STOP | DBG_WWDG_STOP) == DBG_IWDG_STOP | DBG_WWDG_STOP
 
     def close(self) -> None:
         session, self._session = self._session, None

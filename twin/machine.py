@@ -191,6 +191,9 @@ class Machine:
         self.reset_history: list[dict[str, object]] = []
         self.lockup_reason = ""
         self.on_halt: list[Callable[[str], None]] = []
+        # devices whose clock runs on while the core is stopped (watchdogs): see _sync_stopped
+        self._stop_watchers: list[Device] = []
+        self._stopped_state: str | None = None
 
         # memory
         self.regions: list[mm.Region] = []
@@ -265,6 +268,8 @@ class Machine:
                 lst.append(dev)
             self._map_mmio_page(page)
         self._dev_list.append(dev)
+        if hasattr(dev, "core_stopped") and hasattr(dev, "stopped_tick"):
+            self._stop_watchers.append(dev)
 
     def add_storage_range(self, base: int, size: int) -> None:
         """Map ``[base, base+size)`` so addresses no device claims act as plain storage
@@ -722,11 +727,13 @@ class Machine:
                 self.exc.locked_up = False
             for cb in self.on_halt:
                 cb(reason)
+            self._sync_stopped()
 
     def resume(self, wake: bool = True) -> None:
         """Leave debug halt (called with the lock held)."""
         self.halted = False
         self._short = SHORT_SLICES_AFTER_IO
+        self._sync_stopped()
         if self.debug is not None:
             self.debug.arm_skip(self.reg("pc"))
         if wake:
@@ -742,6 +749,7 @@ class Machine:
             self.locked_up = True
             self.lockup_reason = reason
             self.log(f"LOCKUP: {reason} (pc=0x{self.reg('pc'):08X}); halt or reset to recover")
+            self._sync_stopped()
 
     def poll_wait(self) -> None:
         """A device says the firmware polls a flag that only a scheduled event can change
@@ -814,6 +822,7 @@ class Machine:
         self._boot(kind)
         if self.debug is not None:
             self.debug.after_reset()
+        self._sync_stopped(force=True)    # DBGMCU freeze bits may have been cleared
 
     def _exc_devices(self) -> list[Device]:
         if not hasattr(self, "_exc_devs_cache"):
@@ -880,6 +889,44 @@ class Machine:
     def _runnable(self) -> bool:
         return not (self.halted or self.reset_held or self.is_locked_up())
 
+    def _sync_stopped(self, force: bool = False) -> None:
+        """Tell devices whose clock keeps running while the core is stopped (the watchdogs)
+        that it now runs (None), is in debug halt ("halt") or locked up ("lockup").
+
+        Virtual time stands still in both stopped states; such a device counts wall time
+        instead (see ``twin.periph.base.StoppedTime``). ``force`` re-sends the same state
+        (the DBGMCU freeze bits changed). NRST held counts as running: the devices are held
+        in reset then.
+        """
+        if self.reset_held:
+            state = None
+        elif self.halted:
+            state = "halt"
+        elif self.is_locked_up():
+            state = "lockup"
+        else:
+            state = None
+        if state == self._stopped_state and not force:
+            return
+        self._stopped_state = state
+        for dev in self._stop_watchers:
+            self._guard(lambda d=dev: d.core_stopped(state))  # type: ignore[attr-defined]
+
+    def _stopped_wait(self) -> float:
+        """While the core is stopped: let the watchdogs check their wall-time expiry (they
+        may request a reset); return how long to sleep before the next check."""
+        wait = 0.05
+        for dev in self._stop_watchers:
+            left: float | None = None
+
+            def tick(d: Device = dev) -> None:
+                nonlocal left
+                left = d.stopped_tick()  # type: ignore[attr-defined]
+            self._guard(tick)
+            if left is not None:
+                wait = min(wait, max(left, 0.001))
+        return wait
+
     def _drain(self) -> None:
         while self._posted:
             fn = self._posted.popleft()
@@ -894,8 +941,11 @@ class Machine:
                 self._drain()
                 if self._pending_reset is not None and not self.reset_held:
                     self.reset(*self._pending_reset)
+                self._sync_stopped()     # catches lockups entered inside the exception unit
                 if not self._runnable():
-                    wait = 0.05
+                    wait = self._stopped_wait() if self._stopped_state else 0.05
+                    if self._pending_reset is not None:
+                        wait = 0.0
                 elif self.sleeping or self._wait_mode:
                     wait = self._idle_step()
                 else:
@@ -1180,3 +1230,4 @@ class Machine:
                 self.reset(*self._pending_reset)
             if not self.halted:
                 self.halt("step")
+            self._sync_stopped()

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import unicorn as uc_mod
 
@@ -79,7 +79,8 @@ class DebugUnit:
         self.suppress = False                # completing a watched access
         self.halt_reason = ""
         self.blocks: list[Device] = [DebugRegs(self), DfsrReg(self), ScsIds(), Dwt(self),
-                                     Fpb(self), RomTable(), Dbgmcu()]
+                                     Fpb(self), RomTable(),
+                                     Dbgmcu(on_change=lambda: machine._sync_stopped(force=True))]
 
     # ------------------------------------------------------------------ state
     def debug_enabled(self) -> bool:
@@ -454,11 +455,12 @@ class Dbgmcu(_Block):
     name, base, size = "dbgmcu", 0xE0042000, 0x10
     IDCODE = 0x10016451
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.cr = 0
         self.apb1_fz = 0
         self.apb2_fz = 0
+        self.on_change = on_change   # the freeze bits changed (watchdogs re-check a halt)
 
     def reset(self, kind: str) -> None:
         if kind == ResetKind.POWER:
@@ -471,7 +473,9 @@ class Dbgmcu(_Block):
         if offset == 0x4:
             self.cr = value & 0x7
         elif offset == 0x8:
-            self.apb1_fz = value & 0x06E01DFF
+            old, self.apb1_fz = self.apb1_fz, value & 0x06E01DFF
+            if old != self.apb1_fz and self.on_change is not None:
+                self.on_change()
         elif offset == 0xC:
             self.apb2_fz = value & 0x00070003
 

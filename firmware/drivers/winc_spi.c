@@ -293,6 +293,31 @@ static void poll_events(void)
     }
 }
 
+/* Handle every event already queued (IRQN low). An event is older than any command issued
+   after it: a READY from a module reset still in the queue must be seen before a new
+   connect (it would otherwise "abort" the new socket) and explains a command the module
+   refuses as out of state (its socket is gone). */
+static void drain_events(void)
+{
+    for (int n = 0; n < 32 && irqn_low(); n++) {
+        if (read_event() <= 0)
+            break;
+    }
+}
+
+/* A command was refused with status st: after a module reset (READY queued) the socket is
+   gone, which the caller must see as the connection aborted, not as its own misuse. */
+static int refused(uint8_t st)
+{
+    if (st == WINC_ST_STATE) {
+        drain_events();
+        if (w.lost)
+            return TR_ERR_ABORTED;
+        return TR_ERR_STATE;
+    }
+    return TR_ERR_DEVICE;
+}
+
 static int wait_flag(volatile int *flag, uint32_t timeout_ms)
 {
     uint32_t start = board_millis();
@@ -381,6 +406,7 @@ static int wifi_connect(uint32_t ip, uint16_t port, uint32_t timeout_ms)
         return TR_ERR_DEVICE;
     if (w.sock >= 0)
         wifi_close();
+    drain_events();    /* w.sock < 0 here: a queued READY aborts nothing */
     w.sock = w.next_sock;
     w.next_sock = (w.next_sock + 1) % (int)WINC_TCP_SOCK_MAX;
     w.conn_done = 0;
@@ -424,7 +450,7 @@ static int wifi_send(const void *buf, uint32_t len, uint32_t timeout_ms)
         uint8_t st = command(hdr, sizeof hdr, p + done, n);
         if (st != WINC_ST_ACK) {
             w.send_done = 1;
-            return st == WINC_ST_STATE ? TR_ERR_STATE : TR_ERR_DEVICE;
+            return refused(st);
         }
         uint32_t spent = (uint32_t)(board_millis() - start);
         if (!wait_flag(&w.send_done, spent < timeout_ms ? timeout_ms - spent : 0))
@@ -457,7 +483,7 @@ static int wifi_recv(void *buf, uint32_t max, uint32_t timeout_ms)
         w.rx_done = 0;
         uint8_t st = command(hdr, sizeof hdr, NULL, 0);
         if (st != WINC_ST_ACK)
-            return st == WINC_ST_STATE ? TR_ERR_STATE : TR_ERR_DEVICE;
+            return refused(st);
         w.rx_armed = 1;
     }
     /* the module answers -13 itself at timeout_ms; the extra margin covers a lost IRQ */

@@ -69,22 +69,103 @@ def test_iwdg_timeout_is_in_time_not_cycles_across_clock_changes() -> None:
         assert s.resets == [("system", "iwdg")], new_hz
 
 
-def test_iwdg_frozen_while_halted_when_dbgmcu_says_so() -> None:
-    class Dbg:
-        name, base, size, apb1_fz = "dbgmcu", 0xE0042000, 0x10, 1 << 12
+class _Dbg:
+    """The DBGMCU register the watchdogs read (APB1_FZ), settable by the test."""
 
-        def attach(self, s): pass  # noqa: ANN001, E704
-        def reset(self, k): pass  # noqa: ANN001, E704
+    name, base, size = "dbgmcu", 0xE0042000, 0x10
 
+    def __init__(self, apb1_fz: int = 0) -> None:
+        self.apb1_fz = apb1_fz
+
+    def attach(self, s): pass  # noqa: ANN001, E704
+    def reset(self, k): pass  # noqa: ANN001, E704
+
+
+class _Wall:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _iwdg_started(apb1_fz: int) -> tuple[Services, Iwdg, _Wall]:
     s, iw = _iwdg()
-    s.devices["dbgmcu"] = Dbg()  # type: ignore[assignment]
-    iw.write(0x00, 4, 0xCCCC)
-    iw.core_halted(True)
-    s.advance(HZ * 2)
-    assert s.resets == []
-    iw.core_halted(False)
-    s.advance(HZ)
+    s.devices["dbgmcu"] = _Dbg(apb1_fz)  # type: ignore[assignment]
+    wall = _Wall()
+    iw.stopped.wall = wall
+    iw.write(0x00, 4, 0xCCCC)                              # 4096 ticks of 125 µs = 512 ms
+    return s, iw, wall
+
+
+def test_iwdg_keeps_counting_on_wall_time_while_halted_without_the_freeze_bit() -> None:
+    s, iw, wall = _iwdg_started(apb1_fz=0)
+    s.advance(HZ // 10)                                    # 100 ms of running
+    iw.core_stopped("halt")
+    wall.t += 0.3                                          # 300 ms halted
+    left = iw.stopped_tick()
+    assert s.resets == [] and left is not None and 0.10 < left < 0.12
+    assert 890 <= iw.counter() <= 896                      # 4095 - 400 ms / 125 µs
+    wall.t += 0.12
+    assert iw.stopped_tick() is None
     assert s.resets == [("system", "iwdg")]
+    assert iw.expiries == 1
+
+
+def test_iwdg_frozen_while_halted_when_dbgmcu_says_so() -> None:
+    s, iw, wall = _iwdg_started(apb1_fz=1 << 12)           # DBG_IWDG_STOP
+    s.advance(HZ // 10)
+    iw.core_stopped("halt")
+    before = iw.counter()
+    wall.t += 5.0                                          # far past the timeout
+    assert iw.stopped_tick() is None and iw.counter() == before
+    assert s.resets == []
+    iw.core_stopped(None)                                  # resumed: 412 ms left
+    s.advance(HZ * 400 // 1000)
+    assert s.resets == []
+    s.advance(HZ * 20 // 1000)
+    assert s.resets == [("system", "iwdg")]
+
+
+def test_iwdg_freeze_bit_set_during_a_halt_stops_the_count_there() -> None:
+    s, iw, wall = _iwdg_started(apb1_fz=0)
+    iw.core_stopped("halt")
+    wall.t += 0.2
+    s.devices["dbgmcu"].apb1_fz = 1 << 12                  # the debugger sets it now
+    iw.core_stopped("halt")                                # (the machine re-sends the state)
+    counted = iw.counter()
+    assert 2490 <= counted <= 2500                         # 4095 - 200 ms / 125 µs
+    wall.t += 10.0
+    assert iw.counter() == counted and iw.stopped_tick() is None and s.resets == []
+
+
+def test_iwdg_counts_through_a_lockup_even_with_the_freeze_bit() -> None:
+    s, iw, wall = _iwdg_started(apb1_fz=1 << 12)           # freeze applies to debug halt only
+    iw.core_stopped("lockup")
+    wall.t += 0.6
+    iw.stopped_tick()
+    assert s.resets == [("system", "iwdg")]
+    assert any("locked up" in line for line in s.logs)
+
+
+def test_wwdg_resets_during_a_halt_unless_frozen() -> None:
+    from twin.periph.wwdg import Wwdg
+
+    for apb1_fz, expect in ((0, [("system", "wwdg")]), (1 << 11, [])):
+        s = Services()
+        s.devices["dbgmcu"] = _Dbg(apb1_fz)  # type: ignore[assignment]
+        wd = Wwdg()
+        s.add(wd)
+        wall = _Wall()
+        wd.stopped.wall = wall
+        wd.write(0x04, 4, 0x7F)                            # window wide open, /1
+        wd.write(0x00, 4, 0xFF)                            # WDGA, T = 0x7F: 64 ticks of 4096 cycles
+        wd.core_stopped("halt")
+        wall.t += 64 * 4096 / HZ + 0.01                    # a little longer than the timeout
+        wd.stopped_tick()
+        assert s.resets == expect, apb1_fz
 
 
 def test_rng_deterministic_and_gated_by_rngen() -> None:

@@ -1,6 +1,9 @@
 """A word-register device base for the STM32 peripheral models."""
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 from twin.device import Device, merge_word, sub_word
 
 
@@ -99,3 +102,63 @@ class ClockGate:
                 f"reads 0, writes ignored. Enable RCC_{self.NAMES.get(self.register, '?')} "
                 f"bit {self.bit} first (__HAL_RCC_{self.device.name.upper()}_CLK_ENABLE)")
         return False
+
+
+class StoppedTime:
+    """Wall time that passes for a counter whose clock keeps running while the core is stopped.
+
+    The twin's virtual time stands still while the core is in debug halt or locked up (the
+    core clock, SysTick and DWT.CYCCNT stop on the chip too). The IWDG (LSI) and the WWDG
+    (PCLK1) do not stop on the chip: they keep counting through a debug halt unless their
+    DBGMCU_APB1_FZ bit is set (the "suspend watchdog counters while halted" switch of IDEs),
+    and always through a lockup (which is how a watchdog rescues a locked-up board). Such a
+    device owns one of these, forwards the machine's ``core_stopped(state)`` to :meth:`update`
+    and adds :meth:`seconds` to its own clock.
+
+    Args:
+        device: the owning device (its services reach the DBGMCU model).
+        freeze_bit: the device's bit in DBGMCU_APB1_FZ.
+        wall: the wall clock (seconds; replaceable in tests).
+    """
+
+    def __init__(self, device: Device, freeze_bit: int,
+                 wall: Callable[[], float] = time.monotonic) -> None:
+        self.device = device
+        self.freeze_bit = freeze_bit
+        self.wall = wall
+        self._extra = 0.0
+        self._since: float | None = None
+        self.state: str | None = None
+
+    @property
+    def counting(self) -> bool:
+        """True while wall time is being added (core stopped and the counter not frozen)."""
+        return self._since is not None
+
+    def frozen_by_debugger(self) -> bool:
+        """DBGMCU_APB1_FZ has this counter's stop bit set."""
+        services = self.device.services
+        try:
+            dbg = services.device("dbgmcu") if services is not None else None
+        except KeyError:
+            return False
+        return bool(getattr(dbg, "apb1_fz", 0) & self.freeze_bit)
+
+    def update(self, state: str | None) -> bool:
+        """The core is now ``state`` (None running, "halt", "lockup"), or the freeze bits
+        changed: start or stop adding wall time. Returns :attr:`counting`."""
+        counting = state == "lockup" or (state == "halt" and not self.frozen_by_debugger())
+        now = self.wall()
+        if counting and self._since is None:
+            self._since = now
+        elif not counting and self._since is not None:
+            self._extra += now - self._since
+            self._since = None
+        self.state = state
+        return counting
+
+    def seconds(self) -> float:
+        """Total wall seconds counted while the core was stopped (live while counting)."""
+        if self._since is None:
+            return self._extra
+        return self._extra + (self.wall() - self._since)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from twin.device import Device, merge_word
+from twin.periph.base import StoppedTime
 
 KR, PR, RLR, SR, WINR = 0x00, 0x04, 0x08, 0x0C, 0x10
 LSI_HZ = 32_000
@@ -12,9 +13,11 @@ class Iwdg(Device):
     """IWDG: 0xCCCC starts, 0x5555 unlocks PR/RLR/WINR, 0xAAAA reloads; expiry resets the chip.
 
     The counter runs on virtual time, integrated here from core cycles across clock changes
-    (``clock_changed`` from the RCC), so it freezes whenever virtual time does and does not
-    jump when SYSCLK changes. While the core is halted (``core_halted(True)`` from the machine)
-    and DBGMCU_APB1_FZ.DBG_IWDG_STOP is set, the counter is frozen explicitly.
+    (``clock_changed`` from the RCC), so it does not jump when SYSCLK changes. Virtual time
+    stands still while the core is halted or locked up, but the LSI does not: the machine
+    reports those states (``core_stopped``) and the IWDG then counts wall time
+    (:class:`StoppedTime`), checked by ``stopped_tick`` — except in a debug halt with
+    DBGMCU_APB1_FZ.DBG_IWDG_STOP set, where it is frozen as on the chip.
     """
 
     name, base, size = "iwdg", 0x40003000, 0x400
@@ -23,6 +26,7 @@ class Iwdg(Device):
         super().__init__()
         self.handle: object | None = None
         self.expiries = 0
+        self.stopped = StoppedTime(self, DBG_IWDG_STOP)
         self.reset("power")
 
     def reset(self, kind: str) -> None:
@@ -35,7 +39,6 @@ class Iwdg(Device):
         self.winr = 0xFFF
         self.counter_at_start = 0xFFF
         self.start_ns = 0
-        self.frozen_at: int | None = None     # counter value while frozen
 
     # -------------------------------------------------------------- time
     def _rebase(self, hz: int | None) -> None:
@@ -45,15 +48,19 @@ class Iwdg(Device):
             return
         now = self.services.now_cycles()
         if hasattr(self, "_hz"):
-            self._ns_base = self._now_ns()
+            self._ns_base = self._virtual_ns()
         else:
             self._ns_base = 0
         self._cyc_base = now
         self._hz = hz or self.services.core_hz
 
-    def _now_ns(self) -> int:
+    def _virtual_ns(self) -> int:
         assert self.services is not None
         return self._ns_base + (self.services.now_cycles() - self._cyc_base) * 1_000_000_000 // self._hz
+
+    def _now_ns(self) -> int:
+        """The LSI's time: virtual time plus the wall time it ran while the core was stopped."""
+        return self._virtual_ns() + int(self.stopped.seconds() * 1e9)
 
     def attach(self, services) -> None:  # noqa: ANN001 - Services
         super().attach(services)
@@ -66,8 +73,6 @@ class Iwdg(Device):
         """Current down-counter value."""
         if not self.running:
             return self.rlr
-        if self.frozen_at is not None:
-            return self.frozen_at
         assert self.services is not None
         elapsed = (self._now_ns() - self.start_ns) // self._tick_ns()
         return max(self.counter_at_start - elapsed, 0)
@@ -86,21 +91,28 @@ class Iwdg(Device):
     def _arm(self) -> None:
         """Schedule a check at the expected expiry (re-checked, since the clock may change)."""
         self._cancel()
-        if not self.running or self.frozen_at is not None or self.services is None:
+        if not self.running or self.services is None:
             return
         left_ns = (self.counter_at_start + 1) * self._tick_ns() - (self._now_ns() - self.start_ns)
         cycles = max(1, left_ns * self._hz // 1_000_000_000)
         self.handle = self.services.schedule(cycles, self._check)
 
+    def _expired(self) -> bool:
+        return self._now_ns() - self.start_ns >= (self.counter_at_start + 1) * self._tick_ns()
+
+    def _expire(self) -> None:
+        assert self.services is not None
+        self.expiries += 1
+        where = {"halt": " (core halted: DBGMCU_APB1_FZ.DBG_IWDG_STOP is clear)",
+                 "lockup": " (core locked up)"}.get(self.stopped.state or "", "")
+        self.services.log(f"counter reached 0{where} → system reset")
+        self.services.request_reset("system", "iwdg")
+        self.running = False
+
     def _check(self) -> None:
         self.handle = None
-        assert self.services is not None
-        elapsed_ns = self._now_ns() - self.start_ns
-        if elapsed_ns >= (self.counter_at_start + 1) * self._tick_ns():
-            self.expiries += 1
-            self.services.log("counter reached 0 → system reset")
-            self.services.request_reset("system", "iwdg")
-            self.running = False
+        if self._expired():
+            self._expire()
         else:
             self._arm()
 
@@ -109,23 +121,23 @@ class Iwdg(Device):
         self._rebase(hz)
         self._arm()
 
-    def core_halted(self, halted: bool) -> None:
-        """The machine reports the core halting/resuming (for DBG_IWDG_STOP)."""
-        if not self.running:
-            return
-        if halted and self._freeze_requested():
-            self.frozen_at = self.counter()
-            self._cancel()
-        elif not halted and self.frozen_at is not None:
-            value, self.frozen_at = self.frozen_at, None
-            self._reload(value)
+    def core_stopped(self, state: str | None) -> None:
+        """Machine hook: the core is running (None), in debug halt or locked up; also called
+        again when the DBGMCU freeze bits change."""
+        self.stopped.update(state)
+        if state is None:
+            self._arm()           # back on virtual time: re-time the expiry event
 
-    def _freeze_requested(self) -> bool:
-        try:
-            dbg = self.services.device("dbgmcu") if self.services else None
-        except KeyError:
-            return False
-        return bool(getattr(dbg, "apb1_fz", 0) & DBG_IWDG_STOP)
+    def stopped_tick(self) -> float | None:
+        """Machine hook, polled while the core is stopped: expire if the wall time ran the
+        counter out; otherwise return the seconds until it would (None: not counting)."""
+        if not self.running or not self.stopped.counting:
+            return None
+        if self._expired():
+            self._expire()
+            return None
+        left_ns = (self.counter_at_start + 1) * self._tick_ns() - (self._now_ns() - self.start_ns)
+        return left_ns / 1e9
 
     # -------------------------------------------------------------- registers
     def read(self, offset: int, size: int) -> int:
@@ -170,4 +182,4 @@ class Iwdg(Device):
     def snapshot(self) -> dict[str, object]:
         return {"running": self.running, "pr": self.pr, "rlr": self.rlr,
                 "counter": self.counter() if self.services else self.rlr,
-                "expiries": self.expiries}
+                "expiries": self.expiries, "counting_while_stopped": self.stopped.counting}

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 from twin.device import Device
-from twin.periph.base import ClockGate
+from twin.periph.base import ClockGate, StoppedTime
 
 CR, CFR, SR = 0x00, 0x04, 0x08
 WWDG_IRQ = 0
+DBG_WWDG_STOP = 1 << 11
 
 
 class Wwdg(Device):
     """WWDG: reset when T6 clears (counter 0x40 → 0x3F) or on a refresh above the window.
 
     EWI raises IRQ 0 when the counter reaches 0x40. Once WDGA is set only a reset stops it.
+    PCLK1 keeps running while the core is halted or locked up: the counter then runs on wall
+    time (:class:`StoppedTime`) unless DBGMCU_APB1_FZ.DBG_WWDG_STOP freezes it in a halt.
     """
 
     name, base, size = "wwdg", 0x40002C00, 0x400
@@ -20,6 +23,7 @@ class Wwdg(Device):
         super().__init__()
         self.gate = ClockGate(self, 0x40, 11)            # RCC_APB1ENR.WWDGEN
         self.handle: object | None = None
+        self.stopped = StoppedTime(self, DBG_WWDG_STOP)
         self.reset("power")
 
     def reset(self, kind: str) -> None:
@@ -42,11 +46,16 @@ class Wwdg(Device):
                 pass
         return div * 4096 << ((self.cfr >> 7) & 3)
 
+    def _now(self) -> int:
+        """PCLK1's time in core cycles: virtual time plus wall time counted while stopped."""
+        assert self.services is not None
+        return self.services.now_cycles() + int(self.stopped.seconds() * self.services.core_hz)
+
     def counter(self) -> int:
         """Current T[6:0]."""
         if not self.wdga or self.services is None:
             return self.t_base
-        ticks = (self.services.now_cycles() - self.start) // self._cycles_per_tick()
+        ticks = (self._now() - self.start) // self._cycles_per_tick()
         return max(self.t_base - ticks, 0)
 
     def _cancel(self) -> None:
@@ -56,7 +65,7 @@ class Wwdg(Device):
 
     def _load(self, value: int) -> None:
         assert self.services is not None
-        self.t_base, self.start = value & 0x7F, self.services.now_cycles()
+        self.t_base, self.start = value & 0x7F, self._now()
         self._arm()
 
     def _arm(self) -> None:
@@ -66,22 +75,40 @@ class Wwdg(Device):
         t = self.counter()
         target = 0x40 if t > 0x40 and not self.ewif else 0x3F
         ticks = t - target
-        if ticks <= 0:
-            self.services.schedule(0, self._event)
+        if ticks <= 0 or (t <= 0x40 and not self.ewif):   # due now (e.g. after a halt)
+            self.handle = self.services.schedule(0, self._event)
             return
-        elapsed = (self.services.now_cycles() - self.start) % self._cycles_per_tick()
+        elapsed = (self._now() - self.start) % self._cycles_per_tick()
         self.handle = self.services.schedule(ticks * self._cycles_per_tick() - elapsed, self._event)
+
+    def core_stopped(self, state: str | None) -> None:
+        """Machine hook: core running (None), halted or locked up; or freeze bits changed."""
+        self.stopped.update(state)
+        if state is None:
+            self._arm()
+
+    def stopped_tick(self) -> float | None:
+        """Machine hook while the core is stopped: reset if T6 cleared on wall time."""
+        if not self.wdga or self.services is None or not self.stopped.counting:
+            return None
+        t = self.counter()
+        if t <= 0x3F:
+            self._event()
+            return None
+        return (t - 0x3F) * self._cycles_per_tick() / self.services.core_hz
 
     def _event(self) -> None:
         self.handle = None
         assert self.services is not None
         t = self.counter()
         if t <= 0x3F:
-            self.services.log("T6 cleared → system reset")
+            where = {"halt": " (core halted: DBGMCU_APB1_FZ.DBG_WWDG_STOP is clear)",
+                     "lockup": " (core locked up)"}.get(self.stopped.state or "", "")
+            self.services.log(f"T6 cleared{where} → system reset")
             self.services.request_reset("system", "wwdg")
             self.wdga = False
             return
-        if t == 0x40 and not self.ewif:
+        if t <= 0x40 and not self.ewif:
             self.ewif = True
             if self.cfr & (1 << 9):
                 self.services.set_irq(WWDG_IRQ, True)
@@ -124,4 +151,5 @@ class Wwdg(Device):
             self.unmodelled(off, "write")
 
     def snapshot(self) -> dict[str, object]:
-        return {"wdga": self.wdga, "counter": self.counter(), "cfr": self.cfr, "ewif": self.ewif}
+        return {"wdga": self.wdga, "counter": self.counter(), "cfr": self.cfr, "ewif": self.ewif,
+                "counting_while_stopped": self.stopped.counting}
