@@ -173,3 +173,71 @@ def test_countflag_polling_delay_skips_ahead_and_keeps_time(board: Board) -> Non
         assert _Log(board).word(0x20002000) == 1
         assert 50 * 16000 <= m.now_cycles() < 51 * 16000       # virtual time is exact
         assert m.instructions < m.now_cycles() // 4             # most of it was skipped
+
+
+def test_iwdg_rescues_a_locked_up_core(board: Board) -> None:
+    """The IWDG's LSI keeps running while the core is locked up (virtual time does not):
+    a watchdog started before a double fault resets the board, as on the chip."""
+    body = """
+    ldr r0, =0x40003000
+    ldr r1, =0xCCCC
+    str r1, [r0]              @ start
+    ldr r1, =0x5555
+    str r1, [r0]              @ unlock PR/RLR
+    movs r1, #0
+    str r1, [r0, #4]          @ PR = /4: 125 us per tick
+    movs r1, #79
+    str r1, [r0, #8]          @ RLR: 80 ticks = 10 ms
+    ldr r1, =0xAAAA
+    str r1, [r0]              @ reload
+    udf #0                    @ HardFault, whose handler faults again: lockup
+    """
+    _boot(board, body, {3: "hard_h"}, ".thumb_func\nhard_h:\n    udf #1\n")
+    m = board.machine
+
+    def iwdg_resets() -> int:
+        with m.host():
+            return sum(1 for r in m.reset_history if r["cause"] == "iwdg")
+
+    _wait(lambda: iwdg_resets() >= 2, timeout=10.0)   # locks up again after each rescue
+    with m.host():
+        assert m.device("rcc").last_reset_cause() == "iwdg"
+
+
+def test_interrupt_points_are_reproducible_in_the_machine() -> None:
+    """Same firmware, same inputs: SysTick interrupts the busy loop at the same iteration in
+    every run of the real machine (slices are cut at the event's cycle)."""
+    body = """
+    ldr r0, =0xE000E010
+    ldr r1, =999
+    str r1, [r0, #4]          @ LOAD
+    movs r1, #0
+    str r1, [r0, #8]          @ VAL
+    movs r1, #7
+    str r1, [r0]              @ ENABLE | TICKINT | CLKSOURCE
+    movs r5, #0
+    ldr r2, =0x20000000
+spin:
+    adds r5, #1
+    ldr r3, [r2]
+    cmp r3, #20
+    blt spin
+    movs r1, #0
+    str r1, [r0]              @ SysTick off
+hang:
+    b hang
+    """
+    extra = ".thumb_func\ntick_h:\n    push {r4, lr}\n    mov r0, r5\n    bl logit\n    pop {r4, pc}\n"
+    runs = []
+    for _ in range(2):
+        b = Board(BoardOptions(pty=False))
+        try:
+            _boot(b, body, {15: "tick_h"}, extra)
+            log = _Log(b)
+            _wait(lambda: log.word(0x20000000) >= 20)
+            runs.append([log.word(0x20000000 + 4 * (i + 1)) for i in range(20)])
+        finally:
+            b.close()
+    assert runs[0] == runs[1]                         # to the loop iteration
+    steps = [later - earlier for earlier, later in zip(runs[0], runs[0][1:])]
+    assert all(240 <= n <= 250 for n in steps[2:]), steps   # ~1000 cycles of a 4-instruction loop

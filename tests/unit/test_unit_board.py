@@ -132,6 +132,15 @@ def test_targets_ota_contract(spec: BoardSpec) -> None:
     assert all(JumpContract.all_enabled().enabled(n) for n in spec.contract.items)
 
 
+def test_debug_section_defaults_to_freezing_watchdogs(tmp_path: Path, raw: dict[str, Any]) -> None:
+    assert load_board().debug.freeze_watchdogs is True
+    doc = copy.deepcopy(raw)
+    doc.pop("debug")
+    assert load_board(write(tmp_path, doc)).debug.freeze_watchdogs is True
+    doc["debug"] = {"freeze_watchdogs": False}
+    assert load_board(write(tmp_path, doc, "b2.yaml")).debug.freeze_watchdogs is False
+
+
 def test_dual_bank_active(tmp_path: Path, raw: dict[str, Any]) -> None:
     doc = copy.deepcopy(raw)
     doc["option_bytes"]["nDBANK"] = 0
@@ -184,6 +193,8 @@ def _mutated(raw: dict[str, Any], tmp_path: Path, fn: Any) -> ConfigError:
     (lambda d: d["contract"]["msp"].__setitem__("enabled", "yes"), "contract.msp.enabled", "true or false"),
     (lambda d: d.pop("targets"), "targets", "missing key"),
     (lambda d: d["option_bytes"].__setitem__("nDBANK", 2), "option_bytes.nDBANK", "0..1"),
+    (lambda d: d["debug"].__setitem__("freeze_watchdogs", "yes"), "debug.freeze_watchdogs", "true or false"),
+    (lambda d: d["debug"].__setitem__("freeze_iwdg", True), "debug.freeze_iwdg", "unknown key"),
 ])
 def test_bad_board_names_key_path(raw: dict[str, Any], tmp_path: Path, mutate: Any, key_path: str, text: str) -> None:
     err = _mutated(raw, tmp_path, mutate)
