@@ -111,6 +111,10 @@ class DeviceServices:
     def device(self, name: str) -> Device:
         return self._m.device(name)
 
+    def set_backup_write_access(self, allowed: bool) -> None:
+        """Extra (PWR): PWR_CR1.DBP changed; backup SRAM takes CPU stores only while set."""
+        self._m.set_backup_write_access(allowed)
+
     def poll_wait(self) -> None:
         """Extra (not in the protocol): the firmware is polling a flag that only a scheduled
         event can change (e.g. FLASH_SR.BSY); end the slice and jump to the next event.
@@ -194,6 +198,9 @@ class Machine:
         # devices whose clock runs on while the core is stopped (watchdogs): see _sync_stopped
         self._stop_watchers: list[Device] = []
         self._stopped_state: str | None = None
+        self.backup_writable = True        # PWR_CR1.DBP (backup SRAM write access); the PWR
+                                           # model clears it at reset
+        self.backup_ignored_writes = 0
 
         # memory
         self.regions: list[mm.Region] = []
@@ -429,6 +436,8 @@ class Machine:
         if reg.kind == "flash" and self.flash is not None:
             self.flash.cpu_store(address, size, value)
             self._mark_dirty(address, size)
+        elif reg is self.bkpsram:
+            self._backup_store_ignored(address)
         else:
             self._cpu_bus_fault(address, "precise", f"write to read-only {reg.name}")
         # unicorn still performs the raw store into the ptr-mapped buffer after this hook
@@ -441,6 +450,24 @@ class Machine:
             if self.in_slice and not self._stop_reasons and self._replaying is None:
                 self._stop("fixup")
         return True
+
+    def set_backup_write_access(self, allowed: bool) -> None:
+        """PWR_CR1.DBP: with it clear the CPU's stores to backup SRAM are ignored (as on the
+        chip; the debugger's are not). Done with page protections, so RAM speed is kept."""
+        allowed = bool(allowed)
+        if allowed == self.backup_writable:
+            return
+        self.backup_writable = allowed
+        perms = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC
+        if allowed:
+            perms |= uc_mod.UC_PROT_WRITE
+        self.uc.mem_protect(self.bkpsram.base, self.bkpsram.size, perms)
+
+    def _backup_store_ignored(self, address: int) -> None:
+        self.backup_ignored_writes += 1
+        if self.backup_ignored_writes == 1:
+            self.log(f"store to backup SRAM 0x{address:08X} ignored: PWR_CR1.DBP is 0; set it "
+                     "first (HAL_PWR_EnableBkUpAccess) — logged once")
 
     def _apply_fixups(self) -> None:
         fix, self._fixups = self._fixups, []

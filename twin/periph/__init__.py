@@ -15,6 +15,7 @@ from twin.periph.iwdg import Iwdg
 from twin.periph.pwr import Pwr
 from twin.periph.rcc import Rcc
 from twin.periph.rng import Rng
+from twin.periph.rtc import Rtc
 from twin.periph.timers import BasicTimer, basic_timers
 from twin.periph.wwdg import Wwdg
 
@@ -23,7 +24,7 @@ LEDS = {"ld1": ("gpiob", 0), "ld2": ("gpiob", 7), "ld3": ("gpiob", 14)}
 BUTTON = ("gpioc", 13)
 
 __all__ = ["all_devices", "commands", "Rcc", "Pwr", "Gpio", "Syscfg", "Exti", "Crc", "Iwdg", "Rng",
-           "BasicTimer", "Wwdg", "LEDS", "BUTTON", "led_states", "press_button"]
+           "Rtc", "BasicTimer", "Wwdg", "LEDS", "BUTTON", "led_states", "press_button"]
 
 
 def all_devices() -> list[Device]:
@@ -31,7 +32,7 @@ def all_devices() -> list[Device]:
     rcc = Rcc()
     iwdg = Iwdg()
     rcc.clock_listeners.append(iwdg.clock_changed)
-    return [rcc, Pwr(), *all_ports(), Syscfg(), Exti(), Crc(), iwdg, Wwdg(), Rng(),
+    return [rcc, Pwr(), *all_ports(), Syscfg(), Exti(), Crc(), iwdg, Wwdg(), Rng(), Rtc(),
             *basic_timers()]
 
 

@@ -27,8 +27,20 @@ class Pwr(RegDevice):
         """Over-drive switched in (ODSWRDY)."""
         return bool(self.regs[CSR1] & ODSWRDY)
 
+    def reset(self, kind: str) -> None:
+        super().reset(kind)
+        self._backup_access()
+
+    def _backup_access(self) -> None:
+        """Tell the machine whether backup SRAM takes CPU stores (DBP)."""
+        fn = getattr(self.services, "set_backup_write_access", None)
+        if fn is not None:
+            fn(self.dbp)
+
     def on_write(self, offset: int, old: int, value: int) -> None:
         if offset == CR1:
+            if (old ^ self.regs[CR1]) & DBP:
+                self._backup_access()
             cr1 = self.regs[CR1]
             if cr1 & ODSWEN and not cr1 & ODEN:
                 cr1 &= ~ODSWEN                  # ODSWEN needs ODEN

@@ -131,6 +131,9 @@ class Rcc(RegDevice):
         bdcr = bdcr | 2 if bdcr & 1 else bdcr & ~2   # LSERDY follows LSEON
         if bdcr & (1 << 16):                      # BDRST
             bdcr = 1 << 16
+            rtc = self._device("rtc")
+            if rtc is not None and not old & (1 << 16):
+                rtc.backup_domain_reset()          # type: ignore[attr-defined]
         self.regs[BDCR] = bdcr
 
     def _peripheral_reset(self, offset: int, old: int, value: int) -> None:
