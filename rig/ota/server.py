@@ -252,7 +252,10 @@ class OtaServer:
                 return
             peer_s = f"{peer[0]}:{peer[1]}"
             with self._lock:
-                busy = self._session_running() or self._session_started.is_set()
+                # the flag, not the thread: a finished session's thread may still be alive
+                # for a moment after publishing its result, and a board that reconnects at
+                # once (a retry, the next test) must not be refused for that
+                busy = self._session_started.is_set()
                 if self.allow is not None and peer[0] not in self.allow:
                     self._refuse(conn, peer_s, f"peer {peer[0]} is not in the allow list")
                     continue
@@ -326,8 +329,8 @@ class OtaServer:
             self._current = None
             self._conn = None
             self.results.append(result)
-            self._results.put(result)
-            self._session_started.clear()
+            self._session_started.clear()     # before the result is seen: the next board
+            self._results.put(result)         # may connect as soon as a waiter has it
         if self.on_progress:
             self.on_progress("end", sent, len(session.offer.data) if session else len(self.image))
         if self.on_session:

@@ -187,6 +187,19 @@ def test_second_concurrent_client_is_refused_and_recorded() -> None:
     assert any("one board at a time" in e.text for e in res.transcript.events)
 
 
+def test_a_board_reconnecting_right_after_a_session_is_not_refused() -> None:
+    """The next session may start as soon as the previous result is out, even while that
+    session's thread still runs its callbacks (a board retrying at once, the next test)."""
+    with OtaServer(IMAGE, timeouts=FAST) as srv:
+        srv.on_session = lambda res: time.sleep(0.5)    # keeps the old thread alive
+        ScriptedBoard(srv.address).run()
+        first = srv.wait_session(5)
+        second_board = ScriptedBoard(srv.address).run()  # connects inside those 0.5 s
+        second = srv.wait_session(5)
+    assert first.outcome == "ack" and second.outcome == "ack", second.to_text()
+    assert srv.refused == [] and second.index == 1 and second_board.outcome == "ack"
+
+
 def test_policy_per_session_drop_then_recover() -> None:
     with OtaServer(IMAGE, policy=["drop-at:byte=1000", "natural"], timeouts=FAST) as srv:
         first = ScriptedBoard(srv.address).run()
