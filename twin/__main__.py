@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--core-hz", type=int, default=16_000_000, metavar="N",
                    help="core clock after reset (default 16000000, HSI)")
     p.add_argument("--idle", choices=("realtime", "skip"), default="realtime",
-                   help="WFI and host waits (idle_wait): sleep in wall time until the next event "
-                        "(realtime, default) or jump straight to it (skip)")
+                   help="WFI: sleep in wall time until the next event (realtime, default) or "
+                        "jump straight to it (skip). Host waits (idle_wait: the firmware waits "
+                        "for network data) always follow wall time")
     p.add_argument("--outlive-parent", action="store_true",
                    help="keep running when the process that started the twin exits "
                         "(default: exit, so a killed test run leaves no twin behind)")

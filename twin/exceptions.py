@@ -926,7 +926,8 @@ class ScbRegs(_ScsDevice):
 
 
 class MpuRegs(_ScsDevice):
-    """MPU at 0xE000ED90: state tracked (TYPE/CTRL/RNR/RBAR/RASR + aliases), not enforced."""
+    """MPU at 0xE000ED90: TYPE/CTRL/RNR/RBAR/RASR + aliases; enforced by the machine
+    (``Machine._mpu_sync`` with ``twin.mpu``), which a write here makes re-apply."""
 
     name, base, size = "mpu", 0xE000ED90, 0x30
 
@@ -946,10 +947,12 @@ class MpuRegs(_ScsDevice):
 
     def write_word(self, offset: int, value: int, size: int) -> None:
         m = self.m
+        was_on = m.mpu_ctrl & 1
         if offset == 0x04:
             m.mpu_ctrl = value & 7
         elif offset == 0x08:
             m.mpu_rnr = value & 7
+            return
         elif offset in (0x0C, 0x14, 0x1C, 0x24):
             if value & 0x10:                             # VALID: REGION field selects RNR
                 m.mpu_rnr = value & 7
@@ -958,6 +961,9 @@ class MpuRegs(_ScsDevice):
             m.mpu_rasr[m.mpu_rnr] = value & 0x173FFF3F
         elif offset != 0x00:
             super().write_word(offset, value, size)
+            return
+        if (was_on or m.mpu_ctrl & 1) and m.on_kick is not None:
+            m.on_kick()     # end the slice after this store: the machine re-applies the MPU
 
     def regions(self) -> list[dict[str, int]]:
         """Enabled regions as dicts (base, size, rasr) for the control interface."""

@@ -30,6 +30,8 @@ import unicorn.arm_const as A
 
 from twin import memory as mm
 from twin.device import Device, ExceptionUnit, ResetKind
+from twin.mpu import MpuView
+from twin.mpu import decode as mpu_decode
 
 LONG_SLICE = 200_000
 SHORT_SLICE = 2_000
@@ -45,6 +47,8 @@ _REGS.update(sp=A.UC_ARM_REG_SP, lr=A.UC_ARM_REG_LR, pc=A.UC_ARM_REG_PC, xpsr=A.
 _REGS.update({f"s{i}": A.UC_ARM_REG_S0 + i for i in range(32)})
 
 _FLASH_END = mm.FLASH_BASE + mm.FLASH_SIZE
+_SPECIAL = frozenset({"msp", "psp", "primask", "basepri", "faultmask", "control"})
+_UC_PAGE = 0x400          # unicorn's page (ARM): the MPU's protection granule here
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
 
 WFI_T16 = 0xBF30
@@ -201,6 +205,11 @@ class Machine:
         self.backup_writable = True        # PWR_CR1.DBP (backup SRAM write access); the PWR
                                            # model clears it at reset
         self.backup_ignored_writes = 0
+        # MPU enforcement (see _mpu_sync): the configuration applied to the page protections
+        self._mpu_key: object = None
+        self._mpu_view: MpuView | None = None
+        self._mpu_fault: tuple[str, int] | None = None
+        self._mpu_hooks: list[int] = []
 
         # memory
         self.regions: list[mm.Region] = []
@@ -409,6 +418,11 @@ class Machine:
             return True
         if self._fixups:
             self._apply_fixups()
+        if self._mpu_view is not None and self._mpu_denies(address, uc_mod.UC_PROT_WRITE) \
+                and self.region_at(address, 1) is not None:
+            self._mpu_fault = ("daccviol", address)
+            self._fault_addr = address
+            return False
         fl = self.flash
         if fl is not None and (mm.FLASH_BASE <= address < _FLASH_END):
             # hot path: a store into flash (every word of a flash download)
@@ -436,8 +450,14 @@ class Machine:
         if reg.kind == "flash" and self.flash is not None:
             self.flash.cpu_store(address, size, value)
             self._mark_dirty(address, size)
-        elif reg is self.bkpsram:
+        elif reg is self.bkpsram and not self.backup_writable:
             self._backup_store_ignored(address)
+        elif reg.writable:
+            # RAM on a page the MPU protects only in part: the MPU allows this address, so
+            # store it here (unicorn does not complete a store its page protection refused)
+            reg.write(address, (value & _MASKS[size]).to_bytes(size, "little"))
+            self._mark_dirty(address, size)
+            return True
         else:
             self._cpu_bus_fault(address, "precise", f"write to read-only {reg.name}")
         # unicorn still performs the raw store into the ptr-mapped buffer after this hook
@@ -458,10 +478,90 @@ class Machine:
         if allowed == self.backup_writable:
             return
         self.backup_writable = allowed
+        if self._mpu_view is not None:
+            self._mpu_key = ("stale",)            # recomputed with the MPU at the next slice
+            return
+        self.uc.mem_protect(self.bkpsram.base, self.bkpsram.size, self._base_perms(self.bkpsram))
+
+    def _base_perms(self, reg: mm.Region) -> int:
+        """Page protections of a memory region without the MPU."""
         perms = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC
-        if allowed:
+        if reg.writable and (reg is not self.bkpsram or self.backup_writable):
             perms |= uc_mod.UC_PROT_WRITE
-        self.uc.mem_protect(self.bkpsram.base, self.bkpsram.size, perms)
+        return perms
+
+    def _mpu_sync(self) -> None:
+        """Before each slice: make unicorn's page protections follow the MPU.
+
+        Nothing to do while MPU_CTRL.ENABLE is clear (one attribute read per slice). While it
+        is set, the configuration, the privilege level (handler mode or CONTROL.nPRIV = 0)
+        and "execution priority below 0 without HFNMIENA" form a key; a new key recomputes
+        the protections page by page (a page gets the rights common to all of it) and the
+        protection hooks check the exact address, so a 32-byte region is exact too. A change
+        of CONTROL.nPRIV inside a slice takes effect at the next slice (up to a few thousand
+        instructions later; the architecture asks for an ISB there anyway).
+        """
+        exc = self.exc
+        ctrl = getattr(exc, "mpu_ctrl", 0) if exc is not None else 0
+        if not ctrl & 1:
+            if self._mpu_key is not None:
+                self._mpu_key = None
+                self._mpu_view = None
+                self._apply_protections(None)
+            return
+        uc = self.uc
+        privileged = bool(uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF) or \
+            not uc.reg_read(A.UC_ARM_REG_CONTROL) & 1
+        if not ctrl & 2 and exc.execution_priority() < 0:      # HardFault/NMI/FAULTMASK
+            key: object = ("default-map",)
+        else:
+            key = (ctrl, privileged, tuple(exc.mpu_rbar), tuple(exc.mpu_rasr))
+        if key == self._mpu_key:
+            return
+        self._mpu_key = key
+        view = None
+        if key != ("default-map",):
+            view = MpuView(ctrl, mpu_decode(list(exc.mpu_rbar), list(exc.mpu_rasr)), privileged)
+        self._mpu_view = view
+        self._apply_protections(view)
+
+    def _apply_protections(self, view: MpuView | None) -> None:
+        uc = self.uc
+        for h in self._mpu_hooks:
+            uc.hook_del(h)
+        self._mpu_hooks = []
+        for reg in self.regions:
+            base = self._base_perms(reg)
+            if view is None:
+                uc.mem_protect(reg.base, reg.size, base)
+                continue
+            for lo, hi, perms, varies in view.page_perms(reg.base, reg.end, _UC_PAGE):
+                uc.mem_protect(lo, hi - lo, base & perms)
+                if varies & uc_mod.UC_PROT_READ:
+                    self._mpu_hooks.append(uc.hook_add(uc_mod.UC_HOOK_MEM_READ,
+                                                       self._mpu_read_hook, begin=lo, end=hi - 1))
+                if varies & uc_mod.UC_PROT_EXEC:
+                    self._mpu_hooks.append(uc.hook_add(uc_mod.UC_HOOK_CODE,
+                                                       self._mpu_code_hook, begin=lo, end=hi - 1))
+        uc.ctl_flush_tb()
+
+    def _mpu_read_hook(self, uc, access, address, size, value, _ud) -> None:
+        """Reads on a page the MPU protects only in part: refuse the exact address (the
+        instruction does not retire; MemManage DACCVIOL with MMFAR)."""
+        if self._mpu_denies(address, uc_mod.UC_PROT_READ):
+            self._stop("fault", ("memmanage", address,
+                                 f"MPU: data access to 0x{address:08X} not allowed"))
+
+    def _mpu_code_hook(self, uc, address, size, _ud) -> None:
+        """Fetches on a page the MPU makes executable only in part (IACCVIOL)."""
+        if self._mpu_denies(address, uc_mod.UC_PROT_EXEC):
+            self._stop("fault", ("memmanage", "iaccviol",
+                                 f"MPU: instruction fetch from 0x{address:08X} not allowed"))
+
+    def _mpu_denies(self, address: int, right: int) -> bool:
+        """The MPU (when enforced) forbids ``right`` at ``address`` for the current level."""
+        view = self._mpu_view
+        return view is not None and not view.perms(address) & right
 
     def _backup_store_ignored(self, address: int) -> None:
         self.backup_ignored_writes += 1
@@ -481,6 +581,10 @@ class Machine:
         return False
 
     def _hook_prot_other(self, uc, access, address, size, value, _ud) -> bool:
+        if self._mpu_view is not None and self.region_at(address, 1) is not None:
+            # the page grants no read (or no fetch) anywhere: the MPU refuses this access
+            fetch = access == uc_mod.UC_MEM_FETCH_PROT
+            self._mpu_fault = ("iaccviol" if fetch else "daccviol", address)
         self._fault_addr = address
         return False
 
@@ -522,6 +626,8 @@ class Machine:
     # ------------------------------------------------------------------ Cpu protocol
     def reg(self, name: str) -> int:
         """Read a core register by name (see twin.device.Cpu)."""
+        if name in _SPECIAL and self._unprivileged_thread():
+            return self._as_privileged(lambda: self.uc.reg_read(_REGS[name]))
         return self.uc.reg_read(_REGS[name])
 
     def set_reg(self, name: str, value: int) -> None:
@@ -529,7 +635,27 @@ class Machine:
         if name == "pc":
             # unicorn takes EPSR.T from bit 0 of a PC write: keep the current T bit
             value = (value & ~1) | ((self.uc.reg_read(A.UC_ARM_REG_XPSR) >> 24) & 1)
+        if name in _SPECIAL and name != "control" and self._unprivileged_thread():
+            self._as_privileged(lambda: self.uc.reg_write(_REGS[name], value & 0xFFFFFFFF))
+            return
         self.uc.reg_write(_REGS[name], value & 0xFFFFFFFF)
+
+    def _unprivileged_thread(self) -> bool:
+        uc = self.uc
+        return not uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF and bool(
+            uc.reg_read(A.UC_ARM_REG_CONTROL) & 1)
+
+    def _as_privileged(self, fn: Callable[[], int | None]):  # noqa: ANN202
+        """unicorn reads MSP/PSP/PRIMASK/BASEPRI/FAULTMASK through MRS semantics: 0 (and
+        writes ignored) for unprivileged thread code. The model and the debugger see the
+        real values, so look through handler mode (IPSR != 0) for the access; unicorn
+        re-banks SP on the IPSR write and back (measured)."""
+        uc = self.uc
+        uc.reg_write(A.UC_ARM_REG_IPSR, 1)
+        try:
+            return fn()
+        finally:
+            uc.reg_write(A.UC_ARM_REG_IPSR, 0)
 
     def read_mem(self, address: int, length: int) -> bytes:
         """System-bus read (RAM, flash, MMIO). ValueError if unmapped."""
@@ -994,16 +1120,19 @@ class Machine:
 
         * WFI: ends when the exception model says an exception can wake the core.
         * "poll" (``poll_wait``): jumps straight to the next event, then runs again.
-        * "idle" (``idle_wait``) and WFI: with ``idle="skip"`` jump to the next event; with
-          ``idle="realtime"`` let virtual time follow wall time until the next event. An idle
-          wait also ends when host work was posted (e.g. network data arrived).
+        * WFI: with ``idle="skip"`` jump to the next event; with ``idle="realtime"`` let
+          virtual time follow wall time until the next event.
+        * "idle" (``idle_wait``, the firmware waits for the host): virtual time follows wall
+          time in both modes (jumping would race the host: under load a firmware timeout
+          fired before the host's data arrived). It also ends when host work was posted
+          (e.g. network data arrived).
         """
         if self.sleeping and self.exc is not None and self.exc.sleeping_can_wake():
             self.sleeping = False
             self._idle_anchor = None
             return 0.0
         if self._wait_mode == "idle" and self._posts_done != self._idle_posts:
-            if self._idle_anchor is not None and self.idle_mode == "realtime":
+            if self._idle_anchor is not None:
                 wall0, cyc0 = self._idle_anchor
                 target = cyc0 + int((time.monotonic() - wall0) * self.core_hz)
                 nxt = self._next_event()
@@ -1012,7 +1141,10 @@ class Machine:
             return 0.0
         nxt = self._next_event()
         now = self._cycles
-        if self.idle_mode == "skip" or self._wait_mode == "poll" or nxt is not None and nxt <= now:
+        # "skip" jumps WFI sleeps (and polls always jump); a host wait (idle_wait) follows
+        # wall time in both modes: jumping it would race the host that is about to send
+        skip = (self.idle_mode == "skip" and self._wait_mode != "idle") or self._wait_mode == "poll"
+        if skip or nxt is not None and nxt <= now:
             if nxt is None:
                 if self._wait_mode is not None:      # nothing scheduled: just run again
                     self._end_wait()
@@ -1076,9 +1208,11 @@ class Machine:
         pc = uc.reg_read(A.UC_ARM_REG_PC)
         self._stop_reasons = []
         self._fault_addr = None
+        self._mpu_fault = None
         self._kicked = False
         self._ticks = 0
         self._slice_end = self._cycles + budget
+        self._mpu_sync()
         if self.debug is not None:
             self.debug.before_execute(pc)
         if not uc.reg_read(A.UC_ARM_REG_XPSR) & 0x01000000:
@@ -1176,6 +1310,16 @@ class Machine:
 
     def _on_error(self, err: BaseException) -> None:
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        mpu, self._mpu_fault = self._mpu_fault, None
+        if mpu is not None and isinstance(err, uc_mod.UcError) and err.errno in (
+                uc_mod.UC_ERR_READ_PROT, uc_mod.UC_ERR_WRITE_PROT, uc_mod.UC_ERR_FETCH_PROT):
+            sub, addr = mpu
+            if sub == "iaccviol":
+                self._fault("memmanage", "iaccviol",
+                            f"MPU: instruction fetch from 0x{addr:08X} not allowed")
+            else:
+                self._fault("memmanage", addr, f"MPU: data access to 0x{addr:08X} not allowed")
+            return
         if isinstance(err, uc_mod.UcError):
             code = err.errno
             addr = self._fault_addr

@@ -10,6 +10,7 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import queue
@@ -107,6 +108,7 @@ class OtaServer:
         self._accept_thread: threading.Thread | None = None
         self._session_thread: threading.Thread | None = None
         self._session_started = threading.Event()
+        self._session_closed = threading.Event()    # its connection is closed, result pending
         self._current: Transcript | None = None
         self._current_refused: list[str] = []
         self._sniffer = None
@@ -248,9 +250,22 @@ class OtaServer:
                 conn, peer = lsock.accept()
             except (BlockingIOError, InterruptedError):
                 continue
-            except OSError:
-                return
+            except OSError as exc:
+                if self._stop.is_set() or exc.errno in (errno.EBADF, errno.EINVAL, errno.ENOTSOCK):
+                    return                    # the listening socket was closed
+                # a client that reset before accept (ECONNABORTED), out of descriptors or
+                # buffers: the server must keep serving the next board
+                LOG.warning("OTA server: accept failed (%s); still listening", exc)
+                time.sleep(0.01)
+                continue
             peer_s = f"{peer[0]}:{peer[1]}"
+            if self._session_started.is_set() and self._session_closed.is_set():
+                # the previous session already closed its connection and is only writing
+                # its result: a board reconnecting at once is the next session, not a
+                # second board (bounded wait: the result needs no network)
+                deadline = time.monotonic() + 2.0
+                while self._session_started.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.002)
             with self._lock:
                 # the flag, not the thread: a finished session's thread may still be alive
                 # for a moment after publishing its result, and a board that reconnects at
@@ -262,6 +277,7 @@ class OtaServer:
                 if busy:
                     self._refuse(conn, peer_s, "a session is already running (one board at a time)")
                     continue
+                self._session_closed.clear()
                 self._session_started.set()
                 self._current_refused = []
                 self._conn = conn
@@ -310,6 +326,9 @@ class OtaServer:
             outcome, reason = "error", f"internal error in protocol {self.protocol.name}: {exc!r}"
             phase = session.phase if session else "request"
         finally:
+            # flagged before the close: the board may reconnect the instant it sees EOF,
+            # and that connection must find the session marked as closing
+            self._session_closed.set()
             try:
                 conn.close()
             except OSError:

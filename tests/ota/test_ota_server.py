@@ -200,6 +200,33 @@ def test_a_board_reconnecting_right_after_a_session_is_not_refused() -> None:
     assert srv.refused == [] and second.index == 1 and second_board.outcome == "ack"
 
 
+def test_a_board_reconnecting_while_the_last_result_is_written_is_not_refused(monkeypatch) -> None:
+    """Between closing a session's connection and publishing its result the server is not
+    busy with a board any more: a reconnect in that window waits and becomes the next
+    session instead of getting BUSY."""
+    import rig.ota.server as server_mod
+
+    class SlowEnd(server_mod.Transcript):
+        def note(self, text: str) -> None:   # the outcome line is written after the close
+            if text.startswith("outcome "):
+                time.sleep(0.4)
+            super().note(text)
+
+        def error(self, text: str) -> None:
+            if text.startswith("outcome "):
+                time.sleep(0.4)
+            super().error(text)
+
+    monkeypatch.setattr(server_mod, "Transcript", SlowEnd)
+    quick = Timeouts(connect=10, request=0.2, ready=3, ack=3, send=5, stall=2, linger=0.2)
+    with OtaServer(IMAGE, timeouts=quick) as srv:
+        assert raw_session(srv, b"") == b""           # a silent board: the server gives up first
+        board = ScriptedBoard(srv.address).run()      # and the board reconnects at once
+        first, second = srv.wait_session(5), srv.wait_session(5)
+    assert srv.refused == [], srv.refused
+    assert first.outcome == "timeout" and second.outcome == "ack" and board.outcome == "ack"
+
+
 def test_policy_per_session_drop_then_recover() -> None:
     with OtaServer(IMAGE, policy=["drop-at:byte=1000", "natural"], timeouts=FAST) as srv:
         first = ScriptedBoard(srv.address).run()

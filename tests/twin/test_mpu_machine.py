@@ -1,0 +1,199 @@
+"""The MPU enforced by the twin's machine: real Thumb-2 programs take MemManage faults with
+the architecture's CFSR/MMFAR values, and what the MPU allows still runs at RAM speed."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from periph_exc_harness import assemble
+from periph_exc_programs import program
+
+from twin.board import Board, BoardOptions
+from twin.loader import Chunk
+
+REC = 0x20001000          # handler record: count, CFSR, MMFAR, faulting PC
+DONE = 0x20001010         # the body stores 0xD0NE here when it finished
+
+MPU_SETUP = """
+    ldr r0, =0xE000ED24
+    ldr r1, =0x00010000       @ SHCSR.MEMFAULTENA
+    str r1, [r0]
+    ldr r0, =0xE000ED94       @ MPU_CTRL; RNR +4, RBAR +8, RASR +12
+{regions}
+    movs r1, #{ctrl}
+    str r1, [r0]
+    dsb
+    isb
+"""
+REGION = """
+    movs r1, #{n}
+    str r1, [r0, #4]
+    ldr r1, =0x{base:08X}
+    str r1, [r0, #8]
+    ldr r1, =0x{rasr:08X}
+    str r1, [r0, #12]
+"""
+FINISH = """
+    ldr r0, =0x{done:08X}
+    ldr r1, =0xD0DE
+    str r1, [r0]
+hang:
+    b hang
+""".format(done=DONE)
+
+# MemManage handler: record CFSR, MMFAR and the stacked PC, clear CFSR, then resume
+# {resume}: "skip" the 16-bit faulting instruction, or "return" to the stacked LR
+MM_HANDLER = """
+.thumb_func
+mm_h:
+    ldr r0, =0xE000ED28
+    ldr r1, [r0]
+    ldr r2, [r0, #12]
+    ldr r3, =0x{rec:08X}
+    ldr r12, [r3]
+    add r12, r12, #1
+    str r12, [r3]
+    str r1, [r3, #4]
+    str r2, [r3, #8]
+    str r1, [r0]
+    mrs r0, msp
+    ldr r1, [r0, #24]
+    str r1, [r3, #12]
+{resume}
+    bx lr
+"""
+SKIP = "    adds r1, #2\n    str r1, [r0, #24]"
+RETURN = "    ldr r1, [r0, #20]\n    bic r1, r1, #1\n    str r1, [r0, #24]"
+
+
+def rasr(size_field: int, ap: int, xn: bool = False) -> int:
+    return (int(xn) << 28) | (ap << 24) | (size_field << 1) | 1
+
+
+def mpu(regions: list[tuple[int, int]], ctrl: int = 5) -> str:
+    body = "".join(REGION.format(n=i, base=b, rasr=r) for i, (b, r) in enumerate(regions))
+    return MPU_SETUP.format(regions=body, ctrl=ctrl)
+
+
+@pytest.fixture()
+def run():
+    boards: list[Board] = []
+
+    def _run(body: str, resume: str = SKIP, handlers: dict[int, str] | None = None,
+             extra: str = "") -> Board:
+        b = Board(BoardOptions(pty=False))
+        boards.append(b)
+        src = program(body + FINISH, {4: "mm_h", **(handlers or {})},
+                      MM_HANDLER.format(rec=REC, resume=resume) + extra)
+        b.power_on([Chunk(0x08000000, assemble(src), "test")])
+        b.machine.start()
+        deadline = time.monotonic() + 20
+        while word(b, DONE) != 0xD0DE:
+            assert time.monotonic() < deadline, "the program did not finish"
+            time.sleep(0.01)
+        return b
+
+    yield _run
+    for b in boards:
+        b.close()
+
+
+def word(b: Board, address: int) -> int:
+    with b.machine.host() as m:
+        return int.from_bytes(m.bus_read(address, 4), "little")
+
+
+def record(b: Board) -> tuple[int, int, int, int]:
+    return tuple(word(b, REC + 4 * i) for i in range(4))  # type: ignore[return-value]
+
+
+def test_no_access_region_of_32_bytes_faults_exactly(run) -> None:
+    body = mpu([(0x20008020, rasr(4, 0))]) + """
+    ldr r2, =0x20008000
+    ldr r1, [r2]              @ same 1 KiB page, outside the region: allowed
+    ldr r2, =0x20008020
+    ldr r1, [r2]              @ DACCVIOL
+    ldr r1, =0x5A5A5A5A
+    str r1, [r2]              @ DACCVIOL, not stored
+    ldr r2, =0x20008040
+    str r1, [r2]              @ allowed: stored
+    """
+    b = run(body)
+    count, cfsr, mmfar, _ = record(b)
+    assert count == 2
+    assert cfsr == 0x82                                  # DACCVIOL | MMARVALID
+    assert mmfar == 0x20008020
+    assert word(b, 0x20008020) == 0 and word(b, 0x20008040) == 0x5A5A5A5A
+
+
+def test_read_only_region_refuses_stores_only(run) -> None:
+    body = """
+    ldr r2, =0x20009000
+    ldr r1, =0x11223344
+    str r1, [r2]              @ before the MPU: stored
+    """ + mpu([(0x20009000, rasr(9, 6))]) + """
+    ldr r2, =0x20009000
+    ldr r3, [r2]              @ allowed
+    ldr r1, =0x55667788
+    str r1, [r2]              @ DACCVIOL
+    ldr r2, =0x20001020
+    str r3, [r2]
+    """
+    b = run(body)
+    assert record(b)[:3] == (1, 0x82, 0x20009000)
+    assert word(b, 0x20009000) == 0x11223344 and word(b, 0x20001020) == 0x11223344
+
+
+def test_execute_never_region_faults_on_the_fetch(run) -> None:
+    body = """
+    ldr r2, =0x2000A000
+    ldr r1, =0x47704770       @ bx lr; bx lr
+    str r1, [r2]
+    dsb
+    isb
+    ldr r0, =0x2000A001
+    blx r0                    @ no MPU yet: runs and returns
+    ldr r2, =0x20001020
+    movs r1, #1
+    str r1, [r2]
+    """ + mpu([(0x20000000, rasr(19, 3, xn=True))]) + """
+    ldr r0, =0x2000A001
+    blx r0                    @ IACCVIOL; the handler returns to the stacked LR
+    ldr r2, =0x20001024
+    movs r1, #2
+    str r1, [r2]
+    """
+    b = run(body, resume=RETURN)
+    count, cfsr, _, pc = record(b)
+    assert count == 1 and cfsr == 0x01                   # IACCVIOL, MMFAR not valid
+    assert pc == 0x2000A000                              # the fetch that was refused
+    assert word(b, 0x20001020) == 1 and word(b, 0x20001024) == 2
+
+
+def test_without_privdefena_an_uncovered_address_faults(run) -> None:
+    # code (flash) and stack (RAM) covered; the test area is not
+    regions = [(0x08000000, rasr(20, 6)), (0x20000000, rasr(15, 3))]
+    body = mpu(regions, ctrl=1) + """
+    ldr r2, =0x20014000
+    ldr r1, [r2]              @ DACCVIOL: no region, no default map
+    """
+    b = run(body)
+    assert record(b)[:3] == (1, 0x82, 0x20014000)
+
+
+def test_unprivileged_thread_is_refused_a_privileged_only_region(run) -> None:
+    regions = [(0x08000000, rasr(20, 6)), (0x20000000, rasr(16, 3)), (0x20008000, rasr(9, 1))]
+    body = mpu(regions) + """
+    ldr r2, =0x20008000
+    ldr r1, =0x0000AAAA
+    str r1, [r2]              @ privileged: allowed
+    movs r1, #1
+    msr control, r1           @ nPRIV
+    isb
+    svc #0                    @ an exception return: the new level applies from here
+    ldr r2, =0x20008000
+    ldr r1, [r2]              @ unprivileged: DACCVIOL
+    """
+    b = run(body, handlers={11: "svc_h"}, extra=".thumb_func\nsvc_h:\n    bx lr\n")
+    assert record(b)[:3] == (1, 0x82, 0x20008000)
+    assert word(b, 0x20008000) == 0xAAAA
