@@ -7,8 +7,9 @@ return (unstacking, tail-chaining). Its register blocks are ordinary :class:`Dev
 returned by :meth:`ExceptionModel.devices` and mapped by the machine.
 
 Simplifications (see docs/twin-peripherals.md): FP context is stacked eagerly (lazy
-stacking is not modelled: FPCCR.LSPACT never sets), MPU permissions are tracked but
-not enforced, CPACR is stored but unicorn executes FP instructions regardless.
+stacking is not modelled: FPCCR.LSPACT never sets), the MPU registers live here and the
+machine enforces them (twin/mpu.py) except for exception stacking, CPACR is stored but
+unicorn executes FP instructions regardless.
 """
 from __future__ import annotations
 
