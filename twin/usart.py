@@ -20,6 +20,9 @@ from twin.device import Device, merge_word, sub_word
 CR1_UE, CR1_RE, CR1_TE = 1, 4, 8
 CR1_IDLEIE, CR1_RXNEIE, CR1_TCIE, CR1_TXEIE = 16, 32, 64, 128
 CR3_OVRDIS = 1 << 12
+#: RXNE spin detection (see ``Usart._rx_spin``): this many empty ISR reads, each within
+#: RX_SPIN_GAP cycles of the previous one, mean the firmware is waiting for input
+RX_SPIN_POLLS, RX_SPIN_GAP = 8, 2000
 ISR_ORE, ISR_IDLE, ISR_RXNE, ISR_TC, ISR_TXE = 8, 16, 32, 64, 128
 ISR_TEACK, ISR_REACK = 1 << 21, 1 << 22
 USART3_IRQ = 39
@@ -58,6 +61,8 @@ class Usart(Device):
         self._tx_busy = False
         self._rx_handle: object | None = None
         self._tx_handle: object | None = None
+        self._empty_polls = 0                  # consecutive ISR reads with nothing to receive
+        self._last_poll = 0
         self._regs_reset()
 
     def _regs_reset(self) -> None:
@@ -159,6 +164,10 @@ class Usart(Device):
                 pw = getattr(self.services, "poll_wait", None)
                 if pw is not None and (not self.isr & ISR_TXE or self.tdr is None):
                     pw()
+            elif not self.isr & ISR_RXNE and not self._rxq and self.services is not None:
+                self._rx_spin()
+            else:
+                self._empty_polls = 0
             return self.isr
         if offset == 0x24:
             val = self.rdr
@@ -281,6 +290,23 @@ class Usart(Device):
             self.isr |= ISR_IDLE
         self._update_irq()
         self._schedule_rx()
+
+    def _rx_spin(self) -> None:
+        """The firmware reads ISR with nothing received and nothing on the way. Read again
+        and again within a few thousand cycles, that is a wait for the host (a getc loop):
+        let the machine idle at wall pace until input is posted (``idle_wait``), so
+        firmware timeouts and watchdogs keep wall time and the host CPU is spared. A single
+        poll inside a busy loop does not count."""
+        now = self.services.now_cycles()
+        if now - self._last_poll <= RX_SPIN_GAP:
+            self._empty_polls += 1
+        else:
+            self._empty_polls = 1
+        self._last_poll = now
+        if self._empty_polls >= RX_SPIN_POLLS:
+            idle = getattr(self.services, "idle_wait", None)
+            if idle is not None:
+                idle()
 
     def _update_irq(self) -> None:
         cr1, isr = self.cr1, self.isr
