@@ -10,7 +10,8 @@ Printed per case: instructions per wall second (goal >= 20 M/s), virtual seconds
 second, SysTick interrupts taken, UART bytes sent. Cases: quiet (no SysTick, no UART),
 SysTick 1 kHz, SysTick 1 kHz + UART printing driven by the TXE interrupt (as
 HAL_UART_Transmit_IT), SysTick 1 kHz + UART printing by polling ISR.TXE (as
-HAL_UART_Transmit).
+HAL_UART_Transmit), and the TXE-interrupt case again with the MPU enabled (a RAM region,
+then also a 32-byte guard that cuts a page, which the machine checks per access).
 
 Run: ``python benchmarks/bench_periph.py [--seconds S]``.
 """
@@ -108,6 +109,7 @@ reset:
     str r1, [r0, #8]
     movs r1, #{ctrl}
     str r1, [r0]
+{mpu}
     ldr r4, =0x40004800
     movs r5, #0
     ldr r6, =0x2545F491
@@ -133,6 +135,31 @@ loop:
 """
 
 
+#: MPU set-ups (the machine enforces the MPU with page protections; these measure the cost)
+MPU_RAM_XN = """
+    ldr r0, =0xE000ED94          @ MPU_CTRL; RNR +4, RBAR +8, RASR +12
+    movs r1, #0
+    str r1, [r0, #4]
+    ldr r1, =0x20000000          @ region 0: 1 MiB RAM, XN, full access (the bootloader's)
+    str r1, [r0, #8]
+    ldr r1, =0x13000027
+    str r1, [r0, #12]
+{guard}
+    movs r1, #5                  @ ENABLE | PRIVDEFENA
+    str r1, [r0]
+    dsb
+    isb
+"""
+MPU_GUARD = """
+    movs r1, #1
+    str r1, [r0, #4]
+    ldr r1, =0x2000F000          @ region 1: a 32-byte no-access stack guard inside a page
+    str r1, [r0, #8]
+    ldr r1, =0x00000009
+    str r1, [r0, #12]
+"""
+
+
 def assemble(src: str) -> bytes:
     """Assemble and link at 0x08000000 with the Debian cross toolchain."""
     with tempfile.TemporaryDirectory() as d:
@@ -146,10 +173,10 @@ def assemble(src: str) -> bytes:
             return f.read()
 
 
-def run_case(name: str, systick: bool, uart: str | None, seconds: float) -> None:
+def run_case(name: str, systick: bool, uart: str | None, seconds: float, mpu: str = "") -> None:
     """Run one configuration and print its figures."""
     image = assemble(PROGRAM.format(ctrl=7 if systick else 0, uart=1 if uart == "poll" else 0,
-                                    txeie=0x80 if uart == "irq" else 0, every=0xFFF))
+                                    txeie=0x80 if uart == "irq" else 0, every=0xFFF, mpu=mpu))
     board = Board(BoardOptions(pty=False))
     m = board.machine
     try:
@@ -187,6 +214,10 @@ def main() -> None:
     run_case("SysTick 1 kHz", True, None, args.seconds)
     run_case("SysTick 1 kHz + UART (TXE irq)", True, "irq", args.seconds)
     run_case("SysTick 1 kHz + UART (polled)", True, "poll", args.seconds)
+    run_case("... + MPU (RAM XN region)", True, "irq", args.seconds,
+             MPU_RAM_XN.format(guard=""))
+    run_case("... + MPU + 32 B stack guard", True, "irq", args.seconds,
+             MPU_RAM_XN.format(guard=MPU_GUARD))
 
 
 if __name__ == "__main__":

@@ -113,6 +113,7 @@ class ExceptionModel:
         self.fpcar = 0
         self.fpdscr = 0
         self.mpu_ctrl = 0
+        self.mpu_gen = 0          # bumped on every MPU register change (machine caches on it)
         self.mpu_rnr = 0
         self.mpu_rbar = [0] * 8
         self.mpu_rasr = [0] * 8
@@ -963,6 +964,7 @@ class MpuRegs(_ScsDevice):
         elif offset != 0x00:
             super().write_word(offset, value, size)
             return
+        m.mpu_gen += 1
         if (was_on or m.mpu_ctrl & 1) and m.on_kick is not None:
             m.on_kick()     # end the slice after this store: the machine re-applies the MPU
 

@@ -510,12 +510,16 @@ class Machine:
                 self._apply_protections(None)
             return
         uc = self.uc
-        privileged = bool(uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF) or \
-            not uc.reg_read(A.UC_ARM_REG_CONTROL) & 1
-        if not ctrl & 2 and exc.execution_priority() < 0:      # HardFault/NMI/FAULTMASK
+        # per slice, so cheap: handler mode is known from the model's active list, and the
+        # execution priority is below 0 only with HardFault/NMI active or FAULTMASK set
+        active = exc.active
+        privileged = bool(active) or not uc.reg_read(A.UC_ARM_REG_CONTROL) & 1
+        if not ctrl & 2 and (2 in active or 3 in active
+                             or uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1):
             key: object = ("default-map",)
         else:
-            key = (ctrl, privileged, tuple(exc.mpu_rbar), tuple(exc.mpu_rasr))
+            key = (getattr(exc, "mpu_gen", None), privileged) if hasattr(exc, "mpu_gen") \
+                else (ctrl, privileged, tuple(exc.mpu_rbar), tuple(exc.mpu_rasr))
         if key == self._mpu_key:
             return
         self._mpu_key = key
@@ -642,8 +646,8 @@ class Machine:
 
     def _unprivileged_thread(self) -> bool:
         uc = self.uc
-        return not uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF and bool(
-            uc.reg_read(A.UC_ARM_REG_CONTROL) & 1)
+        return bool(uc.reg_read(A.UC_ARM_REG_CONTROL) & 1) and not uc.reg_read(
+            A.UC_ARM_REG_IPSR) & 0x1FF
 
     def _as_privileged(self, fn: Callable[[], int | None]):  # noqa: ANN202
         """unicorn reads MSP/PSP/PRIMASK/BASEPRI/FAULTMASK through MRS semantics: 0 (and
