@@ -518,8 +518,7 @@ class Machine:
                              or uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1):
             key: object = ("default-map",)
         else:
-            key = (getattr(exc, "mpu_gen", None), privileged) if hasattr(exc, "mpu_gen") \
-                else (ctrl, privileged, tuple(exc.mpu_rbar), tuple(exc.mpu_rasr))
+            key = (exc.mpu_gen, privileged)      # mpu_gen: bumped by every MPU register write
         if key == self._mpu_key:
             return
         self._mpu_key = key

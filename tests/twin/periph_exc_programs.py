@@ -4,6 +4,18 @@ from __future__ import annotations
 LOG = 0x20000000            # word count, then one word per event
 STACK_TOP = 0x20010000
 
+#: start SysTick: LOAD = 999 (an interrupt every 1000 cycles), VAL = 0, ENABLE | TICKINT |
+#: CLKSOURCE; leaves r0 = SysTick base
+SYSTICK_EVERY_1000 = """
+    ldr r0, =0xE000E010
+    ldr r1, =999
+    str r1, [r0, #4]          @ LOAD
+    movs r1, #0
+    str r1, [r0, #8]          @ VAL
+    movs r1, #7
+    str r1, [r0]              @ CTRL = ENABLE | TICKINT | CLKSOURCE
+"""
+
 
 def program(body: str, handlers: dict[int, str] | None = None, extra: str = "") -> str:
     """Assembly source: vector table (exception n → handlers.get(n, "generic")), reset → body.

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from periph_exc_harness import Board, assemble
-from periph_exc_programs import log_of, program
+from periph_exc_programs import SYSTICK_EVERY_1000, log_of, program
 
 SKIP_HANDLER = """
 .thumb_func
@@ -131,14 +131,7 @@ hard_h:
 
 
 def test_systick_fires_every_load_plus_one_cycles_and_counts_down() -> None:
-    body = """
-    ldr r0, =0xE000E010
-    ldr r1, =999
-    str r1, [r0, #4]          @ LOAD
-    movs r1, #0
-    str r1, [r0, #8]          @ VAL
-    movs r1, #7
-    str r1, [r0]              @ CTRL = ENABLE | TICKINT | CLKSOURCE
+    body = SYSTICK_EVERY_1000 + """
     ldr r2, =0x20000000
 spin:
     ldr r3, [r2]

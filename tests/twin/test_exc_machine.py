@@ -6,7 +6,7 @@ import time
 
 import pytest
 from periph_exc_harness import assemble
-from periph_exc_programs import log_of, program
+from periph_exc_programs import SYSTICK_EVERY_1000, log_of, program
 
 from twin.board import Board, BoardOptions
 from twin.control import ControlServer
@@ -207,14 +207,7 @@ def test_iwdg_rescues_a_locked_up_core(board: Board) -> None:
 def test_interrupt_points_are_reproducible_in_the_machine() -> None:
     """Same firmware, same inputs: SysTick interrupts the busy loop at the same iteration in
     every run of the real machine (slices are cut at the event's cycle)."""
-    body = """
-    ldr r0, =0xE000E010
-    ldr r1, =999
-    str r1, [r0, #4]          @ LOAD
-    movs r1, #0
-    str r1, [r0, #8]          @ VAL
-    movs r1, #7
-    str r1, [r0]              @ ENABLE | TICKINT | CLKSOURCE
+    body = SYSTICK_EVERY_1000 + """
     movs r5, #0
     ldr r2, =0x20000000
 spin:
