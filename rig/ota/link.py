@@ -98,6 +98,8 @@ class Session:
         self._progress = progress
         self._rx = bytearray()
         self._eof = False
+        #: the end of the stream was a reset (RST), not an orderly close (FIN)
+        self._rst = False
         self._rng = policy.new_rng()
         self._data_sent = 0
         self._writes = 0
@@ -160,7 +162,7 @@ class Session:
             if self._eof:
                 self._check_stop()
                 partial = f" (partial line {printable(bytes(self._rx))!r})" if self._rx else ""
-                raise self.fail("closed", f"board closed the connection while the server waited "
+                raise self.fail("closed", f"board {self._ended()} in phase {self.phase} while the server waited "
                                           f"for {what}{partial}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -208,7 +210,12 @@ class Session:
         except OSError as exc:
             self._eof = True
             if exc.errno == errno.ECONNRESET:
-                raise self.fail("closed", "board reset the connection (RST)") from None
+                # A board that closes with unread bytes in its receive buffer sends RST,
+                # not FIN. What it sent before is already in _rx (the kernel hands queued
+                # data out before the error), so treat it as an end of stream and let the
+                # caller say which phase and what partial line it ended in.
+                self._rst = True
+                return
             raise self.fail("closed", f"receive failed: {exc}") from None
         if not chunk:
             self._eof = True
@@ -352,9 +359,12 @@ class Session:
         self._check_stop()
         raise self.fail("closed", self._closed_text(f" ({exc.strerror or exc})"))
 
+    def _ended(self) -> str:
+        return "reset the connection (RST)" if self._rst else "closed the connection"
+
     def _closed_text(self, extra: str = "") -> str:
         partial = f"; partial line {printable(bytes(self._rx))!r}" if self._rx else ""
-        return (f"board closed the connection in phase {self.phase} after {self._data_sent} of "
+        return (f"board {self._ended()} in phase {self.phase} after {self._data_sent} of "
                 f"{len(self.offer.data)} data bytes{extra}{partial}")
 
     def _unsent(self) -> int:
@@ -393,7 +403,7 @@ class Session:
                 if line is not None:
                     return line
                 if self._eof:
-                    raise self.fail("closed", f"board closed the connection during the stall "
+                    raise self.fail("closed", f"board {self._ended()} during the stall "
                                               f"after {self._data_sent} data bytes")
                 self._check_stop()
                 self._fill(min(_TICK, max(0.0, deadline - time.monotonic())))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -154,10 +155,31 @@ def test_silence_after_the_image_times_out() -> None:
 
 
 def test_early_close_is_reported() -> None:
+    # closing with the server's lines unread ends in FIN or RST depending on timing
     with OtaServer(IMAGE, timeouts=FAST) as srv:
         raw_session(srv, b"REQ_FW\nOTA_RE", read=False)
         res = srv.wait_session(5)
     assert res.outcome == "closed" and "phase ready" in res.reason and "'OTA_RE'" in res.reason
+
+
+@pytest.mark.parametrize("ending", ["fin", "rst"])
+def test_early_close_names_fin_or_rst_phase_and_partial_line(ending: str) -> None:
+    with OtaServer(IMAGE, timeouts=FAST) as srv:
+        with socket.create_connection(srv.address, timeout=5) as s:
+            s.sendall(b"REQ_FW\n")
+            got = b""
+            while b"OTA_UPDATE\n" not in got:  # read all three lines: nothing left unread
+                chunk = s.recv(4096)
+                assert chunk, got
+                got += chunk
+            s.sendall(b"OTA_RE")
+            time.sleep(0.2)
+            if ending == "rst":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        res = srv.wait_session(5)
+    assert res.outcome == "closed" and res.phase == "ready"
+    assert "phase ready" in res.reason and "'OTA_RE'" in res.reason
+    assert ("reset the connection (RST)" in res.reason) == (ending == "rst"), res.reason
 
 
 def test_bytes_after_ack_are_a_protocol_error() -> None:
