@@ -257,3 +257,53 @@ def test_rng_interrupt_line_follows_ie_and_rngen() -> None:
     assert s.irq_calls[-1] == (80, False)
     r.write(0x00, 4, 0xC)
     assert s.irq_calls[-1] == (80, True)
+
+
+def _tims_1ms(apb1_fz: int, cr1: int = 1):  # noqa: ANN202
+    """TIM6 and TIM7 at 1 MHz with a 1 ms period, started; a hand-moved wall clock."""
+    s = Services()
+    rcc = Rcc()
+    tims = basic_timers()
+    s.add(rcc, *tims)
+    s.devices["dbgmcu"] = _Dbg(apb1_fz)  # type: ignore[assignment]
+    rcc.write(0x40, 4, (1 << 4) | (1 << 5))
+    wall = _Wall()
+    for t in tims:
+        t.stopped.wall = wall
+        t.write(0x28, 4, 15)                               # 1 MHz
+        t.write(0x2C, 4, 999)                              # 1 ms
+        t.write(0x14, 4, 1)
+        t.write(0x10, 4, 0)
+        t.write(0x0C, 4, 1)
+        t.write(0x00, 4, cr1)
+    return s, tims, wall
+
+
+def test_basic_timers_count_wall_time_during_a_halt_unless_frozen() -> None:
+    s, (tim6, tim7), wall = _tims_1ms(apb1_fz=1 << 4)     # DBG_TIM6_STOP only
+    s.advance(16_000 * 3 // 10)                            # 0.3 ms of running
+    for t in (tim6, tim7):
+        t.core_stopped("halt")
+    wall.t += 0.0025                                       # 2.5 ms halted
+    assert tim6.stopped_tick() is None                     # frozen
+    assert 299 <= tim6.read(0x24, 4) <= 301 and not tim6.read(0x10, 4) & 1
+    left = tim7.stopped_tick()                             # counting: overflowed twice
+    assert tim7.read(0x10, 4) & 1 and (55, True) in s.irq_calls
+    assert 795 <= tim7.read(0x24, 4) <= 805                # 0.3 + 2.5 ms → 0.8 ms into a period
+    assert left is not None and 0.00019 < left < 0.00021
+    assert (54, True) not in s.irq_calls
+    for t in (tim6, tim7):
+        t.core_stopped(None)                               # resume: back on virtual time
+    tim7.write(0x10, 4, 0)
+    s.advance(16_000 * 2 // 10 + 16)                       # 0.2 ms later both see an update
+    assert tim7.read(0x10, 4) & 1
+    assert 499 <= tim6.read(0x24, 4) <= 501 and not tim6.read(0x10, 4) & 1
+
+
+def test_basic_timer_counts_through_a_lockup_and_one_pulse_stops() -> None:
+    s, (tim6, _), wall = _tims_1ms(apb1_fz=1 << 4, cr1=0x9)   # CEN + OPM, freeze set
+    tim6.core_stopped("lockup")                            # the freeze bit is for halts only
+    wall.t += 0.005
+    assert tim6.stopped_tick() is None                     # OPM: stopped at the update
+    assert tim6.read(0x10, 4) & 1 and not tim6.read(0x00, 4) & 1
+    assert tim6.read(0x24, 4) == 0

@@ -63,3 +63,27 @@ def test_iwdg_resets_a_halted_core_unless_the_probe_freezes_it(tmp_path: Path) -
                 "the IWDG did not count again after the core resumed"
     finally:
         t.stop()
+
+
+def test_tim6_counts_during_a_halt_until_dbgmcu_stops_it(tmp_path: Path) -> None:
+    boot = REPO / "firmware" / "build" / "bootloader.bin"
+    t = start_twin(extra_args=["--load", f"{boot}@0x08000000"], log_path=tmp_path / "twin.log")
+    tim6 = 0x40001000
+    try:
+        with Probe(t.probe_uid, freeze_watchdogs=False) as p:
+            assert p.is_halted()                             # halted at reset: HSI 16 MHz
+            p.write32(0x40023840, p.read32(0x40023840) | 1 << 4)   # RCC_APB1ENR.TIM6EN
+            p.write32(tim6 + 0x28, 15_999)                   # PSC: 1 kHz
+            p.write32(tim6 + 0x2C, 0xFFFF)                   # ARR
+            p.write32(tim6 + 0x14, 1)                        # UG loads PSC
+            p.write32(tim6 + 0x00, 1)                        # CEN
+            first = p.read32(tim6 + 0x24)
+            time.sleep(0.3)
+            moved = p.read32(tim6 + 0x24) - first
+            assert 200 <= moved <= 2000, f"TIM6 moved {moved} ms-ticks in 300 ms of halt"
+            p.write32(DBGMCU_APB1_FZ, p.read32(DBGMCU_APB1_FZ) | 1 << 4)   # DBG_TIM6_STOP
+            held = p.read32(tim6 + 0x24)
+            time.sleep(0.3)
+            assert p.read32(tim6 + 0x24) == held and p.is_halted()
+    finally:
+        t.stop()
