@@ -135,6 +135,12 @@ class DeviceServices:
 #: idle (2 ms): its polling loop then sees the time that passed and can time out.
 IDLE_SLICE_DIV = 500
 
+#: Waits (host waits, WFI in realtime mode) that follow each other with less than
+#: 1/PACE_GAP_DIV s (20 ms) of executed time in between share one wall-clock anchor, so
+#: virtual time catches up with wall time when the emulation fell behind (a loaded host):
+#: without it each SysTick wake-up started a new anchor and the lag only grew.
+PACE_GAP_DIV = 50
+
 
 class Machine:
     """A Cortex-M7 with the STM32F767ZI memory map, devices, a scheduler and a run loop.
@@ -167,6 +173,11 @@ class Machine:
         self._seq = itertools.count()
         self._short = 0
         self._idle_anchor: tuple[float, int] | None = None
+        self._pace: tuple[float, int] | None = None   # anchor of the current run of waits
+        self._pace_end = 0           # cycles when the last wait of that run ended
+        self._wait_start = 0         # cycles when the current wait began
+        self._last_read = -1         # address of the latest MMIO read (in a slice)
+        self._idle_addr = -1         # the register whose read asked for the host wait
         self.instructions = 0        # executed instructions since start (statistics)
 
         # threading
@@ -326,6 +337,14 @@ class Machine:
         self._ticks += 1
         self._short = SHORT_SLICES_AFTER_IO
         address = page + offset
+        if self._wait_mode == "idle" and address == self._idle_addr and self.in_slice:
+            # the firmware polls again the register that started the host wait: end the
+            # slice here (that status read is repeated afterwards, harmless) instead of
+            # spinning through the rest of it, so waiting costs little host CPU and the
+            # wait can catch up with wall time on a loaded machine
+            self._idle_addr = -1
+            self._stop("idle")
+        self._last_read = address
         dev = self._lookup(address)
         if dev is not None:
             return dev.read(address - dev.base, size) & ((1 << (8 * size)) - 1)
@@ -786,6 +805,7 @@ class Machine:
             self._ns_base = self.now_ns()
             self._ns_cycles = self.now_cycles()
             self.core_hz = hz
+            self._pace = None            # the run of waits counted cycles at the old clock
             self.log(f"core clock now {hz} Hz")
 
     def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:
@@ -919,13 +939,38 @@ class Machine:
     def idle_wait(self) -> None:
         """A device says the firmware waits for something only the host can bring (socket
         data): after this (short) slice, idle until the next event or until host work is
-        posted, at wall-clock pace with ``idle="realtime"``. Does not stop the slice, so a
-        read with side effects is not repeated.
+        posted, at wall-clock pace in both idle modes. Does not stop the slice at the
+        asking read (a read with side effects is not repeated); the slice ends at the next
+        read of that same register.
         """
         if self._wait_mode is None:
             self._wait_mode = "idle"
             self._idle_posts = self._posts_done
-            self._idle_anchor = (time.monotonic(), self.now_cycles())
+            self._idle_addr = self._last_read if self.in_slice else -1
+            self._begin_pace(self.now_cycles())
+
+    def _begin_pace(self, now: int) -> None:
+        """A wall-paced wait begins at cycle ``now``: pick its wall-clock anchor.
+
+        It continues the previous run of waits (same anchor) when that one ended less than
+        1/PACE_GAP_DIV s of execution ago and virtual time is behind that run's wall
+        timeline; then the wait catches up the lag. Otherwise (virtual time ahead, e.g.
+        after a poll jump or a skipped WFI, or a long computation) it starts a new run here:
+        virtual time is never pushed further ahead than wall time by this.
+        """
+        wall = time.monotonic()
+        pace = self._pace
+        if (pace is not None and 0 <= now - self._pace_end <= self.core_hz // PACE_GAP_DIV
+                and now <= pace[1] + int((wall - pace[0]) * self.core_hz)):
+            self._idle_anchor = pace
+        else:
+            self._idle_anchor = self._pace = (wall, now)
+        self._wait_start = now
+
+    def _break_pace(self) -> None:
+        """Virtual time must not catch up what passed on the wall clock from here (debug
+        halt, lockup, reset, clock change)."""
+        self._pace = None
 
     def request_reset(self, kind: str, cause: str) -> None:
         """Reset at the next slice boundary (never inside a hook, pitfall U9)."""
@@ -959,6 +1004,7 @@ class Machine:
         self._fixups.clear()
         self.sleeping = False
         self._end_wait()
+        self._break_pace()
         self.locked_up = False
         self.lockup_reason = ""
         if kind != ResetKind.CORE:
@@ -1064,6 +1110,8 @@ class Machine:
             state = None
         if state == self._stopped_state and not force:
             return
+        if state != self._stopped_state:
+            self._break_pace()
         self._stopped_state = state
         for dev in self._stop_watchers:
             self._guard(lambda d=dev: d.core_stopped(state))  # type: ignore[attr-defined]
@@ -1132,6 +1180,8 @@ class Machine:
         """
         if self.sleeping and self.exc is not None and self.exc.sleeping_can_wake():
             self.sleeping = False
+            if self._idle_anchor is not None:
+                self._pace_end = self._cycles
             self._idle_anchor = None
             return 0.0
         if self._wait_mode == "idle" and self._posts_done != self._idle_posts:
@@ -1158,7 +1208,8 @@ class Machine:
             return 0.0
         wall = time.monotonic()
         if self._idle_anchor is None:
-            self._idle_anchor = (wall, now)
+            self._begin_pace(now)
+            assert self._idle_anchor is not None
         target = self._idle_anchor[1] + int((wall - self._idle_anchor[0]) * self.core_hz)
         if nxt is not None and nxt <= target:
             self._advance(nxt)
@@ -1167,7 +1218,7 @@ class Machine:
         if target > now:
             self._advance(target)
         if (self._wait_mode == "idle" and not self.sleeping
-                and self._cycles - self._idle_anchor[1] >= self.core_hz // IDLE_SLICE_DIV):
+                and self._cycles - self._wait_start >= self.core_hz // IDLE_SLICE_DIV):
             # A host wait is not a WFI: the firmware polls with its own timeout, so let it run
             # again every IDLE_SLICE (virtual time has followed wall time meanwhile).
             self._end_wait()
@@ -1179,6 +1230,8 @@ class Machine:
     def _end_wait(self) -> None:
         if self._wait_mode is not None:
             self._wait_mode = None
+            if self._idle_anchor is not None:
+                self._pace_end = self._cycles
             self._idle_anchor = None
 
     def step_slice(self, max_count: int | None = None) -> int:
@@ -1256,7 +1309,11 @@ class Machine:
             self._on_stop(reason, detail)
         if wfi and not self.halted:
             self.sleeping = True
-            self._idle_anchor = (time.monotonic(), self._cycles)
+            if self.idle_mode == "realtime":
+                self._begin_pace(self._cycles)
+            else:
+                self._break_pace()
+                self._idle_anchor = (time.monotonic(), self._cycles)
         return executed
 
     def _replay_store(self) -> BaseException | None:

@@ -66,7 +66,7 @@ def test_haltest_passes_and_jumps_to_its_ram_table(board: Board) -> None:
     assert results and all(v == "PASS" for v in results.values()), text
     assert set(results) >= {"clock", "flash-latency", "overdrive", "delay", "uart-tc-irq",
                             "crc-mpeg2", "crc-zlib", "flash", "caches-on", "mpu",
-                            "svc-pendsv", "usagefault"}
+                            "svc-pendsv", "usagefault", "rtc"}
     assert "HT: input button=1 rx=0x0000005A" in text
     assert f"HT: DONE pass={len(results)} fail=0" in text
     app = next(ln for ln in lines if ln.startswith("HT: APP vtor="))

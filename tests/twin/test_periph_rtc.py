@@ -142,3 +142,125 @@ def test_firmware_sees_backup_sram_write_protected_until_dbp() -> None:
             assert m.device("rtc").bkp[0] == 0
     finally:
         b.close()
+
+
+# ---------------------------------------------------------------- the calendar
+SSR, PRER, RCC_CSR = 0x28, 0x10, 0x74
+HZ = 16_000_000
+
+
+def _calendar(tr: int, dr: int, *, rtcsel: int = 1, cr: int = 0):  # noqa: ANN202
+    """An RTC on LSE (default) with the calendar set to TR/DR the way HAL_RTC_SetTime does."""
+    s, rtc, pwr, rcc = _board()
+    _dbp(pwr, True)
+    if rtcsel == 2:
+        rcc.write(RCC_CSR, 4, 1)                         # LSION
+    rcc.write(RCC_BDCR, 4, 1 | rtcsel << 8 | 1 << 15)   # LSEON, RTCSEL, RTCEN
+    rtc.write(WPR, 4, 0xCA)
+    rtc.write(WPR, 4, 0x53)
+    rtc.write(CR, 4, cr)
+    rtc.write(ISR, 4, 1 << 7)
+    rtc.write(PRER, 4, 127 << 16 | (249 if rtcsel == 2 else 255))   # LSI 32000 / LSE 32768 → 1 Hz
+    rtc.write(TR, 4, tr)
+    rtc.write(DR, 4, dr)
+    rtc.write(ISR, 4, 0)                                 # leave INIT: counting from here
+    return s, rtc, pwr, rcc
+
+
+def _now(rtc: Rtc) -> tuple[int, int]:
+    tr = rtc.read(TR, 4)
+    return tr, rtc.read(DR, 4)
+
+
+def test_calendar_counts_seconds_into_a_leap_day_and_the_next_month() -> None:
+    s, rtc, *_ = _calendar(0x235958, 0x24 << 16 | 3 << 13 | 0x0228)
+    s.advance(HZ * 3 // 2)                               # 1.5 s
+    assert _now(rtc) == (0x235959, 0x24 << 16 | 3 << 13 | 0x0228)
+    s.advance(HZ)                                        # midnight: 29 February 2024, Thursday
+    assert _now(rtc) == (0x000000, 0x24 << 16 | 4 << 13 | 0x0229)
+    s.advance(HZ * 86400)
+    assert _now(rtc) == (0x000000, 0x24 << 16 | 5 << 13 | 0x0301)
+    ssr = rtc.read(SSR, 4)
+    rtc.read(DR, 4)
+    assert 0 <= ssr <= 255
+    s.advance(HZ // 4)                                   # a quarter second: SSR counts down
+    assert (ssr - rtc.read(SSR, 4)) % 256 in range(62, 66)
+    rtc.read(DR, 4)
+
+
+def test_calendar_12h_format_and_year_wrap() -> None:
+    s, rtc, *_ = _calendar(1 << 22 | 0x115959, 0x99 << 16 | 7 << 13 | 0x1231, cr=1 << 6)   # 11:59:59 PM
+    s.advance(HZ)
+    assert _now(rtc) == (0x120000, 0x00 << 16 | 1 << 13 | 0x0101)   # 12:00:00 AM, 2000-01-01, Monday
+
+
+def test_reading_tr_latches_the_calendar_until_dr_is_read() -> None:
+    s, rtc, *_ = _calendar(0x100000, 0x24 << 16 | 1 << 13 | 0x0101)
+    assert rtc.read(TR, 4) == 0x100000
+    s.advance(HZ * 5)
+    assert rtc.read(TR, 4) == 0x100000                   # still latched: DR was not read
+    rtc.read(DR, 4)
+    assert rtc.read(TR, 4) == 0x100005
+    rtc.read(DR, 4)
+    rtc.write(CR, 4, 1 << 5)                             # BYPSHAD: live reads
+    s.advance(HZ)
+    assert rtc.read(TR, 4) == 0x100006
+    s.advance(HZ)
+    assert rtc.read(TR, 4) == 0x100007
+
+
+def test_calendar_stops_in_init_and_without_its_clock_and_keeps_over_system_resets() -> None:
+    s, rtc, pwr, rcc = _calendar(0x120000, 0x24 << 16 | 1 << 13 | 0x0101)
+    s.advance(HZ * 2)
+    rtc.write(ISR, 4, 1 << 7)                            # INIT: stopped
+    s.advance(HZ * 10)
+    assert _now(rtc) == (0x120002, 0x24 << 16 | 1 << 13 | 0x0101)
+    rtc.write(ISR, 4, 0)
+    s.advance(HZ)
+    assert _now(rtc)[0] == 0x120003
+    for dev in (rcc, pwr, rtc):
+        dev.reset("system")                              # LSE and the calendar keep going
+    s.advance(HZ)
+    assert _now(rtc)[0] == 0x120004
+    rcc.write(RCC_APB1ENR, 4, 1 << 28)                   # PWREN and DBP were reset too
+    _dbp(pwr, True)
+    rcc.write(RCC_BDCR, 4, 1 | 1 << 8)                   # RTCEN off
+    s.advance(HZ * 10)
+    assert _now(rtc)[0] == 0x120004
+    for dev in (rcc, pwr, rtc):
+        dev.reset("power")                               # VBAT = VDD: all gone
+    assert _now(rtc) == (0, 0x2101)
+
+
+def test_calendar_on_lsi_stops_at_a_system_reset() -> None:
+    s, rtc, pwr, rcc = _calendar(0x080000, 0x24 << 16 | 1 << 13 | 0x0101, rtcsel=2)
+    s.advance(HZ * 2)
+    assert _now(rtc)[0] == 0x080002
+    for dev in (rcc, pwr, rtc):
+        dev.reset("system")                              # LSION is cleared by a system reset
+    s.advance(HZ * 5)
+    assert _now(rtc)[0] == 0x080002
+    rcc.write(RCC_CSR, 4, 1)                             # LSI on again
+    s.advance(HZ)
+    assert _now(rtc)[0] == 0x080003
+
+
+def test_calendar_counts_wall_time_through_a_halt_unless_dbg_rtc_stop() -> None:
+    from test_periph_timers import _Dbg, _Wall
+
+    for fz, expect in ((0, 0x000003), (1 << 10, 0x000000)):
+        s, rtc, *_ = _calendar(0x000000, 0x24 << 16 | 1 << 13 | 0x0101)
+        s.devices["dbgmcu"] = _Dbg(fz)  # type: ignore[assignment]
+        wall = _Wall()
+        rtc.stopped.wall = wall
+        rtc.core_stopped("halt")
+        wall.t += 3.2
+        assert _now(rtc)[0] == expect, fz
+        rtc.core_stopped(None)
+
+
+def test_an_invalid_date_does_not_count_and_says_why() -> None:
+    s, rtc, *_ = _calendar(0x120000, 0x24 << 16 | 1 << 13 | 0x0230)   # 30 February
+    s.advance(HZ * 3)
+    assert _now(rtc) == (0x120000, 0x24 << 16 | 1 << 13 | 0x0230)
+    assert any("not a valid time/date" in line for line in s.logs)

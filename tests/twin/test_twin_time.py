@@ -121,3 +121,60 @@ def test_post_from_many_threads_runs_everything_on_the_cpu_thread() -> None:
         assert ids == {m._cpu_thread_id}
     finally:
         board.close()
+
+
+TICKING_WAIT = """
+    .text
+    .thumb_func
+    .global reset
+reset:
+    ldr r0, =0x2000003C          @ a RAM vector table with SysTick at entry 15
+    ldr r1, =tick + 1
+    str r1, [r0]
+    ldr r0, =0xE000ED08          @ VTOR
+    ldr r1, =0x20000000
+    str r1, [r0]
+    ldr r0, =0xE000E014          @ SysTick LOAD: 1 kHz at 16 MHz
+    ldr r1, =15999
+    str r1, [r0]
+    ldr r0, =0xE000E010
+    movs r1, #7
+    str r1, [r0]
+    ldr r0, =0x40007C00
+1:  ldr r1, [r0]                 @ wait for the host, forever
+    b 1b
+    .thumb_func
+tick:
+    ldr r2, =0x20000100
+    ldr r3, [r2]
+    adds r3, #1
+    str r3, [r2]
+    bx lr
+"""
+
+
+def test_waits_catch_up_wall_time_lost_while_the_cpu_thread_was_starved(tmp_path: Path) -> None:
+    """A loaded host stops the CPU thread for a while; a firmware that only waits for the host
+    (with SysTick waking it every 1 ms) must see that time pass, as a board would: virtual
+    time catches up instead of staying behind by the stall (a 1 s IWDG then fires within
+    ~1 s of wall time, whatever the load)."""
+    _, binf = build(tmp_path, TICKING_WAIT)
+    board = Board(BoardOptions(pty=False, idle="realtime"))
+    board.machine.add_device(Mailbox(), first=True)
+    try:
+        board.power_on([Chunk(0x08000000, binf.read_bytes(), "wait")])
+        m = board.machine
+        m.start()
+        t0 = time.monotonic()
+        time.sleep(0.3)
+        with m.host():                                     # the CPU thread gets no CPU
+            time.sleep(0.6)
+        time.sleep(0.5)
+        with m.host():
+            wall = time.monotonic() - t0
+            virtual = m.now_ns() / 1e9
+            ticks = int.from_bytes(m.bus_read(0x20000100, 4), "little")
+        assert wall - 0.25 <= virtual <= wall + 0.05, (wall, virtual)
+        assert abs(ticks - virtual * 1000) <= 5                # every millisecond was ticked
+    finally:
+        board.close()

@@ -54,6 +54,7 @@ class Rcc(RegDevice):
             self.regs[CSR] = csr & 0xFF000000   # flags survive; LSI off; set by reset_cause
             self.regs[BDCR] = bdcr
         self._update_clock()
+        self._rtc_clock_changed()
 
     def reset_cause(self, kind: str, cause: str) -> None:
         """Record why the chip reset (called by the machine after resetting devices)."""
@@ -96,6 +97,14 @@ class Rcc(RegDevice):
             self._peripheral_reset(offset, old, value)
         if offset in (CR, CFGR, PLLCFGR):
             self._update_clock()
+        if offset in (CR, CFGR, CSR, BDCR):
+            self._rtc_clock_changed()
+
+    def _rtc_clock_changed(self) -> None:
+        """RTCEN, RTCSEL, RTCPRE or an oscillator may have changed: the RTC re-times."""
+        rtc = self._device("rtc")
+        if rtc is not None and hasattr(rtc, "clock_changed"):
+            rtc.clock_changed()
 
     def _update_ready(self) -> None:
         cr = self.regs[CR]

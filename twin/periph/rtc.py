@@ -12,12 +12,28 @@ What a bootloader uses the RTC block for is the backup registers: "update reques
   flag bits and the backup registers need the write-protection unlock (WPR 0xCA then 0x53;
   any other value locks again). TR, DR and PRER take writes only in initialisation mode
   (ISR.INIT set → INITF reads 1 at once). RSF, cleared by software, reads 1 again at once
-  (the shadow registers are always in sync). The calendar does not advance: TR/DR keep the
-  value written (logged once when read), alarms, wake-up timer and tamper never fire.
+  (the shadow registers are always in sync).
+* The calendar advances while RCC_BDCR.RTCEN is set and the clock RTCSEL picks is ready
+  (LSE 32.768 kHz, LSI 32 kHz, HSE / RCC_CFGR.RTCPRE): one second per
+  (PREDIV_A+1)(PREDIV_S+1) RTCCLK periods of the RTC's time, which is virtual time plus the
+  wall time that passes while the core is stopped (halt unless DBGMCU_APB1_FZ.DBG_RTC_STOP,
+  lockup always: the RTC is clocked apart from the core). It keeps running over system
+  resets (an RTC on LSI stops there, since a system reset turns the LSI off). INIT stops it
+  and resets the prescalers; leaving INIT restarts it from TR/DR. SSR counts PREDIV_S down
+  to 0 within the second. Seconds roll into minutes, hours (24 h, or 12 h with PM when
+  CR.FMT = 1), days of the month (leap years: year % 4 == 0, as the chip), months and
+  years 00..99; the week day counts 1..7 on its own (the chip does not check it).
+* Shadow registers (CR.BYPSHAD = 0): reading SSR or TR latches the calendar, DR unlatches
+  it, as on the chip — firmware that reads TR and never DR sees the time stand still there
+  too. A TR/DR the calendar cannot count from (bad BCD, 30 February) does not advance
+  (logged once). Alarms, the wake-up timer, tamper and time stamps never fire.
 """
 from __future__ import annotations
 
+import datetime as _dt
+
 from twin.device import Device, merge_word, sub_word
+from twin.periph.base import StoppedTime
 
 TR, DR, CR, ISR, PRER, WUTR, ALRMAR, ALRMBR, WPR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x1C, 0x20, 0x24
 BKP0R, BKP_COUNT = 0x50, 32
@@ -27,6 +43,45 @@ RESET = {TR: 0, DR: 0x00002101, CR: 0, ISR: 0x00000007, PRER: 0x007F00FF, WUTR: 
 ISR_INIT, ISR_INITF, ISR_RSF, ISR_INITS = 1 << 7, 1 << 6, 1 << 5, 1 << 4
 ISR_WRITABLE = ISR_INIT | ISR_RSF | 0x0001FF00  # INIT, RSF and the clear-by-0 event flags
 NEEDS_INIT = (TR, DR, PRER)
+SSR = 0x28
+CR_FMT, CR_BYPSHAD = 1 << 6, 1 << 5
+DBG_RTC_STOP = 1 << 10
+LSE_HZ, LSI_HZ = 32_768, 32_000
+RCC_CR, RCC_CFGR, RCC_CSR, RCC_BDCR = 0x00, 0x08, 0x74, 0x70
+
+
+def _bcd(v: int) -> int:
+    return (v // 10) << 4 | (v % 10)
+
+
+def _unbcd(v: int, bits_tens: int) -> int:
+    tens, units = v >> 4 & ((1 << bits_tens) - 1), v & 0xF
+    if units > 9:
+        raise ValueError("BCD digit > 9")
+    return tens * 10 + units
+
+
+def decode_calendar(tr: int, dr: int, fmt12: bool) -> tuple[_dt.datetime, int]:
+    """(date and time, week day) from TR/DR; ValueError when the chip could not count it."""
+    hours = _unbcd(tr >> 16, 2)
+    if fmt12:
+        if not 1 <= hours <= 12:
+            raise ValueError("12 h hour out of 1..12")
+        hours = hours % 12 + (12 if tr & (1 << 22) else 0)
+    when = _dt.datetime(2000 + _unbcd(dr >> 16, 4), _unbcd(dr >> 8, 1), _unbcd(dr, 2),
+                        hours, _unbcd(tr >> 8, 3), _unbcd(tr, 3))
+    return when, dr >> 13 & 7
+
+
+def encode_calendar(when: _dt.datetime, weekday: int, fmt12: bool) -> tuple[int, int]:
+    """TR and DR for a date and time (years 2000..2099) and week day."""
+    hours, pm = when.hour, 0
+    if fmt12:
+        pm = int(hours >= 12)
+        hours = hours % 12 or 12
+    tr = pm << 22 | _bcd(hours) << 16 | _bcd(when.minute) << 8 | _bcd(when.second)
+    dr = _bcd(when.year % 100) << 16 | (weekday & 7) << 13 | _bcd(when.month) << 8 | _bcd(when.day)
+    return tr, dr
 
 
 class Rtc(Device):
@@ -41,6 +96,13 @@ class Rtc(Device):
         self._unlock = 0                       # 0 locked, 1 after 0xCA, 2 unlocked
         self.ignored_writes = 0
         self._told: set[str] = set()
+        self.stopped = StoppedTime(self, DBG_RTC_STOP)
+        self._rate = 0                         # RTCCLK Hz while the calendar counts, else 0
+        self._anchor_ns = 0                    # the RTC's time when TR/DR/_sub were current
+        self._sub = 0                          # RTCCLK periods into the current second then
+        self._base: tuple[_dt.datetime, int] | None = None
+        self._latch: tuple[int, int, int] | None = None
+        self._ssr_hold = 0                     # SSR while not counting (0 after power-on)
 
     # -------------------------------------------------------------- resets
     def reset(self, kind: str) -> None:
@@ -48,12 +110,106 @@ class Rtc(Device):
         if kind == "power":
             self.backup_domain_reset()
         self._unlock = 0
+        self._latch = None
+        self.clock_changed()                   # a system reset turns the LSI off
 
     def backup_domain_reset(self) -> None:
         """RCC_BDCR.BDRST (or power-on): backup registers and RTC to reset values."""
         self.bkp = [0] * BKP_COUNT
         self.regs = dict(RESET)
         self._unlock = 0
+        self._rate, self._sub, self._base, self._latch, self._ssr_hold = 0, 0, None, None, 0
+
+    # -------------------------------------------------------------- calendar
+    def _now_ns(self) -> int:
+        """The RTC's time: virtual time plus wall time counted while the core was stopped."""
+        if self.services is None:
+            return 0
+        return self.services.now_ns() + int(self.stopped.seconds() * 1e9)
+
+    def _clock_hz(self) -> int:
+        """RTCCLK now, or 0 when RTCEN is clear or the selected clock is not ready."""
+        if self.services is None:
+            return 0
+        try:
+            rcc = self.services.device("rcc")
+        except KeyError:
+            return 0
+        regs = getattr(rcc, "regs", {})
+        bdcr = regs.get(RCC_BDCR, 0)
+        if not bdcr & (1 << 15):                            # RTCEN
+            return 0
+        sel = bdcr >> 8 & 3
+        if sel == 1:
+            return LSE_HZ if bdcr & 2 else 0                # LSERDY
+        if sel == 2:
+            return LSI_HZ if regs.get(RCC_CSR, 0) & 2 else 0   # LSIRDY
+        if sel == 3 and regs.get(RCC_CR, 0) & (1 << 17):    # HSERDY
+            from twin.periph.rcc import HSE_HZ
+            pre = regs.get(RCC_CFGR, 0) >> 16 & 0x1F
+            return HSE_HZ // pre if pre >= 2 else 0
+        return 0
+
+    def _periods(self) -> tuple[int, int]:
+        prer = self.regs[PRER]
+        return (prer >> 16 & 0x7F) + 1, (prer & 0x7FFF) + 1
+
+    def _current(self) -> tuple[int, int, int]:
+        """(TR, DR, SSR) now."""
+        div_a, div_s = self._periods()
+        if not self._rate or self._base is None:
+            return self.regs[TR], self.regs[DR], self._ssr_hold
+        ticks = self._sub + (self._now_ns() - self._anchor_ns) * self._rate // 1_000_000_000
+        secs, rem = divmod(ticks, div_a * div_s)
+        when, wday = self._base
+        later = when + _dt.timedelta(seconds=secs)
+        days = (later.date() - when.date()).days
+        if later.year > 2099:                               # the year counter wraps to 00
+            later = later.replace(year=2000 + (later.year - 2000) % 100)
+        wday = (wday - 1 + days) % 7 + 1 if wday else 0
+        tr, dr = encode_calendar(later, wday, bool(self.regs[CR] & CR_FMT))
+        return tr, dr, div_s - 1 - rem // div_a
+
+    def _materialize(self) -> None:
+        """Fold the time counted so far into TR/DR and the prescaler position."""
+        if not self._rate or self._base is None:
+            return
+        div_a, div_s = self._periods()
+        ticks = self._sub + (self._now_ns() - self._anchor_ns) * self._rate // 1_000_000_000
+        self.regs[TR], self.regs[DR], self._ssr_hold = self._current()
+        self._sub = ticks % (div_a * div_s)
+        self._anchor_ns = self._now_ns()
+
+    def _reanchor(self) -> None:
+        """Count from TR/DR from now on, at the current clock (0: stopped)."""
+        self._anchor_ns = self._now_ns()
+        rate = 0 if self.regs[ISR] & ISR_INIT else self._clock_hz()
+        self._base = None
+        if rate:
+            try:
+                self._base = decode_calendar(self.regs[TR], self.regs[DR],
+                                             bool(self.regs[CR] & CR_FMT))
+            except ValueError as exc:
+                self._tell("badcal", f"calendar not counting: TR=0x{self.regs[TR]:06X} "
+                                     f"DR=0x{self.regs[DR]:06X} is not a valid time/date ({exc})")
+                rate = 0
+        self._rate = rate
+
+    def clock_changed(self) -> None:
+        """The RCC changed RTCEN, RTCSEL or an oscillator (or reset): re-time the calendar."""
+        if self._rate and self._rate == self._clock_hz() and not self.regs[ISR] & ISR_INIT:
+            return                                          # unchanged: keep counting
+        self._materialize()
+        self._reanchor()
+
+    def core_stopped(self, state: str | None) -> None:
+        """Machine hook: the core runs (None), is halted or locked up; the RTC's clock keeps
+        running then unless DBG_RTC_STOP freezes it in a halt."""
+        self.stopped.update(state)
+
+    def stopped_tick(self) -> float | None:
+        """Machine hook while the core is stopped: nothing fires (no alarms modelled)."""
+        return None
 
     # -------------------------------------------------------------- access rules
     def _dbp(self) -> bool:
@@ -89,13 +245,23 @@ class Rtc(Device):
                     value |= ISR_INITF
                 if self.regs[DR] & 0x00FF0000:
                     value |= ISR_INITS
-            elif aligned in (TR, DR):
-                self._tell("calendar", "calendar read: the twin's RTC does not advance "
-                                       "(TR/DR hold the value last written)")
+            elif aligned in (TR, DR, SSR):
+                value = self._read_calendar(aligned)
         else:
             self.unmodelled(aligned, "read")
             return 0
         return sub_word(value, offset, size)
+
+    def _read_calendar(self, aligned: int) -> int:
+        if self.regs[CR] & CR_BYPSHAD:
+            tr, dr, ssr = self._current()
+        else:
+            if self._latch is None:
+                self._latch = self._current()
+            tr, dr, ssr = self._latch
+            if aligned == DR:
+                self._latch = None                          # reading DR unlocks the shadows
+        return {TR: tr, DR: dr, SSR: ssr}[aligned]
 
     def write(self, offset: int, size: int, value: int) -> None:
         aligned = offset & ~3
@@ -127,7 +293,13 @@ class Rtc(Device):
             elif (value ^ old) & ISR_INIT:
                 self._ignored(ISR, "RTC registers are write-protected (RTC_WPR)",
                               "write 0xCA then 0x53 to RTC_WPR first")
+            if init and not old & ISR_INIT:                 # entering INIT: stop, reset prescalers
+                self._materialize()
+                self._sub, self._rate, self._latch = 0, 0, None
+                self._ssr_hold = self._periods()[1] - 1     # the synchronous prescaler reloads
             self.regs[ISR] = (old & ~ISR_WRITABLE) | flags | init
+            if old & ISR_INIT and not init:                 # leaving INIT: count from TR/DR
+                self._reanchor()
             return
         if self._unlock != 2:
             self._ignored(aligned, "RTC registers are write-protected (RTC_WPR)",
@@ -137,8 +309,14 @@ class Rtc(Device):
             self._ignored(aligned, "TR/DR/PRER change only in initialisation mode",
                           "set RTC_ISR.INIT and wait for INITF first")
             return
+        if aligned in (CR, PRER):
+            self._materialize()
+            self.regs[aligned] = value
+            self._reanchor()
+            return
         self.regs[aligned] = value
 
     def snapshot(self) -> dict[str, object]:
         return {"bkp": [f"0x{v:08X}" for v in self.bkp], "ignored_writes": self.ignored_writes,
-                "unlocked": self._unlock == 2, "init": bool(self.regs[ISR] & ISR_INIT)}
+                "unlocked": self._unlock == 2, "init": bool(self.regs[ISR] & ISR_INIT),
+                "rtcclk_hz": self._rate}

@@ -28,6 +28,12 @@
 #define RCC_APB1ENR  R32(RCC_B + 0x40)
 #define RCC_APB2ENR  R32(RCC_B + 0x44)
 #define RCC_CSR      R32(RCC_B + 0x74)
+#define RCC_BDCR     R32(RCC_B + 0x70)
+#define RTC_TR       R32(0x40002800u)
+#define RTC_DR       R32(0x40002804u)
+#define RTC_ISR      R32(0x4000280Cu)
+#define RTC_PRER     R32(0x40002810u)
+#define RTC_WPR      R32(0x40002824u)
 #define PWR_CR1      R32(0x40007000u)
 #define PWR_CSR1     R32(0x40007004u)
 #define FLASH_ACR    R32(0x40023C00u)
@@ -471,6 +477,39 @@ static __attribute__((noreturn)) void ht_jump(uint32_t table)
 }
 
 /* ------------------------------------------------------------------ main */
+/* HAL_RTC_Init + HAL_RTC_SetTime/SetDate on the LSE, then the time a little later. The
+ * prescalers give 128 calendar seconds per second (PREDIV_A 0, PREDIV_S 255), so 21 ms
+ * carry 23:59:58 on Wed 28 Feb 2024 into 00:00:00 on Thu 29 Feb. Returns 0 or a step. */
+static int ht_rtc_test(uint32_t *tr, uint32_t *dr)
+{
+    RCC_APB1ENR |= 1u << 28;                                     /* PWREN */
+    PWR_CR1 |= 1u << 8;                                          /* DBP */
+    RCC_BDCR |= 1u;                                              /* LSEON */
+    if (ht_wait(&RCC_BDCR, 2u, 2u, 5000u) != 0) {
+        return 1;
+    }
+    RCC_BDCR = (RCC_BDCR & ~(3u << 8)) | (1u << 8) | (1u << 15); /* RTCSEL = LSE, RTCEN */
+    RTC_WPR = 0xCAu;
+    RTC_WPR = 0x53u;
+    RTC_ISR |= 1u << 7;                                          /* INIT */
+    if (ht_wait(&RTC_ISR, 1u << 6, 1u << 6, 100u) != 0) {
+        return 2;
+    }
+    RTC_PRER = 255u;                                             /* PREDIV_S 255, PREDIV_A 0 */
+    RTC_TR = 0x235958u;
+    RTC_DR = (0x24u << 16) | (3u << 13) | (0x02u << 8) | 0x28u;
+    RTC_ISR &= ~(1u << 7);
+    RTC_ISR &= ~(1u << 5);                                       /* HAL_RTC_WaitForSynchro */
+    if (ht_wait(&RTC_ISR, 1u << 5, 1u << 5, 100u) != 0) {
+        return 3;
+    }
+    RTC_WPR = 0xFFu;
+    ht_delay(20u);
+    *tr = RTC_TR;                                                /* TR then DR: the shadow order */
+    *dr = RTC_DR;
+    return 0;
+}
+
 int main(void)
 {
     /* HAL_Init: ART + prefetch, NVIC_PRIORITYGROUP_4, SysTick 1 kHz at lowest priority. */
@@ -517,6 +556,11 @@ int main(void)
 
     int fl = ht_flash_test();
     ht_result("flash", fl == 0, "status", (uint32_t)fl);
+
+    uint32_t rtc_tr = 0, rtc_dr = 0;
+    int rtc = ht_rtc_test(&rtc_tr, &rtc_dr);
+    ht_result("rtc", rtc == 0 && rtc_tr == 0u &&
+              rtc_dr == ((0x24u << 16) | (4u << 13) | (0x02u << 8) | 0x29u), "dr", rtc_dr);
 
     ht_caches_on();
     ht_result("caches-on", (SCB_CCR & (3u << 16)) == (3u << 16), "ccr", SCB_CCR);
