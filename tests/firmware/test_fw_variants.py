@@ -158,9 +158,14 @@ def test_malloc_whole_image_still_takes_300k() -> None:
 
 @pytest.mark.parametrize("bl,ok", [("bootloader", True), ("bootloader-token-at-chunk-start", False)])
 def test_split_tokens(bl: str, ok: bool) -> None:
+    # The pause gives the board time to take the first half of each token before the second
+    # arrives; without it a receiver that reads late gets both halves in one receive (the
+    # Ethernet model coalesces waiting data, as an lwIP socket does) and the bug hides,
+    # which happened on a loaded machine. The `glued` policy is the HIL suite's
+    # deterministic check for this variant.
     cfg = config_for_app(b"", update=True)
     with board(bl, loads=[(cfg, CONFIG_BASE)], ota_image=image("app-v1-16k"),
-               policy="split-tokens") as b:
+               policy="split-tokens+pause:ms=60") as b:
         res = b.server.wait_session(OTA_T)
         assert (res.outcome == "ack") == ok, res.to_text()
         if ok:
