@@ -314,17 +314,27 @@ class ExceptionModel:
         if fpca:
             frame += [cpu.reg(f"s{i}") for i in range(16)] + [cpu.reg("fpscr"), 0]
             self.fpcar = (frame_ptr + 0x20) & 0xFFFFFFFF
-        stack_error = False
-        try:
-            cpu.write_mem(frame_ptr, struct.pack(f"<{len(frame)}I", *[v & 0xFFFFFFFF for v in frame]))
-        except ValueError:
-            stack_error = True
+        stack_error = mpu_error = False
+        # stacking is done at the privilege of the interrupted code (thread: CONTROL.nPRIV)
+        allows = getattr(cpu, "mpu_allows", None)
+        if allows is not None and not allows(frame_ptr, 4 * len(frame), True,
+                                             not thread or not control & 1):
+            mpu_error = True             # the MPU refuses the frame: nothing is written
+        else:
+            try:
+                cpu.write_mem(frame_ptr, struct.pack(f"<{len(frame)}I",
+                                                     *[v & 0xFFFFFFFF for v in frame]))
+            except ValueError:
+                stack_error = True
         cpu.set_reg("psp" if use_psp else "msp", frame_ptr)
         exc_return = EXC_RETURN_BASE | (0 if fpca else 0x10) | (0x8 if thread else 0) | (0x4 if use_psp else 0)
         self._enter_handler(exc, exc_return, control)
         if stack_error:
             self.services.log(f"stacking at 0x{frame_ptr:08X} failed (STKERR)")
             self._raise_fault("bus", "stkerr", None)
+        elif mpu_error:
+            self.services.log(f"stacking at 0x{frame_ptr:08X} refused by the MPU (MSTKERR)")
+            self._raise_fault("memmanage", "mstkerr", None)
 
     def _enter_handler(self, exc: int, exc_return: int, control: int) -> None:
         cpu = self.cpu
@@ -387,6 +397,13 @@ class ExceptionModel:
         sp_name = "psp" if use_psp else "msp"
         frame_ptr = cpu.reg(sp_name)
         size = 0x68 if fp_frame else 0x20
+        allows = getattr(cpu, "mpu_allows", None)
+        # chosen: unstacking at the privilege of the context returned to (handler: privileged)
+        target_priv = not to_thread or not cpu.reg("control") & 1
+        if allows is not None and not allows(frame_ptr, size, False, target_priv):
+            self.services.log(f"unstacking at 0x{frame_ptr:08X} refused by the MPU (MUNSTKERR)")
+            self._raise_fault("memmanage", "munstkerr", None)
+            return
         try:
             data = cpu.read_mem(frame_ptr, size)
         except ValueError:

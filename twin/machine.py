@@ -547,6 +547,21 @@ class Machine:
         self._mpu_view = view
         self._apply_protections(view)
 
+    def mpu_allows(self, address: int, length: int, write: bool, privileged: bool) -> bool:
+        """Whether the MPU lets an access of ``length`` bytes at ``address`` through, at the
+        given privilege and the current execution priority (exception stacking and
+        unstacking ask this; the core's own accesses go through the page protections)."""
+        exc = self.exc
+        ctrl = getattr(exc, "mpu_ctrl", 0) if exc is not None else 0
+        if not ctrl & 1:
+            return True
+        if not ctrl & 2 and (2 in exc.active or 3 in exc.active
+                             or self.uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1):
+            return True                  # priority below 0 without HFNMIENA: default map
+        view = MpuView(ctrl, mpu_decode(list(exc.mpu_rbar), list(exc.mpu_rasr)), privileged)
+        need = 2 if write else 1         # W / R
+        return all(perms & need for _, _, perms in view.intervals(address, address + length))
+
     def _apply_protections(self, view: MpuView | None) -> None:
         uc = self.uc
         for h in self._mpu_hooks:

@@ -197,3 +197,44 @@ def test_unprivileged_thread_is_refused_a_privileged_only_region(run) -> None:
     b = run(body, handlers={11: "svc_h"}, extra=".thumb_func\nsvc_h:\n    bx lr\n")
     assert record(b)[:3] == (1, 0x82, 0x20008000)
     assert word(b, 0x20008000) == 0xAAAA
+
+
+def test_stacking_into_a_region_the_thread_may_not_write_is_mstkerr(run) -> None:
+    """An unprivileged thread whose PSP points into a privileged-only region: the exception
+    entry's stacking is refused (MSTKERR, no MMFAR), nothing is written there, and the
+    return from the handler cannot unstack either (MUNSTKERR)."""
+    regions = [(0x08000000, rasr(20, 6)), (0x20000000, rasr(16, 3)), (0x20008000, rasr(9, 1))]
+    body = mpu(regions) + """
+    ldr r0, =0x20008200
+    msr psp, r0
+    movs r1, #3               @ SPSEL = PSP, nPRIV
+    msr control, r1
+    isb
+    svc #0
+    b .
+    """
+    rec_handler = """
+.thumb_func
+mm_rec:
+    ldr r0, =0xE000ED28
+    ldr r1, [r0]
+    ldr r3, =0x{rec:08X}
+    str r1, [r3, #4]
+    ldr r0, =0x{done:08X}
+    ldr r1, =0xD0DE
+    str r1, [r0]
+    b .
+.thumb_func
+svc_h:
+    ldr r3, =0x{rec:08X}
+    ldr r1, =0x5C
+    str r1, [r3]
+    bx lr
+""".format(rec=REC, done=DONE)
+    b = run(body, handlers={4: "mm_rec", 11: "svc_h"}, extra=rec_handler)
+    cfsr = word(b, REC + 4)
+    assert cfsr & 0x10 and cfsr & 0x08, hex(cfsr)        # MSTKERR, then MUNSTKERR
+    assert not cfsr & 0x80                               # MMFAR not valid for stacking errors
+    assert word(b, REC) == 0x5C                          # the SVC handler ran (derived fault after)
+    with b.machine.host() as m:
+        assert m.bus_read(0x200081E0, 0x20) == bytes(0x20)   # no frame was written
