@@ -51,7 +51,12 @@ class _CliError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     """Run one board until SIGINT/SIGTERM. Exit 2 on bad input."""
-    parent = os.getppid()
+    # The starter may say who it is (TWIN_PARENT_PID): if it died while this process was
+    # still importing, getppid() already names a reaper and the twin would never notice.
+    try:
+        parent = int(os.environ.get("TWIN_PARENT_PID", "") or os.getppid())
+    except ValueError:
+        parent = os.getppid()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -134,7 +134,8 @@ def start_twin(*, forward: Sequence[tuple[str, int]] = (), ota_lan: tuple[str, i
     stderr = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     if log_path:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # the twin stops when this process is gone, even if that happens before it got going
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TWIN_PARENT_PID=str(os.getpid()))
     try:
         proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                                 env=env, cwd=str(Path(__file__).resolve().parents[2]))
@@ -144,15 +145,21 @@ def start_twin(*, forward: Sequence[tuple[str, int]] = (), ota_lan: tuple[str, i
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     line = b""
-    while time.monotonic() < deadline and not line.endswith(b"\n"):
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
+    try:
+        while time.monotonic() < deadline and not line.endswith(b"\n"):
+            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                line += chunk
+            elif proc.poll() is not None:
                 break
-            line += chunk
-        elif proc.poll() is not None:
-            break
+    except BaseException:
+        # Ctrl-C (or any error) while the twin starts: nobody else holds its handle yet
+        proc.kill()
+        proc.wait(timeout=5)
+        raise
     if not line.endswith(b"\n"):
         code = proc.poll()
         if code is None:

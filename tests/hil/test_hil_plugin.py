@@ -22,11 +22,13 @@ def _pytest(args: list[str], tmp_path: Path, timeout: float = 600) -> subprocess
                           timeout=timeout, env=env)
 
 
-def _twins() -> list[psutil.Process]:
+def _twins(parent: int | None = None) -> list[psutil.Process]:
+    """Running twins; with ``parent``, only those that process started (other tests of a
+    parallel run start twins of their own meanwhile)."""
     out = []
-    for p in psutil.process_iter(["cmdline"]):
+    for p in psutil.process_iter(["cmdline", "ppid"]):
         cmd = p.info["cmdline"] or []
-        if len(cmd) >= 3 and cmd[1:3] == ["-m", "twin"]:
+        if len(cmd) >= 3 and cmd[1:3] == ["-m", "twin"] and parent in (None, p.info["ppid"]):
             out.append(p)
     return out
 
@@ -55,16 +57,15 @@ def test_nucleo_without_a_board_skips_with_the_reason(tmp_path: Path) -> None:
 
 
 def test_interrupted_run_leaves_no_twin_behind(tmp_path: Path) -> None:
-    before = {p.pid for p in _twins()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests_hil",
                              "-k", "update and 300k", "--transport", "eth", "--report-dir", str(tmp_path)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not ({p.pid for p in _twins()} - before):
+        while time.monotonic() < deadline and not _twins(proc.pid):
             time.sleep(0.2)
-        started = {p.pid for p in _twins()} - before
+        started = {p.pid for p in _twins(proc.pid)}
         assert started, "the run never started a twin"
         time.sleep(3)                      # in the middle of flashing/updating
         proc.send_signal(signal.SIGINT)    # Ctrl-C

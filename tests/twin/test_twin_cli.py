@@ -238,3 +238,19 @@ def test_twin_exits_when_its_parent_dies(tmp_path: Path) -> None:
         time.sleep(0.2)
     os.kill(pid, 9)
     raise AssertionError("orphaned twin kept running")
+
+
+def test_twin_exits_when_the_starter_named_in_its_env_is_gone() -> None:
+    """The rig names itself in TWIN_PARENT_PID: a starter that died while the twin was still
+    importing (Ctrl-C at the wrong moment) is noticed even though getppid() no longer says."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    proc = subprocess.Popen([sys.executable, "-m", "twin"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, TWIN_PARENT_PID=str(dead.pid)))
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and b"parent process exited" in err, err[-2000:]
