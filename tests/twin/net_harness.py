@@ -176,10 +176,14 @@ class HostServer:
         self.listener.close()
 
 
+_HELD: list[socket.socket] = []
+
+
 def free_closed_port() -> int:
-    """A loopback port with nothing listening (bound then released)."""
+    """A loopback port with nothing listening: bound and never listened on, and kept bound
+    for the rest of the test process, so connects are refused and no other test (another
+    xdist worker) can be handed the port meanwhile."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    _HELD.append(s)
+    return s.getsockname()[1]

@@ -232,10 +232,11 @@ def test_host_reset_mid_transfer_then_firmware_reconnects(bench_factory):
 @pytest.mark.parametrize("link", ["eth", "wifi"])
 @pytest.mark.parametrize("case", ["closed-port", "no-forward"])
 def test_refused_or_unreachable_server_reported_and_retried(nettest_elf, tmp_path, link, case):
+    # bound but never listening: connects are refused, and no other test can take the port
+    # meanwhile (a closed port could be handed to another worker's server under -n)
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
-    closed.close()
     cfg = tmp_path / "cfg.bin"
     server_ip = "192.168.1.10" if case == "closed-port" else "10.9.8.7"
     cfg.write_bytes(BootConfig(transport=link, server_ip=server_ip).pack())
@@ -255,6 +256,7 @@ def test_refused_or_unreachable_server_reported_and_retried(nettest_elf, tmp_pat
         assert reasons == ({"refused"} if case == "closed-port" else {"unreachable"})
     finally:
         twin.stop()
+        closed.close()
 
 
 def test_eth_link_down_aborts_then_reconnects_after_link_up(bench_factory):
