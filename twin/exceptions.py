@@ -113,7 +113,9 @@ class ExceptionModel:
         self.fpcar = 0
         self.fpdscr = 0
         self.mpu_ctrl = 0
-        self.mpu_gen = 0          # bumped on every MPU register change (machine caches on it)
+        # bumped on every MPU register change and reset, never back to an old value (the
+        # machine caches protections and stacking checks on it)
+        self.mpu_gen = getattr(self, "mpu_gen", 0) + 1
         self.mpu_rnr = 0
         self.mpu_rbar = [0] * 8
         self.mpu_rasr = [0] * 8

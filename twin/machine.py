@@ -219,6 +219,7 @@ class Machine:
         # MPU enforcement (see _mpu_sync): the configuration applied to the page protections
         self._mpu_key: object = None
         self._mpu_view: MpuView | None = None
+        self._stack_checks: dict[tuple[int, ...], bool] = {}   # mpu_allows answers
         self._mpu_fault: tuple[str, int] | None = None
         self._mpu_hooks: list[int] = []
 
@@ -558,9 +559,18 @@ class Machine:
         if not ctrl & 2 and (2 in exc.active or 3 in exc.active
                              or self.uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1):
             return True                  # priority below 0 without HFNMIENA: default map
+        # a stack frame sits at a handful of addresses: remember the answers per MPU setup
+        key = (exc.mpu_gen, ctrl, privileged, write, address, length)
+        hit = self._stack_checks.get(key)
+        if hit is not None:
+            return hit
         view = MpuView(ctrl, mpu_decode(list(exc.mpu_rbar), list(exc.mpu_rasr)), privileged)
         need = 2 if write else 1         # W / R
-        return all(perms & need for _, _, perms in view.intervals(address, address + length))
+        ok = all(perms & need for _, _, perms in view.intervals(address, address + length))
+        if len(self._stack_checks) >= 256:
+            self._stack_checks.clear()
+        self._stack_checks[key] = ok
+        return ok
 
     def _apply_protections(self, view: MpuView | None) -> None:
         uc = self.uc
