@@ -135,8 +135,8 @@ def test_hostile_clients_never_crash_or_hang_the_server(server: OtaServer, actio
     assert server.serving
 
 
-def test_fuzz_counted(server: OtaServer, record_property) -> None:  # type: ignore[no-untyped-def]
+def test_fuzz_counted(server: OtaServer, record_testsuite_property) -> None:  # type: ignore[no-untyped-def]
     """Runs after the property test (file order): the inputs really were tried."""
-    record_property("ota_fuzz_inputs", STATS["inputs"])
+    record_testsuite_property("ota_fuzz_inputs", STATS["inputs"])
     assert STATS["inputs"] >= 100, STATS
     assert len(STATS["outcomes"]) >= 3, STATS
