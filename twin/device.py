@@ -78,6 +78,10 @@ class Services(Protocol):
     def log(self, message: str) -> None:
         """Log a line on the twin's stderr, prefixed with virtual time and the device name."""
 
+    # Optional (devices look it up with getattr): ``bus_error(what)`` — the CPU write being
+    # handled gets an error response (imprecise BusFault once the store retired); for a
+    # debugger's access it is only logged.
+
     def device(self, name: str) -> "Device":
         """Find another device by name (e.g. the EXTI asks for "gpio"). KeyError if absent."""
 

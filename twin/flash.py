@@ -208,7 +208,9 @@ class FlashController(Device):
             self.cr &= ~CR_LOCK
         else:
             self.key_state = -1
-            self._log("wrong FLASH_KEYR sequence: FLASH_CR stays locked until reset")
+            self._log("wrong FLASH_KEYR sequence: FLASH_CR stays locked until reset "
+                      "(bus error → BusFault, HardFault unless BUSFAULTENA)")
+            self._bus_error("wrong FLASH_KEYR sequence")
 
     def _optkey(self, value: int) -> None:
         if not self.optcr & OPTCR_OPTLOCK or self.optkey_state < 0:
@@ -220,7 +222,14 @@ class FlashController(Device):
             self.optcr &= ~OPTCR_OPTLOCK
         else:
             self.optkey_state = -1
-            self._log("wrong FLASH_OPTKEYR sequence: FLASH_OPTCR stays locked until reset")
+            self._log("wrong FLASH_OPTKEYR sequence: FLASH_OPTCR stays locked until reset "
+                      "(bus error → BusFault, HardFault unless BUSFAULTENA)")
+            self._bus_error("wrong FLASH_OPTKEYR sequence")
+
+    def _bus_error(self, what: str) -> None:
+        report = getattr(self.services, "bus_error", None) if self.services is not None else None
+        if report is not None:
+            report(what)
 
     def _write_cr(self, value: int) -> None:
         if self.cr & CR_LOCK:

@@ -106,6 +106,9 @@ class DeviceServices:
     def request_reset(self, kind: str, cause: str) -> None:
         self._m.request_reset(kind, cause)
 
+    def bus_error(self, what: str) -> None:
+        self._m.device_bus_error(what)
+
     def post(self, fn: Callable[[], None]) -> None:
         self._m.post(fn)
 
@@ -206,6 +209,7 @@ class Machine:
         self._posts_done = 0
         self._idle_posts = 0
         self._kicked = False
+        self._bus_error: str | None = None   # set by a device inside an MMIO write
         self._slice_end = 0
         self.reset_history: list[dict[str, object]] = []
         self.lockup_reason = ""
@@ -363,6 +367,13 @@ class Machine:
         dev = self._lookup(address)
         if dev is not None:
             dev.write(address - dev.base, size, value & ((1 << (8 * size)) - 1))
+            if self._bus_error is not None:
+                # the device answered with an error: the store retires (write buffer), the
+                # fault follows as an imprecise BusFault (no BFAR), as on the Cortex-M7
+                what, self._bus_error = self._bus_error, None
+                self._stop_after_store()
+                self._stop_reasons.append(("fault", ("bus", "imprecise", what)))
+                return
         elif page in self._storage_pages:
             self._storage_write(address, size, value)
         else:
@@ -371,6 +382,14 @@ class Machine:
             self._kicked = False
             if not self._stop_reasons:
                 self._stop_after_store()
+
+    def device_bus_error(self, what: str) -> None:
+        """A device refuses the access it is handling (see Services.bus_error)."""
+        if self.in_slice:                # slices run with the lock; debugger accesses do not
+            self._bus_error = what
+        else:
+            self.log(f"bus error for a debugger access: {what} (no fault; the probe would "
+                     f"see a transfer error)")
 
     def kick(self) -> None:
         """The exception unit says an exception became takeable (``on_kick``): end the

@@ -238,3 +238,4 @@ svc_h:
     assert word(b, REC) == 0x5C                          # the SVC handler ran (derived fault after)
     with b.machine.host() as m:
         assert m.bus_read(0x200081E0, 0x20) == bytes(0x20)   # no frame was written
+

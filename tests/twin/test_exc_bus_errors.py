@@ -1,0 +1,47 @@
+"""Bus errors a device answers to a CPU store: the store retires, an imprecise BusFault
+follows (escalated to HardFault unless BUSFAULTENA), as on the Cortex-M7."""
+from __future__ import annotations
+
+import pytest
+from test_mpu_machine import DONE, REC, record, run  # noqa: F401 - run is a fixture
+
+
+WRONG_KEY = """
+    ldr r0, =0x40023C04       @ FLASH_KEYR
+    ldr r1, =0xCDEF89AB       @ KEY2 first: wrong sequence
+    str r1, [r0]
+    movs r7, #7               @ the store retired: the fault is imprecise
+    ldr r0, =0x40023C10
+    ldr r6, [r0]              @ FLASH_CR
+"""
+FAULT_REC = """
+.thumb_func
+fault_rec:
+    ldr r0, =0xE000ED28
+    ldr r1, [r0]              @ CFSR
+    ldr r2, [r0, #4]          @ HFSR
+    ldr r3, =0x{rec:08X}
+    str r1, [r3]
+    str r2, [r3, #4]
+    mrs r0, msp
+    ldr r1, [r0, #24]
+    str r1, [r3, #8]          @ stacked PC
+    ldr r0, =0x{done:08X}
+    ldr r1, =0xD0DE
+    str r1, [r0]
+    b .
+""".format(rec=REC, done=DONE)
+
+
+@pytest.mark.parametrize("busfaultena", [False, True])
+def test_wrong_flash_key_is_an_imprecise_bus_fault(run, busfaultena: bool) -> None:
+    """RM0410: a wrong FLASH_KEYR sequence is a bus error (HardFault by default) and
+    FLASH_CR stays locked until reset."""
+    enable = "    ldr r0, =0xE000ED24\n    ldr r1, =0x00020000\n    str r1, [r0]\n" if busfaultena else ""
+    b = run(enable + WRONG_KEY, handlers={3: "fault_rec", 5: "fault_rec"}, extra=FAULT_REC)
+    cfsr, hfsr, pc = record(b)[:3]
+    assert cfsr & (1 << 10) and not cfsr & (1 << 15), hex(cfsr)      # IMPRECISERR, no BFAR
+    assert bool(hfsr & (1 << 30)) != busfaultena, hex(hfsr)          # FORCED only when escalated
+    with b.machine.host() as m:
+        assert m.bus_read(pc, 2) == bytes.fromhex("0727")      # stacked PC: the movs after the store
+        assert int.from_bytes(m.bus_read(0x40023C10, 4), "little") & (1 << 31)   # still LOCK
