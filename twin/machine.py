@@ -122,6 +122,10 @@ class DeviceServices:
         """Extra (PWR): PWR_CR1.DBP changed; backup SRAM takes CPU stores only while set."""
         self._m.set_backup_write_access(allowed)
 
+    def set_backup_clock(self, enabled: bool) -> None:
+        """Extra (RCC): RCC_AHB1ENR.BKPSRAMEN changed; without it CPU stores are ignored."""
+        self._m.set_backup_write_access(enabled, gate="clock")
+
     def poll_wait(self) -> None:
         """Extra (not in the protocol): the firmware is polling a flag that only a scheduled
         event can change (e.g. FLASH_SR.BSY); end the slice and jump to the next event.
@@ -217,8 +221,10 @@ class Machine:
         # devices whose clock runs on while the core is stopped (watchdogs): see _sync_stopped
         self._stop_watchers: list[Device] = []
         self._stopped_state: str | None = None
-        self.backup_writable = True        # PWR_CR1.DBP (backup SRAM write access); the PWR
-                                           # model clears it at reset
+        self.backup_writable = True        # backup SRAM takes CPU stores: all gates open
+        # PWR_CR1.DBP ("dbp") and RCC_AHB1ENR.BKPSRAMEN ("clock"); their models close them
+        # at reset (a machine without them keeps backup SRAM writable)
+        self._backup_gates = {"dbp": True, "clock": True}
         self.backup_ignored_writes = 0
         # MPU enforcement (see _mpu_sync): the configuration applied to the page protections
         self._mpu_key: object = None
@@ -510,10 +516,12 @@ class Machine:
                 self._stop("fixup")
         return True
 
-    def set_backup_write_access(self, allowed: bool) -> None:
-        """PWR_CR1.DBP: with it clear the CPU's stores to backup SRAM are ignored (as on the
-        chip; the debugger's are not). Done with page protections, so RAM speed is kept."""
-        allowed = bool(allowed)
+    def set_backup_write_access(self, allowed: bool, gate: str = "dbp") -> None:
+        """PWR_CR1.DBP (``gate="dbp"``) or RCC_AHB1ENR.BKPSRAMEN (``"clock"``): while either
+        is clear the CPU's stores to backup SRAM are ignored (the debugger's are not). Done
+        with page protections, so RAM speed is kept."""
+        self._backup_gates[gate] = bool(allowed)
+        allowed = all(self._backup_gates.values())
         if allowed == self.backup_writable:
             return
         self.backup_writable = allowed
@@ -632,8 +640,13 @@ class Machine:
     def _backup_store_ignored(self, address: int) -> None:
         self.backup_ignored_writes += 1
         if self.backup_ignored_writes == 1:
-            self.log(f"store to backup SRAM 0x{address:08X} ignored: PWR_CR1.DBP is 0; set it "
-                     "first (HAL_PWR_EnableBkUpAccess) — logged once")
+            why = []
+            if not self._backup_gates.get("clock", True):
+                why.append("RCC_AHB1ENR.BKPSRAMEN is 0 (__HAL_RCC_BKPSRAM_CLK_ENABLE)")
+            if not self._backup_gates.get("dbp", True):
+                why.append("PWR_CR1.DBP is 0 (HAL_PWR_EnableBkUpAccess)")
+            self.log(f"store to backup SRAM 0x{address:08X} ignored: {' and '.join(why)}; "
+                     "set it first — logged once")
 
     def _apply_fixups(self) -> None:
         fix, self._fixups = self._fixups, []

@@ -98,6 +98,14 @@ BACKUP_PROGRAM = """
     ldr r1, [r4]
     orr r1, r1, #0x100
     str r1, [r4]
+    ldr r1, =0x44444444
+    str r1, [r0]              @ DBP = 1 but BKPSRAMEN = 0: ignored as well
+    ldr r2, [r0]
+    str r2, [r3, #12]
+    ldr r4, =0x40023830       @ RCC_AHB1ENR |= BKPSRAMEN
+    ldr r1, [r4]
+    orr r1, r1, #0x40000
+    str r1, [r4]
     ldr r1, =0x22222222
     str r1, [r0]
     ldr r2, [r0]
@@ -128,8 +136,9 @@ def test_firmware_sees_backup_sram_write_protected_until_dbp() -> None:
             assert time.monotonic() < deadline, "the program did not finish"
             time.sleep(0.01)
         assert word(0x20000100) == 0                   # the store before DBP was ignored
+        assert word(0x2000010C) == 0                   # and the one before BKPSRAMEN
         assert word(0x20000104) == 0x22222222
-        assert m.backup_ignored_writes == 1
+        assert m.backup_ignored_writes == 2
         m.stop()                                       # no rerun of the program from here
         with m.host():
             m.reset("system", "software")

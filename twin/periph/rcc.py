@@ -9,6 +9,7 @@ HSI_HZ, HSE_HZ = 16_000_000, 8_000_000          # NUCLEO: HSE = 8 MHz MCO from t
 CR, PLLCFGR, CFGR, CIR = 0x00, 0x04, 0x08, 0x0C
 AHB1RSTR, AHB2RSTR, AHB3RSTR, APB1RSTR, APB2RSTR = 0x10, 0x14, 0x18, 0x20, 0x24
 AHB1ENR, AHB2ENR, AHB3ENR, APB1ENR, APB2ENR = 0x30, 0x34, 0x38, 0x40, 0x44
+BKPSRAMEN = 1 << 18
 BDCR, CSR, SSCGR, PLLI2SCFGR, PLLSAICFGR, DCKCFGR1, DCKCFGR2 = 0x70, 0x74, 0x80, 0x84, 0x88, 0x8C, 0x90
 HSICAL = 0x7C                                     # factory calibration byte (any plausible value)
 CR_RESET = (HSICAL << 8) | (0x10 << 3) | 0x3      # HSION, HSIRDY, HSITRIM=16
@@ -55,6 +56,7 @@ class Rcc(RegDevice):
             self.regs[BDCR] = bdcr
         self._update_clock()
         self._rtc_clock_changed()
+        self._backup_clock()
 
     def reset_cause(self, kind: str, cause: str) -> None:
         """Record why the chip reset (called by the machine after resetting devices)."""
@@ -99,6 +101,14 @@ class Rcc(RegDevice):
             self._update_clock()
         if offset in (CR, CFGR, CSR, BDCR):
             self._rtc_clock_changed()
+        if offset == AHB1ENR and (old ^ self.regs[AHB1ENR]) & BKPSRAMEN:
+            self._backup_clock()
+
+    def _backup_clock(self) -> None:
+        """Tell the machine whether the backup SRAM interface is clocked (BKPSRAMEN)."""
+        fn = getattr(self.services, "set_backup_clock", None) if self.services else None
+        if fn is not None:
+            fn(bool(self.regs.get(AHB1ENR, 0) & BKPSRAMEN))
 
     def _rtc_clock_changed(self) -> None:
         """RTCEN, RTCSEL, RTCPRE or an oscillator may have changed: the RTC re-times."""
