@@ -348,6 +348,9 @@ class Machine:
         self._ticks += 1
         self._short = SHORT_SLICES_AFTER_IO
         address = page + offset
+        if (address >= 0xE0000000 or self._mpu_view is not None) and self.in_slice \
+                and self._access_denied(address, False):
+            return 0
         if self._wait_mode == "idle" and address == self._idle_addr and self.in_slice:
             # the firmware polls again the register that started the host wait: end the
             # slice here (that status read is repeated afterwards, harmless) instead of
@@ -370,6 +373,9 @@ class Machine:
         self._ticks += 1
         self._short = SHORT_SLICES_AFTER_IO
         address = page + offset
+        if (address >= 0xE0000000 or self._mpu_view is not None) and self.in_slice \
+                and self._access_denied(address, True):
+            return
         dev = self._lookup(address)
         if dev is not None:
             dev.write(address - dev.base, size, value & ((1 << (8 * size)) - 1))
@@ -388,6 +394,30 @@ class Machine:
             self._kicked = False
             if not self._stop_reasons:
                 self._stop_after_store()
+
+    def _access_denied(self, address: int, write: bool) -> bool:
+        """A CPU access to device space that faults before reaching the device: the PPB
+        (0xE0000000-0xE00FFFFF) is privileged-only (BusFault; NVIC_STIR stays writable with
+        CCR.USERSETMPEND) and is never subject to the MPU; other device memory (peripherals)
+        is checked against the MPU like RAM (MemManage DACCVIOL with MMFAR). The faulting
+        instruction does not retire and the device never sees the access."""
+        what = "write" if write else "read"
+        if address >= 0xE0000000:
+            if address >= 0xE0100000 or self.exc is None or self.exc.active:
+                return False
+            if not self.uc.reg_read(A.UC_ARM_REG_CONTROL) & 1:
+                return False
+            if write and address == 0xE000EF00 and self.exc.ccr & 2:
+                return False
+            self._stop("fault", ("bus", (address, "precise"),
+                                 f"unprivileged {what} of the PPB at 0x{address:08X}"))
+            return True
+        view = self._mpu_view
+        if view is not None and not view.perms(address) & (2 if write else 1):
+            self._stop("fault", ("memmanage", address,
+                                 f"MPU: data {what} of 0x{address:08X} not allowed"))
+            return True
+        return False
 
     def device_bus_error(self, what: str) -> None:
         """A device refuses the access it is handling (see Services.bus_error)."""

@@ -45,3 +45,29 @@ def test_wrong_flash_key_is_an_imprecise_bus_fault(run, busfaultena: bool) -> No
     with b.machine.host() as m:
         assert m.bus_read(pc, 2) == bytes.fromhex("0727")      # stacked PC: the movs after the store
         assert int.from_bytes(m.bus_read(0x40023C10, 4), "little") & (1 << 31)   # still LOCK
+
+
+def test_unprivileged_ppb_access_is_a_bus_fault_and_stir_needs_usersetmpend(run) -> None:
+    body = """
+    ldr r0, =0xE000ED14       @ CCR |= USERSETMPEND: unprivileged STIR writes allowed
+    ldr r1, [r0]
+    orr r1, r1, #2
+    str r1, [r0]
+    movs r1, #1
+    msr control, r1
+    isb
+    svc #0
+    ldr r0, =0xE000EF00
+    movs r1, #0
+    str r1, [r0]              @ STIR (IRQ 0 is disabled: nothing happens)
+    movs r7, #7
+    ldr r0, =0xE000E010
+    ldr r1, [r0]              @ SysTick CTRL, unprivileged: precise BusFault, HardFault here
+"""
+    b = run(body, handlers={3: "fault_rec", 11: "svc_h"}, extra=FAULT_REC + ".thumb_func\nsvc_h:\n    bx lr\n")
+    cfsr, hfsr, pc = record(b)[:3]
+    assert cfsr & (1 << 9) and cfsr & (1 << 15), hex(cfsr)           # PRECISERR, BFARVALID
+    assert hfsr & (1 << 30)
+    with b.machine.host() as m:
+        assert int.from_bytes(m.bus_read(0xE000ED38, 4), "little") == 0xE000E010   # BFAR
+        assert m.bus_read(pc, 2) == bytes.fromhex("0168")                  # ldr r1, [r0]

@@ -239,3 +239,25 @@ svc_h:
     with b.machine.host() as m:
         assert m.bus_read(0x200081E0, 0x20) == bytes(0x20)   # no frame was written
 
+
+
+DROP_PRIVILEGE = """
+    movs r1, #1
+    msr control, r1           @ nPRIV
+    isb
+    svc #0                    @ an exception return: the new level applies from here
+"""
+SVC_RET = ".thumb_func\nsvc_h:\n    bx lr\n"
+
+
+def test_mpu_applies_to_peripheral_space_for_unprivileged_code(run) -> None:
+    regions = [(0x08000000, rasr(20, 6)), (0x20000000, rasr(16, 3))]   # no peripheral region
+    body = mpu(regions) + """
+    ldr r2, =0x4000481C       @ USART3_ISR, privileged: allowed (PRIVDEFENA)
+    ldr r1, [r2]
+""" + DROP_PRIVILEGE + """
+    ldr r2, =0x4000481C
+    ldr r1, [r2]              @ unprivileged, no region: DACCVIOL on the device address
+    """
+    b = run(body, handlers={11: "svc_h"}, extra=SVC_RET)
+    assert record(b)[:3] == (1, 0x82, 0x4000481C)
