@@ -586,13 +586,9 @@ class Machine:
                 self._mpu_view = None
                 self._apply_protections(None)
             return
-        uc = self.uc
-        # per slice, so cheap: handler mode is known from the model's active list, and the
-        # execution priority is below 0 only with HardFault/NMI active or FAULTMASK set
-        active = exc.active
-        privileged = bool(active) or not uc.reg_read(A.UC_ARM_REG_CONTROL) & 1
-        if not ctrl & 2 and (2 in active or 3 in active
-                             or uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1):
+        # per slice, so cheap: handler mode is known from the model's active list
+        privileged = bool(exc.active) or not self.uc.reg_read(A.UC_ARM_REG_CONTROL) & 1
+        if self._mpu_default_map(ctrl):
             key: object = ("default-map",)
         else:
             key = (exc.mpu_gen, privileged)      # mpu_gen: bumped by every MPU register write
@@ -605,6 +601,13 @@ class Machine:
         self._mpu_view = view
         self._apply_protections(view)
 
+    def _mpu_default_map(self, ctrl: int) -> bool:
+        """The execution priority is below 0 (HardFault/NMI active or FAULTMASK set) and
+        HFNMIENA is clear: the default memory map applies instead of the MPU."""
+        exc = self.exc
+        return not ctrl & 2 and (2 in exc.active or 3 in exc.active
+                                 or bool(self.uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1))
+
     def mpu_allows(self, address: int, length: int, write: bool, privileged: bool) -> bool:
         """Whether the MPU lets an access of ``length`` bytes at ``address`` through, at the
         given privilege and the current execution priority (exception stacking and
@@ -613,9 +616,8 @@ class Machine:
         ctrl = getattr(exc, "mpu_ctrl", 0) if exc is not None else 0
         if not ctrl & 1:
             return True
-        if not ctrl & 2 and (2 in exc.active or 3 in exc.active
-                             or self.uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1):
-            return True                  # priority below 0 without HFNMIENA: default map
+        if self._mpu_default_map(ctrl):
+            return True
         # a stack frame sits at a handful of addresses: remember the answers per MPU setup
         key = (exc.mpu_gen, ctrl, privileged, write, address, length)
         hit = self._stack_checks.get(key)
@@ -892,7 +894,7 @@ class Machine:
             self._ns_base = self.now_ns()
             self._ns_cycles = self.now_cycles()
             self.core_hz = hz
-            self._pace = None            # the run of waits counted cycles at the old clock
+            self._break_pace()           # the run of waits counted cycles at the old clock
             self.log(f"core clock now {hz} Hz")
 
     def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:

@@ -34,6 +34,7 @@ import datetime as _dt
 
 from twin.device import Device, merge_word, sub_word
 from twin.periph.base import StoppedTime
+from twin.periph.rcc import HSE_HZ
 
 TR, DR, CR, ISR, PRER, WUTR, ALRMAR, ALRMBR, WPR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x1C, 0x20, 0x24
 BKP0R, BKP_COUNT = 0x50, 32
@@ -145,7 +146,6 @@ class Rtc(Device):
         if sel == 2:
             return LSI_HZ if regs.get(RCC_CSR, 0) & 2 else 0   # LSIRDY
         if sel == 3 and regs.get(RCC_CR, 0) & (1 << 17):    # HSERDY
-            from twin.periph.rcc import HSE_HZ
             pre = regs.get(RCC_CFGR, 0) >> 16 & 0x1F
             return HSE_HZ // pre if pre >= 2 else 0
         return 0
@@ -154,12 +154,16 @@ class Rtc(Device):
         prer = self.regs[PRER]
         return (prer >> 16 & 0x7F) + 1, (prer & 0x7FFF) + 1
 
+    def _ticks(self) -> int:
+        """RTCCLK periods since the start of the second TR/DR hold (calendar counting)."""
+        return self._sub + (self._now_ns() - self._anchor_ns) * self._rate // 1_000_000_000
+
     def _current(self) -> tuple[int, int, int]:
         """(TR, DR, SSR) now."""
         div_a, div_s = self._periods()
         if not self._rate or self._base is None:
             return self.regs[TR], self.regs[DR], self._ssr_hold
-        ticks = self._sub + (self._now_ns() - self._anchor_ns) * self._rate // 1_000_000_000
+        ticks = self._ticks()
         secs, rem = divmod(ticks, div_a * div_s)
         when, wday = self._base
         later = when + _dt.timedelta(seconds=secs)
@@ -175,7 +179,7 @@ class Rtc(Device):
         if not self._rate or self._base is None:
             return
         div_a, div_s = self._periods()
-        ticks = self._sub + (self._now_ns() - self._anchor_ns) * self._rate // 1_000_000_000
+        ticks = self._ticks()
         self.regs[TR], self.regs[DR], self._ssr_hold = self._current()
         self._sub = ticks % (div_a * div_s)
         self._anchor_ns = self._now_ns()
