@@ -7,6 +7,7 @@ every differing byte to a file (not to /dev/null: GNU cmp then stops at the firs
 
 Run: ``python benchmarks/bench_diff.py [--repeat N]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def make_cases() -> dict[str, tuple[bytes, bytes]]:
     pos = rng.choice(SIZE, SIZE // 100, replace=False)
     flips[pos] ^= (1 << rng.integers(0, 8, pos.size)).astype(np.uint8)
     off, k = 0x50000 + 123, 1024
-    shifted = exp[:off] + exp[off + k:] + b"\xff" * k
+    shifted = exp[:off] + exp[off + k :] + b"\xff" * k
     return {"clean": (exp, exp), "1% scattered": (exp, flips.tobytes()), "one shifted chunk": (exp, shifted)}
 
 
@@ -67,21 +68,32 @@ def main(argv: list[str] | None = None) -> int:
             a_path.write_bytes(act)
             res = analyze(exp, act, BASE, layout)
             t_an = best_of(args.repeat, lambda: analyze(exp, act, BASE, layout))
-            t_cli = best_of(max(1, args.repeat // 2), lambda: subprocess.run(
-                rig_cmd + [str(e_path), str(a_path), "--base", hex(BASE), "--json"],
-                stdout=subprocess.DEVNULL, timeout=300, check=False))
+            t_cli = best_of(
+                max(1, args.repeat // 2),
+                lambda: subprocess.run(
+                    rig_cmd + [str(e_path), str(a_path), "--base", hex(BASE), "--json"],
+                    stdout=subprocess.DEVNULL,
+                    timeout=300,
+                    check=False,
+                ),
+            )
             if cmp:
                 # to a real file: GNU cmp stops at the first difference when stdout is /dev/null
                 def run_cmp() -> None:
                     with open(Path(tmp) / "cmp.txt", "wb") as out:
-                        subprocess.run([cmp, "-l", str(e_path), str(a_path)], stdout=out, timeout=300, check=False)
+                        subprocess.run(
+                            [cmp, "-l", str(e_path), str(a_path)], stdout=out, timeout=300, check=False
+                        )
+
                 t_cmp = best_of(args.repeat, run_cmp)
                 ratio = f"{t_an / t_cmp:.2f}"
                 cmp_txt = f"{t_cmp * 1e3:.1f}"
             else:
                 cmp_txt, ratio = "n/a", "n/a"
-            print(f"{name:<20}{res.diff.differing:>11}{t_an * 1e3:>12.1f}{t_cli * 1e3:>11.1f}{cmp_txt:>10}{ratio:>13}"
-                  f"   [{', '.join(res.kinds()) or 'no diagnosis'}]")
+            print(
+                f"{name:<20}{res.diff.differing:>11}{t_an * 1e3:>12.1f}{t_cli * 1e3:>11.1f}{cmp_txt:>10}{ratio:>13}"
+                f"   [{', '.join(res.kinds()) or 'no diagnosis'}]"
+            )
     print("goal: analyze() under a tenth of cmp -l (analyze/cmp < 0.10); 'rig diff' includes Python start-up")
     return 0
 

@@ -7,6 +7,7 @@ CRC check and the receive-chunk statistics. Figures only; nothing is asserted.
 
     python benchmarks/bench_net.py [--size KIB] [--repeat N] [--paths eth,wifi]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,11 @@ from rig.targets.twin import start_twin  # noqa: E402
 
 def build(out: Path) -> Path:
     """Build nettest.elf into ``out`` with the project Makefile."""
-    subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), f"B={out}", f"{out}/nettest.elf"],
-                   check=True, timeout=300)
+    subprocess.run(
+        ["make", "-s", "-C", str(ROOT / "firmware"), f"B={out}", f"{out}/nettest.elf"],
+        check=True,
+        timeout=300,
+    )
     return out / "nettest.elf"
 
 
@@ -44,29 +48,45 @@ def run_path(elf: Path, tmp: Path, path: str, size: int, repeat: int) -> list[di
     cfg = tmp / f"cfg-{path}.bin"
     cfg.write_bytes(BootConfig(transport=path).pack())
     t_start = time.perf_counter()
-    twin = start_twin(extra_args=["--load", str(elf), "--load", f"{cfg}@0x08020000", "--forward",
-                                  f"192.168.1.10:5000=127.0.0.1:{srv.getsockname()[1]}"],
-                      log_path=tmp / f"twin-{path}.log")
+    twin = start_twin(
+        extra_args=[
+            "--load",
+            str(elf),
+            "--load",
+            f"{cfg}@0x08020000",
+            "--forward",
+            f"192.168.1.10:5000=127.0.0.1:{srv.getsockname()[1]}",
+        ],
+        log_path=tmp / f"twin-{path}.log",
+    )
     results = []
     try:
         conn, _ = srv.accept()
         t_conn = time.perf_counter() - t_start
         conn.settimeout(120)
         rf = conn.makefile("rb")
-        rf.readline()                                   # HELLO
+        rf.readline()  # HELLO
         for _ in range(repeat):
             data = os.urandom(size)
             conn.sendall(b"SINK %d 1460\n" % size)
-            rf.readline()                               # READY
+            rf.readline()  # READY
             t0 = time.perf_counter()
             conn.sendall(data)
             reply = rf.readline().decode().strip()
             dt = time.perf_counter() - t0
             m = re.search(r"crc=([0-9a-f]{8}) chunks=(\d+) min=(\d+) max=(\d+)", reply)
             ok = bool(m) and int(m[1], 16) == zlib.crc32(data)
-            results.append({"seconds": dt, "kib_s": size / 1024 / dt, "ok": ok,
-                            "chunks": int(m[2]) if m else 0, "min": int(m[3]) if m else 0,
-                            "max": int(m[4]) if m else 0, "connect_s": t_conn})
+            results.append(
+                {
+                    "seconds": dt,
+                    "kib_s": size / 1024 / dt,
+                    "ok": ok,
+                    "chunks": int(m[2]) if m else 0,
+                    "min": int(m[3]) if m else 0,
+                    "max": int(m[4]) if m else 0,
+                    "connect_s": t_conn,
+                }
+            )
         conn.sendall(b"QUIT\n")
         rf.close()
         conn.close()
@@ -85,13 +105,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-net-") as d:
         tmp = Path(d)
         elf = build(tmp)
-        print(f"{'path':5} {'run':>3} {'bytes':>8} {'seconds':>8} {'KiB/s':>9} {'chunks':>7} "
-              f"{'min':>5} {'max':>5} crc")
+        print(
+            f"{'path':5} {'run':>3} {'bytes':>8} {'seconds':>8} {'KiB/s':>9} {'chunks':>7} "
+            f"{'min':>5} {'max':>5} crc"
+        )
         for path in args.paths.split(","):
             for i, r in enumerate(run_path(elf, tmp, path, args.size * 1024, args.repeat)):
-                print(f"{path:5} {i + 1:>3} {args.size * 1024:>8} {r['seconds']:8.3f} "
-                      f"{r['kib_s']:9.1f} {r['chunks']:>7} {r['min']:>5} {r['max']:>5} "
-                      f"{'ok' if r['ok'] else 'MISMATCH'}")
+                print(
+                    f"{path:5} {i + 1:>3} {args.size * 1024:>8} {r['seconds']:8.3f} "
+                    f"{r['kib_s']:9.1f} {r['chunks']:>7} {r['min']:>5} {r['max']:>5} "
+                    f"{'ok' if r['ok'] else 'MISMATCH'}"
+                )
     return 0
 
 

@@ -3,6 +3,7 @@
 Usage: python benchmarks/bench_ota.py [--size 262144] [--policies natural,per-message,...] [--capture]
 Figures only; nothing here asserts speed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,9 +61,12 @@ def main() -> None:
                 segs = "-"
                 if res.pcap:
                     from rig.capture import analyze_pcap
+
                     segs = str(len(analyze_pcap(res.pcap, srv.address[1]).sizes("down")))
-            print(f"{spec:32} {res.outcome:8} {res.duration:8.3f} {res.throughput / 1024:10.1f} "
-                  f"{res.transcript.data_writes:7d} {segs:>9}   (wall {time.perf_counter() - t0:.3f} s)")
+            print(
+                f"{spec:32} {res.outcome:8} {res.duration:8.3f} {res.throughput / 1024:10.1f} "
+                f"{res.transcript.data_writes:7d} {segs:>9}   (wall {time.perf_counter() - t0:.3f} s)"
+            )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ then also a 32-byte guard that cuts a page, which the machine checks per access)
 
 Run: ``python benchmarks/bench_periph.py [--seconds S]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -175,14 +176,21 @@ def assemble(src: str) -> bytes:
 
 def run_case(name: str, systick: bool, uart: str | None, seconds: float, mpu: str = "") -> None:
     """Run one configuration and print its figures."""
-    image = assemble(PROGRAM.format(ctrl=7 if systick else 0, uart=1 if uart == "poll" else 0,
-                                    txeie=0x80 if uart == "irq" else 0, every=0xFFF, mpu=mpu))
+    image = assemble(
+        PROGRAM.format(
+            ctrl=7 if systick else 0,
+            uart=1 if uart == "poll" else 0,
+            txeie=0x80 if uart == "irq" else 0,
+            every=0xFFF,
+            mpu=mpu,
+        )
+    )
     board = Board(BoardOptions(pty=False))
     m = board.machine
     try:
         board.power_on([Chunk(0x08000000, image, "bench_periph")])
         m.start()
-        time.sleep(0.3)                                   # clock switch, warm-up
+        time.sleep(0.3)  # clock switch, warm-up
         with m.host():
             i0, c0, hz0 = m.instructions, m.now_cycles(), m.core_hz
             ticks0 = int.from_bytes(m.bus_read(0x20000000, 4), "little")
@@ -196,9 +204,11 @@ def run_case(name: str, systick: bool, uart: str | None, seconds: float, mpu: st
             tx1 = len(board.usart.tx_log)
             hz = m.core_hz
         wall = w1 - w0
-        print(f"{name:28s} {(i1 - i0) / wall / 1e6:8.1f} M instr/s   "
-              f"{(c1 - c0) / hz / wall:6.3f} virtual s/wall s   core {hz / 1e6:.0f} MHz   "
-              f"SysTick irqs {ticks1 - ticks0:6d}   UART bytes {tx1 - tx0:7d}")
+        print(
+            f"{name:28s} {(i1 - i0) / wall / 1e6:8.1f} M instr/s   "
+            f"{(c1 - c0) / hz / wall:6.3f} virtual s/wall s   core {hz / 1e6:.0f} MHz   "
+            f"SysTick irqs {ticks1 - ticks0:6d}   UART bytes {tx1 - tx0:7d}"
+        )
         if hz0 != 216_000_000:
             print(f"  (warning: core clock was {hz0} Hz after warm-up)")
     finally:
@@ -214,10 +224,8 @@ def main() -> None:
     run_case("SysTick 1 kHz", True, None, args.seconds)
     run_case("SysTick 1 kHz + UART (TXE irq)", True, "irq", args.seconds)
     run_case("SysTick 1 kHz + UART (polled)", True, "poll", args.seconds)
-    run_case("... + MPU (RAM XN region)", True, "irq", args.seconds,
-             MPU_RAM_XN.format(guard=""))
-    run_case("... + MPU + 32 B stack guard", True, "irq", args.seconds,
-             MPU_RAM_XN.format(guard=MPU_GUARD))
+    run_case("... + MPU (RAM XN region)", True, "irq", args.seconds, MPU_RAM_XN.format(guard=""))
+    run_case("... + MPU + 32 B stack guard", True, "irq", args.seconds, MPU_RAM_XN.format(guard=MPU_GUARD))
 
 
 if __name__ == "__main__":

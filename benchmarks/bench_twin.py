@@ -3,6 +3,7 @@ stock pyOCD, and instructions per second of a busy loop with no debugger attache
 
 Run: python benchmarks/bench_twin.py [--runs N]. Prints one line per figure with the goal.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,16 +19,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-LOOP = bytes.fromhex("00000220" "09000008") + bytes(8) + bytes.fromhex("0130fde7")  # adds r0,#1; b
+LOOP = bytes.fromhex("0000022009000008") + bytes(8) + bytes.fromhex("0130fde7")  # adds r0,#1; b
 
 
 class Twin:
     """A ``python -m twin`` subprocess."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "twin", *args], cwd=REPO,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "twin", *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         assert self.proc.stdout is not None
         r, _, _ = select.select([self.proc.stdout], [], [], 30)
         if not r:
@@ -37,6 +42,7 @@ class Twin:
 
     def control(self, cmd: str, **kw) -> dict:
         import socket
+
         host, port = self.info["control"].split(":")
         with socket.create_connection((host, int(port)), timeout=10) as s:
             s.sendall(json.dumps({"cmd": cmd, **kw}).encode() + b"\n")
@@ -69,13 +75,15 @@ def bench_pyocd(runs: int) -> None:
             for i in range(runs):
                 t0 = time.perf_counter()
                 session = ConnectHelper.session_with_chosen_probe(
-                    unique_id=uid, target_override="stm32f767zi", options={"frequency": 0})
+                    unique_id=uid, target_override="stm32f767zi", options={"frequency": 0}
+                )
                 session.open()
                 connects.append(time.perf_counter() - t0)
                 try:
                     t0 = time.perf_counter()
                     FileProgrammer(session, chip_erase="sector", smart_flash=False).program(
-                        str(img), base_address=0x08000000 + 0x40000 * (i % 2))
+                        str(img), base_address=0x08000000 + 0x40000 * (i % 2)
+                    )
                     flashes.append(time.perf_counter() - t0)
                     t0 = time.perf_counter()
                     data = bytes(session.target.read_memory_block8(0x08000000, 2 * 1024 * 1024))
@@ -85,27 +93,38 @@ def bench_pyocd(runs: int) -> None:
                     reads32.append(time.perf_counter() - t0)
                     assert b"".join(w.to_bytes(4, "little") for w in words) == data
                     base = 0x40000 * (i % 2)
-                    assert data[base:base + len(image)] == image, "readback mismatch"
+                    assert data[base : base + len(image)] == image, "readback mismatch"
                 finally:
                     session.close()
             t0 = time.perf_counter()
-            res = subprocess.run(["pyocd", "flash", "-u", uid, "-t", "stm32f767zi",
-                                  "--base-address", "0x08100000", str(img)],
-                                 capture_output=True, text=True, timeout=300)
+            res = subprocess.run(
+                ["pyocd", "flash", "-u", uid, "-t", "stm32f767zi", "--base-address", "0x08100000", str(img)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             cli.append(time.perf_counter() - t0)
             assert res.returncode == 0, res.stderr
         finally:
             twin.close()
-    print(f"connect (pyOCD session open, halt mode): best {min(connects):.3f} s "
-          f"(runs: {', '.join(f'{x:.3f}' for x in connects)})")
-    print(f"flash 512 KiB (pyOCD API, sector erase, real algo on the core): best "
-          f"{min(flashes):.2f} s = {512 / min(flashes):.0f} KiB/s   [goal < 3 s]")
+    print(
+        f"connect (pyOCD session open, halt mode): best {min(connects):.3f} s "
+        f"(runs: {', '.join(f'{x:.3f}' for x in connects)})"
+    )
+    print(
+        f"flash 512 KiB (pyOCD API, sector erase, real algo on the core): best "
+        f"{min(flashes):.2f} s = {512 / min(flashes):.0f} KiB/s   [goal < 3 s]"
+    )
     print(f"pyocd flash CLI 512 KiB at 0x08100000, wall incl. Python start: {cli[0]:.2f} s")
     mib_s = 2 / min(reads)
-    print(f"readback 2 MiB (read_memory_block8): best {min(reads):.2f} s = {mib_s:.1f} MiB/s "
-          f"(most of it pyOCD's client-side breakpoint filter)")
-    print(f"readback 2 MiB (read_memory_block32): best {min(reads32):.2f} s = "
-          f"{2 / min(reads32):.1f} MiB/s   [goal >= 4 MiB/s]")
+    print(
+        f"readback 2 MiB (read_memory_block8): best {min(reads):.2f} s = {mib_s:.1f} MiB/s "
+        f"(most of it pyOCD's client-side breakpoint filter)"
+    )
+    print(
+        f"readback 2 MiB (read_memory_block32): best {min(reads32):.2f} s = "
+        f"{2 / min(reads32):.1f} MiB/s   [goal >= 4 MiB/s]"
+    )
 
 
 def bench_mips(seconds: float) -> None:

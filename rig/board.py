@@ -4,14 +4,16 @@
 and returns a frozen :class:`BoardSpec`. Errors are :class:`~rig.errors.ConfigError` naming the
 file, the dotted key path and what was expected. Nothing unknown is silently ignored.
 """
+
 from __future__ import annotations
 
 import bisect
 import ipaddress
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -20,8 +22,22 @@ from rig.errors import ConfigError
 MEMORY_KINDS = ("flash", "alias", "ram", "rom", "otp", "id", "register", "option_bytes")
 OTA_REGION_NAMES = ("bootloader", "config", "app_slot", "scratch")
 CONTRACT_ITEMS = (
-    "vtor", "msp", "pc", "thumb", "thread_mode", "control", "primask", "basepri", "faultmask",
-    "nvic_enabled", "nvic_pending", "systick", "pending_exceptions", "mpu", "dcache", "icache",
+    "vtor",
+    "msp",
+    "pc",
+    "thumb",
+    "thread_mode",
+    "control",
+    "primask",
+    "basepri",
+    "faultmask",
+    "nvic_enabled",
+    "nvic_pending",
+    "systick",
+    "pending_exceptions",
+    "mpu",
+    "dcache",
+    "icache",
     "faults",
 )
 TARGET_NAMES = ("twin", "nucleo")
@@ -126,8 +142,9 @@ class FlashLayout:
         for sec in self.sectors:
             if sec.index == index:
                 return sec
-        raise ConfigError(f"no sector {index} in the {self.mode} layout",
-                          expected=f"0..{len(self.sectors) - 1}")
+        raise ConfigError(
+            f"no sector {index} in the {self.mode} layout", expected=f"0..{len(self.sectors) - 1}"
+        )
 
     @property
     def mode(self) -> str:
@@ -136,9 +153,11 @@ class FlashLayout:
 
     def _sector_at(self, address: int) -> Sector:
         if not self.base <= address < self.end:
-            raise ConfigError(f"address 0x{address:08X} is outside the flash",
-                              expected=f"0x{self.base:08X}..0x{self.end - 1:08X}",
-                              hint="use the AXIM address (0x08xxxxxx), not the ITCM alias")
+            raise ConfigError(
+                f"address 0x{address:08X} is outside the flash",
+                expected=f"0x{self.base:08X}..0x{self.end - 1:08X}",
+                hint="use the AXIM address (0x08xxxxxx), not the ITCM alias",
+            )
         starts = [s.base for s in self.sectors]
         return self.sectors[bisect.bisect_right(starts, address) - 1]
 
@@ -195,8 +214,12 @@ class JumpContract:
     @classmethod
     def all_enabled(cls) -> JumpContract:
         """A contract with every known item enabled and a generic reason (for tests and tools)."""
-        return cls({n: ContractItem(n, True, f"{n} differs from the reset state the app expects")
-                    for n in CONTRACT_ITEMS})
+        return cls(
+            {
+                n: ContractItem(n, True, f"{n} differs from the reset state the app expects")
+                for n in CONTRACT_ITEMS
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -283,9 +306,12 @@ class BoardSpec:
         if dual in self._layout_errors:
             raise self._layout_errors[dual]
         if dual not in self._layouts:
-            raise ConfigError(f"the board has no {'dual' if dual else 'single'}_bank layout",
-                              source=self.source, key_path="flash",
-                              expected=f"flash.{'dual' if dual else 'single'}_bank")
+            raise ConfigError(
+                f"the board has no {'dual' if dual else 'single'}_bank layout",
+                source=self.source,
+                key_path="flash",
+                expected=f"flash.{'dual' if dual else 'single'}_bank",
+            )
         return self._layouts[dual]
 
     @property
@@ -298,23 +324,31 @@ class BoardSpec:
         try:
             return self.regions[name]
         except KeyError:
-            raise ConfigError(f"no region {name!r}", source=self.source, key_path="regions",
-                              expected=" | ".join(self.regions)) from None
+            raise ConfigError(
+                f"no region {name!r}",
+                source=self.source,
+                key_path="regions",
+                expected=" | ".join(self.regions),
+            ) from None
 
     def sectors_needed(self, region: str, nbytes: int, dual_bank: bool | None = None) -> list[Sector]:
         """Sectors an image of ``nbytes`` written at the start of ``region`` occupies."""
         reg = self.layout(dual_bank).regions.get(region) or self.region(region)
         if nbytes > reg.size:
-            raise ConfigError(f"{nbytes} bytes do not fit region {region!r} ({reg.size} bytes)",
-                              source=self.source, key_path=f"regions.{region}.size",
-                              expected=f"at most {reg.size} bytes")
+            raise ConfigError(
+                f"{nbytes} bytes do not fit region {region!r} ({reg.size} bytes)",
+                source=self.source,
+                key_path=f"regions.{region}.size",
+                expected=f"at most {reg.size} bytes",
+            )
         return self.layout(dual_bank).sectors_for_span(reg.base, nbytes)
 
     @property
     def max_image_size(self) -> int:
         """Largest OTA image: the smaller of the app region and the staging region."""
-        sizes = [self.regions[n].size for n in (self.ota.app_region, self.ota.staging_region)
-                 if n in self.regions]
+        sizes = [
+            self.regions[n].size for n in (self.ota.app_region, self.ota.staging_region) if n in self.regions
+        ]
         return min(sizes)
 
     def ota_writable(self) -> list[tuple[int, int]]:
@@ -377,18 +411,25 @@ class _Ctx:
         self.source = source
 
     def fail(self, path: str, message: str, expected: str | None = None) -> ConfigError:
-        return ConfigError(message, source=self.source, key_path=path or "<top>", expected=expected,
-                           hint="see docs/board-file.md")
+        return ConfigError(
+            message,
+            source=self.source,
+            key_path=path or "<top>",
+            expected=expected,
+            hint="see docs/board-file.md",
+        )
 
-    def mapping(self, value: Any, path: str, allowed: Iterable[str], required: Iterable[str] = ()
-                ) -> dict[str, Any]:
+    def mapping(
+        self, value: Any, path: str, allowed: Iterable[str], required: Iterable[str] = ()
+    ) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(path, f"got {type(value).__name__}", "a mapping")
         allowed = tuple(allowed)
         for key in value:
             if key not in allowed:
-                raise self.fail(f"{path}.{key}" if path else str(key), "unknown key",
-                                "one of " + ", ".join(allowed))
+                raise self.fail(
+                    f"{path}.{key}" if path else str(key), "unknown key", "one of " + ", ".join(allowed)
+                )
         for key in required:
             if key not in value:
                 raise self.fail(f"{path}.{key}" if path else key, "missing key", "a value")
@@ -412,7 +453,9 @@ class _Ctx:
         elif isinstance(value, str) and (m := _SIZE_RE.match(value)):
             num, unit = m.groups()
             scale = {"k": 1024, "m": 1024 * 1024}.get((unit or " ")[0].lower(), 1)
-            number = int(num.replace("_", ""), 0) if num.lower().startswith("0x") else float(num.replace("_", ""))
+            number = (
+                int(num.replace("_", ""), 0) if num.lower().startswith("0x") else float(num.replace("_", ""))
+            )
             n = int(number * scale)
             if n != number * scale:
                 raise self.fail(path, f"{value!r} is not a whole number of bytes", "a size in bytes")
@@ -463,8 +506,11 @@ def load_board(path: str | Path | None = None) -> BoardSpec:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read board file: {exc.strerror or exc}", source=source,
-                          hint="pass --board with an existing file, e.g. boards/stm32f767.yaml") from None
+        raise ConfigError(
+            f"cannot read board file: {exc.strerror or exc}",
+            source=source,
+            hint="pass --board with an existing file, e.g. boards/stm32f767.yaml",
+        ) from None
     return parse_board(text, source)
 
 
@@ -476,11 +522,17 @@ def parse_board(text: str, source: str = "<string>") -> BoardSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"malformed YAML: {where}{getattr(exc, 'problem', None) or exc}",
-                          source=source, hint="fix the YAML syntax (indentation, colons, brackets)") from None
-    top = ctx.mapping(doc, "", ("name", "mcu", "memory", "flash", "option_bytes", "regions", "ota",
-                                "contract", "targets", "debug"),
-                      ("name", "memory", "flash", "regions", "ota", "contract", "targets"))
+        raise ConfigError(
+            f"malformed YAML: {where}{getattr(exc, 'problem', None) or exc}",
+            source=source,
+            hint="fix the YAML syntax (indentation, colons, brackets)",
+        ) from None
+    top = ctx.mapping(
+        doc,
+        "",
+        ("name", "mcu", "memory", "flash", "option_bytes", "regions", "ota", "contract", "targets", "debug"),
+        ("name", "memory", "flash", "regions", "ota", "contract", "targets"),
+    )
     name = ctx.string(top["name"], "name") or ""
     mcu = ctx.string(top.get("mcu", name), "mcu") or ""
     memory = _parse_memory(ctx, top["memory"])
@@ -491,13 +543,22 @@ def parse_board(text: str, source: str = "<string>") -> BoardSpec:
     contract = _parse_contract(ctx, top["contract"])
     targets = _parse_targets(ctx, top["targets"])
     dbg = ctx.mapping(top.get("debug") or {}, "debug", ("freeze_watchdogs",))
-    debug = DebugSpec(**({"freeze_watchdogs": ctx.boolean(dbg["freeze_watchdogs"], "debug.freeze_watchdogs")}
-                         if "freeze_watchdogs" in dbg else {}))
+    debug = DebugSpec(
+        **(
+            {"freeze_watchdogs": ctx.boolean(dbg["freeze_watchdogs"], "debug.freeze_watchdogs")}
+            if "freeze_watchdogs" in dbg
+            else {}
+        )
+    )
 
     active_dual = option_bytes.get("nDBANK", 1) == 0
     if active_dual not in layouts_raw:
-        raise ctx.fail("option_bytes.nDBANK", f"nDBANK={int(not active_dual)} but flash has no "
-                       f"{'dual_bank' if active_dual else 'single_bank'} layout", "a matching layout")
+        raise ctx.fail(
+            "option_bytes.nDBANK",
+            f"nDBANK={int(not active_dual)} but flash has no "
+            f"{'dual_bank' if active_dual else 'single_bank'} layout",
+            "a matching layout",
+        )
     mem = memory[flash_mem]
     layouts: dict[bool, FlashLayout] = {}
     errors: dict[bool, ConfigError] = {}
@@ -510,8 +571,9 @@ def parse_board(text: str, source: str = "<string>") -> BoardSpec:
             errors[dual] = exc  # the inactive layout does not fit the regions: raise on use
             regions = {}
         layouts[dual] = FlashLayout(dual, mem.base, mem.size, sectors, regions)
-    return BoardSpec(name, mcu, source, memory, flash_mem, option_bytes, ota, contract, targets,
-                     layouts, errors, debug)
+    return BoardSpec(
+        name, mcu, source, memory, flash_mem, option_bytes, ota, contract, targets, layouts, errors, debug
+    )
 
 
 def _parse_memory(ctx: _Ctx, raw: Any) -> dict[str, MemoryRegion]:
@@ -520,38 +582,53 @@ def _parse_memory(ctx: _Ctx, raw: Any) -> dict[str, MemoryRegion]:
     out: dict[str, MemoryRegion] = {}
     for name, entry in raw.items():
         p = f"memory.{name}"
-        e = ctx.mapping(entry, p, ("base", "size", "kind", "alias_of", "description"),
-                        ("base", "size", "kind"))
+        e = ctx.mapping(
+            entry, p, ("base", "size", "kind", "alias_of", "description"), ("base", "size", "kind")
+        )
         kind = e["kind"]
         if kind not in MEMORY_KINDS:
             raise ctx.fail(f"{p}.kind", f"got {kind!r}", " | ".join(MEMORY_KINDS))
         alias_of = ctx.string(e.get("alias_of"), f"{p}.alias_of", optional=True)
         if (kind == "alias") != (alias_of is not None):
-            raise ctx.fail(f"{p}.alias_of", "alias_of goes with kind 'alias' (and only with it)",
-                           "alias_of naming another memory entry")
-        out[str(name)] = MemoryRegion(str(name), ctx.integer(e["base"], f"{p}.base", 0, 0xFFFFFFFF),
-                                      ctx.size(e["size"], f"{p}.size"), kind, alias_of,
-                                      str(e.get("description", "")))
+            raise ctx.fail(
+                f"{p}.alias_of",
+                "alias_of goes with kind 'alias' (and only with it)",
+                "alias_of naming another memory entry",
+            )
+        out[str(name)] = MemoryRegion(
+            str(name),
+            ctx.integer(e["base"], f"{p}.base", 0, 0xFFFFFFFF),
+            ctx.size(e["size"], f"{p}.size"),
+            kind,
+            alias_of,
+            str(e.get("description", "")),
+        )
     for mem in out.values():
         if mem.alias_of is not None:
             target = out.get(mem.alias_of)
             if target is None:
-                raise ctx.fail(f"memory.{mem.name}.alias_of", f"no memory entry {mem.alias_of!r}",
-                               " | ".join(out))
+                raise ctx.fail(
+                    f"memory.{mem.name}.alias_of", f"no memory entry {mem.alias_of!r}", " | ".join(out)
+                )
             if target.size != mem.size:
-                raise ctx.fail(f"memory.{mem.name}.size", "alias size differs from its target",
-                               f"{target.size}")
+                raise ctx.fail(
+                    f"memory.{mem.name}.size", "alias size differs from its target", f"{target.size}"
+                )
     return out
 
 
-def _parse_flash(ctx: _Ctx, raw: Any, memory: Mapping[str, MemoryRegion]
-                 ) -> tuple[str, dict[bool, tuple[Sector, ...]]]:
+def _parse_flash(
+    ctx: _Ctx, raw: Any, memory: Mapping[str, MemoryRegion]
+) -> tuple[str, dict[bool, tuple[Sector, ...]]]:
     f = ctx.mapping(raw, "flash", ("memory", "single_bank", "dual_bank"), ("memory",))
     mem_name = ctx.string(f["memory"], "flash.memory") or ""
     mem = memory.get(mem_name)
     if mem is None or mem.kind != "flash":
-        raise ctx.fail("flash.memory", f"{mem_name!r} is not a memory entry of kind flash",
-                       " | ".join(m.name for m in memory.values() if m.kind == "flash") or "a flash entry")
+        raise ctx.fail(
+            "flash.memory",
+            f"{mem_name!r} is not a memory entry of kind flash",
+            " | ".join(m.name for m in memory.values() if m.kind == "flash") or "a flash entry",
+        )
     layouts: dict[bool, tuple[Sector, ...]] = {}
     for key, dual in (("single_bank", False), ("dual_bank", True)):
         if key in f:
@@ -567,14 +644,17 @@ def _parse_banks(ctx: _Ctx, raw: Any, path: str, mem: MemoryRegion) -> tuple[Sec
     sectors: list[Sector] = []
     for b, bank_raw in enumerate(raw):
         bp = f"{path}[{b}]"
-        bank = ctx.mapping(bank_raw, bp, ("bank", "base", "first_sector", "snb", "sectors"),
-                           ("bank", "base", "sectors"))
+        bank = ctx.mapping(
+            bank_raw, bp, ("bank", "base", "first_sector", "snb", "sectors"), ("bank", "base", "sectors")
+        )
         bank_no = ctx.integer(bank["bank"], f"{bp}.bank", 1, 2)
         addr = ctx.integer(bank["base"], f"{bp}.base", 0, 0xFFFFFFFF)
         first = ctx.integer(bank.get("first_sector", len(sectors)), f"{bp}.first_sector", 0, 255)
         snb0 = ctx.integer(bank.get("snb", first), f"{bp}.snb", 0, 0x1F)
         if first != len(sectors):
-            raise ctx.fail(f"{bp}.first_sector", f"got {first}", f"{len(sectors)} (sectors are numbered in order)")
+            raise ctx.fail(
+                f"{bp}.first_sector", f"got {first}", f"{len(sectors)} (sectors are numbered in order)"
+            )
         expected_base = sectors[-1].end if sectors else mem.base
         if addr != expected_base:
             raise ctx.fail(f"{bp}.base", f"got 0x{addr:08X}", f"0x{expected_base:08X} (banks are contiguous)")
@@ -595,8 +675,11 @@ def _parse_banks(ctx: _Ctx, raw: Any, path: str, mem: MemoryRegion) -> tuple[Sec
                 addr += size
                 n_in_bank += 1
     if sectors[-1].end != mem.end:
-        raise ctx.fail(path, f"sectors end at 0x{sectors[-1].end:08X}",
-                       f"they cover {mem.name} exactly (end 0x{mem.end:08X})")
+        raise ctx.fail(
+            path,
+            f"sectors end at 0x{sectors[-1].end:08X}",
+            f"they cover {mem.name} exactly (end 0x{mem.end:08X})",
+        )
     return tuple(sectors)
 
 
@@ -621,20 +704,26 @@ def _parse_regions(ctx: _Ctx, raw: Any, flash: MemoryRegion) -> list[tuple[str, 
         size = ctx.size(e["size"], f"{p}.size")
         writable = ctx.boolean(e.get("ota_writable", name != "bootloader"), f"{p}.ota_writable")
         if not flash.contains(base, size):
-            raise ctx.fail(p, f"0x{base:08X}+0x{size:X} is outside {flash.name}",
-                           f"inside 0x{flash.base:08X}..0x{flash.end - 1:08X}")
+            raise ctx.fail(
+                p,
+                f"0x{base:08X}+0x{size:X} is outside {flash.name}",
+                f"inside 0x{flash.base:08X}..0x{flash.end - 1:08X}",
+            )
         out.append((str(name), base, size, writable, str(e.get("description", ""))))
     ordered = sorted(out, key=lambda r: r[1])
     for a, b in zip(ordered, ordered[1:]):
         if a[1] + a[2] > b[1]:
-            raise ctx.fail(f"regions.{b[0]}", f"overlaps regions.{a[0]} "
-                           f"(0x{a[1]:08X}..0x{a[1] + a[2] - 1:08X})",
-                           f"a base >= 0x{a[1] + a[2]:08X}")
+            raise ctx.fail(
+                f"regions.{b[0]}",
+                f"overlaps regions.{a[0]} (0x{a[1]:08X}..0x{a[1] + a[2] - 1:08X})",
+                f"a base >= 0x{a[1] + a[2]:08X}",
+            )
     return out
 
 
-def _map_regions(ctx: _Ctx, defs: Iterable[tuple[str, int, int, bool, str]],
-                 sectors: tuple[Sector, ...], dual: bool) -> dict[str, Region]:
+def _map_regions(
+    ctx: _Ctx, defs: Iterable[tuple[str, int, int, bool, str]], sectors: tuple[Sector, ...], dual: bool
+) -> dict[str, Region]:
     starts = {s.base: s for s in sectors}
     end = sectors[-1].end
     mode = "dual_bank" if dual else "single_bank"
@@ -642,11 +731,14 @@ def _map_regions(ctx: _Ctx, defs: Iterable[tuple[str, int, int, bool, str]],
     for name, base, size, writable, desc in defs:
         for key, addr in (("base", base), ("size", base + size)):
             if addr not in starts and addr != end:
-                near = [s.base for s in sectors if s.base <= addr][-1:] + [s.end for s in sectors if s.end > addr][:1]
-                raise ctx.fail(f"regions.{name}.{key}",
-                               f"{'start' if key == 'base' else 'end'} 0x{addr:08X} is not on a "
-                               f"{mode} sector boundary",
-                               " or ".join(f"0x{a:08X}" for a in near))
+                near = [s.base for s in sectors if s.base <= addr][-1:] + [
+                    s.end for s in sectors if s.end > addr
+                ][:1]
+                raise ctx.fail(
+                    f"regions.{name}.{key}",
+                    f"{'start' if key == 'base' else 'end'} 0x{addr:08X} is not on a {mode} sector boundary",
+                    " or ".join(f"0x{a:08X}" for a in near),
+                )
         idx = tuple(s.index for s in sectors if base <= s.base < base + size)
         out[name] = Region(name, base, size, idx, writable, desc)
     return out
@@ -669,16 +761,19 @@ def _parse_contract(ctx: _Ctx, raw: Any) -> JumpContract:
     for name, entry in c.items():
         p = f"contract.{name}"
         e = ctx.mapping(entry, p, ("enabled", "reason"), ("enabled", "reason"))
-        items[name] = ContractItem(name, ctx.boolean(e["enabled"], f"{p}.enabled"),
-                                   ctx.string(e["reason"], f"{p}.reason") or "")
+        items[name] = ContractItem(
+            name, ctx.boolean(e["enabled"], f"{p}.enabled"), ctx.string(e["reason"], f"{p}.reason") or ""
+        )
     return JumpContract(items)
 
 
 def _parse_targets(ctx: _Ctx, raw: Any) -> dict[str, TargetSpec]:
     t = ctx.mapping(raw, "targets", TARGET_NAMES)
     out: dict[str, TargetSpec] = {}
-    keys = {"twin": ("pyocd_target", "forward"),
-            "nucleo": ("pyocd_target", "probe_uid", "serial_port", "usb_serial", "baudrate", "host")}
+    keys = {
+        "twin": ("pyocd_target", "forward"),
+        "nucleo": ("pyocd_target", "probe_uid", "serial_port", "usb_serial", "baudrate", "host"),
+    }
     for name, entry in t.items():
         p = f"targets.{name}"
         e = ctx.mapping(entry or {}, p, keys[name])

@@ -10,6 +10,7 @@ policy really happened on the wire.
 Capturing needs root or CAP_NET_RAW; without it :class:`CaptureUnavailable` is raised
 (callers skip only the capture).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -25,9 +26,11 @@ from rig.errors import RigError
 
 Direction = Literal["down", "up"]  # down: server -> board, up: board -> server
 
-_CAP_HINT = ("run as root, or grant the interpreter capture rights: "
-             "sudo setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which python3)); "
-             "or turn capture off")
+_CAP_HINT = (
+    "run as root, or grant the interpreter capture rights: "
+    "sudo setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which python3)); "
+    "or turn capture off"
+)
 
 
 class CaptureUnavailable(RigError):
@@ -39,16 +42,18 @@ def check_capture(iface: str = "lo") -> None:
     try:
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     except PermissionError:
-        raise CaptureUnavailable(f"capturing on {iface!r} needs root or CAP_NET_RAW",
-                                 hint=_CAP_HINT) from None
+        raise CaptureUnavailable(
+            f"capturing on {iface!r} needs root or CAP_NET_RAW", hint=_CAP_HINT
+        ) from None
     except (OSError, AttributeError) as exc:
         raise CaptureUnavailable(f"raw packet sockets unavailable: {exc}", hint=_CAP_HINT) from None
     try:
         s.bind((iface, 0))
     except OSError as exc:
-        raise CaptureUnavailable(f"cannot capture on interface {iface!r}: {exc}",
-                                 hint="pass the interface that carries the board's traffic "
-                                      "(`ip -br addr` lists them)") from None
+        raise CaptureUnavailable(
+            f"cannot capture on interface {iface!r}: {exc}",
+            hint="pass the interface that carries the board's traffic (`ip -br addr` lists them)",
+        ) from None
     finally:
         s.close()
 
@@ -57,15 +62,17 @@ def iface_for_address(address: str) -> str:
     """The interface that owns ``address`` (``lo`` for loopback addresses)."""
     if ipaddress.ip_address(address).is_loopback:
         return "lo"
-    from scapy.all import get_if_addr, get_if_list  # noqa: PLC0415  (scapy import is slow)
+    from scapy.all import get_if_addr, get_if_list
+
     for name in get_if_list():
         try:
             if get_if_addr(name) == address:
                 return name
-        except Exception:  # noqa: BLE001 - scapy raises various things for odd interfaces
+        except Exception:
             continue
-    raise CaptureUnavailable(f"no interface has address {address}",
-                             hint="pass capture_iface= / --capture-iface explicitly")
+    raise CaptureUnavailable(
+        f"no interface has address {address}", hint="pass capture_iface= / --capture-iface explicitly"
+    )
 
 
 @dataclass(frozen=True)
@@ -106,14 +113,15 @@ class Sniffer:
         self._sniffer: Any = None
         self._sock: Any = None
 
-    def start(self) -> "Sniffer":
+    def start(self) -> Sniffer:
         """Start sniffing; returns once the capture socket is open.
 
         Raises:
             CaptureUnavailable: no capture rights or no such interface.
         """
         check_capture(self.iface)
-        from scapy.all import AsyncSniffer, Raw, conf  # noqa: PLC0415
+        from scapy.all import AsyncSniffer, Raw, conf
+
         port = self.port
         started = threading.Event()
 
@@ -128,13 +136,15 @@ class Sniffer:
         self._sock = conf.L2listen(iface=self.iface)
         self._sock.LL = Raw  # no per-frame dissection; the BPF program already selected the port
         _tune_socket(self._sock.ins, port)
-        self._sniffer = AsyncSniffer(opened_socket=self._sock, lfilter=keep, prn=store, store=False,
-                                     started_callback=started.set)
+        self._sniffer = AsyncSniffer(
+            opened_socket=self._sock, lfilter=keep, prn=store, store=False, started_callback=started.set
+        )
         self._sniffer.start()
         if not started.wait(self.start_timeout):
             self.stop()
-            raise CaptureUnavailable(f"sniffer on {self.iface!r} did not start within "
-                                     f"{self.start_timeout:g} s", hint=_CAP_HINT)
+            raise CaptureUnavailable(
+                f"sniffer on {self.iface!r} did not start within {self.start_timeout:g} s", hint=_CAP_HINT
+            )
         return self
 
     def stop(self) -> None:
@@ -143,7 +153,7 @@ class Sniffer:
         if sn is not None and getattr(sn, "running", False):
             try:
                 sn.stop(join=True)
-            except Exception:  # noqa: BLE001 - scapy raises if it died already
+            except Exception:
                 pass
         sock, self._sock = self._sock, None
         if sock is not None:
@@ -166,7 +176,8 @@ class Sniffer:
 
     def write(self, path: str | Path, client_port: int | None = None) -> Path:
         """Write the frames (of one connection) to a pcap file (Ethernet link type); returns the path."""
-        from scapy.utils import RawPcapWriter  # noqa: PLC0415
+        from scapy.utils import RawPcapWriter
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = RawPcapWriter(str(path), linktype=1, sync=False)
@@ -179,7 +190,7 @@ class Sniffer:
             writer.close()
         return path
 
-    def __enter__(self) -> "Sniffer":
+    def __enter__(self) -> Sniffer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -190,29 +201,33 @@ def _port_filter(port: int) -> list[tuple[int, int, int, int]]:
     """Classic BPF for "IPv4, TCP, unfragmented, either port == ``port``" on Ethernet framing
     (``lo`` too). Hand-assembled, so no libpcap is needed to compile it."""
     return [
-        (0x28, 0, 0, 12),        # 0  ldh [12]            ethertype
-        (0x15, 0, 9, 0x0800),    # 1  jeq IPv4 ? 2 : drop
-        (0x30, 0, 0, 23),        # 2  ldb [23]            IP protocol
-        (0x15, 0, 7, 6),         # 3  jeq TCP ? 4 : drop
-        (0x28, 0, 0, 20),        # 4  ldh [20]            fragment offset
-        (0x45, 5, 0, 0x1FFF),    # 5  jset frag ? drop : 6
-        (0xB1, 0, 0, 14),        # 6  ldxb 4*([14]&0xf)   IP header length
-        (0x48, 0, 0, 14),        # 7  ldh [x+14]          source port
-        (0x15, 3, 0, port),      # 8  jeq port ? accept : 9
-        (0x48, 0, 0, 16),        # 9  ldh [x+16]          destination port
-        (0x15, 1, 0, port),      # 10 jeq port ? accept : drop
-        (0x06, 0, 0, 0),         # 11 drop
-        (0x06, 0, 0, 0x40000),   # 12 accept
+        (0x28, 0, 0, 12),  # 0  ldh [12]            ethertype
+        (0x15, 0, 9, 0x0800),  # 1  jeq IPv4 ? 2 : drop
+        (0x30, 0, 0, 23),  # 2  ldb [23]            IP protocol
+        (0x15, 0, 7, 6),  # 3  jeq TCP ? 4 : drop
+        (0x28, 0, 0, 20),  # 4  ldh [20]            fragment offset
+        (0x45, 5, 0, 0x1FFF),  # 5  jset frag ? drop : 6
+        (0xB1, 0, 0, 14),  # 6  ldxb 4*([14]&0xf)   IP header length
+        (0x48, 0, 0, 14),  # 7  ldh [x+14]          source port
+        (0x15, 3, 0, port),  # 8  jeq port ? accept : 9
+        (0x48, 0, 0, 16),  # 9  ldh [x+16]          destination port
+        (0x15, 1, 0, port),  # 10 jeq port ? accept : drop
+        (0x06, 0, 0, 0),  # 11 drop
+        (0x06, 0, 0, 0x40000),  # 12 accept
     ]
 
 
 def _tune_socket(sock: socket.socket, port: int) -> None:
     """Attach the port filter and enlarge the receive buffer (both best effort)."""
-    import ctypes  # noqa: PLC0415
+    import ctypes
 
     class SockFilter(ctypes.Structure):
-        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
-                    ("k", ctypes.c_uint32)]
+        _fields_ = [
+            ("code", ctypes.c_uint16),
+            ("jt", ctypes.c_uint8),
+            ("jf", ctypes.c_uint8),
+            ("k", ctypes.c_uint32),
+        ]
 
     class SockFprog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(SockFilter))]
@@ -247,9 +262,15 @@ class TcpSegment:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (payload omitted)."""
-        return {"index": self.index, "time": round(self.time, 6), "dir": self.direction,
-                "offset": self.offset, "length": self.length, "flags": self.flags,
-                "retransmission": self.retransmission}
+        return {
+            "index": self.index,
+            "time": round(self.time, 6),
+            "dir": self.direction,
+            "offset": self.offset,
+            "length": self.length,
+            "flags": self.flags,
+            "retransmission": self.retransmission,
+        }
 
 
 @dataclass
@@ -284,10 +305,15 @@ class CaptureAnalysis:
     tokens: list[TokenSpan] = field(default_factory=list)
     connections: int = 0
 
-    def payload_segments(self, direction: Direction = "down", *, include_retrans: bool = False) -> list[TcpSegment]:
+    def payload_segments(
+        self, direction: Direction = "down", *, include_retrans: bool = False
+    ) -> list[TcpSegment]:
         """Segments carrying payload in one direction."""
-        return [s for s in self.segments if s.direction == direction and s.length > 0
-                and (include_retrans or not s.retransmission)]
+        return [
+            s
+            for s in self.segments
+            if s.direction == direction and s.length > 0 and (include_retrans or not s.retransmission)
+        ]
 
     def sizes(self, direction: Direction = "down") -> list[int]:
         """Payload sizes of the (non-retransmitted) segments of one direction."""
@@ -304,20 +330,27 @@ class CaptureAnalysis:
 
     def flagged(self, flag: str, direction: Direction | None = None) -> list[TcpSegment]:
         """Packets carrying a TCP flag letter (``"R"``, ``"F"``, ``"S"``...)."""
-        return [s for s in self.segments if flag in s.flags and (direction is None or s.direction == direction)]
+        return [
+            s for s in self.segments if flag in s.flags and (direction is None or s.direction == direction)
+        ]
 
     def token(self, text: str, direction: Direction = "down", occurrence: int = 0) -> TokenSpan:
         """The ``occurrence``-th control message ``text`` (without ``\\n``) in a direction."""
         found = [t for t in self.tokens if t.direction == direction and t.text == text]
         if len(found) <= occurrence:
-            raise KeyError(f"token {text!r} not found {direction} (have "
-                           f"{[t.text for t in self.tokens if t.direction == direction]})")
+            raise KeyError(
+                f"token {text!r} not found {direction} (have "
+                f"{[t.text for t in self.tokens if t.direction == direction]})"
+            )
         return found[occurrence]
 
     def segments_of(self, span: TokenSpan) -> list[TcpSegment]:
         """Payload segments holding at least one byte of ``span``."""
-        return [s for s in self.payload_segments(span.direction)
-                if s.offset < span.end and span.start < s.offset + s.length]
+        return [
+            s
+            for s in self.payload_segments(span.direction)
+            if s.offset < span.end and span.start < s.offset + s.length
+        ]
 
     def token_split(self, text: str, direction: Direction = "down") -> bool:
         """True if the token's bytes are spread over more than one segment."""
@@ -338,33 +371,54 @@ class CaptureAnalysis:
     def summary(self) -> str:
         """A few lines for reports."""
         down, up = self.sizes("down"), self.sizes("up")
-        lines = [f"connection :{self.client_port} <-> :{self.port}: {len(self.segments)} packets "
-                 f"({self.duplicates_removed} loopback duplicates removed), "
-                 f"{self.retransmissions} retransmissions, RST={len(self.flagged('R'))} "
-                 f"FIN={len(self.flagged('F'))}",
-                 f"server->board: {len(down)} payload segments, {sum(down)} bytes, sizes "
-                 f"{down[:20]}{'...' if len(down) > 20 else ''}",
-                 f"board->server: {len(up)} payload segments, {sum(up)} bytes"]
+        lines = [
+            f"connection :{self.client_port} <-> :{self.port}: {len(self.segments)} packets "
+            f"({self.duplicates_removed} loopback duplicates removed), "
+            f"{self.retransmissions} retransmissions, RST={len(self.flagged('R'))} "
+            f"FIN={len(self.flagged('F'))}",
+            f"server->board: {len(down)} payload segments, {sum(down)} bytes, sizes "
+            f"{down[:20]}{'...' if len(down) > 20 else ''}",
+            f"board->server: {len(up)} payload segments, {sum(up)} bytes",
+        ]
         for t in self.tokens:
             segs = self.segments_of(t)
-            how = ("alone" if self.token_alone(t.text, t.direction) and t is self.token(t.text, t.direction)
-                   else f"in {len(segs)} segment(s)")
+            how = (
+                "alone"
+                if self.token_alone(t.text, t.direction) and t is self.token(t.text, t.direction)
+                else f"in {len(segs)} segment(s)"
+            )
             lines.append(f"  {t.direction:4} {t.text!r} @[{t.start},{t.end}) {how}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"port": self.port, "client_port": self.client_port, "packets_read": self.packets_read,
-                "duplicates_removed": self.duplicates_removed, "retransmissions": self.retransmissions,
-                "rst": len(self.flagged("R")), "fin": len(self.flagged("F")),
-                "sizes_down": self.sizes("down"), "sizes_up": self.sizes("up"),
-                "tokens": [{"dir": t.direction, "text": t.text, "start": t.start, "end": t.end,
-                            "segments": len(self.segments_of(t))} for t in self.tokens],
-                "segments": [s.to_dict() for s in self.segments]}
+        return {
+            "port": self.port,
+            "client_port": self.client_port,
+            "packets_read": self.packets_read,
+            "duplicates_removed": self.duplicates_removed,
+            "retransmissions": self.retransmissions,
+            "rst": len(self.flagged("R")),
+            "fin": len(self.flagged("F")),
+            "sizes_down": self.sizes("down"),
+            "sizes_up": self.sizes("up"),
+            "tokens": [
+                {
+                    "dir": t.direction,
+                    "text": t.text,
+                    "start": t.start,
+                    "end": t.end,
+                    "segments": len(self.segments_of(t)),
+                }
+                for t in self.tokens
+            ],
+            "segments": [s.to_dict() for s in self.segments],
+        }
 
 
-def analyze_pcap(path: str | Path, port: int, *, client_port: int | None = None,
-                 dedupe_window: float = 0.05) -> CaptureAnalysis:
+def analyze_pcap(
+    path: str | Path, port: int, *, client_port: int | None = None, dedupe_window: float = 0.05
+) -> CaptureAnalysis:
     """Read a pcap and describe the OTA connection on ``port``.
 
     Args:
@@ -373,9 +427,9 @@ def analyze_pcap(path: str | Path, port: int, *, client_port: int | None = None,
         client_port: which connection to analyse (default: the first one seen).
         dedupe_window: identical IP packets closer than this (s) are one loopback copy.
     """
-    from scapy.all import IP, TCP, rdpcap  # noqa: PLC0415
-    pkts = [p for p in rdpcap(str(path)) if IP in p and TCP in p
-            and port in (p[TCP].sport, p[TCP].dport)]
+    from scapy.all import IP, TCP, rdpcap
+
+    pkts = [p for p in rdpcap(str(path)) if IP in p and TCP in p and port in (p[TCP].sport, p[TCP].dport)]
     ports = []
     for p in pkts:
         cp = p[TCP].dport if p[TCP].sport == port else p[TCP].sport
@@ -384,8 +438,13 @@ def analyze_pcap(path: str | Path, port: int, *, client_port: int | None = None,
     if client_port is None and ports:
         client_port = ports[0]
     conn = [p for p in pkts if client_port in (p[TCP].sport, p[TCP].dport)]
-    analysis = CaptureAnalysis(port=port, client_port=client_port, packets_read=len(pkts),
-                               duplicates_removed=0, connections=len(ports))
+    analysis = CaptureAnalysis(
+        port=port,
+        client_port=client_port,
+        packets_read=len(pkts),
+        duplicates_removed=0,
+        connections=len(ports),
+    )
     last_seen: dict[bytes, float] = {}
     unique = []
     for p in conn:
@@ -415,18 +474,27 @@ def analyze_pcap(path: str | Path, port: int, *, client_port: int | None = None,
             stream = streams[direction]
             if offset > len(stream):
                 stream += b"\0" * (offset - len(stream))  # a hole: bytes never captured
-            stream[offset:offset + len(payload)] = payload
+            stream[offset : offset + len(payload)] = payload
             covered[direction] = max(covered[direction], offset + len(payload))
-        analysis.segments.append(TcpSegment(i, float(p.time), direction, offset, len(payload), flags,
-                                            retrans, payload))
+        analysis.segments.append(
+            TcpSegment(i, float(p.time), direction, offset, len(payload), flags, retrans, payload)
+        )
     analysis.streams = {k: bytes(v) for k, v in streams.items()}
-    analysis.tokens = find_tokens(analysis.streams["down"], "down") + find_tokens(analysis.streams["up"], "up", all_lines=True)
+    analysis.tokens = find_tokens(analysis.streams["down"], "down") + find_tokens(
+        analysis.streams["up"], "up", all_lines=True
+    )
     return analysis
 
 
-def find_tokens(stream: bytes, direction: Direction, *, all_lines: bool = False,
-                leading_end: bytes = b"OTA_UPDATE\n", trailer: bytes = b"OTA_DONE\n",
-                max_line: int = 64) -> list[TokenSpan]:
+def find_tokens(
+    stream: bytes,
+    direction: Direction,
+    *,
+    all_lines: bool = False,
+    leading_end: bytes = b"OTA_UPDATE\n",
+    trailer: bytes = b"OTA_DONE\n",
+    max_line: int = 64,
+) -> list[TokenSpan]:
     """Locate control messages in a stream.
 
     Board → server (``all_lines``) is all lines. Server → board is the leading control
@@ -438,7 +506,7 @@ def find_tokens(stream: bytes, direction: Direction, *, all_lines: bool = False,
         nl = stream.find(b"\n", pos, pos + max_line)
         if nl < 0:
             break
-        line = stream[pos:nl + 1]
+        line = stream[pos : nl + 1]
         if not all(0x20 <= b <= 0x7E for b in line[:-1]):
             break
         out.append(TokenSpan(direction, line[:-1].decode("ascii"), pos, nl + 1))
@@ -446,7 +514,9 @@ def find_tokens(stream: bytes, direction: Direction, *, all_lines: bool = False,
         if not all_lines and line == leading_end:
             break
     if not all_lines and stream.endswith(trailer) and len(stream) - len(trailer) >= pos:
-        out.append(TokenSpan(direction, trailer[:-1].decode("ascii"), len(stream) - len(trailer), len(stream)))
+        out.append(
+            TokenSpan(direction, trailer[:-1].decode("ascii"), len(stream) - len(trailer), len(stream))
+        )
     return out
 
 
@@ -468,8 +538,9 @@ def stream_coverage(frames: list[RawFrame], port: int) -> dict[str, int]:
     return cover
 
 
-def wait_covered(sniffer: Sniffer, client_port: int, down: int, up: int, *, timeout: float = 5.0,
-                 settle: float = 0.1) -> bool:
+def wait_covered(
+    sniffer: Sniffer, client_port: int, down: int, up: int, *, timeout: float = 5.0, settle: float = 0.1
+) -> bool:
     """Wait until the sniffer saw ``down``/``up`` payload bytes of a connection, then ``settle``
     s more for its FIN/RST/ACKs; False if it did not within ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -4,14 +4,15 @@ Subcommands: ``rig diff`` (compare a flash readback with an image and diagnose) 
 the OTA package provides it, ``rig ota`` (registered by ``rig.ota.cli.register``).
 Exit codes: 0 success / no difference, 1 differences found, 2 usage or configuration error.
 """
+
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rig.errors import RigError
 
@@ -52,15 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_diff(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("diff", help="compare a flash readback with the expected image and diagnose",
-                       description="Compare ACTUAL (a raw readback starting at --base) with EXPECTED "
-                                   "(.bin/.hex/.elf) and print the differences and their likely causes.")
+    p = sub.add_parser(
+        "diff",
+        help="compare a flash readback with the expected image and diagnose",
+        description="Compare ACTUAL (a raw readback starting at --base) with EXPECTED "
+        "(.bin/.hex/.elf) and print the differences and their likely causes.",
+    )
     p.add_argument("expected", type=Path, help="expected image (.bin needs --base; .hex/.elf carry it)")
     p.add_argument("actual", type=Path, help="raw flash readback (.bin) starting at --base")
-    p.add_argument("--base", type=_address, help="address of the first byte of ACTUAL (and of a .bin EXPECTED)")
+    p.add_argument(
+        "--base", type=_address, help="address of the first byte of ACTUAL (and of a .bin EXPECTED)"
+    )
     p.add_argument("--previous", type=Path, help="image flash held before the update (confirms never_erased)")
     p.add_argument("--board", type=Path, help="board file (default: boards/stm32f767.yaml)")
-    p.add_argument("--bank-mode", choices=("single", "dual"), help="sector layout (default: the board's nDBANK)")
+    p.add_argument(
+        "--bank-mode", choices=("single", "dual"), help="sector layout (default: the board's nDBANK)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON: ranges, sectors, diagnoses")
     p.set_defaults(func=_cmd_diff)
 
@@ -77,16 +85,19 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     if actual is None:
         raise RigError(f"{args.actual}: the readback must be a raw .bin", hint="save the readback as .bin")
     if base != expected.base:
-        raise RigError(f"--base 0x{base:08X} differs from the image base 0x{expected.base:08X}",
-                       hint="give the readback's start address, the same as the image's")
+        raise RigError(
+            f"--base 0x{base:08X} differs from the image base 0x{expected.base:08X}",
+            hint="give the readback's start address, the same as the image's",
+        )
     previous = load_image(args.previous, base=base).data if args.previous else None
     dual = None if args.bank_mode is None else args.bank_mode == "dual"
     layout = spec.layout(dual)
     result = analyze(expected.data, actual.data, base, layout, previous=previous)
     if args.json:
         doc = result.to_dict()
-        doc.update(expected=str(args.expected), actual=str(args.actual), board=spec.source,
-                   bank_mode=layout.mode)
+        doc.update(
+            expected=str(args.expected), actual=str(args.actual), board=spec.source, bank_mode=layout.mode
+        )
         print(json.dumps(doc, indent=2))
     else:
         print(result.summary())

@@ -4,13 +4,14 @@ A reader thread collects everything the board prints into one log (kept whole fo
 report and, optionally, mirrored to a file). :meth:`Console.expect` waits for a pattern
 *after a mark* with a timeout and, when it fails, says what arrived instead.
 """
+
 from __future__ import annotations
 
 import re
 import threading
 import time
 from pathlib import Path
-from typing import Pattern
+from re import Pattern
 
 from rig.errors import ConsoleError
 
@@ -29,7 +30,7 @@ class Console:
         self._stop = threading.Event()
         self._logfile = None
 
-    def open(self) -> "Console":
+    def open(self) -> Console:
         import serial
 
         if self._serial is not None:
@@ -39,11 +40,15 @@ class Console:
         except serial.SerialException as exc:
             text = str(exc)
             if "lock" in text.lower() or "busy" in text.lower():
-                hint = (f"another program holds {self.port} (screen, minicom, a second rig run?); "
-                        "close it and retry")
+                hint = (
+                    f"another program holds {self.port} (screen, minicom, a second rig run?); "
+                    "close it and retry"
+                )
             elif "No such file" in text or "could not open" in text:
-                hint = ("check the board is plugged in and pass the right --serial-port, or set "
-                        "usb_serial in the board file so the rig finds the ST-LINK VCP itself")
+                hint = (
+                    "check the board is plugged in and pass the right --serial-port, or set "
+                    "usb_serial in the board file so the rig finds the ST-LINK VCP itself"
+                )
             else:
                 hint = "check permissions (group dialout) and the port name"
             raise ConsoleError(f"cannot open serial port {self.port}: {exc}", hint=hint) from exc
@@ -60,7 +65,7 @@ class Console:
         while not self._stop.is_set() and ser is not None:
             try:
                 data = ser.read(4096)
-            except Exception:  # noqa: BLE001 - port vanished (board unplugged / twin stopped)
+            except Exception:
                 break
             if data:
                 with self._cond:
@@ -79,13 +84,13 @@ class Console:
         if ser is not None:
             try:
                 ser.close()
-            except Exception:  # noqa: BLE001 - teardown must not raise
+            except Exception:
                 pass
         if self._logfile is not None:
             self._logfile.close()
             self._logfile = None
 
-    def __enter__(self) -> "Console":
+    def __enter__(self) -> Console:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -110,8 +115,14 @@ class Console:
         self._serial.write(text.encode() if isinstance(text, str) else text)
         self._serial.flush()
 
-    def expect(self, pattern: str | Pattern[str], *, timeout: float, since: int | None = None,
-               what: str | None = None) -> re.Match[str]:
+    def expect(
+        self,
+        pattern: str | Pattern[str],
+        *,
+        timeout: float,
+        since: int | None = None,
+        what: str | None = None,
+    ) -> re.Match[str]:
         """Wait until ``pattern`` (regex) appears in the output after ``since``.
 
         Raises ConsoleError with the tail of what arrived when the timeout expires.
@@ -130,5 +141,7 @@ class Console:
                     break
                 self._cond.wait(min(left, 0.2))
         tail = self.tail(15, start) or "(nothing)"
-        raise ConsoleError(f"{what or 'expected output'} did not appear on {self.port} within "
-                           f"{timeout:.0f} s (waiting for /{rx.pattern}/); last lines:\n{tail}")
+        raise ConsoleError(
+            f"{what or 'expected output'} did not appear on {self.port} within "
+            f"{timeout:.0f} s (waiting for /{rx.pattern}/); last lines:\n{tail}"
+        )

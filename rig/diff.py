@@ -6,10 +6,12 @@
 Everything is vectorised with numpy (2 MiB with 1% scattered errors takes milliseconds)
 and has ``to_dict()`` for the JSON report and the pytest fixtures.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -21,11 +23,25 @@ if TYPE_CHECKING:
 
 Buffer = Union[bytes, bytearray, memoryview, np.ndarray, "Image"]
 
-KINDS = ("never_erased", "erased_not_written", "shifted", "foreign_text", "bit_flips",
-         "sector_aligned", "region_touched")
+KINDS = (
+    "never_erased",
+    "erased_not_written",
+    "shifted",
+    "foreign_text",
+    "bit_flips",
+    "sector_aligned",
+    "region_touched",
+)
 #: Protocol control tokens that must never appear in flash data (see docs/protocol.md).
-DEFAULT_TOKENS: tuple[bytes, ...] = (b"FILE_SIZE:", b"FILE_CRC:", b"OTA_UPDATE", b"OTA_DONE",
-                                     b"OTA_READY", b"REQ_FW", b"NACK:")
+DEFAULT_TOKENS: tuple[bytes, ...] = (
+    b"FILE_SIZE:",
+    b"FILE_CRC:",
+    b"OTA_UPDATE",
+    b"OTA_DONE",
+    b"OTA_READY",
+    b"REQ_FW",
+    b"NACK:",
+)
 #: Caps on per-item lists in results (the counts stay exact).
 MAX_LIST = 64
 MAX_RANGES_JSON = 1000
@@ -39,7 +55,9 @@ def _num(n: int) -> str:
 
 
 def _as_array(buf: Buffer) -> np.ndarray:
-    data = getattr(buf, "data", buf) if not isinstance(buf, (bytes, bytearray, memoryview, np.ndarray)) else buf
+    data = (
+        getattr(buf, "data", buf) if not isinstance(buf, (bytes, bytearray, memoryview, np.ndarray)) else buf
+    )
     if isinstance(data, np.ndarray):
         return data.astype(np.uint8, copy=False).ravel()
     return np.frombuffer(data, dtype=np.uint8)
@@ -146,8 +164,10 @@ class DiffResult:
 
     def first_ranges(self, count: int) -> tuple[Range, ...]:
         """The first ``count`` ranges."""
-        return tuple(Range(self.base + s, n) for s, n in
-                     zip(self.range_starts[:count].tolist(), self.range_lengths[:count].tolist()))
+        return tuple(
+            Range(self.base + s, n)
+            for s, n in zip(self.range_starts[:count].tolist(), self.range_lengths[:count].tolist())
+        )
 
     @property
     def ok(self) -> bool:
@@ -156,7 +176,9 @@ class DiffResult:
 
     def summary(self) -> str:
         """One human sentence."""
-        span = f"0x{self.base:08X}..0x{self.base + self.length - 1:08X}" if self.length else f"0x{self.base:08X}"
+        span = (
+            f"0x{self.base:08X}..0x{self.base + self.length - 1:08X}" if self.length else f"0x{self.base:08X}"
+        )
         if self.ok:
             return f"{span}: all {_num(self.length)} bytes match"
         text = f"{span}: {_num(self.differing)} of {_num(self.length)} bytes differ in {_num(self.range_count)} range(s)"
@@ -170,9 +192,15 @@ class DiffResult:
     def to_dict(self, max_ranges: int = MAX_RANGES_JSON) -> dict[str, Any]:
         """JSON-ready form; at most ``max_ranges`` ranges (``ranges_total`` has the count)."""
         return {
-            "ok": self.ok, "base": self.base, "length": self.length, "differing": self.differing,
-            "missing": self.missing, "bits_1_to_0": self.bits_1_to_0, "bits_0_to_1": self.bits_0_to_1,
-            "erased": self.erased, "ranges_total": self.range_count,
+            "ok": self.ok,
+            "base": self.base,
+            "length": self.length,
+            "differing": self.differing,
+            "missing": self.missing,
+            "bits_1_to_0": self.bits_1_to_0,
+            "bits_0_to_1": self.bits_0_to_1,
+            "erased": self.erased,
+            "ranges_total": self.range_count,
             "ranges": [r.to_dict() for r in self.first_ranges(max_ranges)],
             "sectors": [s.to_dict() for s in self.sectors],
         }
@@ -194,8 +222,13 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"kind": self.kind, "address": self.address, "length": self.length,
-                "detail": self.detail, "evidence": self.evidence}
+        return {
+            "kind": self.kind,
+            "address": self.address,
+            "length": self.length,
+            "detail": self.detail,
+            "evidence": self.evidence,
+        }
 
 
 @dataclass(frozen=True)
@@ -251,8 +284,13 @@ def _prepare(expected: Buffer, actual: Buffer) -> tuple[np.ndarray, np.ndarray, 
     return a[:n], b[:n], a.size - n
 
 
-def diff_bytes(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout | None = None,
-               regions: Iterable[str] | None = None) -> DiffResult:
+def diff_bytes(
+    expected: Buffer,
+    actual: Buffer,
+    base: int,
+    layout: FlashLayout | None = None,
+    regions: Iterable[str] | None = None,
+) -> DiffResult:
     """Compare ``actual`` with ``expected``, both starting at address ``base``.
 
     Bytes beyond ``len(expected)`` in ``actual`` are ignored; if ``actual`` is shorter the
@@ -261,14 +299,18 @@ def diff_bytes(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout 
     """
     a, b, missing = _prepare(expected, actual)
     if regions is not None and layout is None:
-        raise ConfigError("diff_bytes(regions=...) needs a layout to know where the regions are",
-                          hint="pass layout=spec.layout()")
+        raise ConfigError(
+            "diff_bytes(regions=...) needs a layout to know where the regions are",
+            hint="pass layout=spec.layout()",
+        )
     if regions is not None and layout is not None:
         keep = np.zeros(a.size, dtype=bool)
         for name in regions:
             if name not in layout.regions:
-                raise ConfigError(f"no region {name!r} in the {layout.mode} layout",
-                                  expected=" | ".join(layout.regions) or "a layout with regions")
+                raise ConfigError(
+                    f"no region {name!r} in the {layout.mode} layout",
+                    expected=" | ".join(layout.regions) or "a layout with regions",
+                )
             reg = layout.regions[name]
             lo, hi = max(reg.base - base, 0), min(reg.end - base, a.size)
             if hi > lo:
@@ -279,8 +321,9 @@ def diff_bytes(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout 
     return _diff_from_mask(a, b, neq, base, layout, missing)
 
 
-def _diff_from_mask(a: np.ndarray, b: np.ndarray, neq: np.ndarray, base: int,
-                    layout: FlashLayout | None, missing: int) -> DiffResult:
+def _diff_from_mask(
+    a: np.ndarray, b: np.ndarray, neq: np.ndarray, base: int, layout: FlashLayout | None, missing: int
+) -> DiffResult:
     differing = int(np.count_nonzero(neq))
     sectors = _sector_table(neq, base, layout) if layout is not None else ()
     if differing == 0:
@@ -291,8 +334,9 @@ def _diff_from_mask(a: np.ndarray, b: np.ndarray, neq: np.ndarray, base: int,
     bits_10 = _popcount_sum(x & a)
     bits_01 = _popcount_sum(x & b)
     erased = int(np.count_nonzero((b == 0xFF) & neq))
-    return DiffResult(base, int(a.size), differing, starts, ends - starts, sectors, bits_10, bits_01,
-                      erased, missing)
+    return DiffResult(
+        base, int(a.size), differing, starts, ends - starts, sectors, bits_10, bits_01, erased, missing
+    )
 
 
 def _first_last(mask: np.ndarray) -> tuple[int, int] | None:
@@ -330,8 +374,9 @@ def _sector_table(neq: np.ndarray, base: int, layout: FlashLayout) -> tuple[Sect
 class _State:
     """Arrays shared by the detectors."""
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, base: int, layout: FlashLayout | None,
-                 previous: np.ndarray | None) -> None:
+    def __init__(
+        self, a: np.ndarray, b: np.ndarray, base: int, layout: FlashLayout | None, previous: np.ndarray | None
+    ) -> None:
         self.a, self.b, self.base, self.layout = a, b, base, layout
         self.n = a.size
         self.neq = a != b
@@ -357,9 +402,15 @@ class _State:
         return f"0x{addr:08X}"
 
 
-def diagnose(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout | None = None,
-             previous: Buffer | None = None, tokens: Sequence[bytes] = DEFAULT_TOKENS,
-             writable: Sequence[tuple[int, int]] | None = None) -> list[Diagnosis]:
+def diagnose(
+    expected: Buffer,
+    actual: Buffer,
+    base: int,
+    layout: FlashLayout | None = None,
+    previous: Buffer | None = None,
+    tokens: Sequence[bytes] = DEFAULT_TOKENS,
+    writable: Sequence[tuple[int, int]] | None = None,
+) -> list[Diagnosis]:
     """Name the likely causes of the differences between ``expected`` and ``actual``.
 
     Args:
@@ -374,9 +425,15 @@ def diagnose(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout | 
     return list(_diagnose(expected, actual, base, layout, previous, tokens, writable)[0])
 
 
-def analyze(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout | None = None,
-            previous: Buffer | None = None, tokens: Sequence[bytes] = DEFAULT_TOKENS,
-            writable: Sequence[tuple[int, int]] | None = None) -> Analysis:
+def analyze(
+    expected: Buffer,
+    actual: Buffer,
+    base: int,
+    layout: FlashLayout | None = None,
+    previous: Buffer | None = None,
+    tokens: Sequence[bytes] = DEFAULT_TOKENS,
+    writable: Sequence[tuple[int, int]] | None = None,
+) -> Analysis:
     """:func:`diff_bytes` and :func:`diagnose` in one pass."""
     diags, st, missing = _diagnose(expected, actual, base, layout, previous, tokens, writable)
     diff = _diff_from_mask(st.a, st.b, st.neq, base, layout, missing)
@@ -384,9 +441,15 @@ def analyze(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout | N
     return Analysis(diff, tuple(diags), unexplained)
 
 
-def _diagnose(expected: Buffer, actual: Buffer, base: int, layout: FlashLayout | None,
-              previous: Buffer | None, tokens: Sequence[bytes],
-              writable: Sequence[tuple[int, int]] | None) -> tuple[list[Diagnosis], _State, int]:
+def _diagnose(
+    expected: Buffer,
+    actual: Buffer,
+    base: int,
+    layout: FlashLayout | None,
+    previous: Buffer | None,
+    tokens: Sequence[bytes],
+    writable: Sequence[tuple[int, int]] | None,
+) -> tuple[list[Diagnosis], _State, int]:
     a, b, missing = _prepare(expected, actual)
     prev = None
     if previous is not None:
@@ -417,18 +480,23 @@ def _foreign_text(st: _State, tokens: Sequence[bytes]) -> list[Diagnosis]:
     for tok in dict.fromkeys(toks):
         p = actual.find(tok)
         while p != -1:
-            if expected[p: p + len(tok)] != tok:
+            if expected[p : p + len(tok)] != tok:
                 hits.setdefault(tok, []).append(p)
-                st.explained[p: p + len(tok)] = True
+                st.explained[p : p + len(tok)] = True
             p = actual.find(tok, p + 1)
     out = []
     for tok, offs in hits.items():
         text = tok.decode("ascii", "replace")
-        out.append(Diagnosis(
-            "foreign_text", st.base + offs[0], len(tok),
-            f"protocol token {text!r} found {len(offs)} time(s) inside the flash data, first at "
-            f"{st.where(offs[0])}: a control message was stored as image data",
-            {"token": text, "count": len(offs), "addresses": [st.base + o for o in offs[:MAX_LIST]]}))
+        out.append(
+            Diagnosis(
+                "foreign_text",
+                st.base + offs[0],
+                len(tok),
+                f"protocol token {text!r} found {len(offs)} time(s) inside the flash data, first at "
+                f"{st.where(offs[0])}: a control message was stored as image data",
+                {"token": text, "count": len(offs), "addresses": [st.base + o for o in offs[:MAX_LIST]]},
+            )
+        )
     return out
 
 
@@ -442,7 +510,7 @@ def _find_shift(st: _State, s: int, e: int) -> tuple[int, int] | None:
     a_bytes = st.a_bytes
     attempts = 0
     for p in range(s, min(e, s + 4096) - _WINDOW + 1, 16):
-        win = st.b[p: p + _WINDOW]
+        win = st.b[p : p + _WINDOW]
         if np.count_nonzero(win != win[0]) < 4:
             continue  # too uniform to locate
         if attempts == 4:
@@ -484,7 +552,7 @@ def _shifted(st: _State) -> list[Diagnosis]:
         j0, j1 = s, (st.n - k if k > 0 else st.n)
         if j1 - j0 < _WINDOW:
             continue
-        sm = st.b[j0:j1] == st.a[j0 + k: j1 + k]
+        sm = st.b[j0:j1] == st.a[j0 + k : j1 + k]
         nb = (j1 - j0) // _BLOCK
         end = j1
         if nb:
@@ -504,16 +572,29 @@ def _shifted(st: _State) -> list[Diagnosis]:
         st.explained[j0:end] |= newly
         if st.ref is st.a:
             st.ref = st.a.copy()
-        st.ref[j0:end] = st.a[j0 + k: end + k]
-        what = (f"{_num(k)} byte(s) missing (a receive chunk lost)" if k > 0
-                else f"{_num(-k)} byte(s) extra (a chunk duplicated or foreign bytes inserted)")
-        out.append(Diagnosis(
-            "shifted", st.base + j0, end - j0,
-            f"from {st.where(j0)} on the data is displaced by {k:+d} bytes: {what}; "
-            f"{_num(count)} differing bytes match the expected data {abs(k)} bytes "
-            f"{'further on' if k > 0 else 'earlier'}",
-            {"shift": k, "offset": j0, "address": st.base + j0, "end": st.base + end,
-             "matched_bytes": count}))
+        st.ref[j0:end] = st.a[j0 + k : end + k]
+        what = (
+            f"{_num(k)} byte(s) missing (a receive chunk lost)"
+            if k > 0
+            else f"{_num(-k)} byte(s) extra (a chunk duplicated or foreign bytes inserted)"
+        )
+        out.append(
+            Diagnosis(
+                "shifted",
+                st.base + j0,
+                end - j0,
+                f"from {st.where(j0)} on the data is displaced by {k:+d} bytes: {what}; "
+                f"{_num(count)} differing bytes match the expected data {abs(k)} bytes "
+                f"{'further on' if k > 0 else 'earlier'}",
+                {
+                    "shift": k,
+                    "offset": j0,
+                    "address": st.base + j0,
+                    "end": st.base + end,
+                    "matched_bytes": count,
+                },
+            )
+        )
     return out
 
 
@@ -532,12 +613,19 @@ def _erased_not_written(st: _State) -> list[Diagnosis]:
         first_diff = s + int(np.argmax(er[s:e]))
         to_end = e == st.n
         st.explained[s:e] |= er[s:e]
-        tail = " to the end of the data (truncated transfer or copy)" if to_end else " (a block never written)"
-        out.append(Diagnosis(
-            "erased_not_written", st.base + first_diff, e - first_diff,
-            f"{_num(c)} byte(s) read back erased (0xFF) where data was expected, from {st.where(first_diff)}"
-            f"{tail}",
-            {"bytes": c, "run_start": st.base + s, "run_end": st.base + e, "to_end": to_end}))
+        tail = (
+            " to the end of the data (truncated transfer or copy)" if to_end else " (a block never written)"
+        )
+        out.append(
+            Diagnosis(
+                "erased_not_written",
+                st.base + first_diff,
+                e - first_diff,
+                f"{_num(c)} byte(s) read back erased (0xFF) where data was expected, from {st.where(first_diff)}"
+                f"{tail}",
+                {"bytes": c, "run_start": st.base + s, "run_end": st.base + e, "to_end": to_end},
+            )
+        )
     return out
 
 
@@ -582,18 +670,29 @@ def _never_erased(st: _State) -> list[Diagnosis]:
         first, last = lo + int(idx[0]), lo + int(idx[-1])
         st.explained[lo:hi] |= m
         if stale:
-            detail = (f"{label} was never erased: {_num(cnt)} bytes differ; {_num(stale)} still hold the "
-                      f"previous image and {_num(cnt - stale)} are expected AND previous "
-                      "(programmed over old content, then the write stopped)")
+            detail = (
+                f"{label} was never erased: {_num(cnt)} bytes differ; {_num(stale)} still hold the "
+                f"previous image and {_num(cnt - stale)} are expected AND previous "
+                "(programmed over old content, then the write stopped)"
+            )
         else:
             how = ""
             if confirmed is True:
                 how = " (confirmed: every differing byte equals expected AND previous)"
             elif confirmed is False:
                 how = " (not the AND of expected and the given previous image)"
-            detail = f"{label} was programmed without an erase: {_num(cnt)} bytes differ, only 1->0 changes{how}"
-        out.append(Diagnosis("never_erased", st.base + first, last - first + 1, detail,
-                             {"sector": sector, "bytes": cnt, "confirmed": confirmed, "stale_bytes": stale}))
+            detail = (
+                f"{label} was programmed without an erase: {_num(cnt)} bytes differ, only 1->0 changes{how}"
+            )
+        out.append(
+            Diagnosis(
+                "never_erased",
+                st.base + first,
+                last - first + 1,
+                detail,
+                {"sector": sector, "bytes": cnt, "confirmed": confirmed, "stale_bytes": stale},
+            )
+        )
     return out
 
 
@@ -612,13 +711,24 @@ def _bit_flips(st: _State) -> list[Diagnosis]:
     bits = int(pc.sum())
     rate = bits / (st.n * 8)
     st.explained |= m
-    return [Diagnosis(
-        "bit_flips", st.base + int(idx[0]), int(idx[-1] - idx[0] + 1),
-        f"{_num(int(idx.size))} scattered byte(s) with single-bit errors ({_num(bits)} bits, rate {rate:.2e} "
-        f"per bit) from {st.where(int(idx[0]))}: corruption on the link (e.g. SPI to the WiFi module)",
-        {"bytes": int(idx.size), "bits": bits, "rate": rate, "single_bit_fraction": single,
-         "bits_1_to_0": _popcount_sum(x & st.ref[idx]), "bits_0_to_1": _popcount_sum(x & st.b[idx]),
-         "addresses": (idx[:MAX_LIST] + st.base).tolist()})]
+    return [
+        Diagnosis(
+            "bit_flips",
+            st.base + int(idx[0]),
+            int(idx[-1] - idx[0] + 1),
+            f"{_num(int(idx.size))} scattered byte(s) with single-bit errors ({_num(bits)} bits, rate {rate:.2e} "
+            f"per bit) from {st.where(int(idx[0]))}: corruption on the link (e.g. SPI to the WiFi module)",
+            {
+                "bytes": int(idx.size),
+                "bits": bits,
+                "rate": rate,
+                "single_bit_fraction": single,
+                "bits_1_to_0": _popcount_sum(x & st.ref[idx]),
+                "bits_0_to_1": _popcount_sum(x & st.b[idx]),
+                "addresses": (idx[:MAX_LIST] + st.base).tolist(),
+            },
+        )
+    ]
 
 
 def _sector_aligned(st: _State) -> list[Diagnosis]:
@@ -629,8 +739,17 @@ def _sector_aligned(st: _State) -> list[Diagnosis]:
         m = st.neq[lo:hi]
         fl = _first_last(m)
         cnt = int(np.count_nonzero(m)) if fl else 0
-        rows.append((sec, st.base + lo, st.base + hi, cnt,
-                     st.base + lo + fl[0] if fl else 0, st.base + lo + fl[1] if fl else 0))
+        rows.append(
+            (
+                sec,
+                st.base + lo,
+                st.base + hi,
+                cnt,
+                st.base + lo + fl[0] if fl else 0,
+                st.base + lo + fl[1] if fl else 0,
+            )
+        )
+
     def dense(r: tuple) -> bool:
         return r[3] >= 0.05 * (r[2] - r[1])
 
@@ -654,14 +773,19 @@ def _sector_aligned(st: _State) -> list[Diagnosis]:
         after = rows[j + 1] if j + 1 < len(rows) else None
         if not any(r is not None and dense(r) for r in (before, after)):
             run_lo, run_hi = rows[i][1], rows[j][2]
-            total = sum(r[3] for r in rows[i:j + 1])
-            secs = [r[0].index for r in rows[i:j + 1]]
-            out.append(Diagnosis(
-                "sector_aligned", run_lo, run_hi - run_lo,
-                f"the mismatches start and end on sector boundaries: sector(s) {_span_text(secs)} "
-                f"(0x{run_lo:08X}..0x{run_hi - 1:08X}), {_num(total)} bytes differ — a whole-sector "
-                f"step (erase count, sector number, copy loop) went wrong",
-                {"sectors": secs, "bytes": total, "first": rows[i][4], "last": rows[j][5]}))
+            total = sum(r[3] for r in rows[i : j + 1])
+            secs = [r[0].index for r in rows[i : j + 1]]
+            out.append(
+                Diagnosis(
+                    "sector_aligned",
+                    run_lo,
+                    run_hi - run_lo,
+                    f"the mismatches start and end on sector boundaries: sector(s) {_span_text(secs)} "
+                    f"(0x{run_lo:08X}..0x{run_hi - 1:08X}), {_num(total)} bytes differ — a whole-sector "
+                    f"step (erase count, sector number, copy loop) went wrong",
+                    {"sectors": secs, "bytes": total, "first": rows[i][4], "last": rows[j][5]},
+                )
+            )
         i = j + 1
     return out
 
@@ -684,7 +808,7 @@ def _region_touched(st: _State, writable: Sequence[tuple[int, int]] | None) -> l
     for seg_lo, seg_hi in zip(points, points[1:]):
         if any(lo <= seg_lo and seg_hi <= lo + size for lo, size in writable):
             continue
-        m = st.neq[seg_lo - st.base: seg_hi - st.base]
+        m = st.neq[seg_lo - st.base : seg_hi - st.base]
         fl = _first_last(m)
         if fl is None:
             continue
@@ -698,12 +822,17 @@ def _region_touched(st: _State, writable: Sequence[tuple[int, int]] | None) -> l
         sample: list[int] = []
         for p_lo, p_hi, _ in parts:
             if len(sample) < MAX_LIST:
-                hits = np.flatnonzero(st.neq[p_lo - st.base: p_hi - st.base + 1])[: MAX_LIST - len(sample)]
+                hits = np.flatnonzero(st.neq[p_lo - st.base : p_hi - st.base + 1])[: MAX_LIST - len(sample)]
                 sample += (hits + p_lo).tolist()
         sel = np.array(sample, dtype=np.int64)
-        out.append(Diagnosis(
-            "region_touched", first, last - first + 1,
-            f"{_num(count)} byte(s) changed outside the OTA-writable regions, in {label} "
-            f"from 0x{first:08X}: the update wrote where it must not",
-            {"region": name, "bytes": count, "addresses": sel.tolist()}))
+        out.append(
+            Diagnosis(
+                "region_touched",
+                first,
+                last - first + 1,
+                f"{_num(count)} byte(s) changed outside the OTA-writable regions, in {label} "
+                f"from 0x{first:08X}: the update wrote where it must not",
+                {"region": name, "bytes": count, "addresses": sel.tolist()},
+            )
+        )
     return sorted(out, key=lambda d: d.address)

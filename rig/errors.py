@@ -3,6 +3,7 @@
 Every error the rig raises on purpose derives from :class:`RigError`, carries the
 context needed to act on it, and says what to do about it in ``str(err)``.
 """
+
 from __future__ import annotations
 
 
@@ -24,8 +25,15 @@ class ConfigError(RigError):
     ``source`` is the file (or option) and ``key_path`` the dotted path inside it.
     """
 
-    def __init__(self, message: str, *, source: str | None = None, key_path: str | None = None,
-                 expected: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        key_path: str | None = None,
+        expected: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         where = ""
         if source:
             where = f"{source}: "

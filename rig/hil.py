@@ -8,6 +8,7 @@ flash back — each fill an :class:`rig.evidence.Evidence` and raise
 (flash → boot → transfer → write → copy → jump → app) with the diagnosis, never just a
 timeout. Nothing here knows whether the board is the twin or a NUCLEO.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,9 +16,9 @@ import re
 import struct
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from rig.board import BoardSpec, FlashLayout
 from rig.bootcfg import BootConfig
@@ -35,8 +36,15 @@ from rig.targets.base import Target
 LOG = logging.getLogger(__name__)
 
 #: Fault status registers read when the jump did not reach the app.
-FAULT_REGS = {"cfsr": 0xE000ED28, "hfsr": 0xE000ED2C, "mmfar": 0xE000ED34, "bfar": 0xE000ED38,
-              "icsr": 0xE000ED04, "vtor": 0xE000ED08, "dhcsr": 0xE000EDF0}
+FAULT_REGS = {
+    "cfsr": 0xE000ED28,
+    "hfsr": 0xE000ED2C,
+    "mmfar": 0xE000ED34,
+    "bfar": 0xE000ED38,
+    "icsr": 0xE000ED04,
+    "vtor": 0xE000ED08,
+    "dhcsr": 0xE000EDF0,
+}
 #: Seconds per KiB the board may need to receive and install an image (on top of fixed time).
 SECONDS_PER_KIB = 0.25
 
@@ -65,8 +73,16 @@ def install_timeout(nbytes: int) -> float:
 class Bench:
     """One board ready for scenarios: target + probe + console + board description."""
 
-    def __init__(self, spec: BoardSpec, target: Target, probe: Probe, console: Console,
-                 artifacts: Path, *, layout: FlashLayout | None = None) -> None:
+    def __init__(
+        self,
+        spec: BoardSpec,
+        target: Target,
+        probe: Probe,
+        console: Console,
+        artifacts: Path,
+        *,
+        layout: FlashLayout | None = None,
+    ) -> None:
         self.spec = spec
         self.target = target
         self.probe = probe
@@ -74,8 +90,8 @@ class Bench:
         self.artifacts = artifacts
         self.layout = layout or spec.active_layout
         self.bootloader: Image | None = None
-        self._breakpoint: int | None = None     #: the app-entry breakpoint currently set
-        self.installed: Image | None = None     #: what the rig believes the app slot holds
+        self._breakpoint: int | None = None  #: the app-entry breakpoint currently set
+        self.installed: Image | None = None  #: what the rig believes the app slot holds
 
     # -- small helpers --------------------------------------------------------------------------
     def _timed(self, ev: Evidence, phase: str, start: float) -> None:
@@ -89,16 +105,32 @@ class Bench:
     def readback(self, base: int, length: int) -> bytes:
         return self.probe.read(base, length)
 
-    def check_region(self, ev: Evidence, name: str, expected: bytes, *, base: int | None = None,
-                     previous: bytes | None = None, phase: str = "copy") -> RegionCheck:
+    def check_region(
+        self,
+        ev: Evidence,
+        name: str,
+        expected: bytes,
+        *,
+        base: int | None = None,
+        previous: bytes | None = None,
+        phase: str = "copy",
+    ) -> RegionCheck:
         """Read ``len(expected)`` bytes of region ``name`` back and analyse them."""
         region = self.spec.region(name)
         base = region.base if base is None else base
         actual = self.readback(base, len(expected))
-        analysis = analyze(expected, actual, base, self.layout, previous=previous,
-                           writable=self.spec.ota_writable())
-        check = RegionCheck(name=name, base=base, expected=expected, actual=actual, analysis=analysis,
-                            previous=previous, phase=phase)
+        analysis = analyze(
+            expected, actual, base, self.layout, previous=previous, writable=self.spec.ota_writable()
+        )
+        check = RegionCheck(
+            name=name,
+            base=base,
+            expected=expected,
+            actual=actual,
+            analysis=analysis,
+            previous=previous,
+            phase=phase,
+        )
         ev.regions.append(check)
         if not analysis.ok:
             path = self.artifacts / f"readback-{name}-0x{base:08X}.bin"
@@ -117,9 +149,13 @@ class Bench:
         """Program the bootloader region and verify it byte for byte (phase ``flash``)."""
         region = self.spec.region("bootloader")
         if image.base != region.base or image.size > region.size:
-            raise self._fail(ev, "flash", f"the bootloader image spans 0x{image.base:08X}..0x{image.end:08X}, "
-                                          f"outside the bootloader region 0x{region.base:08X}+{region.size}",
-                             hint="link the bootloader at the region base or fix regions.bootloader")
+            raise self._fail(
+                ev,
+                "flash",
+                f"the bootloader image spans 0x{image.base:08X}..0x{image.end:08X}, "
+                f"outside the bootloader region 0x{region.base:08X}+{region.size}",
+                hint="link the bootloader at the region base or fix regions.bootloader",
+            )
         t0 = time.monotonic()
         try:
             self.probe.reset(halt=True)
@@ -129,8 +165,9 @@ class Bench:
         check = self.check_region(ev, "bootloader", image.data, phase="flash")
         self._timed(ev, "flash", t0)
         if not check.analysis.ok:
-            raise self._fail(ev, "flash", "bootloader readback differs from the image: "
-                             + check.analysis.summary())
+            raise self._fail(
+                ev, "flash", "bootloader readback differs from the image: " + check.analysis.summary()
+            )
         self.bootloader = image
 
     def write_config(self, cfg: BootConfig) -> None:
@@ -140,9 +177,14 @@ class Bench:
 
     def boot_config(self, transport: str, *, update: bool, app: Image | None) -> BootConfig:
         server = self.spec.ota.server
-        return BootConfig(transport=transport, server_ip=server.ip, server_port=server.port,
-                          update_requested=update, app_size=app.size if app else 0,
-                          app_crc=zlib.crc32(app.data) if app else 0)
+        return BootConfig(
+            transport=transport,
+            server_ip=server.ip,
+            server_port=server.port,
+            update_requested=update,
+            app_size=app.size if app else 0,
+            app_crc=zlib.crc32(app.data) if app else 0,
+        )
 
     def install_app_direct(self, image: Image, transport: str = "eth") -> None:
         """Put ``image`` into the app slot through the probe, as a board that has lived has it.
@@ -157,9 +199,18 @@ class Bench:
     def request_update(self, transport: str) -> None:
         self.write_config(self.boot_config(transport, update=True, app=self.installed))
 
-    def run_update(self, image: Image, ev: Evidence, *, transport: str, policy: str = "natural",
-                   expect: str = "ack", timeout: float | None = None,
-                   capture: bool = False, server_max_size: int | None | str = "board") -> SessionResult:
+    def run_update(
+        self,
+        image: Image,
+        ev: Evidence,
+        *,
+        transport: str,
+        policy: str = "natural",
+        expect: str = "ack",
+        timeout: float | None = None,
+        capture: bool = False,
+        server_max_size: int | str | None = "board",
+    ) -> SessionResult:
         """Request an update, reset the board and serve ``image``; returns the session result.
 
         With ``expect="ack"`` a session that does not end in ACK fails phase ``transfer``.
@@ -178,8 +229,9 @@ class Bench:
         t0 = time.monotonic()
         cap_dir = self.artifacts if capture else None
         max_size = self.spec.max_image_size if server_max_size == "board" else server_max_size
-        with OtaServer(image.data, bind=host, port=port, policy=policy, max_size=max_size,
-                       capture=cap_dir) as server:
+        with OtaServer(
+            image.data, bind=host, port=port, policy=policy, max_size=max_size, capture=cap_dir
+        ) as server:
             self.probe.reset()
             result = server.wait_session(timeout=timeout)
         self._timed(ev, "transfer", t0)
@@ -198,13 +250,18 @@ class Bench:
             self.clear_breakpoint()
         if expect == "ack" and not result.ok:
             phase = "boot" if result.phase == "connect" else "transfer"
-            raise self._fail(ev, phase, f"the OTA session ended with {result.outcome}: {result.reason} "
-                                        f"(protocol phase {result.phase}, {result.bytes_sent} of {image.size} "
-                                        f"bytes sent, policy {result.policy})")
+            raise self._fail(
+                ev,
+                phase,
+                f"the OTA session ended with {result.outcome}: {result.reason} "
+                f"(protocol phase {result.phase}, {result.bytes_sent} of {image.size} "
+                f"bytes sent, policy {result.policy})",
+            )
         return result
 
-    def await_app_entry(self, image: Image, ev: Evidence, *, timeout: float | None = None,
-                        previous: Image | None = None) -> JumpState | None:
+    def await_app_entry(
+        self, image: Image, ev: Evidence, *, timeout: float | None = None, previous: Image | None = None
+    ) -> JumpState | None:
         """Wait for the core to stop at the app's reset handler, then check flash and the jump.
 
         Raises PhaseFailure for the earliest broken phase: ``write``/``copy`` (flash content),
@@ -226,41 +283,64 @@ class Bench:
         if at_entry:
             state = JumpState.collect(lambda n: self.probe.registers([n])[n], self.probe.read32)
             ev.jump_state = state
-            ev.jump = check_jump(state, image, self.spec.contract,
-                                 self.spec.region(self.spec.ota.app_region).base)
+            ev.jump = check_jump(
+                state, image, self.spec.contract, self.spec.region(self.spec.ota.app_region).base
+            )
 
         # Flash first: a wrong app slot explains a bad jump, not the other way round.
-        app = self.check_region(ev, self.spec.ota.app_region, image.data,
-                                previous=previous.data[:image.size].ljust(image.size, b"\xff") if previous else None,
-                                phase="copy")
+        app = self.check_region(
+            ev,
+            self.spec.ota.app_region,
+            image.data,
+            previous=previous.data[: image.size].ljust(image.size, b"\xff") if previous else None,
+            phase="copy",
+        )
         if self.bootloader is not None:
             self.check_region(ev, "bootloader", self.bootloader.data, phase="write")
             boot = ev.regions[-1]
             if not boot.analysis.ok:
-                raise self._fail(ev, "write", "the bootloader region changed during the update: "
-                                 + boot.analysis.summary())
+                raise self._fail(
+                    ev, "write", "the bootloader region changed during the update: " + boot.analysis.summary()
+                )
         if not app.analysis.ok:
             staged = self.check_region(ev, self.spec.ota.staging_region, image.data, phase="write")
             if not staged.analysis.ok:
-                raise self._fail(ev, "write", "the image was stored wrong already in the scratch area "
-                                 "(so the copy only carried it on): " + staged.analysis.summary())
-            raise self._fail(ev, "copy", "the app slot differs from the image although the scratch copy is "
-                             "right: " + app.analysis.summary())
+                raise self._fail(
+                    ev,
+                    "write",
+                    "the image was stored wrong already in the scratch area "
+                    "(so the copy only carried it on): " + staged.analysis.summary(),
+                )
+            raise self._fail(
+                ev,
+                "copy",
+                "the app slot differs from the image although the scratch copy is "
+                "right: " + app.analysis.summary(),
+            )
         if not at_entry:
             ev.fault = self._fault_info(regs["pc"])
             where = self.spec.layout().locate(regs["pc"]).region if self._in_flash(regs["pc"]) else None
-            raise self._fail(ev, "jump", f"the core never reached the app's reset handler 0x{entry:08X}; "
-                             f"it is at PC=0x{regs['pc']:08X}"
-                             + (f" (in {where})" if where else "") + f", state {ev.fault.state}")
+            raise self._fail(
+                ev,
+                "jump",
+                f"the core never reached the app's reset handler 0x{entry:08X}; "
+                f"it is at PC=0x{regs['pc']:08X}"
+                + (f" (in {where})" if where else "")
+                + f", state {ev.fault.state}",
+            )
         assert ev.jump is not None
         if not ev.jump.ok:
-            raise self._fail(ev, "jump", "the jump contract does not hold at the app's first instruction: "
-                             + ev.jump.summary())
+            raise self._fail(
+                ev,
+                "jump",
+                "the jump contract does not hold at the app's first instruction: " + ev.jump.summary(),
+            )
         self.installed = image
         return state
 
-    def update_through_power_cut(self, image: Image, ev: Evidence, *, transport: str, cut: dict,
-                                 previous: Image | None = None) -> None:
+    def update_through_power_cut(
+        self, image: Image, ev: Evidence, *, transport: str, cut: dict, previous: Image | None = None
+    ) -> None:
         """Cut power at a flash operation during an update, let power come back, and require
         recovery: the bootloader asks again, installs the image and jumps into it.
 
@@ -271,8 +351,11 @@ class Bench:
         reconnected and re-armed the app-entry breakpoint; the board retries meanwhile.
         """
         if not self.target.has_control:
-            raise PhaseFailure("boot", f"{self.target.kind}: no power switch to cut power with",
-                               hint="power-cut scenarios need the twin or a relay")
+            raise PhaseFailure(
+                "boot",
+                f"{self.target.kind}: no power switch to cut power with",
+                hint="power-cut scenarios need the twin or a relay",
+            )
         if previous is not None:
             self.install_app_direct(previous, transport)
         prior = self.installed
@@ -293,44 +376,56 @@ class Bench:
             cuts = self.target.control("flash")["cuts"]
             return cuts[-1] if len(cuts) > cuts_before else None
 
-        with OtaServer(image.data, bind=host, port=port, policy="natural",
-                       max_size=self.spec.max_image_size) as server:
+        with OtaServer(
+            image.data, bind=host, port=port, policy="natural", max_size=self.spec.max_image_size
+        ) as server:
             self.probe.reset()
             sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
         cut_info = cut_seen()
         deadline = time.monotonic() + install_timeout(image.size)
         while cut_info is None and sessions[0].ok and time.monotonic() < deadline:
-            if self.probe.is_halted():      # reached the app: the cut never came
+            if self.probe.is_halted():  # reached the app: the cut never came
                 break
             time.sleep(0.1)
             cut_info = cut_seen()
         if cut_info is None:
             self.target.control("flash.cut", cancel=True)
             ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
-            raise self._fail(ev, "write", f"the armed power cut {cut} never happened: the bootloader did "
-                             "no such flash operation", hint="check the cut's kind/address against the "
-                             "bootloader's flash layout")
-        ev.notes.append(f"power cut during flash {cut_info.get('kind')} #{cut_info.get('op')} at "
-                        f"0x{int(cut_info.get('address', 0)):08X} ({cut_info.get('mode')}); "
-                        f"first session: {sessions[0].outcome}")
+            raise self._fail(
+                ev,
+                "write",
+                f"the armed power cut {cut} never happened: the bootloader did no such flash operation",
+                hint="check the cut's kind/address against the bootloader's flash layout",
+            )
+        ev.notes.append(
+            f"power cut during flash {cut_info.get('kind')} #{cut_info.get('op')} at "
+            f"0x{int(cut_info.get('address', 0)):08X} ({cut_info.get('mode')}); "
+            f"first session: {sessions[0].outcome}"
+        )
         # Power is back: the debug logic was reset with the chip. Reconnect and re-arm.
         self._breakpoint = None
         self.probe.reconnect()
         self.probe.set_breakpoint(entry)
         self._breakpoint = entry
         self.probe.resume()
-        with OtaServer(image.data, bind=host, port=port, policy="natural",
-                       max_size=self.spec.max_image_size) as server:
+        with OtaServer(
+            image.data, bind=host, port=port, policy="natural", max_size=self.spec.max_image_size
+        ) as server:
             sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
         self._timed(ev, "transfer", t0)
         ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
         if not sessions[-1].ok:
-            raise self._fail(ev, "boot", f"after the power cut ({ev.notes[-1]}) the board did not complete "
-                             f"a new update: {sessions[-1].outcome}: {sessions[-1].reason}")
+            raise self._fail(
+                ev,
+                "boot",
+                f"after the power cut ({ev.notes[-1]}) the board did not complete "
+                f"a new update: {sessions[-1].outcome}: {sessions[-1].reason}",
+            )
         self.await_app_entry(image, ev, previous=prior)
 
-    def boot_damaged_app(self, image: Image, ev: Evidence, *, offset: int, transport: str = "eth",
-                         wait: float = 8.0) -> None:
+    def boot_damaged_app(
+        self, image: Image, ev: Evidence, *, offset: int, transport: str = "eth", wait: float = 8.0
+    ) -> None:
         """Leave the board as after an update of ``image`` (staging area and record hold the
         good image), then damage one byte of the app slot and reset: the bootloader must
         never enter it (phase ``jump`` if it does)."""
@@ -354,24 +449,33 @@ class Bench:
         self.clear_breakpoint()
         ev.uart = self.console.text()[-20000:]
         if entered and pc == entry:
-            raise self._fail(ev, "jump", f"the bootloader entered an application whose byte at "
-                             f"0x{app_base + offset:08X} is damaged (its CRC no longer matches the "
-                             "record): an invalid app must never be started")
+            raise self._fail(
+                ev,
+                "jump",
+                f"the bootloader entered an application whose byte at "
+                f"0x{app_base + offset:08X} is damaged (its CRC no longer matches the "
+                "record): an invalid app must never be started",
+            )
         self.probe.resume()
 
     def expect_refused(self, result: SessionResult, ev: Evidence, fault: str) -> None:
         """A faulty transfer must not be acknowledged (phase ``transfer``)."""
         if result.ok:
-            raise self._fail(ev, "transfer", f"the board acknowledged a faulty transfer ({fault}); it must "
-                             "refuse it (NACK) and keep the old application")
+            raise self._fail(
+                ev,
+                "transfer",
+                f"the board acknowledged a faulty transfer ({fault}); it must "
+                "refuse it (NACK) and keep the old application",
+            )
 
     def old_app_survives(self, old: Image, ev: Evidence, *, transport: str) -> None:
         """After a failed update: the old app is intact in its slot and still boots once the
         update request is withdrawn (phase ``copy`` / ``app``)."""
         check = self.check_region(ev, self.spec.ota.app_region, old.data, phase="copy")
         if not check.analysis.ok:
-            raise self._fail(ev, "copy", "a failed update damaged the old application: "
-                             + check.analysis.summary())
+            raise self._fail(
+                ev, "copy", "a failed update damaged the old application: " + check.analysis.summary()
+            )
         self.write_config(self.boot_config(transport, update=False, app=old))
         hdr = app_header(old)
         self.clear_breakpoint()
@@ -380,8 +484,15 @@ class Bench:
         if hdr is not None:
             self.expect_app(ev, hdr.banner, since=mark)
 
-    def expect_app(self, ev: Evidence, pattern: str, *, timeout: float = 20.0, since: int | None = None,
-                   settle: float = 0.0) -> str:
+    def expect_app(
+        self,
+        ev: Evidence,
+        pattern: str,
+        *,
+        timeout: float = 20.0,
+        since: int | None = None,
+        settle: float = 0.0,
+    ) -> str:
         """Resume the core and wait for the app's banner on the console (phase ``app``).
 
         With ``settle`` > 0 the app must then keep running that long without printing its
@@ -393,23 +504,36 @@ class Bench:
         try:
             m = self.console.expect(pattern, timeout=timeout, since=mark, what="the application's banner")
             if settle > 0:
-                after = mark + len(self.console.text(mark)[:m.end()].encode("utf-8", errors="replace"))
+                after = mark + len(self.console.text(mark)[: m.end()].encode("utf-8", errors="replace"))
                 try:
                     again = self.console.expect(pattern, timeout=settle, since=after)
                 except ConsoleError:
                     again = None
                 if again is not None:
-                    raise self._fail(ev, "app", f"the application restarted within {settle:g} s after its "
-                                     "banner: something resets it (a watchdog left running by the "
-                                     "bootloader? an early fault?)")
+                    raise self._fail(
+                        ev,
+                        "app",
+                        f"the application restarted within {settle:g} s after its "
+                        "banner: something resets it (a watchdog left running by the "
+                        "bootloader? an early fault?)",
+                    )
         except ConsoleError as exc:
             raise self._fail(ev, "app", str(exc)) from exc
         finally:
             ev.uart = self.console.text()[-20000:]
         return m.group(0)
 
-    def update(self, image: Image, ev: Evidence, *, transport: str, policy: str = "natural",
-               previous: Image | None = None, banner: str | None = None, capture: bool = False) -> None:
+    def update(
+        self,
+        image: Image,
+        ev: Evidence,
+        *,
+        transport: str,
+        policy: str = "natural",
+        previous: Image | None = None,
+        banner: str | None = None,
+        capture: bool = False,
+    ) -> None:
         """The whole happy path: (pre-install ``previous``), OTA ``image``, stop at its reset
         handler, check flash and the jump contract, resume and wait for its banner."""
         if previous is not None:
@@ -437,7 +561,7 @@ class Bench:
         client = int(result.peer.rsplit(":", 1)[1]) if result.peer else None
         try:
             analysis = analyze_pcap(result.pcap, port, client_port=client)
-        except Exception as exc:  # noqa: BLE001 - a broken capture must not hide the test result
+        except Exception as exc:
             return {"pcap": result.pcap, "error": f"cannot analyse the capture: {exc}"}
         return {"pcap": result.pcap, "summary": analysis.summary, "analysis": analysis.to_dict()}
 
@@ -451,7 +575,7 @@ class Bench:
         for name, addr in FAULT_REGS.items():
             try:
                 regs[name] = self.probe.read32(addr)
-            except Exception:  # noqa: BLE001 - a fault register that cannot be read is just absent
+            except Exception:
                 continue
         for name, value in self.probe.registers(["xpsr", "lr", "msp", "psp", "control", "primask"]).items():
             regs[name] = value
@@ -465,13 +589,13 @@ class Bench:
                 regs["stacked_lr"] = int.from_bytes(frame[20:24], "little")
                 regs["stacked_pc"] = int.from_bytes(frame[24:28], "little")
                 regs["stacked_xpsr"] = int.from_bytes(frame[28:32], "little")
-            except Exception:  # noqa: BLE001 - stack pointer outside readable memory
+            except Exception:
                 regs["stacked_frame_unreadable_at"] = sp
         code_base = (pc & ~1) - 16
         code = b""
         try:
             code = self.probe.read(code_base, 48)
-        except Exception:  # noqa: BLE001 - PC outside readable memory
+        except Exception:
             code_base = 0
         return FaultInfo(pc=pc, state=state, registers=regs, code_base=code_base, code=code)
 
@@ -503,7 +627,7 @@ def app_header(image: Image) -> AppHeader | None:
     magic, hver, version, size, link = struct.unpack_from("<5I", image.data, off)
     if magic != APP_HEADER_MAGIC or hver != 1:
         return None
-    build = image.data[off + 20:off + 32].split(b"\0")[0].decode("ascii", errors="replace")
+    build = image.data[off + 20 : off + 32].split(b"\0")[0].decode("ascii", errors="replace")
     return AppHeader(version=version, image_size=size, link_address=link, build_id=build)
 
 

@@ -4,6 +4,7 @@ An :class:`Image` is one contiguous block of bytes at a base address. Gaps betwe
 segments of a .hex or .elf are filled with 0xFF (erased flash), so the image is exactly what
 flash must hold after programming.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,10 @@ class Image:
     def word(self, offset: int) -> int:
         """Little-endian 32-bit word at ``offset`` from the base."""
         if offset + 4 > len(self.data):
-            raise ImageError(f"image is {len(self.data)} bytes, too short for a word at offset {offset}",
-                             hint="is this a real firmware image?")
+            raise ImageError(
+                f"image is {len(self.data)} bytes, too short for a word at offset {offset}",
+                hint="is this a real firmware image?",
+            )
         return int(struct.unpack_from("<I", self.data, offset)[0])
 
     @property
@@ -109,7 +112,9 @@ def load_image(path: str | Path, base: int | None = None) -> Image:
     suffix = path.suffix.lower()
     if suffix == ".bin":
         if base is None:
-            raise ImageError(f"{path}: a .bin has no address", hint="give the base address, e.g. --base 0x08040000")
+            raise ImageError(
+                f"{path}: a .bin has no address", hint="give the base address, e.g. --base 0x08040000"
+            )
         data = path.read_bytes()
         if not data:
             raise ImageError(f"{path}: file is empty", hint="rebuild the image")
@@ -119,26 +124,34 @@ def load_image(path: str | Path, base: int | None = None) -> Image:
     elif suffix in (".elf", ".axf", ".out"):
         image = _load_elf(path)
     else:
-        raise ImageError(f"{path}: unknown image format {suffix or '(no suffix)'!r}",
-                         hint="use .bin (with a base address), .hex or .elf")
+        raise ImageError(
+            f"{path}: unknown image format {suffix or '(no suffix)'!r}",
+            hint="use .bin (with a base address), .hex or .elf",
+        )
     if base is not None and base != image.base:
-        raise ImageError(f"{path}: starts at 0x{image.base:08X}, not at the given base 0x{base:08X}",
-                         hint="drop the base for .hex/.elf or link the image for that address")
+        raise ImageError(
+            f"{path}: starts at 0x{image.base:08X}, not at the given base 0x{base:08X}",
+            hint="drop the base for .hex/.elf or link the image for that address",
+        )
     return image
 
 
 def _from_segments(path: Path, segments: list[tuple[int, bytes]]) -> Image:
     segments = [(a, d) for a, d in segments if d]
     if not segments:
-        raise ImageError(f"{path}: no loadable data", hint="is this the linked firmware (not an object file)?")
+        raise ImageError(
+            f"{path}: no loadable data", hint="is this the linked firmware (not an object file)?"
+        )
     lo = min(a for a, _ in segments)
     hi = max(a + len(d) for a, d in segments)
     if hi - lo > MAX_SPAN:
-        raise ImageError(f"{path}: data spans 0x{lo:08X}..0x{hi - 1:08X} ({hi - lo} bytes)",
-                         hint="a section probably has its load address in RAM; put it AT> FLASH in the linker script")
+        raise ImageError(
+            f"{path}: data spans 0x{lo:08X}..0x{hi - 1:08X} ({hi - lo} bytes)",
+            hint="a section probably has its load address in RAM; put it AT> FLASH in the linker script",
+        )
     buf = bytearray(b"\xff" * (hi - lo))
     for addr, data in sorted(segments):
-        buf[addr - lo: addr - lo + len(data)] = data
+        buf[addr - lo : addr - lo + len(data)] = data
     return Image(bytes(buf), lo, path)
 
 
@@ -149,7 +162,9 @@ def _load_hex(path: Path) -> Image:
     try:
         ih.loadhex(str(path))
     except (IntelHexError, ValueError) as exc:
-        raise ImageError(f"{path}: not a valid Intel hex file: {exc}", hint="regenerate it with objcopy -O ihex") from None
+        raise ImageError(
+            f"{path}: not a valid Intel hex file: {exc}", hint="regenerate it with objcopy -O ihex"
+        ) from None
     segments = [(lo, ih.tobinstr(start=lo, end=hi - 1)) for lo, hi in ih.segments()]
     return _from_segments(path, segments)
 
@@ -162,10 +177,14 @@ def _load_elf(path: Path) -> Image:
         with path.open("rb") as fh:
             elf = ELFFile(fh)
             if elf.get_machine_arch() != "ARM":
-                raise ImageError(f"{path}: ELF for {elf.get_machine_arch()}, not ARM",
-                                 hint="build with arm-none-eabi-gcc")
-            segments = [(seg["p_paddr"], seg.data()[: seg["p_filesz"]]) for seg in elf.iter_segments()
-                        if seg["p_type"] == "PT_LOAD" and seg["p_filesz"] > 0]
+                raise ImageError(
+                    f"{path}: ELF for {elf.get_machine_arch()}, not ARM", hint="build with arm-none-eabi-gcc"
+                )
+            segments = [
+                (seg["p_paddr"], seg.data()[: seg["p_filesz"]])
+                for seg in elf.iter_segments()
+                if seg["p_type"] == "PT_LOAD" and seg["p_filesz"] > 0
+            ]
     except ELFError as exc:
         raise ImageError(f"{path}: not a valid ELF file: {exc}", hint="pass the linked .elf") from None
     return _from_segments(path, segments)
@@ -190,8 +209,9 @@ class Problem:
         return {"code": self.code, "message": self.message, "hint": self.hint}
 
 
-def validate_for_slot(image: Image, spec: BoardSpec, region: str = "app_slot", *,
-                      strict: bool = False) -> list[Problem]:
+def validate_for_slot(
+    image: Image, spec: BoardSpec, region: str = "app_slot", *, strict: bool = False
+) -> list[Problem]:
     """Check that ``image`` can be installed in ``region`` and boot from it.
 
     Checks: base at the region start, fits the region and the staging region, vector table
@@ -204,26 +224,46 @@ def validate_for_slot(image: Image, spec: BoardSpec, region: str = "app_slot", *
     problems: list[Problem] = []
     reg = spec.region(region)
     if image.base != reg.base:
-        problems.append(Problem("base", f"image base 0x{image.base:08X} is not the start of {region} "
-                                f"(0x{reg.base:08X})", f"link the app for 0x{reg.base:08X} or pass that base"))
+        problems.append(
+            Problem(
+                "base",
+                f"image base 0x{image.base:08X} is not the start of {region} (0x{reg.base:08X})",
+                f"link the app for 0x{reg.base:08X} or pass that base",
+            )
+        )
     if image.size > reg.size:
-        problems.append(Problem("too_big", f"image is {image.size} bytes, {region} holds {reg.size}",
-                                "make the image smaller or the region bigger"))
+        problems.append(
+            Problem(
+                "too_big",
+                f"image is {image.size} bytes, {region} holds {reg.size}",
+                "make the image smaller or the region bigger",
+            )
+        )
     staging = spec.ota.staging_region
     if region == spec.ota.app_region and staging in spec.regions and image.size > spec.regions[staging].size:
-        problems.append(Problem("too_big_for_staging",
-                                f"image is {image.size} bytes, the {staging} region holds "
-                                f"{spec.regions[staging].size} (largest OTA image)",
-                                f"keep OTA images at or below {spec.regions[staging].size} bytes"))
+        problems.append(
+            Problem(
+                "too_big_for_staging",
+                f"image is {image.size} bytes, the {staging} region holds "
+                f"{spec.regions[staging].size} (largest OTA image)",
+                f"keep OTA images at or below {spec.regions[staging].size} bytes",
+            )
+        )
     if image.size < 8:
-        problems.append(Problem("no_vectors", f"image is {image.size} bytes, no vector table",
-                                "pass the full application image"))
+        problems.append(
+            Problem(
+                "no_vectors",
+                f"image is {image.size} bytes, no vector table",
+                "pass the full application image",
+            )
+        )
     else:
         problems.extend(_vector_problems(image, spec))
     if strict and problems:
-        raise ImageError(f"{image.path or 'image'} cannot boot from {region}: "
-                         + "; ".join(p.message for p in problems),
-                         hint="; ".join(dict.fromkeys(p.hint for p in problems)))
+        raise ImageError(
+            f"{image.path or 'image'} cannot boot from {region}: " + "; ".join(p.message for p in problems),
+            hint="; ".join(dict.fromkeys(p.hint for p in problems)),
+        )
     return problems
 
 
@@ -231,23 +271,47 @@ def _vector_problems(image: Image, spec: BoardSpec) -> list[Problem]:
     out: list[Problem] = []
     sp, rh = image.initial_sp, image.reset_handler
     if sp == 0xFFFFFFFF and rh == 0xFFFFFFFF:
-        return [Problem("erased_vectors", "the vector table is erased (0xFFFFFFFF)",
-                        "check the base address; a .bin must start with the vector table")]
+        return [
+            Problem(
+                "erased_vectors",
+                "the vector table is erased (0xFFFFFFFF)",
+                "check the base address; a .bin must start with the vector table",
+            )
+        ]
     if not spec.in_ram(sp):
         ram = ", ".join(f"0x{m.base:08X}..0x{m.end:08X}" for m in spec.ram_regions())
-        out.append(Problem("sp_not_in_ram", f"initial SP 0x{sp:08X} is not in RAM ({ram})",
-                           "set _estack to the top of RAM in the linker script (e.g. 0x20080000)"))
+        out.append(
+            Problem(
+                "sp_not_in_ram",
+                f"initial SP 0x{sp:08X} is not in RAM ({ram})",
+                "set _estack to the top of RAM in the linker script (e.g. 0x20080000)",
+            )
+        )
     elif sp % 8:
-        out.append(Problem("sp_alignment", f"initial SP 0x{sp:08X} is not 8-byte aligned",
-                           "align _estack to 8 bytes (AAPCS)"))
+        out.append(
+            Problem(
+                "sp_alignment",
+                f"initial SP 0x{sp:08X} is not 8-byte aligned",
+                "align _estack to 8 bytes (AAPCS)",
+            )
+        )
     if not rh & 1:
-        out.append(Problem("reset_not_thumb", f"reset handler 0x{rh:08X} has the Thumb bit clear",
-                           "Cortex-M executes Thumb only: the vector must be the handler address | 1"))
+        out.append(
+            Problem(
+                "reset_not_thumb",
+                f"reset handler 0x{rh:08X} has the Thumb bit clear",
+                "Cortex-M executes Thumb only: the vector must be the handler address | 1",
+            )
+        )
     target = spec.to_flash_address(rh & ~1)
     if not image.contains(target):
-        out.append(Problem("reset_outside", f"reset handler 0x{rh:08X} is outside the image "
-                           f"(0x{image.base:08X}..0x{image.end - 1:08X})",
-                           "link the app for the slot address (check FLASH ORIGIN in the linker script)"))
+        out.append(
+            Problem(
+                "reset_outside",
+                f"reset handler 0x{rh:08X} is outside the image (0x{image.base:08X}..0x{image.end - 1:08X})",
+                "link the app for the slot address (check FLASH ORIGIN in the linker script)",
+            )
+        )
     return out
 
 
@@ -276,7 +340,7 @@ def padding_pattern(offset: int, length: int, seed: int) -> bytes:
     h ^= h >> np.uint64(16)
     raw = h.astype("<u4").tobytes()
     start = offset - first * 4
-    return raw[start: start + length]
+    return raw[start : start + length]
 
 
 def make_padded_app(base_image: Image, size: int, seed: int = 0) -> Image:
@@ -290,7 +354,9 @@ def make_padded_app(base_image: Image, size: int, seed: int = 0) -> Image:
         ImageError: ``size`` is smaller than the base image.
     """
     if size < base_image.size:
-        raise ImageError(f"cannot pad a {base_image.size}-byte image down to {size} bytes",
-                         hint=f"ask for at least {base_image.size} bytes")
+        raise ImageError(
+            f"cannot pad a {base_image.size}-byte image down to {size} bytes",
+            hint=f"ask for at least {base_image.size} bytes",
+        )
     pad = padding_pattern(base_image.size, size - base_image.size, seed)
     return Image(base_image.data + pad, base_image.base, None)

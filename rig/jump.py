@@ -5,10 +5,12 @@ what the image and the board's :class:`~rig.board.JumpContract` require. How the
 read is the probe layer's business: :data:`JumpState.REGISTERS` lists what to read and
 :meth:`JumpState.collect` fills a state from two read callables.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rig.board import JumpContract
 
@@ -113,8 +115,9 @@ class JumpState:
             elif src.count == 1:
                 values[src.field] = int(read_word(src.address)) & 0xFFFFFFFF
             else:
-                values[src.field] = [int(read_word(src.address + 4 * i)) & 0xFFFFFFFF
-                                     for i in range(src.count)]
+                values[src.field] = [
+                    int(read_word(src.address + 4 * i)) & 0xFFFFFFFF for i in range(src.count)
+                ]
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,7 +167,9 @@ class JumpVerdict:
         """One line, or one line per failed item."""
         if self.ok:
             return f"jump contract holds ({sum(r.checked for r in self.rows)} items checked)"
-        return "\n".join(f"{r.name}: expected {r.expected}, got {r.actual} — {r.reason}" for r in self.failures)
+        return "\n".join(
+            f"{r.name}: expected {r.expected}, got {r.actual} — {r.reason}" for r in self.failures
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -184,8 +189,9 @@ def _irq_text(words: list[int]) -> str:
     return "none" if not irqs else "IRQ " + ", ".join(map(str, irqs[:16])) + (" …" if len(irqs) > 16 else "")
 
 
-def check_jump(state: JumpState, image: Image, contract: JumpContract, app_base: int | None = None
-               ) -> JumpVerdict:
+def check_jump(
+    state: JumpState, image: Image, contract: JumpContract, app_base: int | None = None
+) -> JumpVerdict:
     """Compare ``state`` with what the app ``image`` expects at its first instruction.
 
     Args:
@@ -201,21 +207,30 @@ def check_jump(state: JumpState, image: Image, contract: JumpContract, app_base:
         "pc": (_hex(entry), _hex(st.pc), (st.pc & ~1) == entry),
         "thumb": ("T=1", f"T={st.xpsr >> 24 & 1}", bool(st.xpsr & XPSR_T)),
         "thread_mode": ("IPSR=0 (thread mode)", f"IPSR={st.ipsr}", st.ipsr == 0),
-        "control": ("nPRIV=0 SPSEL=0", f"nPRIV={st.control & 1} SPSEL={st.control >> 1 & 1}",
-                    st.control & 0b11 == 0),
+        "control": (
+            "nPRIV=0 SPSEL=0",
+            f"nPRIV={st.control & 1} SPSEL={st.control >> 1 & 1}",
+            st.control & 0b11 == 0,
+        ),
         "primask": ("0", str(st.primask & 1), st.primask & 1 == 0),
         "basepri": ("0", _hex(st.basepri & 0xFF), st.basepri & 0xFF == 0),
         "faultmask": ("0", str(st.faultmask & 1), st.faultmask & 1 == 0),
         "nvic_enabled": ("none", _irq_text(st.nvic_iser), not any(st.nvic_iser)),
         "nvic_pending": ("none", _irq_text(st.nvic_ispr), not any(st.nvic_ispr)),
         "systick": ("ENABLE=0 TICKINT=0", f"ENABLE={ticks & 1} TICKINT={ticks >> 1}", ticks == 0),
-        "pending_exceptions": ("PENDSV=0 PENDST=0",
-                               f"PENDSV={st.icsr >> 28 & 1} PENDST={st.icsr >> 26 & 1}",
-                               not st.icsr & (ICSR_PENDSVSET | ICSR_PENDSTSET)),
+        "pending_exceptions": (
+            "PENDSV=0 PENDST=0",
+            f"PENDSV={st.icsr >> 28 & 1} PENDST={st.icsr >> 26 & 1}",
+            not st.icsr & (ICSR_PENDSVSET | ICSR_PENDSTSET),
+        ),
         "mpu": ("ENABLE=0", f"ENABLE={st.mpu_ctrl & 1}", st.mpu_ctrl & 1 == 0),
         "dcache": ("off", "on" if st.ccr & CCR_DC else "off", not st.ccr & CCR_DC),
         "icache": ("off", "on" if st.ccr & CCR_IC else "off", not st.ccr & CCR_IC),
-        "faults": ("CFSR=0 HFSR=0", f"CFSR={_hex(st.cfsr)} HFSR={_hex(st.hfsr)}", st.cfsr == 0 and st.hfsr == 0),
+        "faults": (
+            "CFSR=0 HFSR=0",
+            f"CFSR={_hex(st.cfsr)} HFSR={_hex(st.hfsr)}",
+            st.cfsr == 0 and st.hfsr == 0,
+        ),
     }
     rows = []
     for name, (expected, actual, ok) in checks.items():

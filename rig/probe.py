@@ -7,13 +7,14 @@ target pyOCD does not ship), ``auto_unlock`` is off (pyOCD would otherwise mass-
 read-protected chip), erases are per sector and unwritten parts of an erased sector are
 kept, and a read-protected chip is refused instead of touched.
 """
+
 from __future__ import annotations
 
 import logging
 import socket
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 from rig.errors import ProbeError
 
@@ -65,9 +66,13 @@ class OptionBytes:
         return 1
 
     def to_dict(self) -> dict[str, object]:
-        return {"optcr": f"0x{self.optcr:08X}", "optcr1": f"0x{self.optcr1:08X}",
-                "dual_bank": self.dual_bank, "boot_add0": f"0x{self.boot_add0:04X}",
-                "rdp_level": self.rdp_level}
+        return {
+            "optcr": f"0x{self.optcr:08X}",
+            "optcr1": f"0x{self.optcr1:08X}",
+            "dual_bank": self.dual_bank,
+            "boot_add0": f"0x{self.boot_add0:04X}",
+            "rdp_level": self.rdp_level,
+        }
 
 
 @dataclass(frozen=True)
@@ -91,26 +96,31 @@ def _find_probe(uid: str | None):  # -> pyocd DebugProbe
     if uid and uid.startswith("remote:"):
         probe = DebugProbeAggregator.get_probe_with_id(uid)
         if probe is None:
-            raise ProbeError(f"pyOCD cannot create a remote probe for {uid!r}",
-                             hint="use remote:HOST:PORT")
+            raise ProbeError(f"pyOCD cannot create a remote probe for {uid!r}", hint="use remote:HOST:PORT")
         return probe
     from pyocd.core.helpers import ConnectHelper
 
     probes = ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
     if not probes:
-        raise ProbeError("no debug probe is connected to this host",
-                         hint="plug the NUCLEO's ST-LINK USB, check the udev rules in docs/lab.md, "
-                              "or run on the twin with --board twin")
+        raise ProbeError(
+            "no debug probe is connected to this host",
+            hint="plug the NUCLEO's ST-LINK USB, check the udev rules in docs/lab.md, "
+            "or run on the twin with --board twin",
+        )
     uids = [p.unique_id for p in probes]
     if uid is None:
         if len(probes) > 1:
-            raise ProbeError(f"{len(probes)} probes are connected ({', '.join(uids)}) and none was chosen",
-                             hint="pass --probe-uid with the exact unique ID of the board under test")
+            raise ProbeError(
+                f"{len(probes)} probes are connected ({', '.join(uids)}) and none was chosen",
+                hint="pass --probe-uid with the exact unique ID of the board under test",
+            )
         return probes[0]
     exact = [p for p in probes if p.unique_id.lower() == uid.lower()]
     if not exact:
-        raise ProbeError(f"no probe with unique ID {uid!r}; connected: {', '.join(uids)}",
-                         hint="copy the exact ID from `pyocd list` into --probe-uid or the board file")
+        raise ProbeError(
+            f"no probe with unique ID {uid!r}; connected: {', '.join(uids)}",
+            hint="copy the exact ID from `pyocd list` into --probe-uid or the board file",
+        )
     return exact[0]
 
 
@@ -128,8 +138,15 @@ class Probe:
     Use as a context manager; :meth:`close` is idempotent and never raises.
     """
 
-    def __init__(self, uid: str | None, *, connect_mode: str = "halt", frequency: int | None = None,
-                 connect_timeout: float = 10.0, freeze_watchdogs: bool = True) -> None:
+    def __init__(
+        self,
+        uid: str | None,
+        *,
+        connect_mode: str = "halt",
+        frequency: int | None = None,
+        connect_timeout: float = 10.0,
+        freeze_watchdogs: bool = True,
+    ) -> None:
         self.uid = uid
         self.freeze_watchdogs = freeze_watchdogs
         self.connect_mode = connect_mode
@@ -138,7 +155,7 @@ class Probe:
         self._session = None
 
     # -- lifecycle -----------------------------------------------------------------------
-    def open(self) -> "Probe":
+    def open(self) -> Probe:
         from pyocd.core.session import Session
 
         if self._session is not None:
@@ -163,16 +180,19 @@ class Probe:
         except Exception as exc:  # pyOCD raises many types; name the fix
             try:
                 session.close()
-            except Exception:  # noqa: BLE001 - best effort after a failed open
+            except Exception:
                 pass
             if self.uid and self.uid.startswith("remote:") and _is_connection_error(exc):
-                raise ProbeError(f"cannot reach the remote probe {self.uid}: {exc}",
-                                 hint="is the board (twin or `pyocd server`) running? take the address "
-                                      "from its start-up line") from exc
-            raise ProbeError(f"pyOCD could not connect to {self.uid or probe.unique_id} "
-                             f"as {TARGET}: {exc}",
-                             hint="check the probe cable and board power; a read-protected chip "
-                                  "must be unlocked by hand, the rig never does it") from exc
+                raise ProbeError(
+                    f"cannot reach the remote probe {self.uid}: {exc}",
+                    hint="is the board (twin or `pyocd server`) running? take the address "
+                    "from its start-up line",
+                ) from exc
+            raise ProbeError(
+                f"pyOCD could not connect to {self.uid or probe.unique_id} as {TARGET}: {exc}",
+                hint="check the probe cable and board power; a read-protected chip "
+                "must be unlocked by hand, the rig never does it",
+            ) from exc
         self._session = session
         if self.freeze_watchdogs:
             self._freeze_watchdogs()
@@ -184,7 +204,7 @@ class Probe:
         try:
             fz = self.target.read32(DBGMCU_APB1_FZ)
             self.target.write32(DBGMCU_APB1_FZ, fz | DBG_IWDG_STOP | DBG_WWDG_STOP)
-        except Exception as exc:  # noqa: BLE001 - name the consequence, keep the session
+        except Exception as exc:
             LOG.warning("could not set DBGMCU_APB1_FZ (watchdogs keep counting while halted): %s", exc)
 
     def watchdogs_frozen(self) -> bool:
@@ -198,16 +218,16 @@ class Probe:
             return
         try:
             session.close()
-        except Exception as exc:  # noqa: BLE001 - teardown must not raise
+        except Exception as exc:
             LOG.warning("closing the pyOCD session failed: %s", exc)
 
-    def reconnect(self) -> "Probe":
+    def reconnect(self) -> Probe:
         """Close and re-open the session — after the target lost power, pyOCD's cached view
         of the core (breakpoints, FPB enable, vector catch) is stale, as on a real board."""
         self.close()
         return self.open()
 
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -231,21 +251,29 @@ class Probe:
         """Fail fast when the chip is not configured as the board file says."""
         ob = self.option_bytes()
         if ob.rdp_level != 0:
-            raise ProbeError(f"the chip is read-protected (RDP level {ob.rdp_level}, OPTCR=0x{ob.optcr:08X}); "
-                             "reading or writing flash would fail and unlocking erases everything",
-                             hint="unlock it yourself with STM32CubeProgrammer if this board may be wiped; "
-                                  "the rig never changes RDP")
+            raise ProbeError(
+                f"the chip is read-protected (RDP level {ob.rdp_level}, OPTCR=0x{ob.optcr:08X}); "
+                "reading or writing flash would fail and unlocking erases everything",
+                hint="unlock it yourself with STM32CubeProgrammer if this board may be wiped; "
+                "the rig never changes RDP",
+            )
         problems = []
         if ob.dual_bank != dual_bank:
-            problems.append(f"nDBANK says {'dual' if ob.dual_bank else 'single'}-bank but the board file "
-                            f"expects {'dual' if dual_bank else 'single'}-bank")
+            problems.append(
+                f"nDBANK says {'dual' if ob.dual_bank else 'single'}-bank but the board file "
+                f"expects {'dual' if dual_bank else 'single'}-bank"
+            )
         if ob.boot_address0 != boot_address0:
-            problems.append(f"BOOT_ADD0 boots from 0x{ob.boot_address0:08X} but the board file expects "
-                            f"0x{boot_address0:08X}")
+            problems.append(
+                f"BOOT_ADD0 boots from 0x{ob.boot_address0:08X} but the board file expects "
+                f"0x{boot_address0:08X}"
+            )
         if problems:
-            raise ProbeError("option bytes do not match the board file: " + "; ".join(problems),
-                             hint="fix the option bytes with STM32CubeProgrammer or the board file "
-                                  "(option_bytes: section)")
+            raise ProbeError(
+                "option bytes do not match the board file: " + "; ".join(problems),
+                hint="fix the option bytes with STM32CubeProgrammer or the board file "
+                "(option_bytes: section)",
+            )
         return ob
 
     # -- memory --------------------------------------------------------------------------
@@ -258,8 +286,9 @@ class Probe:
     def read_words(self, addresses: Iterable[int]) -> dict[int, int]:
         return {a: self.target.read32(a) for a in addresses}
 
-    def read(self, address: int, length: int, *, progress: Progress | None = None,
-             chunk: int = 64 * 1024) -> bytes:
+    def read(
+        self, address: int, length: int, *, progress: Progress | None = None, chunk: int = 64 * 1024
+    ) -> bytes:
         """Read ``length`` bytes from ``address`` (flash, RAM or registers)."""
         out = bytearray()
         done = 0
@@ -290,15 +319,18 @@ class Probe:
             if progress:
                 progress(int(fraction * total), total, f"flash 0x{address:08X}")
 
-        loader = MemoryLoader(self.session, progress=_cb, chip_erase="sector", smart_flash=True,
-                              keep_unwritten=True)
+        loader = MemoryLoader(
+            self.session, progress=_cb, chip_erase="sector", smart_flash=True, keep_unwritten=True
+        )
         loader.add_data(address, bytes(data))
         try:
             loader.commit()
         except Exception as exc:
-            raise ProbeError(f"programming {total} bytes at 0x{address:08X} failed: {exc}",
-                             hint="see the pyOCD log above; check the address is inside flash "
-                                  "and the sector is not write-protected") from exc
+            raise ProbeError(
+                f"programming {total} bytes at 0x{address:08X} failed: {exc}",
+                hint="see the pyOCD log above; check the address is inside flash "
+                "and the sector is not write-protected",
+            ) from exc
 
     # -- core control --------------------------------------------------------------------
     def halt(self) -> None:
@@ -330,8 +362,10 @@ class Probe:
         from pyocd.core.target import Target
 
         if not self.target.set_breakpoint(address, Target.BreakpointType.HW):
-            raise ProbeError(f"no free hardware breakpoint for 0x{address:08X}",
-                             hint="remove other breakpoints; the FPB has 8 comparators")
+            raise ProbeError(
+                f"no free hardware breakpoint for 0x{address:08X}",
+                hint="remove other breakpoints; the FPB has 8 comparators",
+            )
         # pyOCD writes breakpoints lazily (on resume/step); a reset must already see it.
         self.target.selected_core.bp_manager.flush()
 

@@ -1,4 +1,5 @@
 """Suite-level fixtures: the reference application images the scenarios update to."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,12 @@ import pytest
 from fixtures.options import FIRMWARE_BUILD
 
 #: name -> file in firmware/build (see firmware/README.md)
-REFERENCE_APPS = {"16k": "app-v1-16k.bin", "300k": "app-v2-300k.bin", "512k": "app-v3-512k.bin",
-                  "64k": "app-v4-64k.bin"}
+REFERENCE_APPS = {
+    "16k": "app-v1-16k.bin",
+    "300k": "app-v2-300k.bin",
+    "512k": "app-v3-512k.bin",
+    "64k": "app-v4-64k.bin",
+}
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """The bootloader's boot decision: never start an application that does not check out."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Phase `flash`: the bootloader is programmed through the probe and reads back byte for byte."""
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@ The thread: "the application runs only on the first two updates using WiFi TCP. 
 no other application runs" — app sectors not erased before the copy only shows from the
 second update on.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -4,14 +4,22 @@ Segmentation policies must not matter to a correct bootloader (TCP is a byte str
 fault policies must never leave a half-written app that gets started: the old app stays
 intact and bootable, or the bootloader keeps waiting.
 """
+
 from __future__ import annotations
 
 import warnings
 
 import pytest
 
-SEGMENTATION = ["natural", "per-message", "glued", "split-tokens", "tiny:size=7", "random:seed=7,max=300",
-                "pause:ms=20"]
+SEGMENTATION = [
+    "natural",
+    "per-message",
+    "glued",
+    "split-tokens",
+    "tiny:size=7",
+    "random:seed=7,max=300",
+    "pause:ms=20",
+]
 FAULTS = {
     "drop-at:byte=4096": "connection dropped mid-image",
     "rst-at:byte=8192": "connection reset mid-image",
@@ -27,18 +35,21 @@ FAULTS = {
 @pytest.mark.parametrize("policy", SEGMENTATION)
 def test_segmentation_does_not_matter(flashed_bench, apps, transport, policy, evidence) -> None:
     evidence.scenario.update(scenario=f"policy {policy}")
-    flashed_bench.update(apps["16k"], evidence, transport=transport, policy=policy, previous=apps["64k"],
-                         capture=True)
+    flashed_bench.update(
+        apps["16k"], evidence, transport=transport, policy=policy, previous=apps["64k"], capture=True
+    )
     cap = evidence.capture
-    if cap is None:   # the update passed; only the wire check needs capture rights
+    if cap is None:  # the update passed; only the wire check needs capture rights
         warnings.warn("no packet capture rights (root or CAP_NET_RAW): segment boundaries not checked")
         return
     sizes = cap["analysis"]["sizes_down"]
     assert sum(sizes) >= apps["16k"].size, cap["summary"]
-    if policy.startswith("tiny"):          # the policy really happened on the wire
+    if policy.startswith("tiny"):  # the policy really happened on the wire
         assert max(sizes) <= 7, cap["summary"]
     if policy == "split-tokens":
-        assert all(t["segments"] >= 2 for t in cap["analysis"]["tokens"] if t["dir"] == "down"), cap["summary"]
+        assert all(t["segments"] >= 2 for t in cap["analysis"]["tokens"] if t["dir"] == "down"), cap[
+            "summary"
+        ]
 
 
 @pytest.mark.parametrize("policy", list(FAULTS), ids=list(FAULTS))
@@ -46,8 +57,9 @@ def test_faulty_link_keeps_old_app(flashed_bench, apps, transport, policy, evide
     evidence.scenario.update(scenario=f"fault {policy}", fault=FAULTS[policy])
     old, new = apps["64k"], apps["16k"]
     flashed_bench.install_app_direct(old, transport)
-    result = flashed_bench.run_update(new, evidence, transport=transport, policy=policy, expect="any",
-                                      timeout=90)
+    result = flashed_bench.run_update(
+        new, evidence, transport=transport, policy=policy, expect="any", timeout=90
+    )
     flashed_bench.expect_refused(result, evidence, FAULTS[policy])
     flashed_bench.old_app_survives(old, evidence, transport=transport)
 
@@ -64,7 +76,8 @@ def test_oversize_image_refused_before_erasing(flashed_bench, apps, board_spec, 
     before = flashed_bench.readback(scratch.base, 4096)
     # the host check is switched off so the *board* must refuse
     result = flashed_bench.run_update(big, evidence, transport=transport, expect="any", server_max_size=None)
-    assert result.outcome == "nack" and (result.nack_reason or "").startswith("too_large"), \
+    assert result.outcome == "nack" and (result.nack_reason or "").startswith("too_large"), (
         f"expected NACK:too_large, got {result.outcome}: {result.reason}"
+    )
     assert flashed_bench.readback(scratch.base, 4096) == before, "the board erased scratch before refusing"
     flashed_bench.old_app_survives(old, evidence, transport=transport)

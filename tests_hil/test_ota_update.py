@@ -4,6 +4,7 @@ Each test first puts a *different* image in the app slot through the probe, as o
 that has lived, so an update that forgets to erase shows up (the thread's "works twice,
 then never again" and "over 256 KiB never starts").
 """
+
 from __future__ import annotations
 
 import pytest
@@ -15,5 +16,6 @@ from rig.hil import previous_for
 def test_update_jumps_into_new_app(flashed_bench, apps, transport, size, evidence) -> None:
     image = apps[size]
     evidence.scenario.update(scenario=f"update {size}")
-    flashed_bench.update(image, evidence, transport=transport,
-                         previous=previous_for(list(apps.values()), image))
+    flashed_bench.update(
+        image, evidence, transport=transport, previous=previous_for(list(apps.values()), image)
+    )

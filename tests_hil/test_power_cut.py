@@ -4,6 +4,7 @@ A lab does this with a relay; the twin does it exactly at the chosen flash opera
 board must never end up bricked: after power returns the bootloader asks for the update
 again, installs it and jumps into it.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -14,12 +15,23 @@ def _cuts(spec) -> dict[str, dict]:
     app = spec.region(spec.ota.app_region)
     cfg = spec.region("config")
     return {
-        "scratch-erase": {"kind": "erase", "address": scratch.base, "length": scratch.size, "nth": 1,
-                          "mode": "half"},
+        "scratch-erase": {
+            "kind": "erase",
+            "address": scratch.base,
+            "length": scratch.size,
+            "nth": 1,
+            "mode": "half",
+        },
         "scratch-program": {"kind": "program", "address": scratch.base, "length": scratch.size, "nth": 1500},
         "app-erase": {"kind": "erase", "address": app.base, "length": app.size, "nth": 1, "mode": "half"},
         "copy": {"kind": "program", "address": app.base, "length": app.size, "nth": 2000},
-        "torn-write": {"kind": "program", "address": app.base, "length": app.size, "nth": 700, "mode": "torn"},
+        "torn-write": {
+            "kind": "program",
+            "address": app.base,
+            "length": app.size,
+            "nth": 700,
+            "mode": "torn",
+        },
         "config-write": {"kind": "program", "address": cfg.base, "length": cfg.size, "nth": 2},
     }
 
@@ -35,10 +47,13 @@ def power_switch(rig_options, target):
 
 @pytest.mark.destructive
 @pytest.mark.twin_only
-@pytest.mark.parametrize("where", ["scratch-erase", "scratch-program", "app-erase", "copy", "torn-write",
-                                   "config-write"])
-def test_power_cut_then_recovery(flashed_bench, apps, board_spec, transport, where, power_switch,
-                                 evidence) -> None:
+@pytest.mark.parametrize(
+    "where", ["scratch-erase", "scratch-program", "app-erase", "copy", "torn-write", "config-write"]
+)
+def test_power_cut_then_recovery(
+    flashed_bench, apps, board_spec, transport, where, power_switch, evidence
+) -> None:
     evidence.scenario.update(scenario=f"power cut: {where}")
-    flashed_bench.update_through_power_cut(apps["16k"], evidence, transport=transport,
-                                           cut=_cuts(board_spec)[where], previous=apps["64k"])
+    flashed_bench.update_through_power_cut(
+        apps["16k"], evidence, transport=transport, cut=_cuts(board_spec)[where], previous=apps["64k"]
+    )

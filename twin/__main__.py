@@ -1,4 +1,5 @@
 """``python -m twin``: start one virtual NUCLEO-F767ZI and print its ports as one JSON line."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,28 +15,50 @@ from twin.loader import LoadError, read_image, validate
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    p = argparse.ArgumentParser(prog="python -m twin",
-                                description="A virtual NUCLEO-F767ZI reached through a pyOCD "
-                                            "remote probe, a PTY and TCP.")
-    p.add_argument("--load", action="append", default=[], metavar="FILE[@ADDR]",
-                   help="image to place before boot (.bin needs @ADDR; .hex/.elf carry "
-                        "addresses); repeatable")
-    p.add_argument("--dual-bank", action="store_true",
-                   help="factory option bytes with nDBANK=0 (2 x 1 MiB banks, 24 sectors)")
-    p.add_argument("--timing", choices=("fast", "datasheet"), default="fast",
-                   help="flash erase/program durations: instant, or datasheet-like BSY "
-                        "in virtual time")
-    p.add_argument("--state", metavar="DIR",
-                   help="keep flash and option bytes in DIR across runs")
-    p.add_argument("--core-hz", type=int, default=16_000_000, metavar="N",
-                   help="core clock after reset (default 16000000, HSI)")
-    p.add_argument("--idle", choices=("realtime", "skip"), default="realtime",
-                   help="WFI: sleep in wall time until the next event (realtime, default) or "
-                        "jump straight to it (skip). Host waits (idle_wait: the firmware waits "
-                        "for network data) always follow wall time")
-    p.add_argument("--outlive-parent", action="store_true",
-                   help="keep running when the process that started the twin exits "
-                        "(default: exit, so a killed test run leaves no twin behind)")
+    p = argparse.ArgumentParser(
+        prog="python -m twin",
+        description="A virtual NUCLEO-F767ZI reached through a pyOCD remote probe, a PTY and TCP.",
+    )
+    p.add_argument(
+        "--load",
+        action="append",
+        default=[],
+        metavar="FILE[@ADDR]",
+        help="image to place before boot (.bin needs @ADDR; .hex/.elf carry addresses); repeatable",
+    )
+    p.add_argument(
+        "--dual-bank",
+        action="store_true",
+        help="factory option bytes with nDBANK=0 (2 x 1 MiB banks, 24 sectors)",
+    )
+    p.add_argument(
+        "--timing",
+        choices=("fast", "datasheet"),
+        default="fast",
+        help="flash erase/program durations: instant, or datasheet-like BSY in virtual time",
+    )
+    p.add_argument("--state", metavar="DIR", help="keep flash and option bytes in DIR across runs")
+    p.add_argument(
+        "--core-hz",
+        type=int,
+        default=16_000_000,
+        metavar="N",
+        help="core clock after reset (default 16000000, HSI)",
+    )
+    p.add_argument(
+        "--idle",
+        choices=("realtime", "skip"),
+        default="realtime",
+        help="WFI: sleep in wall time until the next event (realtime, default) or "
+        "jump straight to it (skip). Host waits (idle_wait: the firmware waits "
+        "for network data) always follow wall time",
+    )
+    p.add_argument(
+        "--outlive-parent",
+        action="store_true",
+        help="keep running when the process that started the twin exits "
+        "(default: exit, so a killed test run leaves no twin behind)",
+    )
     p.add_argument("--probe-port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--control-port", type=int, default=0, help=argparse.SUPPRESS)
     try:
@@ -74,8 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from twin.board import Board, BoardOptions
-    opts = BoardOptions(core_hz=args.core_hz, timing=args.timing, dual_bank=args.dual_bank,
-                        idle=args.idle, state_dir=args.state, net_args=args)
+
+    opts = BoardOptions(
+        core_hz=args.core_hz,
+        timing=args.timing,
+        dual_bank=args.dual_bank,
+        idle=args.idle,
+        state_dir=args.state,
+        net_args=args,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

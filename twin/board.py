@@ -1,5 +1,6 @@
 """Assembles a virtual NUCLEO-F767ZI: machine, debug logic, flash, USART3, the exception
 model, peripherals and network (when those packages are present), and the servers."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,13 @@ from twin.usart import Usart
 
 #: Peripheral bus ranges where an address no model claims reads/writes as plain storage
 #: (logged once) rather than a bus fault: APB1, APB2, AHB1, AHB2, FMC/QSPI registers.
-PERIPHERAL_RANGES = [(0x40000000, 0x8000), (0x40010000, 0x6C00), (0x40020000, 0x60000),
-                     (0x50000000, 0x61000), (0xA0000000, 0x2000)]
+PERIPHERAL_RANGES = [
+    (0x40000000, 0x8000),
+    (0x40010000, 0x6C00),
+    (0x40020000, 0x60000),
+    (0x50000000, 0x61000),
+    (0xA0000000, 0x2000),
+]
 
 
 @dataclass
@@ -126,9 +132,9 @@ class Board:
         chunks = chunks or []
         flash = [c for c in chunks if m.flash_region.contains(c.address, len(c.data))]
         ram = [c for c in chunks if c not in flash]
-        self.load(flash)                       # flash survives the power-on reset
+        self.load(flash)  # flash survives the power-on reset
         m.reset(ResetKind.POWER, "power")
-        if ram:                                # RAM is cleared by it: load afterwards
+        if ram:  # RAM is cleared by it: load afterwards
             self.load(ram)
             m.reset(ResetKind.CORE, "power")
             m.reset_history.pop()
@@ -161,9 +167,13 @@ class Board:
         ctl.register_command("flash", lambda m, req: self.flash.snapshot())
         ctl.register_command("flash.cut", self._flash_cut)
         ctl.register_command("power.cut", self._power_cut_at)
-        ctl.register_command("probe", lambda m, req: {
-            "requests": self.debug_server.requests if self.debug_server else 0,
-            "by_request": dict(self.debug_server.by_request) if self.debug_server else {}})
+        ctl.register_command(
+            "probe",
+            lambda m, req: {
+                "requests": self.debug_server.requests if self.debug_server else 0,
+                "by_request": dict(self.debug_server.by_request) if self.debug_server else {},
+            },
+        )
         if self.opts.state_dir:
             ctl.on_power_cycle.append(lambda: self.flash.save_state(self.opts.state_dir))
 
@@ -174,8 +184,13 @@ class Board:
         if req.get("cancel"):
             self.flash.cancel_power_cut()
         else:
-            self.flash.arm_power_cut(int(req.get("nth", 1)), str(req.get("mode", "half")),
-                                     req.get("kind"), req.get("address"), req.get("length"))
+            self.flash.arm_power_cut(
+                int(req.get("nth", 1)),
+                str(req.get("mode", "half")),
+                req.get("kind"),
+                req.get("address"),
+                req.get("length"),
+            )
         return self.flash.snapshot()
 
     def _power_cut_at(self, m: Machine, req: dict[str, Any]) -> dict[str, Any]:
@@ -193,8 +208,16 @@ class Board:
 
         def cut() -> None:
             self._timed_cut = None
-            self.flash.cuts.append({"op": None, "kind": "time", "address": 0, "length": 0,
-                                    "mode": "power", "time_ns": m.now_ns()})
+            self.flash.cuts.append(
+                {
+                    "op": None,
+                    "kind": "time",
+                    "address": 0,
+                    "length": 0,
+                    "mode": "power",
+                    "time_ns": m.now_ns(),
+                }
+            )
             m.log(f"POWER CUT at {m.now_ns() / 1e6:.3f} ms (armed for {at / 1e6:.3f} ms)")
             m.request_reset(ResetKind.POWER, "power")
 
@@ -204,10 +227,14 @@ class Board:
     def announce(self) -> dict[str, Any]:
         """The start-up line's content."""
         import os
+
         assert self.debug_server is not None and self.control is not None
-        return {"probe": f"remote:127.0.0.1:{self.debug_server.port}",
-                "serial": self.usart.slave_path, "control": f"127.0.0.1:{self.control.port}",
-                "pid": os.getpid()}
+        return {
+            "probe": f"remote:127.0.0.1:{self.debug_server.port}",
+            "serial": self.usart.slave_path,
+            "control": f"127.0.0.1:{self.control.port}",
+            "pid": os.getpid(),
+        }
 
     def close(self) -> None:
         """Stop everything; save state if asked. Safe to call twice."""
@@ -220,7 +247,7 @@ class Board:
         if self._net_devs:
             try:
                 importlib.import_module("twin.net").shutdown(self._net_devs)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 print(f"twin: network shutdown: {e}", file=sys.stderr)
             self._net_devs = []
         self.usart.close()
@@ -230,10 +257,11 @@ class Board:
 
 def _services_for(m: Machine, name: str):
     from twin.machine import DeviceServices
+
     return DeviceServices(m, name)
 
 
-def _default_net_args(net) -> argparse.Namespace:  # noqa: ANN001
+def _default_net_args(net) -> argparse.Namespace:
     p = argparse.ArgumentParser(add_help=False)
     net.add_arguments(p)
     return p.parse_args([])

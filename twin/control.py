@@ -8,12 +8,14 @@ Other parts of the twin add commands with :meth:`ControlServer.register_command`
 ``fn(machine, request: dict) -> dict | None``; it runs on the server thread with the machine
 lock held (the CPU is parked between slices), so it may touch device state directly.
 """
+
 from __future__ import annotations
 
 import json
 import socket
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twin.device import ResetKind
 from twin.lines import request_batches
@@ -37,13 +39,19 @@ class ControlServer:
         self._stop = threading.Event()
         self._clients: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
-        self._accept = threading.Thread(target=self._accept_loop, name="twin-control",
-                                        daemon=True)
+        self._accept = threading.Thread(target=self._accept_loop, name="twin-control", daemon=True)
         self.on_power_cycle: list[Callable[[], None]] = []
-        for name, fn in (("status", _status), ("power_cycle", self._power_cycle),
-                         ("reset", _reset), ("halt", _halt), ("resume", _resume),
-                         ("commands", self._list), ("devices", _devices),
-                         ("uart_log", _uart_log), ("read", _read)):
+        for name, fn in (
+            ("status", _status),
+            ("power_cycle", self._power_cycle),
+            ("reset", _reset),
+            ("halt", _halt),
+            ("resume", _resume),
+            ("commands", self._list),
+            ("devices", _devices),
+            ("uart_log", _uart_log),
+            ("read", _read),
+        ):
             self.register_command(name, fn)
 
     def register_command(self, name: str, fn: Command) -> None:
@@ -74,12 +82,11 @@ class ControlServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                 name="twin-control-client")
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True, name="twin-control-client")
             self._clients.append(conn)
             self._threads = [x for x in self._threads if x.is_alive()] + [t]
             t.start()
@@ -109,12 +116,16 @@ class ControlServer:
             return _line({"ok": False, "error": 'malformed request: expected {"cmd": NAME, ...}'})
         fn = self._commands.get(req["cmd"])
         if fn is None:
-            return _line({"ok": False, "error": f"unknown command {req['cmd']!r}; known: "
-                          + ", ".join(sorted(self._commands))})
+            return _line(
+                {
+                    "ok": False,
+                    "error": f"unknown command {req['cmd']!r}; known: " + ", ".join(sorted(self._commands)),
+                }
+            )
         try:
             with self.m.host():
                 result = fn(self.m, req) or {}
-        except Exception as e:  # noqa: BLE001 - report and keep serving
+        except Exception as e:
             return _line({"ok": False, "error": f"{req['cmd']}: {type(e).__name__}: {e}"})
         return _line({"ok": True, **result})
 
@@ -137,13 +148,30 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 
 def _status(m: Machine, req: dict[str, Any]) -> dict[str, Any]:
-    state = "lockup" if m.is_locked_up() else "halted" if m.halted else \
-        "reset" if m.reset_held else "sleeping" if m.sleeping else "running"
-    return {"state": state, "pc": m.reg("pc"), "cycles": m.now_cycles(),
-            "wait": m._wait_mode, "posted": len(m._posted),
-            "debug_ctrl": m.debug.ctrl if m.debug is not None else None,
-            "time_ns": m.now_ns(), "core_hz": m.core_hz, "instructions": m.instructions,
-            "lockup_reason": m.lockup_reason, "resets": list(m.reset_history)}
+    state = (
+        "lockup"
+        if m.is_locked_up()
+        else "halted"
+        if m.halted
+        else "reset"
+        if m.reset_held
+        else "sleeping"
+        if m.sleeping
+        else "running"
+    )
+    return {
+        "state": state,
+        "pc": m.reg("pc"),
+        "cycles": m.now_cycles(),
+        "wait": m._wait_mode,
+        "posted": len(m._posted),
+        "debug_ctrl": m.debug.ctrl if m.debug is not None else None,
+        "time_ns": m.now_ns(),
+        "core_hz": m.core_hz,
+        "instructions": m.instructions,
+        "lockup_reason": m.lockup_reason,
+        "resets": list(m.reset_history),
+    }
 
 
 def _reset(m: Machine, req: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +205,7 @@ def _devices(m: Machine, req: dict[str, Any]) -> dict[str, Any]:
     for name, dev in m.devices.items():
         try:
             out[name] = {"base": dev.base, "size": dev.size, **dev.snapshot()}
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             out[name] = {"error": str(e)}
     return {"devices": out}
 

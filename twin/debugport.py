@@ -6,6 +6,7 @@ Behind it: an SW-DP (DPIDR 0x5BA02477) with one AHB-AP whose memory accesses go 
 machine's system bus (MMIO included). One client at a time: a second concurrent client
 gets an error line and is disconnected.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,8 @@ import re
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twin.device import ResetKind
 from twin.lines import request_batches
@@ -42,7 +44,7 @@ class DebugAccessPort:
         self.wire_protocol: str | None = None
         self.ctrl_stat = 0
         self.select = 0
-        self.csw = 0x03000052          # DbgSwEnable | HPROT | DeviceEn | SIZE32
+        self.csw = 0x03000052  # DbgSwEnable | HPROT | DeviceEn | SIZE32
         self.tar = 0
 
     # -------------------------------------------------------------- properties
@@ -134,7 +136,7 @@ class DebugAccessPort:
         if apsel != 0:
             return
         if reg == 0x00:
-            self.csw = (data & ~0x40) | 0x40          # DeviceEn reads 1
+            self.csw = (data & ~0x40) | 0x40  # DeviceEn reads 1
         elif reg == 0x04:
             self.tar = data & 0xFFFFFFFF
         elif reg == 0x0C:
@@ -224,26 +226,36 @@ class DebugServer:
         self._client: socket.socket | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._accept_thread = threading.Thread(target=self._accept_loop, name="twin-probe",
-                                               daemon=True)
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="twin-probe", daemon=True)
         self.requests = 0
         self.by_request: dict[str, int] = {}
         d = self.dap
         self._handlers: dict[str, tuple[Callable[..., Any], int]] = {
-            "hello": (self._hello, 1), "readprop": (d.readprop, 1),
-            "open": (_noop, 0), "close": (_noop, 0), "lock": (_noop, 0), "unlock": (_noop, 0),
-            "flush": (_noop, 0), "set_clock": (lambda f: None, 1),
-            "connect": (d.connect, 1), "disconnect": (d.disconnect, 0),
+            "hello": (self._hello, 1),
+            "readprop": (d.readprop, 1),
+            "open": (_noop, 0),
+            "close": (_noop, 0),
+            "lock": (_noop, 0),
+            "unlock": (_noop, 0),
+            "flush": (_noop, 0),
+            "set_clock": (lambda f: None, 1),
+            "connect": (d.connect, 1),
+            "disconnect": (d.disconnect, 0),
             "swj_sequence": (lambda n, b: None, 2),
-            "reset": (d.reset, 0), "assert_reset": (d.assert_reset, 1),
+            "reset": (d.reset, 0),
+            "assert_reset": (d.assert_reset, 1),
             "is_reset_asserted": (d.is_reset_asserted, 0),
-            "read_dp": (d.read_dp, 1), "write_dp": (d.write_dp, 2),
-            "read_ap": (d.read_ap, 1), "write_ap": (d.write_ap, 2),
+            "read_dp": (d.read_dp, 1),
+            "write_dp": (d.write_dp, 2),
+            "read_ap": (d.read_ap, 1),
+            "write_ap": (d.write_ap, 2),
             "read_ap_multiple": (lambda a, n: [d.read_ap(a) for _ in range(n)], 2),
             "write_ap_multiple": (lambda a, vs: [d.write_ap(a, v) for v in vs] and None, 2),
             "get_memory_interface_for_ap": (self._memif, 2),
-            "has_swo": (lambda: False, 0), "swo_start": (lambda b: None, 1),
-            "swo_stop": (_noop, 0), "swo_read": (lambda: [], 0),
+            "has_swo": (lambda: False, 0),
+            "swo_start": (lambda b: None, 1),
+            "swo_stop": (_noop, 0),
+            "swo_read": (list, 0),
             "read_mem": (lambda h, a, s: d.read_mem(a, s), 3),
             "write_mem": (lambda h, a, v, s: d.write_mem(a, v, s), 4),
             "read_block32": (lambda h, a, n: d.read_block(a, n, 4), 3),
@@ -276,8 +288,7 @@ class DebugServer:
     @staticmethod
     def _hello(version: int) -> None:
         if version != 1:
-            raise ProbeRequestError(f"client requested unsupported protocol version {version} "
-                                    "(expected 1)")
+            raise ProbeRequestError(f"client requested unsupported protocol version {version} (expected 1)")
 
     @staticmethod
     def _memif(ap_version: int, ap_address: int) -> int | None:
@@ -287,24 +298,31 @@ class DebugServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
             deadline = time.monotonic() + 3.0
             while self._client is not None and time.monotonic() < deadline:
-                time.sleep(0.01)            # a previous session may just be closing
+                time.sleep(0.01)  # a previous session may just be closing
             if self._client is not None:
                 try:
-                    conn.sendall(json.dumps({"id": -1, "status": STATUS_PROBE, "error":
-                        "twin debug port busy: another debugger is connected "
-                        "(one client at a time)"}).encode() + b"\n")
+                    conn.sendall(
+                        json.dumps(
+                            {
+                                "id": -1,
+                                "status": STATUS_PROBE,
+                                "error": "twin debug port busy: another debugger is connected "
+                                "(one client at a time)",
+                            }
+                        ).encode()
+                        + b"\n"
+                    )
                 finally:
                     conn.close()
                 continue
             self._client = conn
-            t = threading.Thread(target=self._serve, args=(conn,), name="twin-probe-client",
-                                 daemon=True)
+            t = threading.Thread(target=self._serve, args=(conn,), name="twin-probe-client", daemon=True)
             self._threads = [x for x in self._threads if x.is_alive()] + [t]
             t.start()
 
@@ -326,7 +344,7 @@ class DebugServer:
     def handle_line(self, line: bytes) -> bytes:
         """Answer one request line (also usable without a socket, for tests)."""
         fast = _FAST.match(line)
-        if fast is not None:                   # lock/unlock/flush: 2/3 of all traffic
+        if fast is not None:  # lock/unlock/flush: 2/3 of all traffic
             self.requests += 1
             return b'{"id":%s,"status":0}\n' % fast.group(1)
         self.requests += 1

@@ -11,17 +11,19 @@ Threading rule: device methods are only ever called on the machine's CPU thread
 control server) must hand work to the CPU thread with ``services.post(fn)``; they never
 touch device state directly.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 
 class ResetKind:
     """Kinds of reset a device sees in :meth:`Device.reset`."""
 
-    POWER = "power"    #: power-on: everything to reset values, SRAM lost
+    POWER = "power"  #: power-on: everything to reset values, SRAM lost
     SYSTEM = "system"  #: NRST / SYSRESETREQ / watchdog: peripherals reset, SRAM kept
-    CORE = "core"      #: VECTRESET: core only; peripherals keep their state
+    CORE = "core"  #: VECTRESET: core only; peripherals keep their state
 
 
 class Services(Protocol):
@@ -82,7 +84,7 @@ class Services(Protocol):
     # handled gets an error response (imprecise BusFault once the store retired); for a
     # debugger's access it is only logged.
 
-    def device(self, name: str) -> "Device":
+    def device(self, name: str) -> Device:
         """Find another device by name (e.g. the EXTI asks for "gpio"). KeyError if absent."""
 
 
@@ -124,8 +126,9 @@ class Device:
             return
         self._warned.add(offset)
         if self.services is not None:
-            self.services.log(f"unmodelled {what} at +0x{offset:03X} "
-                              f"(0x{self.base + offset:08X}); reads as reset value")
+            self.services.log(
+                f"unmodelled {what} at +0x{offset:03X} (0x{self.base + offset:08X}); reads as reset value"
+            )
 
     def snapshot(self) -> dict[str, object]:
         """State for the control interface (JSON-serialisable). Optional."""
@@ -151,6 +154,7 @@ def merge_word(old: int, offset: int, size: int, value: int) -> int:
 # The exception model's contract (twin/exceptions.py implements ExceptionUnit; the
 # machine implements Cpu and calls the unit at the points listed below).
 # --------------------------------------------------------------------------------------
+
 
 class Cpu(Protocol):
     """Core access the exception model needs. Implemented by the machine on the CPU thread.

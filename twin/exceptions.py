@@ -11,10 +11,11 @@ stacking is not modelled: FPCCR.LSPACT never sets), the MPU registers live here 
 machine enforces them (twin/mpu.py) except for exception stacking, CPACR is stored but
 unicorn executes FP instructions regardless.
 """
+
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from twin.device import Cpu, Device, Services, merge_word, sub_word
 
@@ -23,17 +24,25 @@ RESET, NMI, HARDFAULT, MEMMANAGE, BUSFAULT, USAGEFAULT = 1, 2, 3, 4, 5, 6
 SVCALL, DEBUGMON, PENDSV, SYSTICK = 11, 12, 14, 15
 NUM_IRQS = 110
 FIRST_IRQ = 16
-PRIO_BITS_MASK = 0xF0          # 4 implemented priority bits (STM32F7)
+PRIO_BITS_MASK = 0xF0  # 4 implemented priority bits (STM32F7)
 
 # CFSR bits.
 CFSR_BITS = {
-    ("memmanage", "iaccviol"): 1 << 0, ("memmanage", "daccviol"): 1 << 1,
-    ("memmanage", "munstkerr"): 1 << 3, ("memmanage", "mstkerr"): 1 << 4,
-    ("bus", "instr"): 1 << 8, ("bus", "precise"): 1 << 9, ("bus", "imprecise"): 1 << 10,
-    ("bus", "unstkerr"): 1 << 11, ("bus", "stkerr"): 1 << 12,
-    ("usage", "undefinstr"): 1 << 16, ("usage", "invstate"): 1 << 17,
-    ("usage", "invpc"): 1 << 18, ("usage", "nocp"): 1 << 19,
-    ("usage", "unaligned"): 1 << 24, ("usage", "divbyzero"): 1 << 25,
+    ("memmanage", "iaccviol"): 1 << 0,
+    ("memmanage", "daccviol"): 1 << 1,
+    ("memmanage", "munstkerr"): 1 << 3,
+    ("memmanage", "mstkerr"): 1 << 4,
+    ("bus", "instr"): 1 << 8,
+    ("bus", "precise"): 1 << 9,
+    ("bus", "imprecise"): 1 << 10,
+    ("bus", "unstkerr"): 1 << 11,
+    ("bus", "stkerr"): 1 << 12,
+    ("usage", "undefinstr"): 1 << 16,
+    ("usage", "invstate"): 1 << 17,
+    ("usage", "invpc"): 1 << 18,
+    ("usage", "nocp"): 1 << 19,
+    ("usage", "unaligned"): 1 << 24,
+    ("usage", "divbyzero"): 1 << 25,
 }
 MMARVALID = 1 << 7
 BFARVALID = 1 << 15
@@ -44,18 +53,27 @@ HFSR_FORCED = 1 << 30
 CPUID = 0x411FC270
 CLIDR = 0x09000003
 CTR = 0x8303C003
-CCSIDR_D = 0xF00FE019            # 16 KB, 4-way, 128 sets, 32 B lines
-CCSIDR_I = 0xF01FE009            # 16 KB, 2-way, 256 sets, 32 B lines
-ID_REGS = {                      # offsets from 0xE000ED00
-    0x40: 0x00000030, 0x44: 0x00000200, 0x48: 0x00100000, 0x4C: 0x00000000,
-    0x50: 0x00100030, 0x54: 0x00000000, 0x58: 0x01000000, 0x5C: 0x00000000,
-    0x60: 0x01101110, 0x64: 0x02112000, 0x68: 0x20232231, 0x6C: 0x01111131,
+CCSIDR_D = 0xF00FE019  # 16 KB, 4-way, 128 sets, 32 B lines
+CCSIDR_I = 0xF01FE009  # 16 KB, 2-way, 256 sets, 32 B lines
+ID_REGS = {  # offsets from 0xE000ED00
+    0x40: 0x00000030,
+    0x44: 0x00000200,
+    0x48: 0x00100000,
+    0x4C: 0x00000000,
+    0x50: 0x00100030,
+    0x54: 0x00000000,
+    0x58: 0x01000000,
+    0x5C: 0x00000000,
+    0x60: 0x01101110,
+    0x64: 0x02112000,
+    0x68: 0x20232231,
+    0x6C: 0x01111131,
     0x70: 0x01310132,
 }
-MVFR = {0x40: 0x10110221, 0x44: 0x12000011, 0x48: 0x00000040}   # offsets from 0xE000EF00
-CCR_RESET = 0x00040200           # BP=1, STKALIGN=1
+MVFR = {0x40: 0x10110221, 0x44: 0x12000011, 0x48: 0x00000040}  # offsets from 0xE000EF00
+CCR_RESET = 0x00040200  # BP=1, STKALIGN=1
 CCR_WRITABLE = 0x0007031B
-FPCCR_RESET = 0xC0000000         # ASPEN | LSPEN
+FPCCR_RESET = 0xC0000000  # ASPEN | LSPEN
 EXC_RETURN_BASE = 0xFFFFFFE1
 
 
@@ -81,27 +99,32 @@ class ExceptionModel:
         self.on_kick: Callable[[], None] | None = None
         self.systick = SysTick(self)
         self._devices: list[Device] = [
-            ScnRegs(self), self.systick, NvicRegs(self), ScbRegs(self, 0xE000ED00, 0x30),
-            ScbRegs(self, 0xE000ED34, 0x5C, "scb_fault"), MpuRegs(self), ScbExtRegs(self),
+            ScnRegs(self),
+            self.systick,
+            NvicRegs(self),
+            ScbRegs(self, 0xE000ED00, 0x30),
+            ScbRegs(self, 0xE000ED34, 0x5C, "scb_fault"),
+            MpuRegs(self),
+            ScbExtRegs(self),
         ]
-        self.history: list[tuple[int, int]] = []   # (cycle, exception number) of entries
-        self.keep_history = 0                       # >0: keep that many entries (tests)
+        self.history: list[tuple[int, int]] = []  # (cycle, exception number) of entries
+        self.keep_history = 0  # >0: keep that many entries (tests)
         self.reset("power")
 
     # ------------------------------------------------------------------ state / reset
     def reset(self, kind: str) -> None:
         """Reset all exception state (every reset kind resets the core's NVIC/SCB)."""
-        self.enabled = 0                 # bit n = IRQ n enabled
-        self.pending: set[int] = set()   # exception numbers
-        self.active: list[int] = []      # nesting order, innermost last
-        self.levels = 0                  # bit n = IRQ n line asserted (level-sensitive)
+        self.enabled = 0  # bit n = IRQ n enabled
+        self.pending: set[int] = set()  # exception numbers
+        self.active: list[int] = []  # nesting order, innermost last
+        self.levels = 0  # bit n = IRQ n line asserted (level-sensitive)
         self.ipr = bytearray(NUM_IRQS)
-        self.shpr = bytearray(16)        # indexed by exception number 4..15
+        self.shpr = bytearray(16)  # indexed by exception number 4..15
         self.prigroup = 0
         self.vtor = self.boot_vtor & 0xFFFFFF80
         self.scr = 0
         self.ccr = CCR_RESET
-        self.shcsr_ena = 0               # bits 16..18 of SHCSR
+        self.shcsr_ena = 0  # bits 16..18 of SHCSR
         self.cfsr = 0
         self.hfsr = 0
         self.mmfar = 0
@@ -138,8 +161,10 @@ class ExceptionModel:
             return
         sp, pc = _u32(table, 0), _u32(table, 1)
         if pc == 0xFFFFFFFF or sp == 0xFFFFFFFF:
-            self.services.log(f"vector table at 0x{self.vtor:08X} is erased (SP=0x{sp:08X}, "
-                              f"PC=0x{pc:08X}): no firmware there? The core will lock up")
+            self.services.log(
+                f"vector table at 0x{self.vtor:08X} is erased (SP=0x{sp:08X}, "
+                f"PC=0x{pc:08X}): no firmware there? The core will lock up"
+            )
         self.cpu.set_reg("control", 0)
         self.cpu.set_reg("xpsr", 0x01000000)
         self.cpu.set_reg("psp", 0)
@@ -259,13 +284,15 @@ class ExceptionModel:
         control = self.cpu.reg("control")
         if not control & 4:
             return
-        access = (self.cpacr >> 20) & 3                      # CP10 field (CP11 must match)
+        access = (self.cpacr >> 20) & 3  # CP10 field (CP11 must match)
         if access == 3 or (access == 1 and not control & 1):
             return
         self.cpu.set_reg("control", control & ~4)
-        self.services.log("FP instruction executed with the FPU disabled in CPACR "
-                          "(CP10/CP11): UsageFault NOCP. Enable it (SCB->CPACR |= 0xF << 20) "
-                          "before any FP code; the stacked PC is after the FP instruction")
+        self.services.log(
+            "FP instruction executed with the FPU disabled in CPACR "
+            "(CP10/CP11): UsageFault NOCP. Enable it (SCB->CPACR |= 0xF << 20) "
+            "before any FP code; the stacked PC is after the FP instruction"
+        )
         self._raise_fault("usage", "nocp", None)
 
     def sleeping_can_wake(self) -> bool:
@@ -277,8 +304,9 @@ class ExceptionModel:
         if self.locked_up or not self.pending:
             return False
         exc = self.highest_pending()
-        return exc is not None and \
-            self.group_priority(self.priority(exc)) < self.execution_priority(ignore_primask=True)
+        return exc is not None and self.group_priority(self.priority(exc)) < self.execution_priority(
+            ignore_primask=True
+        )
 
     def is_locked_up(self) -> bool:
         """True after an unrecoverable fault (cleared by reset)."""
@@ -311,25 +339,33 @@ class ExceptionModel:
             xpsr |= 1 << 9
         else:
             xpsr &= ~(1 << 9)
-        frame = [cpu.reg("r0"), cpu.reg("r1"), cpu.reg("r2"), cpu.reg("r3"), cpu.reg("r12"),
-                 cpu.reg("lr"), cpu.reg("pc") & ~1, xpsr]
+        frame = [
+            cpu.reg("r0"),
+            cpu.reg("r1"),
+            cpu.reg("r2"),
+            cpu.reg("r3"),
+            cpu.reg("r12"),
+            cpu.reg("lr"),
+            cpu.reg("pc") & ~1,
+            xpsr,
+        ]
         if fpca:
             frame += [cpu.reg(f"s{i}") for i in range(16)] + [cpu.reg("fpscr"), 0]
             self.fpcar = (frame_ptr + 0x20) & 0xFFFFFFFF
         stack_error = mpu_error = False
         # stacking is done at the privilege of the interrupted code (thread: CONTROL.nPRIV)
         allows = getattr(cpu, "mpu_allows", None)
-        if allows is not None and not allows(frame_ptr, 4 * len(frame), True,
-                                             not thread or not control & 1):
-            mpu_error = True             # the MPU refuses the frame: nothing is written
+        if allows is not None and not allows(frame_ptr, 4 * len(frame), True, not thread or not control & 1):
+            mpu_error = True  # the MPU refuses the frame: nothing is written
         else:
             try:
-                cpu.write_mem(frame_ptr, struct.pack(f"<{len(frame)}I",
-                                                     *[v & 0xFFFFFFFF for v in frame]))
+                cpu.write_mem(frame_ptr, struct.pack(f"<{len(frame)}I", *[v & 0xFFFFFFFF for v in frame]))
             except ValueError:
                 stack_error = True
         cpu.set_reg("psp" if use_psp else "msp", frame_ptr)
-        exc_return = EXC_RETURN_BASE | (0 if fpca else 0x10) | (0x8 if thread else 0) | (0x4 if use_psp else 0)
+        exc_return = (
+            EXC_RETURN_BASE | (0 if fpca else 0x10) | (0x8 if thread else 0) | (0x4 if use_psp else 0)
+        )
         self._enter_handler(exc, exc_return, control)
         if stack_error:
             self.services.log(f"stacking at 0x{frame_ptr:08X} failed (STKERR)")
@@ -343,12 +379,12 @@ class ExceptionModel:
         self.active.append(exc)
         if self.keep_history:
             self.history.append((self.services.now_cycles(), exc))
-            del self.history[:-self.keep_history]
+            del self.history[: -self.keep_history]
         try:
             vector = _u32(cpu.read_mem((self.vtor + 4 * exc) & 0xFFFFFFFF, 4), 0)
         except ValueError:
             vector = None
-        cpu.set_reg("xpsr", 0x01000000 | exc)      # handler mode; SP is now MSP
+        cpu.set_reg("xpsr", 0x01000000 | exc)  # handler mode; SP is now MSP
         if control & 0x6:
             cpu.set_reg("control", control & ~0x6)  # SPSEL=0, FPCA=0
         cpu.set_reg("lr", exc_return)
@@ -373,8 +409,11 @@ class ExceptionModel:
             cpu.set_reg("pc", value & ~1)
             self._raise_fault("memmanage", "iaccviol", None)
             return
-        if (value & 0xFFFFFFE0) != 0xFFFFFFE0 or (value & 0xF) not in (0x1, 0x9, 0xD) \
-                or ipsr not in self.active:
+        if (
+            (value & 0xFFFFFFE0) != 0xFFFFFFE0
+            or (value & 0xF) not in (0x1, 0x9, 0xD)
+            or ipsr not in self.active
+        ):
             cpu.set_reg("pc", value & ~1)
             self._raise_fault("usage", "invpc", None)
             return
@@ -387,9 +426,9 @@ class ExceptionModel:
         if ipsr != NMI:
             cpu.set_reg("faultmask", 0)
         if ipsr >= FIRST_IRQ and self.levels >> (ipsr - FIRST_IRQ) & 1:
-            self.pending.add(ipsr)       # level still asserted: pends again
+            self.pending.add(ipsr)  # level still asserted: pends again
         self._unstack(value, to_thread)
-        if self.wants_entry():           # tail-chain (equivalent to unstack + restack)
+        if self.wants_entry():  # tail-chain (equivalent to unstack + restack)
             self._take(self.highest_pending())  # type: ignore[arg-type]
 
     def _unstack(self, value: int, to_thread: bool) -> None:
@@ -475,8 +514,11 @@ class ExceptionModel:
                 self.bfar, self.cfsr = address & 0xFFFFFFFF, self.cfsr | BFARVALID
             else:
                 self.mmfar, self.cfsr = address & 0xFFFFFFFF, self.cfsr | MMARVALID
-        if self._exc_enabled(exc) and exc not in self.active and \
-                self.group_priority(self.priority(exc)) < self.execution_priority():
+        if (
+            self._exc_enabled(exc)
+            and exc not in self.active
+            and self.group_priority(self.priority(exc)) < self.execution_priority()
+        ):
             self.pending.add(exc)
         else:
             self.hfsr |= HFSR_FORCED
@@ -493,7 +535,7 @@ class ExceptionModel:
         self.services.log("core LOCKUP (fault while in HardFault/NMI); reset to recover")
         try:
             self.cpu.set_reg("pc", 0xFFFFFFFE)
-        except Exception:  # noqa: BLE001 - PC value is only cosmetic in lockup
+        except Exception:
             pass
         if self.on_lockup is not None:
             self.on_lockup()
@@ -509,7 +551,7 @@ class ExceptionModel:
         ipsr = self._ipsr()
         val = ipsr
         if len(self.active) <= 1:
-            val |= 1 << 11                           # RETTOBASE
+            val |= 1 << 11  # RETTOBASE
         pend = self.highest_pending()
         if pend is not None:
             val |= (pend & 0x1FF) << 12
@@ -539,8 +581,15 @@ class ExceptionModel:
     def shcsr(self) -> int:
         """SHCSR composed from active/pending/enable state."""
         val = self.shcsr_ena
-        for exc, bit in ((MEMMANAGE, 0), (BUSFAULT, 1), (USAGEFAULT, 3), (SVCALL, 7),
-                         (DEBUGMON, 8), (PENDSV, 10), (SYSTICK, 11)):
+        for exc, bit in (
+            (MEMMANAGE, 0),
+            (BUSFAULT, 1),
+            (USAGEFAULT, 3),
+            (SVCALL, 7),
+            (DEBUGMON, 8),
+            (PENDSV, 10),
+            (SYSTICK, 11),
+        ):
             if exc in self.active:
                 val |= 1 << bit
         for exc, bit in ((USAGEFAULT, 12), (MEMMANAGE, 13), (BUSFAULT, 14), (SVCALL, 15)):
@@ -576,20 +625,34 @@ class ExceptionModel:
 
     def snapshot(self) -> dict[str, object]:
         """Exception state for the control interface."""
-        return {"pending": sorted(self.pending), "active": list(self.active),
-                "enabled_irqs": [i for i in range(NUM_IRQS) if self.enabled >> i & 1],
-                "vtor": self.vtor, "locked_up": self.locked_up, "cfsr": self.cfsr,
-                "hfsr": self.hfsr, "ccr": self.ccr, "mpu_ctrl": self.mpu_ctrl,
-                "systick_ctrl": self.systick.ctrl_value(peek=True),
-                "systick_load": self.systick.load, "mpu_regions": self._mpu_regions()}
+        return {
+            "pending": sorted(self.pending),
+            "active": list(self.active),
+            "enabled_irqs": [i for i in range(NUM_IRQS) if self.enabled >> i & 1],
+            "vtor": self.vtor,
+            "locked_up": self.locked_up,
+            "cfsr": self.cfsr,
+            "hfsr": self.hfsr,
+            "ccr": self.ccr,
+            "mpu_ctrl": self.mpu_ctrl,
+            "systick_ctrl": self.systick.ctrl_value(peek=True),
+            "systick_load": self.systick.load,
+            "mpu_regions": self._mpu_regions(),
+        }
 
     def _mpu_regions(self) -> list[dict[str, int]]:
         out = []
         for i in range(8):
             rasr = self.mpu_rasr[i]
             if rasr & 1:
-                out.append({"region": i, "base": self.mpu_rbar[i],
-                            "size": 1 << (((rasr >> 1) & 0x1F) + 1), "rasr": rasr})
+                out.append(
+                    {
+                        "region": i,
+                        "base": self.mpu_rbar[i],
+                        "size": 1 << (((rasr >> 1) & 0x1F) + 1),
+                        "rasr": rasr,
+                    }
+                )
         return out
 
 
@@ -629,7 +692,7 @@ class ScnRegs(_ScsDevice):
 
     def read_word(self, offset: int) -> int:
         if offset == 0x4:
-            return (NUM_IRQS - 1) // 32              # INTLINESNUM = 3
+            return (NUM_IRQS - 1) // 32  # INTLINESNUM = 3
         if offset == 0x8:
             return self.m.actlr
         return super().read_word(offset)
@@ -645,7 +708,7 @@ class SysTick(_ScsDevice):
     """SysTick timer (0xE000E010) counting core cycles of virtual time."""
 
     name, base, size = "systick", 0xE000E010, 0x10
-    CALIB = 0x40000000 | (270000 - 1)   # SKEW=1, TENMS = 10 ms of HCLK/8 at 216 MHz (UNVERIFIED)
+    CALIB = 0x40000000 | (270000 - 1)  # SKEW=1, TENMS = 10 ms of HCLK/8 at 216 MHz (UNVERIFIED)
 
     def __init__(self, model: ExceptionModel) -> None:
         super().__init__(model)
@@ -657,7 +720,7 @@ class SysTick(_ScsDevice):
         self.ctrl = 0
         self.load = 0
         self.countflag = False
-        self.next_wrap: int | None = None    # cycle at which VAL reaches 0
+        self.next_wrap: int | None = None  # cycle at which VAL reaches 0
         self.val_stopped = 0
         self._last_poll_pc = -1
 
@@ -685,7 +748,7 @@ class SysTick(_ScsDevice):
             self.m.pend(SYSTICK)
         if self.ctrl & 1:
             if self.load == 0:
-                self.next_wrap = None          # LOAD=0: counter stops at 0
+                self.next_wrap = None  # LOAD=0: counter stops at 0
             else:
                 self._arm(self.load + 1)
 
@@ -784,7 +847,7 @@ class NvicRegs(_ScsDevice):
         return bits
 
     def read(self, offset: int, size: int) -> int:
-        if 0x300 <= offset < 0x300 + NUM_IRQS + 2:      # IPR is byte-accessible
+        if 0x300 <= offset < 0x300 + NUM_IRQS + 2:  # IPR is byte-accessible
             out = 0
             for i in range(size):
                 n = offset - 0x300 + i
@@ -803,11 +866,11 @@ class NvicRegs(_ScsDevice):
 
     def read_word(self, offset: int) -> int:
         idx = (offset & 0x7F) >> 2
-        if offset < 0x100:                               # ISER / ICER
+        if offset < 0x100:  # ISER / ICER
             return self._word_bits(self.m.enabled, idx)
-        if offset < 0x200:                               # ISPR / ICPR
+        if offset < 0x200:  # ISPR / ICPR
             return self._word_bits(self._pending_bits(), idx)
-        if offset < 0x280:                               # IABR
+        if offset < 0x280:  # IABR
             return self._word_bits(self._active_bits(), idx)
         if offset >= 0x300:
             return 0
@@ -829,7 +892,7 @@ class NvicRegs(_ScsDevice):
                 if bits >> n & 1 and not self.m.levels >> n & 1:
                     self.m.pending.discard(FIRST_IRQ + n)
         elif offset < 0x280 or offset >= 0x300:
-            pass                                         # IABR read-only
+            pass  # IABR read-only
         else:
             super().write_word(offset, value, size)
 
@@ -922,15 +985,15 @@ class ScbRegs(_ScsDevice):
         elif off == 0x88:
             m.cpacr = value & 0x00F00000
         elif off in ID_REGS or off in (0x00, 0x3C, 0x78, 0x7C, 0x80):
-            pass                                         # read-only
+            pass  # read-only
         else:
             super().write_word(offset, value, size)
 
     def read(self, offset: int, size: int) -> int:
         off = self.base - 0xE000ED00 + offset
-        if 0x18 <= off < 0x24 and size != 4:             # SHPR byte access
+        if 0x18 <= off < 0x24 and size != 4:  # SHPR byte access
             n = 4 + (off - 0x18)
-            return int.from_bytes(bytes(self.m.shpr[n:n + size]), "little")
+            return int.from_bytes(bytes(self.m.shpr[n : n + size]), "little")
         return super().read(offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
@@ -940,7 +1003,7 @@ class ScbRegs(_ScsDevice):
             for i in range(size):
                 self.m.shpr[n + i] = (value >> (8 * i)) & PRIO_BITS_MASK
             return
-        if off == 0x28 and size != 4:                    # CFSR sub-registers: W1C by lane
+        if off == 0x28 and size != 4:  # CFSR sub-registers: W1C by lane
             self.m.cfsr &= ~((value & ((1 << (8 * size)) - 1)) << (8 * (offset & 3)))
             return
         super().write(offset, size, value)
@@ -955,7 +1018,7 @@ class MpuRegs(_ScsDevice):
     def read_word(self, offset: int) -> int:
         m = self.m
         if offset == 0x00:
-            return 0x00000800                            # DREGION = 8
+            return 0x00000800  # DREGION = 8
         if offset == 0x04:
             return m.mpu_ctrl
         if offset == 0x08:
@@ -975,7 +1038,7 @@ class MpuRegs(_ScsDevice):
             m.mpu_rnr = value & 7
             return
         elif offset in (0x0C, 0x14, 0x1C, 0x24):
-            if value & 0x10:                             # VALID: REGION field selects RNR
+            if value & 0x10:  # VALID: REGION field selects RNR
                 m.mpu_rnr = value & 7
             m.mpu_rbar[m.mpu_rnr] = value & 0xFFFFFFE0
         elif offset in (0x10, 0x18, 0x20, 0x28):
@@ -985,7 +1048,7 @@ class MpuRegs(_ScsDevice):
             return
         m.mpu_gen += 1
         if (was_on or m.mpu_ctrl & 1) and m.on_kick is not None:
-            m.on_kick()     # end the slice after this store: the machine re-applies the MPU
+            m.on_kick()  # end the slice after this store: the machine re-applies the MPU
 
     def regions(self) -> list[dict[str, int]]:
         """Enabled regions as dicts (base, size, rasr) for the control interface."""
@@ -1010,12 +1073,12 @@ class ScbExtRegs(_ScsDevice):
         if offset in m.tcm:
             return m.tcm[offset]
         if offset == 0x00 or 0x50 <= offset <= 0x78 or offset == 0xA8:
-            return 0                                     # write-only / ABFSR
+            return 0  # write-only / ABFSR
         return super().read_word(offset)
 
     def write_word(self, offset: int, value: int, size: int) -> None:
         m = self.m
-        if offset == 0x00:                               # STIR
+        if offset == 0x00:  # STIR
             m.pend_irq(value & 0x1FF)
         elif offset == 0x34:
             m.fpccr = (m.fpccr & 0x3FFFFFFF) | (value & 0xC0000000)
@@ -1023,9 +1086,9 @@ class ScbExtRegs(_ScsDevice):
             m.fpcar = value & ~7
         elif offset == 0x3C:
             m.fpdscr = value & 0x07C00000
-        elif offset in (0x50, 0x58, 0x78):               # ICIALLU, ICIMVAU, BPIALL
+        elif offset in (0x50, 0x58, 0x78):  # ICIALLU, ICIMVAU, BPIALL
             m.flush_icache()
-        elif 0x5C <= offset <= 0x74:                     # D-cache ops: no cache modelled
+        elif 0x5C <= offset <= 0x74:  # D-cache ops: no cache modelled
             m.cache_ops += 1
         elif offset in m.tcm:
             m.tcm[offset] = value

@@ -22,13 +22,14 @@ Model rules (RM0410 where known; see docs/twin.md for the choices made here):
 * Option bytes: OPTCR/OPTCR1 writes need OPTLOCK=0; OPTSTRT copies them to the (persistent)
   option bytes; layout (nDBANK) and BOOT_ADD0/1 take effect at the next reset.
 """
+
 from __future__ import annotations
 
 import ctypes
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from twin.device import Device, ResetKind, merge_word, sub_word
 from twin.memory import FLASH_BASE, FLASH_ITCM_BASE, FLASH_SIZE
@@ -56,7 +57,7 @@ DUAL_BANK_SECTORS = [16 * K] * 4 + [64 * K] + [128 * K] * 7
 
 #: DS11532-like typical durations (microseconds).
 PROGRAM_US = {1: 16, 2: 16, 4: 16, 8: 16}
-ERASE_US_PER_KIB = 7800          # ~250 ms per 32 KiB, ~2 s per 256 KiB
+ERASE_US_PER_KIB = 7800  # ~250 ms per 32 KiB, ~2 s per 256 KiB
 MASS_ERASE_US = 16_000_000
 
 
@@ -97,9 +98,9 @@ class FlashController(Device):
         self.ob_optcr = (OPTCR_FACTORY & ~OPTCR_NDBANK) if dual_bank else OPTCR_FACTORY
         self.ob_optcr &= ~(OPTCR_OPTLOCK | OPTCR_OPTSTRT)
         self.ob_optcr1 = OPTCR1_FACTORY
-        self.ops = 0                      # completed erase/program operations (statistics)
-        self.started = 0                  # operations started (power-cut counting)
-        self.cut_at: int | None = None        # set while a cut is armed (compatibility)
+        self.ops = 0  # completed erase/program operations (statistics)
+        self.started = 0  # operations started (power-cut counting)
+        self.cut_at: int | None = None  # set while a cut is armed (compatibility)
         self.cut_mode = "half"
         self._cut: dict[str, object] | None = None
         self.cuts: list[dict[str, object]] = []
@@ -117,7 +118,7 @@ class FlashController(Device):
         self.acr = 0
         self.sr = 0
         self.cr = CR_LOCK
-        self.key_state = 0            # 0 = expect KEY1, 1 = expect KEY2, -1 = blocked
+        self.key_state = 0  # 0 = expect KEY1, 1 = expect KEY2, -1 = blocked
         self.optkey_state = 0
         self.optcr = self.ob_optcr | OPTCR_OPTLOCK
         self.optcr1 = self.ob_optcr1
@@ -159,8 +160,7 @@ class FlashController(Device):
         if offset == 0x00:
             return self.acr
         if offset == 0x0C:
-            if self.sr & SR_BSY and self.services is not None and hasattr(
-                    self.services, "poll_wait"):
+            if self.sr & SR_BSY and self.services is not None and hasattr(self.services, "poll_wait"):
                 self.services.poll_wait()
             return self.sr
         if offset == 0x10:
@@ -177,8 +177,7 @@ class FlashController(Device):
     def write(self, offset: int, size: int, value: int) -> None:
         aligned = offset & ~3
         if size != 4:
-            value = merge_word(self._read_word(aligned) if aligned not in (4, 8) else 0,
-                               offset, size, value)
+            value = merge_word(self._read_word(aligned) if aligned not in (4, 8) else 0, offset, size, value)
         if aligned == 0x00:
             self.acr = value & 0xB0F
         elif aligned == 0x04:
@@ -208,8 +207,10 @@ class FlashController(Device):
             self.cr &= ~CR_LOCK
         else:
             self.key_state = -1
-            self._log("wrong FLASH_KEYR sequence: FLASH_CR stays locked until reset "
-                      "(bus error → BusFault, HardFault unless BUSFAULTENA)")
+            self._log(
+                "wrong FLASH_KEYR sequence: FLASH_CR stays locked until reset "
+                "(bus error → BusFault, HardFault unless BUSFAULTENA)"
+            )
             self._bus_error("wrong FLASH_KEYR sequence")
 
     def _optkey(self, value: int) -> None:
@@ -222,8 +223,10 @@ class FlashController(Device):
             self.optcr &= ~OPTCR_OPTLOCK
         else:
             self.optkey_state = -1
-            self._log("wrong FLASH_OPTKEYR sequence: FLASH_OPTCR stays locked until reset "
-                      "(bus error → BusFault, HardFault unless BUSFAULTENA)")
+            self._log(
+                "wrong FLASH_OPTKEYR sequence: FLASH_OPTCR stays locked until reset "
+                "(bus error → BusFault, HardFault unless BUSFAULTENA)"
+            )
             self._bus_error("wrong FLASH_OPTKEYR sequence")
 
     def _bus_error(self, what: str) -> None:
@@ -252,8 +255,10 @@ class FlashController(Device):
         if value & OPTCR_OPTSTRT and not self.sr & SR_BSY:
             self.ob_optcr = self.optcr & ~(OPTCR_OPTLOCK | OPTCR_OPTSTRT)
             self.ob_optcr1 = self.optcr1
-            self._log(f"option bytes programmed: OPTCR=0x{self.ob_optcr:08X} "
-                      f"OPTCR1=0x{self.ob_optcr1:08X} (effective after reset)")
+            self._log(
+                f"option bytes programmed: OPTCR=0x{self.ob_optcr:08X} "
+                f"OPTCR1=0x{self.ob_optcr1:08X} (effective after reset)"
+            )
             self._finish_later(MASS_ERASE_US // 64)
 
     # ------------------------------------------------------------------ operations
@@ -274,8 +279,7 @@ class FlashController(Device):
         cut = self._cut
         if cut is None:
             return True
-        if cut["kind"] not in (None, kind) or not (cut["lo"] < address + length
-                                                   and address < cut["hi"]):
+        if cut["kind"] not in (None, kind) or not (cut["lo"] < address + length and address < cut["hi"]):
             return True
         cut["seen"] += 1
         if cut["seen"] < cut["nth"]:
@@ -292,20 +296,35 @@ class FlashController(Device):
         elif kind == "program" and mode == "torn":
             # a torn write: only the low half of the bytes got programmed
             half = max(1, length // 2)
-            old = int.from_bytes(self.mv[off:off + half], "little")
-            self.mv[off:off + half] = (old & value & ((1 << (8 * half)) - 1)).to_bytes(half,
-                                                                                      "little")
+            old = int.from_bytes(self.mv[off : off + half], "little")
+            self.mv[off : off + half] = (old & value & ((1 << (8 * half)) - 1)).to_bytes(half, "little")
             what = f"torn: {half} of {length} bytes programmed"
-        self.cuts.append({"op": self.started, "nth": cut["nth"], "kind": kind,
-                          "address": address, "length": length, "mode": mode})
-        self._log(f"POWER CUT during flash {kind} #{cut['nth']} in the armed range "
-                  f"(op {self.started}) at 0x{address:08X}: {what}")
+        self.cuts.append(
+            {
+                "op": self.started,
+                "nth": cut["nth"],
+                "kind": kind,
+                "address": address,
+                "length": length,
+                "mode": mode,
+            }
+        )
+        self._log(
+            f"POWER CUT during flash {kind} #{cut['nth']} in the armed range "
+            f"(op {self.started}) at 0x{address:08X}: {what}"
+        )
         if self.services is not None:
             self.services.request_reset(ResetKind.POWER, "power")
         return False
 
-    def arm_power_cut(self, nth: int = 1, mode: str = "half", kind: str | None = None,
-                      address: int | None = None, length: int | None = None) -> None:
+    def arm_power_cut(
+        self,
+        nth: int = 1,
+        mode: str = "half",
+        kind: str | None = None,
+        address: int | None = None,
+        length: int | None = None,
+    ) -> None:
         """Cut power when the ``nth`` matching flash operation from now starts.
 
         Args:
@@ -352,8 +371,9 @@ class FlashController(Device):
             duration = sec[2] // K * ERASE_US_PER_KIB
         elif mass:
             if self.dual_bank:
-                targets = [s for s in self.sectors if (cr & CR_MER and s[0] < 12)
-                           or (cr & CR_MER2 and s[0] >= 12)]
+                targets = [
+                    s for s in self.sectors if (cr & CR_MER and s[0] < 12) or (cr & CR_MER2 and s[0] >= 12)
+                ]
             else:
                 targets = list(self.sectors)
             duration = MASS_ERASE_US if len(targets) == len(self.sectors) else MASS_ERASE_US // 2
@@ -379,8 +399,12 @@ class FlashController(Device):
         if address < FLASH_BASE:
             address += FLASH_BASE - FLASH_ITCM_BASE
         cr = self.cr
-        if cr & _STORE_BLOCKERS != CR_PG or self.sr & SR_BSY and self.timing == "datasheet" \
-                and not self._busy_program:
+        if (
+            cr & _STORE_BLOCKERS != CR_PG
+            or (self.sr & SR_BSY
+            and self.timing == "datasheet"
+            and not self._busy_program)
+        ):
             self._error(SR_ERSERR)
             return
         if size != _PSIZE_BYTES[(cr >> 8) & 3]:
@@ -401,8 +425,8 @@ class FlashController(Device):
             self.started += 1
         off = address - FLASH_BASE
         mv = self.mv
-        old = int.from_bytes(mv[off:off + size], "little")
-        mv[off:off + size] = (old & value).to_bytes(size, "little")
+        old = int.from_bytes(mv[off : off + size], "little")
+        mv[off : off + size] = (old & value).to_bytes(size, "little")
         self.ops += 1
         if self.timing == "fast":
             if cr & CR_EOPIE:
@@ -435,8 +459,7 @@ class FlashController(Device):
         self._update_irq()
 
     def _update_irq(self) -> None:
-        level = bool(self.cr & CR_EOPIE and self.sr & SR_EOP
-                     or self.cr & CR_ERRIE and self.sr & SR_OPERR)
+        level = bool((self.cr & CR_EOPIE and self.sr & SR_EOP) or (self.cr & CR_ERRIE and self.sr & SR_OPERR))
         if level != self._irq_level and self.services is not None:
             self._irq_level = level
             self.services.set_irq(FLASH_IRQ, level)
@@ -483,8 +506,16 @@ class FlashController(Device):
         return loaded
 
     def snapshot(self) -> dict[str, object]:
-        return {"cr": self.cr, "sr": self.sr, "optcr": self.optcr, "optcr1": self.optcr1,
-                "dual_bank": self.dual_bank, "boot_address": self.boot_address(),
-                "ops": self.ops, "started": self.started, "timing": self.timing,
-                "cut_armed": None if self._cut is None else
-                {k: v for k, v in self._cut.items()}, "cuts": list(self.cuts)}
+        return {
+            "cr": self.cr,
+            "sr": self.sr,
+            "optcr": self.optcr,
+            "optcr1": self.optcr1,
+            "dual_bank": self.dual_bank,
+            "boot_address": self.boot_address(),
+            "ops": self.ops,
+            "started": self.started,
+            "timing": self.timing,
+            "cut_armed": None if self._cut is None else {k: v for k, v in self._cut.items()},
+            "cuts": list(self.cuts),
+        }

@@ -1,12 +1,15 @@
 """The JSON-lines socket loop shared by the debug port and the control interface."""
+
 from __future__ import annotations
 
 import socket
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 
-def request_batches(conn: socket.socket, stop: threading.Event, *, poll: float = 0.5) -> Iterator[list[bytes]]:
+def request_batches(
+    conn: socket.socket, stop: threading.Event, *, poll: float = 0.5
+) -> Iterator[list[bytes]]:
     """Yield the complete, non-blank lines of each receive on ``conn`` (without ``\\n``)
     until the peer closes or ``stop`` is set. Socket errors end the iteration."""
     conn.settimeout(poll)
@@ -14,7 +17,7 @@ def request_batches(conn: socket.socket, stop: threading.Event, *, poll: float =
     while not stop.is_set():
         try:
             chunk = conn.recv(65536)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             continue
         except OSError:
             return

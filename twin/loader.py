@@ -1,4 +1,5 @@
 """Images given to ``python -m twin --load FILE[@ADDR]``: .bin (needs @ADDR), .hex, .elf."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,9 +8,12 @@ from pathlib import Path
 from twin import memory as mm
 
 #: Where an image may be loaded: (name, base, size). Flash through its ITCM alias is accepted.
-TARGETS = [("flash", mm.FLASH_BASE, mm.FLASH_SIZE), ("flash (ITCM alias)", mm.FLASH_ITCM_BASE,
-           mm.FLASH_SIZE), ("SRAM", mm.SRAM_BASE, mm.SRAM_SIZE),
-           ("ITCM RAM", mm.ITCM_BASE, mm.ITCM_SIZE)]
+TARGETS = [
+    ("flash", mm.FLASH_BASE, mm.FLASH_SIZE),
+    ("flash (ITCM alias)", mm.FLASH_ITCM_BASE, mm.FLASH_SIZE),
+    ("SRAM", mm.SRAM_BASE, mm.SRAM_SIZE),
+    ("ITCM RAM", mm.ITCM_BASE, mm.ITCM_SIZE),
+]
 
 
 class LoadError(Exception):
@@ -33,8 +37,9 @@ def parse_spec(spec: str) -> tuple[Path, int | None]:
     try:
         return Path(path), int(addr, 0)
     except ValueError:
-        raise LoadError(f"--load {spec}: {addr!r} is not an address (write e.g. "
-                        "app.bin@0x08000000)") from None
+        raise LoadError(
+            f"--load {spec}: {addr!r} is not an address (write e.g. app.bin@0x08000000)"
+        ) from None
 
 
 def read_image(spec: str) -> list[Chunk]:
@@ -53,8 +58,7 @@ def read_image(spec: str) -> list[Chunk]:
                 raise LoadError(f"--load {spec}: an ELF carries its addresses; drop @ADDR")
             return _read_elf(path)
         if addr is None:
-            raise LoadError(f"--load {spec}: a raw binary needs an address, e.g. "
-                            f"{path}@0x08000000")
+            raise LoadError(f"--load {spec}: a raw binary needs an address, e.g. {path}@0x08000000")
         return [Chunk(addr, path.read_bytes(), str(path))]
     except OSError as e:
         raise LoadError(f"--load {spec}: cannot read: {e.strerror or e}") from None
@@ -62,6 +66,7 @@ def read_image(spec: str) -> list[Chunk]:
 
 def _read_hex(path: Path) -> list[Chunk]:
     from intelhex import IntelHex, IntelHexError
+
     try:
         ih = IntelHex(str(path))
     except (IntelHexError, ValueError) as e:
@@ -75,6 +80,7 @@ def _read_hex(path: Path) -> list[Chunk]:
 def _read_elf(path: Path) -> list[Chunk]:
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
+
     out = []
     try:
         with path.open("rb") as f:
@@ -82,7 +88,7 @@ def _read_elf(path: Path) -> list[Chunk]:
             for seg in elf.iter_segments():
                 if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:
                     continue
-                out.append(Chunk(seg["p_paddr"], seg.data()[:seg["p_filesz"]], str(path)))
+                out.append(Chunk(seg["p_paddr"], seg.data()[: seg["p_filesz"]], str(path)))
     except ELFError as e:
         raise LoadError(f"--load {path}: not a valid ELF file: {e}") from None
     if not out:
@@ -107,10 +113,13 @@ def validate(chunks: list[Chunk]) -> list[Chunk]:
             raise LoadError(
                 f"--load {c.source}: 0x{c.address:08X}..0x{c.address + len(c.data) - 1:08X} is "
                 "outside flash (0x08000000-0x081FFFFF) and RAM (0x20000000-0x2007FFFF, ITCM "
-                "0x00000000-0x00003FFF)")
+                "0x00000000-0x00003FFF)"
+            )
     ordered = sorted(placed, key=lambda c: c.address)
     for a, b in zip(ordered, ordered[1:]):
         if b.address < a.address + len(a.data):
-            raise LoadError(f"--load: {a.source} (0x{a.address:08X}+{len(a.data)}) overlaps "
-                            f"{b.source} (0x{b.address:08X}); give non-overlapping addresses")
+            raise LoadError(
+                f"--load: {a.source} (0x{a.address:08X}+{len(a.data)}) overlaps "
+                f"{b.source} (0x{b.address:08X}); give non-overlapping addresses"
+            )
     return placed

@@ -13,6 +13,7 @@ time reads (DWT CYCCNT, SysTick) see fine-grained progress. A poll a device repo
 jumps to the next event (``idle="skip"``) or sleeps in wall time until then
 (``idle="realtime"``, the default, so host-side timeouts stay meaningful).
 """
+
 from __future__ import annotations
 
 import heapq
@@ -22,8 +23,8 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import unicorn as uc_mod
 import unicorn.arm_const as A
@@ -39,16 +40,25 @@ SHORT_SLICES_AFTER_IO = 8
 _UNTIL = 0xFFFFFFFF
 
 _REGS = {f"r{i}": getattr(A, f"UC_ARM_REG_R{i}") for i in range(13)}
-_REGS.update(sp=A.UC_ARM_REG_SP, lr=A.UC_ARM_REG_LR, pc=A.UC_ARM_REG_PC, xpsr=A.UC_ARM_REG_XPSR,
-             ipsr=A.UC_ARM_REG_IPSR, msp=A.UC_ARM_REG_MSP, psp=A.UC_ARM_REG_PSP,
-             control=A.UC_ARM_REG_CONTROL, primask=A.UC_ARM_REG_PRIMASK,
-             basepri=A.UC_ARM_REG_BASEPRI, faultmask=A.UC_ARM_REG_FAULTMASK,
-             fpscr=A.UC_ARM_REG_FPSCR)
+_REGS.update(
+    sp=A.UC_ARM_REG_SP,
+    lr=A.UC_ARM_REG_LR,
+    pc=A.UC_ARM_REG_PC,
+    xpsr=A.UC_ARM_REG_XPSR,
+    ipsr=A.UC_ARM_REG_IPSR,
+    msp=A.UC_ARM_REG_MSP,
+    psp=A.UC_ARM_REG_PSP,
+    control=A.UC_ARM_REG_CONTROL,
+    primask=A.UC_ARM_REG_PRIMASK,
+    basepri=A.UC_ARM_REG_BASEPRI,
+    faultmask=A.UC_ARM_REG_FAULTMASK,
+    fpscr=A.UC_ARM_REG_FPSCR,
+)
 _REGS.update({f"s{i}": A.UC_ARM_REG_S0 + i for i in range(32)})
 
 _FLASH_END = mm.FLASH_BASE + mm.FLASH_SIZE
 _SPECIAL = frozenset({"msp", "psp", "primask", "basepri", "faultmask", "control"})
-_UC_PAGE = 0x400          # unicorn's page (ARM): the MPU's protection granule here
+_UC_PAGE = 0x400  # unicorn's page (ARM): the MPU's protection granule here
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
 
 WFI_T16 = 0xBF30
@@ -56,19 +66,19 @@ WFE_T16 = 0xBF20
 
 
 class _Event:
-    __slots__ = ("when", "seq", "callback", "cancelled")
+    __slots__ = ("callback", "cancelled", "seq", "when")
 
     def __init__(self, when: int, seq: int, callback: Callable[[], None]) -> None:
         self.when, self.seq, self.callback, self.cancelled = when, seq, callback, False
 
-    def __lt__(self, other: "_Event") -> bool:
+    def __lt__(self, other: _Event) -> bool:
         return (self.when, self.seq) < (other.when, other.seq)
 
 
 class DeviceServices:
     """The :class:`twin.device.Services` a device gets: the machine, plus its own name for logs."""
 
-    def __init__(self, machine: "Machine", owner: str) -> None:
+    def __init__(self, machine: Machine, owner: str) -> None:
         self._m = machine
         self._owner = owner
 
@@ -158,8 +168,7 @@ class Machine:
         log_stream: where :meth:`log` writes (stderr).
     """
 
-    def __init__(self, core_hz: int = 16_000_000, idle: str = "realtime",
-                 log_stream=None) -> None:
+    def __init__(self, core_hz: int = 16_000_000, idle: str = "realtime", log_stream=None) -> None:
         if idle not in ("realtime", "skip"):
             raise ValueError(f"idle must be 'realtime' or 'skip', not {idle!r}")
         self.idle_mode = idle
@@ -175,17 +184,17 @@ class Machine:
 
         # time and events
         self._cycles = 0
-        self._ticks = 0              # per-slice MMIO access counter (monotonic sub-slice time)
+        self._ticks = 0  # per-slice MMIO access counter (monotonic sub-slice time)
         self._events: list[_Event] = []
         self._seq = itertools.count()
         self._short = 0
         self._idle_anchor: tuple[float, int] | None = None
-        self._pace: tuple[float, int] | None = None   # anchor of the current run of waits
-        self._pace_end = 0           # cycles when the last wait of that run ended
-        self._wait_start = 0         # cycles when the current wait began
-        self._last_read = -1         # address of the latest MMIO read (in a slice)
-        self._idle_addr = -1         # the register whose read asked for the host wait
-        self.instructions = 0        # executed instructions since start (statistics)
+        self._pace: tuple[float, int] | None = None  # anchor of the current run of waits
+        self._pace_end = 0  # cycles when the last wait of that run ended
+        self._wait_start = 0  # cycles when the current wait began
+        self._last_read = -1  # address of the latest MMIO read (in a slice)
+        self._idle_addr = -1  # the register whose read asked for the host wait
+        self.instructions = 0  # executed instructions since start (statistics)
 
         # threading
         self._lock = threading.RLock()
@@ -209,11 +218,11 @@ class Machine:
         self._replaying: dict[int, bytes] | None = None
         self._dirty: list[int] | None = None
         self._pending_reset: tuple[str, str] | None = None
-        self._wait_mode: str | None = None     # None, "poll" or "idle"
+        self._wait_mode: str | None = None  # None, "poll" or "idle"
         self._posts_done = 0
         self._idle_posts = 0
         self._kicked = False
-        self._bus_error: str | None = None   # set by a device inside an MMIO write
+        self._bus_error: str | None = None  # set by a device inside an MMIO write
         self._slice_end = 0
         self.reset_history: list[dict[str, object]] = []
         self.lockup_reason = ""
@@ -221,7 +230,7 @@ class Machine:
         # devices whose clock runs on while the core is stopped (watchdogs): see _sync_stopped
         self._stop_watchers: list[Device] = []
         self._stopped_state: str | None = None
-        self.backup_writable = True        # backup SRAM takes CPU stores: all gates open
+        self.backup_writable = True  # backup SRAM takes CPU stores: all gates open
         # PWR_CR1.DBP ("dbp") and RCC_AHB1ENR.BKPSRAMEN ("clock"); their models close them
         # at reset (a machine without them keeps backup SRAM writable)
         self._backup_gates = {"dbp": True, "clock": True}
@@ -229,7 +238,7 @@ class Machine:
         # MPU enforcement (see _mpu_sync): the configuration applied to the page protections
         self._mpu_key: object = None
         self._mpu_view: MpuView | None = None
-        self._stack_checks: dict[tuple[int, ...], bool] = {}   # mpu_allows answers
+        self._stack_checks: dict[tuple[int, ...], bool] = {}  # mpu_allows answers
         self._mpu_fault: tuple[str, int] | None = None
         self._mpu_hooks: list[int] = []
 
@@ -245,14 +254,13 @@ class Machine:
         self._storage: dict[int, int] = {}
         self._mapped_pages: set[int] = set()
         self.exc: ExceptionUnit | None = None
-        self.debug = None            # twin.scs.DebugUnit, set by attach_debug()
-        self.flash = None            # twin.flash.FlashController
+        self.debug = None  # twin.scs.DebugUnit, set by attach_debug()
+        self.flash = None  # twin.flash.FlashController
 
         uc = self.uc
         uc.hook_add(uc_mod.UC_HOOK_MEM_WRITE_PROT, self._hook_write_prot)
         uc.hook_add(uc_mod.UC_HOOK_MEM_UNMAPPED, self._hook_unmapped)
-        uc.hook_add(uc_mod.UC_HOOK_MEM_FETCH_PROT | uc_mod.UC_HOOK_MEM_READ_PROT,
-                    self._hook_prot_other)
+        uc.hook_add(uc_mod.UC_HOOK_MEM_FETCH_PROT | uc_mod.UC_HOOK_MEM_READ_PROT, self._hook_prot_other)
         uc.hook_add(uc_mod.UC_HOOK_INTR, self._hook_intr)
 
     # ------------------------------------------------------------------ memory map
@@ -260,24 +268,32 @@ class Machine:
         R = mm.Region
         self.flash_buf = mm.new_buffer(mm.FLASH_SIZE, 0xFF)
         sysmem = mm.system_memory()
-        self.itcm = R("itcm", mm.ITCM_BASE, mm.ITCM_SIZE, mm.new_buffer(mm.ITCM_SIZE),
-                      volatile=True)
-        self.flash_region = R("flash", mm.FLASH_BASE, mm.FLASH_SIZE, self.flash_buf,
-                              writable=False, kind="flash")
-        self.flash_alias = R("flash-itcm", mm.FLASH_ITCM_BASE, mm.FLASH_SIZE, self.flash_buf,
-                             writable=False, kind="alias")
-        self.sram = R("sram", mm.SRAM_BASE, mm.SRAM_SIZE, mm.new_buffer(mm.SRAM_SIZE),
-                      volatile=True)
-        self.bkpsram = R("bkpsram", mm.BKPSRAM_BASE, mm.BKPSRAM_SIZE,
-                         mm.new_buffer(mm.BKPSRAM_SIZE), volatile=True)
-        self.sysmem = R("sysmem", mm.SYSMEM_BASE, mm.SYSMEM_SIZE, sysmem, writable=False,
-                        kind="rom")
-        self.sysmem_alias = R("sysmem-itcm", mm.SYSMEM_ITCM_BASE, mm.SYSMEM_SIZE, sysmem,
-                              writable=False, kind="rom")
-        self.info = R("otp-info", mm.INFO_BASE, mm.INFO_SIZE, mm.info_block(), writable=False,
-                      kind="rom")
-        for reg in (self.itcm, self.sysmem_alias, self.flash_alias, self.flash_region,
-                    self.sysmem, self.info, self.sram, self.bkpsram):
+        self.itcm = R("itcm", mm.ITCM_BASE, mm.ITCM_SIZE, mm.new_buffer(mm.ITCM_SIZE), volatile=True)
+        self.flash_region = R(
+            "flash", mm.FLASH_BASE, mm.FLASH_SIZE, self.flash_buf, writable=False, kind="flash"
+        )
+        self.flash_alias = R(
+            "flash-itcm", mm.FLASH_ITCM_BASE, mm.FLASH_SIZE, self.flash_buf, writable=False, kind="alias"
+        )
+        self.sram = R("sram", mm.SRAM_BASE, mm.SRAM_SIZE, mm.new_buffer(mm.SRAM_SIZE), volatile=True)
+        self.bkpsram = R(
+            "bkpsram", mm.BKPSRAM_BASE, mm.BKPSRAM_SIZE, mm.new_buffer(mm.BKPSRAM_SIZE), volatile=True
+        )
+        self.sysmem = R("sysmem", mm.SYSMEM_BASE, mm.SYSMEM_SIZE, sysmem, writable=False, kind="rom")
+        self.sysmem_alias = R(
+            "sysmem-itcm", mm.SYSMEM_ITCM_BASE, mm.SYSMEM_SIZE, sysmem, writable=False, kind="rom"
+        )
+        self.info = R("otp-info", mm.INFO_BASE, mm.INFO_SIZE, mm.info_block(), writable=False, kind="rom")
+        for reg in (
+            self.itcm,
+            self.sysmem_alias,
+            self.flash_alias,
+            self.flash_region,
+            self.sysmem,
+            self.info,
+            self.sram,
+            self.bkpsram,
+        ):
             perms = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC
             if reg.writable:
                 perms |= uc_mod.UC_PROT_WRITE
@@ -348,8 +364,11 @@ class Machine:
         self._ticks += 1
         self._short = SHORT_SLICES_AFTER_IO
         address = page + offset
-        if (address >= 0xE0000000 or self._mpu_view is not None) and self.in_slice \
-                and self._access_denied(address, False):
+        if (
+            (address >= 0xE0000000 or self._mpu_view is not None)
+            and self.in_slice
+            and self._access_denied(address, False)
+        ):
             return 0
         if self._wait_mode == "idle" and address == self._idle_addr and self.in_slice:
             # the firmware polls again the register that started the host wait: end the
@@ -373,8 +392,11 @@ class Machine:
         self._ticks += 1
         self._short = SHORT_SLICES_AFTER_IO
         address = page + offset
-        if (address >= 0xE0000000 or self._mpu_view is not None) and self.in_slice \
-                and self._access_denied(address, True):
+        if (
+            (address >= 0xE0000000 or self._mpu_view is not None)
+            and self.in_slice
+            and self._access_denied(address, True)
+        ):
             return
         dev = self._lookup(address)
         if dev is not None:
@@ -409,23 +431,24 @@ class Machine:
                 return False
             if write and address == 0xE000EF00 and self.exc.ccr & 2:
                 return False
-            self._stop("fault", ("bus", (address, "precise"),
-                                 f"unprivileged {what} of the PPB at 0x{address:08X}"))
+            self._stop(
+                "fault", ("bus", (address, "precise"), f"unprivileged {what} of the PPB at 0x{address:08X}")
+            )
             return True
         view = self._mpu_view
         if view is not None and not view.perms(address) & (2 if write else 1):
-            self._stop("fault", ("memmanage", address,
-                                 f"MPU: data {what} of 0x{address:08X} not allowed"))
+            self._stop("fault", ("memmanage", address, f"MPU: data {what} of 0x{address:08X} not allowed"))
             return True
         return False
 
     def device_bus_error(self, what: str) -> None:
         """A device refuses the access it is handling (see Services.bus_error)."""
-        if self.in_slice:                # slices run with the lock; debugger accesses do not
+        if self.in_slice:  # slices run with the lock; debugger accesses do not
             self._bus_error = what
         else:
-            self.log(f"bus error for a debugger access: {what} (no fault; the probe would "
-                     f"see a transfer error)")
+            self.log(
+                f"bus error for a debugger access: {what} (no fault; the probe would see a transfer error)"
+            )
 
     def kick(self) -> None:
         """The exception unit says an exception became takeable (``on_kick``): end the
@@ -441,14 +464,14 @@ class Machine:
         # it first; otherwise let the (short) slice end by itself.
         try:
             pc = self.uc.reg_read(A.UC_ARM_REG_PC)
-            if self.uc.reg_read(A.UC_ARM_REG_XPSR) & 0x0600FC00:      # inside an IT block
+            if self.uc.reg_read(A.UC_ARM_REG_XPSR) & 0x0600FC00:  # inside an IT block
                 return
             reg = self.region_at(pc, 4)
             if reg is None:
                 return
             hw = int.from_bytes(reg.read(pc, 2), "little")
             if hw >> 11 in (0x1D, 0x1E, 0x1F):
-                if hw & 0xFF10 != 0xF800:                               # STR{,B,H}.W only
+                if hw & 0xFF10 != 0xF800:  # STR{,B,H}.W only
                     return
                 nxt = pc + 4
             elif hw >> 9 in (0x28, 0x29, 0x2A) or hw >> 11 in (0x0C, 0x0E, 0x10, 0x12):
@@ -493,8 +516,11 @@ class Machine:
             return True
         if self._fixups:
             self._apply_fixups()
-        if self._mpu_view is not None and self._mpu_denies(address, uc_mod.UC_PROT_WRITE) \
-                and self.region_at(address, 1) is not None:
+        if (
+            self._mpu_view is not None
+            and self._mpu_denies(address, uc_mod.UC_PROT_WRITE)
+            and self.region_at(address, 1) is not None
+        ):
             self._mpu_fault = ("daccviol", address)
             self._fault_addr = address
             return False
@@ -512,8 +538,8 @@ class Machine:
                     d[0] = address
                 if address + size > d[1]:
                     d[1] = address + size
-            if int.from_bytes(buf[off:off + size], "little") != value & _MASKS[size]:
-                self._fixups.append((address, buf[off:off + size].tobytes()))
+            if int.from_bytes(buf[off : off + size], "little") != value & _MASKS[size]:
+                self._fixups.append((address, buf[off : off + size].tobytes()))
                 if self.in_slice and not self._stop_reasons and self._replaying is None:
                     self._stop("fixup")
             return True
@@ -556,7 +582,7 @@ class Machine:
             return
         self.backup_writable = allowed
         if self._mpu_view is not None:
-            self._mpu_key = ("stale",)            # recomputed with the MPU at the next slice
+            self._mpu_key = ("stale",)  # recomputed with the MPU at the next slice
             return
         self.uc.mem_protect(self.bkpsram.base, self.bkpsram.size, self._base_perms(self.bkpsram))
 
@@ -591,7 +617,7 @@ class Machine:
         if self._mpu_default_map(ctrl):
             key: object = ("default-map",)
         else:
-            key = (exc.mpu_gen, privileged)      # mpu_gen: bumped by every MPU register write
+            key = (exc.mpu_gen, privileged)  # mpu_gen: bumped by every MPU register write
         if key == self._mpu_key:
             return
         self._mpu_key = key
@@ -605,8 +631,9 @@ class Machine:
         """The execution priority is below 0 (HardFault/NMI active or FAULTMASK set) and
         HFNMIENA is clear: the default memory map applies instead of the MPU."""
         exc = self.exc
-        return not ctrl & 2 and (2 in exc.active or 3 in exc.active
-                                 or bool(self.uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1))
+        return not ctrl & 2 and (
+            2 in exc.active or 3 in exc.active or bool(self.uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1)
+        )
 
     def mpu_allows(self, address: int, length: int, write: bool, privileged: bool) -> bool:
         """Whether the MPU lets an access of ``length`` bytes at ``address`` through, at the
@@ -624,7 +651,7 @@ class Machine:
         if hit is not None:
             return hit
         view = MpuView(ctrl, mpu_decode(list(exc.mpu_rbar), list(exc.mpu_rasr)), privileged)
-        need = 2 if write else 1         # W / R
+        need = 2 if write else 1  # W / R
         ok = all(perms & need for _, _, perms in view.intervals(address, address + length))
         if len(self._stack_checks) >= 256:
             self._stack_checks.clear()
@@ -644,25 +671,27 @@ class Machine:
             for lo, hi, perms, varies in view.page_perms(reg.base, reg.end, _UC_PAGE):
                 uc.mem_protect(lo, hi - lo, base & perms)
                 if varies & uc_mod.UC_PROT_READ:
-                    self._mpu_hooks.append(uc.hook_add(uc_mod.UC_HOOK_MEM_READ,
-                                                       self._mpu_read_hook, begin=lo, end=hi - 1))
+                    self._mpu_hooks.append(
+                        uc.hook_add(uc_mod.UC_HOOK_MEM_READ, self._mpu_read_hook, begin=lo, end=hi - 1)
+                    )
                 if varies & uc_mod.UC_PROT_EXEC:
-                    self._mpu_hooks.append(uc.hook_add(uc_mod.UC_HOOK_CODE,
-                                                       self._mpu_code_hook, begin=lo, end=hi - 1))
+                    self._mpu_hooks.append(
+                        uc.hook_add(uc_mod.UC_HOOK_CODE, self._mpu_code_hook, begin=lo, end=hi - 1)
+                    )
         uc.ctl_flush_tb()
 
     def _mpu_read_hook(self, uc, access, address, size, value, _ud) -> None:
         """Reads on a page the MPU protects only in part: refuse the exact address (the
         instruction does not retire; MemManage DACCVIOL with MMFAR)."""
         if self._mpu_denies(address, uc_mod.UC_PROT_READ):
-            self._stop("fault", ("memmanage", address,
-                                 f"MPU: data access to 0x{address:08X} not allowed"))
+            self._stop("fault", ("memmanage", address, f"MPU: data access to 0x{address:08X} not allowed"))
 
     def _mpu_code_hook(self, uc, address, size, _ud) -> None:
         """Fetches on a page the MPU makes executable only in part (IACCVIOL)."""
         if self._mpu_denies(address, uc_mod.UC_PROT_EXEC):
-            self._stop("fault", ("memmanage", "iaccviol",
-                                 f"MPU: instruction fetch from 0x{address:08X} not allowed"))
+            self._stop(
+                "fault", ("memmanage", "iaccviol", f"MPU: instruction fetch from 0x{address:08X} not allowed")
+            )
 
     def _mpu_denies(self, address: int, right: int) -> bool:
         """The MPU (when enforced) forbids ``right`` at ``address`` for the current level."""
@@ -677,8 +706,10 @@ class Machine:
                 why.append("RCC_AHB1ENR.BKPSRAMEN is 0 (__HAL_RCC_BKPSRAM_CLK_ENABLE)")
             if not self._backup_gates.get("dbp", True):
                 why.append("PWR_CR1.DBP is 0 (HAL_PWR_EnableBkUpAccess)")
-            self.log(f"store to backup SRAM 0x{address:08X} ignored: {' and '.join(why)}; "
-                     "set it first — logged once")
+            self.log(
+                f"store to backup SRAM 0x{address:08X} ignored: {' and '.join(why)}; "
+                "set it first — logged once"
+            )
 
     def _apply_fixups(self) -> None:
         fix, self._fixups = self._fixups, []
@@ -700,11 +731,11 @@ class Machine:
         return False
 
     def _hook_intr(self, uc, intno: int, _ud) -> None:
-        if intno == 7:                                   # BKPT
+        if intno == 7:  # BKPT
             self._stop("bkpt")
-        elif intno == 2:                                 # SVC: PC is after the SVC
+        elif intno == 2:  # SVC: PC is after the SVC
             self._stop("svc")
-        elif intno == 8:                                 # exception exit (EXC_RETURN)
+        elif intno == 8:  # exception exit (EXC_RETURN)
             self._stop("excret", self.uc.reg_read(A.UC_ARM_REG_PC) | 1)
         else:
             self._stop("fault", ("usage", "undefinstr", f"CPU exception {intno}"))
@@ -753,10 +784,9 @@ class Machine:
 
     def _unprivileged_thread(self) -> bool:
         uc = self.uc
-        return bool(uc.reg_read(A.UC_ARM_REG_CONTROL) & 1) and not uc.reg_read(
-            A.UC_ARM_REG_IPSR) & 0x1FF
+        return bool(uc.reg_read(A.UC_ARM_REG_CONTROL) & 1) and not uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
 
-    def _as_privileged(self, fn: Callable[[], int | None]):  # noqa: ANN202
+    def _as_privileged(self, fn: Callable[[], int | None]):
         """unicorn reads MSP/PSP/PRIMASK/BASEPRI/FAULTMASK through MRS semantics: 0 (and
         writes ignored) for unprivileged thread code. The model and the debugger see the
         real values, so look through handler mode (IPSR != 0) for the access; unicorn
@@ -830,7 +860,7 @@ class Machine:
             reg = self.region_at(a)
             if reg is not None:
                 n = min(end, reg.end) - a
-                chunk = data[i:i + n]
+                chunk = data[i : i + n]
                 if reg.writable:
                     reg.write(a, chunk)
                     self._mark_dirty(a, n)
@@ -844,7 +874,7 @@ class Machine:
             w = width
             while w > 1 and (a % w or a + w > end):
                 w //= 2
-            self._mmio_access_write(a, w, int.from_bytes(data[i:i + w], "little"))
+            self._mmio_access_write(a, w, int.from_bytes(data[i : i + w], "little"))
             a += w
             i += w
         self._flush_dirty()
@@ -855,7 +885,7 @@ class Machine:
             w = width
             while w > 1 and ((address + j) % w or j + w > len(chunk)):
                 w //= 2
-            self.flash.cpu_store(address + j, w, int.from_bytes(chunk[j:j + w], "little"))
+            self.flash.cpu_store(address + j, w, int.from_bytes(chunk[j : j + w], "little"))
             j += w
         self._mark_dirty(address, len(chunk))
 
@@ -885,8 +915,7 @@ class Machine:
 
     def now_ns(self) -> int:
         """Virtual time in nanoseconds since power-on (monotonic across clock changes)."""
-        return self._ns_base + (self.now_cycles() - self._ns_cycles) * 1_000_000_000 \
-            // self.core_hz
+        return self._ns_base + (self.now_cycles() - self._ns_cycles) * 1_000_000_000 // self.core_hz
 
     def set_core_hz(self, hz: int) -> None:
         """Change the core clock (RCC)."""
@@ -894,7 +923,7 @@ class Machine:
             self._ns_base = self.now_ns()
             self._ns_cycles = self.now_cycles()
             self.core_hz = hz
-            self._break_pace()           # the run of waits counted cycles at the old clock
+            self._break_pace()  # the run of waits counted cycles at the old clock
             self.log(f"core clock now {hz} Hz")
 
     def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:
@@ -929,7 +958,7 @@ class Machine:
     def _guard(self, fn: Callable[[], None]) -> None:
         try:
             fn()
-        except Exception:  # noqa: BLE001 - a device bug must not kill the board
+        except Exception:
             self.log("device callback failed:\n" + traceback.format_exc().rstrip())
 
     # ------------------------------------------------------------------ interrupts
@@ -955,7 +984,7 @@ class Machine:
         self._wake.set()
 
     @contextmanager
-    def host(self) -> Iterator["Machine"]:
+    def host(self) -> Iterator[Machine]:
         """Hold the machine between slices (for debugger/control access)."""
         with self._gate:
             self._host_waiting += 1
@@ -973,8 +1002,7 @@ class Machine:
         """One line on stderr with virtual time and origin."""
         t_ms = (self._ns_base + (self._cycles - self._ns_cycles) * 1e9 / self.core_hz) / 1e6
         try:
-            print(f"[twin {t_ms:10.3f} ms] {who}: {message}", file=self._log_stream or sys.stderr,
-                  flush=True)
+            print(f"[twin {t_ms:10.3f} ms] {who}: {message}", file=self._log_stream or sys.stderr, flush=True)
         except (ValueError, OSError):
             pass
 
@@ -1049,8 +1077,11 @@ class Machine:
         """
         wall = time.monotonic()
         pace = self._pace
-        if (pace is not None and 0 <= now - self._pace_end <= self.core_hz // PACE_GAP_DIV
-                and now <= pace[1] + int((wall - pace[0]) * self.core_hz)):
+        if (
+            pace is not None
+            and 0 <= now - self._pace_end <= self.core_hz // PACE_GAP_DIV
+            and now <= pace[1] + int((wall - pace[0]) * self.core_hz)
+        ):
             self._idle_anchor = pace
         else:
             self._idle_anchor = self._pace = (wall, now)
@@ -1068,8 +1099,7 @@ class Machine:
             self._pending_reset = (kind, cause)
         if self.in_slice:
             self._stop("reset")
-        elif (threading.get_ident() != self._cpu_thread_id and not self.reset_held
-              and self._lock._is_owned()):
+        elif threading.get_ident() != self._cpu_thread_id and not self.reset_held and self._lock._is_owned():
             # a debugger/control write (e.g. AIRCR.SYSRESETREQ through the probe): the CPU is
             # parked between slices, so reset now; a deferred reset could land after the
             # debugger already wrote registers for its next step.
@@ -1079,8 +1109,7 @@ class Machine:
     def reset(self, kind: str, cause: str) -> None:
         """Do a reset now (lock held, outside emu_start)."""
         self._pending_reset = None
-        self.reset_history.append({"kind": kind, "cause": cause, "cycles": self._cycles,
-                                   "wall": time.time()})
+        self.reset_history.append({"kind": kind, "cause": cause, "cycles": self._cycles, "wall": time.time()})
         del self.reset_history[:-32]
         if kind == ResetKind.POWER:
             for reg in self.regions:
@@ -1113,7 +1142,7 @@ class Machine:
         self._boot(kind)
         if self.debug is not None:
             self.debug.after_reset()
-        self._sync_stopped(force=True)    # DBGMCU freeze bits may have been cleared
+        self._sync_stopped(force=True)  # DBGMCU freeze bits may have been cleared
 
     def _exc_devices(self) -> list[Device]:
         if not hasattr(self, "_exc_devs_cache"):
@@ -1152,8 +1181,10 @@ class Machine:
         self.set_reg("pc", pc & ~1)
         self.set_reg("xpsr", 0x01000000 if pc & 1 else 0)
         if self.region_at(pc & ~1, 2) is None or not pc & 1:
-            msg = (f"reset vector 0x{pc:08X} at boot address 0x{boot:08X} is not executable "
-                   "Thumb code (erased or missing firmware?)")
+            msg = (
+                f"reset vector 0x{pc:08X} at boot address 0x{boot:08X} is not executable "
+                "Thumb code (erased or missing firmware?)"
+            )
             if self.exc is None:
                 self.lockup(msg)
             else:
@@ -1215,6 +1246,7 @@ class Machine:
             def tick(d: Device = dev) -> None:
                 nonlocal left
                 left = d.stopped_tick()  # type: ignore[attr-defined]
+
             self._guard(tick)
             if left is not None:
                 wait = min(wait, max(left, 0.001))
@@ -1234,7 +1266,7 @@ class Machine:
                 self._drain()
                 if self._pending_reset is not None and not self.reset_held:
                     self.reset(*self._pending_reset)
-                self._sync_stopped()     # catches lockups entered inside the exception unit
+                self._sync_stopped()  # catches lockups entered inside the exception unit
                 if not self._runnable():
                     wait = self._stopped_wait() if self._stopped_state else 0.05
                     if self._pending_reset is not None:
@@ -1251,8 +1283,11 @@ class Machine:
                     self._gate.wait_for(lambda: self._host_waiting == 0 or self._quit, 0.05)
 
     def _wants_entry(self) -> bool:
-        return self.exc is not None and self.exc.wants_entry() and not (
-            self.debug is not None and self.debug.maskints())
+        return (
+            self.exc is not None
+            and self.exc.wants_entry()
+            and not (self.debug is not None and self.debug.maskints())
+        )
 
     def _idle_step(self) -> float:
         """One idle iteration (WFI sleep, a device poll or a host wait): returns wall seconds
@@ -1286,9 +1321,9 @@ class Machine:
         # "skip" jumps WFI sleeps (and polls always jump); a host wait (idle_wait) follows
         # wall time in both modes: jumping it would race the host that is about to send
         skip = (self.idle_mode == "skip" and self._wait_mode != "idle") or self._wait_mode == "poll"
-        if skip or nxt is not None and nxt <= now:
+        if skip or (nxt is not None and nxt <= now):
             if nxt is None:
-                if self._wait_mode is not None:      # nothing scheduled: just run again
+                if self._wait_mode is not None:  # nothing scheduled: just run again
                     self._end_wait()
                     return 0.0
                 return 0.05
@@ -1306,8 +1341,11 @@ class Machine:
             return 0.0
         if target > now:
             self._advance(target)
-        if (self._wait_mode == "idle" and not self.sleeping
-                and self._cycles - self._wait_start >= self.core_hz // IDLE_SLICE_DIV):
+        if (
+            self._wait_mode == "idle"
+            and not self.sleeping
+            and self._cycles - self._wait_start >= self.core_hz // IDLE_SLICE_DIV
+        ):
             # A host wait is not a WFI: the firmware polls with its own timeout, so let it run
             # again every IDLE_SLICE (virtual time has followed wall time meanwhile).
             self._end_wait()
@@ -1370,7 +1408,7 @@ class Machine:
             uc.emu_start(pc | 1, _UNTIL, 0, budget)
         except uc_mod.UcError as e:
             err = e
-        except Exception as e:  # noqa: BLE001 - exception raised inside a device hook
+        except Exception as e:
             err = e
         finally:
             self.in_slice = False
@@ -1419,7 +1457,7 @@ class Machine:
             self.uc.emu_start(pc | 1, _UNTIL, 0, 1)
         except uc_mod.UcError as e:
             return e
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             return e
         finally:
             self.in_slice = False
@@ -1437,13 +1475,12 @@ class Machine:
         self.in_slice = True
         try:
             self.uc.emu_start(pc | 1, _UNTIL, 0, 1)
-        except Exception as e:  # noqa: BLE001 - handled like any slice error
+        except Exception as e:
             return e
         finally:
             self.in_slice = False
             self.debug.suppress = False
-            self._stop_reasons = reasons + [r for r in self._stop_reasons
-                                            if r[0] != "watchpoint"]
+            self._stop_reasons = reasons + [r for r in self._stop_reasons if r[0] != "watchpoint"]
         return None
 
     def _after_wfi(self) -> bool:
@@ -1460,12 +1497,14 @@ class Machine:
     def _on_error(self, err: BaseException) -> None:
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
         mpu, self._mpu_fault = self._mpu_fault, None
-        if mpu is not None and isinstance(err, uc_mod.UcError) and err.errno in (
-                uc_mod.UC_ERR_READ_PROT, uc_mod.UC_ERR_WRITE_PROT, uc_mod.UC_ERR_FETCH_PROT):
+        if (
+            mpu is not None
+            and isinstance(err, uc_mod.UcError)
+            and err.errno in (uc_mod.UC_ERR_READ_PROT, uc_mod.UC_ERR_WRITE_PROT, uc_mod.UC_ERR_FETCH_PROT)
+        ):
             sub, addr = mpu
             if sub == "iaccviol":
-                self._fault("memmanage", "iaccviol",
-                            f"MPU: instruction fetch from 0x{addr:08X} not allowed")
+                self._fault("memmanage", "iaccviol", f"MPU: instruction fetch from 0x{addr:08X} not allowed")
             else:
                 self._fault("memmanage", addr, f"MPU: data access to 0x{addr:08X} not allowed")
             return
@@ -1473,23 +1512,33 @@ class Machine:
             code = err.errno
             addr = self._fault_addr
             if code in (uc_mod.UC_ERR_FETCH_UNMAPPED, uc_mod.UC_ERR_FETCH_PROT):
-                self._fault("bus", (addr if addr is not None else pc, "instr"),
-                            f"instruction fetch from 0x{(addr or pc):08X}")
-            elif code in (uc_mod.UC_ERR_READ_UNMAPPED, uc_mod.UC_ERR_WRITE_UNMAPPED,
-                          uc_mod.UC_ERR_READ_PROT, uc_mod.UC_ERR_WRITE_PROT):
-                what = "read" if code in (uc_mod.UC_ERR_READ_UNMAPPED,
-                                          uc_mod.UC_ERR_READ_PROT) else "write"
+                self._fault(
+                    "bus",
+                    (addr if addr is not None else pc, "instr"),
+                    f"instruction fetch from 0x{(addr or pc):08X}",
+                )
+            elif code in (
+                uc_mod.UC_ERR_READ_UNMAPPED,
+                uc_mod.UC_ERR_WRITE_UNMAPPED,
+                uc_mod.UC_ERR_READ_PROT,
+                uc_mod.UC_ERR_WRITE_PROT,
+            ):
+                what = "read" if code in (uc_mod.UC_ERR_READ_UNMAPPED, uc_mod.UC_ERR_READ_PROT) else "write"
                 self._fault("bus", (addr, "precise"), f"{what} of unmapped 0x{(addr or 0):08X}")
             elif code == uc_mod.UC_ERR_INSN_INVALID:
                 self._fault("usage", "undefinstr", "undefined instruction")
-            elif code in (uc_mod.UC_ERR_READ_UNALIGNED, uc_mod.UC_ERR_WRITE_UNALIGNED,
-                          uc_mod.UC_ERR_FETCH_UNALIGNED):
+            elif code in (
+                uc_mod.UC_ERR_READ_UNALIGNED,
+                uc_mod.UC_ERR_WRITE_UNALIGNED,
+                uc_mod.UC_ERR_FETCH_UNALIGNED,
+            ):
                 self._fault("usage", "unaligned", "unaligned access")
             else:
                 self._fault("hard", str(err), f"CPU error: {err}")
         else:
-            self.log("internal error inside a device hook:\n" + "".join(
-                traceback.format_exception(err)).rstrip())
+            self.log(
+                "internal error inside a device hook:\n" + "".join(traceback.format_exception(err)).rstrip()
+            )
             self.lockup(f"internal error: {err!r}")
 
     def _fault(self, kind: str, detail: object, text: str) -> None:
@@ -1529,9 +1578,14 @@ class Machine:
         after a debugger resume so a short flash-algorithm call is usually finished before
         the debugger's first status poll (saves many protocol round trips)."""
         deadline = time.perf_counter() + seconds
-        while (self._runnable() and not self.sleeping and not self._wait_mode
-               and self._pending_reset is None and not self._posted
-               and time.perf_counter() < deadline):
+        while (
+            self._runnable()
+            and not self.sleeping
+            and not self._wait_mode
+            and self._pending_reset is None
+            and not self._posted
+            and time.perf_counter() < deadline
+        ):
             self.step_slice()
         if self._pending_reset is not None and not self.reset_held:
             self.reset(*self._pending_reset)

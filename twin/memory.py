@@ -5,6 +5,7 @@ unicorn maps with ``mem_map_ptr`` (so the host reads and writes it without a uni
 and a memoryview for fast slicing on the host side. Aliases share the buffer of their
 primary region (flash at 0x08000000 and its ITCM alias at 0x00200000).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -17,7 +18,7 @@ SYSMEM_ITCM_BASE = 0x00100000
 FLASH_ITCM_BASE = 0x00200000
 FLASH_BASE, FLASH_SIZE = 0x08000000, 0x200000
 SYSMEM_BASE, SYSMEM_SIZE = 0x1FF00000, 0xF000
-INFO_BASE, INFO_SIZE = 0x1FF0F000, 0x1000      # OTP, UID, flash size, package
+INFO_BASE, INFO_SIZE = 0x1FF0F000, 0x1000  # OTP, UID, flash size, package
 OTP_SIZE, OTP_LOCK = 0x400, 0x400
 UID_OFFSET, FLASHSIZE_OFFSET, PACKAGE_OFFSET = 0x420, 0x442, 0x7E0
 SRAM_BASE, SRAM_SIZE = 0x20000000, 0x80000
@@ -73,12 +74,12 @@ class Region:
     def read(self, address: int, length: int) -> bytes:
         """Bytes at an absolute address (must be inside)."""
         off = address - self.base
-        return self.mv[off:off + length].tobytes()
+        return self.mv[off : off + length].tobytes()
 
     def write(self, address: int, data: bytes) -> None:
         """Store bytes at an absolute address (must be inside), bypassing any semantics."""
         off = address - self.base
-        self.mv[off:off + len(data)] = data
+        self.mv[off : off + len(data)] = data
 
     def clear(self) -> None:
         """Zero the region (power loss)."""
@@ -90,9 +91,9 @@ def info_block(uid: tuple[int, int, int] = DEFAULT_UID, flash_kib: int = 2048) -
     buf = new_buffer(INFO_SIZE, 0xFF)
     mv = memoryview(buf).cast("B")
     for i, word in enumerate(uid):
-        mv[UID_OFFSET + 4 * i:UID_OFFSET + 4 * i + 4] = word.to_bytes(4, "little")
-    mv[FLASHSIZE_OFFSET:FLASHSIZE_OFFSET + 2] = flash_kib.to_bytes(2, "little")
-    mv[PACKAGE_OFFSET:PACKAGE_OFFSET + 2] = (0x0700).to_bytes(2, "little")   # LQFP144
+        mv[UID_OFFSET + 4 * i : UID_OFFSET + 4 * i + 4] = word.to_bytes(4, "little")
+    mv[FLASHSIZE_OFFSET : FLASHSIZE_OFFSET + 2] = flash_kib.to_bytes(2, "little")
+    mv[PACKAGE_OFFSET : PACKAGE_OFFSET + 2] = (0x0700).to_bytes(2, "little")  # LQFP144
     return buf
 
 
@@ -101,9 +102,9 @@ def system_memory() -> ctypes.Array:
     handler is an endless ``b .`` loop, so booting from BOOT_ADD1 parks the core."""
     buf = new_buffer(SYSMEM_SIZE, 0xFF)
     mv = memoryview(buf).cast("B")
-    mv[0:4] = (SRAM_BASE + 0x3000).to_bytes(4, "little")       # initial MSP
-    mv[4:8] = (SYSMEM_BASE + 0x201).to_bytes(4, "little")       # reset handler (Thumb)
-    for vec in range(2, 16):                                    # faults -> same loop
-        mv[4 * vec:4 * vec + 4] = (SYSMEM_BASE + 0x201).to_bytes(4, "little")
-    mv[0x200:0x202] = bytes((0xFE, 0xE7))                       # b .
+    mv[0:4] = (SRAM_BASE + 0x3000).to_bytes(4, "little")  # initial MSP
+    mv[4:8] = (SYSMEM_BASE + 0x201).to_bytes(4, "little")  # reset handler (Thumb)
+    for vec in range(2, 16):  # faults -> same loop
+        mv[4 * vec : 4 * vec + 4] = (SYSMEM_BASE + 0x201).to_bytes(4, "little")
+    mv[0x200:0x202] = bytes((0xFE, 0xE7))  # b .
     return buf

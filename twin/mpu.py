@@ -12,17 +12,26 @@ privileged and unprivileged read/write rights, an instruction fetch needs read a
 XN = 0. No region: privileged accesses use the default map when PRIVDEFENA is set, any
 other access faults (MemManage: DACCVIOL for data with MMFAR, IACCVIOL for a fetch).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-R, W, X = 1, 2, 4                 # the same values as unicorn's UC_PROT_READ/WRITE/EXEC
+R, W, X = 1, 2, 4  # the same values as unicorn's UC_PROT_READ/WRITE/EXEC
 ALL = R | W | X
 CTRL_ENABLE, CTRL_HFNMIENA, CTRL_PRIVDEFENA = 1, 2, 4
 
 #: RASR.AP → (privileged, unprivileged) data rights. AP = 0b100 is reserved: no access.
-AP_RIGHTS = {0: (0, 0), 1: (R | W, 0), 2: (R | W, R), 3: (R | W, R | W), 4: (0, 0),
-             5: (R, 0), 6: (R, R), 7: (R, R)}
+AP_RIGHTS = {
+    0: (0, 0),
+    1: (R | W, 0),
+    2: (R | W, R),
+    3: (R | W, R | W),
+    4: (0, 0),
+    5: (R, 0),
+    6: (R, R),
+    7: (R, R),
+}
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ class MpuRegion:
     number: int
     base: int
     size: int
-    srd: int                        # sub-region disable bits (0 below 256 bytes)
+    srd: int  # sub-region disable bits (0 below 256 bytes)
     ap: int
     xn: bool
 
@@ -79,7 +88,7 @@ class MpuView:
 
     def __init__(self, ctrl: int, regions: list[MpuRegion], privileged: bool) -> None:
         self.ctrl = ctrl
-        self.regions = sorted(regions, key=lambda r: -r.number)   # highest number wins
+        self.regions = sorted(regions, key=lambda r: -r.number)  # highest number wins
         self.privileged = privileged
 
     def perms(self, address: int) -> int:
@@ -134,7 +143,7 @@ class MpuView:
                 both &= runs[j][2]
                 either |= runs[j][2]
                 j += 1
-            if runs[i][1] >= end:        # the whole page in one run: jump to the run's end
+            if runs[i][1] >= end:  # the whole page in one run: jump to the run's end
                 end = max(end, (runs[i][1] - lo) // page * page + lo)
             perms = (both & W) | (either & (R | X))
             varies = (both ^ either) & (R | X)

@@ -8,10 +8,12 @@
 * :class:`FallbackScs` is plain storage with reset values for the NVIC/SysTick/SCB/MPU when no
   exception model is installed (so the rig can still read the jump state).
 """
+
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import unicorn as uc_mod
 
@@ -32,8 +34,20 @@ CPUID = 0x411FC270
 
 def _cid_block(cls: int, part: int) -> list[int]:
     """PIDR4..7, PIDR0..3, CIDR0..3 for an Arm (designer 0x43B) component."""
-    return [0x04, 0, 0, 0, part & 0xFF, 0xB0 | (part >> 8) & 0xF, 0x0B, 0x00,
-            0x0D, (cls & 0xF) << 4, 0x05, 0xB1]
+    return [
+        0x04,
+        0,
+        0,
+        0,
+        part & 0xFF,
+        0xB0 | (part >> 8) & 0xF,
+        0x0B,
+        0x00,
+        0x0D,
+        (cls & 0xF) << 4,
+        0x05,
+        0xB1,
+    ]
 
 
 class _Block(Device):
@@ -58,29 +72,35 @@ class _Block(Device):
 class DebugUnit:
     """Halting debug state of the core, its breakpoint and watchpoint units."""
 
-    def __init__(self, machine: "Machine") -> None:
+    def __init__(self, machine: Machine) -> None:
         self.m = machine
-        self.ctrl = 0            # DHCSR control bits C_*
-        self.sticky = 0          # S_RESET_ST | S_RETIRE_ST
+        self.ctrl = 0  # DHCSR control bits C_*
+        self.sticky = 0  # S_RESET_ST | S_RETIRE_ST
         self.demcr = 0
         self.dfsr = 0
         self.dcrdr = 0
         self.fp_enable = False
         self.fp_comp = [0] * 8
         self._bp_hooks: dict[int, int] = {}
-        self.dwt_ctrl = 0x40000000          # NUMCOMP = 4
-        self.cyc_base = 0                    # CYCCNT = now - cyc_base while counting
+        self.dwt_ctrl = 0x40000000  # NUMCOMP = 4
+        self.cyc_base = 0  # CYCCNT = now - cyc_base while counting
         self.cyc_frozen = 0
         self.dwt_comp = [0] * 4
         self.dwt_mask = [0] * 4
         self.dwt_func = [0] * 4
         self._wp_hooks: dict[int, int] = {}
         self._skip_pc: int | None = None
-        self.suppress = False                # completing a watched access
+        self.suppress = False  # completing a watched access
         self.halt_reason = ""
-        self.blocks: list[Device] = [DebugRegs(self), DfsrReg(self), ScsIds(), Dwt(self),
-                                     Fpb(self), RomTable(),
-                                     Dbgmcu(on_change=lambda: machine._sync_stopped(force=True))]
+        self.blocks: list[Device] = [
+            DebugRegs(self),
+            DfsrReg(self),
+            ScsIds(),
+            Dwt(self),
+            Fpb(self),
+            RomTable(),
+            Dbgmcu(on_change=lambda: machine._sync_stopped(force=True)),
+        ]
 
     # ------------------------------------------------------------------ state
     def debug_enabled(self) -> bool:
@@ -135,8 +155,12 @@ class DebugUnit:
 
     def halt_for(self, reason: str) -> None:
         """Halt because of a breakpoint/watchpoint/BKPT."""
-        self.dfsr |= {"bkpt": DFSR_BKPT, "breakpoint": DFSR_BKPT,
-                      "watchpoint": DFSR_DWTTRAP, "vcatch": DFSR_VCATCH}.get(reason, DFSR_HALTED)
+        self.dfsr |= {
+            "bkpt": DFSR_BKPT,
+            "breakpoint": DFSR_BKPT,
+            "watchpoint": DFSR_DWTTRAP,
+            "vcatch": DFSR_VCATCH,
+        }.get(reason, DFSR_HALTED)
         self.ctrl |= C_HALT
         self.halt_reason = reason
         self.m.halt(reason)
@@ -197,8 +221,7 @@ class DebugUnit:
                 self.m.flush_code_cache(addr, addr + 4)
         for addr in want:
             if addr not in self._bp_hooks:
-                self._bp_hooks[addr] = uc.hook_add(uc_mod.UC_HOOK_CODE, self._bp_hit,
-                                                   begin=addr, end=addr)
+                self._bp_hooks[addr] = uc.hook_add(uc_mod.UC_HOOK_CODE, self._bp_hit, begin=addr, end=addr)
                 self.m.flush_code_cache(addr, addr + 4)
 
     def _bp_hit(self, uc, address: int, size: int, _ud) -> None:
@@ -235,7 +258,7 @@ class DebugUnit:
         if i in self._wp_hooks:
             uc.hook_del(self._wp_hooks.pop(i))
             self.m.flush_code_cache()
-            uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)   # flush the TLB
+            uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)  # flush the TLB
         func = self.dwt_func[i] & 0xF
         if func not in (4, 5, 6, 7):
             return
@@ -244,20 +267,21 @@ class DebugUnit:
         hi = lo + size - 1
         if func == 4:
             kinds = uc_mod.UC_HOOK_CODE
-            self._wp_hooks[i] = uc.hook_add(kinds, lambda u, a, s, d, n=i: self._wp_hit(n),
-                                            begin=lo, end=hi)
+            self._wp_hooks[i] = uc.hook_add(kinds, lambda u, a, s, d, n=i: self._wp_hit(n), begin=lo, end=hi)
         else:
-            kinds = {5: uc_mod.UC_HOOK_MEM_READ, 6: uc_mod.UC_HOOK_MEM_WRITE,
-                     7: uc_mod.UC_HOOK_MEM_READ | uc_mod.UC_HOOK_MEM_WRITE}[func]
-            self._wp_hooks[i] = uc.hook_add(kinds, lambda u, *a, n=i: self._wp_hit(n),
-                                            begin=lo, end=hi)
+            kinds = {
+                5: uc_mod.UC_HOOK_MEM_READ,
+                6: uc_mod.UC_HOOK_MEM_WRITE,
+                7: uc_mod.UC_HOOK_MEM_READ | uc_mod.UC_HOOK_MEM_WRITE,
+            }[func]
+            self._wp_hooks[i] = uc.hook_add(kinds, lambda u, *a, n=i: self._wp_hit(n), begin=lo, end=hi)
         self.m.flush_code_cache()
-        uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)   # flush the TLB
+        uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)  # flush the TLB
 
     def _wp_hit(self, i: int) -> None:
         if not self.ctrl & C_DEBUGEN or self.suppress:
             return
-        self.dwt_func[i] |= 1 << 24          # MATCHED
+        self.dwt_func[i] |= 1 << 24  # MATCHED
         self.m._stop("watchpoint")
 
 
@@ -282,7 +306,7 @@ class DebugRegs(_Block):
     def write_word(self, offset: int, value: int) -> None:
         u = self.u
         if offset in (0x0, 0x4, 0x8) and u.m.in_slice:
-            return                  # software cannot halt/step itself or use DCRSR/DCRDR
+            return  # software cannot halt/step itself or use DCRSR/DCRDR
         if offset == 0x0:
             u.write_dhcsr(value)
         elif offset == 0x4:
@@ -305,8 +329,12 @@ class DebugRegs(_Block):
                 m.set_reg("faultmask", (v >> 16) & 1)
                 m.set_reg("control", (v >> 24) & 0x7)
             else:
-                u.dcrdr = (m.reg("primask") & 1 | (m.reg("basepri") & 0xFF) << 8
-                           | (m.reg("faultmask") & 1) << 16 | (m.reg("control") & 7) << 24)
+                u.dcrdr = (
+                    m.reg("primask") & 1
+                    | (m.reg("basepri") & 0xFF) << 8
+                    | (m.reg("faultmask") & 1) << 16
+                    | (m.reg("control") & 7) << 24
+                )
             return
         if name is None:
             if not write:
@@ -319,13 +347,12 @@ class DebugRegs(_Block):
         else:
             u.dcrdr = m.reg(name)
 
-    def m_machine(self) -> "Machine":
+    def m_machine(self) -> Machine:
         return self.u.m
 
 
 _DCRSR_NAMES = {i: f"r{i}" for i in range(13)}
-_DCRSR_NAMES.update({13: "sp", 14: "lr", 15: "pc", 16: "xpsr", 17: "msp", 18: "psp",
-                     33: "fpscr"})
+_DCRSR_NAMES.update({13: "sp", 14: "lr", 15: "pc", 16: "xpsr", 17: "msp", 18: "psp", 33: "fpscr"})
 _DCRSR_NAMES.update({64 + i: f"s{i}" for i in range(32)})
 
 
@@ -379,7 +406,7 @@ class Dwt(_Block):
                 return u.dwt_mask[i]
             if r == 8:
                 val = u.dwt_func[i]
-                u.dwt_func[i] &= ~(1 << 24)           # MATCHED clears on read
+                u.dwt_func[i] &= ~(1 << 24)  # MATCHED clears on read
                 return val
             return 0
         if offset >= 0xFD0:
@@ -426,7 +453,7 @@ class Fpb(_Block):
 
     def write_word(self, offset: int, value: int) -> None:
         if offset == 0x0:
-            if value & 2:                                   # KEY
+            if value & 2:  # KEY
                 self.u.fp_enable = bool(value & 1)
         elif 0x8 <= offset < 0x28:
             self.u.set_fp_comp((offset - 0x8) // 4, value)
@@ -443,7 +470,7 @@ class RomTable(_Block):
         if offset < 4 * len(self.ENTRIES):
             return self.ENTRIES[offset // 4]
         if offset == 0xFCC:
-            return 1                                        # MEMTYPE: system memory present
+            return 1  # MEMTYPE: system memory present
         if offset >= 0xFD0:
             return self.IDS[(offset - 0xFD0) // 4]
         return 0
@@ -460,7 +487,7 @@ class Dbgmcu(_Block):
         self.cr = 0
         self.apb1_fz = 0
         self.apb2_fz = 0
-        self.on_change = on_change   # the freeze bits changed (watchdogs re-check a halt)
+        self.on_change = on_change  # the freeze bits changed (watchdogs re-check a halt)
 
     def reset(self, kind: str) -> None:
         if kind == ResetKind.POWER:
@@ -500,19 +527,28 @@ class FallbackScs(_Block):
 
     name, base, size = "scs", 0xE000E000, 0x1000
 
-    def __init__(self, machine: "Machine") -> None:
+    def __init__(self, machine: Machine) -> None:
         super().__init__()
         self.m = machine
         self.regs: dict[int, int] = {}
         self.reset(ResetKind.POWER)
 
     def reset(self, kind: str) -> None:
-        self.regs = {0xD00: CPUID, 0xD08: self.m.boot_address() & 0xFFFFFF80,
-                     0xD0C: 0xFA050000, 0xD14: 0x00040200, 0x004: 3,
-                     0x01C: 0x40000000 | 0x1193F,          # SysTick CALIB (TENMS for 1 ms @16 MHz)
-                     0xD78: 0x09000003, 0xD6C: 0x01111131, 0xD90: 0x00000800,
-                     0xF40: 0x10110221, 0xF44: 0x12000011, 0xF48: 0x00000040,
-                     0xF34: 0xC0000000}
+        self.regs = {
+            0xD00: CPUID,
+            0xD08: self.m.boot_address() & 0xFFFFFF80,
+            0xD0C: 0xFA050000,
+            0xD14: 0x00040200,
+            0x004: 3,
+            0x01C: 0x40000000 | 0x1193F,  # SysTick CALIB (TENMS for 1 ms @16 MHz)
+            0xD78: 0x09000003,
+            0xD6C: 0x01111131,
+            0xD90: 0x00000800,
+            0xF40: 0x10110221,
+            0xF44: 0x12000011,
+            0xF48: 0x00000040,
+            0xF34: 0xC0000000,
+        }
         self.enabled = 0
         self.pending = 0
         self.active = 0
@@ -522,7 +558,7 @@ class FallbackScs(_Block):
             return (self.enabled >> (32 * ((offset & 0xF) // 4))) & 0xFFFFFFFF
         if 0x200 <= offset < 0x210 or 0x280 <= offset < 0x290:
             return (self.pending >> (32 * ((offset & 0xF) // 4))) & 0xFFFFFFFF
-        if offset == 0x018:                                  # SysTick VAL
+        if offset == 0x018:  # SysTick VAL
             return 0
         return self.regs.get(offset, 0)
 
@@ -544,15 +580,14 @@ class FallbackScs(_Block):
                 self.m.request_reset(ResetKind.SYSTEM, "software")
             elif value & 1:
                 self.m.request_reset(ResetKind.CORE, "software")
-        elif offset == 0xF50 or offset == 0xF58:             # ICIALLU / ICIMVAU
+        elif offset == 0xF50 or offset == 0xF58:  # ICIALLU / ICIMVAU
             self.m.flush_code_cache()
         elif offset in (0xD00, 0xD78, 0xD6C, 0xD90, 0xF40, 0xF44, 0xF48, 0x004):
-            return                                             # read-only IDs
+            return  # read-only IDs
         elif offset == 0x018:
             return
         else:
             self.regs[offset] = value
 
     def snapshot(self) -> dict[str, object]:
-        return {"vtor": self.regs.get(0xD08, 0), "enabled": self.enabled,
-                "pending": self.pending}
+        return {"vtor": self.regs.get(0xD08, 0), "enabled": self.enabled, "pending": self.pending}

@@ -6,6 +6,7 @@ at the configured baud rate in virtual time (10 bit times per frame). A reader t
 received bytes to the CPU thread; received bytes are delivered one frame apart, a byte
 arriving while RXNE is still set is lost with ORE (unless CR3.OVRDIS).
 """
+
 from __future__ import annotations
 
 import errno
@@ -38,12 +39,13 @@ class Usart(Device):
         pty: open a PTY (False: bytes only go to ``tx_log``; for unit tests).
     """
 
-    def __init__(self, name: str = "usart3", base: int = 0x40004800, irq: int = USART3_IRQ,
-                 pty: bool = True) -> None:
+    def __init__(
+        self, name: str = "usart3", base: int = 0x40004800, irq: int = USART3_IRQ, pty: bool = True
+    ) -> None:
         super().__init__()
         self.name, self.base, self.size = name, base, 0x400
         self.irq = irq
-        self.tx_log = bytearray()          # everything transmitted (bounded)
+        self.tx_log = bytearray()  # everything transmitted (bounded)
         self.rx_dropped = 0
         self.tx_dropped = 0
         self.master_fd: int | None = None
@@ -61,7 +63,7 @@ class Usart(Device):
         self._tx_busy = False
         self._rx_handle: object | None = None
         self._tx_handle: object | None = None
-        self._empty_polls = 0                  # consecutive ISR reads with nothing to receive
+        self._empty_polls = 0  # consecutive ISR reads with nothing to receive
         self._last_poll = 0
         self._regs_reset()
 
@@ -77,8 +79,7 @@ class Usart(Device):
     def start(self) -> None:
         """Start the PTY reader thread."""
         if self.master_fd is not None and self._reader is None:
-            self._reader = threading.Thread(target=self._read_loop, name=f"twin-{self.name}",
-                                            daemon=True)
+            self._reader = threading.Thread(target=self._read_loop, name=f"twin-{self.name}", daemon=True)
             self._reader.start()
 
     def close(self) -> None:
@@ -108,7 +109,7 @@ class Usart(Device):
             except OSError as e:
                 if e.errno in (errno.EAGAIN, errno.EINTR):
                     continue
-                if e.errno == errno.EIO:       # no slave opener at the moment
+                if e.errno == errno.EIO:  # no slave opener at the moment
                     self._stop.wait(0.05)
                     continue
                 return
@@ -119,7 +120,7 @@ class Usart(Device):
     def frame_cycles(self) -> int:
         """Core cycles per 10-bit frame at the configured BRR (APB1 clock assumed = core)."""
         brr = self.brr or 139
-        if self.cr1 & (1 << 15):                  # OVER8
+        if self.cr1 & (1 << 15):  # OVER8
             brr = ((brr & ~0xF) | ((brr & 7) << 1)) // 2 or 1
         ratio = 1
         if self.services is not None:
@@ -196,7 +197,7 @@ class Usart(Device):
         elif aligned == 0x14:
             self.rtor = value
         elif aligned == 0x18:
-            if value & (1 << 3):                  # RXFRQ
+            if value & (1 << 3):  # RXFRQ
                 self.isr &= ~ISR_RXNE
             self._update_irq()
         elif aligned == 0x20:
@@ -210,9 +211,11 @@ class Usart(Device):
     def _write_cr1(self, value: int) -> None:
         self.cr1 = value
         en = value & CR1_UE
-        self.isr = (self.isr & ~(ISR_TEACK | ISR_REACK)) \
-            | (ISR_TEACK if en and value & CR1_TE else 0) \
+        self.isr = (
+            (self.isr & ~(ISR_TEACK | ISR_REACK))
+            | (ISR_TEACK if en and value & CR1_TE else 0)
             | (ISR_REACK if en and value & CR1_RE else 0)
+        )
         if en and value & CR1_RE and self._rxq:
             self._schedule_rx()
         self._update_irq()
@@ -234,8 +237,7 @@ class Usart(Device):
         if self.services is None:
             self._tx_done(value)
             return
-        self._tx_handle = self.services.schedule(self.frame_cycles(),
-                                                 lambda: self._tx_done(value))
+        self._tx_handle = self.services.schedule(self.frame_cycles(), lambda: self._tx_done(value))
 
     def _tx_done(self, value: int) -> None:
         self._tx_handle = None
@@ -251,7 +253,7 @@ class Usart(Device):
     def _emit(self, byte: int) -> None:
         self.tx_log.append(byte)
         if len(self.tx_log) > 1 << 20:
-            del self.tx_log[:1 << 19]
+            del self.tx_log[: 1 << 19]
         if self.master_fd is not None:
             try:
                 os.write(self.master_fd, bytes((byte,)))
@@ -310,10 +312,16 @@ class Usart(Device):
 
     def _update_irq(self) -> None:
         cr1, isr = self.cr1, self.isr
-        level = bool(cr1 & CR1_RXNEIE and isr & (ISR_RXNE | ISR_ORE)
-                     or cr1 & CR1_TXEIE and isr & ISR_TXE
-                     or cr1 & CR1_TCIE and isr & ISR_TC
-                     or cr1 & CR1_IDLEIE and isr & ISR_IDLE)
+        level = bool(
+            (cr1 & CR1_RXNEIE
+            and isr & (ISR_RXNE | ISR_ORE))
+            or (cr1 & CR1_TXEIE
+            and isr & ISR_TXE)
+            or (cr1 & CR1_TCIE
+            and isr & ISR_TC)
+            or (cr1 & CR1_IDLEIE
+            and isr & ISR_IDLE)
+        )
         if level != self._irq_level and self.services is not None:
             self._irq_level = level
             self.services.set_irq(self.irq, level)
@@ -332,5 +340,12 @@ class Usart(Device):
         self._irq_level = False
 
     def snapshot(self) -> dict[str, object]:
-        return {"pty": self.slave_path, "cr1": self.cr1, "brr": self.brr, "isr": self.isr,
-                "baud": self.baud(), "tx_bytes": len(self.tx_log), "rx_dropped": self.rx_dropped}
+        return {
+            "pty": self.slave_path,
+            "cr1": self.cr1,
+            "brr": self.brr,
+            "isr": self.isr,
+            "baud": self.baud(),
+            "tx_bytes": len(self.tx_log),
+            "rx_dropped": self.rx_dropped,
+        }

@@ -5,6 +5,7 @@
 xorshift32 generator seeded with N (the app version), so every build of app-vN-Kk.bin is
 byte-identical. ``--build-id`` prints the 8-hex-digit build id of (seed, size) instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         print(build_id(args.seed, args.size))
         return 0
     if args.size < 0:
-        print(f"gen_payload: the code alone is {-args.size} bytes larger than the requested "
-              "image size; ask for a bigger SIZE", file=sys.stderr)
+        print(
+            f"gen_payload: the code alone is {-args.size} bytes larger than the requested "
+            "image size; ask for a bigger SIZE",
+            file=sys.stderr,
+        )
         return 1
     if not args.output:
         print("gen_payload: -o FILE is required", file=sys.stderr)

@@ -7,6 +7,7 @@ path from ``Reset_Handler``/``main``. Indirect calls (function pointers, e.g. th
 transport and flash operations) are not in GCC's graph: the script adds the largest
 frame chain among functions whose address is taken, and says so.
 """
+
 from __future__ import annotations
 
 import re

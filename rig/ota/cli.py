@@ -4,14 +4,16 @@
 Exit codes: 0 every session ACKed, 1 a session ended otherwise, 2 usage/configuration
 error, 130 interrupted (Ctrl-C).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rig.errors import ConfigError, RigError
 
@@ -37,35 +39,67 @@ def _size(text: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``ota`` (with ``serve`` and ``policies``) to a ``rig`` subparsers object."""
-    ota = subparsers.add_parser("ota", help="host OTA server: serve an image to a board",
-                                description="Host side of the OTA update (docs/ota-server.md).")
+    ota = subparsers.add_parser(
+        "ota",
+        help="host OTA server: serve an image to a board",
+        description="Host side of the OTA update (docs/ota-server.md).",
+    )
     sub = ota.add_subparsers(dest="ota_command", metavar="SUBCOMMAND", parser_class=type(ota))
     ota.set_defaults(func=lambda args: _usage(ota))
 
-    serve = sub.add_parser("serve", help="serve IMAGE to the next board(s) that connect",
-                           description="Listen for a board, send IMAGE with the thread protocol "
-                                       "(docs/protocol.md) through a link policy, print a summary.")
+    serve = sub.add_parser(
+        "serve",
+        help="serve IMAGE to the next board(s) that connect",
+        description="Listen for a board, send IMAGE with the thread protocol "
+        "(docs/protocol.md) through a link policy, print a summary.",
+    )
     serve.add_argument("image", type=Path, help="the application image (.bin)")
-    serve.add_argument("--bind", default="127.0.0.1",
-                       help="address to listen on (default 127.0.0.1; a lab board needs the lab "
-                            "interface's own address; all-interfaces is refused)")
+    serve.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; a lab board needs the lab "
+        "interface's own address; all-interfaces is refused)",
+    )
     serve.add_argument("--port", type=int, default=5000, help="TCP port (default 5000; 0 = any free)")
-    serve.add_argument("--policy", action="append", metavar="SPEC",
-                       help="link policy, e.g. split-tokens, 'random:seed=7+pause:ms=5', "
-                            "drop-at:byte=4096; repeat for successive sessions (see `rig ota policies`)")
-    serve.add_argument("--max-size", type=_size, metavar="N",
-                       help="the board's app slot size; a larger image is refused before serving")
+    serve.add_argument(
+        "--policy",
+        action="append",
+        metavar="SPEC",
+        help="link policy, e.g. split-tokens, 'random:seed=7+pause:ms=5', "
+        "drop-at:byte=4096; repeat for successive sessions (see `rig ota policies`)",
+    )
+    serve.add_argument(
+        "--max-size",
+        type=_size,
+        metavar="N",
+        help="the board's app slot size; a larger image is refused before serving",
+    )
     crc = serve.add_mutually_exclusive_group()
-    crc.add_argument("--crc", dest="crc", action="store_true", default=True,
-                     help="announce FILE_CRC (default)")
+    crc.add_argument(
+        "--crc", dest="crc", action="store_true", default=True, help="announce FILE_CRC (default)"
+    )
     crc.add_argument("--no-crc", dest="crc", action="store_false", help="do not announce FILE_CRC")
-    serve.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                       help="seconds to wait for a board to connect, per session (default 60)")
-    serve.add_argument("--sessions", type=int, default=1, metavar="N",
-                       help="sessions to serve before exiting (default 1; 0 = until Ctrl-C)")
+    serve.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for a board to connect, per session (default 60)",
+    )
+    serve.add_argument(
+        "--sessions",
+        type=int,
+        default=1,
+        metavar="N",
+        help="sessions to serve before exiting (default 1; 0 = until Ctrl-C)",
+    )
     serve.add_argument("--capture", type=Path, metavar="DIR", help="write one pcap per session into DIR")
-    serve.add_argument("--capture-iface", metavar="IFACE", help="interface to sniff (default: the bind address's)")
-    serve.add_argument("--json", type=Path, metavar="PATH", help="write the session results (with transcripts) as JSON")
+    serve.add_argument(
+        "--capture-iface", metavar="IFACE", help="interface to sniff (default: the bind address's)"
+    )
+    serve.add_argument(
+        "--json", type=Path, metavar="PATH", help="write the session results (with transcripts) as JSON"
+    )
     serve.add_argument("--transcript", action="store_true", help="print each session's transcript")
     serve.add_argument("--no-progress", action="store_true", help="no progress bar")
     serve.set_defaults(func=cmd_serve)
@@ -121,11 +155,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
     image = args.image.read_bytes() if args.image.is_file() else None
     if image is None:
-        raise ConfigError(f"image {args.image} does not exist or is not a file", source="IMAGE",
-                          hint="build the application first (make -C firmware) and pass its .bin")
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                        TransferSpeedColumn(), console=err, transient=True,
-                        disable=args.no_progress or not err.is_terminal)
+        raise ConfigError(
+            f"image {args.image} does not exist or is not a file",
+            source="IMAGE",
+            hint="build the application first (make -C firmware) and pass its .bin",
+        )
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+        disable=args.no_progress or not err.is_terminal,
+    )
     task_ref: dict[str, Any] = {}
 
     def on_progress(phase: str, sent: int, total: int) -> None:
@@ -138,14 +181,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         progress.update(task_ref["id"], completed=sent, total=total)
 
     results = []
-    server = OtaServer(image, bind=args.bind, port=args.port, policy=args.policy or None, crc=args.crc,
-                       max_size=args.max_size, timeouts=Timeouts(connect=args.timeout),
-                       capture=args.capture, capture_iface=args.capture_iface, on_progress=on_progress)
+    server = OtaServer(
+        image,
+        bind=args.bind,
+        port=args.port,
+        policy=args.policy or None,
+        crc=args.crc,
+        max_size=args.max_size,
+        timeouts=Timeouts(connect=args.timeout),
+        capture=args.capture,
+        capture_iface=args.capture_iface,
+        on_progress=on_progress,
+    )
     try:
         with server, progress:
             host, port = server.address
-            print(f"OTA server listening on {host}:{port} image={args.image} ({len(image)} bytes, "
-                  f"CRC-32 {zlib.crc32(image):08X}) policy={server.policies[0].describe()}", flush=True)
+            print(
+                f"OTA server listening on {host}:{port} image={args.image} ({len(image)} bytes, "
+                f"CRC-32 {zlib.crc32(image):08X}) policy={server.policies[0].describe()}",
+                flush=True,
+            )
             if server.capture_error:
                 err.print(f"[yellow]capture off:[/] {server.capture_error}")
             while args.sessions == 0 or len(results) < args.sessions:
@@ -166,10 +221,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _print_result(out: Any, res: Any, transcript: bool) -> None:
     style = "green" if res.ok else "red"
     out.print(f"[{style}]{res.outcome.upper()}[/] {res.reason}")
-    out.print(f"  phase={res.phase} sent={res.bytes_sent} acked={res.bytes_acked} "
-              f"time={res.duration:.3f}s throughput={res.throughput / 1024:.1f} KiB/s "
-              f"policy={res.policy} peer={res.peer}" + (f" pcap={res.pcap}" if res.pcap else "")
-              + (f" refused={','.join(res.refused)}" if res.refused else ""))
+    out.print(
+        f"  phase={res.phase} sent={res.bytes_sent} acked={res.bytes_acked} "
+        f"time={res.duration:.3f}s throughput={res.throughput / 1024:.1f} KiB/s "
+        f"policy={res.policy} peer={res.peer}"
+        + (f" pcap={res.pcap}" if res.pcap else "")
+        + (f" refused={','.join(res.refused)}" if res.refused else "")
+    )
     if transcript:
         out.print(res.transcript.to_text(), markup=False)
 
@@ -181,8 +239,11 @@ def _write_json(path: Path | None, results: list, server: Any) -> None:
         address: list | None = list(server.address)
     except RigError:
         address = None
-    doc = {"address": address,
-           "capture_error": server.capture_error, "sessions": [r.to_dict() for r in results]}
+    doc = {
+        "address": address,
+        "capture_error": server.capture_error,
+        "sessions": [r.to_dict() for r in results],
+    }
     path.write_text(json.dumps(doc, indent=2))
 
 

@@ -4,6 +4,7 @@
 without a timeout, checks a stop flag while waiting, and ends the session by raising
 :class:`SessionEnd` with an outcome and a reason.
 """
+
 from __future__ import annotations
 
 import errno
@@ -13,8 +14,8 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from rig.ota.policy import Cut, LinkPolicy, Offer, Piece, Write
 from rig.ota.transcript import Transcript, printable
@@ -50,7 +51,7 @@ class Timeouts:
     linger: float = 0.3
 
     @classmethod
-    def all(cls, seconds: float) -> "Timeouts":
+    def all(cls, seconds: float) -> Timeouts:
         """Every timeout set to ``seconds`` (linger stays short)."""
         return cls(seconds, seconds, seconds, seconds, seconds, seconds, min(0.3, seconds))
 
@@ -58,8 +59,9 @@ class Timeouts:
 class SessionEnd(Exception):
     """Ends a session; ``outcome`` is one of transcript.OUTCOMES."""
 
-    def __init__(self, outcome: str, reason: str, *, phase: str | None = None,
-                 nack_reason: str | None = None) -> None:
+    def __init__(
+        self, outcome: str, reason: str, *, phase: str | None = None, nack_reason: str | None = None
+    ) -> None:
         super().__init__(f"{outcome}: {reason}")
         self.outcome = outcome
         self.reason = reason
@@ -84,9 +86,18 @@ class Session:
         progress: optional ``fn(phase, data_sent, data_total)``.
     """
 
-    def __init__(self, sock: socket.socket, image: bytes, policy: LinkPolicy, transcript: Transcript,
-                 timeouts: Timeouts, stop: threading.Event, *, crc: bool = True,
-                 progress: ProgressFn | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        image: bytes,
+        policy: LinkPolicy,
+        transcript: Transcript,
+        timeouts: Timeouts,
+        stop: threading.Event,
+        *,
+        crc: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> None:
         self.sock = sock
         self.policy = policy
         self.transcript = transcript
@@ -162,8 +173,11 @@ class Session:
             if self._eof:
                 self._check_stop()
                 partial = f" (partial line {printable(bytes(self._rx))!r})" if self._rx else ""
-                raise self.fail("closed", f"board {self._ended()} in phase {self.phase} while the server waited "
-                                          f"for {what}{partial}")
+                raise self.fail(
+                    "closed",
+                    f"board {self._ended()} in phase {self.phase} while the server waited "
+                    f"for {what}{partial}",
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 partial = f"; partial line {printable(bytes(self._rx))!r}" if self._rx else ""
@@ -183,17 +197,23 @@ class Session:
         nl = self._rx.find(b"\n", 0, MAX_LINE)
         if nl < 0:
             if len(self._rx) >= MAX_LINE:
-                raise self.fail("protocol", f"line longer than {MAX_LINE} bytes from the board: "
-                                            f"{printable(bytes(self._rx[:MAX_LINE]), 40)!r}")
+                raise self.fail(
+                    "protocol",
+                    f"line longer than {MAX_LINE} bytes from the board: "
+                    f"{printable(bytes(self._rx[:MAX_LINE]), 40)!r}",
+                )
             return None
-        raw = bytes(self._rx[:nl + 1])
-        del self._rx[:nl + 1]
+        raw = bytes(self._rx[: nl + 1])
+        del self._rx[: nl + 1]
         self.transcript.rx(raw)
         body = raw[:-1]
         bad = [b for b in body if b < 0x20 or b > 0x7E]
         if bad:
-            raise self.fail("protocol", f"invalid byte 0x{bad[0]:02x} in a line from the board "
-                                        f"({printable(raw)!r}): lines are printable ASCII ending in \\n")
+            raise self.fail(
+                "protocol",
+                f"invalid byte 0x{bad[0]:02x} in a line from the board "
+                f"({printable(raw)!r}): lines are printable ASCII ending in \\n",
+            )
         return body.decode("ascii")
 
     def _fill(self, wait: float) -> None:
@@ -255,7 +275,7 @@ class Session:
         for w in writes:
             end = pos + len(w.payload)
             if cut_pos is not None and pos <= cut_pos < end:
-                head = w.payload[:cut_pos - pos]
+                head = w.payload[: cut_pos - pos]
                 if head:
                     line = self._write(Write(head, w.separate), pos, layout, prev_separate)
                     if line is not None:
@@ -265,7 +285,7 @@ class Session:
                 line = self._act(cut)
                 if line is not None:
                     return line
-                rest = w.payload[cut_pos - pos:]
+                rest = w.payload[cut_pos - pos :]
                 cut_pos = None
                 line = self._write(Write(rest, w.separate), pos + len(head), layout, True)
                 if line is not None:
@@ -339,8 +359,11 @@ class Session:
             except (BrokenPipeError, ConnectionResetError, OSError) as exc:
                 self._closed_while_sending(exc)
             if time.monotonic() > deadline:
-                raise self.fail("timeout", f"board stopped reading: a write made no progress for "
-                                           f"{self.timeouts.send:g} s after {self._data_sent} data bytes")
+                raise self.fail(
+                    "timeout",
+                    f"board stopped reading: a write made no progress for "
+                    f"{self.timeouts.send:g} s after {self._data_sent} data bytes",
+                )
             self._check_stop()
             select.select([], [self.sock], [], _TICK)
 
@@ -364,8 +387,10 @@ class Session:
 
     def _closed_text(self, extra: str = "") -> str:
         partial = f"; partial line {printable(bytes(self._rx))!r}" if self._rx else ""
-        return (f"board {self._ended()} in phase {self.phase} after {self._data_sent} of "
-                f"{len(self.offer.data)} data bytes{extra}{partial}")
+        return (
+            f"board {self._ended()} in phase {self.phase} after {self._data_sent} of "
+            f"{len(self.offer.data)} data bytes{extra}{partial}"
+        )
 
     def _unsent(self) -> int:
         for req in (SIOCOUTQNSD, SIOCOUTQ):
@@ -382,8 +407,11 @@ class Session:
         delay = 0.0001
         while self._unsent() > 0:
             if time.monotonic() > deadline:
-                raise self.fail("timeout", f"board stopped reading: {self._unsent()} bytes stayed "
-                                           f"unsent for {self.timeouts.send:g} s")
+                raise self.fail(
+                    "timeout",
+                    f"board stopped reading: {self._unsent()} bytes stayed "
+                    f"unsent for {self.timeouts.send:g} s",
+                )
             self._check_stop()
             time.sleep(delay)
             delay = min(delay * 2, 0.005)
@@ -393,39 +421,49 @@ class Session:
         self._drain()
         desc = cut.describe()
         if cut.action == "stall":
-            hold = (cut.ms / 1000.0 if cut.ms is not None
-                    else cut.wait if cut.wait is not None else self.timeouts.stall)
-            self.transcript.note(f"policy {desc}: stalling after {self._data_sent} data bytes "
-                                 f"for up to {hold:g} s")
+            hold = (
+                cut.ms / 1000.0
+                if cut.ms is not None
+                else cut.wait
+                if cut.wait is not None
+                else self.timeouts.stall
+            )
+            self.transcript.note(
+                f"policy {desc}: stalling after {self._data_sent} data bytes for up to {hold:g} s"
+            )
             deadline = time.monotonic() + hold
             while time.monotonic() < deadline:
                 line = self._take_line()
                 if line is not None:
                     return line
                 if self._eof:
-                    raise self.fail("closed", f"board {self._ended()} during the stall "
-                                              f"after {self._data_sent} data bytes")
+                    raise self.fail(
+                        "closed", f"board {self._ended()} during the stall after {self._data_sent} data bytes"
+                    )
                 self._check_stop()
                 self._fill(min(_TICK, max(0.0, deadline - time.monotonic())))
             if cut.ms is not None:
                 self.transcript.note(f"policy {desc}: resuming")
                 return None
-            raise self.fail("timeout", f"policy {desc}: the board sent nothing during a "
-                                       f"{hold:g} s stall after {self._data_sent} data bytes")
+            raise self.fail(
+                "timeout",
+                f"policy {desc}: the board sent nothing during a "
+                f"{hold:g} s stall after {self._data_sent} data bytes",
+            )
         if cut.action == "rst":
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.sock.close()
             self.closed_by_policy = "rst"
             self.transcript.note(f"policy {desc}: sent RST after {self._data_sent} data bytes")
-            raise self.fail("aborted", f"policy {desc} reset the connection (RST) after "
-                                       f"{self._data_sent} data bytes")
+            raise self.fail(
+                "aborted", f"policy {desc} reset the connection (RST) after {self._data_sent} data bytes"
+            )
         # drop: orderly close; record what the board says about it
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
-        self.transcript.note(f"policy {desc}: closed the connection (FIN) after "
-                             f"{self._data_sent} data bytes")
+        self.transcript.note(f"policy {desc}: closed the connection (FIN) after {self._data_sent} data bytes")
         self.closed_by_policy = "drop"
         nack = None
         deadline = time.monotonic() + max(self.timeouts.linger, 1.0)
@@ -441,9 +479,12 @@ class Session:
                 pass
         except SessionEnd:
             pass
-        raise self.fail("aborted", f"policy {desc} closed the connection after {self._data_sent} "
-                                   f"data bytes" + (f"; board answered NACK:{nack}" if nack else ""),
-                        nack_reason=nack)
+        raise self.fail(
+            "aborted",
+            f"policy {desc} closed the connection after {self._data_sent} "
+            f"data bytes" + (f"; board answered NACK:{nack}" if nack else ""),
+            nack_reason=nack,
+        )
 
 
 def _layout(pieces: Sequence[Piece]) -> list[tuple[int, int, Piece]]:

@@ -17,12 +17,14 @@ Segment boundaries are real: the server sets TCP_NODELAY and, between writes mar
 ``separate``, waits until the kernel has transmitted everything (SIOCOUTQNSD reaches 0),
 so each write leaves as its own segment. ``byte`` / ``after`` count *image* bytes.
 """
+
 from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Sequence
+from typing import Literal
 
 from rig.errors import ConfigError
 
@@ -209,13 +211,16 @@ class RandomCuts(Segmenter):
 
     name = "random"
 
-    def __init__(self, seed: int = 0, min: int = 1, max: int = 1400) -> None:  # noqa: A002
+    def __init__(self, seed: int = 0, min: int = 1, max: int = 1400) -> None:
         self.seed = int(seed)
         self.min = _positive("random", "min", min)
         self.max = _positive("random", "max", max)
         if self.max < self.min:
-            raise ConfigError(f"random: max={self.max} < min={self.min}", source="policy",
-                              hint="use e.g. random:seed=7,min=1,max=300")
+            raise ConfigError(
+                f"random: max={self.max} < min={self.min}",
+                source="policy",
+                hint="use e.g. random:seed=7,min=1,max=300",
+            )
 
     def params(self) -> dict[str, object]:
         return {"seed": self.seed, "min": self.min, "max": self.max}
@@ -226,7 +231,7 @@ class RandomCuts(Segmenter):
         pos = 0
         while pos < len(burst):
             n = rng.randint(self.min, self.max)
-            out.append(Write(burst[pos:pos + n], True))
+            out.append(Write(burst[pos : pos + n], True))
             pos += n
         return out
 
@@ -258,8 +263,11 @@ class Cut:
 
     def describe(self) -> str:
         if self.action == "stall":
-            return (f"stall:after={self.byte}" + (f",ms={_fmt(self.ms)}" if self.ms is not None else "")
-                    + (f",wait={_fmt(self.wait)}" if self.wait is not None else ""))
+            return (
+                f"stall:after={self.byte}"
+                + (f",ms={_fmt(self.ms)}" if self.ms is not None else "")
+                + (f",wait={_fmt(self.wait)}" if self.wait is not None else "")
+            )
         return f"{self.action}-at:byte={self.byte}"
 
 
@@ -289,8 +297,9 @@ class Corrupt(Fault):
     def __init__(self, offsets: Sequence[int] | int, xor: int = 0xFF) -> None:
         self.offsets = [int(o) for o in ([offsets] if isinstance(offsets, int) else offsets)]
         if not self.offsets or any(o < 0 for o in self.offsets):
-            raise ConfigError("corrupt needs non-negative offsets", source="policy",
-                              hint="e.g. corrupt:offsets=100,2000")
+            raise ConfigError(
+                "corrupt needs non-negative offsets", source="policy", hint="e.g. corrupt:offsets=100,2000"
+            )
         self.xor = int(xor) & 0xFF
         if self.xor == 0:
             raise ConfigError("corrupt: xor=0 changes nothing", source="policy", hint="use xor=0x01..0xff")
@@ -302,8 +311,11 @@ class Corrupt(Fault):
     def validate(self, image_size: int) -> None:
         bad = [o for o in self.offsets if o >= image_size]
         if bad:
-            raise ConfigError(f"corrupt offsets {bad} are outside the {image_size}-byte image",
-                              source="policy", hint=f"use offsets below {image_size}")
+            raise ConfigError(
+                f"corrupt offsets {bad} are outside the {image_size}-byte image",
+                source="policy",
+                hint=f"use offsets below {image_size}",
+            )
 
     def apply(self, offer: Offer) -> Offer:
         data = bytearray(offer.data)
@@ -320,11 +332,15 @@ class WrongSize(Fault):
 
     def __init__(self, delta: int | None = None, size: int | None = None) -> None:
         if (delta is None) == (size is None):
-            raise ConfigError("wrong-size needs exactly one of delta= or size=", source="policy",
-                              hint="e.g. wrong-size:delta=-10 or wrong-size:size=0")
+            raise ConfigError(
+                "wrong-size needs exactly one of delta= or size=",
+                source="policy",
+                hint="e.g. wrong-size:delta=-10 or wrong-size:size=0",
+            )
         if delta == 0:
-            raise ConfigError("wrong-size:delta=0 is the right size", source="policy",
-                              hint="use a non-zero delta")
+            raise ConfigError(
+                "wrong-size:delta=0 is the right size", source="policy", hint="use a non-zero delta"
+            )
         self.delta = delta
         self.size = size
 
@@ -334,8 +350,11 @@ class WrongSize(Fault):
     def validate(self, image_size: int) -> None:
         declared = self.size if self.size is not None else image_size + (self.delta or 0)
         if declared < 0:
-            raise ConfigError(f"wrong-size would announce {declared} bytes", source="policy",
-                              hint=f"delta must be >= -{image_size}")
+            raise ConfigError(
+                f"wrong-size would announce {declared} bytes",
+                source="policy",
+                hint=f"delta must be >= -{image_size}",
+            )
 
     def apply(self, offer: Offer) -> Offer:
         declared = self.size if self.size is not None else offer.declared_size + (self.delta or 0)
@@ -347,7 +366,7 @@ class Truncate(Fault):
 
     name = "truncate"
 
-    def __init__(self, bytes: int) -> None:  # noqa: A002
+    def __init__(self, bytes: int) -> None:
         self.nbytes = _positive("truncate", "bytes", bytes)
 
     def describe(self) -> str:
@@ -355,11 +374,14 @@ class Truncate(Fault):
 
     def validate(self, image_size: int) -> None:
         if self.nbytes > image_size:
-            raise ConfigError(f"truncate:bytes={self.nbytes} exceeds the {image_size}-byte image",
-                              source="policy", hint=f"use bytes <= {image_size}")
+            raise ConfigError(
+                f"truncate:bytes={self.nbytes} exceeds the {image_size}-byte image",
+                source="policy",
+                hint=f"use bytes <= {image_size}",
+            )
 
     def apply(self, offer: Offer) -> Offer:
-        return replace(offer, data=offer.data[:max(0, len(offer.data) - self.nbytes)])
+        return replace(offer, data=offer.data[: max(0, len(offer.data) - self.nbytes)])
 
 
 class WrongCrc(Fault):
@@ -386,8 +408,14 @@ class WrongCrc(Fault):
 class LinkPolicy:
     """One segmenter + optional pause + optional cut + content faults."""
 
-    def __init__(self, segmenter: Segmenter | None = None, *, pause: Pause | None = None,
-                 cut: Cut | None = None, faults: Sequence[Fault] = ()) -> None:
+    def __init__(
+        self,
+        segmenter: Segmenter | None = None,
+        *,
+        pause: Pause | None = None,
+        cut: Cut | None = None,
+        faults: Sequence[Fault] = (),
+    ) -> None:
         self.segmenter = segmenter or Natural()
         self.pause = pause
         self.cut = cut
@@ -418,17 +446,26 @@ class LinkPolicy:
         for f in self.faults:
             f.validate(image_size)
         if self.needs_crc and not crc:
-            raise ConfigError(f"policy {self.describe()!r} needs FILE_CRC", source="policy",
-                              hint="enable crc (crc=True / --crc)")
+            raise ConfigError(
+                f"policy {self.describe()!r} needs FILE_CRC",
+                source="policy",
+                hint="enable crc (crc=True / --crc)",
+            )
         if self.cut and self.cut.byte >= image_size:
-            raise ConfigError(f"{self.cut.describe()} is at or beyond the end of the "
-                              f"{image_size}-byte image", source="policy",
-                              hint=f"choose a byte below {image_size}")
+            raise ConfigError(
+                f"{self.cut.describe()} is at or beyond the end of the {image_size}-byte image",
+                source="policy",
+                hint=f"choose a byte below {image_size}",
+            )
 
     def make_offer(self, image: bytes, *, crc: bool) -> Offer:
         """The announced size/CRC and the streamed data after this policy's faults."""
-        offer = Offer(image=image, data=image, declared_size=len(image),
-                      crc=zlib.crc32(image) & 0xFFFFFFFF if crc else None)
+        offer = Offer(
+            image=image,
+            data=image,
+            declared_size=len(image),
+            crc=zlib.crc32(image) & 0xFFFFFFFF if crc else None,
+        )
         for f in self.faults:
             offer = f.apply(offer)
         return offer
@@ -439,19 +476,29 @@ class LinkPolicy:
 
 
 _SEGMENTERS: dict[str, type[Segmenter]] = {
-    "natural": Natural, "per-message": PerMessage, "glued": Glued,
-    "split-tokens": SplitTokens, "tiny": Tiny, "random": RandomCuts,
+    "natural": Natural,
+    "per-message": PerMessage,
+    "glued": Glued,
+    "split-tokens": SplitTokens,
+    "tiny": Tiny,
+    "random": RandomCuts,
 }
 _FAULTS: dict[str, type[Fault]] = {
-    "corrupt": Corrupt, "wrong-size": WrongSize, "truncate": Truncate, "wrong-crc": WrongCrc,
+    "corrupt": Corrupt,
+    "wrong-size": WrongSize,
+    "truncate": Truncate,
+    "wrong-crc": WrongCrc,
 }
 _CUTS = {"drop-at": "drop", "rst-at": "rst", "stall": "stall"}
 
 #: every policy name parse_policy accepts
 POLICY_NAMES = sorted([*_SEGMENTERS, *_FAULTS, *_CUTS, "pause"])
 
-_HINT = ("known policies: " + ", ".join(POLICY_NAMES) +
-         "; syntax NAME[:k=v,...][+NAME...], e.g. 'split-tokens+pause:ms=20'")
+_HINT = (
+    "known policies: "
+    + ", ".join(POLICY_NAMES)
+    + "; syntax NAME[:k=v,...][+NAME...], e.g. 'split-tokens+pause:ms=20'"
+)
 
 
 def parse_policy(spec: str | LinkPolicy | None) -> LinkPolicy:
@@ -475,20 +522,27 @@ def parse_policy(spec: str | LinkPolicy | None) -> LinkPolicy:
         try:
             if name in _SEGMENTERS:
                 if segmenter is not None:
-                    raise ConfigError(f"two segmenters in {spec!r} ({segmenter.name}, {name})",
-                                      source="policy", hint="choose one of " + ", ".join(_SEGMENTERS))
+                    raise ConfigError(
+                        f"two segmenters in {spec!r} ({segmenter.name}, {name})",
+                        source="policy",
+                        hint="choose one of " + ", ".join(_SEGMENTERS),
+                    )
                 segmenter = _SEGMENTERS[name](**params)  # type: ignore[arg-type]
             elif name in _FAULTS:
                 faults.append(_FAULTS[name](**params))  # type: ignore[arg-type]
             elif name in _CUTS:
                 if cut is not None:
-                    raise ConfigError(f"two cut actions in {spec!r}", source="policy",
-                                      hint="use at most one of drop-at, rst-at, stall")
+                    raise ConfigError(
+                        f"two cut actions in {spec!r}",
+                        source="policy",
+                        hint="use at most one of drop-at, rst-at, stall",
+                    )
                 cut = _make_cut(_CUTS[name], params, spec)
             elif name == "pause":
                 if pause is not None or set(params) != {"ms"}:
-                    raise ConfigError(f"pause needs exactly ms= once in {spec!r}", source="policy",
-                                      hint="e.g. pause:ms=20")
+                    raise ConfigError(
+                        f"pause needs exactly ms= once in {spec!r}", source="policy", hint="e.g. pause:ms=20"
+                    )
                 ms = float(params["ms"])  # type: ignore[arg-type]
                 if ms < 0:
                     raise ConfigError("pause:ms must be >= 0", source="policy", hint="e.g. pause:ms=20")
@@ -496,8 +550,9 @@ def parse_policy(spec: str | LinkPolicy | None) -> LinkPolicy:
             else:
                 raise ConfigError(f"unknown policy {name!r} in {spec!r}", source="policy", hint=_HINT)
         except TypeError as exc:
-            raise ConfigError(f"bad parameters for {name!r} in {spec!r}: {exc}", source="policy",
-                              hint=_HINT) from None
+            raise ConfigError(
+                f"bad parameters for {name!r} in {spec!r}: {exc}", source="policy", hint=_HINT
+            ) from None
     return LinkPolicy(segmenter, pause=pause, cut=cut, faults=faults)
 
 
@@ -505,8 +560,11 @@ def _make_cut(action: str, params: dict[str, object], spec: str) -> Cut:
     key = "after" if action == "stall" else "byte"
     allowed = {key, "ms", "wait"} if action == "stall" else {key}
     if {"ms", "wait"} <= set(params):
-        raise ConfigError(f"stall takes ms= (resume after) or wait= (no resume), not both, in {spec!r}",
-                          source="policy", hint="e.g. stall:after=2048,ms=3000 or stall:after=2048,wait=30")
+        raise ConfigError(
+            f"stall takes ms= (resume after) or wait= (no resume), not both, in {spec!r}",
+            source="policy",
+            hint="e.g. stall:after=2048,ms=3000 or stall:after=2048,wait=30",
+        )
     if key not in params or not set(params) <= allowed:
         example = "stall:after=2048[,ms=3000 | ,wait=30]" if action == "stall" else f"{action}-at:byte=4096"
         raise ConfigError(f"{action} needs {key}= in {spec!r}", source="policy", hint=f"e.g. {example}")
@@ -517,8 +575,12 @@ def _make_cut(action: str, params: dict[str, object], spec: str) -> Cut:
     for name, v in (("ms", ms), ("wait", wait)):
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
             raise ConfigError(f"stall:{name} must be a number >= 0 in {spec!r}", source="policy", hint=_HINT)
-    return Cut(action, byte, None if ms is None else float(ms),  # type: ignore[arg-type]
-               None if wait is None else float(wait))  # type: ignore[arg-type]
+    return Cut(
+        action,
+        byte,
+        None if ms is None else float(ms),  # type: ignore[arg-type]
+        None if wait is None else float(wait),
+    )  # type: ignore[arg-type]
 
 
 def _split_part(part: str, spec: str) -> tuple[str, dict[str, object]]:
@@ -545,19 +607,23 @@ def _value(text: str, spec: str) -> object:
         try:
             return float(text)
         except ValueError:
-            raise ConfigError(f"parameter value {text!r} in {spec!r} is not a number",
-                              source="policy", hint=_HINT) from None
+            raise ConfigError(
+                f"parameter value {text!r} in {spec!r} is not a number", source="policy", hint=_HINT
+            ) from None
 
 
 def _positive(name: str, key: str, value: object) -> int:
     if not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}:{key} must be an integer >= 1, got {value!r}", source="policy",
-                          hint=f"e.g. {name}:{key}=7")
+        raise ConfigError(
+            f"{name}:{key} must be an integer >= 1, got {value!r}",
+            source="policy",
+            hint=f"e.g. {name}:{key}=7",
+        )
     return value
 
 
 def _chunks(data: bytes, size: int) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 def _fmt(v: object) -> str:

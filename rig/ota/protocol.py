@@ -37,6 +37,7 @@ Plugging in your own protocol (example: the board sends ``HELLO``, the server an
 Every link policy applies to a custom protocol too: segmenters see your control pieces
 and data pieces, cuts count data bytes, content faults change ``session.offer``.
 """
+
 from __future__ import annotations
 
 import re

@@ -8,6 +8,7 @@ Example::
         result = srv.wait_session(timeout=30)
         assert result.outcome == "ack", result.to_text()
 """
+
 from __future__ import annotations
 
 import errno
@@ -17,8 +18,8 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from rig.errors import ConfigError, OtaError
 from rig.ota.link import ProgressFn, Session, SessionEnd, Timeouts
@@ -58,28 +59,47 @@ class OtaServer:
         ConfigError: bad bind address, policy or option.
     """
 
-    def __init__(self, image: bytes | str | Path, *, bind: str = "127.0.0.1", port: int = 0,
-                 policy: str | LinkPolicy | Sequence[str | LinkPolicy] | None = None,
-                 protocol: Protocol | None = None, crc: bool = True, max_size: int | None = None,
-                 timeouts: Timeouts | None = None, allow: Sequence[str] | None = None,
-                 capture: str | Path | None = None, capture_iface: str | None = None,
-                 on_progress: ProgressFn | None = None,
-                 on_session: Callable[[SessionResult], None] | None = None) -> None:
+    def __init__(
+        self,
+        image: bytes | str | Path,
+        *,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        policy: str | LinkPolicy | Sequence[str | LinkPolicy] | None = None,
+        protocol: Protocol | None = None,
+        crc: bool = True,
+        max_size: int | None = None,
+        timeouts: Timeouts | None = None,
+        allow: Sequence[str] | None = None,
+        capture: str | Path | None = None,
+        capture_iface: str | None = None,
+        on_progress: ProgressFn | None = None,
+        on_session: Callable[[SessionResult], None] | None = None,
+    ) -> None:
         if isinstance(image, (str, Path)):
             try:
                 image = Path(image).read_bytes()
             except OSError as exc:
-                raise OtaError(f"cannot read image {image}: {exc.strerror}", reason="image",
-                               hint="pass the path of the application .bin") from None
+                raise OtaError(
+                    f"cannot read image {image}: {exc.strerror}",
+                    reason="image",
+                    hint="pass the path of the application .bin",
+                ) from None
         self.image = bytes(image)
         if not self.image:
-            raise OtaError("the image is empty; FILE_SIZE must be >= 1", reason="image",
-                           hint="build the application .bin first")
+            raise OtaError(
+                "the image is empty; FILE_SIZE must be >= 1",
+                reason="image",
+                hint="build the application .bin first",
+            )
         if max_size is not None and len(self.image) > max_size:
-            raise OtaError(f"image is {len(self.image)} bytes, larger than the board's slot "
-                           f"({max_size} bytes, {len(self.image) - max_size} too many)",
-                           reason="too_large", hint="shrink the application or serve it to a "
-                           "board with a larger app slot (boards/*.yaml regions)")
+            raise OtaError(
+                f"image is {len(self.image)} bytes, larger than the board's slot "
+                f"({max_size} bytes, {len(self.image) - max_size} too many)",
+                reason="too_large",
+                hint="shrink the application or serve it to a "
+                "board with a larger app slot (boards/*.yaml regions)",
+            )
         self.max_size = max_size
         self.bind = _check_bind(bind)
         self.port = int(port)
@@ -108,7 +128,7 @@ class OtaServer:
         self._accept_thread: threading.Thread | None = None
         self._session_thread: threading.Thread | None = None
         self._session_started = threading.Event()
-        self._session_closed = threading.Event()    # its connection is closed, result pending
+        self._session_closed = threading.Event()  # its connection is closed, result pending
         self._current: Transcript | None = None
         self._current_refused: list[str] = []
         self._sniffer = None
@@ -120,10 +140,12 @@ class OtaServer:
     def address(self) -> tuple[str, int]:
         """``(host, port)`` the server listens on (after ``start``)."""
         if self._address is None:
-            raise OtaError("server not started", reason="state", hint="use `with OtaServer(...)` or call start()")
+            raise OtaError(
+                "server not started", reason="state", hint="use `with OtaServer(...)` or call start()"
+            )
         return self._address
 
-    def start(self) -> "OtaServer":
+    def start(self) -> OtaServer:
         """Bind, listen and start the accept thread (and the sniffer if capture is on)."""
         if self._lsock is not None:
             return self
@@ -134,9 +156,12 @@ class OtaServer:
             lsock.bind((self.bind, self.port))
         except OSError as exc:
             lsock.close()
-            raise OtaError(f"cannot listen on {self.bind}:{self.port}: {exc.strerror}", reason="bind",
-                           hint="another OTA server (or process) uses that port: stop it, or pass "
-                                "port=0 for a free one; a lab address must belong to this host") from None
+            raise OtaError(
+                f"cannot listen on {self.bind}:{self.port}: {exc.strerror}",
+                reason="bind",
+                hint="another OTA server (or process) uses that port: stop it, or pass "
+                "port=0 for a free one; a lab address must belong to this host",
+            ) from None
         lsock.listen(4)
         lsock.setblocking(False)
         self._lsock = lsock
@@ -144,8 +169,9 @@ class OtaServer:
         self._address: tuple[str, int] | None = (host, port)
         if self.capture_dir is not None:
             self._start_capture()
-        self._accept_thread = threading.Thread(target=self._accept_loop, name=f"ota-accept-{self.address[1]}",
-                                               daemon=True)
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name=f"ota-accept-{self.address[1]}", daemon=True
+        )
         self._accept_thread.start()
         LOG.info("OTA server on %s:%d policy=%s", *self.address, self.policies[0].describe())
         return self
@@ -171,7 +197,7 @@ class OtaServer:
             self._sniffer.stop()
             self._rewrite_pcaps()
 
-    def __enter__(self) -> "OtaServer":
+    def __enter__(self) -> OtaServer:
         try:
             return self.start()
         except BaseException:
@@ -217,19 +243,25 @@ class OtaServer:
                 return self._no_session("the server was closed before a board connected")
             if time.monotonic() >= deadline:
                 host, port = self.address
-                return self._no_session(f"no board connected to {host}:{port} within {timeout:g} s "
-                                        "(is the board reset and configured for this server's address?)")
+                return self._no_session(
+                    f"no board connected to {host}:{port} within {timeout:g} s "
+                    "(is the board reset and configured for this server's address?)"
+                )
 
     def _session_running(self) -> bool:
         t = self._session_thread
         return t is not None and t.is_alive()
 
     def _no_session(self, reason: str) -> SessionResult:
-        tr = Transcript(policy=self._policy_for(self._count).describe(), protocol=self.protocol.describe(),
-                        image_size=len(self.image))
+        tr = Transcript(
+            policy=self._policy_for(self._count).describe(),
+            protocol=self.protocol.describe(),
+            image_size=len(self.image),
+        )
         tr.error(reason)
-        return SessionResult("timeout", reason, "connect", 0, 0, 0.0, tr.policy, tr,
-                             refused=list(self._current_refused))
+        return SessionResult(
+            "timeout", reason, "connect", 0, 0, 0.0, tr.policy, tr, refused=list(self._current_refused)
+        )
 
     def _policy_for(self, index: int) -> LinkPolicy:
         return self.policies[min(index, len(self.policies) - 1)]
@@ -237,6 +269,7 @@ class OtaServer:
     # ------------------------------------------------------------------ threads
     def _accept_loop(self) -> None:
         import select
+
         lsock = self._lsock
         assert lsock is not None
         while not self._stop.is_set():
@@ -252,7 +285,7 @@ class OtaServer:
                 continue
             except OSError as exc:
                 if self._stop.is_set() or exc.errno in (errno.EBADF, errno.EINVAL, errno.ENOTSOCK):
-                    return                    # the listening socket was closed
+                    return  # the listening socket was closed
                 # a client that reset before accept (ECONNABORTED), out of descriptors or
                 # buffers: the server must keep serving the next board
                 LOG.warning("OTA server: accept failed (%s); still listening", exc)
@@ -283,8 +316,12 @@ class OtaServer:
                 self._conn = conn
                 index = self._count
                 self._count += 1
-                self._session_thread = threading.Thread(target=self._run_session, args=(conn, peer, index),
-                                                        name=f"ota-session-{index}", daemon=True)
+                self._session_thread = threading.Thread(
+                    target=self._run_session,
+                    args=(conn, peer, index),
+                    name=f"ota-session-{index}",
+                    daemon=True,
+                )
                 self._session_thread.start()
 
     def _refuse(self, conn: socket.socket, peer: str, why: str) -> None:
@@ -303,7 +340,9 @@ class OtaServer:
 
     def _run_session(self, conn: socket.socket, peer: tuple, index: int) -> None:
         policy = self._policy_for(index)
-        tr = Transcript(policy=policy.describe(), protocol=self.protocol.describe(), image_size=len(self.image))
+        tr = Transcript(
+            policy=policy.describe(), protocol=self.protocol.describe(), image_size=len(self.image)
+        )
         tr.peer = f"{peer[0]}:{peer[1]}"
         tr.note(f"board connected from {tr.peer}")
         self._current = tr
@@ -312,16 +351,28 @@ class OtaServer:
         acked = 0
         phase = "request"
         try:
-            session = Session(conn, self.image, policy, tr, self.timeouts, self._stop,
-                              crc=bool(getattr(self.protocol, "crc", False)), progress=self.on_progress)
+            session = Session(
+                conn,
+                self.image,
+                policy,
+                tr,
+                self.timeouts,
+                self._stop,
+                crc=bool(getattr(self.protocol, "crc", False)),
+                progress=self.on_progress,
+            )
             verdict = self.protocol.run(session)
-            outcome, reason, acked, nack_reason = (verdict.outcome, verdict.reason, verdict.acked,
-                                                   verdict.nack_reason)
+            outcome, reason, acked, nack_reason = (
+                verdict.outcome,
+                verdict.reason,
+                verdict.acked,
+                verdict.nack_reason,
+            )
             phase = session.phase
         except SessionEnd as end:
             outcome, reason, nack_reason = end.outcome, end.reason, end.nack_reason
             phase = end.phase or (session.phase if session else "request")
-        except Exception as exc:  # noqa: BLE001 - a protocol bug must not kill the server
+        except Exception as exc:
             LOG.exception("OTA session %d crashed", index)
             outcome, reason = "error", f"internal error in protocol {self.protocol.name}: {exc!r}"
             phase = session.phase if session else "request"
@@ -339,28 +390,40 @@ class OtaServer:
             tr.error(f"outcome {outcome}: {reason}")
         sent = session.data_sent if session else 0
         duration = tr.now()
-        result = SessionResult(outcome, reason, phase, sent, acked, duration, policy.describe(), tr,
-                               peer=tr.peer, refused=list(self._current_refused), nack_reason=nack_reason,
-                               index=index)
+        result = SessionResult(
+            outcome,
+            reason,
+            phase,
+            sent,
+            acked,
+            duration,
+            policy.describe(),
+            tr,
+            peer=tr.peer,
+            refused=list(self._current_refused),
+            nack_reason=nack_reason,
+            index=index,
+        )
         if self._sniffer is not None:
             result.pcap = self._write_pcap(result, peer[1], session)
         with self._lock:
             self._current = None
             self._conn = None
             self.results.append(result)
-            self._session_started.clear()     # before the result is seen: the next board
-            self._results.put(result)         # may connect as soon as a waiter has it
+            self._session_started.clear()  # before the result is seen: the next board
+            self._results.put(result)  # may connect as soon as a waiter has it
         if self.on_progress:
             self.on_progress("end", sent, len(session.offer.data) if session else len(self.image))
         if self.on_session:
             try:
                 self.on_session(result)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 LOG.exception("on_session callback failed")
 
     # ------------------------------------------------------------------ capture
     def _start_capture(self) -> None:
         from rig.capture import CaptureUnavailable, Sniffer, iface_for_address
+
         try:
             iface = self.capture_iface or iface_for_address(self.bind)
             self._sniffer = Sniffer(self.address[1], iface).start()
@@ -375,14 +438,17 @@ class OtaServer:
 
     def _write_pcap(self, result: SessionResult, client_port: int, session: Session | None) -> str | None:
         from rig.capture import wait_covered
+
         try:
             down, up = (session.wire_tx, session.wire_rx) if session else (0, 0)
             budget = min(120.0, 5.0 + 0.01 * (session.writes if session else 0))
             if not wait_covered(self._sniffer, client_port, down, up, timeout=budget):  # type: ignore[arg-type]
-                result.transcript.note(f"capture incomplete: the sniffer did not see all {down} "
-                                       f"bytes sent and {up} received within {budget:g} s")
+                result.transcript.note(
+                    f"capture incomplete: the sniffer did not see all {down} "
+                    f"bytes sent and {up} received within {budget:g} s"
+                )
             return str(self._sniffer.write(self._pcap_path(result.index, client_port), client_port))  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001 - capture problems never fail the session
+        except Exception as exc:
             result.transcript.note(f"capture not written: {exc}")
             return None
 
@@ -391,18 +457,24 @@ class OtaServer:
             if r.pcap and r.peer:
                 try:
                     self._sniffer.write(r.pcap, int(r.peer.rsplit(":", 1)[1]))  # type: ignore[union-attr]
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
 
 
 def _check_bind(bind: str) -> str:
     if bind in ("", "0.0.0.0", "::", "*"):
-        raise ConfigError(f"refusing to listen on all interfaces ({bind!r})", source="bind",
-                          hint="bind 127.0.0.1 (twin) or the lab interface's own address, e.g. 192.168.1.10")
+        raise ConfigError(
+            f"refusing to listen on all interfaces ({bind!r})",
+            source="bind",
+            hint="bind 127.0.0.1 (twin) or the lab interface's own address, e.g. 192.168.1.10",
+        )
     try:
         return str(ipaddress.ip_address(bind))
     except ValueError:
         if bind == "localhost":
             return "127.0.0.1"
-        raise ConfigError(f"bind address {bind!r} is not an IP address", source="bind",
-                          hint="pass the numeric address of the lab interface, e.g. 192.168.1.10") from None
+        raise ConfigError(
+            f"bind address {bind!r} is not an IP address",
+            source="bind",
+            hint="pass the numeric address of the lab interface, e.g. 192.168.1.10",
+        ) from None

@@ -6,6 +6,7 @@ outcome. :class:`SessionResult` is what :meth:`rig.ota.server.OtaServer.wait_ses
 returns; both are JSON-ready through ``to_dict()`` and readable through ``to_text()``
 (the HTML report embeds them).
 """
+
 from __future__ import annotations
 
 import time
@@ -41,8 +42,13 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        d: dict[str, Any] = {"t": round(self.t, 6), "dir": self.direction, "kind": self.kind,
-                             "text": self.text, "nbytes": self.nbytes}
+        d: dict[str, Any] = {
+            "t": round(self.t, 6),
+            "dir": self.direction,
+            "kind": self.kind,
+            "text": self.text,
+            "nbytes": self.nbytes,
+        }
         if self.offset is not None:
             d["offset"] = self.offset
         return d
@@ -68,8 +74,14 @@ class Transcript:
     #: data events beyond this count are merged into the last one (bounded memory).
     MAX_DATA_EVENTS = 4000
 
-    def __init__(self, *, policy: str = "natural", protocol: str = "thread",
-                 image_size: int = 0, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        policy: str = "natural",
+        protocol: str = "thread",
+        image_size: int = 0,
+        clock: Any = time.monotonic,
+    ) -> None:
         self._clock = clock
         self.t0 = clock()
         self.started_wall = time.time()
@@ -99,14 +111,20 @@ class Transcript:
         self.data_sent = max(self.data_sent, offset + nbytes)
         self.data_writes += 1
         last = self.events[-1] if self.events else None
-        if (self._data_events >= self.MAX_DATA_EVENTS and last is not None and last.kind == "data"
-                and last.offset is not None and last.offset + last.nbytes == offset):
+        if (
+            self._data_events >= self.MAX_DATA_EVENTS
+            and last is not None
+            and last.kind == "data"
+            and last.offset is not None
+            and last.offset + last.nbytes == offset
+        ):
             last.nbytes += nbytes
             last.text = f"data [{last.offset}, {last.offset + last.nbytes})"
             return
         self._data_events += 1
-        self.events.append(Event(self.now(), "tx", "data", f"data [{offset}, {offset + nbytes})",
-                                 nbytes, offset))
+        self.events.append(
+            Event(self.now(), "tx", "data", f"data [{offset}, {offset + nbytes})", nbytes, offset)
+        )
 
     def note(self, text: str) -> None:
         """Record a free-form note (policy action, refused client...)."""
@@ -118,29 +136,40 @@ class Transcript:
 
     def messages(self, direction: Direction | None = None) -> list[str]:
         """Control messages in order (optionally one direction only)."""
-        return [e.text for e in self.events
-                if e.kind == "msg" and (direction is None or e.direction == direction)]
+        return [
+            e.text for e in self.events if e.kind == "msg" and (direction is None or e.direction == direction)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"policy": self.policy, "protocol": self.protocol, "peer": self.peer,
-                "image_size": self.image_size, "data_sent": self.data_sent,
-                "data_writes": self.data_writes, "started": self.started_wall,
-                "events": [e.to_dict() for e in self.events]}
+        return {
+            "policy": self.policy,
+            "protocol": self.protocol,
+            "peer": self.peer,
+            "image_size": self.image_size,
+            "data_sent": self.data_sent,
+            "data_writes": self.data_writes,
+            "started": self.started_wall,
+            "events": [e.to_dict() for e in self.events],
+        }
 
     def to_text(self) -> str:
         """Human-readable form; consecutive data writes are summarised on one line."""
-        out = [f"# OTA session peer={self.peer} protocol={self.protocol} policy={self.policy} "
-               f"image={self.image_size} bytes"]
+        out = [
+            f"# OTA session peer={self.peer} protocol={self.protocol} policy={self.policy} "
+            f"image={self.image_size} bytes"
+        ]
         run: list[Event] = []
 
         def flush() -> None:
             if run:
                 first, last = run[0], run[-1]
                 total = sum(e.nbytes for e in run)
-                out.append(f"{first.t:10.6f} -> data  [{first.offset}, "
-                           f"{(last.offset or 0) + last.nbytes}) {total} bytes in {len(run)} "
-                           f"write(s), until {last.t:.6f}")
+                out.append(
+                    f"{first.t:10.6f} -> data  [{first.offset}, "
+                    f"{(last.offset or 0) + last.nbytes}) {total} bytes in {len(run)} "
+                    f"write(s), until {last.t:.6f}"
+                )
                 run.clear()
 
         arrows = {"rx": "<-", "tx": "->", "info": "  "}
@@ -201,18 +230,30 @@ class SessionResult:
 
     def summary(self) -> str:
         """One line: outcome, reason, bytes and throughput."""
-        return (f"session {self.index}: {self.outcome} ({self.reason}) phase={self.phase} "
-                f"sent={self.bytes_sent} acked={self.bytes_acked} "
-                f"in {self.duration:.3f} s = {self.throughput / 1024:.1f} KiB/s policy={self.policy}")
+        return (
+            f"session {self.index}: {self.outcome} ({self.reason}) phase={self.phase} "
+            f"sent={self.bytes_sent} acked={self.bytes_acked} "
+            f"in {self.duration:.3f} s = {self.throughput / 1024:.1f} KiB/s policy={self.policy}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (includes the transcript)."""
-        return {"index": self.index, "outcome": self.outcome, "reason": self.reason,
-                "phase": self.phase, "nack_reason": self.nack_reason,
-                "bytes_sent": self.bytes_sent, "bytes_acked": self.bytes_acked,
-                "duration": round(self.duration, 6), "throughput": round(self.throughput, 1),
-                "policy": self.policy, "peer": self.peer, "pcap": self.pcap,
-                "refused": list(self.refused), "transcript": self.transcript.to_dict()}
+        return {
+            "index": self.index,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "phase": self.phase,
+            "nack_reason": self.nack_reason,
+            "bytes_sent": self.bytes_sent,
+            "bytes_acked": self.bytes_acked,
+            "duration": round(self.duration, 6),
+            "throughput": round(self.throughput, 1),
+            "policy": self.policy,
+            "peer": self.peer,
+            "pcap": self.pcap,
+            "refused": list(self.refused),
+            "transcript": self.transcript.to_dict(),
+        }
 
     def to_text(self) -> str:
         """Summary line followed by the transcript text."""

@@ -9,6 +9,7 @@ Public API:
 
 See docs/report.md for what each section shows.
 """
+
 from __future__ import annotations
 
 from rig.report.render import extras_for, failed, render_evidence

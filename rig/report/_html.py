@@ -3,6 +3,7 @@
 Everything that is not markup written by this package goes through :func:`esc` (or
 :func:`attr`) before it reaches the HTML, including text that came from the device.
 """
+
 from __future__ import annotations
 
 import html
@@ -88,7 +89,7 @@ def rel_href(path: Path | str, link_base: Path | None) -> str:
     if link_base is not None:
         try:
             p = Path(os.path.relpath(p.resolve(), Path(link_base).resolve()))
-        except ValueError:   # another drive (Windows): keep it absolute
+        except ValueError:  # another drive (Windows): keep it absolute
             p = p.resolve()
     text = p.as_posix()
     return quote(text, safe="/:._-~")
@@ -102,4 +103,4 @@ def link(path: Path | str, label: str, link_base: Path | None) -> str:
 def section(title: str, body: str, anchor: str = "") -> str:
     """An ``<h3>`` heading and its body (``anchor`` names the section for tests and links)."""
     sid = f' data-section="{attr(anchor)}"' if anchor else ""
-    return f'<section{sid}><h3>{esc(title)}</h3>{body}</section>'
+    return f"<section{sid}><h3>{esc(title)}</h3>{body}</section>"

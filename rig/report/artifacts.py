@@ -3,11 +3,13 @@
 Everything shown inline is capped (:data:`UART_TAIL_LINES`, :data:`MAX_EVENTS`) and escaped;
 the complete data is in the linked files.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from rig.errors import PHASES
 from rig.report._html import esc, num
@@ -80,7 +82,7 @@ def artifact_links(files: Mapping[str, Path], link: LinkFn) -> str:
             items.append(f'<li>{esc(label)}: <span class="muted">{esc(path)} (missing)</span></li>')
     if not items:
         return '<p class="muted">No artifacts.</p>'
-    return f"<ul class=\"artifacts\">{''.join(items)}</ul>"
+    return f'<ul class="artifacts">{"".join(items)}</ul>'
 
 
 def uart_view(text: str, lines: int = UART_TAIL_LINES) -> str:
@@ -89,8 +91,11 @@ def uart_view(text: str, lines: int = UART_TAIL_LINES) -> str:
         return '<p class="muted">No serial output captured.</p>'
     all_lines = text.splitlines()
     tail = all_lines[-lines:]
-    note = (f"last {len(tail)} of {len(all_lines)} lines" if len(all_lines) > len(tail)
-            else f"{len(all_lines)} line(s)")
+    note = (
+        f"last {len(tail)} of {len(all_lines)} lines"
+        if len(all_lines) > len(tail)
+        else f"{len(all_lines)} line(s)"
+    )
     return f'<p class="muted">{esc(note)}</p><pre class="uart">{esc(chr(10).join(tail))}</pre>'
 
 
@@ -122,17 +127,23 @@ def transcript_view(tr: Mapping[str, Any] | None) -> str:
         data_events = 0
         for e in shown:
             if e is None:
-                rows.append(f'<tr><td colspan="5" class="muted">… {num(len(events) - MAX_EVENTS)} event(s) '
-                            "not shown (see the transcript file) …</td></tr>")
+                rows.append(
+                    f'<tr><td colspan="5" class="muted">… {num(len(events) - MAX_EVENTS)} event(s) '
+                    "not shown (see the transcript file) …</td></tr>"
+                )
                 continue
             if not isinstance(e, dict):
                 continue
             data_events += e.get("kind") == "data"
-            rows.append(f'<tr><td class="num">{esc(e.get("t", ""))}</td><td>{esc(e.get("dir", ""))}</td>'
-                        f'<td>{esc(e.get("kind", ""))}</td><td class="num">{esc(e.get("nbytes", ""))}</td>'
-                        f'<td class="mono">{esc(e.get("text", ""))}</td></tr>')
-        parts.append("<table class=\"events\"><thead><tr><th>t (s)</th><th>dir</th><th>kind</th><th>bytes</th>"
-                     f"<th>text</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+            rows.append(
+                f'<tr><td class="num">{esc(e.get("t", ""))}</td><td>{esc(e.get("dir", ""))}</td>'
+                f'<td>{esc(e.get("kind", ""))}</td><td class="num">{esc(e.get("nbytes", ""))}</td>'
+                f'<td class="mono">{esc(e.get("text", ""))}</td></tr>'
+            )
+        parts.append(
+            '<table class="events"><thead><tr><th>t (s)</th><th>dir</th><th>kind</th><th>bytes</th>'
+            f"<th>text</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
     return "".join(parts)
 
 
@@ -152,8 +163,11 @@ def capture_view(cap: Mapping[str, Any] | None, link: LinkFn) -> str:
     pcap = flat.get("pcap") or flat.get("path")
     if pcap:
         path = Path(str(pcap))
-        ref = (link(path, path.name) if path.exists()
-               else f'{esc(path.name)} <span class="muted">({esc(path)} missing)</span>')
+        ref = (
+            link(path, path.name)
+            if path.exists()
+            else f'{esc(path.name)} <span class="muted">({esc(path)} missing)</span>'
+        )
         parts.append(f"<p>pcap: {ref}</p>")
     parts.append(_scalar_table(flat, skip=("pcap", "path")))
     for key in ("sizes_down", "sizes_up"):
@@ -161,23 +175,36 @@ def capture_view(cap: Mapping[str, Any] | None, link: LinkFn) -> str:
             parts.append(f'<p><b>{esc(key)}</b>: <span class="mono">{esc(_short_list(flat[key]))}</span></p>')
     tokens = flat.get("tokens")
     if isinstance(tokens, list) and tokens:
-        rows = "".join(f'<tr><td>{esc(t.get("dir", ""))}</td><td class="mono">{esc(t.get("text", ""))}</td>'
-                       f'<td class="num">{esc(t.get("start", ""))}</td><td class="num">{esc(t.get("end", ""))}</td>'
-                       f'<td class="num">{esc(t.get("segments", ""))}</td></tr>'
-                       for t in tokens[:MAX_EVENTS] if isinstance(t, dict))
-        parts.append("<h4>Control tokens in the stream</h4><table><thead><tr><th>dir</th><th>token</th>"
-                     f"<th>start</th><th>end</th><th>segments</th></tr></thead><tbody>{rows}</tbody></table>")
+        rows = "".join(
+            f'<tr><td>{esc(t.get("dir", ""))}</td><td class="mono">{esc(t.get("text", ""))}</td>'
+            f'<td class="num">{esc(t.get("start", ""))}</td><td class="num">{esc(t.get("end", ""))}</td>'
+            f'<td class="num">{esc(t.get("segments", ""))}</td></tr>'
+            for t in tokens[:MAX_EVENTS]
+            if isinstance(t, dict)
+        )
+        parts.append(
+            "<h4>Control tokens in the stream</h4><table><thead><tr><th>dir</th><th>token</th>"
+            f"<th>start</th><th>end</th><th>segments</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
     segs = flat.get("segments")
     if isinstance(segs, list) and segs:
-        rows = "".join(f'<tr><td class="num">{esc(s.get("index", ""))}</td><td class="num">{esc(s.get("time", ""))}</td>'
-                       f'<td>{esc(s.get("dir", ""))}</td><td class="num">{esc(s.get("offset", ""))}</td>'
-                       f'<td class="num">{esc(s.get("length", ""))}</td><td>{esc(s.get("flags", ""))}</td>'
-                       f'<td>{"retransmission" if s.get("retransmission") else ""}</td></tr>'
-                       for s in segs[:MAX_SEGMENTS] if isinstance(s, dict))
-        more = (f'<p class="muted">first {MAX_SEGMENTS} of {num(len(segs))} segments</p>'
-                if len(segs) > MAX_SEGMENTS else "")
-        parts.append("<h4>TCP segments</h4><table><thead><tr><th>#</th><th>t</th><th>dir</th><th>offset</th>"
-                     f"<th>length</th><th>flags</th><th></th></tr></thead><tbody>{rows}</tbody></table>{more}")
+        rows = "".join(
+            f'<tr><td class="num">{esc(s.get("index", ""))}</td><td class="num">{esc(s.get("time", ""))}</td>'
+            f'<td>{esc(s.get("dir", ""))}</td><td class="num">{esc(s.get("offset", ""))}</td>'
+            f'<td class="num">{esc(s.get("length", ""))}</td><td>{esc(s.get("flags", ""))}</td>'
+            f"<td>{'retransmission' if s.get('retransmission') else ''}</td></tr>"
+            for s in segs[:MAX_SEGMENTS]
+            if isinstance(s, dict)
+        )
+        more = (
+            f'<p class="muted">first {MAX_SEGMENTS} of {num(len(segs))} segments</p>'
+            if len(segs) > MAX_SEGMENTS
+            else ""
+        )
+        parts.append(
+            "<h4>TCP segments</h4><table><thead><tr><th>#</th><th>t</th><th>dir</th><th>offset</th>"
+            f"<th>length</th><th>flags</th><th></th></tr></thead><tbody>{rows}</tbody></table>{more}"
+        )
     return "".join(parts)
 
 
@@ -190,9 +217,13 @@ def timings_view(timings: Mapping[str, float]) -> str:
     rows = []
     for p in order:
         t = float(timings[p])
-        rows.append(f'<tr><td>{esc(p)}</td><td class="num">{t:.3f}</td>'
-                    f'<td><span class="bar" style="width:{max(1, int(200 * t / top))}px"></span></td></tr>')
+        rows.append(
+            f'<tr><td>{esc(p)}</td><td class="num">{t:.3f}</td>'
+            f'<td><span class="bar" style="width:{max(1, int(200 * t / top))}px"></span></td></tr>'
+        )
     total = sum(float(timings[p]) for p in order)
     rows.append(f'<tr><td><b>total</b></td><td class="num"><b>{total:.3f}</b></td><td></td></tr>')
-    return ("<table class=\"timings\"><thead><tr><th>phase</th><th>seconds</th><th></th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (
+        '<table class="timings"><thead><tr><th>phase</th><th>seconds</th><th></th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )

@@ -1,4 +1,5 @@
 """Thumb-2 disassembly around the PC the core ended at (capstone, ARMv7-M)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,8 @@ def decode(code: bytes, base: int) -> list[Insn]:
             out.append(Insn(ins.address, bytes(ins.bytes), ins.mnemonic, ins.op_str))
             off += ins.size
             got = True
-        if off + 2 <= len(code):   # capstone stopped on an invalid encoding
-            half = code[off:off + 2]
+        if off + 2 <= len(code):  # capstone stopped on an invalid encoding
+            half = code[off : off + 2]
             out.append(Insn(base + off, half, ".short", f"0x{int.from_bytes(half, 'little'):04x}"))
             off += 2
         elif not got:
@@ -58,5 +59,5 @@ def around(code: bytes, base: int, pc: int, before: int = BEFORE, after: int = A
     if not base <= pc < base + len(code):
         return []
     head = [i for i in decode(code[: pc - base], base) if i.address < pc][-before:]
-    tail = decode(code[pc - base:], pc)[: after + 1]
+    tail = decode(code[pc - base :], pc)[: after + 1]
     return head + tail

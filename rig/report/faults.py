@@ -3,6 +3,7 @@
 Pure data: :func:`decode_cfsr` / :func:`decode_hfsr` return one :class:`Bit` per defined
 bit, set or not, with what it means, so the report can list every bit and highlight the set ones.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,13 +33,29 @@ CFSR_BITS: tuple[tuple[str, int, str, str], ...] = (
 
 HFSR_BITS: tuple[tuple[str, int, str, str], ...] = (
     ("HFSR", 1, "VECTTBL", "bus fault reading the vector table (VTOR points to a bad table?)"),
-    ("HFSR", 30, "FORCED", "a configurable fault escalated to HardFault (handler disabled or priority): see CFSR"),
+    (
+        "HFSR",
+        30,
+        "FORCED",
+        "a configurable fault escalated to HardFault (handler disabled or priority): see CFSR",
+    ),
     ("HFSR", 31, "DEBUGEVT", "debug event while halting debug was disabled"),
 )
 
 #: Exception numbers (IPSR) of the ARMv7-M system exceptions.
-EXCEPTIONS = {0: "Thread mode", 1: "Reset", 2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault",
-              6: "UsageFault", 11: "SVCall", 12: "DebugMonitor", 14: "PendSV", 15: "SysTick"}
+EXCEPTIONS = {
+    0: "Thread mode",
+    1: "Reset",
+    2: "NMI",
+    3: "HardFault",
+    4: "MemManage",
+    5: "BusFault",
+    6: "UsageFault",
+    11: "SVCall",
+    12: "DebugMonitor",
+    14: "PendSV",
+    15: "SysTick",
+}
 
 
 @dataclass(frozen=True)
@@ -77,8 +94,11 @@ def exc_return_text(lr: int) -> str | None:
     """What an EXC_RETURN value in LR means, or None if LR is not one."""
     if lr & 0xFFFFFF00 != 0xFFFFFF00:
         return None
-    mode = "handler mode, MSP" if lr & 0xF == 0x1 else ("thread mode, MSP" if lr & 0xF == 0x9 else
-                                                        "thread mode, PSP" if lr & 0xF == 0xD else "invalid")
+    mode = (
+        "handler mode, MSP"
+        if lr & 0xF == 0x1
+        else ("thread mode, MSP" if lr & 0xF == 0x9 else "thread mode, PSP" if lr & 0xF == 0xD else "invalid")
+    )
     frame = "basic frame" if lr & 0x10 else "extended (FP) frame"
     return f"EXC_RETURN: return to {mode}, {frame}"
 

@@ -6,10 +6,12 @@ that no sector is drawn narrower than :data:`MIN_W` pixels (on the STM32F767 tha
 match / mismatch / erased; sectors (or parts) no check covered are "outside the image".
 A thin strip under each bank shows where inside a sector the differing bytes are.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,10 +28,12 @@ ROW_H = 44
 BRACKET_H = 22
 DENSITY_H = 8
 COLORS = {"match": "#2da44e", "mismatch": "#cf222e", "erased": "#e3b341", "outside": "#d0d7de"}
-LEGEND = (("match", "match — the readback equals the expected bytes"),
-          ("mismatch", "mismatch — some bytes differ"),
-          ("erased", "erased — reads back all 0xFF where data was expected (erased, never written)"),
-          ("outside", "outside the image — not compared"))
+LEGEND = (
+    ("match", "match — the readback equals the expected bytes"),
+    ("mismatch", "mismatch — some bytes differ"),
+    ("erased", "erased — reads back all 0xFF where data was expected (erased, never written)"),
+    ("outside", "outside the image — not compared"),
+)
 
 
 @dataclass
@@ -123,12 +127,16 @@ def _views(layout: FlashLayout, arrays: Sequence[CheckArrays]) -> dict[int, list
 def _tooltip(v: SectorView, layout: FlashLayout) -> str:
     s = v.sector
     regions = [r.name for r in layout.regions.values() if r.base < s.end and s.base < r.end]
-    lines = [f"sector {s.index} (bank {s.bank}, SNB 0x{s.snb:02X}) {hex32(s.base)}..{hex32(s.end - 1)}, "
-             f"{size_text(s.size)}" + (f" — {', '.join(regions)}" if regions else "")]
+    lines = [
+        f"sector {s.index} (bank {s.bank}, SNB 0x{s.snb:02X}) {hex32(s.base)}..{hex32(s.end - 1)}, "
+        f"{size_text(s.size)}" + (f" — {', '.join(regions)}" if regions else "")
+    ]
     if not v.spans:
         lines.append("outside the image: not compared")
     for sp in v.spans:
-        what = {"match": "match", "mismatch": "MISMATCH", "erased": "ERASED (all 0xFF, data expected)"}[sp.status]
+        what = {"match": "match", "mismatch": "MISMATCH", "erased": "ERASED (all 0xFF, data expected)"}[
+            sp.status
+        ]
         line = f"{hex32(sp.lo)}..{hex32(sp.hi - 1)}: {what}, {num(sp.differing)} of {num(sp.hi - sp.lo)} bytes differ"
         if sp.blank and sp.status == "match":
             line += " (blank: all 0xFF, as expected)"
@@ -158,58 +166,89 @@ def render_flash_map(layout: FlashLayout, arrays: Sequence[CheckArrays]) -> str:
                 continue
             x0, x1 = _x_of(views, lo), _x_of(views, hi)
             yb = y + BRACKET_H - 4
-            out.append(f'<g class="region"><title>{attr(f"{reg.name}: {hex32(reg.base)}..{hex32(reg.end - 1)}, {size_text(reg.size)}")}</title>'
-                       f'<path d="M{x0 + 1:.1f} {yb} v-6 H{x1 - 1:.1f} v6" fill="none" stroke="#57606a"/>'
-                       f'<text x="{(x0 + x1) / 2:.1f}" y="{yb - 8}" text-anchor="middle">{esc(reg.name)}</text></g>')
+            out.append(
+                f'<g class="region"><title>{attr(f"{reg.name}: {hex32(reg.base)}..{hex32(reg.end - 1)}, {size_text(reg.size)}")}</title>'
+                f'<path d="M{x0 + 1:.1f} {yb} v-6 H{x1 - 1:.1f} v6" fill="none" stroke="#57606a"/>'
+                f'<text x="{(x0 + x1) / 2:.1f}" y="{yb - 8}" text-anchor="middle">{esc(reg.name)}</text></g>'
+            )
         y += BRACKET_H
         out.append(f'<text x="2" y="{y + ROW_H / 2 + 4}" font-weight="600">bank {bank}</text>')
         for v in views:
             s = v.sector
-            parts = [f'<rect x="{v.x:.1f}" y="{y}" width="{v.w:.1f}" height="{ROW_H}" fill="{COLORS["outside"]}"/>']
+            parts = [
+                f'<rect x="{v.x:.1f}" y="{y}" width="{v.w:.1f}" height="{ROW_H}" fill="{COLORS["outside"]}"/>'
+            ]
             for sp in v.spans:
                 x0 = v.x + v.w * (sp.lo - s.base) / s.size
                 x1 = v.x + v.w * (sp.hi - s.base) / s.size
-                parts.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" height="{ROW_H}" '
-                             f'fill="{COLORS[sp.status]}"/>')
-            parts.append(f'<rect x="{v.x:.1f}" y="{y}" width="{v.w:.1f}" height="{ROW_H}" fill="none" '
-                         f'stroke="#fff" stroke-width="1.5"/>')
+                parts.append(
+                    f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" height="{ROW_H}" '
+                    f'fill="{COLORS[sp.status]}"/>'
+                )
+            parts.append(
+                f'<rect x="{v.x:.1f}" y="{y}" width="{v.w:.1f}" height="{ROW_H}" fill="none" '
+                f'stroke="#fff" stroke-width="1.5"/>'
+            )
             tc = '#1d2125" stroke="#fff" stroke-width="3" paint-order="stroke'
-            parts.append(f'<text x="{v.x + v.w / 2:.1f}" y="{y + 18}" text-anchor="middle" fill="{tc}" '
-                         f'font-weight="600">{s.index}</text>')
+            parts.append(
+                f'<text x="{v.x + v.w / 2:.1f}" y="{y + 18}" text-anchor="middle" fill="{tc}" '
+                f'font-weight="600">{s.index}</text>'
+            )
             if v.w >= 40:
-                parts.append(f'<text x="{v.x + v.w / 2:.1f}" y="{y + 34}" text-anchor="middle" fill="{tc}">'
-                             f"{esc(size_text(s.size).replace(' ', ''))}</text>")
+                parts.append(
+                    f'<text x="{v.x + v.w / 2:.1f}" y="{y + 34}" text-anchor="middle" fill="{tc}">'
+                    f"{esc(size_text(s.size).replace(' ', ''))}</text>"
+                )
             # mismatch density strip
             yd = y + ROW_H + 2
-            parts.append(f'<rect x="{v.x + 0.5:.1f}" y="{yd}" width="{max(v.w - 1, 1):.1f}" height="{DENSITY_H}" '
-                         f'fill="#f6f8fa"/>')
+            parts.append(
+                f'<rect x="{v.x + 0.5:.1f}" y="{yd}" width="{max(v.w - 1, 1):.1f}" height="{DENSITY_H}" '
+                f'fill="#f6f8fa"/>'
+            )
             if v.hist is not None and v.hist.any():
                 per_bin = s.size / v.hist.size
                 for i in np.flatnonzero(v.hist).tolist():
                     op = min(1.0, 0.35 + 0.65 * float(v.hist[i]) / per_bin)
-                    parts.append(f'<rect x="{v.x + i * v.w / v.hist.size:.1f}" y="{yd}" '
-                                 f'width="{max(v.w / v.hist.size, 1):.1f}" height="{DENSITY_H}" '
-                                 f'fill="#a40e26" fill-opacity="{op:.2f}"/>')
-            out.append(f'<g class="sector" data-sector="{s.index}" data-status="{v.status}">'
-                       f"<title>{esc(_tooltip(v, layout))}</title>{''.join(parts)}</g>")
+                    parts.append(
+                        f'<rect x="{v.x + i * v.w / v.hist.size:.1f}" y="{yd}" '
+                        f'width="{max(v.w / v.hist.size, 1):.1f}" height="{DENSITY_H}" '
+                        f'fill="#a40e26" fill-opacity="{op:.2f}"/>'
+                    )
+            out.append(
+                f'<g class="sector" data-sector="{s.index}" data-status="{v.status}">'
+                f"<title>{esc(_tooltip(v, layout))}</title>{''.join(parts)}</g>"
+            )
         y += ROW_H + DENSITY_H + 10
     # legend
     lx, ly = float(LABEL_W), y + 4
     for key, text in LEGEND:
         label = text.split(" — ")[0]
-        out.append(f'<g class="legend"><title>{esc(text)}</title><rect x="{lx:.0f}" y="{ly}" width="14" height="12" '
-                   f'fill="{COLORS[key]}"/><text x="{lx + 18:.0f}" y="{ly + 10}">{esc(label)}</text></g>')
+        out.append(
+            f'<g class="legend"><title>{esc(text)}</title><rect x="{lx:.0f}" y="{ly}" width="14" height="12" '
+            f'fill="{COLORS[key]}"/><text x="{lx + 18:.0f}" y="{ly + 10}">{esc(label)}</text></g>'
+        )
         lx += 30 + 7 * len(label)
-    out.append(f'<g class="legend"><rect x="{lx:.0f}" y="{ly + 3}" width="14" height="{DENSITY_H}" fill="#a40e26"/>'
-               f'<text x="{lx + 18:.0f}" y="{ly + 10}">where bytes differ (strip under each bank)</text></g>')
+    out.append(
+        f'<g class="legend"><rect x="{lx:.0f}" y="{ly + 3}" width="14" height="{DENSITY_H}" fill="#a40e26"/>'
+        f'<text x="{lx + 18:.0f}" y="{ly + 10}">where bytes differ (strip under each bank)</text></g>'
+    )
     height = ly + 20
     title = f"flash map, {layout.mode.replace('_', ' ')} layout"
-    svg = (f'<svg class="flashmap" xmlns="http://www.w3.org/2000/svg" role="img" width="{WIDTH}" '
-           f'height="{height}" viewBox="0 0 {WIDTH} {height}" style="max-width:100%;height:auto">'
-           f"<title>{esc(title)}</title>{''.join(out)}</svg>")
-    note = (f"{esc(layout.mode.replace('_', ' '))} layout, {len(layout.sectors)} sectors. Widths are proportional "
-            f"to sector size, except that no sector is drawn narrower than {MIN_W} px (small sectors are widened, "
-            f"the rest share one linear scale). Hover a sector for its addresses and counts.")
-    legend = "".join(f"<li><span style=\"display:inline-block;width:10px;height:10px;background:{COLORS[k]}\">"
-                     f"</span> {esc(t)}</li>" for k, t in LEGEND)
-    return f'{svg}<p class="muted">{note}</p><ul class="muted" style="margin:0;padding-left:18px">{legend}</ul>'
+    svg = (
+        f'<svg class="flashmap" xmlns="http://www.w3.org/2000/svg" role="img" width="{WIDTH}" '
+        f'height="{height}" viewBox="0 0 {WIDTH} {height}" style="max-width:100%;height:auto">'
+        f"<title>{esc(title)}</title>{''.join(out)}</svg>"
+    )
+    note = (
+        f"{esc(layout.mode.replace('_', ' '))} layout, {len(layout.sectors)} sectors. Widths are proportional "
+        f"to sector size, except that no sector is drawn narrower than {MIN_W} px (small sectors are widened, "
+        f"the rest share one linear scale). Hover a sector for its addresses and counts."
+    )
+    legend = "".join(
+        f'<li><span style="display:inline-block;width:10px;height:10px;background:{COLORS[k]}">'
+        f"</span> {esc(t)}</li>"
+        for k, t in LEGEND
+    )
+    return (
+        f'{svg}<p class="muted">{note}</p><ul class="muted" style="margin:0;padding-left:18px">{legend}</ul>'
+    )

@@ -4,9 +4,11 @@ A window is :data:`WINDOW_LINES` lines of 16 bytes starting two lines before a m
 Windows open at each diagnosis' address first, then at the start of each cluster of
 differences (clusters are split by gaps of more than two windows) not yet shown; at most :data:`MAX_WINDOWS` windows, so 2 MiB of mismatches stay a few KiB of HTML.
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -69,15 +71,19 @@ def window(arr: CheckArrays, offset: int, layout: FlashLayout | None, label: str
     addr = arr.base + offset
     if layout is not None and layout.base <= addr < layout.end:
         loc = layout.locate(addr)
-        where = f", bank {loc.bank} sector {loc.sector} +0x{loc.offset:X}" + (f", {loc.region}" if loc.region else "")
+        where = f", bank {loc.bank} sector {loc.sector} +0x{loc.offset:X}" + (
+            f", {loc.region}" if loc.region else ""
+        )
     n_diff = int(np.count_nonzero(diff))
     title = f"{hex32(arr.base + lo)}..{hex32(arr.base + hi - 1)} ({arr.check.name}{where}): {num(n_diff)} of {num(hi - lo)} bytes differ"
     head = "<th>address</th><th>expected</th><th></th><th>actual (readback)</th><th></th>"
     if prev is not None:
         head += "<th>previous (before the update)</th>"
     lab = f'<span class="kind">{esc(label)}</span> ' if label else ""
-    return (f'<div class="hexwrap"><div>{lab}{esc(title)}</div><table class="hex mono">'
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+    return (
+        f'<div class="hexwrap"><div>{lab}{esc(title)}</div><table class="hex mono">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def windows(arrays: Sequence[CheckArrays], layout: FlashLayout | None, max_windows: int = MAX_WINDOWS) -> str:
@@ -123,6 +129,8 @@ def windows(arrays: Sequence[CheckArrays], layout: FlashLayout | None, max_windo
     if not out:
         return '<p class="ok">No differing bytes: nothing to dump.</p>'
     total = sum(int(a.idx.size) for a in arrays)
-    note = (f"{len(out)} window(s) of {WINDOW_LINES * LINE} bytes (differing bytes highlighted); "
-            f"{num(total)} differing byte(s) in all — see the full list for the rest.")
+    note = (
+        f"{len(out)} window(s) of {WINDOW_LINES * LINE} bytes (differing bytes highlighted); "
+        f"{num(total)} differing byte(s) in all — see the full list for the rest."
+    )
     return f'<p class="muted">{esc(note)}</p>' + "".join(out)

@@ -4,13 +4,15 @@ A row spans the first to the last differing byte of its line (bytes in between t
 to match show XOR ``00``), so 2 MiB of scattered errors give at most 131 072 rows. The first
 rows go inline; :func:`write_mismatch_files` writes every row as CSV and JSON.
 """
+
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,8 +37,8 @@ class CheckArrays:
     check: RegionCheck
     a: np.ndarray
     b: np.ndarray
-    idx: np.ndarray          #: offsets of differing bytes
-    missing: int             #: expected bytes with no readback
+    idx: np.ndarray  #: offsets of differing bytes
+    missing: int  #: expected bytes with no readback
 
     @classmethod
     def of(cls, check: RegionCheck) -> CheckArrays:
@@ -114,8 +116,9 @@ class Locator:
         return [regs[k].name if k >= 0 else fallback for k in out.tolist()]
 
 
-def iter_rows(rows: Sequence[LineRows], locator: Locator, limit: int | None = None,
-              chunk: int = 4096) -> Iterator[tuple[Any, ...]]:
+def iter_rows(
+    rows: Sequence[LineRows], locator: Locator, limit: int | None = None, chunk: int = 4096
+) -> Iterator[tuple[Any, ...]]:
     """Yield row tuples in :data:`COLUMNS` order (hex strings with spaces), at most ``limit``."""
     left = limit if limit is not None else sum(len(r) for r in rows)
     for lr in rows:
@@ -131,13 +134,24 @@ def iter_rows(rows: Sequence[LineRows], locator: Locator, limit: int | None = No
             banks, secs = locator.sectors(addrs)
             regs = locator.regions(addrs, arr.check.name)
             for i, (f, e, c) in enumerate(zip(first.tolist(), (last + 1).tolist(), count.tolist())):
-                yield (arr.base + f, e - f, c, banks[i], secs[i], regs[i], arr.check.name,
-                       a_bytes[f:e].hex(" "), b_bytes[f:e].hex(" "), x_bytes[f:e].hex(" "))
+                yield (
+                    arr.base + f,
+                    e - f,
+                    c,
+                    banks[i],
+                    secs[i],
+                    regs[i],
+                    arr.check.name,
+                    a_bytes[f:e].hex(" "),
+                    b_bytes[f:e].hex(" "),
+                    x_bytes[f:e].hex(" "),
+                )
             left -= hi - lo
 
 
-def write_mismatch_files(rows: Sequence[LineRows], locator: Locator, directory: Path,
-                         stem: str = "mismatches") -> tuple[Path, Path]:
+def write_mismatch_files(
+    rows: Sequence[LineRows], locator: Locator, directory: Path, stem: str = "mismatches"
+) -> tuple[Path, Path]:
     """Write every row as ``<stem>.csv`` and ``<stem>.json`` in ``directory``; return both paths.
 
     The JSON is ``{"columns": [...], "total_rows": N, "checks": [...], "rows": [[...], ...]}``
@@ -146,15 +160,30 @@ def write_mismatch_files(rows: Sequence[LineRows], locator: Locator, directory: 
     directory.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = directory / f"{stem}.csv", directory / f"{stem}.json"
     total = sum(len(r) for r in rows)
-    with csv_path.open("w", newline="", encoding="utf-8") as fh_csv, \
-            json_path.open("w", encoding="utf-8") as fh_json:
+    with (
+        csv_path.open("w", newline="", encoding="utf-8") as fh_csv,
+        json_path.open("w", encoding="utf-8") as fh_json,
+    ):
         w = csv.writer(fh_csv)
         w.writerow(COLUMNS)
-        checks = [{"check": r.arrays.check.name, "base": r.arrays.base, "length": r.arrays.length,
-                   "differing": int(r.arrays.idx.size), "missing": r.arrays.missing, "rows": len(r)}
-                  for r in rows]
-        fh_json.write('{"columns": ' + json.dumps(list(COLUMNS)) + f', "total_rows": {total}, "checks": '
-                      + json.dumps(checks) + ', "rows": [')
+        checks = [
+            {
+                "check": r.arrays.check.name,
+                "base": r.arrays.base,
+                "length": r.arrays.length,
+                "differing": int(r.arrays.idx.size),
+                "missing": r.arrays.missing,
+                "rows": len(r),
+            }
+            for r in rows
+        ]
+        fh_json.write(
+            '{"columns": '
+            + json.dumps(list(COLUMNS))
+            + f', "total_rows": {total}, "checks": '
+            + json.dumps(checks)
+            + ', "rows": ['
+        )
         sep = "\n"
         for row in iter_rows(rows, locator):
             w.writerow((f"0x{row[0]:08X}",) + row[1:])
@@ -169,8 +198,8 @@ def _bytes_cells(exp: str, act: str, xor: str) -> tuple[str, str, str]:
     e_out, a_out, x_out = [], [], []
     for e, a, x in zip(exp.split(" "), act.split(" "), xor.split(" ")):
         if x != "00":
-            e_out.append(f'<mark>{e}</mark>')
-            a_out.append(f'<mark>{a}</mark>')
+            e_out.append(f"<mark>{e}</mark>")
+            a_out.append(f"<mark>{a}</mark>")
             x_out.append(x)
         else:
             e_out.append(e)
@@ -179,8 +208,13 @@ def _bytes_cells(exp: str, act: str, xor: str) -> tuple[str, str, str]:
     return " ".join(e_out), " ".join(a_out), " ".join(x_out)
 
 
-def mismatch_table(rows: Sequence[LineRows], locator: Locator, files: dict[str, str] | None = None,
-                   limit: int = INLINE_ROWS, visible: int = VISIBLE_ROWS) -> str:
+def mismatch_table(
+    rows: Sequence[LineRows],
+    locator: Locator,
+    files: dict[str, str] | None = None,
+    limit: int = INLINE_ROWS,
+    visible: int = VISIBLE_ROWS,
+) -> str:
     """The inline table (first ``limit`` rows, the first ``visible`` unfolded) and the full-list links.
 
     Args:
@@ -193,32 +227,44 @@ def mismatch_table(rows: Sequence[LineRows], locator: Locator, files: dict[str, 
     if total == 0:
         parts.append('<p class="ok">No differing bytes in the compared regions.</p>')
     else:
-        head = "".join(f"<th>{esc(c)}</th>" for c in
-                       ("#", "address", "bytes", "bank / sector", "region", "expected", "actual", "XOR"))
+        head = "".join(
+            f"<th>{esc(c)}</th>"
+            for c in ("#", "address", "bytes", "bank / sector", "region", "expected", "actual", "XOR")
+        )
         body = []
         for i, row in enumerate(iter_rows(rows, locator, limit)):
             addr, length, count, bank, sec, reg, _check, exp, act, xor = row
             e, a, x = _bytes_cells(exp, act, xor)
             where = f"{bank} / {sec}" if sec != "" else "—"
-            body.append(f'<tr><td class="num">{i + 1}</td><td class="mono">{hex32(addr)}</td>'
-                        f'<td class="num" title="{count} of {length} bytes differ">{count}/{length}</td>'
-                        f"<td>{esc(where)}</td><td>{esc(reg)}</td><td class=\"mono\">{e}</td>"
-                        f'<td class="mono">{a}</td><td class="mono">{x}</td></tr>')
+            body.append(
+                f'<tr><td class="num">{i + 1}</td><td class="mono">{hex32(addr)}</td>'
+                f'<td class="num" title="{count} of {length} bytes differ">{count}/{length}</td>'
+                f'<td>{esc(where)}</td><td>{esc(reg)}</td><td class="mono">{e}</td>'
+                f'<td class="mono">{a}</td><td class="mono">{x}</td></tr>'
+            )
         shown = len(body)
-        table = (f'<table class="mismatches" data-rows="{total}"><thead><tr>{head}</tr></thead>'
-                 f'<tbody>{"".join(body[:visible])}</tbody></table>')
+        table = (
+            f'<table class="mismatches" data-rows="{total}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body[:visible])}</tbody></table>"
+        )
         if shown > visible:
-            table += (f"<details><summary>show rows {visible + 1}..{shown}</summary>"
-                      f'<table class="mismatches more"><thead><tr>{head}</tr></thead>'
-                      f'<tbody>{"".join(body[visible:])}</tbody></table></details>')
+            table += (
+                f"<details><summary>show rows {visible + 1}..{shown}</summary>"
+                f'<table class="mismatches more"><thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(body[visible:])}</tbody></table></details>"
+            )
         parts.append(table)
-        note = (f"{num(differing)} differing byte(s) on {num(total)} flash line(s) of {LINE} bytes; "
-                f"{num(min(visible, shown))} shown, {num(shown)} inline"
-                + (", the rest only in the files below." if total > shown else "."))
+        note = (
+            f"{num(differing)} differing byte(s) on {num(total)} flash line(s) of {LINE} bytes; "
+            f"{num(min(visible, shown))} shown, {num(shown)} inline"
+            + (", the rest only in the files below." if total > shown else ".")
+        )
         parts.append(f'<p class="muted">{esc(note)}</p>')
     if missing:
-        parts.append(f'<p class="bad">{esc(num(missing))} expected byte(s) have no readback '
-                     f"(the readback is short).</p>")
+        parts.append(
+            f'<p class="bad">{esc(num(missing))} expected byte(s) have no readback '
+            f"(the readback is short).</p>"
+        )
     if files and total:
         links = " · ".join(f"{v}" for v in files.values())
         parts.append(f"<p>Full list ({esc(num(total))} rows): {links}</p>")
@@ -234,18 +280,44 @@ def sector_table(arrays: Sequence[CheckArrays], layout: FlashLayout | None) -> s
             cls = ' class="fail"' if s.differing else ""
             first = "" if s.first_offset is None else f"+0x{s.first_offset:X}"
             last = "" if s.last_offset is None else f"+0x{s.last_offset:X}"
-            rows.append(f"<tr{cls}><td>{esc(arr.check.name)}</td><td class=\"num\">{s.bank}</td>"
-                        f'<td class="num">{s.index}</td><td class="mono">{hex32(s.base)}</td>'
-                        f"<td class=\"num\">{esc(size_text(s.size))}</td><td class=\"num\">{num(s.compared)}</td>"
-                        f'<td class="num">{num(s.differing)}</td><td class="mono">{first}</td>'
-                        f'<td class="mono">{last}</td></tr>')
+            rows.append(
+                f'<tr{cls}><td>{esc(arr.check.name)}</td><td class="num">{s.bank}</td>'
+                f'<td class="num">{s.index}</td><td class="mono">{hex32(s.base)}</td>'
+                f'<td class="num">{esc(size_text(s.size))}</td><td class="num">{num(s.compared)}</td>'
+                f'<td class="num">{num(s.differing)}</td><td class="mono">{first}</td>'
+                f'<td class="mono">{last}</td></tr>'
+            )
     if not rows:
         return ""
-    head = "".join(f"<th>{h}</th>" for h in ("check", "bank", "sector", "base", "size", "compared",
-                                               "differing", "first diff", "last diff"))
-    return (f'<h4>Per sector</h4><table class="sectors"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "check",
+            "bank",
+            "sector",
+            "base",
+            "size",
+            "compared",
+            "differing",
+            "first diff",
+            "last diff",
+        )
+    )
+    return (
+        f'<h4>Per sector</h4><table class="sectors"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
-__all__ = ["COLUMNS", "INLINE_ROWS", "CheckArrays", "LineRows", "Locator", "arrays_for", "iter_rows",
-           "mismatch_table", "sector_table", "write_mismatch_files"]
+__all__ = [
+    "COLUMNS",
+    "INLINE_ROWS",
+    "CheckArrays",
+    "LineRows",
+    "Locator",
+    "arrays_for",
+    "iter_rows",
+    "mismatch_table",
+    "sector_table",
+    "write_mismatch_files",
+]

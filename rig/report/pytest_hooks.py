@@ -16,6 +16,7 @@ A test (or fixture) hands its evidence over either by raising an exception with 
 ``evidence`` attribute (:class:`rig.errors.PhaseFailure`) or with
 ``item.stash[EVIDENCE_KEY] = evidence``.
 """
+
 from __future__ import annotations
 
 import re
@@ -73,8 +74,14 @@ def _scenario(item: pytest.Item, evidence: Evidence | None) -> dict[str, Any]:
     return sc
 
 
-def on_makereport(item: pytest.Item, report: pytest.TestReport, evidence: Evidence | None, *,
-                  report_dir: str | Path, link_base: str | Path | None = None) -> SummaryRow | None:
+def on_makereport(
+    item: pytest.Item,
+    report: pytest.TestReport,
+    evidence: Evidence | None,
+    *,
+    report_dir: str | Path,
+    link_base: str | Path | None = None,
+) -> SummaryRow | None:
     """Attach the extras and record the summary row for one phase report (setup/call/teardown).
 
     Extras are attached to the ``call`` report, or to a failed ``setup`` report, when evidence
@@ -94,8 +101,7 @@ def on_makereport(item: pytest.Item, report: pytest.TestReport, evidence: Eviden
     if old is not None and OUTCOMES.index(old.outcome) <= OUTCOMES.index(outcome):
         return old
     phase = evidence.phase if evidence is not None else None
-    row = SummaryRow.from_scenario(report.nodeid, outcome, _scenario(item, evidence), phase,
-                                   report.duration)
+    row = SummaryRow.from_scenario(report.nodeid, outcome, _scenario(item, evidence), phase, report.duration)
     rows[report.nodeid] = row
     return row
 

@@ -1,4 +1,5 @@
 """One test's report fragment (:func:`render_evidence`) and its pytest-html extras (:func:`extras_for`)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,12 @@ log = logging.getLogger(__name__)
 
 def failed(ev: Evidence) -> bool:
     """True if the evidence shows a failure: a phase was set, bytes differ or the jump contract broke."""
-    return (ev.phase is not None or any(not r.analysis.ok for r in ev.regions)
-            or (ev.jump is not None and not ev.jump.ok) or ev.fault is not None)
+    return (
+        ev.phase is not None
+        or any(not r.analysis.ok for r in ev.regions)
+        or (ev.jump is not None and not ev.jump.ok)
+        or ev.fault is not None
+    )
 
 
 def _scenario_chips(ev: Evidence) -> str:
@@ -44,17 +49,24 @@ def verdict(ev: Evidence) -> str:
         if not r.analysis.ok and not r.analysis.diagnoses:
             items.append(f"<li>{esc(r.name)}: {esc(r.analysis.diff.summary())}</li>")
         if r.analysis.unexplained and r.analysis.diagnoses:
-            items.append(f"<li>{esc(r.name)}: {esc(num(r.analysis.unexplained))} differing byte(s) not explained "
-                         "by any diagnosis</li>")
+            items.append(
+                f"<li>{esc(r.name)}: {esc(num(r.analysis.unexplained))} differing byte(s) not explained "
+                "by any diagnosis</li>"
+            )
     if ev.jump is not None and not ev.jump.ok:
         for row in ev.jump.failures:
-            items.append(f'<li><span class="kind">jump.{esc(row.name)}</span> expected {esc(row.expected)}, '
-                         f"got {esc(row.actual)} — {esc(row.reason)}</li>")
+            items.append(
+                f'<li><span class="kind">jump.{esc(row.name)}</span> expected {esc(row.expected)}, '
+                f"got {esc(row.actual)} — {esc(row.reason)}</li>"
+            )
     if ev.fault is not None:
         from rig.report.faults import fault_summary
+
         regs = {k.lower(): int(v) for k, v in ev.fault.registers.items()}
-        items.append(f'<li><span class="kind">fault</span> core {esc(ev.fault.state)} at PC 0x{ev.fault.pc:08X}; '
-                     f"fault bits: {esc(fault_summary(regs.get('cfsr', 0), regs.get('hfsr', 0)))}</li>")
+        items.append(
+            f'<li><span class="kind">fault</span> core {esc(ev.fault.state)} at PC 0x{ev.fault.pc:08X}; '
+            f"fault bits: {esc(fault_summary(regs.get('cfsr', 0), regs.get('hfsr', 0)))}</li>"
+        )
     if not bad:
         compared = sum(len(r.expected) for r in ev.regions)
         words = []
@@ -70,11 +82,13 @@ def verdict(ev: Evidence) -> str:
         head += "failed"
     else:
         head += "OTA update verified"
-    notes = "".join(f"<li class=\"muted\">{esc(n)}</li>" for n in ev.notes)
+    notes = "".join(f'<li class="muted">{esc(n)}</li>' for n in ev.notes)
     title = f'<div class="muted">{esc(ev.test_id)}</div>' if ev.test_id else ""
-    return (f'<div class="verdict {"fail" if bad else "pass"}" data-section="verdict">{title}'
-            f'<div class="head">{head}</div><ul class="diag">{"".join(items)}{notes}</ul>'
-            f"{_scenario_chips(ev)}</div>")
+    return (
+        f'<div class="verdict {"fail" if bad else "pass"}" data-section="verdict">{title}'
+        f'<div class="head">{head}</div><ul class="diag">{"".join(items)}{notes}</ul>'
+        f"{_scenario_chips(ev)}</div>"
+    )
 
 
 def default_link_base(artifact_dir: Path) -> Path:
@@ -90,8 +104,14 @@ def default_link_base(artifact_dir: Path) -> Path:
     return artifact_dir.parent
 
 
-def render_evidence(evidence: Evidence, artifact_dir: str | Path, *, link_base: str | Path | None = None,
-                    inline_rows: int = mismatches.INLINE_ROWS, max_windows: int = hexdump.MAX_WINDOWS) -> str:
+def render_evidence(
+    evidence: Evidence,
+    artifact_dir: str | Path,
+    *,
+    link_base: str | Path | None = None,
+    inline_rows: int = mismatches.INLINE_ROWS,
+    max_windows: int = hexdump.MAX_WINDOWS,
+) -> str:
     """Render one test's evidence as a self-contained HTML fragment and write its files.
 
     Args:
@@ -126,13 +146,19 @@ def render_evidence(evidence: Evidence, artifact_dir: str | Path, *, link_base: 
     out = [f"<style>{CSS}</style>", verdict(ev)]
     if ev.regions:
         table = mismatches.mismatch_table(
-            rows, locator, {k: lnk(files[k], k) for k in ("mismatches.csv", "mismatches.json")}, inline_rows)
+            rows, locator, {k: lnk(files[k], k) for k in ("mismatches.csv", "mismatches.json")}, inline_rows
+        )
         out.append(section("Mismatches", table + mismatches.sector_table(arrays, ev.layout), "mismatches"))
     if ev.layout is not None:
         out.append(section("Flash map", flashmap.render_flash_map(ev.layout, arrays), "flashmap"))
     if ev.regions:
-        out.append(section("Hex dump around the first mismatches", hexdump.windows(arrays, ev.layout, max_windows),
-                           "hexdump"))
+        out.append(
+            section(
+                "Hex dump around the first mismatches",
+                hexdump.windows(arrays, ev.layout, max_windows),
+                "hexdump",
+            )
+        )
     out.append(section("Jump state", jumpview.jump_table(ev), "jump"))
     if jumpview.jump_failed(ev):
         out.append(section("Where the core ended up", jumpview.fault_view(ev), "fault"))
@@ -149,13 +175,17 @@ def render_evidence(evidence: Evidence, artifact_dir: str | Path, *, link_base: 
 
 def error_fragment(evidence: Evidence, trace: str) -> str:
     """What the report shows when rendering the evidence failed: the error and the traceback, escaped."""
-    return (f'<div class="{ROOT}"><style>{CSS}</style><div class="verdict fail"><div class="head">'
-            f'<span class="phase">{esc(evidence.phase or "report")}</span>report rendering failed for '
-            f"{esc(evidence.test_id)}: this is a bug in rig.report, the test result above is unaffected"
-            f"</div><pre>{esc(trace)}</pre></div></div>")
+    return (
+        f'<div class="{ROOT}"><style>{CSS}</style><div class="verdict fail"><div class="head">'
+        f'<span class="phase">{esc(evidence.phase or "report")}</span>report rendering failed for '
+        f"{esc(evidence.test_id)}: this is a bug in rig.report, the test result above is unaffected"
+        f"</div><pre>{esc(trace)}</pre></div></div>"
+    )
 
 
-def extras_for(evidence: Evidence, artifact_dir: str | Path, *, link_base: str | Path | None = None) -> list[dict[str, Any]]:
+def extras_for(
+    evidence: Evidence, artifact_dir: str | Path, *, link_base: str | Path | None = None
+) -> list[dict[str, Any]]:
     """pytest-html extras for one test: the HTML fragment, the evidence as JSON, links to the full lists.
 
     ``link_base`` is the directory of the HTML report (default: :func:`default_link_base`); the
@@ -167,12 +197,15 @@ def extras_for(evidence: Evidence, artifact_dir: str | Path, *, link_base: str |
     base = Path(link_base) if link_base is not None else default_link_base(adir)
     try:
         fragment = render_evidence(evidence, adir, link_base=base)
-    except Exception:   # a report bug must not hide the test's own result
+    except Exception:  # a report bug must not hide the test's own result
         log.exception("rendering the evidence of %s failed", evidence.test_id)
         return [ph.html(error_fragment(evidence, traceback.format_exc()))]
     out: list[dict[str, Any]] = [ph.html(fragment)]
-    summary = json.loads(json.dumps({k: v for k, v in evidence.to_dict().items() if k != "uart"},
-                                    default=artifacts.json_default))
+    summary = json.loads(
+        json.dumps(
+            {k: v for k, v in evidence.to_dict().items() if k != "uart"}, default=artifacts.json_default
+        )
+    )
     out.append(ph.json(summary, name="evidence"))
     for name in ("mismatches.csv", "mismatches.json", "serial.log"):
         path = adir / name

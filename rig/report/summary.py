@@ -1,16 +1,23 @@
 """The summary across tests: transport x image size x scenario -> result, as one HTML table."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from rig.report._html import CSS, ROOT, attr, esc, num, size_text
 
 #: Outcomes from worst to best; a cell with several tests shows the worst.
 OUTCOMES = ("error", "failed", "xpassed", "passed", "xfailed", "skipped")
-_STYLE = {"error": "background:#cf222e;color:#fff", "failed": "background:#fdecea;color:#a40e26",
-          "xpassed": "background:#fff8c5", "passed": "background:#e9f7ef;color:#1a7f37",
-          "xfailed": "background:#f6f8fa", "skipped": "background:#f6f8fa;color:#6e7781"}
+_STYLE = {
+    "error": "background:#cf222e;color:#fff",
+    "failed": "background:#fdecea;color:#a40e26",
+    "xpassed": "background:#fff8c5",
+    "passed": "background:#e9f7ef;color:#1a7f37",
+    "xfailed": "background:#f6f8fa",
+    "skipped": "background:#f6f8fa;color:#6e7781",
+}
 
 
 @dataclass(frozen=True)
@@ -21,21 +28,34 @@ class SummaryRow:
     transport: str
     image_size: int | str | None
     scenario: str
-    outcome: str                     #: passed / failed / error / skipped / xfailed / xpassed
+    outcome: str  #: passed / failed / error / skipped / xfailed / xpassed
     phase: str | None = None
     variant: str | None = None
     duration: float | None = None
 
     @classmethod
-    def from_scenario(cls, test_id: str, outcome: str, scenario: Mapping[str, Any] | None,
-                      phase: str | None = None, duration: float | None = None) -> SummaryRow:
+    def from_scenario(
+        cls,
+        test_id: str,
+        outcome: str,
+        scenario: Mapping[str, Any] | None,
+        phase: str | None = None,
+        duration: float | None = None,
+    ) -> SummaryRow:
         """Build a row from an Evidence.scenario / callspec-params mapping (missing keys become '—')."""
         sc = dict(scenario or {})
         name = sc.get("scenario") or test_id.rsplit("::", 1)[-1].split("[", 1)[0]
         size = sc.get("image_size")
-        return cls(test_id, str(sc.get("transport") or "—"), size if size not in ("", None) else None,
-                   str(name), outcome, phase, None if sc.get("variant") is None else str(sc.get("variant")),
-                   duration)
+        return cls(
+            test_id,
+            str(sc.get("transport") or "—"),
+            size if size not in ("", None) else None,
+            str(name),
+            outcome,
+            phase,
+            None if sc.get("variant") is None else str(sc.get("variant")),
+            duration,
+        )
 
 
 def _size_label(size: int | str | None) -> str:
@@ -75,8 +95,9 @@ def summary_html(rows: Iterable[SummaryRow], *, with_style: bool = True) -> str:
     for r in rows:
         cells.setdefault((r.scenario, r.variant, r.transport, r.image_size), []).append(r)
     transports = list(dict.fromkeys(c[0] for c in cols))
-    head1 = "<th rowspan=\"2\">scenario</th>" + "".join(
-        f'<th colspan="{sum(1 for c in cols if c[0] == t)}">{esc(t)}</th>' for t in transports)
+    head1 = '<th rowspan="2">scenario</th>' + "".join(
+        f'<th colspan="{sum(1 for c in cols if c[0] == t)}">{esc(t)}</th>' for t in transports
+    )
     head2 = "".join(f"<th>{esc(_size_label(c[1]))}</th>" for c in cols)
     body = []
     for scen, variant in lines:
@@ -93,15 +114,19 @@ def summary_html(rows: Iterable[SummaryRow], *, with_style: bool = True) -> str:
             if len(group) > 1:
                 text += f" ×{len(group)}"
             tip = "\n".join(f"{r.test_id}: {r.outcome}" + (f" [{r.phase}]" if r.phase else "") for r in group)
-            tds.append(f'<td style="{_STYLE.get(worst, "")}" title="{attr(tip)}" data-outcome="{attr(worst)}">'
-                       f"{esc(text)}</td>")
+            tds.append(
+                f'<td style="{_STYLE.get(worst, "")}" title="{attr(tip)}" data-outcome="{attr(worst)}">'
+                f"{esc(text)}</td>"
+            )
         body.append(f"<tr><td>{label}</td>{''.join(tds)}</tr>")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     totals = ", ".join(f"{num(counts[o])} {o}" for o in OUTCOMES if o in counts)
     style = f"<style>{CSS}</style>" if with_style else ""
-    return (f'{style}<div class="{ROOT}" data-section="summary"><h3>OTA scenarios: transport × image size × '
-            f"scenario</h3><p>{esc(num(len(rows)))} test(s): {esc(totals)}</p>"
-            f'<table class="summary"><thead><tr>{head1}</tr><tr>{head2}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>")
+    return (
+        f'{style}<div class="{ROOT}" data-section="summary"><h3>OTA scenarios: transport × image size × '
+        f"scenario</h3><p>{esc(num(len(rows)))} test(s): {esc(totals)}</p>"
+        f'<table class="summary"><thead><tr>{head1}</tr><tr>{head2}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )

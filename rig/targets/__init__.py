@@ -4,6 +4,7 @@
 NUCLEO-F767ZI by probe UID and its virtual COM port by USB serial number. Everything
 above this layer sees only :class:`rig.targets.base.Target`.
 """
+
 from __future__ import annotations
 
 from rig.targets.base import Target

@@ -1,4 +1,5 @@
 """What the rest of the rig needs from a connected board."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -5,6 +5,7 @@ one USB serial number, which is also the probe's unique ID in pyOCD. Matching bo
 number is what keeps the rig from flashing one board while listening to another when two
 are plugged in.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,10 +35,13 @@ def find_vcp(usb_serial: str, ports: list[PortInfo] | None = None) -> str:
         return matches[0].device
     listing = ", ".join(f"{p.device} (serial {p.serial_number or '-'})" for p in ports) or "none"
     if not matches:
-        raise TargetError(f"no serial port belongs to the ST-LINK with USB serial {usb_serial}; ports: {listing}",
-                          hint="check the USB cable, or pass --serial-port explicitly")
-    raise TargetError(f"several serial ports match USB serial {usb_serial}: {listing}",
-                      hint="pass --serial-port explicitly")
+        raise TargetError(
+            f"no serial port belongs to the ST-LINK with USB serial {usb_serial}; ports: {listing}",
+            hint="check the USB cable, or pass --serial-port explicitly",
+        )
+    raise TargetError(
+        f"several serial ports match USB serial {usb_serial}: {listing}", hint="pass --serial-port explicitly"
+    )
 
 
 class NucleoTarget(Target):
@@ -47,8 +51,9 @@ class NucleoTarget(Target):
         """Nothing to release: the probe and console are closed by their owners."""
 
 
-def nucleo_target(*, probe_uid: str | None, serial_port: str | None, usb_serial: str | None,
-                  ota_bind: tuple[str, int]) -> NucleoTarget:
+def nucleo_target(
+    *, probe_uid: str | None, serial_port: str | None, usb_serial: str | None, ota_bind: tuple[str, int]
+) -> NucleoTarget:
     """Resolve a NUCLEO from the options and the board file.
 
     ``probe_uid`` is required (the rig never guesses which board to flash when several
@@ -56,9 +61,15 @@ def nucleo_target(*, probe_uid: str | None, serial_port: str | None, usb_serial:
     serial is ``usb_serial`` or, failing that, the probe UID.
     """
     if not probe_uid:
-        raise TargetError("--board nucleo needs the ST-LINK unique ID",
-                          hint="pass --probe-uid (see `pyocd list`) or set targets.nucleo.probe_uid "
-                               "in the board file")
+        raise TargetError(
+            "--board nucleo needs the ST-LINK unique ID",
+            hint="pass --probe-uid (see `pyocd list`) or set targets.nucleo.probe_uid in the board file",
+        )
     port = serial_port or find_vcp(usb_serial or probe_uid)
-    return NucleoTarget(kind="nucleo", probe_uid=probe_uid, serial_port=port, ota_bind=ota_bind,
-                        info={"probe_uid": probe_uid, "serial": port})
+    return NucleoTarget(
+        kind="nucleo",
+        probe_uid=probe_uid,
+        serial_port=port,
+        ota_bind=ota_bind,
+        info={"probe_uid": probe_uid, "serial": port},
+    )

@@ -5,6 +5,7 @@ one JSON line the twin prints when ready, and from then on uses the probe addres
 and TCP exactly as it would with hardware. Lab-equipment actions (power, faults) go over
 the twin's control socket, the way a lab would use a relay or a button pusher.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rig.errors import TargetError
 from rig.targets.base import Target
@@ -74,11 +75,16 @@ class ControlClient:
 class TwinTarget(Target):
     """A running twin process."""
 
-    def __init__(self, *, proc: subprocess.Popen, announce: dict, ota_bind: tuple[str, int],
-                 log_path: Path | None) -> None:
-        super().__init__(kind="twin", probe_uid=str(announce["probe"]), serial_port=str(announce["serial"]),
-                         ota_bind=ota_bind, info={"pid": proc.pid, **announce,
-                                                  "log": str(log_path) if log_path else None})
+    def __init__(
+        self, *, proc: subprocess.Popen, announce: dict, ota_bind: tuple[str, int], log_path: Path | None
+    ) -> None:
+        super().__init__(
+            kind="twin",
+            probe_uid=str(announce["probe"]),
+            serial_port=str(announce["serial"]),
+            ota_bind=ota_bind,
+            info={"pid": proc.pid, **announce, "log": str(log_path) if log_path else None},
+        )
         self.proc = proc
         self.log_path = log_path
         ctl = announce.get("control")
@@ -117,9 +123,14 @@ class TwinTarget(Target):
                 stream.close()
 
 
-def start_twin(*, forward: Sequence[tuple[str, int]] = (), ota_lan: tuple[str, int] | None = None,
-               extra_args: Sequence[str] = (), log_path: Path | None = None,
-               timeout: float = START_TIMEOUT) -> TwinTarget:
+def start_twin(
+    *,
+    forward: Sequence[tuple[str, int]] = (),
+    ota_lan: tuple[str, int] | None = None,
+    extra_args: Sequence[str] = (),
+    log_path: Path | None = None,
+    timeout: float = START_TIMEOUT,
+) -> TwinTarget:
     """Start one twin. ``ota_lan`` is the address the firmware dials (board file, e.g.
     192.168.1.10:5000); a free loopback port is chosen for the host OTA server and the twin
     forwards ``ota_lan`` to it."""
@@ -137,8 +148,14 @@ def start_twin(*, forward: Sequence[tuple[str, int]] = (), ota_lan: tuple[str, i
     # the twin stops when this process is gone, even if that happens before it got going
     env = dict(os.environ, PYTHONUNBUFFERED="1", TWIN_PARENT_PID=str(os.getpid()))
     try:
-        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                env=env, cwd=str(Path(__file__).resolve().parents[2]))
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
     finally:
         if log_path:
             stderr.close()
@@ -166,9 +183,11 @@ def start_twin(*, forward: Sequence[tuple[str, int]] = (), ota_lan: tuple[str, i
             proc.kill()
             proc.wait(timeout=5)
         tail = log_path.read_text(errors="replace")[-2000:] if log_path and log_path.exists() else ""
-        raise TargetError(f"the twin did not announce itself within {timeout:.0f} s "
-                          f"(exit code {code}); command: {' '.join(args)}\n{tail}",
-                          hint="run the command by hand to see its error")
+        raise TargetError(
+            f"the twin did not announce itself within {timeout:.0f} s "
+            f"(exit code {code}); command: {' '.join(args)}\n{tail}",
+            hint="run the command by hand to see its error",
+        )
     try:
         announce = json.loads(line.decode().splitlines()[0])
     except (ValueError, IndexError) as exc:

@@ -1,4 +1,5 @@
 """Build helpers shared by the firmware tests (tests/firmware/test_fw_*.py)."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,9 +11,20 @@ FIRMWARE = REPO / "firmware"
 BUILD = FIRMWARE / "build"
 
 VARIANTS = (
-    "erase-first-sector-only", "token-at-chunk-start", "nul-past-buffer", "no-app-erase",
-    "malloc-whole-image", "entry-from-stack", "jump-from-irq", "irq-left-enabled", "no-vtor",
-    "crc-wrong-area", "size-unparsed", "mpu-left-on", "primask-left-set", "iwdg-left-on",
+    "erase-first-sector-only",
+    "token-at-chunk-start",
+    "nul-past-buffer",
+    "no-app-erase",
+    "malloc-whole-image",
+    "entry-from-stack",
+    "jump-from-irq",
+    "irq-left-enabled",
+    "no-vtor",
+    "crc-wrong-area",
+    "size-unparsed",
+    "mpu-left-on",
+    "primask-left-set",
+    "iwdg-left-on",
 )
 APPS = {1: 16, 2: 300, 3: 512, 4: 64}  # version -> KiB
 
@@ -25,10 +37,13 @@ def make(*goals: str, timeout: float = 900.0, extra: tuple[str, ...] = ()) -> su
     """
     for tool in ("make", "arm-none-eabi-gcc", "gcc"):
         if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} not found: install it (Debian: apt-get install "
-                               "gcc-arm-none-eabi make gcc) to build firmware/")
-    proc = subprocess.run(["make", "-C", str(FIRMWARE), "-j2", *extra, *goals],
-                          capture_output=True, text=True, timeout=timeout)
+            raise RuntimeError(
+                f"{tool} not found: install it (Debian: apt-get install "
+                "gcc-arm-none-eabi make gcc) to build firmware/"
+            )
+    proc = subprocess.run(
+        ["make", "-C", str(FIRMWARE), "-j2", *extra, *goals], capture_output=True, text=True, timeout=timeout
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"make {' '.join(goals)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc

@@ -4,17 +4,19 @@ Real parts only: ``python -m twin`` (unicorn running the Thumb-2 images), the PT
 (rig.console), and the host OTA server (rig.ota.OtaServer) on real loopback TCP that the
 twin's NAT forwards the firmware's 192.168.1.10:5000 to.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from fw_build import BUILD
+
 from rig.bootcfg import BootConfig
 from rig.console import Console
 from rig.errors import OtaError
@@ -34,11 +36,17 @@ def image(name: str) -> Path:
     return path
 
 
-def config_for_app(app: bytes, *, version: int = 0, update: bool = False,
-                   transport: str = "eth", crc: int | None = None) -> bytes:
+def config_for_app(
+    app: bytes, *, version: int = 0, update: bool = False, transport: str = "eth", crc: int | None = None
+) -> bytes:
     """A config record describing ``app`` as installed (or requesting an update)."""
-    return BootConfig(transport=transport, update_requested=update, app_size=len(app),
-                      app_crc=zlib.crc32(app) if crc is None else crc, app_version=version).pack()
+    return BootConfig(
+        transport=transport,
+        update_requested=update,
+        app_size=len(app),
+        app_crc=zlib.crc32(app) if crc is None else crc,
+        app_version=version,
+    ).pack()
 
 
 @dataclass
@@ -51,10 +59,16 @@ class Board:
 
 
 @contextlib.contextmanager
-def board(bootloader: str = "bootloader", *, loads: Sequence[tuple[bytes | Path, int]] = (),
-          ota_image: bytes | Path | None = None, policy: str | None = None,
-          protocol: object | None = None,
-          extra_args: Sequence[str] = (), log_dir: Path | None = None) -> Iterator[Board]:
+def board(
+    bootloader: str = "bootloader",
+    *,
+    loads: Sequence[tuple[bytes | Path, int]] = (),
+    ota_image: bytes | Path | None = None,
+    policy: str | None = None,
+    protocol: object | None = None,
+    extra_args: Sequence[str] = (),
+    log_dir: Path | None = None,
+) -> Iterator[Board]:
     """Start a twin with ``bootloader`` at 0x08000000 plus ``loads`` (data, address).
 
     Everything is stopped on exit (twin process, console thread, server socket).
@@ -91,9 +105,14 @@ def board(bootloader: str = "bootloader", *, loads: Sequence[tuple[bytes | Path,
             p.unlink(missing_ok=True)
 
 
-def _start(stack: contextlib.ExitStack, args: list[str], ota_image: bytes | Path | None,
-           policy: str | None, protocol: object | None,
-           out_dir: Path) -> tuple[TwinTarget, Console, OtaServer | None]:
+def _start(
+    stack: contextlib.ExitStack,
+    args: list[str],
+    ota_image: bytes | Path | None,
+    policy: str | None,
+    protocol: object | None,
+    out_dir: Path,
+) -> tuple[TwinTarget, Console, OtaServer | None]:
     """Start the twin, attach the console, pin-reset, then start the OTA server."""
     port = free_port()
     if ota_image is not None:
@@ -108,6 +127,7 @@ def _start(stack: contextlib.ExitStack, args: list[str], ota_image: bytes | Path
     target.control("reset")
     server = None
     if ota_image is not None:
-        server = stack.enter_context(OtaServer(ota_image, bind="127.0.0.1", port=port,
-                                               policy=policy, protocol=protocol))
+        server = stack.enter_context(
+            OtaServer(ota_image, bind="127.0.0.1", port=port, policy=policy, protocol=protocol)
+        )
     return target, console, server

@@ -1,5 +1,6 @@
 """The firmware build: every image exists, is laid out as the rig expects, is
 warning-free and reproducible (tests/firmware, runs `make -C firmware`)."""
+
 from __future__ import annotations
 
 import struct
@@ -9,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
-
 from fw_build import APPS, BUILD, FIRMWARE, VARIANTS, make
 
 sys.path.insert(0, str(FIRMWARE / "tools"))
-import gen_payload  # noqa: E402
+import gen_payload
 
 RAM_TOP = 0x2008_0000
 
@@ -89,8 +89,9 @@ def test_apps_are_distinct(build_log: str, fresh: Path) -> None:
 
 def test_rebuild_is_byte_identical(build_log: str, fresh: Path) -> None:
     """Two independent builds (fresh dir and firmware/build) give the same bytes."""
-    names = [f"app-v{v}-{k}k" for v, k in APPS.items()] + ["bootloader"] + \
-        [f"bootloader-{v}" for v in VARIANTS]
+    names = (
+        [f"app-v{v}-{k}k" for v, k in APPS.items()] + ["bootloader"] + [f"bootloader-{v}" for v in VARIANTS]
+    )
     for name in names:
         assert (fresh / f"{name}.bin").read_bytes() == (BUILD / f"{name}.bin").read_bytes(), name
 

@@ -6,22 +6,26 @@ build and once per logic-level variant. The correct build must pass every case; 
 variant must fail the cases its forum-thread bug predicts while still passing controls
 that show it otherwise works.
 """
+
 from __future__ import annotations
 
 import re
 import subprocess
 
 import pytest
-
 from fw_build import BUILD, make
 
 # variant -> (cases that must FAIL, control cases that must PASS)
 EXPECT = {
-    "token-at-chunk-start": ({"byte_by_byte", "glued_stream", "done_glued_to_data", "random_segmentation"},
-                             {"clean_chunks", "full_chunks", "config_record"}),
+    "token-at-chunk-start": (
+        {"byte_by_byte", "glued_stream", "done_glued_to_data", "random_segmentation"},
+        {"clean_chunks", "full_chunks", "config_record"},
+    ),
     "nul-past-buffer": ({"full_chunks", "glued_stream"}, {"clean_chunks", "byte_by_byte"}),
-    "erase-first-sector-only": ({"second_update_large", "exact_erase"},
-                                {"second_update_small", "large_300k", "large_512k"}),
+    "erase-first-sector-only": (
+        {"second_update_large", "exact_erase"},
+        {"second_update_small", "large_300k", "large_512k"},
+    ),
     "no-app-erase": ({"second_update_small", "second_update_large"}, {"large_512k", "random_segmentation"}),
     "malloc-whole-image": ({"large_512k"}, {"large_300k", "random_segmentation", "too_large"}),
     "crc-wrong-area": ({"copy_fault"}, {"random_segmentation", "second_update_large", "crc_mismatch"}),

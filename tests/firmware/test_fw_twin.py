@@ -1,13 +1,13 @@
 """The reference firmware on the virtual board: boot messages, direct boot, full OTA
 over Ethernet and WiFi, and the jump/boot-check variants (tests/firmware)."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
-
 from fw_build import make
-from fw_twin import APP_BASE, CONFIG_BASE, SCRATCH_BASE, board, config_for_app, image
+from fw_twin import APP_BASE, CONFIG_BASE, board, config_for_app, image
 
 BOOT_TIMEOUT = 60.0
 OTA_TIMEOUT = 240.0
@@ -48,10 +48,21 @@ def test_app_boots_directly_and_checks_its_entry_state() -> None:
         b.console.expect(r"APP v4 build", timeout=BOOT_TIMEOUT, since=mark)
 
 
-@pytest.mark.parametrize("why,loads,pattern", [
-    ("crc", lambda: installed("app-v1-16k", 1, crc=0x12345678), r"CRC mismatch: computed [0-9a-f]{8}, recorded 12345678"),
-    ("sp", lambda: [(b"\xff" * 64, APP_BASE)] + installed("app-v1-16k", 1)[1:], r"initial SP 0xffffffff is not in RAM"),
-])
+@pytest.mark.parametrize(
+    "why,loads,pattern",
+    [
+        (
+            "crc",
+            lambda: installed("app-v1-16k", 1, crc=0x12345678),
+            r"CRC mismatch: computed [0-9a-f]{8}, recorded 12345678",
+        ),
+        (
+            "sp",
+            lambda: [(b"\xff" * 64, APP_BASE)] + installed("app-v1-16k", 1)[1:],
+            r"initial SP 0xffffffff is not in RAM",
+        ),
+    ],
+)
 def test_invalid_app_is_never_entered(why: str, loads, pattern: str) -> None:
     with board(loads=loads()) as b:
         b.console.expect(r"BL: no valid app: " + pattern, timeout=BOOT_TIMEOUT)

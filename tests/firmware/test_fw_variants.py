@@ -4,17 +4,17 @@ bug predicts, while the correct bootloader handles the same situation (tests/fir
 OTA-logic variants are also covered exhaustively on the host (test_fw_host.py); here they
 run end to end: real firmware in the twin, real TCP from rig.ota.OtaServer.
 """
+
 from __future__ import annotations
 
 import time
 
 import pytest
 from elftools.elf.elffile import ELFFile
-
 from fw_build import BUILD, make
 from fw_twin import APP_BASE, CONFIG_BASE, SCRATCH_BASE, board, config_for_app, image
 
-T = 60.0       # console waits (wall seconds; the twin runs far faster than that)
+T = 60.0  # console waits (wall seconds; the twin runs far faster than that)
 OTA_T = 240.0
 
 
@@ -39,12 +39,15 @@ def function_range(elf_name: str, name: str) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------ jump variants
-@pytest.mark.parametrize("variant,bad_line", [
-    ("no-vtor", r"VTOR BAD 0x(08000000|00200000)"),  # reset VTOR = boot address
-    ("jump-from-irq", r"MODE BAD ipsr=15"),
-    ("primask-left-set", r"PRIMASK BAD"),
-    ("mpu-left-on", r"MPU BAD 0x0000000[57]"),
-])
+@pytest.mark.parametrize(
+    "variant,bad_line",
+    [
+        ("no-vtor", r"VTOR BAD 0x(08000000|00200000)"),  # reset VTOR = boot address
+        ("jump-from-irq", r"MODE BAD ipsr=15"),
+        ("primask-left-set", r"PRIMASK BAD"),
+        ("mpu-left-on", r"MPU BAD 0x0000000[57]"),
+    ],
+)
 def test_jump_variant_is_seen_by_the_app(variant: str, bad_line: str) -> None:
     with board(f"bootloader-{variant}", loads=installed("app-v4-64k", 4)) as b:
         b.console.expect(rf"BL: ota-rig bootloader \({variant}\)", timeout=T)
@@ -97,8 +100,7 @@ def corrupted_slot() -> list[tuple[bytes, int]]:
     good = image("app-v1-16k").read_bytes()
     bad = bytearray(good)
     bad[-100] ^= 0xFF
-    return [(good, SCRATCH_BASE), (bytes(bad), APP_BASE),
-            (config_for_app(good, version=1), CONFIG_BASE)]
+    return [(good, SCRATCH_BASE), (bytes(bad), APP_BASE), (config_for_app(good, version=1), CONFIG_BASE)]
 
 
 @pytest.mark.parametrize("bl,expect_app", [("bootloader", False), ("bootloader-crc-wrong-area", True)])
@@ -118,10 +120,13 @@ def update_over(app: str, version: int, **kw: object) -> list[tuple[bytes, int]]
     return [(data, APP_BASE), (config_for_app(data, version=version, update=True, **kw), CONFIG_BASE)]
 
 
-@pytest.mark.parametrize("bl,old,new,version", [
-    ("bootloader-erase-first-sector-only", ("app-v3-512k", 3), "app-v2-300k", 2),
-    ("bootloader-no-app-erase", ("app-v4-64k", 4), "app-v1-16k", 1),
-])
+@pytest.mark.parametrize(
+    "bl,old,new,version",
+    [
+        ("bootloader-erase-first-sector-only", ("app-v3-512k", 3), "app-v2-300k", 2),
+        ("bootloader-no-app-erase", ("app-v4-64k", 4), "app-v1-16k", 1),
+    ],
+)
 def test_unerased_app_sectors_fail_the_copy(bl: str, old: tuple[str, int], new: str, version: int) -> None:
     with board(bl, loads=update_over(*old), ota_image=image(new)) as b:
         b.console.expect(r"OTA: ACK", timeout=OTA_T)
@@ -130,8 +135,9 @@ def test_unerased_app_sectors_fail_the_copy(bl: str, old: tuple[str, int], new: 
         assert f"APP v{version}" not in b.console.text()
 
 
-@pytest.mark.parametrize("old,new,version", [(("app-v3-512k", 3), "app-v2-300k", 2),
-                                             (("app-v4-64k", 4), "app-v1-16k", 1)])
+@pytest.mark.parametrize(
+    "old,new,version", [(("app-v3-512k", 3), "app-v2-300k", 2), (("app-v4-64k", 4), "app-v1-16k", 1)]
+)
 def test_correct_bootloader_replaces_an_installed_app(old: tuple[str, int], new: str, version: int) -> None:
     with board(loads=update_over(*old), ota_image=image(new)) as b:
         b.console.expect(rf"APP v{version} build", timeout=OTA_T)
@@ -139,19 +145,22 @@ def test_correct_bootloader_replaces_an_installed_app(old: tuple[str, int], new:
 
 def test_malloc_whole_image_cannot_take_512k() -> None:
     cfg = config_for_app(b"", update=True)
-    with board("bootloader-malloc-whole-image", loads=[(cfg, CONFIG_BASE)],
-               ota_image=image("app-v3-512k")) as b:
+    with board(
+        "bootloader-malloc-whole-image", loads=[(cfg, CONFIG_BASE)], ota_image=image("app-v3-512k")
+    ) as b:
         b.console.expect(r"OTA: OTA buffer allocation failed! \(524288 bytes\)", timeout=OTA_T)
         res = b.server.wait_session(OTA_T)
         assert res.outcome != "ack"
-        assert "OTA_READY" not in res.to_text().split("OTA_UPDATE", 1)[-1].split("outcome")[0] or \
-            res.outcome in ("timeout", "nack", "closed")
+        assert "OTA_READY" not in res.to_text().split("OTA_UPDATE", 1)[-1].split("outcome")[
+            0
+        ] or res.outcome in ("timeout", "nack", "closed")
 
 
 def test_malloc_whole_image_still_takes_300k() -> None:
     cfg = config_for_app(b"", update=True)
-    with board("bootloader-malloc-whole-image", loads=[(cfg, CONFIG_BASE)],
-               ota_image=image("app-v2-300k")) as b:
+    with board(
+        "bootloader-malloc-whole-image", loads=[(cfg, CONFIG_BASE)], ota_image=image("app-v2-300k")
+    ) as b:
         b.console.expect(r"OTA: OTA buffer allocated", timeout=OTA_T)
         b.console.expect(r"APP v2 build", timeout=OTA_T)
 
@@ -164,8 +173,9 @@ def test_split_tokens(bl: str, ok: bool) -> None:
     # which happened on a loaded machine. The `glued` policy is the HIL suite's
     # deterministic check for this variant.
     cfg = config_for_app(b"", update=True)
-    with board(bl, loads=[(cfg, CONFIG_BASE)], ota_image=image("app-v1-16k"),
-               policy="split-tokens+pause:ms=60") as b:
+    with board(
+        bl, loads=[(cfg, CONFIG_BASE)], ota_image=image("app-v1-16k"), policy="split-tokens+pause:ms=60"
+    ) as b:
         res = b.server.wait_session(OTA_T)
         assert (res.outcome == "ack") == ok, res.to_text()
         if ok:
@@ -177,8 +187,12 @@ def test_nul_past_buffer_corrupts_wifi_transfers(bl: str, ok: bool) -> None:
     """WINC receive events come in uneven sizes, so a full 1024-byte receive lands at an
     unaligned scratch offset and the stray NUL moves the write address."""
     cfg = config_for_app(b"", update=True, transport="wifi")
-    with board(bl, loads=[(cfg, CONFIG_BASE)], ota_image=image("app-v2-300k"),
-               extra_args=["--winc-split", "0.5", "--winc-seed", "3"]) as b:
+    with board(
+        bl,
+        loads=[(cfg, CONFIG_BASE)],
+        ota_image=image("app-v2-300k"),
+        extra_args=["--winc-split", "0.5", "--winc-seed", "3"],
+    ) as b:
         res = b.server.wait_session(OTA_T)
         assert (res.outcome == "ack") == ok, res.to_text()
         if not ok:
@@ -193,8 +207,9 @@ class NoSizeProtocol:
     def describe(self) -> str:
         return "thread(no FILE_SIZE, no FILE_CRC)"
 
-    def run(self, session):  # noqa: ANN001, ANN201 - rig.ota Protocol interface
+    def run(self, session):
         from rig.ota.protocol import Verdict
+
         t = session.timeouts
         session.phase = "request"
         if session.expect("REQ_FW", t.request) != "REQ_FW":
@@ -203,8 +218,11 @@ class NoSizeProtocol:
         line = session.send(session.control("OTA_UPDATE"))
         line = line or session.expect("OTA_READY", t.ready)
         if line != "OTA_READY":
-            raise session.fail("nack" if line.startswith("NACK") else "protocol", line,
-                               nack_reason=line[5:] if line.startswith("NACK:") else None)
+            raise session.fail(
+                "nack" if line.startswith("NACK") else "protocol",
+                line,
+                nack_reason=line[5:] if line.startswith("NACK:") else None,
+            )
         session.phase = "data"
         line = session.send(session.data(session.offer.data), session.control("OTA_DONE"))
         session.phase = "ack"
@@ -217,6 +235,7 @@ class NoSizeProtocol:
 @pytest.mark.parametrize("bl", ["bootloader", "bootloader-size-unparsed"])
 def test_size_unparsed_acks_a_truncated_image(bl: str) -> None:
     from rig.ota import OtaServer  # noqa: F401 - the server used by board()
+
     cfg = config_for_app(b"", update=True)
     proto = NoSizeProtocol()
     with board(bl, loads=[(cfg, CONFIG_BASE)], ota_image=image("app-v4-64k"), protocol=proto) as b:

@@ -1,5 +1,6 @@
 """The pytest plugin as a user meets it: option errors, a real board that is absent,
 interruption, parallel workers. Each case runs pytest in a subprocess."""
+
 from __future__ import annotations
 
 import os
@@ -17,9 +18,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _pytest(args: list[str], tmp_path: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--report-dir",
-                           str(tmp_path / "reports"), *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--report-dir",
+            str(tmp_path / "reports"),
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def _twins(parent: int | None = None) -> list[psutil.Process]:
@@ -33,15 +48,18 @@ def _twins(parent: int | None = None) -> list[psutil.Process]:
     return out
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--board", "stm32"], ["--board 'stm32'", "twin, nucleo"]),
-    (["--transport", "lora"], ["--transport 'lora'", "eth, wifi, both"]),
-    (["--bootloader", "/nonexistent.bin"], ["--bootloader /nonexistent.bin: no such file"]),
-    (["--ota-bind", "nohostport"], ["expected HOST:PORT"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--board", "stm32"], ["--board 'stm32'", "twin, nucleo"]),
+        (["--transport", "lora"], ["--transport 'lora'", "eth, wifi, both"]),
+        (["--bootloader", "/nonexistent.bin"], ["--bootloader /nonexistent.bin: no such file"]),
+        (["--ota-bind", "nohostport"], ["expected HOST:PORT"]),
+    ],
+)
 def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str], words: list[str]) -> None:
     proc = _pytest(["tests_hil", *args], tmp_path, timeout=120)
-    assert proc.returncode == 4, proc.stdout + proc.stderr      # pytest's usage-error exit code
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # pytest's usage-error exit code
     for w in words:
         assert w in proc.stderr, proc.stderr
 
@@ -58,17 +76,34 @@ def test_nucleo_without_a_board_skips_with_the_reason(tmp_path: Path) -> None:
 
 def test_interrupted_run_leaves_no_twin_behind(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests_hil",
-                             "-k", "update and 300k", "--transport", "eth", "--report-dir", str(tmp_path)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "tests_hil",
+            "-k",
+            "update and 300k",
+            "--transport",
+            "eth",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not _twins(proc.pid):
             time.sleep(0.2)
         started = {p.pid for p in _twins(proc.pid)}
         assert started, "the run never started a twin"
-        time.sleep(3)                      # in the middle of flashing/updating
-        proc.send_signal(signal.SIGINT)    # Ctrl-C
+        time.sleep(3)  # in the middle of flashing/updating
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:

@@ -5,6 +5,7 @@ diagnosis, and pass for the correct bootloader.
 Each case runs the real HIL suite in a subprocess (its own twin) on a selection of
 scenarios that exposes the bug, and reads the failures from its JUnit XML.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,10 +41,31 @@ CASES = {
 def run_suite(tmp_path: Path, bootloader: Path, selection: str, transport: str) -> list[tuple[str, str]]:
     """Run tests_hil on the twin; return (test name, failure message) for each failed test."""
     junit = tmp_path / "junit.xml"
-    cmd = [sys.executable, "-m", "pytest", str(REPO / "tests_hil"), "-q", "-p", "no:cacheprovider",
-           "--board", "twin", "--transport", transport, "--bootloader", str(bootloader), "-k", selection,
-           "--report-dir", str(tmp_path / "reports"), "--html", str(tmp_path / "report.html"),
-           "--junitxml", str(junit), "-o", "addopts="]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(REPO / "tests_hil"),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--board",
+        "twin",
+        "--transport",
+        transport,
+        "--bootloader",
+        str(bootloader),
+        "-k",
+        selection,
+        "--report-dir",
+        str(tmp_path / "reports"),
+        "--html",
+        str(tmp_path / "report.html"),
+        "--junitxml",
+        str(junit),
+        "-o",
+        "addopts=",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert junit.exists(), f"the HIL suite did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

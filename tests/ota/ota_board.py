@@ -3,6 +3,7 @@
 It shares no code with rig.ota (the server under test): it is what a correct bootloader
 does on the wire, with knobs to misbehave. Used by the tests/ota suite.
 """
+
 from __future__ import annotations
 
 import socket
@@ -17,13 +18,13 @@ MAX_LINE = 64
 class BoardRun:
     """What the scripted board saw and did."""
 
-    outcome: str = ""          # "ack", "nack:<reason>", "closed", "reset", "busy"
+    outcome: str = ""  # "ack", "nack:<reason>", "closed", "reset", "busy"
     lines_in: list[str] = field(default_factory=list)
     lines_out: list[str] = field(default_factory=list)
     size: int | None = None
     crc: int | None = None
     data: bytes = b""
-    chunks: list[int] = field(default_factory=list)   # sizes recv() returned
+    chunks: list[int] = field(default_factory=list)  # sizes recv() returned
     trailing: bytes = b""
     error: str = ""
 
@@ -40,8 +41,16 @@ class ScriptedBoard:
         recv_size: bytes asked per recv.
     """
 
-    def __init__(self, address: tuple[str, int], *, max_size: int = 1 << 20, timeout: float = 5.0,
-                 nack_after: int | None = None, read_delay: float = 0.0, recv_size: int = 4096) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        max_size: int = 1 << 20,
+        timeout: float = 5.0,
+        nack_after: int | None = None,
+        read_delay: float = 0.0,
+        recv_size: int = 4096,
+    ) -> None:
         self.address = address
         self.max_size = max_size
         self.timeout = timeout
@@ -68,7 +77,7 @@ class ScriptedBoard:
             nl = self._buf.find(b"\n")
             if 0 <= nl < MAX_LINE:
                 line = bytes(self._buf[:nl])
-                del self._buf[:nl + 1]
+                del self._buf[: nl + 1]
                 text = line.decode("ascii", "replace")
                 self.run_.lines_in.append(text)
                 return text
@@ -95,7 +104,7 @@ class ScriptedBoard:
         self.sock = socket.create_connection(self.address, timeout=self.timeout)
         try:
             return self._run()
-        except socket.timeout:
+        except TimeoutError:
             if not self.run_.data:
                 self.run_.data = bytes(self._partial)
             try:

@@ -1,4 +1,5 @@
 """``rig ota serve`` as a user runs it: a real process, a scripted board, Ctrl-C."""
+
 from __future__ import annotations
 
 import json
@@ -12,14 +13,18 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ota_board import ScriptedBoard  # noqa: E402
+from ota_board import ScriptedBoard
 
-from rig.ota.cli import _size, main  # noqa: E402
+from rig.ota.cli import _size, main
 
 
 def start(args: list[str]) -> tuple[subprocess.Popen, tuple[str, int]]:
-    proc = subprocess.Popen([sys.executable, "-m", "rig.ota.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rig.ota.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()  # type: ignore[union-attr]
     m = re.search(r"listening on ([\d.]+):(\d+)", line)
     if not m:
@@ -38,8 +43,21 @@ def image(tmp_path: Path) -> Path:
 
 def test_serve_one_session_with_policy_and_json(image: Path, tmp_path: Path) -> None:
     out_json = tmp_path / "res.json"
-    proc, addr = start(["serve", str(image), "--port", "0", "--policy", "split-tokens",
-                        "--json", str(out_json), "--timeout", "30", "--transcript"])
+    proc, addr = start(
+        [
+            "serve",
+            str(image),
+            "--port",
+            "0",
+            "--policy",
+            "split-tokens",
+            "--json",
+            str(out_json),
+            "--timeout",
+            "30",
+            "--transcript",
+        ]
+    )
     try:
         board = ScriptedBoard(addr).run()
         out, err = proc.communicate(timeout=60)
@@ -87,6 +105,7 @@ def test_usage_errors_exit_2_with_a_fix(image: Path, capsys: pytest.CaptureFixtu
 
 def test_registered_in_the_rig_command(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rig.cli import main as rig_main
+
     assert rig_main(["ota", "policies"]) == 0
     assert "split-tokens" in capsys.readouterr().out
     assert rig_main(["ota", "serve", str(image), "--max-size", "0x100"]) == 2

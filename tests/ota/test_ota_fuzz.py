@@ -1,5 +1,6 @@
 """Property test: hostile board input never crashes or hangs the server, and every session
 ends with an outcome and a reason. The number of inputs tried is printed and recorded."""
+
 from __future__ import annotations
 
 import socket
@@ -13,18 +14,36 @@ from hypothesis import strategies as st
 from rig.ota import OtaServer, Timeouts
 from rig.ota.transcript import OUTCOMES
 
-TOKENS = [b"REQ_FW\n", b"OTA_READY\n", b"ACK\n", b"NACK:crc\n", b"NACK:\n", b"NACK:not-a-reason!\n",
-          b"NACK:timeout\n", b"OTA_DONE\n", b"FILE_SIZE:12\n", b"REQ_F", b"W\n", b"OTA_", b"\r\n",
-          b"\x00", b"\n", b"A" * 63 + b"\n", b"B" * 64 + b"\n", b"\xff\xfe"]
+TOKENS = [
+    b"REQ_FW\n",
+    b"OTA_READY\n",
+    b"ACK\n",
+    b"NACK:crc\n",
+    b"NACK:\n",
+    b"NACK:not-a-reason!\n",
+    b"NACK:timeout\n",
+    b"OTA_DONE\n",
+    b"FILE_SIZE:12\n",
+    b"REQ_F",
+    b"W\n",
+    b"OTA_",
+    b"\r\n",
+    b"\x00",
+    b"\n",
+    b"A" * 63 + b"\n",
+    b"B" * 64 + b"\n",
+    b"\xff\xfe",
+]
 
-chunk = st.one_of(st.sampled_from(TOKENS), st.binary(max_size=80),
-                  st.binary(min_size=60, max_size=3000))  # huge lines / floods
+chunk = st.one_of(
+    st.sampled_from(TOKENS), st.binary(max_size=80), st.binary(min_size=60, max_size=3000)
+)  # huge lines / floods
 action = st.one_of(
     st.tuples(st.just("send"), chunk),
-    st.tuples(st.just("drip"), st.binary(min_size=1, max_size=12)),   # slow client, byte by byte
+    st.tuples(st.just("drip"), st.binary(min_size=1, max_size=12)),  # slow client, byte by byte
     st.tuples(st.just("sleep"), st.floats(0, 0.05)),
     st.tuples(st.just("read"), st.none()),
-    st.tuples(st.just("second"), st.none()),                          # concurrent 2nd client
+    st.tuples(st.just("second"), st.none()),  # concurrent 2nd client
 )
 ending = st.sampled_from(["close", "rst", "shutdown", "silent"])
 
@@ -49,7 +68,7 @@ def _read_until(s: socket.socket, token: bytes) -> None:
     while token not in buf and time.monotonic() < deadline:
         try:
             chunk = s.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except OSError:
             return  # the server ended the session (e.g. its timeout on a loaded machine)
@@ -86,7 +105,7 @@ def _play(srv: OtaServer, actions: list, end: str, depth: int) -> None:
                 elif kind == "read":
                     try:
                         s.recv(65536)
-                    except socket.timeout:
+                    except TimeoutError:
                         pass
                 elif kind == "second":
                     with socket.create_connection(srv.address, timeout=2) as s2:
@@ -110,11 +129,15 @@ def _play(srv: OtaServer, actions: list, end: str, depth: int) -> None:
             LEFT_OPEN.append(s)  # closed at teardown, after the server gave up on it
 
 
-@settings(max_examples=220, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                    HealthCheck.too_slow])
+@settings(
+    max_examples=220,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(actions=st.lists(action, max_size=8), end=ending, depth=st.integers(0, 2))
-def test_hostile_clients_never_crash_or_hang_the_server(server: OtaServer, actions: list, end: str,
-                                                         depth: int) -> None:
+def test_hostile_clients_never_crash_or_hang_the_server(
+    server: OtaServer, actions: list, end: str, depth: int
+) -> None:
     index = server.sessions_started
     _play(server, actions, end, depth)
     t0 = time.monotonic()
@@ -129,8 +152,10 @@ def test_hostile_clients_never_crash_or_hang_the_server(server: OtaServer, actio
     assert res.index == index
     assert res.outcome in OUTCOMES and res.outcome != "error", res.to_text()
     assert res.reason.strip(), res.to_text()
-    assert any(e.kind in ("error", "note") and e.text == f"outcome {res.outcome}: {res.reason}"
-               for e in res.transcript.events), res.to_text()
+    assert any(
+        e.kind in ("error", "note") and e.text == f"outcome {res.outcome}: {res.reason}"
+        for e in res.transcript.events
+    ), res.to_text()
     assert elapsed < 30, f"session took {elapsed:.1f} s with every timeout <= 1 s"
     assert server.serving
 

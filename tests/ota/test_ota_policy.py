@@ -1,4 +1,5 @@
 """Unit tests of link-policy parsing, segmentation plans and content faults (no sockets)."""
+
 from __future__ import annotations
 
 import random
@@ -9,8 +10,11 @@ import pytest
 from rig.errors import ConfigError
 from rig.ota.policy import POLICY_NAMES, Piece, parse_policy
 
-CTRL = [Piece("control", b"FILE_SIZE:5000\n"), Piece("control", b"FILE_CRC:DEADBEEF\n"),
-        Piece("control", b"OTA_UPDATE\n")]
+CTRL = [
+    Piece("control", b"FILE_SIZE:5000\n"),
+    Piece("control", b"FILE_CRC:DEADBEEF\n"),
+    Piece("control", b"OTA_UPDATE\n"),
+]
 DATA = [Piece("data", bytes(range(256)) * 12), Piece("control", b"OTA_DONE\n")]
 
 
@@ -23,8 +27,18 @@ def joined(writes: list) -> bytes:
     return b"".join(w.payload for w in writes)
 
 
-@pytest.mark.parametrize("spec", ["natural", "per-message", "glued", "split-tokens", "tiny:size=7",
-                                  "random:seed=7", "random:seed=3,min=1,max=5"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "natural",
+        "per-message",
+        "glued",
+        "split-tokens",
+        "tiny:size=7",
+        "random:seed=7",
+        "random:seed=3,min=1,max=5",
+    ],
+)
 @pytest.mark.parametrize("pieces", [CTRL, DATA], ids=["control", "data"])
 def test_every_segmenter_preserves_the_stream(spec: str, pieces: list[Piece]) -> None:
     assert joined(plan(spec, pieces)) == b"".join(p.payload for p in pieces)
@@ -47,8 +61,14 @@ def test_glued_joins_control_messages_and_glues_done_to_the_last_data() -> None:
 
 def test_split_tokens_cuts_every_control_message_in_two() -> None:
     writes = plan("split-tokens", CTRL)
-    assert [w.payload for w in writes] == [b"FILE_SI", b"ZE:5000\n", b"FILE_CRC:", b"DEADBEEF\n",
-                                          b"OTA_U", b"PDATE\n"]
+    assert [w.payload for w in writes] == [
+        b"FILE_SI",
+        b"ZE:5000\n",
+        b"FILE_CRC:",
+        b"DEADBEEF\n",
+        b"OTA_U",
+        b"PDATE\n",
+    ]
     assert [w.payload for w in plan("split-tokens:at=3", CTRL)][:2] == [b"FIL", b"E_SIZE:5000\n"]
     assert plan("split-tokens", DATA)[-2:][0].payload == b"OTA_"
 
@@ -77,13 +97,24 @@ def test_parse_composes_and_describe_round_trips() -> None:
     assert parse_policy("stall:after=2048,wait=30").describe() == "stall:after=2048,wait=30"
 
 
-@pytest.mark.parametrize("spec,needle", [
-    ("bogus", "unknown policy"), ("tiny:size=0", ">= 1"), ("glued+tiny", "two segmenters"),
-    ("drop-at:byte=1+rst-at:byte=2", "two cut actions"), ("drop-at", "needs byte="),
-    ("pause", "pause needs"), ("tiny:size=x", "not a number"), ("wrong-size", "exactly one"),
-    ("corrupt:offsets=1,xor=0", "xor=0"), ("random:min=9,max=3", "max=3 < min=9"), ("", "empty"),
-    ("tiny:bogus=3", "bad parameters"), ("stall:after=1,ms=5,wait=3", "not both"),
-])
+@pytest.mark.parametrize(
+    "spec,needle",
+    [
+        ("bogus", "unknown policy"),
+        ("tiny:size=0", ">= 1"),
+        ("glued+tiny", "two segmenters"),
+        ("drop-at:byte=1+rst-at:byte=2", "two cut actions"),
+        ("drop-at", "needs byte="),
+        ("pause", "pause needs"),
+        ("tiny:size=x", "not a number"),
+        ("wrong-size", "exactly one"),
+        ("corrupt:offsets=1,xor=0", "xor=0"),
+        ("random:min=9,max=3", "max=3 < min=9"),
+        ("", "empty"),
+        ("tiny:bogus=3", "bad parameters"),
+        ("stall:after=1,ms=5,wait=3", "not both"),
+    ],
+)
 def test_bad_specs_raise_config_error_with_a_hint(spec: str, needle: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_policy(spec)
@@ -92,8 +123,22 @@ def test_bad_specs_raise_config_error_with_a_hint(spec: str, needle: str) -> Non
 
 
 def test_policy_names_listed() -> None:
-    assert {"natural", "per-message", "glued", "split-tokens", "tiny", "random", "pause", "drop-at",
-            "rst-at", "stall", "corrupt", "wrong-size", "truncate", "wrong-crc"} == set(POLICY_NAMES)
+    assert {
+        "natural",
+        "per-message",
+        "glued",
+        "split-tokens",
+        "tiny",
+        "random",
+        "pause",
+        "drop-at",
+        "rst-at",
+        "stall",
+        "corrupt",
+        "wrong-size",
+        "truncate",
+        "wrong-crc",
+    } == set(POLICY_NAMES)
 
 
 def test_content_faults_change_only_what_they_claim() -> None:

@@ -1,4 +1,5 @@
 """OtaServer + ThreadProtocol against the scripted board and raw hostile clients."""
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ota_board import ScriptedBoard  # noqa: E402
+from ota_board import ScriptedBoard
 
-from rig.errors import ConfigError, OtaError  # noqa: E402
-from rig.ota import OtaServer, Protocol, Timeouts, Verdict  # noqa: E402
+from rig.errors import ConfigError, OtaError
+from rig.ota import OtaServer, Protocol, Timeouts, Verdict
 
 FAST = Timeouts(connect=10, request=3, ready=3, ack=3, send=5, stall=2, linger=0.2)
 IMAGE = os.urandom(20000)
@@ -39,7 +40,7 @@ def raw_session(srv: OtaServer, payload: bytes, *, hold: float = 0.0, read: bool
             try:
                 while chunk := s.recv(65536):
                     got += chunk
-            except (ConnectionResetError, socket.timeout):
+            except (TimeoutError, ConnectionResetError):
                 pass
     return got
 
@@ -51,7 +52,11 @@ def test_happy_path_with_crc_and_result_fields() -> None:
         res = srv.wait_session(5)
     assert board.outcome == "ack" and board.data == IMAGE
     assert board.crc == zlib.crc32(IMAGE)
-    assert board.lines_in[:3] == [f"FILE_SIZE:{len(IMAGE)}", f"FILE_CRC:{zlib.crc32(IMAGE):08X}", "OTA_UPDATE"]
+    assert board.lines_in[:3] == [
+        f"FILE_SIZE:{len(IMAGE)}",
+        f"FILE_CRC:{zlib.crc32(IMAGE):08X}",
+        "OTA_UPDATE",
+    ]
     assert res.outcome == "ack" and res.ok and res.phase == "done"
     assert res.bytes_sent == len(IMAGE) and res.bytes_acked == len(IMAGE)
     assert res.throughput > 0 and res.policy == "natural"
@@ -102,18 +107,21 @@ def test_board_nack_during_data_stops_the_stream() -> None:
     assert res.bytes_sent < len(image)
 
 
-@pytest.mark.parametrize("payload,outcome,needle,phase", [
-    (b"HELLO\n", "protocol", "expected REQ_FW, got 'HELLO'", "request"),
-    (b"A" * 100, "protocol", "longer than 64 bytes", "request"),
-    (b"REQ_FW\r\n", "protocol", "invalid byte 0x0d", "request"),
-    (b"REQ\x00FW\n", "protocol", "invalid byte 0x00", "request"),
-    (b"REQ_FW\nREQ_FW\n", "protocol", "'REQ_FW' before OTA_UPDATE was sent (wrong order)", "ready"),
-    (b"REQ_FW\nOTA_READY\n", "protocol", "'OTA_READY' before OTA_UPDATE was sent", "ready"),
-    (b"REQ_FW\nNACK:\n", "protocol", "malformed NACK", "ready"),
-    (b"REQ_FW\nNACK:bad_size\n", "nack", "bad_size", "ready"),
-    (b"REQ_F", "timeout", "no REQ_FW from the board within 3 s; partial line 'REQ_F'", "request"),
-    (b"REQ_FW\n", "timeout", "no OTA_READY", "ready"),
-])
+@pytest.mark.parametrize(
+    "payload,outcome,needle,phase",
+    [
+        (b"HELLO\n", "protocol", "expected REQ_FW, got 'HELLO'", "request"),
+        (b"A" * 100, "protocol", "longer than 64 bytes", "request"),
+        (b"REQ_FW\r\n", "protocol", "invalid byte 0x0d", "request"),
+        (b"REQ\x00FW\n", "protocol", "invalid byte 0x00", "request"),
+        (b"REQ_FW\nREQ_FW\n", "protocol", "'REQ_FW' before OTA_UPDATE was sent (wrong order)", "ready"),
+        (b"REQ_FW\nOTA_READY\n", "protocol", "'OTA_READY' before OTA_UPDATE was sent", "ready"),
+        (b"REQ_FW\nNACK:\n", "protocol", "malformed NACK", "ready"),
+        (b"REQ_FW\nNACK:bad_size\n", "nack", "bad_size", "ready"),
+        (b"REQ_F", "timeout", "no REQ_FW from the board within 3 s; partial line 'REQ_F'", "request"),
+        (b"REQ_FW\n", "timeout", "no OTA_READY", "ready"),
+    ],
+)
 def test_strict_about_what_the_board_sends(payload: bytes, outcome: str, needle: str, phase: str) -> None:
     with OtaServer(IMAGE, timeouts=FAST) as srv:
         raw_session(srv, payload)
@@ -146,10 +154,9 @@ def test_ack_during_data_is_a_protocol_error() -> None:
 
 
 def test_silence_after_the_image_times_out() -> None:
-    with OtaServer(IMAGE, timeouts=FAST) as srv:
-        with board_reaching(srv, b"OTA_UPDATE\n") as s:
-            s.sendall(b"OTA_READY\n")
-            res = srv.wait_session(5)
+    with OtaServer(IMAGE, timeouts=FAST) as srv, board_reaching(srv, b"OTA_UPDATE\n") as s:
+        s.sendall(b"OTA_READY\n")
+        res = srv.wait_session(5)
     assert (res.outcome, res.phase) == ("timeout", "ack") and "no ACK" in res.reason
     assert res.bytes_sent == len(IMAGE)
 
@@ -186,6 +193,7 @@ def test_bytes_after_ack_are_a_protocol_error() -> None:
     class Chatty(ScriptedBoard):
         def send(self, text: str) -> None:
             super().send(text + ("\nEXTRA" if text == "ACK" else ""))
+
     with OtaServer(IMAGE, timeouts=FAST) as srv:
         Chatty(srv.address).run()
         res = srv.wait_session(5)
@@ -213,7 +221,7 @@ def test_a_board_reconnecting_right_after_a_session_is_not_refused() -> None:
     """The next session may start as soon as the previous result is out, even while that
     session's thread still runs its callbacks (a board retrying at once, the next test)."""
     with OtaServer(IMAGE, timeouts=FAST) as srv:
-        srv.on_session = lambda res: time.sleep(0.5)    # keeps the old thread alive
+        srv.on_session = lambda res: time.sleep(0.5)  # keeps the old thread alive
         ScriptedBoard(srv.address).run()
         first = srv.wait_session(5)
         second_board = ScriptedBoard(srv.address).run()  # connects inside those 0.5 s
@@ -229,7 +237,7 @@ def test_a_board_reconnecting_while_the_last_result_is_written_is_not_refused(mo
     import rig.ota.server as server_mod
 
     class SlowEnd(server_mod.Transcript):
-        def note(self, text: str) -> None:   # the outcome line is written after the close
+        def note(self, text: str) -> None:  # the outcome line is written after the close
             if text.startswith("outcome "):
                 time.sleep(0.4)
             super().note(text)
@@ -242,8 +250,8 @@ def test_a_board_reconnecting_while_the_last_result_is_written_is_not_refused(mo
     monkeypatch.setattr(server_mod, "Transcript", SlowEnd)
     quick = Timeouts(connect=10, request=0.2, ready=3, ack=3, send=5, stall=2, linger=0.2)
     with OtaServer(IMAGE, timeouts=quick) as srv:
-        assert raw_session(srv, b"") == b""           # a silent board: the server gives up first
-        board = ScriptedBoard(srv.address).run()      # and the board reconnects at once
+        assert raw_session(srv, b"") == b""  # a silent board: the server gives up first
+        board = ScriptedBoard(srv.address).run()  # and the board reconnects at once
         first, second = srv.wait_session(5), srv.wait_session(5)
     assert srv.refused == [], srv.refused
     assert first.outcome == "timeout" and second.outcome == "ack" and board.outcome == "ack"
@@ -364,8 +372,9 @@ def test_a_crashing_protocol_is_reported_and_the_server_keeps_serving() -> None:
 
 def test_progress_callback_sees_monotonic_data_progress() -> None:
     seen: list[tuple[str, int, int]] = []
-    with OtaServer(IMAGE, policy="per-message", timeouts=FAST,
-                   on_progress=lambda ph, n, tot: seen.append((ph, n, tot))) as srv:
+    with OtaServer(
+        IMAGE, policy="per-message", timeouts=FAST, on_progress=lambda ph, n, tot: seen.append((ph, n, tot))
+    ) as srv:
         ScriptedBoard(srv.address).run()
         srv.wait_session(5)
     data = [n for ph, n, _ in seen if ph == "data"]

@@ -1,4 +1,5 @@
 """Transcript and SessionResult rendering (pure)."""
+
 from __future__ import annotations
 
 import json
@@ -54,7 +55,9 @@ def test_printable_escapes_and_bounds() -> None:
 
 def test_result_summary_and_dict() -> None:
     tr = Transcript(policy="natural", clock=Clock())
-    r = SessionResult("nack", "crc", "ack", 1000, 0, 0.5, "natural", tr, peer="127.0.0.1:1", nack_reason="crc")
+    r = SessionResult(
+        "nack", "crc", "ack", 1000, 0, 0.5, "natural", tr, peer="127.0.0.1:1", nack_reason="crc"
+    )
     assert not r.ok and r.throughput == 2000
     assert "session 0: nack (crc) phase=ack sent=1000" in r.summary()
     d = json.loads(json.dumps(r.to_dict()))
@@ -65,7 +68,13 @@ def test_result_summary_and_dict() -> None:
 
 def test_tcp_fields_and_iface() -> None:
     from scapy.all import IP, TCP, Ether, Raw
-    frame = bytes(Ether() / IP(src="127.0.0.1", dst="127.0.0.1") / TCP(sport=5000, dport=40000, seq=7, flags="PA") / Raw(b"abc"))
+
+    frame = bytes(
+        Ether()
+        / IP(src="127.0.0.1", dst="127.0.0.1")
+        / TCP(sport=5000, dport=40000, seq=7, flags="PA")
+        / Raw(b"abc")
+    )
     assert tcp_fields(frame) == (5000, 40000, 7, 0x18, 3)
     assert tcp_fields(b"\x00" * 60) is None
     assert iface_for_address("127.0.0.1") == "lo"

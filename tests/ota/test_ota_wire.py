@@ -1,4 +1,5 @@
 """Every link policy and fault end to end: scripted board + real TCP + pcap analysis."""
+
 from __future__ import annotations
 
 import os
@@ -11,10 +12,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ota_board import ScriptedBoard  # noqa: E402
+from ota_board import ScriptedBoard
 
-from rig.capture import CaptureUnavailable, analyze_pcap, find_tokens, check_capture  # noqa: E402
-from rig.ota import OtaServer, SessionResult, Timeouts  # noqa: E402
+from rig.capture import CaptureUnavailable, analyze_pcap, check_capture, find_tokens
+from rig.ota import OtaServer, SessionResult, Timeouts
 
 FAST = Timeouts(connect=10, request=2, ready=2, ack=2, send=3, stall=2, linger=0.2)
 IMAGE = random.Random(42).randbytes(12000)
@@ -27,10 +28,16 @@ except CaptureUnavailable as exc:  # pragma: no cover - CI runs as root
     WHY = str(exc)
 
 
-def serve(tmp_path: Path, policy: str, *, image: bytes = IMAGE, board_timeout: float = 1.0,
-          capture: bool = True, **board_kw: object) -> tuple[object, SessionResult]:
-    with OtaServer(image, policy=policy, timeouts=FAST,
-                   capture=tmp_path if capture else None) as srv:
+def serve(
+    tmp_path: Path,
+    policy: str,
+    *,
+    image: bytes = IMAGE,
+    board_timeout: float = 1.0,
+    capture: bool = True,
+    **board_kw: object,
+) -> tuple[object, SessionResult]:
+    with OtaServer(image, policy=policy, timeouts=FAST, capture=tmp_path if capture else None) as srv:
         board = ScriptedBoard(srv.address, timeout=board_timeout, **board_kw).run()  # type: ignore[arg-type]
         res = srv.wait_session(10)
         if capture:
@@ -54,8 +61,9 @@ def test_natural_delivers_and_pcap_reassembles_the_stream(tmp_path: Path) -> Non
     assert board.outcome == "ack" and res.outcome == "ack"
     a = analysis(res)
     crc = f"{zlib.crc32(IMAGE):08X}"
-    assert a.streams["down"] == (f"FILE_SIZE:{len(IMAGE)}\nFILE_CRC:{crc}\nOTA_UPDATE\n".encode()
-                                 + IMAGE + b"OTA_DONE\n")
+    assert a.streams["down"] == (
+        f"FILE_SIZE:{len(IMAGE)}\nFILE_CRC:{crc}\nOTA_UPDATE\n".encode() + IMAGE + b"OTA_DONE\n"
+    )
     assert a.streams["up"] == b"REQ_FW\nOTA_READY\nACK\n"
     assert [t.text for t in a.tokens if t.direction == "up"] == ["REQ_FW", "OTA_READY", "ACK"]
     assert a.retransmissions == 0 and a.flagged("F") and not a.flagged("R")
@@ -166,13 +174,16 @@ def test_corrupt_flips_exactly_the_chosen_bytes(tmp_path: Path) -> None:
     assert diff == [100, 2000]
 
 
-@pytest.mark.parametrize("spec,board_out", [
-    ("wrong-size:delta=-10", "nack:protocol"),   # OTA_DONE expected where data continues
-    ("wrong-size:delta=10", "nack:timeout"),     # OTA_DONE eaten as data, then silence
-    ("wrong-size:size=0", "nack:bad_size"),
-    ("truncate:bytes=1000", "nack:timeout"),
-    ("wrong-crc", "nack:crc"),
-])
+@pytest.mark.parametrize(
+    "spec,board_out",
+    [
+        ("wrong-size:delta=-10", "nack:protocol"),  # OTA_DONE expected where data continues
+        ("wrong-size:delta=10", "nack:timeout"),  # OTA_DONE eaten as data, then silence
+        ("wrong-size:size=0", "nack:bad_size"),
+        ("truncate:bytes=1000", "nack:timeout"),
+        ("wrong-crc", "nack:crc"),
+    ],
+)
 def test_content_faults_are_refused_by_a_correct_board(tmp_path: Path, spec: str, board_out: str) -> None:
     board, res = serve(tmp_path, spec, capture=False, board_timeout=0.5)
     assert board.outcome == board_out
@@ -186,8 +197,15 @@ def test_wrong_size_is_what_the_board_saw(tmp_path: Path) -> None:
 
 
 def test_slow_reader_still_gets_everything(tmp_path: Path) -> None:
-    board, res = serve(tmp_path, "natural", capture=False, read_delay=0.002, recv_size=512,
-                       board_timeout=3.0, image=os.urandom(40000))
+    board, res = serve(
+        tmp_path,
+        "natural",
+        capture=False,
+        read_delay=0.002,
+        recv_size=512,
+        board_timeout=3.0,
+        image=os.urandom(40000),
+    )
     assert board.outcome == "ack" and res.outcome == "ack"
 
 
@@ -200,15 +218,32 @@ def test_find_tokens_never_looks_inside_data() -> None:
 
 def test_retransmissions_and_duplicates_in_a_crafted_pcap(tmp_path: Path) -> None:
     from scapy.all import IP, TCP, Ether, Raw, wrpcap
+
     def pkt(t: float, seq: int, payload: bytes, ident: int, flags: str = "PA") -> object:
-        p = Ether() / IP(src="127.0.0.1", dst="127.0.0.1", id=ident) / TCP(sport=5000, dport=40000, seq=seq, flags=flags) / Raw(payload)
+        p = (
+            Ether()
+            / IP(src="127.0.0.1", dst="127.0.0.1", id=ident)
+            / TCP(sport=5000, dport=40000, seq=seq, flags=flags)
+            / Raw(payload)
+        )
         p.time = t
         return p
-    syn = Ether() / IP(src="127.0.0.1", dst="127.0.0.1", id=1) / TCP(sport=5000, dport=40000, seq=999, flags="SA")
+
+    syn = (
+        Ether()
+        / IP(src="127.0.0.1", dst="127.0.0.1", id=1)
+        / TCP(sport=5000, dport=40000, seq=999, flags="SA")
+    )
     syn.time = 0.0
-    pkts = [syn, syn, pkt(0.1, 1000, b"FILE_SIZE:4\n", 2), pkt(0.1001, 1000, b"FILE_SIZE:4\n", 2),
-            pkt(0.2, 1012, b"OTA_UPDATE\n", 3), pkt(0.5, 1012, b"OTA_UPDATE\n", 4),
-            pkt(0.6, 1023, b"abcdOTA_DONE\n", 5)]
+    pkts = [
+        syn,
+        syn,
+        pkt(0.1, 1000, b"FILE_SIZE:4\n", 2),
+        pkt(0.1001, 1000, b"FILE_SIZE:4\n", 2),
+        pkt(0.2, 1012, b"OTA_UPDATE\n", 3),
+        pkt(0.5, 1012, b"OTA_UPDATE\n", 4),
+        pkt(0.6, 1023, b"abcdOTA_DONE\n", 5),
+    ]
     path = tmp_path / "crafted.pcap"
     wrpcap(str(path), pkts)
     a = analyze_pcap(path, 5000)
@@ -219,7 +254,9 @@ def test_retransmissions_and_duplicates_in_a_crafted_pcap(tmp_path: Path) -> Non
     assert "1 retransmissions" in a.summary() and a.to_dict()["retransmissions"] == 1
 
 
-def test_capture_without_rights_raises_capture_unavailable_and_the_server_still_serves(tmp_path: Path) -> None:
+def test_capture_without_rights_raises_capture_unavailable_and_the_server_still_serves(
+    tmp_path: Path,
+) -> None:
     code = (
         "import os, socket\n"
         "from rig.capture import check_capture, CaptureUnavailable\n"
@@ -231,10 +268,24 @@ def test_capture_without_rights_raises_capture_unavailable_and_the_server_still_
     )
     if os.geteuid() != 0:
         pytest.skip("needs root to drop privileges for the check")
-    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c", code],
-                          capture_output=True, text=True, timeout=120, cwd="/",
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    proc = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "UNAVAILABLE capturing on 'lo' needs root or CAP_NET_RAW" in proc.stdout
     assert "setcap" in proc.stdout and "SERVER True" in proc.stdout

@@ -1,4 +1,5 @@
 """A small HTML inspector for the report tests (stdlib html.parser)."""
+
 from __future__ import annotations
 
 from html.parser import HTMLParser
@@ -31,4 +32,8 @@ class Inspector(HTMLParser):
 
     def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
         """Attributes of every ``tag`` whose attributes include ``attrs``."""
-        return [a for t, a in self.tags if t == tag and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())]
+        return [
+            a
+            for t, a in self.tags
+            if t == tag and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())
+        ]

@@ -1,4 +1,5 @@
 """Evidence built from real parts for the report tests (rig.diff.analyze, rig.board.load_board, check_jump)."""
+
 from __future__ import annotations
 
 import struct
@@ -12,8 +13,10 @@ from rig.evidence import Evidence, FaultInfo, RegionCheck
 from rig.image import Image
 from rig.jump import JumpState, check_jump
 
-HOSTILE_UART = ("bootloader v1.2\r\nOTA_READY\r\n<script>alert('pwned')</script>\r\n"
-                "<img src=x onerror=alert(2)> & \"quotes\"\r\njumping to app @0x08040000\r\n")
+HOSTILE_UART = (
+    "bootloader v1.2\r\nOTA_READY\r\n<script>alert('pwned')</script>\r\n"
+    '<img src=x onerror=alert(2)> & "quotes"\r\njumping to app @0x08040000\r\n'
+)
 APP_BASE = 0x08040000
 SP = 0x20080000
 
@@ -45,36 +48,88 @@ def never_erased_evidence(tmp: Path | None = None, *, uart: str = HOSTILE_UART) 
     check = RegionCheck("app_slot", APP_BASE, image.data, actual, analysis, previous=previous, phase="copy")
 
     pc = s6.base + 0x1234
-    state = JumpState(vtor=0x08000000, msp=0x2007FF00, pc=pc, lr=0xFFFFFFF9, xpsr=0x01000003,
-                      nvic_iser=[0x80, 0, 0, 0, 0, 0, 0, 0], systick_ctrl=0x7, cfsr=0x00010000, hfsr=0x40000000)
+    state = JumpState(
+        vtor=0x08000000,
+        msp=0x2007FF00,
+        pc=pc,
+        lr=0xFFFFFFF9,
+        xpsr=0x01000003,
+        nvic_iser=[0x80, 0, 0, 0, 0, 0, 0, 0],
+        systick_ctrl=0x7,
+        cfsr=0x00010000,
+        hfsr=0x40000000,
+    )
     verdict = check_jump(state, image, spec.contract, app_base=APP_BASE)
     code_base = (pc - 64) & ~1
     off = code_base - APP_BASE
-    fault = FaultInfo(pc=pc, state="lockup",
-                      registers={"cfsr": 0x00010000, "hfsr": 0x40000000, "mmfar": 0xE000EDF8,
-                                 "bfar": 0xE000EDF8, "xpsr": 0x01000003, "lr": 0xFFFFFFF9, "msp": 0x2007FFE0},
-                      code_base=code_base, code=actual[off:off + 128])
+    fault = FaultInfo(
+        pc=pc,
+        state="lockup",
+        registers={
+            "cfsr": 0x00010000,
+            "hfsr": 0x40000000,
+            "mmfar": 0xE000EDF8,
+            "bfar": 0xE000EDF8,
+            "xpsr": 0x01000003,
+            "lr": 0xFFFFFFF9,
+            "msp": 0x2007FFE0,
+        },
+        code_base=code_base,
+        code=actual[off : off + 128],
+    )
     ev = Evidence(
         test_id="tests_hil/test_ota.py::test_update[eth-600K-never_erased]",
-        scenario={"transport": "eth", "image_size": len(image.data), "scenario": "update",
-                  "variant": "bl_no_erase"},
-        layout=layout, phase="copy",
+        scenario={
+            "transport": "eth",
+            "image_size": len(image.data),
+            "scenario": "update",
+            "variant": "bl_no_erase",
+        },
+        layout=layout,
+        phase="copy",
         message="app slot differs from the image: sector 6 was programmed without an erase",
-        regions=[check], jump_state=state, jump=verdict, fault=fault, uart=uart,
-        transcript={"outcome": "ack", "reason": "", "bytes_sent": len(image.data), "policy": "plain",
-                    "transcript": {"peer": "127.0.0.1:40000", "events": [
-                        {"t": 0.0, "dir": "rx", "kind": "msg", "text": "REQ_FW", "nbytes": 7},
-                        {"t": 0.01, "dir": "tx", "kind": "msg", "text": "FILE_SIZE:614400<b>", "nbytes": 18},
-                        {"t": 0.02, "dir": "tx", "kind": "data", "text": "", "nbytes": 614400, "offset": 0},
-                        {"t": 1.50, "dir": "rx", "kind": "msg", "text": "OTA_DONE", "nbytes": 9}]}},
-        capture={"pcap": str((tmp or Path("/nonexistent")) / "ota.pcap"),
-                 "analysis": {"port": 5000, "client_port": 40000, "retransmissions": 0,
-                              "sizes_down": [1460] * 100, "tokens": [
-                                  {"dir": "down", "text": "FILE_SIZE:614400", "start": 0, "end": 17,
-                                   "segments": 1}],
-                              "segments": [{"index": i, "time": i * 0.001, "dir": "down", "offset": i * 1460,
-                                            "length": 1460, "flags": "PA", "retransmission": False}
-                                           for i in range(100)]}},
+        regions=[check],
+        jump_state=state,
+        jump=verdict,
+        fault=fault,
+        uart=uart,
+        transcript={
+            "outcome": "ack",
+            "reason": "",
+            "bytes_sent": len(image.data),
+            "policy": "plain",
+            "transcript": {
+                "peer": "127.0.0.1:40000",
+                "events": [
+                    {"t": 0.0, "dir": "rx", "kind": "msg", "text": "REQ_FW", "nbytes": 7},
+                    {"t": 0.01, "dir": "tx", "kind": "msg", "text": "FILE_SIZE:614400<b>", "nbytes": 18},
+                    {"t": 0.02, "dir": "tx", "kind": "data", "text": "", "nbytes": 614400, "offset": 0},
+                    {"t": 1.50, "dir": "rx", "kind": "msg", "text": "OTA_DONE", "nbytes": 9},
+                ],
+            },
+        },
+        capture={
+            "pcap": str((tmp or Path("/nonexistent")) / "ota.pcap"),
+            "analysis": {
+                "port": 5000,
+                "client_port": 40000,
+                "retransmissions": 0,
+                "sizes_down": [1460] * 100,
+                "tokens": [{"dir": "down", "text": "FILE_SIZE:614400", "start": 0, "end": 17, "segments": 1}],
+                "segments": [
+                    {
+                        "index": i,
+                        "time": i * 0.001,
+                        "dir": "down",
+                        "offset": i * 1460,
+                        "length": 1460,
+                        "flags": "PA",
+                        "retransmission": False,
+                    }
+                    for i in range(100)
+                ],
+            },
+        },
         timings={"flash": 0.8, "boot": 0.3, "transfer": 1.5, "write": 0.9, "copy": 0.6, "jump": 0.1},
         notes=["bootloader variant: bl_no_erase (skips the sector erase before the copy)"],
     )
@@ -91,9 +146,13 @@ def passing_evidence() -> Evidence:
     return Evidence(
         test_id="tests_hil/test_ota.py::test_update[wifi-200K-plain]",
         scenario={"transport": "wifi", "image_size": len(image.data), "scenario": "update"},
-        layout=layout, regions=[RegionCheck("app_slot", APP_BASE, image.data, image.data, analysis)],
-        jump_state=state, jump=check_jump(state, image, spec.contract, app_base=APP_BASE),
-        uart="boot ok\napp v2 running\n", timings={"transfer": 1.2, "copy": 0.4})
+        layout=layout,
+        regions=[RegionCheck("app_slot", APP_BASE, image.data, image.data, analysis)],
+        jump_state=state,
+        jump=check_jump(state, image, spec.contract, app_base=APP_BASE),
+        uart="boot ok\napp v2 running\n",
+        timings={"transfer": 1.2, "copy": 0.4},
+    )
 
 
 def random_evidence(size: int = 2 * 1024 * 1024, seed: int = 5) -> Evidence:
@@ -104,5 +163,10 @@ def random_evidence(size: int = 2 * 1024 * 1024, seed: int = 5) -> Evidence:
     exp = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
     act = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
     analysis = analyze(exp, act, layout.base, layout)
-    return Evidence(test_id="random", layout=layout, phase="write", message="random flash",
-                    regions=[RegionCheck("flash", layout.base, exp, act, analysis)])
+    return Evidence(
+        test_id="random",
+        layout=layout,
+        phase="write",
+        message="random flash",
+        regions=[RegionCheck("flash", layout.base, exp, act, analysis)],
+    )

@@ -7,6 +7,7 @@ reports from inside the browser whether the diagnosis, the mismatch table, the S
 and the jump table are present and visible, and how colourful the screenshot is. The
 screenshots are kept under ``reports/screenshots/`` for CI artifacts and the README.
 """
+
 from __future__ import annotations
 
 import base64
@@ -25,7 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "reports" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup installs it)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup installs it)"
+)
 
 TEST_FILE = """
 import sys
@@ -119,12 +122,30 @@ PROBE = """
 def _chromium(tmp: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """Run headless Chromium with its own profile directory, no network services."""
     profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     # its own process group, so the renderer/zygote children go too if it has to be killed
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp,
-                            env={**os.environ, "HOME": str(tmp)}, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp,
+        env={**os.environ, "HOME": str(tmp)},
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -133,7 +154,7 @@ def _chromium(tmp: Path, *args: str, timeout: float = 180) -> subprocess.Complet
         pytest.fail(f"chromium did not finish within {timeout} s: {err[-2000:]}")
     finally:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)   # stragglers of this run only
+            os.killpg(proc.pid, signal.SIGKILL)  # stragglers of this run only
         except ProcessLookupError:
             pass
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
@@ -156,9 +177,25 @@ def html_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tmp / "conftest.py").write_text(CONFTEST)
     (tmp / "test_broken_bootloader.py").write_text(TEST_FILE.format(samples=str(Path(__file__).parent)))
     report = tmp / "report" / "report.html"
-    res = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:ota_rig", "-p", "no:cacheprovider",
-                          "-q", f"--html={report}", "--self-contained-html", "test_broken_bootloader.py"],
-                         cwd=tmp, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:ota_rig",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--html={report}",
+            "--self-contained-html",
+            "test_broken_bootloader.py",
+        ],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
     assert "1 failed, 1 passed" in res.stdout
     assert report.is_file()
@@ -193,8 +230,9 @@ def test_failing_report_renders_in_chromium(html_report: Path) -> None:
     out = _chromium(tmp, "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()).stdout
     m = re.search(r'<pre id="rig-probe">(.*?)</pre>', out, re.S)
     assert m, out[-2000:]
-    result = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<")
-                        .replace("&gt;", ">"))
+    result = json.loads(
+        m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    )
     for key in ("verdict", "mismatches", "flashmap", "jump", "summary"):
         item = result[key]
         assert item["present"], key
@@ -204,8 +242,8 @@ def test_failing_report_renders_in_chromium(html_report: Path) -> None:
     assert "0x08080000" in result["mismatches"]["text"]
     assert "vtor" in result["jump"]["text"] and "FAIL" in result["jump"]["text"]
     assert result["flashmap"]["top"] > result["verdict"]["top"]
-    assert result["passed_extras_hidden"] is True          # passing tests stay collapsed
+    assert result["passed_extras_hidden"] is True  # passing tests stay collapsed
     px = result["pixels"]
     assert px and px["width"] == 1400
     assert px["nonwhite"] > 0.05 and px["colours"] > 20
-    assert px["red"] > 500 and px["green"] > 300            # the map's mismatch and match sectors are drawn
+    assert px["red"] > 500 and px["green"] > 300  # the map's mismatch and match sectors are drawn

@@ -1,4 +1,5 @@
 """Fault decoding, disassembly, the summary table and the pytest hook helpers."""
+
 from __future__ import annotations
 
 import re
@@ -36,7 +37,7 @@ def test_hfsr_and_summaries() -> None:
 def test_disassembly_restarts_at_the_pc() -> None:
     # push {r7, lr}; add r7, sp, #0; mov.w r3, #0; bx lr
     code = bytes.fromhex("80b500af4ff000037047")
-    insns = around(code, 0x08040000, 0x08040005)          # Thumb bit set: still the mov.w
+    insns = around(code, 0x08040000, 0x08040005)  # Thumb bit set: still the mov.w
     assert [i.address for i in insns] == [0x08040000, 0x08040002, 0x08040004, 0x08040008]
     assert insns[2].mnemonic == "mov.w" and insns[2].raw == bytes.fromhex("4ff00003")
     assert insns[0].text == "push {r7, lr}"
@@ -47,9 +48,9 @@ def test_disassembly_restarts_at_the_pc() -> None:
 
 def test_undecodable_halfwords_become_data() -> None:
     # erased flash (0xFFFF halfwords) does not decode as one instruction per halfword
-    insns = decode(bytes.fromhex("ffffffff" "7047"), 0x100)
+    insns = decode(bytes.fromhex("ffffffff7047"), 0x100)
     assert insns[0].mnemonic == ".short" and insns[0].operands == "0xffff" and insns[0].address == 0x100
-    assert sum(len(i.raw) for i in insns) == 6          # every byte is accounted for
+    assert sum(len(i.raw) for i in insns) == 6  # every byte is accounted for
     assert decode(bytes.fromhex("7047"), 0x100)[0].text == "bx lr"
 
 
@@ -74,14 +75,15 @@ def test_summary_pivots_transport_size_and_scenario() -> None:
     assert heads[3:] == ["16 KiB", "512 KiB", "odd&lt;size&gt;", "16 KiB"]
     body = re.findall(r"<tr><td>(.*?)</td>(.*?)</tr>", html)
     cells = {name: re.findall(r'data-outcome="(\w+)"|<td class="muted">·', rest) for name, rest in body}
-    assert cells["update"] == ["passed", "failed", "", "failed"]     # wifi 16K: one pass + one fail -> failed
+    assert cells["update"] == ["passed", "failed", "", "failed"]  # wifi 16K: one pass + one fail -> failed
     assert "failed [copy]" in html and "failed [transfer] ×2" in html
     assert "6 test(s): 2 failed, 3 passed, 1 skipped" in doc.text
 
 
 def test_summary_from_scenario_and_empty() -> None:
-    row = SummaryRow.from_scenario("tests_hil/t.py::test_x[eth]", "failed",
-                                   {"transport": "eth", "image_size": 300 * 1024}, phase="jump")
+    row = SummaryRow.from_scenario(
+        "tests_hil/t.py::test_x[eth]", "failed", {"transport": "eth", "image_size": 300 * 1024}, phase="jump"
+    )
     assert (row.transport, row.image_size, row.scenario, row.phase) == ("eth", 307200, "test_x", "jump")
     assert "No OTA scenarios ran" in summary_html([])
 
@@ -96,10 +98,12 @@ def test_artifact_dir_is_a_safe_name(tmp_path: Path) -> None:
 @pytest.mark.parametrize("size,text", [(16384, "16 KiB"), (2 * 1024 * 1024, "2 MiB"), (1000, "1 000 B")])
 def test_size_text(size: int, text: str) -> None:
     from rig.report._html import size_text
+
     assert size_text(size) == text
 
 
 def test_default_link_base_follows_the_reports_layout(tmp_path: Path) -> None:
     from rig.report.render import default_link_base
+
     assert default_link_base(tmp_path / "reports" / "artifacts" / "t") == tmp_path / "reports"
     assert default_link_base(tmp_path / "out" / "t") == tmp_path / "out"

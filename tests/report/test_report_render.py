@@ -1,4 +1,5 @@
 """render_evidence on constructed Evidence (real rig.diff.analyze, real board file)."""
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,35 @@ from rig.diff import analyze
 from rig.evidence import Evidence, RegionCheck
 from rig.report import extras_for, failed, render_evidence
 
-ALLOWED_TAGS = {"div", "span", "b", "p", "ul", "li", "h3", "h4", "section", "table", "thead", "tbody", "tr", "th",
-                "td", "pre", "details", "summary", "a", "mark", "style", "svg", "g", "rect", "path", "text", "title"}
+ALLOWED_TAGS = {
+    "div",
+    "span",
+    "b",
+    "p",
+    "ul",
+    "li",
+    "h3",
+    "h4",
+    "section",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "pre",
+    "details",
+    "summary",
+    "a",
+    "mark",
+    "style",
+    "svg",
+    "g",
+    "rect",
+    "path",
+    "text",
+    "title",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +68,27 @@ def _diff_lines(ev: Evidence) -> list[int]:
 
 def test_sections_in_order_and_diagnosis_on_top(never_erased: tuple[Evidence, str, Path]) -> None:
     ev, html, _ = never_erased
-    order = ["verdict", "mismatches", "flashmap", "hexdump", "jump", "fault", "artifacts", "timings", "serial",
-             "transcript", "capture"]
+    order = [
+        "verdict",
+        "mismatches",
+        "flashmap",
+        "hexdump",
+        "jump",
+        "fault",
+        "artifacts",
+        "timings",
+        "serial",
+        "transcript",
+        "capture",
+    ]
     pos = [html.index(f'data-section="{name}"') for name in order]
     assert pos == sorted(pos)
     top = Inspector(html[: pos[1]]).text
     assert "copy" in top
     assert "sector 6 was programmed without an erase" in top
     assert "only 1->0 changes" in top
-    assert "to the end of the data" in top          # the erased tail
-    assert "jump.vtor" in top and "FORCED" in top   # jump failure and the fault, in words
+    assert "to the end of the data" in top  # the erased tail
+    assert "jump.vtor" in top and "FORCED" in top  # jump failure and the fault, in words
 
 
 def test_mismatch_table_rows_match_an_independent_diff(never_erased: tuple[Evidence, str, Path]) -> None:
@@ -66,9 +105,11 @@ def test_mismatch_table_rows_match_an_independent_diff(never_erased: tuple[Evide
     assert addr // 16 * 16 == lines[0]
     off = addr - r.base
     n = int(first["length"])
-    assert first["expected"] == r.expected[off:off + n].hex(" ")
-    assert first["actual"] == r.actual[off:off + n].hex(" ")
-    assert first["xor"] == bytes(x ^ y for x, y in zip(r.expected[off:off + n], r.actual[off:off + n])).hex(" ")
+    assert first["expected"] == r.expected[off : off + n].hex(" ")
+    assert first["actual"] == r.actual[off : off + n].hex(" ")
+    assert first["xor"] == bytes(
+        x ^ y for x, y in zip(r.expected[off : off + n], r.actual[off : off + n])
+    ).hex(" ")
     assert (first["bank"], first["sector"], first["region"]) == ("1", "6", "app_slot")
     data = json.loads((adir / "mismatches.json").read_text())
     assert data["total_rows"] == len(lines) and len(data["rows"]) == len(lines)
@@ -81,11 +122,22 @@ def test_mismatch_table_rows_match_an_independent_diff(never_erased: tuple[Evide
 
 def test_flash_map_colours_each_sector(never_erased: tuple[Evidence, str, Path]) -> None:
     _, html, _ = never_erased
-    svg = html[html.index("<svg"): html.index("</svg>") + 6]
+    svg = html[html.index("<svg") : html.index("</svg>") + 6]
     status = dict(re.findall(r'data-sector="(\d+)" data-status="(\w+)"', svg))
-    assert status == {"0": "outside", "1": "outside", "2": "outside", "3": "outside", "4": "outside",
-                      "5": "match", "6": "mismatch", "7": "mismatch", "8": "outside", "9": "outside",
-                      "10": "outside", "11": "outside"}
+    assert status == {
+        "0": "outside",
+        "1": "outside",
+        "2": "outside",
+        "3": "outside",
+        "4": "outside",
+        "5": "match",
+        "6": "mismatch",
+        "7": "mismatch",
+        "8": "outside",
+        "9": "outside",
+        "10": "outside",
+        "11": "outside",
+    }
     assert "sector 6 (bank 1, SNB 0x06) 0x08080000..0x080BFFFF, 256 KiB" in svg
     for label in ("match", "mismatch", "erased", "outside the image"):
         assert f">{label}</text>" in svg
@@ -95,11 +147,12 @@ def test_flash_map_colours_each_sector(never_erased: tuple[Evidence, str, Path])
 def test_flash_map_erased_and_dual_bank(tmp_path: Path) -> None:
     spec = load_board()
     layout = spec.layout(dual_bank=True)
-    sec = layout.sector(14)    # bank 2, 16 KiB
+    sec = layout.sector(14)  # bank 2, 16 KiB
     exp = bytes(range(256)) * (sec.size // 256)
     act = b"\xff" * sec.size
-    ev = Evidence(layout=layout, regions=[RegionCheck("app", sec.base, exp, act,
-                                                      analyze(exp, act, sec.base, layout))])
+    ev = Evidence(
+        layout=layout, regions=[RegionCheck("app", sec.base, exp, act, analyze(exp, act, sec.base, layout))]
+    )
     html = render_evidence(ev, tmp_path / "a")
     status = dict(re.findall(r'data-sector="(\d+)" data-status="(\w+)"', html))
     assert len(status) == 24
@@ -110,11 +163,12 @@ def test_flash_map_erased_and_dual_bank(tmp_path: Path) -> None:
 
 def test_sector_widths_scale_with_a_minimum() -> None:
     from rig.report.flashmap import MIN_W, sector_widths
+
     sizes = [32, 32, 32, 32, 128] + [256] * 7
     w = sector_widths([s * 1024 for s in sizes], 900.0)
     assert sum(w) == pytest.approx(900.0)
     assert all(x >= MIN_W - 1e-9 for x in w)
-    assert w[5] == pytest.approx(2 * w[4])          # linear above the minimum
+    assert w[5] == pytest.approx(2 * w[4])  # linear above the minimum
     assert w[0] == pytest.approx(MIN_W)
 
 
@@ -123,10 +177,14 @@ def test_hexdump_highlights_exactly_the_differing_bytes(tmp_path: Path) -> None:
     exp = bytes(range(256)) * 16
     act = bytearray(exp)
     act[0x123] ^= 0x10
-    ev = Evidence(layout=layout, regions=[RegionCheck("app_slot", APP_BASE, exp, bytes(act),
-                                                      analyze(exp, bytes(act), APP_BASE, layout))])
+    ev = Evidence(
+        layout=layout,
+        regions=[
+            RegionCheck("app_slot", APP_BASE, exp, bytes(act), analyze(exp, bytes(act), APP_BASE, layout))
+        ],
+    )
     html = render_evidence(ev, tmp_path / "a")
-    dump = html[html.index('data-section="hexdump"'): html.index('data-section="jump"')]
+    dump = html[html.index('data-section="hexdump"') : html.index('data-section="jump"')]
     assert dump.count('<div class="hexwrap">') == 1
     # one differing byte: hex + ASCII on the expected side and on the actual side
     assert dump.count("<mark>") == 4
@@ -136,15 +194,17 @@ def test_hexdump_highlights_exactly_the_differing_bytes(tmp_path: Path) -> None:
 
 def test_jump_table_and_fault_view(never_erased: tuple[Evidence, str, Path]) -> None:
     ev, html, _ = never_erased
-    jump = html[html.index('data-section="jump"'): html.index('data-section="fault"')]
+    jump = html[html.index('data-section="jump"') : html.index('data-section="fault"')]
     assert ev.jump is not None
     for row in ev.jump.rows:
         assert f'<td class="mono">{row.name}</td>' in jump
     assert jump.count(">FAIL<") == len(ev.jump.failures)
     assert "the app&#x27;s interrupts vector into the bootloader&#x27;s table" in jump
-    fault = html[html.index('data-section="fault"'): html.index('data-section="artifacts"')]
+    fault = html[html.index('data-section="fault"') : html.index('data-section="artifacts"')]
     assert '<tr class="pc">' in fault and "0x08081234" in fault
-    assert re.search(r'<tr class="set"><td>UFSR</td><td class="num">16</td><td class="mono">UNDEFINSTR', fault)
+    assert re.search(
+        r'<tr class="set"><td>UFSR</td><td class="num">16</td><td class="mono">UNDEFINSTR', fault
+    )
     assert re.search(r'<tr class="set"><td>HFSR</td><td class="num">30</td><td class="mono">FORCED', fault)
     assert fault.count('<tr class="set">') == 2
     assert "not valid (BFARVALID=0)" in fault
@@ -172,9 +232,9 @@ def test_device_text_is_escaped(tmp_path: Path) -> None:
     assert not [a for _, attrs in doc.tags for a in attrs if a.startswith("on")]
     assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in html
-    assert "<script>alert('pwned')</script>" in doc.text     # shown as text, verbatim
-    assert "FILE_SIZE:614400&lt;b&gt;" in html                # transcript text escaped too
-    assert "ota.pcap" in html and "missing" in html           # a capture file that is not there is named, not linked
+    assert "<script>alert('pwned')</script>" in doc.text  # shown as text, verbatim
+    assert "FILE_SIZE:614400&lt;b&gt;" in html  # transcript text escaped too
+    assert "ota.pcap" in html and "missing" in html  # a capture file that is not there is named, not linked
 
 
 def test_fragment_is_self_contained_and_links_are_relative(never_erased: tuple[Evidence, str, Path]) -> None:
@@ -195,7 +255,7 @@ def test_two_mib_of_random_mismatches_stays_bounded(tmp_path: Path) -> None:
     assert len(html.encode()) < 400_000
     m = re.search(r'data-rows="(\d+)"', html)
     assert m and int(m.group(1)) == len(_diff_lines(ev))
-    assert html.count("<tr><td class=\"num\">") <= 100 + 32    # inline rows are capped
+    assert html.count('<tr><td class="num">') <= 100 + 32  # inline rows are capped
     assert html.count('<div class="hexwrap">') <= 6
     with (tmp_path / "a" / "mismatches.csv").open() as fh:
         assert sum(1 for _ in fh) - 1 == len(_diff_lines(ev))
@@ -216,8 +276,13 @@ def test_extras_for_gives_html_json_and_relative_urls(tmp_path: Path) -> None:
 
 
 def test_transfer_failure_without_readback_or_layout(tmp_path: Path) -> None:
-    ev = Evidence(test_id="t", phase="transfer", message="NACK:crc after 300 000 bytes",
-                  transcript={"outcome": "nack", "nack_reason": "crc"}, timings={"transfer": 2.0})
+    ev = Evidence(
+        test_id="t",
+        phase="transfer",
+        message="NACK:crc after 300 000 bytes",
+        transcript={"outcome": "nack", "nack_reason": "crc"},
+        timings={"transfer": 2.0},
+    )
     html = render_evidence(ev, tmp_path / "a")
     assert 'class="verdict fail"' in html and "NACK:crc after 300 000 bytes" in html
     for absent in ("mismatches", "flashmap", "hexdump", "fault"):
@@ -229,11 +294,13 @@ def test_transfer_failure_without_readback_or_layout(tmp_path: Path) -> None:
 def test_regions_without_a_layout(tmp_path: Path) -> None:
     exp = bytes(1024)
     act = bytes(1000) + b"OTA_DONE" + bytes(16)
-    ev = Evidence(phase="write", regions=[RegionCheck("blob", 0x2000_0000, exp, act, analyze(exp, act, 0x2000_0000))])
+    ev = Evidence(
+        phase="write", regions=[RegionCheck("blob", 0x2000_0000, exp, act, analyze(exp, act, 0x2000_0000))]
+    )
     html = render_evidence(ev, tmp_path / "a")
     assert 'data-section="flashmap"' not in html
     assert "foreign_text" in html and "OTA_DONE" in Inspector(html).text
-    assert "<td>—</td>" in html          # no bank/sector without a layout
+    assert "<td>—</td>" in html  # no bank/sector without a layout
 
 
 def test_a_rendering_bug_becomes_a_visible_error_not_a_crash(tmp_path: Path) -> None:

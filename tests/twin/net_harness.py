@@ -5,6 +5,7 @@ thread-safe post queue, RAM for bus-master access, IRQ lines) and two GPIO ports
 the agreed ``drive_input``/``output_level`` methods. Tests drive device registers
 directly, as firmware would, and pump the machine until a condition holds.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -13,7 +14,8 @@ import queue
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 RAM_BASE = 0x20000000
 
@@ -80,13 +82,13 @@ class Machine:
         off = address - RAM_BASE
         if off < 0 or off + length > len(self.ram):
             raise ValueError(f"0x{address:08X}+{length} is not RAM")
-        return bytes(self.ram[off:off + length])
+        return bytes(self.ram[off : off + length])
 
     def write_mem(self, address: int, data: bytes) -> None:
         off = address - RAM_BASE
         if off < 0 or off + len(data) > len(self.ram):
             raise ValueError(f"0x{address:08X}+{len(data)} is not RAM")
-        self.ram[off:off + len(data)] = data
+        self.ram[off : off + len(data)] = data
 
     def request_reset(self, kind: str, cause: str) -> None:
         raise AssertionError("no device here should reset the machine")

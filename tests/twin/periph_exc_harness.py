@@ -5,16 +5,26 @@ module provides the pieces twin/machine.py provides in the product: a :class:`Cp
 adapter over unicorn, a minimal :class:`Services` (virtual time = executed instructions,
 an event queue) and a small run loop that calls the ExceptionUnit at the contract's points.
 """
+
 from __future__ import annotations
 
 import heapq
 import os
 import subprocess
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
-from unicorn import (UC_ARCH_ARM, UC_ERR_INSN_INVALID, UC_HOOK_CODE, UC_HOOK_INTR,
-                     UC_HOOK_MEM_UNMAPPED, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError)
+from unicorn import (
+    UC_ARCH_ARM,
+    UC_ERR_INSN_INVALID,
+    UC_HOOK_CODE,
+    UC_HOOK_INTR,
+    UC_HOOK_MEM_UNMAPPED,
+    UC_MODE_MCLASS,
+    UC_MODE_THUMB,
+    Uc,
+    UcError,
+)
 from unicorn import arm_const as A
 
 from twin.device import Device
@@ -23,11 +33,20 @@ FLASH, FLASH_SIZE = 0x08000000, 0x40000
 RAM, RAM_SIZE = 0x20000000, 0x80000
 
 _REGS = {f"r{i}": getattr(A, f"UC_ARM_REG_R{i}") for i in range(13)}
-_REGS.update(sp=A.UC_ARM_REG_SP, lr=A.UC_ARM_REG_LR, pc=A.UC_ARM_REG_PC, xpsr=A.UC_ARM_REG_XPSR,
-             ipsr=A.UC_ARM_REG_IPSR, msp=A.UC_ARM_REG_MSP, psp=A.UC_ARM_REG_PSP,
-             control=A.UC_ARM_REG_CONTROL, primask=A.UC_ARM_REG_PRIMASK,
-             basepri=A.UC_ARM_REG_BASEPRI, faultmask=A.UC_ARM_REG_FAULTMASK,
-             fpscr=A.UC_ARM_REG_FPSCR)
+_REGS.update(
+    sp=A.UC_ARM_REG_SP,
+    lr=A.UC_ARM_REG_LR,
+    pc=A.UC_ARM_REG_PC,
+    xpsr=A.UC_ARM_REG_XPSR,
+    ipsr=A.UC_ARM_REG_IPSR,
+    msp=A.UC_ARM_REG_MSP,
+    psp=A.UC_ARM_REG_PSP,
+    control=A.UC_ARM_REG_CONTROL,
+    primask=A.UC_ARM_REG_PRIMASK,
+    basepri=A.UC_ARM_REG_BASEPRI,
+    faultmask=A.UC_ARM_REG_FAULTMASK,
+    fpscr=A.UC_ARM_REG_FPSCR,
+)
 _REGS.update({f"s{i}": getattr(A, f"UC_ARM_REG_S{i}") for i in range(32)})
 
 _cache: dict[str, bytes] = {}
@@ -168,8 +187,9 @@ class UcCpu:
     def read_mem(self, address: int, length: int) -> bytes:
         dev = self._dev(address)
         if dev is not None:
-            return b"".join(dev.read(address + i - dev.base, 4).to_bytes(4, "little")
-                            for i in range(0, length, 4))[:length]
+            return b"".join(
+                dev.read(address + i - dev.base, 4).to_bytes(4, "little") for i in range(0, length, 4)
+            )[:length]
         try:
             return bytes(self.uc.mem_read(address, length))
         except UcError as exc:
@@ -190,6 +210,7 @@ class Board:
 
     def __init__(self, program: bytes, extra: list[Device] | None = None) -> None:
         from twin.exceptions import ExceptionModel
+
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
         self.uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M7)
         self.uc.mem_map(FLASH, FLASH_SIZE)
@@ -216,6 +237,7 @@ class Board:
     def _map_mmio(self, devs: list[Device]) -> None:
         pages = sorted({d.base & ~0xFFF for d in devs})
         for page in pages:
+
             def rd(uc: Uc, off: int, size: int, ud: object, page: int = page) -> int:
                 dev = self.cpu._dev(page + off)
                 return dev.read(page + off - dev.base, size) if dev else 0
@@ -225,6 +247,7 @@ class Board:
                 if dev:
                     dev.write(page + off - dev.base, size, value)
                 # NB: uc.emu_stop() here would leave PC on the store and re-execute it.
+
             self.uc.mmio_map(page, 0x1000, rd, None, wr, None)
 
     def _count(self, uc: Uc, address: int, size: int, ud: object) -> None:

@@ -1,7 +1,8 @@
 """Thumb-2 test programs for the exception tests: a vector table plus a logging handler."""
+
 from __future__ import annotations
 
-LOG = 0x20000000            # word count, then one word per event
+LOG = 0x20000000  # word count, then one word per event
 STACK_TOP = 0x20010000
 
 #: start SysTick: LOAD = 999 (an interrupt every 1000 cycles), VAL = 0, ENABLE | TICKINT |
@@ -26,17 +27,38 @@ def program(body: str, handlers: dict[int, str] | None = None, extra: str = "") 
     vec = [f".word 0x{STACK_TOP:08X}", ".word reset"]
     for n in range(2, 16 + 110):
         vec.append(f".word {handlers.get(n, 'generic')}")
-    return "\n".join([
-        ".text", ".global _start", "_start:", *vec,
-        ".thumb_func", "reset:", body, "done: bkpt #0", "b done",
-        ".thumb_func", "generic:",
-        "  push {r4, lr}", "  mrs r0, ipsr", "  bl logit",
-        "  mrs r0, ipsr", "  orr r0, r0, #0x100", "  bl logit", "  pop {r4, pc}",
-        ".thumb_func", "logit:",             # append r0 to LOG (clobbers r1, r2)
-        f"  ldr r1, =0x{LOG:08X}", "  ldr r2, [r1]", "  adds r2, #1", "  str r2, [r1]",
-        "  str r0, [r1, r2, lsl #2]", "  bx lr",
-        extra, ".ltorg",
-    ])
+    return "\n".join(
+        [
+            ".text",
+            ".global _start",
+            "_start:",
+            *vec,
+            ".thumb_func",
+            "reset:",
+            body,
+            "done: bkpt #0",
+            "b done",
+            ".thumb_func",
+            "generic:",
+            "  push {r4, lr}",
+            "  mrs r0, ipsr",
+            "  bl logit",
+            "  mrs r0, ipsr",
+            "  orr r0, r0, #0x100",
+            "  bl logit",
+            "  pop {r4, pc}",
+            ".thumb_func",
+            "logit:",  # append r0 to LOG (clobbers r1, r2)
+            f"  ldr r1, =0x{LOG:08X}",
+            "  ldr r2, [r1]",
+            "  adds r2, #1",
+            "  str r2, [r1]",
+            "  str r0, [r1, r2, lsl #2]",
+            "  bx lr",
+            extra,
+            ".ltorg",
+        ]
+    )
 
 
 def log_of(board) -> list[int]:

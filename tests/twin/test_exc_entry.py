@@ -1,4 +1,5 @@
 """Exception entry/return on real unicorn execution: stacking, EXC_RETURN, FP frames."""
+
 from __future__ import annotations
 
 import struct
@@ -83,8 +84,8 @@ svc_h:
     assert b.run() == "bkpt"
     assert b.word(0x20001000) == 0xFFFFFFFD
     assert b.word(0x20001004) == 0x20008000 - 0x20
-    assert b.word(0x20001008) == STACK_TOP          # handler runs on MSP
-    assert b.word(0x20008000 - 0x20) == 0x42        # stacked r0 on the process stack
+    assert b.word(0x20001008) == STACK_TOP  # handler runs on MSP
+    assert b.word(0x20008000 - 0x20) == 0x42  # stacked r0 on the process stack
     assert b.cpu.reg("r8") & 2
     assert b.cpu.reg("r9") == 0x20008000
 
@@ -121,11 +122,11 @@ svc_h:
     exc_return, msp_in, control_in = (b.word(0x20001000 + 4 * i) for i in range(3))
     assert exc_return == 0xFFFFFFE9
     assert msp_in == STACK_TOP - 0x68
-    assert b.word(msp_in + 0x20) == 0x3F800000          # S0 in the extended frame
+    assert b.word(msp_in + 0x20) == 0x3F800000  # S0 in the extended frame
     assert b.word(msp_in + 0x20 + 15 * 4) == 0x40000000  # S15
     assert b.cpu.reg("r10") == 0x3F800000 and b.cpu.reg("r11") == 0x40000000
     assert b.cpu.reg("msp") == STACK_TOP
-    assert b.cpu.reg("control") & 4                      # FPCA restored from EXC_RETURN[4]
+    assert b.cpu.reg("control") & 4  # FPCA restored from EXC_RETURN[4]
 
 
 def test_stkalign_pads_misaligned_stack_and_sets_xpsr_bit9() -> None:
@@ -180,7 +181,8 @@ other_svc:
 """
     # other_svc clobbers lr via bl; keep EXC_RETURN in r4 instead
     extra = extra.replace("movs r0, #0x77", "mov r4, lr\n    movs r0, #0x77").replace(
-        "    mrs r0, ipsr\n    bx lr", "    bx r4")
+        "    mrs r0, ipsr\n    bx lr", "    bx r4"
+    )
     b = Board(assemble(program(body, {}, extra)))
     assert b.run() == "bkpt"
     assert log_of(b) == [0x77]
@@ -207,5 +209,5 @@ hard_h:
 """
     b = Board(assemble(program(body, {11: "svc_h", 3: "hard_h"}, extra)))
     assert b.run() == "bkpt"
-    assert b.word(0x20001000) & (1 << 18)          # CFSR.INVPC
-    assert b.word(0x20001004) & (1 << 30)          # HFSR.FORCED
+    assert b.word(0x20001000) & (1 << 18)  # CFSR.INVPC
+    assert b.word(0x20001004) & (1 << 30)  # HFSR.FORCED

@@ -1,4 +1,5 @@
 """Faults, escalation, lockup, SysTick timing and reproducibility on real execution."""
+
 from __future__ import annotations
 
 from periph_exc_harness import Board, assemble
@@ -41,10 +42,10 @@ def test_undefined_instruction_escalates_to_hardfault_when_usagefault_disabled()
     assert b.run() == "bkpt"
     assert log_of(b) == [3]
     cfsr, hfsr = b.word(0x20001000), b.word(0x20001004)
-    assert cfsr & (1 << 16)                          # UNDEFINSTR
-    assert hfsr & (1 << 30)                          # FORCED
-    assert b.cpu.reg("r7") == 1                      # resumed after the UDF
-    assert b.model.cfsr == 0 and b.model.hfsr == 0   # W1C cleared them
+    assert cfsr & (1 << 16)  # UNDEFINSTR
+    assert hfsr & (1 << 30)  # FORCED
+    assert b.cpu.reg("r7") == 1  # resumed after the UDF
+    assert b.model.cfsr == 0 and b.model.hfsr == 0  # W1C cleared them
 
 
 def test_usagefault_taken_when_enabled_in_shcsr() -> None:
@@ -76,7 +77,7 @@ def test_precise_busfault_records_bfar() -> None:
     assert b.run() == "bkpt"
     assert log_of(b) == [5]
     cfsr, _, bfar = (b.word(0x20001000 + 4 * i) for i in range(3))
-    assert cfsr & (1 << 9) and cfsr & (1 << 15)      # PRECISERR, BFARVALID
+    assert cfsr & (1 << 9) and cfsr & (1 << 15)  # PRECISERR, BFARVALID
     assert bfar == 0x60000010
     assert b.cpu.reg("r7") == 3
 
@@ -127,11 +128,13 @@ hard_h:
     src = program(body, {3: "hard_h"}, extra)
     b = Board(assemble(src))
     assert b.run() == "bkpt"
-    assert b.word(0x20001000) & (1 << 17)            # INVSTATE
+    assert b.word(0x20001000) & (1 << 17)  # INVSTATE
 
 
 def test_systick_fires_every_load_plus_one_cycles_and_counts_down() -> None:
-    body = SYSTICK_EVERY_1000 + """
+    body = (
+        SYSTICK_EVERY_1000
+        + """
     ldr r2, =0x20000000
 spin:
     ldr r3, [r2]
@@ -140,6 +143,7 @@ spin:
     ldr r1, [r0]              @ CTRL read: COUNTFLAG
     ldr r4, [r0, #8]          @ VAL
     """
+    )
     prog = assemble(program(body))
 
     def run_once() -> list[tuple[int, int]]:
@@ -154,22 +158,22 @@ spin:
     assert [exc for _, exc in first] == [15] * 5
     times = [t for t, _ in first]
     assert all(later - earlier == 1000 for earlier, later in zip(times, times[1:]))
-    assert run_once() == first                       # reproducible to the cycle
+    assert run_once() == first  # reproducible to the cycle
 
 
 def test_systick_counter_reads_and_countflag_clear_on_read() -> None:
     b = Board(assemble(program("nop")))
     st = b.model.systick
     st.write(4, 4, 99)
-    st.write(0, 4, 5)                                # enabled, no interrupt, HCLK
+    st.write(0, 4, 5)  # enabled, no interrupt, HCLK
     b.services.advance(1)
     assert st.read(8, 4) == 99
     b.services.advance(50)
     assert st.read(8, 4) == 49
     b.services.advance(60)
     assert st.read(0, 4) & (1 << 16)
-    assert not st.read(0, 4) & (1 << 16)             # cleared by the read
-    assert 15 not in b.model.pending                 # TICKINT=0
+    assert not st.read(0, 4) & (1 << 16)  # cleared by the read
+    assert 15 not in b.model.pending  # TICKINT=0
     st.write(0, 4, 0)
     frozen = st.read(8, 4)
     b.services.advance(500)
@@ -207,7 +211,7 @@ hard_h:
 """
     b = Board(assemble(program(body, {3: "hard_h"}, extra)))
     assert b.run() == "bkpt"
-    assert b.word(0x20001000) & (1 << 19)            # NOCP, escalated to HardFault
+    assert b.word(0x20001000) & (1 << 19)  # NOCP, escalated to HardFault
     assert b.cpu.reg("r7") != 5
     assert any("CPACR" in line for line in b.services.logs)
 

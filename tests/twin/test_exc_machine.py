@@ -1,4 +1,5 @@
 """Exception model inside the real twin machine: bad firmware never hangs or kills it."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def _boot(board: Board, body: str, handlers: dict[int, str] | None = None, extra
     board.machine.start()
 
 
-def _wait(pred, timeout: float = 20.0) -> None:  # noqa: ANN001
+def _wait(pred, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < deadline, "timed out"
@@ -58,7 +59,7 @@ def test_double_fault_locks_up_and_reset_recovers(board: Board) -> None:
     with m.host():
         assert m.reset_history[-1]["cause"] == "pin"
         assert m.device("rcc").last_reset_cause() == "pin"
-    _wait(m.is_locked_up)                           # same firmware, same double fault
+    _wait(m.is_locked_up)  # same firmware, same double fault
 
 
 def test_spinning_with_interrupts_masked_keeps_systick_pending(board: Board) -> None:
@@ -78,12 +79,13 @@ spin:
     with m.host():
         assert 15 in m.exc.pending and m.exc.active == []
         assert log_of(_Log(board)) == []
-        m.set_reg("primask", 0)                 # like a debugger clearing PRIMASK
+        m.set_reg("primask", 0)  # like a debugger clearing PRIMASK
     _wait(lambda: log_of(_Log(board))[:2] == [15, 0x10F])
 
 
 def test_garbage_writes_to_every_peripheral_do_not_kill_the_twin(board: Board) -> None:
     from twin.periph import all_devices
+
     loops = []
     for i, dev in enumerate(all_devices()):
         loops.append(f"""
@@ -96,18 +98,22 @@ g{i}: str r5, [r6], #4
 h{i}: ldr r4, [r6], #4
     cmp r6, r7
     blo h{i}""")
-    body = "ldr r5, =0xA5A5A5A5\n" + "\n".join(loops) + """
+    body = (
+        "ldr r5, =0xA5A5A5A5\n"
+        + "\n".join(loops)
+        + """
     ldr r0, =0x20002000
     movs r1, #1
     str r1, [r0]
 2:  b 2b
     """
+    )
     _boot(board, body)
     m = board.machine
     _wait(lambda: _Log(board).word(0x20002000) == 1, timeout=60)
     with m.host():
         assert not m.is_locked_up()
-        assert m.exc.active == []               # no fault was raised by any model
+        assert m.exc.active == []  # no fault was raised by any model
     assert m._thread is not None and m._thread.is_alive()
 
 
@@ -124,10 +130,10 @@ def test_pending_irq_from_device_is_taken_by_firmware_handler(board: Board) -> N
     m = board.machine
     with m.host():
         rcc = m.device("rcc")
-        rcc.write(0x44, 4, rcc.read(0x44, 4) | (1 << 14))      # SYSCFGEN
+        rcc.write(0x44, 4, rcc.read(0x44, 4) | (1 << 14))  # SYSCFGEN
         syscfg, exti = m.device("syscfg"), m.device("exti")
-        syscfg.write(0x08, 4, 1 << 4)            # EXTI1 <- port B
-        exti.write(0x0C, 4, 1 << 1)              # falling edge (WINC IRQN)
+        syscfg.write(0x08, 4, 1 << 4)  # EXTI1 <- port B
+        exti.write(0x0C, 4, 1 << 1)  # falling edge (WINC IRQN)
         exti.write(0x00, 4, 1 << 1)
         m.device("gpiob").drive_input(1, True)
         m.device("gpiob").drive_input(1, False)
@@ -165,14 +171,14 @@ def test_countflag_polling_delay_skips_ahead_and_keeps_time(board: Board) -> Non
     """
     board.power_on([Chunk(0x08000000, assemble(program(body)), "test")])
     m = board.machine
-    with m.host():                                   # step by hand: stop exactly at the end
+    with m.host():  # step by hand: stop exactly at the end
         for _ in range(100_000):
             if _Log(board).word(0x20002000) == 1:
                 break
             m.step_slice(max_count=64)
         assert _Log(board).word(0x20002000) == 1
-        assert 50 * 16000 <= m.now_cycles() < 51 * 16000       # virtual time is exact
-        assert m.instructions < m.now_cycles() // 4             # most of it was skipped
+        assert 50 * 16000 <= m.now_cycles() < 51 * 16000  # virtual time is exact
+        assert m.instructions < m.now_cycles() // 4  # most of it was skipped
 
 
 def test_iwdg_rescues_a_locked_up_core(board: Board) -> None:
@@ -199,7 +205,7 @@ def test_iwdg_rescues_a_locked_up_core(board: Board) -> None:
         with m.host():
             return sum(1 for r in m.reset_history if r["cause"] == "iwdg")
 
-    _wait(lambda: iwdg_resets() >= 2, timeout=10.0)   # locks up again after each rescue
+    _wait(lambda: iwdg_resets() >= 2, timeout=10.0)  # locks up again after each rescue
     with m.host():
         assert m.device("rcc").last_reset_cause() == "iwdg"
 
@@ -207,7 +213,9 @@ def test_iwdg_rescues_a_locked_up_core(board: Board) -> None:
 def test_interrupt_points_are_reproducible_in_the_machine() -> None:
     """Same firmware, same inputs: SysTick interrupts the busy loop at the same iteration in
     every run of the real machine (slices are cut at the event's cycle)."""
-    body = SYSTICK_EVERY_1000 + """
+    body = (
+        SYSTICK_EVERY_1000
+        + """
     movs r5, #0
     ldr r2, =0x20000000
 spin:
@@ -220,6 +228,7 @@ spin:
 hang:
     b hang
     """
+    )
     extra = ".thumb_func\ntick_h:\n    push {r4, lr}\n    mov r0, r5\n    bl logit\n    pop {r4, pc}\n"
     runs = []
     for _ in range(2):
@@ -231,6 +240,6 @@ hang:
             runs.append([log.word(0x20000000 + 4 * (i + 1)) for i in range(20)])
         finally:
             b.close()
-    assert runs[0] == runs[1]                         # to the loop iteration
+    assert runs[0] == runs[1]  # to the loop iteration
     steps = [later - earlier for earlier, later in zip(runs[0], runs[0][1:])]
-    assert all(240 <= n <= 250 for n in steps[2:]), steps   # ~1000 cycles of a 4-instruction loop
+    assert all(240 <= n <= 250 for n in steps[2:]), steps  # ~1000 cycles of a 4-instruction loop

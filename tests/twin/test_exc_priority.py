@@ -1,4 +1,5 @@
 """NVIC priorities, masking, preemption and tail-chaining order on real execution."""
+
 from __future__ import annotations
 
 from periph_exc_harness import Board, assemble
@@ -19,17 +20,20 @@ def _setup(prios: dict[int, int]) -> str:
 
 
 def test_higher_priority_irq_preempts_lower_one() -> None:
-    body = _setup({0: 0x80, 1: 0x40}) + f"""
+    body = (
+        _setup({0: 0x80, 1: 0x40})
+        + f"""
     ldr r0, =0x{NVIC_ISPR0:08X}
     movs r1, #1
     str r1, [r0]            @ pend IRQ0
     nop
     nop
     """
-    irq0 = f"""
+    )
+    irq0 = """
 .thumb_func
 irq0:
-    push {{r4, lr}}
+    push {r4, lr}
     movs r0, #16
     bl logit
     ldr r0, =0xE000EF00      @ STIR: pend IRQ1 from inside IRQ0
@@ -39,7 +43,7 @@ irq0:
     nop
     movs r0, #0x110
     bl logit
-    pop {{r4, pc}}
+    pop {r4, pc}
 """
     b = Board(assemble(program(body, {16: "irq0"}, irq0)))
     assert b.run() == "bkpt"
@@ -48,16 +52,20 @@ irq0:
 
 def test_same_group_does_not_preempt_with_prigroup() -> None:
     # PRIGROUP=5: group = bits 7:6. 0x50 and 0x40 share group 0x40 → no preemption.
-    body = """
+    body = (
+        """
     ldr r0, =0xE000ED0C
     ldr r1, =0x05FA0500
     str r1, [r0]
-    """ + _setup({0: 0x50, 1: 0x40}) + f"""
+    """
+        + _setup({0: 0x50, 1: 0x40})
+        + f"""
     ldr r0, =0x{NVIC_ISPR0:08X}
     movs r1, #1
     str r1, [r0]
     nop
     """
+    )
     irq0 = """
 .thumb_func
 irq0:
@@ -75,16 +83,19 @@ irq0:
 """
     b = Board(assemble(program(body, {16: "irq0"}, irq0)))
     assert b.run() == "bkpt"
-    assert log_of(b) == [16, 0x110, 17, 0x111]      # IRQ1 tail-chains after IRQ0
+    assert log_of(b) == [16, 0x110, 17, 0x111]  # IRQ1 tail-chains after IRQ0
 
 
 def test_tail_chain_order_by_priority_then_number_after_primask() -> None:
-    body = """
+    body = (
+        """
     cpsid i
     ldr r0, =0xE000ED20       @ SHPR3: PendSV priority 0xF0
     ldr r1, =0x00F00000
     str r1, [r0]
-    """ + _setup({1: 0x40, 2: 0x80, 3: 0x40}) + f"""
+    """
+        + _setup({1: 0x40, 2: 0x80, 3: 0x40})
+        + f"""
     ldr r0, =0x{NVIC_ISPR0:08X}
     movs r1, #0xE
     str r1, [r0]              @ pend IRQ1, IRQ2, IRQ3
@@ -96,6 +107,7 @@ def test_tail_chain_order_by_priority_then_number_after_primask() -> None:
     nop
     nop
     """
+    )
     b = Board(assemble(program(body)))
     b.model.keep_history = 16
     assert b.run() == "bkpt"
@@ -105,10 +117,13 @@ def test_tail_chain_order_by_priority_then_number_after_primask() -> None:
 
 
 def test_basepri_masks_lower_priorities_only() -> None:
-    body = """
+    body = (
+        """
     movs r0, #0x40
     msr basepri, r0
-    """ + _setup({0: 0x40, 1: 0x30}) + f"""
+    """
+        + _setup({0: 0x40, 1: 0x30})
+        + f"""
     ldr r0, =0x{NVIC_ISPR0:08X}
     movs r1, #3
     str r1, [r0]
@@ -123,9 +138,10 @@ def test_basepri_masks_lower_priorities_only() -> None:
     nop
     nop
     """
+    )
     b = Board(assemble(program(body)))
     assert b.run() == "bkpt"
-    assert b.word(0x20002000) == 2                  # only IRQ1 (0x30) ran
+    assert b.word(0x20002000) == 2  # only IRQ1 (0x30) ran
     assert log_of(b) == [17, 0x111, 16, 0x110]
 
 
@@ -141,15 +157,18 @@ def test_irq_disabled_in_iser_stays_pending() -> None:
     assert b.run() == "bkpt"
     assert log_of(b) == []
     assert b.word(NVIC_ISPR0) == 1
-    assert b.model.icsr() & (1 << 22)               # ISRPENDING
+    assert b.model.icsr() & (1 << 22)  # ISRPENDING
 
 
 def test_level_irq_repends_while_line_high() -> None:
-    body = _setup({5: 0x80}) + """
+    body = (
+        _setup({5: 0x80})
+        + """
     nop
     nop
     nop
     """
+    )
     extra = """
 .thumb_func
 irq5:
@@ -201,23 +220,23 @@ def test_on_kick_called_only_when_an_exception_becomes_takeable() -> None:
     kicks: list[int] = []
     b.model.on_kick = lambda: kicks.append(1)
     nvic = b.model.devices()[2]
-    nvic.write(0x100, 4, 1 << 3)              # pend IRQ3 while disabled: not takeable
+    nvic.write(0x100, 4, 1 << 3)  # pend IRQ3 while disabled: not takeable
     assert kicks == []
-    nvic.write(0x000, 4, 1 << 3)              # enable → takeable
+    nvic.write(0x000, 4, 1 << 3)  # enable → takeable
     assert kicks == [1]
     b.cpu.set_reg("primask", 1)
     b.model.pend_irq(4)
-    assert kicks == [1]                       # masked by PRIMASK
+    assert kicks == [1]  # masked by PRIMASK
 
 
 def test_wfi_wakes_on_interrupt_masked_only_by_primask() -> None:
     b = Board(assemble(program("nop")))
     b.cpu.set_reg("primask", 1)
-    b.model.write_icsr(1 << 26)               # SysTick pending (priority 0)
+    b.model.write_icsr(1 << 26)  # SysTick pending (priority 0)
     assert not b.model.wants_entry()
     assert b.model.sleeping_can_wake()
     b.cpu.set_reg("basepri", 0x10)
-    b.model.shpr[15] = 0x20                   # masked by BASEPRI: no wake
+    b.model.shpr[15] = 0x20  # masked by BASEPRI: no wake
     assert not b.model.sleeping_can_wake()
 
 
@@ -245,8 +264,8 @@ app:
 """
     b = Board(assemble(program(body, {11: "svc_h"}, extra)))
     assert b.run() == "bkpt"
-    assert b.cpu.reg("r3") == 11                 # the app runs in handler mode
-    assert log_of(b) == []                       # SysTick pending, never taken
+    assert b.cpu.reg("r3") == 11  # the app runs in handler mode
+    assert log_of(b) == []  # SysTick pending, never taken
     assert 15 in b.model.pending
 
 
@@ -262,7 +281,7 @@ def test_nmi_preempts_primask_and_faultmask_blocks_hardfault_level() -> None:
     """
     b = Board(assemble(program(body)))
     assert b.run() == "bkpt"
-    assert log_of(b) == [2, 0x102]             # NMI (-2) beats FAULTMASK (-1)
-    assert b.cpu.reg("faultmask") == 1         # returning from NMI keeps FAULTMASK
+    assert log_of(b) == [2, 0x102]  # NMI (-2) beats FAULTMASK (-1)
+    assert b.cpu.reg("faultmask") == 1  # returning from NMI keeps FAULTMASK
     b2 = Board(assemble(program("cpsid f\nsvc #0\nnop")))
-    assert b2.run() == "lockup"                # SVC escalates, HardFault can't preempt -1
+    assert b2.run() == "lockup"  # SVC escalates, HardFault can't preempt -1

@@ -1,5 +1,6 @@
 """The MPU enforced by the twin's machine: real Thumb-2 programs take MemManage faults with
 the architecture's CFSR/MMFAR values, and what the MPU allows still runs at RAM speed."""
+
 from __future__ import annotations
 
 import time
@@ -11,8 +12,8 @@ from periph_exc_programs import program
 from twin.board import Board, BoardOptions
 from twin.loader import Chunk
 
-REC = 0x20001000          # handler record: count, CFSR, MMFAR, faulting PC
-DONE = 0x20001010         # the body stores 0xD0NE here when it finished
+REC = 0x20001000  # handler record: count, CFSR, MMFAR, faulting PC
+DONE = 0x20001010  # the body stores 0xD0NE here when it finished
 
 MPU_SETUP = """
     ldr r0, =0xE000ED24
@@ -33,13 +34,13 @@ REGION = """
     ldr r1, =0x{rasr:08X}
     str r1, [r0, #12]
 """
-FINISH = """
-    ldr r0, =0x{done:08X}
+FINISH = f"""
+    ldr r0, =0x{DONE:08X}
     ldr r1, =0xD0DE
     str r1, [r0]
 hang:
     b hang
-""".format(done=DONE)
+"""
 
 # MemManage handler: record CFSR, MMFAR and the stacked PC, clear CFSR, then resume
 # {resume}: "skip" the 16-bit faulting instruction, or "return" to the stacked LR
@@ -79,12 +80,12 @@ def mpu(regions: list[tuple[int, int]], ctrl: int = 5) -> str:
 def run():
     boards: list[Board] = []
 
-    def _run(body: str, resume: str = SKIP, handlers: dict[int, str] | None = None,
-             extra: str = "") -> Board:
+    def _run(body: str, resume: str = SKIP, handlers: dict[int, str] | None = None, extra: str = "") -> Board:
         b = Board(BoardOptions(pty=False))
         boards.append(b)
-        src = program(body + FINISH, {4: "mm_h", **(handlers or {})},
-                      MM_HANDLER.format(rec=REC, resume=resume) + extra)
+        src = program(
+            body + FINISH, {4: "mm_h", **(handlers or {})}, MM_HANDLER.format(rec=REC, resume=resume) + extra
+        )
         b.power_on([Chunk(0x08000000, assemble(src), "test")])
         b.machine.start()
         deadline = time.monotonic() + 20
@@ -108,7 +109,9 @@ def record(b: Board) -> tuple[int, int, int, int]:
 
 
 def test_no_access_region_of_32_bytes_faults_exactly(run) -> None:
-    body = mpu([(0x20008020, rasr(4, 0))]) + """
+    body = (
+        mpu([(0x20008020, rasr(4, 0))])
+        + """
     ldr r2, =0x20008000
     ldr r1, [r2]              @ same 1 KiB page, outside the region: allowed
     ldr r2, =0x20008020
@@ -118,20 +121,24 @@ def test_no_access_region_of_32_bytes_faults_exactly(run) -> None:
     ldr r2, =0x20008040
     str r1, [r2]              @ allowed: stored
     """
+    )
     b = run(body)
     count, cfsr, mmfar, _ = record(b)
     assert count == 2
-    assert cfsr == 0x82                                  # DACCVIOL | MMARVALID
+    assert cfsr == 0x82  # DACCVIOL | MMARVALID
     assert mmfar == 0x20008020
     assert word(b, 0x20008020) == 0 and word(b, 0x20008040) == 0x5A5A5A5A
 
 
 def test_read_only_region_refuses_stores_only(run) -> None:
-    body = """
+    body = (
+        """
     ldr r2, =0x20009000
     ldr r1, =0x11223344
     str r1, [r2]              @ before the MPU: stored
-    """ + mpu([(0x20009000, rasr(9, 6))]) + """
+    """
+        + mpu([(0x20009000, rasr(9, 6))])
+        + """
     ldr r2, =0x20009000
     ldr r3, [r2]              @ allowed
     ldr r1, =0x55667788
@@ -139,13 +146,15 @@ def test_read_only_region_refuses_stores_only(run) -> None:
     ldr r2, =0x20001020
     str r3, [r2]
     """
+    )
     b = run(body)
     assert record(b)[:3] == (1, 0x82, 0x20009000)
     assert word(b, 0x20009000) == 0x11223344 and word(b, 0x20001020) == 0x11223344
 
 
 def test_execute_never_region_faults_on_the_fetch(run) -> None:
-    body = """
+    body = (
+        """
     ldr r2, =0x2000A000
     ldr r1, =0x47704770       @ bx lr; bx lr
     str r1, [r2]
@@ -156,34 +165,42 @@ def test_execute_never_region_faults_on_the_fetch(run) -> None:
     ldr r2, =0x20001020
     movs r1, #1
     str r1, [r2]
-    """ + mpu([(0x20000000, rasr(19, 3, xn=True))]) + """
+    """
+        + mpu([(0x20000000, rasr(19, 3, xn=True))])
+        + """
     ldr r0, =0x2000A001
     blx r0                    @ IACCVIOL; the handler returns to the stacked LR
     ldr r2, =0x20001024
     movs r1, #2
     str r1, [r2]
     """
+    )
     b = run(body, resume=RETURN)
     count, cfsr, _, pc = record(b)
-    assert count == 1 and cfsr == 0x01                   # IACCVIOL, MMFAR not valid
-    assert pc == 0x2000A000                              # the fetch that was refused
+    assert count == 1 and cfsr == 0x01  # IACCVIOL, MMFAR not valid
+    assert pc == 0x2000A000  # the fetch that was refused
     assert word(b, 0x20001020) == 1 and word(b, 0x20001024) == 2
 
 
 def test_without_privdefena_an_uncovered_address_faults(run) -> None:
     # code (flash) and stack (RAM) covered; the test area is not
     regions = [(0x08000000, rasr(20, 6)), (0x20000000, rasr(15, 3))]
-    body = mpu(regions, ctrl=1) + """
+    body = (
+        mpu(regions, ctrl=1)
+        + """
     ldr r2, =0x20014000
     ldr r1, [r2]              @ DACCVIOL: no region, no default map
     """
+    )
     b = run(body)
     assert record(b)[:3] == (1, 0x82, 0x20014000)
 
 
 def test_unprivileged_thread_is_refused_a_privileged_only_region(run) -> None:
     regions = [(0x08000000, rasr(20, 6)), (0x20000000, rasr(16, 3)), (0x20008000, rasr(9, 1))]
-    body = mpu(regions) + """
+    body = (
+        mpu(regions)
+        + """
     ldr r2, =0x20008000
     ldr r1, =0x0000AAAA
     str r1, [r2]              @ privileged: allowed
@@ -194,6 +211,7 @@ def test_unprivileged_thread_is_refused_a_privileged_only_region(run) -> None:
     ldr r2, =0x20008000
     ldr r1, [r2]              @ unprivileged: DACCVIOL
     """
+    )
     b = run(body, handlers={11: "svc_h"}, extra=".thumb_func\nsvc_h:\n    bx lr\n")
     assert record(b)[:3] == (1, 0x82, 0x20008000)
     assert word(b, 0x20008000) == 0xAAAA
@@ -204,7 +222,9 @@ def test_stacking_into_a_region_the_thread_may_not_write_is_mstkerr(run) -> None
     entry's stacking is refused (MSTKERR, no MMFAR), nothing is written there, and the
     return from the handler cannot unstack either (MUNSTKERR)."""
     regions = [(0x08000000, rasr(20, 6)), (0x20000000, rasr(16, 3)), (0x20008000, rasr(9, 1))]
-    body = mpu(regions) + """
+    body = (
+        mpu(regions)
+        + """
     ldr r0, =0x20008200
     msr psp, r0
     movs r1, #3               @ SPSEL = PSP, nPRIV
@@ -213,32 +233,32 @@ def test_stacking_into_a_region_the_thread_may_not_write_is_mstkerr(run) -> None
     svc #0
     b .
     """
-    rec_handler = """
+    )
+    rec_handler = f"""
 .thumb_func
 mm_rec:
     ldr r0, =0xE000ED28
     ldr r1, [r0]
-    ldr r3, =0x{rec:08X}
+    ldr r3, =0x{REC:08X}
     str r1, [r3, #4]
-    ldr r0, =0x{done:08X}
+    ldr r0, =0x{DONE:08X}
     ldr r1, =0xD0DE
     str r1, [r0]
     b .
 .thumb_func
 svc_h:
-    ldr r3, =0x{rec:08X}
+    ldr r3, =0x{REC:08X}
     ldr r1, =0x5C
     str r1, [r3]
     bx lr
-""".format(rec=REC, done=DONE)
+"""
     b = run(body, handlers={4: "mm_rec", 11: "svc_h"}, extra=rec_handler)
     cfsr = word(b, REC + 4)
-    assert cfsr & 0x10 and cfsr & 0x08, hex(cfsr)        # MSTKERR, then MUNSTKERR
-    assert not cfsr & 0x80                               # MMFAR not valid for stacking errors
-    assert word(b, REC) == 0x5C                          # the SVC handler ran (derived fault after)
+    assert cfsr & 0x10 and cfsr & 0x08, hex(cfsr)  # MSTKERR, then MUNSTKERR
+    assert not cfsr & 0x80  # MMFAR not valid for stacking errors
+    assert word(b, REC) == 0x5C  # the SVC handler ran (derived fault after)
     with b.machine.host() as m:
-        assert m.bus_read(0x200081E0, 0x20) == bytes(0x20)   # no frame was written
-
+        assert m.bus_read(0x200081E0, 0x20) == bytes(0x20)  # no frame was written
 
 
 DROP_PRIVILEGE = """
@@ -251,13 +271,18 @@ SVC_RET = ".thumb_func\nsvc_h:\n    bx lr\n"
 
 
 def test_mpu_applies_to_peripheral_space_for_unprivileged_code(run) -> None:
-    regions = [(0x08000000, rasr(20, 6)), (0x20000000, rasr(16, 3))]   # no peripheral region
-    body = mpu(regions) + """
+    regions = [(0x08000000, rasr(20, 6)), (0x20000000, rasr(16, 3))]  # no peripheral region
+    body = (
+        mpu(regions)
+        + """
     ldr r2, =0x4000481C       @ USART3_ISR, privileged: allowed (PRIVDEFENA)
     ldr r1, [r2]
-""" + DROP_PRIVILEGE + """
+"""
+        + DROP_PRIVILEGE
+        + """
     ldr r2, =0x4000481C
     ldr r1, [r2]              @ unprivileged, no region: DACCVIOL on the device address
     """
+    )
     b = run(body, handlers={11: "svc_h"}, extra=SVC_RET)
     assert record(b)[:3] == (1, 0x82, 0x4000481C)

@@ -4,6 +4,7 @@ The firmware (firmware/progs/nettest) is built into a temporary directory with t
 project Makefile, loaded with ``python -m twin --load``, and configured for eth or wifi
 through the boot config record at 0x08020000 (rig.bootcfg), exactly as the rig does.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,12 @@ def nettest_elf(tmp_path_factory) -> Path:
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("arm-none-eabi-gcc is not installed (apt-get install gcc-arm-none-eabi)")
     out = tmp_path_factory.mktemp("fwbuild")
-    proc = subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), f"B={out}",
-                           f"{out}/nettest.elf"], capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(ROOT / "firmware"), f"B={out}", f"{out}/nettest.elf"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out / "nettest.elf"
 
@@ -74,9 +79,18 @@ class Bench:
         cfg = tmp / "cfg.bin"
         cfg.write_bytes(BootConfig(transport=transport).pack())
         self.log = tmp / "twin.log"
-        self.twin = start_twin(extra_args=["--load", str(elf), "--load", f"{cfg}@0x08020000",
-                                           "--forward", f"192.168.1.10:5000=127.0.0.1:{port}",
-                                           *extra], log_path=self.log)
+        self.twin = start_twin(
+            extra_args=[
+                "--load",
+                str(elf),
+                "--load",
+                f"{cfg}@0x08020000",
+                "--forward",
+                f"192.168.1.10:5000=127.0.0.1:{port}",
+                *extra,
+            ],
+            log_path=self.log,
+        )
         self.sessions: list[Session] = []
 
     def accept(self, hello: bytes) -> Session:
@@ -108,6 +122,7 @@ def bench_factory(nettest_elf, tmp_path):
         b = Bench(nettest_elf, tmp_path, transport, list(extra))
         benches.append(b)
         return b
+
     yield make
     for b in benches:
         b.close()
@@ -118,11 +133,16 @@ def sink(s: Session, data: bytes, buf: int) -> dict[str, int]:
     assert s.line() == b"READY"
     s.send(data)
     reply = s.line().decode()
-    m = re.fullmatch(r"SINK (\d+) crc=([0-9a-f]{8}) chunks=(\d+) min=(\d+) max=(\d+) over=(\d+)",
-                     reply)
+    m = re.fullmatch(r"SINK (\d+) crc=([0-9a-f]{8}) chunks=(\d+) min=(\d+) max=(\d+) over=(\d+)", reply)
     assert m, reply
-    return {"n": int(m[1]), "crc": int(m[2], 16), "chunks": int(m[3]), "min": int(m[4]),
-            "max": int(m[5]), "over": int(m[6])}
+    return {
+        "n": int(m[1]),
+        "crc": int(m[2], 16),
+        "chunks": int(m[3]),
+        "min": int(m[4]),
+        "max": int(m[5]),
+        "over": int(m[6]),
+    }
 
 
 def echo(s: Session, data: bytes, buf: int) -> bytes:
@@ -146,14 +166,14 @@ def test_both_directions_close_and_reconnect(bench_factory, link):
     b = bench_factory(transport)
     s = b.accept(transport.encode())
     data = os.urandom(20_000)
-    assert echo(s, data, 1460) == data                     # host -> fw -> host
+    assert echo(s, data, 1460) == data  # host -> fw -> host
     s.send(b"SOURCE 30000\n")
     got = s.exact(30_000)
     assert got == bytes((i * 7 + 1) & 0xFF for i in range(30_000))
     assert s.line() == b"SOURCE 30000"
     s.send(b"CLOSE\n")
-    assert s.rfile.read(1) == b""                          # firmware closed: FIN
-    s2 = b.accept(transport.encode())                      # and connected again
+    assert s.rfile.read(1) == b""  # firmware closed: FIN
+    s2 = b.accept(transport.encode())  # and connected again
     assert sink(s2, b"abc" * 100, 1460)["crc"] == zlib.crc32(b"abc" * 100)
     conns = b.control("net.status")["nat"]
     assert conns["ended"][0]["bytes_to_fw"] >= 20_000
@@ -170,7 +190,7 @@ def test_512k_arrives_intact(bench_factory, link):
     assert r["n"] == len(data) and r["crc"] == zlib.crc32(data)
     limit = 1460 if transport == "eth" else 1400
     assert r["max"] <= limit and r["over"] == 0
-    if transport == "wifi":                                # a clean link needs no recovery
+    if transport == "wifi":  # a clean link needs no recovery
         st = stats(s)
         assert st["crc_errors"] == st["retries"] == st["bad_frames"] == st["resets"] == 0
 
@@ -183,7 +203,7 @@ def test_wifi_chunks_bounded_by_posted_buffer(bench_factory):
         r = sink(s, data, buf)
         assert r["crc"] == zlib.crc32(data)
         assert r["over"] == 0 and r["max"] <= min(buf, 1400)
-        assert r["min"] < r["max"]                     # split where the module decided
+        assert r["min"] < r["max"]  # split where the module decided
     sizes = {int(k) for k in b.control("net.status")["wifi"]["recv_sizes"]}
     assert max(sizes) <= 1400
 
@@ -199,9 +219,9 @@ def test_wifi_bit_errors_corrupt_at_rate_and_are_reported(bench_factory):
     flips = sum(bin(x ^ y).count("1") for x, y in zip(data, back))
     counters = b.control("net.status")["wifi"]["faults"]["counters"]
     assert flips == counters["bits_flipped_miso"]
-    expected = len(data) * 8 * rate                        # ~105
+    expected = len(data) * 8 * rate  # ~105
     assert 0.6 * expected < flips < 1.4 * expected
-    crc_errors = stats(s)["crc_errors"]                    # events whose CRC-16 mismatched
+    crc_errors = stats(s)["crc_errors"]  # events whose CRC-16 mismatched
     assert 0 < crc_errors <= counters["bytes_corrupted_miso"]
 
 
@@ -226,7 +246,7 @@ def test_host_reset_mid_transfer_then_firmware_reconnects(bench_factory):
     s.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
     b.accept(b"wifi")
-    assert "error -12" in b.uart()          # TR_ERR_ABORTED seen by the firmware
+    assert "error -12" in b.uart()  # TR_ERR_ABORTED seen by the firmware
 
 
 @pytest.mark.parametrize("link", ["eth", "wifi"])
@@ -240,16 +260,24 @@ def test_refused_or_unreachable_server_reported_and_retried(nettest_elf, tmp_pat
     cfg = tmp_path / "cfg.bin"
     server_ip = "192.168.1.10" if case == "closed-port" else "10.9.8.7"
     cfg.write_bytes(BootConfig(transport=link, server_ip=server_ip).pack())
-    twin = start_twin(extra_args=["--load", str(nettest_elf), "--load", f"{cfg}@0x08020000",
-                                  "--forward", f"192.168.1.10:5000=127.0.0.1:{port}"],
-                      log_path=tmp_path / "twin.log")
+    twin = start_twin(
+        extra_args=[
+            "--load",
+            str(nettest_elf),
+            "--load",
+            f"{cfg}@0x08020000",
+            "--forward",
+            f"192.168.1.10:5000=127.0.0.1:{port}",
+        ],
+        log_path=tmp_path / "twin.log",
+    )
     try:
         deadline = time.monotonic() + 60
         text = ""
         while time.monotonic() < deadline and text.count("connect -3") < 2:
             time.sleep(0.2)
             text = str(twin.control("uart_log")["text"])
-        assert text.count("nettest: connect -3") >= 2      # TR_ERR_REFUSED, and it retries
+        assert text.count("nettest: connect -3") >= 2  # TR_ERR_REFUSED, and it retries
         ended = twin.control("net.status")["nat"]["ended"]
         assert ended and all(c["state"] == "failed" for c in ended)
         reasons = {c["end_reason"] for c in ended}
@@ -265,7 +293,7 @@ def test_eth_link_down_aborts_then_reconnects_after_link_up(bench_factory):
     s.send(b"SINK 100000 1460\n")
     assert s.line() == b"READY"
     b.control("net.link", up=False)
-    with pytest.raises(ConnectionResetError):               # the twin dropped the connection
+    with pytest.raises(ConnectionResetError):  # the twin dropped the connection
         s.rfile.read(1)
     deadline = time.monotonic() + 30
     while "connect -3" not in b.uart() and time.monotonic() < deadline:
@@ -296,7 +324,7 @@ def test_wifi_module_reset_breaks_connection_then_reconnects(bench_factory):
     assert s.line() == b"READY"
     s.send(os.urandom(2000))
     b.control("net.fault", kind="module_reset")
-    with pytest.raises(ConnectionResetError):               # the module dropped the socket
+    with pytest.raises(ConnectionResetError):  # the module dropped the socket
         s.rfile.read(1)
     b.accept(b"wifi")
     assert b.control("net.status")["wifi"]["faults"]["counters"]["module_resets"] == 1
@@ -304,17 +332,16 @@ def test_wifi_module_reset_breaks_connection_then_reconnects(bench_factory):
 
 
 def _word(b: Bench, address: int) -> int:
-    return int.from_bytes(bytes.fromhex(str(b.control("read", address=address, length=4)["hex"])),
-                          "little")
+    return int.from_bytes(bytes.fromhex(str(b.control("read", address=address, length=4)["hex"])), "little")
 
 
 def test_wifi_irq_pending_while_up_and_quiesced_by_deinit(bench_factory):
     b = bench_factory("wifi")
     s = b.accept(b"wifi")
     exti_imr, exti_pr, nvic_ispr0, nvic_iser0 = 0x40013C00, 0x40013C14, 0xE000E200, 0xE000E100
-    assert _word(b, exti_imr) & 2                          # EXTI1 unmasked by the driver
-    assert _word(b, nvic_ispr0) & (1 << 7)                 # IRQN edges pended EXTI1 in the NVIC
-    assert not _word(b, nvic_iser0) & (1 << 7)             # ...but the polled driver never enabled it
+    assert _word(b, exti_imr) & 2  # EXTI1 unmasked by the driver
+    assert _word(b, nvic_ispr0) & (1 << 7)  # IRQN edges pended EXTI1 in the NVIC
+    assert not _word(b, nvic_iser0) & (1 << 7)  # ...but the polled driver never enabled it
     s.send(b"QUIT\n")
     assert s.rfile.read(1) == b""
     deadline = time.monotonic() + 30
@@ -323,8 +350,8 @@ def test_wifi_irq_pending_while_up_and_quiesced_by_deinit(bench_factory):
     assert "nettest: done" in b.uart()
     assert not _word(b, exti_imr) & 2 and not _word(b, exti_pr) & 2
     assert not _word(b, nvic_ispr0) & (1 << 7)
-    assert not _word(b, nvic_ispr0 + 4) & (1 << (35 - 32))   # SPI1 not pending
-    assert not _word(b, 0x40013000) & 0x40                 # SPI1 CR1.SPE off
+    assert not _word(b, nvic_ispr0 + 4) & (1 << (35 - 32))  # SPI1 not pending
+    assert not _word(b, 0x40013000) & 0x40  # SPI1 CR1.SPE off
 
 
 def test_eth_deinit_leaves_no_irq(bench_factory):
@@ -335,6 +362,6 @@ def test_eth_deinit_leaves_no_irq(bench_factory):
     deadline = time.monotonic() + 30
     while "nettest: done" not in b.uart() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _word(b, 0x40030004) == 0                       # CTRL.EN off
-    assert _word(b, 0x40030010) == 0                       # IER
+    assert _word(b, 0x40030004) == 0  # CTRL.EN off
+    assert _word(b, 0x40030010) == 0  # IER
     assert not _word(b, 0xE000E200 + 4) & (1 << (61 - 32))  # IRQ 61 not pending

@@ -1,4 +1,5 @@
 """The socket-offload Ethernet device, driven through its registers like firmware would."""
+
 from __future__ import annotations
 
 import os
@@ -6,8 +7,8 @@ import socket
 import struct
 
 import pytest
-
 from net_harness import RAM_BASE, HostServer, Machine, free_closed_port
+
 from twin.net import eth as E
 from twin.net.stack import NetStack
 
@@ -103,7 +104,7 @@ def test_connect_send_recv_close(rig, server):
     assert n == 13
     assert rig.m.read_mem(RAM_BASE + 0x1000, n) == b"FILE_SIZE:42\n"
     rig.wr(E.CMD, E.CMD_CLOSE)
-    assert server.recv_exact(conn, 1, timeout=5) == b""        # host sees FIN
+    assert server.recv_exact(conn, 1, timeout=5) == b""  # host sees FIN
     assert not rig.rd(E.STATUS) & E.ST_CONNECTED
 
 
@@ -121,7 +122,7 @@ def test_chunks_never_exceed_mss_or_buffer_and_coalesce(rig, server):
         got += rig.m.read_mem(RAM_BASE + 0x2000, n)
     assert bytes(got) == payload
     assert max(sizes) <= 1460
-    assert sizes.count(1460) >= len(sizes) - 20   # data waiting -> full segments
+    assert sizes.count(1460) >= len(sizes) - 20  # data waiting -> full segments
     small = rig.recv  # buffer smaller than MSS caps the delivery
     conn.sendall(b"x" * 3000)
     assert small(RAM_BASE, 100) == 100
@@ -129,7 +130,7 @@ def test_chunks_never_exceed_mss_or_buffer_and_coalesce(rig, server):
 
 def test_irq_line_follows_isr_and_ier(rig, server):
     rig.wr(E.IER, E.IF_CONN)
-    rig.connect(5000)              # connect() clears IF_CONN after seeing it
+    rig.connect(5000)  # connect() clears IF_CONN after seeing it
     assert rig.m.irqs.get(E.ETH_IRQ) is False
     server.accept().sendall(b"hi")
     rig.wr(E.IER, E.IF_RX)
@@ -188,14 +189,14 @@ def test_host_closes_mid_transfer_data_then_zero(rig, server):
         total += n
     assert total == 3000
     assert rig.rd(E.CLOSE_REASON) == E.CLOSE_FIN
-    assert rig.recv(RAM_BASE, 2048) == 0       # stays "closed", never hangs
+    assert rig.recv(RAM_BASE, 2048) == 0  # stays "closed", never hangs
 
 
 def test_host_reset_gives_aborted(rig, server):
     rig.connect(5000)
     conn = server.accept()
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    conn.close()                                  # RST
+    conn.close()  # RST
     rig.m.pump(lambda: bool(rig.rd(E.ISR) & E.IF_CLOSED))
     assert rig.recv(RAM_BASE, 64) == E.E_ABORTED
     assert rig.send(RAM_BASE, b"x") == E.E_ABORTED
@@ -227,7 +228,7 @@ def test_bad_dma_buffer_is_rejected_not_crash(rig, server):
     rig.wr(E.TX_LEN, 0)
     rig.wr(E.ISR, E.IF_ALL)
     rig.wr(E.CMD, E.CMD_SEND)
-    assert rig.rds(E.ERR) == E.E_ARG                  # zero length
+    assert rig.rds(E.ERR) == E.E_ARG  # zero length
     rig.wr(E.ERR, 0)
     rig.wr(E.TX_ADDR, 0x10000000)
     rig.wr(E.TX_LEN, 16)
@@ -266,8 +267,11 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(range(0, 0x60, 4)), st.integers(0, 2**32 - 1),
-                          st.booleans()), max_size=60))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(range(0, 0x60, 4)), st.integers(0, 2**32 - 1), st.booleans()), max_size=60
+    )
+)
 def test_random_register_traffic_never_crashes(rig, ops):
     for off, value, is_write in ops:
         if is_write:

@@ -1,4 +1,5 @@
 """The NAT host side on its own: forward parsing, CLI errors, and threads cleaned up."""
+
 from __future__ import annotations
 
 import subprocess
@@ -6,18 +7,28 @@ import sys
 import threading
 
 import pytest
-
 from net_harness import HostServer, Machine
+
 from twin.net.nat import NatHost, Reason, ip_to_str, parse_forward
 
 
 def test_parse_forward_ok():
-    assert parse_forward("192.168.1.10:5000=127.0.0.1:40000") == (("192.168.1.10", 5000),
-                                                                  ("127.0.0.1", 40000))
+    assert parse_forward("192.168.1.10:5000=127.0.0.1:40000") == (
+        ("192.168.1.10", 5000),
+        ("127.0.0.1", 40000),
+    )
 
 
-@pytest.mark.parametrize("spec", ["192.168.1.10=127.0.0.1:5", "300.1.1.1:5=127.0.0.1:5",
-                                  "1.2.3.4:0=127.0.0.1:5", "1.2.3.4:5=127.0.0.1:99999", "junk"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "192.168.1.10=127.0.0.1:5",
+        "300.1.1.1:5=127.0.0.1:5",
+        "1.2.3.4:0=127.0.0.1:5",
+        "1.2.3.4:5=127.0.0.1:99999",
+        "junk",
+    ],
+)
 def test_parse_forward_rejects_with_the_expected_form(spec):
     with pytest.raises(ValueError, match="GUEST_IP:PORT=HOST:PORT|1..65535"):
         parse_forward(spec)
@@ -28,8 +39,13 @@ def test_ip_to_str_host_order():
 
 
 def test_cli_bad_forward_exits_2_with_hint():
-    proc = subprocess.run([sys.executable, "-m", "twin", "--forward", "nonsense"],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "twin", "--forward", "nonsense"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2
     assert "GUEST_IP:PORT=HOST:PORT" in proc.stderr and proc.stdout == ""
 
@@ -59,8 +75,9 @@ class Sink:
 def test_window_back_pressure_and_shutdown_joins_threads():
     srv = HostServer()
     m = Machine()
-    nat = NatHost(m.post, {("192.168.1.10", 5000): ("127.0.0.1", srv.port)}, log=m.log,
-                  now_ns=m.now_ns, window=8192)
+    nat = NatHost(
+        m.post, {("192.168.1.10", 5000): ("127.0.0.1", srv.port)}, log=m.log, now_ns=m.now_ns, window=8192
+    )
     sink = Sink()
     before = threading.active_count()
     try:
@@ -70,15 +87,15 @@ def test_window_back_pressure_and_shutdown_joins_threads():
         host.setblocking(False)
         sent = 0
         try:
-            while sent < 64 * 1024 * 1024:               # the host fills every buffer it can
+            while sent < 64 * 1024 * 1024:  # the host fills every buffer it can
                 sent += host.send(b"x" * 65536)
         except BlockingIOError:
             pass
         m.pump(lambda: conn.available() >= 8192, timeout=10)
         for _ in range(50):
             m.run_posted()
-        assert conn.available() < 8192 + 16384           # reader stopped at the window
-        assert sent < 64 * 1024 * 1024                   # so the host saw back-pressure
+        assert conn.available() < 8192 + 16384  # reader stopped at the window
+        assert sent < 64 * 1024 * 1024  # so the host saw back-pressure
         got = conn.take(100_000)
         assert len(got) == conn.stats.bytes_to_fw and conn.stats.chunks_to_fw == 1
         conn.send(b"hello")

@@ -1,4 +1,5 @@
 """SPI1 and the WINC3400-like module, driven through the SPI registers like firmware would."""
+
 from __future__ import annotations
 
 import os
@@ -6,8 +7,8 @@ import socket
 import struct
 
 import pytest
-
 from net_harness import Gpio, HostServer, Machine, free_closed_port
+
 from twin.net import spi as S
 from twin.net import winc as W
 from twin.net.stack import NetStack
@@ -21,7 +22,7 @@ class SpiFw:
     def __init__(self, m: Machine, spi: S.Stm32Spi, winc: W.WincModule) -> None:
         self.m, self.spi, self.winc = m, spi, winc
         self.gpiob, self.gpiod, self.gpiof = (m.devices[n] for n in ("gpiob", "gpiod", "gpiof"))
-        self.gpiod.out[14] = True                     # CS idle high
+        self.gpiod.out[14] = True  # CS idle high
         self.spi.write(S.CR2, 4, 0x0700 | S.CR2_FRXTH)
         self.spi.write(S.CR1, 4, S.CR1_MSTR | S.CR1_SSM | S.CR1_SSI | S.CR1_SPE)
 
@@ -127,11 +128,11 @@ def test_spi_rxne_needs_frxth_for_single_bytes():
     spi = S.Stm32Spi(None)
     m.attach(spi)
     spi.write(S.CR1, 4, S.CR1_MSTR | S.CR1_SSM | S.CR1_SSI | S.CR1_SPE)
-    spi.write(S.DR, 1, 0x55)                      # FRXTH=0: RXNE only at 16 bits
+    spi.write(S.DR, 1, 0x55)  # FRXTH=0: RXNE only at 16 bits
     assert not spi.read(S.SR, 4) & S.SR_RXNE
     spi.write(S.DR, 1, 0x55)
     assert spi.read(S.SR, 4) & S.SR_RXNE
-    assert spi.read(S.DR, 2) == 0xFFFF            # no slave: MISO floats high, packed read
+    assert spi.read(S.DR, 2) == 0xFFFF  # no slave: MISO floats high, packed read
 
 
 def test_spi_overrun_and_clear_sequence():
@@ -146,7 +147,7 @@ def test_spi_overrun_and_clear_sequence():
     assert sr & S.SR_OVR and (sr >> 9) & 3 == 3
     assert m.irqs[S.SPI1_IRQ] is True
     spi.read(S.DR, 1)
-    spi.read(S.SR, 4)                             # DR read then SR read clears OVR
+    spi.read(S.SR, 4)  # DR read then SR read clears OVR
     assert not spi.read(S.SR, 4) & S.SR_OVR
 
 
@@ -163,14 +164,14 @@ def test_spi_disabled_sends_nothing(rig):
     rig.spi.write(S.CR1, 4, 0)
     rig.spi.write(S.DR, 1, W.FRAME_EVT)
     assert not rig.spi.read(S.SR, 4) & S.SR_RXNE
-    assert rig.winc.faults.counters["transactions"] == 1   # only power_up's read
+    assert rig.winc.faults.counters["transactions"] == 1  # only power_up's read
 
 
 # ---------------------------------------------------------------- module basics
 def test_module_held_in_reset_answers_nothing(server):
     fw, stack = make_rig(server.port)
     try:
-        fw.gpiof.out[12] = False                  # RESET_N low
+        fw.gpiof.out[12] = False  # RESET_N low
         fw.gpiof.out[13] = True
         fw.m.advance(5_000_000)
         assert fw.winc.power == "off"
@@ -182,7 +183,7 @@ def test_module_held_in_reset_answers_nothing(server):
 
 
 def test_cs_high_means_not_selected(rig):
-    assert rig.xfer(W.FRAME_EVT) == 0xFF         # CS still high
+    assert rig.xfer(W.FRAME_EVT) == 0xFF  # CS still high
     assert rig.command(bytes([W.OP_NOP])) == W.ST_ACK
 
 
@@ -190,9 +191,9 @@ def test_bad_crc_and_opcode_and_length(rig):
     assert rig.command(bytes([W.OP_NOP]), crc=0x1234) == W.ST_CRC
     assert rig.command(bytes([0x77])) == W.ST_OPCODE
     big = struct.pack("<BBH", W.OP_SEND, 0, 1401) + bytes(1401)
-    assert rig.command(big) == W.ST_ARG            # length checked before the socket
+    assert rig.command(big) == W.ST_ARG  # length checked before the socket
     assert rig.connect(0, 5000) == 0
-    assert rig.command(big) == W.ST_ARG           # over SOCKET_BUFFER_MAX_LENGTH
+    assert rig.command(big) == W.ST_ARG  # over SOCKET_BUFFER_MAX_LENGTH
 
 
 def test_irqn_falls_with_event_and_rises_when_drained(rig, server):
@@ -245,8 +246,8 @@ def test_recv_chunks_follow_winc_rules(server):
             sizes.append(size)
             got += data
         assert bytes(got) == payload
-        assert max(sizes) == 1400                 # full events when data waits
-        assert len(set(sizes)) > 5                # and splits where the module decides
+        assert max(sizes) == 1400  # full events when data waits
+        assert len(set(sizes)) > 5  # and splits where the module decides
     finally:
         stack.shutdown()
 
@@ -269,6 +270,7 @@ def test_chunking_is_reproducible_with_seed(server):
             return out
         finally:
             stack.shutdown()
+
     assert sizes_for(3) == sizes_for(3)
     assert sizes_for(3) != sizes_for(4)
 
@@ -281,7 +283,7 @@ def test_recv_must_be_rearmed(rig, server):
     assert 0 < size <= 10
     conn.sendall(b"b" * 100)
     rig.m.pump(lambda: rig.winc.sockets[0].conn.available() >= 190)
-    assert not rig.irqn_low() and rig.event() is None   # nothing without a new RECV
+    assert not rig.irqn_low() and rig.event() is None  # nothing without a new RECV
 
 
 def test_recv_twice_without_event_is_state_error(rig, server):
@@ -330,7 +332,7 @@ def test_connect_refused_and_unreachable(server):
     fw, stack = make_rig(free_closed_port())
     try:
         fw.power_up()
-        assert fw.connect(0, 5000) == W.SOCK_ERR_CONN_ABORTED       # forward to a closed port
+        assert fw.connect(0, 5000) == W.SOCK_ERR_CONN_ABORTED  # forward to a closed port
         assert fw.connect(1, 80, ip=0x0A000001) == W.SOCK_ERR_TIMEOUT  # no forward
     finally:
         stack.shutdown()
@@ -363,7 +365,7 @@ def test_bit_errors_corrupt_payload_at_rate_and_are_counted(server):
         flips = _bit_diff(sent, got)
         counted = fw.winc.faults.counters["bits_flipped_miso"]
         assert flips == counted
-        expected = 50_000 * 8 * 1e-3                # 400
+        expected = 50_000 * 8 * 1e-3  # 400
         assert 0.7 * expected < flips < 1.3 * expected
     finally:
         stack.shutdown()
@@ -385,6 +387,7 @@ def test_bit_errors_reproducible(server):
             return [i for i, b in enumerate(got) if b]
         finally:
             stack.shutdown()
+
     assert run(5) == run(5)
     assert run(5) != run(6)
 
@@ -396,7 +399,7 @@ def test_crc_reveals_payload_corruption(rig, server):
     conn.sendall(b"\x00" * 1400)
     assert rig.command(struct.pack("<BBHI", W.OP_RECV, 0, 1400, 0)) == W.ST_ACK
     _typ, body, ok = rig.wait_event()
-    assert not ok and any(body[6:])               # CRC over the clean data exposes the flips
+    assert not ok and any(body[6:])  # CRC over the clean data exposes the flips
 
 
 def test_dropped_transfer_is_not_executed(rig, server):
@@ -404,7 +407,7 @@ def test_dropped_transfer_is_not_executed(rig, server):
     assert rig.command(struct.pack("<BBIH", W.OP_CONNECT, 0, GUEST_IP, 5000)) == 0xFF
     assert rig.winc.faults.counters["transfers_dropped"] == 1
     assert rig.winc.sockets[0].phase == "idle"
-    assert rig.connect(0, 5000) == 0              # the retry works
+    assert rig.connect(0, 5000) == 0  # the retry works
 
 
 def test_lost_interrupt_event_still_readable(rig, server):
@@ -432,7 +435,7 @@ def test_module_reset_fault_drops_sockets_and_reports_ready(rig, server):
     with pytest.raises(ConnectionResetError):
         conn.settimeout(5)
         conn.recv(10)
-    assert rig.command(bytes([W.OP_NOP])) == 0xFF       # booting
+    assert rig.command(bytes([W.OP_NOP])) == 0xFF  # booting
     typ, _, _ = rig.wait_event()
     assert typ == W.EV_READY
     assert rig.send(0, b"x") == -1000 - W.ST_STATE
@@ -457,10 +460,10 @@ def test_mosi_bit_errors_caught_by_command_crc_and_retried(rig, server):
     sent = os.urandom(1400 * 30)
     rejected = 0
     for i in range(0, len(sent), 1400):
-        while (res := rig.send(0, sent[i:i + 1400])) == -1000 - W.ST_CRC:
-            rejected += 1                               # what winc_spi.c does: send again
+        while (res := rig.send(0, sent[i : i + 1400])) == -1000 - W.ST_CRC:
+            rejected += 1  # what winc_spi.c does: send again
         assert res == 1400
-    assert server.recv_exact(conn, len(sent)) == sent   # nothing corrupt got through
+    assert server.recv_exact(conn, len(sent)) == sent  # nothing corrupt got through
     assert rejected == rig.winc.stats["crc_errors"] > 0
     assert rig.winc.faults.counters["bits_flipped_mosi"] >= rejected
     assert rig.winc.faults.counters["bits_flipped_miso"] == 0
@@ -491,11 +494,11 @@ def test_pins_followed_through_gpio_listeners(server):
     spi = S.Stm32Spi(winc)
     try:
         m.attach(spi)
-        assert winc._hooked and winc._poll_handle is None       # no polling timer
+        assert winc._hooked and winc._poll_handle is None  # no polling timer
         fw = SpiFw(m, spi, winc)
         m.devices["gpiof"].set_out(13, True)
         m.devices["gpiof"].set_out(12, True)
-        assert winc.power == "booting"                           # seen at once, no time passed
+        assert winc.power == "booting"  # seen at once, no time passed
         m.pump(lambda: winc.power == "ready")
         assert fw.event()[0] == W.EV_READY
         m.devices["gpiof"].set_out(12, False)
@@ -526,6 +529,6 @@ def test_random_spi_bytes_never_crash_the_module(server, data, cr2):
         fw.spi.write(S.CR2, 4, 0x0700 | S.CR2_FRXTH)
         fw.spi.read(S.DR, 2)
         fw.spi.read(S.DR, 2)
-        assert fw.command(bytes([W.OP_NOP])) == W.ST_ACK    # framing recovers after CS high
+        assert fw.command(bytes([W.OP_NOP])) == W.ST_ACK  # framing recovers after CS high
     finally:
         stack.shutdown()

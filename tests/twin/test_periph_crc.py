@@ -1,4 +1,5 @@
 """CRC unit: ST's worked example, zlib equivalence, widths, reversal, POLYSIZE."""
+
 from __future__ import annotations
 
 import struct
@@ -11,23 +12,121 @@ from twin.periph import Crc
 # Input of ST's CRC example (STM32CubeF7 Projects/.../CRC/CRC_Example): a known-answer
 # vector whose documented HAL result (default poly/init, WORDS format) is 0x379E9F06.
 ST_EXAMPLE = [
-    0x00001021, 0x20423063, 0x408450a5, 0x60c670e7, 0x9129a14a, 0xb16bc18c, 0xd1ade1ce,
-    0xf1ef1231, 0x32732252, 0x52b54294, 0x72f762d6, 0x93398318, 0xa35ad3bd, 0xc39cf3ff,
-    0xe3de2462, 0x34430420, 0x64e674c7, 0x44a45485, 0xa56ab54b, 0x85289509, 0xf5cfc5ac,
-    0xd58d3653, 0x26721611, 0x063076d7, 0x569546b4, 0xb75ba77a, 0x97198738, 0xf7dfe7fe,
-    0xc7bc48c4, 0x58e56886, 0x78a70840, 0x18612802, 0xc9ccd9ed, 0xe98ef9af, 0x89489969,
-    0xa90ab92b, 0x4ad47ab7, 0x6a961a71, 0x0a503a33, 0x2a12dbfd, 0xfbbfeb9e, 0x9b798b58,
-    0xbb3bab1a, 0x6ca67c87, 0x5cc52c22, 0x3c030c60, 0x1c41edae, 0xfd8fcdec, 0xad2abd0b,
-    0x8d689d49, 0x7e976eb6, 0x5ed54ef4, 0x2e321e51, 0x0e70ff9f, 0xefbedfdd, 0xcffcbf1b,
-    0x9f598f78, 0x918881a9, 0xb1caa1eb, 0xd10cc12d, 0xe16f1080, 0x00a130c2, 0x20e35004,
-    0x40257046, 0x83b99398, 0xa3fbb3da, 0xc33dd31c, 0xe37ff35e, 0x129022f3, 0x32d24235,
-    0x52146277, 0x7256b5ea, 0x95a88589, 0xf56ee54f, 0xd52cc50d, 0x34e224c3, 0x04817466,
-    0x64475424, 0x4405a7db, 0xb7fa8799, 0xe75ff77e, 0xc71dd73c, 0x26d336f2, 0x069116b0,
-    0x76764615, 0x5634d94c, 0xc96df90e, 0xe92f99c8, 0xb98aa9ab, 0x58444865, 0x78066827,
-    0x18c008e1, 0x28a3cb7d, 0xdb5ceb3f, 0xfb1e8bf9, 0x9bd8abbb, 0x4a755a54, 0x6a377a16,
-    0x0af11ad0, 0x2ab33a92, 0xed0fdd6c, 0xcd4dbdaa, 0xad8b9de8, 0x8dc97c26, 0x5c644c45,
-    0x3ca22c83, 0x1ce00cc1, 0xef1fff3e, 0xdf7caf9b, 0xbfba8fd9, 0x9ff86e17, 0x7e364e55,
-    0x2e933eb2, 0x0ed11ef0]
+    0x00001021,
+    0x20423063,
+    0x408450A5,
+    0x60C670E7,
+    0x9129A14A,
+    0xB16BC18C,
+    0xD1ADE1CE,
+    0xF1EF1231,
+    0x32732252,
+    0x52B54294,
+    0x72F762D6,
+    0x93398318,
+    0xA35AD3BD,
+    0xC39CF3FF,
+    0xE3DE2462,
+    0x34430420,
+    0x64E674C7,
+    0x44A45485,
+    0xA56AB54B,
+    0x85289509,
+    0xF5CFC5AC,
+    0xD58D3653,
+    0x26721611,
+    0x063076D7,
+    0x569546B4,
+    0xB75BA77A,
+    0x97198738,
+    0xF7DFE7FE,
+    0xC7BC48C4,
+    0x58E56886,
+    0x78A70840,
+    0x18612802,
+    0xC9CCD9ED,
+    0xE98EF9AF,
+    0x89489969,
+    0xA90AB92B,
+    0x4AD47AB7,
+    0x6A961A71,
+    0x0A503A33,
+    0x2A12DBFD,
+    0xFBBFEB9E,
+    0x9B798B58,
+    0xBB3BAB1A,
+    0x6CA67C87,
+    0x5CC52C22,
+    0x3C030C60,
+    0x1C41EDAE,
+    0xFD8FCDEC,
+    0xAD2ABD0B,
+    0x8D689D49,
+    0x7E976EB6,
+    0x5ED54EF4,
+    0x2E321E51,
+    0x0E70FF9F,
+    0xEFBEDFDD,
+    0xCFFCBF1B,
+    0x9F598F78,
+    0x918881A9,
+    0xB1CAA1EB,
+    0xD10CC12D,
+    0xE16F1080,
+    0x00A130C2,
+    0x20E35004,
+    0x40257046,
+    0x83B99398,
+    0xA3FBB3DA,
+    0xC33DD31C,
+    0xE37FF35E,
+    0x129022F3,
+    0x32D24235,
+    0x52146277,
+    0x7256B5EA,
+    0x95A88589,
+    0xF56EE54F,
+    0xD52CC50D,
+    0x34E224C3,
+    0x04817466,
+    0x64475424,
+    0x4405A7DB,
+    0xB7FA8799,
+    0xE75FF77E,
+    0xC71DD73C,
+    0x26D336F2,
+    0x069116B0,
+    0x76764615,
+    0x5634D94C,
+    0xC96DF90E,
+    0xE92F99C8,
+    0xB98AA9AB,
+    0x58444865,
+    0x78066827,
+    0x18C008E1,
+    0x28A3CB7D,
+    0xDB5CEB3F,
+    0xFB1E8BF9,
+    0x9BD8ABBB,
+    0x4A755A54,
+    0x6A377A16,
+    0x0AF11AD0,
+    0x2AB33A92,
+    0xED0FDD6C,
+    0xCD4DBDAA,
+    0xAD8B9DE8,
+    0x8DC97C26,
+    0x5C644C45,
+    0x3CA22C83,
+    0x1CE00CC1,
+    0xEF1FFF3E,
+    0xDF7CAF9B,
+    0xBFBA8FD9,
+    0x9FF86E17,
+    0x7E364E55,
+    0x2E933EB2,
+    0x0ED11EF0,
+]
 
 
 def _crc() -> Crc:
@@ -41,7 +140,7 @@ def _hal_bytes(c: Crc, data: bytes) -> int:
     c.write(0x08, 4, c.read(0x08, 4) | 1)
     i = 0
     while i + 4 <= len(data):
-        c.write(0x00, 4, int.from_bytes(data[i:i + 4], "big"))
+        c.write(0x00, 4, int.from_bytes(data[i : i + 4], "big"))
         i += 4
     rest = data[i:]
     if len(rest) >= 2:
@@ -74,14 +173,14 @@ def test_default_bytes_format_is_crc32_mpeg2() -> None:
 
 def test_byte_reversal_with_rev_out_matches_zlib() -> None:
     c = _crc()
-    c.write(0x08, 4, (1 << 5) | (1 << 7))                 # REV_IN=byte, REV_OUT
+    c.write(0x08, 4, (1 << 5) | (1 << 7))  # REV_IN=byte, REV_OUT
     for data in (b"123456789", b"", b"a", b"ab", b"abc", bytes(range(256)) * 3):
         assert _hal_bytes(c, data) ^ 0xFFFFFFFF == zlib.crc32(data)
 
 
 def test_word_reversal_on_words_matches_zlib_of_memory() -> None:
     c = _crc()
-    c.write(0x08, 4, (3 << 5) | (1 << 7))                 # REV_IN=word, REV_OUT
+    c.write(0x08, 4, (3 << 5) | (1 << 7))  # REV_IN=word, REV_OUT
     c.write(0x08, 4, c.read(0x08, 4) | 1)
     for w in ST_EXAMPLE:
         c.write(0x00, 4, w)
@@ -91,8 +190,8 @@ def test_word_reversal_on_words_matches_zlib_of_memory() -> None:
 
 def test_halfword_reversal_equals_byte_stream_with_byte_reversal() -> None:
     a, b = _crc(), _crc()
-    a.write(0x08, 4, (2 << 5) | 1)                        # REV_IN=half-word, reset
-    b.write(0x08, 4, (1 << 5) | 1)                        # REV_IN=byte, reset
+    a.write(0x08, 4, (2 << 5) | 1)  # REV_IN=half-word, reset
+    b.write(0x08, 4, (1 << 5) | 1)  # REV_IN=byte, reset
     a.write(0x00, 2, 0x1234)
     # half-word bit reversal of 0x1234 = byte-reversal of the swapped bytes 0x34, 0x12
     b.write(0x00, 1, 0x34)
@@ -104,21 +203,21 @@ def test_crc16_ccitt_and_crc8_and_crc7() -> None:
     c = _crc()
     c.write(0x14, 4, 0x1021)
     c.write(0x10, 4, 0xFFFF)
-    c.write(0x08, 4, (1 << 3) | 1)                        # POLYSIZE=16
+    c.write(0x08, 4, (1 << 3) | 1)  # POLYSIZE=16
     for byte in b"123456789":
         c.write(0x00, 1, byte)
-    assert c.read(0x00, 4) == 0x29B1                      # CRC-16/CCITT-FALSE check
+    assert c.read(0x00, 4) == 0x29B1  # CRC-16/CCITT-FALSE check
     c.write(0x14, 4, 0x07)
     c.write(0x10, 4, 0)
-    c.write(0x08, 4, (2 << 3) | 1)                        # POLYSIZE=8
+    c.write(0x08, 4, (2 << 3) | 1)  # POLYSIZE=8
     for byte in b"123456789":
         c.write(0x00, 1, byte)
-    assert c.read(0x00, 4) == 0xF4                        # CRC-8/SMBUS check
+    assert c.read(0x00, 4) == 0xF4  # CRC-8/SMBUS check
     c.write(0x14, 4, 0x09)
-    c.write(0x08, 4, (3 << 3) | 1)                        # POLYSIZE=7
+    c.write(0x08, 4, (3 << 3) | 1)  # POLYSIZE=7
     for byte in b"123456789":
         c.write(0x00, 1, byte)
-    assert c.read(0x00, 4) == 0x75                        # CRC-7/MMC check
+    assert c.read(0x00, 4) == 0x75  # CRC-7/MMC check
 
 
 def test_idr_scratch_and_even_polynomial_rejected() -> None:

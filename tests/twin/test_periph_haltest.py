@@ -4,6 +4,7 @@ Builds the program with the project's Makefile, boots it in an in-process twin (
 flash controller, USART3, exception model, peripherals), answers its interactive step
 (button press + one UART byte) and checks what it printed and the state it left.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ FW = REPO / "firmware"
 
 def _build(target: str) -> Path:
     out = FW / "build" / target
-    proc = subprocess.run(["make", "-C", str(FW), f"build/{target}"], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        ["make", "-C", str(FW), f"build/{target}"], capture_output=True, text=True, timeout=300
+    )
     if proc.returncode != 0:
         pytest.fail(f"building {target} failed:\n{proc.stdout}\n{proc.stderr}")
     return out
@@ -64,23 +66,35 @@ def test_haltest_passes_and_jumps_to_its_ram_table(board: Board) -> None:
     lines = [ln.strip() for ln in text.splitlines() if ln.startswith("HT: ")]
     results = {ln.split()[1]: ln.split()[2] for ln in lines if ln.split()[2] in ("PASS", "FAIL")}
     assert results and all(v == "PASS" for v in results.values()), text
-    assert set(results) >= {"clock", "flash-latency", "overdrive", "delay", "uart-tc-irq",
-                            "crc-mpeg2", "crc-zlib", "flash", "caches-on", "mpu",
-                            "svc-pendsv", "usagefault", "rtc"}
+    assert set(results) >= {
+        "clock",
+        "flash-latency",
+        "overdrive",
+        "delay",
+        "uart-tc-irq",
+        "crc-mpeg2",
+        "crc-zlib",
+        "flash",
+        "caches-on",
+        "mpu",
+        "svc-pendsv",
+        "usagefault",
+        "rtc",
+    }
     assert "HT: input button=1 rx=0x0000005A" in text
     assert f"HT: DONE pass={len(results)} fail=0" in text
     app = next(ln for ln in lines if ln.startswith("HT: APP vtor="))
     fields = dict(kv.split("=") for kv in app.split()[2:])
     assert int(fields["vtor"], 16) % 512 == 0 and int(fields["vtor"], 16) >= 0x20000000
     assert fields["primask"] == "0x00000000" and fields["ipsr"] == "0x00000000"
-    assert int(fields["ccr"], 16) & (3 << 16) == 0           # caches off at the jump
-    assert fields["mpu"] == "0x00000000"                       # MPU off at the jump
+    assert int(fields["ccr"], 16) & (3 << 16) == 0  # caches off at the jump
+    assert fields["mpu"] == "0x00000000"  # MPU off at the jump
     m = board.machine
     assert not m.is_locked_up()
-    assert m.core_hz == 16_000_000                              # HAL_RCC_DeInit → HSI
-    assert m.device("rcc").read(0x74, 4) & 0xFF000000 == 0      # RMVF cleared the flags
+    assert m.core_hz == 16_000_000  # HAL_RCC_DeInit → HSI
+    assert m.device("rcc").read(0x74, 4) & 0xFF000000 == 0  # RMVF cleared the flags
     assert m.exc.vtor == int(fields["vtor"], 16)
-    assert m.bus_read(0x08018000, 16).hex() == "78563412" "0df0feca" "00000000" "a5a5a5a5"
+    assert m.bus_read(0x08018000, 16).hex() == "785634120df0feca00000000a5a5a5a5"
 
 
 def test_haltest_jumps_to_app_in_flash_like_the_thread(board: Board) -> None:
@@ -94,7 +108,7 @@ def test_haltest_jumps_to_app_in_flash_like_the_thread(board: Board) -> None:
     for check in ("VTOR OK", "STACK OK", "MODE OK", "PRIMASK OK", "MPU OK", "APP READY"):
         assert check in after, after
     start = board.machine.now_cycles()
-    while board.machine.now_cycles() - start < 16_000_000 // 10:     # 100 ms of app time
+    while board.machine.now_cycles() - start < 16_000_000 // 10:  # 100 ms of app time
         time.sleep(0.01)
     with board.machine.host():
         board.usart.inject_rx(b"ticks\n")
@@ -103,7 +117,7 @@ def test_haltest_jumps_to_app_in_flash_like_the_thread(board: Board) -> None:
         assert time.monotonic() < deadline, "no TICKS answer"
         time.sleep(0.01)
     ticks = int(re.findall(r"TICKS (\d+)\r?\n", bytes(board.usart.tx_log).decode("latin-1"))[-1])
-    assert ticks >= 90                      # the app's SysTick runs after the jump
+    assert ticks >= 90  # the app's SysTick runs after the jump
 
 
 def test_haltest_without_interaction_reports_no_input(board: Board) -> None:
@@ -120,6 +134,7 @@ def test_control_commands_leds_button_reset_cause(board: Board) -> None:
     ctl = ControlServer(board.machine, 0)
     try:
         from twin.periph import commands
+
         for name, fn in commands(board.machine).items():
             ctl.register_command(name, lambda m, req, f=fn: f(req))
 
@@ -146,7 +161,7 @@ def test_control_commands_leds_button_reset_cause(board: Board) -> None:
         rc = ask({"cmd": "reset_cause"})
         assert rc["last"] == "software" and rc["csr"] & (1 << 28)
     finally:
-        ctl._sock.close()          # never started: ControlServer.close() would join threads
+        ctl._sock.close()  # never started: ControlServer.close() would join threads
 
 
 def _history_of_one_run(elf: Path) -> tuple[list[tuple[int, int]], str]:
@@ -172,7 +187,7 @@ def test_same_firmware_takes_interrupts_at_the_same_cycles() -> None:
     elf = _build("haltest.elf")
     first, text = _history_of_one_run(elf)
     assert "HT: DONE" in text
-    assert sum(1 for _, exc in first if exc == 15) > 300       # SysTick at 1 kHz
-    assert any(exc == 16 + 39 for _, exc in first)             # USART3 interrupts
+    assert sum(1 for _, exc in first if exc == 15) > 300  # SysTick at 1 kHz
+    assert any(exc == 16 + 39 for _, exc in first)  # USART3 interrupts
     second, _ = _history_of_one_run(elf)
     assert second == first

@@ -1,4 +1,5 @@
 """RCC and PWR: reset values, HAL-style clock configuration to 216 MHz, reset flags."""
+
 from __future__ import annotations
 
 from periph_exc_harness import Services
@@ -13,16 +14,16 @@ def _board() -> tuple[Services, Rcc, Pwr]:
     rcc, pwr = Rcc(), Pwr()
     s.add(rcc, pwr)
     rcc.reset_cause("power", "power")
-    rcc.write(0x40, 4, 1 << 28)                           # __HAL_RCC_PWR_CLK_ENABLE
+    rcc.write(0x40, 4, 1 << 28)  # __HAL_RCC_PWR_CLK_ENABLE
     return s, rcc, pwr
 
 
 def test_reset_values() -> None:
     _, rcc, pwr = _board()
-    assert rcc.read(CR, 4) & 0xFF == 0x83                 # HSION, HSIRDY, HSITRIM=16
+    assert rcc.read(CR, 4) & 0xFF == 0x83  # HSION, HSIRDY, HSITRIM=16
     assert rcc.read(PLLCFGR, 4) == 0x24003010
     assert rcc.read(CFGR, 4) == 0
-    assert rcc.read(CSR, 4) == 0x0E000000                 # PORRSTF | PINRSTF | BORRSTF
+    assert rcc.read(CSR, 4) == 0x0E000000  # PORRSTF | PINRSTF | BORRSTF
     assert rcc.read(AHB1ENR, 4) == 0x00100000
     assert pwr.read(0x00, 4) == 0x0000C000
     assert rcc.hclk_hz() == 16_000_000
@@ -30,23 +31,23 @@ def test_reset_values() -> None:
 
 def test_hal_system_clock_config_216mhz_with_overdrive() -> None:
     s, rcc, pwr = _board()
-    pwr.write(0x00, 4, pwr.read(0x00, 4) | (3 << 14))     # VOS scale 1
-    rcc.write(CR, 4, rcc.read(CR, 4) | (1 << 16) | (1 << 18))   # HSEON + HSEBYP
-    assert rcc.read(CR, 4) & (1 << 17)                    # HSERDY
+    pwr.write(0x00, 4, pwr.read(0x00, 4) | (3 << 14))  # VOS scale 1
+    rcc.write(CR, 4, rcc.read(CR, 4) | (1 << 16) | (1 << 18))  # HSEON + HSEBYP
+    assert rcc.read(CR, 4) & (1 << 17)  # HSERDY
     rcc.write(CR, 4, rcc.read(CR, 4) & ~(1 << 24))
     assert not rcc.read(CR, 4) & (1 << 25)
     # PLLM=4, PLLN=216, PLLP=/2, PLLSRC=HSE, PLLQ=9, PLLR=7 → 8/4*216/2 = 216 MHz
     rcc.write(PLLCFGR, 4, 4 | (216 << 6) | (0 << 16) | (1 << 22) | (9 << 24) | (7 << 28))
     rcc.write(CR, 4, rcc.read(CR, 4) | (1 << 24))
-    assert rcc.read(CR, 4) & (1 << 25)                    # PLLRDY
-    pwr.write(0x00, 4, pwr.read(0x00, 4) | (1 << 16))     # ODEN
-    assert pwr.read(0x04, 4) & (1 << 16)                  # ODRDY
-    pwr.write(0x00, 4, pwr.read(0x00, 4) | (1 << 17))     # ODSWEN
-    assert pwr.read(0x04, 4) & (1 << 17)                  # ODSWRDY
-    rcc.write(CFGR, 4, (5 << 10) | (4 << 13))             # APB1 /4, APB2 /2
+    assert rcc.read(CR, 4) & (1 << 25)  # PLLRDY
+    pwr.write(0x00, 4, pwr.read(0x00, 4) | (1 << 16))  # ODEN
+    assert pwr.read(0x04, 4) & (1 << 16)  # ODRDY
+    pwr.write(0x00, 4, pwr.read(0x00, 4) | (1 << 17))  # ODSWEN
+    assert pwr.read(0x04, 4) & (1 << 17)  # ODSWRDY
+    rcc.write(CFGR, 4, (5 << 10) | (4 << 13))  # APB1 /4, APB2 /2
     assert s.core_hz == 16_000_000
-    rcc.write(CFGR, 4, rcc.read(CFGR, 4) | 2)             # SW = PLL
-    assert (rcc.read(CFGR, 4) >> 2) & 3 == 2              # SWS follows
+    rcc.write(CFGR, 4, rcc.read(CFGR, 4) | 2)  # SW = PLL
+    assert (rcc.read(CFGR, 4) >> 2) & 3 == 2  # SWS follows
     assert s.core_hz == 216_000_000
     assert rcc.pclk1_hz() == 54_000_000 and rcc.pclk2_hz() == 108_000_000
     assert rcc.snapshot()["sysclk_hz"] == 216_000_000
@@ -54,7 +55,7 @@ def test_hal_system_clock_config_216mhz_with_overdrive() -> None:
 
 def test_switch_to_unready_source_is_refused() -> None:
     s, rcc, _ = _board()
-    rcc.write(CFGR, 4, 2)                                 # PLL selected while off
+    rcc.write(CFGR, 4, 2)  # PLL selected while off
     assert (rcc.read(CFGR, 4) >> 2) & 3 == 0
     assert s.core_hz == 16_000_000
 
@@ -88,14 +89,14 @@ def test_pll_cannot_stop_while_it_is_sysclk() -> None:
 
 def test_reset_flags_follow_causes_and_rmvf_clears() -> None:
     _, rcc, _ = _board()
-    rcc.write(CSR, 4, 1 << 24)                            # RMVF
+    rcc.write(CSR, 4, 1 << 24)  # RMVF
     assert rcc.read(CSR, 4) & 0xFF000000 == 0
     rcc.reset("system")
     rcc.reset_cause("system", "software")
-    assert rcc.read(CSR, 4) & 0xFF000000 == (1 << 28) | (1 << 26)   # SFTRSTF | PINRSTF
+    assert rcc.read(CSR, 4) & 0xFF000000 == (1 << 28) | (1 << 26)  # SFTRSTF | PINRSTF
     rcc.reset("system")
     rcc.reset_cause("system", "iwdg")
-    assert rcc.read(CSR, 4) & (1 << 29)                   # IWDGRSTF accumulates
+    assert rcc.read(CSR, 4) & (1 << 29)  # IWDGRSTF accumulates
     assert rcc.last_reset_cause() == "iwdg"
     rcc.write(CSR, 4, 1 << 24)
     rcc.reset("system")
@@ -117,24 +118,25 @@ def test_lsi_ready_follows_lsion() -> None:
 
 def test_backup_domain_needs_dbp() -> None:
     _, rcc, pwr = _board()
-    rcc.write(BDCR, 4, 1)                                 # LSEON without DBP: ignored
+    rcc.write(BDCR, 4, 1)  # LSEON without DBP: ignored
     assert rcc.read(BDCR, 4) == 0
     pwr.write(0x00, 4, pwr.read(0x00, 4) | (1 << 8))
     assert pwr.dbp
     rcc.write(BDCR, 4, 1)
-    assert rcc.read(BDCR, 4) & 2                          # LSERDY
+    assert rcc.read(BDCR, 4) & 2  # LSERDY
     rcc.reset("system")
-    assert rcc.read(BDCR, 4) & 1                          # backup domain survives system reset
+    assert rcc.read(BDCR, 4) & 1  # backup domain survives system reset
 
 
 def test_peripheral_reset_bit_resets_device() -> None:
     from twin.periph import Crc
+
     s, rcc, _ = _board()
     crc = Crc()
     s.add(crc)
     rcc.write(AHB1ENR, 4, rcc.read(AHB1ENR, 4) | (1 << 12))
     crc.write(0x14, 4, 0x1021)
-    rcc.write(0x10, 4, 1 << 12)                           # CRCRST
+    rcc.write(0x10, 4, 1 << 12)  # CRCRST
     rcc.write(0x10, 4, 0)
     assert crc.read(0x14, 4) == 0x04C11DB7
 
@@ -151,20 +153,21 @@ def test_overdrive_switch_needs_oden() -> None:
     _, _, pwr = _board()
     pwr.write(0x00, 4, pwr.read(0x00, 4) | (1 << 17))
     assert not pwr.read(0x04, 4) & (3 << 16)
-    assert pwr.read(0x04, 4) & (1 << 14)                  # VOSRDY
+    assert pwr.read(0x04, 4) & (1 << 14)  # VOSRDY
 
 
 def test_peripheral_with_clock_off_reads_zero_ignores_writes_and_says_why() -> None:
     from twin.periph import Crc
+
     s, rcc, pwr = _board()
     crc = Crc()
     s.add(crc)
-    assert crc.read(0x14, 4) == 0                         # CRC clock off after reset
+    assert crc.read(0x14, 4) == 0  # CRC clock off after reset
     crc.write(0x14, 4, 0x1021)
     rcc.write(AHB1ENR, 4, rcc.read(AHB1ENR, 4) | (1 << 12))
-    assert crc.read(0x14, 4) == 0x04C11DB7                # the write was ignored
+    assert crc.read(0x14, 4) == 0x04C11DB7  # the write was ignored
     assert any("AHB1ENR bit 12" in m and "CRC_CLK_ENABLE" in m for m in s.logs)
-    rcc.write(0x40, 4, 0)                                  # PWR clock off
+    rcc.write(0x40, 4, 0)  # PWR clock off
     assert pwr.read(0x00, 4) == 0
     rcc.write(0x40, 4, 1 << 28)
     assert pwr.read(0x00, 4) == 0x0000C000

@@ -1,5 +1,6 @@
 """``python -m twin``: start-up line, bad input, clean exit, --state, USART3 on the PTY,
 the control server and the debug port's protocol handling."""
+
 from __future__ import annotations
 
 import json
@@ -12,27 +13,30 @@ from pathlib import Path
 
 import pytest
 import serial
-
 from twin_core_util import REPO, TwinProcess, build, pyocd
 
 pytestmark = pytest.mark.timeout(180)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "twin", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "twin", *args], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--load", "/nonexistent/app.bin@0x08000000"], "no such file"),
-    (["--load", "{bin}"], "needs an address"),
-    (["--load", "{bin}@0x30000000"], "outside flash"),
-    (["--load", "{bin}@0x081FFFF0"], "outside flash"),
-    (["--load", "{bin}@0x08000000", "--load", "{bin}@0x08000004"], "overlaps"),
-    (["--load", "{bin}@zz"], "not an address"),
-    (["--load", "{bad_elf}"], "not a valid ELF"),
-    (["--core-hz", "0"], "--core-hz"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--load", "/nonexistent/app.bin@0x08000000"], "no such file"),
+        (["--load", "{bin}"], "needs an address"),
+        (["--load", "{bin}@0x30000000"], "outside flash"),
+        (["--load", "{bin}@0x081FFFF0"], "outside flash"),
+        (["--load", "{bin}@0x08000000", "--load", "{bin}@0x08000004"], "overlaps"),
+        (["--load", "{bin}@zz"], "not an address"),
+        (["--load", "{bad_elf}"], "not a valid ELF"),
+        (["--core-hz", "0"], "--core-hz"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
     binf = tmp_path / "app.bin"
     binf.write_bytes(os.urandom(64))
@@ -128,8 +132,7 @@ def test_state_dir_keeps_flash_across_restarts(tmp_path: Path) -> None:
     img = tmp_path / "img.bin"
     img.write_bytes(image)
     with TwinProcess("--state", str(state)) as twin:
-        res = pyocd("flash", "-u", twin.probe, "-t", "stm32f767zi", "--base-address",
-                    "0x08020000", str(img))
+        res = pyocd("flash", "-u", twin.probe, "-t", "stm32f767zi", "--base-address", "0x08020000", str(img))
         assert res.returncode == 0, res.stderr
         assert twin.terminate() == 0
     assert (state / "flash.bin").read_bytes()[0x20000:0x21000] == image
@@ -210,7 +213,7 @@ def test_debug_port_protocol_errors_and_second_client() -> None:
             assert req({"id": 3, "request": "read_dp", "arguments": [0]})["result"] == 0x5BA02477
             assert req({"id": 4, "request": "read_ap", "arguments": [0xFC]})["result"] == 0x74770001
             r = req({"id": 5, "request": "read_mem", "arguments": [0, 0x60000000, 32]})
-            assert r["status"] == 12                          # TransferFaultError
+            assert r["status"] == 12  # TransferFaultError
             r = req({"id": 6, "request": "read_block32", "arguments": [0, 0xE00FF000, 4]})
             assert r["result"] == [0xFFF0F003, 0xFFF02003, 0xFFF03003, 0]
             with socket.create_connection(("127.0.0.1", port), timeout=10) as s2:
@@ -222,9 +225,17 @@ def test_debug_port_protocol_errors_and_second_client() -> None:
 def test_twin_exits_when_its_parent_dies(tmp_path: Path) -> None:
     out = tmp_path / "line.txt"
     # a shell starts the twin in the background, waits for its start-up line, then exits
-    subprocess.run(["bash", "-c", f"'{sys.executable}' -m twin > '{out}' 2>/dev/null & "
-                    f"for i in $(seq 300); do grep -q pid '{out}' && exit 0; sleep 0.1; done"],
-                   cwd=REPO, timeout=60, check=True)
+    subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"'{sys.executable}' -m twin > '{out}' 2>/dev/null & "
+            f"for i in $(seq 300); do grep -q pid '{out}' && exit 0; sleep 0.1; done",
+        ],
+        cwd=REPO,
+        timeout=60,
+        check=True,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not out.read_text().endswith("\n"):
         time.sleep(0.1)
@@ -245,8 +256,13 @@ def test_twin_exits_when_the_starter_named_in_its_env_is_gone() -> None:
     importing (Ctrl-C at the wrong moment) is noticed even though getppid() no longer says."""
     dead = subprocess.Popen(["true"])
     dead.wait()
-    proc = subprocess.Popen([sys.executable, "-m", "twin"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=dict(os.environ, TWIN_PARENT_PID=str(dead.pid)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twin"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, TWIN_PARENT_PID=str(dead.pid)),
+    )
     try:
         _, err = proc.communicate(timeout=60)
     finally:

@@ -3,18 +3,38 @@
 Most tests drive FLASH registers through the machine's bus (like a bus master would); the
 last ones run real Thumb code on the emulated core.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from twin_core_util import build
 
 from twin.device import ResetKind
-from twin.flash import (CR_EOPIE, CR_ERRIE, CR_LOCK, CR_MER, CR_MER2, CR_PG, CR_SER, CR_STRT,
-                        KEY1, KEY2, OPTKEY1, OPTKEY2, SR_BSY, SR_EOP, SR_ERSERR, SR_OPERR,
-                        SR_PGAERR, SR_PGPERR, SR_WRPERR, FlashController)
+from twin.flash import (
+    CR_EOPIE,
+    CR_ERRIE,
+    CR_LOCK,
+    CR_MER,
+    CR_MER2,
+    CR_PG,
+    CR_SER,
+    CR_STRT,
+    KEY1,
+    KEY2,
+    OPTKEY1,
+    OPTKEY2,
+    SR_BSY,
+    SR_EOP,
+    SR_ERSERR,
+    SR_OPERR,
+    SR_PGAERR,
+    SR_PGPERR,
+    SR_WRPERR,
+    FlashController,
+)
 from twin.machine import Machine
-from twin_core_util import build
 
 FLASH = 0x40023C00
 ACR, KEYR, OPTKEYR, SR, CR, OPTCR, OPTCR1 = (FLASH + o for o in (0, 4, 8, 0xC, 0x10, 0x14, 0x18))
@@ -67,7 +87,7 @@ def test_acr_latency_reads_back(rig: Rig) -> None:
 
 
 def test_unlock_and_relock(rig: Rig) -> None:
-    rig.w32(CR, CR_PG)                       # ignored while locked
+    rig.w32(CR, CR_PG)  # ignored while locked
     assert rig.r32(CR) == CR_LOCK
     rig.unlock()
     assert rig.r32(CR) == 0
@@ -80,7 +100,7 @@ def test_unlock_and_relock(rig: Rig) -> None:
 
 
 def test_wrong_key_locks_until_reset(rig: Rig) -> None:
-    rig.w32(KEYR, KEY2)                      # wrong order
+    rig.w32(KEYR, KEY2)  # wrong order
     rig.unlock()
     assert rig.r32(CR) & CR_LOCK
     rig.m.reset(ResetKind.SYSTEM, "pin")
@@ -99,7 +119,7 @@ def test_program_is_nor_and(rig: Rig) -> None:
     rig.w32(CR, PSIZE32 | CR_PG)
     rig.store(0x08000100, 0x12345678, 4)
     assert rig.r32(0x08000100) == 0x12345678
-    rig.store(0x08000100, 0xFFFF0000, 4)     # programming only clears bits
+    rig.store(0x08000100, 0xFFFF0000, 4)  # programming only clears bits
     assert rig.r32(0x08000100) == 0x12340000
     assert rig.r32(0x00200100) == 0x12340000  # ITCM alias shows the same array
     assert rig.r32(SR) & 0xF3 == 0
@@ -129,7 +149,7 @@ def test_psize_mismatch_is_pgperr(rig: Rig) -> None:
 def test_unaligned_is_pgaerr(rig: Rig) -> None:
     rig.unlock()
     rig.w32(CR, PSIZE16 | CR_PG)
-    rig.fc.cpu_store(0x08000301, 2, 0)       # a CPU halfword store at an odd address
+    rig.fc.cpu_store(0x08000301, 2, 0)  # a CPU halfword store at an odd address
     assert rig.r32(SR) & SR_PGAERR
     assert rig.r32(0x08000300) == 0xFFFFFFFF
 
@@ -145,12 +165,12 @@ def test_byte_and_halfword_programming(rig: Rig) -> None:
 
 
 def test_error_flags_are_write_one_to_clear(rig: Rig) -> None:
-    rig.store(0x08000000, 0, 4)              # ERSERR
+    rig.store(0x08000000, 0, 4)  # ERSERR
     rig.unlock()
     rig.w32(CR, PSIZE32 | CR_PG)
-    rig.store(0x08000000, 0, 1)              # PGPERR
+    rig.store(0x08000000, 0, 1)  # PGPERR
     assert rig.r32(SR) == SR_ERSERR | SR_PGPERR
-    rig.w32(SR, 0)                           # writing 0 clears nothing
+    rig.w32(SR, 0)  # writing 0 clears nothing
     assert rig.r32(SR) == SR_ERSERR | SR_PGPERR
     rig.w32(SR, SR_PGPERR)
     assert rig.r32(SR) == SR_ERSERR
@@ -177,13 +197,13 @@ def _fill(rig: Rig, addr: int, n: int) -> None:
 def test_sector_erase_single_bank_bounds(rig: Rig) -> None:
     _fill(rig, 0x08000000, 0x200000)
     rig.unlock()
-    rig.erase_sector(5)                      # 0x08040000, 256 KiB
+    rig.erase_sector(5)  # 0x08040000, 256 KiB
     assert rig.r32(SR) & 0xF3 == 0
     assert rig.r32(0x0803FFFC) == 0
     assert rig.m.bus_read(0x08040000, 0x40000) == b"\xff" * 0x40000
     assert rig.r32(0x08080000) == 0
-    assert not rig.r32(CR) & CR_STRT         # STRT self-clears
-    rig.erase_sector(1)                      # 0x08008000, 32 KiB
+    assert not rig.r32(CR) & CR_STRT  # STRT self-clears
+    rig.erase_sector(1)  # 0x08008000, 32 KiB
     assert rig.r32(0x08007FFC) == 0 and rig.r32(0x08008000) == 0xFFFFFFFF
     assert rig.r32(0x0800FFFC) == 0xFFFFFFFF and rig.r32(0x08010000) == 0
 
@@ -212,20 +232,20 @@ def test_dual_bank_layout_and_snb_encoding() -> None:
     assert not rig.r32(OPTCR) & (1 << 29)
     _fill(rig, 0x08000000, 0x200000)
     rig.unlock()
-    rig.erase_sector(0x10)                   # bank 2 sector 12: 0x08100000, 16 KiB
+    rig.erase_sector(0x10)  # bank 2 sector 12: 0x08100000, 16 KiB
     assert rig.r32(0x080FFFFC) == 0
     assert rig.m.bus_read(0x08100000, 0x4000) == b"\xff" * 0x4000
     assert rig.r32(0x08104000) == 0
-    rig.erase_sector(4)                      # bank 1 sector 4: 0x08010000, 64 KiB
+    rig.erase_sector(4)  # bank 1 sector 4: 0x08010000, 64 KiB
     assert rig.r32(0x08010000) == 0xFFFFFFFF and rig.r32(0x0801FFFC) == 0xFFFFFFFF
     assert rig.r32(0x08020000) == 0
-    rig.erase_sector(12)                     # not an encoding in dual bank mode
+    rig.erase_sector(12)  # not an encoding in dual bank mode
     assert rig.r32(SR) & SR_ERSERR
     rig.w32(SR, 0xF3)
     rig.w32(CR, PSIZE32 | CR_MER2 | CR_STRT)  # bank 2 only
     assert rig.r32(0x080FFFFC) == 0
     assert rig.m.bus_read(0x08100000, 0x100000) == b"\xff" * 0x100000
-    rig.w32(CR, PSIZE32 | CR_MER | CR_STRT)   # bank 1
+    rig.w32(CR, PSIZE32 | CR_MER | CR_STRT)  # bank 1
     assert rig.m.bus_read(0x08000000, 0x100000) == b"\xff" * 0x100000
 
 
@@ -235,19 +255,19 @@ def _unlock_options(rig: Rig) -> None:
 
 
 def test_option_bytes_need_optkey_and_take_effect_after_reset(rig: Rig) -> None:
-    rig.w32(OPTCR, 0x0FFFAAFC)               # locked: ignored
+    rig.w32(OPTCR, 0x0FFFAAFC)  # locked: ignored
     assert rig.r32(OPTCR) == 0xFFFFAAFD
     _unlock_options(rig)
     assert rig.r32(OPTCR) == 0xFFFFAAFC
-    rig.w32(OPTCR1, 0x00400000 | (0x08000000 >> 14))   # BOOT_ADD0 -> 0x08000000
-    rig.w32(OPTCR, 0xDFFFAAFC)               # nDBANK = 0
-    rig.w32(OPTCR, 0xDFFFAAFC | 2)           # OPTSTRT
-    assert not rig.fc.dual_bank               # not before the reset
+    rig.w32(OPTCR1, 0x00400000 | (0x08000000 >> 14))  # BOOT_ADD0 -> 0x08000000
+    rig.w32(OPTCR, 0xDFFFAAFC)  # nDBANK = 0
+    rig.w32(OPTCR, 0xDFFFAAFC | 2)  # OPTSTRT
+    assert not rig.fc.dual_bank  # not before the reset
     rig.m.reset(ResetKind.SYSTEM, "pin")
     assert rig.fc.dual_bank
-    assert rig.r32(OPTCR) == 0xDFFFAAFD       # relocked, new value loaded
+    assert rig.r32(OPTCR) == 0xDFFFAAFD  # relocked, new value loaded
     assert rig.fc.boot_address() == 0x08000000
-    rig.m.reset(ResetKind.POWER, "power")     # option bytes survive power loss
+    rig.m.reset(ResetKind.POWER, "power")  # option bytes survive power loss
     assert rig.fc.dual_bank and rig.fc.boot_address() == 0x08000000
 
 
@@ -262,7 +282,7 @@ def test_wrong_optkey_blocks_until_reset(rig: Rig) -> None:
 
 def test_write_protection_gives_wrperr(rig: Rig) -> None:
     _unlock_options(rig)
-    rig.w32(OPTCR, 0xFFFDAAFC | 2)           # nWRP1 = 0: sector 1 protected
+    rig.w32(OPTCR, 0xFFFDAAFC | 2)  # nWRP1 = 0: sector 1 protected
     rig.m.reset(ResetKind.SYSTEM, "pin")
     _fill(rig, 0x08008000, 0x8000)
     rig.unlock()
@@ -271,7 +291,7 @@ def test_write_protection_gives_wrperr(rig: Rig) -> None:
     assert rig.r32(0x08008000) == 0
     rig.w32(SR, 0xF3)
     rig.w32(CR, PSIZE32 | CR_PG)
-    rig.store(0x08000000, 0x11111111, 4)     # sector 0 still programmable
+    rig.store(0x08000000, 0x11111111, 4)  # sector 0 still programmable
     rig.fc.mv[0x9000:0x9004] = b"\xff" * 4
     rig.store(0x08009000, 0, 4)
     assert rig.r32(SR) & SR_WRPERR
@@ -282,10 +302,10 @@ def test_write_protection_gives_wrperr(rig: Rig) -> None:
 def test_datasheet_timing_holds_bsy_in_virtual_time() -> None:
     rig = Rig(timing="datasheet")
     rig.unlock()
-    rig.erase_sector(5)                      # 256 KiB: about 2 s
+    rig.erase_sector(5)  # 256 KiB: about 2 s
     assert rig.r32(SR) & SR_BSY
     m = rig.m
-    m._advance(m.now_cycles() + m.core_hz)   # +1 s
+    m._advance(m.now_cycles() + m.core_hz)  # +1 s
     assert rig.r32(SR) & SR_BSY
     m._advance(m.now_cycles() + 2 * m.core_hz)
     assert not rig.r32(SR) & SR_BSY
@@ -337,11 +357,12 @@ reset:
 def test_thumb_code_programs_flash(tmp_path: Path, timing: str) -> None:
     _, binf = build(tmp_path, PROGRAM_FROM_CODE)
     from twin.board import Board, BoardOptions
+
     board = Board(BoardOptions(pty=False, timing=timing))
     try:
         board.power_on(_chunks(binf))
         m = board.machine
-        m.debug.ctrl = 1                      # C_DEBUGEN: BKPT halts
+        m.debug.ctrl = 1  # C_DEBUGEN: BKPT halts
         for _ in range(10000):
             if m.halted or m.is_locked_up():
                 break
@@ -355,13 +376,14 @@ def test_thumb_code_programs_flash(tmp_path: Path, timing: str) -> None:
         assert m.reg("r7") == 0xFFFFFFFF
         assert m.reg("r8") & SR_ERSERR
         if timing == "datasheet":
-            assert m.now_cycles() >= 16 * 16       # 16 us at 16 MHz passed for the word
+            assert m.now_cycles() >= 16 * 16  # 16 us at 16 MHz passed for the word
     finally:
         board.close()
 
 
 def _chunks(binf: Path):
     from twin.loader import Chunk
+
     return [Chunk(0x08000000, binf.read_bytes(), str(binf))]
 
 
@@ -373,11 +395,11 @@ def test_power_cut_at_nth_operation() -> None:
     rig.unlock()
     rig.w32(CR, PSIZE32 | CR_PG)
     rig.fc.arm_power_cut(3)
-    rig.store(0x08000000, 0x11111111, 4)      # op 1 (onto programmed 0: AND keeps 0)
+    rig.store(0x08000000, 0x11111111, 4)  # op 1 (onto programmed 0: AND keeps 0)
     rig.w32(CR, PSIZE32)
-    rig.erase_sector(1)                       # op 2: whole 32 KiB erased
+    rig.erase_sector(1)  # op 2: whole 32 KiB erased
     assert rig.r32(0x0800FFFC) == 0xFFFFFFFF and resets == []
-    rig.erase_sector(2)                       # op 3: power cut half way
+    rig.erase_sector(2)  # op 3: power cut half way
     assert resets == [("power", "power")]
     assert rig.r32(0x08010000) == 0xFFFFFFFF and rig.r32(0x08013FFC) == 0xFFFFFFFF
     assert rig.r32(0x08014000) == 0 and rig.r32(0x08017FFC) == 0
@@ -391,10 +413,10 @@ def test_power_cut_filters_by_kind_and_range_and_torn_writes() -> None:
     rig.unlock()
     rig.fc.arm_power_cut(2, mode="torn", kind="program", address=0x08010000, length=0x100)
     rig.w32(CR, PSIZE32 | CR_PG)
-    rig.store(0x08000000, 0x11111111, 4)     # outside the range: not counted
-    rig.store(0x08010000, 0x22222222, 4)     # 1st match: done
+    rig.store(0x08000000, 0x11111111, 4)  # outside the range: not counted
+    rig.store(0x08010000, 0x22222222, 4)  # 1st match: done
     assert resets == []
-    rig.store(0x08010004, 0x00000000, 4)     # 2nd match: torn, power cut
+    rig.store(0x08010004, 0x00000000, 4)  # 2nd match: torn, power cut
     assert resets == [("power", "power")]
     assert rig.r32(0x08000000) == 0x11111111 and rig.r32(0x08010000) == 0x22222222
     assert rig.r32(0x08010004) == 0xFFFF0000  # only the low half got programmed

@@ -1,24 +1,31 @@
 """The machine: memory map, boot, free-running CPU, debug halt/step/breakpoints, DWT,
 resets and lockup. Boards are built in-process (no sockets) and always closed."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from twin_core_util import build
 
 from twin.board import Board, BoardOptions
 from twin.device import ResetKind
 from twin.loader import Chunk
 from twin.machine import SHORT_SLICE
 from twin.scs import DFSR_BKPT, DFSR_VCATCH, S_HALT, S_LOCKUP, S_RESET_ST
-from twin_core_util import build
 
 pytestmark = pytest.mark.timeout(120)
 
-DHCSR, DCRSR, DCRDR, DEMCR, DFSR, AIRCR = (0xE000EDF0, 0xE000EDF4, 0xE000EDF8, 0xE000EDFC,
-                                           0xE000ED30, 0xE000ED0C)
+DHCSR, DCRSR, DCRDR, DEMCR, DFSR, AIRCR = (
+    0xE000EDF0,
+    0xE000EDF4,
+    0xE000EDF8,
+    0xE000EDFC,
+    0xE000ED30,
+    0xE000ED0C,
+)
 KEY = 0xA05F0000
 
 COUNTER = """
@@ -75,8 +82,8 @@ def test_memory_map(board: Board) -> None:
     for addr in (0x00000000, 0x20000000, 0x2007FFFC, 0x40024000):
         m.bus_write(addr, b"\x11\x22\x33\x44")
         assert m.bus_read(addr, 4) == b"\x11\x22\x33\x44"
-    m.flash_region.write(0x08001000, b"\xAB\xCD")
-    assert m.bus_read(0x00201000, 2) == b"\xAB\xCD"     # read-only ITCM alias of flash
+    m.flash_region.write(0x08001000, b"\xab\xcd")
+    assert m.bus_read(0x00201000, 2) == b"\xab\xcd"  # read-only ITCM alias of flash
     with pytest.raises(ValueError):
         m.bus_write(0x00201000, b"\x00")
     for bad in (0x60000000, 0x20080000, 0x00004000):
@@ -90,7 +97,7 @@ def test_boots_through_boot_add0_alias_and_vtor(board: Board, tmp_path: Path) ->
     m = board.machine
     assert m.reg("msp") == 0x20010000
     assert m.reg("pc") & ~1 == int.from_bytes(m.bus_read(0x08000004, 4), "little") & ~1
-    assert r32(board, 0xE000ED08) == 0x00200000          # VTOR = boot address
+    assert r32(board, 0xE000ED08) == 0x00200000  # VTOR = boot address
 
 
 def test_free_running_without_debugger(board: Board, tmp_path: Path) -> None:
@@ -106,34 +113,34 @@ def test_halt_step_resume_and_registers(board: Board, tmp_path: Path) -> None:
     boot(board, tmp_path, COUNTER)
     m = board.machine
     m.start()
-    w32(board, DHCSR, KEY | 3)                            # C_DEBUGEN | C_HALT
+    w32(board, DHCSR, KEY | 3)  # C_DEBUGEN | C_HALT
     assert r32(board, DHCSR) & S_HALT
     n = r32(board, 0x20000100)
     time.sleep(0.2)
-    assert r32(board, 0x20000100) == n                    # really halted
-    w32(board, DCRSR, 0)                                  # read r0
+    assert r32(board, 0x20000100) == n  # really halted
+    w32(board, DCRSR, 0)  # read r0
     r0 = r32(board, DCRDR)
     steps = 0
-    while steps < 3:                                      # one loop = 3 instructions
-        w32(board, DHCSR, KEY | 1 | 4)                    # C_STEP
+    while steps < 3:  # one loop = 3 instructions
+        w32(board, DHCSR, KEY | 1 | 4)  # C_STEP
         assert r32(board, DHCSR) & S_HALT
         steps += 1
     w32(board, DCRSR, 0)
     assert r32(board, DCRDR) == r0 + 1
-    w32(board, DCRDR, 0x1000)                             # write r0 while halted
+    w32(board, DCRDR, 0x1000)  # write r0 while halted
     w32(board, DCRSR, 0x10000)
-    w32(board, DCRSR, 17)                                 # MSP
+    w32(board, DCRSR, 17)  # MSP
     assert r32(board, DCRDR) == 0x20010000
-    w32(board, DHCSR, KEY | 1)                            # resume
+    w32(board, DHCSR, KEY | 1)  # resume
     wait_for(lambda: r32(board, 0x20000100) > 0x1000)
 
 
 def test_fpb_breakpoint_halts_and_resume_skips_it(board: Board, tmp_path: Path) -> None:
     boot(board, tmp_path, COUNTER)
     m = board.machine
-    loop = m.reg("pc") + 4                                # 'adds' after the two loads
+    loop = m.reg("pc") + 4  # 'adds' after the two loads
     w32(board, DHCSR, KEY | 1)
-    w32(board, 0xE0002000, 3)                             # FP_CTRL KEY | ENABLE
+    w32(board, 0xE0002000, 3)  # FP_CTRL KEY | ENABLE
     w32(board, 0xE0002008, loop | 1)
     m.start()
     wait_for(lambda: m.halted)
@@ -141,9 +148,9 @@ def test_fpb_breakpoint_halts_and_resume_skips_it(board: Board, tmp_path: Path) 
     assert r32(board, DFSR) & DFSR_BKPT
     w32(board, DFSR, 0x1F)
     before = r32(board, 0x20000100)
-    w32(board, DHCSR, KEY | 1)                            # resume: must not re-hit at once
+    w32(board, DHCSR, KEY | 1)  # resume: must not re-hit at once
     wait_for(lambda: m.halted)
-    assert r32(board, 0x20000100) == before + 1           # exactly one more iteration
+    assert r32(board, 0x20000100) == before + 1  # exactly one more iteration
     w32(board, 0xE0002008, 0)
     w32(board, DHCSR, KEY | 1)
     wait_for(lambda: r32(board, 0x20000100) > before + 1000)
@@ -186,21 +193,21 @@ def test_vector_catch_and_resets_keep_or_lose_sram(board: Board, tmp_path: Path)
     boot(board, tmp_path, COUNTER)
     m = board.machine
     w32(board, DHCSR, KEY | 1)
-    w32(board, DEMCR, 1)                                  # VC_CORERESET
+    w32(board, DEMCR, 1)  # VC_CORERESET
     w32(board, 0x20000200, 0xDEADBEEF)
-    w32(board, AIRCR, 0x05FA0004)                         # SYSRESETREQ (deferred)
+    w32(board, AIRCR, 0x05FA0004)  # SYSRESETREQ (deferred)
     m.start()
     wait_for(lambda: m.halted)
     assert r32(board, DHCSR) & S_RESET_ST
-    assert not r32(board, DHCSR) & S_RESET_ST             # sticky, cleared by the read
+    assert not r32(board, DHCSR) & S_RESET_ST  # sticky, cleared by the read
     assert r32(board, DFSR) & DFSR_VCATCH
-    assert r32(board, 0x20000200) == 0xDEADBEEF           # system reset keeps SRAM
+    assert r32(board, 0x20000200) == 0xDEADBEEF  # system reset keeps SRAM
     assert m.reset_history[-1]["kind"] == "system"
-    assert r32(board, 0x40023C10) & (1 << 31)             # flash relocked
+    assert r32(board, 0x40023C10) & (1 << 31)  # flash relocked
     with m.host():
         m.reset(ResetKind.POWER, "power")
-    assert r32(board, 0x20000200) == 0                    # power cycle loses SRAM
-    assert not m.halted                                   # debug logic was powered off too
+    assert r32(board, 0x20000200) == 0  # power cycle loses SRAM
+    assert not m.halted  # debug logic was powered off too
 
 
 HARDFAULT_LOOP = """
@@ -225,19 +232,18 @@ reset:
 """
 
 
-def test_lockup_on_bad_firmware_is_visible_and_survivable(board: Board, tmp_path: Path,
-                                                          capfd) -> None:
+def test_lockup_on_bad_firmware_is_visible_and_survivable(board: Board, tmp_path: Path, capfd) -> None:
     boot(board, tmp_path, LOCKUP)
     m = board.machine
     m.start()
     wait_for(m.is_locked_up)
     assert r32(board, DHCSR) & S_LOCKUP
-    w32(board, DHCSR, KEY | 3)                            # the debugger can still halt
+    w32(board, DHCSR, KEY | 3)  # the debugger can still halt
     assert r32(board, DHCSR) & S_HALT
-    assert r32(board, 0x08000000) == 0x20010000           # ...and read memory
+    assert r32(board, 0x08000000) == 0x20010000  # ...and read memory
     assert "LOCKUP" in capfd.readouterr().err
     with m.host():
-        m.reset(ResetKind.SYSTEM, "pin")                  # reset recovers
+        m.reset(ResetKind.SYSTEM, "pin")  # reset recovers
     assert not m.is_locked_up()
 
 
@@ -253,7 +259,7 @@ def test_bus_fault_enters_hardfault_handler(board: Board, tmp_path: Path) -> Non
     boot(board, tmp_path, HARDFAULT_LOOP)
     m = board.machine
     m.start()
-    wait_for(lambda: r32(board, 0xE000ED04) & 0x1FF == 3)   # ICSR.VECTACTIVE = HardFault
+    wait_for(lambda: r32(board, 0xE000ED04) & 0x1FF == 3)  # ICSR.VECTACTIVE = HardFault
     assert not m.is_locked_up()
 
 
@@ -287,19 +293,20 @@ def test_wfi_sleeps_until_systick(board: Board, tmp_path: Path) -> None:
     _, binf = build(tmp_path, body)
     data = bytearray(binf.read_bytes())
     elf_syms = _symbols(tmp_path / "prog.elf")
-    data[15 * 4:15 * 4 + 4] = (elf_syms["systick"] | 1).to_bytes(4, "little")
+    data[15 * 4 : 15 * 4 + 4] = (elf_syms["systick"] | 1).to_bytes(4, "little")
     board.power_on([Chunk(0x08000000, bytes(data), "wfi")])
     m = board.machine
     m.start()
     wait_for(lambda: r32(board, 0x20000100) >= 50)
     wakes = r32(board, 0x20000100)
     ms = m.now_cycles() / 16_000
-    assert abs(ms - wakes) <= 3                           # one wake-up per virtual ms
-    assert m.instructions < wakes * 200                   # sleeping did not burn instructions
+    assert abs(ms - wakes) <= 3  # one wake-up per virtual ms
+    assert m.instructions < wakes * 200  # sleeping did not burn instructions
 
 
 def _symbols(elf: Path) -> dict[str, int]:
     from elftools.elf.elffile import ELFFile
+
     with elf.open("rb") as f:
         tab = ELFFile(f).get_section_by_name(".symtab")
         return {s.name: s["st_value"] & ~1 for s in tab.iter_symbols() if s.name}
@@ -307,19 +314,20 @@ def _symbols(elf: Path) -> dict[str, int]:
 
 def test_dwt_comparator_is_a_write_watchpoint(board: Board, tmp_path: Path) -> None:
     from twin.scs import DFSR_DWTTRAP
+
     boot(board, tmp_path, COUNTER)
     m = board.machine
     w32(board, DHCSR, KEY | 1)
-    w32(board, 0xE0001020, 0x20000100)                   # COMP0
-    w32(board, 0xE0001024, 0)                            # MASK0: exact word
-    w32(board, 0xE0001028, 6)                            # FUNCTION0: write watchpoint
+    w32(board, 0xE0001020, 0x20000100)  # COMP0
+    w32(board, 0xE0001024, 0)  # MASK0: exact word
+    w32(board, 0xE0001028, 6)  # FUNCTION0: write watchpoint
     m.start()
     wait_for(lambda: m.halted)
     assert r32(board, DFSR) & DFSR_DWTTRAP
-    assert r32(board, 0xE0001028) & (1 << 24)            # MATCHED, cleared by the read
+    assert r32(board, 0xE0001028) & (1 << 24)  # MATCHED, cleared by the read
     assert not r32(board, 0xE0001028) & (1 << 24)
     first = r32(board, 0x20000100)
-    w32(board, DHCSR, KEY | 1)                           # resume: halts at the next store
+    w32(board, DHCSR, KEY | 1)  # resume: halts at the next store
     wait_for(lambda: m.halted and r32(board, 0x20000100) == first + 1)
     w32(board, 0xE0001028, 0)
     w32(board, DHCSR, KEY | 1)

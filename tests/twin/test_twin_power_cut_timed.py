@@ -1,4 +1,5 @@
 """Control `power.cut {"after_ms": T}`: a power cut at a virtual time (a relay pulse)."""
+
 from __future__ import annotations
 
 import time

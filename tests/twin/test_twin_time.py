@@ -1,4 +1,5 @@
 """Virtual time: host waits at wall pace (idle_wait), poll_wait skips, monotonic ns."""
+
 from __future__ import annotations
 
 import threading
@@ -6,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from twin_core_util import build
 
 from twin.board import Board, BoardOptions
 from twin.device import Device
 from twin.loader import Chunk
-from twin_core_util import build
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,7 +41,7 @@ class Mailbox(Device):
 
     def read(self, offset: int, size: int) -> int:
         if self.value == 0:
-            self.services.idle_wait()         # only the host can change this
+            self.services.idle_wait()  # only the host can change this
         return self.value
 
     def write(self, offset: int, size: int, value: int) -> None:
@@ -61,19 +62,20 @@ def test_idle_wait_follows_wall_time_until_host_posts(tmp_path: Path) -> None:
 
         def deliver() -> None:
             box.value = 42
+
         t_post = time.monotonic()
         m.post(deliver)
         deadline = time.monotonic() + 10
         while not m.halted and time.monotonic() < deadline:
             time.sleep(0.01)
         assert m.halted
-        assert time.monotonic() - t_post < 2.0            # the post ended the wait promptly
+        assert time.monotonic() - t_post < 2.0  # the post ended the wait promptly
         with m.host():
             assert m.bus_read(0x20000100, 4) == (42).to_bytes(4, "little")
             virtual_s = m.now_ns() / 1e9
             executed = m.instructions
-        assert 0.25 <= virtual_s <= 5.0                    # virtual time followed the wall
-        assert executed < 2_000_000                        # it idled instead of spinning
+        assert 0.25 <= virtual_s <= 5.0  # virtual time followed the wall
+        assert executed < 2_000_000  # it idled instead of spinning
     finally:
         board.close()
 
@@ -82,11 +84,11 @@ def test_now_ns_is_monotonic_across_clock_changes() -> None:
     board = Board(BoardOptions(pty=False))
     try:
         m = board.machine
-        m._advance(16_000_000)                             # 1 s at 16 MHz
+        m._advance(16_000_000)  # 1 s at 16 MHz
         t1 = m.now_ns()
         m.set_core_hz(216_000_000)
         assert m.now_ns() == t1
-        m._advance(m.now_cycles() + 216_000_000)           # +1 s at 216 MHz
+        m._advance(m.now_cycles() + 216_000_000)  # +1 s at 216 MHz
         assert abs(m.now_ns() - (t1 + 1_000_000_000)) < 10
         m.set_core_hz(16_000_000)
         assert m.now_ns() >= t1 + 1_000_000_000 - 10
@@ -107,9 +109,12 @@ def test_post_from_many_threads_runs_everything_on_the_cpu_thread() -> None:
             ids.add(threading.get_ident())
             seen.append(i)
 
-        threads = [threading.Thread(target=lambda k=k: [m.post(lambda j=j: work(j))
-                                                         for j in range(k * 100, k * 100 + 100)])
-                   for k in range(4)]
+        threads = [
+            threading.Thread(
+                target=lambda k=k: [m.post(lambda j=j: work(j)) for j in range(k * 100, k * 100 + 100)]
+            )
+            for k in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -167,7 +172,7 @@ def test_waits_catch_up_wall_time_lost_while_the_cpu_thread_was_starved(tmp_path
         m.start()
         t0 = time.monotonic()
         time.sleep(0.3)
-        with m.host():                                     # the CPU thread gets no CPU
+        with m.host():  # the CPU thread gets no CPU
             time.sleep(0.6)
         time.sleep(0.5)
         with m.host():
@@ -175,6 +180,6 @@ def test_waits_catch_up_wall_time_lost_while_the_cpu_thread_was_starved(tmp_path
             virtual = m.now_ns() / 1e9
             ticks = int.from_bytes(m.bus_read(0x20000100, 4), "little")
         assert wall - 0.25 <= virtual <= wall + 0.05, (wall, virtual)
-        assert abs(ticks - virtual * 1000) <= 5                # every millisecond was ticked
+        assert abs(ticks - virtual * 1000) <= 5  # every millisecond was ticked
     finally:
         board.close()

@@ -1,5 +1,6 @@
 """A firmware spinning on USART3 RXNE waits for the host: the model says so (idle_wait),
 so the machine keeps wall time there; a single poll inside a busy loop does not."""
+
 from __future__ import annotations
 
 from periph_exc_harness import Services
@@ -22,7 +23,7 @@ def _usart() -> tuple[WaitServices, Usart]:
     s = WaitServices()
     u = Usart(pty=False)
     s.add(u)
-    u.write(0x00, 4, 0x0D)                               # UE | RE | TE
+    u.write(0x00, 4, 0x0D)  # UE | RE | TE
     return s, u
 
 
@@ -40,10 +41,10 @@ def test_a_getc_loop_becomes_a_host_wait() -> None:
 def test_polls_far_apart_or_with_input_pending_are_not_a_wait() -> None:
     s, u = _usart()
     for _ in range(3 * RX_SPIN_POLLS):
-        s.advance(RX_SPIN_GAP + 1)                       # one poll per pass of a busy loop
+        s.advance(RX_SPIN_GAP + 1)  # one poll per pass of a busy loop
         u.read(ISR, 4)
     assert s.idle_waits == 0
-    u.inject_rx(b"x")                                    # a byte on its way: no wait
+    u.inject_rx(b"x")  # a byte on its way: no wait
     for _ in range(2 * RX_SPIN_POLLS):
         u.read(ISR, 4)
     assert s.idle_waits == 0

@@ -1,4 +1,5 @@
 """Helpers for the TWIN-CORE tests: build tiny Thumb programs, run twins as subprocesses."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ fault:
 """
 
 
-def build(tmp: Path, body: str, name: str = "prog", base: int = 0x08000000,
-          c_source: str | None = None) -> tuple[Path, Path]:
+def build(
+    tmp: Path, body: str, name: str = "prog", base: int = 0x08000000, c_source: str | None = None
+) -> tuple[Path, Path]:
     """Assemble (or compile, for ``c_source``) a program at ``base``; returns (elf, bin).
 
     ``body`` is Thumb assembly after the vector table; it must define ``reset``.
@@ -56,11 +58,31 @@ SECTIONS {{
         c = tmp / f"{name}_main.c"
         c.write_text(c_source)
         srcs.append(str(c))
-    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-g", "-O0",
-                    "-nostdlib", "-ffreestanding", "-T", str(ld), "-o", str(elf), *srcs],
-                   check=True, capture_output=True, timeout=60)
-    subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", str(elf), str(binf)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "arm-none-eabi-gcc",
+            "-mcpu=cortex-m7",
+            "-mthumb",
+            "-g",
+            "-O0",
+            "-nostdlib",
+            "-ffreestanding",
+            "-T",
+            str(ld),
+            "-o",
+            str(elf),
+            *srcs,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    subprocess.run(
+        ["arm-none-eabi-objcopy", "-O", "binary", str(elf), str(binf)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return elf, binf
 
 
@@ -74,12 +96,14 @@ class TwinProcess:
         self.info: dict[str, Any] = {}
         self.stderr_path: Path | None = None
 
-    def __enter__(self) -> "TwinProcess":
+    def __enter__(self) -> TwinProcess:
         import tempfile
+
         fd, name = tempfile.mkstemp(prefix="twin-stderr-", suffix=".log")
         self.stderr_path = Path(name)
-        self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=fd, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.args, cwd=REPO, stdout=subprocess.PIPE, stderr=fd, start_new_session=True
+        )
         os.close(fd)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + self.timeout

@@ -1,4 +1,5 @@
 """Board file loading, both sector layouts, lookups and every kind of bad input."""
+
 from __future__ import annotations
 
 import copy
@@ -40,9 +41,9 @@ def test_memory_map(spec: BoardSpec) -> None:
     assert spec.memory["flash_itcm"].base == 0x00200000
     assert spec.memory["unique_id"].base == 0x1FF0F420
     assert spec.memory["flash_size"].base == 0x1FF0F442
-    assert spec.in_ram(0x20080000)          # initial SP at the top of RAM
+    assert spec.in_ram(0x20080000)  # initial SP at the top of RAM
     assert not spec.in_ram(0x20080004)
-    assert not spec.in_ram(0x20000000)      # an SP at the very bottom would push below RAM
+    assert not spec.in_ram(0x20000000)  # an SP at the very bottom would push below RAM
     assert spec.in_ram(0x2007C000, 16 * K)  # SRAM2 is contiguous with SRAM1
     assert spec.to_flash_address(0x00240000) == 0x08040000
     assert spec.memory_at(0x1FF0F000).kind == "otp"
@@ -80,17 +81,22 @@ def test_regions_in_both_modes(spec: BoardSpec) -> None:
     assert spec.max_image_size == 512 * K
 
 
-@pytest.mark.parametrize("dual,addr,bank,sector,snb,region", [
-    (False, 0x08000000, 1, 0, 0, "bootloader"),
-    (False, 0x0801FFFF, 1, 3, 3, "bootloader"),
-    (False, 0x08020000, 1, 4, 4, "config"),
-    (False, 0x08090000, 1, 6, 6, "app_slot"),
-    (False, 0x081FFFFF, 1, 11, 11, "scratch"),
-    (True, 0x0801C000, 1, 4, 4, "bootloader"),
-    (True, 0x08100000, 2, 12, 0x10, "app_slot"),
-    (True, 0x08180000, 2, 20, 0x18, "scratch"),
-])
-def test_locate(spec: BoardSpec, dual: bool, addr: int, bank: int, sector: int, snb: int, region: str) -> None:
+@pytest.mark.parametrize(
+    "dual,addr,bank,sector,snb,region",
+    [
+        (False, 0x08000000, 1, 0, 0, "bootloader"),
+        (False, 0x0801FFFF, 1, 3, 3, "bootloader"),
+        (False, 0x08020000, 1, 4, 4, "config"),
+        (False, 0x08090000, 1, 6, 6, "app_slot"),
+        (False, 0x081FFFFF, 1, 11, 11, "scratch"),
+        (True, 0x0801C000, 1, 4, 4, "bootloader"),
+        (True, 0x08100000, 2, 12, 0x10, "app_slot"),
+        (True, 0x08180000, 2, 20, 0x18, "scratch"),
+    ],
+)
+def test_locate(
+    spec: BoardSpec, dual: bool, addr: int, bank: int, sector: int, snb: int, region: str
+) -> None:
     loc = spec.layout(dual).locate(addr)
     assert (loc.bank, loc.sector, loc.snb, loc.region) == (bank, sector, snb, region)
     assert loc.sector_base + loc.offset == addr
@@ -174,41 +180,86 @@ def _mutated(raw: dict[str, Any], tmp_path: Path, fn: Any) -> ConfigError:
     return err.value
 
 
-@pytest.mark.parametrize("mutate,key_path,text", [
-    (lambda d: d.__setitem__("colour", "red"), "colour", "unknown key"),
-    (lambda d: d["regions"]["app_slot"].__setitem__("sise", 1), "regions.app_slot.sise", "unknown key"),
-    (lambda d: d["regions"].__setitem__("extra", {"base": 0, "size": 1}), "regions.extra", "unknown key"),
-    (lambda d: d["contract"]["vtor"].pop("reason"), "contract.vtor.reason", "missing key"),
-    (lambda d: d["contract"].__setitem__("vtr", {"enabled": True, "reason": "x"}), "contract.vtr", "unknown key"),
-    (lambda d: d["regions"]["config"].__setitem__("base", 0x08010000), "regions.config", "overlaps regions.bootloader"),
-    (lambda d: d["regions"]["scratch"].update(base=0x08190000, size="256K"), "regions.scratch.base", "not on a single_bank sector boundary"),
-    (lambda d: d["regions"]["app_slot"].__setitem__("size", "1000K"), "regions.app_slot.size", "not on a single_bank sector boundary"),
-    (lambda d: d["regions"]["scratch"].__setitem__("size", "1M"), "regions.scratch", "outside flash"),
-    (lambda d: d["memory"]["flash"].__setitem__("size", "12 parsecs"), "memory.flash.size", "expected a size"),
-    (lambda d: d["memory"]["dtcm"].__setitem__("kind", "sram"), "memory.dtcm.kind", "got 'sram'"),
-    (lambda d: d["flash"]["single_bank"][0]["sectors"].pop(), "flash.single_bank", "cover flash exactly"),
-    (lambda d: d["ota"].__setitem__("server", "192.168.1.300:5000"), "ota.server", "bad IPv4"),
-    (lambda d: d["ota"].__setitem__("server", {"ip": "10.0.0.1", "port": 70000}), "ota.server.port", "1..65535"),
-    (lambda d: d["targets"]["nucleo"].__setitem__("forward", "1.2.3.4:5"), "targets.nucleo.forward", "unknown key"),
-    (lambda d: d["contract"]["msp"].__setitem__("enabled", "yes"), "contract.msp.enabled", "true or false"),
-    (lambda d: d.pop("targets"), "targets", "missing key"),
-    (lambda d: d["option_bytes"].__setitem__("nDBANK", 2), "option_bytes.nDBANK", "0..1"),
-    (lambda d: d["debug"].__setitem__("freeze_watchdogs", "yes"), "debug.freeze_watchdogs", "true or false"),
-    (lambda d: d["debug"].__setitem__("freeze_iwdg", True), "debug.freeze_iwdg", "unknown key"),
-])
-def test_bad_board_names_key_path(raw: dict[str, Any], tmp_path: Path, mutate: Any, key_path: str, text: str) -> None:
+@pytest.mark.parametrize(
+    "mutate,key_path,text",
+    [
+        (lambda d: d.__setitem__("colour", "red"), "colour", "unknown key"),
+        (lambda d: d["regions"]["app_slot"].__setitem__("sise", 1), "regions.app_slot.sise", "unknown key"),
+        (lambda d: d["regions"].__setitem__("extra", {"base": 0, "size": 1}), "regions.extra", "unknown key"),
+        (lambda d: d["contract"]["vtor"].pop("reason"), "contract.vtor.reason", "missing key"),
+        (
+            lambda d: d["contract"].__setitem__("vtr", {"enabled": True, "reason": "x"}),
+            "contract.vtr",
+            "unknown key",
+        ),
+        (
+            lambda d: d["regions"]["config"].__setitem__("base", 0x08010000),
+            "regions.config",
+            "overlaps regions.bootloader",
+        ),
+        (
+            lambda d: d["regions"]["scratch"].update(base=0x08190000, size="256K"),
+            "regions.scratch.base",
+            "not on a single_bank sector boundary",
+        ),
+        (
+            lambda d: d["regions"]["app_slot"].__setitem__("size", "1000K"),
+            "regions.app_slot.size",
+            "not on a single_bank sector boundary",
+        ),
+        (lambda d: d["regions"]["scratch"].__setitem__("size", "1M"), "regions.scratch", "outside flash"),
+        (
+            lambda d: d["memory"]["flash"].__setitem__("size", "12 parsecs"),
+            "memory.flash.size",
+            "expected a size",
+        ),
+        (lambda d: d["memory"]["dtcm"].__setitem__("kind", "sram"), "memory.dtcm.kind", "got 'sram'"),
+        (lambda d: d["flash"]["single_bank"][0]["sectors"].pop(), "flash.single_bank", "cover flash exactly"),
+        (lambda d: d["ota"].__setitem__("server", "192.168.1.300:5000"), "ota.server", "bad IPv4"),
+        (
+            lambda d: d["ota"].__setitem__("server", {"ip": "10.0.0.1", "port": 70000}),
+            "ota.server.port",
+            "1..65535",
+        ),
+        (
+            lambda d: d["targets"]["nucleo"].__setitem__("forward", "1.2.3.4:5"),
+            "targets.nucleo.forward",
+            "unknown key",
+        ),
+        (
+            lambda d: d["contract"]["msp"].__setitem__("enabled", "yes"),
+            "contract.msp.enabled",
+            "true or false",
+        ),
+        (lambda d: d.pop("targets"), "targets", "missing key"),
+        (lambda d: d["option_bytes"].__setitem__("nDBANK", 2), "option_bytes.nDBANK", "0..1"),
+        (
+            lambda d: d["debug"].__setitem__("freeze_watchdogs", "yes"),
+            "debug.freeze_watchdogs",
+            "true or false",
+        ),
+        (lambda d: d["debug"].__setitem__("freeze_iwdg", True), "debug.freeze_iwdg", "unknown key"),
+    ],
+)
+def test_bad_board_names_key_path(
+    raw: dict[str, Any], tmp_path: Path, mutate: Any, key_path: str, text: str
+) -> None:
     err = _mutated(raw, tmp_path, mutate)
     assert err.key_path == key_path
     assert text in str(err)
 
 
-def test_region_off_boundary_in_inactive_layout_only_fails_on_use(raw: dict[str, Any], tmp_path: Path) -> None:
+def test_region_off_boundary_in_inactive_layout_only_fails_on_use(
+    raw: dict[str, Any], tmp_path: Path
+) -> None:
     doc = copy.deepcopy(raw)
     # a 32K config in single-bank S2 (0x08010000) ends in the middle of dual-bank S4 (64K)
-    doc["regions"] = {"bootloader": {"base": 0x08000000, "size": "32K"},
-                      "config": {"base": 0x08010000, "size": "32K"},
-                      "app_slot": {"base": 0x08040000, "size": "1280K"},
-                      "scratch": {"base": 0x08180000, "size": "512K"}}
+    doc["regions"] = {
+        "bootloader": {"base": 0x08000000, "size": "32K"},
+        "config": {"base": 0x08010000, "size": "32K"},
+        "app_slot": {"base": 0x08040000, "size": "1280K"},
+        "scratch": {"base": 0x08180000, "size": "512K"},
+    }
     spec = load_board(write(tmp_path, doc))
     assert spec.regions["config"].sectors == (2,)
     with pytest.raises(ConfigError, match="regions.config.size.*dual_bank sector boundary"):

@@ -1,4 +1,5 @@
 """The ``rig`` command line: ``rig diff`` output, JSON and exit codes."""
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,16 @@ def files(tmp_path: Path) -> dict[str, Path]:
     old = padding_pattern(0, SIZE, 9)
     e, o = np.frombuffer(exp, np.uint8), np.frombuffer(old, np.uint8)
     never = e.copy()
-    never[256 * 1024:] &= o[256 * 1024:]          # sector 6 programmed over the old image
+    never[256 * 1024 :] &= o[256 * 1024 :]  # sector 6 programmed over the old image
     token = bytearray(exp)
     token[4096:4104] = b"OTA_DONE"
-    out = {"expected": tmp_path / "app.bin", "same": tmp_path / "same.bin", "old": tmp_path / "old.bin",
-           "never": tmp_path / "never.bin", "token": tmp_path / "token.bin"}
+    out = {
+        "expected": tmp_path / "app.bin",
+        "same": tmp_path / "same.bin",
+        "old": tmp_path / "old.bin",
+        "never": tmp_path / "never.bin",
+        "token": tmp_path / "token.bin",
+    }
     out["expected"].write_bytes(exp)
     out["same"].write_bytes(exp)
     out["old"].write_bytes(old)
@@ -44,7 +50,9 @@ def test_identical_exit_0(files: dict[str, Path], capsys: pytest.CaptureFixture[
 
 
 def test_difference_exit_1_with_diagnosis(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["diff", str(files["expected"]), str(files["never"]), "--base", APP, "--previous", str(files["old"])])
+    rc = main(
+        ["diff", str(files["expected"]), str(files["never"]), "--base", APP, "--previous", str(files["old"])]
+    )
     out = capsys.readouterr().out
     assert rc == 1
     assert "never_erased: sector 6 was programmed without an erase" in out and "confirmed" in out
@@ -61,12 +69,16 @@ def test_json(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_dual_bank_option(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    main(["diff", str(files["expected"]), str(files["token"]), "--base", APP, "--json", "--bank-mode", "dual"])
+    main(
+        ["diff", str(files["expected"]), str(files["token"]), "--base", APP, "--json", "--bank-mode", "dual"]
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["bank_mode"] == "dual_bank" and [s["index"] for s in doc["sectors"]] == [6, 7, 8]
 
 
-def test_hex_expected_needs_no_base(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hex_expected_needs_no_base(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ih = IntelHex()
     ih.puts(0x08040000, files["expected"].read_bytes())
     hexfile = tmp_path / "app.hex"
@@ -74,14 +86,22 @@ def test_hex_expected_needs_no_base(files: dict[str, Path], tmp_path: Path, caps
     assert main(["diff", str(hexfile), str(files["same"])]) == 0
 
 
-@pytest.mark.parametrize("argv,text", [
-    (["diff", "{expected}", "{same}"], "--base"),
-    (["diff", "{expected}", "{same}", "--base", "0xZZ"], "not an address"),
-    (["diff", "{expected}", "{same}", "--base", APP, "--board", "/nonexistent/board.yaml"], "cannot read board file"),
-    (["diff", "{expected}", "/nonexistent/readback.bin", "--base", APP], "no such file"),
-    (["bogus"], "invalid choice"),
-])
-def test_usage_errors_exit_2(files: dict[str, Path], capsys: pytest.CaptureFixture[str], argv: list[str], text: str) -> None:
+@pytest.mark.parametrize(
+    "argv,text",
+    [
+        (["diff", "{expected}", "{same}"], "--base"),
+        (["diff", "{expected}", "{same}", "--base", "0xZZ"], "not an address"),
+        (
+            ["diff", "{expected}", "{same}", "--base", APP, "--board", "/nonexistent/board.yaml"],
+            "cannot read board file",
+        ),
+        (["diff", "{expected}", "/nonexistent/readback.bin", "--base", APP], "no such file"),
+        (["bogus"], "invalid choice"),
+    ],
+)
+def test_usage_errors_exit_2(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str], argv: list[str], text: str
+) -> None:
     argv = [a.format(**{k: str(v) for k, v in files.items()}) for a in argv]
     try:
         rc = main(argv)
@@ -92,7 +112,9 @@ def test_usage_errors_exit_2(files: dict[str, Path], capsys: pytest.CaptureFixtu
     assert err.count("\n") <= 1 or "usage:" in err
 
 
-def test_bad_board_file_exit_2(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_board_file_exit_2(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     doc = yaml.safe_load(default_board_path().read_text())
     doc["regions"]["app_slot"]["base"] = 0x08041000
     board = tmp_path / "b.yaml"
@@ -114,6 +136,10 @@ def test_ota_subcommand_or_epilog() -> None:
 
 
 def test_console_script_runs(files: dict[str, Path]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "rig.cli", "diff", str(files["expected"]), str(files["token"]),
-                           "--base", APP], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rig.cli", "diff", str(files["expected"]), str(files["token"]), "--base", APP],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "foreign_text" in proc.stdout

@@ -1,4 +1,5 @@
 """Flash diff: ranges, sector table, every diagnosis kind on a constructed case, properties."""
+
 from __future__ import annotations
 
 import json
@@ -45,15 +46,20 @@ def test_clean(expected: bytes, layout: FlashLayout) -> None:
 
 def test_ranges_sectors_totals(expected: bytes, layout: FlashLayout) -> None:
     act = bytearray(expected)
-    act[10] ^= 0x01                       # 1 byte, 0->1 or 1->0
-    act[100:110] = b"\xff" * 10           # 10 bytes erased
-    act[256 * K + 5] ^= 0xFF              # sector 6
+    act[10] ^= 0x01  # 1 byte, 0->1 or 1->0
+    act[100:110] = b"\xff" * 10  # 10 bytes erased
+    act[256 * K + 5] ^= 0xFF  # sector 6
     res = diff_bytes(expected, bytes(act), APP, layout)
     diff_at = {i for i in range(SIZE) if expected[i] != act[i]}
     assert res.differing == len(diff_at)
     assert [(r.address - APP, r.length) for r in res.ranges][0] == (10, 1)
     s5, s6 = res.sectors
-    assert s5.index == 5 and s5.first_offset == 10 and s6.first_offset == s6.last_offset == 5 and s6.differing == 1
+    assert (
+        s5.index == 5
+        and s5.first_offset == 10
+        and s6.first_offset == s6.last_offset == 5
+        and s6.differing == 1
+    )
     assert res.bits_1_to_0 + res.bits_0_to_1 == sum(bin(expected[i] ^ act[i]).count("1") for i in diff_at)
     assert not res.ok and "sector(s) 5-6" in res.summary()
     doc = json.loads(json.dumps(res.to_dict()))
@@ -64,8 +70,8 @@ def test_region_filter_and_short_readback(expected: bytes, spec: BoardSpec) -> N
     lay = spec.layout(False)
     full = b"\x00" * (0x08040000 - 0x08000000) + expected
     act = bytearray(full)
-    act[5] ^= 1                               # bootloader
-    act[0x40000 + 7] ^= 1                     # app slot
+    act[5] ^= 1  # bootloader
+    act[0x40000 + 7] ^= 1  # app slot
     res = diff_bytes(full, bytes(act), 0x08000000, lay, regions=["app_slot"])
     assert res.differing == 1 and res.ranges[0].address == APP + 7
     short = diff_bytes(expected, expected[:-100], APP)
@@ -87,7 +93,7 @@ def test_never_erased_confirmed_with_previous(expected: bytes, layout: FlashLayo
     prev = padding_pattern(0, SIZE, seed=99)
     a = np.frombuffer(expected, np.uint8).copy()
     p = np.frombuffer(prev, np.uint8)
-    a[256 * K:] &= p[256 * K:]                # sector 6 programmed over the old image
+    a[256 * K :] &= p[256 * K :]  # sector 6 programmed over the old image
     diags = diagnose(expected, a.tobytes(), APP, layout, previous=prev)
     ne = [d for d in diags if d.kind == "never_erased"]
     assert len(ne) == 1 and ne[0].evidence["sector"] == 6 and ne[0].evidence["confirmed"] is True
@@ -96,8 +102,11 @@ def test_never_erased_confirmed_with_previous(expected: bytes, layout: FlashLayo
     assert "sector_aligned" in kinds(diags) and "bit_flips" not in kinds(diags)
     other = diagnose(expected, a.tobytes(), APP, layout, previous=padding_pattern(0, SIZE, seed=5))
     assert [d.evidence["confirmed"] for d in other if d.kind == "never_erased"] == [False]
-    assert [d.evidence["confirmed"] for d in diagnose(expected, a.tobytes(), APP, layout)
-            if d.kind == "never_erased"] == [None]
+    assert [
+        d.evidence["confirmed"]
+        for d in diagnose(expected, a.tobytes(), APP, layout)
+        if d.kind == "never_erased"
+    ] == [None]
 
 
 def test_erased_not_written_truncated(expected: bytes, layout: FlashLayout) -> None:
@@ -121,7 +130,7 @@ def test_erased_block_in_the_middle(expected: bytes, layout: FlashLayout) -> Non
 @pytest.mark.parametrize("k", [512, 1024, 7])
 def test_shifted_lost_chunk(expected: bytes, layout: FlashLayout, k: int) -> None:
     off = 100 * K + 17
-    act = expected[:off] + expected[off + k:] + b"\xff" * k
+    act = expected[:off] + expected[off + k :] + b"\xff" * k
     res = analyze(expected, act, APP, layout)
     sh = [d for d in res.diagnoses if d.kind == "shifted"]
     assert len(sh) == 1 and sh[0].evidence["shift"] == k and sh[0].address == APP + off
@@ -131,7 +140,7 @@ def test_shifted_lost_chunk(expected: bytes, layout: FlashLayout, k: int) -> Non
 
 def test_shifted_duplicated_chunk(expected: bytes, layout: FlashLayout) -> None:
     off, k = 40 * K, 1024
-    act = expected[:off] + expected[off - k: off] + expected[off: SIZE - k]
+    act = expected[:off] + expected[off - k : off] + expected[off : SIZE - k]
     (sh,) = [d for d in diagnose(expected, act, APP, layout) if d.kind == "shifted"]
     assert sh.evidence["shift"] == -k and "duplicated" in sh.detail
 
@@ -149,7 +158,7 @@ def test_foreign_text(expected: bytes, layout: FlashLayout) -> None:
 
 def test_token_present_in_expected_is_not_foreign(layout: FlashLayout) -> None:
     exp = bytearray(padding_pattern(0, 4096, 1))
-    exp[100:108] = b"OTA_DONE"                 # the app itself contains the string
+    exp[100:108] = b"OTA_DONE"  # the app itself contains the string
     act = bytearray(exp)
     act[2000] ^= 0x10
     assert "foreign_text" not in kinds(diagnose(bytes(exp), bytes(act), APP, layout))
@@ -177,12 +186,12 @@ def test_bit_flips_rate(expected: bytes, layout: FlashLayout) -> None:
 
 def test_sector_aligned_needs_sector_edges(expected: bytes, layout: FlashLayout) -> None:
     act = bytearray(expected)
-    act[256 * K: 512 * K] = bytes(256 * K)     # whole sector 6 zeroed
+    act[256 * K : 512 * K] = bytes(256 * K)  # whole sector 6 zeroed
     diags = diagnose(expected, bytes(act), APP, layout)
     (sa,) = [d for d in diags if d.kind == "sector_aligned"]
     assert sa.evidence["sectors"] == [6] and sa.address == 0x08080000 and sa.length == 256 * K
     act2 = bytearray(expected)
-    act2[10 * K: 20 * K] = bytes(10 * K)        # mid-sector damage: not aligned
+    act2[10 * K : 20 * K] = bytes(10 * K)  # mid-sector damage: not aligned
     assert "sector_aligned" not in kinds(diagnose(expected, bytes(act2), APP, layout))
     assert "sector_aligned" not in kinds(diagnose(expected, bytes(act), APP, None))
 
@@ -191,8 +200,8 @@ def test_region_touched(spec: BoardSpec) -> None:
     lay = spec.layout(False)
     full = padding_pattern(0, 2 * K * K, 4)
     act = bytearray(full)
-    act[0x100:0x140] = b"\x00" * 0x40          # bootloader overwritten
-    act[0x50000] ^= 2                          # app slot: allowed
+    act[0x100:0x140] = b"\x00" * 0x40  # bootloader overwritten
+    act[0x50000] ^= 2  # app slot: allowed
     diags = diagnose(full, bytes(act), 0x08000000, lay)
     (rt,) = [d for d in diags if d.kind == "region_touched"]
     assert rt.evidence["region"] == "bootloader" and rt.address == 0x08000100
@@ -217,8 +226,10 @@ def test_every_kind_has_a_case_and_json(expected: bytes, layout: FlashLayout) ->
 
 
 @settings(max_examples=150, deadline=None)
-@given(data=hst.binary(min_size=1, max_size=400), edits=hst.lists(hst.tuples(hst.integers(0, 399), hst.integers(1, 255)),
-                                                                 max_size=40))
+@given(
+    data=hst.binary(min_size=1, max_size=400),
+    edits=hst.lists(hst.tuples(hst.integers(0, 399), hst.integers(1, 255)), max_size=40),
+)
 def test_diff_finds_exactly_the_differing_bytes(data: bytes, edits: list[tuple[int, int]]) -> None:
     act = bytearray(data)
     for pos, x in edits:
@@ -259,7 +270,7 @@ def code_like(size: int, seed: int) -> bytes:
 @pytest.mark.parametrize("off", [0x180, 0x2000 + 1, 100 * K])
 def test_shift_in_code_like_data_not_sector_aligned(layout: FlashLayout, off: int) -> None:
     exp = code_like(SIZE, 5)
-    act = exp[:off] + exp[off + 1024:] + b"\xff" * 1024
+    act = exp[:off] + exp[off + 1024 :] + b"\xff" * 1024
     res = analyze(exp, act, APP, layout)
     (sh,) = [d for d in res.diagnoses if d.kind == "shifted"]
     assert sh.evidence["shift"] == 1024
@@ -269,16 +280,16 @@ def test_shift_in_code_like_data_not_sector_aligned(layout: FlashLayout, off: in
 
 def test_shift_starting_in_a_zero_run(layout: FlashLayout) -> None:
     exp = bytearray(padding_pattern(0, SIZE, 3))
-    exp[8192:8192 + 600] = bytes(600)                 # a zero-filled table right where data goes missing
+    exp[8192 : 8192 + 600] = bytes(600)  # a zero-filled table right where data goes missing
     exp = bytes(exp)
-    act = exp[:8000] + exp[8000 + 512:] + b"\xff" * 512
+    act = exp[:8000] + exp[8000 + 512 :] + b"\xff" * 512
     (sh,) = [d for d in diagnose(exp, act, APP, layout) if d.kind == "shifted"]
     assert sh.evidence["shift"] == 512
 
 
 def test_bit_flips_inside_shifted_data(expected: bytes, layout: FlashLayout) -> None:
     off, k = 50 * K, 1024
-    act = np.frombuffer(expected[:off] + expected[off + k:] + b"\xff" * k, np.uint8).copy()
+    act = np.frombuffer(expected[:off] + expected[off + k :] + b"\xff" * k, np.uint8).copy()
     rng = np.random.default_rng(8)
     pos = rng.choice(np.arange(off + 4096, SIZE - 4096), 300, replace=False)
     act[pos] ^= (1 << rng.integers(0, 8, pos.size)).astype(np.uint8)
@@ -286,7 +297,7 @@ def test_bit_flips_inside_shifted_data(expected: bytes, layout: FlashLayout) -> 
     assert {"shifted", "bit_flips", "erased_not_written"} == set(res.kinds())
     (bf,) = [d for d in res.diagnoses if d.kind == "bit_flips"]
     exp = np.frombuffer(expected, np.uint8)
-    truth = int(np.count_nonzero(act[pos] != exp[pos]))   # a flip may land back on the unshifted byte
+    truth = int(np.count_nonzero(act[pos] != exp[pos]))  # a flip may land back on the unshifted byte
     assert bf.evidence["bytes"] == truth >= 290 and bf.evidence["single_bit_fraction"] == 1.0
     assert res.unexplained == 0
 
@@ -305,14 +316,14 @@ def test_to_dict_is_plain_json_for_every_kind(spec: BoardSpec) -> None:
     full = padding_pattern(0, 2 * K * K, 6)
     prev = padding_pattern(0, 2 * K * K, 7)
     act = np.frombuffer(full, np.uint8).copy()
-    act[0x10:0x20] = 0                                                  # region_touched (bootloader)
+    act[0x10:0x20] = 0  # region_touched (bootloader)
     act[0x80000:0xC0000] &= np.frombuffer(prev, np.uint8)[0x80000:0xC0000]  # never_erased + sector_aligned
-    act[0x41000:0x41008] = np.frombuffer(b"OTA_DONE", np.uint8)         # foreign_text
-    act[0x110000:0x130000] = act[0x110400:0x130400].copy()              # shifted by +1024 (sector 8)
-    act[0x1F0000:] = 0xFF                                               # erased_not_written to the end
+    act[0x41000:0x41008] = np.frombuffer(b"OTA_DONE", np.uint8)  # foreign_text
+    act[0x110000:0x130000] = act[0x110400:0x130400].copy()  # shifted by +1024 (sector 8)
+    act[0x1F0000:] = 0xFF  # erased_not_written to the end
     rng = np.random.default_rng(2)
     pos = rng.choice(np.arange(0x180000, 0x1C0000), 200, replace=False)
-    act[pos] ^= (1 << rng.integers(0, 8, pos.size)).astype(np.uint8)    # bit_flips (sector 10)
+    act[pos] ^= (1 << rng.integers(0, 8, pos.size)).astype(np.uint8)  # bit_flips (sector 10)
     res = analyze(full, act.tobytes(), 0x08000000, lay, previous=prev)
     assert set(res.kinds()) == set(KINDS)
     doc = res.to_dict()
@@ -322,6 +333,7 @@ def test_to_dict_is_plain_json_for_every_kind(spec: BoardSpec) -> None:
 
 def test_region_filter_errors(expected: bytes, layout: FlashLayout) -> None:
     from rig.errors import ConfigError
+
     with pytest.raises(ConfigError, match="needs a layout"):
         diff_bytes(expected, expected, APP, None, regions=["app_slot"])
     with pytest.raises(ConfigError, match="no region 'slot'"):
@@ -337,12 +349,12 @@ def test_never_erased_when_the_copy_stopped_over_old_content() -> None:
     from rig.diff import analyze
 
     layout = load_board().active_layout
-    base, n = 0x08080000, 64 * 1024                      # sector 6 (single bank)
+    base, n = 0x08080000, 64 * 1024  # sector 6 (single bank)
     rng = np.random.default_rng(5)
     new = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
     old = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
     actual = bytearray(old)
-    actual[:100] = bytes(a & b for a, b in zip(new[:100], old[:100]))   # programmed over, then stopped
+    actual[:100] = bytes(a & b for a, b in zip(new[:100], old[:100]))  # programmed over, then stopped
     result = analyze(new, bytes(actual), base, layout, previous=old)
     kinds = result.kinds()
     assert kinds[0] == "never_erased", result.summary()

@@ -1,10 +1,11 @@
 """Image loaders (.bin/.hex/.elf), vector table, slot validation and sized test images."""
+
 from __future__ import annotations
 
 import shutil
-import sys
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,9 +114,24 @@ def elf_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "app.c").write_text(C_SRC)
     (d / "app.ld").write_text(LD)
     out = d / "app.elf"
-    subprocess.run([gcc, "-mcpu=cortex-m7", "-mthumb", "-O1", "-nostdlib", "-nostartfiles",
-                    "-T", str(d / "app.ld"), str(d / "app.c"), "-o", str(out)],
-                   check=True, timeout=120, capture_output=True)
+    subprocess.run(
+        [
+            gcc,
+            "-mcpu=cortex-m7",
+            "-mthumb",
+            "-O1",
+            "-nostdlib",
+            "-nostartfiles",
+            "-T",
+            str(d / "app.ld"),
+            str(d / "app.c"),
+            "-o",
+            str(out),
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
     return out
 
 
@@ -135,7 +151,7 @@ def test_elf_segments_at_physical_addresses(elf_path: Path, spec: BoardSpec) -> 
 
 
 def test_elf_for_other_arch(tmp_path: Path) -> None:
-    src = Path(sys.executable).resolve()   # the running interpreter: a host (x86/arm64) ELF
+    src = Path(sys.executable).resolve()  # the running interpreter: a host (x86/arm64) ELF
     elf = tmp_path / "host.elf"
     shutil.copy(src, elf)
     if elf.read_bytes()[:4] != b"\x7fELF":
@@ -155,17 +171,20 @@ def test_good_image(spec: BoardSpec) -> None:
     assert codes(app_image(), spec) == []
 
 
-@pytest.mark.parametrize("img,code", [
-    (app_image(sp=0x10000000), "sp_not_in_ram"),
-    (app_image(sp=0x20080004), "sp_not_in_ram"),
-    (app_image(sp=0x2007FFFC), "sp_alignment"),
-    (app_image(reset=APP + 0x200), "reset_not_thumb"),
-    (app_image(reset=0x08000201), "reset_outside"),
-    (app_image(reset=APP + 0x10001), "reset_outside"),
-    (app_image(sp=0xFFFFFFFF, reset=0xFFFFFFFF), "erased_vectors"),
-    (app_image(base=0x08060000, reset=0x08060201), "base"),
-    (Image(b"\x00\x00\x08\x20", APP), "no_vectors"),
-])
+@pytest.mark.parametrize(
+    "img,code",
+    [
+        (app_image(sp=0x10000000), "sp_not_in_ram"),
+        (app_image(sp=0x20080004), "sp_not_in_ram"),
+        (app_image(sp=0x2007FFFC), "sp_alignment"),
+        (app_image(reset=APP + 0x200), "reset_not_thumb"),
+        (app_image(reset=0x08000201), "reset_outside"),
+        (app_image(reset=APP + 0x10001), "reset_outside"),
+        (app_image(sp=0xFFFFFFFF, reset=0xFFFFFFFF), "erased_vectors"),
+        (app_image(base=0x08060000, reset=0x08060201), "base"),
+        (Image(b"\x00\x00\x08\x20", APP), "no_vectors"),
+    ],
+)
 def test_each_problem(spec: BoardSpec, img: Image, code: str) -> None:
     assert code in codes(img, spec)
 
@@ -203,8 +222,8 @@ def test_padded_app_is_deterministic(spec: BoardSpec) -> None:
     assert a.data == b.data and a.data != c.data
     assert a.size == 300 * K and a.data[: base.size] == base.data and a.base == APP
     assert validate_for_slot(a, spec) == []
-    assert a.data[base.size:] == padding_pattern(base.size, 300 * K - base.size, 1)
-    assert b"\xff\xff\xff\xff\xff\xff\xff\xff" not in a.data[base.size:]
+    assert a.data[base.size :] == padding_pattern(base.size, 300 * K - base.size, 1)
+    assert b"\xff\xff\xff\xff\xff\xff\xff\xff" not in a.data[base.size :]
     assert make_padded_app(base, base.size, 0).data == base.data
 
 
@@ -214,7 +233,9 @@ def test_padded_app_cannot_shrink() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(off=hst.integers(0, 5000), n=hst.integers(0, 600), cut=hst.integers(0, 600), seed=hst.integers(0, 2**32))
+@given(
+    off=hst.integers(0, 5000), n=hst.integers(0, 600), cut=hst.integers(0, 600), seed=hst.integers(0, 2**32)
+)
 def test_padding_depends_only_on_position(off: int, n: int, cut: int, seed: int) -> None:
     cut = min(cut, n)
     whole = padding_pattern(off, n, seed)

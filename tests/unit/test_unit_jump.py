@@ -1,4 +1,5 @@
 """The jump contract check: each item on a constructed state, collection through callables."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,25 +32,28 @@ def test_good_state_holds(image: Image) -> None:
     assert verdict.ok and verdict.failures == [] and "holds" in verdict.summary()
 
 
-@pytest.mark.parametrize("name,change", [
-    ("vtor", {"vtor": 0x08000000}),
-    ("msp", {"msp": 0x2007FF00}),
-    ("pc", {"pc": APP + 0x400}),
-    ("thumb", {"xpsr": 0}),
-    ("thread_mode", {"xpsr": (1 << 24) | 23}),            # jumped from EXTI1's handler (IRQ 7 = exception 23)
-    ("control", {"control": 0b10}),
-    ("primask", {"primask": 1}),
-    ("basepri", {"basepri": 0x40}),
-    ("faultmask", {"faultmask": 1}),
-    ("nvic_enabled", {"nvic_iser": [1 << 7, 0, 0, 0, 0, 0, 0, 0]}),
-    ("nvic_pending", {"nvic_ispr": [0, 1 << 3, 0, 0, 0, 0, 0, 0]}),
-    ("systick", {"systick_ctrl": 0b111}),
-    ("pending_exceptions", {"icsr": 1 << 26}),
-    ("mpu", {"mpu_ctrl": 1}),
-    ("dcache", {"ccr": 1 << 16}),
-    ("icache", {"ccr": 1 << 17}),
-    ("faults", {"cfsr": 0x100}),
-])
+@pytest.mark.parametrize(
+    "name,change",
+    [
+        ("vtor", {"vtor": 0x08000000}),
+        ("msp", {"msp": 0x2007FF00}),
+        ("pc", {"pc": APP + 0x400}),
+        ("thumb", {"xpsr": 0}),
+        ("thread_mode", {"xpsr": (1 << 24) | 23}),  # jumped from EXTI1's handler (IRQ 7 = exception 23)
+        ("control", {"control": 0b10}),
+        ("primask", {"primask": 1}),
+        ("basepri", {"basepri": 0x40}),
+        ("faultmask", {"faultmask": 1}),
+        ("nvic_enabled", {"nvic_iser": [1 << 7, 0, 0, 0, 0, 0, 0, 0]}),
+        ("nvic_pending", {"nvic_ispr": [0, 1 << 3, 0, 0, 0, 0, 0, 0]}),
+        ("systick", {"systick_ctrl": 0b111}),
+        ("pending_exceptions", {"icsr": 1 << 26}),
+        ("mpu", {"mpu_ctrl": 1}),
+        ("dcache", {"ccr": 1 << 16}),
+        ("icache", {"ccr": 1 << 17}),
+        ("faults", {"cfsr": 0x100}),
+    ],
+)
 def test_each_item_fails_alone(image: Image, name: str, change: dict) -> None:
     verdict = check_jump(replace(good_state(), **change), image, JumpContract.all_enabled())
     assert [r.name for r in verdict.failures] == [name]
@@ -65,7 +69,7 @@ def test_nvic_text_names_irqs(image: Image) -> None:
 
 def test_disabled_item_does_not_fail(image: Image) -> None:
     spec = load_board()
-    st = replace(good_state(), ccr=1 << 17)                 # I-cache on: disabled in the board file
+    st = replace(good_state(), ccr=1 << 17)  # I-cache on: disabled in the board file
     verdict = check_jump(st, image, spec.contract)
     assert verdict.ok and verdict.row("icache").checked is False and not verdict.row("icache").ok
     st2 = replace(good_state(), vtor=0x08000000)
@@ -76,7 +80,7 @@ def test_disabled_item_does_not_fail(image: Image) -> None:
 
 
 def test_app_base_override(image: Image) -> None:
-    st = replace(good_state(), vtor=0x00240000)             # VTOR on the ITCM alias
+    st = replace(good_state(), vtor=0x00240000)  # VTOR on the ITCM alias
     assert check_jump(st, image, JumpContract.all_enabled(), app_base=0x00240000).ok
 
 
@@ -93,13 +97,19 @@ def test_collect_reads_every_register() -> None:
     assert st.vtor == APP and st.msp == SP and st.ipsr == 3 and st.primask == 1
     assert st.nvic_iser[1] == 0x80 and st.systick_ctrl == 5 and st.mpu_ctrl == 1
     assert {0xE000ED08, 0xE000ED04, 0xE000ED14, 0xE000ED28, 0xE000ED2C, 0xE000E010, 0xE000ED94} <= set(reads)
-    assert set(range(0xE000E100, 0xE000E120, 4)) <= set(reads) and set(range(0xE000E200, 0xE000E220, 4)) <= set(reads)
+    assert set(range(0xE000E100, 0xE000E120, 4)) <= set(reads) and set(
+        range(0xE000E200, 0xE000E220, 4)
+    ) <= set(reads)
     fields = {r.field for r in JumpState.REGISTERS}
     assert fields == {f.name for f in dataclasses.fields(JumpState)}
 
 
 def test_to_dict_json(image: Image) -> None:
     st = replace(good_state(), primask=1)
-    doc = json.loads(json.dumps({"state": st.to_dict(), "verdict": check_jump(st, image, JumpContract.all_enabled()).to_dict()}))
+    doc = json.loads(
+        json.dumps(
+            {"state": st.to_dict(), "verdict": check_jump(st, image, JumpContract.all_enabled()).to_dict()}
+        )
+    )
     assert doc["state"]["ipsr"] == 0 and doc["verdict"]["ok"] is False
     assert {r["name"] for r in doc["verdict"]["rows"] if not r["ok"]} == {"primask"}

@@ -13,10 +13,12 @@ Control commands (all take/return JSON objects): ``net.status``, ``net.link``
 (``{"up": bool}``), ``net.fault`` (``{"kind": "bit_errors"|"drop"|"irq"|"module_reset"|
 "clear", ...}``), ``net.log`` (``{"last": n}``). See docs/twin-network.md.
 """
+
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twin.device import Device
 from twin.net.eth import EthOffload
@@ -24,25 +26,50 @@ from twin.net.spi import Stm32Spi
 from twin.net.stack import NetStack
 from twin.net.winc import WincModule
 
-__all__ = ["add_arguments", "devices", "commands", "shutdown", "NetStack", "EthOffload",
-           "Stm32Spi", "WincModule"]
+__all__ = [
+    "EthOffload",
+    "NetStack",
+    "Stm32Spi",
+    "WincModule",
+    "add_arguments",
+    "commands",
+    "devices",
+    "shutdown",
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the network options of ``python -m twin``."""
     g = parser.add_argument_group("network")
-    g.add_argument("--forward", action="append", default=[], metavar="IP:PORT=HOST:PORT",
-                   help="carry firmware TCP connections to IP:PORT to HOST:PORT on this machine "
-                        "(repeatable), e.g. 192.168.1.10:5000=127.0.0.1:40000")
-    g.add_argument("--net-window", type=int, default=64 * 1024, metavar="BYTES",
-                   help="bytes read from a host socket ahead of the firmware (default 65536)")
-    g.add_argument("--winc-seed", type=int, default=0,
-                   help="seed of the WiFi module's chunk splitting (default 0)")
-    g.add_argument("--winc-split", type=float, default=0.25, metavar="P",
-                   help="probability that the WiFi module splits a receive event short "
-                        "of what is available (default 0.25; 0 = always deliver the maximum)")
-    g.add_argument("--eth-link", choices=("up", "down"), default="up",
-                   help="initial Ethernet link state (default up)")
+    g.add_argument(
+        "--forward",
+        action="append",
+        default=[],
+        metavar="IP:PORT=HOST:PORT",
+        help="carry firmware TCP connections to IP:PORT to HOST:PORT on this machine "
+        "(repeatable), e.g. 192.168.1.10:5000=127.0.0.1:40000",
+    )
+    g.add_argument(
+        "--net-window",
+        type=int,
+        default=64 * 1024,
+        metavar="BYTES",
+        help="bytes read from a host socket ahead of the firmware (default 65536)",
+    )
+    g.add_argument(
+        "--winc-seed", type=int, default=0, help="seed of the WiFi module's chunk splitting (default 0)"
+    )
+    g.add_argument(
+        "--winc-split",
+        type=float,
+        default=0.25,
+        metavar="P",
+        help="probability that the WiFi module splits a receive event short "
+        "of what is available (default 0.25; 0 = always deliver the maximum)",
+    )
+    g.add_argument(
+        "--eth-link", choices=("up", "down"), default="up", help="initial Ethernet link state (default up)"
+    )
 
 
 def devices(args: argparse.Namespace, services_or_machine: Any = None) -> list[Device]:
@@ -56,13 +83,12 @@ def devices(args: argparse.Namespace, services_or_machine: Any = None) -> list[D
     stack = NetStack(forwards, window=getattr(args, "net_window", 64 * 1024))
     eth = EthOffload(stack)
     eth.link = getattr(args, "eth_link", "up") != "down"
-    winc = WincModule(stack, seed=getattr(args, "winc_seed", 0),
-                      split_prob=getattr(args, "winc_split", 0.25))
+    winc = WincModule(stack, seed=getattr(args, "winc_seed", 0), split_prob=getattr(args, "winc_split", 0.25))
     spi = Stm32Spi(winc)
     devs: list[Device] = [eth, spi]
     machine_log = getattr(services_or_machine, "log", None)
     if callable(machine_log) and hasattr(services_or_machine, "add_device"):
-        stack.log_sink = lambda message: machine_log(message, "net")   # "[twin t ms] net: ..." 
+        stack.log_sink = lambda message: machine_log(message, "net")  # "[twin t ms] net: ..."
     register = getattr(services_or_machine, "register_command", None)
     if callable(register):
         for name, fn in commands(devs).items():
@@ -93,15 +119,25 @@ def commands(devs: list[Device]) -> dict[str, Callable[[dict[str, Any]], dict[st
         kind = args.get("kind")
         f = winc.faults
         if kind == "bit_errors":
-            f.arm_bit_errors(float(args["rate"]), seed=int(args.get("seed", 1)),
-                             direction=str(args.get("direction", "miso")),
-                             scope=str(args.get("scope", "payload")))
+            f.arm_bit_errors(
+                float(args["rate"]),
+                seed=int(args.get("seed", 1)),
+                direction=str(args.get("direction", "miso")),
+                scope=str(args.get("scope", "payload")),
+            )
         elif kind == "drop":
-            f.arm_drop(rate=float(args.get("rate", 0.0)), seed=int(args.get("seed", 1)),
-                       count=int(args.get("count", -1)), nth=int(args.get("nth", 0)))
+            f.arm_drop(
+                rate=float(args.get("rate", 0.0)),
+                seed=int(args.get("seed", 1)),
+                count=int(args.get("count", -1)),
+                nth=int(args.get("nth", 0)),
+            )
         elif kind == "irq":
-            f.arm_irq(str(args.get("mode", "lost")), count=int(args.get("count", 1)),
-                      delay_us=int(args.get("delay_us", 0)))
+            f.arm_irq(
+                str(args.get("mode", "lost")),
+                count=int(args.get("count", 1)),
+                delay_us=int(args.get("delay_us", 0)),
+            )
         elif kind == "module_reset":
             winc.fault_reset()
         elif kind == "clear":
@@ -109,8 +145,7 @@ def commands(devs: list[Device]) -> dict[str, Callable[[dict[str, Any]], dict[st
             if args.get("counters"):
                 f.reset_counters()
         else:
-            raise ValueError(f"unknown fault kind {kind!r}: use bit_errors, drop, irq, "
-                             f"module_reset or clear")
+            raise ValueError(f"unknown fault kind {kind!r}: use bit_errors, drop, irq, module_reset or clear")
         stack.log(f"fault armed: {args}")
         return f.snapshot()
 

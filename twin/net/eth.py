@@ -5,9 +5,10 @@ and DMA-style buffers (it posts a RAM address and a length; the device reads or 
 RAM itself). The register interface is documented in docs/twin-network.md. It sits in a
 reserved hole of the F767 memory map so a later ETH MAC model (0x40028000) can coexist.
 """
+
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twin.device import Device, ResetKind
 from twin.net.nat import Connection, Reason
@@ -47,8 +48,13 @@ E_TIMEOUT = -13
 E_ARG = -22
 E_DISABLED = -20
 
-_REASON_CODE = {Reason.REFUSED: E_REFUSED, Reason.UNREACHABLE: E_UNREACHABLE,
-                Reason.TIMEOUT: E_TIMEOUT, Reason.RESET: E_ABORTED, Reason.LOCAL: E_ABORTED}
+_REASON_CODE = {
+    Reason.REFUSED: E_REFUSED,
+    Reason.UNREACHABLE: E_UNREACHABLE,
+    Reason.TIMEOUT: E_TIMEOUT,
+    Reason.RESET: E_ABORTED,
+    Reason.LOCAL: E_ABORTED,
+}
 CLOSE_NONE, CLOSE_FIN, CLOSE_RESET = 0, 1, 2
 
 
@@ -63,7 +69,7 @@ class EthOffload(Device):
     base = ETH_BASE
     size = 0x400
 
-    def __init__(self, stack: "NetStack") -> None:
+    def __init__(self, stack: NetStack) -> None:
         super().__init__()
         self.stack = stack
         self.link = True
@@ -83,7 +89,7 @@ class EthOffload(Device):
         self.close_reason = CLOSE_NONE
         self.rx_total = self.tx_total = 0
         self.conn: Connection | None = None
-        self.phase = "idle"   # idle|connecting|open|peer_closed|aborted
+        self.phase = "idle"  # idle|connecting|open|peer_closed|aborted
         self.rx_armed = False
         self.tx_busy = False
 
@@ -187,9 +193,19 @@ class EthOffload(Device):
             self.rx_addr = value
         elif offset == RX_MAX:
             self.rx_max = value & 0xFFFFFFFF
-        elif offset in (ID, STATUS, CONN_RES, TX_RES, RX_RES, RX_AVAIL, MSS_REG, CLOSE_REASON,
-                        RX_TOTAL, TX_TOTAL):
-            pass   # read-only
+        elif offset in (
+            ID,
+            STATUS,
+            CONN_RES,
+            TX_RES,
+            RX_RES,
+            RX_AVAIL,
+            MSS_REG,
+            CLOSE_REASON,
+            RX_TOTAL,
+            TX_TOTAL,
+        ):
+            pass  # read-only
         else:
             self.unmodelled(offset, "write")
         self._update_irq()
@@ -197,8 +213,12 @@ class EthOffload(Device):
     # ---------------------------------------------------------------- helpers
     def _status(self) -> int:
         st = ST_LINK if self.link else 0
-        st |= {"connecting": ST_CONNECTING, "open": ST_CONNECTED,
-               "peer_closed": ST_CONNECTED | ST_PEER_CLOSED, "aborted": ST_ABORTED}.get(self.phase, 0)
+        st |= {
+            "connecting": ST_CONNECTING,
+            "open": ST_CONNECTED,
+            "peer_closed": ST_CONNECTED | ST_PEER_CLOSED,
+            "aborted": ST_ABORTED,
+        }.get(self.phase, 0)
         if self.tx_busy:
             st |= ST_TX_BUSY
         if self.rx_armed:
@@ -289,7 +309,7 @@ class EthOffload(Device):
         if self.rx_armed:
             self._reject(E_STATE, "RECV while a receive is already armed")
             return
-        if not 0 < self.rx_max:
+        if not self.rx_max > 0:
             self._reject(E_ARG, "RECV with RX_MAX=0")
             return
         if self.phase == "aborted":
@@ -404,7 +424,15 @@ class EthOffload(Device):
         self._update_irq()
 
     def snapshot(self) -> dict[str, object]:
-        return {"link": self.link, "phase": self.phase, "ctrl": self.ctrl, "isr": self.isr,
-                "ier": self.ier, "rx_armed": self.rx_armed, "tx_busy": self.tx_busy,
-                "rx_total": self.rx_total, "tx_total": self.tx_total,
-                "connection": self.conn.id if self.conn is not None else None}
+        return {
+            "link": self.link,
+            "phase": self.phase,
+            "ctrl": self.ctrl,
+            "isr": self.isr,
+            "ier": self.ier,
+            "rx_armed": self.rx_armed,
+            "tx_busy": self.tx_busy,
+            "rx_total": self.rx_total,
+            "tx_total": self.tx_total,
+            "connection": self.conn.id if self.conn is not None else None,
+        }

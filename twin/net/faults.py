@@ -3,6 +3,7 @@
 Each fault kind has its own ``random.Random(seed)`` so the same arming replays the same
 faults for the same byte stream, whatever else happens in the twin.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,13 +25,13 @@ class BitErrors:
         self.rate = rate
         self.rng = random.Random(seed)
         self._log1p = math.log1p(-rate)
-        self.gap = self._draw()    # bits to pass before the next flip
+        self.gap = self._draw()  # bits to pass before the next flip
         self.flipped = 0
         self.bytes_hit = 0
         self.bits_seen = 0
 
     def _draw(self) -> int:
-        u = 1.0 - self.rng.random()          # (0, 1]
+        u = 1.0 - self.rng.random()  # (0, 1]
         return int(math.log(u) / self._log1p)
 
     def apply(self, byte: int) -> int:
@@ -68,21 +69,30 @@ class WincFaults:
         self.scope = "payload"
         self.drop_rng: random.Random | None = None
         self.drop_rate = 0.0
-        self.drop_left = 0          # drops still allowed (-1 = unlimited)
-        self.drop_nth = 0           # drop the nth transaction from arming (1-based), 0 = off
-        self.irq_mode = ""          # "" | "lost" | "delay"
+        self.drop_left = 0  # drops still allowed (-1 = unlimited)
+        self.drop_nth = 0  # drop the nth transaction from arming (1-based), 0 = off
+        self.irq_mode = ""  # "" | "lost" | "delay"
         self.irq_left = 0
         self.irq_delay_us = 0
 
     def reset_counters(self) -> None:
         """Zero the counters."""
-        self.counters = {"bits_flipped_miso": 0, "bits_flipped_mosi": 0, "bytes_corrupted_miso": 0,
-                         "bytes_corrupted_mosi": 0, "transfers_dropped": 0, "irqs_lost": 0,
-                         "irqs_delayed": 0, "module_resets": 0, "transactions": 0}
+        self.counters = {
+            "bits_flipped_miso": 0,
+            "bits_flipped_mosi": 0,
+            "bytes_corrupted_miso": 0,
+            "bytes_corrupted_mosi": 0,
+            "transfers_dropped": 0,
+            "irqs_lost": 0,
+            "irqs_delayed": 0,
+            "module_resets": 0,
+            "transactions": 0,
+        }
 
     # ---------------------------------------------------------------- arming
-    def arm_bit_errors(self, rate: float, seed: int = 1, direction: str = "miso",
-                       scope: str = "payload") -> None:
+    def arm_bit_errors(
+        self, rate: float, seed: int = 1, direction: str = "miso", scope: str = "payload"
+    ) -> None:
         """Flip bits on the SPI data at ``rate`` (per bit). ``scope`` payload = socket data only."""
         if direction not in self.DIRECTIONS:
             raise ValueError(f"direction must be one of {self.DIRECTIONS}")
@@ -154,10 +164,15 @@ class WincFaults:
 
     def snapshot(self) -> dict[str, Any]:
         """Armed faults and counters."""
-        return {"armed": {
-            "bit_errors_miso": self.miso.rate if self.miso else 0.0,
-            "bit_errors_mosi": self.mosi.rate if self.mosi else 0.0,
-            "scope": self.scope,
-            "drop_rate": self.drop_rate if self.drop_rng else 0.0,
-            "drop_nth": self.drop_nth, "irq": self.irq_mode, "irq_left": self.irq_left},
-            "counters": dict(self.counters)}
+        return {
+            "armed": {
+                "bit_errors_miso": self.miso.rate if self.miso else 0.0,
+                "bit_errors_mosi": self.mosi.rate if self.mosi else 0.0,
+                "scope": self.scope,
+                "drop_rate": self.drop_rate if self.drop_rng else 0.0,
+                "drop_nth": self.drop_nth,
+                "irq": self.irq_mode,
+                "irq_left": self.irq_left,
+            },
+            "counters": dict(self.counters),
+        }

@@ -14,6 +14,7 @@ sender sees real TCP back-pressure.
 This module knows nothing about registers: both the socket-offload Ethernet device and
 the WINC3400-like module (and a future ETH MAC model) use it.
 """
+
 from __future__ import annotations
 
 import collections
@@ -22,8 +23,9 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 DEFAULT_WINDOW = 64 * 1024
 CONNECT_TIMEOUT_S = 5.0
@@ -33,26 +35,26 @@ UNREACHABLE_DELAY_NS = 200_000_000  # virtual time before "no route" is reported
 class Reason:
     """Why a connection attempt failed or a connection ended."""
 
-    REFUSED = "refused"          #: host port closed (RST to the SYN)
+    REFUSED = "refused"  #: host port closed (RST to the SYN)
     UNREACHABLE = "unreachable"  #: no forward for that address / link down
-    TIMEOUT = "timeout"          #: host did not answer in time
-    EOF = "eof"                  #: peer closed cleanly (FIN)
-    RESET = "reset"              #: peer reset the connection (RST) or link lost
-    LOCAL = "local"              #: the firmware closed it
+    TIMEOUT = "timeout"  #: host did not answer in time
+    EOF = "eof"  #: peer closed cleanly (FIN)
+    RESET = "reset"  #: peer reset the connection (RST) or link lost
+    LOCAL = "local"  #: the firmware closed it
 
 
 class ConnectionSink(Protocol):
     """What a network device implements to hear about its connection (CPU thread only)."""
 
-    def on_connected(self, conn: "Connection") -> None: ...
+    def on_connected(self, conn: Connection) -> None: ...
 
-    def on_connect_failed(self, conn: "Connection", reason: str) -> None: ...
+    def on_connect_failed(self, conn: Connection, reason: str) -> None: ...
 
-    def on_data(self, conn: "Connection") -> None: ...
+    def on_data(self, conn: Connection) -> None: ...
 
-    def on_closed(self, conn: "Connection", reason: str) -> None: ...
+    def on_closed(self, conn: Connection, reason: str) -> None: ...
 
-    def on_sent(self, conn: "Connection", count: int) -> None: ...
+    def on_sent(self, conn: Connection, count: int) -> None: ...
 
 
 def parse_forward(spec: str) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -68,8 +70,10 @@ def parse_forward(spec: str) -> tuple[tuple[str, int], tuple[str, int]]:
         ipaddress.IPv4Address(gip)
         g, h = int(gport), int(hport)
     except ValueError as exc:
-        raise ValueError(f"bad --forward {spec!r}: expected GUEST_IP:PORT=HOST:PORT, "
-                         f"e.g. 192.168.1.10:5000=127.0.0.1:40000 ({exc})") from None
+        raise ValueError(
+            f"bad --forward {spec!r}: expected GUEST_IP:PORT=HOST:PORT, "
+            f"e.g. 192.168.1.10:5000=127.0.0.1:40000 ({exc})"
+        ) from None
     if not (0 < g < 65536 and 0 < h < 65536):
         raise ValueError(f"bad --forward {spec!r}: ports must be 1..65535")
     return (gip, g), (hhost, h)
@@ -86,19 +90,21 @@ def ip_to_str(ip: int | str) -> str:
 class ConnStats:
     """Per-connection counters, reported by the control interface."""
 
-    bytes_to_fw: int = 0        #: bytes handed to the firmware
-    chunks_to_fw: int = 0       #: deliveries to the firmware (device chunks)
-    bytes_from_fw: int = 0      #: bytes the firmware sent
-    chunks_from_fw: int = 0     #: send operations of the firmware
-    host_reads: int = 0         #: recv() calls on the host socket that returned data
+    bytes_to_fw: int = 0  #: bytes handed to the firmware
+    chunks_to_fw: int = 0  #: deliveries to the firmware (device chunks)
+    bytes_from_fw: int = 0  #: bytes the firmware sent
+    chunks_from_fw: int = 0  #: send operations of the firmware
+    host_reads: int = 0  #: recv() calls on the host socket that returned data
     chunk_sizes_to_fw: collections.Counter[int] = field(default_factory=collections.Counter)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready view (chunk sizes as a ``{size: count}`` map)."""
         sizes = self.chunk_sizes_to_fw
         return {
-            "bytes_to_fw": self.bytes_to_fw, "chunks_to_fw": self.chunks_to_fw,
-            "bytes_from_fw": self.bytes_from_fw, "chunks_from_fw": self.chunks_from_fw,
+            "bytes_to_fw": self.bytes_to_fw,
+            "chunks_to_fw": self.chunks_to_fw,
+            "bytes_from_fw": self.bytes_from_fw,
+            "chunks_from_fw": self.chunks_from_fw,
             "host_reads": self.host_reads,
             "max_chunk_to_fw": max(sizes) if sizes else 0,
             "min_chunk_to_fw": min(sizes) if sizes else 0,
@@ -112,23 +118,30 @@ class Connection:
     Public methods are called on the CPU thread only.
     """
 
-    def __init__(self, nat: "NatHost", cid: int, owner: str, guest: tuple[str, int],
-                 host: tuple[str, int] | None, sink: ConnectionSink) -> None:
+    def __init__(
+        self,
+        nat: NatHost,
+        cid: int,
+        owner: str,
+        guest: tuple[str, int],
+        host: tuple[str, int] | None,
+        sink: ConnectionSink,
+    ) -> None:
         self.nat = nat
         self.id = cid
         self.owner = owner
         self.guest = guest
         self.host = host
         self.sink = sink
-        self.state = "connecting"   # connecting|open|peer_closed|closed|failed
+        self.state = "connecting"  # connecting|open|peer_closed|closed|failed
         self.end_reason = ""
         self.stats = ConnStats()
-        self.rx = bytearray()       # CPU side: bytes waiting for the firmware
+        self.rx = bytearray()  # CPU side: bytes waiting for the firmware
         self.opened_wall = time.time()
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
         self._cond = threading.Condition()
-        self._inflight = 0          # bytes read from the host not yet taken by firmware
+        self._inflight = 0  # bytes read from the host not yet taken by firmware
         self._txq: queue.Queue[bytes | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._abort = False
@@ -141,7 +154,7 @@ class Connection:
     def take(self, limit: int) -> bytes:
         """Remove up to ``limit`` waiting bytes (one delivery) and account them."""
         data = bytes(self.rx[:limit])
-        del self.rx[:len(data)]
+        del self.rx[: len(data)]
         if data:
             self.stats.bytes_to_fw += len(data)
             self.stats.chunks_to_fw += 1
@@ -168,10 +181,16 @@ class Connection:
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state and counters."""
-        return {"id": self.id, "owner": self.owner, "guest": f"{self.guest[0]}:{self.guest[1]}",
-                "host": f"{self.host[0]}:{self.host[1]}" if self.host else None,
-                "state": self.state, "end_reason": self.end_reason,
-                "waiting": len(self.rx), **self.stats.as_dict()}
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "guest": f"{self.guest[0]}:{self.guest[1]}",
+            "host": f"{self.host[0]}:{self.host[1]}" if self.host else None,
+            "state": self.state,
+            "end_reason": self.end_reason,
+            "waiting": len(self.rx),
+            **self.stats.as_dict(),
+        }
 
     # ---------------------------------------------------------------- internals
     def _finish(self, state: str, reason: str, abort: bool = False) -> None:
@@ -213,18 +232,21 @@ class Connection:
         if sock is None:
             self.state = "failed"
             self.end_reason = reason
-            self.nat.log(f"conn {self.id} {self.owner}: connect to {self.guest[0]}:{self.guest[1]}"
-                         f" failed: {reason}")
+            self.nat.log(
+                f"conn {self.id} {self.owner}: connect to {self.guest[0]}:{self.guest[1]} failed: {reason}"
+            )
             self.nat._forget(self)
             self.sink.on_connect_failed(self, reason)
             return
-        if self.state != "connecting":      # firmware gave up (closed) meanwhile
+        if self.state != "connecting":  # firmware gave up (closed) meanwhile
             sock.close()
             return
         self._sock = sock
         self.state = "open"
-        self.nat.log(f"conn {self.id} {self.owner}: connected {self.guest[0]}:{self.guest[1]}"
-                     f" -> {self.host[0]}:{self.host[1]} (local port {sock.getsockname()[1]})")
+        self.nat.log(
+            f"conn {self.id} {self.owner}: connected {self.guest[0]}:{self.guest[1]}"
+            f" -> {self.host[0]}:{self.host[1]} (local port {sock.getsockname()[1]})"
+        )
         for fn in (self._reader_thread, self._writer_thread):
             t = threading.Thread(target=fn, name=f"net-conn{self.id}-{fn.__name__}", daemon=True)
             self._threads.append(t)
@@ -242,7 +264,7 @@ class Connection:
                 return
             try:
                 data = sock.recv(16384)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 if not self._stop.is_set():
@@ -305,8 +327,10 @@ class Connection:
     def _peer_ended(self, reason: str) -> None:
         if self.state not in ("open", "peer_closed"):
             return
-        self.nat.log(f"conn {self.id} {self.owner}: host side {reason} "
-                     f"({len(self.rx)} bytes still waiting for firmware)")
+        self.nat.log(
+            f"conn {self.id} {self.owner}: host side {reason} "
+            f"({len(self.rx)} bytes still waiting for firmware)"
+        )
         if reason == Reason.EOF:
             self.state = "peer_closed"
             self.end_reason = reason
@@ -344,12 +368,15 @@ class NatHost:
         window: max bytes read from a host socket but not yet taken by the firmware.
     """
 
-    def __init__(self, post: Callable[[Callable[[], None]], None],
-                 forwards: dict[tuple[str, int], tuple[str, int]] | None = None,
-                 log: Callable[[str], None] | None = None,
-                 now_ns: Callable[[], int] | None = None,
-                 schedule_ns: Callable[[int, Callable[[], None]], object] | None = None,
-                 window: int = DEFAULT_WINDOW) -> None:
+    def __init__(
+        self,
+        post: Callable[[Callable[[], None]], None],
+        forwards: dict[tuple[str, int], tuple[str, int]] | None = None,
+        log: Callable[[str], None] | None = None,
+        now_ns: Callable[[], int] | None = None,
+        schedule_ns: Callable[[int, Callable[[], None]], object] | None = None,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
         self.post = post
         self.forwards = dict(forwards or {})
         self.window = window
@@ -381,9 +408,12 @@ class NatHost:
         if host is None:
             self.log(f"conn {conn.id} {owner}: {guest[0]}:{guest[1]} has no forward -> unreachable")
             if self._schedule_ns is not None:
-                self._schedule_ns(UNREACHABLE_DELAY_NS,
-                                  lambda: conn._connect_result(None, Reason.UNREACHABLE)
-                                  if conn.state == "connecting" else None)
+                self._schedule_ns(
+                    UNREACHABLE_DELAY_NS,
+                    lambda: (
+                        conn._connect_result(None, Reason.UNREACHABLE) if conn.state == "connecting" else None
+                    ),
+                )
             else:
                 self.post(lambda: conn._connect_result(None, Reason.UNREACHABLE))
         else:
@@ -396,16 +426,20 @@ class NatHost:
             snap = conn.snapshot()
             self.history.append(snap)
             if conn.state != "failed":
-                self.log(f"conn {conn.id} {conn.owner}: ended ({conn.end_reason}); to firmware "
-                         f"{snap['bytes_to_fw']} B in {snap['chunks_to_fw']} chunks "
-                         f"(max {snap['max_chunk_to_fw']}), from firmware {snap['bytes_from_fw']} B "
-                         f"in {snap['chunks_from_fw']} sends, {time.time() - conn.opened_wall:.3f} s wall")
+                self.log(
+                    f"conn {conn.id} {conn.owner}: ended ({conn.end_reason}); to firmware "
+                    f"{snap['bytes_to_fw']} B in {snap['chunks_to_fw']} chunks "
+                    f"(max {snap['max_chunk_to_fw']}), from firmware {snap['bytes_from_fw']} B "
+                    f"in {snap['chunks_from_fw']} sends, {time.time() - conn.opened_wall:.3f} s wall"
+                )
 
     def snapshot(self) -> dict[str, Any]:
         """Forwards, live connections and recently ended ones, for the control interface."""
-        return {"forwards": {f"{g[0]}:{g[1]}": f"{h[0]}:{h[1]}" for g, h in self.forwards.items()},
-                "connections": [c.snapshot() for c in self.live.values()],
-                "ended": list(self.history)}
+        return {
+            "forwards": {f"{g[0]}:{g[1]}": f"{h[0]}:{h[1]}" for g, h in self.forwards.items()},
+            "connections": [c.snapshot() for c in self.live.values()],
+            "ended": list(self.history),
+        }
 
     def abort_all(self, owner: str | None = None) -> None:
         """Reset every live connection (of ``owner``): module reset, power cycle (CPU thread)."""

@@ -8,6 +8,7 @@ RXNEIE/TXEIE/ERRIE on IRQ 35. Frames are exchanged with the slave the moment the
 written (no baud-rate timing), so BSY always reads 0 and TXE 1. Not modelled: CRC
 calculation, I2S, slave mode, DMA requests.
 """
+
 from __future__ import annotations
 
 from typing import Protocol
@@ -18,7 +19,16 @@ SPI1_BASE = 0x40013000
 SPI1_IRQ = 35
 
 CR1, CR2, SR, DR, CRCPR, RXCRCR, TXCRCR, I2SCFGR, I2SPR = (
-    0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20)
+    0x00,
+    0x04,
+    0x08,
+    0x0C,
+    0x10,
+    0x14,
+    0x18,
+    0x1C,
+    0x20,
+)
 
 CR1_CPHA, CR1_CPOL, CR1_MSTR, CR1_SPE, CR1_LSBFIRST = 1 << 0, 1 << 1, 1 << 2, 1 << 6, 1 << 7
 CR1_SSI, CR1_SSM = 1 << 8, 1 << 9
@@ -115,7 +125,7 @@ class Stm32Spi(Device):
             return self.cr2
         if offset == SR:
             value = self._sr()
-            if self._ovr_armed:       # OVR clears on a DR read followed by an SR read
+            if self._ovr_armed:  # OVR clears on a DR read followed by an SR read
                 self.ovr = False
                 self._ovr_armed = False
                 self._update_irq()
@@ -151,7 +161,7 @@ class Stm32Spi(Device):
                 self.cr2 = (self.cr2 & ~(0xF << CR2_DS_SHIFT)) | CR2_RESET  # not allowed → 8-bit
             self._cache_cr2()
         elif offset == SR:
-            pass   # flags are cleared by sequences, not writes (CRCERR w0c not modelled)
+            pass  # flags are cleared by sequences, not writes (CRCERR w0c not modelled)
         elif offset == DR:
             self._write_dr(size, value)
         elif offset == CRCPR:
@@ -169,7 +179,7 @@ class Stm32Spi(Device):
     # ---------------------------------------------------------------- data path
     def _write_dr(self, size: int, value: int) -> None:
         if not (self.cr1 & CR1_SPE and self.cr1 & CR1_MSTR):
-            return   # disabled: the TX FIFO is not clocked out; the model drops the write
+            return  # disabled: the TX FIFO is not clocked out; the model drops the write
         self._clock(value & 0xFF)
         if size > 1 or not self._ds8:
             self._clock((value >> 8) & 0xFF)
@@ -206,9 +216,11 @@ class Stm32Spi(Device):
         if not self._ie and not self._irq_level:
             return
         sr = self._sr()
-        level = bool((self.cr2 & CR2_RXNEIE and sr & SR_RXNE)
-                     or (self.cr2 & CR2_TXEIE and sr & SR_TXE and self.cr1 & CR1_SPE)
-                     or (self.cr2 & CR2_ERRIE and sr & (SR_OVR | SR_MODF)))
+        level = bool(
+            (self.cr2 & CR2_RXNEIE and sr & SR_RXNE)
+            or (self.cr2 & CR2_TXEIE and sr & SR_TXE and self.cr1 & CR1_SPE)
+            or (self.cr2 & CR2_ERRIE and sr & (SR_OVR | SR_MODF))
+        )
         if level != self._irq_level and self.services is not None:
             self._irq_level = level
             self.services.set_irq(self.irq, level)

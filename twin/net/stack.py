@@ -1,8 +1,10 @@
 """One twin's network: the NAT host side plus its devices and control commands."""
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twin.net.nat import NatHost, parse_forward
 
@@ -31,10 +33,14 @@ class NetStack:
         if self.services is not None:
             return
         self.services = services
-        self._nat = NatHost(post=services.post, forwards=self.forwards,
-                            log=self.log_sink or services.log,
-                            now_ns=services.now_ns, schedule_ns=self._schedule_ns,
-                            window=self.window)
+        self._nat = NatHost(
+            post=services.post,
+            forwards=self.forwards,
+            log=self.log_sink or services.log,
+            now_ns=services.now_ns,
+            schedule_ns=self._schedule_ns,
+            window=self.window,
+        )
 
     def _schedule_ns(self, delay_ns: int, fn: Callable[[], None]) -> object:
         cycles = max(1, delay_ns * self.services.core_hz // 1_000_000_000)

@@ -13,12 +13,14 @@ The shield wiring of the thread (our choice, documented): SPI1 SCK PA5, MISO PA6
 MOSI PB5, CS PD14 (Arduino D10, software NSS), IRQN PB1, RESET_N PF12 (D8),
 CHIP_EN PF13 (D7).
 """
+
 from __future__ import annotations
 
 import collections
 import random
 import struct
-from typing import Any, Callable, TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twin.net.faults import WincFaults
 from twin.net.nat import Connection, Reason
@@ -26,8 +28,7 @@ from twin.net.nat import Connection, Reason
 if TYPE_CHECKING:
     from twin.net.stack import NetStack
 
-PINS = {"cs": ("gpiod", 14), "reset_n": ("gpiof", 12), "chip_en": ("gpiof", 13),
-        "irqn": ("gpiob", 1)}
+PINS = {"cs": ("gpiod", 14), "reset_n": ("gpiof", 12), "chip_en": ("gpiof", 13), "irqn": ("gpiob", 1)}
 
 FRAME_CMD, FRAME_EVT = 0xC1, 0xC2
 ST_ACK, ST_CRC, ST_ARG, ST_STATE, ST_OPCODE = 0xAC, 0xE1, 0xE2, 0xE3, 0xE5
@@ -39,8 +40,8 @@ TCP_SOCK_MAX = 7
 SOCK_ERR_CONN_ABORTED = -12
 SOCK_ERR_TIMEOUT = -13
 MAX_FRAME = 1 + 4 + SOCKET_BUFFER_MAX_LENGTH + 16
-BOOT_NS = 1_000_000          # virtual time from RESET_N high to "ready"
-PIN_POLL_NS = 500_000        # RESET_N / CHIP_EN / CS sampling period
+BOOT_NS = 1_000_000  # virtual time from RESET_N high to "ready"
+PIN_POLL_NS = 500_000  # RESET_N / CHIP_EN / CS sampling period
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
@@ -73,7 +74,7 @@ class WincFraming:
     All fields little-endian; CRC-16/CCITT-FALSE over ``body``.
     """
 
-    def __init__(self, module: "WincModule") -> None:
+    def __init__(self, module: WincModule) -> None:
         self.module = module
         self.reset()
 
@@ -152,7 +153,7 @@ class WincFraming:
                     status = self.module.command(bytes(self.body)) if ok else self.module.crc_error()
                 self.out, self.out_pos, self.out_payload = bytes([status]), 0, (0, 0)
         elif st == "evt":
-            pass    # dummies while the event is clocked out
+            pass  # dummies while the event is clocked out
         return miso
 
 
@@ -162,8 +163,8 @@ class WincSocket:
     def __init__(self, sid: int) -> None:
         self.id = sid
         self.conn: Connection | None = None
-        self.phase = "idle"   # idle|connecting|open|peer_closed|aborted
-        self.rx_len = 0       # armed receive buffer length (0 = not armed)
+        self.phase = "idle"  # idle|connecting|open|peer_closed|aborted
+        self.rx_len = 0  # armed receive buffer length (0 = not armed)
         self.rx_timer: object | None = None
         self.tx_busy = False
 
@@ -171,9 +172,14 @@ class WincSocket:
 class WincModule:
     """The WINC3400-like chip behind SPI1 (an :class:`~twin.net.spi.SpiSlave`)."""
 
-    def __init__(self, stack: "NetStack", seed: int = 0, split_prob: float = 0.25,
-                 pins: dict[str, tuple[str, int]] | None = None,
-                 framing: Callable[["WincModule"], Any] = WincFraming) -> None:
+    def __init__(
+        self,
+        stack: NetStack,
+        seed: int = 0,
+        split_prob: float = 0.25,
+        pins: dict[str, tuple[str, int]] | None = None,
+        framing: Callable[[WincModule], Any] = WincFraming,
+    ) -> None:
         self.stack = stack
         self.services: Any = None
         self.pins = dict(pins or PINS)
@@ -184,8 +190,8 @@ class WincModule:
         self.rng = random.Random(seed)
         self.sockets = [WincSocket(i) for i in range(TCP_SOCK_MAX)]
         self.events: collections.deque[bytes] = collections.deque()
-        self.power = "off"        # off|booting|ready
-        self.irqn_low = False     # what the module drives on IRQN
+        self.power = "off"  # off|booting|ready
+        self.irqn_low = False  # what the module drives on IRQN
         self._irq_pending_assert = False
         self._poll_handle: object | None = None
         self._boot_handle: object | None = None
@@ -222,8 +228,7 @@ class WincModule:
             watched.setdefault(self.pins[which][0], set()).add(self.pins[which][1])
         for port, pins in watched.items():
             dev = self._gpio_cache[port]
-            dev.add_listener(lambda pin, level, p=frozenset(pins):
-                             self.sample_pins() if pin in p else None)
+            dev.add_listener(lambda pin, level, p=frozenset(pins): self.sample_pins() if pin in p else None)
         irq = self._gpio("irqn")
         if irq is not None and hasattr(irq[0], "add_read_hook"):
             irq[0].add_read_hook(self._irqn_polled)
@@ -260,8 +265,9 @@ class WincModule:
                 self._gpio_cache[port] = dev
             except (KeyError, AttributeError):
                 self._missing_pins.add(port)
-                self._log(f"no device {port!r}: {which} treated as always "
-                          f"{'low' if which == 'cs' else 'high'}")
+                self._log(
+                    f"no device {port!r}: {which} treated as always {'low' if which == 'cs' else 'high'}"
+                )
         return (dev, pin) if dev is not None else None
 
     def _pin_out(self, which: str, default: bool) -> bool:
@@ -329,7 +335,7 @@ class WincModule:
     def exchange(self, mosi: int) -> int:
         """SpiSlave: one byte while SPI1 clocks."""
         if self._pin_out("cs", False):
-            return 0xFF                      # not selected: MISO floats high
+            return 0xFF  # not selected: MISO floats high
         if self.power != "ready":
             return 0xFF
         return self.framing.exchange(mosi)
@@ -385,7 +391,7 @@ class WincModule:
         self.irqn_low = active
         g = self._gpio("irqn") if self.services is not None else None
         if g is not None and hasattr(g[0], "drive_input"):
-            g[0].drive_input(g[1], not active)   # IRQN is active low
+            g[0].drive_input(g[1], not active)  # IRQN is active low
 
     # ---------------------------------------------------------------- commands
     def command(self, body: bytes) -> int:
@@ -402,8 +408,10 @@ class WincModule:
                 sid, n = struct.unpack_from("<BH", body, 1)
                 data = body[4:]
                 if n != len(data) or not 0 < n <= SOCKET_BUFFER_MAX_LENGTH:
-                    self._log(f"SEND length {n} (frame carries {len(data)}; max "
-                              f"{SOCKET_BUFFER_MAX_LENGTH}) rejected")
+                    self._log(
+                        f"SEND length {n} (frame carries {len(data)}; max "
+                        f"{SOCKET_BUFFER_MAX_LENGTH}) rejected"
+                    )
                     return ST_ARG
                 return self._send(sid, data)
             if op == OP_RECV:
@@ -478,7 +486,7 @@ class WincModule:
         if avail:
             n = min(s.rx_len, SOCKET_BUFFER_MAX_LENGTH, avail)
             if n > 1 and self.rng.random() < self.split_prob:
-                n = self.rng.randint(1, n)          # the module splits where it likes
+                n = self.rng.randint(1, n)  # the module splits where it likes
             data = s.conn.take(n)
             self.recv_sizes[n] += 1
             self._recv_event(s, n, data, s.conn.available())
@@ -548,10 +556,16 @@ class WincModule:
     # ---------------------------------------------------------------- control
     def snapshot(self) -> dict[str, Any]:
         """Module state, counters and fault plan."""
-        return {"power": self.power, "irqn_low": self.irqn_low, "events_queued": len(self.events),
-                "sockets": [{"id": s.id, "phase": s.phase, "rx_armed": s.rx_len,
-                             "conn": s.conn.id if s.conn else None}
-                            for s in self.sockets if s.phase != "idle"],
-                "stats": dict(self.stats),
-                "recv_sizes": {str(k): v for k, v in sorted(self.recv_sizes.items())},
-                "faults": self.faults.snapshot()}
+        return {
+            "power": self.power,
+            "irqn_low": self.irqn_low,
+            "events_queued": len(self.events),
+            "sockets": [
+                {"id": s.id, "phase": s.phase, "rx_armed": s.rx_len, "conn": s.conn.id if s.conn else None}
+                for s in self.sockets
+                if s.phase != "idle"
+            ],
+            "stats": dict(self.stats),
+            "recv_sizes": {str(k): v for k, v in sorted(self.recv_sizes.items())},
+            "faults": self.faults.snapshot(),
+        }

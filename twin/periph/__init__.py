@@ -4,6 +4,7 @@
 them. Board-side helpers: ``gpiob.output_level(0)`` (LD1), ``gpioc.drive_input(13, True)``
 (press B1), ``rcc.reset_history``.
 """
+
 from __future__ import annotations
 
 from twin.device import Device
@@ -23,8 +24,25 @@ from twin.periph.wwdg import Wwdg
 LEDS = {"ld1": ("gpiob", 0), "ld2": ("gpiob", 7), "ld3": ("gpiob", 14)}
 BUTTON = ("gpioc", 13)
 
-__all__ = ["all_devices", "commands", "Rcc", "Pwr", "Gpio", "Syscfg", "Exti", "Crc", "Iwdg", "Rng",
-           "Rtc", "BasicTimer", "Wwdg", "LEDS", "BUTTON", "led_states", "press_button"]
+__all__ = [
+    "BUTTON",
+    "LEDS",
+    "BasicTimer",
+    "Crc",
+    "Exti",
+    "Gpio",
+    "Iwdg",
+    "Pwr",
+    "Rcc",
+    "Rng",
+    "Rtc",
+    "Syscfg",
+    "Wwdg",
+    "all_devices",
+    "commands",
+    "led_states",
+    "press_button",
+]
 
 
 def all_devices() -> list[Device]:
@@ -32,16 +50,15 @@ def all_devices() -> list[Device]:
     rcc = Rcc()
     iwdg = Iwdg()
     rcc.clock_listeners.append(iwdg.clock_changed)
-    return [rcc, Pwr(), *all_ports(), Syscfg(), Exti(), Crc(), iwdg, Wwdg(), Rng(), Rtc(),
-            *basic_timers()]
+    return [rcc, Pwr(), *all_ports(), Syscfg(), Exti(), Crc(), iwdg, Wwdg(), Rng(), Rtc(), *basic_timers()]
 
 
-def led_states(find) -> dict[str, bool]:  # noqa: ANN001 - find(name) -> Device
+def led_states(find) -> dict[str, bool]:
     """LED levels given a device lookup (e.g. ``services.device``)."""
     return {led: find(port).output_level(pin) for led, (port, pin) in LEDS.items()}
 
 
-def press_button(find, pressed: bool) -> None:  # noqa: ANN001
+def press_button(find, pressed: bool) -> None:
     """Press (True) or release the user button B1 (PC13, active high)."""
     port, pin = BUTTON
     find(port).drive_input(pin, pressed)

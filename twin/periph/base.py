@@ -1,8 +1,9 @@
 """A word-register device base for the STM32 peripheral models."""
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from twin.device import Device, merge_word, sub_word
 
@@ -100,7 +101,8 @@ class ClockGate:
             self.device.services.log(
                 f"{self.device.name} (0x{self.device.base:08X}) accessed with its clock off: "
                 f"reads 0, writes ignored. Enable RCC_{self.NAMES.get(self.register, '?')} "
-                f"bit {self.bit} first (__HAL_RCC_{self.device.name.upper()}_CLK_ENABLE)")
+                f"bit {self.bit} first (__HAL_RCC_{self.device.name.upper()}_CLK_ENABLE)"
+            )
         return False
 
 
@@ -121,8 +123,7 @@ class StoppedTime:
         wall: the wall clock (seconds; replaceable in tests).
     """
 
-    def __init__(self, device: Device, freeze_bit: int,
-                 wall: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, device: Device, freeze_bit: int, wall: Callable[[], float] = time.monotonic) -> None:
         self.device = device
         self.freeze_bit = freeze_bit
         self.wall = wall

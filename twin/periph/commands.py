@@ -10,9 +10,11 @@ server takes ``machine.host()``), so it may touch device state directly.
 * ``exceptions`` → NVIC/SCB state (pending, active, VTOR, lockup, CFSR/HFSR, MPU, SysTick)
 * ``clocks`` → SYSCLK/HCLK/PCLK1/PCLK2 in Hz
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twin.periph.gpio import PORTS
 
@@ -25,6 +27,7 @@ def commands(machine: Any) -> dict[str, Command]:
 
     def leds(req: dict[str, Any]) -> dict[str, Any]:
         from twin.periph import led_states
+
         return led_states(dev)
 
     def button(req: dict[str, Any]) -> dict[str, Any]:
@@ -54,13 +57,17 @@ def commands(machine: Any) -> dict[str, Command]:
             if level is not None and not isinstance(level, bool):
                 raise ValueError("drive must be true, false or null")
             g.drive_input(pin, level)
-        return {"port": port, "pin": pin, "input": g.input_level(pin),
-                "output": g.output_level(pin), "mode": g.read(0, 4) >> (2 * pin) & 3}
+        return {
+            "port": port,
+            "pin": pin,
+            "input": g.input_level(pin),
+            "output": g.output_level(pin),
+            "mode": g.read(0, 4) >> (2 * pin) & 3,
+        }
 
     def reset_cause(req: dict[str, Any]) -> dict[str, Any]:
         rcc = dev("rcc")
-        return {"last": rcc.last_reset_cause(), "csr": rcc.read(0x74, 4),
-                "history": list(rcc.reset_history)}
+        return {"last": rcc.last_reset_cause(), "csr": rcc.read(0x74, 4), "history": list(rcc.reset_history)}
 
     def exceptions(req: dict[str, Any]) -> dict[str, Any]:
         exc = getattr(machine, "exc", None)
@@ -70,8 +77,18 @@ def commands(machine: Any) -> dict[str, Command]:
 
     def clocks(req: dict[str, Any]) -> dict[str, Any]:
         rcc = dev("rcc")
-        return {"sysclk_hz": rcc.sysclk_hz(), "hclk_hz": rcc.hclk_hz(),
-                "pclk1_hz": rcc.pclk1_hz(), "pclk2_hz": rcc.pclk2_hz()}
+        return {
+            "sysclk_hz": rcc.sysclk_hz(),
+            "hclk_hz": rcc.hclk_hz(),
+            "pclk1_hz": rcc.pclk1_hz(),
+            "pclk2_hz": rcc.pclk2_hz(),
+        }
 
-    return {"leds": leds, "button": button, "gpio": gpio, "reset_cause": reset_cause,
-            "exceptions": exceptions, "clocks": clocks}
+    return {
+        "leds": leds,
+        "button": button,
+        "gpio": gpio,
+        "reset_cause": reset_cause,
+        "exceptions": exceptions,
+        "clocks": clocks,
+    }

@@ -1,4 +1,5 @@
 """CRC calculation unit (0x4002_3000): programmable polynomial/size, input/output reversal."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -58,7 +59,7 @@ class Crc(Device):
 
     def __init__(self) -> None:
         super().__init__()
-        self.gate = ClockGate(self, 0x30, 12)            # RCC_AHB1ENR.CRCEN
+        self.gate = ClockGate(self, 0x30, 12)  # RCC_AHB1ENR.CRCEN
         self.reset("power")
 
     def reset(self, kind: str) -> None:
@@ -92,8 +93,9 @@ class Crc(Device):
     def read(self, offset: int, size: int) -> int:
         if not self.gate.enabled():
             return 0
-        value = {DR: self.dr_value(), IDR: self.idr, CR: self.cr, INIT: self.init,
-                 POL: self.pol}.get(offset & ~3)
+        value = {DR: self.dr_value(), IDR: self.idr, CR: self.cr, INIT: self.init, POL: self.pol}.get(
+            offset & ~3
+        )
         if value is None:
             self.unmodelled(offset & ~3, "read")
             return 0
@@ -112,13 +114,13 @@ class Crc(Device):
         elif aligned == CR:
             cr = merge_word(self.cr, offset, size, value)
             self.cr = cr & 0xF8
-            if cr & 1:                              # RESET: load INIT (self-clearing)
+            if cr & 1:  # RESET: load INIT (self-clearing)
                 self.crc = self.init & ((1 << self.width) - 1)
         elif aligned == INIT:
             self.init = merge_word(self.init, offset, size, value)
         elif aligned == POL:
             pol = merge_word(self.pol, offset, size, value)
-            self.pol = pol if pol & 1 else self.pol   # even polynomials are not accepted
+            self.pol = pol if pol & 1 else self.pol  # even polynomials are not accepted
         else:
             self.unmodelled(aligned, "write")
 

@@ -1,4 +1,5 @@
 """SYSCFG (0x4001_3800: EXTICR port selection, CMPCR) and EXTI (0x4001_3C00) → NVIC lines."""
+
 from __future__ import annotations
 
 from twin.periph.base import RegDevice
@@ -9,9 +10,23 @@ LINES = 24
 LINE_MASK = (1 << LINES) - 1
 
 #: NVIC line of each EXTI line (STM32F767 vector table).
-IRQ_OF_LINE = {0: 6, 1: 7, 2: 8, 3: 9, 4: 10, **{n: 23 for n in range(5, 10)},
-               **{n: 40 for n in range(10, 16)}, 16: 1, 17: 41, 18: 42, 19: 62, 20: 76,
-               21: 2, 22: 3, 23: 93}
+IRQ_OF_LINE = {
+    0: 6,
+    1: 7,
+    2: 8,
+    3: 9,
+    4: 10,
+    **{n: 23 for n in range(5, 10)},
+    **{n: 40 for n in range(10, 16)},
+    16: 1,
+    17: 41,
+    18: 42,
+    19: 62,
+    20: 76,
+    21: 2,
+    22: 3,
+    23: 93,
+}
 
 
 class Syscfg(RegDevice):
@@ -20,7 +35,7 @@ class Syscfg(RegDevice):
     name, base, size = "syscfg", 0x40013800, 0x400
     RESET = {MEMRMP: 0, PMC: 0, EXTICR1: 0, 0x0C: 0, 0x10: 0, 0x14: 0, CMPCR: 0}
     WRITABLE = {CMPCR: 0x1, EXTICR1: 0xFFFF, 0x0C: 0xFFFF, 0x10: 0xFFFF, 0x14: 0xFFFF}
-    CLOCK = (0x44, 14)                    # RCC_APB2ENR.SYSCFGEN
+    CLOCK = (0x44, 14)  # RCC_APB2ENR.SYSCFGEN
 
     def port_of_line(self, line: int) -> int:
         """Port index (0 = A) routed to EXTI ``line`` (0..15)."""
@@ -28,7 +43,7 @@ class Syscfg(RegDevice):
         return self.regs[reg] >> (4 * (line % 4)) & 0xF
 
     def on_write(self, offset: int, old: int, value: int) -> None:
-        if offset == CMPCR:                       # compensation cell ready once powered
+        if offset == CMPCR:  # compensation cell ready once powered
             self.regs[CMPCR] = (self.regs[CMPCR] & 1) | ((self.regs[CMPCR] & 1) << 8)
 
 
@@ -37,8 +52,7 @@ class Exti(RegDevice):
 
     name, base, size = "exti", 0x40013C00, 0x400
     RESET = {IMR: 0, EMR: 0, RTSR: 0, FTSR: 0, SWIER: 0, PR: 0}
-    WRITABLE = {IMR: LINE_MASK, EMR: LINE_MASK, RTSR: LINE_MASK, FTSR: LINE_MASK,
-                SWIER: LINE_MASK, PR: 0}
+    WRITABLE = {IMR: LINE_MASK, EMR: LINE_MASK, RTSR: LINE_MASK, FTSR: LINE_MASK, SWIER: LINE_MASK, PR: 0}
 
     def __init__(self) -> None:
         super().__init__()
@@ -54,7 +68,7 @@ class Exti(RegDevice):
             syscfg = self.services.device("syscfg") if self.services else None
         except KeyError:
             syscfg = None
-        if syscfg is not None and syscfg.port_of_line(pin) != port:   # type: ignore[attr-defined]
+        if syscfg is not None and syscfg.port_of_line(pin) != port:  # type: ignore[attr-defined]
             return
         if syscfg is None and port != 0:
             return
@@ -69,13 +83,13 @@ class Exti(RegDevice):
 
     def on_write(self, offset: int, old: int, value: int) -> None:
         if offset == PR:
-            self.regs[PR] = old & ~value & LINE_MASK     # write 1 to clear
+            self.regs[PR] = old & ~value & LINE_MASK  # write 1 to clear
         elif offset == SWIER:
             rising = value & ~old & LINE_MASK
-            self.regs[PR] |= rising                       # 0→1 on SWIER pends the line
+            self.regs[PR] |= rising  # 0→1 on SWIER pends the line
             self.regs[SWIER] = value & LINE_MASK
         if offset == PR:
-            self.regs[SWIER] &= ~value                    # clearing PR clears SWIER too
+            self.regs[SWIER] &= ~value  # clearing PR clears SWIER too
         self._update_irqs()
 
     def _update_irqs(self) -> None:

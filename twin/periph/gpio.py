@@ -1,12 +1,23 @@
 """GPIO ports A..K (0x4002_0000 + 0x400·n): modes, ODR/BSRR, IDR from outside, edges to EXTI."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from twin.periph.base import RegDevice
 
 MODER, OTYPER, OSPEEDR, PUPDR, IDR, ODR, BSRR, LCKR, AFRL, AFRH = (
-    0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20, 0x24)
+    0x00,
+    0x04,
+    0x08,
+    0x0C,
+    0x10,
+    0x14,
+    0x18,
+    0x1C,
+    0x20,
+    0x24,
+)
 PORTS = "abcdefghijk"
 # Reset values differing from 0: the debug pins on A and B (RM0410; UNVERIFIED).
 SPECIAL_RESET = {
@@ -27,12 +38,23 @@ class Gpio(RegDevice):
         self.index = PORTS.index(port)
         self.name = f"gpio{port}"
         self.base = 0x40020000 + 0x400 * self.index
-        self.RESET = {MODER: 0, OTYPER: 0, OSPEEDR: 0, PUPDR: 0, IDR: 0, ODR: 0, BSRR: 0,
-                      LCKR: 0, AFRL: 0, AFRH: 0, **SPECIAL_RESET.get(port, {})}
+        self.RESET = {
+            MODER: 0,
+            OTYPER: 0,
+            OSPEEDR: 0,
+            PUPDR: 0,
+            IDR: 0,
+            ODR: 0,
+            BSRR: 0,
+            LCKR: 0,
+            AFRL: 0,
+            AFRH: 0,
+            **SPECIAL_RESET.get(port, {}),
+        }
         self.WRITABLE = {OTYPER: 0xFFFF, ODR: 0xFFFF, IDR: 0, LCKR: 0x1FFFF}
-        self.CLOCK = (0x30, self.index)       # RCC_AHB1ENR.GPIOxEN
+        self.CLOCK = (0x30, self.index)  # RCC_AHB1ENR.GPIOxEN
         super().__init__()
-        self.external: dict[int, bool] = {}          # pins driven from outside the chip
+        self.external: dict[int, bool] = {}  # pins driven from outside the chip
         self.listeners: list[Callable[[int, bool], None]] = []
         self.read_hooks: list[Callable[[], None]] = []
         self._lock_seq = 0
@@ -65,7 +87,7 @@ class Gpio(RegDevice):
     # -------------------------------------------------------------- model
     def _pin_level(self, pin: int) -> bool:
         mode = self.regs[MODER] >> (2 * pin) & 3
-        if mode == 1:                                # output (open-drain 1 floats: pulls/external)
+        if mode == 1:  # output (open-drain 1 floats: pulls/external)
             odr = self.regs[ODR] >> pin & 1
             if not (self.regs[OTYPER] >> pin & 1) or not odr:
                 return bool(odr)
@@ -97,7 +119,7 @@ class Gpio(RegDevice):
             if changed >> pin & 1:
                 level = bool(new >> pin & 1)
                 if exti is not None:
-                    exti.gpio_edge(self.index, pin, level)   # type: ignore[attr-defined]
+                    exti.gpio_edge(self.index, pin, level)  # type: ignore[attr-defined]
                 for fn in list(self.listeners):
                     fn(pin, level)
 
@@ -124,11 +146,11 @@ class Gpio(RegDevice):
         aligned = offset & ~3
         if self.gate is not None and not self.gate.enabled():
             return
-        if aligned == BSRR:                          # write-only; any width sets/resets lanes
+        if aligned == BSRR:  # write-only; any width sets/resets lanes
             value = (value << (8 * (offset & 3))) & 0xFFFFFFFF
             odr = self.regs[ODR]
             odr &= ~(value >> 16)
-            odr |= value & 0xFFFF                    # set wins
+            odr |= value & 0xFFFF  # set wins
             self.regs[ODR] = odr & 0xFFFF
             self._refresh()
             return
@@ -178,8 +200,12 @@ class Gpio(RegDevice):
             self._pending_lock = value & 0xFFFF
 
     def snapshot(self) -> dict[str, object]:
-        return {"moder": self.regs[MODER], "odr": self.regs[ODR], "idr": self._idr,
-                "external": {str(k): v for k, v in self.external.items()}}
+        return {
+            "moder": self.regs[MODER],
+            "odr": self.regs[ODR],
+            "idr": self._idr,
+            "external": {str(k): v for k, v in self.external.items()},
+        }
 
 
 def all_ports() -> list[Gpio]:

@@ -1,4 +1,5 @@
 """Independent watchdog (0x4000_3000) on virtual time; LSI = 32 kHz."""
+
 from __future__ import annotations
 
 from twin.device import Device, merge_word
@@ -62,7 +63,7 @@ class Iwdg(Device):
         """The LSI's time: virtual time plus the wall time it ran while the core was stopped."""
         return self._virtual_ns() + int(self.stopped.seconds() * 1e9)
 
-    def attach(self, services) -> None:  # noqa: ANN001 - Services
+    def attach(self, services) -> None:
         super().attach(services)
         self._rebase(None)
 
@@ -103,8 +104,10 @@ class Iwdg(Device):
     def _expire(self) -> None:
         assert self.services is not None
         self.expiries += 1
-        where = {"halt": " (core halted: DBGMCU_APB1_FZ.DBG_IWDG_STOP is clear)",
-                 "lockup": " (core locked up)"}.get(self.stopped.state or "", "")
+        where = {
+            "halt": " (core halted: DBGMCU_APB1_FZ.DBG_IWDG_STOP is clear)",
+            "lockup": " (core locked up)",
+        }.get(self.stopped.state or "", "")
         self.services.log(f"counter reached 0{where} → system reset")
         self.services.request_reset("system", "iwdg")
         self.running = False
@@ -126,7 +129,7 @@ class Iwdg(Device):
         again when the DBGMCU freeze bits change."""
         self.stopped.update(state)
         if state is None:
-            self._arm()           # back on virtual time: re-time the expiry event
+            self._arm()  # back on virtual time: re-time the expiry event
 
     def stopped_tick(self) -> float | None:
         """Machine hook, polled while the core is stopped: expire if the wall time ran the
@@ -165,7 +168,7 @@ class Iwdg(Device):
                 self.unlocked = False
         elif aligned in (PR, RLR, WINR):
             if not self.unlocked:
-                return                        # write-protected: ignored
+                return  # write-protected: ignored
             if aligned == PR:
                 self.pr = value & 7 if value & 7 < 7 else 6
                 if self.running:
@@ -175,11 +178,16 @@ class Iwdg(Device):
             else:
                 self.winr = value & 0xFFF
                 if self.running:
-                    self._reload()            # writing WINR reloads the counter
+                    self._reload()  # writing WINR reloads the counter
         elif aligned != SR:
             self.unmodelled(aligned, "write")
 
     def snapshot(self) -> dict[str, object]:
-        return {"running": self.running, "pr": self.pr, "rlr": self.rlr,
-                "counter": self.counter() if self.services else self.rlr,
-                "expiries": self.expiries, "counting_while_stopped": self.stopped.counting}
+        return {
+            "running": self.running,
+            "pr": self.pr,
+            "rlr": self.rlr,
+            "counter": self.counter() if self.services else self.rlr,
+            "expiries": self.expiries,
+            "counting_while_stopped": self.stopped.counting,
+        }

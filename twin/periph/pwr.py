@@ -1,4 +1,5 @@
 """PWR (0x4000_7000): voltage scaling, over-drive handshake, backup-domain access (DBP)."""
+
 from __future__ import annotations
 
 from twin.periph.base import RegDevice
@@ -15,7 +16,7 @@ class Pwr(RegDevice):
     name, base, size = "pwr", 0x40007000, 0x400
     RESET = {CR1: 0x0000C000, CSR1: VOSRDY, CR2: 0, CSR2: 0}
     WRITABLE = {CR1: 0x000FEFFB, CSR1: 0x00000300, CR2: 0x00003F3F, CSR2: 0x00003F00}
-    CLOCK = (0x40, 28)                    # RCC_APB1ENR.PWREN
+    CLOCK = (0x40, 28)  # RCC_APB1ENR.PWREN
 
     @property
     def dbp(self) -> bool:
@@ -43,8 +44,8 @@ class Pwr(RegDevice):
                 self._backup_access()
             cr1 = self.regs[CR1]
             if cr1 & ODSWEN and not cr1 & ODEN:
-                cr1 &= ~ODSWEN                  # ODSWEN needs ODEN
-            self.regs[CR1] = cr1 & ~(1 << 3)    # CSBF reads 0
+                cr1 &= ~ODSWEN  # ODSWEN needs ODEN
+            self.regs[CR1] = cr1 & ~(1 << 3)  # CSBF reads 0
             csr = self.regs[CSR1] & ~(ODRDY | ODSWRDY)
             if cr1 & ODEN:
                 csr |= ODRDY

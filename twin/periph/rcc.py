@@ -1,21 +1,29 @@
 """RCC (0x4002_3800): oscillator ready flags, clock switch, PLL → core clock, reset flags."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from twin.periph.base import RegDevice
 
-HSI_HZ, HSE_HZ = 16_000_000, 8_000_000          # NUCLEO: HSE = 8 MHz MCO from the ST-LINK
+HSI_HZ, HSE_HZ = 16_000_000, 8_000_000  # NUCLEO: HSE = 8 MHz MCO from the ST-LINK
 CR, PLLCFGR, CFGR, CIR = 0x00, 0x04, 0x08, 0x0C
 AHB1RSTR, AHB2RSTR, AHB3RSTR, APB1RSTR, APB2RSTR = 0x10, 0x14, 0x18, 0x20, 0x24
 AHB1ENR, AHB2ENR, AHB3ENR, APB1ENR, APB2ENR = 0x30, 0x34, 0x38, 0x40, 0x44
 BKPSRAMEN = 1 << 18
 BDCR, CSR, SSCGR, PLLI2SCFGR, PLLSAICFGR, DCKCFGR1, DCKCFGR2 = 0x70, 0x74, 0x80, 0x84, 0x88, 0x8C, 0x90
-HSICAL = 0x7C                                     # factory calibration byte (any plausible value)
-CR_RESET = (HSICAL << 8) | (0x10 << 3) | 0x3      # HSION, HSIRDY, HSITRIM=16
+HSICAL = 0x7C  # factory calibration byte (any plausible value)
+CR_RESET = (HSICAL << 8) | (0x10 << 3) | 0x3  # HSION, HSIRDY, HSITRIM=16
 
-CSR_FLAGS = {"bor": 1 << 25, "pin": 1 << 26, "power": 1 << 27, "software": 1 << 28,
-             "iwdg": 1 << 29, "wwdg": 1 << 30, "lowpower": 1 << 31}
+CSR_FLAGS = {
+    "bor": 1 << 25,
+    "pin": 1 << 26,
+    "power": 1 << 27,
+    "software": 1 << 28,
+    "iwdg": 1 << 29,
+    "wwdg": 1 << 30,
+    "lowpower": 1 << 31,
+}
 AHB_DIV = {8: 2, 9: 4, 10: 8, 11: 16, 12: 64, 13: 128, 14: 256, 15: 512}
 APB_DIV = {4: 2, 5: 4, 6: 8, 7: 16}
 
@@ -32,12 +40,34 @@ class Rcc(RegDevice):
     """Reset and clock control. Ready flags follow enables at once; SYSCLK drives virtual time."""
 
     name, base, size = "rcc", 0x40023800, 0x400
-    RESET = {CR: CR_RESET, PLLCFGR: 0x24003010, CFGR: 0, CIR: 0,
-             AHB1RSTR: 0, AHB2RSTR: 0, AHB3RSTR: 0, APB1RSTR: 0, APB2RSTR: 0,
-             AHB1ENR: 0x00100000, AHB2ENR: 0, AHB3ENR: 0, APB1ENR: 0, APB2ENR: 0,
-             0x50: 0x7EEF7EFF, 0x54: 0x000000F1, 0x58: 0x00000003, 0x60: 0xFFFFCBFF,
-             0x64: 0x04F77F33, BDCR: 0, CSR: 0x0E000000, SSCGR: 0,
-             PLLI2SCFGR: 0x24003000, PLLSAICFGR: 0x24003000, DCKCFGR1: 0, DCKCFGR2: 0}
+    RESET = {
+        CR: CR_RESET,
+        PLLCFGR: 0x24003010,
+        CFGR: 0,
+        CIR: 0,
+        AHB1RSTR: 0,
+        AHB2RSTR: 0,
+        AHB3RSTR: 0,
+        APB1RSTR: 0,
+        APB2RSTR: 0,
+        AHB1ENR: 0x00100000,
+        AHB2ENR: 0,
+        AHB3ENR: 0,
+        APB1ENR: 0,
+        APB2ENR: 0,
+        0x50: 0x7EEF7EFF,
+        0x54: 0x000000F1,
+        0x58: 0x00000003,
+        0x60: 0xFFFFCBFF,
+        0x64: 0x04F77F33,
+        BDCR: 0,
+        CSR: 0x0E000000,
+        SSCGR: 0,
+        PLLI2SCFGR: 0x24003000,
+        PLLSAICFGR: 0x24003000,
+        DCKCFGR1: 0,
+        DCKCFGR2: 0,
+    }
     WRITABLE = {CR: 0x150D00F9, CFGR: 0xFFFFFFF3, CSR: 0x01000001, BDCR: 0x0001831D}
 
     def __init__(self) -> None:
@@ -52,7 +82,7 @@ class Rcc(RegDevice):
         csr, bdcr = self.regs.get(CSR, 0), self.regs.get(BDCR, 0)
         super().reset(kind)
         if kind != "power":
-            self.regs[CSR] = csr & 0xFF000000   # flags survive; LSI off; set by reset_cause
+            self.regs[CSR] = csr & 0xFF000000  # flags survive; LSI off; set by reset_cause
             self.regs[BDCR] = bdcr
         self._update_clock()
         self._rtc_clock_changed()
@@ -66,7 +96,7 @@ class Rcc(RegDevice):
         if cause == "power":
             flags = CSR_FLAGS["power"] | CSR_FLAGS["bor"] | CSR_FLAGS["pin"]
         else:
-            flags = CSR_FLAGS["pin"] | CSR_FLAGS.get(cause, 0)   # internal resets pulse NRST
+            flags = CSR_FLAGS["pin"] | CSR_FLAGS.get(cause, 0)  # internal resets pulse NRST
         if kind == "power":
             self.regs[CSR] = flags
         else:
@@ -87,14 +117,14 @@ class Rcc(RegDevice):
             self._switch()
         elif offset == CSR:
             csr = self.regs[CSR]
-            if value & (1 << 24):                # RMVF clears the reset flags
+            if value & (1 << 24):  # RMVF clears the reset flags
                 csr &= 0x00FFFFFF
             csr = (csr & ~0x2) | ((csr & 1) << 1)  # LSIRDY follows LSION
             self.regs[CSR] = csr & ~(1 << 24)
         elif offset == BDCR:
             self._bdcr(old, value)
         elif offset == CIR:
-            self.regs[CIR] &= 0x00003F00         # enables kept; flags/clear bits never set
+            self.regs[CIR] &= 0x00003F00  # enables kept; flags/clear bits never set
         elif offset in RESET_BITS:
             self._peripheral_reset(offset, old, value)
         if offset in (CR, CFGR, PLLCFGR):
@@ -144,15 +174,15 @@ class Rcc(RegDevice):
     def _bdcr(self, old: int, value: int) -> None:
         pwr = self._device("pwr")
         if pwr is not None and not getattr(pwr, "dbp", True):
-            self.regs[BDCR] = old                 # backup domain write-protected
+            self.regs[BDCR] = old  # backup domain write-protected
             return
         bdcr = self.regs[BDCR]
-        bdcr = bdcr | 2 if bdcr & 1 else bdcr & ~2   # LSERDY follows LSEON
-        if bdcr & (1 << 16):                      # BDRST
+        bdcr = bdcr | 2 if bdcr & 1 else bdcr & ~2  # LSERDY follows LSEON
+        if bdcr & (1 << 16):  # BDRST
             bdcr = 1 << 16
             rtc = self._device("rtc")
             if rtc is not None and not old & (1 << 16):
-                rtc.backup_domain_reset()          # type: ignore[attr-defined]
+                rtc.backup_domain_reset()  # type: ignore[attr-defined]
         self.regs[BDCR] = bdcr
 
     def _peripheral_reset(self, offset: int, old: int, value: int) -> None:
@@ -163,7 +193,7 @@ class Rcc(RegDevice):
                 if dev is not None:
                     dev.reset("system")
 
-    def _device(self, name: str):  # noqa: ANN202 - returns a Device or None
+    def _device(self, name: str):
         if self.services is None:
             return None
         try:
@@ -214,6 +244,11 @@ class Rcc(RegDevice):
             self.services.set_core_hz(hz)
 
     def snapshot(self) -> dict[str, object]:
-        return {"sysclk_hz": self.sysclk_hz(), "hclk_hz": self.hclk_hz(),
-                "pclk1_hz": self.pclk1_hz(), "pclk2_hz": self.pclk2_hz(),
-                "csr": self.regs[CSR], "reset_history": list(self.reset_history)}
+        return {
+            "sysclk_hz": self.sysclk_hz(),
+            "hclk_hz": self.hclk_hz(),
+            "pclk1_hz": self.pclk1_hz(),
+            "pclk2_hz": self.pclk2_hz(),
+            "csr": self.regs[CSR],
+            "reset_history": list(self.reset_history),
+        }

@@ -1,4 +1,5 @@
 """RNG (0x5006_0800): deterministic random words (seeded) so runs are reproducible."""
+
 from __future__ import annotations
 
 from twin.device import Device
@@ -15,7 +16,7 @@ class Rng(Device):
 
     def __init__(self, seed: int = 0x2545F491) -> None:
         super().__init__()
-        self.gate = ClockGate(self, 0x34, 6)             # RCC_AHB2ENR.RNGEN
+        self.gate = ClockGate(self, 0x34, 6)  # RCC_AHB2ENR.RNGEN
         self.seed = seed or 1
         self.reset("power")
 
@@ -54,6 +55,6 @@ class Rng(Device):
             if self.services is not None:
                 self.services.set_irq(RNG_IRQ, bool(self.cr & 0x8 and self.cr & 0x4))
         elif off == SR:
-            pass                               # SEIS/CEIS never set
+            pass  # SEIS/CEIS never set
         else:
             self.unmodelled(off, "write")

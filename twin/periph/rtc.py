@@ -28,6 +28,7 @@ What a bootloader uses the RTC block for is the backup registers: "update reques
   too. A TR/DR the calendar cannot count from (bad BCD, 30 February) does not advance
   (logged once). Alarms, the wake-up timer, tamper and time stamps never fire.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -38,9 +39,26 @@ from twin.periph.rcc import HSE_HZ
 
 TR, DR, CR, ISR, PRER, WUTR, ALRMAR, ALRMBR, WPR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x1C, 0x20, 0x24
 BKP0R, BKP_COUNT = 0x50, 32
-RESET = {TR: 0, DR: 0x00002101, CR: 0, ISR: 0x00000007, PRER: 0x007F00FF, WUTR: 0x0000FFFF,
-         ALRMAR: 0, ALRMBR: 0, 0x28: 0, 0x2C: 0, 0x30: 0, 0x34: 0, 0x38: 0, 0x3C: 0, 0x40: 0,
-         0x44: 0, 0x48: 0, 0x4C: 0}
+RESET = {
+    TR: 0,
+    DR: 0x00002101,
+    CR: 0,
+    ISR: 0x00000007,
+    PRER: 0x007F00FF,
+    WUTR: 0x0000FFFF,
+    ALRMAR: 0,
+    ALRMBR: 0,
+    0x28: 0,
+    0x2C: 0,
+    0x30: 0,
+    0x34: 0,
+    0x38: 0,
+    0x3C: 0,
+    0x40: 0,
+    0x44: 0,
+    0x48: 0,
+    0x4C: 0,
+}
 ISR_INIT, ISR_INITF, ISR_RSF, ISR_INITS = 1 << 7, 1 << 6, 1 << 5, 1 << 4
 ISR_WRITABLE = ISR_INIT | ISR_RSF | 0x0001FF00  # INIT, RSF and the clear-by-0 event flags
 NEEDS_INIT = (TR, DR, PRER)
@@ -69,8 +87,14 @@ def decode_calendar(tr: int, dr: int, fmt12: bool) -> tuple[_dt.datetime, int]:
         if not 1 <= hours <= 12:
             raise ValueError("12 h hour out of 1..12")
         hours = hours % 12 + (12 if tr & (1 << 22) else 0)
-    when = _dt.datetime(2000 + _unbcd(dr >> 16, 4), _unbcd(dr >> 8, 1), _unbcd(dr, 2),
-                        hours, _unbcd(tr >> 8, 3), _unbcd(tr, 3))
+    when = _dt.datetime(
+        2000 + _unbcd(dr >> 16, 4),
+        _unbcd(dr >> 8, 1),
+        _unbcd(dr, 2),
+        hours,
+        _unbcd(tr >> 8, 3),
+        _unbcd(tr, 3),
+    )
     return when, dr >> 13 & 7
 
 
@@ -94,16 +118,16 @@ class Rtc(Device):
         super().__init__()
         self.bkp = [0] * BKP_COUNT
         self.regs: dict[int, int] = dict(RESET)
-        self._unlock = 0                       # 0 locked, 1 after 0xCA, 2 unlocked
+        self._unlock = 0  # 0 locked, 1 after 0xCA, 2 unlocked
         self.ignored_writes = 0
         self._told: set[str] = set()
         self.stopped = StoppedTime(self, DBG_RTC_STOP)
-        self._rate = 0                         # RTCCLK Hz while the calendar counts, else 0
-        self._anchor_ns = 0                    # the RTC's time when TR/DR/_sub were current
-        self._sub = 0                          # RTCCLK periods into the current second then
+        self._rate = 0  # RTCCLK Hz while the calendar counts, else 0
+        self._anchor_ns = 0  # the RTC's time when TR/DR/_sub were current
+        self._sub = 0  # RTCCLK periods into the current second then
         self._base: tuple[_dt.datetime, int] | None = None
         self._latch: tuple[int, int, int] | None = None
-        self._ssr_hold = 0                     # SSR while not counting (0 after power-on)
+        self._ssr_hold = 0  # SSR while not counting (0 after power-on)
 
     # -------------------------------------------------------------- resets
     def reset(self, kind: str) -> None:
@@ -112,7 +136,7 @@ class Rtc(Device):
             self.backup_domain_reset()
         self._unlock = 0
         self._latch = None
-        self.clock_changed()                   # a system reset turns the LSI off
+        self.clock_changed()  # a system reset turns the LSI off
 
     def backup_domain_reset(self) -> None:
         """RCC_BDCR.BDRST (or power-on): backup registers and RTC to reset values."""
@@ -138,14 +162,14 @@ class Rtc(Device):
             return 0
         regs = getattr(rcc, "regs", {})
         bdcr = regs.get(RCC_BDCR, 0)
-        if not bdcr & (1 << 15):                            # RTCEN
+        if not bdcr & (1 << 15):  # RTCEN
             return 0
         sel = bdcr >> 8 & 3
         if sel == 1:
-            return LSE_HZ if bdcr & 2 else 0                # LSERDY
+            return LSE_HZ if bdcr & 2 else 0  # LSERDY
         if sel == 2:
-            return LSI_HZ if regs.get(RCC_CSR, 0) & 2 else 0   # LSIRDY
-        if sel == 3 and regs.get(RCC_CR, 0) & (1 << 17):    # HSERDY
+            return LSI_HZ if regs.get(RCC_CSR, 0) & 2 else 0  # LSIRDY
+        if sel == 3 and regs.get(RCC_CR, 0) & (1 << 17):  # HSERDY
             pre = regs.get(RCC_CFGR, 0) >> 16 & 0x1F
             return HSE_HZ // pre if pre >= 2 else 0
         return 0
@@ -168,7 +192,7 @@ class Rtc(Device):
         when, wday = self._base
         later = when + _dt.timedelta(seconds=secs)
         days = (later.date() - when.date()).days
-        if later.year > 2099:                               # the year counter wraps to 00
+        if later.year > 2099:  # the year counter wraps to 00
             later = later.replace(year=2000 + (later.year - 2000) % 100)
         wday = (wday - 1 + days) % 7 + 1 if wday else 0
         tr, dr = encode_calendar(later, wday, bool(self.regs[CR] & CR_FMT))
@@ -191,18 +215,20 @@ class Rtc(Device):
         self._base = None
         if rate:
             try:
-                self._base = decode_calendar(self.regs[TR], self.regs[DR],
-                                             bool(self.regs[CR] & CR_FMT))
+                self._base = decode_calendar(self.regs[TR], self.regs[DR], bool(self.regs[CR] & CR_FMT))
             except ValueError as exc:
-                self._tell("badcal", f"calendar not counting: TR=0x{self.regs[TR]:06X} "
-                                     f"DR=0x{self.regs[DR]:06X} is not a valid time/date ({exc})")
+                self._tell(
+                    "badcal",
+                    f"calendar not counting: TR=0x{self.regs[TR]:06X} "
+                    f"DR=0x{self.regs[DR]:06X} is not a valid time/date ({exc})",
+                )
                 rate = 0
         self._rate = rate
 
     def clock_changed(self) -> None:
         """The RCC changed RTCEN, RTCSEL or an oscillator (or reset): re-time the calendar."""
         if self._rate and self._rate == self._clock_hz() and not self.regs[ISR] & ISR_INIT:
-            return                                          # unchanged: keep counting
+            return  # unchanged: keep counting
         self._materialize()
         self._reanchor()
 
@@ -240,7 +266,7 @@ class Rtc(Device):
         if BKP0R <= aligned < BKP0R + 4 * BKP_COUNT:
             value = self.bkp[(aligned - BKP0R) // 4]
         elif aligned == WPR:
-            value = 0                                      # write-only
+            value = 0  # write-only
         elif aligned in self.regs:
             value = self.regs[aligned]
             if aligned == ISR:
@@ -264,7 +290,7 @@ class Rtc(Device):
                 self._latch = self._current()
             tr, dr, ssr = self._latch
             if aligned == DR:
-                self._latch = None                          # reading DR unlocks the shadows
+                self._latch = None  # reading DR unlocks the shadows
         return {TR: tr, DR: dr, SSR: ssr}[aligned]
 
     def write(self, offset: int, size: int, value: int) -> None:
@@ -274,13 +300,15 @@ class Rtc(Device):
             self.unmodelled(aligned, "write")
             return
         if not self._dbp():
-            self._ignored(aligned, "the backup domain is write-protected (PWR_CR1.DBP = 0)",
-                          "set PWR_CR1.DBP first (HAL_PWR_EnableBkUpAccess)")
+            self._ignored(
+                aligned,
+                "the backup domain is write-protected (PWR_CR1.DBP = 0)",
+                "set PWR_CR1.DBP first (HAL_PWR_EnableBkUpAccess)",
+            )
             return
         if in_bkp:
             i = (aligned - BKP0R) // 4
-            self.bkp[i] = merge_word(self.bkp[i], offset, size, value) if size != 4 \
-                else value & 0xFFFFFFFF
+            self.bkp[i] = merge_word(self.bkp[i], offset, size, value) if size != 4 else value & 0xFFFFFFFF
             return
         if aligned == WPR:
             key = value & 0xFF
@@ -295,23 +323,32 @@ class Rtc(Device):
             if self._unlock == 2:
                 init = value & ISR_INIT
             elif (value ^ old) & ISR_INIT:
-                self._ignored(ISR, "RTC registers are write-protected (RTC_WPR)",
-                              "write 0xCA then 0x53 to RTC_WPR first")
-            if init and not old & ISR_INIT:                 # entering INIT: stop, reset prescalers
+                self._ignored(
+                    ISR,
+                    "RTC registers are write-protected (RTC_WPR)",
+                    "write 0xCA then 0x53 to RTC_WPR first",
+                )
+            if init and not old & ISR_INIT:  # entering INIT: stop, reset prescalers
                 self._materialize()
                 self._sub, self._rate, self._latch = 0, 0, None
-                self._ssr_hold = self._periods()[1] - 1     # the synchronous prescaler reloads
+                self._ssr_hold = self._periods()[1] - 1  # the synchronous prescaler reloads
             self.regs[ISR] = (old & ~ISR_WRITABLE) | flags | init
-            if old & ISR_INIT and not init:                 # leaving INIT: count from TR/DR
+            if old & ISR_INIT and not init:  # leaving INIT: count from TR/DR
                 self._reanchor()
             return
         if self._unlock != 2:
-            self._ignored(aligned, "RTC registers are write-protected (RTC_WPR)",
-                          "write 0xCA then 0x53 to RTC_WPR first")
+            self._ignored(
+                aligned,
+                "RTC registers are write-protected (RTC_WPR)",
+                "write 0xCA then 0x53 to RTC_WPR first",
+            )
             return
         if aligned in NEEDS_INIT and not self.regs[ISR] & ISR_INIT:
-            self._ignored(aligned, "TR/DR/PRER change only in initialisation mode",
-                          "set RTC_ISR.INIT and wait for INITF first")
+            self._ignored(
+                aligned,
+                "TR/DR/PRER change only in initialisation mode",
+                "set RTC_ISR.INIT and wait for INITF first",
+            )
             return
         if aligned in (CR, PRER):
             self._materialize()
@@ -321,6 +358,10 @@ class Rtc(Device):
         self.regs[aligned] = value
 
     def snapshot(self) -> dict[str, object]:
-        return {"bkp": [f"0x{v:08X}" for v in self.bkp], "ignored_writes": self.ignored_writes,
-                "unlocked": self._unlock == 2, "init": bool(self.regs[ISR] & ISR_INIT),
-                "rtcclk_hz": self._rate}
+        return {
+            "bkp": [f"0x{v:08X}" for v in self.bkp],
+            "ignored_writes": self.ignored_writes,
+            "unlocked": self._unlock == 2,
+            "init": bool(self.regs[ISR] & ISR_INIT),
+            "rtcclk_hz": self._rate,
+        }

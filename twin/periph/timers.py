@@ -1,4 +1,5 @@
 """Basic timers TIM6/TIM7 (APB1 ×2 clock) on virtual time: update event + interrupt."""
+
 from __future__ import annotations
 
 from twin.device import Device, merge_word
@@ -25,12 +26,12 @@ class BasicTimer(Device):
 
     def __init__(self, name: str, base: int, irq: int) -> None:
         super().__init__()
-        self.gate = ClockGate(self, 0x40, 4 if name == "tim6" else 5)   # RCC_APB1ENR.TIM6EN/TIM7EN
+        self.gate = ClockGate(self, 0x40, 4 if name == "tim6" else 5)  # RCC_APB1ENR.TIM6EN/TIM7EN
         self.name, self.base, self.irq = name, base, irq
         self.handle: object | None = None
         # DBGMCU_APB1_FZ.DBG_TIM6_STOP (bit 4) / DBG_TIM7_STOP (bit 5)
         self.stopped = StoppedTime(self, 1 << (4 if name == "tim6" else 5))
-        self._extra_cycles = 0          # wall time counted while stopped, folded into cycles
+        self._extra_cycles = 0  # wall time counted while stopped, folded into cycles
         self._folded_s = 0.0
         self.reset("power")
 
@@ -50,7 +51,7 @@ class BasicTimer(Device):
         try:
             rcc = self.services.device("rcc") if self.services else None
             if rcc is not None:
-                apb = rcc.hclk_hz() // max(rcc.pclk1_hz(), 1)   # type: ignore[attr-defined]
+                apb = rcc.hclk_hz() // max(rcc.pclk1_hz(), 1)  # type: ignore[attr-defined]
                 div = 1 if apb == 1 else apb // 2
         except KeyError:
             pass
@@ -99,7 +100,7 @@ class BasicTimer(Device):
         self.psc_active = self.psc
         self.sr |= 1
         self._irq()
-        if self.cr1 & 0x8:                        # OPM: stop
+        if self.cr1 & 0x8:  # OPM: stop
             self.cr1 &= ~1
         else:
             self._arm()
@@ -115,7 +116,7 @@ class BasicTimer(Device):
             return
         self.sr |= 1
         self.psc_active = self.psc
-        if self.cr1 & 0x8:                        # OPM: stopped at the first update
+        if self.cr1 & 0x8:  # OPM: stopped at the first update
             self.cr1 &= ~1
             self.cnt_base = 0
             self._cancel()
@@ -132,7 +133,7 @@ class BasicTimer(Device):
         if state is None:
             self._catch_up()
             if self.cr1 & 1:
-                self._arm()                       # back on virtual time
+                self._arm()  # back on virtual time
 
     def stopped_tick(self) -> float | None:
         """Machine hook, polled while the core is stopped: apply overflows; return the
@@ -153,8 +154,16 @@ class BasicTimer(Device):
         if not self.gate.enabled():
             return 0
         off = offset & ~3
-        value = {CR1: self.cr1, CR2: self.cr2, DIER: self.dier, SR: self.sr, EGR: 0,
-                 CNT: self.counter(), PSC: self.psc, ARR: self.arr}.get(off)
+        value = {
+            CR1: self.cr1,
+            CR2: self.cr2,
+            DIER: self.dier,
+            SR: self.sr,
+            EGR: 0,
+            CNT: self.counter(),
+            PSC: self.psc,
+            ARR: self.arr,
+        }.get(off)
         if value is None:
             self.unmodelled(off, "read")
             return 0
@@ -184,12 +193,12 @@ class BasicTimer(Device):
             self.sr &= value & 1 | ~1
             self._irq()
         elif off == EGR:
-            if value & 1:                         # UG: reinitialise counter, load PSC
+            if value & 1:  # UG: reinitialise counter, load PSC
                 self.psc_active = self.psc
                 self.cnt_base = 0
                 if self.services is not None:
                     self.start = self._now()
-                if not self.cr1 & 0x4:            # URS=0: UG also sets UIF
+                if not self.cr1 & 0x4:  # URS=0: UG also sets UIF
                     self.sr |= 1
                     self._irq()
                 self._arm()

@@ -1,4 +1,5 @@
 """Window watchdog (0x4000_2C00): 7-bit down-counter on PCLK1/4096/2^WDGTB, in core cycles."""
+
 from __future__ import annotations
 
 from twin.device import Device
@@ -21,7 +22,7 @@ class Wwdg(Device):
 
     def __init__(self) -> None:
         super().__init__()
-        self.gate = ClockGate(self, 0x40, 11)            # RCC_APB1ENR.WWDGEN
+        self.gate = ClockGate(self, 0x40, 11)  # RCC_APB1ENR.WWDGEN
         self.handle: object | None = None
         self.stopped = StoppedTime(self, DBG_WWDG_STOP)
         self.reset("power")
@@ -75,7 +76,7 @@ class Wwdg(Device):
         t = self.counter()
         target = 0x40 if t > 0x40 and not self.ewif else 0x3F
         ticks = t - target
-        if ticks <= 0 or (t <= 0x40 and not self.ewif):   # due now (e.g. after a halt)
+        if ticks <= 0 or (t <= 0x40 and not self.ewif):  # due now (e.g. after a halt)
             self.handle = self.services.schedule(0, self._event)
             return
         elapsed = (self._now() - self.start) % self._cycles_per_tick()
@@ -102,8 +103,10 @@ class Wwdg(Device):
         assert self.services is not None
         t = self.counter()
         if t <= 0x3F:
-            where = {"halt": " (core halted: DBGMCU_APB1_FZ.DBG_WWDG_STOP is clear)",
-                     "lockup": " (core locked up)"}.get(self.stopped.state or "", "")
+            where = {
+                "halt": " (core halted: DBGMCU_APB1_FZ.DBG_WWDG_STOP is clear)",
+                "lockup": " (core locked up)",
+            }.get(self.stopped.state or "", "")
             self.services.log(f"T6 cleared{where} → system reset")
             self.services.request_reset("system", "wwdg")
             self.wdga = False
@@ -151,5 +154,10 @@ class Wwdg(Device):
             self.unmodelled(off, "write")
 
     def snapshot(self) -> dict[str, object]:
-        return {"wdga": self.wdga, "counter": self.counter(), "cfr": self.cfr, "ewif": self.ewif,
-                "counting_while_stopped": self.stopped.counting}
+        return {
+            "wdga": self.wdga,
+            "counter": self.counter(),
+            "cfr": self.cfr,
+            "ewif": self.ewif,
+            "counting_while_stopped": self.stopped.counting,
+        }
