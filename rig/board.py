@@ -44,8 +44,10 @@ TARGET_NAMES = ("twin", "nucleo")
 
 
 def default_board_path() -> Path:
-    """Return the repository's ``boards/stm32f767.yaml``."""
-    return Path(__file__).resolve().parent.parent / "boards" / "stm32f767.yaml"
+    """Return the default board file, ``boards/stm32f767.yaml`` (installed as ``rig.boards``)."""
+    from importlib.resources import files
+
+    return Path(str(files("rig.boards").joinpath("stm32f767.yaml")))
 
 
 # --------------------------------------------------------------------------- dataclasses

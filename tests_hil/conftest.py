@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.options import FIRMWARE_BUILD
-
 #: name -> file in firmware/build (see firmware/README.md)
 REFERENCE_APPS = {
     "16k": "app-v1-16k.bin",
@@ -23,7 +21,7 @@ def apps(board_spec, rig_options):
     base = board_spec.region(board_spec.ota.app_region).base
     images = {}
     for name, file in REFERENCE_APPS.items():
-        path = FIRMWARE_BUILD / file
+        path = rig_options.firmware_build / file
         if not path.is_file():
             pytest.exit(f"{path} is missing: build the firmware with `make -C firmware`", returncode=4)
         images[name] = load_image(path, base=base)

@@ -399,11 +399,8 @@ class FlashController(Device):
         if address < FLASH_BASE:
             address += FLASH_BASE - FLASH_ITCM_BASE
         cr = self.cr
-        if (
-            cr & _STORE_BLOCKERS != CR_PG
-            or (self.sr & SR_BSY
-            and self.timing == "datasheet"
-            and not self._busy_program)
+        if cr & _STORE_BLOCKERS != CR_PG or (
+            self.sr & SR_BSY and self.timing == "datasheet" and not self._busy_program
         ):
             self._error(SR_ERSERR)
             return

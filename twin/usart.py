@@ -313,14 +313,10 @@ class Usart(Device):
     def _update_irq(self) -> None:
         cr1, isr = self.cr1, self.isr
         level = bool(
-            (cr1 & CR1_RXNEIE
-            and isr & (ISR_RXNE | ISR_ORE))
-            or (cr1 & CR1_TXEIE
-            and isr & ISR_TXE)
-            or (cr1 & CR1_TCIE
-            and isr & ISR_TC)
-            or (cr1 & CR1_IDLEIE
-            and isr & ISR_IDLE)
+            (cr1 & CR1_RXNEIE and isr & (ISR_RXNE | ISR_ORE))
+            or (cr1 & CR1_TXEIE and isr & ISR_TXE)
+            or (cr1 & CR1_TCIE and isr & ISR_TC)
+            or (cr1 & CR1_IDLEIE and isr & ISR_IDLE)
         )
         if level != self._irq_level and self.services is not None:
             self._irq_level = level

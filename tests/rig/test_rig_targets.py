@@ -58,7 +58,7 @@ def test_unreachable_remote_probe_names_the_fix() -> None:
 
 
 def test_one_board_per_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fixtures.plugin import _uid_for_worker
+    from rig.fixtures.plugin import _uid_for_worker
 
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
     assert _uid_for_worker("AAA, BBB") == "BBB"
