@@ -1,20 +1,20 @@
 """The ``rig`` command line.
 
-Subcommands: ``rig diff`` (compare a flash readback with an image and diagnose) and, when
-the OTA package provides it, ``rig ota`` (registered by ``rig.ota.cli.register``).
+Subcommands: ``rig diff`` (compare a flash readback with an image and diagnose) and
+``rig ota`` (the host OTA server, registered by ``rig.ota.cli.register``).
 Exit codes: 0 success / no difference, 1 differences found, 2 usage or configuration error.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from rig.errors import RigError
+from rig.ota import cli as ota_cli
 
 EXIT_OK, EXIT_DIFF, EXIT_USAGE = 0, 1, 2
 
@@ -37,18 +37,11 @@ def _address(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with ``rig ota`` if ``rig.ota.cli`` exists."""
+    """The full parser: ``rig diff`` and ``rig ota``."""
     parser = _Parser(prog="rig", description="ota-rig: test OTA bootloaders on the STM32F767.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_diff(sub)
-    try:
-        ota_cli = importlib.import_module("rig.ota.cli")
-    except ModuleNotFoundError as exc:
-        if exc.name != "rig.ota.cli":
-            raise
-        parser.epilog = "rig ota: not available (rig/ota/cli.py is missing in this installation)"
-    else:
-        ota_cli.register(sub)
+    ota_cli.register(sub)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -129,15 +130,23 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "diff" in capsys.readouterr().err
 
 
-def test_ota_subcommand_or_epilog() -> None:
-    parser = build_parser()
-    text = parser.format_help()
-    assert "ota" in text  # either the registered subcommand or the epilog saying it is missing
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_subcommands_are_diff_and_ota() -> None:
+    commands = _subcommands(build_parser())
+    assert sorted(commands) == ["diff", "ota"]
+    assert sorted(_subcommands(commands["ota"])) == ["policies", "serve"]
+    args = build_parser().parse_args(["ota", "policies"])
+    assert args.command == "ota" and args.ota_command == "policies" and callable(args.func)
 
 
 def test_console_script_runs(files: dict[str, Path]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "rig.cli", "diff", str(files["expected"]), str(files["token"]), "--base", APP],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
