@@ -2,10 +2,19 @@
 PY := .venv/bin/python
 REPORTS := reports
 
-.PHONY: setup hil test clean
+# Everything make starts finds the venv's tools first (pytest, pyocd, rig, ruff, python3):
+# a tool installed elsewhere on the machine never stands in for one the set-up did not install.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: setup hil test lint clean
 
 setup:
 	@scripts/setup
+
+# Linter and formatter check (configured in pyproject.toml); .ci/run runs it before the tests.
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # The main job: the HIL suite on the default board (the twin), HTML report in reports/.
 hil: setup

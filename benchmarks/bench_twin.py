@@ -1,7 +1,7 @@
 """Twin speed figures (issue 3): connect time, `pyocd flash` 512 KiB, 2 MiB readback through
 stock pyOCD, and instructions per second of a busy loop with no debugger attached.
 
-Run: python benchmarks/bench_twin.py [--runs N]. Prints one line per figure with the goal.
+Run: .venv/bin/python benchmarks/bench_twin.py [--runs N]. Prints one line per figure with the goal.
 """
 
 from __future__ import annotations
@@ -97,8 +97,11 @@ def bench_pyocd(runs: int) -> None:
                 finally:
                     session.close()
             t0 = time.perf_counter()
+            # the stock CLI of this interpreter's environment, not whatever `pyocd` is on PATH
+            flash = [sys.executable, "-m", "pyocd", "flash", "-u", uid, "-t", "stm32f767zi"]
             res = subprocess.run(
-                ["pyocd", "flash", "-u", uid, "-t", "stm32f767zi", "--base-address", "0x08100000", str(img)],
+                [*flash, "--base-address", "0x08100000", str(img)],
+                check=False,
                 capture_output=True,
                 text=True,
                 timeout=300,

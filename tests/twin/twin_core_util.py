@@ -15,6 +15,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
+#: the stock pyocd CLI of the environment running the tests (never a `pyocd` found on PATH)
+PYOCD = [sys.executable, "-m", "pyocd"]
+
 VECTORS = """
     .syntax unified
     .thumb
@@ -169,4 +172,4 @@ class TwinProcess:
 
 def pyocd(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run the stock pyocd CLI."""
-    return subprocess.run(["pyocd", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*PYOCD, *args], check=False, capture_output=True, text=True, timeout=timeout)
