@@ -8,6 +8,7 @@ the twin's control socket, the way a lab would use a relay or a button pusher.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import select
@@ -24,6 +25,22 @@ from rig.errors import TargetError
 from rig.targets.base import Target
 
 START_TIMEOUT = 30.0
+
+
+def twin_home() -> Path:
+    """The directory holding the ``twin`` package this interpreter imports: the checkout in a
+    development install, site-packages in a normal one (``pip install ota-rig``).
+
+    ``python -m twin`` runs there, so it starts exactly that package (never a ``twin/`` folder
+    that happens to be in the user's working directory). Found without importing the package.
+    """
+    spec = importlib.util.find_spec("twin")
+    if spec is None or spec.origin is None:
+        raise TargetError(
+            f"the twin (package 'twin') is not installed for {sys.executable}",
+            hint="install ota-rig into this environment (pip install ota-rig, or scripts/setup in a checkout)",
+        )
+    return Path(spec.origin).resolve().parent.parent
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -133,7 +150,9 @@ def start_twin(
 ) -> TwinTarget:
     """Start one twin. ``ota_lan`` is the address the firmware dials (board file, e.g.
     192.168.1.10:5000); a free loopback port is chosen for the host OTA server and the twin
-    forwards ``ota_lan`` to it."""
+    forwards ``ota_lan`` to it. File paths in ``extra_args`` must be absolute (the twin runs
+    in :func:`twin_home`)."""
+    cwd = twin_home()
     ota_port = free_port()
     args = [sys.executable, "-m", "twin"]
     fwd = list(forward)
@@ -154,7 +173,7 @@ def start_twin(
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=env,
-            cwd=str(Path(__file__).resolve().parents[2]),
+            cwd=str(cwd),
         )
     finally:
         if log_path:
