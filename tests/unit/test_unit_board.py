@@ -103,7 +103,7 @@ def test_locate(
 
 
 def test_locate_outside_flash_names_fix(spec: BoardSpec) -> None:
-    with pytest.raises(ConfigError, match="outside the flash.*AXIM"):
+    with pytest.raises(ConfigError, match=r"outside the flash.*AXIM"):
         spec.layout().locate(0x00240000)
 
 
@@ -262,10 +262,91 @@ def test_region_off_boundary_in_inactive_layout_only_fails_on_use(
     }
     spec = load_board(write(tmp_path, doc))
     assert spec.regions["config"].sectors == (2,)
-    with pytest.raises(ConfigError, match="regions.config.size.*dual_bank sector boundary"):
+    with pytest.raises(ConfigError, match=r"regions\.config\.size.*dual_bank sector boundary"):
         spec.layout(True)
 
 
 def test_parse_board_top_level_not_mapping() -> None:
     with pytest.raises(ConfigError, match="<string>: <top>: got list"):
         parse_board("- 1\n- 2\n")
+
+
+def test_addresses_as_hex_strings_and_sizes_with_suffixes(tmp_path: Path, raw: dict[str, Any]) -> None:
+    doc = copy.deepcopy(raw)
+    doc["memory"]["dtcm"].update(base="0x20000000", size="0x20000")
+    doc["regions"]["scratch"].update(base="0x08180000", size="0.5M")
+    spec = load_board(write(tmp_path, doc))
+    assert (spec.memory["dtcm"].base, spec.memory["dtcm"].size) == (0x20000000, 128 * K)
+    assert spec.regions["scratch"].size == 512 * K
+
+
+def test_every_problem_is_listed_and_the_first_explained() -> None:
+    doc = yaml.safe_load(default_board_path().read_text())
+    doc["option_bytes"]["nDBANK"] = "two"
+    doc["contract"]["msp"]["enabled"] = "yes"
+    with pytest.raises(ConfigError) as err:
+        parse_board(yaml.safe_dump(doc), "b.yaml")
+    assert err.value.key_path == "option_bytes.nDBANK"
+    assert "got 'two' (expected an integer (decimal or 0x hex))" in str(err.value)
+    assert "(fix: see docs/board-file.md; 1 more key(s) to fix: contract.msp.enabled)" in str(err.value)
+    # an unknown key is named first: a misspelt key is why the right one is missing
+    doc["targets"]["twin"]["colour"] = "red"
+    with pytest.raises(ConfigError) as err:
+        parse_board(yaml.safe_dump(doc), "b.yaml")
+    assert err.value.key_path == "targets.twin.colour" and "unknown key" in str(err.value)
+    assert "2 more key(s) to fix: option_bytes.nDBANK, contract.msp.enabled" in str(err.value)
+
+
+def test_strict_types_nothing_coerced(raw: dict[str, Any]) -> None:
+    for mutate, key_path, text in [
+        (lambda d: d["memory"]["dtcm"].__setitem__("base", True), "memory.dtcm.base", "got True"),
+        (lambda d: d["memory"]["dtcm"].__setitem__("base", 1.5), "memory.dtcm.base", "expected an integer"),
+        (
+            lambda d: d["regions"]["config"].__setitem__("ota_writable", 1),
+            "regions.config.ota_writable",
+            "true or false",
+        ),
+        (lambda d: d.__setitem__("name", ""), "name", "non-empty string"),
+        (lambda d: d.__setitem__("memory", {}), "memory", "a non-empty mapping"),
+        (
+            lambda d: d["flash"]["single_bank"][0].__setitem__("sectors", []),
+            "flash.single_bank[0].sectors",
+            "non-empty list",
+        ),
+        (lambda d: d["memory"]["dtcm"].__setitem__("kind", "sram"), "memory.dtcm.kind", "'ram'"),
+        (
+            lambda d: d["ota"].__setitem__("server", {"ip": "10.0.0.1", "prot": 1}),
+            "ota.server.prot",
+            "one of ip, port",
+        ),
+    ]:
+        doc = copy.deepcopy(raw)
+        mutate(doc)
+        with pytest.raises(ConfigError) as err:
+            parse_board(yaml.safe_dump(doc))
+        assert err.value.key_path == key_path and text in str(err.value), str(err.value)
+
+
+def test_snb_must_fit_five_bits(raw: dict[str, Any]) -> None:
+    doc = copy.deepcopy(raw)
+    doc["flash"]["dual_bank"][1]["snb"] = 0x18
+    with pytest.raises(ConfigError, match=r"12 sectors need SNB 0x18\.\.0x23.*expected snb <= 0x14") as err:
+        parse_board(yaml.safe_dump(doc))
+    assert err.value.key_path == "flash.dual_bank[1].snb"
+
+
+def test_swd_frequency(raw: dict[str, Any]) -> None:
+    assert load_board().targets["nucleo"].swd_frequency is None
+    doc = copy.deepcopy(raw)
+    doc["targets"]["nucleo"]["swd_frequency"] = 4_000_000
+    assert parse_board(yaml.safe_dump(doc)).targets["nucleo"].swd_frequency == 4_000_000
+    doc["targets"]["nucleo"]["swd_frequency"] = 10
+    with pytest.raises(ConfigError, match=r"got 10 \(expected an integer in 1000\.\.100000000\)"):
+        parse_board(yaml.safe_dump(doc))
+
+
+def test_null_target_is_every_default(raw: dict[str, Any]) -> None:
+    doc = copy.deepcopy(raw)
+    doc["targets"] = {"twin": None}
+    spec = parse_board(yaml.safe_dump(doc))
+    assert set(spec.targets) == {"twin"} and spec.targets["twin"].pyocd_target == "stm32f767zi"

@@ -1,0 +1,385 @@
+"""The board file's schema: pydantic models of ``boards/*.yaml`` and their error messages.
+
+The models check what one key can be checked for on its own: which keys exist (unknown keys
+are refused, ``extra="forbid"``), which are required, types (strict: ``"yes"`` is no bool),
+integer ranges, addresses written as integers or ``0x`` strings, sizes with ``K``/``M``
+suffixes, ``IP:PORT`` endpoints, and the few rules inside one entry. What needs the whole file
+(banks covering the flash, regions on sector boundaries, names that refer to other entries)
+is checked by :mod:`rig.board` while it builds the :class:`~rig.board_spec.BoardSpec`.
+
+:func:`config_error` is the one place a pydantic ``ValidationError`` becomes the rig's
+:class:`~rig.errors.ConfigError`: file, dotted key path, what was got and what was expected,
+and the doc to read. Nothing here reads files or knows the spec dataclasses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from rig.errors import ConfigError
+
+#: what every board-file error tells the user to read
+DOC_HINT = "see docs/board-file.md"
+
+
+def invalid(message: str, expected: str | None = None, key: str | None = None) -> PydanticCustomError:
+    """A board-file error raised inside a validator; ``key`` extends the error's key path."""
+    return PydanticCustomError("board", message, {"expected": expected, "key": key})
+
+
+# --------------------------------------------------------------------------- value types
+
+
+def _integer(value: Any) -> int:
+    """YAML integer or a decimal / ``0x`` string → int (bools and floats are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise invalid(f"got {value!r}", "an integer")
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            raise invalid(f"got {value!r}", "an integer (decimal or 0x hex)") from None
+    return value
+
+
+@dataclass(frozen=True)
+class IntIn:
+    """``Annotated[int, IntIn(lo, hi)]``: a constrained integer (pydantic-core's ``ge``/``le``)
+    that may be written as a YAML integer or a decimal / ``0x`` string; the error names both bounds."""
+
+    lo: int
+    hi: int
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        bounded = core_schema.int_schema(ge=self.lo, le=self.hi, strict=True)
+        return core_schema.no_info_wrap_validator_function(self._validate, bounded)
+
+    def _validate(self, value: Any, handler: ValidatorFunctionWrapHandler) -> int:
+        number = _integer(value)
+        try:
+            return handler(number)
+        except ValidationError:  # the only error left for an int: out of range
+            raise invalid(f"got {number}", f"an integer in {self.lo}..{self.hi}") from None
+
+
+_SIZE_RE = re.compile(r"^\s*(0x[0-9a-fA-F_]+|\d[\d_]*(?:\.\d+)?)\s*([KkMm]i?[Bb]?)?\s*$")
+
+
+def _size(value: Any) -> int:
+    """Bytes as an integer or a string such as ``"32K"``, ``"1.5K"``, ``"2M"``, ``"0x420"``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str) and (m := _SIZE_RE.match(value)):
+        num, unit = m.groups()
+        scale = {"k": 1024, "m": 1024 * 1024}.get((unit or " ")[0].lower(), 1)
+        text = num.replace("_", "")
+        number = int(text, 0) if text.lower().startswith("0x") else float(text)
+        n = int(number * scale)
+        if n != number * scale:
+            raise invalid(f"{value!r} is not a whole number of bytes", "a size in bytes")
+    else:
+        raise invalid(f"got {value!r}", "a size: integer bytes or a string like '32K', '2M'")
+    if n <= 0:
+        raise invalid(f"got {n}", "a positive size")
+    return n
+
+
+def _number_to_str(value: Any) -> Any:
+    """Free text and serial numbers: a YAML number (``1234``) is taken as its text."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+Address = Annotated[int, IntIn(0, 0xFFFFFFFF)]
+Size = Annotated[int, BeforeValidator(_size)]
+Name = Annotated[str, Field(min_length=1)]
+Text = Annotated[str, BeforeValidator(_number_to_str)]
+Serial = Annotated[str | None, BeforeValidator(_number_to_str)]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors, nothing is coerced between types, models are frozen."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class EndpointModel(_Strict):
+    """``IP:PORT`` or ``{ip, port}``."""
+
+    ip: str
+    port: Annotated[int, IntIn(1, 65535)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.count(":") == 1:
+            ip, port = value.split(":")
+            return {"ip": ip, "port": port}
+        if not isinstance(value, dict):
+            raise invalid(f"got {value!r}", "'IP:PORT' or {ip: IP, port: PORT}")
+        return value
+
+    @model_validator(mode="after")
+    def _ipv4(self) -> EndpointModel:
+        try:
+            ipaddress.IPv4Address(self.ip)
+        except ValueError:
+            raise invalid(f"bad IPv4 address {self.ip!r}", "a dotted IPv4 address") from None
+        return self
+
+
+# --------------------------------------------------------------------------- the file
+
+
+class MemoryEntry(_Strict):
+    """``memory.<name>``."""
+
+    base: Address
+    size: Size
+    kind: Literal["flash", "alias", "ram", "rom", "otp", "id", "register", "option_bytes"]
+    alias_of: Name | None = None
+    description: Text = ""
+
+    @model_validator(mode="after")
+    def _alias_needs_alias_of(self) -> MemoryEntry:
+        if (self.kind == "alias") != (self.alias_of is not None):
+            raise invalid(
+                "alias_of goes with kind 'alias' (and only with it)",
+                "alias_of naming another memory entry",
+                key="alias_of",
+            )
+        return self
+
+
+class SectorGroup(_Strict):
+    """``{count, size}``: ``count`` sectors of ``size`` bytes."""
+
+    count: Annotated[int, IntIn(1, 64)]
+    size: Size
+
+
+class Bank(_Strict):
+    """One bank of a sector layout (``first_sector`` and ``snb`` default to the running count)."""
+
+    bank: Annotated[int, IntIn(1, 2)]
+    base: Address
+    first_sector: Annotated[int, IntIn(0, 255)] | None = None
+    snb: Annotated[int, IntIn(0, 0x1F)] | None = None
+    sectors: Annotated[list[SectorGroup], Field(min_length=1)]
+
+
+Banks = Annotated[list[Bank], Field(min_length=1)]
+
+
+class Flash(_Strict):
+    """``flash``: the memory entry the sectors cover and the layout of each bank mode."""
+
+    memory: Name
+    single_bank: Banks | None = None
+    dual_bank: Banks | None = None
+
+
+class OptionBytes(_Strict):
+    """``option_bytes``: values the rig expects on the board (absent: not checked)."""
+
+    nDBANK: Annotated[int, IntIn(0, 1)] | None = None
+    BOOT_ADD0: Annotated[int, IntIn(0, 0xFFFF)] | None = None
+    BOOT_ADD1: Annotated[int, IntIn(0, 0xFFFF)] | None = None
+
+
+class RegionEntry(_Strict):
+    """``regions.<name>`` (``ota_writable`` absent: false for the bootloader, true otherwise)."""
+
+    base: Address
+    size: Size
+    ota_writable: bool | None = None
+    description: Text = ""
+
+
+class Regions(_Strict):
+    """``regions``: the OTA layout."""
+
+    bootloader: RegionEntry | None = None
+    config: RegionEntry | None = None
+    app_slot: RegionEntry
+    scratch: RegionEntry | None = None
+
+
+class Ota(_Strict):
+    """``ota``."""
+
+    server: EndpointModel
+    app_region: Name = "app_slot"
+    staging_region: Name = "scratch"
+
+
+class ContractEntry(_Strict):
+    """``contract.<item>``."""
+
+    enabled: bool
+    reason: Name
+
+
+class Contract(_Strict):
+    """``contract``: the jump contract's items, in :data:`rig.board_spec.CONTRACT_ITEMS` order."""
+
+    vtor: ContractEntry | None = None
+    msp: ContractEntry | None = None
+    pc: ContractEntry | None = None
+    thumb: ContractEntry | None = None
+    thread_mode: ContractEntry | None = None
+    control: ContractEntry | None = None
+    primask: ContractEntry | None = None
+    basepri: ContractEntry | None = None
+    faultmask: ContractEntry | None = None
+    nvic_enabled: ContractEntry | None = None
+    nvic_pending: ContractEntry | None = None
+    systick: ContractEntry | None = None
+    pending_exceptions: ContractEntry | None = None
+    mpu: ContractEntry | None = None
+    dcache: ContractEntry | None = None
+    icache: ContractEntry | None = None
+    faults: ContractEntry | None = None
+
+
+class TwinTarget(_Strict):
+    """``targets.twin``."""
+
+    pyocd_target: Name = "stm32f767zi"
+    forward: EndpointModel | None = None
+
+
+class NucleoTarget(_Strict):
+    """``targets.nucleo``."""
+
+    pyocd_target: Name = "stm32f767zi"
+    probe_uid: Serial = None
+    serial_port: Serial = None
+    usb_serial: Serial = None
+    baudrate: Annotated[int, IntIn(300, 20_000_000)] = 115200
+    host: EndpointModel | None = None
+    swd_frequency: Annotated[int, IntIn(1_000, 100_000_000)] | None = None
+
+
+class Targets(_Strict):
+    """``targets`` (an entry given as ``null`` is a target with every default)."""
+
+    twin: TwinTarget | None = None
+    nucleo: NucleoTarget | None = None
+
+
+class Debug(_Strict):
+    """``debug``."""
+
+    freeze_watchdogs: bool = True
+
+
+class BoardFile(_Strict):
+    """A whole board file, checked key by key (cross-references are checked by rig.board)."""
+
+    name: Name
+    mcu: Name | None = None
+    memory: Annotated[dict[str, MemoryEntry], Field(min_length=1)]
+    flash: Flash
+    option_bytes: OptionBytes = OptionBytes()
+    regions: Regions
+    ota: Ota
+    contract: Contract
+    targets: Targets
+    debug: Debug | None = None
+
+
+# --------------------------------------------------------------------------- errors
+
+#: what was expected, for pydantic's own error types (the message is "got <input>")
+_EXPECTED = {
+    "missing": "a value",
+    "model_type": "a mapping",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "string_type": "a non-empty string",
+    "string_too_short": "a non-empty string",
+}
+
+
+def config_error(exc: ValidationError, source: str, root: type[BaseModel] = BoardFile) -> ConfigError:
+    """Turn a pydantic ``ValidationError`` on ``root`` into one :class:`ConfigError`.
+
+    The first problem gives the message and the key path; the key paths of the others, if
+    any, are listed in the hint so that one run shows everything to fix. Unknown keys come
+    first: a misspelt key also makes the right one "missing", and the typo is the cause.
+    """
+    errors = sorted(exc.errors(include_url=False), key=lambda err: err["type"] != "extra_forbidden")
+    problems = [_describe(err, root) for err in errors]
+    path, message, expected = problems[0]
+    hint = DOC_HINT
+    others = list(dict.fromkeys(p for p, _, _ in problems[1:] if p != path))
+    if others:
+        hint += f"; {len(others)} more key(s) to fix: {', '.join(others)}"
+    return ConfigError(message, source=source, key_path=path, expected=expected, hint=hint)
+
+
+def _describe(err: Any, root: type[BaseModel]) -> tuple[str, str, str | None]:
+    """``(dotted key path, message, expected)`` of one pydantic error."""
+    loc = list(err["loc"])
+    ctx = err.get("ctx") or {}
+    if ctx.get("key"):
+        loc.append(ctx["key"])
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "<top>"
+    kind, got = err["type"], err["input"]
+    if kind == "board":
+        return path, err["msg"], ctx.get("expected")
+    if kind == "missing":
+        return path, "missing key", "a value"
+    if kind == "extra_forbidden":
+        model = _model_at(root, loc[:-1])
+        return path, "unknown key", "one of " + ", ".join(model.model_fields) if model else None
+    if kind == "literal_error":
+        return path, f"got {got!r}", ctx["expected"]
+    if kind == "too_short":
+        return path, f"got {got!r}", f"a non-empty {'mapping' if isinstance(got, dict) else 'list'}"
+    if kind in ("model_type", "dict_type", "list_type"):
+        return path, f"got {type(got).__name__}", _EXPECTED[kind]
+    return path, f"got {got!r}"[:80], _EXPECTED.get(kind, err["msg"])
+
+
+def _model_at(root: type[BaseModel], loc: list[Any]) -> type[BaseModel] | None:
+    """The model class that validates the mapping at ``loc`` (for its list of keys)."""
+    tp: Any = root
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(part)
+            tp = field.annotation if field else None
+        else:  # dict[str, X] or list[X]: the values' type
+            tp = (get_args(tp) or (None,))[-1]
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _unwrap(tp: Any) -> Any:
+    """``Annotated[X, ...]`` and ``X | None`` → ``X``."""
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+        elif get_origin(tp) in (Union, UnionType):
+            tp = next(a for a in get_args(tp) if a is not type(None))
+        else:
+            return tp
