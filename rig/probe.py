@@ -2,10 +2,11 @@
 
 The same code drives an ST-LINK chosen by its unique ID and the twin's ``remote:`` probe;
 nothing here knows which one it talks to. Safety rules a lab expects are built in:
-the exact target ``stm32f767zi`` is always passed (the NUCLEO's board id maps to a pack
-target pyOCD does not ship), ``auto_unlock`` is off (pyOCD would otherwise mass-erase a
-read-protected chip), erases are per sector and unwritten parts of an erased sector are
-kept, and a read-protected chip is refused instead of touched.
+an exact target name is always passed (the board file's ``pyocd_target``, ``stm32f767zi``:
+the NUCLEO's board id maps to a pack target pyOCD does not ship), ``auto_unlock`` is off
+(pyOCD would otherwise mass-erase a read-protected chip), erases are per sector and
+unwritten parts of an erased sector are kept, and a read-protected chip is refused instead
+of touched.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rig.errors import ProbeError
 
 LOG = logging.getLogger(__name__)
 
+#: the pyOCD target when the board file names none
 TARGET = "stm32f767zi"
 
 DBGMCU_APB1_FZ = 0xE0042008
@@ -89,6 +91,42 @@ def list_probes() -> list[ProbeInfo]:
     return [ProbeInfo(p.unique_id, p.description) for p in probes]
 
 
+def _listing(probes: Sequence[ProbeInfo]) -> str:
+    return ", ".join(f"{p.uid} ({p.description})" if p.description else p.uid for p in probes)
+
+
+def select_probe(uid: str | None, probes: Sequence[ProbeInfo], *, source: str = "--probe-uid") -> ProbeInfo:
+    """The probe to drive: the one whose unique ID is ``uid`` (exact, case-insensitive: a
+    prefix never matches), or, with no ``uid``, the only probe connected.
+
+    ``source`` says where ``uid`` came from (``--probe-uid``, ``OTA_RIG_PROBE_UID``, the
+    board file) so the error names what to change. Raises a ProbeError that lists the
+    connected probes (or says none is) when there is no single answer.
+    """
+    if not probes:
+        asked = f" (wanted {uid}, from {source})" if uid else ""
+        raise ProbeError(
+            f"no debug probe is connected to this host{asked}",
+            hint="plug in the NUCLEO's ST-LINK USB and check that `pyocd list` shows it (udev rules "
+            "in docs/lab.md), or run on the twin with --board twin",
+        )
+    if uid is None:
+        if len(probes) > 1:
+            raise ProbeError(
+                f"{len(probes)} probes are connected ({_listing(probes)}) and none was chosen",
+                hint="pass --probe-uid (or set OTA_RIG_PROBE_UID or targets.nucleo.probe_uid) to "
+                "the exact unique ID of the board under test",
+            )
+        return probes[0]
+    exact = [p for p in probes if p.uid.lower() == uid.lower()]
+    if not exact:
+        raise ProbeError(
+            f"the probe {uid!r} (from {source}) is not connected; connected: {_listing(probes)}",
+            hint=f"copy the exact ID from `pyocd list` into {source}",
+        )
+    return exact[0]
+
+
 def _find_probe(uid: str | None):  # -> pyocd DebugProbe
     """Resolve ``uid`` to exactly one probe, or raise a ProbeError that says what to pass."""
     from pyocd.probe.aggregator import DebugProbeAggregator
@@ -101,27 +139,8 @@ def _find_probe(uid: str | None):  # -> pyocd DebugProbe
     from pyocd.core.helpers import ConnectHelper
 
     probes = ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
-    if not probes:
-        raise ProbeError(
-            "no debug probe is connected to this host",
-            hint="plug the NUCLEO's ST-LINK USB, check the udev rules in docs/lab.md, "
-            "or run on the twin with --board twin",
-        )
-    uids = [p.unique_id for p in probes]
-    if uid is None:
-        if len(probes) > 1:
-            raise ProbeError(
-                f"{len(probes)} probes are connected ({', '.join(uids)}) and none was chosen",
-                hint="pass --probe-uid with the exact unique ID of the board under test",
-            )
-        return probes[0]
-    exact = [p for p in probes if p.unique_id.lower() == uid.lower()]
-    if not exact:
-        raise ProbeError(
-            f"no probe with unique ID {uid!r}; connected: {', '.join(uids)}",
-            hint="copy the exact ID from `pyocd list` into --probe-uid or the board file",
-        )
-    return exact[0]
+    chosen = select_probe(uid, [ProbeInfo(p.unique_id, p.description) for p in probes])
+    return next(p for p in probes if p.unique_id == chosen.uid)
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -142,14 +161,18 @@ class Probe:
         self,
         uid: str | None,
         *,
+        target: str = TARGET,
         connect_mode: str = "halt",
         frequency: int | None = None,
         connect_timeout: float = 10.0,
         freeze_watchdogs: bool = True,
     ) -> None:
         self.uid = uid
+        #: pyOCD target name (board file ``targets.<kind>.pyocd_target``)
+        self.target_name = target
         self.freeze_watchdogs = freeze_watchdogs
         self.connect_mode = connect_mode
+        #: SWD clock in Hz (board file ``targets.nucleo.swd_frequency``; None: pyOCD's default)
         self.frequency = frequency
         self.connect_timeout = connect_timeout
         self._session = None
@@ -162,7 +185,7 @@ class Probe:
             return self
         probe = _find_probe(self.uid)
         options: dict[str, object] = {
-            "target_override": TARGET,
+            "target_override": self.target_name,
             "connect_mode": self.connect_mode,
             "auto_unlock": False,
             "chip_erase": "sector",
@@ -174,7 +197,16 @@ class Probe:
         }
         if self.frequency:
             options["frequency"] = self.frequency
-        session = Session(probe, options=options)
+        from pyocd.core.exceptions import TargetSupportError
+
+        try:
+            session = Session(probe, options=options)
+        except TargetSupportError as exc:  # raised while the session builds its board
+            raise ProbeError(
+                f"pyOCD has no target {self.target_name!r}: {exc}",
+                hint="set pyocd_target in the board file's targets section to a name from "
+                "`pyocd list --targets` (stm32f767zi for the NUCLEO-F767ZI)",
+            ) from exc
         try:
             session.open()
         except Exception as exc:  # pyOCD raises many types; name the fix
@@ -189,7 +221,7 @@ class Probe:
                     "from its start-up line",
                 ) from exc
             raise ProbeError(
-                f"pyOCD could not connect to {self.uid or probe.unique_id} as {TARGET}: {exc}",
+                f"pyOCD could not connect to {self.uid or probe.unique_id} as {self.target_name}: {exc}",
                 hint="check the probe cable and board power; a read-protected chip "
                 "must be unlocked by hand, the rig never does it",
             ) from exc
@@ -356,7 +388,7 @@ class Probe:
 
     def registers(self, names: Sequence[str]) -> dict[str, int]:
         values = self.target.read_core_registers_raw(list(names))
-        return dict(zip(names, values))
+        return dict(zip(names, values, strict=True))
 
     def set_breakpoint(self, address: int) -> None:
         from pyocd.core.target import Target

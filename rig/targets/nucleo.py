@@ -8,9 +8,11 @@ are plugged in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rig.errors import TargetError
+from rig.probe import ProbeInfo, list_probes, select_probe
 from rig.targets.base import Target
 
 
@@ -52,24 +54,34 @@ class NucleoTarget(Target):
 
 
 def nucleo_target(
-    *, probe_uid: str | None, serial_port: str | None, usb_serial: str | None, ota_bind: tuple[str, int]
+    *,
+    probe_uid: str | None,
+    serial_port: str | None,
+    usb_serial: str | None,
+    ota_bind: tuple[str, int],
+    uid_source: str = "--probe-uid",
+    probes: Sequence[ProbeInfo] | None = None,
 ) -> NucleoTarget:
     """Resolve a NUCLEO from the options and the board file.
 
-    ``probe_uid`` is required (the rig never guesses which board to flash when several
-    could be connected); the console is ``serial_port`` if given, else the port whose USB
-    serial is ``usb_serial`` or, failing that, the probe UID.
+    The probe is the one whose unique ID is ``probe_uid`` among those pyOCD lists (``probes``,
+    default :func:`rig.probe.list_probes`), or with no ``probe_uid`` the only probe
+    connected; a UID that is not connected, no probe at all, or several probes and no UID
+    are a ProbeError naming the probes present (``uid_source`` says where the UID came from).
+    A ``remote:HOST:PORT`` probe is taken as given (pyOCD cannot list remote probes). The
+    console is ``serial_port`` if given, else the port whose USB serial is ``usb_serial`` or,
+    failing that, the probe's UID.
     """
-    if not probe_uid:
-        raise TargetError(
-            "--board nucleo needs the ST-LINK unique ID",
-            hint="pass --probe-uid (see `pyocd list`) or set targets.nucleo.probe_uid in the board file",
-        )
-    port = serial_port or find_vcp(usb_serial or probe_uid)
+    if probe_uid and probe_uid.startswith("remote:"):
+        uid = probe_uid
+    else:
+        found = list_probes() if probes is None else probes
+        uid = select_probe(probe_uid, found, source=uid_source).uid
+    port = serial_port or find_vcp(usb_serial or uid)
     return NucleoTarget(
         kind="nucleo",
-        probe_uid=probe_uid,
+        probe_uid=uid,
         serial_port=port,
         ota_bind=ota_bind,
-        info={"probe_uid": probe_uid, "serial": port},
+        info={"probe_uid": uid, "serial": port},
     )

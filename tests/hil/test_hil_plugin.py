@@ -16,8 +16,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _pytest(args: list[str], tmp_path: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+def _pytest(
+    args: list[str], tmp_path: Path, timeout: float = 600, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST") and k != "OTA_RIG_PROBE_UID"
+    }
+    env.update(env_extra or {})
     return subprocess.run(
         [
             sys.executable,
@@ -29,6 +34,7 @@ def _pytest(args: list[str], tmp_path: Path, timeout: float = 600) -> subprocess
             str(tmp_path / "reports"),
             *args,
         ],
+        check=False,
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -64,14 +70,47 @@ def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str], words: li
         assert w in proc.stderr, proc.stderr
 
 
-def test_nucleo_without_a_board_skips_with_the_reason(tmp_path: Path) -> None:
+def _board_file_with_uid(tmp_path: Path, uid: str) -> Path:
+    import yaml
+
+    from rig.board import default_board_path
+
+    doc = yaml.safe_load(Path(default_board_path()).read_text())
+    doc["targets"]["nucleo"]["probe_uid"] = uid
+    path = tmp_path / "lab-board.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+UID = "066DFF485151717867114355"
+
+
+@pytest.mark.parametrize("source", ["none", "--probe-uid", "OTA_RIG_PROBE_UID", "board file"])
+def test_nucleo_without_a_probe_is_an_error_not_a_skip(tmp_path: Path, source: str) -> None:
+    """A dead ST-LINK on a CI runner must turn the hardware job red, whether a UID was given
+    (command line, environment, board file) or not."""
     from rig.probe import list_probes
 
     if list_probes():
         pytest.skip("a debug probe is attached to this machine")
-    proc = _pytest(["tests_hil/test_bootloader.py", "--board", "nucleo", "-rs"], tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "no debug probe is connected" in proc.stdout and "skipped" in proc.stdout
+    args = ["tests_hil/test_ota_update.py", "--board", "nucleo", "--transport", "eth", "-rs"]
+    env: dict[str, str] = {}
+    if source == "--probe-uid":
+        args += ["--probe-uid", UID]
+    elif source == "OTA_RIG_PROBE_UID":
+        env["OTA_RIG_PROBE_UID"] = UID
+    elif source == "board file":
+        board_file = _board_file_with_uid(tmp_path, UID)
+        args += ["--board-file", str(board_file)]
+        source = f"targets.nucleo.probe_uid in {board_file}"
+    proc = _pytest(args, tmp_path, timeout=120, env_extra=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]  # pytest's usage-error code: never 0
+    assert "passed" not in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-3000:]
+    assert "--board nucleo: no debug probe is connected to this host" in out, out[-3000:]
+    assert "pyocd list" in out and "--board twin" in out  # the fix
+    if source != "none":
+        assert f"(wanted {UID}, from {source})" in out, out[-3000:]
 
 
 def test_interrupted_run_leaves_no_twin_behind(tmp_path: Path) -> None:
