@@ -423,12 +423,33 @@ class Bench:
             )
         self.await_app_entry(image, ev, previous=prior)
 
+    def reset_and_refuse(self, ev: Evidence, *, wait: float) -> SessionResult:
+        """Reset the board with the OTA server listening and wait up to ``wait`` s for it to
+        ask for an update. Whatever it asks for is refused: the server announces an image
+        larger than the whole flash, which a bootloader refuses before erasing anything
+        (docs/protocol.md), so nothing is installed. The session's phase says how far the
+        board got: ``connect`` (it never connected), ``request`` (no ``REQ_FW``), later
+        (it asked for an update)."""
+        host, port = self.target.ota_bind
+        refuse = f"wrong-size:size={self.spec.flash.size + 1}"
+        t0 = time.monotonic()
+        with OtaServer(b"\xff" * 8, bind=host, port=port, policy=refuse) as server:
+            self.probe.reset()
+            result = server.wait_session(timeout=wait)
+        self._timed(ev, "boot", t0)
+        ev.transcript = result.to_dict()
+        return result
+
     def boot_damaged_app(
         self, image: Image, ev: Evidence, *, offset: int, transport: str = "eth", wait: float = 8.0
-    ) -> None:
+    ) -> SessionResult:
         """Leave the board as after an update of ``image`` (staging area and record hold the
         good image), then damage one byte of the app slot and reset: the bootloader must
-        never enter it (phase ``jump`` if it does)."""
+        never enter it (phase ``jump`` if it does) and must fall back to asking for an update
+        (phase ``boot`` if it does not: a bootloader that hangs or never runs is no fallback).
+
+        The evidence of the fallback is the board's ``REQ_FW`` to the OTA server
+        (:meth:`reset_and_refuse`, so nothing is installed). Returns that session."""
         bad = bytearray(image.data)
         bad[offset] ^= 0x5A
         app_base = self.spec.region(self.spec.ota.app_region).base
@@ -437,17 +458,23 @@ class Bench:
         self.probe.flash(app_base, bytes(bad))
         self.write_config(self.boot_config(transport, update=False, app=image))
         self.installed = None
+        ev.scenario.setdefault("transport", transport)
         entry = image.reset_handler & ~1
         self.clear_breakpoint()
         self.probe.set_breakpoint(entry)
         self._breakpoint = entry
-        self.probe.reset()
-        entered = self.probe.wait_halted(wait)
+        mark = self.console.mark()
+        result = self.reset_and_refuse(ev, wait=wait)
+        # a bootloader that enters the app after asking (or instead of asking) is caught here
+        entered = self.probe.wait_halted(2.0 if result.phase != "connect" else 0.0)
         if not entered:
             self.probe.halt()
         pc = self.probe.registers(["pc"])["pc"]
         self.clear_breakpoint()
         ev.uart = self.console.text()[-20000:]
+        fallback = re.search(r"BL: no valid app: [^\r\n]*", self.console.text(mark))
+        if fallback:
+            ev.notes.append(f"console: {fallback.group(0)}")
         if entered and pc == entry:
             raise self._fail(
                 ev,
@@ -456,7 +483,24 @@ class Bench:
                 f"0x{app_base + offset:08X} is damaged (its CRC no longer matches the "
                 "record): an invalid app must never be started",
             )
+        if result.phase in ("connect", "request"):
+            ev.fault = self._fault_info(pc)
+            asked = "connected but never sent REQ_FW" if result.phase == "request" else "never connected"
+            raise self._fail(
+                ev,
+                "boot",
+                f"the bootloader did not enter the damaged app, but it did not fall back to "
+                f"asking for an update either: within {wait:g} s it {asked} "
+                f"({result.reason}); the core is at PC=0x{pc:08X}, state {ev.fault.state} "
+                "(a bootloader that hangs or never runs)",
+                hint="after rejecting the app the bootloader must request an update (REQ_FW)",
+            )
+        ev.notes.append(
+            f"fallback: the board asked for an update (REQ_FW); the session ended {result.outcome}: "
+            f"{result.reason}"
+        )
         self.probe.resume()
+        return result
 
     def expect_refused(self, result: SessionResult, ev: Evidence, fault: str) -> None:
         """A faulty transfer must not be acknowledged (phase ``transfer``)."""
