@@ -9,6 +9,7 @@ and has ``to_dict()`` for the JSON report and the pytest fixtures.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
@@ -166,7 +167,9 @@ class DiffResult:
         """The first ``count`` ranges."""
         return tuple(
             Range(self.base + s, n)
-            for s, n in zip(self.range_starts[:count].tolist(), self.range_lengths[:count].tolist())
+            for s, n in zip(
+                self.range_starts[:count].tolist(), self.range_lengths[:count].tolist(), strict=True
+            )
         )
 
     @property
@@ -540,7 +543,7 @@ def _shifted(st: _State) -> list[Diagnosis]:
     # a displaced stretch differs almost everywhere; scattered errors give sparse clusters
     dense = np.add.reduceat(open_.view(np.int8), starts, dtype=np.int64) >= 0.25 * (ends - starts)
     pick = np.flatnonzero(((ends - starts) >= 64) & dense)[:32]
-    cand = list(zip(starts[pick].tolist(), ends[pick].tolist()))
+    cand = list(zip(starts[pick].tolist(), ends[pick].tolist(), strict=True))
     out: list[Diagnosis] = []
     for s, e in cand:
         if st.explained[s:e].mean() > 0.5:
@@ -549,7 +552,9 @@ def _shifted(st: _State) -> list[Diagnosis]:
         if found is None:
             continue
         k, _ = found
-        j0, j1 = s, (st.n - k if k > 0 else st.n)
+        # compare actual[j] with expected[j + k] where both exist: a forward displacement (k < 0,
+        # data written late) cannot start before offset -k, however early the cluster starts
+        j0, j1 = max(s, -k), (st.n - k if k > 0 else st.n)
         if j1 - j0 < _WINDOW:
             continue
         sm = st.b[j0:j1] == st.a[j0 + k : j1 + k]
@@ -573,11 +578,15 @@ def _shifted(st: _State) -> list[Diagnosis]:
         if st.ref is st.a:
             st.ref = st.a.copy()
         st.ref[j0:end] = st.a[j0 + k : end + k]
-        what = (
-            f"{_num(k)} byte(s) missing (a receive chunk lost)"
-            if k > 0
-            else f"{_num(-k)} byte(s) extra (a chunk duplicated or foreign bytes inserted)"
-        )
+        if k > 0:
+            what = f"{_num(k)} byte(s) missing (a receive chunk lost)"
+        elif j0 == -k:
+            what = (
+                f"the data starts {_num(-k)} byte(s) late (written at 0x{st.base - k:08X} instead of "
+                f"0x{st.base:08X}, or {_num(-k)} byte(s) inserted before it)"
+            )
+        else:
+            what = f"{_num(-k)} byte(s) extra (a chunk duplicated or foreign bytes inserted)"
         out.append(
             Diagnosis(
                 "shifted",
@@ -754,7 +763,7 @@ def _sector_aligned(st: _State) -> list[Diagnosis]:
         return r[3] >= 0.05 * (r[2] - r[1])
 
     def edges(r: tuple) -> bool:
-        sec, lo, hi, _, first, last = r
+        sec, _, hi, _, first, last = r
         slack = max(16, sec.size // 4096)
         return sec.base >= st.base and first - sec.base < slack and hi - 1 - last < slack
 
@@ -805,7 +814,7 @@ def _region_touched(st: _State, writable: Sequence[tuple[int, int]] | None) -> l
         cuts.update((reg.base, reg.end))
     points = sorted(c for c in cuts if lo_all <= c <= hi_all)
     found: dict[str | None, list[tuple[int, int, int]]] = {}
-    for seg_lo, seg_hi in zip(points, points[1:]):
+    for seg_lo, seg_hi in itertools.pairwise(points):
         if any(lo <= seg_lo and seg_hi <= lo + size for lo, size in writable):
             continue
         m = st.neq[seg_lo - st.base : seg_hi - st.base]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -52,7 +53,7 @@ def test_ranges_sectors_totals(expected: bytes, layout: FlashLayout) -> None:
     res = diff_bytes(expected, bytes(act), APP, layout)
     diff_at = {i for i in range(SIZE) if expected[i] != act[i]}
     assert res.differing == len(diff_at)
-    assert [(r.address - APP, r.length) for r in res.ranges][0] == (10, 1)
+    assert (res.ranges[0].address - APP, res.ranges[0].length) == (10, 1)
     s5, s6 = res.sectors
     assert (
         s5.index == 5
@@ -143,6 +144,23 @@ def test_shifted_duplicated_chunk(expected: bytes, layout: FlashLayout) -> None:
     act = expected[:off] + expected[off - k : off] + expected[off : SIZE - k]
     (sh,) = [d for d in diagnose(expected, act, APP, layout) if d.kind == "shifted"]
     assert sh.evidence["shift"] == -k and "duplicated" in sh.detail
+
+
+@pytest.mark.parametrize("moved", [-1024, -64, -4, 4, 64, 1024])
+def test_image_displaced_from_offset_0(expected: bytes, layout: FlashLayout, moved: int) -> None:
+    """The whole image written ``moved`` bytes late (> 0) or early (< 0): the bytes at ``j`` are
+    the image's bytes at ``j - moved``, so the diagnosis' shift (actual[j] == expected[j + shift])
+    is ``-moved``. Written late used to crash (a negative slice start wrapped to an empty slice)."""
+    late, early = max(moved, 0), max(-moved, 0)
+    act = b"\xff" * late + expected[early : SIZE - late] + b"\xff" * early
+    res = analyze(expected, act, APP, layout)
+    (sh,) = [d for d in res.diagnoses if d.kind == "shifted"]
+    assert sh.evidence["shift"] == -moved and f"displaced by {-moved:+d} bytes" in sh.detail
+    assert sh.address == APP + late and sh.evidence["end"] == APP + SIZE - early
+    assert sh.evidence["matched_bytes"] > 0.99 * SIZE
+    if moved > 0:
+        assert f"starts {moved:,} byte(s) late".replace(",", " ") in sh.detail
+    assert res.unexplained <= abs(moved)
 
 
 def test_foreign_text(expected: bytes, layout: FlashLayout) -> None:
@@ -240,7 +258,7 @@ def test_diff_finds_exactly_the_differing_bytes(data: bytes, edits: list[tuple[i
     covered = {a for r in res.ranges for a in range(r.address, r.end)}
     assert covered == truth and res.differing == len(truth)
     # coalesced: sorted, non-empty, separated by at least one equal byte
-    for r, nxt in zip(res.ranges, res.ranges[1:]):
+    for r, nxt in itertools.pairwise(res.ranges):
         assert r.length > 0 and r.end < nxt.address
     assert res.ok == (not truth)
 
@@ -354,7 +372,9 @@ def test_never_erased_when_the_copy_stopped_over_old_content() -> None:
     new = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
     old = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
     actual = bytearray(old)
-    actual[:100] = bytes(a & b for a, b in zip(new[:100], old[:100]))  # programmed over, then stopped
+    actual[:100] = bytes(
+        a & b for a, b in zip(new[:100], old[:100], strict=True)
+    )  # programmed over, then stopped
     result = analyze(new, bytes(actual), base, layout, previous=old)
     kinds = result.kinds()
     assert kinds[0] == "never_erased", result.summary()
