@@ -161,3 +161,118 @@ def test_two_workers_run_two_twins(tmp_path: Path) -> None:
     assert "2 passed" in proc.stdout
     logs = sorted((tmp_path / "reports" / "artifacts").glob("gw*/twin.log"))
     assert len(logs) == 2, "each worker must start its own twin"
+
+
+MARKED_TESTS = """
+import pytest
+
+
+@pytest.mark.twin_only
+def test_twin_only():
+    pass
+
+
+@pytest.mark.destructive
+def test_destructive():
+    pass
+
+
+@pytest.mark.destructive
+@pytest.mark.twin_only
+def test_destructive_and_twin_only():
+    pass
+
+
+def test_plain():
+    pass
+"""
+
+
+def _outcomes(junit: Path) -> dict[str, str]:
+    """test name -> "PASSED" or the skip reason, from the run's JUnit XML."""
+    import xml.etree.ElementTree as ET
+
+    out: dict[str, str] = {}
+    for case in ET.parse(junit).iter("testcase"):
+        skipped = case.find("skipped")
+        failed = case.find("failure") is not None or case.find("error") is not None
+        out[case.get("name", "")] = (
+            "FAILED" if failed else (skipped.get("message", "") if skipped is not None else "PASSED")
+        )
+    return out
+
+
+MARKED_NAMES = ("test_twin_only", "test_destructive", "test_destructive_and_twin_only", "test_plain")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--board", "nucleo"], ["--board", "nucleo", "--allow-destructive"], ["--board", "twin"], []],
+    ids=["nucleo", "nucleo-allow-destructive", "twin", "default"],
+)
+def test_board_markers_are_enforced(tmp_path: Path, args: list[str]) -> None:
+    """On a real board twin_only tests skip (the twin's control interface), destructive ones
+    skip unless --allow-destructive; on the twin both run. The tests use no board fixture, so
+    no probe is needed to see it."""
+    test_file = tmp_path / "test_marked.py"
+    test_file.write_text(MARKED_TESTS)
+    junit = tmp_path / "junit.xml"
+    proc = _pytest([str(test_file), "-rs", f"--junitxml={junit}", *args], tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    got = _outcomes(junit)
+    assert set(got) == set(MARKED_NAMES), got
+    if "nucleo" not in args:
+        assert got == dict.fromkeys(MARKED_NAMES, "PASSED")
+        return
+    twin_only = "twin_only: needs the twin's control interface (power switch, fault injection)"
+    assert got["test_plain"] == "PASSED"
+    assert got["test_twin_only"].startswith(twin_only), got
+    assert got["test_destructive_and_twin_only"].startswith(twin_only), got  # even when allowed
+    if "--allow-destructive" in args:
+        assert got["test_destructive"] == "PASSED", got
+    else:
+        assert "destructive" in got["test_destructive"] and "--allow-destructive" in got["test_destructive"]
+
+
+def test_power_cuts_skip_on_a_real_board_by_their_markers(tmp_path: Path) -> None:
+    """test_power_cut.py has no skip logic of its own: on --board nucleo the plugin skips it
+    before any fixture looks for a board (so no probe is needed, and none is touched)."""
+    proc = _pytest(
+        ["tests_hil/test_power_cut.py", "--board", "nucleo", "--allow-destructive", "-rs"],
+        tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "12 skipped" in proc.stdout and "passed" not in proc.stdout, proc.stdout[-3000:]
+    assert proc.stdout.count("twin_only: needs the twin's control interface") == 1  # -rs groups them
+    assert "SKIPPED [12]" in proc.stdout, proc.stdout[-3000:]
+
+
+def test_app_option_is_the_image_the_update_serves(tmp_path: Path) -> None:
+    """--app PATH adds the scenario "update to the user's image" (ids ...-user), checked like
+    the reference updates: flash read back equal to that file, jump contract, its banner. The
+    image is a reference app with its build id changed, so it differs from every reference
+    image and the banner it prints (from its own header) proves it is the one running."""
+    from rig.hil import APP_HEADER_OFFSET
+
+    data = bytearray((REPO / "firmware" / "build" / "app-v1-16k.bin").read_bytes())
+    build_id = APP_HEADER_OFFSET + 20  # app_header_t.build_id (firmware/include/app_header.h)
+    data[build_id : build_id + 12] = b"usr0cafe\0\0\0\0"
+    app = tmp_path / "my-app.bin"
+    app.write_bytes(bytes(data))
+
+    plain = _pytest(["tests_hil/test_ota_update.py", "--collect-only", "-q"], tmp_path, timeout=120)
+    assert "user" not in plain.stdout and "eth-16k" in plain.stdout, plain.stdout[-2000:]  # only with --app
+
+    junit = tmp_path / "junit.xml"
+    proc = _pytest(
+        ["tests_hil", "-k", "user", "--app", str(app), "--transport", "eth", f"--junitxml={junit}"],
+        tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert _outcomes(junit) == {"test_update_jumps_into_new_app[eth-user]": "PASSED"}
+    (art,) = (tmp_path / "reports" / "artifacts").glob("*test_update_jumps_into_new_app*eth-user*")
+    readback = (art / "app_slot-readback.bin").read_bytes()
+    assert readback[: len(data)] == bytes(data)
+    assert "APP v1 build usr0cafe" in (art / "console.log").read_text()
