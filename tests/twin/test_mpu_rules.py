@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from twin.mpu import ALL, CTRL_ENABLE, CTRL_PRIVDEFENA, MpuView, R, W, X, decode
+from twin.mpu import ALL, MpuView, R, W, X, decode
+
+# written out from the architecture manual, not imported from twin.mpu (a wrong bit fails here)
+CTRL_ENABLE = 1 << 0  # ARMv7-M ARM B3.5.6 MPU_CTRL.ENABLE
+CTRL_PRIVDEFENA = 1 << 2  # ARMv7-M ARM B3.5.6 MPU_CTRL.PRIVDEFENA
 
 
 def rasr(size_field: int, ap: int, xn: bool = False, srd: int = 0) -> int:

@@ -12,33 +12,31 @@ import pytest
 from twin_core_util import build
 
 from twin.device import ResetKind
-from twin.flash import (
-    CR_EOPIE,
-    CR_ERRIE,
-    CR_LOCK,
-    CR_MER,
-    CR_MER2,
-    CR_PG,
-    CR_SER,
-    CR_STRT,
-    KEY1,
-    KEY2,
-    OPTKEY1,
-    OPTKEY2,
-    SR_BSY,
-    SR_EOP,
-    SR_ERSERR,
-    SR_OPERR,
-    SR_PGAERR,
-    SR_PGPERR,
-    SR_WRPERR,
-    FlashController,
-)
+from twin.flash import FlashController
 from twin.machine import Machine
 
 FLASH = 0x40023C00
 ACR, KEYR, OPTKEYR, SR, CR, OPTCR, OPTCR1 = (FLASH + o for o in (0, 4, 8, 0xC, 0x10, 0x14, 0x18))
-PSIZE8, PSIZE16, PSIZE32 = 0 << 8, 1 << 8, 2 << 8
+# Bit positions and keys written out from RM0410 (not imported from twin.flash, so a wrong
+# bit in the model fails here). See ../shared/docs/stm32f767-facts.md section 2.
+KEY1, KEY2 = 0x45670123, 0xCDEF89AB  # RM0410 3.7.2 FLASH_KEYR unlock sequence
+OPTKEY1, OPTKEY2 = 0x08192A3B, 0x4C5D6E7F  # RM0410 3.7.3 FLASH_OPTKEYR unlock sequence
+SR_EOP = 1 << 0  # RM0410 3.7.4 FLASH_SR.EOP
+SR_OPERR = 1 << 1  # RM0410 3.7.4 FLASH_SR.OPERR
+SR_WRPERR = 1 << 4  # RM0410 3.7.4 FLASH_SR.WRPERR
+SR_PGAERR = 1 << 5  # RM0410 3.7.4 FLASH_SR.PGAERR
+SR_PGPERR = 1 << 6  # RM0410 3.7.4 FLASH_SR.PGPERR
+SR_ERSERR = 1 << 7  # RM0410 3.7.4 FLASH_SR.ERSERR
+SR_BSY = 1 << 16  # RM0410 3.7.4 FLASH_SR.BSY
+CR_PG = 1 << 0  # RM0410 3.7.5 FLASH_CR.PG
+CR_SER = 1 << 1  # RM0410 3.7.5 FLASH_CR.SER
+CR_MER = 1 << 2  # RM0410 3.7.5 FLASH_CR.MER (MER1)
+PSIZE8, PSIZE16, PSIZE32 = 0 << 8, 1 << 8, 2 << 8  # RM0410 3.7.5 FLASH_CR.PSIZE[1:0]
+CR_MER2 = 1 << 15  # RM0410 3.7.5 FLASH_CR.MER2
+CR_STRT = 1 << 16  # RM0410 3.7.5 FLASH_CR.STRT
+CR_EOPIE = 1 << 24  # RM0410 3.7.5 FLASH_CR.EOPIE
+CR_ERRIE = 1 << 25  # RM0410 3.7.5 FLASH_CR.ERRIE
+CR_LOCK = 1 << 31  # RM0410 3.7.5 FLASH_CR.LOCK
 
 
 class Rig:

@@ -14,7 +14,6 @@ from twin.board import Board, BoardOptions
 from twin.device import ResetKind
 from twin.loader import Chunk
 from twin.machine import SHORT_SLICE
-from twin.scs import DFSR_BKPT, DFSR_VCATCH, S_HALT, S_LOCKUP, S_RESET_ST
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,7 +25,15 @@ DHCSR, DCRSR, DCRDR, DEMCR, DFSR, AIRCR = (
     0xE000ED30,
     0xE000ED0C,
 )
-KEY = 0xA05F0000
+KEY = 0xA05F0000  # ARMv7-M ARM C1.6.2 DHCSR.DBGKEY (writes only)
+# Status bits written out from the architecture manual (not imported from twin.scs, so a
+# wrong bit in the model fails here).
+S_HALT = 1 << 17  # ARMv7-M ARM C1.6.2 DHCSR.S_HALT
+S_LOCKUP = 1 << 19  # ARMv7-M ARM C1.6.2 DHCSR.S_LOCKUP
+S_RESET_ST = 1 << 25  # ARMv7-M ARM C1.6.2 DHCSR.S_RESET_ST
+DFSR_BKPT = 1 << 1  # ARMv7-M ARM C1.6.1 DFSR.BKPT
+DFSR_DWTTRAP = 1 << 2  # ARMv7-M ARM C1.6.1 DFSR.DWTTRAP
+DFSR_VCATCH = 1 << 3  # ARMv7-M ARM C1.6.1 DFSR.VCATCH
 
 COUNTER = """
     .text
@@ -313,8 +320,6 @@ def _symbols(elf: Path) -> dict[str, int]:
 
 
 def test_dwt_comparator_is_a_write_watchpoint(board: Board, tmp_path: Path) -> None:
-    from twin.scs import DFSR_DWTTRAP
-
     boot(board, tmp_path, COUNTER)
     m = board.machine
     w32(board, DHCSR, KEY | 1)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from periph_exc_harness import Services
 
-from twin.usart import ISR_RXNE, RX_SPIN_GAP, RX_SPIN_POLLS, Usart
+from twin.usart import RX_SPIN_GAP, RX_SPIN_POLLS, Usart
 
-ISR = 0x1C
+# written out from the reference manual, not imported from twin.usart (a wrong bit fails here)
+ISR = 0x1C  # RM0410 USART_ISR offset (CMSIS stm32f767xx.h USART_TypeDef)
+ISR_RXNE = 1 << 5  # RM0410 USART_ISR.RXNE (CMSIS USART_ISR_RXNE_Pos 5)
+RDR = 0x24  # RM0410 USART_RDR offset (CMSIS stm32f767xx.h USART_TypeDef)
 
 
 class WaitServices(Services):
@@ -48,3 +51,13 @@ def test_polls_far_apart_or_with_input_pending_are_not_a_wait() -> None:
     for _ in range(2 * RX_SPIN_POLLS):
         u.read(ISR, 4)
     assert s.idle_waits == 0
+
+
+def test_a_received_byte_sets_rxne_until_rdr_is_read() -> None:
+    s, u = _usart()
+    assert not u.read(ISR, 4) & ISR_RXNE
+    u.inject_rx(b"x")
+    s.advance(u.frame_cycles() + 1)
+    assert u.read(ISR, 4) & ISR_RXNE
+    assert u.read(RDR, 4) == ord("x")
+    assert not u.read(ISR, 4) & ISR_RXNE  # reading RDR clears RXNE
