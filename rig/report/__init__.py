@@ -5,9 +5,9 @@ Public API:
 - :func:`render_evidence` (evidence, artifact_dir) -> HTML fragment (inline CSS + SVG, no script);
 - :func:`extras_for` (evidence, artifact_dir) -> pytest-html extras for one test;
 - :func:`summary_html` (rows) -> the transport x image size x scenario table; :class:`SummaryRow`;
-- :mod:`rig.report.pytest_hooks`: what the pytest plugin's hooks delegate to.
 
-See docs/report.md for what each section shows.
+The pytest side (evidence into pytest-html, the summary rows) is the plugin's
+:mod:`rig.fixtures.report_hooks`. See docs/report.md for what each section shows.
 """
 
 from __future__ import annotations

@@ -94,8 +94,8 @@ def verdict(ev: Evidence) -> str:
 def default_link_base(artifact_dir: Path) -> Path:
     """Where the HTML report is assumed to be when the caller does not say.
 
-    ``<dir>/artifacts/<test>`` -> ``<dir>`` (the layout of :mod:`rig.report.pytest_hooks` and the
-    plugin: ``reports/artifacts/<test>`` next to ``reports/*.html``); otherwise the parent of
+    ``<dir>/artifacts/<test>`` -> ``<dir>`` (the layout of the plugin,
+    :mod:`rig.fixtures.report_hooks`: ``reports/artifacts/<test>`` next to ``reports/*.html``); otherwise the parent of
     ``artifact_dir``. Pass ``link_base`` explicitly when the report lives elsewhere.
     """
     artifact_dir = Path(artifact_dir)

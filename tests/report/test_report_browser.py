@@ -1,16 +1,24 @@
-"""Acceptance: a failing OTA scenario's pytest-html report, rendered by headless Chromium.
+"""Acceptance: the report that `pytest tests_hil` writes, rendered by headless Chromium.
 
-A subprocess ``pytest`` run of a small test file produces a real pytest-html report through
-:mod:`rig.report.pytest_hooks` (one test fails with a never-erased sector and a faulted jump,
-one passes). Chromium renders it; a probe copy of the report (the same file plus a script)
-reports from inside the browser whether the diagnosis, the mismatch table, the SVG flash map
-and the jump table are present and visible, and how colourful the screenshot is. The
-screenshots are kept under ``reports/screenshots/`` for CI artifacts and the README.
+Two real runs of the HIL suite on the twin, through the installed ota-rig plugin exactly as a
+user runs it (the page lands at ``<report-dir>/hil-report.html``, the plugin's default):
+
+1. the thread's "app sectors not erased" bootloader (``bootloader-no-app-erase.bin``) updated to
+   the 300 KiB app over Ethernet fails in phase ``copy``; the bootloader's own test passes;
+2. a bootloader image too big for its region: the session fixture ``flashed_bench`` fails in
+   phase ``flash``, so every selected test errors in *setup*, and each must still show the
+   flash evidence.
+
+Chromium renders each page (pytest-html builds its rows with JavaScript from a JSON blob); a
+probe copy of the page (the same file plus a script) reports from inside the browser whether
+the evidence sections are present, rendered and visible, and how colourful the screenshot is.
+The screenshots are kept under ``reports/screenshots/`` for CI artifacts and the README.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -23,6 +31,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "firmware" / "build"
 SHOTS = REPO / "reports" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -30,66 +39,34 @@ pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="chromium is not installed (scripts/setup installs it)"
 )
 
-TEST_FILE = """
-import sys
-sys.path.insert(0, {samples!r})
-from report_samples import never_erased_evidence, passing_evidence
-from rig.errors import PhaseFailure
-from rig.report.pytest_hooks import EVIDENCE_KEY
-
-
-def test_update_broken_bootloader(tmp_path):
-    ev = never_erased_evidence(tmp_path)
-    raise PhaseFailure(ev.phase, ev.message, evidence=ev)
-
-
-def test_update_ok(request):
-    request.node.stash[EVIDENCE_KEY] = passing_evidence()
-"""
-
-CONFTEST = """
-import pytest
-from rig.report import pytest_hooks
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    pytest_hooks.on_makereport(item, report, pytest_hooks.find_evidence(item, call),
-                               report_dir=item.config.rootpath / "report")
-
-
-def pytest_html_results_summary(prefix, summary, postfix, session):
-    pytest_hooks.results_summary(prefix, session.config)
-"""
+UPDATE_300K = "tests_hil/test_ota_update.py::test_update_jumps_into_new_app[eth-300k]"
+UPDATE_16K = "tests_hil/test_ota_update.py::test_update_jumps_into_new_app[eth-16k]"
+#: the tests of tests_hil/test_bootloader.py (they pass with this broken bootloader)
+BOOTLOADER_TESTS = "test_bootloader.py"
 
 PROBE = """
 <pre id="rig-probe">pending</pre>
 <script>
 (function () {
+  const SELECTORS = __SELECTORS__;
   function visible(sel) {
-    const el = document.querySelector(sel);
-    if (!el) return {present: false};
+    const all = document.querySelectorAll(sel);
+    const el = all[0];
+    if (!el) return {present: false, count: 0};
     const r = el.getBoundingClientRect();
     let hidden = false;
     for (let e = el; e; e = e.parentElement) {
       const s = getComputedStyle(e);
       if (s.display === 'none' || s.visibility === 'hidden' || e.classList.contains('hidden')) hidden = true;
     }
-    return {present: true, width: r.width, height: r.height, top: r.top + window.scrollY, hidden: hidden,
+    return {present: true, count: all.length, width: r.width, height: r.height, top: r.top + window.scrollY,
+            hidden: hidden,
             check: el.checkVisibility ? el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true}) : null,
-            text: el.textContent.slice(0, 400)};
+            text: el.textContent.slice(0, 600)};
   }
   function run() {
-    const out = {
-      verdict: visible('tbody.failed .otarig [data-section=verdict]'),
-      mismatches: visible('tbody.failed .otarig table.mismatches'),
-      flashmap: visible('tbody.failed .otarig svg.flashmap'),
-      jump: visible('tbody.failed .otarig table.jump'),
-      summary: visible('.otarig[data-section=summary]'),
-      passed_extras_hidden: visible('tbody.passed .otarig').hidden,
-    };
+    const out = {};
+    for (const [name, sel] of Object.entries(SELECTORS)) out[name] = visible(sel);
     const img = new Image();
     img.onload = function () {
       const c = document.createElement('canvas');
@@ -119,6 +96,7 @@ PROBE = """
 """
 
 
+# ------------------------------------------------------------------------------------ helpers
 def _chromium(tmp: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """Run headless Chromium with its own profile directory, no network services."""
     profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
@@ -169,81 +147,158 @@ def _screenshot(tmp: Path, url: str, out: Path, size: str) -> Path:
     return out
 
 
+def _probe(report: Path, selectors: dict[str, str], shot: Path) -> dict:
+    """Load a copy of ``report`` with the probe script; return what it saw (and the screenshot's pixels)."""
+    probe = report.with_name("probe.html")
+    script = PROBE.replace("__SELECTORS__", json.dumps(selectors))
+    script = script.replace("__PNG__", base64.b64encode(shot.read_bytes()).decode())
+    probe.write_text(report.read_text().replace("</body>", script + "</body>"))
+    out = _chromium(report.parent, "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()).stdout
+    m = re.search(r'<pre id="rig-probe">(.*?)</pre>', out, re.S)
+    assert m, out[-2000:]
+    return json.loads(html.unescape(m.group(1)))
+
+
+def _rendered(item: dict, key: str) -> None:
+    assert item["present"], key
+    assert not item["hidden"] and item["check"] is not False, key
+    assert item["width"] > 100 and item["height"] > 20, (key, item)
+
+
+def _run_hil(tmp: Path, bootloader: Path, selection: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`pytest tests_hil` on the twin as a user runs it; return the run and the report it wrote."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests_hil",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "--transport",
+        "eth",
+        "--bootloader",
+        str(bootloader),
+        "-k",
+        selection,
+        "--report-dir",
+        str(tmp / "reports"),
+    ]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env, check=False)
+    report = tmp / "reports" / "hil-report.html"  # the plugin's default for `pytest tests_hil`
+    assert report.is_file(), res.stdout[-3000:] + res.stderr[-3000:]
+    return res, report
+
+
+def _page_data(report: Path) -> dict:
+    """pytest-html's JSON blob: the rows and extras the page's script renders."""
+    m = re.search(r'data-jsonblob="([^"]*)"', report.read_text())
+    assert m, "no pytest-html data in the report"
+    return json.loads(html.unescape(m.group(1)))
+
+
+# ----------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def html_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Run the two-test file under pytest-html; return the report path."""
-    tmp = tmp_path_factory.mktemp("htmlrun")
-    (tmp / "pytest.ini").write_text("[pytest]\n")
-    (tmp / "conftest.py").write_text(CONFTEST)
-    (tmp / "test_broken_bootloader.py").write_text(TEST_FILE.format(samples=str(Path(__file__).parent)))
-    report = tmp / "report" / "report.html"
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:ota_rig",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            f"--html={report}",
-            "--self-contained-html",
-            "test_broken_bootloader.py",
-        ],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def copy_failure(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The broken bootloader updated to 300 KiB over Ethernet (fails in copy) + the bootloader's test."""
+    bootloader = BUILD / "bootloader-no-app-erase.bin"
+    assert bootloader.is_file(), f"{bootloader} missing: run make -C firmware"
+    res, report = _run_hil(
+        tmp_path_factory.mktemp("copy"), bootloader, "(update and 300k) or test_bootloader"
     )
     assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
-    assert "1 failed, 1 passed" in res.stdout
-    assert report.is_file()
+    assert re.search(r"\b1 failed, [1-9]\d* passed", res.stdout), res.stdout[-3000:]
     return report
 
 
-def test_report_files_and_links(html_report: Path) -> None:
-    text = html_report.read_text()
-    adir = html_report.parent / "artifacts"
-    failing = next(adir.glob("*broken_bootloader*"))
-    for name in ("mismatches.csv", "mismatches.json", "evidence.json", "serial.log", "app_slot-readback.bin"):
+@pytest.fixture(scope="module")
+def flash_failure(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bootloader too big for its region: flashed_bench fails (phase flash) in every test's setup."""
+    tmp = tmp_path_factory.mktemp("flash")
+    oversized = tmp / "bootloader-too-big.bin"
+    oversized.write_bytes(bytes(range(256)) * (129 * 4))  # 129 KiB for a 128 KiB region
+    res, report = _run_hil(tmp, oversized, "(update and 16k) or test_bootloader")
+    assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
+    assert re.search(r"\b[2-9]\d* errors", res.stdout) and "[flash]" in res.stdout, res.stdout[-3000:]
+    return report
+
+
+# -------------------------------------------------------------------------------------- tests
+def test_report_files_and_links(copy_failure: Path) -> None:
+    text = copy_failure.read_text()
+    adir = copy_failure.parent / "artifacts"
+    failing = next(adir.glob("*test_update_jumps_into_new_app*300k*"))
+    for name in ("mismatches.csv", "mismatches.json", "evidence.json", "serial.log", "console.log"):
         assert (failing / name).is_file(), name
+    assert json.loads((failing / "evidence.json").read_text())["phase"] == "copy"
     # links in the report are relative to the report's directory and resolve
     hrefs = set(re.findall(r'href=\\?(?:&#34;|&quot;|")(artifacts/[^"&\\]+)', text))
-    assert hrefs and all((html_report.parent / h).exists() for h in hrefs)
-    assert "<script>alert" not in text
+    assert hrefs and all((copy_failure.parent / h).exists() for h in hrefs)
+    tests = _page_data(copy_failure)["tests"]
+    assert [e["format_type"] for e in tests[UPDATE_300K][0]["extras"]][:2] == ["html", "json"]
+    passed = [n for n in tests if BOOTLOADER_TESTS in n]
+    assert passed and all(tests[n][0]["extras"][0]["format_type"] == "html" for n in passed)  # evidence too
 
 
-def test_failing_report_renders_in_chromium(html_report: Path) -> None:
-    tmp = html_report.parent.parent
-    shot = _screenshot(tmp, html_report.as_uri(), SHOTS / "failing.png", "1400,3600")
-    _screenshot(tmp, html_report.as_uri() + "?collapsed=failed", SHOTS / "passing.png", "1400,1700")
+def test_failing_update_renders_in_chromium(copy_failure: Path) -> None:
+    tmp = copy_failure.parent
+    shot = _screenshot(tmp, copy_failure.as_uri(), SHOTS / "failing.png", "1400,3600")
+    _screenshot(tmp, copy_failure.as_uri() + "?collapsed=failed", SHOTS / "passing.png", "1400,1700")
 
-    dom = _chromium(tmp, "--virtual-time-budget=10000", "--dump-dom", html_report.as_uri()).stdout
-    assert 'class="otarig"' in dom and "sector 6 was programmed without an erase" in dom
-    assert '<svg class="flashmap"' in dom and 'class="mismatches"' in dom and 'class="jump"' in dom
-    assert "<script>alert" not in dom
+    dom = _chromium(tmp, "--virtual-time-budget=10000", "--dump-dom", copy_failure.as_uri()).stdout
+    assert 'class="otarig"' in dom and "was never erased" in dom
+    assert '<svg class="flashmap"' in dom and 'class="mismatches"' in dom and 'class="hex mono"' in dom
 
-    probe = html_report.with_name("probe.html")
-    png64 = base64.b64encode(shot.read_bytes()).decode()
-    probe.write_text(html_report.read_text().replace("</body>", PROBE.replace("__PNG__", png64) + "</body>"))
-    out = _chromium(tmp, "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()).stdout
-    m = re.search(r'<pre id="rig-probe">(.*?)</pre>', out, re.S)
-    assert m, out[-2000:]
-    result = json.loads(
-        m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
-    )
-    for key in ("verdict", "mismatches", "flashmap", "jump", "summary"):
-        item = result[key]
-        assert item["present"], key
-        assert not item["hidden"] and item["check"] is not False, key
-        assert item["width"] > 100 and item["height"] > 20, (key, item)
-    assert "sector 6 was programmed without an erase" in result["verdict"]["text"]
-    assert "0x08080000" in result["mismatches"]["text"]
-    assert "vtor" in result["jump"]["text"] and "FAIL" in result["jump"]["text"]
-    assert result["flashmap"]["top"] > result["verdict"]["top"]
-    assert result["passed_extras_hidden"] is True  # passing tests stay collapsed
+    failed = "tbody.failed .otarig"
+    sections = ("verdict", "mismatches", "flashmap", "hexdump", "jump", "artifacts", "timings", "serial")
+    selectors = {name: f"{failed} [data-section={name}]" for name in (*sections, "transcript")}
+    selectors |= {
+        "table": f"{failed} table.mismatches",
+        "svg": f"{failed} svg.flashmap",
+        "summary": ".otarig[data-section=summary]",
+        "passed": "tbody.passed .otarig",
+    }
+    result = _probe(copy_failure, selectors, shot)
+    for key in (*sections, "table", "svg", "summary"):
+        _rendered(result[key], key)
+    verdict = result["verdict"]["text"]
+    assert "copy" in verdict and "never_erased" in verdict and "sector 5 was never erased" in verdict
+    assert re.search(r"0x0804[0-9A-F]{4}", result["table"]["text"])  # rows in sector 5, the app slot's start
+    assert "The jump was not reached" in result["jump"]["text"]  # the copy broke first
+    assert "failed [copy]" in result["summary"]["text"] and "passed" in result["summary"]["text"]
+    assert result["svg"]["top"] > result["verdict"]["top"]
+    assert result["passed"]["present"] and result["passed"]["hidden"] is True  # passing tests stay collapsed
     px = result["pixels"]
     assert px and px["width"] == 1400
     assert px["nonwhite"] > 0.05 and px["colours"] > 20
     assert px["red"] > 500 and px["green"] > 300  # the map's mismatch and match sectors are drawn
+
+
+def test_failed_setup_carries_the_flash_evidence(flash_failure: Path) -> None:
+    tests = _page_data(flash_failure)["tests"]
+    assert UPDATE_16K in tests and any(BOOTLOADER_TESTS in n for n in tests)
+    for nodeid in tests:
+        (row,) = tests[nodeid]
+        assert 'col-result">Error' in row["resultsTableRow"][0]
+        assert [e["format_type"] for e in row["extras"]][:2] == ["html", "json"], nodeid
+        data = row["extras"][1]["content"]  # the evidence as JSON, inlined as a data: URL
+        assert json.loads(base64.b64decode(data.split(",", 1)[1]))["phase"] == "flash", nodeid
+
+    shot = _screenshot(flash_failure.parent, flash_failure.as_uri(), SHOTS / "setup-error.png", "1400,2400")
+    selectors = {
+        "verdict": "tbody.error .otarig [data-section=verdict]",
+        "serial": "tbody.error .otarig [data-section=serial]",
+        "artifacts": "tbody.error .otarig [data-section=artifacts]",
+        "summary": ".otarig[data-section=summary]",
+    }
+    result = _probe(flash_failure, selectors, shot)
+    for key in selectors:
+        _rendered(result[key], key)
+    assert result["verdict"]["count"] == len(tests)  # every test that errored in setup shows it
+    verdict = result["verdict"]["text"]
+    assert "flash" in verdict and "outside the bootloader region" in verdict
+    assert "session: flash bootloader" in verdict
+    assert "error [flash]" in result["summary"]["text"]
+    assert result["pixels"]["red"] > 50  # the red phase badge of the verdict is drawn

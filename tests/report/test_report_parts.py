@@ -1,4 +1,4 @@
-"""Fault decoding, disassembly, the summary table and the pytest hook helpers."""
+"""Fault decoding, disassembly, the summary table and the report hooks' helpers."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from report_html import Inspector
 
+from rig.fixtures.report_hooks import artifact_dir_for
 from rig.report import SummaryRow, summary_html
 from rig.report.disasm import around, decode
 from rig.report.faults import decode_cfsr, decode_hfsr, exc_return_text, exception_name, fault_summary
-from rig.report.pytest_hooks import artifact_dir_for
 
 
 def test_cfsr_bits_decode_each_field() -> None:
