@@ -28,11 +28,16 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture(scope="session")
 def nettest_elf(tmp_path_factory) -> Path:
-    if shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("arm-none-eabi-gcc is not installed (apt-get install gcc-arm-none-eabi)")
+    if shutil.which("arm-none-eabi-gcc") is None:  # part of the set-up, never optional: an error
+        pytest.fail(
+            "arm-none-eabi-gcc not found on PATH: install the Debian package gcc-arm-none-eabi "
+            "(apt-get install gcc-arm-none-eabi; `make setup` does it)",
+            pytrace=False,
+        )
     out = tmp_path_factory.mktemp("fwbuild")
     proc = subprocess.run(
         ["make", "-s", "-C", str(ROOT / "firmware"), f"B={out}", f"{out}/nettest.elf"],
+        check=False,
         capture_output=True,
         text=True,
         timeout=180,
@@ -216,7 +221,7 @@ def test_wifi_bit_errors_corrupt_at_rate_and_are_reported(bench_factory):
     assert armed["armed"]["bit_errors_miso"] == rate
     data = os.urandom(64 * 1024)
     back = echo(s, data, 1400)
-    flips = sum(bin(x ^ y).count("1") for x, y in zip(data, back))
+    flips = sum(bin(x ^ y).count("1") for x, y in zip(data, back, strict=True))
     counters = b.control("net.status")["wifi"]["faults"]["counters"]
     assert flips == counters["bits_flipped_miso"]
     expected = len(data) * 8 * rate  # ~105
