@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from rig.ota.link import Session, SessionEnd, Timeouts
 from rig.ota.policy import POLICY_NAMES, LinkPolicy, Offer, Piece, parse_policy
 from rig.ota.protocol import Protocol, ThreadProtocol, Verdict
 from rig.ota.server import OtaServer
+from rig.ota.session import Session, SessionEnd, Timeouts
 from rig.ota.transcript import SessionResult, Transcript
 
 __all__ = [

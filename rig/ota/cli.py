@@ -146,8 +146,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from rig.ota.link import Timeouts
     from rig.ota.server import OtaServer
+    from rig.ota.session import Timeouts
 
     if args.sessions < 0:
         raise ConfigError("--sessions must be >= 0", source="--sessions", hint="0 serves until Ctrl-C")

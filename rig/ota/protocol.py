@@ -1,6 +1,6 @@
 """OTA protocols: the interface and the default thread protocol (docs/protocol.md).
 
-A protocol drives one board connection through a :class:`rig.ota.link.Session`:
+A protocol drives one board connection through a :class:`rig.ota.session.Session`:
 ``session.expect(what, timeout)`` waits for the board's next control line (``\\n``
 terminated, at most 64 bytes, with a timeout), ``session.send(*pieces)`` sends control
 messages and data through the link policy (which decides the TCP segmentation and injects
@@ -44,7 +44,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from rig.ota.link import Session
+from rig.ota.session import Session
 
 #: NACK reasons documented in docs/protocol.md
 NACK_REASONS = ("too_large", "bad_size", "protocol", "crc", "flash", "timeout", "short")

@@ -22,9 +22,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rig.errors import ConfigError, OtaError
-from rig.ota.link import ProgressFn, Session, SessionEnd, Timeouts
 from rig.ota.policy import LinkPolicy, parse_policy
 from rig.ota.protocol import Protocol, ThreadProtocol
+from rig.ota.session import ProgressFn, Session, SessionEnd, Timeouts
+from rig.ota.session_pcaps import SessionPcaps
 from rig.ota.transcript import SessionResult, Transcript
 
 LOG = logging.getLogger(__name__)
@@ -76,30 +77,7 @@ class OtaServer:
         on_progress: ProgressFn | None = None,
         on_session: Callable[[SessionResult], None] | None = None,
     ) -> None:
-        if isinstance(image, (str, Path)):
-            try:
-                image = Path(image).read_bytes()
-            except OSError as exc:
-                raise OtaError(
-                    f"cannot read image {image}: {exc.strerror}",
-                    reason="image",
-                    hint="pass the path of the application .bin",
-                ) from None
-        self.image = bytes(image)
-        if not self.image:
-            raise OtaError(
-                "the image is empty; FILE_SIZE must be >= 1",
-                reason="image",
-                hint="build the application .bin first",
-            )
-        if max_size is not None and len(self.image) > max_size:
-            raise OtaError(
-                f"image is {len(self.image)} bytes, larger than the board's slot "
-                f"({max_size} bytes, {len(self.image) - max_size} too many)",
-                reason="too_large",
-                hint="shrink the application or serve it to a "
-                "board with a larger app slot (boards/*.yaml regions)",
-            )
+        self.image = _load_image(image, max_size)
         self.max_size = max_size
         self.bind = _check_bind(bind)
         self.port = int(port)
@@ -114,7 +92,7 @@ class OtaServer:
         self.allow = {str(ipaddress.ip_address(a)) for a in allow} if allow else None
         self.capture_dir = Path(capture) if capture is not None else None
         self.capture_iface = capture_iface
-        self.capture_error: str | None = None
+        self._pcaps = SessionPcaps(self.capture_dir, capture_iface) if self.capture_dir is not None else None
         self.on_progress = on_progress
         self.on_session = on_session
         self.results: list[SessionResult] = []
@@ -123,7 +101,7 @@ class OtaServer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._lsock: socket.socket | None = None
-        self._address = None
+        self._address: tuple[str, int] | None = None
         self._conn: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._session_thread: threading.Thread | None = None
@@ -131,11 +109,15 @@ class OtaServer:
         self._session_closed = threading.Event()  # its connection is closed, result pending
         self._current: Transcript | None = None
         self._current_refused: list[str] = []
-        self._sniffer = None
         self._count = 0
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
+    @property
+    def capture_error(self) -> str | None:
+        """Why packet capture is off although a capture directory was given (None otherwise)."""
+        return self._pcaps.error if self._pcaps is not None else None
+
     @property
     def address(self) -> tuple[str, int]:
         """``(host, port)`` the server listens on (after ``start``)."""
@@ -166,9 +148,9 @@ class OtaServer:
         lsock.setblocking(False)
         self._lsock = lsock
         host, port = lsock.getsockname()[:2]
-        self._address: tuple[str, int] | None = (host, port)
-        if self.capture_dir is not None:
-            self._start_capture()
+        self._address = (host, port)
+        if self._pcaps is not None:
+            self._pcaps.start(self.bind, port)
         self._accept_thread = threading.Thread(
             target=self._accept_loop, name=f"ota-accept-{self.address[1]}", daemon=True
         )
@@ -193,9 +175,8 @@ class OtaServer:
                 t.join(_JOIN)
         if self._lsock is not None:
             self._lsock.close()
-        if self._sniffer is not None:
-            self._sniffer.stop()
-            self._rewrite_pcaps()
+        if self._pcaps is not None:
+            self._pcaps.close(self.results)
 
     def __enter__(self) -> OtaServer:
         try:
@@ -346,10 +327,38 @@ class OtaServer:
         tr.peer = f"{peer[0]}:{peer[1]}"
         tr.note(f"board connected from {tr.peer}")
         self._current = tr
+        session, (outcome, reason, phase, acked, nack_reason) = self._drive(conn, policy, tr, index)
+        if outcome == "ack":
+            tr.note(f"outcome ack: {reason}")
+        else:
+            tr.error(f"outcome {outcome}: {reason}")
+        sent = session.data_sent if session else 0
+        result = SessionResult(
+            outcome,
+            reason,
+            phase,
+            sent,
+            acked,
+            tr.now(),
+            policy.describe(),
+            tr,
+            peer=tr.peer,
+            refused=list(self._current_refused),
+            nack_reason=nack_reason,
+            index=index,
+        )
+        if self._pcaps is not None:
+            result.pcap = self._pcaps.write(result, peer[1], session)
+        self._publish(result, len(session.offer.data) if session else len(self.image))
+
+    def _drive(
+        self, conn: socket.socket, policy: LinkPolicy, tr: Transcript, index: int
+    ) -> tuple[Session | None, tuple[str, str, str, int, str | None]]:
+        """Run the protocol on the connection, then close it; the session and
+        ``(outcome, reason, phase, bytes acked, NACK reason)``."""
         session: Session | None = None
         nack_reason = None
         acked = 0
-        phase = "request"
         try:
             session = Session(
                 conn,
@@ -384,28 +393,10 @@ class OtaServer:
                 conn.close()
             except OSError:
                 pass
-        if outcome == "ack":
-            tr.note(f"outcome ack: {reason}")
-        else:
-            tr.error(f"outcome {outcome}: {reason}")
-        sent = session.data_sent if session else 0
-        duration = tr.now()
-        result = SessionResult(
-            outcome,
-            reason,
-            phase,
-            sent,
-            acked,
-            duration,
-            policy.describe(),
-            tr,
-            peer=tr.peer,
-            refused=list(self._current_refused),
-            nack_reason=nack_reason,
-            index=index,
-        )
-        if self._sniffer is not None:
-            result.pcap = self._write_pcap(result, peer[1], session)
+        return session, (outcome, reason, phase, acked, nack_reason)
+
+    def _publish(self, result: SessionResult, total: int) -> None:
+        """Make a finished session's result visible, free the server for the next board."""
         with self._lock:
             self._current = None
             self._conn = None
@@ -413,52 +404,42 @@ class OtaServer:
             self._session_started.clear()  # before the result is seen: the next board
             self._results.put(result)  # may connect as soon as a waiter has it
         if self.on_progress:
-            self.on_progress("end", sent, len(session.offer.data) if session else len(self.image))
+            self.on_progress("end", result.bytes_sent, total)
         if self.on_session:
             try:
                 self.on_session(result)
             except Exception:
                 LOG.exception("on_session callback failed")
 
-    # ------------------------------------------------------------------ capture
-    def _start_capture(self) -> None:
-        from rig.capture import CaptureUnavailable, Sniffer, iface_for_address
 
+def _load_image(image: bytes | str | Path, max_size: int | None) -> bytes:
+    """The image bytes (read from a path); OtaError if unreadable, empty or over ``max_size``."""
+    if isinstance(image, (str, Path)):
+        path = image
         try:
-            iface = self.capture_iface or iface_for_address(self.bind)
-            self._sniffer = Sniffer(self.address[1], iface).start()
-        except CaptureUnavailable as exc:
-            self.capture_error = str(exc)
-            self._sniffer = None
-            LOG.warning("OTA capture off: %s", exc)
-
-    def _pcap_path(self, index: int, client_port: int) -> Path:
-        assert self.capture_dir is not None
-        return self.capture_dir / f"ota-{self.address[1]}-session{index}-{client_port}.pcap"
-
-    def _write_pcap(self, result: SessionResult, client_port: int, session: Session | None) -> str | None:
-        from rig.capture import wait_covered
-
-        try:
-            down, up = (session.wire_tx, session.wire_rx) if session else (0, 0)
-            budget = min(120.0, 5.0 + 0.01 * (session.writes if session else 0))
-            if not wait_covered(self._sniffer, client_port, down, up, timeout=budget):  # type: ignore[arg-type]
-                result.transcript.note(
-                    f"capture incomplete: the sniffer did not see all {down} "
-                    f"bytes sent and {up} received within {budget:g} s"
-                )
-            return str(self._sniffer.write(self._pcap_path(result.index, client_port), client_port))  # type: ignore[union-attr]
-        except Exception as exc:
-            result.transcript.note(f"capture not written: {exc}")
-            return None
-
-    def _rewrite_pcaps(self) -> None:
-        for r in self.results:
-            if r.pcap and r.peer:
-                try:
-                    self._sniffer.write(r.pcap, int(r.peer.rsplit(":", 1)[1]))  # type: ignore[union-attr]
-                except Exception:
-                    pass
+            image = Path(path).read_bytes()
+        except OSError as exc:
+            raise OtaError(
+                f"cannot read image {path}: {exc.strerror}",
+                reason="image",
+                hint="pass the path of the application .bin",
+            ) from None
+    data = bytes(image)
+    if not data:
+        raise OtaError(
+            "the image is empty; FILE_SIZE must be >= 1",
+            reason="image",
+            hint="build the application .bin first",
+        )
+    if max_size is not None and len(data) > max_size:
+        raise OtaError(
+            f"image is {len(data)} bytes, larger than the board's slot "
+            f"({max_size} bytes, {len(data) - max_size} too many)",
+            reason="too_large",
+            hint="shrink the application or serve it to a "
+            "board with a larger app slot (boards/*.yaml regions)",
+        )
+    return data
 
 
 def _check_bind(bind: str) -> str:

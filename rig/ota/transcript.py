@@ -156,8 +156,10 @@ class Transcript:
     def to_text(self) -> str:
         """Human-readable form; consecutive data writes are summarised on one line."""
         out = [
-            f"# OTA session peer={self.peer} protocol={self.protocol} policy={self.policy} "
-            f"image={self.image_size} bytes"
+            (
+                f"# OTA session peer={self.peer} protocol={self.protocol} policy={self.policy} "
+                f"image={self.image_size} bytes"
+            )
         ]
         run: list[Event] = []
 

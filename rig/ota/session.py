@@ -1,13 +1,14 @@
-"""One board connection: line reception with limits and timeouts, and policy-driven sending.
+"""One OTA session: what the server sends to a board, shaped by the link policy.
 
-:class:`Session` is what a :class:`rig.ota.protocol.Protocol` talks to. It never waits
-without a timeout, checks a stop flag while waiting, and ends the session by raising
-:class:`SessionEnd` with an outcome and a reason.
+:class:`Session` is what a :class:`rig.ota.protocol.Protocol` talks to: it receives the
+board's control lines through :class:`~rig.ota.connection.BoardConnection` (``expect``,
+``poll_line``, ``linger``) and sends control messages and image data through the link
+policy (``send``): segment boundaries, pauses, cuts (drop, RST, stall) and content faults.
+It never waits without a timeout and ends the session by raising :class:`SessionEnd`.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import select
 import socket
@@ -15,64 +16,21 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from rig.ota.connection import MAX_LINE, TICK, BoardConnection, SessionEnd, Timeouts
 from rig.ota.policy import Cut, LinkPolicy, Offer, Piece, Write
 from rig.ota.transcript import Transcript, printable
+
+__all__ = ["MAX_LINE", "ProgressFn", "Session", "SessionEnd", "Timeouts"]
 
 #: Linux ioctl: bytes in the send queue not yet sent (falls back to SIOCOUTQ = TIOCOUTQ).
 SIOCOUTQNSD = 0x894B
 SIOCOUTQ = 0x5411
-#: longest control line, including the ``\n`` (docs/protocol.md)
-MAX_LINE = 64
-_TICK = 0.05
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Every wait of the server, in seconds.
-
-    Attributes:
-        connect: default for ``wait_session``: a board must connect within this.
-        request: connect → first message (``REQ_FW``).
-        ready: ``OTA_UPDATE`` sent → ``OTA_READY`` (the board erases flash meanwhile).
-        ack: ``OTA_DONE`` sent → ``ACK``/``NACK`` (the board checks the CRC).
-        send: a write (or draining the send queue) making no progress: the board stopped reading.
-        stall: how long a ``stall`` policy without ``ms`` holds the link waiting for the board.
-        linger: after the final ``ACK``/``NACK`` (or a cut), how long to watch for stray bytes / EOF.
-    """
-
-    connect: float = 60.0
-    request: float = 10.0
-    ready: float = 60.0
-    ack: float = 60.0
-    send: float = 20.0
-    stall: float = 15.0
-    linger: float = 0.3
-
-    @classmethod
-    def all(cls, seconds: float) -> Timeouts:
-        """Every timeout set to ``seconds`` (linger stays short)."""
-        return cls(seconds, seconds, seconds, seconds, seconds, seconds, min(0.3, seconds))
-
-
-class SessionEnd(Exception):
-    """Ends a session; ``outcome`` is one of transcript.OUTCOMES."""
-
-    def __init__(
-        self, outcome: str, reason: str, *, phase: str | None = None, nack_reason: str | None = None
-    ) -> None:
-        super().__init__(f"{outcome}: {reason}")
-        self.outcome = outcome
-        self.reason = reason
-        self.phase = phase
-        self.nack_reason = nack_reason
-
 
 ProgressFn = Callable[[str, int, int], None]
 
 
-class Session:
+class Session(BoardConnection):
     """The server side of one board connection, driven by a protocol.
 
     Args:
@@ -98,29 +56,16 @@ class Session:
         crc: bool = True,
         progress: ProgressFn | None = None,
     ) -> None:
-        self.sock = sock
+        super().__init__(sock, transcript, timeouts, stop)
         self.policy = policy
-        self.transcript = transcript
-        self.timeouts = timeouts
-        self.phase = "request"
         self.offer: Offer = policy.make_offer(image, crc=crc)
         self.crc_enabled = crc
-        self._stop = stop
         self._progress = progress
-        self._rx = bytearray()
-        self._eof = False
-        #: the end of the stream was a reset (RST), not an orderly close (FIN)
-        self._rst = False
         self._rng = policy.new_rng()
         self._data_sent = 0
         self._writes = 0
         self._cut_done = False
         self.closed_by_policy: str | None = None
-        #: bytes written to / read from the socket (capture waits until it saw them all)
-        self.wire_tx = 0
-        self.wire_rx = 0
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # ------------------------------------------------------------------ helpers for protocols
     @staticmethod
@@ -142,119 +87,6 @@ class Session:
     def data_sent(self) -> int:
         """Image bytes written so far."""
         return self._data_sent
-
-    def fail(self, outcome: str, reason: str, **kw: object) -> SessionEnd:
-        """Build a SessionEnd for the current phase (``raise session.fail(...)``)."""
-        return SessionEnd(outcome, reason, phase=self.phase, **kw)  # type: ignore[arg-type]
-
-    def _check_stop(self) -> None:
-        if self._stop.is_set():
-            raise self.fail("aborted", "server closed (shutdown or Ctrl-C) during the session")
-
-    # ------------------------------------------------------------------ receiving
-    def expect(self, what: str, timeout: float) -> str:
-        """Wait for the next control line from the board.
-
-        Args:
-            what: what is awaited, for the reason text (e.g. ``"REQ_FW"``).
-            timeout: seconds.
-
-        Returns:
-            The line without its ``\\n``.
-
-        Raises:
-            SessionEnd: timeout, EOF, line too long or invalid bytes.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self._take_line()
-            if line is not None:
-                return line
-            if self._eof:
-                self._check_stop()
-                partial = f" (partial line {printable(bytes(self._rx))!r})" if self._rx else ""
-                raise self.fail(
-                    "closed",
-                    f"board {self._ended()} in phase {self.phase} while the server waited "
-                    f"for {what}{partial}",
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                partial = f"; partial line {printable(bytes(self._rx))!r}" if self._rx else ""
-                raise self.fail("timeout", f"no {what} from the board within {timeout:g} s{partial}")
-            self._check_stop()
-            self._fill(min(remaining, _TICK))
-
-    def poll_line(self) -> str | None:
-        """A complete line if one already arrived (non-blocking), else None."""
-        line = self._take_line()
-        if line is None and not self._eof:
-            self._fill(0)
-            line = self._take_line()
-        return line
-
-    def _take_line(self) -> str | None:
-        nl = self._rx.find(b"\n", 0, MAX_LINE)
-        if nl < 0:
-            if len(self._rx) >= MAX_LINE:
-                raise self.fail(
-                    "protocol",
-                    f"line longer than {MAX_LINE} bytes from the board: "
-                    f"{printable(bytes(self._rx[:MAX_LINE]), 40)!r}",
-                )
-            return None
-        raw = bytes(self._rx[: nl + 1])
-        del self._rx[: nl + 1]
-        self.transcript.rx(raw)
-        body = raw[:-1]
-        bad = [b for b in body if b < 0x20 or b > 0x7E]
-        if bad:
-            raise self.fail(
-                "protocol",
-                f"invalid byte 0x{bad[0]:02x} in a line from the board "
-                f"({printable(raw)!r}): lines are printable ASCII ending in \\n",
-            )
-        return body.decode("ascii")
-
-    def _fill(self, wait: float) -> None:
-        try:
-            r, _, _ = select.select([self.sock], [], [], max(0.0, wait))
-        except (OSError, ValueError) as exc:
-            raise self.fail("aborted", f"socket closed: {exc}") from None
-        if not r:
-            return
-        try:
-            chunk = self.sock.recv(4096)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self._eof = True
-            if exc.errno == errno.ECONNRESET:
-                # A board that closes with unread bytes in its receive buffer sends RST,
-                # not FIN. What it sent before is already in _rx (the kernel hands queued
-                # data out before the error), so treat it as an end of stream and let the
-                # caller say which phase and what partial line it ended in.
-                self._rst = True
-                return
-            raise self.fail("closed", f"receive failed: {exc}") from None
-        if not chunk:
-            self._eof = True
-        else:
-            self._rx += chunk
-            self.wire_rx += len(chunk)
-
-    def linger(self) -> int:
-        """After the final message: watch ``timeouts.linger`` s for stray bytes; return their count."""
-        extra = len(self._rx)
-        deadline = time.monotonic() + self.timeouts.linger
-        while not self._eof and time.monotonic() < deadline and not extra:
-            before = len(self._rx)
-            try:
-                self._fill(min(_TICK, max(0.0, deadline - time.monotonic())))
-            except SessionEnd:
-                break
-            extra += len(self._rx) - before
-        return extra
 
     # ------------------------------------------------------------------ sending
     def send(self, *pieces: Piece) -> str | None:
@@ -316,9 +148,9 @@ class Session:
         if self._writes:
             if w.separate or prev_sep:
                 self._drain()
-            if self.policy.pause and self.policy.pause.ms > 0:
-                if self._stop.wait(self.policy.pause.ms / 1000.0):
-                    self._check_stop()
+            pause = self.policy.pause
+            if pause and pause.ms > 0 and self._stop.wait(pause.ms / 1000.0):
+                self._check_stop()
         line = self.poll_line()
         if line is not None:
             return line
@@ -365,7 +197,7 @@ class Session:
                     f"{self.timeouts.send:g} s after {self._data_sent} data bytes",
                 )
             self._check_stop()
-            select.select([], [self.sock], [], _TICK)
+            select.select([], [self.sock], [], TICK)
 
     def _closed_while_sending(self, exc: OSError) -> None:
         try:
@@ -381,9 +213,6 @@ class Session:
             raise self.fail("nack", line[5:], nack_reason=line[5:])
         self._check_stop()
         raise self.fail("closed", self._closed_text(f" ({exc.strerror or exc})"))
-
-    def _ended(self) -> str:
-        return "reset the connection (RST)" if self._rst else "closed the connection"
 
     def _closed_text(self, extra: str = "") -> str:
         partial = f"; partial line {printable(bytes(self._rx))!r}" if self._rx else ""
@@ -441,7 +270,7 @@ class Session:
                         "closed", f"board {self._ended()} during the stall after {self._data_sent} data bytes"
                     )
                 self._check_stop()
-                self._fill(min(_TICK, max(0.0, deadline - time.monotonic())))
+                self._fill(min(TICK, max(0.0, deadline - time.monotonic())))
             if cut.ms is not None:
                 self.transcript.note(f"policy {desc}: resuming")
                 return None
@@ -474,7 +303,7 @@ class Session:
                     if line.startswith("NACK:"):
                         nack = line[5:]
                     continue
-                self._fill(min(_TICK, max(0.0, deadline - time.monotonic())))
+                self._fill(min(TICK, max(0.0, deadline - time.monotonic())))
             while self._take_line() is not None:
                 pass
         except SessionEnd:
