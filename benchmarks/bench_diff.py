@@ -5,7 +5,7 @@ after it shifted). For each: the best of N runs of ``rig.diff.analyze`` in proce
 N runs of ``rig diff --json`` as a process (which adds Python start-up), and ``cmp -l`` writing
 every differing byte to a file (not to /dev/null: GNU cmp then stops at the first difference).
 
-Run: ``python benchmarks/bench_diff.py [--repeat N]``.
+Run: ``.venv/bin/python benchmarks/bench_diff.py [--repeat N]``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,11 @@ def best_of(n: int, fn: Callable[[], object]) -> float:
     return min(times)
 
 
+def _run_to_file(cmd: list[str], path: Path) -> None:
+    with open(path, "wb") as out:
+        subprocess.run(cmd, stdout=out, timeout=300, check=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,25 +73,16 @@ def main(argv: list[str] | None = None) -> int:
             e_path.write_bytes(exp)
             a_path.write_bytes(act)
             res = analyze(exp, act, BASE, layout)
-            t_an = best_of(args.repeat, lambda: analyze(exp, act, BASE, layout))
+            t_an = best_of(args.repeat, partial(analyze, exp, act, BASE, layout))
+            cli = [*rig_cmd, str(e_path), str(a_path), "--base", hex(BASE), "--json"]
             t_cli = best_of(
                 max(1, args.repeat // 2),
-                lambda: subprocess.run(
-                    rig_cmd + [str(e_path), str(a_path), "--base", hex(BASE), "--json"],
-                    stdout=subprocess.DEVNULL,
-                    timeout=300,
-                    check=False,
-                ),
+                partial(subprocess.run, cli, stdout=subprocess.DEVNULL, timeout=300, check=False),
             )
             if cmp:
                 # to a real file: GNU cmp stops at the first difference when stdout is /dev/null
-                def run_cmp() -> None:
-                    with open(Path(tmp) / "cmp.txt", "wb") as out:
-                        subprocess.run(
-                            [cmp, "-l", str(e_path), str(a_path)], stdout=out, timeout=300, check=False
-                        )
-
-                t_cmp = best_of(args.repeat, run_cmp)
+                cmp_cmd = [cmp, "-l", str(e_path), str(a_path)]
+                t_cmp = best_of(args.repeat, partial(_run_to_file, cmp_cmd, Path(tmp) / "cmp.txt"))
                 ratio = f"{t_an / t_cmp:.2f}"
                 cmp_txt = f"{t_cmp * 1e3:.1f}"
             else:

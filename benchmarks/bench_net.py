@@ -5,7 +5,7 @@ per path (eth, wifi) with the firmware's server address forwarded to a loopback 
 sends 512 KiB with the ``SINK`` command and prints wall time, throughput, the firmware's
 CRC check and the receive-chunk statistics. Figures only; nothing is asserted.
 
-    python benchmarks/bench_net.py [--size KIB] [--repeat N] [--paths eth,wifi]
+    .venv/bin/python benchmarks/bench_net.py [--size KIB] [--repeat N] [--paths eth,wifi]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Print OTA server throughput per link policy over loopback (a minimal board client).
 
-Usage: python benchmarks/bench_ota.py [--size 262144] [--policies natural,per-message,...] [--capture]
+Usage: .venv/bin/python benchmarks/bench_ota.py [--size 262144] [--policies natural,per-message,...] [--capture]
 Figures only; nothing here asserts speed.
 """
 

@@ -13,7 +13,7 @@ HAL_UART_Transmit_IT), SysTick 1 kHz + UART printing by polling ISR.TXE (as
 HAL_UART_Transmit), and the TXE-interrupt case again with the MPU enabled (a RAM region,
 then also a 32-byte guard that cuts a page, which the machine checks per access).
 
-Run: ``python benchmarks/bench_periph.py [--seconds S]``.
+Run: ``.venv/bin/python benchmarks/bench_periph.py [--seconds S]``.
 """
 
 from __future__ import annotations

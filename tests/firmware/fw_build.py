@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +43,12 @@ def make(*goals: str, timeout: float = 900.0, extra: tuple[str, ...] = ()) -> su
                 "gcc-arm-none-eabi make gcc) to build firmware/"
             )
     proc = subprocess.run(
-        ["make", "-C", str(FIRMWARE), "-j2", *extra, *goals], capture_output=True, text=True, timeout=timeout
+        # the Makefile's helper scripts run with this interpreter, not whatever python3 is on PATH
+        ["make", "-C", str(FIRMWARE), "-j2", f"PYTHON={sys.executable}", *extra, *goals],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"make {' '.join(goals)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
