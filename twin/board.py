@@ -1,10 +1,13 @@
 """Assembles a virtual NUCLEO-F767ZI: machine, debug logic, flash, USART3, the exception
-model, peripherals and network (when those packages are present), and the servers."""
+model, peripherals and network, and the servers.
+
+Every part is required: a part that does not import is a crash naming it, never a quieter
+twin (one without exceptions would lock up where the board takes a fault; one without
+peripherals would read their registers as plain storage)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +19,21 @@ from twin.device import Device, ResetKind
 from twin.flash import FlashController
 from twin.loader import Chunk
 from twin.machine import Machine
-from twin.scs import DebugUnit, FallbackScs, PpbStub
+from twin.scs import DebugUnit, PpbStub
 from twin.usart import Usart
+
+try:
+    from twin import net, periph
+    from twin.exceptions import ExceptionModel
+    from twin.periph import commands as periph_commands
+except ImportError as exc:
+    raise ImportError(
+        f"the twin is incomplete: {exc}. The exception model (twin.exceptions), the "
+        "peripherals (twin.periph) and the network (twin.net) are all required; "
+        "reinstall ota-rig (`make setup`)",
+        name=exc.name,
+        path=exc.path,
+    ) from exc
 
 #: Peripheral bus ranges where an address no model claims reads/writes as plain storage
 #: (logged once) rather than a bus fault: APB1, APB2, AHB1, AHB2, FMC/QSPI registers.
@@ -62,7 +78,6 @@ class Board:
             self.flash.load_state(opts.state_dir)
         self.usart = Usart(pty=opts.pty)
         m.add_device(self.usart)
-        self.components: list[str] = []
         self._net_devs: list[Device] = []
         self._timed_cut: object | None = None
         self._exception_unit()
@@ -75,45 +90,22 @@ class Board:
         self.debug_server: DebugServer | None = None
         self.control: ControlServer | None = None
 
-    # ------------------------------------------------------------------ optional parts
+    # ------------------------------------------------------------------ parts
     def _exception_unit(self) -> None:
         m = self.machine
-        try:
-            exc = importlib.import_module("twin.exceptions")
-            unit = exc.ExceptionModel(m, _services_for(m, "exceptions"))
-        except (ImportError, AttributeError) as e:
-            m.log(f"no exception model ({e}); SCS is plain storage, faults lock up")
-            m.add_device(FallbackScs(m))
-            return
-        if hasattr(unit, "on_lockup"):
-            unit.on_lockup = lambda: m.log("exception model: LOCKUP")
+        unit = ExceptionModel(m, _services_for(m, "exceptions"))
+        unit.on_lockup = lambda: m.log("exception model: LOCKUP")
         m.set_exception_unit(unit)
-        self.components.append("exceptions")
 
     def _peripherals(self) -> None:
-        m = self.machine
-        try:
-            periph = importlib.import_module("twin.periph")
-            devs = periph.all_devices()
-        except (ImportError, AttributeError) as e:
-            m.log(f"no peripheral models ({e})")
-            return
-        for d in devs:
-            m.add_device(d)
-        self.components.append("periph")
+        for d in periph.all_devices():
+            self.machine.add_device(d)
 
     def _network(self) -> None:
-        m = self.machine
-        try:
-            net = importlib.import_module("twin.net")
-            args = self.opts.net_args or _default_net_args(net)
-            self._net_devs = list(net.devices(args, m))
-        except (ImportError, AttributeError) as e:
-            m.log(f"no network models ({e})")
-            return
+        args = self.opts.net_args or _default_net_args()
+        self._net_devs = list(net.devices(args, self.machine))
         for d in self._net_devs:
-            m.add_device(d)
-        self.components.append("net")
+            self.machine.add_device(d)
 
     # ------------------------------------------------------------------ life cycle
     def load(self, chunks: list[Chunk]) -> None:
@@ -153,17 +145,10 @@ class Board:
     def _register_commands(self) -> None:
         assert self.control is not None
         ctl = self.control
-        if self._net_devs:
-            net = importlib.import_module("twin.net")
-            for name, fn in net.commands(self._net_devs).items():
-                ctl.register_command(name, lambda m, req, f=fn: f(req))
-        if "periph" in self.components:
-            try:
-                pcmd = importlib.import_module("twin.periph.commands")
-                for name, fn in pcmd.commands(self.machine).items():
-                    ctl.register_command(name, lambda m, req, f=fn: f(req))
-            except (ImportError, AttributeError) as e:
-                self.machine.log(f"no peripheral commands ({e})")
+        for name, fn in net.commands(self._net_devs).items():
+            ctl.register_command(name, lambda m, req, f=fn: f(req))
+        for name, fn in periph_commands.commands(self.machine).items():
+            ctl.register_command(name, lambda m, req, f=fn: f(req))
         ctl.register_command("flash", lambda m, req: self.flash.snapshot())
         ctl.register_command("flash.cut", self._flash_cut)
         ctl.register_command("power.cut", self._power_cut_at)
@@ -246,7 +231,7 @@ class Board:
         m.stop()
         if self._net_devs:
             try:
-                importlib.import_module("twin.net").shutdown(self._net_devs)
+                net.shutdown(self._net_devs)
             except Exception as e:
                 print(f"twin: network shutdown: {e}", file=sys.stderr)
             self._net_devs = []
@@ -261,7 +246,7 @@ def _services_for(m: Machine, name: str):
     return DeviceServices(m, name)
 
 
-def _default_net_args(net) -> argparse.Namespace:
+def _default_net_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(add_help=False)
     net.add_arguments(p)
     return p.parse_args([])
