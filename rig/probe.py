@@ -12,7 +12,9 @@ of touched.
 from __future__ import annotations
 
 import logging
+import shlex
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +35,12 @@ OPTCR_NDBANK = 1 << 29
 
 #: Progress callback: (done_bytes, total_bytes, what)
 Progress = Callable[[int, int, str], None]
+
+
+def pyocd_command(*args: str) -> str:
+    """The pyOCD command line of this environment (``python -m pyocd``), for messages: a
+    ``pyocd`` found on PATH may belong to another installation, or not exist."""
+    return shlex.join([sys.executable, "-m", "pyocd", *args])
 
 
 @dataclass(frozen=True)
@@ -107,8 +115,8 @@ def select_probe(uid: str | None, probes: Sequence[ProbeInfo], *, source: str = 
         asked = f" (wanted {uid}, from {source})" if uid else ""
         raise ProbeError(
             f"no debug probe is connected to this host{asked}",
-            hint="plug in the NUCLEO's ST-LINK USB and check that `pyocd list` shows it (udev rules "
-            "in docs/lab.md), or run on the twin with --board twin",
+            hint=f"plug in the NUCLEO's ST-LINK USB and check that `{pyocd_command('list')}` shows it "
+            "(udev rules in docs/lab.md), or run on the twin with --board twin",
         )
     if uid is None:
         if len(probes) > 1:
@@ -122,7 +130,7 @@ def select_probe(uid: str | None, probes: Sequence[ProbeInfo], *, source: str = 
     if not exact:
         raise ProbeError(
             f"the probe {uid!r} (from {source}) is not connected; connected: {_listing(probes)}",
-            hint=f"copy the exact ID from `pyocd list` into {source}",
+            hint=f"copy the exact ID from `{pyocd_command('list')}` into {source}",
         )
     return exact[0]
 
@@ -205,7 +213,7 @@ class Probe:
             raise ProbeError(
                 f"pyOCD has no target {self.target_name!r}: {exc}",
                 hint="set pyocd_target in the board file's targets section to a name from "
-                "`pyocd list --targets` (stm32f767zi for the NUCLEO-F767ZI)",
+                f"`{pyocd_command('list', '--targets')}` (stm32f767zi for the NUCLEO-F767ZI)",
             ) from exc
         try:
             session.open()
@@ -217,7 +225,7 @@ class Probe:
             if self.uid and self.uid.startswith("remote:") and _is_connection_error(exc):
                 raise ProbeError(
                     f"cannot reach the remote probe {self.uid}: {exc}",
-                    hint="is the board (twin or `pyocd server`) running? take the address "
+                    hint="is the board (twin or pyOCD's probe server) running? take the address "
                     "from its start-up line",
                 ) from exc
             raise ProbeError(
