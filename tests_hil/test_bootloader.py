@@ -13,7 +13,7 @@ from rig.image import validate_for_slot
 
 #: seconds a bootloader may take from reset to its first REQ_FW (transport bring-up included)
 ASK_TIMEOUT = 15.0
-#: FLASH_OPTCR bits that are not option bytes: OPTLOCK (bit 0), OPTSTRT (bit 1) (RM0410 3.7.10)
+#: FLASH_OPTCR bits that are not option bytes: OPTLOCK (bit 0), OPTSTRT (bit 1) (RM0410 3.7.6 FLASH_OPTCR)
 OPTCR_CONTROL_BITS = 0b11
 
 
