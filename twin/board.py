@@ -25,7 +25,6 @@ from twin.usart import Usart
 try:
     from twin import net, periph
     from twin.exceptions import ExceptionModel
-    from twin.periph import commands as periph_commands
 except ImportError as exc:
     raise ImportError(
         f"the twin is incomplete: {exc}. The exception model (twin.exceptions), the "
@@ -147,7 +146,7 @@ class Board:
         ctl = self.control
         for name, fn in net.commands(self._net_devs).items():
             ctl.register_command(name, lambda m, req, f=fn: f(req))
-        for name, fn in periph_commands.commands(self.machine).items():
+        for name, fn in periph.commands(self.machine).items():
             ctl.register_command(name, lambda m, req, f=fn: f(req))
         ctl.register_command("flash", lambda m, req: self.flash.snapshot())
         ctl.register_command("flash.cut", self._flash_cut)
