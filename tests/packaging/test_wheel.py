@@ -47,22 +47,31 @@ class Installed:
         )
 
 
-def _source_dirs(pyproject: dict) -> set[str]:
-    """Top-level folders holding the packages pyproject.toml lists (``rig.fixtures`` lives in
-    ``fixtures/``, ``rig.boards`` in ``boards/``)."""
+def _package_dirs(pyproject: dict) -> dict[str, Path]:
+    """Each package pyproject.toml lists and its folder in the repository (``rig.fixtures``
+    lives in ``fixtures/``, ``rig.boards`` in ``boards/``)."""
     setup = pyproject["tool"]["setuptools"]
     mapping: dict[str, str] = setup.get("package-dir", {})
-    dirs = set()
+    dirs = {}
     for pkg in setup["packages"]:
         parts = pkg.split(".")
         for i in range(len(parts), 0, -1):
             prefix = ".".join(parts[:i])
             if prefix in mapping:
-                dirs.add(Path(mapping[prefix]).parts[0])
+                dirs[pkg] = Path(mapping[prefix], *parts[i:])
                 break
         else:
-            dirs.add(parts[0])
+            dirs[pkg] = Path(*parts)
     return dirs
+
+
+def _source_dirs(pyproject: dict) -> set[str]:
+    """The top-level folders of the repository that hold packages."""
+    return {d.parts[0] for d in _package_dirs(pyproject).values()}
+
+
+def _is_source_file(path: Path) -> bool:
+    return path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
 
 
 def _run(args: list[str], **kw) -> subprocess.CompletedProcess[str]:
@@ -91,6 +100,10 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy2(REPO / pyproject["project"]["readme"], src)
     for name in _source_dirs(pyproject):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    copied = sorted(
+        p for name in _source_dirs(pyproject) for p in (src / name).rglob("*") if _is_source_file(p)
+    )
+    (tmp / "sources.txt").write_text("".join(f"{p.relative_to(src).as_posix()}\n" for p in copied))
     dist = tmp / "dist"
     _run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(src)],
@@ -188,6 +201,29 @@ def test_imports_come_from_the_new_venv(installed: Installed, outside: Path) -> 
     assert Path(got["board"]).resolve() == site / "rig" / "boards" / "stm32f767.yaml"
     assert Path(got["twin_home"]) == site
     assert got["fixtures"] is None or site not in Path(got["fixtures"]).resolve().parents
+
+
+def test_wheel_ships_every_file_of_its_packages(wheel: Path) -> None:
+    """Whatever the rig reads at run time (board files, report templates, py.typed ...) is in
+    the wheel: every file under a package's folder, at its installed path. A file that is
+    missing here is missing for every `pip install ota-rig` user."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    owner_of = {d: pkg for pkg, d in _package_dirs(pyproject).items()}
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    sources = (wheel.parents[1] / "sources.txt").read_text().split()
+    assert "rig/cli.py" in sources and "boards/stm32f767.yaml" in sources
+    missing = []
+    for rel in map(Path, sources):
+        # the nearest enclosing folder that is a listed package owns the file
+        folder = next((d for d in rel.parents if d in owner_of), None)
+        assert folder is not None, f"{rel} is under no package of pyproject.toml"
+        installed = Path(*owner_of[folder].split("."), rel.relative_to(folder)).as_posix()
+        if installed not in names:
+            missing.append(f"{rel} (as {installed})")
+    assert not missing, "not in the wheel (add the package or its package-data in pyproject.toml):\n" + (
+        "\n".join(missing)
+    )
 
 
 # --------------------------------------------------------------------------- `rig` command
