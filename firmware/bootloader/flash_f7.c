@@ -116,6 +116,29 @@ static int f7_program(uint32_t addr, const void *data, uint32_t len)
     return rc;
 }
 
+#ifdef BL_VARIANT_WRITES_OWN_SECTOR
+/* A boot counter kept in the spare end of the bootloader's own last sector (S3): each boot
+   programs the next erased word of its last 1 KiB. The bootloader's flash changes on every
+   boot although no update ever writes there. */
+void boot_count_bump(void)
+{
+    uint32_t addr = 0x08020000u - 1024u;
+    while (addr < 0x08020000u && REG32(addr) != 0xFFFFFFFFu) {
+        addr += 4u;
+    }
+    if (addr >= 0x08020000u || unlock() != 0 || wait_idle(PROGRAM_TIMEOUT_MS) == -1) {
+        lock();
+        return;
+    }
+    FLASH_IF->CR = FLASH_CR_PSIZE_X32 | FLASH_CR_PG;
+    REG32(addr) = 0xB007C0DEu - ((addr & 1023u) >> 2);
+    cpu_dsb();
+    (void)wait_idle(PROGRAM_TIMEOUT_MS);
+    FLASH_IF->CR = FLASH_CR_PSIZE_X32;
+    lock();
+}
+#endif
+
 static void f7_read(uint32_t addr, void *buf, uint32_t len)
 {
     memcpy(buf, (const void *)(uintptr_t)addr, len);
@@ -142,9 +165,16 @@ static uint32_t f7_crc32(uint32_t addr, uint32_t len)
     }
     uint32_t words = len / 4u;
     uint32_t crc = words ? hw_crc_words((const uint32_t *)(uintptr_t)addr, words) : 0u;
+#ifdef BL_VARIANT_CRC_TAIL_IGNORED
+    /* The CRC unit takes whole words: "len / 4" words are fed and the 1..3 bytes left
+       over are forgotten, so an image whose size is not a multiple of 4 never verifies
+       (its CRC is that of the first len & ~3 bytes). */
+    return crc;
+#else
     /* The CRC unit's result is the zlib value of the prefix: finish the 0..3 byte tail
        in software. */
     return fw_crc32(crc, (const void *)(uintptr_t)(addr + words * 4u), len & 3u);
+#endif
 }
 
 int crc_unit_init(void)

@@ -12,5 +12,9 @@ extern const ota_layout_t g_layout_f7;
 int crc_unit_init(void);
 /* Turn the CRC unit's clock off again (before jumping). */
 void crc_unit_deinit(void);
+#ifdef BL_VARIANT_WRITES_OWN_SECTOR
+/* The writes-own-sector variant's boot counter (see flash_f7.c). */
+void boot_count_bump(void);
+#endif
 
 #endif /* FLASH_F7_H */

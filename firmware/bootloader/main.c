@@ -177,6 +177,9 @@ int main(void)
 #ifdef BL_VARIANT_MPU_LEFT_ON
     mpu_setup();
 #endif
+#ifdef BL_VARIANT_WRITES_OWN_SECTOR
+    boot_count_bump();
+#endif
     if (!crc_unit_init()) {
         board_printf("BL: CRC unit self-test failed, using the software CRC-32\n");
     }

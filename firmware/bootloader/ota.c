@@ -37,6 +37,19 @@ int ota_sectors_for(const ota_layout_t *l, uint32_t addr, uint32_t len, uint32_t
             n++;
         }
     }
+#ifdef BL_VARIANT_SECTOR_COUNT_ON_BOUNDARY
+    if (n > 0) {
+        /* Two idioms mixed: "(len - 1) / size" (the index of the sector holding the last
+           byte) plus "len % size != 0" (one more for a partial last sector). Right for
+           every length but a whole number of sectors, where it counts one sector too few:
+           none for an image of exactly 256 KiB, one for 512 KiB. */
+        uint32_t size = l->sectors[*first].size;
+        uint32_t k = (len - 1u) / size + (len % size != 0u ? 1u : 0u);
+        n = k < n ? k : n;
+        *count = n;
+        return 0;
+    }
+#endif
     *count = n;
     return n > 0 ? 0 : -1;
 }
@@ -160,6 +173,11 @@ static void start_update(ota_session_t *s)
         fail(s, "bad_size");
         return;
     }
+#endif
+#ifdef BL_VARIANT_SIZE_CHECK_AFTER_ERASE
+    /* "Prepare flash on OTA_UPDATE", then check the size: the scratch area is erased (up to
+       its end) before an image that does not fit is refused. */
+    (void)erase_range(s, "scratch", l->scratch_addr, s->size, 0xFFFFFFFFu);
 #endif
     if (s->size > l->scratch_size || s->size > l->app_size) {
         LOG("OTA: image of %lu bytes is larger than the scratch area (%lu)\n",

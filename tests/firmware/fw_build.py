@@ -26,6 +26,10 @@ VARIANTS = (
     "mpu-left-on",
     "primask-left-set",
     "iwdg-left-on",
+    "sector-count-on-boundary",
+    "crc-tail-ignored",
+    "size-check-after-erase",
+    "writes-own-sector",
 )
 APPS = {1: 16, 2: 300, 3: 512, 4: 64}  # version -> KiB
 

@@ -30,6 +30,11 @@ EXPECT = {
     "malloc-whole-image": ({"large_512k"}, {"large_300k", "random_segmentation", "too_large"}),
     "crc-wrong-area": ({"copy_fault"}, {"random_segmentation", "second_update_large", "crc_mismatch"}),
     "size-unparsed": ({"missing_size", "bad_sizes"}, {"clean_chunks", "full_chunks", "too_large"}),
+    "sector-count-on-boundary": (
+        {"boundary_sizes"},
+        {"exact_erase", "second_update_large", "large_512k", "byte_by_byte", "config_record"},
+    ),
+    "size-check-after-erase": ({"too_large"}, {"clean_chunks", "large_512k", "second_update_large"}),
 }
 
 

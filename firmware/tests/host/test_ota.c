@@ -443,6 +443,36 @@ static int t_second_update(uint32_t n)
 static int t_second_update_small(void) { return t_second_update(16384); }
 static int t_second_update_large(void) { return t_second_update(300u * 1024u); }
 
+/* Images at sector boundaries (and a byte either side, and 1 byte), each installed over a
+   full 512 KiB image so every sector the new one needs holds old data until erased. */
+static int t_boundary_sizes(void)
+{
+    static const uint32_t sizes[] = {256u * 1024u, 512u * 1024u, 256u * 1024u - 1u,
+                                     256u * 1024u + 1u, 1u};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        uint32_t n = sizes[i];
+        flash_reset();
+        uint8_t *a = make_image(512u * 1024u, 60 + (uint32_t)i, 1);
+        server_setup(a, 512u * 1024u, NULL, 5, 700, 1024);
+        int ok = installed_ok(a, 512u * 1024u, run());
+        free(a);
+        if (!ok) {
+            return 0;
+        }
+        uint8_t *b = make_image(n, 70 + (uint32_t)i, 2);
+        server_setup(b, n, NULL, 6, 700, 1024);
+        ok = installed_ok(b, n, run());
+        free(b);
+        if (!ok) {
+            char why[sizeof(g_why)];
+            snprintf(why, sizeof(why), "size %u: %s", n, g_why);
+            memcpy(g_why, why, sizeof(g_why));
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int t_too_large(void)
 {
     flash_reset();
@@ -645,6 +675,7 @@ static const test_t k_tests[] = {
     {"large_300k", t_large_300k},
     {"large_512k", t_large_512k},
     {"exact_erase", t_exact_erase},
+    {"boundary_sizes", t_boundary_sizes},
     {"second_update_small", t_second_update_small},
     {"second_update_large", t_second_update_large},
     {"too_large", t_too_large},
