@@ -52,7 +52,7 @@ def deepest(root: str, frames: dict[str, int], edges: dict[str, set[str]]) -> tu
         for callee in sorted(edges.get(fn, ())):
             if callee in stack:
                 continue
-            best = max(best, walk(callee, stack + (fn,)), key=lambda t: t[0])
+            best = max(best, walk(callee, (*stack, fn)), key=lambda t: t[0])
         res = (frames.get(fn, 0) + best[0], [fn] + best[1])
         memo[fn] = res
         return res

@@ -58,7 +58,7 @@ def test_app_boots_directly_and_checks_its_entry_state() -> None:
         ),
         (
             "sp",
-            lambda: [(b"\xff" * 64, APP_BASE)] + installed("app-v1-16k", 1)[1:],
+            lambda: [(b"\xff" * 64, APP_BASE), *installed("app-v1-16k", 1)[1:]],
             r"initial SP 0xffffffff is not in RAM",
         ),
     ],
@@ -80,6 +80,6 @@ def test_ota_installs_and_jumps(net: str, app: str, version: int) -> None:
         b.console.expect(r"APP READY", timeout=BOOT_TIMEOUT)
         text = b.console.text()
         assert "VTOR OK" in text and "STACK OK" in text and "MODE OK" in text
-        assert re.search(r"OTA: erasing app: %d sector" % (1 if version == 1 else 2), text)
+        assert re.search(rf"OTA: erasing app: {1 if version == 1 else 2} sector", text)
         res = b.server.wait_session(10)
         assert res.outcome == "ack", res.to_text()

@@ -83,10 +83,10 @@ def test_serve_reports_a_nack_with_exit_code_1(image: Path) -> None:
 
 
 def test_ctrl_c_closes_everything(image: Path) -> None:
-    proc, addr = start(["serve", str(image), "--port", "0", "--sessions", "0"])
+    proc, _addr = start(["serve", str(image), "--port", "0", "--sessions", "0"])
     try:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130 and "interrupted" in err

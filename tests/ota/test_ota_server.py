@@ -145,10 +145,12 @@ def board_reaching(srv: OtaServer, token: bytes) -> socket.socket:
 
 
 def test_ack_during_data_is_a_protocol_error() -> None:
-    with OtaServer(IMAGE, policy="per-message", timeouts=FAST) as srv:
-        with board_reaching(srv, b"OTA_UPDATE\n") as s:
-            s.sendall(b"OTA_READY\nACK\n")
-            res = srv.wait_session(5)
+    with (
+        OtaServer(IMAGE, policy="per-message", timeouts=FAST) as srv,
+        board_reaching(srv, b"OTA_UPDATE\n") as s,
+    ):
+        s.sendall(b"OTA_READY\nACK\n")
+        res = srv.wait_session(5)
     assert res.outcome == "protocol" and "'ACK' while the image was being sent" in res.reason
     assert res.phase == "data"
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+import itertools
+
 from ota_board import ScriptedBoard
 
 from rig.capture import CaptureUnavailable, analyze_pcap, check_capture, find_tokens
@@ -125,7 +127,7 @@ def test_pause_spaces_the_segments(tmp_path: Path) -> None:
     board, res = serve(tmp_path, "per-message:chunk=4000+pause:ms=30")
     assert board.outcome == "ack" and res.policy == "per-message:chunk=4000+pause:ms=30"
     segs = analysis(res).payload_segments("down")
-    gaps = [b.time - a.time for a, b in zip(segs, segs[1:])]
+    gaps = [b.time - a.time for a, b in itertools.pairwise(segs)]
     assert len(segs) == 7 and min(gaps) >= 0.025, gaps  # a lower bound: sleep never shortens
 
 
@@ -163,14 +165,14 @@ def test_stall_with_resume_completes(tmp_path: Path) -> None:
 
 
 def test_stall_against_a_silent_board_times_out_on_the_server(tmp_path: Path) -> None:
-    board, res = serve(tmp_path, "stall:after=100,wait=0.5", board_timeout=5.0, capture=False)
+    _board, res = serve(tmp_path, "stall:after=100,wait=0.5", board_timeout=5.0, capture=False)
     assert res.outcome == "timeout" and "during a 0.5 s stall after 100 data bytes" in res.reason
 
 
 def test_corrupt_flips_exactly_the_chosen_bytes(tmp_path: Path) -> None:
     board, res = serve(tmp_path, "corrupt:offsets=100,2000", capture=False)
     assert board.outcome == "nack:crc" and res.nack_reason == "crc"
-    diff = [i for i, (x, y) in enumerate(zip(board.data, IMAGE)) if x != y]
+    diff = [i for i, (x, y) in enumerate(zip(board.data, IMAGE, strict=False)) if x != y]
     assert diff == [100, 2000]
 
 
