@@ -6,6 +6,7 @@ Public API:
 - :func:`extras_for` (evidence, artifact_dir) -> pytest-html extras for one test;
 - :func:`summary_html` (rows) -> the transport x image size x scenario table; :class:`SummaryRow`;
 
+The markup is jinja2 templates (``rig/report/templates/``, autoescaped; see :mod:`rig.report._html`).
 The pytest side (evidence into pytest-html, the summary rows) is the plugin's
 :mod:`rig.fixtures.report_hooks`. See docs/report.md for what each section shows.
 """

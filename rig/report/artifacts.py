@@ -1,18 +1,20 @@
 """Artifacts of one test: files written for the report, links, serial log, transcript, capture, timings.
 
-Everything shown inline is capped (:data:`UART_TAIL_LINES`, :data:`MAX_EVENTS`) and escaped;
-the complete data is in the linked files.
+Everything shown inline is capped (:data:`UART_TAIL_LINES`, :data:`MAX_EVENTS`) and escaped by
+the templates; the complete data is in the linked files.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import Markup
+
 from rig.errors import PHASES
-from rig.report._html import esc, num
+from rig.report._html import num, rel_href, render
 
 if TYPE_CHECKING:
     from rig.evidence import Evidence
@@ -21,8 +23,6 @@ UART_TAIL_LINES = 60
 MAX_EVENTS = 60
 MAX_SEGMENTS = 40
 MAX_LIST_ITEMS = 64
-
-LinkFn = Callable[[Path, str], str]
 
 
 def json_default(value: Any) -> Any:
@@ -70,81 +70,58 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "region"
 
 
-def artifact_links(files: Mapping[str, Path], link: LinkFn) -> str:
+def artifact_links(files: Mapping[str, Path], link_base: Path | None) -> Markup:
     """A list of links with file sizes (missing files are named, not linked)."""
     items = []
     for label, path in files.items():
         path = Path(path)
         if path.exists():
             size = f" ({num(path.stat().st_size)} bytes)" if path.is_file() else ""
-            items.append(f"<li>{link(path, label)}{esc(size)}</li>")
+            items.append((label, path, rel_href(path, link_base), size))
         else:
-            items.append(f'<li>{esc(label)}: <span class="muted">{esc(path)} (missing)</span></li>')
-    if not items:
-        return '<p class="muted">No artifacts.</p>'
-    return f'<ul class="artifacts">{"".join(items)}</ul>'
+            items.append((label, path, None, ""))
+    return render("artifacts.html", items=items)
 
 
-def uart_view(text: str, lines: int = UART_TAIL_LINES) -> str:
-    """The last ``lines`` lines of the serial log, escaped."""
-    if not text:
-        return '<p class="muted">No serial output captured.</p>'
-    all_lines = text.splitlines()
+def uart_view(text: str, lines: int = UART_TAIL_LINES) -> Markup:
+    """The last ``lines`` lines of the serial log."""
+    all_lines = text.splitlines() if text else []
     tail = all_lines[-lines:]
     note = (
         f"last {len(tail)} of {len(all_lines)} lines"
         if len(all_lines) > len(tail)
         else f"{len(all_lines)} line(s)"
     )
-    return f'<p class="muted">{esc(note)}</p><pre class="uart">{esc(chr(10).join(tail))}</pre>'
+    return render("serial.html", captured=bool(text), tail="\n".join(tail), note=note)
 
 
-def _scalar_table(d: Mapping[str, Any], skip: tuple[str, ...] = ()) -> str:
-    rows = []
-    for k, v in d.items():
-        if k in skip or isinstance(v, (dict, list, tuple)):
-            continue
-        rows.append(f'<tr><td>{esc(k)}</td><td class="mono">{esc(v)}</td></tr>')
-    return f"<table><tbody>{''.join(rows)}</tbody></table>" if rows else ""
+def _scalars(d: Mapping[str, Any], skip: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in d.items() if k not in skip and not isinstance(v, (dict, list, tuple))]
 
 
-def transcript_view(tr: Mapping[str, Any] | None) -> str:
+def _cells(d: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(d.get(k, "") for k in keys)
+
+
+def transcript_view(tr: Mapping[str, Any] | None) -> Markup:
     """Outcome/reason/bytes of the OTA session plus the first and last events."""
     if not tr:
-        return '<p class="muted">No OTA session in this test.</p>'
-    parts = [_scalar_table(tr)]
+        return render("transcript.html", tables=None, events=None, hidden=0)
+    tables = [_scalars(tr)]
     inner = tr.get("transcript") if isinstance(tr.get("transcript"), dict) else tr
     events = inner.get("events") if isinstance(inner, dict) else None
     if isinstance(inner, dict) and inner is not tr:
-        parts.append(_scalar_table(inner))
+        tables.append(_scalars(inner))
+    shown: list[tuple[Any, ...] | None] | None = None
+    hidden = 0
     if isinstance(events, list) and events:
+        picked: list[Any] = events
         if len(events) > MAX_EVENTS:
             half = MAX_EVENTS // 2
-            shown = events[:half] + [None] + events[-half:]
-        else:
-            shown = events
-        rows = []
-        data_events = 0
-        for e in shown:
-            if e is None:
-                rows.append(
-                    f'<tr><td colspan="5" class="muted">… {num(len(events) - MAX_EVENTS)} event(s) '
-                    "not shown (see the transcript file) …</td></tr>"
-                )
-                continue
-            if not isinstance(e, dict):
-                continue
-            data_events += e.get("kind") == "data"
-            rows.append(
-                f'<tr><td class="num">{esc(e.get("t", ""))}</td><td>{esc(e.get("dir", ""))}</td>'
-                f'<td>{esc(e.get("kind", ""))}</td><td class="num">{esc(e.get("nbytes", ""))}</td>'
-                f'<td class="mono">{esc(e.get("text", ""))}</td></tr>'
-            )
-        parts.append(
-            '<table class="events"><thead><tr><th>t (s)</th><th>dir</th><th>kind</th><th>bytes</th>'
-            f"<th>text</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        )
-    return "".join(parts)
+            picked, hidden = [*events[:half], None, *events[-half:]], len(events) - MAX_EVENTS
+        keys = ("t", "dir", "kind", "nbytes", "text")
+        shown = [None if e is None else _cells(e, keys) for e in picked if e is None or isinstance(e, dict)]
+    return render("transcript.html", tables=tables, events=shown, hidden=hidden)
 
 
 def _short_list(values: list[Any]) -> str:
@@ -152,78 +129,41 @@ def _short_list(values: list[Any]) -> str:
     return text + (f", … ({num(len(values))} in all)" if len(values) > MAX_LIST_ITEMS else "")
 
 
-def capture_view(cap: Mapping[str, Any] | None, link: LinkFn) -> str:
+def capture_view(cap: Mapping[str, Any] | None, link_base: Path | None) -> Markup:
     """pcap link, connection counters, token placement and the first segments."""
     if not cap:
-        return '<p class="muted">No packet capture in this test.</p>'
-    parts = []
+        return render("capture.html", cap=None)
     flat: dict[str, Any] = dict(cap)
     if isinstance(cap.get("analysis"), dict):
         flat.update(cap["analysis"])
-    pcap = flat.get("pcap") or flat.get("path")
-    if pcap:
-        path = Path(str(pcap))
-        ref = (
-            link(path, path.name)
-            if path.exists()
-            else f'{esc(path.name)} <span class="muted">({esc(path)} missing)</span>'
-        )
-        parts.append(f"<p>pcap: {ref}</p>")
-    parts.append(_scalar_table(flat, skip=("pcap", "path")))
-    for key in ("sizes_down", "sizes_up"):
-        if isinstance(flat.get(key), list):
-            parts.append(f'<p><b>{esc(key)}</b>: <span class="mono">{esc(_short_list(flat[key]))}</span></p>')
-    tokens = flat.get("tokens")
-    if isinstance(tokens, list) and tokens:
-        rows = "".join(
-            f'<tr><td>{esc(t.get("dir", ""))}</td><td class="mono">{esc(t.get("text", ""))}</td>'
-            f'<td class="num">{esc(t.get("start", ""))}</td><td class="num">{esc(t.get("end", ""))}</td>'
-            f'<td class="num">{esc(t.get("segments", ""))}</td></tr>'
-            for t in tokens[:MAX_EVENTS]
-            if isinstance(t, dict)
-        )
-        parts.append(
-            "<h4>Control tokens in the stream</h4><table><thead><tr><th>dir</th><th>token</th>"
-            f"<th>start</th><th>end</th><th>segments</th></tr></thead><tbody>{rows}</tbody></table>"
-        )
-    segs = flat.get("segments")
-    if isinstance(segs, list) and segs:
-        rows = "".join(
-            f'<tr><td class="num">{esc(s.get("index", ""))}</td><td class="num">{esc(s.get("time", ""))}</td>'
-            f'<td>{esc(s.get("dir", ""))}</td><td class="num">{esc(s.get("offset", ""))}</td>'
-            f'<td class="num">{esc(s.get("length", ""))}</td><td>{esc(s.get("flags", ""))}</td>'
-            f"<td>{'retransmission' if s.get('retransmission') else ''}</td></tr>"
-            for s in segs[:MAX_SEGMENTS]
-            if isinstance(s, dict)
-        )
-        more = (
-            f'<p class="muted">first {MAX_SEGMENTS} of {num(len(segs))} segments</p>'
-            if len(segs) > MAX_SEGMENTS
-            else ""
-        )
-        parts.append(
-            "<h4>TCP segments</h4><table><thead><tr><th>#</th><th>t</th><th>dir</th><th>offset</th>"
-            f"<th>length</th><th>flags</th><th></th></tr></thead><tbody>{rows}</tbody></table>{more}"
-        )
-    return "".join(parts)
+    pcap = None
+    if flat.get("pcap") or flat.get("path"):
+        path = Path(str(flat.get("pcap") or flat.get("path")))
+        pcap = (path, rel_href(path, link_base) if path.exists() else None)
+    lists = [
+        (key, _short_list(flat[key])) for key in ("sizes_down", "sizes_up") if isinstance(flat.get(key), list)
+    ]
+    tokens = flat.get("tokens") if isinstance(flat.get("tokens"), list) else []
+    segs = flat.get("segments") if isinstance(flat.get("segments"), list) else []
+    token_keys = ("dir", "text", "start", "end", "segments")
+    segment_keys = ("index", "time", "dir", "offset", "length", "flags", "retransmission")
+    return render(
+        "capture.html",
+        cap=flat,
+        pcap=pcap,
+        scalars=_scalars(flat, skip=("pcap", "path")),
+        lists=lists,
+        tokens=[_cells(t, token_keys) for t in tokens[:MAX_EVENTS] if isinstance(t, dict)],
+        segments=[_cells(x, segment_keys) for x in segs[:MAX_SEGMENTS] if isinstance(x, dict)],
+        total_segments=len(segs),
+        max_segments=MAX_SEGMENTS,
+    )
 
 
-def timings_view(timings: Mapping[str, float]) -> str:
+def timings_view(timings: Mapping[str, float]) -> Markup:
     """Seconds per phase (pipeline order first) with proportional bars."""
-    if not timings:
-        return '<p class="muted">No timings recorded.</p>'
     order = [p for p in PHASES if p in timings] + [p for p in timings if p not in PHASES]
     top = max((float(timings[p]) for p in order), default=0.0) or 1.0
-    rows = []
-    for p in order:
-        t = float(timings[p])
-        rows.append(
-            f'<tr><td>{esc(p)}</td><td class="num">{t:.3f}</td>'
-            f'<td><span class="bar" style="width:{max(1, int(200 * t / top))}px"></span></td></tr>'
-        )
-    total = sum(float(timings[p]) for p in order)
-    rows.append(f'<tr><td><b>total</b></td><td class="num"><b>{total:.3f}</b></td><td></td></tr>')
-    return (
-        '<table class="timings"><thead><tr><th>phase</th><th>seconds</th><th></th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
+    rows = [(p, f"{float(timings[p]):.3f}", max(1, int(200 * float(timings[p]) / top))) for p in order]
+    total = f"{sum(float(timings[p]) for p in order):.3f}"
+    return render("timings.html", rows=rows, total=total)

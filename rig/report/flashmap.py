@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from markupsafe import Markup
 
-from rig.report._html import attr, esc, hex32, num, size_text
+from rig.report._html import hex32, num, render, size_text
 
 if TYPE_CHECKING:
     from rig.board import FlashLayout, Sector
@@ -99,7 +100,7 @@ def _views(layout: FlashLayout, arrays: Sequence[CheckArrays]) -> dict[int, list
         widths = sector_widths([s.size for s in secs], WIDTH - LABEL_W - 4)
         x = float(LABEL_W)
         views = []
-        for sec, w in zip(secs, widths):
+        for sec, w in zip(secs, widths, strict=True):
             v = SectorView(sec, x, w)
             bins = max(1, int(w))
             hist = np.zeros(bins, dtype=np.int64)
@@ -153,102 +154,86 @@ def _x_of(views: Sequence[SectorView], addr: int) -> float:
     return views[0].x if addr < views[0].sector.base else views[-1].x + views[-1].w
 
 
-def render_flash_map(layout: FlashLayout, arrays: Sequence[CheckArrays]) -> str:
+def _sector_shapes(v: SectorView, layout: FlashLayout, y: int) -> dict[str, Any]:
+    """What the map draws for one sector whose strip starts at ``y`` (coordinates as text)."""
+    s = v.sector
+    spans = []
+    for sp in v.spans:
+        x0 = v.x + v.w * (sp.lo - s.base) / s.size
+        x1 = v.x + v.w * (sp.hi - s.base) / s.size
+        spans.append((f"{x0:.1f}", f"{max(x1 - x0, 1):.1f}", COLORS[sp.status]))
+    density = []
+    if v.hist is not None and v.hist.any():
+        per_bin = s.size / v.hist.size
+        for i in np.flatnonzero(v.hist).tolist():
+            op = min(1.0, 0.35 + 0.65 * float(v.hist[i]) / per_bin)
+            x, w = v.x + i * v.w / v.hist.size, max(v.w / v.hist.size, 1)
+            density.append((f"{x:.1f}", f"{w:.1f}", f"{op:.2f}"))
+    return {
+        "index": s.index,
+        "status": v.status,
+        "tip": _tooltip(v, layout),
+        "x": f"{v.x:.1f}",
+        "w": f"{v.w:.1f}",
+        "cx": f"{v.x + v.w / 2:.1f}",
+        "spans": spans,
+        "size": size_text(s.size).replace(" ", "") if v.w >= 40 else "",
+        "yd": y + ROW_H + 2,
+        "bg_x": f"{v.x + 0.5:.1f}",
+        "bg_w": f"{max(v.w - 1, 1):.1f}",
+        "density": density,
+    }
+
+
+def _bank_shapes(layout: FlashLayout, bank: int, views: Sequence[SectorView], y: int) -> dict[str, Any]:
+    """One bank: the OTA regions as brackets above its strip (from ``y``), then its sectors."""
+    regions = []
+    for reg in layout.regions.values():
+        lo, hi = max(reg.base, views[0].sector.base), min(reg.end, views[-1].sector.end)
+        if hi <= lo:
+            continue
+        x0, x1 = _x_of(views, lo), _x_of(views, hi)
+        yb = y + BRACKET_H - 4
+        regions.append(
+            {
+                "tip": f"{reg.name}: {hex32(reg.base)}..{hex32(reg.end - 1)}, {size_text(reg.size)}",
+                "path": f"M{x0 + 1:.1f} {yb} v-6 H{x1 - 1:.1f} v6",
+                "x": f"{(x0 + x1) / 2:.1f}",
+                "y": yb - 8,
+                "name": reg.name,
+            }
+        )
+    y += BRACKET_H
+    sectors = [_sector_shapes(v, layout, y) for v in views]
+    return {"number": bank, "regions": regions, "y": y, "label_y": y + ROW_H / 2 + 4, "sectors": sectors}
+
+
+def render_flash_map(layout: FlashLayout, arrays: Sequence[CheckArrays]) -> Markup:
     """The ``<svg>`` flash map of ``layout`` with the checks' results, legend included."""
-    banks = _views(layout, arrays)
-    out: list[str] = []
+    banks = []
     y = 4
-    for bank, views in banks.items():
-        # OTA regions as brackets above the strip
-        for reg in layout.regions.values():
-            lo, hi = max(reg.base, views[0].sector.base), min(reg.end, views[-1].sector.end)
-            if hi <= lo:
-                continue
-            x0, x1 = _x_of(views, lo), _x_of(views, hi)
-            yb = y + BRACKET_H - 4
-            out.append(
-                f'<g class="region"><title>{attr(f"{reg.name}: {hex32(reg.base)}..{hex32(reg.end - 1)}, {size_text(reg.size)}")}</title>'
-                f'<path d="M{x0 + 1:.1f} {yb} v-6 H{x1 - 1:.1f} v6" fill="none" stroke="#57606a"/>'
-                f'<text x="{(x0 + x1) / 2:.1f}" y="{yb - 8}" text-anchor="middle">{esc(reg.name)}</text></g>'
-            )
-        y += BRACKET_H
-        out.append(f'<text x="2" y="{y + ROW_H / 2 + 4}" font-weight="600">bank {bank}</text>')
-        for v in views:
-            s = v.sector
-            parts = [
-                f'<rect x="{v.x:.1f}" y="{y}" width="{v.w:.1f}" height="{ROW_H}" fill="{COLORS["outside"]}"/>'
-            ]
-            for sp in v.spans:
-                x0 = v.x + v.w * (sp.lo - s.base) / s.size
-                x1 = v.x + v.w * (sp.hi - s.base) / s.size
-                parts.append(
-                    f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" height="{ROW_H}" '
-                    f'fill="{COLORS[sp.status]}"/>'
-                )
-            parts.append(
-                f'<rect x="{v.x:.1f}" y="{y}" width="{v.w:.1f}" height="{ROW_H}" fill="none" '
-                f'stroke="#fff" stroke-width="1.5"/>'
-            )
-            tc = '#1d2125" stroke="#fff" stroke-width="3" paint-order="stroke'
-            parts.append(
-                f'<text x="{v.x + v.w / 2:.1f}" y="{y + 18}" text-anchor="middle" fill="{tc}" '
-                f'font-weight="600">{s.index}</text>'
-            )
-            if v.w >= 40:
-                parts.append(
-                    f'<text x="{v.x + v.w / 2:.1f}" y="{y + 34}" text-anchor="middle" fill="{tc}">'
-                    f"{esc(size_text(s.size).replace(' ', ''))}</text>"
-                )
-            # mismatch density strip
-            yd = y + ROW_H + 2
-            parts.append(
-                f'<rect x="{v.x + 0.5:.1f}" y="{yd}" width="{max(v.w - 1, 1):.1f}" height="{DENSITY_H}" '
-                f'fill="#f6f8fa"/>'
-            )
-            if v.hist is not None and v.hist.any():
-                per_bin = s.size / v.hist.size
-                for i in np.flatnonzero(v.hist).tolist():
-                    op = min(1.0, 0.35 + 0.65 * float(v.hist[i]) / per_bin)
-                    parts.append(
-                        f'<rect x="{v.x + i * v.w / v.hist.size:.1f}" y="{yd}" '
-                        f'width="{max(v.w / v.hist.size, 1):.1f}" height="{DENSITY_H}" '
-                        f'fill="#a40e26" fill-opacity="{op:.2f}"/>'
-                    )
-            out.append(
-                f'<g class="sector" data-sector="{s.index}" data-status="{v.status}">'
-                f"<title>{esc(_tooltip(v, layout))}</title>{''.join(parts)}</g>"
-            )
-        y += ROW_H + DENSITY_H + 10
-    # legend
-    lx, ly = float(LABEL_W), y + 4
+    for bank, views in _views(layout, arrays).items():
+        banks.append(_bank_shapes(layout, bank, views, y))
+        y += BRACKET_H + ROW_H + DENSITY_H + 10
+    legend = []
+    lx = LABEL_W
     for key, text in LEGEND:
         label = text.split(" — ")[0]
-        out.append(
-            f'<g class="legend"><title>{esc(text)}</title><rect x="{lx:.0f}" y="{ly}" width="14" height="12" '
-            f'fill="{COLORS[key]}"/><text x="{lx + 18:.0f}" y="{ly + 10}">{esc(label)}</text></g>'
-        )
+        legend.append((key, label, text, lx))
         lx += 30 + 7 * len(label)
-    out.append(
-        f'<g class="legend"><rect x="{lx:.0f}" y="{ly + 3}" width="14" height="{DENSITY_H}" fill="#a40e26"/>'
-        f'<text x="{lx + 18:.0f}" y="{ly + 10}">where bytes differ (strip under each bank)</text></g>'
-    )
-    height = ly + 20
-    title = f"flash map, {layout.mode.replace('_', ' ')} layout"
-    svg = (
-        f'<svg class="flashmap" xmlns="http://www.w3.org/2000/svg" role="img" width="{WIDTH}" '
-        f'height="{height}" viewBox="0 0 {WIDTH} {height}" style="max-width:100%;height:auto">'
-        f"<title>{esc(title)}</title>{''.join(out)}</svg>"
-    )
-    note = (
-        f"{esc(layout.mode.replace('_', ' '))} layout, {len(layout.sectors)} sectors. Widths are proportional "
-        f"to sector size, except that no sector is drawn narrower than {MIN_W} px (small sectors are widened, "
-        f"the rest share one linear scale). Hover a sector for its addresses and counts."
-    )
-    legend = "".join(
-        f'<li><span style="display:inline-block;width:10px;height:10px;background:{COLORS[k]}">'
-        f"</span> {esc(t)}</li>"
-        for k, t in LEGEND
-    )
-    return (
-        f'{svg}<p class="muted">{note}</p><ul class="muted" style="margin:0;padding-left:18px">{legend}</ul>'
+    return render(
+        "flashmap.html",
+        width=WIDTH,
+        height=y + 24,
+        title=f"flash map, {layout.mode.replace('_', ' ')} layout",
+        banks=banks,
+        row_h=ROW_H,
+        density_h=DENSITY_H,
+        colors=COLORS,
+        legend=legend,
+        legend_y=y + 4,
+        strip_x=lx,
+        mode=layout.mode.replace("_", " "),
+        sectors=len(layout.sectors),
+        min_w=MIN_W,
     )

@@ -2,7 +2,8 @@
 
 A window is :data:`WINDOW_LINES` lines of 16 bytes starting two lines before a mismatch.
 Windows open at each diagnosis' address first, then at the start of each cluster of
-differences (clusters are split by gaps of more than two windows) not yet shown; at most :data:`MAX_WINDOWS` windows, so 2 MiB of mismatches stay a few KiB of HTML.
+differences (clusters are split by gaps of more than two windows) not yet shown; at most
+:data:`MAX_WINDOWS` windows, so 2 MiB of mismatches stay a few KiB of HTML.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from markupsafe import Markup
 
-from rig.report._html import esc, hex32, num
+from rig.report._html import hex32, num, render
 
 if TYPE_CHECKING:
     from rig.board import FlashLayout
@@ -23,30 +25,35 @@ WINDOW_LINES = 8
 MAX_WINDOWS = 6
 
 
+#: one cell of a dump line: its text (two hex digits or one ASCII character) and whether it differs
+Cell = tuple[str, bool]
+#: the gap between the two halves of a hex line (joined with spaces: two spaces in the middle)
+_GAP: Cell = ("", False)
+
+
 def _ascii(byte: int) -> str:
-    return esc(chr(byte)) if 0x20 <= byte < 0x7F else "."
+    return chr(byte) if 0x20 <= byte < 0x7F else "."
 
 
-def _cells(data: np.ndarray, lo: int, hi: int, start: int, diff: np.ndarray) -> tuple[str, str]:
-    """Hex and ASCII text of one line; ``start`` is the line's first offset (may be < lo)."""
-    hx, asc = [], []
+def _cells(data: np.ndarray, lo: int, hi: int, start: int, diff: np.ndarray) -> tuple[list[Cell], list[Cell]]:
+    """Hex and ASCII cells of one line; ``start`` is the line's first offset (may be < lo)."""
+    hx: list[Cell] = []
+    asc: list[Cell] = []
     for off in range(start, start + LINE):
         if off < lo or off >= hi:
-            hx.append("  ")
-            asc.append(" ")
+            hx.append(("  ", False))
+            asc.append((" ", False))
             continue
         b = int(data[off])
-        h, a = f"{b:02x}", _ascii(b)
-        if diff[off - lo]:
-            h, a = f"<mark>{h}</mark>", f"<mark>{a}</mark>"
-        hx.append(h)
-        asc.append(a)
+        hot = bool(diff[off - lo])
+        hx.append((f"{b:02x}", hot))
+        asc.append((_ascii(b), hot))
         if (off - start) == 7:
-            hx.append("")
-    return " ".join(hx), "".join(asc)
+            hx.append(_GAP)
+    return hx, asc
 
 
-def window(arr: CheckArrays, offset: int, layout: FlashLayout | None, label: str = "") -> str:
+def window(arr: CheckArrays, offset: int, layout: FlashLayout | None, label: str = "") -> Markup:
     """One window of ``arr`` around check offset ``offset`` (expected | actual [| previous])."""
     line0 = ((arr.base + offset) // LINE - 2) * LINE - arr.base
     start = max(line0, ((arr.base) // LINE) * LINE - arr.base)
@@ -58,15 +65,13 @@ def window(arr: CheckArrays, offset: int, layout: FlashLayout | None, label: str
         p = np.frombuffer(bytes(arr.check.previous), dtype=np.uint8)
         prev = np.full(arr.length, 0xFF, dtype=np.uint8)
         prev[: min(p.size, arr.length)] = p[: arr.length]
-    rows = []
+    lines = []
     for ls in range(start, hi, LINE):
-        ex, ea = _cells(arr.a, lo, hi, ls, diff)
-        ax, aa = _cells(arr.b, lo, hi, ls, diff)
-        cells = f"<td>{hex32(arr.base + ls)}</td><td>{ex}</td><td>{ea}</td><td>{ax}</td><td>{aa}</td>"
+        (ex, ea), (ax, aa) = _cells(arr.a, lo, hi, ls, diff), _cells(arr.b, lo, hi, ls, diff)
+        columns = [(ex, " "), (ea, ""), (ax, " "), (aa, "")]  # (cells, what joins them)
         if prev is not None:
-            px, _ = _cells(prev, lo, hi, ls, np.zeros(hi - lo, dtype=bool))
-            cells += f"<td>{px}</td>"
-        rows.append(f"<tr>{cells}</tr>")
+            columns.append((_cells(prev, lo, hi, ls, np.zeros(hi - lo, dtype=bool))[0], " "))
+        lines.append((arr.base + ls, columns))
     where = ""
     addr = arr.base + offset
     if layout is not None and layout.base <= addr < layout.end:
@@ -75,18 +80,16 @@ def window(arr: CheckArrays, offset: int, layout: FlashLayout | None, label: str
             f", {loc.region}" if loc.region else ""
         )
     n_diff = int(np.count_nonzero(diff))
-    title = f"{hex32(arr.base + lo)}..{hex32(arr.base + hi - 1)} ({arr.check.name}{where}): {num(n_diff)} of {num(hi - lo)} bytes differ"
-    head = "<th>address</th><th>expected</th><th></th><th>actual (readback)</th><th></th>"
-    if prev is not None:
-        head += "<th>previous (before the update)</th>"
-    lab = f'<span class="kind">{esc(label)}</span> ' if label else ""
-    return (
-        f'<div class="hexwrap"><div>{lab}{esc(title)}</div><table class="hex mono">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    title = (
+        f"{hex32(arr.base + lo)}..{hex32(arr.base + hi - 1)} ({arr.check.name}{where}): "
+        f"{num(n_diff)} of {num(hi - lo)} bytes differ"
     )
+    return render("hexdump.html", label=label, title=title, previous=prev is not None, lines=lines)
 
 
-def windows(arrays: Sequence[CheckArrays], layout: FlashLayout | None, max_windows: int = MAX_WINDOWS) -> str:
+def windows(
+    arrays: Sequence[CheckArrays], layout: FlashLayout | None, max_windows: int = MAX_WINDOWS
+) -> Markup:
     """Hexdump windows: one per diagnosis address, then one per cluster of differences; at most ``max_windows``."""
     wanted: list[tuple[CheckArrays, int, str]] = []
     for arr in arrays:
@@ -126,11 +129,9 @@ def windows(arrays: Sequence[CheckArrays], layout: FlashLayout | None, max_windo
                 picked.append((arr, int(off), ""))
     picked.sort(key=lambda p: (p[0].base, p[1]))
     out = [window(arr, off, layout, label) for arr, off, label in picked]
-    if not out:
-        return '<p class="ok">No differing bytes: nothing to dump.</p>'
     total = sum(int(a.idx.size) for a in arrays)
     note = (
         f"{len(out)} window(s) of {WINDOW_LINES * LINE} bytes (differing bytes highlighted); "
         f"{num(total)} differing byte(s) in all — see the full list for the rest."
     )
-    return f'<p class="muted">{esc(note)}</p>' + "".join(out)
+    return render("hexdump_windows.html", windows=out, note=note)

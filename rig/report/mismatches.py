@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from markupsafe import Markup
 
-from rig.report._html import esc, hex32, num, size_text
+from rig.report._html import num, render
 
 if TYPE_CHECKING:
     from rig.board import FlashLayout
@@ -103,8 +104,10 @@ class Locator:
         pos = np.searchsorted(self.bases, addrs, side="right") - 1
         inside = (pos >= 0) & (addrs < self.ends[np.clip(pos, 0, None)])
         secs = self.layout.sectors
-        banks = [str(secs[p].bank) if ok else "" for p, ok in zip(pos.tolist(), inside.tolist())]
-        names = [str(secs[p].index) if ok else "" for p, ok in zip(pos.tolist(), inside.tolist())]
+        banks = [str(secs[p].bank) if ok else "" for p, ok in zip(pos.tolist(), inside.tolist(), strict=True)]
+        names = [
+            str(secs[p].index) if ok else "" for p, ok in zip(pos.tolist(), inside.tolist(), strict=True)
+        ]
         return banks, names
 
     def regions(self, addrs: np.ndarray, fallback: str) -> list[str]:
@@ -133,7 +136,9 @@ def iter_rows(
             addrs = first + arr.base
             banks, secs = locator.sectors(addrs)
             regs = locator.regions(addrs, arr.check.name)
-            for i, (f, e, c) in enumerate(zip(first.tolist(), (last + 1).tolist(), count.tolist())):
+            for i, (f, e, c) in enumerate(
+                zip(first.tolist(), (last + 1).tolist(), count.tolist(), strict=True)
+            ):
                 yield (
                     arr.base + f,
                     e - f,
@@ -186,127 +191,74 @@ def write_mismatch_files(
         )
         sep = "\n"
         for row in iter_rows(rows, locator):
-            w.writerow((f"0x{row[0]:08X}",) + row[1:])
+            w.writerow((f"0x{row[0]:08X}", *row[1:]))
             fh_json.write(sep + json.dumps(row))
             sep = ",\n"
         fh_json.write("\n]}\n")
     return csv_path, json_path
 
 
-def _bytes_cells(exp: str, act: str, xor: str) -> tuple[str, str, str]:
-    """Expected/actual/XOR hex cells with the differing bytes highlighted."""
+#: one byte of a hex cell: its two hex digits and whether it is highlighted
+ByteCell = tuple[str, bool]
+
+
+def _bytes_cells(exp: str, act: str, xor: str) -> tuple[list[ByteCell], list[ByteCell], list[ByteCell]]:
+    """Expected/actual/XOR bytes of one row; differing bytes are hot (XOR: matching ones are muted)."""
     e_out, a_out, x_out = [], [], []
-    for e, a, x in zip(exp.split(" "), act.split(" "), xor.split(" ")):
-        if x != "00":
-            e_out.append(f"<mark>{e}</mark>")
-            a_out.append(f"<mark>{a}</mark>")
-            x_out.append(x)
-        else:
-            e_out.append(e)
-            a_out.append(a)
-            x_out.append(f'<span class="muted">{x}</span>')
-    return " ".join(e_out), " ".join(a_out), " ".join(x_out)
+    for e, a, x in zip(exp.split(" "), act.split(" "), xor.split(" "), strict=True):
+        hot = x != "00"
+        e_out.append((e, hot))
+        a_out.append((a, hot))
+        x_out.append((x, not hot))
+    return e_out, a_out, x_out
 
 
 def mismatch_table(
     rows: Sequence[LineRows],
     locator: Locator,
-    files: dict[str, str] | None = None,
+    files: Sequence[tuple[str, str]] = (),
     limit: int = INLINE_ROWS,
     visible: int = VISIBLE_ROWS,
-) -> str:
+) -> Markup:
     """The inline table (first ``limit`` rows, the first ``visible`` unfolded) and the full-list links.
 
     Args:
-        files: label -> already-escaped ``<a>`` markup of the full CSV/JSON files.
+        files: (label, href) of the full CSV/JSON files.
     """
     total = sum(len(r) for r in rows)
-    differing = sum(int(r.arrays.idx.size) for r in rows)
-    missing = sum(r.arrays.missing for r in rows)
-    parts = []
-    if total == 0:
-        parts.append('<p class="ok">No differing bytes in the compared regions.</p>')
-    else:
-        head = "".join(
-            f"<th>{esc(c)}</th>"
-            for c in ("#", "address", "bytes", "bank / sector", "region", "expected", "actual", "XOR")
-        )
-        body = []
-        for i, row in enumerate(iter_rows(rows, locator, limit)):
-            addr, length, count, bank, sec, reg, _check, exp, act, xor = row
-            e, a, x = _bytes_cells(exp, act, xor)
-            where = f"{bank} / {sec}" if sec != "" else "—"
-            body.append(
-                f'<tr><td class="num">{i + 1}</td><td class="mono">{hex32(addr)}</td>'
-                f'<td class="num" title="{count} of {length} bytes differ">{count}/{length}</td>'
-                f'<td>{esc(where)}</td><td>{esc(reg)}</td><td class="mono">{e}</td>'
-                f'<td class="mono">{a}</td><td class="mono">{x}</td></tr>'
-            )
-        shown = len(body)
-        table = (
-            f'<table class="mismatches" data-rows="{total}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body[:visible])}</tbody></table>"
-        )
-        if shown > visible:
-            table += (
-                f"<details><summary>show rows {visible + 1}..{shown}</summary>"
-                f'<table class="mismatches more"><thead><tr>{head}</tr></thead>'
-                f"<tbody>{''.join(body[visible:])}</tbody></table></details>"
-            )
-        parts.append(table)
-        note = (
-            f"{num(differing)} differing byte(s) on {num(total)} flash line(s) of {LINE} bytes; "
-            f"{num(min(visible, shown))} shown, {num(shown)} inline"
-            + (", the rest only in the files below." if total > shown else ".")
-        )
-        parts.append(f'<p class="muted">{esc(note)}</p>')
-    if missing:
-        parts.append(
-            f'<p class="bad">{esc(num(missing))} expected byte(s) have no readback '
-            f"(the readback is short).</p>"
-        )
-    if files and total:
-        links = " · ".join(f"{v}" for v in files.values())
-        parts.append(f"<p>Full list ({esc(num(total))} rows): {links}</p>")
-    return "".join(parts)
+    body = []
+    for row in iter_rows(rows, locator, limit):
+        addr, length, count, bank, sec, reg, _check, exp, act, xor = row
+        where = f"{bank} / {sec}" if sec != "" else "—"
+        body.append((addr, count, length, where, reg, *_bytes_cells(exp, act, xor)))
+    shown = len(body)
+    note = (
+        f"{num(sum(int(r.arrays.idx.size) for r in rows))} differing byte(s) on {num(total)} flash line(s) "
+        f"of {LINE} bytes; {num(min(visible, shown))} shown, {num(shown)} inline"
+        + (", the rest only in the files below." if total > shown else ".")
+    )
+    return render(
+        "mismatches.html",
+        total=total,
+        first=body[:visible],
+        more=body[visible:],
+        visible=visible,
+        shown=shown,
+        note=note,
+        missing=sum(r.arrays.missing for r in rows),
+        files=files,
+    )
 
 
-def sector_table(arrays: Sequence[CheckArrays], layout: FlashLayout | None) -> str:
+def sector_table(arrays: Sequence[CheckArrays], layout: FlashLayout | None = None) -> Markup:
     """Per-sector counts of every check (compared bytes, differing bytes, first/last offset)."""
     rows = []
     for arr in arrays:
-        sectors = arr.check.analysis.diff.sectors
-        for s in sectors:
-            cls = ' class="fail"' if s.differing else ""
+        for s in arr.check.analysis.diff.sectors:
             first = "" if s.first_offset is None else f"+0x{s.first_offset:X}"
             last = "" if s.last_offset is None else f"+0x{s.last_offset:X}"
-            rows.append(
-                f'<tr{cls}><td>{esc(arr.check.name)}</td><td class="num">{s.bank}</td>'
-                f'<td class="num">{s.index}</td><td class="mono">{hex32(s.base)}</td>'
-                f'<td class="num">{esc(size_text(s.size))}</td><td class="num">{num(s.compared)}</td>'
-                f'<td class="num">{num(s.differing)}</td><td class="mono">{first}</td>'
-                f'<td class="mono">{last}</td></tr>'
-            )
-    if not rows:
-        return ""
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "check",
-            "bank",
-            "sector",
-            "base",
-            "size",
-            "compared",
-            "differing",
-            "first diff",
-            "last diff",
-        )
-    )
-    return (
-        f'<h4>Per sector</h4><table class="sectors"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
+            rows.append((arr.check.name, s, first, last))
+    return render("sectors.html", rows=rows)
 
 
 __all__ = [

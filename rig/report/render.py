@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import Markup
+
 from rig.report import artifacts, flashmap, hexdump, jumpview, mismatches
-from rig.report._html import CSS, ROOT, esc, link, num, rel_href, section, size_text
+from rig.report._html import num, rel_href, render, size_text
 
 if TYPE_CHECKING:
     from rig.evidence import Evidence
@@ -27,67 +30,65 @@ def failed(ev: Evidence) -> bool:
     )
 
 
-def _scenario_chips(ev: Evidence) -> str:
-    chips = []
+def _scenario_chips(ev: Evidence) -> list[tuple[str, Any]]:
+    chips: list[tuple[str, Any]] = []
     for k, v in ev.scenario.items():
         if k == "image_size" and isinstance(v, int):
             v = f"{size_text(v)} ({num(v)} B)"
-        chips.append(f"<span>{esc(k)}: <b>{esc(v)}</b></span>")
+        chips.append((k, v))
     if ev.layout is not None:
-        chips.append(f"<span>layout: <b>{esc(ev.layout.mode.replace('_', ' '))}</b></span>")
-    return f'<div class="chips">{"".join(chips)}</div>' if chips else ""
+        chips.append(("layout", ev.layout.mode.replace("_", " ")))
+    return chips
 
 
-def verdict(ev: Evidence) -> str:
-    """The top box: phase and the diagnosis in words (every diagnosis, jump failures, the fault)."""
-    bad = failed(ev)
-    phase = ev.phase or ("unknown phase" if bad else "passed")
-    items: list[str] = []
+def _findings(ev: Evidence) -> list[tuple[str | None, str]]:
+    """(kind, text) of every finding: diagnoses, unexplained bytes, jump failures, the fault."""
+    items: list[tuple[str | None, str]] = []
     for r in ev.regions:
         for d in r.analysis.diagnoses:
-            items.append(f'<li><span class="kind">{esc(d.kind)}</span> {esc(r.name)}: {esc(d.detail)}</li>')
+            items.append((d.kind, f"{r.name}: {d.detail}"))
         if not r.analysis.ok and not r.analysis.diagnoses:
-            items.append(f"<li>{esc(r.name)}: {esc(r.analysis.diff.summary())}</li>")
+            items.append((None, f"{r.name}: {r.analysis.diff.summary()}"))
         if r.analysis.unexplained and r.analysis.diagnoses:
             items.append(
-                f"<li>{esc(r.name)}: {esc(num(r.analysis.unexplained))} differing byte(s) not explained "
-                "by any diagnosis</li>"
+                (
+                    None,
+                    f"{r.name}: {num(r.analysis.unexplained)} differing byte(s) not explained by any diagnosis",
+                )
             )
     if ev.jump is not None and not ev.jump.ok:
         for row in ev.jump.failures:
-            items.append(
-                f'<li><span class="kind">jump.{esc(row.name)}</span> expected {esc(row.expected)}, '
-                f"got {esc(row.actual)} — {esc(row.reason)}</li>"
-            )
+            items.append((f"jump.{row.name}", f"expected {row.expected}, got {row.actual} — {row.reason}"))
     if ev.fault is not None:
         from rig.report.faults import fault_summary
 
         regs = {k.lower(): int(v) for k, v in ev.fault.registers.items()}
-        items.append(
-            f'<li><span class="kind">fault</span> core {esc(ev.fault.state)} at PC 0x{ev.fault.pc:08X}; '
-            f"fault bits: {esc(fault_summary(regs.get('cfsr', 0), regs.get('hfsr', 0)))}</li>"
-        )
+        bits = fault_summary(regs.get("cfsr", 0), regs.get("hfsr", 0))
+        items.append(("fault", f"core {ev.fault.state} at PC 0x{ev.fault.pc:08X}; fault bits: {bits}"))
+    return items
+
+
+def verdict(ev: Evidence) -> Markup:
+    """The top box: phase and the diagnosis in words (every diagnosis, jump failures, the fault)."""
+    bad = failed(ev)
+    items = _findings(ev)
     if not bad:
-        compared = sum(len(r.expected) for r in ev.regions)
         words = []
         if ev.regions:
-            words.append(f"all {num(compared)} compared bytes match")
+            words.append(f"all {num(sum(len(r.expected) for r in ev.regions))} compared bytes match")
         if ev.jump is not None:
             words.append("the jump contract holds")
-        items.append(f"<li>{esc(', '.join(words) or 'no failure recorded')}</li>")
-    head = f'<span class="phase">{esc(phase)}</span>'
-    if ev.message:
-        head += esc(ev.message)
-    elif bad:
-        head += "failed"
-    else:
-        head += "OTA update verified"
-    notes = "".join(f'<li class="muted">{esc(n)}</li>' for n in ev.notes)
-    title = f'<div class="muted">{esc(ev.test_id)}</div>' if ev.test_id else ""
-    return (
-        f'<div class="verdict {"fail" if bad else "pass"}" data-section="verdict">{title}'
-        f'<div class="head">{head}</div><ul class="diag">{"".join(items)}{notes}</ul>'
-        f"{_scenario_chips(ev)}</div>"
+        items.append((None, ", ".join(words) or "no failure recorded"))
+    headline = ev.message or ("failed" if bad else "OTA update verified")
+    return render(
+        "verdict.html",
+        bad=bad,
+        test_id=ev.test_id,
+        phase=ev.phase or ("unknown phase" if bad else "passed"),
+        headline=headline,
+        items=items,
+        notes=ev.notes,
+        chips=_scenario_chips(ev),
     )
 
 
@@ -111,7 +112,7 @@ def render_evidence(
     link_base: str | Path | None = None,
     inline_rows: int = mismatches.INLINE_ROWS,
     max_windows: int = hexdump.MAX_WINDOWS,
-) -> str:
+) -> Markup:
     """Render one test's evidence as a self-contained HTML fragment and write its files.
 
     Args:
@@ -124,15 +125,13 @@ def render_evidence(
         max_windows: hexdump windows shown.
 
     Returns:
-        HTML: inline CSS and SVG, no script, no network; every device-originated string escaped.
+        HTML: inline CSS and SVG, no script, no network; every device-originated string escaped
+        (the templates escape whatever they are given).
     """
     ev = evidence
     adir = Path(artifact_dir)
     adir.mkdir(parents=True, exist_ok=True)
     base = Path(link_base) if link_base is not None else default_link_base(adir)
-
-    def lnk(path: Path, label: str) -> str:
-        return link(path, label, base)
 
     arrays = mismatches.arrays_for(ev.regions)
     rows = [mismatches.LineRows.of(a) for a in arrays]
@@ -143,44 +142,35 @@ def render_evidence(
         files["mismatches.csv"], files["mismatches.json"] = csv_path, json_path
     files.update(artifacts.write_evidence_files(ev, adir))
 
-    out = [f"<style>{CSS}</style>", verdict(ev)]
+    sections: list[tuple[str, str, Markup]] = []
     if ev.regions:
-        table = mismatches.mismatch_table(
-            rows, locator, {k: lnk(files[k], k) for k in ("mismatches.csv", "mismatches.json")}, inline_rows
-        )
-        out.append(section("Mismatches", table + mismatches.sector_table(arrays, ev.layout), "mismatches"))
+        links = [(k, rel_href(files[k], base)) for k in ("mismatches.csv", "mismatches.json")]
+        table = mismatches.mismatch_table(rows, locator, links, inline_rows)
+        sections.append(("Mismatches", "mismatches", table + mismatches.sector_table(arrays, ev.layout)))
     if ev.layout is not None:
-        out.append(section("Flash map", flashmap.render_flash_map(ev.layout, arrays), "flashmap"))
+        sections.append(("Flash map", "flashmap", flashmap.render_flash_map(ev.layout, arrays)))
     if ev.regions:
-        out.append(
-            section(
-                "Hex dump around the first mismatches",
-                hexdump.windows(arrays, ev.layout, max_windows),
-                "hexdump",
-            )
-        )
-    out.append(section("Jump state", jumpview.jump_table(ev), "jump"))
+        dump = hexdump.windows(arrays, ev.layout, max_windows)
+        sections.append(("Hex dump around the first mismatches", "hexdump", dump))
+    sections.append(("Jump state", "jump", jumpview.jump_table(ev)))
     if jumpview.jump_failed(ev):
-        out.append(section("Where the core ended up", jumpview.fault_view(ev), "fault"))
+        sections.append(("Where the core ended up", "fault", jumpview.fault_view(ev)))
     all_files: dict[str, Path] = dict(files)
     all_files.update({k: Path(v) for k, v in ev.artifacts.items()})
-    out.append(section("Artifacts", artifacts.artifact_links(all_files, lnk), "artifacts"))
-    out.append(section("Timings per phase", artifacts.timings_view(ev.timings), "timings"))
-    out.append(section("Serial log", artifacts.uart_view(ev.uart), "serial"))
-    out.append(section("OTA transcript", artifacts.transcript_view(ev.transcript), "transcript"))
+    sections += [
+        ("Artifacts", "artifacts", artifacts.artifact_links(all_files, base)),
+        ("Timings per phase", "timings", artifacts.timings_view(ev.timings)),
+        ("Serial log", "serial", artifacts.uart_view(ev.uart)),
+        ("OTA transcript", "transcript", artifacts.transcript_view(ev.transcript)),
+    ]
     if ev.capture:
-        out.append(section("Packet capture", artifacts.capture_view(ev.capture, lnk), "capture"))
-    return f'<div class="{ROOT}" data-test="{esc(ev.test_id)}">{"".join(out)}</div>'
+        sections.append(("Packet capture", "capture", artifacts.capture_view(ev.capture, base)))
+    return render("evidence.html", test_id=ev.test_id, verdict=verdict(ev), sections=sections)
 
 
-def error_fragment(evidence: Evidence, trace: str) -> str:
-    """What the report shows when rendering the evidence failed: the error and the traceback, escaped."""
-    return (
-        f'<div class="{ROOT}"><style>{CSS}</style><div class="verdict fail"><div class="head">'
-        f'<span class="phase">{esc(evidence.phase or "report")}</span>report rendering failed for '
-        f"{esc(evidence.test_id)}: this is a bug in rig.report, the test result above is unaffected"
-        f"</div><pre>{esc(trace)}</pre></div></div>"
-    )
+def error_fragment(evidence: Evidence, trace: str) -> Markup:
+    """What the report shows when rendering the evidence failed: the error and the traceback."""
+    return render("error.html", phase=evidence.phase or "report", test_id=evidence.test_id, trace=trace)
 
 
 def extras_for(
@@ -199,18 +189,18 @@ def extras_for(
         fragment = render_evidence(evidence, adir, link_base=base)
     except Exception:  # a report bug must not hide the test's own result
         log.exception("rendering the evidence of %s failed", evidence.test_id)
-        return [ph.html(error_fragment(evidence, traceback.format_exc()))]
-    out: list[dict[str, Any]] = [ph.html(fragment)]
+        return [ph.html(str(error_fragment(evidence, traceback.format_exc())))]
+    out: list[dict[str, Any]] = [ph.html(str(fragment))]
     summary = json.loads(
         json.dumps(
             {k: v for k, v in evidence.to_dict().items() if k != "uart"}, default=artifacts.json_default
         )
     )
     out.append(ph.json(summary, name="evidence"))
-    for name in ("mismatches.csv", "mismatches.json", "serial.log"):
-        path = adir / name
-        if path.exists():
-            out.append(ph.url(rel_href(path, base), name=esc(name)))
-    for label, path in evidence.artifacts.items():
-        out.append(ph.url(rel_href(Path(path), base), name=esc(label)))
+    links = [(name, adir / name) for name in ("mismatches.csv", "mismatches.json", "serial.log")]
+    links = [(name, path) for name, path in links if path.exists()]
+    links += [(label, Path(path)) for label, path in evidence.artifacts.items()]
+    for label, path in links:
+        # pytest-html puts a link's name into its page as HTML: this is the one value escaped here
+        out.append(ph.url(rel_href(path, base), name=html.escape(label)))
     return out

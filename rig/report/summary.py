@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rig.report._html import CSS, ROOT, attr, esc, num, size_text
+from markupsafe import Markup
+
+from rig.report._html import num, render, size_text
 
 #: Outcomes from worst to best; a cell with several tests shows the worst.
 OUTCOMES = ("error", "failed", "xpassed", "passed", "xfailed", "skipped")
@@ -80,7 +82,7 @@ def _worst(outcomes: Iterable[str]) -> str:
     return outs[0] if outs else "skipped"
 
 
-def summary_html(rows: Iterable[SummaryRow], *, with_style: bool = True) -> str:
+def summary_html(rows: Iterable[SummaryRow], *, with_style: bool = True) -> Markup:
     """A pivot table: one row per scenario (and variant), one column per transport x image size.
 
     Each cell shows the result (the worst if several tests share it), the failing phase and the
@@ -88,45 +90,37 @@ def summary_html(rows: Iterable[SummaryRow], *, with_style: bool = True) -> str:
     """
     rows = list(rows)
     if not rows:
-        return f'<div class="{ROOT}"><p class="muted">No OTA scenarios ran.</p></div>'
+        return render("summary.html", rows=None, with_style=False)
     cols = sorted({(r.transport, r.image_size) for r in rows}, key=lambda c: (c[0], _size_key(c[1])))
-    lines = list(dict.fromkeys((r.scenario, r.variant) for r in rows))
     cells: dict[tuple[Any, ...], list[SummaryRow]] = {}
     for r in rows:
         cells.setdefault((r.scenario, r.variant, r.transport, r.image_size), []).append(r)
     transports = list(dict.fromkeys(c[0] for c in cols))
-    head1 = '<th rowspan="2">scenario</th>' + "".join(
-        f'<th colspan="{sum(1 for c in cols if c[0] == t)}">{esc(t)}</th>' for t in transports
-    )
-    head2 = "".join(f"<th>{esc(_size_label(c[1]))}</th>" for c in cols)
     body = []
-    for scen, variant in lines:
-        label = esc(scen) + (f' <span class="muted">({esc(variant)})</span>' if variant else "")
-        tds = []
-        for t, size in cols:
-            group = cells.get((scen, variant, t, size), [])
-            if not group:
-                tds.append('<td class="muted">·</td>')
-                continue
-            worst = _worst(r.outcome for r in group)
-            phases = sorted({r.phase for r in group if r.phase and r.outcome in ("failed", "error")})
-            text = worst + (f" [{', '.join(phases)}]" if phases else "")
-            if len(group) > 1:
-                text += f" ×{len(group)}"
-            tip = "\n".join(f"{r.test_id}: {r.outcome}" + (f" [{r.phase}]" if r.phase else "") for r in group)
-            tds.append(
-                f'<td style="{_STYLE.get(worst, "")}" title="{attr(tip)}" data-outcome="{attr(worst)}">'
-                f"{esc(text)}</td>"
-            )
-        body.append(f"<tr><td>{label}</td>{''.join(tds)}</tr>")
+    for scen, variant in dict.fromkeys((r.scenario, r.variant) for r in rows):
+        body.append((scen, variant, [_cell(cells.get((scen, variant, t, size), [])) for t, size in cols]))
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    totals = ", ".join(f"{num(counts[o])} {o}" for o in OUTCOMES if o in counts)
-    style = f"<style>{CSS}</style>" if with_style else ""
-    return (
-        f'{style}<div class="{ROOT}" data-section="summary"><h3>OTA scenarios: transport × image size × '
-        f"scenario</h3><p>{esc(num(len(rows)))} test(s): {esc(totals)}</p>"
-        f'<table class="summary"><thead><tr>{head1}</tr><tr>{head2}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
+    return render(
+        "summary.html",
+        with_style=with_style,
+        rows=body,
+        transports=[(t, sum(1 for c in cols if c[0] == t)) for t in transports],
+        sizes=[_size_label(c[1]) for c in cols],
+        count=num(len(rows)),
+        totals=", ".join(f"{num(counts[o])} {o}" for o in OUTCOMES if o in counts),
     )
+
+
+def _cell(group: list[SummaryRow]) -> dict[str, str] | None:
+    """What one cell shows (None: that combination did not run)."""
+    if not group:
+        return None
+    worst = _worst(r.outcome for r in group)
+    phases = sorted({r.phase for r in group if r.phase and r.outcome in ("failed", "error")})
+    text = worst + (f" [{', '.join(phases)}]" if phases else "")
+    if len(group) > 1:
+        text += f" ×{len(group)}"
+    tip = "\n".join(f"{r.test_id}: {r.outcome}" + (f" [{r.phase}]" if r.phase else "") for r in group)
+    return {"outcome": worst, "style": _STYLE.get(worst, ""), "tip": tip, "text": text}

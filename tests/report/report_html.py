@@ -4,6 +4,37 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
+#: every tag a report fragment may use (no script, img, link, iframe, form...)
+ALLOWED_TAGS = {
+    "div",
+    "span",
+    "b",
+    "p",
+    "ul",
+    "li",
+    "h3",
+    "h4",
+    "section",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "pre",
+    "details",
+    "summary",
+    "a",
+    "mark",
+    "style",
+    "svg",
+    "g",
+    "rect",
+    "path",
+    "text",
+    "title",
+}
+
 
 class Inspector(HTMLParser):
     """Collects tags, attributes and text of an HTML fragment."""

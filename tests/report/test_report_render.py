@@ -9,43 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_html import Inspector
+from report_html import ALLOWED_TAGS, Inspector
 from report_samples import APP_BASE, HOSTILE_UART, never_erased_evidence, passing_evidence, random_evidence
 
 from rig.board import load_board
 from rig.diff import analyze
 from rig.evidence import Evidence, RegionCheck
 from rig.report import extras_for, failed, render_evidence
-
-ALLOWED_TAGS = {
-    "div",
-    "span",
-    "b",
-    "p",
-    "ul",
-    "li",
-    "h3",
-    "h4",
-    "section",
-    "table",
-    "thead",
-    "tbody",
-    "tr",
-    "th",
-    "td",
-    "pre",
-    "details",
-    "summary",
-    "a",
-    "mark",
-    "style",
-    "svg",
-    "g",
-    "rect",
-    "path",
-    "text",
-    "title",
-}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +37,7 @@ def _diff_lines(ev: Evidence) -> list[int]:
 
 
 def test_sections_in_order_and_diagnosis_on_top(never_erased: tuple[Evidence, str, Path]) -> None:
-    ev, html, _ = never_erased
+    _ev, html, _ = never_erased
     order = [
         "verdict",
         "mismatches",
@@ -108,7 +78,7 @@ def test_mismatch_table_rows_match_an_independent_diff(never_erased: tuple[Evide
     assert first["expected"] == r.expected[off : off + n].hex(" ")
     assert first["actual"] == r.actual[off : off + n].hex(" ")
     assert first["xor"] == bytes(
-        x ^ y for x, y in zip(r.expected[off : off + n], r.actual[off : off + n])
+        x ^ y for x, y in zip(r.expected[off : off + n], r.actual[off : off + n], strict=True)
     ).hex(" ")
     assert (first["bank"], first["sector"], first["region"]) == ("1", "6", "app_slot")
     data = json.loads((adir / "mismatches.json").read_text())
@@ -238,7 +208,7 @@ def test_device_text_is_escaped(tmp_path: Path) -> None:
 
 
 def test_fragment_is_self_contained_and_links_are_relative(never_erased: tuple[Evidence, str, Path]) -> None:
-    ev, html, adir = never_erased
+    _ev, html, adir = never_erased
     doc = Inspector(html)
     assert not doc.find("script") and not doc.find("link") and not doc.find("img")
     assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", html)
