@@ -24,10 +24,10 @@ from twin.usart import Usart
 
 try:
     from twin import net, periph
-    from twin.exceptions import ExceptionModel
+    from twin.exception_model import ExceptionModel
 except ImportError as exc:
     raise ImportError(
-        f"the twin is incomplete: {exc}. The exception model (twin.exceptions), the "
+        f"the twin is incomplete: {exc}. The exception model (twin.exception_model), the "
         "peripherals (twin.periph) and the network (twin.net) are all required; "
         "reinstall ota-rig (`make setup`)",
         name=exc.name,

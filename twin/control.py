@@ -136,7 +136,7 @@ class ControlServer:
             cb()
         m.reset_held = False
         m.reset(ResetKind.POWER, "power")
-        m._wake.set()
+        m.wake()
         return _status(m, req)
 
     def _list(self, m: Machine, req: dict[str, Any]) -> dict[str, Any]:
@@ -163,8 +163,8 @@ def _status(m: Machine, req: dict[str, Any]) -> dict[str, Any]:
         "state": state,
         "pc": m.reg("pc"),
         "cycles": m.now_cycles(),
-        "wait": m._wait_mode,
-        "posted": len(m._posted),
+        "wait": m.clock.wait_mode,
+        "posted": len(m.gate.posted),
         "debug_ctrl": m.debug.ctrl if m.debug is not None else None,
         "time_ns": m.now_ns(),
         "core_hz": m.core_hz,
@@ -181,7 +181,7 @@ def _reset(m: Machine, req: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"kind must be core, system or power, not {kind!r}")
     m.reset_held = False
     m.reset(kind, "pin" if kind != ResetKind.POWER else "power")
-    m._wake.set()
+    m.wake()
     return _status(m, req)
 
 

@@ -82,7 +82,7 @@ class DebugAccessPort:
             elif m.reset_held:
                 m.reset_held = False
                 m.reset(ResetKind.SYSTEM, "pin")
-                m._wake.set()
+                m.wake()
 
     def is_reset_asserted(self) -> bool:
         return self.m.reset_held
@@ -92,7 +92,7 @@ class DebugAccessPort:
         with m.host():
             m.reset_held = False
             m.reset(ResetKind.SYSTEM, "pin")
-            m._wake.set()
+            m.wake()
 
     # -------------------------------------------------------------- DP / AP
     def read_dp(self, addr: int) -> int:

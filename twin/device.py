@@ -1,15 +1,24 @@
 """The contract between the twin's machine and its peripherals.
 
 Every memory-mapped peripheral is a :class:`Device`. The machine owns the CPU (unicorn),
-the memory and the run loop; it routes each CPU or debugger access inside
+the memory and the run loop; its bus routes each CPU or debugger access inside
 ``[base, base + size)`` to ``device.read``/``device.write`` with the offset from ``base``.
 A device reaches the rest of the board only through the :class:`Services` it gets in
-:meth:`Device.attach` (time, events, interrupts, bus-master memory access, resets, log).
+:meth:`Device.attach` (time, events, interrupts, its bus-master port, resets, log); the
+machine's implementation is ``twin.services.DeviceServices``. A device never imports or
+holds the machine.
+
+A device that moves data itself (a DMA, the Ethernet offload device's buffers) is a bus
+master: it reads and writes through the :class:`BusMaster` port ``services.bus_master()``,
+which applies the bus's access checks and raises :class:`BusError`.
 
 Threading rule: device methods are only ever called on the machine's CPU thread
 (between or inside instruction slices). Host-side threads (sockets, PTY readers, the
 control server) must hand work to the CPU thread with ``services.post(fn)``; they never
 touch device state directly.
+
+Owns: the contracts (Device, Services, BusMaster, BusError, Cpu, ExceptionUnit) and two
+register-lane helpers. Must not import anything else of the twin.
 """
 
 from __future__ import annotations
@@ -24,6 +33,28 @@ class ResetKind:
     POWER = "power"  #: power-on: everything to reset values, SRAM lost
     SYSTEM = "system"  #: NRST / SYSRESETREQ / watchdog: peripherals reset, SRAM kept
     CORE = "core"  #: VECTRESET: core only; peripherals keep their state
+
+
+class BusError(ValueError):
+    """A bus access answered with an error (unmapped address, read-only target, a region
+    a bus master may not reach). The message says which access and why."""
+
+
+class BusMaster(Protocol):
+    """A bus master's port onto the system bus (``Services.bus_master()``).
+
+    The accesses of a device that moves data on its own (DMA; the Ethernet offload
+    device's TX/RX buffers). The port applies the bus's checks for bus masters: reads
+    reach memory (RAM, flash, ROM; not peripheral registers), writes reach RAM only.
+    Anything else raises :class:`BusError` and leaves memory untouched. Code the CPU may
+    have translated from written memory is dropped (like a CPU store).
+    """
+
+    def read(self, address: int, length: int) -> bytes:
+        """``length`` bytes at bus address ``address``."""
+
+    def write(self, address: int, data: bytes) -> None:
+        """Store ``data`` at bus address ``address``."""
 
 
 class Services(Protocol):
@@ -58,11 +89,8 @@ class Services(Protocol):
     def pend_irq(self, irqn: int) -> None:
         """Pend external interrupt ``irqn`` once (an edge/pulse)."""
 
-    def read_mem(self, address: int, length: int) -> bytes:
-        """Bus-master read (like a DMA): RAM, flash, not MMIO. Raises ValueError if unmapped."""
-
-    def write_mem(self, address: int, data: bytes) -> None:
-        """Bus-master write into RAM (like a DMA). Raises ValueError if not RAM."""
+    def bus_master(self) -> BusMaster:
+        """This device's port for its own bus accesses (DMA); see :class:`BusMaster`."""
 
     def request_reset(self, kind: str, cause: str) -> None:
         """Ask for a reset of ``kind`` (ResetKind); done safely at the next slice boundary.
@@ -80,9 +108,16 @@ class Services(Protocol):
     def log(self, message: str) -> None:
         """Log a line on the twin's stderr, prefixed with virtual time and the device name."""
 
-    # Optional (devices look it up with getattr): ``bus_error(what)`` — the CPU write being
-    # handled gets an error response (imprecise BusFault once the store retired); for a
-    # debugger's access it is only logged.
+    # Optional extras (devices look them up with getattr, so simple test doubles may omit
+    # them; twin.services.DeviceServices has them all):
+    #   ``bus_error(what)``: the CPU write being handled gets an error response
+    #     (imprecise BusFault once the store retired); for a debugger's access only logged.
+    #   ``poll_wait()`` / ``idle_wait()``: the firmware polls a flag only a scheduled event
+    #     (poll) or the host (idle) can change; see docs/twin.md "Time".
+    #   ``code_changed(address, length)``: memory changed behind the CPU (a flash erase):
+    #     translated code there is dropped.
+    #   ``set_backup_write_access(allowed)`` / ``set_backup_clock(enabled)``: PWR_CR1.DBP
+    #     and RCC_AHB1ENR.BKPSRAMEN gate the CPU's stores to backup SRAM.
 
     def device(self, name: str) -> Device:
         """Find another device by name (e.g. the EXTI asks for "gpio"). KeyError if absent."""
@@ -151,7 +186,7 @@ def merge_word(old: int, offset: int, size: int, value: int) -> int:
 
 
 # --------------------------------------------------------------------------------------
-# The exception model's contract (twin/exceptions.py implements ExceptionUnit; the
+# The exception model's contract (twin/nvic.py implements ExceptionUnit; the
 # machine implements Cpu and calls the unit at the points listed below).
 # --------------------------------------------------------------------------------------
 

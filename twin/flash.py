@@ -26,12 +26,12 @@ Model rules (RM0410 where known; see docs/twin.md for the choices made here):
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 
+from twin import flash_state
 from twin.device import Device, ResetKind, merge_word, sub_word
+from twin.flash_cut import PowerCutPlan
 from twin.memory import FLASH_BASE, FLASH_ITCM_BASE, FLASH_SIZE
 
 KEY1, KEY2 = 0x45670123, 0xCDEF89AB
@@ -100,10 +100,8 @@ class FlashController(Device):
         self.ob_optcr1 = OPTCR1_FACTORY
         self.ops = 0  # completed erase/program operations (statistics)
         self.started = 0  # operations started (power-cut counting)
-        self.cut_at: int | None = None  # set while a cut is armed (compatibility)
-        self.cut_mode = "half"
-        self._cut: dict[str, object] | None = None
-        self.cuts: list[dict[str, object]] = []
+        self.power_cut = PowerCutPlan()
+        self.cuts: list[dict[str, object]] = []  # the cuts that happened (also timed ones)
         self.observers: list[Callable[[str, int, int], object]] = []
         self._busy_handle: object | None = None
         self._busy_until = 0
@@ -276,16 +274,9 @@ class FlashController(Device):
         for fn in list(self.observers):
             fn(kind, address, length)
         self.started += 1
-        cut = self._cut
+        cut = self.power_cut.fires(kind, address, length)
         if cut is None:
             return True
-        if cut["kind"] not in (None, kind) or not (cut["lo"] < address + length and address < cut["hi"]):
-            return True
-        cut["seen"] += 1
-        if cut["seen"] < cut["nth"]:
-            return True
-        self._cut = None
-        self.cut_at = None
         mode = cut["mode"]
         off = address - FLASH_BASE
         what = "not done"
@@ -325,35 +316,13 @@ class FlashController(Device):
         address: int | None = None,
         length: int | None = None,
     ) -> None:
-        """Cut power when the ``nth`` matching flash operation from now starts.
-
-        Args:
-            nth: 1 = the next matching operation.
-            mode: "half" (an erase leaves the first half of its sector erased, a program
-                writes nothing), "abort" (nothing of that operation happens) or "torn" (a
-                program writes only the low half of its bytes; an erase as "half").
-            kind: "erase" or "program" (None: either).
-            address, length: only operations touching [address, address+length) count
-                (None: anywhere in flash).
-        """
-        if nth < 1:
-            raise ValueError("nth must be >= 1")
-        if mode not in ("half", "abort", "torn"):
-            raise ValueError("mode must be 'half', 'abort' or 'torn'")
-        if kind not in (None, "erase", "program"):
-            raise ValueError("kind must be 'erase' or 'program'")
-        lo = FLASH_BASE if address is None else int(address)
-        if FLASH_ITCM_BASE <= lo < FLASH_ITCM_BASE + FLASH_SIZE:
-            lo += FLASH_BASE - FLASH_ITCM_BASE
-        hi = FLASH_BASE + FLASH_SIZE if length is None else lo + int(length)
-        self._cut = {"nth": int(nth), "mode": mode, "kind": kind, "lo": lo, "hi": hi, "seen": 0}
-        self.cut_at = self.started + 1
-        self.cut_mode = mode
+        """Cut power when the ``nth`` matching flash operation from now starts (see
+        :meth:`twin.flash_cut.PowerCutPlan.arm` for the arguments)."""
+        self.power_cut.arm(nth, mode, kind, address, length)
 
     def cancel_power_cut(self) -> None:
         """Disarm a pending power cut."""
-        self._cut = None
-        self.cut_at = None
+        self.power_cut.cancel()
 
     def _start_erase(self) -> None:
         cr = self.cr
@@ -382,7 +351,7 @@ class FlashController(Device):
         if any(self._protected(s[0]) for s in targets):
             self._error(SR_WRPERR)
             return
-        for num, start, size in targets:
+        for _num, start, size in targets:
             if not self._notify("erase", start, size):
                 return
             off = start - FLASH_BASE
@@ -415,7 +384,7 @@ class FlashController(Device):
             if sec is None or self._protected(sec[0]):
                 self._error(SR_WRPERR)
                 return
-        if self.observers or self.cut_at is not None:
+        if self.observers or self.power_cut.armed is not None:
             if not self._notify("program", address, size, value):
                 return
         else:
@@ -462,9 +431,9 @@ class FlashController(Device):
             self.services.set_irq(FLASH_IRQ, level)
 
     def _dirty(self, address: int, length: int) -> None:
-        m = getattr(self.services, "_m", None)
-        if m is not None:
-            m._mark_dirty(address, length)
+        changed = getattr(self.services, "code_changed", None)
+        if changed is not None:
+            changed(address, length)
 
     def _log(self, msg: str) -> None:
         if self.services is not None:
@@ -472,33 +441,15 @@ class FlashController(Device):
 
     # ------------------------------------------------------------------ persistence
     def save_state(self, directory: str | os.PathLike) -> None:
-        """Write flash.bin and option-bytes.json into ``directory`` (atomically)."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / "flash.bin.tmp"
-        tmp.write_bytes(self.mv.tobytes())
-        os.replace(tmp, d / "flash.bin")
-        tmp = d / "option-bytes.json.tmp"
-        tmp.write_text(json.dumps({"optcr": self.ob_optcr, "optcr1": self.ob_optcr1}))
-        os.replace(tmp, d / "option-bytes.json")
+        """Write flash.bin and option-bytes.json into ``directory`` (twin/flash_state.py)."""
+        flash_state.save(directory, self.mv, self.ob_optcr, self.ob_optcr1)
 
     def load_state(self, directory: str | os.PathLike) -> bool:
-        """Load a saved state if present. Returns True if something was loaded."""
-        d = Path(directory)
-        loaded = False
-        fb = d / "flash.bin"
-        if fb.is_file():
-            data = fb.read_bytes()
-            if len(data) != FLASH_SIZE:
-                raise ValueError(f"{fb}: size {len(data)} is not {FLASH_SIZE} bytes")
-            self.mv[:] = data
-            loaded = True
-        ob = d / "option-bytes.json"
-        if ob.is_file():
-            doc = json.loads(ob.read_text())
-            self.ob_optcr = int(doc["optcr"]) & ~(OPTCR_OPTLOCK | OPTCR_OPTSTRT)
-            self.ob_optcr1 = int(doc["optcr1"])
-            loaded = True
+        """Load a saved state if present (then a power-on reset). True if something was loaded."""
+        loaded, options = flash_state.load(directory, self.mv)
+        if options is not None:
+            self.ob_optcr = options[0] & ~(OPTCR_OPTLOCK | OPTCR_OPTSTRT)
+            self.ob_optcr1 = options[1]
         self.reset(ResetKind.POWER)
         return loaded
 
@@ -513,6 +464,6 @@ class FlashController(Device):
             "ops": self.ops,
             "started": self.started,
             "timing": self.timing,
-            "cut_armed": None if self._cut is None else {k: v for k, v in self._cut.items()},
+            "cut_armed": None if self.power_cut.armed is None else dict(self.power_cut.armed),
             "cuts": list(self.cuts),
         }

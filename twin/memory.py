@@ -3,7 +3,11 @@
 Every region the CPU sees as plain memory is a :class:`Region`: a ctypes byte array that
 unicorn maps with ``mem_map_ptr`` (so the host reads and writes it without a unicorn call)
 and a memoryview for fast slicing on the host side. Aliases share the buffer of their
-primary region (flash at 0x08000000 and its ITCM alias at 0x00200000).
+primary region (flash at 0x08000000 and its ITCM alias at 0x00200000). :class:`MemoryMap`
+is the board's set of regions and finds the one holding an address.
+
+Owns: the addresses and sizes of the memory map, the buffers and their initial content.
+Must not touch: unicorn (the bus maps the regions), devices or access rules.
 """
 
 from __future__ import annotations
@@ -108,3 +112,47 @@ def system_memory() -> ctypes.Array:
         mv[4 * vec : 4 * vec + 4] = (SYSMEM_BASE + 0x201).to_bytes(4, "little")
     mv[0x200:0x202] = bytes((0xFE, 0xE7))  # b .
     return buf
+
+
+class MemoryMap:
+    """The STM32F767ZI's memory regions (ITCM, system memory, flash, OTP/info, SRAM,
+    backup SRAM and the ITCM aliases), in the order the bus maps them."""
+
+    def __init__(self) -> None:
+        self.flash_buf = new_buffer(FLASH_SIZE, 0xFF)
+        sysmem = system_memory()
+        self.itcm = Region("itcm", ITCM_BASE, ITCM_SIZE, new_buffer(ITCM_SIZE), volatile=True)
+        self.flash = Region("flash", FLASH_BASE, FLASH_SIZE, self.flash_buf, writable=False, kind="flash")
+        self.flash_alias = Region(
+            "flash-itcm", FLASH_ITCM_BASE, FLASH_SIZE, self.flash_buf, writable=False, kind="alias"
+        )
+        self.sram = Region("sram", SRAM_BASE, SRAM_SIZE, new_buffer(SRAM_SIZE), volatile=True)
+        self.bkpsram = Region("bkpsram", BKPSRAM_BASE, BKPSRAM_SIZE, new_buffer(BKPSRAM_SIZE), volatile=True)
+        self.sysmem = Region("sysmem", SYSMEM_BASE, SYSMEM_SIZE, sysmem, writable=False, kind="rom")
+        self.sysmem_alias = Region(
+            "sysmem-itcm", SYSMEM_ITCM_BASE, SYSMEM_SIZE, sysmem, writable=False, kind="rom"
+        )
+        self.info = Region("otp-info", INFO_BASE, INFO_SIZE, info_block(), writable=False, kind="rom")
+        self.regions: list[Region] = [
+            self.itcm,
+            self.sysmem_alias,
+            self.flash_alias,
+            self.flash,
+            self.sysmem,
+            self.info,
+            self.sram,
+            self.bkpsram,
+        ]
+
+    def region_at(self, address: int, length: int = 1) -> Region | None:
+        """The region holding ``[address, address + length)``, or None."""
+        for reg in self.regions:
+            if reg.contains(address, length):
+                return reg
+        return None
+
+    def power_loss(self) -> None:
+        """Clear what a power cycle loses (SRAM, ITCM, backup SRAM)."""
+        for reg in self.regions:
+            if reg.volatile:
+                reg.clear()

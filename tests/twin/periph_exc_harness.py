@@ -2,17 +2,16 @@
 
 A real unicorn Cortex-M7 runs real Thumb-2 code assembled with arm-none-eabi-as; this
 module provides the pieces twin/machine.py provides in the product: a :class:`Cpu`
-adapter over unicorn, a minimal :class:`Services` (virtual time = executed instructions,
-an event queue) and a small run loop that calls the ExceptionUnit at the contract's points.
+adapter over unicorn and a small run loop that calls the ExceptionUnit at the contract's
+points; the services are the shared test double (``twin.testing.ServicesDouble``:
+virtual time = executed instructions, an event queue).
 """
 
 from __future__ import annotations
 
-import heapq
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable
 
 from unicorn import (
     UC_ARCH_ARM,
@@ -28,6 +27,7 @@ from unicorn import (
 from unicorn import arm_const as A
 
 from twin.device import Device
+from twin.testing import ServicesDouble
 
 FLASH, FLASH_SIZE = 0x08000000, 0x40000
 RAM, RAM_SIZE = 0x20000000, 0x80000
@@ -67,101 +67,6 @@ def assemble(src: str, base: int = FLASH) -> bytes:
         with open(b, "rb") as f:
             _cache[key] = f.read()
     return _cache[key]
-
-
-class Services:
-    """Minimal machine services: virtual time in executed instructions."""
-
-    def __init__(self) -> None:
-        self.core_hz = 16_000_000
-        self.cycles = 0
-        self.events: list[tuple[int, int, Callable[[], None]]] = []
-        self._seq = 0
-        self.cancelled: set[int] = set()
-        self.resets: list[tuple[str, str]] = []
-        self.logs: list[str] = []
-        self.devices: dict[str, Device] = {}
-        self.unit = None
-        self.irq_calls: list[tuple[int, bool]] = []
-        self.posted: list[Callable[[], None]] = []
-        self.mem: dict[int, bytearray] = {}
-
-    def set_core_hz(self, hz: int) -> None:
-        self.core_hz = hz
-
-    def now_cycles(self) -> int:
-        return self.cycles
-
-    def now_ns(self) -> int:
-        return self.cycles * 1_000_000_000 // self.core_hz
-
-    def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:
-        self._seq += 1
-        heapq.heappush(self.events, (self.cycles + max(0, delay_cycles), self._seq, callback))
-        return self._seq
-
-    def cancel(self, handle: object) -> None:
-        self.cancelled.add(handle)  # type: ignore[arg-type]
-
-    def next_event(self) -> int | None:
-        while self.events and self.events[0][1] in self.cancelled:
-            heapq.heappop(self.events)
-        return self.events[0][0] if self.events else None
-
-    def advance(self, cycles: int) -> None:
-        """Advance virtual time, firing due callbacks exactly on their cycle."""
-        target = self.cycles + cycles
-        while True:
-            nxt = self.next_event()
-            if nxt is None or nxt > target:
-                break
-            when, seq, cb = heapq.heappop(self.events)
-            self.cycles = max(self.cycles, when)
-            cb()
-        self.cycles = target
-
-    def run_due(self) -> None:
-        while True:
-            nxt = self.next_event()
-            if nxt is None or nxt > self.cycles:
-                return
-            _, _, cb = heapq.heappop(self.events)
-            cb()
-
-    def set_irq(self, irqn: int, level: bool) -> None:
-        self.irq_calls.append((irqn, level))
-        if self.unit is not None:
-            self.unit.set_irq(irqn, level)
-
-    def pend_irq(self, irqn: int) -> None:
-        self.irq_calls.append((irqn, True))
-        if self.unit is not None:
-            self.unit.pend_irq(irqn)
-
-    def read_mem(self, address: int, length: int) -> bytes:
-        raise ValueError("no bus master memory in this harness")
-
-    def write_mem(self, address: int, data: bytes) -> None:
-        raise ValueError("no bus master memory in this harness")
-
-    def request_reset(self, kind: str, cause: str) -> None:
-        self.resets.append((kind, cause))
-
-    def post(self, fn: Callable[[], None]) -> None:
-        self.posted.append(fn)
-
-    def log(self, message: str) -> None:
-        self.logs.append(message)
-
-    def device(self, name: str) -> Device:
-        return self.devices[name]
-
-    def add(self, *devs: Device) -> None:
-        for d in devs:
-            d.attach(self)  # type: ignore[arg-type]
-            self.devices[d.name] = d
-        for d in devs:
-            d.reset("power")
 
 
 class UcCpu:
@@ -209,14 +114,14 @@ class Board:
     """A unicorn M7 with flash, RAM, the SCS devices and optional extra devices."""
 
     def __init__(self, program: bytes, extra: list[Device] | None = None) -> None:
-        from twin.exceptions import ExceptionModel
+        from twin.exception_model import ExceptionModel
 
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
         self.uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M7)
         self.uc.mem_map(FLASH, FLASH_SIZE)
         self.uc.mem_map(RAM, RAM_SIZE)
         self.uc.mem_write(FLASH, program)
-        self.services = Services()
+        self.services = ServicesDouble()
         self.cpu = UcCpu(self.uc, [])
         self.model = ExceptionModel(self.cpu, self.services)  # type: ignore[arg-type]
         self.model.boot_vtor = FLASH

@@ -114,7 +114,7 @@ h{i}: ldr r4, [r6], #4
     with m.host():
         assert not m.is_locked_up()
         assert m.exc.active == []  # no fault was raised by any model
-    assert m._thread is not None and m._thread.is_alive()
+    assert m.cpu_thread.thread is not None and m.cpu_thread.thread.is_alive()
 
 
 def test_pending_irq_from_device_is_taken_by_firmware_handler(board: Board) -> None:

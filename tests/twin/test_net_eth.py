@@ -7,10 +7,11 @@ import socket
 import struct
 
 import pytest
-from net_harness import RAM_BASE, HostServer, Machine, free_closed_port
+from net_harness import HostServer, free_closed_port
 
 from twin.net import eth as E
 from twin.net.stack import NetStack
+from twin.testing import RAM_BASE, ServicesDouble
 
 GUEST_IP = 0xC0A8010A  # 192.168.1.10
 
@@ -18,7 +19,7 @@ GUEST_IP = 0xC0A8010A  # 192.168.1.10
 class Fw:
     """Register-level helper: what eth_twin.c does, in Python."""
 
-    def __init__(self, m: Machine, dev: E.EthOffload) -> None:
+    def __init__(self, m: ServicesDouble, dev: E.EthOffload) -> None:
         self.m, self.d = m, dev
 
     def rd(self, off: int) -> int:
@@ -54,7 +55,7 @@ class Fw:
         return self.rds(E.RX_RES)
 
     def send(self, addr: int, data: bytes) -> int:
-        self.m.write_mem(addr, data)
+        self.m.bus_master().write(addr, data)
         self.wr(E.ISR, E.IF_TX | E.IF_ERR)
         self.wr(E.TX_ADDR, addr)
         self.wr(E.TX_LEN, len(data))
@@ -75,10 +76,10 @@ def server():
 
 @pytest.fixture
 def rig(server):
-    m = Machine()
+    m = ServicesDouble()
     stack = NetStack([f"192.168.1.10:5000=127.0.0.1:{server.port}"])
     dev = E.EthOffload(stack)
-    m.attach(dev)
+    m.add(dev)
     fw = Fw(m, dev)
     fw.wr(E.CTRL, E.CTRL_EN)
     yield fw
@@ -102,7 +103,7 @@ def test_connect_send_recv_close(rig, server):
     conn.sendall(b"FILE_SIZE:42\n")
     n = rig.recv(RAM_BASE + 0x1000, 512)
     assert n == 13
-    assert rig.m.read_mem(RAM_BASE + 0x1000, n) == b"FILE_SIZE:42\n"
+    assert rig.m.bus_master().read(RAM_BASE + 0x1000, n) == b"FILE_SIZE:42\n"
     rig.wr(E.CMD, E.CMD_CLOSE)
     assert server.recv_exact(conn, 1, timeout=5) == b""  # host sees FIN
     assert not rig.rd(E.STATUS) & E.ST_CONNECTED
@@ -119,7 +120,7 @@ def test_chunks_never_exceed_mss_or_buffer_and_coalesce(rig, server):
         n = rig.recv(RAM_BASE + 0x2000, 4096)
         assert n > 0
         sizes.append(n)
-        got += rig.m.read_mem(RAM_BASE + 0x2000, n)
+        got += rig.m.bus_master().read(RAM_BASE + 0x2000, n)
     assert bytes(got) == payload
     assert max(sizes) <= 1460
     assert sizes.count(1460) >= len(sizes) - 20  # data waiting -> full segments
@@ -158,14 +159,14 @@ def test_unforwarded_address_is_unreachable(rig):
     rig.wr(E.CMD, E.CMD_CONNECT)
     rig.wait_isr(E.IF_CONN)
     assert rig.rds(E.CONN_RES) == E.E_UNREACHABLE
-    assert any("no forward" in line for line in rig.m.lines)
+    assert any("no forward" in line for line in rig.m.logs)
 
 
 def test_forward_to_closed_port_is_refused():
-    m = Machine()
+    m = ServicesDouble()
     stack = NetStack([f"192.168.1.10:5000=127.0.0.1:{free_closed_port()}"])
     dev = E.EthOffload(stack)
-    m.attach(dev)
+    m.add(dev)
     fw = Fw(m, dev)
     fw.wr(E.CTRL, E.CTRL_EN)
     try:
@@ -248,7 +249,7 @@ def test_stats_and_log_have_timestamps(rig, server):
     c = snap["connections"][0]
     assert c["bytes_to_fw"] == 5000
     assert c["chunks_to_fw"] >= 4 and c["max_chunk_to_fw"] <= 1460
-    assert any("wall" in line and "virt" in line for line in rig.m.lines)
+    assert any("wall" in line and "virt" in line for line in rig.m.logs)
 
 
 def test_system_reset_aborts_connection(rig, server):

@@ -7,9 +7,10 @@ import sys
 import threading
 
 import pytest
-from net_harness import HostServer, Machine
+from net_harness import HostServer
 
 from twin.net.nat import NatHost, Reason, ip_to_str, parse_forward
+from twin.testing import ServicesDouble
 
 
 def test_parse_forward_ok():
@@ -74,7 +75,7 @@ class Sink:
 
 def test_window_back_pressure_and_shutdown_joins_threads():
     srv = HostServer()
-    m = Machine()
+    m = ServicesDouble()
     nat = NatHost(
         m.post, {("192.168.1.10", 5000): ("127.0.0.1", srv.port)}, log=m.log, now_ns=m.now_ns, window=8192
     )
@@ -110,11 +111,11 @@ def test_window_back_pressure_and_shutdown_joins_threads():
 
 
 def test_unforwarded_is_unreachable_and_logged():
-    m = Machine()
+    m = ServicesDouble()
     nat = NatHost(m.post, {}, log=m.log, now_ns=m.now_ns)
     sink = Sink()
     nat.open("t", "10.0.0.1", 80, sink)
     m.pump(lambda: bool(sink.events))
     assert sink.events == [("failed", Reason.UNREACHABLE)]
     assert nat.snapshot()["ended"][0]["end_reason"] == "unreachable"
-    assert "no forward" in m.lines[0] and "wall" in m.lines[0] and "virt" in m.lines[0]
+    assert "no forward" in m.logs[0] and "wall" in m.logs[0] and "virt" in m.logs[0]

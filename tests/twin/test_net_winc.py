@@ -7,11 +7,13 @@ import socket
 import struct
 
 import pytest
-from net_harness import Gpio, HostServer, Machine, free_closed_port
+from net_harness import Gpio, HostServer, free_closed_port
 
 from twin.net import spi as S
 from twin.net import winc as W
+from twin.net import winc_wire as WW
 from twin.net.stack import NetStack
+from twin.testing import ServicesDouble
 
 GUEST_IP = 0xC0A8010A
 
@@ -19,7 +21,7 @@ GUEST_IP = 0xC0A8010A
 class SpiFw:
     """What winc_spi.c does, in Python, through SPI1's registers and the GPIOs."""
 
-    def __init__(self, m: Machine, spi: S.Stm32Spi, winc: W.WincModule) -> None:
+    def __init__(self, m: ServicesDouble, spi: S.Stm32Spi, winc: W.WincModule) -> None:
         self.m, self.spi, self.winc = m, spi, winc
         self.gpiob, self.gpiod, self.gpiof = (m.devices[n] for n in ("gpiob", "gpiod", "gpiof"))
         self.gpiod.out[14] = True  # CS idle high
@@ -40,7 +42,7 @@ class SpiFw:
 
     def command(self, body: bytes, crc: int | None = None) -> int:
         self.gpiod.out[14] = False
-        for b in bytes([W.FRAME_CMD]) + struct.pack("<H", len(body)) + body:
+        for b in bytes([WW.FRAME_CMD]) + struct.pack("<H", len(body)) + body:
             self.xfer(b)
         c = W.crc16(body) if crc is None else crc
         self.xfer(c & 0xFF)
@@ -52,7 +54,7 @@ class SpiFw:
     def event(self) -> tuple[int, bytes, bool] | None:
         """(type, body, crc_ok) or None when the queue is empty."""
         self.gpiod.out[14] = False
-        self.xfer(W.FRAME_EVT)
+        self.xfer(WW.FRAME_EVT)
         n = self.xfer(0) | (self.xfer(0) << 8)
         if n == 0:
             self.gpiod.out[14] = True
@@ -104,13 +106,13 @@ def server():
 
 
 def make_rig(port: int, seed: int = 0, split: float = 0.25) -> tuple[SpiFw, NetStack]:
-    m = Machine()
+    m = ServicesDouble()
     for n in ("gpiob", "gpiod", "gpiof"):
         m.devices[n] = Gpio(n)
     stack = NetStack([f"192.168.1.10:5000=127.0.0.1:{port}"])
     winc = W.WincModule(stack, seed=seed, split_prob=split)
     spi = S.Stm32Spi(winc)
-    m.attach(spi)
+    m.add(spi)
     return SpiFw(m, spi, winc), stack
 
 
@@ -124,9 +126,9 @@ def rig(server):
 
 # ---------------------------------------------------------------- SPI peripheral
 def test_spi_rxne_needs_frxth_for_single_bytes():
-    m = Machine()
+    m = ServicesDouble()
     spi = S.Stm32Spi(None)
-    m.attach(spi)
+    m.add(spi)
     spi.write(S.CR1, 4, S.CR1_MSTR | S.CR1_SSM | S.CR1_SSI | S.CR1_SPE)
     spi.write(S.DR, 1, 0x55)  # FRXTH=0: RXNE only at 16 bits
     assert not spi.read(S.SR, 4) & S.SR_RXNE
@@ -136,9 +138,9 @@ def test_spi_rxne_needs_frxth_for_single_bytes():
 
 
 def test_spi_overrun_and_clear_sequence():
-    m = Machine()
+    m = ServicesDouble()
     spi = S.Stm32Spi(None)
-    m.attach(spi)
+    m.add(spi)
     spi.write(S.CR2, 4, 0x0700 | S.CR2_FRXTH | S.CR2_ERRIE)
     spi.write(S.CR1, 4, S.CR1_MSTR | S.CR1_SSM | S.CR1_SSI | S.CR1_SPE)
     for _ in range(5):
@@ -152,9 +154,9 @@ def test_spi_overrun_and_clear_sequence():
 
 
 def test_spi_modf_when_ssi_low():
-    m = Machine()
+    m = ServicesDouble()
     spi = S.Stm32Spi(None)
-    m.attach(spi)
+    m.add(spi)
     spi.write(S.CR1, 4, S.CR1_MSTR | S.CR1_SSM | S.CR1_SPE)
     assert spi.read(S.SR, 4) & S.SR_MODF
     assert not spi.read(S.CR1, 4) & (S.CR1_MSTR | S.CR1_SPE)
@@ -162,7 +164,7 @@ def test_spi_modf_when_ssi_low():
 
 def test_spi_disabled_sends_nothing(rig):
     rig.spi.write(S.CR1, 4, 0)
-    rig.spi.write(S.DR, 1, W.FRAME_EVT)
+    rig.spi.write(S.DR, 1, WW.FRAME_EVT)
     assert not rig.spi.read(S.SR, 4) & S.SR_RXNE
     assert rig.winc.faults.counters["transactions"] == 1  # only power_up's read
 
@@ -173,7 +175,7 @@ def test_module_held_in_reset_answers_nothing(server):
     try:
         fw.gpiof.out[12] = False  # RESET_N low
         fw.gpiof.out[13] = True
-        fw.m.advance(5_000_000)
+        fw.m.advance_ns(5_000_000)
         assert fw.winc.power == "off"
         assert fw.command(bytes([W.OP_NOP])) == 0xFF
         fw.power_up()
@@ -183,7 +185,7 @@ def test_module_held_in_reset_answers_nothing(server):
 
 
 def test_cs_high_means_not_selected(rig):
-    assert rig.xfer(W.FRAME_EVT) == 0xFF  # CS still high
+    assert rig.xfer(WW.FRAME_EVT) == 0xFF  # CS still high
     assert rig.command(bytes([W.OP_NOP])) == W.ST_ACK
 
 
@@ -446,7 +448,7 @@ def test_reset_pin_low_resets_module(rig, server):
     rig.connect(0, 5000)
     conn = server.accept()
     rig.gpiof.out[12] = False
-    rig.m.advance(2_000_000)
+    rig.m.advance_ns(2_000_000)
     assert rig.winc.power == "off"
     conn.settimeout(5)
     with pytest.raises(ConnectionResetError):
@@ -486,14 +488,14 @@ class ListeningGpio(Gpio):
 
 
 def test_pins_followed_through_gpio_listeners(server):
-    m = Machine()
+    m = ServicesDouble()
     for n in ("gpiob", "gpiod", "gpiof"):
         m.devices[n] = ListeningGpio(n)
     stack = NetStack([f"192.168.1.10:5000=127.0.0.1:{server.port}"])
     winc = W.WincModule(stack)
     spi = S.Stm32Spi(winc)
     try:
-        m.attach(spi)
+        m.add(spi)
         assert winc._hooked and winc._poll_handle is None  # no polling timer
         fw = SpiFw(m, spi, winc)
         m.devices["gpiof"].set_out(13, True)
@@ -532,3 +534,28 @@ def test_random_spi_bytes_never_crash_the_module(server, data, cr2):
         assert fw.command(bytes([W.OP_NOP])) == W.ST_ACK  # framing recovers after CS high
     finally:
         stack.shutdown()
+
+
+def _crc16_table_reference(data: bytes, crc: int = 0xFFFF) -> int:
+    """The table-driven CRC-16/CCITT-FALSE twin/net/winc.py used before binascii.crc_hqx,
+    kept here only as the reference."""
+    table = []
+    for i in range(256):
+        c = i << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else c << 1
+        table.append(c & 0xFFFF)
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ table[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=1500), st.integers(0, 0xFFFF))
+def test_crc16_is_the_table_crc(data: bytes, start: int) -> None:
+    assert W.crc16(data) == _crc16_table_reference(data)
+    assert W.crc16(data, start) == _crc16_table_reference(data, start)
+
+
+def test_crc16_check_value() -> None:
+    assert W.crc16(b"123456789") == 0x29B1  # CRC-16/CCITT-FALSE check value (CRC catalogue)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import struct
 import zlib
 
-from periph_exc_harness import Services
-
 from twin.periph import Crc
+from twin.testing import ServicesDouble
 
 # Input of ST's CRC example (STM32CubeF7 Projects/.../CRC/CRC_Example): a known-answer
 # vector whose documented HAL result (default poly/init, WORDS format) is 0x379E9F06.
@@ -131,7 +130,7 @@ ST_EXAMPLE = [
 
 def _crc() -> Crc:
     c = Crc()
-    Services().add(c)
+    ServicesDouble().add(c)
     return c
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from periph_exc_harness import Services
-
 from twin.periph import Exti, Syscfg, all_devices, led_states, press_button
 from twin.periph.gpio import all_ports
+from twin.testing import ServicesDouble
 
 
-def _board() -> Services:
-    s = Services()
+def _board() -> ServicesDouble:
+    s = ServicesDouble()
     s.add(*all_ports(), Syscfg(), Exti())
     return s
 

@@ -156,8 +156,8 @@ def test_control_commands_leds_button_reset_cause(board: Board) -> None:
         assert ask({"cmd": "clocks"})["hclk_hz"] == 16_000_000
         # a software reset requested by firmware shows up as the last cause
         board.machine.exc.write_aircr(0x05FA0004)
-        with board.machine._lock:
-            board.machine.reset(*board.machine._pending_reset)
+        with board.machine.gate.lock:
+            board.machine.reset(*board.machine.resets.pending)
         rc = ask({"cmd": "reset_cause"})
         assert rc["last"] == "software" and rc["csr"] & (1 << 28)
     finally:
@@ -175,7 +175,7 @@ def _history_of_one_run(elf: Path) -> tuple[list[tuple[int, int]], str]:
                 if b"HT: DONE" in bytes(b.usart.tx_log) or m.is_locked_up():
                     break
                 if m.sleeping:
-                    m._idle_step()
+                    m.runner.idle()
                 else:
                     m.step_slice()
         return list(m.exc.history), bytes(b.usart.tx_log).decode("latin-1")

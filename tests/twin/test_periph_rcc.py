@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from periph_exc_harness import Services
-
 from twin.periph import Pwr, Rcc
+from twin.testing import ServicesDouble
 
 CR, PLLCFGR, CFGR, CSR, BDCR, AHB1ENR = 0x00, 0x04, 0x08, 0x74, 0x70, 0x30
 
 
-def _board() -> tuple[Services, Rcc, Pwr]:
-    s = Services()
+def _board() -> tuple[ServicesDouble, Rcc, Pwr]:
+    s = ServicesDouble()
     rcc, pwr = Rcc(), Pwr()
     s.add(rcc, pwr)
     rcc.reset_cause("power", "power")

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import time
 
-from periph_exc_harness import Services, assemble
+from periph_exc_harness import assemble
 from periph_exc_programs import program
 
 from twin.board import Board, BoardOptions
 from twin.loader import Chunk
 from twin.periph import Pwr, Rcc, Rtc
+from twin.testing import ServicesDouble
 
 BKP0R, WPR, ISR, CR, TR, DR = 0x50, 0x24, 0x0C, 0x08, 0x00, 0x04
 PWR_CR1, DBP = 0x00, 1 << 8
 RCC_APB1ENR, RCC_BDCR = 0x40, 0x70
 
 
-def _board() -> tuple[Services, Rtc, Pwr, Rcc]:
-    s = Services()
+def _board() -> tuple[ServicesDouble, Rtc, Pwr, Rcc]:
+    s = ServicesDouble()
     rcc, pwr, rtc = Rcc(), Pwr(), Rtc()
     s.add(rcc, pwr, rtc)
     rcc.write(RCC_APB1ENR, 4, 1 << 28)  # PWREN
@@ -139,7 +140,7 @@ def test_firmware_sees_backup_sram_write_protected_until_dbp() -> None:
         assert word(0x20000100) == 0  # the store before DBP was ignored
         assert word(0x2000010C) == 0  # and the one before BKPSRAMEN
         assert word(0x20000104) == 0x22222222
-        assert m.backup_ignored_writes == 2
+        assert m.protection.backup_ignored_writes == 2
         m.stop()  # no rerun of the program from here
         with m.host():
             m.reset("system", "software")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from periph_exc_harness import Services
-
 from twin.periph import Iwdg, Rcc, Rng, all_devices
 from twin.periph.timers import basic_timers
+from twin.testing import ServicesDouble
 
 HZ = 16_000_000
 
 
-def _iwdg() -> tuple[Services, Iwdg]:
-    s = Services()
+def _iwdg() -> tuple[ServicesDouble, Iwdg]:
+    s = ServicesDouble()
     iw = Iwdg()
     s.add(iw)
     return s, iw
@@ -95,7 +94,7 @@ class _Wall:
         return self.t
 
 
-def _iwdg_started(apb1_fz: int) -> tuple[Services, Iwdg, _Wall]:
+def _iwdg_started(apb1_fz: int) -> tuple[ServicesDouble, Iwdg, _Wall]:
     s, iw = _iwdg()
     s.devices["dbgmcu"] = _Dbg(apb1_fz)  # type: ignore[assignment]
     wall = _Wall()
@@ -158,7 +157,7 @@ def test_wwdg_resets_during_a_halt_unless_frozen() -> None:
     from twin.periph.wwdg import Wwdg
 
     for apb1_fz, expect in ((0, [("system", "wwdg")]), (1 << 11, [])):
-        s = Services()
+        s = ServicesDouble()
         s.devices["dbgmcu"] = _Dbg(apb1_fz)  # type: ignore[assignment]
         wd = Wwdg()
         s.add(wd)
@@ -174,8 +173,8 @@ def test_wwdg_resets_during_a_halt_unless_frozen() -> None:
 
 def test_rng_deterministic_and_gated_by_rngen() -> None:
     a, b = Rng(), Rng()  # no RCC model: always clocked
-    Services().add(a)
-    Services().add(b)
+    ServicesDouble().add(a)
+    ServicesDouble().add(b)
     assert a.read(0x04, 4) == 0 and a.read(0x08, 4) == 0
     a.write(0x00, 4, 4)
     b.write(0x00, 4, 4)
@@ -186,7 +185,7 @@ def test_rng_deterministic_and_gated_by_rngen() -> None:
 
 
 def test_tim6_update_interrupt_period() -> None:
-    s = Services()
+    s = ServicesDouble()
     rcc = Rcc()
     tim6, tim7 = basic_timers()
     s.add(rcc, tim6, tim7)
@@ -208,7 +207,7 @@ def test_tim6_update_interrupt_period() -> None:
 
 
 def test_all_devices_survive_garbage_writes() -> None:
-    s = Services()
+    s = ServicesDouble()
     devs = all_devices()
     s.add(*devs)
     for d in devs:
@@ -223,7 +222,7 @@ def test_all_devices_survive_garbage_writes() -> None:
 def _wwdg():
     from twin.periph import Wwdg
 
-    s = Services()
+    s = ServicesDouble()
     rcc, w = Rcc(), Wwdg()
     s.add(rcc, w)
     rcc.write(0x40, 4, 1 << 11)  # WWDGEN
@@ -255,7 +254,7 @@ def test_wwdg_early_wakeup_interrupt_and_window() -> None:
 
 
 def test_rng_interrupt_line_follows_ie_and_rngen() -> None:
-    s = Services()
+    s = ServicesDouble()
     r = Rng()
     s.add(r)
     r.write(0x00, 4, 0x8)  # IE without RNGEN
@@ -266,7 +265,7 @@ def test_rng_interrupt_line_follows_ie_and_rngen() -> None:
 
 def _tims_1ms(apb1_fz: int, cr1: int = 1):
     """TIM6 and TIM7 at 1 MHz with a 1 ms period, started; a hand-moved wall clock."""
-    s = Services()
+    s = ServicesDouble()
     rcc = Rcc()
     tims = basic_timers()
     s.add(rcc, *tims)

@@ -303,9 +303,9 @@ def test_datasheet_timing_holds_bsy_in_virtual_time() -> None:
     rig.erase_sector(5)  # 256 KiB: about 2 s
     assert rig.r32(SR) & SR_BSY
     m = rig.m
-    m._advance(m.now_cycles() + m.core_hz)  # +1 s
+    m.clock.advance(m.now_cycles() + m.core_hz)  # +1 s
     assert rig.r32(SR) & SR_BSY
-    m._advance(m.now_cycles() + 2 * m.core_hz)
+    m.clock.advance(m.now_cycles() + 2 * m.core_hz)
     assert not rig.r32(SR) & SR_BSY
 
 
@@ -364,9 +364,9 @@ def test_thumb_code_programs_flash(tmp_path: Path, timing: str) -> None:
         for _ in range(10000):
             if m.halted or m.is_locked_up():
                 break
-            if m._wait_mode:
-                m._advance(m._next_event())
-                m._wait_mode = None
+            if m.clock.wait_mode:
+                m.clock.advance(m.clock.next_event())
+                m.clock.wait_mode = None
             m.step_slice()
         assert m.halted and not m.is_locked_up(), m.lockup_reason
         assert m.reg("r5") == 0xA5A5F00F

@@ -84,11 +84,11 @@ def test_now_ns_is_monotonic_across_clock_changes() -> None:
     board = Board(BoardOptions(pty=False))
     try:
         m = board.machine
-        m._advance(16_000_000)  # 1 s at 16 MHz
+        m.clock.advance(16_000_000)  # 1 s at 16 MHz
         t1 = m.now_ns()
         m.set_core_hz(216_000_000)
         assert m.now_ns() == t1
-        m._advance(m.now_cycles() + 216_000_000)  # +1 s at 216 MHz
+        m.clock.advance(m.now_cycles() + 216_000_000)  # +1 s at 216 MHz
         assert abs(m.now_ns() - (t1 + 1_000_000_000)) < 10
         m.set_core_hz(16_000_000)
         assert m.now_ns() >= t1 + 1_000_000_000 - 10
@@ -123,7 +123,7 @@ def test_post_from_many_threads_runs_everything_on_the_cpu_thread() -> None:
         while len(seen) < 400 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert sorted(seen) == list(range(400))
-        assert ids == {m._cpu_thread_id}
+        assert ids == {m.gate.cpu_thread_id}
     finally:
         board.close()
 

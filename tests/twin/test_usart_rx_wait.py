@@ -3,8 +3,7 @@ so the machine keeps wall time there; a single poll inside a busy loop does not.
 
 from __future__ import annotations
 
-from periph_exc_harness import Services
-
+from twin.testing import ServicesDouble
 from twin.usart import RX_SPIN_GAP, RX_SPIN_POLLS, Usart
 
 # written out from the reference manual, not imported from twin.usart (a wrong bit fails here)
@@ -13,17 +12,8 @@ ISR_RXNE = 1 << 5  # RM0410 USART_ISR.RXNE (CMSIS USART_ISR_RXNE_Pos 5)
 RDR = 0x24  # RM0410 USART_RDR offset (CMSIS stm32f767xx.h USART_TypeDef)
 
 
-class WaitServices(Services):
-    def __init__(self) -> None:
-        super().__init__()
-        self.idle_waits = 0
-
-    def idle_wait(self) -> None:
-        self.idle_waits += 1
-
-
-def _usart() -> tuple[WaitServices, Usart]:
-    s = WaitServices()
+def _usart() -> tuple[ServicesDouble, Usart]:
+    s = ServicesDouble()
     u = Usart(pty=False)
     s.add(u)
     u.write(0x00, 4, 0x0D)  # UE | RE | TE

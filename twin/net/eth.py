@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twin.device import Device, ResetKind
+from twin.device import BusError, Device, ResetKind
 from twin.net.nat import Connection, Reason
 
 if TYPE_CHECKING:
@@ -298,8 +298,8 @@ class EthOffload(Device):
             self._reject(E_ARG, f"SEND with TX_LEN={self.tx_len} (1..{MAX_TX})")
             return
         try:
-            data = self.services.read_mem(self.tx_addr, self.tx_len)  # type: ignore[union-attr]
-        except ValueError as exc:
+            data = self.services.bus_master().read(self.tx_addr, self.tx_len)  # type: ignore[union-attr]
+        except BusError as exc:
             self._reject(E_ARG, f"SEND buffer 0x{self.tx_addr:08X}+{self.tx_len}: {exc}")
             return
         self.tx_busy = True
@@ -337,8 +337,8 @@ class EthOffload(Device):
             limit = min(self.rx_max, MSS)
             data = self.conn.take(limit)
             try:
-                self.services.write_mem(self.rx_addr, data)  # type: ignore[union-attr]
-            except ValueError as exc:
+                self.services.bus_master().write(self.rx_addr, data)  # type: ignore[union-attr]
+            except BusError as exc:
                 self.rx_armed = False
                 self._reject(E_ARG, f"RECV buffer 0x{self.rx_addr:08X}+{len(data)}: {exc}")
                 self._update_irq()

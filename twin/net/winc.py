@@ -2,9 +2,10 @@
 
 Two layers:
 
-* :class:`WincFraming` turns the SPI byte stream into commands and event reads (the
-  twin's own simple framing). It is the replaceable part: a later class speaking
-  Microchip's real WINC HIF/SPI protocol can take its place with the same module.
+* :class:`~twin.net.winc_wire.WincFraming` (twin/net/winc_wire.py) turns the SPI byte
+  stream into commands and event reads (the twin's own simple framing). It is the
+  replaceable part: a later class speaking Microchip's real WINC HIF/SPI protocol can
+  take its place with the same module.
 * :class:`WincModule` is the chip: up to 7 TCP sockets carried by the NAT host, the
   event queue (connect result, recv with size >0 / 0 closed / <0 error, send result),
   the IRQN line (PB1 -> EXTI1), RESET_N / CHIP_EN / CS pins and the fault plan.
@@ -24,137 +25,36 @@ from typing import TYPE_CHECKING, Any
 
 from twin.net.faults import WincFaults
 from twin.net.nat import Connection, Reason
+from twin.net.winc_wire import (
+    EV_CONNECT,
+    EV_READY,
+    EV_RECV,
+    EV_SEND,
+    OP_CLOSE,
+    OP_CONNECT,
+    OP_NOP,
+    OP_RECV,
+    OP_SEND,
+    SOCKET_BUFFER_MAX_LENGTH,
+    ST_ACK,
+    ST_ARG,
+    ST_CRC,
+    ST_OPCODE,
+    ST_STATE,
+    WincFraming,
+    crc16,
+)
 
 if TYPE_CHECKING:
     from twin.net.stack import NetStack
 
 PINS = {"cs": ("gpiod", 14), "reset_n": ("gpiof", 12), "chip_en": ("gpiof", 13), "irqn": ("gpiob", 1)}
 
-FRAME_CMD, FRAME_EVT = 0xC1, 0xC2
-ST_ACK, ST_CRC, ST_ARG, ST_STATE, ST_OPCODE = 0xAC, 0xE1, 0xE2, 0xE3, 0xE5
-OP_NOP, OP_CONNECT, OP_SEND, OP_RECV, OP_CLOSE = 0x00, 0x10, 0x11, 0x12, 0x13
-EV_CONNECT, EV_RECV, EV_SEND, EV_READY = 5, 6, 7, 0x80
-
-SOCKET_BUFFER_MAX_LENGTH = 1400
 TCP_SOCK_MAX = 7
 SOCK_ERR_CONN_ABORTED = -12
 SOCK_ERR_TIMEOUT = -13
-MAX_FRAME = 1 + 4 + SOCKET_BUFFER_MAX_LENGTH + 16
 BOOT_NS = 1_000_000  # virtual time from RESET_N high to "ready"
 PIN_POLL_NS = 500_000  # RESET_N / CHIP_EN / CS sampling period
-
-
-def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF), as the firmware computes it."""
-    for b in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
-    return crc
-
-
-def _make_table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1021) if c & 0x8000 else c << 1
-        table.append(c & 0xFFFF)
-    return table
-
-
-_CRC_TABLE = _make_table()
-
-
-class WincFraming:
-    """The twin's SPI framing (replaceable).
-
-    Command:  MOSI ``C1 len16 body[len] crc16`` then one dummy byte; MISO of that dummy byte
-    is the status (AC ok, E1 CRC, E2 argument, E3 state, E5 opcode; FF = nobody answered).
-    Event read: MOSI ``C2`` then dummies; MISO ``len16 body[len] crc16`` (len 0: no event,
-    nothing follows). The event leaves the queue once its last byte is clocked out.
-    All fields little-endian; CRC-16/CCITT-FALSE over ``body``.
-    """
-
-    def __init__(self, module: WincModule) -> None:
-        self.module = module
-        self.reset()
-
-    def reset(self) -> None:
-        """Abort any frame in progress (CS high, module reset)."""
-        self.state = "idle"
-        self.out = b""
-        self.out_pos = 0
-        self.out_payload = (0, 0)
-        self.out_is_event = False
-        self.body = bytearray()
-        self.need = 0
-        self.crc_in = bytearray()
-        self.dropped = False
-
-    def exchange(self, mosi: int) -> int:
-        """One byte in each direction."""
-        faults = self.module.faults
-        # ---- output side: the byte prepared earlier
-        if self.out_pos < len(self.out):
-            pos = self.out_pos
-            miso = self.out[pos]
-            self.out_pos += 1
-            lo, hi = self.out_payload
-            miso = faults.corrupt("miso", miso, lo <= pos < hi)
-            if self.out_pos == len(self.out):
-                done_event = self.out_is_event
-                self.out, self.out_pos, self.out_is_event = b"", 0, False
-                if self.state == "evt":
-                    self.state = "idle"
-                if done_event:
-                    self.module.event_consumed()
-        else:
-            miso = 0xFF if self.dropped else 0x00
-        # ---- input side
-        st = self.state
-        if st == "idle":
-            if mosi in (FRAME_CMD, FRAME_EVT):
-                self.dropped = faults.drop_transaction()
-                if mosi == FRAME_CMD:
-                    self.state, self.body, self.need = "len0", bytearray(), 0
-                elif self.dropped:
-                    self.out, self.out_pos, self.out_payload = b"\xff\xff", 0, (0, 0)
-                    self.state = "evt"
-                else:
-                    wire, payload = self.module.event_wire()
-                    self.out, self.out_pos, self.out_payload = wire, 0, payload
-                    self.out_is_event = len(wire) > 2
-                    self.state = "evt"
-            elif mosi not in (0x00, 0xFF):
-                self.module.note_garbage(mosi)
-        elif st == "len0":
-            self.need = mosi
-            self.state = "len1"
-        elif st == "len1":
-            self.need |= mosi << 8
-            if not 0 < self.need <= MAX_FRAME:
-                self.module.note_garbage(mosi, f"command length {self.need}")
-                self.state = "idle"
-                self.out, self.out_pos, self.out_payload = bytes([ST_ARG]), 0, (0, 0)
-            else:
-                self.state = "body"
-        elif st == "body":
-            payload = len(self.body) >= 4 and self.body[0] == OP_SEND
-            self.body.append(faults.corrupt("mosi", mosi, payload))
-            if len(self.body) == self.need:
-                self.state, self.crc_in = "crc", bytearray()
-        elif st == "crc":
-            self.crc_in.append(mosi)
-            if len(self.crc_in) == 2:
-                self.state = "idle"
-                if self.dropped:
-                    status = 0xFF
-                else:
-                    ok = crc16(bytes(self.body)) == self.crc_in[0] | (self.crc_in[1] << 8)
-                    status = self.module.command(bytes(self.body)) if ok else self.module.crc_error()
-                self.out, self.out_pos, self.out_payload = bytes([status]), 0, (0, 0)
-        elif st == "evt":
-            pass  # dummies while the event is clocked out
-        return miso
 
 
 class WincSocket:

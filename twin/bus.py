@@ -1,0 +1,357 @@
+"""The system bus: who answers an address, for the CPU, the debugger and bus masters.
+
+Memory regions (twin/memory.py) are mapped into unicorn with ``mem_map_ptr``: the CPU
+reaches them at RAM speed and the host reads and writes the buffers directly. Devices
+are mapped per 4 KiB page with ``mmio_map``; a CPU access there calls
+:meth:`Bus._mmio_read`/:meth:`Bus._mmio_write`, which check protection first
+(twin/protection.py), count one cycle of sub-slice time and dispatch to the device. In the
+peripheral ranges an address no device claims is plain storage (logged once); any other
+unmapped access is a bus error: a fault for the CPU (recorded on the slice), a
+:class:`~twin.device.BusError` for the debugger (:meth:`Bus.read`/:meth:`Bus.write`) and
+for bus masters (:class:`BusMasterPort`, the one port every DMA-capable device uses).
+
+Owns: the region mapping in unicorn, the device page map, the plain-storage registers,
+the error a device raised for the store it handles. Must not touch: time (other than the
+slice's tick count), the run state, the exception model; flash stores go through
+twin/stores.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import unicorn as uc_mod
+import unicorn.arm_const as A
+
+from twin import memory as mm
+from twin.clock import Clock
+from twin.device import BusError, Device, Services
+from twin.protection import Protection
+from twin.slice import SHORT_SLICES_AFTER_IO, Slice
+from twin.stores import Stores
+
+
+class Bus:
+    """Memory map, device map and every kind of access to them.
+
+    Args:
+        uc: the unicorn engine (regions and MMIO pages are mapped into it).
+        slice_: the running slice (sub-slice time, faults, stops).
+        clock: asked only whether a host wait ends at this read.
+        memory: the memory regions.
+        protection: refuses device-space accesses (PPB privilege, MPU) before dispatch.
+        stores: fix-ups to apply before any read, flash stores of host writes, code cache.
+        log: the machine's log.
+    """
+
+    def __init__(
+        self,
+        uc,
+        slice_: Slice,
+        clock: Clock,
+        memory: mm.MemoryMap,
+        protection: Protection,
+        stores: Stores,
+        log: Callable[[str], None],
+    ) -> None:
+        self.uc = uc
+        self._slice = slice_
+        self._clock = clock
+        self.memory = memory
+        self._prot = protection
+        self._stores = stores
+        self._log = log
+        self.devices: dict[str, Device] = {}
+        self.dev_list: list[Device] = []
+        self._page_devs: dict[int, list[Device]] = {}
+        self._storage_pages: set[int] = set()
+        self._storage: dict[int, int] = {}
+        self._mapped_pages: set[int] = set()
+        self._bus_error: str | None = None  # set by a device inside an MMIO write
+        self.master_port = BusMasterPort(memory, stores, slice_)
+        for reg in memory.regions:
+            perms = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC
+            if reg.writable:
+                perms |= uc_mod.UC_PROT_WRITE
+            uc.mem_map_ptr(reg.base, reg.size, perms, reg.buf)
+
+    # ------------------------------------------------------------------ device map
+    def add_device(self, dev: Device, services: Services, first: bool = False) -> None:
+        """Attach ``dev`` with its services and map its pages; ``first`` gives it priority
+        over devices mapped earlier on the same page."""
+        if dev.name in self.devices:
+            raise ValueError(f"duplicate device name {dev.name!r}")
+        self.devices[dev.name] = dev
+        dev.attach(services)
+        for page in range(dev.base & ~(mm.PAGE - 1), dev.base + dev.size, mm.PAGE):
+            lst = self._page_devs.setdefault(page, [])
+            if first:
+                lst.insert(0, dev)
+            else:
+                lst.append(dev)
+            self._map_mmio_page(page)
+        self.dev_list.append(dev)
+
+    def add_storage_range(self, base: int, size: int) -> None:
+        """Map ``[base, base+size)`` so addresses no device claims act as plain storage
+        (an unmodelled peripheral), logged once per address, instead of bus faults."""
+        for page in range(base & ~(mm.PAGE - 1), base + size, mm.PAGE):
+            if self.memory.region_at(page) is not None:
+                continue
+            self._storage_pages.add(page)
+            self._map_mmio_page(page)
+
+    def _map_mmio_page(self, page: int) -> None:
+        if page in self._mapped_pages:
+            return
+        self._mapped_pages.add(page)
+        self.uc.mmio_map(page, mm.PAGE, self._mmio_read, page, self._mmio_write, page)
+
+    def device(self, name: str) -> Device:
+        """A device by name (KeyError if absent)."""
+        return self.devices[name]
+
+    def lookup(self, address: int) -> Device | None:
+        """The device answering ``address``, or None."""
+        for dev in self._page_devs.get(address & ~(mm.PAGE - 1), ()):
+            if dev.base <= address < dev.base + dev.size:
+                return dev
+        return None
+
+    # ------------------------------------------------------------------ CPU accesses
+    def _mmio_read(self, uc, offset: int, size: int, page: int) -> int:
+        st = self._stores
+        if st.fixups:
+            st.apply_fixups()
+        s = self._slice
+        s.ticks += 1
+        s.short = SHORT_SLICES_AFTER_IO
+        address = page + offset
+        prot = self._prot
+        if (
+            (address >= 0xE0000000 or prot.view is not None)
+            and s.active
+            and prot.access_denied(address, False)
+        ):
+            return 0
+        clock = self._clock
+        if clock.wait_mode == "idle" and address == clock.idle_addr and s.active:
+            # the firmware polls again the register that started the host wait: end the
+            # slice here (that status read is repeated afterwards, harmless) instead of
+            # spinning through the rest of it, so waiting costs little host CPU and the
+            # wait can catch up with wall time on a loaded machine
+            clock.idle_addr = -1
+            s.stop("idle")
+        s.last_read = address
+        dev = self.lookup(address)
+        if dev is not None:
+            return dev.read(address - dev.base, size) & ((1 << (8 * size)) - 1)
+        if page in self._storage_pages:
+            return self._storage_read(address, size)
+        s.bus_fault(address, "precise", "read")
+        return 0
+
+    def _mmio_write(self, uc, offset: int, size: int, value: int, page: int) -> None:
+        st = self._stores
+        if st.fixups:
+            st.apply_fixups()
+        s = self._slice
+        s.ticks += 1
+        s.short = SHORT_SLICES_AFTER_IO
+        address = page + offset
+        prot = self._prot
+        if (
+            (address >= 0xE0000000 or prot.view is not None)
+            and s.active
+            and prot.access_denied(address, True)
+        ):
+            return
+        dev = self.lookup(address)
+        if dev is not None:
+            dev.write(address - dev.base, size, value & ((1 << (8 * size)) - 1))
+            if self._bus_error is not None:
+                # the device answered with an error: the store retires (write buffer), the
+                # fault follows as an imprecise BusFault (no BFAR), as on the Cortex-M7
+                what, self._bus_error = self._bus_error, None
+                self.stop_after_store()
+                s.reasons.append(("fault", ("bus", "imprecise", what)))
+                return
+        elif page in self._storage_pages:
+            self._storage_write(address, size, value)
+        else:
+            s.bus_fault(address, "precise", "write")
+        if s.kicked:
+            s.kicked = False
+            if not s.reasons:
+                self.stop_after_store()
+
+    def hook_unmapped(self, uc, access, address, size, value, _ud) -> bool:
+        """UC_HOOK_MEM_UNMAPPED: remember the address for the fault (the runner raises it)."""
+        self._slice.fault_addr = address
+        return False
+
+    def device_bus_error(self, what: str) -> None:
+        """A device refuses the access it is handling (see Services.bus_error)."""
+        if self._slice.active:  # slices run with the lock; debugger accesses do not
+            self._bus_error = what
+        else:
+            self._log(
+                f"bus error for a debugger access: {what} (no fault; the probe would see a transfer error)"
+            )
+
+    def stop_after_store(self) -> None:
+        """End the slice right after the store being handled.
+
+        emu_stop inside an MMIO write callback leaves PC on the store, which would run
+        again (double write). For a plain single store outside an IT block, step PC past
+        it first; otherwise let the (short) slice end by itself.
+        """
+        try:
+            pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+            if self.uc.reg_read(A.UC_ARM_REG_XPSR) & 0x0600FC00:  # inside an IT block
+                return
+            reg = self.memory.region_at(pc, 4)
+            if reg is None:
+                return
+            hw = int.from_bytes(reg.read(pc, 2), "little")
+            if hw >> 11 in (0x1D, 0x1E, 0x1F):
+                if hw & 0xFF10 != 0xF800:  # STR{,B,H}.W only
+                    return
+                nxt = pc + 4
+            elif hw >> 9 in (0x28, 0x29, 0x2A) or hw >> 11 in (0x0C, 0x0E, 0x10, 0x12):
+                nxt = pc + 2
+            else:
+                return
+            self.uc.reg_write(A.UC_ARM_REG_PC, nxt | 1)
+            self._slice.stop("kick")
+        except uc_mod.UcError:
+            return
+
+    # ------------------------------------------------------------------ plain storage
+    def _storage_read(self, address: int, size: int) -> int:
+        word = self._storage.get(address & ~3, 0)
+        if (address & ~3) not in self._storage:
+            self._storage[address & ~3] = 0
+            self._log(f"unmodelled peripheral register 0x{address:08X} read (plain storage)")
+        return (word >> (8 * (address & 3))) & ((1 << (8 * size)) - 1)
+
+    def _storage_write(self, address: int, size: int, value: int) -> None:
+        key = address & ~3
+        if key not in self._storage:
+            self._log(f"unmodelled peripheral register 0x{address:08X} written (plain storage)")
+        old = self._storage.get(key, 0)
+        shift = 8 * (address & 3)
+        mask = ((1 << (8 * size)) - 1) << shift
+        self._storage[key] = (old & ~mask) | ((value << shift) & mask)
+
+    def clear_storage(self) -> None:
+        """Power loss: the plain-storage registers read 0 again."""
+        self._storage.clear()
+
+    # ------------------------------------------------------------------ host accesses
+    def read(self, address: int, length: int, width: int = 4) -> bytes:
+        """Read ``length`` bytes as the debugger does; MMIO in ``width``-byte accesses.
+        BusError if any part is unmapped."""
+        if self._stores.fixups:
+            self._stores.apply_fixups()
+        region_at = self.memory.region_at
+        reg = region_at(address, length)
+        if reg is not None:
+            return reg.read(address, length)
+        out = bytearray()
+        a, end = address, address + length
+        while a < end:
+            reg = region_at(a)
+            if reg is not None:
+                n = min(end, reg.end) - a
+                out += reg.read(a, n)
+                a += n
+                continue
+            w = width
+            while w > 1 and (a % w or a + w > end):
+                w //= 2
+            out += self._mmio_access_read(a, w).to_bytes(w, "little")
+            a += w
+        return bytes(out)
+
+    def write(self, address: int, data: bytes, width: int = 4) -> None:
+        """Write as the debugger does: RAM directly, flash through the flash controller (a
+        store without PG is rejected there), MMIO in ``width``-byte accesses. BusError on
+        unmapped or read-only targets."""
+        stores = self._stores
+        if stores.fixups:
+            stores.apply_fixups()
+        a, end, i = address, address + len(data), 0
+        while a < end:
+            reg = self.memory.region_at(a)
+            if reg is not None:
+                n = min(end, reg.end) - a
+                chunk = data[i : i + n]
+                if reg.writable:
+                    reg.write(a, chunk)
+                    stores.mark_dirty(a, n)
+                elif reg.kind == "flash" and stores.flash is not None:
+                    stores.host_flash_store(a, chunk, width)
+                else:
+                    raise BusError(f"bus error: {reg.name} at 0x{a:08X} is read-only")
+                a += n
+                i += n
+                continue
+            w = width
+            while w > 1 and (a % w or a + w > end):
+                w //= 2
+            self._mmio_access_write(a, w, int.from_bytes(data[i : i + w], "little"))
+            a += w
+            i += w
+        stores.flush_dirty()
+
+    def _mmio_access_read(self, address: int, size: int) -> int:
+        dev = self.lookup(address)
+        if dev is not None:
+            return dev.read(address - dev.base, size) & ((1 << (8 * size)) - 1)
+        if (address & ~(mm.PAGE - 1)) in self._storage_pages:
+            return self._storage_read(address, size)
+        raise BusError(f"bus error: read of unmapped address 0x{address:08X}")
+
+    def _mmio_access_write(self, address: int, size: int, value: int) -> None:
+        dev = self.lookup(address)
+        if dev is not None:
+            dev.write(address - dev.base, size, value)
+        elif (address & ~(mm.PAGE - 1)) in self._storage_pages:
+            self._storage_write(address, size, value)
+        else:
+            raise BusError(f"bus error: write of unmapped address 0x{address:08X}")
+
+
+class BusMasterPort:
+    """The bus as a bus master (DMA) sees it: implements :class:`twin.device.BusMaster`.
+
+    Reads reach memory regions (RAM, flash, ROM), not peripheral registers; writes reach
+    RAM only. Anything else raises :class:`BusError` with nothing transferred. A write
+    drops translated code over the written range (at once outside a slice, at the end of
+    the slice inside one), as a CPU store would.
+    """
+
+    def __init__(self, memory: mm.MemoryMap, stores: Stores, slice_: Slice) -> None:
+        self._memory = memory
+        self._stores = stores
+        self._slice = slice_
+
+    def read(self, address: int, length: int) -> bytes:
+        """``length`` bytes of memory at ``address``."""
+        reg = self._memory.region_at(address, length)
+        if reg is None:
+            raise BusError(f"DMA read of 0x{address:08X}+{length}: not memory")
+        if self._stores.fixups:
+            self._stores.apply_fixups()
+        return reg.read(address, length)
+
+    def write(self, address: int, data: bytes) -> None:
+        """Store ``data`` into RAM at ``address``."""
+        reg = self._memory.region_at(address, len(data))
+        if reg is None or not reg.writable:
+            raise BusError(f"DMA write of 0x{address:08X}+{len(data)}: not RAM")
+        reg.write(address, data)
+        self._stores.mark_dirty(address, len(data))
+        if not self._slice.active:
+            self._stores.flush_dirty()

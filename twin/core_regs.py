@@ -1,0 +1,74 @@
+"""The core's registers by name, as the exception model and the debugger see them.
+
+unicorn reads the special registers (MSP, PSP, PRIMASK, BASEPRI, FAULTMASK, CONTROL) with
+MRS semantics, which hide them from unprivileged thread code; the model and the debugger
+need the real values, so :class:`CoreRegs` looks through handler mode for those accesses.
+A PC write keeps the current EPSR.T bit (unicorn would take it from bit 0 of the value).
+
+Owns: the register name table and those two unicorn workarounds. Must not touch: memory,
+time, devices or the run state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import unicorn.arm_const as A
+
+REGS = {f"r{i}": getattr(A, f"UC_ARM_REG_R{i}") for i in range(13)}
+REGS.update(
+    sp=A.UC_ARM_REG_SP,
+    lr=A.UC_ARM_REG_LR,
+    pc=A.UC_ARM_REG_PC,
+    xpsr=A.UC_ARM_REG_XPSR,
+    ipsr=A.UC_ARM_REG_IPSR,
+    msp=A.UC_ARM_REG_MSP,
+    psp=A.UC_ARM_REG_PSP,
+    control=A.UC_ARM_REG_CONTROL,
+    primask=A.UC_ARM_REG_PRIMASK,
+    basepri=A.UC_ARM_REG_BASEPRI,
+    faultmask=A.UC_ARM_REG_FAULTMASK,
+    fpscr=A.UC_ARM_REG_FPSCR,
+)
+REGS.update({f"s{i}": A.UC_ARM_REG_S0 + i for i in range(32)})
+
+_SPECIAL = frozenset({"msp", "psp", "primask", "basepri", "faultmask", "control"})
+
+
+class CoreRegs:
+    """Register access by name over a unicorn Cortex-M7 (see ``twin.device.Cpu``)."""
+
+    def __init__(self, uc) -> None:
+        self.uc = uc
+
+    def reg(self, name: str) -> int:
+        """Read a core register by name."""
+        if name in _SPECIAL and self._unprivileged_thread():
+            return self._as_privileged(lambda: self.uc.reg_read(REGS[name]))
+        return self.uc.reg_read(REGS[name])
+
+    def set_reg(self, name: str, value: int) -> None:
+        """Write a core register by name (PC: bit 0 dropped, EPSR.T kept)."""
+        if name == "pc":
+            # unicorn takes EPSR.T from bit 0 of a PC write: keep the current T bit
+            value = (value & ~1) | ((self.uc.reg_read(A.UC_ARM_REG_XPSR) >> 24) & 1)
+        if name in _SPECIAL and name != "control" and self._unprivileged_thread():
+            self._as_privileged(lambda: self.uc.reg_write(REGS[name], value & 0xFFFFFFFF))
+            return
+        self.uc.reg_write(REGS[name], value & 0xFFFFFFFF)
+
+    def _unprivileged_thread(self) -> bool:
+        uc = self.uc
+        return bool(uc.reg_read(A.UC_ARM_REG_CONTROL) & 1) and not uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+
+    def _as_privileged(self, fn: Callable[[], int | None]):
+        """unicorn reads MSP/PSP/PRIMASK/BASEPRI/FAULTMASK through MRS semantics: 0 (and
+        writes ignored) for unprivileged thread code. The model and the debugger see the
+        real values, so look through handler mode (IPSR != 0) for the access; unicorn
+        re-banks SP on the IPSR write and back (measured)."""
+        uc = self.uc
+        uc.reg_write(A.UC_ARM_REG_IPSR, 1)
+        try:
+            return fn()
+        finally:
+            uc.reg_write(A.UC_ARM_REG_IPSR, 0)

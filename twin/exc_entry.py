@@ -1,0 +1,194 @@
+"""Exception entry, return and tail-chaining (ARMv7-M B1.5.6-B1.5.8).
+
+:class:`EntryReturn` is the part of :class:`twin.exception_model.ExceptionModel` that moves
+the core: stacking the basic or extended frame on MSP/PSP (8-byte alignment recorded in
+xPSR bit 9), the vector fetch through VTOR, IPSR/LR/CONTROL on entry; EXC_RETURN checks,
+unstacking and restoring CONTROL on return, then tail-chaining to a pending exception
+that can preempt. Stacking and unstacking ask the machine's MPU (``cpu.mpu_allows``) and
+raise MSTKERR/MUNSTKERR, STKERR/UNSTKERR through twin/faults.py.
+
+Owns: nothing persistent beyond ``history`` (entries kept for tests) and ``fpcar``.
+Must not touch: priorities or fault status directly (it asks twin/nvic.py and raises
+through twin/faults.py), memory other than through ``cpu.read_mem``/``cpu.write_mem``.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from twin.device import Cpu, Services
+from twin.faults import HFSR_VECTTBL
+from twin.nvic import FIRST_IRQ, NMI
+
+EXC_RETURN_BASE = 0xFFFFFFE1
+
+
+def _u32(data: bytes, i: int) -> int:
+    return struct.unpack_from("<I", data, 4 * i)[0]
+
+
+class EntryReturn:
+    """Exception entry (stacking, vector fetch) and return (unstacking, tail-chaining);
+    a mixin of ExceptionModel."""
+
+    cpu: Cpu
+    services: Services
+
+    def enter(self) -> None:
+        """Take the highest-priority pending exception if it can preempt."""
+        if not self.wants_entry():
+            return
+        exc = self.highest_pending()
+        assert exc is not None
+        self._take(exc)
+
+    def _take(self, exc: int) -> None:
+        cpu = self.cpu
+        self.pending.discard(exc)
+        control = cpu.reg("control")
+        xpsr = cpu.reg("xpsr")
+        thread = (xpsr & 0x1FF) == 0
+        use_psp = thread and bool(control & 2)
+        fpca = bool(control & 4)
+        sp = cpu.reg("psp" if use_psp else "msp")
+        size = 0x68 if fpca else 0x20
+        frame_ptr = (sp - size) & 0xFFFFFFFF
+        if self.ccr & (1 << 9) and frame_ptr & 4:
+            frame_ptr &= ~7
+            xpsr |= 1 << 9
+        else:
+            xpsr &= ~(1 << 9)
+        frame = [
+            cpu.reg("r0"),
+            cpu.reg("r1"),
+            cpu.reg("r2"),
+            cpu.reg("r3"),
+            cpu.reg("r12"),
+            cpu.reg("lr"),
+            cpu.reg("pc") & ~1,
+            xpsr,
+        ]
+        if fpca:
+            frame += [cpu.reg(f"s{i}") for i in range(16)] + [cpu.reg("fpscr"), 0]
+            self.fpcar = (frame_ptr + 0x20) & 0xFFFFFFFF
+        stack_error = mpu_error = False
+        # stacking is done at the privilege of the interrupted code (thread: CONTROL.nPRIV)
+        allows = getattr(cpu, "mpu_allows", None)
+        if allows is not None and not allows(frame_ptr, 4 * len(frame), True, not thread or not control & 1):
+            mpu_error = True  # the MPU refuses the frame: nothing is written
+        else:
+            try:
+                cpu.write_mem(frame_ptr, struct.pack(f"<{len(frame)}I", *[v & 0xFFFFFFFF for v in frame]))
+            except ValueError:
+                stack_error = True
+        cpu.set_reg("psp" if use_psp else "msp", frame_ptr)
+        exc_return = (
+            EXC_RETURN_BASE | (0 if fpca else 0x10) | (0x8 if thread else 0) | (0x4 if use_psp else 0)
+        )
+        self._enter_handler(exc, exc_return, control)
+        if stack_error:
+            self.services.log(f"stacking at 0x{frame_ptr:08X} failed (STKERR)")
+            self._raise_fault("bus", "stkerr", None)
+        elif mpu_error:
+            self.services.log(f"stacking at 0x{frame_ptr:08X} refused by the MPU (MSTKERR)")
+            self._raise_fault("memmanage", "mstkerr", None)
+
+    def _enter_handler(self, exc: int, exc_return: int, control: int) -> None:
+        cpu = self.cpu
+        self.active.append(exc)
+        if self.keep_history:
+            self.history.append((self.services.now_cycles(), exc))
+            del self.history[: -self.keep_history]
+        try:
+            vector = _u32(cpu.read_mem((self.vtor + 4 * exc) & 0xFFFFFFFF, 4), 0)
+        except ValueError:
+            vector = None
+        cpu.set_reg("xpsr", 0x01000000 | exc)  # handler mode; SP is now MSP
+        if control & 0x6:
+            cpu.set_reg("control", control & ~0x6)  # SPSEL=0, FPCA=0
+        cpu.set_reg("lr", exc_return)
+        if vector is None:
+            self.services.log(f"vector {exc} at VTOR 0x{self.vtor:08X} unreadable")
+            self.hfsr |= HFSR_VECTTBL
+            self._escalate_to_hard()
+            return
+        cpu.set_reg("pc", vector & ~1)
+        if not vector & 1:
+            self.services.log(f"vector {exc} = 0x{vector:08X} has no Thumb bit (INVSTATE)")
+            self._raise_fault("usage", "invstate", None)
+
+    # ------------------------------------------------------------------ return
+    def exception_return(self, exc_return: int) -> None:
+        """Handle a branch to an EXC_RETURN value (bit 0 may be cleared by the CPU)."""
+        cpu = self.cpu
+        value = (exc_return | 1) & 0xFFFFFFFF
+        ipsr = self._ipsr()
+        if ipsr == 0 or not self.active:
+            # Thread mode: a branch into the XN system region → instruction access fault.
+            cpu.set_reg("pc", value & ~1)
+            self._raise_fault("memmanage", "iaccviol", None)
+            return
+        if (
+            (value & 0xFFFFFFE0) != 0xFFFFFFE0
+            or (value & 0xF) not in (0x1, 0x9, 0xD)
+            or ipsr not in self.active
+        ):
+            cpu.set_reg("pc", value & ~1)
+            self._raise_fault("usage", "invpc", None)
+            return
+        to_thread = bool(value & 0x8)
+        if to_thread and len(self.active) > 1 and not self.ccr & 1:
+            cpu.set_reg("pc", value & ~1)
+            self._raise_fault("usage", "invpc", None)
+            return
+        self.active.remove(ipsr)
+        if ipsr != NMI:
+            cpu.set_reg("faultmask", 0)
+        if ipsr >= FIRST_IRQ and self.levels >> (ipsr - FIRST_IRQ) & 1:
+            self.pending.add(ipsr)  # level still asserted: pends again
+        self._unstack(value, to_thread)
+        if self.wants_entry():  # tail-chain (equivalent to unstack + restack)
+            self._take(self.highest_pending())  # type: ignore[arg-type]
+
+    def _unstack(self, value: int, to_thread: bool) -> None:
+        cpu = self.cpu
+        use_psp = bool(value & 0x4)
+        fp_frame = not value & 0x10
+        sp_name = "psp" if use_psp else "msp"
+        frame_ptr = cpu.reg(sp_name)
+        size = 0x68 if fp_frame else 0x20
+        allows = getattr(cpu, "mpu_allows", None)
+        # chosen: unstacking at the privilege of the context returned to (handler: privileged)
+        target_priv = not to_thread or not cpu.reg("control") & 1
+        if allows is not None and not allows(frame_ptr, size, False, target_priv):
+            self.services.log(f"unstacking at 0x{frame_ptr:08X} refused by the MPU (MUNSTKERR)")
+            self._raise_fault("memmanage", "munstkerr", None)
+            return
+        try:
+            data = cpu.read_mem(frame_ptr, size)
+        except ValueError:
+            self.services.log(f"unstacking at 0x{frame_ptr:08X} failed (UNSTKERR)")
+            self._raise_fault("bus", "unstkerr", None)
+            return
+        words = struct.unpack(f"<{size // 4}I", data)
+        xpsr = words[7]
+        new_sp = frame_ptr + size + (4 if xpsr & (1 << 9) else 0)
+        ret_ipsr = xpsr & 0x1FF
+        if to_thread != (ret_ipsr == 0):
+            self.services.log("stacked IPSR does not match EXC_RETURN (INVPC)")
+        control = cpu.reg("control") & ~0x6
+        if to_thread and use_psp:
+            control |= 2
+        if fp_frame:
+            control |= 4
+        # Mode first (banks SP), then CONTROL, then the stack pointers by name.
+        cpu.set_reg("xpsr", (xpsr & ~(1 << 9) & 0xFFFFFFFF) | 0x01000000)
+        cpu.set_reg("control", control)
+        cpu.set_reg(sp_name, new_sp & 0xFFFFFFFF)
+        for i, name in enumerate(("r0", "r1", "r2", "r3", "r12", "lr")):
+            cpu.set_reg(name, words[i])
+        if fp_frame:
+            for i in range(16):
+                cpu.set_reg(f"s{i}", words[8 + i])
+            cpu.set_reg("fpscr", words[24])
+        cpu.set_reg("pc", words[6] & ~1)

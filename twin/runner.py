@@ -1,0 +1,409 @@
+"""The core runner: instruction slices, the run state (halt, sleep, lockup) and the hand-off
+of what stopped a slice to the exception model or the debug logic.
+
+A slice is one ``emu_start(count=N)``; :meth:`CoreRunner.step_slice` picks N (short after
+MMIO, cut at the next scheduled event), takes a pending exception first, runs the slice,
+charges the executed instructions to virtual time and then handles what the hooks
+recorded on the :class:`~twin.slice.Slice`: faults (``ExceptionUnit.fault``), SVC,
+exception return, BKPT, breakpoints and watchpoints (the debug unit halts), WFI (sleep).
+Instructions of a slice that stops early are charged approximately (MMIO ticks + 1).
+
+Owns: halted / sleeping / locked up / held in reset, the lockup reason, the instruction
+count, the devices told when the core stops (watchdogs), the slice budget and its end
+handling. Must not touch: device registers (only the stop notifications), memory contents
+(stores replay through twin/stores.py), resets (twin/reset.py performs them; a slice only
+records the request).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+
+import unicorn as uc_mod
+import unicorn.arm_const as A
+
+from twin.bus import Bus
+from twin.clock import Clock
+from twin.core_regs import CoreRegs
+from twin.device import Device, ExceptionUnit
+from twin.host_gate import HostGate
+from twin.protection import Protection
+from twin.slice import LONG_SLICE, SHORT_SLICE, SHORT_SLICES_AFTER_IO, Slice
+from twin.stores import Stores
+
+_UNTIL = 0xFFFFFFFF
+WFI_T16 = 0xBF30
+WFE_T16 = 0xBF20
+
+
+class CoreRunner:
+    """Runs the core in slices and keeps its run state.
+
+    Args:
+        uc, slice_, clock, regs, bus, stores, protection, gate: the machine's parts this
+            one drives (see twin/machine.py for the wiring).
+    """
+
+    def __init__(
+        self,
+        uc,
+        slice_: Slice,
+        clock: Clock,
+        regs: CoreRegs,
+        bus: Bus,
+        stores: Stores,
+        protection: Protection,
+        gate: HostGate,
+    ) -> None:
+        self.uc = uc
+        self._slice = slice_
+        self._clock = clock
+        self._regs = regs
+        self._bus = bus
+        self._stores = stores
+        self._prot = protection
+        self._gate = gate
+        self.exc: ExceptionUnit | None = None
+        self.debug = None  # twin.scs.DebugUnit
+        self.halted = False
+        self.sleeping = False
+        self.locked_up = False
+        self.reset_held = False
+        self.lockup_reason = ""
+        self.instructions = 0  # executed instructions since start (statistics)
+        self.on_halt: list[Callable[[str], None]] = []
+        # devices whose clock runs on while the core is stopped (watchdogs): see sync_stopped
+        self.stop_watchers: list[Device] = []
+        self._stopped_state: str | None = None
+
+    # ------------------------------------------------------------------ run state
+    def runnable(self) -> bool:
+        """Not halted, not held in reset, not locked up."""
+        return not (self.halted or self.reset_held or self.is_locked_up())
+
+    def is_locked_up(self) -> bool:
+        """True if the core is locked up (here or in the exception unit)."""
+        return self.locked_up or (self.exc is not None and self.exc.is_locked_up())
+
+    def lockup(self, reason: str) -> None:
+        """Lock the core up: it stops executing; the debugger can still halt and read it."""
+        if not self.locked_up:
+            self.locked_up = True
+            self.lockup_reason = reason
+            self._clock.log(f"LOCKUP: {reason} (pc=0x{self._regs.reg('pc'):08X}); halt or reset to recover")
+            self.sync_stopped()
+
+    def halt(self, reason: str = "halted") -> None:
+        """Enter debug halt (called with the lock held)."""
+        if not self.halted:
+            self.halted = True
+            self.sleeping = False
+            self._clock.end_wait()
+            # entering debug state exits lockup (ARMv7-M); resuming at the same PC may
+            # lock up again
+            self.locked_up = False
+            if self.exc is not None and getattr(self.exc, "locked_up", False):
+                self.exc.locked_up = False
+            for cb in self.on_halt:
+                cb(reason)
+            self.sync_stopped()
+
+    def resume(self, wake: bool = True) -> None:
+        """Leave debug halt (called with the lock held)."""
+        self.halted = False
+        self._slice.short = SHORT_SLICES_AFTER_IO
+        self.sync_stopped()
+        if self.debug is not None:
+            self.debug.arm_skip(self._regs.reg("pc"))
+        if wake:
+            self._gate.wake()
+
+    def kick(self) -> None:
+        """The exception unit says an exception became takeable (``on_kick``): end the
+        slice right after the current store so it is taken without delay."""
+        s = self._slice
+        if s.active:
+            s.kicked = True
+            s.short = SHORT_SLICES_AFTER_IO
+        self._gate.wake()
+
+    def sync_stopped(self, force: bool = False) -> None:
+        """Tell devices whose clock keeps running while the core is stopped (the watchdogs)
+        that it now runs (None), is in debug halt ("halt") or locked up ("lockup").
+
+        Virtual time stands still in both stopped states; such a device counts wall time
+        instead (see ``twin.periph.base.StoppedTime``). ``force`` re-sends the same state
+        (the DBGMCU freeze bits changed). NRST held counts as running: the devices are held
+        in reset then.
+        """
+        if self.reset_held:
+            state = None
+        elif self.halted:
+            state = "halt"
+        elif self.is_locked_up():
+            state = "lockup"
+        else:
+            state = None
+        if state == self._stopped_state and not force:
+            return
+        if state != self._stopped_state:
+            self._clock.break_pace()
+        self._stopped_state = state
+        for dev in self.stop_watchers:
+            self._clock.guard(lambda d=dev: d.core_stopped(state))  # type: ignore[attr-defined]
+
+    def stopped_wait(self) -> float:
+        """While the core is stopped: let the watchdogs check their wall-time expiry (they
+        may request a reset); return how long to sleep before the next check (0.05 s when
+        no watchdog is told about a stop)."""
+        if not self._stopped_state:
+            return 0.05
+        wait = 0.05
+        for dev in self.stop_watchers:
+            left: float | None = None
+
+            def tick(d: Device = dev) -> None:
+                nonlocal left
+                left = d.stopped_tick()  # type: ignore[attr-defined]
+
+            self._clock.guard(tick)
+            if left is not None:
+                wait = min(wait, max(left, 0.001))
+        return wait
+
+    def wants_entry(self) -> bool:
+        """An exception can be taken now (and the debugger does not mask interrupts)."""
+        return (
+            self.exc is not None
+            and self.exc.wants_entry()
+            and not (self.debug is not None and self.debug.maskints())
+        )
+
+    def idle(self) -> float:
+        """One iteration of a WFI sleep, a device poll or a host wait: returns wall seconds
+        to wait (0 = go on). A WFI ends when the exception model says an exception can
+        wake the core; the rest is the clock's (``Clock.idle_step``)."""
+        if self.sleeping and self.exc is not None and self.exc.sleeping_can_wake():
+            self.sleeping = False
+            self._clock.end_sleep()
+            return 0.0
+        return self._clock.idle_step(self.sleeping)
+
+    # ------------------------------------------------------------------ slices
+    def step_slice(self, max_count: int | None = None) -> int:
+        """Run one slice (lock held). Returns instructions charged.
+
+        A pending poll/idle wait (when slices are stepped by hand, e.g. in tests) is
+        resolved first by jumping to the next event.
+        """
+        clock = self._clock
+        if clock.wait_mode is not None:
+            clock.settle_wait()
+        if self.wants_entry():
+            clock.guard(self.exc.enter)
+            if not self.runnable():
+                return 0
+        nxt = clock.next_event()
+        s = self._slice
+        budget = SHORT_SLICE if s.short else LONG_SLICE
+        if s.short:
+            s.short -= 1
+        if nxt is not None:
+            budget = max(1, min(budget, nxt - clock.cycles))
+        if max_count is not None:
+            budget = min(budget, max_count)
+        return self.execute(budget)
+
+    def execute(self, budget: int) -> int:
+        """Run at most ``budget`` instructions now, then hand over what stopped them."""
+        uc = self.uc
+        s = self._slice
+        clock = self._clock
+        pc = uc.reg_read(A.UC_ARM_REG_PC)
+        s.begin(clock.cycles + budget)
+        self._prot.sync()
+        if self.debug is not None:
+            self.debug.before_execute(pc)
+        if not uc.reg_read(A.UC_ARM_REG_XPSR) & 0x01000000:
+            # EPSR.T = 0 (e.g. a reset vector without the Thumb bit): INVSTATE UsageFault
+            self.fault("usage", "invstate", f"execution with EPSR.T=0 at 0x{pc:08X}")
+            return 0
+        err = self._emulate(pc, budget)
+        if err is None and any(r == "fixup" for r, _ in s.reasons):
+            err = self._replay_store()
+        if err is None and any(r == "watchpoint" for r, _ in s.reasons):
+            err = self._complete_watched_access()
+        stores = self._stores
+        if stores.fixups:
+            stores.apply_fixups()
+        stores.flush_dirty()
+        reasons = s.reasons
+        wfi = False
+        if not reasons and err is None:
+            wfi = self._after_wfi()
+            executed = budget if not wfi else max(1, s.ticks)
+        else:
+            executed = max(1, min(budget, s.ticks + 1))
+        self.instructions += executed
+        if self.debug is not None:
+            self.debug.retired(executed)
+        clock.advance(clock.cycles + executed)
+        if err is not None:
+            self._on_error(err)
+        for reason, detail in reasons:
+            self._on_stop(reason, detail)
+        if wfi and not self.halted:
+            self.sleeping = True
+            clock.sleep_begins()
+        return executed
+
+    def _emulate(self, pc: int, count: int) -> BaseException | None:
+        """``emu_start`` with the slice marked active; returns what it raised."""
+        s = self._slice
+        s.active = True
+        try:
+            self.uc.emu_start(pc | 1, _UNTIL, 0, count)
+        except Exception as e:  # UcError, or a Python error inside a hook
+            return e
+        finally:
+            s.active = False
+        return None
+
+    def _replay_store(self) -> BaseException | None:
+        """A flash store whose raw value must not be seen stopped the slice *before* the
+        instruction retired (unicorn restarts it). Execute that one instruction again with
+        the already-modelled addresses replayed (no second flash operation), so writeback
+        happens, then the fix-ups restore the modelled bytes."""
+        s = self._slice
+        s.reasons = [r for r in s.reasons if r[0] != "fixup"]
+        self._stores.begin_replay()
+        try:
+            err = self._emulate(self.uc.reg_read(A.UC_ARM_REG_PC), 1)
+        finally:
+            self._stores.end_replay()
+        if err is not None:
+            return err
+        s.reasons = [r for r in s.reasons if r[0] != "fixup"]
+        return None
+
+    def _complete_watched_access(self) -> BaseException | None:
+        """A DWT data watchpoint stopped the core *before* the access (unicorn restarts the
+        instruction); like the hardware, let that access complete, then halt."""
+        s = self._slice
+        reasons = s.reasons
+        s.reasons = []
+        self.debug.suppress = True
+        try:
+            err = self._emulate(self.uc.reg_read(A.UC_ARM_REG_PC), 1)
+        finally:
+            self.debug.suppress = False
+            s.reasons = reasons + [r for r in s.reasons if r[0] != "watchpoint"]
+        return err
+
+    def _after_wfi(self) -> bool:
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        try:
+            prev = int.from_bytes(self._bus.read(pc - 2, 2), "little")
+            if prev not in (WFI_T16, WFE_T16):
+                return False
+            before = int.from_bytes(self._bus.read(pc - 4, 2), "little")
+            return before >> 11 not in (0b11101, 0b11110, 0b11111)
+        except ValueError:
+            return False
+
+    # ------------------------------------------------------------------ hand-off
+    def hook_intr(self, uc, intno: int, _ud) -> None:
+        """UC_HOOK_INTR: the CPU raised an exception of its own (BKPT, SVC, EXC_RETURN,
+        anything else is an undefined instruction)."""
+        s = self._slice
+        if intno == 7:  # BKPT
+            s.stop("bkpt")
+        elif intno == 2:  # SVC: PC is after the SVC
+            s.stop("svc")
+        elif intno == 8:  # exception exit (EXC_RETURN)
+            s.stop("excret", self.uc.reg_read(A.UC_ARM_REG_PC) | 1)
+        else:
+            s.stop("fault", ("usage", "undefinstr", f"CPU exception {intno}"))
+
+    def _on_error(self, err: BaseException) -> None:
+        """``emu_start`` raised: turn unicorn's error (and what the hooks recorded) into the
+        fault the core would take; a Python error inside a hook locks the core up."""
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        s = self._slice
+        mpu, s.mpu_fault = s.mpu_fault, None
+        if (
+            mpu is not None
+            and isinstance(err, uc_mod.UcError)
+            and err.errno in (uc_mod.UC_ERR_READ_PROT, uc_mod.UC_ERR_WRITE_PROT, uc_mod.UC_ERR_FETCH_PROT)
+        ):
+            sub, addr = mpu
+            if sub == "iaccviol":
+                self.fault("memmanage", "iaccviol", f"MPU: instruction fetch from 0x{addr:08X} not allowed")
+            else:
+                self.fault("memmanage", addr, f"MPU: data access to 0x{addr:08X} not allowed")
+            return
+        if not isinstance(err, uc_mod.UcError):
+            self._clock.log(
+                "internal error inside a device hook:\n" + "".join(traceback.format_exception(err)).rstrip()
+            )
+            self.lockup(f"internal error: {err!r}")
+            return
+        code = err.errno
+        addr = s.fault_addr
+        if code in (uc_mod.UC_ERR_FETCH_UNMAPPED, uc_mod.UC_ERR_FETCH_PROT):
+            self.fault(
+                "bus",
+                (addr if addr is not None else pc, "instr"),
+                f"instruction fetch from 0x{(addr or pc):08X}",
+            )
+        elif code in (
+            uc_mod.UC_ERR_READ_UNMAPPED,
+            uc_mod.UC_ERR_WRITE_UNMAPPED,
+            uc_mod.UC_ERR_READ_PROT,
+            uc_mod.UC_ERR_WRITE_PROT,
+        ):
+            what = "read" if code in (uc_mod.UC_ERR_READ_UNMAPPED, uc_mod.UC_ERR_READ_PROT) else "write"
+            self.fault("bus", (addr, "precise"), f"{what} of unmapped 0x{(addr or 0):08X}")
+        elif code == uc_mod.UC_ERR_INSN_INVALID:
+            self.fault("usage", "undefinstr", "undefined instruction")
+        elif code in (
+            uc_mod.UC_ERR_READ_UNALIGNED,
+            uc_mod.UC_ERR_WRITE_UNALIGNED,
+            uc_mod.UC_ERR_FETCH_UNALIGNED,
+        ):
+            self.fault("usage", "unaligned", "unaligned access")
+        else:
+            self.fault("hard", str(err), f"CPU error: {err}")
+
+    def fault(self, kind: str, detail: object, text: str) -> None:
+        """Hand a fault to the exception model (without one: lockup)."""
+        if self.exc is not None:
+            self._clock.guard(lambda: self.exc.fault(kind, detail))
+            if self.exc.is_locked_up():
+                self._clock.log(f"LOCKUP after {kind} fault: {text}")
+            return
+        self.lockup(f"{kind} fault: {text} (no exception model installed)")
+
+    def _on_stop(self, reason: str, detail: object) -> None:
+        guard = self._clock.guard
+        if reason == "bkpt":
+            if self.debug is not None and self.debug.debug_enabled():
+                self.debug.halt_for("bkpt")
+            else:
+                self.fault("hard", "bkpt", "BKPT executed with debug disabled")
+        elif reason == "svc":
+            if self.exc is not None:
+                guard(self.exc.svc)
+            else:
+                self.lockup("SVC without an exception model")
+        elif reason == "excret":
+            if self.exc is not None:
+                guard(lambda: self.exc.exception_return(int(detail)))
+            else:
+                self.lockup(f"exception return 0x{int(detail):08X} without an exception model")
+        elif reason == "fault":
+            kind, det, text = detail
+            self.fault(kind, det, text)
+        elif reason in ("breakpoint", "watchpoint") and self.debug is not None:
+            self.debug.halt_for(reason)

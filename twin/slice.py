@@ -1,0 +1,79 @@
+"""The instruction slice in progress: the state the CPU hooks and the core runner share.
+
+A slice is one ``emu_start(count=N)``. While it runs, unicorn calls the twin's hooks (bus
+MMIO callbacks, the store hook, MPU and debug hooks); they cannot run the core or do a
+reset there, so they record what they saw here and stop the slice. The runner
+(twin/runner.py) reads the record once ``emu_start`` returns.
+
+Owns: whether a slice runs (``active``), why it must stop (``reasons``, :meth:`Slice.stop`),
+the MMIO access count inside the slice (sub-slice time), how many of the next slices are
+short, the fault address and MPU refusal a hook saw, the "kicked" flag and the latest MMIO
+read address. Must not touch: time, memory, devices or the core's registers.
+"""
+
+from __future__ import annotations
+
+from twin.device import BusError
+
+#: Instructions per slice when nothing is going on.
+LONG_SLICE = 200_000
+#: Instructions per slice after an MMIO access, so polled time (CYCCNT, SysTick VAL)
+#: advances in fine steps.
+SHORT_SLICE = 2_000
+#: How many short slices follow an MMIO access.
+SHORT_SLICES_AFTER_IO = 8
+
+
+class Slice:
+    """What the hooks of the running slice recorded (one instance per machine).
+
+    Args:
+        uc: the unicorn engine (``stop`` calls its ``emu_stop``).
+    """
+
+    __slots__ = (
+        "_uc",
+        "active",
+        "end",
+        "fault_addr",
+        "kicked",
+        "last_read",
+        "mpu_fault",
+        "reasons",
+        "short",
+        "ticks",
+    )
+
+    def __init__(self, uc) -> None:
+        self._uc = uc
+        self.active = False  # inside emu_start (hooks may run)
+        self.reasons: list[tuple[str, object]] = []  # why the slice stopped early
+        self.ticks = 0  # MMIO accesses in this slice (monotonic sub-slice time)
+        self.short = 0  # the next ``short`` slices are SHORT_SLICE long
+        self.end = 0  # virtual cycle at which the slice ends if nothing stops it
+        self.fault_addr: int | None = None  # address a failing access hook saw
+        self.mpu_fault: tuple[str, int] | None = None  # ("daccviol"/"iaccviol", address)
+        self.kicked = False  # an exception became takeable inside a register write
+        self.last_read = -1  # address of the latest MMIO read in this slice
+
+    def begin(self, end: int) -> None:
+        """A new slice starts; it would end at virtual cycle ``end``."""
+        self.reasons = []
+        self.fault_addr = None
+        self.mpu_fault = None
+        self.kicked = False
+        self.ticks = 0
+        self.end = end
+
+    def stop(self, reason: str, detail: object = None) -> None:
+        """End the running slice as soon as unicorn allows, recording why."""
+        self.reasons.append((reason, detail))
+        self._uc.emu_stop()
+
+    def bus_fault(self, address: int, kind: str, what: str) -> None:
+        """An access got a bus error: inside a slice the CPU faults (``kind`` "precise" or
+        "instr") when the slice ends; outside one (a debugger access) :class:`BusError`."""
+        if self.active:
+            self.stop("fault", ("bus", (address, kind), f"{what} of 0x{address:08X}"))
+        else:
+            raise BusError(f"bus error: {what} of unmapped address 0x{address:08X}")
