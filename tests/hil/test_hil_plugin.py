@@ -113,6 +113,21 @@ def test_nucleo_without_a_probe_is_an_error_not_a_skip(tmp_path: Path, source: s
         assert f"(wanted {UID}, from {source})" in out, out[-3000:]
 
 
+def test_nucleo_without_probes_fails_every_worker_with_its_uid(tmp_path: Path) -> None:
+    """With -n 2 and one board per worker, each worker's tests error with its own UID (an
+    xdist worker cannot stop the whole run cleanly), never a green run."""
+    from rig.probe import list_probes
+
+    if list_probes():
+        pytest.skip("a debug probe is attached to this machine")
+    args = ["tests_hil/test_ota_update.py", "-k", "16k or 300k", "--transport", "eth", "-n", "2"]
+    proc = _pytest([*args, "--board", "nucleo", "--probe-uid", "AAA111,BBB222"], tmp_path, timeout=120)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "2 errors" in proc.stdout and "INTERNALERROR" not in proc.stdout + proc.stderr
+    for uid in ("AAA111", "BBB222"):
+        assert f"no debug probe is connected to this host (wanted {uid}, from --probe-uid)" in proc.stdout
+
+
 def test_interrupted_run_leaves_no_twin_behind(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     proc = subprocess.Popen(
