@@ -109,6 +109,19 @@ class Console:
     def tail(self, lines: int = 20, since: int = 0) -> str:
         return "\n".join(self.text(since).splitlines()[-lines:])
 
+    def wait_quiet(self, quiet: float = 0.3, limit: float = 2.0) -> None:
+        """Wait until nothing has arrived for ``quiet`` s, at most ``limit`` s in all (e.g. for
+        the lines a board prints just before an answer that already reached the host)."""
+        deadline = time.monotonic() + limit
+        with self._cond:
+            while True:
+                size, now = len(self._buf), time.monotonic()
+                if now >= deadline:
+                    return
+                self._cond.wait(min(quiet, deadline - now))
+                if len(self._buf) == size and time.monotonic() - now >= quiet:
+                    return
+
     def send(self, text: str | bytes) -> None:
         if self._serial is None:
             raise ConsoleError(f"serial port {self.port} is not open")

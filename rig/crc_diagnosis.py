@@ -334,7 +334,7 @@ def _models_found(board: int, image: bytes) -> list[CrcFinding]:
     out = []
     for model in COMMON_MODELS:
         regs = registers(image, model)
-        for length in dict.fromkeys((n, n & ~3)):
+        for length in dict.fromkeys(k for k in (n, n & ~3) if k > 0):  # every CRC of 0 bytes is alike
             if int(finish(regs[length : length + 1], model)[0]) == board:
                 part = "the image" if length == n else f"the first {num(length)} of {_bytes(n)}"
                 out.append(
@@ -406,3 +406,26 @@ def reported_crcs(text: str) -> list[tuple[int, str]]:
         for m in _HEX.finditer(line):
             seen.setdefault(int(m.group(1), 16), line.strip())
     return list(seen.items())
+
+
+def explain_reported(
+    text: str,
+    image: bytes,
+    *,
+    known: set[int] | frozenset[int] = frozenset(),
+    readbacks: Mapping[str, tuple[int, bytes]] | None = None,
+    limit: int = 3,
+) -> list[str]:
+    """A sentence for each CRC in ``text`` (a console log) that differs from the image's
+    CRC-32 and from the ``known`` values (the FILE_CRC the server sent, the installed app's
+    CRC): the line it came from and what the board must have computed."""
+    own = zlib.crc32(image) & MASK
+    out = []
+    for value, line in reported_crcs(text):
+        if value == own or value in known:
+            continue
+        findings = explain_crc(value, image, readbacks=readbacks)
+        out.append(f"{line!r}: {describe(value, image, findings)}")
+        if len(out) >= limit:
+            break
+    return out

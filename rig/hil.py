@@ -26,6 +26,9 @@ from rig.console import Console
 from rig.diff import analyze
 from rig.errors import ConsoleError, PhaseFailure, ProbeError
 from rig.evidence import Evidence, FaultInfo, RegionCheck
+from rig.fault_info import read_fault_info
+from rig.flash_guard import GuardedRange, snapshot
+from rig.hil_evidence import crc_sentences, entered_damaged_app
 from rig.image import Image
 from rig.jump import JumpState, check_jump
 from rig.ota.server import OtaServer
@@ -35,16 +38,6 @@ from rig.targets.base import Target
 
 LOG = logging.getLogger(__name__)
 
-#: Fault status registers read when the jump did not reach the app.
-FAULT_REGS = {
-    "cfsr": 0xE000ED28,
-    "hfsr": 0xE000ED2C,
-    "mmfar": 0xE000ED34,
-    "bfar": 0xE000ED38,
-    "icsr": 0xE000ED04,
-    "vtor": 0xE000ED08,
-    "dhcsr": 0xE000EDF0,
-}
 #: Seconds per KiB the board may need to receive and install an image (on top of fixed time).
 SECONDS_PER_KIB = 0.25
 
@@ -92,6 +85,9 @@ class Bench:
         self.bootloader: Image | None = None
         self._breakpoint: int | None = None  #: the app-entry breakpoint currently set
         self.installed: Image | None = None  #: what the rig believes the app slot holds
+        self.staged: Image | None = None  #: what the rig believes the staging region holds
+        self._guard: list[GuardedRange] | None = None  #: flash outside the OTA regions, before
+        self.update_mark = 0  #: console position when the last update started
 
     # -- small helpers --------------------------------------------------------------------------
     def _timed(self, ev: Evidence, phase: str, start: float) -> None:
@@ -115,9 +111,8 @@ class Bench:
         previous: bytes | None = None,
         phase: str = "copy",
     ) -> RegionCheck:
-        """Read ``len(expected)`` bytes of region ``name`` back and analyse them."""
-        region = self.spec.region(name)
-        base = region.base if base is None else base
+        """Read ``len(expected)`` bytes of region ``name`` (from ``base``) back and analyse them."""
+        base = self.spec.region(name).base if base is None else base
         actual = self.readback(base, len(expected))
         analysis = analyze(
             expected, actual, base, self.layout, previous=previous, writable=self.spec.ota_writable()
@@ -186,15 +181,39 @@ class Bench:
             app_crc=zlib.crc32(app.data) if app else 0,
         )
 
-    def install_app_direct(self, image: Image, transport: str = "eth") -> None:
-        """Put ``image`` into the app slot through the probe, as a board that has lived has it.
+    def install_app_direct(self, image: Image, transport: str = "eth", *, staged: bool = False) -> None:
+        """Put ``image`` into the app slot through the probe, as a board that has lived has it
+        (with ``staged``, also into the staging region, as after the OTA that brought it).
 
         The core is held at the reset vector (reset and halt) so nothing the firmware does —
         e.g. a self-reset in the middle — races with the flash algorithm."""
         self.probe.reset(halt=True)
         self.probe.flash(self.spec.region(self.spec.ota.app_region).base, image.data)
+        if staged:
+            self.probe.flash(self.spec.region(self.spec.ota.staging_region).base, image.data)
+            self.staged = image
         self.write_config(self.boot_config(transport, update=False, app=image))
         self.installed = image
+
+    def guard_flash(self) -> None:
+        """Read back the flash outside the OTA-writable regions, to compare after the update."""
+        self._guard = snapshot(self.readback, self.spec)
+
+    def check_guarded(self, ev: Evidence, phase: str = "write") -> None:
+        """Compare the flash outside the OTA-writable regions with :meth:`guard_flash`'s
+        readback (or, without one, the bootloader image); a change fails ``phase``."""
+        parts = [(g.name, g.base, g.before) for g in self._guard or []]
+        if self._guard is None and self.bootloader is not None:
+            parts = [("bootloader", self.bootloader.base, self.bootloader.data)]
+        for name, base, before in parts:
+            check = self.check_region(ev, name, before, base=base, phase=phase)
+            if not check.analysis.ok:
+                raise self._fail(
+                    ev,
+                    phase,
+                    f"flash outside the OTA-writable regions changed ({name}, "
+                    f"0x{base:08X}+{len(before)}): " + check.analysis.summary(),
+                )
 
     def request_update(self, transport: str) -> None:
         self.write_config(self.boot_config(transport, update=True, app=self.installed))
@@ -220,10 +239,13 @@ class Bench:
         ev.scenario.setdefault("policy", policy)
         ev.layout = self.layout
         self.request_update(transport)
+        self.guard_flash()
         app_base = self.spec.region(self.spec.ota.app_region).base
         self.clear_breakpoint()
-        self.probe.set_breakpoint(image.reset_handler & ~1)
-        self._breakpoint = image.reset_handler & ~1
+        if image.size >= 8:  # an image without a vector table has no entry to stop at
+            self.probe.set_breakpoint(image.reset_handler & ~1)
+            self._breakpoint = image.reset_handler & ~1
+        self.update_mark = self.console.mark()
         timeout = transfer_timeout(image.size) if timeout is None else timeout
         host, port = self.target.ota_bind
         t0 = time.monotonic()
@@ -246,18 +268,38 @@ class Bench:
         tpath.write_text(result.to_text())
         ev.artifacts["OTA transcript"] = tpath
         LOG.info("OTA session to 0x%08X ended: %s (%s)", app_base, result.outcome, result.reason)
+        staged_before, self.staged = self.staged, image if result.ok else None
         if not result.ok:
             self.clear_breakpoint()
         if expect == "ack" and not result.ok:
-            phase = "boot" if result.phase == "connect" else "transfer"
-            raise self._fail(
-                ev,
-                phase,
-                f"the OTA session ended with {result.outcome}: {result.reason} "
-                f"(protocol phase {result.phase}, {result.bytes_sent} of {image.size} "
-                f"bytes sent, policy {result.policy})",
-            )
+            raise self.session_failure(image, ev, result, staged_before)
         return result
+
+    def session_failure(
+        self, image: Image, ev: Evidence, result: SessionResult, staged_before: Image | None = None
+    ) -> PhaseFailure:
+        """The failure of a session that did not end in ACK (phase ``boot``/``transfer``) with
+        what the board said: after ``NACK:flash`` the staging region read back and
+        diagnosed, and every CRC the board reported explained (:mod:`rig.crc_diagnosis`)."""
+        message = (
+            f"the OTA session ended with {result.outcome}: {result.reason} "
+            f"(protocol phase {result.phase}, {result.bytes_sent} of {image.size} "
+            f"bytes sent, policy {result.policy})"
+        )
+        readbacks: dict[str, tuple[int, bytes]] = {}
+        self.console.wait_quiet()  # the board logs why before it sends the NACK: let that arrive
+        if (result.nack_reason or "").startswith("flash"):
+            staging = self.spec.ota.staging_region
+            prev = staged_before.data[: image.size].ljust(image.size, b"\xff") if staged_before else None
+            check = self.check_region(ev, staging, image.data, previous=prev, phase="write")
+            readbacks[staging] = (check.base, check.actual)
+            message += f"; {staging} read back: " + (
+                "it holds the image exactly (the board stored it right; its own check disagrees)"
+                if check.analysis.ok
+                else check.analysis.summary()
+            )
+        message += "".join(f"; {s}" for s in crc_sentences(self, image, ev, result, readbacks))
+        return self._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
     def await_app_entry(
         self, image: Image, ev: Evidence, *, timeout: float | None = None, previous: Image | None = None
@@ -295,13 +337,7 @@ class Bench:
             previous=previous.data[: image.size].ljust(image.size, b"\xff") if previous else None,
             phase="copy",
         )
-        if self.bootloader is not None:
-            self.check_region(ev, "bootloader", self.bootloader.data, phase="write")
-            boot = ev.regions[-1]
-            if not boot.analysis.ok:
-                raise self._fail(
-                    ev, "write", "the bootloader region changed during the update: " + boot.analysis.summary()
-                )
+        self.check_guarded(ev)
         if not app.analysis.ok:
             staged = self.check_region(ev, self.spec.ota.staging_region, image.data, phase="write")
             if not staged.analysis.ok:
@@ -320,13 +356,15 @@ class Bench:
         if not at_entry:
             ev.fault = self._fault_info(regs["pc"])
             where = self.spec.layout().locate(regs["pc"]).region if self._in_flash(regs["pc"]) else None
+            crcs = crc_sentences(self, image, ev, None, {app.name: (app.base, app.actual)})
             raise self._fail(
                 ev,
                 "jump",
                 f"the core never reached the app's reset handler 0x{entry:08X}; "
                 f"it is at PC=0x{regs['pc']:08X}"
                 + (f" (in {where})" if where else "")
-                + f", state {ev.fault.state}",
+                + f", state {ev.fault.state}"
+                + "".join(f"; {s}" for s in crcs),
             )
         assert ev.jump is not None
         if not ev.jump.ok:
@@ -335,7 +373,7 @@ class Bench:
                 "jump",
                 "the jump contract does not hold at the app's first instruction: " + ev.jump.summary(),
             )
-        self.installed = image
+        self.installed = self.staged = image
         return state
 
     def update_through_power_cut(
@@ -362,6 +400,8 @@ class Bench:
         ev.scenario.update(transport=transport, image_size=image.size)
         ev.layout = self.layout
         self.request_update(transport)
+        self.guard_flash()
+        self.update_mark = self.console.mark()
         entry = image.reset_handler & ~1
         self.clear_breakpoint()
         self.probe.set_breakpoint(entry)
@@ -423,18 +463,19 @@ class Bench:
             )
         self.await_app_entry(image, ev, previous=prior)
 
-    def reset_and_refuse(self, ev: Evidence, *, wait: float) -> SessionResult:
-        """Reset the board with the OTA server listening and wait up to ``wait`` s for it to
-        ask for an update. Whatever it asks for is refused: the server announces an image
-        larger than the whole flash, which a bootloader refuses before erasing anything
-        (docs/protocol.md), so nothing is installed. The session's phase says how far the
+    def reset_and_refuse(self, ev: Evidence, *, wait: float, reset: bool = True) -> SessionResult:
+        """Reset the board (unless ``reset`` is false) with the OTA server listening and wait
+        up to ``wait`` s for it to ask for an update. Whatever it asks for is refused: the
+        server announces an image larger than the whole flash, which a bootloader refuses
+        before erasing anything (docs/protocol.md), so nothing is installed. The session's phase says how far the
         board got: ``connect`` (it never connected), ``request`` (no ``REQ_FW``), later
         (it asked for an update)."""
         host, port = self.target.ota_bind
         refuse = f"wrong-size:size={self.spec.flash.size + 1}"
         t0 = time.monotonic()
         with OtaServer(b"\xff" * 8, bind=host, port=port, policy=refuse) as server:
-            self.probe.reset()
+            if reset:
+                self.probe.reset()
             result = server.wait_session(timeout=wait)
         self._timed(ev, "boot", t0)
         ev.transcript = result.to_dict()
@@ -455,6 +496,7 @@ class Bench:
         app_base = self.spec.region(self.spec.ota.app_region).base
         self.probe.reset(halt=True)
         self.probe.flash(self.spec.region(self.spec.ota.staging_region).base, image.data)
+        self.staged = image
         self.probe.flash(app_base, bytes(bad))
         self.write_config(self.boot_config(transport, update=False, app=image))
         self.installed = None
@@ -476,12 +518,13 @@ class Bench:
         if fallback:
             ev.notes.append(f"console: {fallback.group(0)}")
         if entered and pc == entry:
+            checked = entered_damaged_app(self, image, ev, offset)
             raise self._fail(
                 ev,
                 "jump",
                 f"the bootloader entered an application whose byte at "
                 f"0x{app_base + offset:08X} is damaged (its CRC no longer matches the "
-                "record): an invalid app must never be started",
+                f"record): an invalid app must never be started; {checked}",
             )
         if result.phase in ("connect", "request"):
             ev.fault = self._fault_info(pc)
@@ -615,33 +658,7 @@ class Bench:
         return flash.base <= address < flash.base + flash.size
 
     def _fault_info(self, pc: int) -> FaultInfo:
-        regs: dict[str, int] = {}
-        for name, addr in FAULT_REGS.items():
-            try:
-                regs[name] = self.probe.read32(addr)
-            except Exception:
-                continue
-        for name, value in self.probe.registers(["xpsr", "lr", "msp", "psp", "control", "primask"]).items():
-            regs[name] = value
-        state = "lockup" if regs.get("dhcsr", 0) & (1 << 19) else "halted"
-        if regs.get("xpsr", 0) & 0x1FF:
-            # In a handler: the interrupted context's frame shows the faulting instruction.
-            lr = regs.get("lr", 0)
-            sp = regs.get("psp", 0) if (lr & 0xFFFFFF00) == 0xFFFFFF00 and lr & 0x4 else regs.get("msp", 0)
-            try:
-                frame = self.probe.read(sp, 32)
-                regs["stacked_lr"] = int.from_bytes(frame[20:24], "little")
-                regs["stacked_pc"] = int.from_bytes(frame[24:28], "little")
-                regs["stacked_xpsr"] = int.from_bytes(frame[28:32], "little")
-            except Exception:
-                regs["stacked_frame_unreadable_at"] = sp
-        code_base = (pc & ~1) - 16
-        code = b""
-        try:
-            code = self.probe.read(code_base, 48)
-        except Exception:
-            code_base = 0
-        return FaultInfo(pc=pc, state=state, registers=regs, code_base=code_base, code=code)
+        return read_fault_info(self.probe, pc)
 
 
 APP_HEADER_OFFSET = 0x200

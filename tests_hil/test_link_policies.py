@@ -73,7 +73,7 @@ def test_oversize_image_refused_before_erasing(flashed_bench, apps, board_spec, 
     big = make_padded_app(apps["16k"], limit + 4096, seed=3)
     evidence.scenario.update(scenario="oversize", image_size=big.size)
     old = apps["64k"]
-    flashed_bench.install_app_direct(old, transport)
+    flashed_bench.install_app_direct(old, transport, staged=True)  # scratch holds data an erase would clear
     scratch = board_spec.region(board_spec.ota.staging_region)
     before = flashed_bench.readback(scratch.base, 4096)
     # the host check is switched off so the *board* must refuse

@@ -138,3 +138,16 @@ def test_reported_crcs_from_a_console() -> None:
         (0x1A2B3C4D, "OTA: OTA_DONE, 16389 bytes received, CRC 1a2b3c4d"),
         (0xDEADBEEF, "OTA: scratch verify failed: CRC unit 0xDEADBEEF, stream 1a2b3c4d"),
     ]
+
+
+def test_explain_reported_skips_known_values() -> None:
+    image = _image(16_389, 8)
+    own, short = zlib.crc32(image), zlib.crc32(image[:16_388])
+    console = (
+        "BL: config valid: flags=0x1 app_crc=0badf00d app_version=4\n"
+        f"OTA: FILE_CRC {own:08x}\n"
+        f"OTA: scratch verify failed: CRC unit {short:08x}, stream {own:08x}\n"
+    )
+    (line,) = cd.explain_reported(console, image, known={0x0BADF00D})
+    assert line.startswith("'OTA: scratch verify failed: CRC unit")
+    assert "the first 16 388 of 16 389 bytes: it ignores the last 1 byte" in line

@@ -1,0 +1,63 @@
+"""Evidence the HIL steps add to a failure beyond the flash diff (used by :mod:`rig.hil`):
+what each CRC the board printed must have covered, and, when a bootloader entered a
+damaged application, where the core stands and which area the boot check really read."""
+
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING
+
+from rig.crc_diagnosis import explain_reported, reported_crcs
+from rig.evidence import Evidence
+from rig.image import Image
+from rig.jump import JumpState, check_jump
+from rig.ota.transcript import SessionResult
+
+if TYPE_CHECKING:
+    from rig.hil import Bench
+
+
+def crc_sentences(
+    bench: Bench,
+    image: Image,
+    ev: Evidence,
+    result: SessionResult | None,
+    readbacks: dict[str, tuple[int, bytes]],
+) -> list[str]:
+    """A sentence for each CRC the board printed since the update started that is not the
+    image's, the announced FILE_CRC or the installed app's (also added to the notes)."""
+    known = {bench.installed.crc32} if bench.installed else set()
+    if result is not None:
+        known |= {v for v, _ in reported_crcs("\n".join(result.transcript.messages("tx")))}
+    text = bench.console.text(bench.update_mark)
+    found = explain_reported(text, image.data, known=known, readbacks=readbacks)
+    ev.notes.extend(f"CRC: {s}" for s in found)
+    return found
+
+
+def entered_damaged_app(bench: Bench, image: Image, ev: Evidence, offset: int) -> str:
+    """The core stopped at the entry of an app the rig damaged at ``offset``: record the
+    jump state, the app slot's readback (the damaged byte in the diff) and the staging
+    region's; return what the bootloader's check must have covered instead."""
+    spec, probe = bench.spec, bench.probe
+    app_base = spec.region(spec.ota.app_region).base
+    ev.jump_state = JumpState.collect(lambda n: probe.registers([n])[n], probe.read32)
+    ev.jump = check_jump(ev.jump_state, image, spec.contract, app_base)
+    app = bench.check_region(ev, spec.ota.app_region, image.data, phase="copy")
+    staged = bench.check_region(ev, spec.ota.staging_region, image.data, phase="write")
+    record = image.crc32
+    areas = {
+        spec.ota.app_region: (app.base, zlib.crc32(app.actual)),
+        spec.ota.staging_region: (staged.base, zlib.crc32(staged.actual)),
+    }
+    matching = [f"{name} (0x{base:08X})" for name, (base, c) in areas.items() if c == record]
+    slot_crc = areas[spec.ota.app_region][1]
+    where = (
+        f"which is the CRC of {' and '.join(matching)}: the bootloader checked that instead of the app slot"
+        if matching
+        else "which no area read back gives"
+    )
+    return (
+        f"the app slot's CRC-32 over {image.size} bytes is 0x{slot_crc:08X}, the record's 0x{record:08X}, "
+        f"{where}"
+    )
