@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Worst-case stack use of a firmware image from GCC's ``-fcallgraph-info=su`` output.
 
-``stack_usage.py DIR...`` reads every ``*.ci`` file under the given object directories,
+``stack_usage.py PATH...`` reads every ``*.ci`` file under the given object directories
+(or the given ``.ci`` files themselves),
 builds the call graph (nodes carry the frame size GCC computed), and prints the deepest
 path from ``Reset_Handler``/``main``. Indirect calls (function pointers, e.g. the
 transport and flash operations) are not in GCC's graph: the script adds the largest
@@ -25,7 +26,8 @@ def load(dirs: list[str]) -> tuple[dict[str, int], dict[str, set[str]], set[str]
     edges: dict[str, set[str]] = {}
     dynamic: set[str] = set()
     for d in dirs:
-        for ci in sorted(Path(d).rglob("*.ci")):
+        path = Path(d)
+        for ci in [path] if path.is_file() else sorted(path.rglob("*.ci")):
             text = ci.read_text(errors="replace")
             for title, label in NODE.findall(text):
                 name = title.split(":")[-1]
