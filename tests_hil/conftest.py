@@ -1,4 +1,5 @@
-"""Suite-level fixtures: the reference application images the scenarios update to."""
+"""Suite-level fixtures (the reference application images the scenarios update to) and the
+order the scenarios run in."""
 
 from __future__ import annotations
 
@@ -28,3 +29,28 @@ def apps(board_spec, rig_options):
     if rig_options.app is not None:
         images["user"] = load_image(rig_options.app, base=base)
     return images
+
+
+#: the order of the scenario files: quick, targeted scenarios first, so that with ``-x`` a
+#: bug stops the run at the scenario that names it (a jump-contract item, an edge size, a
+#: link policy), not at the long consecutive-updates run; unknown files go after these
+MODULE_ORDER = (
+    "test_bootloader.py",
+    "test_boot_decision.py",
+    "test_ota_update.py",
+    "test_edge_sizes.py",
+    "test_link_policies.py",
+    "test_power_cut.py",
+    "test_consecutive_updates.py",
+)
+
+
+def order_key(item: pytest.Item) -> tuple[int, int]:
+    """(slow last, file rank): sorting is stable, so the order inside a file is kept."""
+    name = item.path.name
+    rank = MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
+    return (item.get_closest_marker("slow") is not None, rank)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=order_key)
