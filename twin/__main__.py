@@ -1,4 +1,8 @@
-"""``python -m twin``: start one virtual NUCLEO-F767ZI and print its ports as one JSON line."""
+"""``python -m twin``: start one virtual NUCLEO-F767ZI and print its ports as one JSON line.
+
+Owns: the command line, signal handling, the parent watch and state saving at exit. Must
+not touch: the machine's parts (it builds a twin/board.py Board and starts it).
+"""
 
 from __future__ import annotations
 

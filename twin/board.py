@@ -3,7 +3,12 @@ model, peripherals and network, and the servers.
 
 Every part is required: a part that does not import is a crash naming it, never a quieter
 twin (one without exceptions would lock up where the board takes a fault; one without
-peripherals would read their registers as plain storage)."""
+peripherals would read their registers as plain storage).
+
+Owns: which parts make a board and their control commands (flash.cut, power.cut, probe).
+Must not touch: the machine's internals (it uses Machine's public methods and the devices'
+own APIs).
+"""
 
 from __future__ import annotations
 

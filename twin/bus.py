@@ -67,6 +67,7 @@ class Bus:
         self._storage_pages: set[int] = set()
         self._storage: dict[int, int] = {}
         self._mapped_pages: set[int] = set()
+        self._fixups = stores.fixups  # the same list object, tested on every MMIO access
         self._bus_error: str | None = None  # set by a device inside an MMIO write
         self.master_port = BusMasterPort(memory, stores, slice_)
         for reg in memory.regions:
@@ -120,27 +121,24 @@ class Bus:
 
     # ------------------------------------------------------------------ CPU accesses
     def _mmio_read(self, uc, offset: int, size: int, page: int) -> int:
-        st = self._stores
-        if st.fixups:
-            st.apply_fixups()
+        if self._fixups:
+            self._stores.apply_fixups()
         s = self._slice
         s.ticks += 1
         s.short = SHORT_SLICES_AFTER_IO
         address = page + offset
-        prot = self._prot
         if (
-            (address >= 0xE0000000 or prot.view is not None)
+            (address >= 0xE0000000 or self._prot.view is not None)
             and s.active
-            and prot.access_denied(address, False)
+            and self._prot.access_denied(address, False)
         ):
             return 0
-        clock = self._clock
-        if clock.wait_mode == "idle" and address == clock.idle_addr and s.active:
+        if address == s.idle_addr and s.active and self._clock.wait_mode == "idle":
             # the firmware polls again the register that started the host wait: end the
             # slice here (that status read is repeated afterwards, harmless) instead of
             # spinning through the rest of it, so waiting costs little host CPU and the
             # wait can catch up with wall time on a loaded machine
-            clock.idle_addr = -1
+            s.idle_addr = -1
             s.stop("idle")
         s.last_read = address
         dev = self.lookup(address)
@@ -152,18 +150,16 @@ class Bus:
         return 0
 
     def _mmio_write(self, uc, offset: int, size: int, value: int, page: int) -> None:
-        st = self._stores
-        if st.fixups:
-            st.apply_fixups()
+        if self._fixups:
+            self._stores.apply_fixups()
         s = self._slice
         s.ticks += 1
         s.short = SHORT_SLICES_AFTER_IO
         address = page + offset
-        prot = self._prot
         if (
-            (address >= 0xE0000000 or prot.view is not None)
+            (address >= 0xE0000000 or self._prot.view is not None)
             and s.active
-            and prot.access_denied(address, True)
+            and self._prot.access_denied(address, True)
         ):
             return
         dev = self.lookup(address)

@@ -83,7 +83,6 @@ class Clock:
         self._wait_start = 0  # cycles when the current wait began
         # host waits
         self.wait_mode: str | None = None  # None, "poll" or "idle"
-        self.idle_addr = -1  # the register whose read asked for the host wait
         self._idle_posts = 0
 
     # ------------------------------------------------------------------ time
@@ -177,7 +176,8 @@ class Clock:
         if self.wait_mode is None:
             self.wait_mode = "idle"
             self._idle_posts = self._gate.posts_done
-            self.idle_addr = self._slice.last_read if self._slice.active else -1
+            # the register whose read asked for the wait: its next read ends the slice
+            self._slice.idle_addr = self._slice.last_read if self._slice.active else -1
             self.begin_pace(self.now_cycles())
 
     def begin_pace(self, now: int) -> None:

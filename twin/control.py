@@ -7,6 +7,10 @@ the connection stays open. Several clients may connect at once.
 Other parts of the twin add commands with :meth:`ControlServer.register_command`:
 ``fn(machine, request: dict) -> dict | None``; it runs on the server thread with the machine
 lock held (the CPU is parked between slices), so it may touch device state directly.
+
+Owns: the control socket, its built-in commands and the command registry. Must not touch:
+device internals beyond a command's own job; it holds the machine through
+``machine.host()``.
 """
 
 from __future__ import annotations

@@ -61,9 +61,11 @@ class CpuThread:
 
     def _iteration(self) -> float | None:
         """One pass of the loop (lock held): returns wall seconds to wait, or None."""
-        runner, resets = self._runner, self._resets
-        self._gate.drain(self._clock.guard)
-        resets.reset_pending()
+        runner, resets, gate = self._runner, self._resets, self._gate
+        if gate.posted:
+            gate.drain(self._clock.guard)
+        if resets.pending is not None:
+            resets.reset_pending()
         runner.sync_stopped()  # catches lockups entered inside the exception unit
         if not runner.runnable():
             wait = runner.stopped_wait()

@@ -5,6 +5,10 @@ per line ``{"id", "request", "arguments"}`` answered by ``{"id", "status", "resu
 Behind it: an SW-DP (DPIDR 0x5BA02477) with one AHB-AP whose memory accesses go through the
 machine's system bus (MMIO included). One client at a time: a second concurrent client
 gets an error line and is disconnected.
+
+Owns: the protocol, the DP/AP registers, the one-client rule and the NRST line of the
+probe. Must not touch: memory or devices directly (every access goes through the machine's
+bus and debug unit).
 """
 
 from __future__ import annotations

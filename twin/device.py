@@ -18,7 +18,7 @@ control server) must hand work to the CPU thread with ``services.post(fn)``; the
 touch device state directly.
 
 Owns: the contracts (Device, Services, BusMaster, BusError, Cpu, ExceptionUnit) and two
-register-lane helpers. Must not import anything else of the twin.
+register-lane helpers. Must not touch: any other module of the twin (it imports none).
 """
 
 from __future__ import annotations

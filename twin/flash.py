@@ -21,6 +21,11 @@ Model rules (RM0410 where known; see docs/twin.md for the choices made here):
   DS11532-like durations; the data changes at the start (real hardware stalls readers).
 * Option bytes: OPTCR/OPTCR1 writes need OPTLOCK=0; OPTSTRT copies them to the (persistent)
   option bytes; layout (nDBANK) and BOOT_ADD0/1 take effect at the next reset.
+
+Owns: the FLASH registers, the NOR array's semantics, the option bytes and operation
+timing. Must not touch: the machine (it reaches it through its Services: time, IRQ, reset,
+``code_changed``, ``bus_error``, ``poll_wait``); power-cut matching is twin/flash_cut.py,
+the state files twin/flash_state.py.
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class HostGate:
@@ -32,20 +33,22 @@ class HostGate:
         self.posts_done = 0  # posted functions run so far (a host wait ends on a new one)
         self.cpu_thread_id: int | None = None
 
-    @contextmanager
-    def host(self) -> Iterator[None]:
-        """Hold the machine between slices (for debugger/control access)."""
+    def host(self, value: T) -> HostHold[T]:
+        """``with gate.host(value) as v``: hold the machine between slices (debugger and
+        control accesses); ``v`` is ``value``."""
+        return HostHold(self, value)
+
+    def _acquire(self) -> None:
         with self._gate:
             self.host_waiting += 1
         self.lock.acquire()
         with self._gate:
             self.host_waiting -= 1
-        try:
-            yield
-        finally:
-            self.lock.release()
-            with self._gate:
-                self._gate.notify_all()
+
+    def _release(self) -> None:
+        self.lock.release()
+        with self._gate:
+            self._gate.notify_all()
 
     def post(self, fn: Callable[[], None]) -> None:
         """Thread-safe: run ``fn`` on the CPU thread at the next slice boundary."""
@@ -91,3 +94,21 @@ class HostGate:
         return (
             threading.get_ident() != self.cpu_thread_id and self.lock._is_owned()
         )  # RLock has no public owner test
+
+
+class HostHold(Generic[T]):
+    """The context manager of :meth:`HostGate.host` (a class, not a generator: a debugger
+    takes it for each of its tens of thousands of requests)."""
+
+    __slots__ = ("_gate", "_value")
+
+    def __init__(self, gate: HostGate, value: T) -> None:
+        self._gate = gate
+        self._value = value
+
+    def __enter__(self) -> T:
+        self._gate._acquire()
+        return self._value
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._gate._release()

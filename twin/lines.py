@@ -1,4 +1,8 @@
-"""The JSON-lines socket loop shared by the debug port and the control interface."""
+"""The JSON-lines socket loop shared by the debug port and the control interface.
+
+Owns: accepting clients, reading lines, writing replies. Must not touch: what the lines
+mean (the handler's job).
+"""
 
 from __future__ import annotations
 

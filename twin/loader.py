@@ -1,7 +1,12 @@
-"""Images given to ``python -m twin --load FILE[@ADDR]``: .bin (needs @ADDR), .hex, .elf."""
+"""Images given to ``python -m twin --load FILE[@ADDR]``: .bin (needs @ADDR), .hex, .elf.
+
+Owns: the file formats and the address checks of ``--load``. Must not touch: the machine
+(the board places the chunks).
+"""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +107,7 @@ def validate(chunks: list[Chunk]) -> list[Chunk]:
     for c in chunks:
         if not c.data:
             continue
-        for name, base, size in TARGETS:
+        for _name, base, size in TARGETS:
             if base <= c.address and c.address + len(c.data) <= base + size:
                 addr = c.address
                 if base == mm.FLASH_ITCM_BASE:
@@ -116,7 +121,7 @@ def validate(chunks: list[Chunk]) -> list[Chunk]:
                 "0x00000000-0x00003FFF)"
             )
     ordered = sorted(placed, key=lambda c: c.address)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         if b.address < a.address + len(a.data):
             raise LoadError(
                 f"--load: {a.source} (0x{a.address:08X}+{len(a.data)}) overlaps "

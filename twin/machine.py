@@ -21,13 +21,13 @@ the job. Threading: the CPU thread runs slices holding the lock; host threads us
 :meth:`Machine.host`. Devices are only called with the lock held.
 
 Owns: the wiring and the late-attached parts (exception unit, debug unit, flash
-controller). Must not hold state or logic of its own beyond that.
+controller). Must not touch: any part's state on its own behalf (no logic here beyond
+forwarding; a new job gets its own module).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import unicorn as uc_mod
 import unicorn.arm_const as A
@@ -38,7 +38,7 @@ from twin.clock import Clock
 from twin.core_regs import CoreRegs
 from twin.cpu_thread import CpuThread
 from twin.device import Device, ExceptionUnit
-from twin.host_gate import HostGate
+from twin.host_gate import HostGate, HostHold
 from twin.protection import Protection
 from twin.reset import Resets
 from twin.runner import CoreRunner
@@ -206,11 +206,10 @@ class Machine:
         self.clock.log(message, who)
 
     # ------------------------------------------------------------------ host side
-    @contextmanager
-    def host(self) -> Iterator[Machine]:
-        """Hold the machine between slices (for debugger/control access)."""
-        with self.gate.host():
-            yield self
+    def host(self) -> HostHold[Machine]:
+        """``with machine.host() as m``: hold the machine between slices (for debugger and
+        control access)."""
+        return self.gate.host(self)
 
     def post(self, fn: Callable[[], None]) -> None:
         """Thread-safe: run ``fn`` on the CPU thread at the next slice boundary."""

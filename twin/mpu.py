@@ -11,10 +11,15 @@ of 256 bytes or more is cut in eight sub-regions that RASR.SRD can disable); AP 
 privileged and unprivileged read/write rights, an instruction fetch needs read access and
 XN = 0. No region: privileged accesses use the default map when PRIVDEFENA is set, any
 other access faults (MemManage: DACCVIOL for data with MMFAR, IACCVIOL for a fetch).
+
+Owns: the PMSAv7 rules as pure functions over decoded regions. Must not touch: unicorn,
+the machine or the registers' storage (the exception model keeps those; twin/protection.py
+applies the answers).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 R, W, X = 1, 2, 4  # the same values as unicorn's UC_PROT_READ/WRITE/EXEC
@@ -73,7 +78,7 @@ def decode(rbar: list[int], rasr: list[int]) -> list[MpuRegion]:
     aligned down to the region size, as the hardware ignores the low bits.
     """
     out = []
-    for i, (b, a) in enumerate(zip(rbar, rasr)):
+    for i, (b, a) in enumerate(zip(rbar, rasr, strict=False)):
         if not a & 1:
             continue
         size = 1 << (max((a >> 1) & 0x1F, 4) + 1)
@@ -112,7 +117,7 @@ class MpuView:
             edges.update(e for e in reg.edges() if lo < e < hi)
         points = sorted(edges)
         out: list[tuple[int, int, int]] = []
-        for a, b in zip(points, points[1:]):
+        for a, b in itertools.pairwise(points):
             p = self.perms(a)
             if out and out[-1][2] == p and out[-1][1] == a:
                 out[-1] = (out[-1][0], b, p)

@@ -7,7 +7,7 @@ priority (active exceptions, PRIMASK, BASEPRI, FAULTMASK), external interrupt li
 high level keeps an IRQ pending), the pending/active views of ICSR and SHCSR and the AIRCR
 actions. Exception numbers and the NVIC's size are defined here.
 
-Owns (attributes set by ``ExceptionModel.reset``): ``enabled``, ``pending``, ``active``,
+Owns: (attributes set by ``ExceptionModel.reset``) ``enabled``, ``pending``, ``active``,
 ``levels``, ``ipr``, ``shpr``, ``prigroup``, ``shcsr_ena``. Must not touch: the stack or
 the core's registers other than reading the masks (entry and return are
 twin/exc_entry.py), fault status (twin/faults.py).

@@ -5,9 +5,9 @@ one device, forwarding each call to the part of the machine that owns it: time a
 to the clock, interrupts to the exception unit, bus-master accesses to the bus's
 :class:`~twin.bus.BusMasterPort`, resets to the reset unit, posted work to the host gate.
 
-Owns: nothing but the device's name (for its log lines). Must not grow logic: a new need
-of a device is a new method here that forwards to the owning part, documented in
-twin/device.py.
+Owns: nothing but the device's name (for its log lines). Must not touch: any part's state
+itself; a new need of a device is a new method here that forwards to the owning part,
+documented in twin/device.py.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ reset there, so they record what they saw here and stop the slice. The runner
 
 Owns: whether a slice runs (``active``), why it must stop (``reasons``, :meth:`Slice.stop`),
 the MMIO access count inside the slice (sub-slice time), how many of the next slices are
-short, the fault address and MPU refusal a hook saw, the "kicked" flag and the latest MMIO
-read address. Must not touch: time, memory, devices or the core's registers.
+short, the fault address and MPU refusal a hook saw, the "kicked" flag, the latest MMIO
+read address and the register whose next read ends the slice during a host wait. Must not touch: time, memory, devices or the core's registers.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class Slice:
         "active",
         "end",
         "fault_addr",
+        "idle_addr",
         "kicked",
         "last_read",
         "mpu_fault",
@@ -55,6 +56,7 @@ class Slice:
         self.mpu_fault: tuple[str, int] | None = None  # ("daccviol"/"iaccviol", address)
         self.kicked = False  # an exception became takeable inside a register write
         self.last_read = -1  # address of the latest MMIO read in this slice
+        self.idle_addr = -1  # a read here ends the slice: a host wait is under way
 
     def begin(self, end: int) -> None:
         """A new slice starts; it would end at virtual cycle ``end``."""

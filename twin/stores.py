@@ -122,8 +122,10 @@ class Stores:
 
     # ------------------------------------------------------------------ fix-ups
     def apply_fixups(self) -> None:
-        """Restore the modelled bytes over the raw values unicorn stored."""
-        fix, self.fixups = self.fixups, []
+        """Restore the modelled bytes over the raw values unicorn stored. (The list object
+        stays the same: the bus keeps a reference to test it cheaply on every access.)"""
+        fix = self.fixups[:]
+        self.fixups.clear()
         for address, data in fix:
             reg = self._memory.region_at(address, len(data))
             if reg is not None:

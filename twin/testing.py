@@ -7,8 +7,9 @@ fire exactly at their cycle, a thread-safe post queue the test runs
 the device asked for (interrupt lines, resets, log lines, waits). Tests drive device
 registers directly, as firmware would.
 
-Owns: nothing of the real machine; it imports only the contract (twin/device.py). Must
-not grow device-specific behaviour: a test that needs more subclasses it.
+Owns: its fake time, event queue, post queue, RAM and records. Must not touch: the real
+machine (it imports only the contract, twin/device.py); no device-specific behaviour
+here (a test that needs more subclasses it).
 """
 
 from __future__ import annotations

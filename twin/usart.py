@@ -5,6 +5,9 @@ is the slave end of a PTY in raw mode, which pyserial opens like /dev/ttyACM0. B
 at the configured baud rate in virtual time (10 bit times per frame). A reader thread posts
 received bytes to the CPU thread; received bytes are delivered one frame apart, a byte
 arriving while RXNE is still set is lost with ORE (unless CR3.OVRDIS).
+
+Owns: USART3's registers, the PTY and its reader thread. Must not touch: the machine
+beyond its Services (received bytes are posted to the CPU thread).
 """
 
 from __future__ import annotations

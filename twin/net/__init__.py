@@ -12,6 +12,10 @@ Wiring into ``python -m twin`` (TWIN-CORE)::
 Control commands (all take/return JSON objects): ``net.status``, ``net.link``
 (``{"up": bool}``), ``net.fault`` (``{"kind": "bit_errors"|"drop"|"irq"|"module_reset"|
 "clear", ...}``), ``net.log`` (``{"last": n}``). See docs/twin-network.md.
+
+Owns: building the network devices from the command line and their control commands. Must
+not touch: the machine beyond ``log`` while building (devices reach it through their
+Services).
 """
 
 from __future__ import annotations

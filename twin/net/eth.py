@@ -4,6 +4,10 @@ Not the STM32 ETH MAC: a small TCP-offload block the firmware drives with comman
 and DMA-style buffers (it posts a RAM address and a length; the device reads or writes
 RAM itself). The register interface is documented in docs/twin-network.md. It sits in a
 reserved hole of the F767 memory map so a later ETH MAC model (0x40028000) can coexist.
+
+Owns: the offload block's registers, its connection state and its buffer transfers
+(through ``services.bus_master()``, the bus-master port). Must not touch: the machine or
+memory directly; host sockets are the NAT host's.
 """
 
 from __future__ import annotations

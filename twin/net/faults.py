@@ -2,6 +2,9 @@
 
 Each fault kind has its own ``random.Random(seed)`` so the same arming replays the same
 faults for the same byte stream, whatever else happens in the twin.
+
+Owns: the armed faults, their random streams and counters. Must not touch: the module's
+state (it only answers what to corrupt, drop or lose).
 """
 
 from __future__ import annotations

@@ -13,11 +13,15 @@ sender sees real TCP back-pressure.
 
 This module knows nothing about registers: both the socket-offload Ethernet device and
 the WINC3400-like module (and a future ETH MAC model) use it.
+
+Owns: the host sockets, their threads and the forwards. Must not touch: device registers
+or the machine (it posts to the CPU thread through the callbacks it is given).
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import ipaddress
 import queue
 import socket
@@ -297,7 +301,7 @@ class Connection:
                 break
             finally:
                 sock.settimeout(0.2)
-            self.nat.post(lambda n=len(item): self._sent(n))
+            self.nat.post(functools.partial(self._sent, len(item)))
         # Local close: flush done, send FIN (or RST on abort), then release the socket.
         if not self._abort:
             try:

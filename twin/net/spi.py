@@ -7,6 +7,9 @@ SSI=0 in master mode clears MSTR and SPE), LSBFIRST (the slave sees bit-reversed
 RXNEIE/TXEIE/ERRIE on IRQ 35. Frames are exchanged with the slave the moment they are
 written (no baud-rate timing), so BSY always reads 0 and TXE 1. Not modelled: CRC
 calculation, I2S, slave mode, DMA requests.
+
+Owns: SPI1's registers and FIFOs. Must not touch: the slave's protocol (it exchanges bytes
+with it) or the machine beyond its Services.
 """
 
 from __future__ import annotations

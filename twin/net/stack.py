@@ -1,4 +1,8 @@
-"""One twin's network: the NAT host side plus its devices and control commands."""
+"""One twin's network: the NAT host side plus its devices and control commands.
+
+Owns: the forwards, the window and the NAT host of one twin. Must not touch: device
+registers.
+"""
 
 from __future__ import annotations
 

@@ -13,6 +13,9 @@ Two layers:
 The shield wiring of the thread (our choice, documented): SPI1 SCK PA5, MISO PA6,
 MOSI PB5, CS PD14 (Arduino D10, software NSS), IRQN PB1, RESET_N PF12 (D8),
 CHIP_EN PF13 (D7).
+
+Owns: the module's sockets, event queue, pins and power state. Must not touch: the machine
+beyond the SPI device's Services, host sockets (the NAT host's).
 """
 
 from __future__ import annotations

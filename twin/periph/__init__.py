@@ -3,6 +3,9 @@
 ``all_devices()`` returns fresh instances for one board; the machine attaches and maps
 them. Board-side helpers: ``gpiob.output_level(0)`` (LD1), ``gpioc.drive_input(13, True)``
 (press B1), ``rcc.reset_history``.
+
+Owns: the list of peripheral models of one board. Must not touch: the machine (the board
+adds the devices).
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
-"""A word-register device base for the STM32 peripheral models."""
+"""A word-register device base for the STM32 peripheral models.
+
+Owns: word-register access helpers, the RAZ/WI default and the stopped-core time helper.
+Must not touch: the machine (a device's Services only).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 from twin.device import Device, merge_word, sub_word
 
@@ -16,8 +21,8 @@ class RegDevice(Device):
     once). Override :meth:`on_write` / :meth:`on_read` for side effects.
     """
 
-    RESET: dict[int, int] = {}
-    WRITABLE: dict[int, int] = {}
+    RESET: ClassVar[dict[int, int]] = {}
+    WRITABLE: ClassVar[dict[int, int]] = {}
     #: (RCC enable register offset, bit) gating this device, or None (always clocked).
     CLOCK: tuple[int, int] | None = None
 
@@ -73,7 +78,7 @@ class ClockGate:
         bit: the enable bit in that register.
     """
 
-    NAMES = {0x30: "AHB1ENR", 0x34: "AHB2ENR", 0x40: "APB1ENR", 0x44: "APB2ENR"}
+    NAMES: ClassVar[dict[int, str]] = {0x30: "AHB1ENR", 0x34: "AHB2ENR", 0x40: "APB1ENR", 0x44: "APB2ENR"}
 
     def __init__(self, device: Device, register: int, bit: int) -> None:
         self.device = device

@@ -9,6 +9,9 @@ server takes ``machine.host()``), so it may touch device state directly.
 * ``reset_cause`` → ``{"last": cause, "csr": RCC_CSR, "history": [...]}``
 * ``exceptions`` → NVIC/SCB state (pending, active, VTOR, lockup, CFSR/HFSR, MPU, SysTick)
 * ``clocks`` → SYSCLK/HCLK/PCLK1/PCLK2 in Hz
+
+Owns: the peripheral control commands. Must not touch: anything but the devices they name
+and the exception model's snapshot (the control server holds the machine).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""CRC calculation unit (0x4002_3000): programmable polynomial/size, input/output reversal."""
+"""CRC calculation unit (0x4002_3000): programmable polynomial/size, input/output reversal.
+
+Owns: the CRC unit's registers and computation. Must not touch: the machine beyond its
+Services.
+"""
 
 from __future__ import annotations
 

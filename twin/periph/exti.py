@@ -1,6 +1,12 @@
-"""SYSCFG (0x4001_3800: EXTICR port selection, CMPCR) and EXTI (0x4001_3C00) → NVIC lines."""
+"""SYSCFG (0x4001_3800: EXTICR port selection, CMPCR) and EXTI (0x4001_3C00) → NVIC lines.
+
+Owns: EXTI lines, SYSCFG's port selection, the edges they turn into IRQs. Must not touch:
+GPIO state (GPIO reports edges) or the machine beyond Services.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from twin.periph.base import RegDevice
 
@@ -33,8 +39,14 @@ class Syscfg(RegDevice):
     """System configuration: EXTI port selection (EXTICR1-4), PMC, CMPCR ready flag."""
 
     name, base, size = "syscfg", 0x40013800, 0x400
-    RESET = {MEMRMP: 0, PMC: 0, EXTICR1: 0, 0x0C: 0, 0x10: 0, 0x14: 0, CMPCR: 0}
-    WRITABLE = {CMPCR: 0x1, EXTICR1: 0xFFFF, 0x0C: 0xFFFF, 0x10: 0xFFFF, 0x14: 0xFFFF}
+    RESET: ClassVar[dict[int, int]] = {MEMRMP: 0, PMC: 0, EXTICR1: 0, 0x0C: 0, 0x10: 0, 0x14: 0, CMPCR: 0}
+    WRITABLE: ClassVar[dict[int, int]] = {
+        CMPCR: 0x1,
+        EXTICR1: 0xFFFF,
+        0x0C: 0xFFFF,
+        0x10: 0xFFFF,
+        0x14: 0xFFFF,
+    }
     CLOCK = (0x44, 14)  # RCC_APB2ENR.SYSCFGEN
 
     def port_of_line(self, line: int) -> int:
@@ -51,8 +63,15 @@ class Exti(RegDevice):
     """External interrupt controller; drives NVIC lines at level (PR & IMR)."""
 
     name, base, size = "exti", 0x40013C00, 0x400
-    RESET = {IMR: 0, EMR: 0, RTSR: 0, FTSR: 0, SWIER: 0, PR: 0}
-    WRITABLE = {IMR: LINE_MASK, EMR: LINE_MASK, RTSR: LINE_MASK, FTSR: LINE_MASK, SWIER: LINE_MASK, PR: 0}
+    RESET: ClassVar[dict[int, int]] = {IMR: 0, EMR: 0, RTSR: 0, FTSR: 0, SWIER: 0, PR: 0}
+    WRITABLE: ClassVar[dict[int, int]] = {
+        IMR: LINE_MASK,
+        EMR: LINE_MASK,
+        RTSR: LINE_MASK,
+        FTSR: LINE_MASK,
+        SWIER: LINE_MASK,
+        PR: 0,
+    }
 
     def __init__(self) -> None:
         super().__init__()

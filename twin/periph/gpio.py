@@ -1,4 +1,8 @@
-"""GPIO ports A..K (0x4002_0000 + 0x400·n): modes, ODR/BSRR, IDR from outside, edges to EXTI."""
+"""GPIO ports A..K (0x4002_0000 + 0x400·n): modes, ODR/BSRR, IDR from outside, edges to EXTI.
+
+Owns: the ports' registers and pin levels. Must not touch: what is wired to a pin
+(board-side parts drive inputs and read outputs) or the machine beyond Services.
+"""
 
 from __future__ import annotations
 

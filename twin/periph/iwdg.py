@@ -1,4 +1,8 @@
-"""Independent watchdog (0x4000_3000) on virtual time; LSI = 32 kHz."""
+"""Independent watchdog (0x4000_3000) on virtual time; LSI = 32 kHz.
+
+Owns: the IWDG's registers and countdown. Must not touch: the machine beyond its Services
+(a timeout is ``request_reset``).
+"""
 
 from __future__ import annotations
 

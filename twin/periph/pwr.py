@@ -1,6 +1,12 @@
-"""PWR (0x4000_7000): voltage scaling, over-drive handshake, backup-domain access (DBP)."""
+"""PWR (0x4000_7000): voltage scaling, over-drive handshake, backup-domain access (DBP).
+
+Owns: PWR's registers. Must not touch: backup SRAM (it tells the machine the DBP gate
+through ``set_backup_write_access``).
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from twin.periph.base import RegDevice
 
@@ -14,8 +20,13 @@ class Pwr(RegDevice):
     """Power controller: ODRDY follows ODEN, ODSWRDY follows ODSWEN (needs ODRDY)."""
 
     name, base, size = "pwr", 0x40007000, 0x400
-    RESET = {CR1: 0x0000C000, CSR1: VOSRDY, CR2: 0, CSR2: 0}
-    WRITABLE = {CR1: 0x000FEFFB, CSR1: 0x00000300, CR2: 0x00003F3F, CSR2: 0x00003F00}
+    RESET: ClassVar[dict[int, int]] = {CR1: 0x0000C000, CSR1: VOSRDY, CR2: 0, CSR2: 0}
+    WRITABLE: ClassVar[dict[int, int]] = {
+        CR1: 0x000FEFFB,
+        CSR1: 0x00000300,
+        CR2: 0x00003F3F,
+        CSR2: 0x00003F00,
+    }
     CLOCK = (0x40, 28)  # RCC_APB1ENR.PWREN
 
     @property

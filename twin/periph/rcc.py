@@ -1,8 +1,14 @@
-"""RCC (0x4002_3800): oscillator ready flags, clock switch, PLL → core clock, reset flags."""
+"""RCC (0x4002_3800): oscillator ready flags, clock switch, PLL → core clock, reset flags.
+
+Owns: the clock tree's registers and the reset flags. Must not touch: the clock itself (it
+tells the machine the new SYSCLK through ``set_core_hz``) or backup SRAM
+(``set_backup_clock``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 from twin.periph.base import RegDevice
 
@@ -40,7 +46,7 @@ class Rcc(RegDevice):
     """Reset and clock control. Ready flags follow enables at once; SYSCLK drives virtual time."""
 
     name, base, size = "rcc", 0x40023800, 0x400
-    RESET = {
+    RESET: ClassVar[dict[int, int]] = {
         CR: CR_RESET,
         PLLCFGR: 0x24003010,
         CFGR: 0,
@@ -68,7 +74,7 @@ class Rcc(RegDevice):
         DCKCFGR1: 0,
         DCKCFGR2: 0,
     }
-    WRITABLE = {CR: 0x150D00F9, CFGR: 0xFFFFFFF3, CSR: 0x01000001, BDCR: 0x0001831D}
+    WRITABLE: ClassVar[dict[int, int]] = {CR: 0x150D00F9, CFGR: 0xFFFFFFF3, CSR: 0x01000001, BDCR: 0x0001831D}
 
     def __init__(self) -> None:
         super().__init__()

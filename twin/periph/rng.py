@@ -1,4 +1,8 @@
-"""RNG (0x5006_0800): deterministic random words (seeded) so runs are reproducible."""
+"""RNG (0x5006_0800): deterministic random words (seeded) so runs are reproducible.
+
+Owns: the RNG's registers and its seeded stream. Must not touch: the machine beyond its
+Services.
+"""
 
 from __future__ import annotations
 

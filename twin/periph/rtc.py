@@ -27,6 +27,9 @@ What a bootloader uses the RTC block for is the backup registers: "update reques
   it, as on the chip — firmware that reads TR and never DR sees the time stand still there
   too. A TR/DR the calendar cannot count from (bad BCD, 30 February) does not advance
   (logged once). Alarms, the wake-up timer, tamper and time stamps never fire.
+
+Owns: the RTC's registers, calendar and backup registers. Must not touch: the machine
+beyond its Services.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Basic timers TIM6/TIM7 (APB1 ×2 clock) on virtual time: update event + interrupt."""
+"""Basic timers TIM6/TIM7 (APB1 ×2 clock) on virtual time: update event + interrupt.
+
+Owns: TIM6/TIM7's registers and update events. Must not touch: the machine beyond its
+Services.
+"""
 
 from __future__ import annotations
 

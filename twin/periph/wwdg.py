@@ -1,4 +1,8 @@
-"""Window watchdog (0x4000_2C00): 7-bit down-counter on PCLK1/4096/2^WDGTB, in core cycles."""
+"""Window watchdog (0x4000_2C00): 7-bit down-counter on PCLK1/4096/2^WDGTB, in core cycles.
+
+Owns: the WWDG's registers and countdown. Must not touch: the machine beyond its Services
+(a timeout is ``request_reset``).
+"""
 
 from __future__ import annotations
 
