@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.errors import ConfigError, RigError
+from rig.ota.connection import Timeouts
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -34,6 +35,16 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 786432, 0xC0000 or 768K)") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"size must be >= 1: {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is not in 0..65535 (0 = any free port)")
     return value
 
 
@@ -60,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="address to listen on (default 127.0.0.1; a lab board needs the lab "
         "interface's own address; all-interfaces is refused)",
     )
-    serve.add_argument("--port", type=int, default=5000, help="TCP port (default 5000; 0 = any free)")
+    serve.add_argument("--port", type=_port, default=5000, help="TCP port (default 5000; 0 = any free)")
     serve.add_argument(
         "--policy",
         action="append",
@@ -84,14 +95,24 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         metavar="S",
-        help="seconds to wait for a board to connect, per session (default 60)",
+        help="seconds to wait for a board to connect, per session (default 60); with "
+        "--sessions 0 the server waits for boards until Ctrl-C instead",
     )
     serve.add_argument(
         "--sessions",
         type=int,
         default=1,
         metavar="N",
-        help="sessions to serve before exiting (default 1; 0 = until Ctrl-C)",
+        help="sessions to serve before exiting (default 1); 0 = serve every board that "
+        "connects until Ctrl-C (never exits on its own, whatever --timeout says)",
+    )
+    serve.add_argument(
+        "--session-limit",
+        type=float,
+        default=Timeouts.session,
+        metavar="S",
+        help=f"longest one session may last, connect to end (default {Timeouts.session:g} s): a board "
+        "that reads very slowly or never finishes cannot hold the server for ever",
     )
     serve.add_argument("--capture", type=Path, metavar="DIR", help="write one pcap per session into DIR")
     serve.add_argument(
@@ -145,21 +166,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server until ``--sessions`` sessions ended; print a summary."""
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.text import Text
 
     from rig.ota.server import OtaServer
-    from rig.ota.session import Timeouts
 
     if args.sessions < 0:
         raise ConfigError("--sessions must be >= 0", source="--sessions", hint="0 serves until Ctrl-C")
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False)
-    image = args.image.read_bytes() if args.image.is_file() else None
-    if image is None:
-        raise ConfigError(
-            f"image {args.image} does not exist or is not a file",
-            source="IMAGE",
-            hint="build the application first (make -C firmware) and pass its .bin",
-        )
+    # markup and emoji codes off: every text printed here may quote what a board sent
+    out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+    err = Console(stderr=True, highlight=False, markup=False, emoji=False)
+    image = _read_image(args.image)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -188,7 +204,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         policy=args.policy or None,
         crc=args.crc,
         max_size=args.max_size,
-        timeouts=Timeouts(connect=args.timeout),
+        timeouts=Timeouts(connect=args.timeout, session=args.session_limit),
         capture=args.capture,
         capture_iface=args.capture_iface,
         on_progress=on_progress,
@@ -202,11 +218,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 flush=True,
             )
             if server.capture_error:
-                err.print(f"[yellow]capture off:[/] {server.capture_error}")
-            while args.sessions == 0 or len(results) < args.sessions:
+                err.print(Text("capture off: ", style="yellow") + Text(visible(server.capture_error)))
+            forever = args.sessions == 0
+            while forever or len(results) < args.sessions:
                 res = server.wait_session(args.timeout)
+                if res.phase == "connect" and forever and server.serving:
+                    continue  # --sessions 0: no board yet is no reason to stop; Ctrl-C is
                 results.append(res)
                 _print_result(out, res, args.transcript)
+                _write_json(args.json, results, server)  # each session's result is kept at once
                 if res.phase == "connect":
                     break
     except KeyboardInterrupt:
@@ -218,18 +238,68 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK if results and all(r.ok for r in results) else EXIT_FAIL
 
 
+def visible(text: object) -> str:
+    """``text`` with every character a terminal would act on (ESC, CR, BEL, NUL, bidi
+    overrides...) shown as an escape (``\\x1b``, ``\\u202e``), so nothing a board sent can
+    move the cursor, clear the screen or hide text; line breaks are kept."""
+    return "\n".join(
+        "".join(c if c.isprintable() else _escape_char(c) for c in line) for line in str(text).split("\n")
+    )
+
+
+def _escape_char(c: str) -> str:
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
+#: the largest image ``rig ota serve`` reads (the STM32F767's whole flash is 2 MiB)
+MAX_IMAGE = 16 << 20
+
+
+def _read_image(path: Path) -> bytes:
+    """The image's bytes; ConfigError (exit 2) for anything but a readable regular file of
+    at most :data:`MAX_IMAGE` bytes (a FIFO or a device would block or never end)."""
+    hint = "build the application first (make -C firmware) and pass its .bin"
+    try:
+        if not path.is_file():
+            raise ConfigError(f"image {path} does not exist or is not a file", source="IMAGE", hint=hint)
+        with path.open("rb") as fh:
+            data = fh.read(MAX_IMAGE + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read image {path}: {exc.strerror or exc}", source="IMAGE", hint=hint
+        ) from None
+    if len(data) > MAX_IMAGE:
+        raise ConfigError(
+            f"image {path} is larger than {MAX_IMAGE >> 20} MiB",
+            source="IMAGE",
+            hint="pass the application .bin (a few hundred KiB), not a flash dump or another file",
+        )
+    return data
+
+
 def _print_result(out: Any, res: Any, transcript: bool) -> None:
-    style = "green" if res.ok else "red"
-    out.print(f"[{style}]{res.outcome.upper()}[/] {res.reason}")
+    """One session's summary. Nothing from the session (the reason quotes the board's bytes,
+    the peer, the pcap path) is ever read as rich markup, an emoji code or an escape sequence:
+    it goes in as plain :class:`rich.text.Text`, control characters made visible."""
+    from rich.text import Text
+
+    line = Text(res.outcome.upper(), style="green" if res.ok else "red")
+    line.append(" " + visible(res.reason))
+    out.print(line)
     out.print(
-        f"  phase={res.phase} sent={res.bytes_sent} acked={res.bytes_acked} "
-        f"time={res.duration:.3f}s throughput={res.throughput / 1024:.1f} KiB/s "
-        f"policy={res.policy} peer={res.peer}"
-        + (f" pcap={res.pcap}" if res.pcap else "")
-        + (f" refused={','.join(res.refused)}" if res.refused else "")
+        Text(
+            visible(
+                f"  phase={res.phase} sent={res.bytes_sent} acked={res.bytes_acked} "
+                f"time={res.duration:.3f}s throughput={res.throughput / 1024:.1f} KiB/s "
+                f"policy={res.policy} peer={res.peer}"
+                + (f" pcap={res.pcap}" if res.pcap else "")
+                + (f" refused={','.join(res.refused)}" if res.refused else "")
+            )
+        )
     )
     if transcript:
-        out.print(res.transcript.to_text(), markup=False)
+        out.print(Text(visible(res.transcript.to_text())))
 
 
 def _write_json(path: Path | None, results: list, server: Any) -> None:
@@ -256,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except RigError as exc:
-        print(f"rig ota: error: {exc}", file=sys.stderr)
+        print(f"rig ota: error: {visible(exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from rig.errors import ConfigError
 from rig.ota.transcript import Transcript, printable
 
 #: longest control line, including the ``\n`` (docs/protocol.md)
@@ -36,6 +37,10 @@ class Timeouts:
         send: a write (or draining the send queue) making no progress: the board stopped reading.
         stall: how long a ``stall`` policy without ``ms`` holds the link waiting for the board.
         linger: after the final ``ACK``/``NACK`` (or a cut), how long to watch for stray bytes / EOF.
+        session: the longest one session may last, connect to end, whatever the board does
+            (a board reading one byte now and then never trips ``send``, but must not hold the
+            single-board server for ever): 600 s, ten times what a 2 MiB image takes over the
+            reference WiFi path.
     """
 
     connect: float = 60.0
@@ -45,11 +50,25 @@ class Timeouts:
     send: float = 20.0
     stall: float = 15.0
     linger: float = 0.3
+    session: float = 600.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "request", "ready", "ack", "send", "stall", "linger", "session"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e9:
+                raise ConfigError(
+                    f"Timeouts.{name} = {value!r}",
+                    source="timeouts",
+                    expected="a number of seconds, 0 <= s < 1e9 (not NaN or infinite)",
+                )
 
     @classmethod
     def all(cls, seconds: float) -> Timeouts:
-        """Every timeout set to ``seconds`` (linger stays short)."""
-        return cls(seconds, seconds, seconds, seconds, seconds, seconds, min(0.3, seconds))
+        """Every timeout set to ``seconds`` (linger stays short; the session limit is
+        the default or ``seconds``, whichever is longer)."""
+        return cls(
+            seconds, seconds, seconds, seconds, seconds, seconds, min(0.3, seconds), max(600.0, seconds)
+        )
 
 
 class SessionEnd(Exception):
@@ -84,6 +103,8 @@ class BoardConnection:
         #: the protocol phase, named in every SessionEnd
         self.phase = "request"
         self._stop = stop
+        #: Timeouts.session: every wait checks it, whatever the board does
+        self._session_deadline = time.monotonic() + timeouts.session
         self._rx = bytearray()
         self._eof = False
         #: the end of the stream was a reset (RST), not an orderly close (FIN)
@@ -98,9 +119,20 @@ class BoardConnection:
         """Build a SessionEnd for the current phase (``raise session.fail(...)``)."""
         return SessionEnd(outcome, reason, phase=self.phase, **kw)  # type: ignore[arg-type]
 
-    def _check_stop(self) -> None:
+    def _check_aborted(self) -> None:
         if self._stop.is_set():
             raise self.fail("aborted", "server closed (shutdown or Ctrl-C) during the session")
+
+    def _check_stop(self) -> None:
+        """Called in every wait: the server's stop flag, then the session limit."""
+        self._check_aborted()
+        if time.monotonic() > self._session_deadline:
+            raise self.fail(
+                "timeout",
+                f"the session exceeded its limit of {self.timeouts.session:g} s (Timeouts.session) "
+                f"in phase {self.phase}, after {self.wire_tx} bytes sent: the board is too slow or "
+                "stuck, and one board may not hold the server for ever",
+            )
 
     # ------------------------------------------------------------------ receiving
     def expect(self, what: str, timeout: float) -> str:
@@ -122,7 +154,7 @@ class BoardConnection:
             if line is not None:
                 return line
             if self._eof:
-                self._check_stop()
+                self._check_aborted()
                 partial = f" (partial line {printable(bytes(self._rx))!r})" if self._rx else ""
                 raise self.fail(
                     "closed",

@@ -32,7 +32,11 @@ LOG = logging.getLogger(__name__)
 
 #: sent to a client refused because a session is already running (then closed)
 BUSY_MESSAGE = b"BUSY\n"
+#: seconds (on top of ``Timeouts.linger``) a newcomer waits for the running session to end
+#: before it is refused as a second board (see ``OtaServer._await_previous_session``)
+RECONNECT_GRACE = 0.5
 _JOIN = 5.0
+_PCAP_WAIT = 7.0  # a session's pcap waits up to 5 s for the sniffer
 
 
 class OtaServer:
@@ -273,22 +277,15 @@ class OtaServer:
                 time.sleep(0.01)
                 continue
             peer_s = f"{peer[0]}:{peer[1]}"
-            if self._session_started.is_set() and self._session_closed.is_set():
-                # the previous session already closed its connection and is only writing
-                # its result: a board reconnecting at once is the next session, not a
-                # second board (bounded wait: the result needs no network)
-                deadline = time.monotonic() + 2.0
-                while self._session_started.is_set() and time.monotonic() < deadline:
-                    time.sleep(0.002)
+            if self.allow is not None and peer[0] not in self.allow:
+                self._refuse(conn, peer_s, f"peer {peer[0]} is not in the allow list")
+                continue
+            self._await_previous_session()
             with self._lock:
                 # the flag, not the thread: a finished session's thread may still be alive
                 # for a moment after publishing its result, and a board that reconnects at
                 # once (a retry, the next test) must not be refused for that
-                busy = self._session_started.is_set()
-                if self.allow is not None and peer[0] not in self.allow:
-                    self._refuse(conn, peer_s, f"peer {peer[0]} is not in the allow list")
-                    continue
-                if busy:
+                if self._session_started.is_set():
                     self._refuse(conn, peer_s, "a session is already running (one board at a time)")
                     continue
                 self._session_closed.clear()
@@ -304,6 +301,29 @@ class OtaServer:
                     daemon=True,
                 )
                 self._session_thread.start()
+
+    def _await_previous_session(self) -> None:
+        """Before a newcomer is refused as a second board: it is most often the running
+        session's board reconnecting (after its ACK or NACK, or rebooted: FIN or RST a
+        moment ago) before the session thread saw the end, or while the server still
+        watches for stray bytes (``Timeouts.linger``). Give the session that long plus
+        :data:`RECONNECT_GRACE` to close its connection, then the time its result takes to
+        be written (no network; a pcap needs the sniffer to catch up)."""
+        if not self._session_started.is_set():
+            return
+        grace = time.monotonic() + self.timeouts.linger + RECONNECT_GRACE
+        while (
+            self._session_started.is_set()
+            and not self._session_closed.is_set()
+            and time.monotonic() < grace
+            and not self._stop.is_set()
+        ):
+            time.sleep(0.002)
+        if not self._session_closed.is_set():
+            return  # still running: a second board
+        deadline = time.monotonic() + (_PCAP_WAIT if self._pcaps is not None else 2.0)
+        while self._session_started.is_set() and time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(0.002)
 
     def _refuse(self, conn: socket.socket, peer: str, why: str) -> None:
         msg = f"refused {peer}: {why}"

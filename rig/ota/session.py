@@ -9,7 +9,9 @@ It never waits without a timeout and ends the session by raising :class:`Session
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import os
 import select
 import socket
 import struct
@@ -155,7 +157,7 @@ class Session(BoardConnection):
         if line is not None:
             return line
         if self._eof:
-            self._check_stop()
+            self._check_aborted()
             raise self.fail("closed", self._closed_text())
         self._sendall(w.payload)
         self._writes += 1
@@ -200,6 +202,11 @@ class Session(BoardConnection):
             select.select([], [self.sock], [], TICK)
 
     def _closed_while_sending(self, exc: OSError) -> None:
+        self._ended_while_sending(f" ({exc.strerror or exc})")
+
+    def _ended_while_sending(self, detail: str) -> None:
+        """The connection ended under a write or a drain: a NACK the board sent before is
+        its answer, otherwise the board closed or reset (the reason says which)."""
         try:
             while not self._eof:
                 before = len(self._rx)
@@ -208,11 +215,11 @@ class Session(BoardConnection):
                     break
         except SessionEnd:
             pass
-        line = self._take_line() if self._rx else None
+        line = self._take_line() if b"\n" in self._rx[:MAX_LINE] else None
         if line is not None and line.startswith("NACK:"):
             raise self.fail("nack", line[5:], nack_reason=line[5:])
-        self._check_stop()
-        raise self.fail("closed", self._closed_text(f" ({exc.strerror or exc})"))
+        self._check_aborted()
+        raise self.fail("closed", self._closed_text(detail))
 
     def _closed_text(self, extra: str = "") -> str:
         partial = f"; partial line {printable(bytes(self._rx))!r}" if self._rx else ""
@@ -231,19 +238,39 @@ class Session(BoardConnection):
         return 0
 
     def _drain(self) -> None:
-        """Wait until the kernel has transmitted every queued byte (segment boundary)."""
+        """Wait until the kernel has transmitted every queued byte (segment boundary).
+
+        The wait also watches the connection: a reset (the board rebooted: RST) or a socket
+        error ends the session at once as ``closed`` (the unsent count of a reset socket
+        never drops, so polling it alone would wait ``Timeouts.send`` and blame the board for
+        not reading); a board line that arrives ends the wait, for the caller to act on."""
         deadline = time.monotonic() + self.timeouts.send
         delay = 0.0001
-        while self._unsent() > 0:
+        while (unsent := self._unsent()) > 0:
+            self._watch_link(unsent)
+            if b"\n" in self._rx or len(self._rx) >= MAX_LINE:
+                return  # a board line (NACK?) or an overlong one: poll_line acts on it
             if time.monotonic() > deadline:
                 raise self.fail(
                     "timeout",
-                    f"board stopped reading: {self._unsent()} bytes stayed "
-                    f"unsent for {self.timeouts.send:g} s",
+                    f"board stopped reading: {unsent} bytes stayed unsent for {self.timeouts.send:g} s",
                 )
             self._check_stop()
             time.sleep(delay)
             delay = min(delay * 2, 0.005)
+
+    def _watch_link(self, unsent: int) -> None:
+        """Raise ``closed`` if the connection was reset or failed; take what the board sent."""
+        waiting = f" while {unsent} bytes waited to be sent"
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._eof = True
+            self._rst = self._rst or err in (errno.ECONNRESET, errno.EPIPE)
+            self._ended_while_sending(f"{waiting} ({os.strerror(err)})")
+        if not self._eof:
+            self._fill(0)  # sets _rst on a reset; a FIN alone may be a half-close: keep waiting
+        if self._rst:
+            self._ended_while_sending(waiting)
 
     def _act(self, cut: Cut) -> str | None:
         self._cut_done = True

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,115 @@ def test_registered_in_the_rig_command(image: Path, capsys: pytest.CaptureFixtur
 def test_size_parser() -> None:
     assert _size("768K") == 786432 and _size("0xC0000") == 786432 and _size("1M") == 1 << 20
     assert _size("1000") == 1000
+
+
+#: lines a hostile board sends: rich markup (a closing tag alone crashed the CLI), links,
+#: emoji codes, format strings, and escape sequences that would clear or recolour a terminal
+HOSTILE_LINES = [
+    b"[/]\n",
+    b"[bold red]ACK board acknowledged the image[/]\n",
+    b"[link=http://evil.example]x[/link] :smile: :thumbs_up:\n",
+    b"%s%n{0}{reason}\\x1b\n",
+    b"\x1b[2J\x1b[31mNACK:crc\x07\n",
+    b"\xe2\x80\xaeKCA\r\n",
+]
+
+
+def _send_line(addr: tuple[str, int], line: bytes) -> None:
+    import socket
+
+    with socket.create_connection(addr, timeout=10) as s:
+        s.sendall(line)
+        try:
+            while s.recv(4096):
+                pass
+        except OSError:
+            pass
+
+
+def test_nothing_a_board_sends_is_read_as_markup_or_escapes(image: Path, tmp_path: Path) -> None:
+    """Every reason is printed exactly as the JSON has it (control characters made visible),
+    and the server serves every hostile session to its end (issue 21, finding 1)."""
+    out_json = tmp_path / "res.json"
+    n = len(HOSTILE_LINES)
+    proc, addr = start(
+        ["serve", str(image), "--port", "0", "--sessions", str(n), "--json", str(out_json), "--transcript"]
+    )
+    try:
+        for line in HOSTILE_LINES:
+            _send_line(addr, line)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err  # no session ACKed, none crashed the CLI
+    assert "Traceback" not in err and "MarkupError" not in err, err
+    assert "\x1b" not in out + err and "\x07" not in out and "\u202e" not in out
+    doc = json.loads(out_json.read_text())
+    reasons = [s["reason"] for s in doc["sessions"]]
+    assert len(reasons) == n and all(s["outcome"] == "protocol" for s in doc["sessions"]), reasons
+    printed = [line for line in out.splitlines() if line.startswith("PROTOCOL ")]
+    assert printed == [f"PROTOCOL {r}" for r in reasons], (printed, reasons)
+    assert "'[/]'" in out and "[bold red]" in out and ":smile:" in out and "{reason}" in out
+
+
+def test_sessions_0_serves_until_ctrl_c_whatever_the_timeout(image: Path, tmp_path: Path) -> None:
+    out_json = tmp_path / "res.json"
+    proc, addr = start(
+        ["serve", str(image), "--port", "0", "--sessions", "0", "--timeout", "0.3", "--json", str(out_json)]
+    )
+    try:
+        time.sleep(1.5)  # five --timeout periods without a board
+        assert proc.poll() is None, "--sessions 0 exited without Ctrl-C"
+        board = ScriptedBoard(addr).run()
+        time.sleep(1.0)
+        assert proc.poll() is None
+        assert json.loads(out_json.read_text())["sessions"][0]["outcome"] == "ack"  # kept at once
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert board.outcome == "ack"
+    assert proc.returncode == 130 and "interrupted" in err
+    assert out.count("ACK board acknowledged") == 1 and "TIMEOUT" not in out, out
+
+
+def test_help_says_what_sessions_0_and_the_limits_do(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0 = serve every board that connects until Ctrl-C (never exits on its own" in text
+    assert "--session-limit S" in text and "default 600 s" in text
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--port", "99999"], "port 99999 is not in 0..65535"),
+        (["--timeout", "nan"], "Timeouts.connect"),
+        (["--timeout", "-1"], "Timeouts.connect"),
+        (["--session-limit", "inf"], "Timeouts.session"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(
+    image: Path, args: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = main(["serve", str(image), *args])
+    except SystemExit as exc:  # argparse's own usage error
+        code = exc.code
+    assert code == 2 and words in capsys.readouterr().err
+
+
+def test_an_image_that_is_not_a_readable_regular_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "fifo.bin"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path, Path("/dev/zero")):
+        assert main(["serve", str(path)]) == 2
+        assert "does not exist or is not a file" in capsys.readouterr().err
+    big = tmp_path / "big.bin"
+    with big.open("wb") as fh:
+        fh.truncate((16 << 20) + 1)
+    assert main(["serve", str(big)]) == 2
+    assert "larger than 16 MiB" in capsys.readouterr().err
