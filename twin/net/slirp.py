@@ -380,14 +380,14 @@ class SlirpNetwork:
             if not self._link:
                 c["link_dropped"] += 1
                 return
+            receive = self._receive
+            if receive is None:  # no MAC on this cable
+                c["no_receiver"] += 1
+                return
             c["frames"] += 1
             c["bytes"] += len(out.body) + FCS_LEN
             if self.pcap is not None:
                 self.pcap.write(out.body)
-            receive = self._receive
-            if receive is None:
-                c["no_receiver"] += 1
-                return
         receive(out.body + (out.fcs if out.fcs is not None else fcs(out.body)))
 
     def _input(self, out: Out) -> None:
