@@ -120,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         board.power_on(chunks)
-        board.start(args.probe_port, args.control_port)
+        try:
+            board.start(args.probe_port, args.control_port)
+        except OSError as e:  # a --hostfwd port that cannot be bound, a server port in use
+            print(f"twin: error: {e}", file=sys.stderr)
+            return 2
         print(json.dumps(board.announce()), flush=True)
         while not stop.wait(0.5):
             if not args.outlive_parent and os.getppid() != parent:

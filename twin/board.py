@@ -107,7 +107,10 @@ class Board:
 
     def _network(self) -> None:
         args = self.opts.net_args or _default_net_args()
-        self._net_devs = list(net.devices(args, self.machine))
+        # The ETH MAC's cable (issue 16): libslirp behind a twin.net.frames.FrameNetwork. Built
+        # here (a missing libslirp is an error at twin start), started in start().
+        self.frames = net.cable.build(args, log=lambda message: self.machine.log(message, "net"))
+        self._net_devs = list(net.devices(args, self.machine, frames=self.frames))
         for d in self._net_devs:
             self.machine.add_device(d)
 
@@ -141,6 +144,7 @@ class Board:
         self.debug_server = DebugServer(m, probe_port)
         self.control = ControlServer(m, control_port)
         self._register_commands()
+        self.frames.start()  # binds the --hostfwd ports (OSError if one is taken)
         self.usart.start()
         m.start()
         self.debug_server.start()
@@ -149,7 +153,7 @@ class Board:
     def _register_commands(self) -> None:
         assert self.control is not None
         ctl = self.control
-        for name, fn in net.commands(self._net_devs).items():
+        for name, fn in (net.commands(self._net_devs, self.frames) | net.cable.commands(self.frames)).items():
             ctl.register_command(name, lambda m, req, f=fn: f(req))
         for name, fn in periph.commands(self.machine).items():
             ctl.register_command(name, lambda m, req, f=fn: f(req))
@@ -223,6 +227,7 @@ class Board:
             "serial": self.usart.slave_path,
             "control": f"127.0.0.1:{self.control.port}",
             "pid": os.getpid(),
+            "hostfwd": [h.announce() for h in self.frames.bound],
         }
 
     def close(self) -> None:
@@ -239,6 +244,7 @@ class Board:
             except Exception as e:
                 print(f"twin: network shutdown: {e}", file=sys.stderr)
             self._net_devs = []
+        self.frames.close()
         self.usart.close()
         if self.opts.state_dir:
             self.flash.save_state(self.opts.state_dir)

@@ -25,7 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from twin.device import Device
+from twin.net import cable
 from twin.net.eth import EthOffload
+from twin.net.frames import FrameNetwork
+from twin.net.slirp import SlirpNetwork
 from twin.net.spi import Stm32Spi
 from twin.net.stack import NetStack
 from twin.net.winc import WincModule
@@ -74,14 +77,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--eth-link", choices=("up", "down"), default="up", help="initial Ethernet link state (default up)"
     )
+    cable.add_arguments(g)  # --hostfwd, --pcap: the ETH MAC's cable (twin/net/cable.py)
 
 
-def devices(args: argparse.Namespace, services_or_machine: Any = None) -> list[Device]:
+def devices(
+    args: argparse.Namespace, services_or_machine: Any = None, frames: FrameNetwork | None = None
+) -> list[Device]:
     """Build the network devices from parsed ``args``.
 
     Returns the socket-offload Ethernet device and SPI1 with the WINC module on it. The
     NAT host starts when the machine attaches the devices. If ``services_or_machine`` has
     ``register_command(name, fn)``, the control commands are registered on it too.
+    ``frames`` is the board's Ethernet cable (``twin.board.Board.frames``, a SlirpNetwork):
+    the ETH MAC model takes it (hook below).
     """
     forwards = list(getattr(args, "forward", None) or [])
     stack = NetStack(forwards, window=getattr(args, "net_window", 64 * 1024))
@@ -90,12 +98,15 @@ def devices(args: argparse.Namespace, services_or_machine: Any = None) -> list[D
     winc = WincModule(stack, seed=getattr(args, "winc_seed", 0), split_prob=getattr(args, "winc_split", 0.25))
     spi = Stm32Spi(winc)
     devs: list[Device] = [eth, spi]
+    # ETH MAC hook (issue 16): the STM32 ETH MAC + LAN8742A (twin/net/ethmac*.py) is built here
+    # on the board's cable, e.g. ``if frames is not None: devs.append(EthMac(frames))``; the MAC
+    # calls frames.attach(receive), frames.attach_link(on_link), frames.transmit(frame).
     machine_log = getattr(services_or_machine, "log", None)
     if callable(machine_log) and hasattr(services_or_machine, "add_device"):
         stack.log_sink = lambda message: machine_log(message, "net")  # "[twin t ms] net: ..."
     register = getattr(services_or_machine, "register_command", None)
     if callable(register):
-        for name, fn in commands(devs).items():
+        for name, fn in commands(devs, frames if isinstance(frames, SlirpNetwork) else None).items():
             register(name, fn)
     return devs
 
@@ -107,16 +118,24 @@ def _find(devs: list[Device]) -> tuple[EthOffload, WincModule, NetStack]:
     return eth, spi.slave, eth.stack
 
 
-def commands(devs: list[Device]) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
-    """Control commands for these devices (run them on the CPU thread)."""
+def commands(
+    devs: list[Device], frames: SlirpNetwork | None = None
+) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+    """Control commands for these devices (run them on the CPU thread); with the board's
+    Ethernet cable ``frames``, ``net.status`` reports it and ``net.link`` pulls it too."""
     eth, winc, stack = _find(devs)
 
     def status(_args: dict[str, Any]) -> dict[str, Any]:
         nat = stack.nat.snapshot() if stack.services is not None else {}
-        return {"nat": nat, "eth": eth.snapshot(), "wifi": winc.snapshot()}
+        out = {"nat": nat, "eth": eth.snapshot(), "wifi": winc.snapshot()}
+        if frames is not None:
+            out["frames"] = frames.snapshot()
+        return out
 
     def link(args: dict[str, Any]) -> dict[str, Any]:
         eth.set_link(bool(args.get("up", True)))
+        if frames is not None:
+            frames.set_link(bool(args.get("up", True)))
         return {"link": eth.link}
 
     def fault(args: dict[str, Any]) -> dict[str, Any]:

@@ -122,9 +122,7 @@ class SlirpNetwork:
         self._timed: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = 0
         self._woken = False
-        self._rfd, self._wfd = os.pipe()
-        os.set_blocking(self._rfd, False)
-        os.set_blocking(self._wfd, False)
+        self._rfd = self._wfd = -1  # the wake-up pipe, made by start()
         self._stop = threading.Event()
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -166,6 +164,9 @@ class SlirpNetwork:
         """
         if self._thread is not None:
             return
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
         if self._pcap_path:
             self.start_pcap(self._pcap_path)
         self._thread = threading.Thread(target=self._engine, name="twin-slirp", daemon=True)
@@ -184,10 +185,8 @@ class SlirpNetwork:
             self._thread.join(5.0)
         self.stop_pcap()
         for fd in (self._rfd, self._wfd):
-            try:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
         self._rfd = self._wfd = -1
 
     def log(self, message: str) -> None:
