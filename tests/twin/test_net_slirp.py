@@ -243,3 +243,22 @@ def test_frames_for_a_board_without_a_receiver_are_counted() -> None:
         assert net.snapshot()["counters"]["to_board"]["no_receiver"] == 1
     finally:
         net.close()
+
+
+def test_a_receiver_that_raises_does_not_stop_the_cable(network: SlirpNetwork) -> None:
+    calls: list[bytes] = []
+
+    def broken(frame: bytes) -> None:
+        calls.append(frame)
+        raise RuntimeError("MAC bug")
+
+    network.attach(broken)
+    arp = Ether(src=BOARD_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(
+        op=1, hwsrc=BOARD_MAC, psrc=BOARD_IP, pdst=HOST_IP
+    )
+    network.transmit(with_fcs(bytes(arp)))
+    done = threading.Event()
+    network.call(done.set)
+    assert done.wait(5.0) and len(calls) == 1
+    assert network.snapshot()["callback_errors"] == 1
+    assert Wire(network).arp() == "52:55:c0:a8:01:0a"  # still working

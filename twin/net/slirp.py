@@ -116,6 +116,7 @@ class SlirpNetwork:
         self._on_link: list[Callable[[bool], None]] = []
         self._link = True
         self.link_changes = {"downs": 0, "ups": 0}
+        self.callback_errors = 0
         self._txq: deque[bytes] = deque()
         self._calls: deque[Callable[[], None]] = deque()
         self._delayed: list[tuple[float, int, str, Out]] = []
@@ -219,7 +220,10 @@ class SlirpNetwork:
 
     def _tell_link(self, up: bool) -> None:
         for fn in list(self._on_link):
-            fn(up)
+            try:
+                fn(up)
+            except Exception as exc:  # the MAC's bug must not stop the cable
+                self._callback_failed("on_link", exc)
 
     def flap(self, down_ms: float) -> None:
         """Link down now, up again ``down_ms`` wall milliseconds later."""
@@ -288,6 +292,10 @@ class SlirpNetwork:
                 "nat": self.nat.snapshot(),
                 "hostfwd": [h.announce() for h in self.bound],
                 "pcap": self.pcap.snapshot() if self.pcap else None,
+                "callback_errors": self.callback_errors,
+                "engine_error": None
+                if self._error is None
+                else f"{type(self._error).__name__}: {self._error}",
             }
 
     # ------------------------------------------------------------------ engine thread
@@ -387,7 +395,17 @@ class SlirpNetwork:
             c["bytes"] += len(out.body) + FCS_LEN
             if self.pcap is not None:
                 self.pcap.write(out.body)
-        receive(out.body + (out.fcs if out.fcs is not None else fcs(out.body)))
+        try:
+            receive(out.body + (out.fcs if out.fcs is not None else fcs(out.body)))
+        except Exception as exc:  # the MAC's bug must not stop the cable
+            self._callback_failed("receive", exc)
+
+    def _callback_failed(self, what: str, exc: Exception) -> None:
+        with self._lock:
+            self.callback_errors += 1
+            first = self.callback_errors <= 3
+        if first:
+            self.log(f"frames: the MAC's {what} callback raised {type(exc).__name__}: {exc}")
 
     def _input(self, out: Out) -> None:
         with self._lock:
