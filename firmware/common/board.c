@@ -6,9 +6,16 @@
 
 #include "stm32f767.h"
 
-#define CYCLES_PER_MS (BOARD_CORE_HZ / 1000u)
+#define CYCLES_PER_MS s_cycles_per_ms   /* follows board_clock_set() */
 #define UART_TX_TIMEOUT_CYCLES (CYCLES_PER_MS * 10u)
 
+#define FLASH_ACR_LATENCY_MASK 0xFu
+#define RCC_CFGR_SW_PLL        2u
+#define RCC_CFGR_SWS_PLL       (2u << 2)
+#define PLL_IN_HZ              2000000u    /* HSI / M = 16 MHz / 8: inside the 1-2 MHz window */
+
+static uint32_t s_core_hz = BOARD_CORE_HZ;
+static uint32_t s_cycles_per_ms = BOARD_CORE_HZ / 1000u;
 static uint32_t s_last_cyc;
 static uint32_t s_ms;
 static uint32_t s_rem;
@@ -111,7 +118,7 @@ void board_init(void)
     pin_mode(GPIOD, 9, GPIO_MODE_AF);
 
     USART3->CR1 = 0;
-    USART3->BRR = (BOARD_CORE_HZ + BOARD_UART_BAUD / 2u) / BOARD_UART_BAUD; /* 139 at 16 MHz */
+    USART3->BRR = (s_core_hz + BOARD_UART_BAUD / 2u) / BOARD_UART_BAUD; /* 139 at 16 MHz */
     USART3->CR2 = 0;
     USART3->CR3 = 0;
     USART3->CR1 = USART_CR1_TE | USART_CR1_RE | USART_CR1_UE;
@@ -215,4 +222,76 @@ __attribute__((weak)) void board_unhandled_exception(uint32_t ipsr)
     for (;;) {
         cpu_wfi();
     }
+}
+
+uint32_t board_core_hz(void)
+{
+    return s_core_hz;
+}
+
+/* SYSCLK back to HSI, PLL off (flash latency is lowered by the caller afterwards). */
+static int clock_to_hsi(void)
+{
+    int rc = 0;
+    RCC->CFGR &= ~RCC_CFGR_SW_MASK;
+    rc |= wait_bits(&RCC->CFGR, RCC_CFGR_SWS_MASK, 0, CYCLES_PER_MS * 10u);
+    RCC->CR &= ~RCC_CR_PLLON;
+    rc |= wait_bits(&RCC->CR, RCC_CR_PLLRDY, 0, CYCLES_PER_MS * 10u);
+    return rc;
+}
+
+int board_clock_set(uint32_t hz)
+{
+    if (hz == s_core_hz) {
+        return 0;
+    }
+    if (hz != BOARD_CORE_HZ && (hz < 24000000u || hz > 54000000u || hz % PLL_IN_HZ != 0)) {
+        return -1;
+    }
+    (void)board_millis();   /* the cycles so far count at the old clock */
+    if (s_uart_up) {
+        uart3_flush(10);
+    }
+    int rc = 0;
+    if ((RCC->CFGR & RCC_CFGR_SWS_MASK) != 0) {
+        rc |= clock_to_hsi();
+    }
+    if (hz != BOARD_CORE_HZ) {
+        /* PLL from HSI: 2 MHz in, VCO = hz * P (100..432 MHz), P the smallest even divider */
+        uint32_t p = 2;
+        while (hz * p < 100000000u) {
+            p += 2u;
+        }
+        uint32_t n = hz / PLL_IN_HZ * p;
+        RCC->PLLCFGR = (2u << 28) | (4u << 24) | ((p / 2u - 1u) << 16) | (n << 6) |
+                       (BOARD_CORE_HZ / PLL_IN_HZ);
+        RCC->CR |= RCC_CR_PLLON;
+        rc |= wait_bits(&RCC->CR, RCC_CR_PLLRDY, RCC_CR_PLLRDY, CYCLES_PER_MS * 10u);
+        /* wait states before the clock goes up: one per 30 MHz at 2.7-3.6 V */
+        FLASH_IF->ACR = (FLASH_IF->ACR & ~FLASH_ACR_LATENCY_MASK) | ((hz - 1u) / 30000000u);
+        (void)FLASH_IF->ACR;
+        if (rc == 0) {
+            RCC->CFGR = (RCC->CFGR & ~RCC_CFGR_SW_MASK) | RCC_CFGR_SW_PLL;
+            rc |= wait_bits(&RCC->CFGR, RCC_CFGR_SWS_MASK, RCC_CFGR_SWS_PLL, CYCLES_PER_MS * 10u);
+        }
+        if (rc != 0) {   /* the PLL never locked or was not taken: stay on HSI */
+            (void)clock_to_hsi();
+            hz = BOARD_CORE_HZ;
+        }
+    }
+    if (hz == BOARD_CORE_HZ) {
+        FLASH_IF->ACR &= ~FLASH_ACR_LATENCY_MASK;
+        RCC->PLLCFGR = RCC_PLLCFGR_RESET;
+    }
+    s_core_hz = hz;
+    s_cycles_per_ms = hz / 1000u;
+    s_last_cyc = DWT->CYCCNT;   /* from here on the DWT counts at the new clock */
+    if (s_uart_up) {            /* BRR may only change while the USART is disabled */
+        USART3->CR1 &= ~USART_CR1_UE;
+        USART3->BRR = (hz + BOARD_UART_BAUD / 2u) / BOARD_UART_BAUD;
+        USART3->CR1 |= USART_CR1_UE;
+        (void)wait_bits(&USART3->ISR, USART_ISR_TEACK | USART_ISR_REACK,
+                        USART_ISR_TEACK | USART_ISR_REACK, CYCLES_PER_MS * 5u);
+    }
+    return rc == 0 ? 0 : -1;
 }

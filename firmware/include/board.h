@@ -16,7 +16,7 @@
 
 #include "fwlib.h"
 
-#define BOARD_CORE_HZ   16000000u  /* HSI reset clock; the firmware never starts the PLL */
+#define BOARD_CORE_HZ   16000000u  /* HSI reset clock; only board_clock_set() leaves it */
 #define BOARD_UART_BAUD 115200u
 
 /* Clocks for GPIOB/GPIOD/USART3, LEDs as outputs (off), USART3 at 115200, DWT CYCCNT on. */
@@ -24,6 +24,15 @@ void board_init(void);
 /* Undo board_init for a jump: drain and disable USART3, reset it, clocks off, pins back to
    their reset mode, LEDs off. The DWT keeps counting. */
 void board_deinit(void);
+
+/* Core clock: BOARD_CORE_HZ (HSI, no PLL) unless raised. board_clock_set(hz) runs SYSCLK =
+   HCLK = PCLK1/2 from the PLL fed by HSI for hz in 24..54 MHz (a multiple of 2 MHz), with
+   the flash wait states it needs, or back from HSI with the PLL off for BOARD_CORE_HZ.
+   board_millis(), the USART3 baud rate and every wait budget follow. 0 ok, -1 if hz is
+   not supported or the PLL did not lock (the clock is then HSI). The Ethernet MAC needs
+   HCLK >= 25 MHz (RM0410), so the network driver raises it while the network is up. */
+int board_clock_set(uint32_t hz);
+uint32_t board_core_hz(void);
 
 /* USART3. putc drops the byte if TXE never comes (10 ms timeout). */
 void uart3_putc(char c);

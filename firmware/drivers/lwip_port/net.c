@@ -117,12 +117,17 @@ int net_init(const net_config_t *cfg)
     }
     make_mac();
     seed_rand();
+    if (board_clock_set(NET_HCLK_HZ) != 0) {
+        return NET_ERR_CLOCK;
+    }
     if (eth_init(s_mac) != ETH_OK) {
         eth_deinit();
+        (void)board_clock_set(BOARD_CORE_HZ);
         return NET_ERR_MAC;
     }
     if (lan8742_init(&s_phy) != LAN8742_OK) {
         eth_deinit();
+        (void)board_clock_set(BOARD_CORE_HZ);
         return NET_ERR_PHY;
     }
     s_hw_up = 1;
@@ -250,4 +255,5 @@ void net_deinit(void)
     s_link.up = 0;
     s_hw_up = 0;
     eth_deinit();
+    (void)board_clock_set(BOARD_CORE_HZ);
 }

@@ -12,10 +12,14 @@
 #include <stdint.h>
 
 #define NET_LINK_POLL_MS 100u
+/* HCLK while the network is up: the MAC needs at least 25 MHz (RM0410), the reset clock
+   is HSI 16 MHz. net_init raises SYSCLK to this (PLL from HSI), net_deinit goes back. */
+#define NET_HCLK_HZ      32000000u
 
 #define NET_OK          0
 #define NET_ERR_MAC     (-1)   /* DMA soft reset never completed (no REF_CLK from the PHY?) */
 #define NET_ERR_PHY     (-2)   /* no PHY on MDIO, or it did not come out of reset */
+#define NET_ERR_CLOCK   (-3)   /* the PLL did not lock: HCLK would be too slow for the MAC */
 
 typedef struct {
     uint32_t ip;        /* host order (192.168.1.20 = 0xC0A80114); 0 with dhcp */
