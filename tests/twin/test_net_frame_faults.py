@@ -160,6 +160,18 @@ def test_a_held_frame_is_released_when_traffic_stops(network: SlirpNetwork) -> N
     assert [p[ICMP].seq for p in _replies(wire)] == [1]
 
 
+def test_clear_releases_held_frames_at_once(network: SlirpNetwork) -> None:
+    wire = Wire(network)
+    gw = wire.arp()
+    network.arm_fault(
+        {"kind": "reorder", "direction": "to_board", "only": "icmp", "depth": 5, "max_hold_ms": 60000}
+    )
+    _ping(wire, gw, 1)
+    assert _replies(wire, 0.3) == []
+    network.arm_fault({"kind": "clear"})
+    assert [p[ICMP].seq for p in _replies(wire)] == [1]
+
+
 def test_link_down_and_up(network: SlirpNetwork) -> None:
     wire = Wire(network)
     gw = wire.arp()

@@ -165,11 +165,12 @@ class FrameFaults:
         self.rules.append(rule)
         return rule
 
-    def clear(self) -> list[Out]:
-        """Disarm every rule; returns the frames held for reordering (send them now)."""
+    def clear(self) -> list[tuple[str, Out]]:
+        """Disarm every rule; returns the frames held for reordering, with their direction
+        (send them now)."""
         self.rules.clear()
         held, self._held = self._held, []
-        return [h.out for h in held]
+        return [(h.direction, h.out) for h in held]
 
     # ------------------------------------------------------------------ per frame
     def apply(self, direction: str, body: bytes, now: float) -> list[tuple[str, Out]]:

@@ -247,7 +247,7 @@ class SlirpNetwork:
                 held = self.faults.clear()
                 if spec.get("counters"):
                     self.faults.reset_counters()
-            self.call(lambda: [self._send(d, o) for d, o in held])
+            self.call(lambda: self._send_all(held))
         else:
             with self._lock:
                 self.faults.arm(spec)
@@ -301,8 +301,8 @@ class SlirpNetwork:
     # ------------------------------------------------------------------ engine thread
     def _engine(self) -> None:
         try:
-            self.engine.open()
-            self.bound = bind_hostfwds(self.lib, self.engine.slirp, self.hostfwds, self.lan.dhcp_start)
+            slirp = self.engine.open()
+            self.bound = bind_hostfwds(self.lib, slirp, self.hostfwds, self.lan.dhcp_start)
         except BaseException as exc:
             self._error = exc
             self.engine.close()
@@ -369,6 +369,10 @@ class SlirpNetwork:
             outs = self.faults.apply("to_board", body, now)
         for direction, out in outs:
             self._send(direction, out, now)
+
+    def _send_all(self, outs: list[tuple[str, Out]]) -> None:
+        for direction, out in outs:
+            self._send(direction, out)
 
     def _send(self, direction: str, out: Out, now: float | None = None) -> None:
         if now is None:

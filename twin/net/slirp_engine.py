@@ -69,8 +69,9 @@ class SlirpEngine:
         self._make_callbacks()
 
     # ------------------------------------------------------------------ life cycle
-    def open(self) -> None:
-        """``slirp_new`` with a version-4 SlirpConfig (OSError if libslirp refuses it)."""
+    def open(self) -> int:
+        """``slirp_new`` with a version-4 SlirpConfig; returns the Slirp pointer (OSError if
+        libslirp refuses the configuration)."""
         cfg = ls.SlirpConfig()
         cfg.version = ls.SLIRP_CONFIG_VERSION
         cfg.restricted = 0  # LanForwards keeps the LAN closed; libslirp must reach 127.0.0.1
@@ -91,6 +92,7 @@ class SlirpEngine:
         if not slirp:
             raise OSError(f"libslirp {ls.version()} refused the configuration (slirp_new returned NULL)")
         self.slirp = int(slirp)
+        return self.slirp
 
     def close(self) -> None:
         if self.slirp is not None:
