@@ -120,6 +120,19 @@ def test_the_bench_forward_carries_a_tcp_exchange_to_the_host_port(
     assert snap["counters"]["from_board"]["fcs_errors"] == 0
 
 
+def test_a_board_with_a_static_address_uses_the_forward_too(
+    network: SlirpNetwork, listener: socket.socket
+) -> None:
+    wire = Wire(network, mac="02:00:00:00:00:22", ip="192.168.1.22")
+    conn = FrameTcp(wire, HOST_IP, 5000)
+    assert conn.connect() == "open"
+    peer, _ = listener.accept()
+    with peer:
+        peer.settimeout(5.0)
+        conn.send(b"static hello")
+        assert peer.recv(100) == b"static hello"
+
+
 def test_a_forward_whose_host_port_is_closed_is_refused() -> None:
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
