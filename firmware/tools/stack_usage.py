@@ -6,7 +6,9 @@
 builds the call graph (nodes carry the frame size GCC computed), and prints the deepest
 path from ``Reset_Handler``/``main``. Indirect calls (function pointers, e.g. the
 transport and flash operations) are not in GCC's graph: the script adds the largest
-frame chain among functions whose address is taken, and says so.
+frame chain among functions whose address is taken, and says so. ``--calls FILE`` adds the
+pointer calls a driver knows it makes (lines ``caller callee...``, ``#`` comments; a name
+also matches GCC's clones such as ``name.constprop.0``), so chains through them count.
 """
 
 from __future__ import annotations
@@ -43,6 +45,25 @@ def load(dirs: list[str]) -> tuple[dict[str, int], dict[str, set[str]], set[str]
     return frames, edges, dynamic
 
 
+def add_calls(path: str, frames: dict[str, int], edges: dict[str, set[str]]) -> int:
+    """Add the edges listed in ``path``; return how many were added."""
+
+    def nodes(name: str) -> list[str]:
+        return [f for f in frames if f == name or f.startswith(name + ".")]
+
+    added = 0
+    for raw in Path(path).read_text().splitlines():
+        words = raw.split("#", 1)[0].split()
+        if len(words) < 2:
+            continue
+        for caller in nodes(words[0]):
+            for name in words[1:]:
+                for callee in nodes(name):
+                    edges.setdefault(caller, set()).add(callee)
+                    added += 1
+    return added
+
+
 def deepest(root: str, frames: dict[str, int], edges: dict[str, set[str]]) -> tuple[int, list[str]]:
     """Return (bytes, path) of the deepest call chain from root; recursion is cut."""
     memo: dict[str, tuple[int, list[str]]] = {}
@@ -64,7 +85,16 @@ def deepest(root: str, frames: dict[str, int], edges: dict[str, set[str]]) -> tu
 
 def main(argv: list[str]) -> int:
     """Print the worst-case stack estimate for the objects under argv's directories."""
-    frames, edges, dynamic = load(argv)
+    calls: list[str] = []
+    paths: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--calls":
+            calls.append(next(it))
+        else:
+            paths.append(arg)
+    frames, edges, dynamic = load(paths)
+    known = sum(add_calls(c, frames, edges) for c in calls)
     if not frames:
         print("stack: no .ci files found (build with -fcallgraph-info=su)")
         return 0
@@ -86,7 +116,8 @@ def main(argv: list[str]) -> int:
         t, p = deepest(f, frames, edges)
         if t > extra:
             extra, extra_path = t, p
-    print(f"worst-case stack (direct calls): {total} bytes via {' > '.join(path)}")
+    kind = f"direct calls + {known} listed pointer calls" if calls else "direct calls"
+    print(f"worst-case stack ({kind}): {total} bytes via {' > '.join(path)}")
     if extra:
         print(f"  + deepest indirectly-called chain: {extra} bytes via {' > '.join(extra_path)}")
         print(f"  bound: {total + extra} bytes (+ 32 bytes exception frame per active handler)")
