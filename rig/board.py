@@ -17,7 +17,6 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from rig import board_schema as schema
@@ -39,6 +38,7 @@ from rig.board_spec import (
     Sector,
     TargetSpec,
 )
+from rig.board_yaml import load_yaml, read_board_text
 from rig.errors import ConfigError
 
 __all__ = [
@@ -75,33 +75,23 @@ def load_board(path: str | Path | None = None) -> BoardSpec:
     """Load and validate a board YAML file (default: :func:`default_board_path`).
 
     Raises:
-        ConfigError: the file is missing, not YAML, or a key is unknown, missing or invalid.
+        ConfigError: the file is missing, not a regular file, over 1 MiB, not UTF-8, not YAML
+            (or YAML past the limits of :mod:`rig.board_yaml`: nesting, aliases, a key given
+            twice), or a key is unknown, missing or invalid.
     """
     path = Path(path) if path is not None else default_board_path()
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read board file: {exc.strerror or exc}",
-            source=source,
-            hint="pass --board with an existing file, e.g. boards/stm32f767.yaml",
-        ) from None
-    return parse_board(text, source)
+    return parse_board(read_board_text(path), str(path))
 
 
 def parse_board(text: str, source: str = "<string>") -> BoardSpec:
     """Validate board YAML ``text``; ``source`` names it in error messages."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    doc = load_yaml(text, source)
+    if doc is None:
         raise ConfigError(
-            f"malformed YAML: {where}{getattr(exc, 'problem', None) or exc}",
+            "the board file holds no YAML document (empty, or only comments)",
             source=source,
-            hint="fix the YAML syntax (indentation, colons, brackets)",
-        ) from None
+            hint="start from boards/stm32f767.yaml; see docs/board-file.md",
+        )
     try:
         board = schema.BoardFile.model_validate(doc)
     except ValidationError as exc:
@@ -283,10 +273,26 @@ class _Builder:
         return out
 
     def ota(self, ota: schema.Ota, regions: list[Region]) -> OtaSpec:
-        names = [r.name for r in regions]
+        """The OTA spec: both regions exist, differ, and are ones an OTA may write."""
+        by_name = {r.name: r for r in regions}
+        writable = " | ".join(r.name for r in regions if r.ota_writable)
         for key in ("app_region", "staging_region"):
-            if getattr(ota, key) not in names:
-                raise self.fail(f"ota.{key}", f"no region {getattr(ota, key)!r}", " | ".join(names))
+            name = getattr(ota, key)
+            if name not in by_name:
+                raise self.fail(f"ota.{key}", f"no region {name!r}", " | ".join(by_name))
+            if not by_name[name].ota_writable:
+                raise self.fail(
+                    f"ota.{key}",
+                    f"regions.{name} is not OTA-writable (ota_writable: false): an update would overwrite it",
+                    f"an OTA-writable region: {writable}",
+                )
+        if ota.app_region == ota.staging_region:
+            raise self.fail(
+                "ota.staging_region",
+                f"the same region as ota.app_region ({ota.app_region!r}): the download would "
+                "overwrite the running application",
+                f"another region than {ota.app_region!r}, e.g. scratch",
+            )
         return OtaSpec(_endpoint(ota.server), ota.app_region, ota.staging_region)
 
 
@@ -304,13 +310,13 @@ def _contract(contract: schema.Contract) -> JumpContract:
 
 
 def _targets(targets: schema.Targets) -> dict[str, TargetSpec]:
-    """Targets given in the file (``twin: null`` is the twin with every default)."""
+    """Targets given in the file (``twin: {}`` is the twin with every default)."""
     out: dict[str, TargetSpec] = {}
     for name in TARGET_NAMES:
-        if name not in targets.model_fields_set:
-            continue
         given: Any = getattr(targets, name)
-        fields = given.model_dump(exclude_none=True) if given is not None else {}
+        if given is None:
+            continue
+        fields = given.model_dump(exclude_none=True)
         for key in ("host", "forward"):
             if getattr(given, key, None) is not None:
                 fields[key] = _endpoint(getattr(given, key))

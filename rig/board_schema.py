@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -46,15 +47,26 @@ def invalid(message: str, expected: str | None = None, key: str | None = None) -
 # --------------------------------------------------------------------------- value types
 
 
+def got(value: Any, limit: int = 60) -> str:
+    """``got <value>`` for a message, the value's repr cut to ``limit`` characters (a
+    5 000-digit number is not repeated back in full)."""
+    text = (
+        repr(value)
+        if not isinstance(value, int) or abs(value) < 10**limit
+        else f"a {len(str(abs(value)))}-digit integer"
+    )
+    return f"got {text[:limit]}..." if len(text) > limit else f"got {text}"
+
+
 def _integer(value: Any) -> int:
     """YAML integer or a decimal / ``0x`` string → int (bools and floats are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise invalid(f"got {value!r}", "an integer")
+        raise invalid(got(value), "an integer")
     if isinstance(value, str):
         try:
             return int(value, 0)
-        except ValueError:
-            raise invalid(f"got {value!r}", "an integer (decimal or 0x hex)") from None
+        except ValueError:  # also past Python's 4300-digit limit
+            raise invalid(got(value), "an integer (decimal or 0x hex)") from None
     return value
 
 
@@ -75,28 +87,35 @@ class IntIn:
         try:
             return handler(number)
         except ValidationError:  # the only error left for an int: out of range
-            raise invalid(f"got {number}", f"an integer in {self.lo}..{self.hi}") from None
+            raise invalid(got(number), f"an integer in {self.lo}..{self.hi}") from None
 
 
 _SIZE_RE = re.compile(r"^\s*(0x[0-9a-fA-F_]+|\d[\d_]*(?:\.\d+)?)\s*([KkMm]i?[Bb]?)?\s*$")
 
 
+#: the largest size a board file may give: the whole 32-bit address space
+MAX_SIZE = 1 << 32
+
+
 def _size(value: Any) -> int:
-    """Bytes as an integer or a string such as ``"32K"``, ``"1.5K"``, ``"2M"``, ``"0x420"``."""
+    """Bytes as an integer or a string such as ``"32K"``, ``"1.5K"``, ``"2M"``, ``"0x420"``
+    (exact arithmetic: no float rounding, no overflow), at most :data:`MAX_SIZE`."""
+    expected = "a size: integer bytes or a string like '32K', '2M'"
     if isinstance(value, int) and not isinstance(value, bool):
         n = value
-    elif isinstance(value, str) and (m := _SIZE_RE.match(value)):
+    elif isinstance(value, str) and len(value) <= 40 and (m := _SIZE_RE.match(value)):
         num, unit = m.groups()
         scale = {"k": 1024, "m": 1024 * 1024}.get((unit or " ")[0].lower(), 1)
         text = num.replace("_", "")
-        number = int(text, 0) if text.lower().startswith("0x") else float(text)
-        n = int(number * scale)
-        if n != number * scale:
+        number = int(text, 16) if text.lower().startswith("0x") else Fraction(text)
+        exact = number * scale
+        if exact != int(exact):
             raise invalid(f"{value!r} is not a whole number of bytes", "a size in bytes")
+        n = int(exact)
     else:
-        raise invalid(f"got {value!r}", "a size: integer bytes or a string like '32K', '2M'")
-    if n <= 0:
-        raise invalid(f"got {n}", "a positive size")
+        raise invalid(got(value), expected)
+    if not 0 < n <= MAX_SIZE:
+        raise invalid(got(n), f"a positive size of at most {MAX_SIZE} (4G)")
     return n
 
 
@@ -277,10 +296,22 @@ class NucleoTarget(_Strict):
 
 
 class Targets(_Strict):
-    """``targets`` (an entry given as ``null`` is a target with every default)."""
+    """``targets``: at least one; ``twin: {}`` is the twin with every default (``null`` is
+    refused: it reads as "no twin" as much as "the default twin")."""
 
     twin: TwinTarget | None = None
     nucleo: NucleoTarget | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _given(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            if not value:
+                raise invalid("no target", "twin and/or nucleo (twin: {} for every default)")
+            for name, entry in value.items():
+                if entry is None:
+                    raise invalid("got null", "the target's keys, or {} for every default", key=str(name))
+        return value
 
 
 class Debug(_Strict):

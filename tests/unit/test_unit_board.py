@@ -345,8 +345,11 @@ def test_swd_frequency(raw: dict[str, Any]) -> None:
         parse_board(yaml.safe_dump(doc))
 
 
-def test_null_target_is_every_default(raw: dict[str, Any]) -> None:
+def test_empty_target_is_every_default_and_null_is_refused(raw: dict[str, Any]) -> None:
     doc = copy.deepcopy(raw)
-    doc["targets"] = {"twin": None}
+    doc["targets"] = {"twin": {}}
     spec = parse_board(yaml.safe_dump(doc))
     assert set(spec.targets) == {"twin"} and spec.targets["twin"].pyocd_target == "stm32f767zi"
+    doc["targets"] = {"twin": None}
+    with pytest.raises(ConfigError, match=r"targets\.twin: got null \(expected the target's keys, or \{\}"):
+        parse_board(yaml.safe_dump(doc))
