@@ -107,7 +107,7 @@ class EthMac(Device):
         self.network = network
         self.timers = StopAwareTimers(lambda: self.services)
         self.phy = Lan8742(self.timers, self._log, autoneg_ns)
-        self.mmc = MmcPtp(lambda: self.services.now_cycles() if self.services else 0)
+        self.mmc = MmcPtp(lambda: self.services.now_cycles() if self.services else 0, self.irq_update)
         self.dma = EthDma(self._port, self._tx_ready, self._send, self.irq_update, self._log)
         self.dma.mac_irq_bits = self._mac_irq_bits
         self.path = MacPath(self)

@@ -15,7 +15,8 @@ MAC turns into RDES0 bits 7/5/0 (normal descriptors) or RDES4 (enhanced).
 
 Also here: the Ethernet FCS and the destination-address hash of the MAC's filter.
 
-Owns: pure functions on frame bytes (no device state).
+Owns: pure functions on frame bytes.
+Must not touch: device state (registers, descriptors, the network).
 """
 
 from __future__ import annotations

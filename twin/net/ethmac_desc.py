@@ -213,7 +213,7 @@ class RxEngine(_Engine):
             nxt = self._after(address, w)
             d.chrdr = nxt
             wn = self._words(nxt, self.EBS_DESC_READ)
-            if not wn[0] & OWN:  # no room for the rest: cut the frame here
+            if not wn[0] & OWN or nxt == address:  # no room for the rest: cut the frame here
                 d.warn_once("de", "RX frame cut (DE): the next descriptor is not the DMA's")
                 self._close(address, w, first, pos, R_LS | R_DE | R_ES | (status & ~R_ESA), None)
                 self._advance(address, w)

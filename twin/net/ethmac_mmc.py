@@ -16,6 +16,7 @@ sub-second rollover. Time stamps in descriptors, target time interrupts and PPS 
 modelled (PTPTSSR reads 0).
 
 Owns: these registers and counters.
+Must not touch: frames or the DMA (the MAC calls :meth:`MmcPtp.count`).
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ class MmcPtp:
 
     Args:
         now_cycles: virtual time in core cycles (the PTP clock is HCLK).
+        on_change: called when an MMC interrupt status bit changes (the IRQ may follow).
     """
 
-    def __init__(self, now_cycles: Callable[[], int]) -> None:
+    def __init__(self, now_cycles: Callable[[], int], on_change: Callable[[], None] = lambda: None) -> None:
         self.now_cycles = now_cycles
+        self.on_change = on_change
         self.reset()
 
     def reset(self) -> None:
@@ -77,6 +80,7 @@ class MmcPtp:
         if value in (0x80000000, 0xFFFFFFFF):
             reg, bit = COUNTER_BITS[counter]
             self.status[reg] |= bit
+            self.on_change()
 
     def macsr_bits(self) -> int:
         """MACSR bits 6:4 (MMCTS, MMCRS, MMCS) from the unmasked MMC status."""
@@ -97,7 +101,9 @@ class MmcPtp:
             value = self.counters[offset]
             if not peek:
                 reg, bit = COUNTER_BITS[offset]
-                self.status[reg] &= ~bit
+                if self.status[reg] & bit:
+                    self.status[reg] &= ~bit
+                    self.on_change()
                 if self.mmccr & (1 << 2):  # ROR
                     self.counters[offset] = 0
             return value

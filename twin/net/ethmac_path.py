@@ -123,7 +123,6 @@ class MacPath:
             return
         if not self._speed_ok():
             m.mmc.count(0x194)  # RFCECR: what arrives is garbage
-            m.irq_update()
             return
         self.receive(frame)
 
@@ -144,7 +143,6 @@ class MacPath:
         status = 0 if crc_ok else R_CE | R_ES
         if not crc_ok:
             m.mmc.count(0x194)  # RFCECR
-            m.irq_update()
             if not omr & OMR_FEF:
                 return
         passed = self._filter(body)
@@ -156,7 +154,6 @@ class MacPath:
             return
         if crc_ok and not body[0] & 1 and passed:
             m.mmc.count(0x1C4)  # RGUFCR
-            m.irq_update()
         m.dma.rx_frame(data, status, rdes4)
 
     def _shape(self, frame: bytes, body: bytes, status: int) -> tuple[bytes | None, int, int]:
@@ -273,7 +270,6 @@ class MacPath:
             return status | T_NC | T_LCA  # half duplex: no carrier, nothing sent
         if not status & T_JT:
             m.mmc.count(0x168)  # TGFCR
-            m.irq_update()
         self._deliver(wire)
         return status
 

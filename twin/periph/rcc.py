@@ -35,7 +35,7 @@ APB_DIV = {4: 2, 5: 4, 6: 8, 7: 16}
 
 # Peripheral reset bits → device names (devices missing from the board are skipped).
 RESET_BITS = {
-    AHB1RSTR: {**{i: f"gpio{chr(ord('a') + i)}" for i in range(11)}, 12: "crc"},
+    AHB1RSTR: {**{i: f"gpio{chr(ord('a') + i)}" for i in range(11)}, 12: "crc", 25: "ethmac"},
     AHB2RSTR: {6: "rng"},
     APB1RSTR: {4: "tim6", 5: "tim7", 11: "wwdg", 18: "usart3", 28: "pwr"},
     APB2RSTR: {14: "syscfg"},
