@@ -38,8 +38,8 @@
 #define MEM_SIZE                    (12 * 1024)
 #define MEMP_NUM_PBUF               8
 #define MEMP_NUM_UDP_PCB            2
-#define MEMP_NUM_TCP_PCB            4
-#define MEMP_NUM_TCP_PCB_LISTEN     2
+#define MEMP_NUM_TCP_PCB            6
+#define MEMP_NUM_TCP_PCB_LISTEN     4
 #define MEMP_NUM_TCP_SEG            32
 #define MEMP_NUM_ARP_QUEUE          8
 #define PBUF_POOL_SIZE              16

@@ -8,7 +8,7 @@
  *   lwiptest: dhcp bound 192.168.1.100 mask 255.255.255.0 gw 192.168.1.10
  *   lwiptest: arp 192.168.1.10 at 52:55:c0:a8:01:0a       (the gateway, asked once per lease)
  *   lwiptest: ready http=80 echo=7 sink=9
- *   lwiptest: http GET <path> -> <status> <bytes>
+ *   lwiptest: http GET <path> -> <status code> <body bytes>
  *   lwiptest: echo closed bytes=<n>
  *   lwiptest: sink bytes=<n> crc=<crc32 hex>
  *
@@ -185,7 +185,8 @@ static void http_answer(conn_t *c)
         c->text = "not found\n";
         len = strlen(c->text);
     }
-    board_printf("lwiptest: http GET %s -> %.3s %lu\n", path, status, (unsigned long)len);
+    board_printf("lwiptest: http GET %s -> %c%c%c %lu\n", path, status[0], status[1], status[2],
+                 (unsigned long)len);
     int n = fw_snprintf(head, sizeof(head),
                         "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %lu\r\n\r\n", status,
                         c->text != NULL ? "text/plain" : "application/octet-stream",
