@@ -27,6 +27,7 @@ from typing import Any
 from twin.device import Device
 from twin.net import cable
 from twin.net.eth import EthOffload
+from twin.net.ethmac import EthMac
 from twin.net.frames import FrameNetwork
 from twin.net.slirp import SlirpNetwork
 from twin.net.spi import Stm32Spi
@@ -34,6 +35,7 @@ from twin.net.stack import NetStack
 from twin.net.winc import WincModule
 
 __all__ = [
+    "EthMac",
     "EthOffload",
     "NetStack",
     "Stm32Spi",
@@ -98,9 +100,8 @@ def devices(
     winc = WincModule(stack, seed=getattr(args, "winc_seed", 0), split_prob=getattr(args, "winc_split", 0.25))
     spi = Stm32Spi(winc)
     devs: list[Device] = [eth, spi]
-    # ETH MAC hook (issue 16): the STM32 ETH MAC + LAN8742A (twin/net/ethmac*.py) is built here
-    # on the board's cable, e.g. ``if frames is not None: devs.append(EthMac(frames))``; the MAC
-    # calls frames.attach(receive), frames.attach_link(on_link), frames.transmit(frame).
+    if frames is not None:  # the STM32 ETH MAC + LAN8742A (twin/net/ethmac*.py) on the board's cable
+        devs.append(EthMac(frames))
     machine_log = getattr(services_or_machine, "log", None)
     if callable(machine_log) and hasattr(services_or_machine, "add_device"):
         stack.log_sink = lambda message: machine_log(message, "net")  # "[twin t ms] net: ..."
