@@ -28,7 +28,7 @@ from rig.errors import ConsoleError, PhaseFailure, ProbeError
 from rig.evidence import Evidence, FaultInfo, RegionCheck
 from rig.fault_info import read_fault_info
 from rig.flash_guard import GuardedRange, snapshot
-from rig.hil_evidence import crc_sentences, entered_damaged_app
+from rig.hil_evidence import config_record_note, crc_sentences, entered_damaged_app
 from rig.image import Image
 from rig.jump import JumpState, check_jump
 from rig.ota.server import OtaServer
@@ -459,7 +459,7 @@ class Bench:
                 ev,
                 "boot",
                 f"after the power cut ({ev.notes[-1]}) the board did not complete "
-                f"a new update: {sessions[-1].outcome}: {sessions[-1].reason}",
+                f"a new update: {sessions[-1].outcome}: {sessions[-1].reason}; {config_record_note(self)}",
             )
         self.await_app_entry(image, ev, previous=prior)
 

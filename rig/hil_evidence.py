@@ -1,12 +1,15 @@
 """Evidence the HIL steps add to a failure beyond the flash diff (used by :mod:`rig.hil`):
-what each CRC the board printed must have covered, and, when a bootloader entered a
-damaged application, where the core stands and which area the boot check really read."""
+what each CRC the board printed must have covered; when a bootloader entered a damaged
+application, where the core stands and which area the boot check really read; what the
+config record holds after a power cut."""
 
 from __future__ import annotations
 
 import zlib
 from typing import TYPE_CHECKING
 
+from rig.bootcfg import SIZE as RECORD_SIZE
+from rig.bootcfg import BootConfig
 from rig.crc_diagnosis import explain_reported, reported_crcs
 from rig.evidence import Evidence
 from rig.image import Image
@@ -60,4 +63,20 @@ def entered_damaged_app(bench: Bench, image: Image, ev: Evidence, offset: int) -
     return (
         f"the app slot's CRC-32 over {image.size} bytes is 0x{slot_crc:08X}, the record's 0x{record:08X}, "
         f"{where}"
+    )
+
+
+def config_record_note(bench: Bench) -> str:
+    """What the reference config record holds now (after a power cut, a torn record shows)."""
+    base = bench.spec.region("config").base if "config" in bench.spec.regions else None
+    if base is None:
+        return "no config region in the board file"
+    bench.probe.halt()
+    raw = bench.readback(base, RECORD_SIZE)
+    cfg = BootConfig.unpack(raw)
+    if cfg is not None:
+        return f"the config record at 0x{base:08X} is valid: {cfg}"
+    return (
+        f"the config record at 0x{base:08X} is not a valid record (erased, torn or foreign): "
+        f"{raw.hex(' ', 4)} — a bootloader must fall back to defaults for it, never trust its fields"
     )

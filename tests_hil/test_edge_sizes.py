@@ -2,9 +2,10 @@
 
 Sizes on a sector boundary and one byte either side, tails that are not whole words (nor
 half-words, double words, 16-byte flash words, 1024-byte receives, 1400-byte WINC chunks),
-the largest image the slot takes and one byte more, a 1-byte image. Every image is the
-16 KiB reference app padded deterministically (:func:`rig.image.make_padded_app`), so it
-boots and prints the same banner whatever its size.
+the largest image the slot takes and one byte more (refused before anything is erased),
+a 1-byte image. Every image is the 16 KiB reference app padded deterministically
+(:func:`rig.image.make_padded_app`), so it boots and prints the same banner whatever its
+size.
 
 Each size runs over one transport (the classes do not depend on it; tails that meet the
 WINC's 1400-byte chunks run over WiFi), so the whole set covers both without the full
@@ -115,11 +116,11 @@ def _staging_marks(bench, spec) -> dict[int, bytes]:
     return marks
 
 
-def test_largest_plus_one_refused_before_erasing(flashed_bench, apps, board_spec, link, evidence) -> None:
+def test_oversize_refused_before_erasing(flashed_bench, apps, board_spec, link, evidence) -> None:
     bench = flashed_bench
     largest = board_spec.max_image_size
     big = make_padded_app(apps["16k"], largest + 1, seed=11)
-    evidence.scenario.update(scenario="edge size largest+1", image_size=big.size)
+    evidence.scenario.update(scenario="oversize: the largest image + 1 byte", image_size=big.size)
     old = apps["64k"]
     bench.install_app_direct(old, link)
     marks = _staging_marks(bench, board_spec)

@@ -30,6 +30,7 @@ VARIANTS = (
     "crc-tail-ignored",
     "size-check-after-erase",
     "writes-own-sector",
+    "config-magic-only",
 )
 APPS = {1: 16, 2: 300, 3: 512, 4: 64}  # version -> KiB
 

@@ -35,6 +35,7 @@ EXPECT = {
         {"exact_erase", "second_update_large", "large_512k", "byte_by_byte", "config_record"},
     ),
     "size-check-after-erase": ({"too_large"}, {"clean_chunks", "large_512k", "second_update_large"}),
+    "config-magic-only": ({"config_record"}, {"clean_chunks", "large_300k", "second_update_small"}),
 }
 
 

@@ -1,17 +1,21 @@
 """The rig earns its keep: `pytest tests_hil` must fail for every broken bootloader variant
-of firmware/ (one per bug of the forum thread), in the right phase and with the right
-diagnosis, and pass for the correct bootloader.
+of firmware/ (one per bug of the forum thread, and the edge classes of issue 22), in the
+right scenario and phase with the right diagnosis, and pass for the correct bootloader.
 
 Each case runs the real HIL suite in a subprocess (its own twin) on a selection of
-scenarios that exposes the bug, and reads the failures from its JUnit XML.
+scenarios that exposes the bug, and reads the failures from its JUnit XML. Every scenario
+of the suite must be the one that catches at least one variant (no scenario that never
+fails anything), and every variant firmware/ builds must have a case.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,23 +23,126 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "firmware" / "build"
 
-# variant -> (pytest -k selection, transport, expected phase, words the failure must contain)
-CASES = {
-    "erase-first-sector-only": ("update and 300k", "eth", "copy", ["never_erased", "sector 6"]),
-    "no-app-erase": ("update and 300k", "eth", "copy", ["never_erased"]),
-    "token-at-chunk-start": ("segmentation and glued", "eth", "transfer", []),
-    "nul-past-buffer": ("update and 300k", "wifi", "transfer", ["flash"]),
-    "malloc-whole-image": ("update and 512k", "eth", "transfer", []),
-    "entry-from-stack": ("update and 16k", "eth", "jump", ["never reached"]),
-    "jump-from-irq": ("update and 16k", "eth", "jump", ["thread_mode"]),
-    "irq-left-enabled": ("update and 16k", "eth", "jump", ["nvic_enabled"]),
-    "no-vtor": ("update and 16k", "eth", "jump", ["vtor: expected 0x08040000"]),
-    "mpu-left-on": ("update and 16k", "eth", "jump", ["mpu"]),
-    "primask-left-set": ("update and 16k", "eth", "jump", ["primask"]),
-    "crc-wrong-area": ("damaged and middle", "eth", "jump", ["damaged"]),
-    "size-unparsed": ("faulty_link and wrong-size", "eth", "transfer", ["acknowledged a faulty transfer"]),
-    "iwdg-left-on": ("update and 16k", "eth", "app", ["restarted"]),
-}
+
+@dataclass(frozen=True)
+class Case:
+    """A broken variant, the scenario of tests_hil that must catch it, and how."""
+
+    variant: str
+    scenario: str  #: "file::test function" of tests_hil that must fail
+    selection: str  #: pytest -k selecting that scenario (and little else)
+    transport: str
+    phase: str  #: the phase its failure must name
+    words: tuple[str, ...] = ()  #: what the failure must say
+
+    @property
+    def id(self) -> str:
+        return f"{self.variant}-{self.scenario.split('::')[1].removeprefix('test_')}"
+
+
+UPDATE = "test_ota_update.py::test_update_jumps_into_new_app"
+EDGE = "test_edge_sizes.py::test_edge_size_update"
+CASES = [
+    Case("erase-first-sector-only", UPDATE, "update and 300k", "eth", "copy", ("never_erased", "sector 6")),
+    Case("no-app-erase", UPDATE, "update and 300k", "eth", "copy", ("never_erased",)),
+    Case(
+        "no-app-erase",
+        "test_consecutive_updates.py::test_ten_consecutive_updates",
+        "consecutive",
+        "eth",
+        "copy",
+        ("never_erased",),
+    ),
+    Case(
+        "token-at-chunk-start",
+        "test_link_policies.py::test_segmentation_does_not_matter",
+        "segmentation and glued",
+        "eth",
+        "transfer",
+    ),
+    Case("nul-past-buffer", UPDATE, "update and 300k", "wifi", "transfer", ("flash",)),
+    Case("malloc-whole-image", UPDATE, "update and 512k", "eth", "transfer"),
+    Case("entry-from-stack", UPDATE, "update and 16k", "eth", "jump", ("never reached",)),
+    Case("jump-from-irq", UPDATE, "update and 16k", "eth", "jump", ("thread_mode",)),
+    Case("irq-left-enabled", UPDATE, "update and 16k", "eth", "jump", ("nvic_enabled",)),
+    Case("no-vtor", UPDATE, "update and 16k", "eth", "jump", ("vtor: expected 0x08040000",)),
+    Case("mpu-left-on", UPDATE, "update and 16k", "eth", "jump", ("mpu",)),
+    Case("primask-left-set", UPDATE, "update and 16k", "eth", "jump", ("primask",)),
+    Case(
+        "crc-wrong-area",
+        "test_boot_decision.py::test_damaged_app_is_never_entered",
+        "damaged and middle",
+        "eth",
+        "jump",
+        ("damaged", "which is the CRC of scratch", "instead of the app slot"),
+    ),
+    Case(
+        "size-unparsed",
+        "test_link_policies.py::test_faulty_link_keeps_old_app",
+        "faulty_link and wrong-size",
+        "eth",
+        "transfer",
+        ("acknowledged a faulty transfer",),
+    ),
+    Case("iwdg-left-on", UPDATE, "update and 16k", "eth", "app", ("restarted",)),
+    # issue 22: classes that hide at the edges
+    Case(
+        "sector-count-on-boundary",
+        EDGE,
+        "edge_size_update and 1-sector and not minus and not plus",
+        "eth",
+        "transfer",
+        ("nack: flash", "never_erased", "sector 10"),
+    ),
+    Case(
+        "crc-tail-ignored",
+        EDGE,
+        "edge_size_update and minus",
+        "eth",
+        "transfer",
+        ("of the first 262 140 of 262 143 bytes: it ignores the last 3 bytes", "holds the image exactly"),
+    ),
+    Case(
+        "crc-tail-ignored",
+        "test_edge_sizes.py::test_one_byte_image",
+        "one_byte",
+        "eth",
+        "transfer",
+        ("it ignores the last 1 byte",),
+    ),
+    Case(
+        "size-check-after-erase",
+        "test_edge_sizes.py::test_oversize_refused_before_erasing",
+        "oversize",
+        "eth",
+        "write",
+        ("NACK:too_large", "before anything is erased"),
+    ),
+    Case(
+        "writes-own-sector",
+        "test_bootloader.py::test_bootloader_boots_from_reset_and_asks_for_update",
+        "bootloader_boots",
+        "eth",
+        "write",
+        ("outside the OTA-writable regions changed (bootloader", "sector(s) 3"),
+    ),
+    Case(
+        "writes-own-sector",
+        UPDATE,
+        "update and 16k",
+        "eth",
+        "write",
+        ("outside the OTA-writable regions changed (bootloader", "sector(s) 3"),
+    ),
+    Case(
+        "config-magic-only",
+        "test_power_cut.py::test_power_cut_then_recovery",
+        "power_cut and config-write",
+        "eth",
+        "boot",
+        ("did not complete a new update", "not a valid record"),
+    ),
+]
 
 
 def run_suite(tmp_path: Path, bootloader: Path, selection: str, transport: str) -> list[tuple[str, str]]:
@@ -81,19 +188,64 @@ def run_suite(tmp_path: Path, bootloader: Path, selection: str, transport: str) 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", list(CASES))
-def test_suite_fails_broken_variant(variant: str, tmp_path: Path) -> None:
-    selection, transport, phase, words = CASES[variant]
-    bootloader = BUILD / f"bootloader-{variant}.bin"
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_suite_fails_broken_variant(case: Case, tmp_path: Path) -> None:
+    bootloader = BUILD / f"bootloader-{case.variant}.bin"
     assert bootloader.is_file(), f"{bootloader} missing: run make -C firmware"
-    failures = run_suite(tmp_path, bootloader, selection, transport)
-    assert failures, f"tests_hil passed with the broken bootloader {variant!r} (selection {selection!r})"
-    messages = "\n".join(m for _, m in failures)
-    assert f"[{phase}]" in messages, f"{variant}: expected a [{phase}] failure, got:\n{messages[:3000]}"
-    for word in words:
-        assert word in messages, f"{variant}: failure does not mention {word!r}:\n{messages[:3000]}"
+    failures = run_suite(tmp_path, bootloader, case.selection, case.transport)
+    assert failures, (
+        f"tests_hil passed with the broken bootloader {case.variant!r} (selection {case.selection!r})"
+    )
+    function = case.scenario.split("::")[1]
+    mine = [m for name, m in failures if name.split("[")[0] == function]
+    assert mine, f"{case.variant}: {function} did not fail; failed: {[n for n, _ in failures]}"
+    messages = "\n".join(mine)
+    assert f"[{case.phase}]" in messages, (
+        f"{case.variant}: expected a [{case.phase}] failure, got:\n{messages[:3000]}"
+    )
+    for word in case.words:
+        assert word in messages, f"{case.variant}: failure does not mention {word!r}:\n{messages[:3000]}"
 
 
 def test_suite_passes_correct_bootloader(tmp_path: Path) -> None:
-    failures = run_suite(tmp_path, BUILD / "bootloader.bin", "update and 16k", "eth")
+    """The control: the scenarios the quick cases use pass with the correct bootloader."""
+    selection = "(update and 16k) or bootloader_boots or oversize or one_byte or (damaged and middle)"
+    failures = run_suite(tmp_path, BUILD / "bootloader.bin", selection, "eth")
     assert not failures, failures
+
+
+def hil_scenarios() -> set[str]:
+    """Every test function of tests_hil, as "file::function" (collected, no board needed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    args = ["-m", "pytest", str(REPO / "tests_hil"), "--collect-only", "-q", "-p", "no:cacheprovider"]
+    proc = subprocess.run(
+        [sys.executable, *args, "-o", "addopts="],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ids = [line for line in proc.stdout.splitlines() if line.startswith("tests_hil/")]
+    return {i.split("[")[0].removeprefix("tests_hil/") for i in ids}
+
+
+def test_every_scenario_catches_some_variant() -> None:
+    """No scenario of the suite that never fails anything: each is the one that must catch
+    at least one broken variant above (and the slow test above checks that it does)."""
+    scenarios = hil_scenarios()
+    assert scenarios, "no scenario collected"
+    covered = {c.scenario for c in CASES}
+    assert not covered - scenarios, f"cases name scenarios that do not exist: {sorted(covered - scenarios)}"
+    assert not scenarios - covered, f"scenarios no broken variant is caught by: {sorted(scenarios - covered)}"
+    built = {c.variant for c in CASES}
+    assert built == makefile_variants(), f"variants without a case: {sorted(makefile_variants() - built)}"
+
+
+def makefile_variants() -> set[str]:
+    """The broken variants firmware/Makefile builds (its ``VARIANTS :=`` list)."""
+    text = (REPO / "firmware" / "Makefile").read_text().replace("\\\n", " ")
+    m = re.search(r"^VARIANTS\s*:=(.*)$", text, re.M)
+    assert m, "no VARIANTS := line in firmware/Makefile"
+    return set(m.group(1).split())
