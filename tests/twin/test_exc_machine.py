@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -236,10 +237,10 @@ hang:
         try:
             _boot(b, body, {15: "tick_h"}, extra)
             log = _Log(b)
-            _wait(lambda: log.word(0x20000000) >= 20)
+            _wait(lambda log=log: log.word(0x20000000) >= 20)
             runs.append([log.word(0x20000000 + 4 * (i + 1)) for i in range(20)])
         finally:
             b.close()
     assert runs[0] == runs[1]  # to the loop iteration
-    steps = [later - earlier for earlier, later in zip(runs[0], runs[0][1:])]
+    steps = [later - earlier for earlier, later in itertools.pairwise(runs[0])]
     assert all(240 <= n <= 250 for n in steps[2:]), steps  # ~1000 cycles of a 4-instruction loop

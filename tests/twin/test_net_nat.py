@@ -31,7 +31,7 @@ def test_parse_forward_ok():
     ],
 )
 def test_parse_forward_rejects_with_the_expected_form(spec):
-    with pytest.raises(ValueError, match="GUEST_IP:PORT=HOST:PORT|1..65535"):
+    with pytest.raises(ValueError, match=r"GUEST_IP:PORT=HOST:PORT|1..65535"):
         parse_forward(spec)
 
 

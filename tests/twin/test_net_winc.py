@@ -84,7 +84,7 @@ class SpiFw:
         st = self.command(struct.pack("<BBHI", W.OP_RECV, sock, buflen, timeout_ms))
         if st != W.ST_ACK:
             return -1000 - st, b""
-        typ, body, ok = self.wait_event()
+        typ, body, _ok = self.wait_event()
         assert typ == W.EV_RECV and body[1] == sock
         size, _remaining = struct.unpack_from("<hH", body, 2)
         return size, body[6:]
@@ -355,7 +355,7 @@ def _echo_through(fw: SpiFw, server: HostServer, nbytes: int) -> tuple[bytes, by
 
 
 def _bit_diff(a: bytes, b: bytes) -> int:
-    return sum(bin(x ^ y).count("1") for x, y in zip(a, b))
+    return sum(bin(x ^ y).count("1") for x, y in zip(a, b, strict=False))
 
 
 def test_bit_errors_corrupt_payload_at_rate_and_are_counted(server):
@@ -417,7 +417,7 @@ def test_lost_interrupt_event_still_readable(rig, server):
     assert rig.command(struct.pack("<BBIH", W.OP_CONNECT, 0, GUEST_IP, 5000)) == W.ST_ACK
     rig.m.pump(lambda: len(rig.winc.events) > 0)
     assert not rig.irqn_low()
-    typ, body, _ = rig.event()
+    typ, _body, _ = rig.event()
     assert typ == W.EV_CONNECT and rig.winc.faults.counters["irqs_lost"] == 1
 
 

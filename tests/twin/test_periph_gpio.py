@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from twin.periph import Exti, Syscfg, all_devices, led_states, press_button
 from twin.periph.gpio import all_ports
 from twin.testing import ServicesDouble
@@ -139,9 +141,9 @@ def test_all_devices_fresh_and_non_overlapping() -> None:
         "rng",
         *(f"gpio{c}" for c in "abcdefghijk"),
     }
-    assert all(a is not b for a, b in zip(first, second))
+    assert all(a is not b for a, b in zip(first, second, strict=False))
     spans = sorted((d.base, d.base + d.size) for d in first)
-    assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:]))
+    assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans))
 
 
 def test_syscfg_compensation_cell_ready_follows_power_down_bit() -> None:

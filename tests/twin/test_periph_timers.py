@@ -305,7 +305,7 @@ def test_basic_timers_count_wall_time_during_a_halt_unless_frozen() -> None:
 
 
 def test_basic_timer_counts_through_a_lockup_and_one_pulse_stops() -> None:
-    s, (tim6, _), wall = _tims_1ms(apb1_fz=1 << 4, cr1=0x9)  # CEN + OPM, freeze set
+    _s, (tim6, _), wall = _tims_1ms(apb1_fz=1 << 4, cr1=0x9)  # CEN + OPM, freeze set
     tim6.core_stopped("lockup")  # the freeze bit is for halts only
     wall.t += 0.005
     assert tim6.stopped_tick() is None  # OPM: stopped at the update
