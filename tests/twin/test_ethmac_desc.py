@@ -7,7 +7,9 @@ RBS1 12:0), written out here."""
 
 from __future__ import annotations
 
+import random
 import struct
+import time
 import zlib
 
 import pytest
@@ -504,3 +506,36 @@ def test_loopback_and_speed_mismatch() -> None:
     rig.wire_in(wire(ether(bytes(50))))
     assert rig.r32(addrs[1]) & OWN and rig.r(ETH + 0x194) == 1
     assert any("garbled" in line for line in rig.s.logs)
+
+
+def test_rx_zero_size_descriptors_cut_the_frame() -> None:
+    rig = _rig()
+    for i in range(3):
+        rig.desc(RXD + 16 * i, OWN, (RER if i == 2 else 0) | 0, RXB, 0)  # RBS1 = RBS2 = 0
+    rig.w(DMARDLAR, RXD)
+    rig.start()
+    rig.wire_in(wire(ether(bytes(50), etype=0x88B5)))
+    assert rig.r32(RXD) & OWN == 0 and rig.r32(RXD + 32) & (R_DE | R_LS) == R_DE | R_LS
+    assert rig.r(DMASR) >> 17 & 7 == 4
+
+
+def test_garbage_descriptors_and_registers_never_raise_or_hang() -> None:
+    rnd = random.Random(16)
+    for _ in range(40):
+        rig = _rig()
+        for a in range(0x20001000, 0x20003000, 4):  # descriptors full of noise, OWN often set
+            rig.w32(a, rnd.getrandbits(32) | (OWN if rnd.random() < 0.7 else 0))
+        rig.w(DMABMR, rnd.getrandbits(32) & ~1)
+        rig.w(DMATDLAR, rnd.choice([TXD, RXD, 0x20001FF0, 0x60000000, rnd.getrandbits(32)]))
+        rig.w(DMARDLAR, rnd.choice([RXD, TXD, 0x2007FFF8, 0x08000000, rnd.getrandbits(32)]))
+        rig.w(DMAIER, rnd.getrandbits(32))
+        rig.w(MACCR, rnd.getrandbits(32))
+        rig.w(MACFFR, rnd.getrandbits(32))
+        t0 = time.monotonic()
+        rig.w(DMAOMR, rnd.getrandbits(32) | 1 << 13 | 1 << 1)
+        for n in range(5):
+            rig.wire_in(wire(ether(bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(40, 1600))))))
+            rig.w(DMATPDR, n)
+            rig.w(DMARPDR, n)
+        assert time.monotonic() - t0 < 5
+        rig.r(DMASR)
