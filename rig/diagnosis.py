@@ -4,7 +4,8 @@
 :class:`State` holds the arrays every detector reads and the mask of bytes already explained;
 the detectors run in the order :func:`rig.diff.diagnose` calls them, each explaining bytes
 the later ones then leave alone. This module has those that look at the data itself: protocol
-text in the image, a displaced stretch, erased runs, single-bit errors. The sector and region
+text in the image, one block written over and over, a displaced stretch, erased runs,
+single-bit errors. The sector and region
 level ones (never erased, whole sectors, bytes outside the OTA regions) are in
 :mod:`rig.diagnosis_sectors`.
 """
@@ -26,6 +27,7 @@ KINDS = (
     "never_erased",
     "erased_not_written",
     "shifted",
+    "repeated_block",
     "foreign_text",
     "bit_flips",
     "sector_aligned",
@@ -232,6 +234,80 @@ def shifted(st: State) -> list[Diagnosis]:
                 },
             )
         )
+    return out
+
+
+#: block lengths tried for a repeated block (copy loops move 256 B .. 4 KiB at a time)
+_PERIODS = (256, 512, 1024, 2048, 4096)
+
+
+def _periodic_span(same: np.ndarray, s: int, e: int, period: int) -> tuple[int, int] | None:
+    """The span around [s, e) where the data repeats with ``period`` (``same[j]``: byte j
+    equals byte j + period), as (first byte of the first copy, end of the last); None if
+    [s, e) is not periodic."""
+    if e - s < 2 * period or same[s : e - period].mean() < 0.98:
+        return None
+    breaks = np.flatnonzero(~same[:s])
+    lo = int(breaks[-1]) + 1 if breaks.size else 0
+    after = np.flatnonzero(~same[e - period :])
+    hi = e - period + (int(after[0]) if after.size else same.size - (e - period))
+    return lo, hi + period
+
+
+def repeated_block(st: State) -> list[Diagnosis]:
+    """One block of the image written again and again: a copy whose source pointer never
+    advances (or a buffer re-sent without being refilled)."""
+    open_ = st.open_mask()
+    starts, ends = runs(open_, gap=64)
+    out: list[Diagnosis] = []
+    same: dict[int, np.ndarray] = {}  # period -> b[j] == b[j + period], computed when needed
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        if e - s < 2 * _PERIODS[0] or st.explained[s:e].mean() > 0.5:
+            continue
+        for period in _PERIODS:
+            head = st.b[s : min(e, s + 4 * period)]  # a cheap look before the whole comparison
+            if head.size < 2 * period or (head[period:] == head[:-period]).mean() < 0.98:
+                continue
+            if period not in same:
+                same[period] = st.b[period:] == st.b[:-period]
+            span = _periodic_span(same[period], s, e, period)
+            if span is None:
+                continue
+            lo, hi = span
+            block = st.b[lo : lo + period]
+            if np.count_nonzero(block != block[0]) < period // 4:
+                break  # a constant fill, not a block of data
+            src = st.a_bytes.find(block.tobytes())
+            tiled = np.resize(block, hi - lo)
+            newly = st.neq[lo:hi] & (st.b[lo:hi] == tiled) & ~st.explained[lo:hi]
+            st.explained[lo:hi] |= newly
+            if st.ref is st.a:
+                st.ref = st.a.copy()
+            st.ref[lo:hi] = tiled
+            times = (hi - lo) / period
+            origin = (
+                f"the image's bytes at offset 0x{src:X}" if src >= 0 else "bytes that are not in the image"
+            )
+            out.append(
+                Diagnosis(
+                    "repeated_block",
+                    st.base + lo,
+                    hi - lo,
+                    f"one {num(period)}-byte block ({origin}) is written {times:.4g} times in a row from "
+                    f"{st.where(lo)} to 0x{st.base + hi - 1:08X}: the copy's source pointer does not "
+                    f"advance (the same block is written again and again); {num(int(newly.sum()))} "
+                    "differing bytes are that block",
+                    {
+                        "block": period,
+                        "source_offset": src if src >= 0 else None,
+                        "times": round(times, 3),
+                        "address": st.base + lo,
+                        "end": st.base + hi,
+                        "matched_bytes": int(newly.sum()),
+                    },
+                )
+            )
+            break
     return out
 
 

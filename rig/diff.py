@@ -340,6 +340,7 @@ def _diagnose(
         return out, st, missing
     # the order matters: each detector leaves the bytes the earlier ones explained alone
     out += dg.foreign_text(st, tokens)
+    out += dg.repeated_block(st)
     out += dg.shifted(st)
     out += dg.erased_not_written(st)
     out += ds.never_erased(st)

@@ -320,6 +320,26 @@ def test_bit_flips_inside_shifted_data(expected: bytes, layout: FlashLayout) -> 
     assert res.unexplained == 0
 
 
+@pytest.mark.parametrize("source", [0, 0x1000])
+def test_source_pointer_that_never_advances(layout: FlashLayout, source: int) -> None:
+    """The same 1 KiB block copied again and again (from ``source`` on): one block repeated,
+    not a shift or a duplicated chunk, and nothing left unexplained."""
+    image = padding_pattern(0, 300 * K, 3)
+    act = bytearray(image)
+    for k in range(source // K + 1, len(image) // K):
+        act[k * K : (k + 1) * K] = image[source : source + K]
+    res = analyze(image, bytes(act), APP, layout)
+    assert res.kinds() == ["repeated_block"] and res.unexplained == 0, res.summary()
+    (d,) = res.diagnoses
+    times = 300 - source // K
+    assert d.address == APP + source and d.evidence["source_offset"] == source
+    assert (
+        f"one 1 024-byte block (the image's bytes at offset 0x{source:X}) is written {times} times"
+        in d.detail
+    )
+    assert "source pointer does not advance" in d.detail
+
+
 def _plain(obj: object) -> bool:
     """True if obj holds only built-in JSON types (no numpy scalars)."""
     if isinstance(obj, dict):
@@ -338,6 +358,7 @@ def test_to_dict_is_plain_json_for_every_kind(spec: BoardSpec) -> None:
     act[0x80000:0xC0000] &= np.frombuffer(prev, np.uint8)[0x80000:0xC0000]  # never_erased + sector_aligned
     act[0x41000:0x41008] = np.frombuffer(b"OTA_DONE", np.uint8)  # foreign_text
     act[0x110000:0x130000] = act[0x110400:0x130400].copy()  # shifted by +1024 (sector 8)
+    act[0x150400:0x160000] = np.resize(act[0x150000:0x150400], 0xFC00)  # repeated_block (sector 9)
     act[0x1F0000:] = 0xFF  # erased_not_written to the end
     rng = np.random.default_rng(2)
     pos = rng.choice(np.arange(0x180000, 0x1C0000), 200, replace=False)
