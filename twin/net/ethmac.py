@@ -113,6 +113,7 @@ class EthMac(Device):
         self.path = MacPath(self)
         self._irq = False
         self._once: set[str] = set()
+        self._devices: dict[str, Any] = {}
         self._spin = (0, 0)  # (empty DMASR reads in a row, cycle of the last)
         self.frames_in = self.frames_out = 0
         self._mac_reset()
@@ -133,14 +134,18 @@ class EthMac(Device):
         assert self.services is not None
         return self.services.bus_master()
 
-    def _device(self, name: str) -> Any:
-        try:
-            return self.services.device(name) if self.services is not None else None
-        except KeyError:
-            return None
+    def device(self, name: str) -> Any:
+        """Another device of the board (cached once found; None when the board has none)."""
+        dev = self._devices.get(name)
+        if dev is None and self.services is not None:
+            try:
+                dev = self._devices[name] = self.services.device(name)
+            except KeyError:
+                return None
+        return dev
 
     def _rcc_reg(self, offset: int, default: int) -> int:
-        rcc = self._device("rcc")
+        rcc = self.device("rcc")
         return rcc.regs.get(offset, default) if rcc is not None and hasattr(rcc, "regs") else default
 
     def attach(self, services: Any) -> None:
@@ -204,7 +209,7 @@ class EthMac(Device):
         enr = self._rcc_reg(RCC_AHB1ENR, ETHMACTXEN | ETHMACRXEN)
         if not enr & ETHMACTXEN or not enr & ETHMACRXEN:
             why.append("RCC_AHB1ENR.ETHMACTXEN/ETHMACRXEN off (no TX/RX clock)")
-        syscfg = self._device("syscfg")
+        syscfg = self.device("syscfg")
         if syscfg is not None and not syscfg.regs.get(SYSCFG_PMC, 0) & MII_RMII_SEL:
             why.append("SYSCFG_PMC.MII_RMII_SEL is MII (the board's PHY drives RMII only: no TX_CLK)")
         if self.path.pins_missing("REF_CLK"):
@@ -396,7 +401,7 @@ class EthMac(Device):
         if cr not in MDC_DIV:
             self.warn_once("cr", f"MACMIIAR.CR = {cr} is reserved; the twin divides HCLK by 102")
         div = MDC_DIV.get(cr, 102)
-        rcc = self._device("rcc")
+        rcc = self.device("rcc")
         hclk = rcc.hclk_hz() if rcc is not None and hasattr(rcc, "hclk_hz") else self.services.core_hz
         if hclk / div > 2_500_000:
             self.warn_once(

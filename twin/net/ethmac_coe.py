@@ -36,13 +36,17 @@ TX_IHE, TX_IPE = 1 << 16, 1 << 12  # TDES0: IP header error, IP payload error
 
 
 def ones_sum(data: bytes | bytearray | memoryview, start: int = 0) -> int:
-    """The 16-bit ones' complement sum of ``data`` (big-endian words, odd byte padded)."""
+    """The 16-bit ones' complement sum of ``data`` (big-endian words, odd byte padded).
+
+    The bytes read as one big-endian number are the sum of their 16-bit words times powers
+    of 65536 = 1 (mod 0xFFFF), so the end-around-carry sum is that number mod 0xFFFF, with
+    0xFFFF standing for a nonzero multiple (ones' complement addition never yields 0 then).
+    """
     if len(data) & 1:
         data = bytes(data) + b"\0"
-    total = start + sum(struct.unpack(f">{len(data) // 2}H", data))
-    while total > 0xFFFF:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
+    total = int.from_bytes(data, "big") + start
+    folded = total % 0xFFFF
+    return 0xFFFF if folded == 0 and total else folded
 
 
 def fcs(body: bytes | bytearray) -> bytes:

@@ -76,13 +76,8 @@ class MacPath:
         """Pins of ``group`` (a key of PINS) not in alternate function 11 (none when the
         board has no GPIO models, as in unit tests)."""
         missing = []
-        svc = self.mac.services
         for port, pin in PINS[group]:
-            try:
-                gpio = svc.device(port) if svc is not None else None
-            except KeyError:
-                gpio = None
-            regs = getattr(gpio, "regs", None)
+            regs = getattr(self.mac.device(port), "regs", None)
             if regs is None:
                 continue
             mode = regs.get(0x00, 0) >> (2 * pin) & 3
