@@ -111,11 +111,12 @@ class Rig:
         self.s.run_posted()
 
     def start(self, maccr_extra: int = 0, omr_extra: int = 0) -> None:
-        """MAC address, MAC 100 Mbit/s full duplex, TE/RE, DMA ST/SR with store and forward."""
+        """MAC address, MAC 100 Mbit/s full duplex, TE/RE, DMA ST/SR with store and forward
+        both ways (TSF, RSF), as ST's HAL sets them."""
         self.w(MACA0HR, int.from_bytes(BOARD_MAC[4:6], "little"))
         self.w(MACA0LR, int.from_bytes(BOARD_MAC[0:4], "little"))
         self.w(MACCR, 1 << 14 | 1 << 11 | 1 << 3 | 1 << 2 | maccr_extra)
-        self.w(DMAOMR, 1 << 21 | 1 << 13 | 1 << 1 | omr_extra)
+        self.w(DMAOMR, 1 << 25 | 1 << 21 | 1 << 13 | 1 << 1 | omr_extra)
 
 
 # ------------------------------------------------------------------ frames

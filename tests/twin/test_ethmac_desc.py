@@ -409,12 +409,17 @@ def test_rx_crc_errors_runts_and_fef_fugf() -> None:
     assert rig.r32(addrs[0]) & OWN and rig.r(ETH + 0x194) == 1  # dropped, MMCRFCECR
     rig.wire_in(ether(bytes(20), etype=0x88B5) + b"\0\0\0\0")  # runt
     assert rig.r32(addrs[0]) & OWN
-    rig.w(DMAOMR, 1 << 21 | 1 << 13 | 1 << 1 | 1 << 7 | 1 << 6)  # FEF, FUGF
+    rig.w(DMAOMR, 1 << 21 | 1 << 13 | 1 << 1 | 1 << 7 | 1 << 6)  # FEF, FUGF (threshold mode)
     rig.wire_in(bad)
     assert rig.r32(addrs[0]) & (OWN | R_CE | R_ES) == R_CE | R_ES
     short = ether(bytes(20), etype=0x88B5)
     rig.wire_in(short + struct.pack("<I", zlib.crc32(short)))
     assert rig.r32(addrs[1]) >> 16 & 0x3FFF == 38
+    rig.w(DMAOMR, 1 << 21 | 1 << 13 | 1 << 1)  # threshold mode, RTC 64 bytes, no FEF
+    rig.wire_in(bad[:60] + struct.pack("<I", zlib.crc32(bad[:60]) ^ 1))  # 64 bytes: dropped
+    assert rig.r32(addrs[2]) & OWN
+    rig.wire_in(bad)  # 74 bytes: already on its way to the DMA when the FCS turns out wrong
+    assert rig.r32(addrs[2]) & (OWN | R_CE) == R_CE
 
 
 def test_rx_address_filter() -> None:

@@ -7,15 +7,16 @@ matches the PHY's; a speed mismatch garbles the frame, which then counts as a CR
 With MACCR.RE set it then goes through:
 
 * runts (< 64 bytes) are dropped unless good and DMAOMR.FUGF; a wrong FCS counts in
-  MMCRFCECR and gives CE (dropped unless DMAOMR.FEF);
+  MMCRFCECR and gives CE; the FIFO drops such a frame unless DMAOMR.FEF, or in threshold
+  mode (DMAOMR.RSF off) once it passed the threshold (RTC) on its way to the DMA;
 * the destination filter (MACFFR: PM, RA, broadcast/BFD, multicast PAM/HM, unicast HU,
   HPF, DAIF, perfect match on MACA0 and enabled MACA1-3 with their byte masks, the 64-bit
   hash of MACHTHR/HTLR) and control frames per MACFFR.PCF;
 * FCS stripping for type frames (MACCR.CSTF) and pad + FCS stripping for length frames
   (MACCR.APCS); the receive watchdog cuts frames over 2048 bytes (16384 with MACCR.WD)
   with RWT;
-* the receive checksum offload (MACCR.IPCO), whose errors drop the frame unless
-  DMAOMR.DTCEFD or FEF;
+* the receive checksum offload (MACCR.IPCO), whose errors drop the frame like an FCS
+  error unless DMAOMR.DTCEFD;
 * MMC counting, then the DMA.
 
 Power-down (MACPMTCSR.PD) drops everything, waking on a magic packet when MPE is set
@@ -46,7 +47,7 @@ RE, TE, APCS, IPCO, DM, LM, FES, CSD, JD, WD, CSTF = (
     1 << n for n in (2, 3, 7, 10, 11, 12, 14, 16, 22, 23, 25)
 )
 PM, HU, HM, DAIF, PAM, BFD, SAIF, SAF, HPF, RA = (1 << n for n in (0, 1, 2, 3, 4, 5, 8, 9, 10, 31))
-OMR_FUGF, OMR_FEF, OMR_DTCEFD = 1 << 6, 1 << 7, 1 << 26
+OMR_FUGF, OMR_FEF, OMR_RSF, OMR_DTCEFD = 1 << 6, 1 << 7, 1 << 25, 1 << 26
 # RDES0 status bits
 R_AFM, R_ES, R_LE, R_VLAN, R_GIANT_IPHCE, R_FT, R_RWT, R_CE, R_PCE_ESA = (
     1 << n for n in (30, 15, 12, 10, 7, 5, 4, 1, 0)
@@ -138,7 +139,7 @@ class MacPath:
         status = 0 if crc_ok else R_CE | R_ES
         if not crc_ok:
             m.mmc.count(0x194)  # RFCECR
-            if not omr & OMR_FEF:
+            if self._fifo_drops(len(frame)):
                 return
         passed = self._filter(body)
         if not passed and not m.regs[MACFFR] & RA:
@@ -150,6 +151,15 @@ class MacPath:
         if crc_ok and not body[0] & 1 and passed:
             m.mmc.count(0x1C4)  # RGUFCR
         m.dma.rx_frame(data, status, rdes4)
+
+    def _fifo_drops(self, length: int) -> bool:
+        """Whether the receive FIFO drops a frame with an error: not with DMAOMR.FEF, and in
+        threshold mode (RSF off) not once the frame passed the threshold (RTC: 64, 32, 96,
+        128 bytes) on its way to the DMA."""
+        omr = self.mac.dma.omr
+        if omr & OMR_FEF:
+            return False
+        return bool(omr & OMR_RSF) or length <= (64, 32, 96, 128)[omr >> 3 & 3]
 
     def _shape(self, frame: bytes, body: bytes, status: int) -> tuple[bytes | None, int, int]:
         """Strip, cut and checksum-check a frame; None when the COE drops it."""
@@ -175,7 +185,7 @@ class MacPath:
         rdes4 = 0
         if cr & IPCO:
             status, rdes4, drop = self._coe(body, status)
-            if drop and not omr & (OMR_DTCEFD | OMR_FEF):
+            if drop and not omr & OMR_DTCEFD and self._fifo_drops(len(frame)):
                 return None, 0, 0
         else:
             status |= R_FT if etype >= 0x600 else 0
