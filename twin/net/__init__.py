@@ -131,6 +131,9 @@ def commands(
         out = {"nat": nat, "eth": eth.snapshot(), "wifi": winc.snapshot()}
         if frames is not None:
             out["frames"] = frames.snapshot()
+        for d in devs:
+            if isinstance(d, EthMac):
+                out["mac"] = d.snapshot()  # the ETH MAC, its DMA and the PHY
         return out
 
     def link(args: dict[str, Any]) -> dict[str, Any]:

@@ -361,6 +361,12 @@ class EthMac(Device):
     def _write_maccr(self, value: int) -> None:
         old = self.regs[MACCR]
         self.regs[MACCR] = (value & MAC_WRITABLE[MACCR]) | 0x8000
+        rcc = self.device("rcc")
+        if value & 0xC and rcc is not None and hasattr(rcc, "hclk_hz") and rcc.hclk_hz() < 25_000_000:
+            self.warn_once(
+                "hclk",
+                f"MAC enabled with HCLK at {rcc.hclk_hz() / 1e6:.0f} MHz: RM0410 asks for at least 25 MHz",
+            )
         if (self.regs[MACCR] & ~old) & (1 << 3) and self.dma.tps == 2:  # TE on: a frame waits
             self.dma.tx_run()
 
