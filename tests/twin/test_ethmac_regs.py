@@ -323,6 +323,15 @@ def test_dmasr_w1c_summaries_and_irq_61() -> None:
     assert rig.r(DMASR) == 1 << 15 | 1 << 7 and rig.s.irqs[61] is True
     rig.w(DMASR, 0x80, size=1)  # a byte write clears only RBUS
     assert rig.r(DMASR) == 1 << 15
+    rig.mac.dma.set_status(1 << 7)
+    rig.w(DMASR, 1 << 15)  # the summary first, its cause still set: it stays
+    assert rig.r(DMASR) == 1 << 15 | 1 << 7
+    rig.w(DMASR, 1 << 15 | 1 << 7)
+    assert rig.r(DMASR) == 0 and rig.s.irqs[61] is False
+    rig.w(DMAIER, 0)
+    rig.mac.dma.set_status(1 << 0)  # TS while TIE is off ...
+    rig.w(DMAIER, 1 << 16 | 1 << 0)  # ... enabling it later raises the summary and the IRQ
+    assert rig.r(DMASR) == 1 << 16 | 1 << 0 and rig.s.irqs[61] is True
 
 
 def test_dma_start_without_descriptors_suspends_with_buffer_unavailable() -> None:

@@ -6,8 +6,8 @@
   process goes on where it stopped), DMAOMR (SR/ST start and stop the processes, FTF
   flushes the transmit FIFO and reads back 0), DMAIER, DMAMFBOCR (cleared on read),
   DMARSWTR, DMACHTDR/CHRDR/CHTBAR/CHRBAR (what the engines last used).
-* DMASR: status bits 16:0 are write-1-to-clear; NIS/AIS are sticky summaries of the
-  status bits whose DMAIER enables are set when they occur; TPS (20-22) and RPS (17-19)
+* DMASR: status bits 16:0 are write-1-to-clear; NIS/AIS are sticky summaries, set while
+  a status bit of their group with its DMAIER enable is set; TPS (20-22) and RPS (17-19)
   show the process states; EBS (23-25) the last fatal bus error; MMCS/PMTS/TSTS (27-29)
   mirror the MAC's interrupt status. IRQ 61 is high while (NIS and NISE) or (AIS and AISE)
   or a MAC interrupt is pending.
@@ -124,9 +124,14 @@ class EthDma:
     def set_status(self, bits: int) -> None:
         """Raise DMASR status ``bits``; the summaries follow the enables."""
         self.status |= bits
-        if bits & NORMAL & self.ier:
+        self._summaries()
+
+    def _summaries(self) -> None:
+        """NIS/AIS: set while an enabled status bit of their group is set; cleared only by
+        writing 1 (so clearing the summary first and the cause later leaves it set)."""
+        if self.status & NORMAL & self.ier:
             self.status |= NIS
-        if bits & ABNORMAL & self.ier:
+        if self.status & ABNORMAL & self.ier:
             self.status |= AIS
         self.irq_changed()
 
@@ -186,12 +191,12 @@ class EthDma:
             self._list_address(offset, value & ~3)
         elif offset == SR:
             self.status &= ~(value & W1C)
-            self.irq_changed()
+            self._summaries()
         elif offset == OMR:
             self._write_omr(value)
         elif offset == IER:
             self.ier = value & 0x1E7FF
-            self.irq_changed()
+            self._summaries()
         elif offset == RSWTR:
             self.rswtr = value & 0xFF
         elif offset in (MFBOCR, CHTDR, CHRDR, CHTBAR, CHRBAR):
