@@ -53,6 +53,9 @@ class StopAwareTimers:
         self._delays[key] = d
         if self.stopped:
             d.deadline = self.wall() + delay_ns / 1e9
+            svc = self._services_of()
+            if svc is not None:  # wake the stopped CPU thread: it polls stopped_tick() sooner
+                svc.post(lambda: None)
         else:
             self._schedule(key, d, delay_ns)
 
