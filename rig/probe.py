@@ -15,6 +15,7 @@ import logging
 import shlex
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ DBG_IWDG_STOP = 1 << 12
 FLASH_OPTCR = 0x40023C14
 FLASH_OPTCR1 = 0x40023C18
 OPTCR_NDBANK = 1 << 29
+
+#: the longest :meth:`Probe.close` waits for pyOCD to close its session, in seconds
+CLOSE_TIMEOUT = 15.0
 
 #: Progress callback: (done_bytes, total_bytes, what)
 Progress = Callable[[int, int, str], None]
@@ -140,10 +144,12 @@ def _find_probe(uid: str | None):  # -> pyocd DebugProbe
     from pyocd.probe.aggregator import DebugProbeAggregator
 
     if uid and uid.startswith("remote:"):
+        from rig.probe_remote import bound_remote_probe
+
         probe = DebugProbeAggregator.get_probe_with_id(uid)
         if probe is None:
             raise ProbeError(f"pyOCD cannot create a remote probe for {uid!r}", hint="use remote:HOST:PORT")
-        return probe
+        return bound_remote_probe(probe)  # no request waits for ever on a server that is gone
     from pyocd.core.helpers import ConnectHelper
 
     probes = ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
@@ -253,13 +259,28 @@ class Probe:
         return fz & (DBG_IWDG_STOP | DBG_WWDG_STOP) == DBG_IWDG_STOP | DBG_WWDG_STOP
 
     def close(self) -> None:
+        """Close the session in bounded time (:data:`CLOSE_TIMEOUT`), whatever died first
+        (the board, the probe server, the USB link): pyOCD's close talks to the probe, and
+        a teardown must never wait for ever on it. Never raises."""
         session, self._session = self._session, None
         if session is None:
             return
-        try:
-            session.close()
-        except Exception as exc:
-            LOG.warning("closing the pyOCD session failed: %s", exc)
+
+        def close_session() -> None:
+            try:
+                session.close()
+            except Exception as exc:
+                LOG.warning("closing the pyOCD session failed: %s", exc)
+
+        closer = threading.Thread(target=close_session, name="probe-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_TIMEOUT)
+        if closer.is_alive():
+            LOG.warning(
+                "closing the pyOCD session of %s did not finish within %g s; left to finish on its own",
+                self.uid,
+                CLOSE_TIMEOUT,
+            )
 
     def reconnect(self) -> Probe:
         """Close and re-open the session — after the target lost power, pyOCD's cached view

@@ -174,6 +174,11 @@ def start_twin(
             stderr=stderr,
             env=env,
             cwd=str(cwd),
+            # its own session: Ctrl-C in the user's terminal goes to the foreground process
+            # group, and must not stop the twin before the rig has let go of it (the probe
+            # and console teardowns talk to it); the rig stops it in teardown, and the twin
+            # stops by itself when this process is gone (TWIN_PARENT_PID)
+            start_new_session=True,
         )
     finally:
         if log_path:
