@@ -72,9 +72,12 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     from rig.image import load_image
 
     spec = load_board(args.board)
-    expected = load_image(args.expected, base=args.base if args.expected.suffix.lower() == ".bin" else None)
+    # every file is a flash image: each byte must lie in the board's flash
+    expected = load_image(
+        args.expected, base=args.base if args.expected.suffix.lower() == ".bin" else None, spec=spec
+    )
     base = args.base if args.base is not None else expected.base
-    actual = load_image(args.actual, base=base) if args.actual.suffix.lower() == ".bin" else None
+    actual = load_image(args.actual, base=base, spec=spec) if args.actual.suffix.lower() == ".bin" else None
     if actual is None:
         raise RigError(f"{args.actual}: the readback must be a raw .bin", hint="save the readback as .bin")
     if base != expected.base:
@@ -82,7 +85,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
             f"--base 0x{base:08X} differs from the image base 0x{expected.base:08X}",
             hint="give the readback's start address, the same as the image's",
         )
-    previous = load_image(args.previous, base=base).data if args.previous else None
+    previous = load_image(args.previous, base=base, spec=spec).data if args.previous else None
     dual = None if args.bank_mode is None else args.bank_mode == "dual"
     layout = spec.layout(dual)
     result = analyze(expected.data, actual.data, base, layout, previous=previous)
@@ -107,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except RigError as exc:
-        print(f"rig {args.command}: error: {exc}", file=sys.stderr)
+        print(f"rig {args.command}: error: {ota_cli.visible(exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 

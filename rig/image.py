@@ -8,11 +8,13 @@ flash must hold after programming.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -23,6 +25,14 @@ if TYPE_CHECKING:
 
 #: Largest span (first to last byte) accepted from a .hex or .elf: the whole 2 MiB flash plus slack.
 MAX_SPAN = 16 * 1024 * 1024
+#: Largest .bin read (no flash or readback of this chip comes near it).
+MAX_BIN = MAX_SPAN
+#: Largest .hex read: the whole 2 MiB flash as Intel hex is about 5.7 MiB of text.
+MAX_HEX = 3 * MAX_SPAN
+#: Largest .elf read (symbols and debug info included).
+MAX_ELF = 4 * MAX_SPAN
+#: First address past the Cortex-M's 32-bit address space.
+ADDRESS_LIMIT = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -98,42 +108,119 @@ class Image:
 # --------------------------------------------------------------------------- loaders
 
 
-def load_image(path: str | Path, base: int | None = None) -> Image:
+def load_image(path: str | Path, base: int | None = None, *, spec: BoardSpec | None = None) -> Image:
     """Load a .bin (``base`` required), Intel .hex or .elf file.
 
     For .hex and .elf the base comes from the file; a given ``base`` must then match it.
+    With ``spec``, the image is a flash image: every byte must lie in the board's flash
+    (:func:`require_flash`).
 
     Raises:
-        ImageError: unreadable, unknown format, missing base, or empty/too sparse content.
+        ImageError: unreadable or not a regular file, unknown format, missing base,
+            empty/too sparse content, addresses past 2**32, a segment larger than the file or
+            than :data:`MAX_SPAN`, or (with ``spec``) bytes outside the flash.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file", hint="check the image path")
     suffix = path.suffix.lower()
     if suffix == ".bin":
         if base is None:
             raise ImageError(
                 f"{path}: a .bin has no address", hint="give the base address, e.g. --base 0x08040000"
             )
-        data = path.read_bytes()
+        data = read_image_file(path, MAX_BIN)
         if not data:
             raise ImageError(f"{path}: file is empty", hint="rebuild the image")
-        return Image(data, base, path)
-    if suffix in (".hex", ".ihex"):
+        image = Image(data, base, path)
+    elif suffix in (".hex", ".ihex"):
         image = _load_hex(path)
     elif suffix in (".elf", ".axf", ".out"):
         image = _load_elf(path)
     else:
+        _regular(path)  # a missing file is "no such file" before its suffix is judged
         raise ImageError(
             f"{path}: unknown image format {suffix or '(no suffix)'!r}",
             hint="use .bin (with a base address), .hex or .elf",
         )
+    if image.base < 0 or image.end > ADDRESS_LIMIT:
+        raise ImageError(
+            f"{path}: {image.size} bytes at 0x{image.base:08X} run past the 32-bit address space "
+            f"(end 0x{image.end:X})",
+            hint="check the base address",
+        )
+    if spec is not None:
+        require_flash(image, spec)
     if base is not None and base != image.base:
         raise ImageError(
             f"{path}: starts at 0x{image.base:08X}, not at the given base 0x{base:08X}",
             hint="drop the base for .hex/.elf or link the image for that address",
         )
     return image
+
+
+def require_flash(image: Image, spec: BoardSpec, what: str | None = None) -> Image:
+    """``image`` if every byte of it lies in the board's flash; ImageError otherwise (a .bin
+    longer than the flash, a .hex linked for SRAM or external memory, the ITCM alias)."""
+    flash = spec.flash
+    if flash.contains(image.base, image.size):
+        return image
+    mem = spec.memory_at(image.base)
+    if mem is None:
+        where = "outside every memory of the board"
+    elif mem.name != flash.name:
+        where = f"in {mem.name} ({mem.kind}), not in flash"
+    else:
+        where = "past the end of flash"
+    raise ImageError(
+        f"{what or image.path or 'image'}: {image.size} bytes at 0x{image.base:08X}..0x{image.end - 1:08X}, "
+        f"{where} (flash is 0x{flash.base:08X}..0x{flash.end - 1:08X}, {flash.size // 1024} KiB)",
+        hint="a flash image must use the AXIM flash addresses (0x08xxxxxx) and fit the flash: "
+        "check the base, the linker script's FLASH origin/length, or that this is not a RAM image",
+    )
+
+
+def _regular(path: Path) -> int:
+    """``os.stat`` size of ``path`` if it is a regular file; ImageError otherwise."""
+    from rig.board_yaml import file_kind
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file", hint="check the image path") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}", hint="check the image path") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(f"{path}: {file_kind(st.st_mode)}, not an image file", hint="pass the image file")
+    return st.st_size
+
+
+def read_image_file(path: str | Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them; ImageError for a
+    missing, unreadable (permissions), non-regular (FIFO, device, directory) or larger file."""
+    path = Path(path)
+    _regular(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the check above
+                raise ImageError(f"{path}: not a regular file", hint="pass the image file")
+            chunks, left = [], limit + 1
+            while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+                chunks.append(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise ImageError(
+            f"{path}: cannot read: {exc.strerror or exc}",
+            hint="check the file's permissions (and that it is the image you mean)",
+        ) from None
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise ImageError(
+            f"{path}: larger than {limit >> 20} MiB, far more than the 2 MiB flash",
+            hint="pass the firmware image, not another file",
+        )
+    return data
 
 
 def _from_segments(path: Path, segments: list[tuple[int, bytes]]) -> Image:
@@ -144,6 +231,11 @@ def _from_segments(path: Path, segments: list[tuple[int, bytes]]) -> Image:
         )
     lo = min(a for a, _ in segments)
     hi = max(a + len(d) for a, d in segments)
+    if hi > ADDRESS_LIMIT:
+        raise ImageError(
+            f"{path}: data runs to 0x{hi - 1:X}, past the 32-bit address space",
+            hint="the file's addresses wrap past 0xFFFFFFFF: regenerate it (objcopy -O ihex)",
+        )
     if hi - lo > MAX_SPAN:
         raise ImageError(
             f"{path}: data spans 0x{lo:08X}..0x{hi - 1:08X} ({hi - lo} bytes)",
@@ -156,11 +248,19 @@ def _from_segments(path: Path, segments: list[tuple[int, bytes]]) -> Image:
 
 
 def _load_hex(path: Path) -> Image:
+    import io
+
     from intelhex import IntelHex, IntelHexError
 
+    raw = read_image_file(path, MAX_HEX)
     ih = IntelHex()
     try:
-        ih.loadhex(str(path))
+        ih.loadhex(io.StringIO(raw.decode("ascii")))
+    except UnicodeDecodeError as exc:
+        raise ImageError(
+            f"{path}: not a valid Intel hex file: byte 0x{raw[exc.start]:02X} at offset {exc.start} is not ASCII",
+            hint="regenerate it with objcopy -O ihex",
+        ) from None
     except (IntelHexError, ValueError) as exc:
         raise ImageError(
             f"{path}: not a valid Intel hex file: {exc}", hint="regenerate it with objcopy -O ihex"
@@ -170,24 +270,44 @@ def _load_hex(path: Path) -> Image:
 
 
 def _load_elf(path: Path) -> Image:
-    from elftools.common.exceptions import ELFError
+    import io
+
+    raw = read_image_file(path, MAX_ELF)
+    return _from_segments(path, _elf_segments(path, io.BytesIO(raw), len(raw)))
+
+
+def _elf_segments(path: Path, fh: BinaryIO, size: int) -> list[tuple[int, bytes]]:
+    """The PT_LOAD segments' (physical address, file bytes) of an ARM ELF, each checked
+    against the file before it is read (a header may claim gigabytes)."""
     from elftools.elf.elffile import ELFFile
 
     try:
-        with path.open("rb") as fh:
-            elf = ELFFile(fh)
-            if elf.get_machine_arch() != "ARM":
+        elf = ELFFile(fh)
+        if elf.get_machine_arch() != "ARM":
+            raise ImageError(
+                f"{path}: ELF for {elf.get_machine_arch()}, not ARM", hint="build with arm-none-eabi-gcc"
+            )
+        segments, total = [], 0
+        for seg in elf.iter_segments():
+            if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] <= 0:
+                continue
+            offset, filesz, paddr = seg["p_offset"], seg["p_filesz"], seg["p_paddr"]
+            total += filesz
+            if offset + filesz > size or total > MAX_SPAN:
                 raise ImageError(
-                    f"{path}: ELF for {elf.get_machine_arch()}, not ARM", hint="build with arm-none-eabi-gcc"
+                    f"{path}: a segment claims {filesz} bytes at file offset {offset} "
+                    f"(the file has {size}{'' if total <= MAX_SPAN else f'; at most {MAX_SPAN} load'})",
+                    hint="the ELF is truncated or corrupt: relink it",
                 )
-            segments = [
-                (seg["p_paddr"], seg.data()[: seg["p_filesz"]])
-                for seg in elf.iter_segments()
-                if seg["p_type"] == "PT_LOAD" and seg["p_filesz"] > 0
-            ]
-    except ELFError as exc:
-        raise ImageError(f"{path}: not a valid ELF file: {exc}", hint="pass the linked .elf") from None
-    return _from_segments(path, segments)
+            segments.append((paddr, seg.data()[:filesz]))
+        return segments
+    except ImageError:
+        raise
+    except Exception as exc:  # pyelftools raises ELFError, construct and struct errors... on bad input
+        raise ImageError(
+            f"{path}: not a valid ELF file: {type(exc).__name__}: {str(exc)[:200]}",
+            hint="pass the linked .elf",
+        ) from None
 
 
 # --------------------------------------------------------------------------- validation

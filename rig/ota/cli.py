@@ -252,30 +252,20 @@ def _escape_char(c: str) -> str:
     return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
-#: the largest image ``rig ota serve`` reads (the STM32F767's whole flash is 2 MiB)
-MAX_IMAGE = 16 << 20
-
-
 def _read_image(path: Path) -> bytes:
     """The image's bytes; ConfigError (exit 2) for anything but a readable regular file of
-    at most :data:`MAX_IMAGE` bytes (a FIFO or a device would block or never end)."""
-    hint = "build the application first (make -C firmware) and pass its .bin"
+    at most :data:`rig.image.MAX_BIN` bytes (a FIFO or a device would block or never end)."""
+    from rig.errors import ImageError
+    from rig.image import MAX_BIN, read_image_file
+
     try:
-        if not path.is_file():
-            raise ConfigError(f"image {path} does not exist or is not a file", source="IMAGE", hint=hint)
-        with path.open("rb") as fh:
-            data = fh.read(MAX_IMAGE + 1)
-    except OSError as exc:
+        return read_image_file(path, MAX_BIN)
+    except ImageError as exc:
         raise ConfigError(
-            f"cannot read image {path}: {exc.strerror or exc}", source="IMAGE", hint=hint
-        ) from None
-    if len(data) > MAX_IMAGE:
-        raise ConfigError(
-            f"image {path} is larger than {MAX_IMAGE >> 20} MiB",
+            exc.message,
             source="IMAGE",
-            hint="pass the application .bin (a few hundred KiB), not a flash dump or another file",
-        )
-    return data
+            hint="build the application first (make -C firmware) and pass its .bin",
+        ) from None
 
 
 def _print_result(out: Any, res: Any, transcript: bool) -> None:

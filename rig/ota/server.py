@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rig.errors import ConfigError, OtaError
+from rig.errors import ConfigError, ImageError, OtaError
 from rig.ota.policy import LinkPolicy, parse_policy
 from rig.ota.protocol import Protocol, ThreadProtocol
 from rig.ota.session import ProgressFn, Session, SessionEnd, Timeouts
@@ -435,15 +435,12 @@ class OtaServer:
 def _load_image(image: bytes | str | Path, max_size: int | None) -> bytes:
     """The image bytes (read from a path); OtaError if unreadable, empty or over ``max_size``."""
     if isinstance(image, (str, Path)):
-        path = image
-        try:
-            image = Path(path).read_bytes()
-        except OSError as exc:
-            raise OtaError(
-                f"cannot read image {path}: {exc.strerror}",
-                reason="image",
-                hint="pass the path of the application .bin",
-            ) from None
+        from rig.image import MAX_BIN, read_image_file
+
+        try:  # a regular file only (a FIFO would block), at most MAX_BIN bytes
+            image = read_image_file(image, MAX_BIN)
+        except ImageError as exc:
+            raise OtaError(f"cannot read image: {exc.message}", reason="image", hint=exc.hint) from None
     data = bytes(image)
     if not data:
         raise OtaError(

@@ -99,7 +99,7 @@ def test_usage_errors_exit_2_with_a_fix(image: Path, capsys: pytest.CaptureFixtu
     assert main(["serve", str(image), "--policy", "tiny:size=0"]) == 2
     assert "size must be an integer >= 1" in capsys.readouterr().err
     assert main(["serve", str(image.parent / "missing.bin")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "missing.bin: no such file" in capsys.readouterr().err
     assert main(["serve", str(image), "--bind", "0.0.0.0"]) == 2
     assert "all interfaces" in capsys.readouterr().err
 
@@ -219,9 +219,13 @@ def test_an_image_that_is_not_a_readable_regular_file_is_a_usage_error(
 ) -> None:
     fifo = tmp_path / "fifo.bin"
     os.mkfifo(fifo)
-    for path in (fifo, tmp_path, Path("/dev/zero")):
+    for path, what in (
+        (fifo, "a FIFO (named pipe)"),
+        (tmp_path, "a directory"),
+        ("/dev/zero", "a character device"),
+    ):
         assert main(["serve", str(path)]) == 2
-        assert "does not exist or is not a file" in capsys.readouterr().err
+        assert f"{path}: {what}, not an image file" in capsys.readouterr().err
     big = tmp_path / "big.bin"
     with big.open("wb") as fh:
         fh.truncate((16 << 20) + 1)
