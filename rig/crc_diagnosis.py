@@ -143,9 +143,9 @@ def registers(data: bytes | np.ndarray, model: CrcModel) -> np.ndarray:
     if n == 0:
         return np.array([init], dtype=np.uint32)
     m = -(-n // BLOCK)
-    blocks = np.zeros(m * BLOCK, dtype=np.uint8)
-    blocks[:n] = d
-    blocks = blocks.reshape(m, BLOCK)
+    flat_in = np.zeros(m * BLOCK, dtype=np.uint8)
+    flat_in[:n] = d
+    blocks = flat_in.reshape(m, BLOCK)
     eight, low = np.uint32(8), np.uint32(0xFF)
     local = np.zeros((BLOCK + 1, m), dtype=np.uint32)  # each block from a zero register
     for i in range(BLOCK):
