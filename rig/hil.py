@@ -326,7 +326,11 @@ class Bench:
             state = JumpState.collect(lambda n: self.probe.registers([n])[n], self.probe.read32)
             ev.jump_state = state
             ev.jump = check_jump(
-                state, image, self.spec.contract, self.spec.region(self.spec.ota.app_region).base
+                state,
+                image,
+                self.spec.contract,
+                self.spec.region(self.spec.ota.app_region).base,
+                board=self.spec,
             )
 
         # Flash first: a wrong app slot explains a bad jump, not the other way round.

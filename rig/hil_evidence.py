@@ -45,7 +45,7 @@ def entered_damaged_app(bench: Bench, image: Image, ev: Evidence, offset: int) -
     spec, probe = bench.spec, bench.probe
     app_base = spec.region(spec.ota.app_region).base
     ev.jump_state = JumpState.collect(lambda n: probe.registers([n])[n], probe.read32)
-    ev.jump = check_jump(ev.jump_state, image, spec.contract, app_base)
+    ev.jump = check_jump(ev.jump_state, image, spec.contract, app_base, board=spec)
     app = bench.check_region(ev, spec.ota.app_region, image.data, phase="copy")
     staged = bench.check_region(ev, spec.ota.staging_region, image.data, phase="write")
     record = image.crc32

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rig.board import JumpContract
 
 if TYPE_CHECKING:
+    from rig.board import BoardSpec
     from rig.image import Image
 
 # System Control Space addresses (ARMv7-M / Cortex-M7).
@@ -148,6 +149,9 @@ class JumpVerdict:
     """The contract check: one row per item (unchecked items have ``checked=False``)."""
 
     rows: tuple[JumpRow, ...]
+    #: the memory-map entry VTOR pointed into (``flash``, ``flash_itcm``...), when the board
+    #: was given: which view of the flash the app's vector table was reached through
+    vtor_view: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -173,7 +177,7 @@ class JumpVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"ok": self.ok, "rows": [r.to_dict() for r in self.rows]}
+        return {"ok": self.ok, "vtor_view": self.vtor_view, "rows": [r.to_dict() for r in self.rows]}
 
 
 def _hex(v: int) -> str:
@@ -189,20 +193,58 @@ def _irq_text(words: list[int]) -> str:
     return "none" if not irqs else "IRQ " + ", ".join(map(str, irqs[:16])) + (" …" if len(irqs) > 16 else "")
 
 
+def _vtor_check(vtor: int, base: int, board: BoardSpec | None) -> tuple[str, str, bool, str | None]:
+    """(expected, actual, ok, view) of the ``vtor`` item. With the board's memory map, VTOR may
+    name the app's table through any view of the flash (the AXIM address or an alias such as
+    the F7's ITCM 0x0020xxxx: both fetch the same bytes); the text says which view it saw."""
+    if board is None:
+        return _hex(base), _hex(vtor), vtor == base, None
+    flash_base = board.to_flash_address(base)
+    views = [
+        m
+        for m in board.memory.values()
+        if m.kind == "alias" and m.alias_of is not None and board.memory[m.alias_of].contains(flash_base)
+    ]
+    aliases = [m.base + flash_base - board.memory[m.alias_of or ""].base for m in views]
+    expected = " or ".join(
+        [_hex(flash_base)] + [f"{_hex(a)} ({m.name})" for a, m in zip(aliases, views, strict=True)]
+    )
+    mem = board.memory_at(vtor)
+    view = mem.name if mem is not None else None
+    translated = board.to_flash_address(vtor)
+    if mem is not None and mem.kind == "alias":
+        actual = f"{_hex(vtor)} = {_hex(translated)} through {mem.name} (alias of {mem.alias_of})"
+    elif mem is not None:
+        actual = f"{_hex(vtor)} through {mem.name}"
+    else:
+        actual = f"{_hex(vtor)} (outside the memory map)"
+    return expected, actual, translated == flash_base, view
+
+
 def check_jump(
-    state: JumpState, image: Image, contract: JumpContract, app_base: int | None = None
+    state: JumpState,
+    image: Image,
+    contract: JumpContract,
+    app_base: int | None = None,
+    *,
+    board: BoardSpec | None = None,
 ) -> JumpVerdict:
     """Compare ``state`` with what the app ``image`` expects at its first instruction.
 
     Args:
         app_base: where the app's vector table is (default: ``image.base``).
+        board: the board's memory map: VTOR may then point at the app's table through any
+            view of the flash (``flash`` or an alias such as ``flash_itcm``), and
+            :attr:`JumpVerdict.vtor_view` names the one it saw. Without it only
+            ``app_base`` itself is accepted.
     """
     base = image.base if app_base is None else app_base
     sp, entry = image.initial_sp, image.reset_handler & ~1
     st = state
     ticks = st.systick_ctrl & 0b11
+    vtor_expected, vtor_actual, vtor_ok, vtor_view = _vtor_check(st.vtor, base, board)
     checks: dict[str, tuple[str, str, bool]] = {
-        "vtor": (_hex(base), _hex(st.vtor), st.vtor == base),
+        "vtor": (vtor_expected, vtor_actual, vtor_ok),
         "msp": (_hex(sp), _hex(st.msp), st.msp == sp),
         "pc": (_hex(entry), _hex(st.pc), (st.pc & ~1) == entry),
         "thumb": ("T=1", f"T={st.xpsr >> 24 & 1}", bool(st.xpsr & XPSR_T)),
@@ -236,4 +278,4 @@ def check_jump(
     for name, (expected, actual, ok) in checks.items():
         checked = contract.enabled(name)
         rows.append(JumpRow(name, expected, actual, bool(ok), contract.reason(name), checked))
-    return JumpVerdict(tuple(rows))
+    return JumpVerdict(tuple(rows), vtor_view=vtor_view)
