@@ -190,11 +190,13 @@ int eth_init(const uint8_t mac[6])
 
     /* MACCR: keep the reserved bits, MAC off; retry disable (half duplex only). Speed
        and duplex come from the PHY in eth_start(). CRC is not stripped: RX frame
-       lengths include the 4-byte FCS, which eth_rx_frame() removes. */
+       lengths include the 4-byte FCS, which eth_rx_frame() removes. IPCO: the MAC checks
+       IPv4 header and TCP/UDP/ICMP checksums and (store-and-forward, DMAOMR.DTCEFD 0)
+       drops frames that fail. */
     uint32_t cr = ETH_MAC->MACCR;
     cr &= ~(ETH_MACCR_RE | ETH_MACCR_TE | ETH_MACCR_DM | ETH_MACCR_FES | ETH_MACCR_IPCO |
             ETH_MACCR_APCS | ETH_MACCR_CSTF);
-    ETH_MAC->MACCR = cr | ETH_MACCR_RD;
+    ETH_MAC->MACCR = cr | ETH_MACCR_RD | (ETH_RX_CSUM_OFFLOAD ? ETH_MACCR_IPCO : 0u);
     ETH_MAC->MACFFR = 0;          /* own unicast address and broadcast */
     ETH_MAC->MACHTHR = 0;
     ETH_MAC->MACHTLR = 0;
@@ -300,11 +302,23 @@ void eth_deinit(void)
     }
 }
 
-/* A fatal bus error stops both DMA processes: count it and restart from the rings. */
-static void check_fatal(void)
+/* The DMA status, read when the driver has nothing to do (an idle RX poll, a wait for a
+   TX descriptor): what it reports is acknowledged (write 1 to clear), so a firmware that
+   waits reads a quiet DMASR, as a HAL-style driver does after its interrupt handler. A
+   suspended RX process (RBUS: every descriptor was ours) is resumed by a poll demand. A
+   fatal bus error stops both DMA processes: it is counted and the DMA restarted from the
+   rings. */
+static void service_status(void)
 {
     uint32_t sr = ETH_DMA->DMASR;
     s_stats.last_dmasr = sr;
+    if (sr & ETH_DMASR_W1C & ~ETH_DMASR_FBES) {
+        ETH_DMA->DMASR = sr & ETH_DMASR_W1C & ~ETH_DMASR_FBES;
+    }
+    if (sr & ETH_DMASR_RBUS) {
+        s_stats.rx_resumes++;
+        ETH_DMA->DMARPDR = 0;
+    }
     if (!(sr & ETH_DMASR_FBES)) {
         return;
     }
@@ -325,7 +339,7 @@ uint8_t *eth_tx_buffer(uint32_t timeout_ms)
     eth_desc_t *d = &s_tx_desc[s_tx_idx];
     uint32_t start = board_millis();
     while (d->des0 & ETH_TDES0_OWN) {
-        check_fatal();
+        service_status();
         ETH_DMA->DMATPDR = 0;
         if ((uint32_t)(board_millis() - start) >= timeout_ms && (d->des0 & ETH_TDES0_OWN)) {
             s_stats.tx_busy++;
@@ -353,26 +367,26 @@ int eth_tx_send(uint32_t len, int csum_offload)
               (s_irq ? ETH_TDES0_IC : 0u) | (csum_offload ? ETH_TDES0_CIC_FULL : 0u);
     cpu_dsb();
     s_tx_idx = (s_tx_idx + 1u) % ETH_TX_DESC_COUNT;
-    if (ETH_DMA->DMASR & ETH_DMASR_TBUS) {
-        ETH_DMA->DMASR = ETH_DMASR_TBUS;
-    }
-    ETH_DMA->DMATPDR = 0;   /* resume a suspended TX process */
+    ETH_DMA->DMATPDR = 0;   /* resume the TX process (suspended when it ran out of frames) */
     s_stats.tx_frames++;
     return ETH_OK;
 }
 
 int eth_rx_frame(const uint8_t **frame, uint32_t *len)
 {
-    check_fatal();
     for (uint32_t tries = 0; tries < ETH_RX_DESC_COUNT; tries++) {
         eth_desc_t *d = &s_rx_desc[s_rx_idx];
         uint32_t st = d->des0;
         if (st & ETH_RDES0_OWN) {
+            service_status();   /* nothing received: the one DMASR read of an idle poll */
             return 0;
         }
         uint32_t fl = (st & ETH_RDES0_FL_MASK) >> ETH_RDES0_FL_POS;
+        /* checksum offload (MACCR.IPCO): an IPv4 frame whose header or TCP/UDP/ICMP
+           checksum is wrong (FT with IPHCE or PCE) never reaches lwIP, which trusts it */
+        int csum_bad = (st & ETH_RDES0_FT) && (st & (ETH_RDES0_IPHCE | ETH_RDES0_PCE));
         if ((st & (ETH_RDES0_FS | ETH_RDES0_LS)) == (ETH_RDES0_FS | ETH_RDES0_LS) &&
-            !(st & ETH_RDES0_ES) && fl > 4u && fl - 4u <= ETH_BUF_SIZE) {
+            !(st & ETH_RDES0_ES) && !csum_bad && fl > 4u && fl - 4u <= ETH_BUF_SIZE) {
             *frame = s_rx_buf[s_rx_idx];
             *len = fl - 4u;   /* the FCS is not stripped (MACCR.CSTF = 0) */
             s_stats.rx_frames++;
@@ -391,13 +405,9 @@ void eth_rx_release(void)
     d->des0 = ETH_RDES0_OWN;
     cpu_dsb();
     s_rx_idx = (s_rx_idx + 1u) % ETH_RX_DESC_COUNT;
-    /* RX suspended for want of a descriptor (with IRQs on, the handler may already have
-       acknowledged RBUS): a poll demand makes the DMA fetch the descriptor again. */
-    if (ETH_DMA->DMASR & ETH_DMASR_RBUS) {
-        ETH_DMA->DMASR = ETH_DMASR_RBUS;
-        s_stats.rx_resumes++;
-        ETH_DMA->DMARPDR = 0;
-    } else if (s_irq) {
+    /* A suspended RX process is resumed by the next idle poll (service_status); with
+       IRQs on, the handler acknowledges RBUS itself, so the poll demand is made here. */
+    if (s_irq) {
         ETH_DMA->DMARPDR = 0;
     }
 }
@@ -421,7 +431,7 @@ void eth_irq_enable(int on)
 }
 
 /* Acknowledge what the DMA reported; the thread-mode poll loop does the work. A fatal
-   bus error stays set for check_fatal(), with its interrupt masked. */
+   bus error stays set for service_status(), with its interrupt masked. */
 void ETH_IRQHandler(void)
 {
     uint32_t sr = ETH_DMA->DMASR;

@@ -160,14 +160,20 @@ typedef struct eth_desc {
 #define ETH_RDES0_ES    (1u << 15)   /* error summary */
 #define ETH_RDES0_FS    (1u << 9)
 #define ETH_RDES0_LS    (1u << 8)
+#define ETH_RDES0_IPHCE (1u << 7)    /* with IPCO: IPv4 header checksum error */
+#define ETH_RDES0_FT    (1u << 5)    /* frame type: Ethernet type frame (IPv4 when checked) */
+#define ETH_RDES0_PCE   (1u << 0)    /* with IPCO: TCP/UDP/ICMP checksum error */
 #define ETH_RDES1_RCH   (1u << 14)   /* second address = next descriptor */
 #define ETH_RDES1_RBS1_MASK 0x1FFFu
 
 /* ---------------------------------------------------------------- driver */
-#define ETH_RX_DESC_COUNT  12u
+#define ETH_RX_DESC_COUNT  24u
 #define ETH_TX_DESC_COUNT  4u
 #define ETH_BUF_SIZE       1536u     /* >= 1518 + VLAN, multiple of 32 */
 #define ETH_FRAME_MAX      1514u     /* without FCS */
+#ifndef ETH_RX_CSUM_OFFLOAD
+#define ETH_RX_CSUM_OFFLOAD 1        /* MACCR.IPCO: the MAC checks (and drops) checksums */
+#endif
 
 #define ETH_OK          0
 #define ETH_ERR_RESET   (-1)         /* DMABMR.SR never cleared (no RMII REF_CLK?) */
@@ -177,7 +183,8 @@ typedef struct eth_desc {
 
 typedef struct {
     uint32_t rx_frames;      /* good frames handed up */
-    uint32_t rx_errors;      /* descriptors with ES, or a frame spread over several */
+    uint32_t rx_errors;      /* descriptors with ES or a checksum error, or a frame spread
+                                over several */
     uint32_t rx_resumes;     /* RX process resumed after "buffer unavailable" */
     uint32_t tx_frames;
     uint32_t tx_busy;        /* sends given up: every TX descriptor owned by the DMA */

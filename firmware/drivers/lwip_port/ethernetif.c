@@ -11,6 +11,10 @@
 #include "lwipopts.h"
 #include "netif/ethernet.h"
 
+#if LWIP_PORT_RX_CSUM_OFFLOAD != ETH_RX_CSUM_OFFLOAD
+#error "lwIP trusts received checksums only if the MAC checks them (ETH_RX_CSUM_OFFLOAD)"
+#endif
+
 #define TX_WAIT_MS 20u   /* a free TX descriptor: 4 frames at 10 Mbit/s take < 5 ms */
 
 uint32_t g_ethernetif_rx_nomem;

@@ -177,29 +177,39 @@ static void check_link(void)
     }
 }
 
-void net_poll(void)
+/* While frames keep coming, the timers and the link are looked at every BUSY_ROUNDS
+   rounds only (reading the time is a peripheral access too). */
+#define BUSY_ROUNDS 8u
+
+uint32_t net_poll(void)
 {
+    static uint32_t busy;
     if (!s_hw_up) {
-        return;
+        return 0;
     }
-    (void)ethernetif_input_poll(&s_netif);
+    uint32_t n = ethernetif_input_poll(&s_netif);
+    if (n != 0 && ++busy < BUSY_ROUNDS) {
+        return n;
+    }
+    busy = 0;
     sys_check_timeouts();
     uint32_t now = board_millis();
     if ((uint32_t)(now - s_last_link_check) >= NET_LINK_POLL_MS) {
         s_last_link_check = now;
         check_link();
     }
+    return n;
 }
 
 int net_wait(int (*cond)(void), uint32_t timeout_ms)
 {
     uint32_t start = board_millis();
     for (;;) {
-        net_poll();
+        uint32_t n = net_poll();
         if (cond()) {
             return 1;
         }
-        if ((uint32_t)(board_millis() - start) >= timeout_ms) {
+        if (n == 0 && (uint32_t)(board_millis() - start) >= timeout_ms) {
             net_poll();
             return cond();
         }

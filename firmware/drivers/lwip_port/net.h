@@ -33,8 +33,9 @@ struct netif;
 /* Bring up MAC, PHY and the lwIP interface (lwIP itself is initialised once). The
    link comes up later, in net_poll(). Safe to call again after net_deinit(). */
 int net_init(const net_config_t *cfg);
-/* One round: frames in, timers, link check (rate-limited). Returns quickly. */
-void net_poll(void);
+/* One round: frames in, timers, link check (rate-limited). Returns quickly, with the
+   number of frames handed to lwIP. */
+uint32_t net_poll(void);
 /* Poll until cond() is true or timeout_ms passed; 1 if cond() held. */
 int net_wait(int (*cond)(void), uint32_t timeout_ms);
 int net_link_up(void);
