@@ -31,9 +31,11 @@ from rig.board_spec import (
     Endpoint,
     FlashLayout,
     JumpContract,
+    LabBoard,
     Location,
     MemoryRegion,
     OtaSpec,
+    PowerSpec,
     Region,
     Sector,
     TargetSpec,
@@ -52,9 +54,11 @@ __all__ = [
     "Endpoint",
     "FlashLayout",
     "JumpContract",
+    "LabBoard",
     "Location",
     "MemoryRegion",
     "OtaSpec",
+    "PowerSpec",
     "Region",
     "Sector",
     "TargetSpec",
@@ -155,10 +159,11 @@ class _Builder:
             option_bytes=option_bytes,
             ota=ota,
             contract=_contract(board.contract),
-            targets=_targets(board.targets),
+            targets=_targets(board.targets, ota.server, self),
             _layouts=layouts,
             _layout_errors=errors,
             debug=DebugSpec(**(board.debug.model_dump() if board.debug else {})),
+            power=_power(board.power, self.source),
         )
 
     def memory(self, entries: dict[str, schema.MemoryEntry]) -> dict[str, MemoryRegion]:
@@ -309,16 +314,87 @@ def _contract(contract: schema.Contract) -> JumpContract:
     return JumpContract(items)
 
 
-def _targets(targets: schema.Targets) -> dict[str, TargetSpec]:
+def _targets(targets: schema.Targets, server: Endpoint, builder: _Builder) -> dict[str, TargetSpec]:
     """Targets given in the file (``twin: {}`` is the twin with every default)."""
     out: dict[str, TargetSpec] = {}
     for name in TARGET_NAMES:
         given: Any = getattr(targets, name)
         if given is None:
             continue
-        fields = given.model_dump(exclude_none=True)
+        fields = given.model_dump(exclude_none=True, exclude={"boards"})
         for key in ("host", "forward"):
             if getattr(given, key, None) is not None:
                 fields[key] = _endpoint(getattr(given, key))
+        if fields.get("pyocd_config"):
+            fields["pyocd_config"] = str(_beside(builder.source, fields["pyocd_config"]))
+        if name == "nucleo" and given.boards:
+            fields["boards"] = _lab_boards(given, server, builder)
         out[name] = TargetSpec(name, **fields)
+    # One address per board: where it dials is where the server listens (issue 15: 3)
+    for name, key in (("twin", "forward"), ("nucleo", "host")):
+        spec = out.get(name)
+        where = getattr(spec, key, None) if spec else None
+        if where is not None and where != server:
+            raise builder.fail(
+                f"targets.{name}.{key}",
+                f"{where} differs from ota.server {server}: the board dials one address, and the "
+                "OTA server listens there",
+                "the same address as ota.server (or leave it out); several boards each give "
+                "their own in targets.nucleo.boards",
+            )
     return out
+
+
+def _beside(source: str, path: str) -> Path:
+    """``path`` as written in the board file, relative paths taken from the file's folder."""
+    given = Path(path).expanduser()
+    if given.is_absolute() or source.startswith("<"):
+        return given
+    return (Path(source).resolve().parent / given).resolve()
+
+
+def _power(power: schema.Power | None, source: str) -> PowerSpec | None:
+    if power is None:
+        return None
+    return PowerSpec(
+        uhubctl=(power.uhubctl.location, power.uhubctl.port) if power.uhubctl else None,
+        command=(power.command.off, power.command.on) if power.command else None,
+        off_time=float(power.off_time),
+        settle=float(power.settle),
+        base_dir=None if source.startswith("<") else str(Path(source).resolve().parent),
+    )
+
+
+def _lab_boards(nucleo: schema.NucleoTarget, server: Endpoint, builder: _Builder) -> tuple[LabBoard, ...]:
+    """``targets.nucleo.boards``: each board's address defaults to ota.server; no two boards
+    may share a probe, an OTA address (the second server could not listen) or an own address
+    (the allow-list could not tell them apart)."""
+    boards = []
+    seen: dict[str, dict[object, int]] = {"probe_uid": {}, "host": {}, "board_ip": {}}
+    for i, b in enumerate(nucleo.boards or []):
+        board = LabBoard(
+            probe_uid=b.probe_uid,
+            host=_endpoint(b.host) if b.host else server,
+            board_ip=b.board_ip,
+            serial_port=b.serial_port,
+            usb_serial=b.usb_serial,
+            power=_power(b.power, builder.source),
+            host_key=f"targets.nucleo.boards[{i}].host" if b.host else "ota.server",
+        )
+        for key, value in (
+            ("probe_uid", board.probe_uid.lower() if board.probe_uid else None),
+            ("host", board.host),
+            ("board_ip", board.board_ip),
+        ):
+            if value is None:
+                continue
+            if value in seen[key]:
+                j = seen[key][value]
+                raise builder.fail(
+                    f"targets.nucleo.boards[{i}].{key}",
+                    f"boards {j} and {i} share {key} {getattr(board, key)}",
+                    f"a {key} of its own for each board" + (" (host: IP:PORT)" if key == "host" else ""),
+                )
+            seen[key][value] = i
+        boards.append(board)
+    return tuple(boards)

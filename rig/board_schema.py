@@ -283,6 +283,62 @@ class TwinTarget(_Strict):
     forward: EndpointModel | None = None
 
 
+def _ipv4(value: Any) -> Any:
+    """A dotted IPv4 address (a board's own address)."""
+    if not isinstance(value, str):
+        raise invalid(got(value), "a dotted IPv4 address")
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise invalid(f"bad IPv4 address {value!r}", "a dotted IPv4 address") from None
+
+
+IPv4 = Annotated[str, BeforeValidator(_ipv4)]
+#: a pyOCD session option's value (``targets.nucleo.pyocd_options``)
+OptionValue = bool | int | float | str
+
+
+class Uhubctl(_Strict):
+    """``power.uhubctl``: per-port USB power of a hub uhubctl supports (the ST-LINK's port)."""
+
+    location: Name
+    port: Annotated[int, IntIn(1, 255)]
+
+
+class PowerCommand(_Strict):
+    """``power.command``: the user's relay script, one command line to cut power, one to
+    restore it (split like a shell would, run without a shell)."""
+
+    off: Name
+    on: Name
+
+
+class Power(_Strict):
+    """``power``: how the rig cuts a real board's power (exactly one of ``uhubctl``/``command``)."""
+
+    uhubctl: Uhubctl | None = None
+    command: PowerCommand | None = None
+    off_time: Annotated[float, Field(ge=0.0, le=60.0, strict=False)] = 2.0
+    settle: Annotated[float, Field(ge=0.0, le=120.0, strict=False)] = 5.0
+
+    @model_validator(mode="after")
+    def _one_switch(self) -> Power:
+        if (self.uhubctl is None) == (self.command is None):
+            raise invalid("give exactly one switch", "uhubctl: {location, port} or command: {off, on}")
+        return self
+
+
+class NucleoBoard(_Strict):
+    """``targets.nucleo.boards[i]``: one of several boards on this host (one per xdist worker)."""
+
+    probe_uid: Annotated[str, BeforeValidator(_number_to_str), Field(min_length=1)]
+    host: EndpointModel | None = None
+    board_ip: IPv4 | None = None
+    serial_port: Serial = None
+    usb_serial: Serial = None
+    power: Power | None = None
+
+
 class NucleoTarget(_Strict):
     """``targets.nucleo``."""
 
@@ -293,6 +349,11 @@ class NucleoTarget(_Strict):
     baudrate: Annotated[int, IntIn(300, 20_000_000)] = 115200
     host: EndpointModel | None = None
     swd_frequency: Annotated[int, IntIn(1_000, 100_000_000)] | None = None
+    board_ip: IPv4 | None = None
+    boards: Annotated[list[NucleoBoard], Field(min_length=1)] | None = None
+    pyocd_options: dict[str, OptionValue] | None = None
+    pyocd_config: Name | None = None
+    banner: Name | None = None
 
 
 class Targets(_Strict):
@@ -333,6 +394,7 @@ class BoardFile(_Strict):
     contract: Contract
     targets: Targets
     debug: Debug | None = None
+    power: Power | None = None
 
 
 # --------------------------------------------------------------------------- errors

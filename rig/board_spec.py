@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rig.errors import ConfigError
 
@@ -234,6 +234,45 @@ class TargetSpec:
     forward: Endpoint | None = None
     #: SWD clock in Hz pyOCD sets on the probe (None: pyOCD's default, 1 MHz)
     swd_frequency: int | None = None
+    #: the board's own IPv4 address: the OTA server accepts connections from it only
+    board_ip: str | None = None
+    #: several boards on this host (``targets.nucleo.boards``), one per xdist worker
+    boards: tuple[LabBoard, ...] = ()
+    #: further pyOCD session options (``targets.nucleo.pyocd_options``)
+    pyocd_options: Mapping[str, object] = field(default_factory=dict)
+    #: the user's pyocd.yaml (absolute; relative paths are taken from the board file's folder)
+    pyocd_config: str | None = None
+    #: regex of what the board prints when it boots after the run (None: any line)
+    banner: str | None = None
+
+
+@dataclass(frozen=True)
+class PowerSpec:
+    """How the rig cuts a real board's power (``power:``): ``uhubctl`` = (hub location, port),
+    or ``command`` = (off, on) command lines; ``off_time`` s without power, then ``settle`` s
+    at most for the probe and console to come back."""
+
+    uhubctl: tuple[str, int] | None = None
+    command: tuple[str, str] | None = None
+    off_time: float = 2.0
+    settle: float = 5.0
+    #: folder relative relay-script paths are taken from (the board file's)
+    base_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class LabBoard:
+    """One real board on this host: its probe, its console, the one address it dials (and
+    the OTA server listens on), its own address, its power switch."""
+
+    probe_uid: str | None
+    host: Endpoint
+    board_ip: str | None = None
+    serial_port: str | None = None
+    usb_serial: str | None = None
+    power: PowerSpec | None = None
+    #: the board-file key ``host`` came from, for messages
+    host_key: str = "ota.server"
 
 
 @dataclass(frozen=True)
@@ -273,6 +312,28 @@ class BoardSpec:
     _layouts: Mapping[bool, FlashLayout]
     _layout_errors: Mapping[bool, ConfigError] = field(default_factory=dict, compare=False)
     debug: DebugSpec = field(default_factory=DebugSpec)
+    #: how to cut a real board's power (``power:``), None: no switch
+    power: PowerSpec | None = None
+
+    def lab_boards(self) -> list[LabBoard]:
+        """The real boards this file describes: ``targets.nucleo.boards``, or the one board of
+        ``targets.nucleo`` (dialling ``ota.server``). Empty without a ``nucleo`` target."""
+        nucleo = self.targets.get("nucleo")
+        if nucleo is None:
+            return []
+        if nucleo.boards:  # a board without a power switch of its own uses power:
+            return [b if b.power else replace(b, power=self.power) for b in nucleo.boards]
+        return [
+            LabBoard(
+                probe_uid=nucleo.probe_uid,
+                host=nucleo.host or self.ota.server,
+                board_ip=nucleo.board_ip,
+                serial_port=nucleo.serial_port,
+                usb_serial=nucleo.usb_serial,
+                power=self.power,
+                host_key="targets.nucleo.host" if nucleo.host else "ota.server",
+            )
+        ]
 
     # -- layouts and regions
     @property
