@@ -33,12 +33,14 @@ from twin.net.slirp import SlirpNetwork
 from twin.net.spi import Stm32Spi
 from twin.net.stack import NetStack
 from twin.net.winc import WincModule
+from twin.net.winc3400 import Winc3400
 
 __all__ = [
     "EthMac",
     "EthOffload",
     "NetStack",
     "Stm32Spi",
+    "Winc3400",
     "WincModule",
     "add_arguments",
     "commands",
@@ -77,6 +79,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "of what is available (default 0.25; 0 = always deliver the maximum)",
     )
     g.add_argument(
+        "--winc-protocol",
+        choices=("legacy", "microchip"),
+        default="legacy",
+        help="what the WiFi module on SPI1 speaks: Microchip's WINC3400 SPI/HIF protocol "
+        "(twin/net/winc3400.py) or the twin's older framing (default legacy, until the firmware moves)",
+    )
+    g.add_argument(
+        "--winc-ap",
+        default=None,
+        metavar="SSID[:PASSPHRASE]",
+        help="the access point the microchip WiFi module can join (default: any SSID, any passphrase)",
+    )
+    g.add_argument(
         "--eth-link", choices=("up", "down"), default="up", help="initial Ethernet link state (default up)"
     )
     cable.add_arguments(g)  # --hostfwd, --pcap: the ETH MAC's cable (twin/net/cable.py)
@@ -97,8 +112,7 @@ def devices(
     stack = NetStack(forwards, window=getattr(args, "net_window", 64 * 1024))
     eth = EthOffload(stack)
     eth.link = getattr(args, "eth_link", "up") != "down"
-    winc = WincModule(stack, seed=getattr(args, "winc_seed", 0), split_prob=getattr(args, "winc_split", 0.25))
-    spi = Stm32Spi(winc)
+    spi = Stm32Spi(_winc(args, stack))
     devs: list[Device] = [eth, spi]
     if frames is not None:  # the STM32 ETH MAC + LAN8742A (twin/net/ethmac*.py) on the board's cable
         devs.append(EthMac(frames))
@@ -112,10 +126,23 @@ def devices(
     return devs
 
 
-def _find(devs: list[Device]) -> tuple[EthOffload, WincModule, NetStack]:
+def _winc(args: argparse.Namespace, stack: NetStack) -> WincModule | Winc3400:
+    """The WiFi module of ``--winc-protocol`` (``--winc-seed``, ``--winc-split``, ``--winc-ap``)."""
+    seed, split = getattr(args, "winc_seed", 0), getattr(args, "winc_split", 0.25)
+    if getattr(args, "winc_protocol", "legacy") != "microchip":
+        return WincModule(stack, seed=seed, split_prob=split)
+    ap_spec = getattr(args, "winc_ap", None)
+    ap = None
+    if ap_spec:
+        ssid, _, passphrase = ap_spec.partition(":")
+        ap = (ssid, passphrase if ":" in ap_spec else None)
+    return Winc3400(stack, seed=seed, split_prob=split, ap=ap)
+
+
+def _find(devs: list[Device]) -> tuple[EthOffload, WincModule | Winc3400, NetStack]:
     eth = next(d for d in devs if isinstance(d, EthOffload))
     spi = next(d for d in devs if isinstance(d, Stm32Spi))
-    assert isinstance(spi.slave, WincModule)
+    assert isinstance(spi.slave, WincModule | Winc3400)
     return eth, spi.slave, eth.stack
 
 
