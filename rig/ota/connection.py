@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 
 from rig.errors import ConfigError
+from rig.ota.framing import MAX_LINE, Framing, FramingError, LineFraming
 from rig.ota.transcript import Transcript, printable
 
-#: longest control line, including the ``\n`` (docs/protocol.md)
-MAX_LINE = 64
+__all__ = ["MAX_LINE", "TICK", "BoardConnection", "SessionEnd", "Timeouts"]
 #: longest single wait between checks of the stop flag, in seconds
 TICK = 0.05
 
@@ -92,12 +92,22 @@ class BoardConnection:
         transcript: where every message goes.
         timeouts: the waits.
         stop: set by the server to abort (close / Ctrl-C).
+        framing: where the board's messages end (default :class:`LineFraming`, the
+            ``\\n``-terminated lines of docs/protocol.md; the protocol chooses it).
     """
 
     def __init__(
-        self, sock: socket.socket, transcript: Transcript, timeouts: Timeouts, stop: threading.Event
+        self,
+        sock: socket.socket,
+        transcript: Transcript,
+        timeouts: Timeouts,
+        stop: threading.Event,
+        *,
+        framing: Framing | None = None,
     ) -> None:
         self.sock = sock
+        #: how the board's byte stream is cut into messages
+        self.framing: Framing = framing or LineFraming()
         self.transcript = transcript
         self.timeouts = timeouts
         #: the protocol phase, named in every SessionEnd
@@ -177,27 +187,22 @@ class BoardConnection:
         return line
 
     def _take_line(self) -> str | None:
-        nl = self._rx.find(b"\n", 0, MAX_LINE)
-        if nl < 0:
-            if len(self._rx) >= MAX_LINE:
-                raise self.fail(
-                    "protocol",
-                    f"line longer than {MAX_LINE} bytes from the board: "
-                    f"{printable(bytes(self._rx[:MAX_LINE]), 40)!r}",
-                )
+        """The board's next complete message (cut by :attr:`framing`), or None."""
+        try:
+            found = self.framing.split(self._rx)
+        except FramingError as exc:
+            raise self.fail("protocol", str(exc)) from None
+        if found is None:
             return None
-        raw = bytes(self._rx[: nl + 1])
-        del self._rx[: nl + 1]
+        message, used = found
+        raw = bytes(self._rx[:used])
+        del self._rx[:used]
         self.transcript.rx(raw)
-        body = raw[:-1]
-        bad = [b for b in body if b < 0x20 or b > 0x7E]
-        if bad:
-            raise self.fail(
-                "protocol",
-                f"invalid byte 0x{bad[0]:02x} in a line from the board "
-                f"({printable(raw)!r}): lines are printable ASCII ending in \\n",
-            )
-        return body.decode("ascii")
+        return message
+
+    def _message_waiting(self) -> bool:
+        """A complete message (or bytes that are an error) is in the receive buffer."""
+        return self.framing.waiting(self._rx)
 
     def _fill(self, wait: float) -> None:
         try:
@@ -227,16 +232,16 @@ class BoardConnection:
             self.wire_rx += len(chunk)
 
     def linger(self) -> int:
-        """After the final message: watch ``timeouts.linger`` s for stray bytes; return their count."""
-        extra = len(self._rx)
+        """After the final message: watch ``timeouts.linger`` s for stray bytes; return their
+        count (bytes the framing ignores, e.g. a CR/LF after a word, do not count)."""
+        extra = self.framing.stray(self._rx)
         deadline = time.monotonic() + self.timeouts.linger
         while not self._eof and time.monotonic() < deadline and not extra:
-            before = len(self._rx)
             try:
                 self._fill(min(TICK, max(0.0, deadline - time.monotonic())))
             except SessionEnd:
                 break
-            extra += len(self._rx) - before
+            extra = self.framing.stray(self._rx)
         return extra
 
     def _ended(self) -> str:

@@ -26,18 +26,26 @@ MESSAGE_CHUNK = 1024
 
 @dataclass(frozen=True)
 class Piece:
-    """A unit the protocol wants to send: one control message or a run of image bytes."""
+    """A unit the protocol wants to send: one control message or a run of image bytes.
+
+    ``separate`` and ``pause_ms`` are the protocol's own framing (e.g. the forum thread's
+    messages without terminators, each in its own segment after a pause): the natural and
+    per-message segmenters keep them, the others cut the stream their own way."""
 
     kind: PieceKind
     payload: bytes
+    separate: bool = False
+    pause_ms: float = 0.0
 
 
 @dataclass(frozen=True)
 class Write:
-    """One application write; ``separate`` means it must be its own TCP segment."""
+    """One application write; ``separate`` means it must be its own TCP segment;
+    ``pause_ms``: wait that long after the previous write was transmitted."""
 
     payload: bytes
     separate: bool
+    pause_ms: float = 0.0
 
 
 class Segmenter:
@@ -59,7 +67,7 @@ class Segmenter:
         out: list[Write] = []
         for p in pieces:
             if p.kind == "control":
-                out.append(Write(p.payload, False))
+                out.append(Write(p.payload, p.separate, p.pause_ms))
             else:
                 out.extend(Write(c, False) for c in _chunks(p.payload, NATURAL_CHUNK))
         return out
@@ -84,7 +92,7 @@ class PerMessage(Segmenter):
         out: list[Write] = []
         for p in pieces:
             if p.kind == "control":
-                out.append(Write(p.payload, True))
+                out.append(Write(p.payload, True, p.pause_ms))
             else:
                 out.extend(Write(c, True) for c in _chunks(p.payload, self.chunk))
         return out

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rig.errors import ConfigError, ImageError, OtaError
 from rig.ota.policy import LinkPolicy, parse_policy
-from rig.ota.protocol import Protocol, ThreadProtocol
+from rig.ota.protocol import Protocol, ReferenceProtocol
 from rig.ota.session import ProgressFn, Session, SessionEnd, Timeouts
 from rig.ota.session_pcaps import SessionPcaps
 from rig.ota.transcript import SessionResult, Transcript
@@ -49,7 +49,8 @@ class OtaServer:
         port: TCP port (0 = a free one; see ``address``). SO_REUSEADDR is set.
         policy: a spec string, a :class:`LinkPolicy`, or a sequence of them (session i uses
             item i, the last one repeats; e.g. ``["drop-at:byte=4096", "natural"]``).
-        protocol: the protocol (default :class:`ThreadProtocol` with ``crc``).
+        protocol: the protocol (default :class:`~rig.ota.protocol.ReferenceProtocol` with
+            ``crc``; see :func:`rig.ota.protocol.load_protocol` for ``thread`` and your own).
         crc: announce FILE_CRC (default protocol only).
         max_size: the board's slot size; a larger image is refused before serving.
         timeouts: a :class:`Timeouts`.
@@ -85,7 +86,7 @@ class OtaServer:
         self.max_size = max_size
         self.bind = _check_bind(bind)
         self.port = int(port)
-        self.protocol = protocol or ThreadProtocol(crc=crc)
+        self.protocol = protocol or ReferenceProtocol(crc=crc)
         specs = [policy] if policy is None or isinstance(policy, (str, LinkPolicy)) else list(policy)
         if not specs:
             raise ConfigError("empty policy list", source="policy", hint="pass at least one policy")
@@ -389,6 +390,7 @@ class OtaServer:
                 self._stop,
                 crc=bool(getattr(self.protocol, "crc", False)),
                 progress=self.on_progress,
+                framing=self.protocol.board_framing() if hasattr(self.protocol, "board_framing") else None,
             )
             verdict = self.protocol.run(session)
             outcome, reason, acked, nack_reason = (

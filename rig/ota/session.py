@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from rig.ota.connection import MAX_LINE, TICK, BoardConnection, SessionEnd, Timeouts
+from rig.ota.framing import Framing
 from rig.ota.policy import Cut, LinkPolicy, Offer, Piece, Write
 from rig.ota.transcript import Transcript, printable
 
@@ -44,6 +45,8 @@ class Session(BoardConnection):
         stop: set by the server to abort (close / Ctrl-C).
         crc: whether the protocol announces FILE_CRC.
         progress: optional ``fn(phase, data_sent, data_total)``.
+        framing: where the board's messages end (the protocol's
+            :meth:`~rig.ota.protocol.Protocol.board_framing`; default ``\\n``-terminated lines).
     """
 
     def __init__(
@@ -57,8 +60,9 @@ class Session(BoardConnection):
         *,
         crc: bool = True,
         progress: ProgressFn | None = None,
+        framing: Framing | None = None,
     ) -> None:
-        super().__init__(sock, transcript, timeouts, stop)
+        super().__init__(sock, transcript, timeouts, stop, framing=framing)
         self.policy = policy
         self.offer: Offer = policy.make_offer(image, crc=crc)
         self.crc_enabled = crc
@@ -74,6 +78,18 @@ class Session(BoardConnection):
     def control(text: str) -> Piece:
         """A control message piece (``\\n`` appended)."""
         return Piece("control", text.encode("ascii") + b"\n")
+
+    @staticmethod
+    def message(
+        text: str, *, terminator: bytes = b"", separate: bool = False, pause_ms: float = 0.0
+    ) -> Piece:
+        """A control message piece framed by the protocol itself: ``terminator`` appended
+        (none by default, as the forum thread's ``send(sock, "OTA_UPDATE", 10, 0)``);
+        ``separate``: the protocol needs it in its own TCP segment; ``pause_ms``: wait that
+        long (after everything before it was transmitted) before sending it. The natural
+        and per-message policies keep both; the other segmenters replace the protocol's
+        framing by their own (that is the fault they inject)."""
+        return Piece("control", text.encode("ascii") + terminator, separate=separate, pause_ms=pause_ms)
 
     @staticmethod
     def data(payload: bytes) -> Piece:
@@ -148,10 +164,11 @@ class Session(BoardConnection):
     def _write(self, w: Write, pos: int, layout: list[tuple[int, int, Piece]], prev_sep: bool) -> str | None:
         self._check_stop()
         if self._writes:
-            if w.separate or prev_sep:
+            if w.separate or prev_sep or w.pause_ms > 0:
                 self._drain()
             pause = self.policy.pause
-            if pause and pause.ms > 0 and self._stop.wait(pause.ms / 1000.0):
+            wait_ms = max(pause.ms if pause else 0.0, w.pause_ms)
+            if wait_ms > 0 and self._stop.wait(wait_ms / 1000.0):
                 self._check_stop()
         line = self.poll_line()
         if line is not None:
@@ -215,9 +232,13 @@ class Session(BoardConnection):
                     break
         except SessionEnd:
             pass
-        line = self._take_line() if b"\n" in self._rx[:MAX_LINE] else None
-        if line is not None and line.startswith("NACK:"):
-            raise self.fail("nack", line[5:], nack_reason=line[5:])
+        try:
+            line = self._take_line() if self._message_waiting() else None
+        except SessionEnd:
+            line = None
+        reason = nack_reason(line)
+        if reason is not None:
+            raise self.fail("nack", reason or NO_REASON, nack_reason=reason or None)
         self._check_aborted()
         raise self.fail("closed", self._closed_text(detail))
 
@@ -248,8 +269,8 @@ class Session(BoardConnection):
         delay = 0.0001
         while (unsent := self._unsent()) > 0:
             self._watch_link(unsent)
-            if b"\n" in self._rx or len(self._rx) >= MAX_LINE:
-                return  # a board line (NACK?) or an overlong one: poll_line acts on it
+            if self._message_waiting():
+                return  # a board message (NACK?) or bytes that are an error: poll_line acts on it
             if time.monotonic() > deadline:
                 raise self.fail(
                     "timeout",
@@ -327,8 +348,9 @@ class Session(BoardConnection):
             while time.monotonic() < deadline and not self._eof:
                 line = self._take_line()
                 if line is not None:
-                    if line.startswith("NACK:"):
-                        nack = line[5:]
+                    reason = nack_reason(line)
+                    if reason is not None:
+                        nack = reason or NO_REASON
                     continue
                 self._fill(min(TICK, max(0.0, deadline - time.monotonic())))
             while self._take_line() is not None:
@@ -341,6 +363,19 @@ class Session(BoardConnection):
             f"data bytes" + (f"; board answered NACK:{nack}" if nack else ""),
             nack_reason=nack,
         )
+
+
+#: the reason of a NACK that carries none (the forum thread's bare ``NACK``)
+NO_REASON = "(no reason given)"
+
+
+def nack_reason(line: str | None) -> str | None:
+    """``"flash"`` for ``NACK:flash``, ``""`` for a bare ``NACK``, None for anything else."""
+    if line is None:
+        return None
+    if line == "NACK":
+        return ""
+    return line[5:] if line.startswith("NACK:") else None
 
 
 def _layout(pieces: Sequence[Piece]) -> list[tuple[int, int, Piece]]:
