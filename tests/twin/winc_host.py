@@ -410,7 +410,8 @@ class M2mHost:
         """m2m_wifi_connect(WPA-PSK): (state-change payload, DHCP payload or b"")."""
         ssid_b = ssid.encode()
         hdr = struct.pack("<HBB", 44 + 108, 3, 255)
-        cmn = bytes((len(ssid_b),)) + ssid_b.ljust(33, b"\0") + bytes(1 + 6) + bytes((2,)) + bytes(3)
+        cmn = bytes((len(ssid_b),)) + ssid_b.ljust(32, b"\0") + bytes(1 + 6) + bytes((2,)) + bytes(3)
+        assert len(cmn) == 44
         psk = bytes((len(passphrase),)) + passphrase.encode().ljust(107, b"\0")
         assert self.hif_send(1, 0x3D | 0x80, hdr + cmn, psk, 48) == 0
         state = self.wait_event(1, 0x2C)
