@@ -1,10 +1,10 @@
 /*
  * transport.h - the byte-stream interface the bootloader's OTA logic uses.
  *
- * Two implementations: transport_eth (the twin's socket-offload Ethernet device,
- * drivers/eth_twin.c) and transport_wifi (the WINC3400-like module on SPI1 + EXTI1,
- * drivers/winc_spi.c). The OTA logic never touches a network register itself, so the
- * same logic can be built for a real NUCLEO with other drivers behind this header.
+ * Two implementations: transport_eth (lwIP's raw TCP API on the STM32 ETH MAC + LAN8742A,
+ * drivers/lwip_port/transport_lwip.c) and transport_wifi (the WINC3400 module on SPI1 +
+ * EXTI1, drivers/winc_*.c). The OTA logic never touches a network register itself, so
+ * other drivers can be put behind this header.
  *
  * All calls are blocking with a timeout and never wait forever.
  */

@@ -14,6 +14,10 @@
  * so a slow consumer (flash programming) back-pressures the sender.
  * Send: copies into lwIP (tcp_write with COPY), waiting for send-buffer space.
  * close(): waits (bounded) until what was sent is acknowledged, then closes with FIN.
+ * Link loss (the PHY reports the link down) aborts the connection at once: the caller
+ * gets TR_ERR_ABORTED ("link lost") after any data already received, and connects again.
+ * A connect nobody answers (no SYN-ACK, no ARP reply) is TR_ERR_REFUSED like a refused
+ * one: the host is unreachable.
  */
 #include <stddef.h>
 
@@ -99,18 +103,36 @@ static void on_error(void *arg, err_t err)
     s_state = ST_ERROR;
 }
 
+/* The link went down under an open connection: abort it (the RST does not get out). */
+static void check_link_lost(void)
+{
+    if (s_pcb != NULL && !net_link_up() &&
+        (s_state == ST_CONNECTED || s_state == ST_PEER_CLOSED || s_state == ST_CONNECTING)) {
+        tcp_arg(s_pcb, NULL);
+        tcp_recv(s_pcb, NULL);
+        tcp_err(s_pcb, NULL);
+        tcp_abort(s_pcb);
+        s_pcb = NULL;
+        s_err = ERR_ABRT;
+        s_state = ST_ERROR;
+    }
+}
+
 static int connect_done(void)
 {
+    check_link_lost();
     return s_state != ST_CONNECTING;
 }
 
 static int have_rx_or_end(void)
 {
+    check_link_lost();
     return s_rxq != NULL || s_state != ST_CONNECTED;
 }
 
 static int nothing_unacked(void)
 {
+    check_link_lost();
     return s_pcb == NULL || s_state == ST_ERROR ||
            (s_pcb->unsent == NULL && s_pcb->unacked == NULL);
 }
@@ -183,9 +205,8 @@ static int lwip_tr_connect(uint32_t ip, uint16_t port, uint32_t timeout_ms)
     if (s_state == ST_CONNECTED) {
         return TR_OK;
     }
-    int refused = s_state == ST_ERROR && (s_err == ERR_RST || s_err == ERR_ABRT);
     abort_pcb();
-    return refused ? TR_ERR_REFUSED : TR_ERR_TIMEOUT;
+    return TR_ERR_REFUSED;   /* refused (RST), or nobody answered: unreachable */
 }
 
 static int lwip_tr_send(const void *buf, uint32_t len, uint32_t timeout_ms)
@@ -197,6 +218,7 @@ static int lwip_tr_send(const void *buf, uint32_t len, uint32_t timeout_ms)
         return s_state == ST_ERROR ? map_err(s_err) : TR_ERR_STATE;
     }
     while (done < len) {
+        check_link_lost();
         if (s_pcb == NULL || s_state == ST_ERROR) {
             return map_err(s_err);
         }
