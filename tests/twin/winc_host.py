@@ -79,15 +79,22 @@ class SpiWire:
 
 
 class MicrochipHost:
-    """The driver's bus layer (nmspi.c + nmbus.c with a 256-byte bus wrapper)."""
+    """The driver's bus layer (nmspi.c + nmbus.c with a 256-byte bus wrapper).
+
+    ``keep_crc``: a driver that leaves CRC on and uses it (what the reference firmware's
+    default build does): it sends real CRC16s, checks every read CRC16 and reads the answer
+    to each write packet; a mismatch or a refusal counts as a failed access (reset, retry).
+    """
 
     MAX_TRX = 256 - 8
 
-    def __init__(self, wire: SpiWire) -> None:
+    def __init__(self, wire: SpiWire, keep_crc: bool = False) -> None:
         self.wire = wire
         self.m = wire.m
         self.crc_off = False
+        self.keep_crc = keep_crc
         self.retries = 0
+        self.crc_mismatches = 0
 
     # ---------------------------------------------------------------- packets
     def _cmd(self, op: int, body: bytes) -> None:
@@ -114,7 +121,10 @@ class MicrochipHost:
             return None
         data = self.wire.xfer(bytes(n))
         if not clockless and not self.crc_off:
-            self.wire.xfer(bytes(2))  # never checked by the driver
+            crc = self.wire.xfer(bytes(2))  # never checked by Microchip's driver
+            if self.keep_crc and int.from_bytes(crc, "big") != crc16_bits(data):
+                self.crc_mismatches += 1
+                return None
         return data
 
     def _retry(self, what: Callable[[], object]) -> object:
@@ -174,6 +184,9 @@ class MicrochipHost:
                 return None
             self.wire.xfer(b"\xf3")
             self.wire.xfer(payload)
+            if self.keep_crc:
+                self.wire.xfer(crc16_bits(payload).to_bytes(2, "big"))
+                return True if self.wire.xfer(bytes(2)) == b"\xc3\x00" else None
             if not self.crc_off:
                 self.wire.xfer(b"\0\0")  # the driver's "CRC": zeros
             return True
@@ -200,6 +213,9 @@ class MicrochipHost:
         except BusError:
             self.crc_off = True
             reg = self.read_reg(PROTOCOL_CONFIG)
+        if self.keep_crc:
+            self.write_reg(PROTOCOL_CONFIG, (reg & ~0x70) | (5 << 4))
+            return
         if not self.crc_off:
             reg = (reg & ~0x7C) | (5 << 4)
             self.write_reg(PROTOCOL_CONFIG, reg)
