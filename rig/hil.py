@@ -11,14 +11,17 @@ timeout. Nothing here knows whether the board is the twin or a NUCLEO.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import re
 import struct
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rig.board import BoardSpec, FlashLayout
 from rig.bootcfg import BootConfig
@@ -37,6 +40,8 @@ from rig.probe import Probe
 from rig.targets.base import Target
 
 LOG = logging.getLogger(__name__)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: Seconds per KiB the board may need to receive and install an image (on top of fixed time).
 SECONDS_PER_KIB = 0.25
@@ -61,6 +66,35 @@ APP_SETTLE = 2.5
 def install_timeout(nbytes: int) -> float:
     """Upper bound for erase + copy + verify + reset + jump after the ACK."""
     return 20.0 + 0.05 * nbytes / 1024
+
+
+def probe_errors_in(phase: str) -> Callable[[_F], _F]:
+    """Decorate a :class:`Bench` step: a probe error inside it (a failed read, register read,
+    halt... with the address and the core's state, :class:`rig.probe.ProbeAccessError`)
+    becomes a :class:`PhaseFailure` of ``phase`` (or of the step's own ``phase`` argument),
+    carrying the test's evidence: the report names the phase, never "unknown phase". The
+    innermost decorated step names it (a readback inside ``await_app_entry`` is ``copy``)."""
+
+    def decorate(fn: _F) -> _F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def step(self: Bench, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except ProbeError as exc:
+                bound = signature.bind(self, *args, **kwargs)
+                bound.apply_defaults()
+                where = bound.arguments.get("phase", phase)
+                ev = next((v for v in bound.arguments.values() if isinstance(v, Evidence)), self.evidence)
+                message = f"the probe failed: {exc.message}"
+                if ev is None:
+                    raise PhaseFailure(where, message, hint=exc.hint) from exc
+                raise self._fail(ev, where, message, hint=exc.hint) from exc
+
+        return step  # type: ignore[return-value]
+
+    return decorate
 
 
 class Bench:
@@ -88,6 +122,11 @@ class Bench:
         self.staged: Image | None = None  #: what the rig believes the staging region holds
         self._guard: list[GuardedRange] | None = None  #: flash outside the OTA regions, before
         self.update_mark = 0  #: console position when the last update started
+        #: the interface packet capture sniffs (``--capture-iface``; None: the one owning the bind address)
+        self.capture_iface: str | None = None
+        #: the running test's evidence (set by the ``evidence`` fixture), for failures of steps
+        #: that take none
+        self.evidence: Evidence | None = None
 
     # -- small helpers --------------------------------------------------------------------------
     def _timed(self, ev: Evidence, phase: str, start: float) -> None:
@@ -98,9 +137,20 @@ class Bench:
         ev.uart = self.console.text()[-20000:]
         return PhaseFailure(phase, message, evidence=ev, hint=hint)
 
+    def ota_server(self, image: bytes, **kwargs: Any) -> OtaServer:
+        """The host OTA server for this board: listening where the board dials
+        (``Target.ota_bind``), accepting only the board's own address (``Target.ota_allow``),
+        capturing on ``capture_iface``; ``kwargs`` go to :class:`OtaServer`."""
+        host, port = self.target.ota_bind
+        kwargs.setdefault("allow", self.target.ota_allow)
+        if kwargs.get("capture") is not None:
+            kwargs.setdefault("capture_iface", self.capture_iface)
+        return OtaServer(image, bind=host, port=port, **kwargs)
+
     def readback(self, base: int, length: int) -> bytes:
         return self.probe.read(base, length)
 
+    @probe_errors_in("copy")
     def check_region(
         self,
         ev: Evidence,
@@ -140,6 +190,7 @@ class Bench:
             self._breakpoint = None
 
     # -- steps ----------------------------------------------------------------------------------
+    @probe_errors_in("flash")
     def flash_bootloader(self, image: Image, ev: Evidence) -> None:
         """Program the bootloader region and verify it byte for byte (phase ``flash``)."""
         region = self.spec.region("bootloader")
@@ -165,22 +216,24 @@ class Bench:
             )
         self.bootloader = image
 
+    @probe_errors_in("flash")
     def write_config(self, cfg: BootConfig) -> None:
         region = self.spec.region("config")
         self.probe.reset(halt=True)
         self.probe.flash(region.base, cfg.pack())
 
     def boot_config(self, transport: str, *, update: bool, app: Image | None) -> BootConfig:
-        server = self.spec.ota.server
+        server_ip, server_port = self.target.dial  # where this board dials (rig.lab)
         return BootConfig(
             transport=transport,
-            server_ip=server.ip,
-            server_port=server.port,
+            server_ip=server_ip,
+            server_port=server_port,
             update_requested=update,
             app_size=app.size if app else 0,
             app_crc=zlib.crc32(app.data) if app else 0,
         )
 
+    @probe_errors_in("flash")
     def install_app_direct(self, image: Image, transport: str = "eth", *, staged: bool = False) -> None:
         """Put ``image`` into the app slot through the probe, as a board that has lived has it
         (with ``staged``, also into the staging region, as after the OTA that brought it).
@@ -195,10 +248,12 @@ class Bench:
         self.write_config(self.boot_config(transport, update=False, app=image))
         self.installed = image
 
+    @probe_errors_in("write")
     def guard_flash(self) -> None:
         """Read back the flash outside the OTA-writable regions, to compare after the update."""
         self._guard = snapshot(self.readback, self.spec)
 
+    @probe_errors_in("write")
     def check_guarded(self, ev: Evidence, phase: str = "write") -> None:
         """Compare the flash outside the OTA-writable regions with :meth:`guard_flash`'s
         readback (or, without one, the bootloader image); a change fails ``phase``."""
@@ -218,6 +273,7 @@ class Bench:
     def request_update(self, transport: str) -> None:
         self.write_config(self.boot_config(transport, update=True, app=self.installed))
 
+    @probe_errors_in("boot")
     def run_update(
         self,
         image: Image,
@@ -247,13 +303,11 @@ class Bench:
             self._breakpoint = image.reset_handler & ~1
         self.update_mark = self.console.mark()
         timeout = transfer_timeout(image.size) if timeout is None else timeout
-        host, port = self.target.ota_bind
+        port = self.target.ota_bind[1]
         t0 = time.monotonic()
         cap_dir = self.artifacts if capture else None
         max_size = self.spec.max_image_size if server_max_size == "board" else server_max_size
-        with OtaServer(
-            image.data, bind=host, port=port, policy=policy, max_size=max_size, capture=cap_dir
-        ) as server:
+        with self.ota_server(image.data, policy=policy, max_size=max_size, capture=cap_dir) as server:
             self.probe.reset()
             result = server.wait_session(timeout=timeout)
         self._timed(ev, "transfer", t0)
@@ -275,6 +329,7 @@ class Bench:
             raise self.session_failure(image, ev, result, staged_before)
         return result
 
+    @probe_errors_in("transfer")
     def session_failure(
         self, image: Image, ev: Evidence, result: SessionResult, staged_before: Image | None = None
     ) -> PhaseFailure:
@@ -301,6 +356,7 @@ class Bench:
         message += "".join(f"; {s}" for s in crc_sentences(self, image, ev, result, readbacks))
         return self._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
+    @probe_errors_in("jump")
     def await_app_entry(
         self, image: Image, ev: Evidence, *, timeout: float | None = None, previous: Image | None = None
     ) -> JumpState | None:
@@ -380,6 +436,7 @@ class Bench:
         self.installed = self.staged = image
         return state
 
+    @probe_errors_in("boot")
     def update_through_power_cut(
         self, image: Image, ev: Evidence, *, transport: str, cut: dict, previous: Image | None = None
     ) -> None:
@@ -412,7 +469,6 @@ class Bench:
         self._breakpoint = entry
         cuts_before = len(self.target.control("flash")["cuts"])
         self.target.control("flash.cut", **cut)
-        host, port = self.target.ota_bind
         t0 = time.monotonic()
         sessions: list[SessionResult] = []
 
@@ -420,9 +476,7 @@ class Bench:
             cuts = self.target.control("flash")["cuts"]
             return cuts[-1] if len(cuts) > cuts_before else None
 
-        with OtaServer(
-            image.data, bind=host, port=port, policy="natural", max_size=self.spec.max_image_size
-        ) as server:
+        with self.ota_server(image.data, policy="natural", max_size=self.spec.max_image_size) as server:
             self.probe.reset()
             sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
         cut_info = cut_seen()
@@ -452,9 +506,7 @@ class Bench:
         self.probe.set_breakpoint(entry)
         self._breakpoint = entry
         self.probe.resume()
-        with OtaServer(
-            image.data, bind=host, port=port, policy="natural", max_size=self.spec.max_image_size
-        ) as server:
+        with self.ota_server(image.data, policy="natural", max_size=self.spec.max_image_size) as server:
             sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
         self._timed(ev, "transfer", t0)
         ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
@@ -467,6 +519,7 @@ class Bench:
             )
         self.await_app_entry(image, ev, previous=prior)
 
+    @probe_errors_in("boot")
     def reset_and_refuse(self, ev: Evidence, *, wait: float, reset: bool = True) -> SessionResult:
         """Reset the board (unless ``reset`` is false) with the OTA server listening and wait
         up to ``wait`` s for it to ask for an update. Whatever it asks for is refused: the
@@ -474,10 +527,9 @@ class Bench:
         before erasing anything (docs/protocol.md), so nothing is installed. The session's phase says how far the
         board got: ``connect`` (it never connected), ``request`` (no ``REQ_FW``), later
         (it asked for an update)."""
-        host, port = self.target.ota_bind
         refuse = f"wrong-size:size={self.spec.flash.size + 1}"
         t0 = time.monotonic()
-        with OtaServer(b"\xff" * 8, bind=host, port=port, policy=refuse) as server:
+        with self.ota_server(b"\xff" * 8, policy=refuse) as server:
             if reset:
                 self.probe.reset()
             result = server.wait_session(timeout=wait)
@@ -485,6 +537,7 @@ class Bench:
         ev.transcript = result.to_dict()
         return result
 
+    @probe_errors_in("boot")
     def boot_damaged_app(
         self, image: Image, ev: Evidence, *, offset: int, transport: str = "eth", wait: float = 8.0
     ) -> SessionResult:
@@ -559,6 +612,7 @@ class Bench:
                 "refuse it (NACK) and keep the old application",
             )
 
+    @probe_errors_in("copy")
     def old_app_survives(self, old: Image, ev: Evidence, *, transport: str) -> None:
         """After a failed update: the old app is intact in its slot and still boots once the
         update request is withdrawn (phase ``copy`` / ``app``)."""
@@ -575,6 +629,7 @@ class Bench:
         if hdr is not None:
             self.expect_app(ev, hdr.banner, since=mark)
 
+    @probe_errors_in("app")
     def expect_app(
         self,
         ev: Evidence,
@@ -614,6 +669,7 @@ class Bench:
             ev.uart = self.console.text()[-20000:]
         return m.group(0)
 
+    @probe_errors_in("app")
     def update(
         self,
         image: Image,

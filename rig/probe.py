@@ -11,28 +11,37 @@ of touched.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import logging
+import os
 import shlex
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from rig.errors import ProbeError
+from rig.errors import ConfigError, ProbeError
 
 LOG = logging.getLogger(__name__)
 
 #: the pyOCD target when the board file names none
 TARGET = "stm32f767zi"
 
+DBGMCU_IDCODE = 0xE0042000
 DBGMCU_APB1_FZ = 0xE0042008
 DBG_WWDG_STOP = 1 << 11
 DBG_IWDG_STOP = 1 << 12
 FLASH_OPTCR = 0x40023C14
 FLASH_OPTCR1 = 0x40023C18
 OPTCR_NDBANK = 1 << 29
+DHCSR = 0xE000EDF0
+DHCSR_S_RESET_ST = 1 << 25
+DHCSR_S_LOCKUP = 1 << 19
+DHCSR_S_SLEEP = 1 << 18
+DHCSR_S_HALT = 1 << 17
 
 #: the longest :meth:`Probe.close` waits for pyOCD to close its session, in seconds
 CLOSE_TIMEOUT = 15.0
@@ -40,11 +49,161 @@ CLOSE_TIMEOUT = 15.0
 #: Progress callback: (done_bytes, total_bytes, what)
 Progress = Callable[[int, int, str], None]
 
+#: pyOCD session options the rig always sets, whatever a pyocd.yaml, the board file or the
+#: command line say: never unlock a read-protected chip (pyOCD would mass-erase it), erase
+#: per sector, keep the unwritten rest of an erased sector
+PINNED_OPTIONS: dict[str, object] = {"auto_unlock": False, "chip_erase": "sector", "keep_unwritten": True}
+#: the rig's own choices, below the user's pyocd.yaml and options (pyOCD's ``option_defaults``)
+RIG_DEFAULT_OPTIONS: dict[str, object] = {
+    "smart_flash": True,
+    "hide_programming_progress": True,
+    "resume_on_disconnect": True,
+}
+#: options that have a board-file key of their own
+MANAGED_OPTIONS = {
+    "target_override": "targets.<kind>.pyocd_target",
+    "config_file": "targets.nucleo.pyocd_config",
+    "no_config": "targets.nucleo.pyocd_config",
+}
+
+
+def check_pyocd_option(key: str, value: object, *, source: str) -> object:
+    """A pyOCD session option's value in pyOCD's type (strings converted the way pyOCD's own
+    ``-O KEY=VALUE`` does). An unknown name (pyOCD would only warn: a typo is silently
+    ignored), a value of the wrong type, a pinned option or one with its own board-file key
+    is a ConfigError naming ``source``."""
+    from pyocd.core.options import OPTIONS_INFO
+    from pyocd.utility.cmdline import convert_one_session_option
+
+    if key in PINNED_OPTIONS:
+        raise ConfigError(
+            f"{source}: {key} is pinned to {PINNED_OPTIONS[key]!r}: the rig never unlocks (mass-erases) "
+            "a protected chip, erases only the sectors it writes and keeps their unwritten rest",
+            hint=f"leave {key} out",
+        )
+    if key in MANAGED_OPTIONS:
+        raise ConfigError(
+            f"{source}: {key} has a board-file key of its own", hint=f"use {MANAGED_OPTIONS[key]}"
+        )
+    info = OPTIONS_INFO.get(key)
+    if info is None:
+        close = difflib.get_close_matches(key, list(OPTIONS_INFO), n=3)
+        raise ConfigError(
+            f"{source}: pyOCD has no session option {key!r}"
+            + (f" (did you mean {', '.join(close)}?)" if close else ""),
+            hint=f"`{pyocd_command('list', '--options')}` lists them",
+        )
+    if isinstance(value, str) and info.type is not str:
+        _name, converted = convert_one_session_option(key, value)
+    else:
+        converted = value
+    types = info.type if isinstance(info.type, tuple) else (info.type,)
+    if float in types and isinstance(converted, int) and not isinstance(converted, bool):
+        converted = float(converted)
+    if (
+        converted is None
+        or not isinstance(converted, types)
+        or (bool not in types and isinstance(converted, bool))
+    ):
+        wanted = " or ".join(t.__name__ for t in types)
+        raise ConfigError(f"{source}: {key}={value!r} is not a valid {wanted}", hint=info.help)
+    return converted
+
+
+def session_options(*layers: Mapping[str, object]) -> dict[str, object]:
+    """The user's pyOCD options, later layers over earlier ones (board file, command line)."""
+    merged: dict[str, object] = {}
+    for layer in layers:
+        merged.update(layer)
+    return merged
+
 
 def pyocd_command(*args: str) -> str:
     """The pyOCD command line of this environment (``python -m pyocd``), for messages: a
     ``pyocd`` found on PATH may belong to another installation, or not exist."""
     return shlex.join([sys.executable, "-m", "pyocd", *args])
+
+
+def describe_dhcsr(dhcsr: int) -> str:
+    """The core's state in words, from DHCSR's status bits (ARMv7-M C1.6.2)."""
+    if dhcsr & DHCSR_S_RESET_ST:
+        return f"the core is held in reset or was just reset (DHCSR=0x{dhcsr:08X}, S_RESET_ST)"
+    if dhcsr & DHCSR_S_LOCKUP:
+        return f"the core is locked up (DHCSR=0x{dhcsr:08X}, S_LOCKUP: a fault it could not take)"
+    if dhcsr & DHCSR_S_HALT:
+        return f"the core is halted (DHCSR=0x{dhcsr:08X})"
+    if dhcsr & DHCSR_S_SLEEP:
+        return f"the core is sleeping (DHCSR=0x{dhcsr:08X}, S_SLEEP: WFI/WFE)"
+    return f"the core is running (DHCSR=0x{dhcsr:08X})"
+
+
+#: what to do about a failed access, by the core's state
+_STATE_HINTS = (
+    (
+        "held in reset",
+        "something holds NRST (the probe's reset line, a button, a supervisor) or the board lost power",
+    ),
+    (
+        "locked up",
+        "the firmware faulted with faults escalated (a fault in the HardFault handler, a bad vector table)",
+    ),
+    (
+        "sleeping",
+        (
+            "the core sleeps in WFI/WFE with DBGMCU_CR.DBG_SLEEP clear: some debug accesses stall; "
+            "halt it first, or set DBG_SLEEP in the firmware"
+        ),
+    ),
+    ("cannot be read", "the probe lost the target: check power, the SWD cable and the probe"),
+)
+
+
+class ProbeAccessError(ProbeError):
+    """One debug access failed: ``operation`` (``reading``, ``programming``...) at
+    ``address`` (None for core control), and the core's ``state`` at that moment in words."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        address: int | None = None,
+        length: int | None = None,
+        state: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.operation = operation
+        self.address = address
+        self.length = length
+        self.state = state
+
+    @classmethod
+    def of(
+        cls, probe: Probe, what: str, exc: BaseException, *, address: int | None, length: int | None
+    ) -> ProbeAccessError:
+        state, _ = probe.core_state()
+        where = "" if address is None else f" 0x{address:08X}" + (f"+{length}" if length else "")
+        return cls(
+            f"{what}{where} failed: {type(exc).__name__}: {exc}; {state}",
+            operation=what,
+            address=address,
+            length=length,
+            state=state,
+            hint=state_hint(state, "see the pyOCD log; check the probe"),
+        )
+
+
+def state_hint(state: str, default: str) -> str:
+    """What to do about a failed access, from the core's state in words."""
+    return next((h for key, h in _STATE_HINTS if key in state), default)
+
+
+def _is_probe_failure(exc: BaseException) -> bool:
+    """pyOCD's own errors, and the socket/OS errors of a remote or USB probe."""
+    from pyocd.core.exceptions import Error as PyocdError
+
+    return isinstance(exc, (PyocdError, OSError, TimeoutError))
 
 
 @dataclass(frozen=True)
@@ -180,8 +339,17 @@ class Probe:
         frequency: int | None = None,
         connect_timeout: float = 10.0,
         freeze_watchdogs: bool = True,
+        options: Mapping[str, object] | None = None,
+        config_file: str | None = None,
     ) -> None:
         self.uid = uid
+        #: the user's pyOCD session options (board file, then command line; checked with
+        #: :func:`check_pyocd_option`), over ``config_file`` and the rig's defaults
+        self.options = dict(options or {})
+        #: the user's pyocd.yaml (``targets.nucleo.pyocd_config``); None: no config file is read
+        self.config_file = config_file
+        #: progress of every flash and readback when the caller passes none (rig.progress)
+        self.progress: Progress | None = None
         #: pyOCD target name (board file ``targets.<kind>.pyocd_target``)
         self.target_name = target
         self.freeze_watchdogs = freeze_watchdogs
@@ -198,23 +366,28 @@ class Probe:
         if self._session is not None:
             return self
         probe = _find_probe(self.uid)
-        options: dict[str, object] = {
-            "target_override": self.target_name,
-            "connect_mode": self.connect_mode,
-            "auto_unlock": False,
-            "chip_erase": "sector",
-            "keep_unwritten": True,
-            "smart_flash": True,
-            "hide_programming_progress": True,
-            "resume_on_disconnect": True,
-            "no_config": True,
-        }
+        # Precedence (docs/board-file.md): pyOCD's defaults < the rig's defaults < the user's
+        # pyocd.yaml (its probes: section first) < the board file (pyocd_target, swd_frequency,
+        # pyocd_options) < --pyocd-option < the pinned safety options.
+        options: dict[str, object] = {"target_override": self.target_name}
         if self.frequency:
             options["frequency"] = self.frequency
+        options.update(self.options)
+        if self.config_file:
+            if not os.path.isfile(self.config_file):
+                raise ProbeError(
+                    f"the pyOCD config file {self.config_file} does not exist",
+                    hint="fix targets.nucleo.pyocd_config in the board file",
+                )
+            options["config_file"] = self.config_file
+        else:
+            options["no_config"] = True  # never a stray pyocd.yaml in the working directory
+        defaults = {**RIG_DEFAULT_OPTIONS, "connect_mode": self.connect_mode}
         from pyocd.core.exceptions import TargetSupportError
 
         try:
-            session = Session(probe, options=options)
+            # the pinned options as keyword arguments: pyOCD ranks them above everything
+            session = Session(probe, options=options, option_defaults=defaults, **PINNED_OPTIONS)
         except TargetSupportError as exc:  # raised while the session builds its board
             raise ProbeError(
                 f"pyOCD has no target {self.target_name!r}: {exc}",
@@ -337,43 +510,74 @@ class Probe:
             )
         return ob
 
+    # -- access with context --------------------------------------------------------------
+    @contextlib.contextmanager
+    def _access(self, what: str, address: int | None = None, length: int | None = None) -> Iterator[None]:
+        """Turn any pyOCD or socket error of one access into a :class:`ProbeAccessError` that
+        names the access, its address and the core's state (reset, sleep, lockup, halted),
+        so the report says what the rig was doing, never a bare pyOCD exception."""
+        try:
+            yield
+        except ProbeError:
+            raise
+        except Exception as exc:
+            if not _is_probe_failure(exc):
+                raise
+            raise ProbeAccessError.of(self, what, exc, address=address, length=length) from exc
+
+    def core_state(self) -> tuple[str, int | None]:
+        """(words, DHCSR) of the core's state from DHCSR's sticky status bits: held in reset,
+        locked up, sleeping, halted or running; DHCSR None if it cannot be read either."""
+        try:
+            dhcsr = int(self.target.read32(DHCSR))
+        except Exception as exc:
+            return f"the core's state cannot be read either (DHCSR 0x{DHCSR:08X}: {exc})", None
+        return describe_dhcsr(dhcsr), dhcsr
+
     # -- memory --------------------------------------------------------------------------
     def read32(self, address: int) -> int:
-        return self.target.read32(address)
+        with self._access("reading", address, 4):
+            return self.target.read32(address)
 
     def write32(self, address: int, value: int) -> None:
-        self.target.write32(address, value)
+        with self._access(f"writing 0x{value:08X} to", address, 4):
+            self.target.write32(address, value)
 
     def read_words(self, addresses: Iterable[int]) -> dict[int, int]:
-        return {a: self.target.read32(a) for a in addresses}
+        return {a: self.read32(a) for a in addresses}
 
     def read(
         self, address: int, length: int, *, progress: Progress | None = None, chunk: int = 64 * 1024
     ) -> bytes:
-        """Read ``length`` bytes from ``address`` (flash, RAM or registers)."""
+        """Read ``length`` bytes from ``address`` (flash, RAM or registers); ``progress``
+        (or :attr:`progress`) hears of every chunk."""
+        progress = progress or self.progress
         out = bytearray()
         done = 0
         while done < length:
             n = min(chunk, length - done)
             addr = address + done
-            if addr % 4 == 0 and n % 4 == 0:
-                words = self.target.read_memory_block32(addr, n // 4)
-                out += b"".join(w.to_bytes(4, "little") for w in words)
-            else:
-                out += bytes(self.target.read_memory_block8(addr, n))
+            with self._access("reading", addr, n):
+                if addr % 4 == 0 and n % 4 == 0:
+                    words = self.target.read_memory_block32(addr, n // 4)
+                    out += b"".join(w.to_bytes(4, "little") for w in words)
+                else:
+                    out += bytes(self.target.read_memory_block8(addr, n))
             done += n
             if progress:
                 progress(done, length, f"read 0x{address:08X}")
         return bytes(out)
 
     def write_ram(self, address: int, data: bytes) -> None:
-        self.target.write_memory_block8(address, list(data))
+        with self._access("writing", address, len(data)):
+            self.target.write_memory_block8(address, list(data))
 
     def flash(self, address: int, data: bytes, *, progress: Progress | None = None) -> None:
         """Program ``data`` at ``address`` with pyOCD's flash algorithm (sector erase,
-        unwritten parts of erased sectors kept)."""
+        unwritten parts of erased sectors kept); ``progress`` (or :attr:`progress`) hears of it."""
         from pyocd.flash.loader import MemoryLoader
 
+        progress = progress or self.progress
         total = len(data)
 
         def _cb(fraction: float) -> None:
@@ -387,52 +591,74 @@ class Probe:
         try:
             loader.commit()
         except Exception as exc:
-            raise ProbeError(
-                f"programming {total} bytes at 0x{address:08X} failed: {exc}",
-                hint="see the pyOCD log above; check the address is inside flash "
-                "and the sector is not write-protected",
+            state, _ = self.core_state()
+            raise ProbeAccessError(
+                f"programming {total} bytes at 0x{address:08X} failed: {exc}; {state}",
+                operation="programming",
+                address=address,
+                length=total,
+                state=state,
+                hint=state_hint(
+                    state,
+                    "see the pyOCD log above; check the address is inside flash "
+                    "and the sector is not write-protected",
+                ),
             ) from exc
+
+    def rev_id(self) -> tuple[int, int]:
+        """(DEV_ID, REV_ID) of DBGMCU_IDCODE (0xE0042000): 0x451 for the F76x/F77x; REV_ID
+        0x1000 = revision A, 0x1001 = revision Z (ES0334)."""
+        idcode = self.read32(DBGMCU_IDCODE)
+        return idcode & 0xFFF, idcode >> 16
 
     # -- core control --------------------------------------------------------------------
     def halt(self) -> None:
-        self.target.halt()
+        with self._access("halting the core"):
+            self.target.halt()
 
     def resume(self) -> None:
-        self.target.resume()
+        with self._access("resuming the core"):
+            self.target.resume()
 
     def is_halted(self) -> bool:
         from pyocd.core.target import Target
 
-        return self.target.get_state() == Target.State.HALTED
+        with self._access("reading the core's state (DHCSR)", DHCSR, 4):
+            return self.target.get_state() == Target.State.HALTED
 
     def state(self) -> str:
-        return self.target.get_state().name.lower()
+        with self._access("reading the core's state (DHCSR)", DHCSR, 4):
+            return self.target.get_state().name.lower()
 
     def reset(self, *, halt: bool = False) -> None:
         """System reset (SYSRESETREQ); with ``halt`` the core stops at the reset vector."""
-        if halt:
-            self.target.reset_and_halt()
-        else:
-            self.target.reset()
+        with self._access("resetting the core" + (" and halting it" if halt else "")):
+            if halt:
+                self.target.reset_and_halt()
+            else:
+                self.target.reset()
 
     def registers(self, names: Sequence[str]) -> dict[str, int]:
-        values = self.target.read_core_registers_raw(list(names))
+        with self._access(f"reading core register(s) {', '.join(names)}"):
+            values = self.target.read_core_registers_raw(list(names))
         return dict(zip(names, values, strict=True))
 
     def set_breakpoint(self, address: int) -> None:
         from pyocd.core.target import Target
 
-        if not self.target.set_breakpoint(address, Target.BreakpointType.HW):
-            raise ProbeError(
-                f"no free hardware breakpoint for 0x{address:08X}",
-                hint="remove other breakpoints; the FPB has 8 comparators",
-            )
-        # pyOCD writes breakpoints lazily (on resume/step); a reset must already see it.
-        self.target.selected_core.bp_manager.flush()
+        with self._access("setting a breakpoint at", address):
+            if not self.target.set_breakpoint(address, Target.BreakpointType.HW):
+                raise ProbeError(
+                    f"no free hardware breakpoint for 0x{address:08X}",
+                    hint="remove other breakpoints; the FPB has 8 comparators",
+                )
+            # pyOCD writes breakpoints lazily (on resume/step); a reset must already see it.
+            self.target.selected_core.bp_manager.flush()
 
     def remove_breakpoint(self, address: int) -> None:
-        self.target.remove_breakpoint(address)
-        self.target.selected_core.bp_manager.flush()
+        with self._access("removing the breakpoint at", address):
+            self.target.remove_breakpoint(address)
+            self.target.selected_core.bp_manager.flush()
 
     def wait_halted(self, timeout: float, *, poll: float = 0.02) -> bool:
         """Wait until the core halts (breakpoint, fault with vector catch...). False on timeout."""

@@ -15,6 +15,10 @@ class Target:
         serial_port: the board's console (/dev/ttyACM0 or a PTY).
         ota_bind: (host, port) the host OTA server must listen on so the board reaches it.
         info: anything else worth putting in the report (pid, ports, versions).
+        ota_dial: (ip, port) the board dials: what the rig tells a bootloader that takes the
+            address from its settings. None: ``ota_bind`` (a real board dials where the
+            server listens; the twin dials its LAN address, carried to ``ota_bind``).
+        board_ip: the board's own address: the OTA server accepts only it (None: any peer).
     """
 
     kind: str
@@ -22,6 +26,18 @@ class Target:
     serial_port: str
     ota_bind: tuple[str, int]
     info: dict[str, object] = field(default_factory=dict)
+    ota_dial: tuple[str, int] | None = None
+    board_ip: str | None = None
+
+    @property
+    def dial(self) -> tuple[str, int]:
+        """Where the board dials (``ota_dial``, else ``ota_bind``)."""
+        return self.ota_dial or self.ota_bind
+
+    @property
+    def ota_allow(self) -> list[str] | None:
+        """The peers the OTA server accepts (``[board_ip]``), None: any."""
+        return [self.board_ip] if self.board_ip else None
 
     def power_cycle(self) -> None:
         """Remove and restore power (twin: control interface; lab: a relay). Optional."""

@@ -61,6 +61,7 @@ def nucleo_target(
     ota_bind: tuple[str, int],
     uid_source: str = "--probe-uid",
     probes: Sequence[ProbeInfo] | None = None,
+    board_ip: str | None = None,
 ) -> NucleoTarget:
     """Resolve a NUCLEO from the options and the board file.
 
@@ -70,7 +71,8 @@ def nucleo_target(
     are a ProbeError naming the probes present (``uid_source`` says where the UID came from).
     A ``remote:HOST:PORT`` probe is taken as given (pyOCD cannot list remote probes). The
     console is ``serial_port`` if given, else the port whose USB serial is ``usb_serial`` or,
-    failing that, the probe's UID.
+    failing that, the probe's UID. The board dials ``ota_bind``, where the OTA server
+    listens (rig.lab: one address per board), and the server accepts only ``board_ip``.
     """
     if probe_uid and probe_uid.startswith("remote:"):
         uid = probe_uid
@@ -83,5 +85,6 @@ def nucleo_target(
         probe_uid=uid,
         serial_port=port,
         ota_bind=ota_bind,
-        info={"probe_uid": uid, "serial": port},
+        info={"probe_uid": uid, "serial": port, "ota": f"{ota_bind[0]}:{ota_bind[1]}", "board_ip": board_ip},
+        board_ip=board_ip,
     )

@@ -218,4 +218,6 @@ def start_twin(
         proc.kill()
         proc.wait(timeout=5)
         raise TargetError(f"the twin printed an unreadable start-up line: {line[:200]!r}") from exc
-    return TwinTarget(proc=proc, announce=announce, ota_bind=("127.0.0.1", ota_port), log_path=log_path)
+    target = TwinTarget(proc=proc, announce=announce, ota_bind=("127.0.0.1", ota_port), log_path=log_path)
+    target.ota_dial = ota_lan  # the firmware dials its LAN address; the twin carries it to ota_bind
+    return target

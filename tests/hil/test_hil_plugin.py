@@ -120,7 +120,20 @@ def test_nucleo_without_probes_fails_every_worker_with_its_uid(tmp_path: Path) -
 
     if list_probes():
         pytest.skip("a debug probe is attached to this machine")
+    import yaml
+
+    from rig.board import default_board_path
+
+    # two boards, each with its own OTA address (two on one address stop the run at start-up)
+    doc = yaml.safe_load(Path(default_board_path()).read_text())
+    doc["targets"]["nucleo"]["boards"] = [
+        {"probe_uid": "AAA111"},
+        {"probe_uid": "BBB222", "host": "192.168.1.10:5001"},
+    ]
+    board_file = tmp_path / "two-boards.yaml"
+    board_file.write_text(yaml.safe_dump(doc))
     args = ["tests_hil/test_ota_update.py", "-k", "16k or 300k", "--transport", "eth", "-n", "2"]
+    args += ["--board-file", str(board_file)]
     proc = _pytest([*args, "--board", "nucleo", "--probe-uid", "AAA111,BBB222"], tmp_path, timeout=120)
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "2 errors" in proc.stdout and "INTERNALERROR" not in proc.stdout + proc.stderr

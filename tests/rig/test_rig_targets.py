@@ -118,11 +118,12 @@ def test_unreachable_remote_probe_names_the_fix() -> None:
 
 
 def test_one_board_per_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rig.fixtures.plugin import _uid_for_worker
+    from rig.fixtures.plugin import _board_for_worker
 
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
-    assert _uid_for_worker("AAA, BBB") == "BBB"
-    assert _uid_for_worker("AAA") == "AAA"
+    assert _board_for_worker(["AAA", "BBB"]) == "BBB"
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw2")
     with pytest.raises(pytest.UsageError, match="has no board"):
-        _uid_for_worker("AAA,BBB")
+        _board_for_worker(["AAA", "BBB"])
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    assert _board_for_worker(["AAA"]) == "AAA"
