@@ -125,6 +125,8 @@ def load_yaml(text: str, source: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        if "nesting depth" in str(getattr(exc, "problem", "")):  # libyaml's own limit, met first
+            raise _too_deep(mark.line + 1 if mark else 1, source) from None
         if isinstance(exc, _DuplicateKey):
             raise ConfigError(
                 f"{where}{exc.problem}", source=source, hint="keep one of the two (the one you mean)"
@@ -147,7 +149,7 @@ def _check_events(text: str, source: str) -> None:
     anchored: dict[str, int] = {}  # anchor -> values it stands for, expanded
     open_: list[list[Any]] = []  # [anchor, values so far] of each open mapping / list
     total = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=_SafeLoader):
         if isinstance(event, CollectionEndEvent):
             anchor, count = open_.pop()
             if anchor is not None:
@@ -179,19 +181,28 @@ def _check_events(text: str, source: str) -> None:
         if isinstance(event, CollectionStartEvent):
             open_.append([event.anchor, 1])
             if len(open_) > MAX_DEPTH:
-                raise ConfigError(
-                    f"line {line}: mappings/lists nested deeper than {MAX_DEPTH} levels",
-                    source=source,
-                    hint="a board file nests a few levels; see docs/board-file.md",
-                )
+                raise _too_deep(line, source)
+
+
+def _too_deep(line: int, source: str) -> ConfigError:
+    return ConfigError(
+        f"line {line}: mappings/lists nested deeper than {MAX_DEPTH} levels",
+        source=source,
+        hint="a board file nests a few levels; see docs/board-file.md",
+    )
 
 
 class _DuplicateKey(yaml.constructor.ConstructorError):
     """A key given twice in one mapping."""
 
 
-class _BoardLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses a key given twice in one mapping."""
+#: libyaml's parser when PyYAML was built with it (10 times faster), else the pure-Python one
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _BoardLoader(_SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping (composed only after
+    :func:`_check_events` bounded the nesting: libyaml's composer recurses in C)."""
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):

@@ -176,6 +176,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
     err = Console(stderr=True, highlight=False, markup=False, emoji=False)
     image = _read_image(args.image)
+    _check_json_path(args.json)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -232,7 +233,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         server.close()
         err.print("interrupted: server closed")
-        _write_json(args.json, results, server)
+        try:
+            _write_json(args.json, results, server)
+        except RigError as exc:
+            err.print(Text(f"rig ota: error: {visible(exc)}"))
         return EXIT_INTERRUPTED
     _write_json(args.json, results, server)
     return EXIT_OK if results and all(r.ok for r in results) else EXIT_FAIL
@@ -292,6 +296,18 @@ def _print_result(out: Any, res: Any, transcript: bool) -> None:
         out.print(Text(visible(res.transcript.to_text())))
 
 
+def _check_json_path(path: Path | None) -> None:
+    """``--json PATH`` must be writable as a file: refused before anything listens."""
+    if path is None:
+        return
+    if path.is_dir() or not path.parent.is_dir():
+        raise ConfigError(
+            f"--json {path}: {'a directory' if path.is_dir() else 'its directory does not exist'}",
+            source="--json",
+            hint="pass the path of the JSON file to write, in an existing directory",
+        )
+
+
 def _write_json(path: Path | None, results: list, server: Any) -> None:
     if path is None:
         return
@@ -304,7 +320,12 @@ def _write_json(path: Path | None, results: list, server: Any) -> None:
         "capture_error": server.capture_error,
         "sessions": [r.to_dict() for r in results],
     }
-    path.write_text(json.dumps(doc, indent=2))
+    try:
+        path.write_text(json.dumps(doc, indent=2))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write --json {path}: {exc.strerror or exc}", source="--json", hint="pass a writable path"
+        ) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -231,3 +231,15 @@ def test_an_image_that_is_not_a_readable_regular_file_is_a_usage_error(
         fh.truncate((16 << 20) + 1)
     assert main(["serve", str(big)]) == 2
     assert "larger than 16 MiB" in capsys.readouterr().err
+
+
+def test_an_unwritable_json_path_is_a_usage_error(
+    image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", str(image), "--port", "0", "--json", str(tmp_path)]) == 2
+    assert f"--json {tmp_path}: a directory" in capsys.readouterr().err
+    assert main(["serve", str(image), "--port", "0", "--json", str(tmp_path / "no" / "r.json")]) == 2
+    assert "its directory does not exist" in capsys.readouterr().err
+    args = ["serve", str(image), "--port", "0", "--timeout", "0.01", "--json", "/dev/full"]
+    assert main(args) == 2  # written after the session: the error, never a traceback
+    assert "cannot write --json /dev/full: No space left on device" in capsys.readouterr().err
