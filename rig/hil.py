@@ -37,6 +37,7 @@ from rig.jump import JumpState, check_jump
 from rig.ota.server import OtaServer
 from rig.ota.transcript import SessionResult
 from rig.probe import Probe
+from rig.silicon import Silicon
 from rig.targets.base import Target
 
 LOG = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class Bench:
         #: the running test's evidence (set by the ``evidence`` fixture), for failures of steps
         #: that take none
         self.evidence: Evidence | None = None
+        #: the chip's DEV_ID/REV_ID (rig.silicon), recorded in every test's report
+        self.silicon: Silicon | None = None
 
     # -- small helpers --------------------------------------------------------------------------
     def _timed(self, ev: Evidence, phase: str, start: float) -> None:

@@ -30,7 +30,6 @@ LOG = logging.getLogger(__name__)
 #: the pyOCD target when the board file names none
 TARGET = "stm32f767zi"
 
-DBGMCU_IDCODE = 0xE0042000
 DBGMCU_APB1_FZ = 0xE0042008
 DBG_WWDG_STOP = 1 << 11
 DBG_IWDG_STOP = 1 << 12
@@ -604,12 +603,6 @@ class Probe:
                     "and the sector is not write-protected",
                 ),
             ) from exc
-
-    def rev_id(self) -> tuple[int, int]:
-        """(DEV_ID, REV_ID) of DBGMCU_IDCODE (0xE0042000): 0x451 for the F76x/F77x; REV_ID
-        0x1000 = revision A, 0x1001 = revision Z (ES0334)."""
-        idcode = self.read32(DBGMCU_IDCODE)
-        return idcode & 0xFFF, idcode >> 16
 
     # -- core control --------------------------------------------------------------------
     def halt(self) -> None:

@@ -100,7 +100,7 @@ def test_a_probe_error_in_a_step_fails_that_steps_phase(twin: TwinTarget, tmp_pa
 
 TEST_FILE = """
 def test_readback_of_nothing(bench, evidence):
-    bench.check_region(evidence, "app_slot", b"\\\\x00" * 64, base=0x60000000, phase="copy")
+    bench.check_region(evidence, "app_slot", bytes(64), base=0x60000000, phase="copy")
 """
 
 
