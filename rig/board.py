@@ -14,6 +14,7 @@ lookups. Import them from here: this module re-exports them.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,9 @@ from rig.board_spec import (
     Region,
     Sector,
     TargetSpec,
+    UpdateSpec,
 )
+from rig.board_update import build_update
 from rig.board_yaml import load_yaml, read_board_text
 from rig.errors import ConfigError
 
@@ -62,6 +65,7 @@ __all__ = [
     "Region",
     "Sector",
     "TargetSpec",
+    "UpdateSpec",
     "default_board_path",
     "load_board",
     "parse_board",
@@ -164,6 +168,7 @@ class _Builder:
             _layout_errors=errors,
             debug=DebugSpec(**(board.debug.model_dump() if board.debug else {})),
             power=_power(board.power, self.source),
+            update=build_update(board.update, regions, memory, ota, self.source),
         )
 
     def memory(self, entries: dict[str, schema.MemoryEntry]) -> dict[str, MemoryRegion]:
@@ -233,8 +238,8 @@ class _Builder:
     def regions(self, regions: schema.Regions, flash: MemoryRegion) -> list[Region]:
         """The OTA regions (sectors not mapped yet): inside the flash, not overlapping."""
         out: list[Region] = []
-        for name in OTA_REGION_NAMES:
-            e = getattr(regions, name)
+        entries = [(name, getattr(regions, name)) for name in OTA_REGION_NAMES]
+        for name, e in [*entries, *regions.extra_regions().items()]:
             if e is None:
                 continue
             if not flash.contains(e.base, e.size):
@@ -244,7 +249,7 @@ class _Builder:
                     f"inside 0x{flash.base:08X}..0x{flash.end - 1:08X}",
                 )
             writable = name != "bootloader" if e.ota_writable is None else e.ota_writable
-            out.append(Region(name, e.base, e.size, (), writable, e.description))
+            out.append(Region(name, e.base, e.size, (), writable, e.description, e.preserve))
         ordered = sorted(out, key=lambda r: r.base)
         for a, b in itertools.pairwise(ordered):
             if a.end > b.base:
@@ -274,7 +279,7 @@ class _Builder:
                         " or ".join(f"0x{a:08X}" for a in near),
                     )
             idx = tuple(s.index for s in sectors if reg.base <= s.base < reg.end)
-            out[reg.name] = Region(reg.name, reg.base, reg.size, idx, reg.ota_writable, reg.description)
+            out[reg.name] = replace(reg, sectors=idx)
         return out
 
     def ota(self, ota: schema.Ota, regions: list[Region]) -> OtaSpec:
@@ -298,7 +303,22 @@ class _Builder:
                 "overwrite the running application",
                 f"another region than {ota.app_region!r}, e.g. scratch",
             )
-        return OtaSpec(_endpoint(ota.server), ota.app_region, ota.staging_region)
+        for key in ("app_region", "staging_region"):
+            name = getattr(ota, key)
+            if by_name[name].preserve:
+                raise self.fail(
+                    f"regions.{name}.preserve",
+                    f"ota.{key} is regions.{name}: every update rewrites it, it cannot be preserved",
+                    "no preserve on the app or staging region",
+                )
+        return OtaSpec(
+            _endpoint(ota.server),
+            ota.app_region,
+            ota.staging_region,
+            protocol=ota.protocol,
+            protocol_options=dict(ota.protocol_options or {}),
+            transports=tuple(ota.transports),
+        )
 
 
 def _endpoint(e: schema.EndpointModel) -> Endpoint:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
-from fractions import Fraction
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -26,115 +24,28 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    GetCoreSchemaHandler,
     ValidationError,
-    ValidatorFunctionWrapHandler,
     model_validator,
 )
-from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from rig.board_types import (  # noqa: F401 (re-exported: the schema's value types)
+    DOC_HINT,
+    MAX_SIZE,
+    Address,
+    IntIn,
+    Name,
+    Serial,
+    Size,
+    Text,
+    _integer,
+    _number_to_str,
+    _size,
+    _Strict,
+    got,
+    invalid,
+)
+from rig.board_update import Transport, Update
 from rig.errors import ConfigError
-
-#: what every board-file error tells the user to read
-DOC_HINT = "see docs/board-file.md"
-
-
-def invalid(message: str, expected: str | None = None, key: str | None = None) -> PydanticCustomError:
-    """A board-file error raised inside a validator; ``key`` extends the error's key path."""
-    return PydanticCustomError("board", message, {"expected": expected, "key": key})
-
-
-# --------------------------------------------------------------------------- value types
-
-
-def got(value: Any, limit: int = 60) -> str:
-    """``got <value>`` for a message, the value's repr cut to ``limit`` characters (a
-    5 000-digit number is not repeated back in full)."""
-    text = (
-        repr(value)
-        if not isinstance(value, int) or abs(value) < 10**limit
-        else f"a {len(str(abs(value)))}-digit integer"
-    )
-    return f"got {text[:limit]}..." if len(text) > limit else f"got {text}"
-
-
-def _integer(value: Any) -> int:
-    """YAML integer or a decimal / ``0x`` string → int (bools and floats are refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise invalid(got(value), "an integer")
-    if isinstance(value, str):
-        try:
-            return int(value, 0)
-        except ValueError:  # also past Python's 4300-digit limit
-            raise invalid(got(value), "an integer (decimal or 0x hex)") from None
-    return value
-
-
-@dataclass(frozen=True)
-class IntIn:
-    """``Annotated[int, IntIn(lo, hi)]``: a constrained integer (pydantic-core's ``ge``/``le``)
-    that may be written as a YAML integer or a decimal / ``0x`` string; the error names both bounds."""
-
-    lo: int
-    hi: int
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        bounded = core_schema.int_schema(ge=self.lo, le=self.hi, strict=True)
-        return core_schema.no_info_wrap_validator_function(self._validate, bounded)
-
-    def _validate(self, value: Any, handler: ValidatorFunctionWrapHandler) -> int:
-        number = _integer(value)
-        try:
-            return handler(number)
-        except ValidationError:  # the only error left for an int: out of range
-            raise invalid(got(number), f"an integer in {self.lo}..{self.hi}") from None
-
-
-_SIZE_RE = re.compile(r"^\s*(0x[0-9a-fA-F_]+|\d[\d_]*(?:\.\d+)?)\s*([KkMm]i?[Bb]?)?\s*$")
-
-
-#: the largest size a board file may give: the whole 32-bit address space
-MAX_SIZE = 1 << 32
-
-
-def _size(value: Any) -> int:
-    """Bytes as an integer or a string such as ``"32K"``, ``"1.5K"``, ``"2M"``, ``"0x420"``
-    (exact arithmetic: no float rounding, no overflow), at most :data:`MAX_SIZE`."""
-    expected = "a size: integer bytes or a string like '32K', '2M'"
-    if isinstance(value, int) and not isinstance(value, bool):
-        n = value
-    elif isinstance(value, str) and len(value) <= 40 and (m := _SIZE_RE.match(value)):
-        num, unit = m.groups()
-        scale = {"k": 1024, "m": 1024 * 1024}.get((unit or " ")[0].lower(), 1)
-        text = num.replace("_", "")
-        number = int(text, 16) if text.lower().startswith("0x") else Fraction(text)
-        exact = number * scale
-        if exact != int(exact):
-            raise invalid(f"{value!r} is not a whole number of bytes", "a size in bytes")
-        n = int(exact)
-    else:
-        raise invalid(got(value), expected)
-    if not 0 < n <= MAX_SIZE:
-        raise invalid(got(n), f"a positive size of at most {MAX_SIZE} (4G)")
-    return n
-
-
-def _number_to_str(value: Any) -> Any:
-    """Free text and serial numbers: a YAML number (``1234``) is taken as its text."""
-    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-
-
-Address = Annotated[int, IntIn(0, 0xFFFFFFFF)]
-Size = Annotated[int, BeforeValidator(_size)]
-Name = Annotated[str, Field(min_length=1)]
-Text = Annotated[str, BeforeValidator(_number_to_str)]
-Serial = Annotated[str | None, BeforeValidator(_number_to_str)]
-
-
-class _Strict(BaseModel):
-    """Unknown keys are errors, nothing is coerced between types, models are frozen."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class EndpointModel(_Strict):
@@ -222,21 +133,53 @@ class OptionBytes(_Strict):
 
 
 class RegionEntry(_Strict):
-    """``regions.<name>`` (``ota_writable`` absent: false for the bootloader, true otherwise)."""
+    """``regions.<name>`` (``ota_writable`` absent: false for the bootloader, true otherwise).
+
+    ``preserve``: ``exact`` (every byte must be unchanged after every update and power cut)
+    or ``append`` (bytes programmed before stay as they were; the bootloader may program
+    erased bytes: a log of records)."""
 
     base: Address
     size: Size
     ota_writable: bool | None = None
+    preserve: Literal["exact", "append"] | None = None
     description: Text = ""
 
 
+#: a region name of the user's own (``regions.settings``, ``regions.calibration``)
+_REGION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
 class Regions(_Strict):
-    """``regions``: the OTA layout."""
+    """``regions``: the OTA layout, plus any regions of the user's own (settings, identity,
+    calibration: lowercase names), each a :class:`RegionEntry`."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    __pydantic_extra__: dict[str, RegionEntry] = Field(init=False)  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _names(self) -> Regions:
+        for name in self.__pydantic_extra__ or {}:
+            if not _REGION_NAME.match(name):
+                raise invalid(
+                    f"region name {name!r}",
+                    "a lowercase name: a letter, then letters, digits or _ (at most 32)",
+                    key=name,
+                )
+        return self
+
+    def extra_regions(self) -> dict[str, RegionEntry]:
+        """The user's own regions, in file order."""
+        return dict(self.__pydantic_extra__ or {})
 
     bootloader: RegionEntry | None = None
     config: RegionEntry | None = None
     app_slot: RegionEntry
     scratch: RegionEntry | None = None
+
+
+#: a value of ``ota.protocol_options`` (the protocol's constructor keyword arguments)
+ProtocolOption = bool | int | float | str
 
 
 class Ota(_Strict):
@@ -245,6 +188,17 @@ class Ota(_Strict):
     server: EndpointModel
     app_region: Name = "app_slot"
     staging_region: Name = "scratch"
+    protocol: Name = "reference"
+    protocol_options: dict[str, ProtocolOption] | None = None
+    transports: Annotated[list[Transport], Field(min_length=1)] = Field(
+        default_factory=lambda: ["eth", "wifi"]
+    )
+
+    @model_validator(mode="after")
+    def _unique_transports(self) -> Ota:
+        if len(set(self.transports)) != len(self.transports):
+            raise invalid(f"got {self.transports}", "each transport once", key="transports")
+        return self
 
 
 class ContractEntry(_Strict):
@@ -395,6 +349,7 @@ class BoardFile(_Strict):
     targets: Targets
     debug: Debug | None = None
     power: Power | None = None
+    update: Update
 
 
 # --------------------------------------------------------------------------- errors
@@ -409,6 +364,9 @@ _EXPECTED = {
     "int_type": "an integer",
     "string_type": "a non-empty string",
     "string_too_short": "a non-empty string",
+    "float_type": "a number",
+    "greater_than": "a number > 0",
+    "less_than_equal": "a smaller number",
 }
 
 

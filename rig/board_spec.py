@@ -12,6 +12,7 @@ import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from rig.board_update import UPDATE_METHODS, UpdateSpec  # noqa: F401 (re-exported)
 from rig.errors import ConfigError
 
 MEMORY_KINDS = ("flash", "alias", "ram", "rom", "otp", "id", "register", "option_bytes")
@@ -77,7 +78,9 @@ class Sector:
 
 @dataclass(frozen=True)
 class Region:
-    """An OTA region (bootloader, config, app_slot, scratch) and the sectors it covers."""
+    """A region of the board file (bootloader, config, app_slot, scratch, or one of the
+    user's own) and the sectors it covers. ``preserve``: None, ``"exact"`` or ``"append"``
+    (what must hold for its bytes after every update and power cut)."""
 
     name: str
     base: int
@@ -85,6 +88,7 @@ class Region:
     sectors: tuple[int, ...]
     ota_writable: bool
     description: str = ""
+    preserve: str | None = None
 
     @property
     def end(self) -> int:
@@ -277,11 +281,16 @@ class LabBoard:
 
 @dataclass(frozen=True)
 class OtaSpec:
-    """Where the firmware dials and which regions hold the app and the download."""
+    """Where the firmware dials, which regions hold the app and the download, the protocol
+    (``reference``, ``thread`` or ``module:Class``, with its constructor options) and the
+    transports the bootloader has."""
 
     server: Endpoint
     app_region: str = "app_slot"
     staging_region: str = "scratch"
+    protocol: str = "reference"
+    protocol_options: Mapping[str, object] = field(default_factory=dict)
+    transports: tuple[str, ...] = ("eth", "wifi")
 
 
 @dataclass(frozen=True)
@@ -314,6 +323,8 @@ class BoardSpec:
     debug: DebugSpec = field(default_factory=DebugSpec)
     #: how to cut a real board's power (``power:``), None: no switch
     power: PowerSpec | None = None
+    #: how the bootloader is asked for an update (``update:``)
+    update: UpdateSpec = field(default_factory=UpdateSpec)
 
     def lab_boards(self) -> list[LabBoard]:
         """The real boards this file describes: ``targets.nucleo.boards``, or the one board of
@@ -400,6 +411,10 @@ class BoardSpec:
             self.regions[n].size for n in (self.ota.app_region, self.ota.staging_region) if n in self.regions
         ]
         return min(sizes)
+
+    def preserved(self) -> list[Region]:
+        """The regions marked ``preserve`` (settings, identity, calibration), by address."""
+        return sorted((r for r in self.regions.values() if r.preserve), key=lambda r: r.base)
 
     def ota_writable(self) -> list[tuple[int, int]]:
         """``(base, size)`` of every region an OTA may write."""

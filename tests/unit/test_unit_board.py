@@ -185,7 +185,12 @@ def _mutated(raw: dict[str, Any], tmp_path: Path, fn: Any) -> ConfigError:
     [
         (lambda d: d.__setitem__("colour", "red"), "colour", "unknown key"),
         (lambda d: d["regions"]["app_slot"].__setitem__("sise", 1), "regions.app_slot.sise", "unknown key"),
-        (lambda d: d["regions"].__setitem__("extra", {"base": 0, "size": 1}), "regions.extra", "unknown key"),
+        # a region of the user's own is allowed (issue 15), but checked like the others
+        (
+            lambda d: d["regions"].__setitem__("extra", {"base": 0, "size": 1}),
+            "regions.extra",
+            "is outside flash",
+        ),
         (lambda d: d["contract"]["vtor"].pop("reason"), "contract.vtor.reason", "missing key"),
         (
             lambda d: d["contract"].__setitem__("vtr", {"enabled": True, "reason": "x"}),
