@@ -99,6 +99,14 @@ def test_full_init_like_m2m_wifi_init(rig):
     assert h.handle_events() == 0 and not rig.wire.irqn_low()
 
 
+def test_irqn_is_driven_high_from_the_start(rig):
+    # a released IRQN reads high (the shield's pull-up), so the first message is a falling edge
+    assert rig.wire.gpiob.inputs.get(1) is True
+    rig.wire.gpiof.out[12] = False
+    rig.winc.sample_pins()
+    assert rig.wire.gpiob.inputs.get(1) is True
+
+
 def test_efuse_is_not_ready_at_once(rig):
     rig.wire.gpiof.out[13] = rig.wire.gpiof.out[12] = True
     rig.winc.sample_pins()

@@ -97,6 +97,7 @@ class Winc3400:
         """The MCU was reset: the module is a separate chip; only its pin watching restarts."""
         if not self._hooked:
             self._hooked = self._hook_pins()
+        self._drive_irqn(self.irqn_low, force=True)  # released = high (the shield's pull-up)
         if self._hooked:
             self.sample_pins()
         else:
@@ -215,8 +216,8 @@ class Winc3400:
         else:
             self._drive_irqn(True)
 
-    def _drive_irqn(self, active: bool) -> None:
-        if active == self.irqn_low:
+    def _drive_irqn(self, active: bool, force: bool = False) -> None:
+        if active == self.irqn_low and not force:
             return
         self.irqn_low = active
         g = self._gpio("irqn") if self.services is not None else None
