@@ -82,18 +82,63 @@ def check_capture(iface: str = "lo") -> None:
         s.close()
 
 
-def iface_for_address(address: str) -> str:
-    """The interface that owns ``address`` (``lo`` for loopback addresses)."""
-    if ipaddress.ip_address(address).is_loopback:
-        return "lo"
-    from scapy.all import get_if_addr, get_if_list
+def interface_addresses() -> list[tuple[str, str]]:
+    """Every (interface, IPv4 address) of this host, secondary addresses included (what
+    ``ip addr`` lists; an address with a label such as ``eth0:1`` belongs to ``eth0``).
 
-    for name in get_if_list():
-        try:
-            if get_if_addr(name) == address:
-                return name
-        except Exception:
-            continue
+    Read with getifaddrs(3): the scapy helpers the rig used before see one address per
+    interface (the primary), so a lab NIC whose OTA address is a secondary one was "no
+    interface"."""
+    import ctypes
+    import ctypes.util
+
+    class SockaddrIn(ctypes.Structure):
+        _fields_ = [
+            ("family", ctypes.c_ushort),
+            ("port", ctypes.c_uint16),
+            ("addr", ctypes.c_uint8 * 4),
+        ]
+
+    class Ifaddrs(ctypes.Structure):
+        pass
+
+    Ifaddrs._fields_ = [
+        ("next", ctypes.POINTER(Ifaddrs)),
+        ("name", ctypes.c_char_p),
+        ("flags", ctypes.c_uint),
+        ("addr", ctypes.POINTER(SockaddrIn)),
+        ("netmask", ctypes.c_void_p),
+        ("ifu", ctypes.c_void_p),
+        ("data", ctypes.c_void_p),
+    ]
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    head = ctypes.POINTER(Ifaddrs)()
+    if libc.getifaddrs(ctypes.byref(head)) != 0:
+        raise CaptureUnavailable(f"getifaddrs failed: errno {ctypes.get_errno()}")
+    out: list[tuple[str, str]] = []
+    try:
+        node = head
+        while node:
+            entry = node.contents
+            if entry.addr and entry.addr.contents.family == socket.AF_INET and entry.name:
+                name = entry.name.decode(errors="replace").split(":", 1)[0]  # eth0:1 -> eth0
+                out.append((name, str(ipaddress.IPv4Address(bytes(entry.addr.contents.addr)))))
+            node = entry.next
+    finally:
+        libc.freeifaddrs(head)
+    return out
+
+
+def iface_for_address(address: str) -> str:
+    """The interface that owns ``address`` (``lo`` for loopback addresses), whether it is
+    the interface's primary address or a secondary one (e.g. the lab's OTA address added
+    next to the NIC's own, or an address on a VLAN interface such as ``eth0.42``)."""
+    ip = ipaddress.ip_address(address)
+    owners = list(dict.fromkeys(name for name, addr in interface_addresses() if addr == str(ip)))
+    if owners:
+        return owners[0]
+    if ip.is_loopback:
+        return "lo"
     raise CaptureUnavailable(
         f"no interface has address {address}", hint="pass capture_iface= / --capture-iface explicitly"
     )
@@ -107,13 +152,34 @@ class RawFrame:
     data: bytes
 
 
+#: EtherTypes of a VLAN tag (802.1Q, 802.1ad, the pre-standard QinQ): 4 bytes to skip
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+
+
+def ip_offset(frame: bytes) -> int | None:
+    """Where the IPv4 header of an Ethernet frame starts: 14, or past its VLAN tags
+    (802.1Q, QinQ: a lab network on a VLAN, captured on the parent interface); None if the
+    frame carries no IPv4."""
+    off = 12
+    while len(frame) >= off + 2:
+        ethertype = int.from_bytes(frame[off : off + 2], "big")
+        if ethertype == 0x0800:
+            return off + 2
+        if ethertype not in VLAN_TPIDS or off > 12 + 4 * 4:
+            return None
+        off += 4
+    return None
+
+
 def tcp_fields(frame: bytes) -> tuple[int, int, int, int, int] | None:
-    """``(sport, dport, seq, flags, payload_len)`` of an Ethernet/IPv4/TCP frame, else None."""
-    if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+    """``(sport, dport, seq, flags, payload_len)`` of an Ethernet/IPv4/TCP frame (VLAN tags
+    skipped), else None."""
+    ip = ip_offset(frame)
+    if ip is None or len(frame) < ip + 40 or frame[ip + 9] != 6:
         return None
-    ihl = (frame[14] & 0x0F) * 4
-    ip_len = int.from_bytes(frame[16:18], "big")
-    t = 14 + ihl
+    ihl = (frame[ip] & 0x0F) * 4
+    ip_len = int.from_bytes(frame[ip + 2 : ip + 4], "big")
+    t = ip + ihl
     if len(frame) < t + 20:
         return None
     sport, dport, seq = struct.unpack_from("!HHI", frame, t)
@@ -223,21 +289,26 @@ class Sniffer:
 
 def _port_filter(port: int) -> list[tuple[int, int, int, int]]:
     """Classic BPF for "IPv4, TCP, unfragmented, either port == ``port``" on Ethernet framing
-    (``lo`` too). Hand-assembled, so no libpcap is needed to compile it."""
+    (``lo`` too); a VLAN-tagged frame (tag left in the data) is accepted whole and selected
+    by the Python filter (:func:`tcp_fields` skips its tags). Hand-assembled, so no libpcap
+    is needed to compile it."""
     return [
         (0x28, 0, 0, 12),  # 0  ldh [12]            ethertype
-        (0x15, 0, 9, 0x0800),  # 1  jeq IPv4 ? 2 : drop
-        (0x30, 0, 0, 23),  # 2  ldb [23]            IP protocol
-        (0x15, 0, 7, 6),  # 3  jeq TCP ? 4 : drop
-        (0x28, 0, 0, 20),  # 4  ldh [20]            fragment offset
-        (0x45, 5, 0, 0x1FFF),  # 5  jset frag ? drop : 6
-        (0xB1, 0, 0, 14),  # 6  ldxb 4*([14]&0xf)   IP header length
-        (0x48, 0, 0, 14),  # 7  ldh [x+14]          source port
-        (0x15, 3, 0, port),  # 8  jeq port ? accept : 9
-        (0x48, 0, 0, 16),  # 9  ldh [x+16]          destination port
-        (0x15, 1, 0, port),  # 10 jeq port ? accept : drop
-        (0x06, 0, 0, 0),  # 11 drop
-        (0x06, 0, 0, 0x40000),  # 12 accept
+        (0x15, 13, 0, 0x8100),  # 1  jeq 802.1Q ? accept : 2
+        (0x15, 12, 0, 0x88A8),  # 2  jeq 802.1ad ? accept : 3
+        (0x15, 11, 0, 0x9100),  # 3  jeq QinQ ? accept : 4
+        (0x15, 0, 9, 0x0800),  # 4  jeq IPv4 ? 5 : drop
+        (0x30, 0, 0, 23),  # 5  ldb [23]            IP protocol
+        (0x15, 0, 7, 6),  # 6  jeq TCP ? 7 : drop
+        (0x28, 0, 0, 20),  # 7  ldh [20]            fragment offset
+        (0x45, 5, 0, 0x1FFF),  # 8  jset frag ? drop : 9
+        (0xB1, 0, 0, 14),  # 9  ldxb 4*([14]&0xf)   IP header length
+        (0x48, 0, 0, 14),  # 10 ldh [x+14]          source port
+        (0x15, 3, 0, port),  # 11 jeq port ? accept : 12
+        (0x48, 0, 0, 16),  # 12 ldh [x+16]          destination port
+        (0x15, 1, 0, port),  # 13 jeq port ? accept : drop
+        (0x06, 0, 0, 0),  # 14 drop
+        (0x06, 0, 0, 0x40000),  # 15 accept
     ]
 
 
