@@ -1,9 +1,10 @@
-"""The twin's two network paths: socket-offload Ethernet and a WINC3400-like WiFi module.
+"""The twin's two network paths: the STM32 ETH MAC + LAN8742A on the board's cable
+(libslirp, twin/net/cable.py) and a WINC3400 WiFi module on SPI1 (through the NAT).
 
 Wiring into ``python -m twin`` (TWIN-CORE)::
 
     twin.net.add_arguments(parser)                 # --forward, --winc-seed, --winc-split, ...
-    devs = twin.net.devices(args, machine)         # [EthOffload @0x40030000, Stm32Spi @0x40013000]
+    devs = twin.net.devices(args, machine, frames) # [Stm32Spi @0x40013000, EthMac @0x40028000]
     for name, fn in twin.net.commands(devs).items():
         control.register_command(name, fn)         # fn(args: dict) -> dict, CPU thread
     ...
@@ -26,7 +27,6 @@ from typing import Any
 
 from twin.device import Device
 from twin.net import cable
-from twin.net.eth import EthOffload
 from twin.net.ethmac import EthMac
 from twin.net.frames import FrameNetwork
 from twin.net.slirp import SlirpNetwork
@@ -37,7 +37,6 @@ from twin.net.winc3400 import Winc3400
 
 __all__ = [
     "EthMac",
-    "EthOffload",
     "NetStack",
     "Stm32Spi",
     "Winc3400",
@@ -102,18 +101,16 @@ def devices(
 ) -> list[Device]:
     """Build the network devices from parsed ``args``.
 
-    Returns the socket-offload Ethernet device and SPI1 with the WINC module on it. The
-    NAT host starts when the machine attaches the devices. If ``services_or_machine`` has
+    Returns SPI1 with the WINC module on it and, on the board's cable, the ETH MAC. The
+    NAT host (the WiFi module's sockets) starts when the machine attaches the devices. If ``services_or_machine`` has
     ``register_command(name, fn)``, the control commands are registered on it too.
     ``frames`` is the board's Ethernet cable (``twin.board.Board.frames``, a SlirpNetwork):
     the ETH MAC model takes it (hook below).
     """
     forwards = list(getattr(args, "forward", None) or [])
     stack = NetStack(forwards, window=getattr(args, "net_window", 64 * 1024))
-    eth = EthOffload(stack)
-    eth.link = getattr(args, "eth_link", "up") != "down"
     spi = Stm32Spi(_winc(args, stack))
-    devs: list[Device] = [eth, spi]
+    devs: list[Device] = [spi]
     if frames is not None:  # the STM32 ETH MAC + LAN8742A (twin/net/ethmac*.py) on the board's cable
         devs.append(EthMac(frames))
     machine_log = getattr(services_or_machine, "log", None)
@@ -139,11 +136,10 @@ def _winc(args: argparse.Namespace, stack: NetStack) -> WincModule | Winc3400:
     return Winc3400(stack, seed=seed, split_prob=split, ap=ap)
 
 
-def _find(devs: list[Device]) -> tuple[EthOffload, WincModule | Winc3400, NetStack]:
-    eth = next(d for d in devs if isinstance(d, EthOffload))
+def _find(devs: list[Device]) -> tuple[WincModule | Winc3400, NetStack]:
     spi = next(d for d in devs if isinstance(d, Stm32Spi))
     assert isinstance(spi.slave, WincModule | Winc3400)
-    return eth, spi.slave, eth.stack
+    return spi.slave, spi.slave.stack
 
 
 def commands(
@@ -151,11 +147,11 @@ def commands(
 ) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
     """Control commands for these devices (run them on the CPU thread); with the board's
     Ethernet cable ``frames``, ``net.status`` reports it and ``net.link`` pulls it too."""
-    eth, winc, stack = _find(devs)
+    winc, stack = _find(devs)
 
     def status(_args: dict[str, Any]) -> dict[str, Any]:
         nat = stack.nat.snapshot() if stack.services is not None else {}
-        out = {"nat": nat, "eth": eth.snapshot(), "wifi": winc.snapshot()}
+        out = {"nat": nat, "wifi": winc.snapshot()}
         if frames is not None:
             out["frames"] = frames.snapshot()
         for d in devs:
@@ -164,10 +160,11 @@ def commands(
         return out
 
     def link(args: dict[str, Any]) -> dict[str, Any]:
-        eth.set_link(bool(args.get("up", True)))
-        if frames is not None:
-            frames.set_link(bool(args.get("up", True)))
-        return {"link": eth.link}
+        up = bool(args.get("up", True))
+        if frames is not None:  # the cable: the PHY sees the link go and come
+            frames.set_link(up)
+            up = frames.link_up()
+        return {"link": up}
 
     def fault(args: dict[str, Any]) -> dict[str, Any]:
         kind = args.get("kind")
@@ -214,6 +211,6 @@ def commands(
 def shutdown(devs: list[Device]) -> None:
     """Close all host sockets and join the network threads (call on twin exit)."""
     for d in devs:
-        if isinstance(d, EthOffload):
-            d.stack.shutdown()
+        if isinstance(d, Stm32Spi):
+            d.slave.stack.shutdown()
             return

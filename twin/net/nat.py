@@ -11,8 +11,8 @@ on the CPU thread. The reader is flow-controlled: it stops reading from the host
 socket while more than ``window`` bytes are waiting for the firmware, so the host
 sender sees real TCP back-pressure.
 
-This module knows nothing about registers: both the socket-offload Ethernet device and
-the WINC3400-like module (and a future ETH MAC model) use it.
+This module knows nothing about registers: the WiFi module's sockets use it (the
+Ethernet goes through libslirp, twin/net/slirp.py).
 
 Owns: the host sockets, their threads and the forwards. Must not touch: device registers
 or the machine (it posts to the CPU thread through the callbacks it is given).
