@@ -9,11 +9,13 @@ examples (``CA 00 E8 24`` -> ``BC``, ``CF FF FF FF`` -> ``AA``) pin the CRC7 dow
 from __future__ import annotations
 
 import pytest
+from net_harness import Gpio
 from winc_host import MicrochipHost, SpiWire, crc7_bits, crc16_bits, make_services
 
 from twin.net import spi as S
 from twin.net.stack import NetStack
 from twin.net.winc3400 import Winc3400
+from twin.testing import ServicesDouble
 
 FF = 0xFF
 
@@ -243,3 +245,50 @@ def test_microchip_fallback_when_the_module_already_has_crc_off(rig):
 def test_unexpected_data_token_is_answered(rig):
     assert rig.cmd(b"\xf3", 2) == bytes.fromhex("C3 02")
     assert rig.winc.bus.stats["unexpected_data"] == 1
+
+
+class ListeningGpio(Gpio):
+    """A port that reports level changes to listeners, like twin.periph.gpio."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.listeners = []
+
+    def add_listener(self, fn) -> None:
+        self.listeners.append(fn)
+
+    def set_out(self, pin: int, level: bool) -> None:
+        self.out[pin] = level
+        for fn in self.listeners:
+            fn(pin, level)
+
+
+def test_pins_followed_through_gpio_listeners():
+    m = ServicesDouble()
+    for n in ("gpiob", "gpiod", "gpiof"):
+        m.devices[n] = ListeningGpio(n)
+    stack = NetStack([])
+    winc = Winc3400(stack)
+    spi = S.Stm32Spi(winc)
+    try:
+        m.add(spi)
+        assert winc._hooked and winc._poll_handle is None  # no polling timer
+        wire = SpiWire(m, spi)
+        wire.gpiod.set_out(14, True)
+        m.devices["gpiof"].set_out(13, True)
+        m.devices["gpiof"].set_out(12, True)
+        assert winc.power == "on"  # seen at once, no time passed
+        pkt = c7(bytes.fromhex("CA 00 10 00"))
+        out = bytearray()
+        for b in pkt + bytes(7):  # CS followed through the listener, byte by byte
+            wire.gpiod.set_out(14, False)
+            spi.write(S.DR, 1, b)
+            out.append(spi.read(S.DR, 1))
+            wire.gpiod.set_out(14, True)
+        assert bytes(out[len(pkt) :]) == bytes.fromhex("CA 00 F3 F0 00 10 00")
+        spi.write(S.DR, 1, 0xCA)  # CS high: not seen
+        assert spi.read(S.DR, 1) == FF and winc.bus.stats["commands"] == 1
+        m.devices["gpiof"].set_out(12, False)
+        assert winc.power == "off"
+    finally:
+        stack.shutdown()

@@ -71,6 +71,7 @@ class Winc3400:
         self._gpio_cache: dict[str, Any] = {}
         self._missing: set[str] = set()
         self._hooked = False
+        self._cs_high = True
 
     # ---------------------------------------------------------------- services for the layers
     def schedule_ns(self, ns: int, fn: Callable[[], None]) -> object:
@@ -104,22 +105,29 @@ class Winc3400:
             self._start_poll()
 
     def _hook_pins(self) -> bool:
-        """Follow RESET_N / CHIP_EN through GPIO listeners when the ports offer them."""
+        """Follow RESET_N / CHIP_EN / CS through GPIO listeners when the ports offer them
+        (CS is then a cached level instead of a port lookup per SPI byte)."""
         if self.services is None:
             return False
-        watched: dict[str, set[int]] = {}
-        for which in ("reset_n", "chip_en"):
+        watched: dict[str, dict[int, str]] = {}
+        for which in ("reset_n", "chip_en", "cs"):
             g = self._gpio(which)
             if g is None or not hasattr(g[0], "add_listener"):
                 return False
-            watched.setdefault(self.pins[which][0], set()).add(self.pins[which][1])
+            watched.setdefault(self.pins[which][0], {})[self.pins[which][1]] = which
         for port, pins in watched.items():
-            dev = self._gpio_cache[port]
-            dev.add_listener(lambda pin, level, p=frozenset(pins): self.sample_pins() if pin in p else None)
+            self._gpio_cache[port].add_listener(lambda pin, level, p=pins: self._pin_changed(p.get(pin)))
         irq = self._gpio("irqn")
         if irq is not None and hasattr(irq[0], "add_read_hook"):
             irq[0].add_read_hook(self._irqn_polled)
+        self._cs_high = self._pin_out("cs", False)
         return True
+
+    def _pin_changed(self, which: str | None) -> None:
+        if which == "cs":
+            self._cs_high = self._pin_out("cs", False)
+        elif which is not None:
+            self.sample_pins()
 
     def _start_poll(self) -> None:
         if self.services is None:
@@ -195,7 +203,8 @@ class Winc3400:
     # ---------------------------------------------------------------- SPI and IRQN
     def exchange(self, mosi: int) -> int:
         """SpiSlave: one byte while SPI1 clocks (the module sees it only while selected)."""
-        if self.power != "on" or self._pin_out("cs", False):
+        cs_high = self._cs_high if self._hooked else self._pin_out("cs", False)
+        if cs_high or self.power != "on":
             return 0xFF  # MISO not driven: pulled high
         return self.bus.exchange(mosi)
 
