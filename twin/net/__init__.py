@@ -211,6 +211,6 @@ def commands(
 def shutdown(devs: list[Device]) -> None:
     """Close all host sockets and join the network threads (call on twin exit)."""
     for d in devs:
-        if isinstance(d, Stm32Spi):
+        if isinstance(d, Stm32Spi) and isinstance(d.slave, WincModule | Winc3400):
             d.slave.stack.shutdown()
             return
