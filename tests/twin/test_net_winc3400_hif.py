@@ -485,3 +485,15 @@ def test_twin_option_selects_the_module_and_status_is_json(server):
     net.shutdown(devs)
     default = parser.parse_args([])
     assert default.winc_protocol == "legacy"
+
+
+def test_requests_without_trailing_padding_are_taken(h, server):
+    """tstrRecvCmd is 12 bytes with its padding (what Microchip's driver sends); a host that
+    sends only the 10 bytes of fields is served the same."""
+    h.socket(0)
+    h.connect(0, SERVER, 5000)
+    server.accept().sendall(b"ten")
+    h.recv_buf[0] = 10
+    assert h.hif_send(2, 0x46, struct.pack("<IBBHH", 0xFFFFFFFF, 0, 0, h.sessions[0], 10)) == 0
+    rep = h.wait_event(2, 0x46)
+    assert 0 < struct.unpack_from("<h", rep, 8)[0] <= 3

@@ -116,14 +116,15 @@ class WincSockets:
     # ---------------------------------------------------------------- requests
     def request(self, op: int, payload: bytes) -> None:
         """One IP-group request (``op`` without the data bit)."""
+        # bytes up to the last field used (Microchip's driver sends sizeof: with the padding)
         handlers = {
             BIND: (12, self._bind),
             LISTEN: (4, self._listen),
             CONNECT: (12, self._connect),
-            SEND: (16, self._send),
-            SENDTO: (16, self._send),
-            RECV: (12, self._recv),
-            RECVFROM: (12, self._recv),
+            SEND: (14, self._send),
+            SENDTO: (14, self._send),
+            RECV: (10, self._recv),
+            RECVFROM: (10, self._recv),
             CLOSE: (4, self._close),
         }
         entry = handlers.get(op)
