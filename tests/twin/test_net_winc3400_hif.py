@@ -487,6 +487,13 @@ def test_twin_option_selects_the_module_and_status_is_json(server):
     assert default.winc_protocol == "legacy"
 
 
+def test_twin_winc_protocol_environment_default(monkeypatch):
+    monkeypatch.setenv("TWIN_WINC_PROTOCOL", "microchip")  # how a HIL run selects it meanwhile
+    parser = argparse.ArgumentParser()
+    net.add_arguments(parser)
+    assert parser.parse_args([]).winc_protocol == "microchip"
+
+
 def test_requests_without_trailing_padding_are_taken(h, server):
     """tstrRecvCmd is 12 bytes with its padding (what Microchip's driver sends); a host that
     sends only the 10 bytes of fields is served the same."""

@@ -22,6 +22,7 @@ Services).
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -80,9 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--winc-protocol",
         choices=("legacy", "microchip"),
-        default="legacy",
+        default=os.environ.get("TWIN_WINC_PROTOCOL", "legacy"),
         help="what the WiFi module on SPI1 speaks: Microchip's WINC3400 SPI/HIF protocol "
-        "(twin/net/winc3400.py) or the twin's older framing (default legacy, until the firmware moves)",
+        "(twin/net/winc3400.py) or the twin's older framing (default legacy, or $TWIN_WINC_PROTOCOL, "
+        "until the firmware moves)",
     )
     g.add_argument(
         "--winc-ap",
