@@ -504,3 +504,12 @@ def test_requests_without_trailing_padding_are_taken(h, server):
     assert h.hif_send(2, 0x46, struct.pack("<IBBHH", 0xFFFFFFFF, 0, 0, h.sessions[0], 10)) == 0
     rep = h.wait_event(2, 0x46)
     assert 0 < struct.unpack_from("<h", rep, 8)[0] <= 3
+
+
+@pytest.mark.parametrize(
+    ("name", "ip"), [(b"192.168.1.10", bytes((192, 168, 1, 10))), (b"ota.example", bytes(4))]
+)
+def test_gethostbyname(h, name, ip):
+    assert h.hif_send(2, 0x4A | 0x80, name + b"\0") == 0
+    reply = h.wait_event(2, 0x4A)
+    assert len(reply) == 104 and reply[:100].rstrip(b"\0") == name and reply[100:] == ip

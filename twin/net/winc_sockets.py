@@ -12,6 +12,7 @@ The host allocates socket numbers itself (TCP 0-6, UDP 7-10) and a session ID pe
 | ``0x45``/``0x47`` send/sendto | sock - size addr(8) session -; data at +80 / +68 | ``0x45``/``0x47`` {sock, -, sent, session, -} once the host socket took the data; -6 for 0 or more than 1400 bytes, -12 after a reset, -9 not connected |
 | ``0x46``/``0x48`` recv/recvfrom | timeout_ms sock - session buf_len | ``0x46``/``0x48`` {addr(8), status, offset 48, sock, -, session} + data at +48 |
 | ``0x49`` close | sock - session | none (FIN after the data already sent) |
+| ``0x4A`` resolve | host name + NUL | ``0x4A`` {name[100], ip}: a dotted quad itself, else 0 (no DNS) |
 
 Receive rules (what the thread's bootloader depends on): every recv request gets exactly
 one reply, in order. ``status`` > 0 is the byte count: at most the posted ``buf_len`` and
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
 
 GROUP_IP = 2
 BIND, LISTEN, CONNECT, SEND, RECV, SENDTO, RECVFROM, CLOSE = 0x41, 0x42, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49
-SET_SOCKET_OPTION = 0x4F
+DNS_RESOLVE, SET_SOCKET_OPTION = 0x4A, 0x4F
+HOSTNAME_MAX_SIZE = 100
 TCP_SOCK_MAX, MAX_SOCKET = 7, 12  # 7 TCP, 4 UDP, the raw socket 11
 SOCKET_BUFFER_MAX_LENGTH = 1400
 TCP_TX_OFFSET, UDP_TX_OFFSET = 80, 68  # socket data offset from the control part (socket.c)
@@ -126,6 +128,7 @@ class WincSockets:
             RECV: (10, self._recv),
             RECVFROM: (10, self._recv),
             CLOSE: (4, self._close),
+            DNS_RESOLVE: (1, self._resolve),
         }
         entry = handlers.get(op)
         if entry is None:
@@ -219,6 +222,18 @@ class WincSockets:
         if s.conn is not None:
             s.conn.close()
         self.sockets[s.id] = WincSocket(s.id)
+
+    def _resolve(self, op: int, p: bytes) -> None:
+        """gethostbyname: the twin has no DNS; a dotted quad resolves to itself, a name to 0."""
+        name = p.split(b"\0", 1)[0][:HOSTNAME_MAX_SIZE]
+        try:
+            ip = bytes(int(x) for x in name.decode("ascii").split("."))
+            ip = ip if len(ip) == 4 else bytes(4)
+        except ValueError:
+            ip = bytes(4)
+        if ip == bytes(4):
+            self.fw.log(f"DNS request for {name!r}: no DNS in the twin, answered 0.0.0.0")
+        self._reply(DNS_RESOLVE, name.ljust(HOSTNAME_MAX_SIZE, b"\0") + ip)
 
     # ---------------------------------------------------------------- receive path
     def _deliver(self, s: WincSocket) -> None:
