@@ -1,0 +1,459 @@
+/*
+ * winc_port_stm32.c - the WINC3400 on a NUCLEO-F767ZI (the thread's shield wiring): SPI1
+ * SCK PA5, MISO PA6, MOSI PB5 (AF5, mode 0, MSB first, 8-bit frames, software NSS),
+ * CS PD14, IRQN PB1 -> EXTI1 (falling edge), RESET_N PF12, CHIP_EN PF13.
+ *
+ * SPI transfers are polled (FIFO data packing: 16-bit DR accesses move two bytes), or with
+ * WINC_SPI_DMA=1 run on DMA2 for blocks of WINC_DMA_MIN bytes and more: SPI1_RX on
+ * DMA2 Stream 2 channel 3, SPI1_TX on DMA2 Stream 3 channel 3 (RM0410 DMA2 request
+ * mapping: SPI1_RX = Stream 0 or 2, SPI1_TX = Stream 3 or 5, channel 3). The DMA build
+ * turns the D-cache on while the module is open (as an application built with the
+ * vendor's CubeMX defaults has it) and keeps its buffers coherent: the RX buffer sits in
+ * cacheable SRAM1 (section .sram_dma, 32-byte aligned, a whole number of lines) and is
+ * invalidated by address (DCIMVAC) before and after each transfer; the TX buffer and the
+ * fill byte sit in the DTCM (.dma_ram), which is never cached.
+ * WINC_DMA_NO_INVALIDATE=1 is the thread's bug: the RX buffer is never invalidated, so
+ * the CPU reads the lines it cached from an earlier transfer instead of the new data.
+ *
+ * IRQN: EXTI1 latches the falling edge (IMR set, NVIC line 7 never enabled); the HIF
+ * layer asks for the latch and the level. Nothing here uses an interrupt.
+ */
+#include <stddef.h>
+
+#include "board.h"
+#include "stm32f767.h"
+#include "winc_bus.h"
+#include "winc_hif.h"
+
+#ifndef WINC_SPI_DMA
+#define WINC_SPI_DMA 0
+#endif
+#ifndef WINC_DMA_NO_INVALIDATE
+#define WINC_DMA_NO_INVALIDATE 0
+#endif
+
+#define GPIOF_PORT        GPIO_PORT(5)
+#define RCC_AHB1ENR_GPIOFEN (1u << 5)
+#define RCC_AHB1ENR_DMA2EN  (1u << 22)
+#define PIN_CS       14u  /* PD14 */
+#define PIN_RESET_N  12u  /* PF12 */
+#define PIN_CHIP_EN  13u  /* PF13 */
+#define PIN_IRQN     1u   /* PB1, EXTI1 */
+#define PIN_SCK      5u   /* PA5 AF5 */
+#define PIN_MISO     6u   /* PA6 AF5 */
+#define PIN_MOSI     5u   /* PB5 AF5 */
+#define SPI_AF       5u
+#define EXTI_LINE    (1u << 1)
+
+#define SPI_CR2_RXDMAEN   (1u << 0)
+#define SPI_CR2_TXDMAEN   (1u << 1)
+#define SPI_SR_OVR        (1u << 6)
+#define SPI_SR_FRLVL      (3u << 9)
+#define SPI_WAIT_LOOPS    20000u
+
+#define RESET_LOW_MS      1u   /* CHIP_EN and RESET_N low */
+#define CHIP_EN_MS        5u   /* CHIP_EN high before RESET_N rises */
+#define BOOT_MS           10u  /* after RESET_N rises, before the first command */
+
+static int s_open;
+
+/* ---------------------------------------------------------------- pins */
+static void pin_mode(gpio_t *g, unsigned pin, unsigned mode)
+{
+    g->MODER = (g->MODER & ~(3u << (2u * pin))) | (mode << (2u * pin));
+}
+
+static void pin_af(gpio_t *g, unsigned pin, unsigned af)
+{
+    volatile uint32_t *afr = &g->AFR[pin >> 3];
+    unsigned shift = (pin & 7u) * 4u;
+    *afr = (*afr & ~(0xFu << shift)) | (af << shift);
+    pin_mode(g, pin, GPIO_MODE_AF);
+}
+
+static void pin_pull(gpio_t *g, unsigned pin, unsigned pull)
+{
+    g->PUPDR = (g->PUPDR & ~(3u << (2u * pin))) | (pull << (2u * pin));
+}
+
+static void pin_write(gpio_t *g, unsigned pin, int level)
+{
+    g->BSRR = level ? (1u << pin) : (1u << (pin + 16u));
+}
+
+void winc_port_select(int on)
+{
+    pin_write(GPIOD, PIN_CS, !on);
+}
+
+int winc_port_irq_level(void)
+{
+    return !(GPIOB->IDR & (1u << PIN_IRQN));
+}
+
+int winc_port_irq_edge(void)
+{
+    if (EXTI->PR & EXTI_LINE) {
+        EXTI->PR = EXTI_LINE;
+        return 1;
+    }
+    return 0;
+}
+
+void winc_port_delay_ms(uint32_t ms)
+{
+    delay_ms(ms);
+}
+
+uint32_t winc_port_millis(void)
+{
+    return board_millis();
+}
+
+/* ---------------------------------------------------------------- polled SPI */
+static int wait_sr(uint32_t mask)
+{
+    for (uint32_t n = SPI_WAIT_LOOPS; !(SPI1->SR & mask);) {
+        if (--n == 0)
+            return (SPI1->SR & mask) ? 0 : -1;
+    }
+    return 0;
+}
+
+uint8_t winc_port_byte(uint8_t out)
+{
+    *(volatile uint8_t *)&SPI1->DR = out;
+    if (wait_sr(SPI_SR_RXNE) != 0)
+        return 0xFFu;
+    return *(volatile uint8_t *)&SPI1->DR;
+}
+
+/* Discard what the RX FIFO holds and a pending overrun. */
+static void rx_drain(void)
+{
+    for (uint32_t n = 0; n < 8u && (SPI1->SR & (SPI_SR_FRLVL | SPI_SR_RXNE)); n++)
+        (void)*(volatile uint8_t *)&SPI1->DR;
+    (void)SPI1->SR;
+}
+
+static int xfer_polled(const uint8_t *tx, uint8_t *rx, uint32_t n)
+{
+    if (rx == NULL) {
+        /* transmit only: keep TX fed, let RX overrun, drain once at the end */
+        while (n >= 2u) {
+            if (wait_sr(SPI_SR_TXE) != 0)
+                return -1;
+            *(volatile uint16_t *)&SPI1->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
+            if (tx)
+                tx += 2;
+            n -= 2u;
+        }
+        if (n) {
+            if (wait_sr(SPI_SR_TXE) != 0)
+                return -1;
+            *(volatile uint8_t *)&SPI1->DR = tx ? tx[0] : 0u;
+        }
+        for (uint32_t k = SPI_WAIT_LOOPS; SPI1->SR & SPI_SR_BSY;) {
+            if (--k == 0)
+                return -1;
+        }
+        rx_drain();
+        return 0;
+    }
+    /* data packing: with FRXTH = 0, RXNE means two bytes wait in the RX FIFO */
+    int rc = 0;
+    SPI1->CR2 &= ~SPI_CR2_FRXTH;
+    while (n >= 2u) {
+        *(volatile uint16_t *)&SPI1->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
+        if (wait_sr(SPI_SR_RXNE) != 0) {
+            rc = -1;
+            break;
+        }
+        uint16_t v = *(volatile uint16_t *)&SPI1->DR;
+        rx[0] = (uint8_t)v;
+        rx[1] = (uint8_t)(v >> 8);
+        rx += 2;
+        if (tx)
+            tx += 2;
+        n -= 2u;
+    }
+    SPI1->CR2 |= SPI_CR2_FRXTH;
+    if (rc == 0 && n)
+        rx[0] = winc_port_byte(tx ? tx[0] : 0u);
+    return rc;
+}
+
+#if WINC_SPI_DMA
+/* ---------------------------------------------------------------- DMA2 + D-cache */
+typedef struct {
+    volatile uint32_t CR, NDTR, PAR, M0AR, M1AR, FCR;
+} dma_stream_t;
+typedef struct {
+    volatile uint32_t LISR, HISR, LIFCR, HIFCR;
+    dma_stream_t S[8];
+} dma_t;
+#define DMA2 ((dma_t *)0x40026400u)
+#define DMA_RX_STREAM 2u
+#define DMA_TX_STREAM 3u
+#define DMA_CHANNEL   3u
+#define DMA_CR_EN     (1u << 0)
+#define DMA_CR_DIR_M2P (1u << 6)
+#define DMA_CR_MINC   (1u << 10)
+#define DMA_CR_PL_HIGH (2u << 16)
+#define DMA_CR_CHSEL(c) ((uint32_t)(c) << 25)
+/* LISR/LIFCR bit groups: stream 0 at 0, 1 at 6, 2 at 16, 3 at 22 */
+#define DMA_FLAGS(s)  (0x3Du << ((s) == 0 ? 0 : (s) == 1 ? 6 : (s) == 2 ? 16 : 22))
+#define DMA_TCIF(s)   (0x20u << ((s) == 0 ? 0 : (s) == 1 ? 6 : (s) == 2 ? 16 : 22))
+#define DMA_TEIF(s)   (0x08u << ((s) == 0 ? 0 : (s) == 1 ? 6 : (s) == 2 ? 16 : 22))
+#define DMA_DMEIF(s)  (0x04u << ((s) == 0 ? 0 : (s) == 1 ? 6 : (s) == 2 ? 16 : 22))
+
+#define SCB_DCIMVAC  REG32(0xE000EF5Cu)
+#define DCACHE_LINE  32u
+
+#define WINC_DMA_MIN  16u    /* shorter transfers stay polled */
+#define WINC_DMA_BUF  1632u  /* whole 32-byte lines, more than a HIF message */
+
+/* RX lands in cacheable SRAM1; TX data and the fill byte come from the DTCM. */
+static uint8_t dma_rx[WINC_DMA_BUF] __attribute__((section(".sram_dma"), aligned(32)));
+static uint8_t dma_tx[WINC_DMA_BUF] __attribute__((section(".dma_ram"), aligned(32)));
+static uint8_t dma_fill[4] __attribute__((section(".dma_ram"), aligned(4)));
+static uint8_t dma_sink[4] __attribute__((section(".dma_ram"), aligned(4)));
+
+uint32_t winc_dma_transfers;   /* for test programs */
+static int s_dcache_was_on;
+
+#if !WINC_DMA_NO_INVALIDATE
+static void dcache_invalidate(const void *p, uint32_t n)
+{
+    uint32_t a = (uint32_t)(uintptr_t)p & ~(DCACHE_LINE - 1u);
+    uint32_t end = (uint32_t)(uintptr_t)p + n;
+    cpu_dsb();
+    for (; a < end; a += DCACHE_LINE)
+        SCB_DCIMVAC = a;
+    cpu_dsb();
+    cpu_isb();
+}
+#endif
+
+static void dcache_enable(void)
+{
+    s_dcache_was_on = (SCB->CCR & SCB_CCR_DC) != 0;
+    if (s_dcache_was_on)
+        return;
+    SCB->CSSELR = 0;
+    cpu_dsb();
+    uint32_t ccsidr = SCB->CCSIDR;
+    for (uint32_t set = 0; set <= CCSIDR_SETS(ccsidr); set++) {
+        for (uint32_t way = 0; way <= CCSIDR_WAYS(ccsidr); way++)
+            SCB_DCISW = (set << 5) | (way << 30);
+    }
+    cpu_dsb();
+    SCB->CCR |= SCB_CCR_DC;
+    cpu_dsb();
+    cpu_isb();
+}
+
+static void dcache_restore(void)
+{
+    if (s_dcache_was_on || !(SCB->CCR & SCB_CCR_DC))
+        return;
+    SCB->CSSELR = 0;
+    cpu_dsb();
+    SCB->CCR &= ~SCB_CCR_DC;
+    cpu_dsb();
+    uint32_t ccsidr = SCB->CCSIDR;
+    for (uint32_t set = 0; set <= CCSIDR_SETS(ccsidr); set++) {
+        for (uint32_t way = 0; way <= CCSIDR_WAYS(ccsidr); way++)
+            SCB_DCCISW = (set << 5) | (way << 30);
+    }
+    cpu_dsb();
+    cpu_isb();
+}
+
+static void stream_stop(unsigned s)
+{
+    DMA2->S[s].CR &= ~DMA_CR_EN;
+    for (uint32_t k = SPI_WAIT_LOOPS; (DMA2->S[s].CR & DMA_CR_EN) && --k;) {
+    }
+    DMA2->LIFCR = DMA_FLAGS(s);
+}
+
+static int xfer_dma_chunk(const uint8_t *tx, uint8_t *rx, uint32_t n)
+{
+    dma_stream_t *rs = &DMA2->S[DMA_RX_STREAM], *ts = &DMA2->S[DMA_TX_STREAM];
+    stream_stop(DMA_RX_STREAM);
+    stream_stop(DMA_TX_STREAM);
+    if (tx)
+        memcpy(dma_tx, tx, n);
+#if !WINC_DMA_NO_INVALIDATE
+    if (rx)
+        dcache_invalidate(dma_rx, n);   /* no line of it may be written back over the DMA */
+#endif
+    rx_drain();
+
+    /* RX stream first (peripheral -> memory), then TX (memory -> peripheral); direct mode,
+       byte size on both sides */
+    rs->PAR = (uint32_t)(uintptr_t)&SPI1->DR;
+    rs->M0AR = (uint32_t)(uintptr_t)(rx ? dma_rx : dma_sink);
+    rs->NDTR = n;
+    rs->FCR = 0;
+    rs->CR = DMA_CR_CHSEL(DMA_CHANNEL) | DMA_CR_PL_HIGH | (rx ? DMA_CR_MINC : 0u);
+    ts->PAR = (uint32_t)(uintptr_t)&SPI1->DR;
+    ts->M0AR = (uint32_t)(uintptr_t)(tx ? dma_tx : dma_fill);
+    ts->NDTR = n;
+    ts->FCR = 0;
+    ts->CR = DMA_CR_CHSEL(DMA_CHANNEL) | DMA_CR_PL_HIGH | DMA_CR_DIR_M2P | (tx ? DMA_CR_MINC : 0u);
+    cpu_dsb();
+    rs->CR |= DMA_CR_EN;
+    SPI1->CR2 |= SPI_CR2_RXDMAEN;
+    ts->CR |= DMA_CR_EN;
+    SPI1->CR2 |= SPI_CR2_TXDMAEN;
+
+    /* the RX stream finishes last: every byte sent has been received */
+    int rc = 0;
+    uint32_t start = board_millis();
+    for (;;) {
+        uint32_t isr = DMA2->LISR;
+        if (isr & (DMA_TEIF(DMA_RX_STREAM) | DMA_TEIF(DMA_TX_STREAM) | DMA_DMEIF(DMA_RX_STREAM) |
+                   DMA_DMEIF(DMA_TX_STREAM))) {
+            rc = -1;
+            break;
+        }
+        if (isr & DMA_TCIF(DMA_RX_STREAM))
+            break;
+        if ((uint32_t)(board_millis() - start) >= 20u) {
+            rc = (DMA2->LISR & DMA_TCIF(DMA_RX_STREAM)) ? 0 : -1;
+            break;
+        }
+    }
+    SPI1->CR2 &= ~(SPI_CR2_RXDMAEN | SPI_CR2_TXDMAEN);
+    for (uint32_t k = SPI_WAIT_LOOPS; (SPI1->SR & SPI_SR_BSY) && --k;) {
+    }
+    stream_stop(DMA_RX_STREAM);
+    stream_stop(DMA_TX_STREAM);
+    rx_drain();
+    winc_dma_transfers++;
+    if (rc == 0 && rx) {
+#if !WINC_DMA_NO_INVALIDATE
+        dcache_invalidate(dma_rx, n);   /* drop lines the CPU fetched before the DMA wrote */
+#endif
+        memcpy(rx, dma_rx, n);
+    }
+    return rc;
+}
+#endif /* WINC_SPI_DMA */
+
+int winc_port_xfer(const uint8_t *tx, uint8_t *rx, uint32_t n)
+{
+#if WINC_SPI_DMA
+    if (n >= WINC_DMA_MIN) {
+        while (n) {
+            uint32_t k = n < WINC_DMA_BUF ? n : WINC_DMA_BUF;
+            if (xfer_dma_chunk(tx, rx, k) != 0)
+                return -1;
+            if (tx)
+                tx += k;
+            if (rx)
+                rx += k;
+            n -= k;
+        }
+        return 0;
+    }
+#endif
+    return xfer_polled(tx, rx, n);
+}
+
+/* ---------------------------------------------------------------- life cycle */
+int winc_port_open(void)
+{
+    RCC->AHB1ENR |= RCC_AHB1ENR_GPIOAEN | RCC_AHB1ENR_GPIOBEN | RCC_AHB1ENR_GPIODEN |
+                    RCC_AHB1ENR_GPIOFEN;
+    RCC->APB2ENR |= RCC_APB2ENR_SPI1EN | RCC_APB2ENR_SYSCFGEN;
+#if WINC_SPI_DMA
+    RCC->AHB1ENR |= RCC_AHB1ENR_DMA2EN;
+#endif
+    (void)RCC->APB2ENR;
+
+    pin_write(GPIOD, PIN_CS, 1);
+    pin_mode(GPIOD, PIN_CS, GPIO_MODE_OUTPUT);
+    pin_write(GPIOF_PORT, PIN_RESET_N, 0);
+    pin_mode(GPIOF_PORT, PIN_RESET_N, GPIO_MODE_OUTPUT);
+    pin_write(GPIOF_PORT, PIN_CHIP_EN, 0);
+    pin_mode(GPIOF_PORT, PIN_CHIP_EN, GPIO_MODE_OUTPUT);
+    pin_pull(GPIOB, PIN_IRQN, 1u);                 /* pull-up */
+    pin_mode(GPIOB, PIN_IRQN, GPIO_MODE_INPUT);
+    pin_af(GPIOA, PIN_SCK, SPI_AF);
+    pin_af(GPIOA, PIN_MISO, SPI_AF);
+    pin_af(GPIOB, PIN_MOSI, SPI_AF);
+
+    SYSCFG->EXTICR[0] = (SYSCFG->EXTICR[0] & ~(0xFu << 4)) | (1u << 4);   /* EXTI1 <- port B */
+    EXTI->RTSR &= ~EXTI_LINE;
+    EXTI->FTSR |= EXTI_LINE;
+    EXTI->IMR |= EXTI_LINE;
+    EXTI->PR = EXTI_LINE;
+
+    /* master, mode 0, MSB first, fPCLK/4, software NSS, 8-bit frames, RXNE at 8 bits */
+    SPI1->CR1 = 0;
+    SPI1->CR2 = SPI_CR2_DS_8BIT | SPI_CR2_FRXTH;
+    SPI1->CR1 = SPI_CR1_MSTR | SPI_CR1_SSM | SPI_CR1_SSI | (1u << SPI_CR1_BR_POS);
+    SPI1->CR1 |= SPI_CR1_SPE;
+#if WINC_SPI_DMA
+    dcache_enable();
+#endif
+    s_open = 1;
+    return 0;
+}
+
+void winc_port_chip_reset(void)
+{
+    pin_write(GPIOD, PIN_CS, 1);
+    pin_write(GPIOF_PORT, PIN_RESET_N, 0);
+    pin_write(GPIOF_PORT, PIN_CHIP_EN, 0);
+    delay_ms(RESET_LOW_MS);
+    pin_write(GPIOF_PORT, PIN_CHIP_EN, 1);
+    delay_ms(CHIP_EN_MS);
+    pin_write(GPIOF_PORT, PIN_RESET_N, 1);
+    delay_ms(BOOT_MS);
+    EXTI->PR = EXTI_LINE;
+}
+
+void winc_port_close(void)
+{
+    if (s_open) {
+        pin_write(GPIOF_PORT, PIN_RESET_N, 0);   /* the module stops talking */
+        delay_ms(1);
+    }
+    s_open = 0;
+#if WINC_SPI_DMA
+    stream_stop(DMA_RX_STREAM);
+    stream_stop(DMA_TX_STREAM);
+    DMA2->S[DMA_RX_STREAM].CR = 0;
+    DMA2->S[DMA_TX_STREAM].CR = 0;
+    RCC->AHB1ENR &= ~RCC_AHB1ENR_DMA2EN;
+    dcache_restore();
+#endif
+    SPI1->CR1 = 0;
+    SPI1->CR2 = 0x0700u;
+    EXTI->IMR &= ~EXTI_LINE;
+    EXTI->FTSR &= ~EXTI_LINE;
+    EXTI->PR = EXTI_LINE;
+    SYSCFG->EXTICR[0] &= ~(0xFu << 4);
+    nvic_disable_irq(IRQN_EXTI1);
+    nvic_clear_pending(IRQN_EXTI1);
+    nvic_disable_irq(IRQN_SPI1);
+    nvic_clear_pending(IRQN_SPI1);
+    /* pins back to their reset mode (input, no pull, AF0) */
+    GPIOA->AFR[0] &= ~((0xFu << (PIN_SCK * 4u)) | (0xFu << (PIN_MISO * 4u)));
+    GPIOB->AFR[0] &= ~(0xFu << (PIN_MOSI * 4u));
+    pin_mode(GPIOA, PIN_SCK, GPIO_MODE_INPUT);
+    pin_mode(GPIOA, PIN_MISO, GPIO_MODE_INPUT);
+    pin_mode(GPIOB, PIN_MOSI, GPIO_MODE_INPUT);
+    pin_pull(GPIOB, PIN_IRQN, 0u);
+    pin_mode(GPIOD, PIN_CS, GPIO_MODE_INPUT);
+    pin_mode(GPIOF_PORT, PIN_RESET_N, GPIO_MODE_INPUT);
+    pin_mode(GPIOF_PORT, PIN_CHIP_EN, GPIO_MODE_INPUT);
+    GPIOD->ODR &= ~(1u << PIN_CS);
+    GPIOF_PORT->ODR &= ~((1u << PIN_RESET_N) | (1u << PIN_CHIP_EN));
+    RCC->APB2ENR &= ~(RCC_APB2ENR_SPI1EN | RCC_APB2ENR_SYSCFGEN);
+    RCC->AHB1ENR &= ~(RCC_AHB1ENR_GPIOAEN | RCC_AHB1ENR_GPIOFEN);
+}
