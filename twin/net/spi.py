@@ -79,6 +79,7 @@ class Stm32Spi(Device):
         self.modf = False
         self._ovr_armed = False
         self.frames = 0
+        self.overruns = 0
         self._cache_cr2()
 
     def _cache_cr2(self) -> None:
@@ -196,7 +197,12 @@ class Stm32Spi(Device):
         self.frames += 1
         if len(self.rx) >= FIFO_BYTES:
             if not self.ovr:
-                self._log("OVR: RX FIFO full, received byte lost (read DR before sending more)")
+                self.overruns += 1
+                if self.overruns in (1, 10, 100) or self.overruns % 1000 == 0:
+                    self._log(
+                        f"OVR: RX FIFO full, received byte lost (read DR before sending more, or clear "
+                        f"OVR after a send-only burst); {self.overruns} overrun(s) so far"
+                    )
             self.ovr = True
             return
         self.rx.append(miso & 0xFF)
@@ -229,4 +235,10 @@ class Stm32Spi(Device):
             self.services.set_irq(self.irq, level)
 
     def snapshot(self) -> dict[str, object]:
-        return {"cr1": self.cr1, "cr2": self.cr2, "sr": self._sr(), "frames": self.frames}
+        return {
+            "cr1": self.cr1,
+            "cr2": self.cr2,
+            "sr": self._sr(),
+            "frames": self.frames,
+            "overruns": self.overruns,
+        }
