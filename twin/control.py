@@ -2,7 +2,8 @@
 
 Request: one JSON object per line, ``{"cmd": NAME, ...}``. Reply: one line,
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. Malformed lines get an error and
-the connection stays open. Several clients may connect at once.
+the connection stays open; a line over 1 MiB (``twin.lines.MAX_LINE``) gets one error and is
+dropped. Several clients may connect at once.
 
 Other parts of the twin add commands with :meth:`ControlServer.register_command`:
 ``fn(machine, request: dict) -> dict | None``; it runs on the server thread with the machine
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twin.device import ResetKind
-from twin.lines import request_batches
+from twin.lines import MAX_LINE, request_batches
 from twin.machine import Machine
 
 Command = Callable[[Machine, dict[str, Any]], "dict[str, Any] | None"]
@@ -99,7 +100,7 @@ class ControlServer:
         try:
             for lines in request_batches(conn, self._stop):
                 for line in lines:
-                    conn.sendall(self.handle_line(line))
+                    conn.sendall(self.handle_line(line) if line is not None else _OVERLONG)
         except OSError:
             pass
         finally:
@@ -114,8 +115,9 @@ class ControlServer:
         """Answer one request line."""
         try:
             req = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return _line({"ok": False, "error": f"malformed request (not JSON): {e}"})
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError,
+            # integers over sys.get_int_max_str_digits(), nesting too deep
+            return _line({"ok": False, "error": f"malformed request (not JSON): {str(e)[:200]}"})
         if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
             return _line({"ok": False, "error": 'malformed request: expected {"cmd": NAME, ...}'})
         fn = self._commands.get(req["cmd"])
@@ -123,15 +125,19 @@ class ControlServer:
             return _line(
                 {
                     "ok": False,
-                    "error": f"unknown command {req['cmd']!r}; known: " + ", ".join(sorted(self._commands)),
+                    "error": f"unknown command {req['cmd'][:100]!r}; known: "
+                    + ", ".join(sorted(self._commands)),
                 }
             )
         try:
             with self.m.host():
                 result = fn(self.m, req) or {}
         except Exception as e:
-            return _line({"ok": False, "error": f"{req['cmd']}: {type(e).__name__}: {e}"})
-        return _line({"ok": True, **result})
+            return _line({"ok": False, "error": f"{req['cmd']}: {type(e).__name__}: {str(e)[:500]}"})
+        try:
+            return _line({"ok": True, **result})
+        except (ValueError, TypeError, RecursionError) as e:
+            return _line({"ok": False, "error": f"{req['cmd']}: unanswerable result: {str(e)[:200]}"})
 
     # -------------------------------------------------------------- built-ins
     def _power_cycle(self, m: Machine, req: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +154,11 @@ class ControlServer:
 
 
 def _line(obj: dict[str, Any]) -> bytes:
+    """One reply line."""
     return json.dumps(obj, default=str).encode() + b"\n"
+
+
+_OVERLONG = _line({"ok": False, "error": f"malformed request: line longer than {MAX_LINE} bytes (dropped)"})
 
 
 def _status(m: Machine, req: dict[str, Any]) -> dict[str, Any]:

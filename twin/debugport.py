@@ -3,8 +3,11 @@
 Stock pyOCD reaches it with ``-u remote:127.0.0.1:PORT -t stm32f767zi``: one JSON request
 per line ``{"id", "request", "arguments"}`` answered by ``{"id", "status", "result"|"error"}``.
 Behind it: an SW-DP (DPIDR 0x5BA02477) with one AHB-AP whose memory accesses go through the
-machine's system bus (MMIO included). One client at a time: a second concurrent client
-gets an error line and is disconnected.
+machine's system bus (MMIO included). One client at a time: a second client waits up to
+3 s for the first to close; if the first has sent nothing for ``STALE_AFTER`` seconds it is
+dropped and the newcomer served (a stale client never locks the port for ever), otherwise the
+newcomer gets an error line and is disconnected. Malformed requests (bad JSON, arguments of
+the wrong type or range, lines over 1 MiB) get an error answer; the connection stays open.
 
 Owns: the protocol, the DP/AP registers, the one-client rule and the NRST line of the
 probe. Must not touch: memory or devices directly (every access goes through the machine's
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twin.device import ResetKind
-from twin.lines import request_batches
+from twin.lines import MAX_LINE, request_batches
 from twin.machine import Machine
 
 STATUS_GENERAL, STATUS_PROBE, STATUS_TRANSFER_FAULT = 1, 3, 12
@@ -30,6 +33,10 @@ STATUS_GENERAL, STATUS_PROBE, STATUS_TRANSFER_FAULT = 1, 3, 12
 DPIDR = 0x5BA02477
 AP0_IDR = 0x74770001
 AP_BASE = 0xE00FF003
+#: A debug client silent this long (seconds) is dropped when another debugger connects.
+STALE_AFTER = 10.0
+#: Most items one read_block/write_block request may carry (2 MiB of bytes: all of flash).
+MAX_BLOCK_ITEMS = 1 << 21
 
 
 class ProbeRequestError(Exception):
@@ -113,7 +120,7 @@ class DebugAccessPort:
         if addr == 0x4:
             self.ctrl_stat = data & 0x5F00FFFF & ~0x32
         elif addr == 0x8:
-            self.select = data
+            self.select = data & 0xFFFFFFFF
 
     def read_ap(self, addr: int) -> int:
         apsel, reg = (addr >> 24) & 0xFF, addr & 0xFC
@@ -140,7 +147,7 @@ class DebugAccessPort:
         if apsel != 0:
             return
         if reg == 0x00:
-            self.csw = (data & ~0x40) | 0x40  # DeviceEn reads 1
+            self.csw = (data & 0xFFFFFFBF) | 0x40  # DeviceEn reads 1
         elif reg == 0x04:
             self.tar = data & 0xFFFFFFFF
         elif reg == 0x0C:
@@ -177,7 +184,8 @@ class DebugAccessPort:
 
     # -------------------------------------------------------------- memory interface
     def read_mem(self, addr: int, xfer_size: int) -> int:
-        n = xfer_size // 8
+        n = _xfer(xfer_size)
+        addr = _u32("address", addr)
         with self.m.host():
             try:
                 data = self.m.bus_read(addr, n, n)
@@ -186,7 +194,10 @@ class DebugAccessPort:
         return int.from_bytes(data, "little")
 
     def write_mem(self, addr: int, value: int, xfer_size: int) -> None:
-        n = xfer_size // 8
+        n = _xfer(xfer_size)
+        addr = _u32("address", addr)
+        if not isinstance(value, int):
+            raise ProbeRequestError(f"value must be an integer, not {type(value).__name__}")
         with self.m.host():
             try:
                 self.m.bus_write(addr, (value & ((1 << xfer_size) - 1)).to_bytes(n, "little"), n)
@@ -194,6 +205,9 @@ class DebugAccessPort:
                 raise ProbeRequestError(str(e), STATUS_TRANSFER_FAULT) from None
 
     def read_block(self, addr: int, count: int, width: int) -> list[int]:
+        addr = _u32("address", addr)
+        if not isinstance(count, int) or not 0 <= count <= MAX_BLOCK_ITEMS:
+            raise ProbeRequestError(f"count must be 0..{MAX_BLOCK_ITEMS}")
         with self.m.host():
             try:
                 data = self.m.bus_read(addr, count * width, width)
@@ -204,6 +218,11 @@ class DebugAccessPort:
         return list(memoryview(data).cast("I"))
 
     def write_block(self, addr: int, values: list[int], width: int) -> None:
+        addr = _u32("address", addr)
+        if not isinstance(values, list) or len(values) > MAX_BLOCK_ITEMS:
+            raise ProbeRequestError(f"data must be a list of at most {MAX_BLOCK_ITEMS} integers")
+        if not all(type(v) is int and 0 <= v <= (0xFF if width == 1 else 0xFFFFFFFF) for v in values):
+            raise ProbeRequestError(f"data items must be {8 * width}-bit unsigned integers")
         if width == 1:
             data = bytes(values)
         else:
@@ -228,6 +247,8 @@ class DebugServer:
         self._sock.settimeout(0.2)
         self.port = self._sock.getsockname()[1]
         self._client: socket.socket | None = None
+        self._last_rx = 0.0  # monotonic time the current client last sent something
+        self.stale_after = STALE_AFTER
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._accept_thread = threading.Thread(target=self._accept_loop, name="twin-probe", daemon=True)
@@ -253,8 +274,11 @@ class DebugServer:
             "write_dp": (d.write_dp, 2),
             "read_ap": (d.read_ap, 1),
             "write_ap": (d.write_ap, 2),
-            "read_ap_multiple": (lambda a, n: [d.read_ap(a) for _ in range(n)], 2),
-            "write_ap_multiple": (lambda a, vs: [d.write_ap(a, v) for v in vs] and None, 2),
+            "read_ap_multiple": (lambda a, n: [d.read_ap(a) for _ in range(_count(n))], 2),
+            "write_ap_multiple": (
+                lambda a, vs: [d.write_ap(a, v) for v in vs[: _count(len(vs))]] and None,
+                2,
+            ),
             "get_memory_interface_for_ap": (self._memif, 2),
             "has_swo": (lambda: False, 0),
             "swo_start": (lambda b: None, 1),
@@ -308,6 +332,8 @@ class DebugServer:
                 return
             deadline = time.monotonic() + 3.0
             while self._client is not None and time.monotonic() < deadline:
+                if time.monotonic() - self._last_rx >= self.stale_after:
+                    self._drop_stale()
                 time.sleep(0.01)  # a previous session may just be closing
             if self._client is not None:
                 try:
@@ -326,15 +352,31 @@ class DebugServer:
                     conn.close()
                 continue
             self._client = conn
+            self._last_rx = time.monotonic()
             t = threading.Thread(target=self._serve, args=(conn,), name="twin-probe-client", daemon=True)
             self._threads = [x for x in self._threads if x.is_alive()] + [t]
             t.start()
 
+    def _drop_stale(self) -> None:
+        """The current client has been silent for STALE_AFTER s and another debugger wants
+        the port: end the old session (its thread sees the socket close)."""
+        c = self._client
+        if c is None:
+            return
+        self.m.log(f"debug port: client silent for {self.stale_after:.0f} s dropped for a new connection")
+        try:
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _touch(self) -> None:
+        self._last_rx = time.monotonic()
+
     def _serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            for lines in request_batches(conn, self._stop):
-                conn.sendall(b"".join(self.handle_line(line) for line in lines))
+            for lines in request_batches(conn, self._stop, on_recv=self._touch):
+                conn.sendall(b"".join(self.handle_line(x) if x is not None else _OVERLONG for x in lines))
         except OSError:
             pass
         finally:
@@ -342,8 +384,9 @@ class DebugServer:
                 conn.close()
             except OSError:
                 pass
-            self._client = None
-            self.dap.wire_protocol = None
+            if self._client is conn:
+                self._client = None
+                self.dap.wire_protocol = None
 
     def handle_line(self, line: bytes) -> bytes:
         """Answer one request line (also usable without a socket, for tests)."""
@@ -374,9 +417,42 @@ class DebugServer:
                 resp["result"] = result
         except ProbeRequestError as e:
             resp = {"id": rid, "status": e.status, "error": str(e)}
-        except (ValueError, TypeError, KeyError) as e:
-            resp = {"id": rid, "status": STATUS_GENERAL, "error": f"bad request: {e}"}
-        return json.dumps(resp, separators=(",", ":")).encode() + b"\n"
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
+            resp = {"id": rid, "status": STATUS_GENERAL, "error": f"bad request: {str(e)[:200]}"}
+        except Exception as e:  # never let a request kill the session
+            resp = {"id": rid, "status": STATUS_GENERAL, "error": f"{type(e).__name__}: {str(e)[:200]}"}
+        try:
+            return json.dumps(resp, separators=(",", ":")).encode() + b"\n"
+        except (ValueError, TypeError, RecursionError):
+            resp["id"] = -1
+            return json.dumps(resp, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+_OVERLONG = (
+    json.dumps(
+        {"id": -1, "status": STATUS_GENERAL, "error": f"request line longer than {MAX_LINE} bytes (dropped)"}
+    ).encode()
+    + b"\n"
+)
+
+
+def _xfer(size: Any) -> int:
+    """Bytes of a read_mem/write_mem transfer size (8, 16 or 32 bits)."""
+    if type(size) is not int or size not in (8, 16, 32):
+        raise ProbeRequestError(f"transfer size must be 8, 16 or 32, not {str(size)[:20]}")
+    return size // 8
+
+
+def _count(n: Any) -> int:
+    if type(n) is not int or not 0 <= n <= MAX_BLOCK_ITEMS:
+        raise ProbeRequestError(f"count must be 0..{MAX_BLOCK_ITEMS}")
+    return n
+
+
+def _u32(what: str, v: Any) -> int:
+    if type(v) is not int or not 0 <= v <= 0xFFFFFFFF:
+        raise ProbeRequestError(f"{what} must be a 32-bit unsigned integer")
+    return v
 
 
 _FAST = re.compile(rb'^\{"id": (\d+), "request": "(?:lock|unlock|flush)"\}\s*$')

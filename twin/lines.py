@@ -1,23 +1,37 @@
 """The JSON-lines socket loop shared by the debug port and the control interface.
 
-Owns: accepting clients, reading lines, writing replies. Must not touch: what the lines
-mean (the handler's job).
+Owns: accepting clients, reading lines, writing replies, the line-length limit. Must not
+touch: what the lines mean (the handler's job).
 """
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+#: Longest request line accepted (bytes, without the ``\\n``). A longer line is answered
+#: with one error and dropped up to its ``\\n``; the connection stays open.
+MAX_LINE = 1 << 20
 
 
 def request_batches(
-    conn: socket.socket, stop: threading.Event, *, poll: float = 0.5
-) -> Iterator[list[bytes]]:
+    conn: socket.socket,
+    stop: threading.Event,
+    *,
+    poll: float = 0.5,
+    max_line: int = MAX_LINE,
+    on_recv: Callable[[], None] | None = None,
+) -> Iterator[list[bytes | None]]:
     """Yield the complete, non-blank lines of each receive on ``conn`` (without ``\\n``)
-    until the peer closes or ``stop`` is set. Socket errors end the iteration."""
+    until the peer closes or ``stop`` is set. Socket errors end the iteration.
+
+    A line longer than ``max_line`` is never buffered whole: it appears once as ``None``
+    (the caller answers an error) and the rest of it is discarded up to its ``\\n``.
+    ``on_recv`` is called for every receive (activity)."""
     conn.settimeout(poll)
     buf = b""
+    discarding = False
     while not stop.is_set():
         try:
             chunk = conn.recv(65536)
@@ -27,11 +41,31 @@ def request_batches(
             return
         if not chunk:
             return
+        if on_recv is not None:
+            on_recv()
+        if discarding:
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                continue
+            chunk = chunk[nl + 1 :]
+            discarding = False
         buf += chunk
-        lines = []
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            if line.strip():
+        lines: list[bytes | None] = []
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            line = buf[start:nl]
+            start = nl + 1
+            if len(line) > max_line:
+                lines.append(None)
+            elif line.strip():
                 lines.append(line)
+        buf = buf[start:]
+        if len(buf) > max_line:
+            buf = b""
+            discarding = True
+            lines.append(None)
         if lines:
             yield lines
