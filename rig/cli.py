@@ -1,7 +1,8 @@
 """The ``rig`` command line.
 
-Subcommands: ``rig diff`` (compare a flash readback with an image and diagnose) and
-``rig ota`` (the host OTA server, registered by ``rig.ota.cli.register``).
+Subcommands: ``rig diff`` (compare a flash readback with an image and diagnose), ``rig ota``
+(the host OTA server, registered by ``rig.ota.cli.register``) and ``rig restore`` (put a
+board's flash backup back, see :mod:`rig.backup`).
 Exit codes: 0 success / no difference, 1 differences found, 2 usage or configuration error.
 """
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_diff(sub)
     ota_cli.register(sub)
+    _add_restore(sub)
     return parser
 
 
@@ -98,6 +100,53 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     else:
         print(result.summary())
     return EXIT_OK if result.ok else EXIT_DIFF
+
+
+def _add_restore(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "restore",
+        help="put a board's flash backup (taken by a --board nucleo run) back and verify it",
+        description="Write BACKUP (the folder a real-board run saved under reports/backups/, or its "
+        "flash.bin / backup.json) back onto the board it was taken from: the option bytes if they "
+        "changed (never RDP), then the flash (sectors that already match are skipped), then a "
+        "readback of the whole flash compared with the backup's SHA-256. Exit 0 when verified, "
+        "1 when the flash differs afterwards, 2 on a usage or probe error.",
+    )
+    p.add_argument("backup", type=Path, help="the backup folder (or its flash.bin / backup.json)")
+    p.add_argument(
+        "--probe-uid",
+        help="the probe to use (default: the one the backup was taken through, from backup.json)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write it even if the chip's unique ID is not the backup's (another board)",
+    )
+    p.set_defaults(func=_cmd_restore)
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from rig import progress
+    from rig.backup import Backup, RestoreMismatch, restore_backup
+    from rig.probe import TARGET, Probe
+
+    backup = Backup.load(args.backup)
+    uid = args.probe_uid or backup.meta.get("probe_uid")
+    bars = progress.for_run()
+    try:
+        with Probe(uid, target=str(backup.meta.get("pyocd_target") or TARGET)) as probe:
+            if bars is not None:
+                probe.progress = bars.probe_callback()
+            try:
+                result = restore_backup(probe, backup, force=args.force)
+            except RestoreMismatch as exc:
+                print(f"rig restore: {exc}", file=sys.stderr)
+                return EXIT_DIFF
+    finally:
+        if bars is not None:
+            bars.close()
+    print(result.summary())
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

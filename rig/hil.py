@@ -37,6 +37,7 @@ from rig.jump import JumpState, check_jump
 from rig.ota.server import OtaServer
 from rig.ota.transcript import SessionResult
 from rig.probe import Probe
+from rig.progress import Bars
 from rig.silicon import Silicon
 from rig.targets.base import Target
 
@@ -130,6 +131,8 @@ class Bench:
         self.evidence: Evidence | None = None
         #: the chip's DEV_ID/REV_ID (rig.silicon), recorded in every test's report
         self.silicon: Silicon | None = None
+        #: progress bars on the terminal (rig.progress), None when nobody watches
+        self.progress: Bars | None = None
 
     # -- small helpers --------------------------------------------------------------------------
     def _timed(self, ev: Evidence, phase: str, start: float) -> None:
@@ -146,6 +149,8 @@ class Bench:
         capturing on ``capture_iface``; ``kwargs`` go to :class:`OtaServer`."""
         host, port = self.target.ota_bind
         kwargs.setdefault("allow", self.target.ota_allow)
+        if self.progress is not None:
+            kwargs.setdefault("on_progress", self.progress.ota_callback(f"OTA transfer to {host}:{port}"))
         if kwargs.get("capture") is not None:
             kwargs.setdefault("capture_iface", self.capture_iface)
         return OtaServer(image, bind=host, port=port, **kwargs)
