@@ -69,7 +69,9 @@ class Bus:
         self._mapped_pages: set[int] = set()
         self._fixups = stores.fixups  # the same list object, tested on every MMIO access
         self._bus_error: str | None = None  # set by a device inside an MMIO write
-        self.master_port = BusMasterPort(memory, stores, slice_)
+        self.master_port = BusMasterPort(
+            memory, stores, slice_, self._mmio_access_read, self._mmio_access_write
+        )
         for reg in memory.regions:
             perms = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC
             if reg.writable:
@@ -328,10 +330,37 @@ class BusMasterPort:
     the slice inside one), as a CPU store would.
     """
 
-    def __init__(self, memory: mm.MemoryMap, stores: Stores, slice_: Slice) -> None:
+    def __init__(
+        self,
+        memory: mm.MemoryMap,
+        stores: Stores,
+        slice_: Slice,
+        io_read: Callable[[int, int], int] | None = None,
+        io_write: Callable[[int, int, int], None] | None = None,
+    ) -> None:
         self._memory = memory
         self._stores = stores
         self._slice = slice_
+        self._io_read = io_read
+        self._io_write = io_write
+
+    def read_io(self, address: int, size: int) -> int:
+        """One ``size``-byte access at ``address`` through the peripheral port of a DMA
+        (DMA2's SxPAR): a device register, or memory. BusError if unmapped."""
+        if self._memory.region_at(address, size) is not None:
+            return int.from_bytes(self.read(address, size), "little")
+        if self._io_read is None:
+            raise BusError(f"DMA peripheral read of 0x{address:08X}: no device")
+        return self._io_read(address, size)
+
+    def write_io(self, address: int, size: int, value: int) -> None:
+        """One ``size``-byte store at ``address`` through a DMA's peripheral port."""
+        if self._memory.region_at(address, size) is not None:
+            self.write(address, value.to_bytes(size, "little"))
+            return
+        if self._io_write is None:
+            raise BusError(f"DMA peripheral write of 0x{address:08X}: no device")
+        self._io_write(address, size, value)
 
     def read(self, address: int, length: int) -> bytes:
         """``length`` bytes of memory at ``address``."""

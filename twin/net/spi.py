@@ -6,7 +6,12 @@ DR access moves two 8-bit frames), FRXTH (RXNE at 8 or 16 bits), FRLVL/FTLVL, OV
 SSI=0 in master mode clears MSTR and SPE), LSBFIRST (the slave sees bit-reversed bytes),
 RXNEIE/TXEIE/ERRIE on IRQ 35. Frames are exchanged with the slave the moment they are
 written (no baud-rate timing), so BSY always reads 0 and TXE 1. Not modelled: CRC
-calculation, I2S, slave mode, DMA requests.
+calculation, I2S, slave mode.
+
+DMA requests (CR2.RXDMAEN/TXDMAEN) drive DMA2's request lines "SPI1_RX" (RXDMAEN and
+RXNE) and "SPI1_TX" (TXDMAEN with SPE and MSTR set: TXE is always 1 here, and a frame
+written while disabled would be dropped) through ``services.device("dma2").request``
+(twin/periph/dma.py documents the interface); nothing happens on a board without DMA2.
 
 Owns: SPI1's registers and FIFOs. Must not touch: the slave's protocol (it exchanges bytes
 with it) or the machine beyond its Services.
@@ -35,6 +40,7 @@ CR1, CR2, SR, DR, CRCPR, RXCRCR, TXCRCR, I2SCFGR, I2SPR = (
 
 CR1_CPHA, CR1_CPOL, CR1_MSTR, CR1_SPE, CR1_LSBFIRST = 1 << 0, 1 << 1, 1 << 2, 1 << 6, 1 << 7
 CR1_SSI, CR1_SSM = 1 << 8, 1 << 9
+CR2_RXDMAEN, CR2_TXDMAEN = 1 << 0, 1 << 1
 CR2_ERRIE, CR2_RXNEIE, CR2_TXEIE, CR2_FRXTH = 1 << 5, 1 << 6, 1 << 7, 1 << 12
 CR2_DS_SHIFT = 8
 SR_RXNE, SR_TXE, SR_MODF, SR_OVR, SR_BSY = 1 << 0, 1 << 1, 1 << 5, 1 << 6, 1 << 7
@@ -80,6 +86,7 @@ class Stm32Spi(Device):
         self._ovr_armed = False
         self.frames = 0
         self.overruns = 0
+        self._dma_levels = (False, False)
         self._cache_cr2()
 
     def _cache_cr2(self) -> None:
@@ -98,6 +105,7 @@ class Stm32Spi(Device):
         if kind != ResetKind.CORE:
             self._reset_regs()
             self._update_irq()
+            self._update_dma()
         if hasattr(self.slave, "mcu_reset"):
             self.slave.mcu_reset(kind)  # type: ignore[union-attr]
 
@@ -148,6 +156,8 @@ class Stm32Spi(Device):
             self._write_dr(size, value)
             if self._ie or self._irq_level:
                 self._update_irq()
+            if self.cr2 & 3:
+                self._update_dma()
             return
         if offset == CR1:
             self.cr1 = value & 0xFFFF
@@ -175,6 +185,7 @@ class Stm32Spi(Device):
         else:
             self.unmodelled(offset, "write")
         self._update_irq()
+        self._update_dma()
 
     def _log(self, msg: str) -> None:
         if self.services is not None:
@@ -219,6 +230,8 @@ class Stm32Spi(Device):
             value = self.rx[0] | ((self.rx[1] << 8) if len(self.rx) > 1 else 0)
             del self.rx[:2]
         self._update_irq()
+        if self.cr2 & 3:
+            self._update_dma()
         return value
 
     def _update_irq(self) -> None:
@@ -233,6 +246,24 @@ class Stm32Spi(Device):
         if level != self._irq_level and self.services is not None:
             self._irq_level = level
             self.services.set_irq(self.irq, level)
+
+    def _update_dma(self) -> None:
+        """Drive DMA2's SPI1_RX/SPI1_TX request lines from RXNE/TXE and CR2's DMA enables."""
+        cr2 = self.cr2
+        rx = bool(cr2 & CR2_RXDMAEN and len(self.rx) >= self._need)
+        tx = bool(cr2 & CR2_TXDMAEN and self.cr1 & CR1_SPE and self.cr1 & CR1_MSTR)
+        old = self._dma_levels
+        if (rx, tx) == old or self.services is None:
+            return
+        self._dma_levels = (rx, tx)
+        try:
+            dma = self.services.device("dma2")
+        except KeyError:
+            return
+        if rx != old[0]:
+            dma.request("SPI1_RX", rx)  # type: ignore[attr-defined]
+        if tx != old[1]:
+            dma.request("SPI1_TX", tx)  # type: ignore[attr-defined]
 
     def snapshot(self) -> dict[str, object]:
         return {

@@ -13,6 +13,7 @@ from __future__ import annotations
 from twin.device import Device
 from twin.periph.commands import commands
 from twin.periph.crc import Crc
+from twin.periph.dma import Dma2
 from twin.periph.exti import Exti, Syscfg
 from twin.periph.gpio import Gpio, all_ports
 from twin.periph.iwdg import Iwdg
@@ -32,6 +33,7 @@ __all__ = [
     "LEDS",
     "BasicTimer",
     "Crc",
+    "Dma2",
     "Exti",
     "Gpio",
     "Iwdg",
@@ -53,7 +55,20 @@ def all_devices() -> list[Device]:
     rcc = Rcc()
     iwdg = Iwdg()
     rcc.clock_listeners.append(iwdg.clock_changed)
-    return [rcc, Pwr(), *all_ports(), Syscfg(), Exti(), Crc(), iwdg, Wwdg(), Rng(), Rtc(), *basic_timers()]
+    return [
+        rcc,
+        Pwr(),
+        *all_ports(),
+        Syscfg(),
+        Exti(),
+        Crc(),
+        iwdg,
+        Wwdg(),
+        Rng(),
+        Rtc(),
+        *basic_timers(),
+        Dma2(),
+    ]
 
 
 def led_states(find) -> dict[str, bool]:
