@@ -25,6 +25,7 @@ import unicorn.arm_const as A
 
 from twin import memory as mm
 from twin.clock import Clock
+from twin.dcache import DCache
 from twin.device import BusError, Device, Services
 from twin.protection import Protection
 from twin.slice import SHORT_SLICES_AFTER_IO, Slice
@@ -72,6 +73,9 @@ class Bus:
         self.master_port = BusMasterPort(
             memory, stores, slice_, self._mmio_access_read, self._mmio_access_write
         )
+        #: the D-cache model: bus masters and the debugger see memory, not the CPU's lines
+        self.dcache = self._dcache = DCache(uc, memory, uc.ctl_flush_tb, stores.mark_dirty, log)
+        self.master_port.dcache = self.dcache
         for reg in memory.regions:
             perms = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC
             if reg.writable:
@@ -255,7 +259,9 @@ class Bus:
         region_at = self.memory.region_at
         reg = region_at(address, length)
         if reg is not None:
-            return reg.read(address, length)
+            data = reg.read(address, length)
+            dc = self._dcache
+            return dc.overlay(address, data) if dc is not None and dc.shadow else data
         out = bytearray()
         a, end = address, address + length
         while a < end:
@@ -343,6 +349,7 @@ class BusMasterPort:
         self._slice = slice_
         self._io_read = io_read
         self._io_write = io_write
+        self.dcache = None  # twin/dcache.py: masters see memory, not the CPU's lines
 
     def read_io(self, address: int, size: int) -> int:
         """One ``size``-byte access at ``address`` through the peripheral port of a DMA
@@ -369,6 +376,9 @@ class BusMasterPort:
             raise BusError(f"DMA read of 0x{address:08X}+{length}: not memory")
         if self._stores.fixups:
             self._stores.apply_fixups()
+        dc = self.dcache
+        if dc is not None and dc.shadow:
+            return dc.overlay(address, reg.read(address, length))
         return reg.read(address, length)
 
     def write(self, address: int, data: bytes) -> None:
@@ -376,7 +386,13 @@ class BusMasterPort:
         reg = self._memory.region_at(address, len(data))
         if reg is None or not reg.writable:
             raise BusError(f"DMA write of 0x{address:08X}+{len(data)}: not RAM")
-        reg.write(address, data)
+        dc = self.dcache
+        if dc is not None and dc.held:
+            dc.begin_write(address, len(data))
+            reg.write(address, data)
+            dc.end_write()
+        else:
+            reg.write(address, data)
         self._stores.mark_dirty(address, len(data))
         if not self._slice.active:
             self._stores.flush_dirty()

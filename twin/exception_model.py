@@ -78,6 +78,9 @@ class ExceptionModel(NvicState, EntryReturn, FaultLogic):
         self.vtor = self.boot_vtor & 0xFFFFFF80
         self.scr = 0
         self.ccr = CCR_RESET
+        dcache = getattr(self.services, "dcache", None)  # CCR.DC = 0: the D-cache off
+        if dcache is not None:
+            dcache.reset(kind)
         self.shcsr_ena = 0  # bits 16..18 of SHCSR
         self.cfsr = 0
         self.hfsr = 0

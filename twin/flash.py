@@ -115,6 +115,7 @@ class FlashController(Device):
     # ------------------------------------------------------------------ reset / layout
     def reset(self, kind: str) -> None:
         """Every reset relocks CR/OPTCR and reloads the option bytes (OBL)."""
+        self._dcache = getattr(self.services, "dcache", None)
         if self._busy_handle is not None and self.services is not None:
             self.services.cancel(self._busy_handle)
         self._busy_handle = None
@@ -360,7 +361,10 @@ class FlashController(Device):
             if not self._notify("erase", start, size):
                 return
             off = start - FLASH_BASE
+            dc = self._dcache if self._dcache is not None and self._dcache.held else None
+            dc and dc.begin_write(start, size)  # type: ignore[func-returns-value]
             ctypes.memset(ctypes.addressof(self.array) + off, 0xFF, size)
+            dc and dc.end_write()  # type: ignore[func-returns-value]
             self._dirty(start, size)
         self.ops += 1
         self._finish_later(duration)
@@ -396,8 +400,13 @@ class FlashController(Device):
             self.started += 1
         off = address - FLASH_BASE
         mv = self.mv
+        dc = self._dcache if self._dcache is not None and self._dcache.held else None
+        if dc is not None:  # lines the CPU holds in its D-cache stay stale (twin/dcache.py)
+            dc.begin_write(address, size)
         old = int.from_bytes(mv[off : off + size], "little")
         mv[off : off + size] = (old & value).to_bytes(size, "little")
+        if dc is not None:
+            dc.end_write()
         self.ops += 1
         if self.timing == "fast":
             if cr & CR_EOPIE:
@@ -407,6 +416,7 @@ class FlashController(Device):
             self._finish_later(PROGRAM_US[size], program=True)
 
     _busy_program = False
+    _dcache = None  # the D-cache model (twin/dcache.py), from the services if they have one
 
     def _finish_later(self, duration_us: int, program: bool = False) -> None:
         if self.timing == "fast" or self.services is None:

@@ -243,6 +243,10 @@ class ScbRegs(ScsBlock):
             m.ccr = (value & CCR_WRITABLE) | (old & ~CCR_WRITABLE & 0xFFFFFFFF)
             if (old ^ m.ccr) & (1 << 17):
                 m.flush_icache()
+            if (old ^ m.ccr) & (1 << 16):  # DC: the D-cache model (twin/dcache.py)
+                dcache = getattr(m.services, "dcache", None)
+                if dcache is not None:
+                    dcache.set_enabled(bool(m.ccr & (1 << 16)))
         elif 0x18 <= off < 0x24:
             n = 4 + (off - 0x18)
             for i in range(4):
@@ -365,8 +369,11 @@ class ScbExtRegs(ScsBlock):
             m.fpdscr = value & 0x07C00000
         elif offset in (0x50, 0x58, 0x78):  # ICIALLU, ICIMVAU, BPIALL
             m.flush_icache()
-        elif 0x5C <= offset <= 0x74:  # D-cache ops: no cache modelled
+        elif 0x5C <= offset <= 0x74:  # D-cache maintenance (twin/dcache.py)
             m.cache_ops += 1
+            dcache = getattr(m.services, "dcache", None)
+            if dcache is not None:
+                dcache.operation(offset, value)
         elif offset in m.tcm:
             m.tcm[offset] = value
         elif offset in MVFR or offset == 0xA8:

@@ -86,6 +86,13 @@ class DeviceServices:
         """Memory changed behind the CPU (a flash erase): drop translated code there."""
         self._m.stores.mark_dirty(address, length)
 
+    @property
+    def dcache(self):
+        """The D-cache model (twin/dcache.py) for a master that writes memory on its own
+        (the flash controller): ``begin_write``/``end_write`` around its writes; the SCB
+        registers: ``set_enabled``/``operation``/``reset``."""
+        return self._m.bus.dcache
+
     def poll_wait(self) -> None:
         """The firmware is polling a flag that only a scheduled event can change (e.g.
         FLASH_SR.BSY); end the slice and jump to the next event. Only from side-effect-free

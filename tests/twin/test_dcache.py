@@ -1,0 +1,275 @@
+"""The Cortex-M7 D-cache as other bus masters see it (twin/dcache.py, docs/twin-cache.md):
+real Thumb programs with the D-cache on read stale data in exactly the 32-byte lines they
+held when DMA2 or the flash controller changed memory, fresh data after invalidation, and
+DTCM is never cached."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from periph_exc_harness import assemble
+from periph_exc_programs import program
+
+from twin.board import Board, BoardOptions
+from twin.loader import Chunk
+
+OUT = 0x20001100  # the program copies what it read here (DTCM: never cached)
+DONE = 0x20001010
+SRC = 0x20002000  # DMA source, DTCM
+FLASH_DATA = 0x08040000  # sector 5
+
+ENABLE = """
+    ldr r0, =0x40023830       @ RCC_AHB1ENR |= DMA2EN
+    ldr r1, [r0]
+    orr r1, r1, #0x00400000
+    str r1, [r0]
+    ldr r0, =0xE000EF60       @ DCISW (SCB_EnableDCache invalidates by set/way first)
+    movs r1, #0
+    str r1, [r0]
+    dsb
+    ldr r0, =0xE000ED14       @ CCR |= DC
+    ldr r1, [r0]
+    orr r1, r1, #0x10000
+    str r1, [r0]
+    dsb
+    isb
+"""
+FINISH = f"""
+    ldr r0, =0x{DONE:08X}
+    ldr r1, =0xD0DE
+    str r1, [r0]
+hang:
+    b hang
+"""
+
+
+def dma_program(dst: int, invalidate: bool) -> str:
+    inval = ""
+    if invalidate:  # SCB_InvalidateDCache_by_Addr(dst, 128): DCIMVAC per 32-byte line
+        inval = f"""
+    ldr r0, =0xE000EF5C
+    ldr r1, =0x{dst:08X}
+    movs r2, #4
+inv_loop:
+    str r1, [r0]
+    adds r1, r1, #32
+    subs r2, r2, #1
+    bne inv_loop
+    dsb
+    isb
+"""
+    return (
+        f"""
+    ldr r0, =0x{SRC:08X}      @ source: 128 bytes 0x11111111
+    ldr r1, =0x11111111
+    movs r2, #32
+fill:
+    str r1, [r0], #4
+    subs r2, r2, #1
+    bne fill
+    ldr r0, =0x{dst:08X}      @ destination zeroed before the cache is on
+    movs r1, #0
+    movs r2, #32
+zero:
+    str r1, [r0], #4
+    subs r2, r2, #1
+    bne zero
+"""
+        + ENABLE
+        + f"""
+    ldr r0, =0x{dst:08X}
+    ldr r1, [r0]              @ the CPU holds line 0 ...
+    ldr r1, [r0, #68]         @ ... and line 2
+    ldr r0, =0x40026410       @ DMA2_S0CR
+    ldr r1, =0x{SRC:08X}
+    str r1, [r0, #8]          @ S0PAR
+    ldr r1, =0x{dst:08X}
+    str r1, [r0, #12]         @ S0M0AR
+    movs r1, #32
+    str r1, [r0, #4]          @ S0NDTR: 32 words
+    movs r1, #7
+    str r1, [r0, #20]         @ S0FCR: DMDIS, FTH full
+    ldr r1, =0x00005681       @ M2M, PINC, MINC, PSIZE=MSIZE=word, EN
+    str r1, [r0]
+    ldr r0, =0x40026400
+wait:
+    ldr r1, [r0]              @ LISR.TCIF0
+    tst r1, #0x20
+    beq wait
+"""
+        + inval
+        + f"""
+    ldr r0, =0x{dst:08X}
+    ldr r3, =0x{OUT:08X}
+    movs r2, #32
+copy:
+    ldr r1, [r0], #4
+    str r1, [r3], #4
+    subs r2, r2, #1
+    bne copy
+"""
+        + FINISH
+    )
+
+
+FLASH_PROGRAM = (
+    ENABLE
+    + f"""
+    ldr r4, =0x{FLASH_DATA:08X}
+    ldr r1, [r4]              @ the CPU holds the first line of the sector
+    ldr r0, =0x40023C04       @ FLASH_KEYR
+    ldr r1, =0x45670123
+    str r1, [r0]
+    ldr r1, =0xCDEF89AB
+    str r1, [r0]
+    ldr r0, =0x40023C10       @ FLASH_CR
+    ldr r1, =0x0001022A       @ STRT, PSIZE x32, SNB 5, SER
+    str r1, [r0]
+    ldr r2, =0x40023C0C       @ FLASH_SR
+busy1:
+    ldr r1, [r2]
+    tst r1, #0x10000
+    bne busy1
+    ldr r1, =0x00000201       @ PSIZE x32, PG
+    str r1, [r0]
+    ldr r1, =0x12345678
+    str r1, [r4]              @ program word 0 (line held: the CPU keeps its copy)
+    str r1, [r4, #32]         @ program word 8 (line not held)
+busy2:
+    ldr r1, [r2]
+    tst r1, #0x10000
+    bne busy2
+    ldr r3, =0x{OUT:08X}
+    ldr r1, [r4]              @ verify without invalidation: stale
+    str r1, [r3]
+    ldr r1, [r4, #4]
+    str r1, [r3, #4]
+    ldr r1, [r4, #32]         @ not held: fresh
+    str r1, [r3, #8]
+    ldr r0, =0xE000EF5C       @ DCIMVAC on the held line
+    str r4, [r0]
+    dsb
+    ldr r1, [r4]              @ fresh
+    str r1, [r3, #12]
+"""
+    + FINISH
+)
+
+
+@pytest.fixture()
+def run():
+    boards: list[Board] = []
+
+    def _run(body: str, extra_chunks: tuple[Chunk, ...] = ()) -> Board:
+        b = Board(BoardOptions(pty=False))
+        boards.append(b)
+        b.power_on([Chunk(0x08000000, assemble(program(body)), "test"), *extra_chunks])
+        b.machine.start()
+        deadline = time.monotonic() + 20
+        while word(b, DONE) != 0xD0DE:
+            assert time.monotonic() < deadline, "the program did not finish"
+            time.sleep(0.01)
+        return b
+
+    yield _run
+    for b in boards:
+        b.close()
+
+
+def word(b: Board, address: int) -> int:
+    with b.machine.host() as m:
+        return int.from_bytes(m.bus_read(address, 4), "little")
+
+
+def out_words(b: Board, n: int) -> list[int]:
+    return [word(b, OUT + 4 * i) for i in range(n)]
+
+
+FRESH, STALE = 0x11111111, 0
+
+
+def test_dma_into_sram1_without_invalidation_reads_stale_in_held_lines_only(run) -> None:
+    b = run(dma_program(0x20030000, invalidate=False))
+    got = out_words(b, 32)
+    assert got == [STALE] * 8 + [FRESH] * 8 + [STALE] * 8 + [FRESH] * 8
+    assert word(b, 0x20030000) == FRESH  # memory (what the debugger sees) has the DMA data
+
+
+def test_dma_into_sram1_with_invalidate_by_addr_reads_fresh(run) -> None:
+    b = run(dma_program(0x20030000, invalidate=True))
+    assert out_words(b, 32) == [FRESH] * 32
+
+
+def test_dma_into_dtcm_is_coherent(run) -> None:
+    b = run(dma_program(0x20004000, invalidate=False))
+    assert out_words(b, 32) == [FRESH] * 32
+
+
+def test_flash_program_with_dcache_on_verifies_stale_bytes(run) -> None:
+    old = bytes(range(64))
+    b = run(FLASH_PROGRAM, (Chunk(FLASH_DATA, old, "data"),))
+    stale0, stale1, fresh8, after_inval = out_words(b, 4)
+    assert stale0 == int.from_bytes(old[0:4], "little")  # read before the erase
+    assert stale1 == int.from_bytes(old[4:8], "little")
+    assert fresh8 == 0x12345678
+    assert after_inval == 0x12345678
+    assert word(b, FLASH_DATA) == 0x12345678 and word(b, FLASH_DATA + 4) == 0xFFFFFFFF
+
+
+def clean_program(clean: bool) -> str:
+    """CPU (D-cache on) reads then writes 64 bytes of SRAM1; DMA copies them to DTCM."""
+    src, dst = 0x20040000, OUT
+    cln = ""
+    if clean:  # SCB_CleanDCache_by_Addr(src, 64): DCCMVAC per line
+        cln = f"""
+    ldr r0, =0xE000EF68
+    ldr r1, =0x{src:08X}
+    str r1, [r0]
+    adds r1, r1, #32
+    str r1, [r0]
+    dsb
+"""
+    return (
+        ENABLE
+        + f"""
+    ldr r0, =0x{src:08X}
+    ldr r1, [r0]              @ hold line 0 (read-allocate) ...
+    ldr r1, =0x22222222
+    movs r2, #16
+wr:
+    str r1, [r0], #4          @ ... then write 2 lines: line 0 dirty, line 1 not allocated
+    subs r2, r2, #1
+    bne wr
+"""
+        + cln
+        + f"""
+    ldr r0, =0x40026410
+    ldr r1, =0x{src:08X}
+    str r1, [r0, #8]
+    ldr r1, =0x{dst:08X}
+    str r1, [r0, #12]
+    movs r1, #16
+    str r1, [r0, #4]
+    movs r1, #7
+    str r1, [r0, #20]
+    ldr r1, =0x00005681
+    str r1, [r0]
+    ldr r0, =0x40026400
+wait2:
+    ldr r1, [r0]
+    tst r1, #0x20
+    beq wait2
+"""
+        + FINISH
+    )
+
+
+def test_cpu_writes_not_cleaned_are_not_seen_by_dma(run) -> None:
+    b = run(clean_program(clean=False))
+    assert out_words(b, 16) == [0] * 8 + [0x22222222] * 8
+
+
+def test_cpu_writes_cleaned_by_addr_are_seen_by_dma(run) -> None:
+    b = run(clean_program(clean=True))
+    assert out_words(b, 16) == [0x22222222] * 16

@@ -1,0 +1,200 @@
+"""The Cortex-M7 L1 D-cache, as far as other bus masters can tell (docs/twin-cache.md).
+
+A lazy model: nothing is cached while CCR.DC is 0 (no hooks, no cost). While it is 1,
+unicorn memory hooks restricted to the cacheable ranges (SRAM1/SRAM2 0x20020000+ and
+flash through AXIM 0x08000000, default memory map) record the 32-byte lines the CPU
+*holds*: a read allocates the line (read-allocate), a write to a held line makes it
+dirty (write-back; a write to a line not held goes to memory, no write-allocate).
+
+Unicorn has one memory view, the CPU's. The model keeps it as the CPU's view and keeps
+the memory's copy aside (``shadow``) only for lines where the two differ:
+  * another master (DMA through the bus-master port, the flash controller) writes a held
+    line: :meth:`begin_write`/:meth:`end_write` around the write put the memory copy in
+    the view, let the write happen, move the result to ``shadow`` and put the CPU's copy
+    back: the CPU keeps reading stale data;
+  * the CPU writes a held line first: the memory copy (the line before the write) goes
+    to ``shadow``; a DMA read (:meth:`overlay`) sees ``shadow``, not the CPU's data.
+Maintenance: invalidate (DCIMVAC, DCISW) puts the memory copy in the view and forgets the
+line; clean (DCCMVAC, DCCMVAU, DCCSW) makes memory equal to the view; clean+invalidate
+(DCCIMVAC, DCCISW) both. Set/way operations act on every tracked line of that set (all
+ways: CMSIS loops over them anyway). Turning DC off keeps tracked lines (the CMSIS
+sequence cleans/invalidates by set/way afterwards).
+
+Owns: the held/dirty line sets, the memory copies, its unicorn hooks. Must not touch: the
+exception model, devices (the SCB registers call :meth:`set_enabled`/:meth:`operation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import unicorn as uc_mod
+
+from twin import memory as mm
+
+LINE = 32
+MASK = ~(LINE - 1)
+SETS = 128  # 16 KiB, 4 ways, 32-byte lines
+#: cacheable ranges of the default memory map (DTCM 0x20000000-0x2001FFFF is not cached;
+#: flash through the ITCM path 0x00200000 does not use the D-cache)
+RANGES = ((0x20020000, 0x2007FFFF), (0x08000000, 0x081FFFFF))
+#: SCB_EXT offsets (from 0xE000EF00) of the D-cache operations
+DCIMVAC, DCISW, DCCMVAU, DCCMVAC, DCCSW, DCCIMVAC, DCCISW = 0x5C, 0x60, 0x64, 0x68, 0x6C, 0x70, 0x74
+
+
+def cacheable(address: int) -> bool:
+    return any(lo <= address <= hi for lo, hi in RANGES)
+
+
+class DCache:
+    """Held lines and memory copies of the D-cache (see the module doc)."""
+
+    def __init__(
+        self,
+        uc,
+        memory: mm.MemoryMap,
+        flush: Callable[[], None],
+        code_changed: Callable[[int, int], None],
+        log: Callable[[str], None],
+    ) -> None:
+        self.uc = uc
+        self.memory = memory
+        self._flush = flush
+        self._code_changed = code_changed
+        self._log = log
+        self.enabled = False
+        self.held: set[int] = set()
+        self.dirty: set[int] = set()
+        self.shadow: dict[int, bytes] = {}
+        self._hooks: list[object] = []
+        self._saved: list[tuple[int, bytes]] = []
+
+    # ------------------------------------------------------------------ control
+    def set_enabled(self, on: bool) -> None:
+        """CCR.DC changed."""
+        if on == self.enabled:
+            return
+        self.enabled = on
+        if on:
+            for lo, hi in RANGES:
+                self._hooks.append(
+                    self.uc.hook_add(uc_mod.UC_HOOK_MEM_READ, self._hook_read, begin=lo, end=hi)
+                )
+                self._hooks.append(
+                    self.uc.hook_add(uc_mod.UC_HOOK_MEM_WRITE, self._hook_write, begin=lo, end=hi)
+                )
+        else:
+            for h in self._hooks:
+                self.uc.hook_del(h)
+            self._hooks = []
+        self._flush()
+
+    def reset(self, kind: str = "system") -> None:
+        """Any reset: the cache is off and invalid (the view is what memory holds; after a
+        power loss SRAM is already cleared, only flash lines get memory's copy back)."""
+        for line in list(self.shadow):
+            if kind != "power" or 0x08000000 <= line < 0x08200000:
+                self._invalidate(line)
+        self.shadow.clear()
+        self.held.clear()
+        self.dirty.clear()
+        self.set_enabled(False)
+
+    # ------------------------------------------------------------------ CPU hooks
+    def _hook_read(self, uc, access, address, size, value, _ud) -> None:
+        held = self.held
+        held.add(address & MASK)
+        if (address + size - 1) & MASK != address & MASK:
+            held.add((address + size - 1) & MASK)
+
+    def _hook_write(self, uc, access, address, size, value, _ud) -> None:
+        for line in {address & MASK, (address + size - 1) & MASK}:
+            if line in self.held and line not in self.dirty:
+                self.dirty.add(line)
+                if line not in self.shadow:
+                    self.shadow[line] = self._view(line)  # memory keeps the line before the write
+
+    # ------------------------------------------------------------------ other masters
+    def _lines(self, address: int, length: int) -> range:
+        return range(address & MASK, ((address + length - 1) & MASK) + 1, LINE)
+
+    def begin_write(self, address: int, length: int) -> None:
+        """A bus master (DMA, flash controller) is about to write ``[address, +length)``."""
+        saved = self._saved
+        if not self.held or length <= 0:
+            return
+        for line in self._lines(address, length):
+            if line in self.held:
+                cpu = self._view(line)
+                saved.append((line, cpu))
+                mem = self.shadow.get(line)
+                if mem is not None:
+                    self._set_view(line, mem)
+
+    def end_write(self) -> None:
+        """The write announced by :meth:`begin_write` is done: the CPU keeps its lines."""
+        saved, self._saved = self._saved, []
+        for line, cpu in saved:
+            self.shadow[line] = self._view(line)
+            self._set_view(line, cpu)
+
+    def overlay(self, address: int, data: bytes) -> bytes:
+        """What a bus master reads at ``address``: memory, not the CPU's dirty lines."""
+        if not self.shadow:
+            return data
+        out = None
+        for line in self._lines(address, len(data)):
+            mem = self.shadow.get(line)
+            if mem is None:
+                continue
+            if out is None:
+                out = bytearray(data)
+            lo, hi = max(line, address), min(line + LINE, address + len(data))
+            out[lo - address : hi - address] = mem[lo - line : hi - line]
+        return data if out is None else bytes(out)
+
+    # ------------------------------------------------------------------ maintenance
+    def operation(self, offset: int, value: int) -> None:
+        """A write to a D-cache maintenance register (SCB_EXT offset ``offset``)."""
+        if offset in (DCISW, DCCSW, DCCISW):
+            s = (value >> 5) & (SETS - 1)
+            lines = [ln for ln in self.held | set(self.shadow) if (ln >> 5) & (SETS - 1) == s]
+        else:
+            lines = [value & MASK]
+        clean = offset in (DCCMVAU, DCCMVAC, DCCSW, DCCIMVAC, DCCISW)
+        invalidate = offset in (DCIMVAC, DCISW, DCCIMVAC, DCCISW)
+        for line in lines:
+            if clean and line in self.dirty:
+                self.dirty.discard(line)
+                self.shadow.pop(line, None)  # memory = the CPU's line
+            if invalidate:
+                self._invalidate(line)
+
+    def _invalidate(self, line: int) -> None:
+        mem = self.shadow.pop(line, None)
+        if mem is not None:
+            self._set_view(line, mem)
+            self._flush_code(line)
+        self.held.discard(line)
+        self.dirty.discard(line)
+
+    def _flush_code(self, line: int) -> None:
+        self._code_changed(line, LINE)
+
+    # ------------------------------------------------------------------ view access
+    def _view(self, line: int) -> bytes:
+        reg = self.memory.region_at(line, LINE)
+        return reg.read(line, LINE) if reg is not None else bytes(LINE)
+
+    def _set_view(self, line: int, data: bytes) -> None:
+        reg = self.memory.region_at(line, LINE)
+        if reg is not None:
+            reg.write(line, data)
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "enabled": self.enabled,
+            "held": len(self.held),
+            "dirty": len(self.dirty),
+            "stale": len(self.shadow),
+        }
