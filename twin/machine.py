@@ -146,6 +146,8 @@ class Machine:
         self.exc = unit
         if hasattr(unit, "on_kick"):
             unit.on_kick = self.runner.kick
+        if hasattr(unit, "on_masked_pend"):
+            unit.on_masked_pend = self.runner.kick
         for dev in unit.devices():
             self.add_device(dev)
 

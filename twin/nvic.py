@@ -33,6 +33,9 @@ class NvicState:
     cpu: Cpu
     services: Services
     on_kick: Callable[[], None] | None
+    #: called when an exception becomes pending that only PRIMASK/BASEPRI/FAULTMASK hold
+    #: back (the runner then watches the unmasking instructions; see masked_pending)
+    on_masked_pend: Callable[[], None] | None = None
     locked_up: bool
 
     # ------------------------------------------------------------------ priorities
@@ -116,9 +119,26 @@ class NvicState:
         self.pending.add(exc)
 
     def kick(self) -> None:
-        """Tell the machine (``on_kick``) if an exception can be taken now."""
-        if self.on_kick is not None and self.pending and self.wants_entry():
-            self.on_kick()
+        """Tell the machine (``on_kick``) if an exception can be taken now, or
+        (``on_masked_pend``) if one is held back only by PRIMASK/BASEPRI/FAULTMASK."""
+        if self.on_kick is not None and self.pending:
+            if self.wants_entry():
+                self.on_kick()
+            elif self.on_masked_pend is not None and self.masked_pending():
+                self.on_masked_pend()
+
+    def masked_pending(self) -> bool:
+        """True if a pending, enabled exception would preempt but for PRIMASK, BASEPRI or
+        FAULTMASK: unmasking (CPSIE, MSR) must then take it at once."""
+        if self.locked_up or not self.pending:
+            return False
+        exc = self.highest_pending()
+        if exc is None:
+            return False
+        prio = 256
+        for a in self.active:
+            prio = min(prio, self.group_priority(self.priority(a)))
+        return self.group_priority(self.priority(exc)) < prio
 
     # ------------------------------------------------------------------ entry
     def wants_entry(self) -> bool:

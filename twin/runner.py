@@ -31,6 +31,7 @@ from twin.host_gate import HostGate
 from twin.protection import Protection
 from twin.slice import LONG_SLICE, SHORT_SLICE, SHORT_SLICES_AFTER_IO, Slice
 from twin.stores import Stores
+from twin.unmask import UnmaskWatch
 
 _UNTIL = 0xFFFFFFFF
 WFI_T16 = 0xBF30
@@ -76,6 +77,7 @@ class CoreRunner:
         # devices whose clock runs on while the core is stopped (watchdogs): see sync_stopped
         self.stop_watchers: list[Device] = []
         self._stopped_state: str | None = None
+        self._unmask = UnmaskWatch(uc, slice_, self.wants_entry)
 
     # ------------------------------------------------------------------ run state
     def runnable(self) -> bool:
@@ -229,7 +231,10 @@ class CoreRunner:
             # EPSR.T = 0 (e.g. a reset vector without the Thumb bit): INVSTATE UsageFault
             self.fault("usage", "invstate", f"execution with EPSR.T=0 at 0x{pc:08X}")
             return 0
-        err = self._emulate(pc, budget)
+        if self._watch_unmask():
+            err = self._unmask.run(self._emulate, pc, budget)
+        else:
+            err = self._emulate(pc, budget)
         if err is None and any(r == "fixup" for r, _ in s.reasons):
             err = self._replay_store()
         if err is None and any(r == "watchpoint" for r, _ in s.reasons):
@@ -257,6 +262,17 @@ class CoreRunner:
             self.sleeping = True
             clock.sleep_begins()
         return executed
+
+    def _watch_unmask(self) -> bool:
+        """Run this slice watched (twin/unmask.py): an exception is held back only by
+        PRIMASK/BASEPRI/FAULTMASK, and not by the debugger (DHCSR.C_MASKINTS)."""
+        exc = self.exc
+        return bool(
+            exc is not None
+            and getattr(exc, "pending", None)
+            and getattr(exc, "masked_pending", bool)()
+            and not (self.debug is not None and self.debug.maskints())
+        )
 
     def _emulate(self, pc: int, count: int) -> BaseException | None:
         """``emu_start`` with the slice marked active; returns what it raised."""
