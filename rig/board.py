@@ -342,7 +342,7 @@ def _targets(targets: schema.Targets, server: Endpoint, builder: _Builder) -> di
         if given is None:
             continue
         fields = given.model_dump(exclude_none=True, exclude={"boards"})
-        for key in ("host", "forward"):
+        for key in ("host", "forward", "listen"):
             if getattr(given, key, None) is not None:
                 fields[key] = _endpoint(getattr(given, key))
         if fields.get("pyocd_config"):
@@ -387,8 +387,8 @@ def _power(power: schema.Power | None, source: str) -> PowerSpec | None:
 
 def _lab_boards(nucleo: schema.NucleoTarget, server: Endpoint, builder: _Builder) -> tuple[LabBoard, ...]:
     """``targets.nucleo.boards``: each board's address defaults to ota.server; no two boards
-    may share a probe, an OTA address (the second server could not listen) or an own address
-    (the allow-list could not tell them apart)."""
+    may share a probe, a server address (``listen``, else ``host``: the second server could
+    not listen) or an own address (the allow-list could not tell them apart)."""
     boards = []
     seen: dict[str, dict[object, int]] = {"probe_uid": {}, "host": {}, "board_ip": {}}
     for i, b in enumerate(nucleo.boards or []):
@@ -400,19 +400,22 @@ def _lab_boards(nucleo: schema.NucleoTarget, server: Endpoint, builder: _Builder
             usb_serial=b.usb_serial,
             power=_power(b.power, builder.source),
             host_key=f"targets.nucleo.boards[{i}].host" if b.host else "ota.server",
+            listen=_endpoint(b.listen) if b.listen else None,
+            listen_key=f"targets.nucleo.boards[{i}].listen",
         )
         for key, value in (
             ("probe_uid", board.probe_uid.lower() if board.probe_uid else None),
-            ("host", board.host),
+            ("host", board.bind),
             ("board_ip", board.board_ip),
         ):
             if value is None:
                 continue
             if value in seen[key]:
                 j = seen[key][value]
+                name = "listen" if key == "host" and board.listen else key
                 raise builder.fail(
-                    f"targets.nucleo.boards[{i}].{key}",
-                    f"boards {j} and {i} share {key} {getattr(board, key)}",
+                    f"targets.nucleo.boards[{i}].{name}",
+                    f"boards {j} and {i} share {name} {value}",
                     f"a {key} of its own for each board" + (" (host: IP:PORT)" if key == "host" else ""),
                 )
             seen[key][value] = i

@@ -287,6 +287,7 @@ class NucleoBoard(_Strict):
 
     probe_uid: Annotated[str, BeforeValidator(_number_to_str), Field(min_length=1)]
     host: EndpointModel | None = None
+    listen: EndpointModel | None = None
     board_ip: IPv4 | None = None
     serial_port: Serial = None
     usb_serial: Serial = None
@@ -303,6 +304,7 @@ class NucleoTarget(_Strict):
     baudrate: Annotated[int, IntIn(300, 20_000_000)] = 115200
     host: EndpointModel | None = None
     swd_frequency: Annotated[int, IntIn(1_000, 100_000_000)] | None = None
+    listen: EndpointModel | None = None
     board_ip: IPv4 | None = None
     boards: Annotated[list[NucleoBoard], Field(min_length=1)] | None = None
     pyocd_options: dict[str, OptionValue] | None = None

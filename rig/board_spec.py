@@ -238,6 +238,9 @@ class TargetSpec:
     forward: Endpoint | None = None
     #: SWD clock in Hz pyOCD sets on the probe (None: pyOCD's default, 1 MHz)
     swd_frequency: int | None = None
+    #: where the OTA server listens when the lab network carries the board's connections to
+    #: ``host`` somewhere else (a NAT, a port forward); None: on ``host``
+    listen: Endpoint | None = None
     #: the board's own IPv4 address: the OTA server accepts connections from it only
     board_ip: str | None = None
     #: several boards on this host (``targets.nucleo.boards``), one per xdist worker
@@ -277,6 +280,20 @@ class LabBoard:
     power: PowerSpec | None = None
     #: the board-file key ``host`` came from, for messages
     host_key: str = "ota.server"
+    #: where the OTA server listens, if the lab network carries the board's connections to
+    #: ``host`` elsewhere (a NAT, a port forward); None: on ``host``
+    listen: Endpoint | None = None
+    listen_key: str = ""
+
+    @property
+    def bind(self) -> Endpoint:
+        """Where this board's OTA server listens: ``listen``, else where the board dials."""
+        return self.listen or self.host
+
+    @property
+    def bind_key(self) -> str:
+        """The board-file key :attr:`bind` came from."""
+        return self.listen_key if self.listen else self.host_key
 
 
 @dataclass(frozen=True)
@@ -343,6 +360,8 @@ class BoardSpec:
                 usb_serial=nucleo.usb_serial,
                 power=self.power,
                 host_key="targets.nucleo.host" if nucleo.host else "ota.server",
+                listen=nucleo.listen,
+                listen_key="targets.nucleo.listen",
             )
         ]
 

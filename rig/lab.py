@@ -2,7 +2,9 @@
 
 One source of truth per board: the board file says where the board dials
 (``targets.nucleo.boards[i].host``, else ``ota.server``), and the host OTA server listens on
-exactly that address, accepting only the board's own address (``board_ip``) when given.
+exactly that address, accepting only the board's own address (``board_ip``) when given. When
+the lab network carries the board's connections elsewhere (a NAT, a port forward: what the
+twin's ``--forward`` does), the board file says so, ``listen``, and the server listens there.
 ``--ota-bind`` may name the same address (a hostname is resolved first); a different one is
 an error that names both, raised at start-up before any board is touched. Several boards
 (``-n N --probe-uid A,B`` or ``targets.nucleo.boards``) each get their own entry; two boards
@@ -90,13 +92,13 @@ def boards_for_run(
         else:
             boards = [replace(boards[0], probe_uid=uid) for uid in probe_uids]
     if len(boards) > 1:
-        by_host: dict[Endpoint, LabBoard] = {}
+        by_bind: dict[Endpoint, LabBoard] = {}
         for board in boards:
-            other = by_host.setdefault(board.host, board)
+            other = by_bind.setdefault(board.bind, board)
             if other is not board:
                 raise ConfigError(
                     f"the boards {other.probe_uid} and {board.probe_uid} would share the OTA server "
-                    f"address {board.host} ({board.host_key}): the second server cannot listen there, "
+                    f"address {board.bind} ({board.bind_key}): the second server cannot listen there, "
                     "and either board could take the other's session",
                     source=source,
                     hint="give each board its own address in targets.nucleo.boards "
@@ -110,14 +112,23 @@ def boards_for_run(
             )
         for text, board in zip(ota_binds, boards, strict=True):
             resolved = resolve_endpoint(text)
-            if board.host not in resolved:
+            if board.bind not in resolved:
                 names = ", ".join(str(e) for e in resolved)
                 shown = text if [str(e) for e in resolved] == [text] else f"{text} (= {names})"
+                who = f"the board{' ' + board.probe_uid if board.probe_uid else ''}"
+                if board.listen:
+                    said = (
+                        f"{who}'s server listens on {board.bind} ({board.bind_key} in {source}: the lab "
+                        f"network carries the board's connections to {board.host} there)"
+                    )
+                else:
+                    said = (
+                        f"{who} dials {board.host} ({board.host_key} in {source}): the server must "
+                        "listen where the board dials"
+                    )
                 raise ConfigError(
-                    f"--ota-bind {shown}, but the board{' ' + board.probe_uid if board.probe_uid else ''} "
-                    f"dials {board.host} ({board.host_key} in {source}): the server must listen "
-                    "where the board dials",
-                    hint=f"change {board.host_key} in the board file (and the board's own network "
+                    f"--ota-bind {shown}, but {said}",
+                    hint=f"change {board.bind_key} in the board file (and the board's own network "
                     "settings), or leave --ota-bind out",
                 )
     return boards

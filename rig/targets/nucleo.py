@@ -62,6 +62,7 @@ def nucleo_target(
     uid_source: str = "--probe-uid",
     probes: Sequence[ProbeInfo] | None = None,
     board_ip: str | None = None,
+    ota_dial: tuple[str, int] | None = None,
 ) -> NucleoTarget:
     """Resolve a NUCLEO from the options and the board file.
 
@@ -71,8 +72,9 @@ def nucleo_target(
     are a ProbeError naming the probes present (``uid_source`` says where the UID came from).
     A ``remote:HOST:PORT`` probe is taken as given (pyOCD cannot list remote probes). The
     console is ``serial_port`` if given, else the port whose USB serial is ``usb_serial`` or,
-    failing that, the probe's UID. The board dials ``ota_bind``, where the OTA server
-    listens (rig.lab: one address per board), and the server accepts only ``board_ip``.
+    failing that, the probe's UID. The board dials ``ota_dial`` (default ``ota_bind``); the
+    OTA server listens on ``ota_bind`` (the same address unless the lab network carries the
+    board's connections elsewhere: rig.lab) and accepts only ``board_ip``.
     """
     if probe_uid and probe_uid.startswith("remote:"):
         uid = probe_uid
@@ -87,4 +89,5 @@ def nucleo_target(
         ota_bind=ota_bind,
         info={"probe_uid": uid, "serial": port, "ota": f"{ota_bind[0]}:{ota_bind[1]}", "board_ip": board_ip},
         board_ip=board_ip,
+        ota_dial=ota_dial,
     )

@@ -129,3 +129,50 @@ def test_ota_bind_mismatch_stops_pytest_at_start_up(tmp_path: Path) -> None:
     )
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "--ota-bind 192.168.1.20:5000, but the board dials 192.168.1.10:5000" in proc.stderr
+
+
+def test_behind_a_nat_the_server_listens_where_the_board_file_says(tmp_path: Path) -> None:
+    """The lab network carries the board's connections to ota.server elsewhere (a NAT, a port
+    forward, the twin's --forward): ``listen`` says where, and --ota-bind must name it."""
+    spec = _spec(tmp_path, lambda d: d["targets"]["nucleo"].update(listen="127.0.0.1:47000"))
+    (board,) = boards_for_run(spec, ota_binds=["localhost:47000"])
+    assert board.host == Endpoint("192.168.1.10", 5000) and board.bind == Endpoint("127.0.0.1", 47000)
+    with pytest.raises(ConfigError) as err:
+        boards_for_run(spec, ota_binds=["192.168.1.10:5000"])
+    text = str(err.value)
+    assert "--ota-bind 192.168.1.10:5000, but the board's server listens on 127.0.0.1:47000" in text
+    assert "targets.nucleo.listen" in text and "carries the board's connections to 192.168.1.10:5000" in text
+
+
+def test_two_boards_may_dial_one_address_behind_their_own_forwards(tmp_path: Path) -> None:
+    def edit(doc: dict) -> None:
+        doc["targets"]["nucleo"]["boards"] = [
+            {"probe_uid": A, "listen": "127.0.0.1:47001"},
+            {"probe_uid": B, "listen": "127.0.0.1:47002"},
+        ]
+
+    a, b = boards_for_run(_spec(tmp_path, edit), probe_uids=[A, B])
+    assert a.host == b.host and (a.bind.port, b.bind.port) == (47001, 47002)
+
+    def clash(doc: dict) -> None:
+        edit(doc)
+        doc["targets"]["nucleo"]["boards"][1]["listen"] = "127.0.0.1:47001"
+
+    with pytest.raises(ConfigError, match=r"boards\[1\]\.listen.*share listen 127\.0\.0\.1:47001"):
+        _spec(tmp_path, clash)
+
+
+def test_the_target_listens_on_bind_and_tells_the_board_its_dial_address(tmp_path: Path) -> None:
+    from rig.targets.nucleo import nucleo_target
+
+    t = nucleo_target(
+        probe_uid="remote:127.0.0.1:1",
+        serial_port="/dev/null",
+        usb_serial=None,
+        ota_bind=("127.0.0.1", 47000),
+        ota_dial=("192.168.1.10", 5000),
+        board_ip="127.0.0.1",
+    )
+    bench = Bench(load_board(), t, probe=None, console=None, artifacts=tmp_path)  # type: ignore[arg-type]
+    cfg = bench.boot_config("eth", update=True, app=None)
+    assert (cfg.server_ip, cfg.server_port) == ("192.168.1.10", 5000) and t.ota_allow == ["127.0.0.1"]

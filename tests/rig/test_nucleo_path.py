@@ -1,0 +1,118 @@
+"""The ``nucleo`` target's own code path, end to end, in CI (issue 15: acceptance).
+
+A twin is started the way a lab board sits on a runner, and pytest drives it with
+``--board nucleo``: the probe is a pyOCD ``remote:`` probe given by UID, the console a device
+path (the twin's PTY, as ``/dev/ttyACM0`` would be), and the OTA server listens on the lab
+address the board file gives: the board dials its LAN address (``ota.server``,
+192.168.1.10:5000) and the twin's network carries that connection to the host address the
+board file names in ``targets.nucleo.listen`` (as a lab's NAT or port forward would; the
+twin's ``--forward`` points there). Everything of rig/targets/nucleo.py, the
+plugin's nucleo branch, the address check, the allow-list (the board's own address), the
+flash backup before the first write, ``--restore-after`` and the boot check after the run
+runs for real; only the USB discovery of an ST-LINK and its virtual COM port is not
+exercised (no USB device here). The board held a bootloader of the user's own before the
+run (a variant): after the run it is there again, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rig.board import default_board_path
+from rig.probe import Probe
+from rig.targets.twin import TwinTarget, start_twin
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "firmware" / "build"
+USER_BOOTLOADER = BUILD / "bootloader-no-vtor.bin"  # the user's own, before the run
+LAB_IP = "127.0.0.1"  # the host address the lab network carries the board's connections to
+
+
+@pytest.fixture
+def lab_board(tmp_path: Path) -> Iterator[tuple[TwinTarget, int]]:
+    for f in (USER_BOOTLOADER, BUILD / "bootloader.bin", BUILD / "app-v1-16k.bin"):
+        if not f.is_file():
+            pytest.skip(f"{f.name} not built (make -C firmware)")
+    twin = start_twin(
+        ota_lan=("192.168.1.10", 5000),  # the board dials this; the twin carries it to a host port
+        extra_args=[
+            *("--load", f"{USER_BOOTLOADER}@0x08000000"),
+            *("--load", f"{BUILD / 'app-v2-300k.bin'}@0x08040000"),
+            *("--timing", "datasheet"),
+        ],
+        log_path=tmp_path / "twin.log",
+    )
+    assert twin.ota_bind[0] == LAB_IP
+    try:
+        yield twin, twin.ota_bind[1]
+    finally:
+        twin.stop()
+
+
+def _board_file(tmp_path: Path, port: int) -> Path:
+    doc = yaml.safe_load(Path(default_board_path()).read_text())
+    # the board dials ota.server (192.168.1.10:5000, as shipped); the lab carries it to listen
+    doc["targets"]["nucleo"].update(listen=f"{LAB_IP}:{port}", board_ip=LAB_IP, banner=r"BL: [^\r\n]+")
+    path = tmp_path / "lab-board.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _flash_sha(twin: TwinTarget) -> str:
+    with Probe(twin.probe_uid) as p:
+        return hashlib.sha256(p.read(0x08000000, 2 * 1024 * 1024)).hexdigest()
+
+
+def test_the_nucleo_path_against_a_board_reached_like_a_lab_board(
+    lab_board: tuple[TwinTarget, int], tmp_path: Path
+) -> None:
+    twin, port = lab_board
+    before = _flash_sha(twin)
+    reports = tmp_path / "reports"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests_hil"),
+            *("-k", "update and 16k and eth", "--board", "nucleo"),
+            *("--board-file", str(_board_file(tmp_path, port))),
+            *("--probe-uid", twin.probe_uid, "--serial-port", twin.serial_port),
+            *("--ota-bind", f"localhost:{port}", "--restore-after"),
+            *("--report-dir", str(reports), "--junitxml", str(reports / "junit.xml")),
+            *("--html", str(reports / "report.html"), "--self-contained-html"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    cases = {c.get("name"): c for c in ET.parse(reports / "junit.xml").getroot().iter("testcase")}
+    assert list(cases) == ["test_update_jumps_into_new_app[eth-16k]"], out[-3000:]
+    assert not list(cases["test_update_jumps_into_new_app[eth-16k]"]), out[-3000:]  # passed
+
+    # the board's flash was saved before the first write, put back and verified after the run
+    (record_file,) = (reports / "artifacts").glob("*/board-safety.json")
+    record = json.loads(record_file.read_text())
+    backup = Path(record["backup"])
+    meta = json.loads((backup / "backup.json").read_text())
+    assert meta["sha256"] == before and meta["probe_uid"] == twin.probe_uid
+    assert "flash verified" in record["restored"] and record["boot_check"]["ok"], record
+    assert record["boot_check"]["line"].startswith("BL:")
+    assert _flash_sha(twin) == before  # the user's bootloader is back
+    assert "ota-rig: the real board" in out and f"rig restore {backup}" in out
+
+    # what the report says about the board: the silicon, the OTA session from the board's own address
+    page = (reports / "report.html").read_text()
+    assert "STM32F76x/F77x rev Z (DEV_ID 0x451, REV_ID 0x1001)" in page
+    transcript = next((reports / "artifacts").glob("*eth-16k*/ota-transcript.txt")).read_text()
+    assert f"{LAB_IP}:" in transcript and "ack" in transcript.lower()
