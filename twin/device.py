@@ -186,7 +186,7 @@ def merge_word(old: int, offset: int, size: int, value: int) -> int:
 
 
 # --------------------------------------------------------------------------------------
-# The exception model's contract (twin/nvic.py implements ExceptionUnit; the
+# The exception model's contract (twin/exception_model.py implements ExceptionUnit; the
 # machine implements Cpu and calls the unit at the points listed below).
 # --------------------------------------------------------------------------------------
 
@@ -203,13 +203,16 @@ class Cpu(Protocol):
     def set_reg(self, name: str, value: int) -> None: ...
 
     def read_mem(self, address: int, length: int) -> bytes:
-        """Read through the system bus as the core would (RAM, flash, MMIO). ValueError if unmapped."""
+        """Read through the system bus as the core would (RAM, flash, MMIO). BusError if unmapped."""
 
     def write_mem(self, address: int, data: bytes) -> None:
-        """Write through the system bus as the core would. ValueError if unmapped/read-only."""
+        """Write through the system bus as the core would. BusError if unmapped/read-only."""
 
     def flush_code_cache(self, lo: int = 0, hi: int = 0xFFFFFFFF) -> None:
         """Drop translated code in [lo, hi) (unicorn TB cache)."""
+
+    # Optional (looked up with getattr): ``mpu_allows(address, length, write, privileged)``
+    # -> bool, the MPU's answer for exception stacking/unstacking (twin/protection.py).
 
 
 class ExceptionUnit(Protocol):
