@@ -331,8 +331,10 @@ class DebugServer:
             except OSError:
                 return
             deadline = time.monotonic() + 3.0
+            dropped = None
             while self._client is not None and time.monotonic() < deadline:
-                if time.monotonic() - self._last_rx >= self.stale_after:
+                if dropped is not self._client and time.monotonic() - self._last_rx >= self.stale_after:
+                    dropped = self._client
                     self._drop_stale()
                 time.sleep(0.01)  # a previous session may just be closing
             if self._client is not None:
