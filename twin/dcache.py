@@ -68,6 +68,9 @@ class DCache:
         self.shadow: dict[int, bytes] = {}
         self._hooks: list[object] = []
         self._saved: list[tuple[int, bytes]] = []
+        self._by_set: dict[int, list[int]] = {}
+        self._by_set_key: tuple[int, int, int] | None = None
+        self._removed = 0  # lines forgotten so far (with the sizes: the set index's key)
 
     # ------------------------------------------------------------------ control
     def set_enabled(self, on: bool) -> None:
@@ -156,11 +159,8 @@ class DCache:
     # ------------------------------------------------------------------ maintenance
     def operation(self, offset: int, value: int) -> None:
         """A write to a D-cache maintenance register (SCB_EXT offset ``offset``)."""
-        if offset in (DCISW, DCCSW, DCCISW):
-            s = (value >> 5) & (SETS - 1)
-            lines = [ln for ln in self.held | set(self.shadow) if (ln >> 5) & (SETS - 1) == s]
-        else:
-            lines = [value & MASK]
+        by_set_way = offset in (DCISW, DCCSW, DCCISW)
+        lines = self._set_lines((value >> 5) & (SETS - 1)) if by_set_way else [value & MASK]
         clean = offset in (DCCMVAU, DCCMVAC, DCCSW, DCCIMVAC, DCCISW)
         invalidate = offset in (DCIMVAC, DCISW, DCCIMVAC, DCCISW)
         for line in lines:
@@ -170,8 +170,20 @@ class DCache:
             if invalidate:
                 self._invalidate(line)
 
+    def _set_lines(self, index: int) -> list[int]:
+        """Tracked lines of set ``index``; the index by set is rebuilt only when the tracked
+        lines changed (a CMSIS set/way loop makes 512 calls in a row)."""
+        key = (len(self.held), len(self.shadow), self._removed)
+        if self._by_set_key != key:
+            by_set: dict[int, list[int]] = {}
+            for ln in self.held | self.shadow.keys():
+                by_set.setdefault((ln >> 5) & (SETS - 1), []).append(ln)
+            self._by_set, self._by_set_key = by_set, key
+        return list(self._by_set.get(index, ()))
+
     def _invalidate(self, line: int) -> None:
         mem = self.shadow.pop(line, None)
+        self._removed += 1
         if mem is not None:
             self._set_view(line, mem)
             self._flush_code(line)

@@ -44,9 +44,31 @@ hang:
 """
 
 
-def dma_program(dst: int, invalidate: bool) -> str:
+SET_WAY_INVALIDATE = """
+    ldr r0, =0xE000EF60       @ DCISW for 128 sets x 4 ways (as SCB_InvalidateDCache)
+    movs r2, #0               @ set
+sets:
+    movs r3, #0               @ way
+ways:
+    lsls r1, r3, #30
+    orr r1, r1, r2, lsl #5
+    str r1, [r0]
+    adds r3, r3, #1
+    cmp r3, #4
+    bne ways
+    adds r2, r2, #1
+    cmp r2, #128
+    bne sets
+    dsb
+    isb
+"""
+
+
+def dma_program(dst: int, invalidate: bool | str) -> str:
     inval = ""
-    if invalidate:  # SCB_InvalidateDCache_by_Addr(dst, 128): DCIMVAC per 32-byte line
+    if invalidate == "setway":
+        inval = SET_WAY_INVALIDATE
+    elif invalidate:  # SCB_InvalidateDCache_by_Addr(dst, 128): DCIMVAC per 32-byte line
         inval = f"""
     ldr r0, =0xE000EF5C
     ldr r1, =0x{dst:08X}
@@ -198,6 +220,11 @@ def test_dma_into_sram1_without_invalidation_reads_stale_in_held_lines_only(run)
 
 def test_dma_into_sram1_with_invalidate_by_addr_reads_fresh(run) -> None:
     b = run(dma_program(0x20030000, invalidate=True))
+    assert out_words(b, 32) == [FRESH] * 32
+
+
+def test_dma_into_sram1_with_set_way_invalidate_reads_fresh(run) -> None:
+    b = run(dma_program(0x20030000, invalidate="setway"))
     assert out_words(b, 32) == [FRESH] * 32
 
 
