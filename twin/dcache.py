@@ -21,7 +21,8 @@ ways: CMSIS loops over them anyway). Turning DC off keeps tracked lines (the CMS
 sequence cleans/invalidates by set/way afterwards).
 
 Owns: the held/dirty line sets, the memory copies, its unicorn hooks. Must not touch: the
-exception model, devices (the SCB registers call :meth:`set_enabled`/:meth:`operation`).
+exception model, devices (the SCB registers call :meth:`set_enabled`/:meth:`operation`/
+:meth:`set_mpu`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,54 @@ RANGES = ((0x20020000, 0x2007FFFF), (0x08000000, 0x081FFFFF))
 DCIMVAC, DCISW, DCCMVAU, DCCMVAC, DCCSW, DCCIMVAC, DCCISW = 0x5C, 0x60, 0x64, 0x68, 0x6C, 0x70, 0x74
 
 
-def cacheable(address: int) -> bool:
-    return any(lo <= address <= hi for lo, hi in RANGES)
+def attr_cacheable(rasr: int) -> bool:
+    """Whether an MPU region's TEX/C/B/S make it cacheable in the M7's D-cache (shareable
+    normal memory is not cached while CACR.SIWT is 0)."""
+    tex, s, c, b = (rasr >> 19) & 7, (rasr >> 18) & 1, (rasr >> 17) & 1, (rasr >> 16) & 1
+    if s:
+        return False
+    if tex & 4:
+        return bool(c or b)  # inner policy AA = C:B, 00 = non-cacheable
+    if tex == 0:
+        return bool(c)  # write-through / write-back, no write-allocate
+    return tex == 1 and bool(c and b)  # 001 11: write-back write-allocate; 001 00: non-cacheable
+
+
+def cacheable_ranges(ctrl: int, rbar: list[int], rasr: list[int]) -> list[tuple[int, int]]:
+    """The parts of RANGES that are cacheable under the MPU (inclusive bounds): the default
+    map where no enabled region covers, else the highest-numbered region's attributes
+    (sub-region disable bits are not considered)."""
+    segs = [(lo, hi + 1, True) for lo, hi in RANGES]
+    if ctrl & 1:
+        for bar, a in zip(rbar, rasr, strict=False):
+            if not a & 1:
+                continue
+            size = 1 << (max((a >> 1) & 0x1F, 4) + 1)
+            base = bar & 0xFFFFFFE0 & ~(size - 1) & 0xFFFFFFFF
+            segs = _paint(segs, base, base + size, attr_cacheable(a))
+    out: list[tuple[int, int]] = []
+    for lo, hi, on in sorted(segs):
+        if not on or lo >= hi:
+            continue
+        if out and out[-1][1] + 1 == lo:
+            out[-1] = (out[-1][0], hi - 1)
+        else:
+            out.append((lo, hi - 1))
+    return out
+
+
+def _paint(segs: list[tuple[int, int, bool]], lo: int, hi: int, on: bool) -> list[tuple[int, int, bool]]:
+    out = []
+    for a, b, v in segs:
+        if b <= lo or a >= hi:
+            out.append((a, b, v))
+            continue
+        if a < lo:
+            out.append((a, lo, v))
+        if b > hi:
+            out.append((hi, b, v))
+        out.append((max(a, lo), min(b, hi), on))
+    return out
 
 
 class DCache:
@@ -63,6 +110,7 @@ class DCache:
         self._code_changed = code_changed
         self._log = log
         self.enabled = False
+        self.ranges: list[tuple[int, int]] = list(RANGES)  # inclusive bounds, hooked while DC = 1
         self.held: set[int] = set()
         self.dirty: set[int] = set()
         self.shadow: dict[int, bytes] = {}
@@ -78,18 +126,29 @@ class DCache:
         if on == self.enabled:
             return
         self.enabled = on
-        if on:
-            for lo, hi in RANGES:
+        self._install()
+
+    def set_mpu(self, ctrl: int, rbar: list[int], rasr: list[int]) -> None:
+        """The MPU's registers changed: its memory attributes decide what is cacheable."""
+        ranges = cacheable_ranges(ctrl, rbar, rasr)
+        if ranges != self.ranges:
+            self.ranges = ranges
+            if self.enabled:
+                self._install()
+
+    def _install(self) -> None:
+        """Hooks on the cacheable ranges while DC is set, none otherwise."""
+        for h in self._hooks:
+            self.uc.hook_del(h)
+        self._hooks = []
+        if self.enabled:
+            for lo, hi in self.ranges:
                 self._hooks.append(
                     self.uc.hook_add(uc_mod.UC_HOOK_MEM_READ, self._hook_read, begin=lo, end=hi)
                 )
                 self._hooks.append(
                     self.uc.hook_add(uc_mod.UC_HOOK_MEM_WRITE, self._hook_write, begin=lo, end=hi)
                 )
-        else:
-            for h in self._hooks:
-                self.uc.hook_del(h)
-            self._hooks = []
         self._flush()
 
     def reset(self, kind: str = "system") -> None:
@@ -101,6 +160,7 @@ class DCache:
         self.shadow.clear()
         self.held.clear()
         self.dirty.clear()
+        self.ranges = list(RANGES)
         self.set_enabled(False)
 
     # ------------------------------------------------------------------ CPU hooks

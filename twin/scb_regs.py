@@ -328,6 +328,9 @@ class MpuRegs(ScsBlock):
             super().write_word(offset, value, size)
             return
         m.mpu_gen += 1
+        dcache = getattr(m.services, "dcache", None)  # MPU attributes decide cacheability
+        if dcache is not None:
+            dcache.set_mpu(m.mpu_ctrl, list(m.mpu_rbar), list(m.mpu_rasr))
         if (was_on or m.mpu_ctrl & 1) and m.on_kick is not None:
             m.on_kick()  # end the slice after this store: the machine re-applies the MPU
 

@@ -64,7 +64,7 @@ ways:
 """
 
 
-def dma_program(dst: int, invalidate: bool | str) -> str:
+def dma_program(dst: int, invalidate: bool | str, prefix: str = "") -> str:
     inval = ""
     if invalidate == "setway":
         inval = SET_WAY_INVALIDATE
@@ -82,7 +82,8 @@ inv_loop:
     isb
 """
     return (
-        f"""
+        prefix
+        + f"""
     ldr r0, =0x{SRC:08X}      @ source: 128 bytes 0x11111111
     ldr r1, =0x11111111
     movs r2, #32
@@ -226,6 +227,36 @@ def test_dma_into_sram1_with_invalidate_by_addr_reads_fresh(run) -> None:
 def test_dma_into_sram1_with_set_way_invalidate_reads_fresh(run) -> None:
     b = run(dma_program(0x20030000, invalidate="setway"))
     assert out_words(b, 32) == [FRESH] * 32
+
+
+def mpu_region(base: int, rasr: int) -> str:
+    return f"""
+    ldr r0, =0xE000ED94       @ MPU_CTRL; RNR +4, RBAR +8, RASR +12
+    movs r1, #0
+    str r1, [r0, #4]
+    ldr r1, =0x{base:08X}
+    str r1, [r0, #8]
+    ldr r1, =0x{rasr:08X}
+    str r1, [r0, #12]
+    movs r1, #5               @ ENABLE | PRIVDEFENA
+    str r1, [r0]
+    dsb
+    isb
+"""
+
+
+def test_mpu_non_cacheable_region_makes_dma_buffer_coherent(run) -> None:
+    # region 0: 1 KiB at 0x20030000, AP full access, TEX=001 C=0 B=0: normal, non-cacheable
+    prefix = mpu_region(0x20030000, (3 << 24) | (1 << 19) | (9 << 1) | 1)
+    b = run(dma_program(0x20030000, invalidate=False, prefix=prefix))
+    assert out_words(b, 32) == [FRESH] * 32
+
+
+def test_mpu_write_back_region_stays_cacheable(run) -> None:
+    # TEX=001 C=1 B=1: write-back write-allocate, cacheable (not shareable)
+    prefix = mpu_region(0x20030000, (3 << 24) | (1 << 19) | (1 << 17) | (1 << 16) | (9 << 1) | 1)
+    b = run(dma_program(0x20030000, invalidate=False, prefix=prefix))
+    assert out_words(b, 32) == [STALE] * 8 + [FRESH] * 8 + [STALE] * 8 + [FRESH] * 8
 
 
 def test_dma_into_dtcm_is_coherent(run) -> None:
