@@ -1,13 +1,20 @@
 """The reference bootloader's config record (flash sector 4, 0x08020000).
 
 The rig programs it through the probe to ask the bootloader for an update over a given
-transport — what a lab would otherwise do with a button or a backup register — and reads
-it back after an update to see what the bootloader recorded. Layout (little-endian uint32),
-shared with ``firmware/`` (see firmware/README.md):
+transport (board file ``update.method: config_record``) and reads it back after an update
+to see what the bootloader recorded. Layout (little-endian uint32), shared with
+``firmware/`` (see firmware/README.md):
 
     magic 0x4341544F "OTAC", version 1, flags (bit0 UPDATE_REQUESTED), transport (0 eth,
     1 wifi), server_ip (host order), server_port, app_size, app_crc (zlib CRC-32),
     app_version, record_crc (zlib CRC-32 of the 36 bytes before it)
+
+The sector is a log of records in :data:`SLOT`-byte slots: the bootloader appends a new
+record in the first erased slot and never rewrites one, so a power cut while it writes
+tears only the new record and the previous one stays in force (its settings with it). The
+record in force is the last valid one before the first erased slot (:func:`current`);
+the bootloader erases the sector only when every slot is used. The rig writes its record
+as the only one, in slot 0 (the rest erased).
 """
 
 from __future__ import annotations
@@ -77,3 +84,37 @@ class BootConfig:
             app_crc=app_crc,
             app_version=app_version,
         )
+
+
+#: bytes per record slot of the config log (the 40-byte record, then erased bytes)
+SLOT = 64
+
+
+def _erased(chunk: bytes) -> bool:
+    return chunk.count(0xFF) == len(chunk)
+
+
+def log_end(region: bytes) -> int:
+    """Bytes of the log in use: the end of the last slot that is not erased (0: none)."""
+    end = 0
+    for off in range(0, len(region) - SLOT + 1, SLOT):
+        if not _erased(region[off : off + SLOT]):
+            end = off + SLOT
+    return end
+
+
+def current(region: bytes) -> tuple[int | None, BootConfig | None, list[int]]:
+    """The record in force in a config log: ``(its slot, the record, slots skipped)`` —
+    the last valid record before the first erased slot; ``skipped`` lists the slots before
+    that which are neither erased nor valid (a torn record). ``(None, None, ...)`` if none."""
+    slot, found, skipped = None, None, []
+    for i, off in enumerate(range(0, len(region) - SLOT + 1, SLOT)):
+        chunk = region[off : off + SLOT]
+        if _erased(chunk):
+            break
+        cfg = BootConfig.unpack(chunk)
+        if cfg is None:
+            skipped.append(i)
+        else:
+            slot, found = i, cfg
+    return slot, found, skipped

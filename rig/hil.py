@@ -24,22 +24,31 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rig.board import BoardSpec, FlashLayout
-from rig.bootcfg import BootConfig
+from rig.bootcfg import SLOT, BootConfig, log_end
 from rig.console import Console
 from rig.diff import analyze
 from rig.errors import ConsoleError, PhaseFailure, ProbeError
 from rig.evidence import Evidence, FaultInfo, RegionCheck
 from rig.fault_info import read_fault_info
-from rig.flash_guard import GuardedRange, snapshot
+from rig.flash_guard import (
+    GuardedRange,
+    PreservedRange,
+    expected_after,
+    preserved_changed,
+    snapshot,
+    snapshot_preserved,
+)
 from rig.hil_evidence import config_record_note, crc_sentences, entered_damaged_app
 from rig.image import Image
 from rig.jump import JumpState, check_jump
+from rig.ota.protocol import Protocol, load_protocol
 from rig.ota.server import OtaServer
 from rig.ota.transcript import SessionResult
 from rig.probe import Probe
 from rig.progress import Bars
 from rig.silicon import Silicon
 from rig.targets.base import Target
+from rig.update import UpdateTrigger, install_via_ota, make_trigger
 
 LOG = logging.getLogger(__name__)
 
@@ -100,7 +109,11 @@ def probe_errors_in(phase: str) -> Callable[[_F], _F]:
 
 
 class Bench:
-    """One board ready for scenarios: target + probe + console + board description."""
+    """One board ready for scenarios: target + probe + console + board description.
+
+    ``protocol`` (default: the board file's ``ota.protocol``) is what every OTA server of
+    this bench speaks; ``trigger`` (default: from the board file's ``update:``) is how the
+    bootloader is asked for an update (:mod:`rig.update`)."""
 
     def __init__(
         self,
@@ -111,6 +124,8 @@ class Bench:
         artifacts: Path,
         *,
         layout: FlashLayout | None = None,
+        protocol: Protocol | None = None,
+        trigger: UpdateTrigger | None = None,
     ) -> None:
         self.spec = spec
         self.target = target
@@ -133,6 +148,11 @@ class Bench:
         self.silicon: Silicon | None = None
         #: progress bars on the terminal (rig.progress), None when nobody watches
         self.progress: Bars | None = None
+        #: the OTA protocol every server of this bench speaks (board file ``ota.protocol``)
+        self.protocol = protocol or load_protocol(spec.ota.protocol, spec.ota.protocol_options)
+        #: how the bootloader is asked for an update (board file ``update:``)
+        self.trigger = trigger or make_trigger(spec.update)
+        self._preserved: list[PreservedRange] | None = None  #: preserved regions, before
 
     # -- small helpers --------------------------------------------------------------------------
     def _timed(self, ev: Evidence, phase: str, start: float) -> None:
@@ -151,6 +171,7 @@ class Bench:
         kwargs.setdefault("allow", self.target.ota_allow)
         if self.progress is not None:
             kwargs.setdefault("on_progress", self.progress.ota_callback(f"OTA transfer to {host}:{port}"))
+        kwargs.setdefault("protocol", self.protocol)
         if kwargs.get("capture") is not None:
             kwargs.setdefault("capture_iface", self.capture_iface)
         return OtaServer(image, bind=host, port=port, **kwargs)
@@ -226,9 +247,15 @@ class Bench:
 
     @probe_errors_in("flash")
     def write_config(self, cfg: BootConfig) -> None:
+        """Program the reference config record as the log's only record (slot 0; the
+        slots the bootloader appended since are erased again). Only the ``config_record``
+        update method calls this: nothing else writes the user's config region."""
         region = self.spec.region("config")
         self.probe.reset(halt=True)
-        self.probe.flash(region.base, cfg.pack())
+        used = log_end(self.readback(region.base, region.size))
+        self.probe.flash(region.base, cfg.pack().ljust(max(used, SLOT), b"\xff"))
+        if self._preserved is not None:  # the rig's own write is the new "before"
+            self._preserved = snapshot_preserved(self.readback, self.spec)
 
     def boot_config(self, transport: str, *, update: bool, app: Image | None) -> BootConfig:
         server_ip, server_port = self.target.dial  # where this board dials (rig.lab)
@@ -244,22 +271,30 @@ class Bench:
     @probe_errors_in("flash")
     def install_app_direct(self, image: Image, transport: str = "eth", *, staged: bool = False) -> None:
         """Put ``image`` into the app slot through the probe, as a board that has lived has it
-        (with ``staged``, also into the staging region, as after the OTA that brought it).
+        (with ``staged``, also into the staging region, as after the OTA that brought it),
+        and withdraw any update request (``config_record``: the record says the image is
+        installed). With ``update.install: ota`` the image is installed by a real update
+        instead, so the bootloader records it its own way (:func:`rig.update.install_via_ota`).
 
         The core is held at the reset vector (reset and halt) so nothing the firmware does —
         e.g. a self-reset in the middle — races with the flash algorithm."""
+        if self.trigger.install == "ota":
+            install_via_ota(self, image, transport)
+            return
         self.probe.reset(halt=True)
         self.probe.flash(self.spec.region(self.spec.ota.app_region).base, image.data)
         if staged:
             self.probe.flash(self.spec.region(self.spec.ota.staging_region).base, image.data)
             self.staged = image
-        self.write_config(self.boot_config(transport, update=False, app=image))
+        self.trigger.withdraw(self, transport, image)
         self.installed = image
 
     @probe_errors_in("write")
     def guard_flash(self) -> None:
-        """Read back the flash outside the OTA-writable regions, to compare after the update."""
+        """Read back the flash outside the OTA-writable regions and the preserved regions,
+        to compare after the update (or the power cut)."""
         self._guard = snapshot(self.readback, self.spec)
+        self._preserved = snapshot_preserved(self.readback, self.spec)
 
     @probe_errors_in("write")
     def check_guarded(self, ev: Evidence, phase: str = "write") -> None:
@@ -277,9 +312,31 @@ class Bench:
                     f"flash outside the OTA-writable regions changed ({name}, "
                     f"0x{base:08X}+{len(before)}): " + check.analysis.summary(),
                 )
+        for kept in self._preserved or []:
+            now = self.readback(kept.base, len(kept.before))
+            check = self.check_region(ev, kept.name, expected_after(kept, now), base=kept.base, phase=phase)
+            if not check.analysis.ok:
+                raise self._fail(
+                    ev,
+                    phase,
+                    preserved_changed(kept, now, check.analysis.summary())
+                    + (
+                        f"; {config_record_note(self)}"
+                        if self.trigger.writes_config and kept.name == "config"
+                        else ""
+                    ),
+                    hint="a bootloader must never erase or rewrite the settings it documents as kept",
+                )
 
     def request_update(self, transport: str) -> None:
-        self.write_config(self.boot_config(transport, update=True, app=self.installed))
+        """Ask the bootloader for an update the board file's way (``update.method``)."""
+        self.trigger.request(self, transport)
+
+    def reset_board(self) -> None:
+        """Reset so the bootloader runs, then whatever the update method does after a reset
+        (release a held button, send a console line)."""
+        self.probe.reset()
+        self.trigger.after_reset(self)
 
     @probe_errors_in("boot")
     def run_update(
@@ -316,7 +373,7 @@ class Bench:
         cap_dir = self.artifacts if capture else None
         max_size = self.spec.max_image_size if server_max_size == "board" else server_max_size
         with self.ota_server(image.data, policy=policy, max_size=max_size, capture=cap_dir) as server:
-            self.probe.reset()
+            self.reset_board()
             result = server.wait_session(timeout=timeout)
         self._timed(ev, "transfer", t0)
         ev.transcript = result.to_dict()
@@ -448,84 +505,11 @@ class Bench:
     def update_through_power_cut(
         self, image: Image, ev: Evidence, *, transport: str, cut: dict, previous: Image | None = None
     ) -> None:
-        """Cut power at a flash operation during an update, let power come back, and require
-        recovery: the bootloader asks again, installs the image and jumps into it.
+        """Cut power at a flash operation during an update and require recovery without
+        asking again (:func:`rig.hil_power.update_through_power_cut`)."""
+        from rig.hil_power import update_through_power_cut
 
-        ``cut`` is the twin control request ``flash.cut`` (e.g. ``{"kind": "erase",
-        "address": A, "length": L, "nth": 1, "mode": "half"}``) — what a lab does with a
-        power relay triggered by the probe. After the cut the target's debug logic has lost
-        its state (breakpoints), so the OTA server stays closed until the probe has
-        reconnected and re-armed the app-entry breakpoint; the board retries meanwhile.
-        """
-        if not self.target.has_control:
-            raise PhaseFailure(
-                "boot",
-                f"{self.target.kind}: no power switch to cut power with",
-                hint="power-cut scenarios need the twin or a relay",
-            )
-        if previous is not None:
-            self.install_app_direct(previous, transport)
-        prior = self.installed
-        ev.scenario.update(transport=transport, image_size=image.size)
-        ev.layout = self.layout
-        self.request_update(transport)
-        self.guard_flash()
-        self.update_mark = self.console.mark()
-        entry = image.reset_handler & ~1
-        self.clear_breakpoint()
-        self.probe.set_breakpoint(entry)
-        self._breakpoint = entry
-        cuts_before = len(self.target.control("flash")["cuts"])
-        self.target.control("flash.cut", **cut)
-        t0 = time.monotonic()
-        sessions: list[SessionResult] = []
-
-        def cut_seen() -> dict | None:
-            cuts = self.target.control("flash")["cuts"]
-            return cuts[-1] if len(cuts) > cuts_before else None
-
-        with self.ota_server(image.data, policy="natural", max_size=self.spec.max_image_size) as server:
-            self.probe.reset()
-            sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
-        cut_info = cut_seen()
-        deadline = time.monotonic() + install_timeout(image.size)
-        while cut_info is None and sessions[0].ok and time.monotonic() < deadline:
-            if self.probe.is_halted():  # reached the app: the cut never came
-                break
-            time.sleep(0.1)
-            cut_info = cut_seen()
-        if cut_info is None:
-            self.target.control("flash.cut", cancel=True)
-            ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
-            raise self._fail(
-                ev,
-                "write",
-                f"the armed power cut {cut} never happened: the bootloader did no such flash operation",
-                hint="check the cut's kind/address against the bootloader's flash layout",
-            )
-        ev.notes.append(
-            f"power cut during flash {cut_info.get('kind')} #{cut_info.get('op')} at "
-            f"0x{int(cut_info.get('address', 0)):08X} ({cut_info.get('mode')}); "
-            f"first session: {sessions[0].outcome}"
-        )
-        # Power is back: the debug logic was reset with the chip. Reconnect and re-arm.
-        self._breakpoint = None
-        self.probe.reconnect()
-        self.probe.set_breakpoint(entry)
-        self._breakpoint = entry
-        self.probe.resume()
-        with self.ota_server(image.data, policy="natural", max_size=self.spec.max_image_size) as server:
-            sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
-        self._timed(ev, "transfer", t0)
-        ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
-        if not sessions[-1].ok:
-            raise self._fail(
-                ev,
-                "boot",
-                f"after the power cut ({ev.notes[-1]}) the board did not complete "
-                f"a new update: {sessions[-1].outcome}: {sessions[-1].reason}; {config_record_note(self)}",
-            )
-        self.await_app_entry(image, ev, previous=prior)
+        update_through_power_cut(self, image, ev, transport=transport, cut=cut, previous=previous)
 
     @probe_errors_in("boot")
     def reset_and_refuse(self, ev: Evidence, *, wait: float, reset: bool = True) -> SessionResult:
@@ -539,7 +523,7 @@ class Bench:
         t0 = time.monotonic()
         with self.ota_server(b"\xff" * 8, policy=refuse) as server:
             if reset:
-                self.probe.reset()
+                self.reset_board()
             result = server.wait_session(timeout=wait)
         self._timed(ev, "boot", t0)
         ev.transcript = result.to_dict()
@@ -559,11 +543,16 @@ class Bench:
         bad = bytearray(image.data)
         bad[offset] ^= 0x5A
         app_base = self.spec.region(self.spec.ota.app_region).base
-        self.probe.reset(halt=True)
-        self.probe.flash(self.spec.region(self.spec.ota.staging_region).base, image.data)
-        self.staged = image
+        if self.trigger.install == "ota":  # the bootloader records the good image its own way
+            install_via_ota(self, image, transport)
+            self.probe.reset(halt=True)
+        else:
+            self.probe.reset(halt=True)
+            self.probe.flash(self.spec.region(self.spec.ota.staging_region).base, image.data)
+            self.staged = image
         self.probe.flash(app_base, bytes(bad))
-        self.write_config(self.boot_config(transport, update=False, app=image))
+        if self.trigger.install != "ota":
+            self.trigger.withdraw(self, transport, image)
         self.installed = None
         ev.scenario.setdefault("transport", transport)
         entry = image.reset_handler & ~1
@@ -629,11 +618,11 @@ class Bench:
             raise self._fail(
                 ev, "copy", "a failed update damaged the old application: " + check.analysis.summary()
             )
-        self.write_config(self.boot_config(transport, update=False, app=old))
+        self.trigger.withdraw(self, transport, old)
         hdr = app_header(old)
         self.clear_breakpoint()
         mark = self.console.mark()
-        self.probe.reset()
+        self.reset_board()
         if hdr is not None:
             self.expect_app(ev, hdr.banner, since=mark)
 

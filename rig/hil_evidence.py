@@ -9,7 +9,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 from rig.bootcfg import SIZE as RECORD_SIZE
-from rig.bootcfg import BootConfig
+from rig.bootcfg import SLOT, current
 from rig.crc_diagnosis import explain_reported, reported_crcs
 from rig.evidence import Evidence
 from rig.image import Image
@@ -67,16 +67,28 @@ def entered_damaged_app(bench: Bench, image: Image, ev: Evidence, offset: int) -
 
 
 def config_record_note(bench: Bench) -> str:
-    """What the reference config record holds now (after a power cut, a torn record shows)."""
+    """What the reference config log holds now: the record in force and any torn record
+    before it (after a power cut a torn record shows)."""
     base = bench.spec.region("config").base if "config" in bench.spec.regions else None
     if base is None:
         return "no config region in the board file"
     bench.probe.halt()
-    raw = bench.readback(base, RECORD_SIZE)
-    cfg = BootConfig.unpack(raw)
-    if cfg is not None:
-        return f"the config record at 0x{base:08X} is valid: {cfg}"
-    return (
-        f"the config record at 0x{base:08X} is not a valid record (erased, torn or foreign): "
-        f"{raw.hex(' ', 4)} — a bootloader must fall back to defaults for it, never trust its fields"
-    )
+    region = bench.spec.region("config")
+    raw = bench.readback(base, region.size)
+    slot, cfg, skipped = current(raw)
+    parts = []
+    for i in skipped:
+        rec = raw[i * SLOT : i * SLOT + RECORD_SIZE]
+        parts.append(
+            f"slot {i} at 0x{base + i * SLOT:08X} is not a valid record (erased, torn or foreign): "
+            f"{rec.hex(' ', 4)} — a bootloader must skip it, never trust its fields"
+        )
+    if cfg is not None and slot is not None:
+        parts.insert(0, f"the config record in force is slot {slot} at 0x{base + slot * SLOT:08X}: {cfg}")
+    else:
+        parts.insert(
+            0,
+            f"the config log at 0x{base:08X} holds no valid record (erased, torn or foreign): "
+            f"{raw[:RECORD_SIZE].hex(' ', 4)} — the bootloader must fall back to its defaults",
+        )
+    return "; ".join(parts)

@@ -14,18 +14,37 @@ REFERENCE_APPS = {
 }
 
 
+def apps_dir(build, base: int):
+    """Where the reference apps linked at ``base`` are: ``firmware/build`` for the reference
+    app slot (0x08040000), ``firmware/build/apps-0x<BASE>`` for any other app base (built by
+    ``make -C firmware apps-at APP_BASE=0x<BASE>``)."""
+    other = build / f"apps-0x{base:08X}"
+    return other if other.is_dir() else build
+
+
 @pytest.fixture(scope="session")
 def apps(board_spec, rig_options):
-    """Reference apps by size name, loaded at the app slot base (plus --app as "user")."""
+    """Reference apps by size name, loaded at the app slot base (plus --app as "user"). The
+    app slot may be anywhere (board file): the apps must be linked there, their reset
+    handler inside the slot."""
     from rig.image import load_image
 
-    base = board_spec.region(board_spec.ota.app_region).base
+    slot = board_spec.region(board_spec.ota.app_region)
+    base = slot.base
+    where = apps_dir(rig_options.firmware_build, base)
+    make = "make -C firmware" if base == 0x08040000 else f"make -C firmware apps-at APP_BASE=0x{base:08X}"
     images = {}
     for name, file in REFERENCE_APPS.items():
-        path = rig_options.firmware_build / file
+        path = where / file
         if not path.is_file():
-            pytest.exit(f"{path} is missing: build the firmware with `make -C firmware`", returncode=4)
+            pytest.exit(f"{path} is missing: build the reference apps with `{make}`", returncode=4)
         images[name] = load_image(path, base=base)
+        if not slot.contains(images[name].reset_handler & ~1):
+            pytest.exit(
+                f"{path} is not linked at the app slot 0x{base:08X} of {board_spec.source} (its reset "
+                f"handler is 0x{images[name].reset_handler:08X}): build the apps for it with `{make}`",
+                returncode=4,
+            )
     if rig_options.app is not None:
         images["user"] = load_image(rig_options.app, base=base)
     return images

@@ -1,7 +1,14 @@
 /*
- * config.h - the boot configuration record at the start of sector S4 (0x08020000).
- * The rig programs it through the probe to request an update; the bootloader rewrites
- * it after installing an image. Ten little-endian uint32 fields, 40 bytes. Portable.
+ * config.h - the boot configuration record in sector S4 (0x08020000). Ten little-endian
+ * uint32 fields, 40 bytes. Portable.
+ *
+ * The sector is a log: each record sits in its own CFG_SLOT_SIZE-byte slot, the record in
+ * force is the last valid one before the first erased slot, and the bootloader appends a
+ * new record after installing an image instead of rewriting the old one (ota.c,
+ * ota_write_config). A power cut while it writes tears only the new record: the previous
+ * one, with the settings (transport, server), stays in force. The sector is erased only
+ * when every slot is used. The rig (or a factory tool) programs one record in slot 0 to
+ * request an update; boards/stm32f767.yaml marks the region `preserve: append`.
  */
 #ifndef OTA_CONFIG_H
 #define OTA_CONFIG_H
@@ -15,6 +22,7 @@
 #define CFG_TRANSPORT_WIFI        1u
 #define CFG_DEFAULT_SERVER_IP     0xC0A8010Au /* 192.168.1.10 */
 #define CFG_DEFAULT_SERVER_PORT   5000u
+#define CFG_SLOT_SIZE             64u /* one record per slot of the config log */
 
 typedef struct {
     uint32_t magic;       /* CFG_MAGIC */

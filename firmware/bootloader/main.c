@@ -43,8 +43,11 @@ static void print_config(const char *what, const ota_config_t *c)
 
 static void load_config(ota_config_t *cfg)
 {
-    memcpy(cfg, (const void *)(uintptr_t)g_layout_f7.config_addr, sizeof(*cfg));
-    if (cfg_valid(cfg)) {
+    uint32_t next_free = 0;
+    int slot = ota_config_find(&g_flash_f7, &g_layout_f7, cfg, &next_free);
+    if (slot >= 0) {
+        board_printf("BL: config record in force: slot %d of the log at 0x%08lx\n", slot,
+                     (unsigned long)g_layout_f7.config_addr);
         print_config("valid", cfg);
         return;
     }

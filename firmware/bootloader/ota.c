@@ -165,6 +165,10 @@ void ota_session_init(ota_session_t *s, const ota_env_t *env)
     s->wr_addr = env->layout->scratch_addr;
 }
 
+#ifdef BL_VARIANT_ERASES_SETTINGS_AT_START
+static void erase_settings(ota_session_t *s);
+#endif
+
 static void start_update(ota_session_t *s)
 {
     const ota_layout_t *l = s->env->layout;
@@ -186,6 +190,9 @@ static void start_update(ota_session_t *s)
         return;
     }
     LOG("OTA: OTA_UPDATE, %lu bytes\n", (unsigned long)s->size);
+#ifdef BL_VARIANT_ERASES_SETTINGS_AT_START
+    erase_settings(s);
+#endif
 #ifdef BL_VARIANT_MALLOC_WHOLE_IMAGE
     /* Thread: "ota_ram_buffer = (uint8_t *)malloc(OTA_MAX_SIZE); if (ota_ram_buffer == NULL)
        { printf("OTA buffer allocation failed!"); return; }" - no NACK, nothing more. */
@@ -480,20 +487,91 @@ int ota_feed(ota_session_t *s, const uint8_t *data, uint32_t len)
 #endif
 }
 
-/* ------------------------------------------------------------------ install */
+/* ------------------------------------------------------------------ config log */
+static uint32_t config_slots(const ota_layout_t *l, uint32_t *sector)
+{
+    uint32_t first = 0;
+    uint32_t count = 0;
+    if (ota_sectors_for(l, l->config_addr, sizeof(ota_config_t), &first, &count) != 0) {
+        return 0;
+    }
+    *sector = first;
+    return (l->sectors[first].addr + l->sectors[first].size - l->config_addr) / CFG_SLOT_SIZE;
+}
+
+static int slot_erased(const uint8_t *slot)
+{
+    for (uint32_t i = 0; i < CFG_SLOT_SIZE; i++) {
+        if (slot[i] != 0xFFu) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int ota_config_find(const ota_flash_t *fl, const ota_layout_t *l, ota_config_t *cfg,
+                    uint32_t *next_free)
+{
+    uint32_t sector = 0;
+    uint32_t n = config_slots(l, &sector);
+    int found = -1;
+    uint32_t i = 0;
+    for (; i < n; i++) {
+        uint8_t slot[CFG_SLOT_SIZE];
+        fl->read(l->config_addr + i * CFG_SLOT_SIZE, slot, sizeof(slot));
+        if (slot_erased(slot)) {
+            break;
+        }
+        ota_config_t c;
+        memcpy(&c, slot, sizeof(c));
+        if (cfg_valid(&c)) { /* a torn record (power cut while it was written) is skipped */
+            *cfg = c;
+            found = (int)i;
+        }
+    }
+    *next_free = i;
+    return found;
+}
+
 int ota_write_config(const ota_env_t *env, ota_config_t *cfg)
 {
     const ota_layout_t *l = env->layout;
-    uint32_t first = 0;
-    uint32_t count = 0;
-    cfg_seal(cfg);
-    if (ota_sectors_for(l, l->config_addr, sizeof(*cfg), &first, &count) != 0 ||
-        env->flash->erase(l->sectors[first].addr, l->sectors[first].size) != 0 ||
-        env->flash->program(l->config_addr, cfg, sizeof(*cfg)) != 0) {
+    uint32_t sector = 0;
+    uint32_t n = config_slots(l, &sector);
+    uint32_t next = 0;
+    ota_config_t current;
+    if (n == 0) {
         return -1;
     }
-    return 0;
+    cfg_seal(cfg);
+    (void)ota_config_find(env->flash, l, &current, &next);
+    if (next >= n) { /* every slot used: start the log again (the one unsafe moment) */
+        if (env->flash->erase(l->sectors[sector].addr, l->sectors[sector].size) != 0) {
+            return -1;
+        }
+        next = 0;
+    }
+    return env->flash->program(l->config_addr + next * CFG_SLOT_SIZE, cfg, sizeof(*cfg)) != 0 ? -1
+                                                                                              : 0;
 }
+
+#ifdef BL_VARIANT_ERASES_SETTINGS_AT_START
+/* "Clear the update flag first, so a failed update does not loop": the config sector is
+   erased when the update starts and the record written again only after the install. A
+   power cut in between leaves no record at all: the settings (transport, server) are gone
+   and the bootloader falls back to its defaults. */
+static void erase_settings(ota_session_t *s)
+{
+    const ota_layout_t *l = s->env->layout;
+    uint32_t sector = 0;
+    if (config_slots(l, &sector) != 0) {
+        LOG("OTA: clearing the update request (config sector erased)\n");
+        (void)s->env->flash->erase(l->sectors[sector].addr, l->sectors[sector].size);
+    }
+}
+#endif
+
+/* ------------------------------------------------------------------ install */
 
 ota_result_t ota_install(ota_session_t *s, ota_config_t *cfg)
 {

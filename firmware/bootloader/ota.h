@@ -100,7 +100,14 @@ uint32_t ota_app_crc_area(const ota_layout_t *l);
 /* Sectors overlapping [addr, addr+len): first index and count. 0 on success. */
 int ota_sectors_for(const ota_layout_t *l, uint32_t addr, uint32_t len, uint32_t *first,
                     uint32_t *count);
-/* Write the config record (erase its sector, program 40 bytes). 0 or negative. */
+/* The config log (config.h): fill *cfg with the record in force - the last valid record
+   before the first erased slot - and return its slot, or -1 if there is none (*cfg is
+   then untouched). *next_free: the first erased slot (the number of slots if the sector
+   is full). */
+int ota_config_find(const ota_flash_t *fl, const ota_layout_t *l, ota_config_t *cfg,
+                    uint32_t *next_free);
+/* Seal the record and append it to the config log in the first erased slot (the sector is
+   erased first only when every slot is used). 0 or negative. */
 int ota_write_config(const ota_env_t *env, ota_config_t *cfg);
 
 #endif /* OTA_H */

@@ -35,7 +35,11 @@ EXPECT = {
         {"exact_erase", "second_update_large", "large_512k", "byte_by_byte", "config_record"},
     ),
     "size-check-after-erase": ({"too_large"}, {"clean_chunks", "large_512k", "second_update_large"}),
-    "config-magic-only": ({"config_record"}, {"clean_chunks", "large_300k", "second_update_small"}),
+    "config-magic-only": (
+        {"config_record", "config_log"},
+        {"clean_chunks", "large_300k", "second_update_small"},
+    ),
+    "erases-settings-at-start": ({"settings_kept"}, {"clean_chunks", "large_300k", "config_log"}),
 }
 
 
@@ -68,3 +72,14 @@ def test_variant_fails_where_its_bug_predicts(host_build: None, variant: str) ->
     wrongly_failing = sorted(c for c in must_pass if results.get(c) != "PASS")
     assert not wrongly_passing, f"{variant} should break {wrongly_passing}:\n{out}"
     assert not wrongly_failing, f"{variant} should still pass controls {wrongly_failing}:\n{out}"
+
+
+@pytest.mark.parametrize("binary", ["test_winc", "test_winc-nocrc"])
+def test_winc_driver_against_fake_module(host_build: None, binary: str) -> None:
+    """drivers/winc_*.c against a fake WINC3400 (firmware/tests/host/test_winc.c): framing
+    and CRC byte vectors, CRC negotiation (kept on / negotiated off), recovery, the boot
+    handshake and every HIF exchange up to a received TCP payload."""
+    results, out = run_cases(binary)
+    assert len(results) >= 15, out
+    failed = [k for k, v in results.items() if v != "PASS"]
+    assert not failed, out

@@ -266,14 +266,21 @@ static ota_result_t run(void)
 static char g_why[256];
 #define CHECK(cond, ...) do { if (!(cond)) { snprintf(g_why, sizeof(g_why), __VA_ARGS__); return 0; } } while (0)
 
+/* The record in force in the config log (-1: none). */
+static int config_now(ota_config_t *c)
+{
+    uint32_t next_free = 0;
+    memset(c, 0xFF, sizeof(*c));
+    return ota_config_find(&k_flash, &k_layout, c, &next_free);
+}
+
 static int installed_ok(const uint8_t *img, uint32_t n, ota_result_t r)
 {
     CHECK(r == OTA_INSTALLED, "result %d, nack %s, sent '%s'", r, g_sess.nack ? g_sess.nack : "-", g_srv.sent);
     CHECK(memcmp(fl(k_layout.app_addr), img, n) == 0, "app slot differs from the image");
     CHECK(strcmp(g_srv.sent, "REQ_FW\nOTA_READY\nACK\n") == 0, "board sent '%s'", g_srv.sent);
     ota_config_t c;
-    memcpy(&c, fl(k_layout.config_addr), sizeof(c));
-    CHECK(cfg_valid(&c), "config record on flash is not valid");
+    CHECK(config_now(&c) >= 0, "no valid config record on flash");
     CHECK(c.app_size == n && c.app_crc == fw_crc32(0, img, n), "config app_size/app_crc wrong");
     CHECK((c.flags & CFG_FLAG_UPDATE_REQUESTED) == 0, "UPDATE_REQUESTED not cleared");
     return 1;
@@ -405,16 +412,17 @@ static int t_large_512k(void) { return install_once(512u * 1024u, 22, 900, 1024)
 
 static int t_exact_erase(void)
 {
+    /* the config log is appended to, never erased (it is far from full) */
     static const struct { uint32_t n; uint32_t want[4]; uint32_t count; } cases[] = {
-        {16384, {0x08180000u, 0x08040000u, 0x08020000u}, 3},
+        {16384, {0x08180000u, 0x08040000u}, 2},
         {300u * 1024u, {0x08180000u, 0x081C0000u, 0x08040000u, 0x08080000u}, 4},
     };
     for (size_t c = 0; c < 2; c++) {
         if (!install_once(cases[c].n, 30 + (uint32_t)c, 500, 1024)) {
             return 0;
         }
-        /* erases: scratch..., app..., config */
-        uint32_t expect_total = cases[c].count + (c == 0 ? 0 : 1);
+        /* erases: scratch..., app... */
+        uint32_t expect_total = cases[c].count;
         CHECK(g_n_erased == expect_total, "size %u: %u erases, expected %u", cases[c].n, g_n_erased, expect_total);
         for (uint32_t i = 0; i < cases[c].count; i++) {
             CHECK(g_erased[i] == cases[c].want[i], "size %u: erase #%u at 0x%08x, expected 0x%08x",
@@ -607,8 +615,7 @@ static int t_copy_fault(void)
     free(img);
     CHECK(r == OTA_ERR_INSTALL, "a failed copy into the app slot was reported as %d", r);
     ota_config_t c;
-    memcpy(&c, fl(k_layout.config_addr), sizeof(c));
-    CHECK(!cfg_valid(&c), "config record written after a failed copy");
+    CHECK(config_now(&c) < 0, "config record written after a failed copy");
     return 1;
 }
 
@@ -631,7 +638,7 @@ static int t_app_version(void)
         return 0;
     }
     ota_config_t c;
-    memcpy(&c, fl(k_layout.config_addr), sizeof(c));
+    (void)config_now(&c);
     CHECK(c.app_version == 3, "app_version %u, expected 3 (from the OTAH header)", c.app_version);
     return 1;
 }
@@ -656,6 +663,75 @@ static int t_config_record(void)
     CHECK(!cfg_valid(&c), "transport 2 accepted");
     /* zlib check value */
     CHECK(fw_crc32(0, "123456789", 9) == 0xCBF43926u, "fw_crc32 check value wrong");
+    return 1;
+}
+
+/* The config log: records appended slot after slot, never rewritten; a torn record is
+   skipped; a full sector is erased and the log starts again at slot 0. */
+static int t_config_log(void)
+{
+    flash_reset();
+    static ota_env_t env;
+    env = (ota_env_t){&k_tr, &k_flash, &k_layout, m_millis, m_log, 0, g_heap, sizeof(g_heap)};
+    ota_config_t a, b, c;
+    cfg_defaults(&a);
+    a.app_size = 111;
+    CHECK(ota_write_config(&env, &a) == 0, "first record not written");
+    uint8_t slot0[CFG_SLOT_SIZE];
+    memcpy(slot0, fl(k_layout.config_addr), sizeof(slot0));
+    b = a;
+    b.app_size = 222;
+    CHECK(ota_write_config(&env, &b) == 0, "second record not written");
+    CHECK(memcmp(slot0, fl(k_layout.config_addr), sizeof(slot0)) == 0, "slot 0 rewritten");
+    CHECK(config_now(&c) == 1 && c.app_size == 222, "record in force: slot %d size %u", config_now(&c), c.app_size);
+    /* a torn record (power cut after its first word) in slot 2: skipped, slot 1 in force */
+    uint32_t magic = CFG_MAGIC;
+    CHECK(m_program(k_layout.config_addr + 2u * CFG_SLOT_SIZE, &magic, 4) == 0, "tear");
+    CHECK(config_now(&c) == 1 && c.app_size == 222, "torn slot 2 taken: slot %d", config_now(&c));
+    b.app_size = 333;
+    CHECK(ota_write_config(&env, &b) == 0, "third record not written");
+    CHECK(config_now(&c) == 3 && c.app_size == 333, "after the torn slot: slot %d", config_now(&c));
+    CHECK(g_n_erased == 0, "the config sector was erased");
+    /* full: every slot used -> erase, slot 0 */
+    for (uint32_t i = 4; i < 0x20000u / CFG_SLOT_SIZE; i++) {
+        memcpy(fl(k_layout.config_addr + i * CFG_SLOT_SIZE), fl(k_layout.config_addr), sizeof(ota_config_t));
+    }
+    b.app_size = 444;
+    CHECK(ota_write_config(&env, &b) == 0, "record after a full log not written");
+    CHECK(g_n_erased == 1 && g_erased[0] == k_layout.config_addr, "full log not erased once");
+    CHECK(config_now(&c) == 0 && c.app_size == 444, "after the erase: slot %d", config_now(&c));
+    return 1;
+}
+
+/* The settings a record carries (transport, server) survive an update: the record the
+   rig or a factory tool wrote stays byte for byte, the new one keeps them. */
+static int t_settings_kept(void)
+{
+    flash_reset();
+    static ota_env_t env;
+    env = (ota_env_t){&k_tr, &k_flash, &k_layout, m_millis, m_log, 0, g_heap, sizeof(g_heap)};
+    ota_config_t mine;
+    cfg_defaults(&mine);
+    mine.transport = CFG_TRANSPORT_WIFI; /* the fake server answers the default address only */
+    mine.flags = CFG_FLAG_UPDATE_REQUESTED;
+    cfg_seal(&mine);
+    CHECK(m_program(k_layout.config_addr, &mine, sizeof(mine)) == 0, "setup");
+    uint8_t slot0[CFG_SLOT_SIZE];
+    memcpy(slot0, fl(k_layout.config_addr), sizeof(slot0));
+    uint32_t next_free = 0;
+    CHECK(ota_config_find(&k_flash, &k_layout, &g_cfg, &next_free) == 0, "setup record not found");
+    uint8_t *img = make_image(9000, 77, 1);
+    server_setup(img, 9000, NULL, 9, 100, 1024);
+    ota_result_t r = ota_update(&env, &g_cfg, &g_sess);
+    free(img);
+    CHECK(r == OTA_INSTALLED, "result %d", r);
+    CHECK(memcmp(slot0, fl(k_layout.config_addr), sizeof(slot0)) == 0,
+          "the record with the settings was erased or rewritten");
+    ota_config_t c;
+    CHECK(config_now(&c) == 1, "the new record is not appended in slot 1");
+    CHECK(c.transport == CFG_TRANSPORT_WIFI && c.server_ip == CFG_DEFAULT_SERVER_IP &&
+              c.server_port == CFG_DEFAULT_SERVER_PORT,
+          "settings lost: transport %u server %08x:%u", c.transport, c.server_ip, c.server_port);
     return 1;
 }
 
@@ -689,6 +765,8 @@ static const test_t k_tests[] = {
     {"copy_fault", t_copy_fault},
     {"connect_refused", t_connect_refused},
     {"app_version", t_app_version},
+    {"config_log", t_config_log},
+    {"settings_kept", t_settings_kept},
 };
 
 int main(int argc, char **argv)
