@@ -4,7 +4,8 @@ follows (escalated to HardFault unless BUSFAULTENA), as on the Cortex-M7."""
 from __future__ import annotations
 
 import pytest
-from test_mpu_machine import DONE, REC, record, run  # noqa: F401 - run is a fixture
+from test_mpu_machine import DONE, REC, record
+from test_mpu_machine import run as run  # the fixture, shared with the MPU tests
 
 WRONG_KEY = """
     ldr r0, =0x40023C04       @ FLASH_KEYR

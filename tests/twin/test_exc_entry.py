@@ -119,7 +119,7 @@ svc_h:
 """
     b = Board(assemble(program(body, {11: "svc_h"}, svc)))
     assert b.run() == "bkpt"
-    exc_return, msp_in, control_in = (b.word(0x20001000 + 4 * i) for i in range(3))
+    exc_return, msp_in, _control_in = (b.word(0x20001000 + 4 * i) for i in range(3))
     assert exc_return == 0xFFFFFFE9
     assert msp_in == STACK_TOP - 0x68
     assert b.word(msp_in + 0x20) == 0x3F800000  # S0 in the extended frame

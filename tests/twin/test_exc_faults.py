@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from periph_exc_harness import Board, assemble
 from periph_exc_programs import SYSTICK_EVERY_1000, log_of, program
 
@@ -157,7 +159,7 @@ spin:
     first = run_once()
     assert [exc for _, exc in first] == [15] * 5
     times = [t for t, _ in first]
-    assert all(later - earlier == 1000 for earlier, later in zip(times, times[1:]))
+    assert all(later - earlier == 1000 for earlier, later in itertools.pairwise(times))
     assert run_once() == first  # reproducible to the cycle
 
 

@@ -229,8 +229,10 @@ def test_twin_exits_when_its_parent_dies(tmp_path: Path) -> None:
         [
             "bash",
             "-c",
-            f"'{sys.executable}' -m twin > '{out}' 2>/dev/null & "
-            f"for i in $(seq 300); do grep -q pid '{out}' && exit 0; sleep 0.1; done",
+            (
+                f"'{sys.executable}' -m twin > '{out}' 2>/dev/null & "
+                f"for i in $(seq 300); do grep -q pid '{out}' && exit 0; sleep 0.1; done"
+            ),
         ],
         cwd=REPO,
         timeout=60,
