@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from re import Pattern
 
@@ -89,6 +90,23 @@ class Console:
         if self._logfile is not None:
             self._logfile.close()
             self._logfile = None
+
+    def reopen(self, port: str | Callable[[], str] | None = None, *, timeout: float = 10.0) -> Console:
+        """Close and open again (on ``port`` if given: a device, or a function that finds it,
+        asked at every try), retrying until ``timeout``: after a power cut the ST-LINK's
+        virtual COM port disappears and comes back (perhaps as another device). The log is
+        kept: marks taken before stay valid."""
+        self.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if port is not None:
+                self.port = port() if callable(port) else port
+            try:
+                return self.open()
+            except ConsoleError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.25)
 
     def __enter__(self) -> Console:
         return self.open()

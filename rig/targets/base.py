@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rig.power import PowerSwitch
 
 
 @dataclass
@@ -41,7 +45,21 @@ class Target:
 
     def power_cycle(self) -> None:
         """Remove and restore power (twin: control interface; lab: a relay). Optional."""
-        raise NotImplementedError(f"{self.kind}: no power switch is configured for this board")
+        switch = self.power_switch()
+        if switch is None:
+            raise NotImplementedError(f"{self.kind}: no power switch is configured for this board")
+        switch.cycle()
+
+    def power_switch(self) -> PowerSwitch | None:
+        """The board's power switch (:mod:`rig.power`), None if it has none (a real board
+        without a ``power:`` section). Built on first use: a missing uhubctl is an error only
+        for the scenarios that switch power."""
+        return None
+
+    def reopen_console_path(self) -> str:
+        """The console's device after the board (and its ST-LINK) lost power: it may come
+        back under another name (/dev/ttyACM1)."""
+        return self.serial_port
 
     def control(self, cmd: str, **args: object) -> dict[str, object]:
         """Lab-equipment actions (faults, buttons) — only the twin has them."""

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from rig.board import PowerSpec
 from rig.errors import TargetError
 from rig.probe import ProbeInfo, list_probes, select_probe
 from rig.targets.base import Target
+
+if TYPE_CHECKING:
+    from rig.power import PowerSwitch
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,28 @@ def find_vcp(usb_serial: str, ports: list[PortInfo] | None = None) -> str:
 class NucleoTarget(Target):
     """A NUCLEO-F767ZI reached through its ST-LINK and the lab network."""
 
+    #: the board file's ``power:`` for this board (rig.power builds the switch on first use)
+    power_spec: PowerSpec | None = None
+    #: the ST-LINK VCP's USB serial number, to find the console again after a power cut
+    usb_serial: str | None = None
+    _switch: PowerSwitch | None = None
+
+    def power_switch(self) -> PowerSwitch | None:
+        from rig.power import switch_for
+
+        if self._switch is None and self.power_spec is not None:
+            self._switch = switch_for(self.power_spec, probe_uid=self.probe_uid)
+        return self._switch
+
+    def reopen_console_path(self) -> str:
+        if self.usb_serial is None:
+            return self.serial_port
+        try:
+            self.serial_port = find_vcp(self.usb_serial)
+        except TargetError:
+            pass  # not back yet: the console's reopen says so
+        return self.serial_port
+
     def stop(self) -> None:
         """Nothing to release: the probe and console are closed by their owners."""
 
@@ -63,6 +90,7 @@ def nucleo_target(
     probes: Sequence[ProbeInfo] | None = None,
     board_ip: str | None = None,
     ota_dial: tuple[str, int] | None = None,
+    power: PowerSpec | None = None,
 ) -> NucleoTarget:
     """Resolve a NUCLEO from the options and the board file.
 
@@ -82,7 +110,7 @@ def nucleo_target(
         found = list_probes() if probes is None else probes
         uid = select_probe(probe_uid, found, source=uid_source).uid
     port = serial_port or find_vcp(usb_serial or uid)
-    return NucleoTarget(
+    target = NucleoTarget(
         kind="nucleo",
         probe_uid=uid,
         serial_port=port,
@@ -91,3 +119,6 @@ def nucleo_target(
         board_ip=board_ip,
         ota_dial=ota_dial,
     )
+    target.power_spec = power
+    target.usb_serial = None if serial_port else (usb_serial or uid)
+    return target

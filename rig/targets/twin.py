@@ -119,6 +119,11 @@ class TwinTarget(Target):
     def power_cycle(self) -> None:
         self.control("power_cycle")
 
+    def power_switch(self):  # -> rig.power.TwinPower
+        from rig.power import TwinPower
+
+        return TwinPower(self) if self.has_control else None
+
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path or not self.log_path.exists():
             return ""

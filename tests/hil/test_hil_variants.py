@@ -142,6 +142,15 @@ CASES = [
         "boot",
         ("did not complete a new update", "not a valid record"),
     ),
+    # issue 15: the power switch cuts at a moment of the update (on the twin: its own power)
+    Case(
+        "no-app-erase",
+        "test_power_switch.py::test_power_switched_off_during_update",
+        "power_switched and install",
+        "eth",
+        "copy",
+        ("never_erased",),
+    ),
 ]
 
 

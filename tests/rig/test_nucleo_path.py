@@ -9,15 +9,18 @@ board file names in ``targets.nucleo.listen`` (as a lab's NAT or port forward wo
 twin's ``--forward`` points there). Everything of rig/targets/nucleo.py, the
 plugin's nucleo branch, the address check, the allow-list (the board's own address), the
 flash backup before the first write, ``--restore-after`` and the boot check after the run
-runs for real; only the USB discovery of an ST-LINK and its virtual COM port is not
-exercised (no USB device here). The board held a bootloader of the user's own before the
-run (a variant): after the run it is there again, byte for byte.
+runs for real, and with ``--allow-destructive`` the power-cut scenario through the board
+file's ``power: command`` (a relay script; here it cuts the twin's power through its control
+port, as a lab's script drives a relay); only the USB discovery of an ST-LINK and its virtual
+COM port is not exercised (no USB device here). The board held a bootloader of the user's
+own before the run (a variant): after the run it is there again, byte for byte.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -58,10 +61,25 @@ def lab_board(tmp_path: Path) -> Iterator[tuple[TwinTarget, int]]:
         twin.stop()
 
 
+#: the lab's relay script: cuts the board's power (here the twin's, through its control port)
+RELAY = """#!{python}
+import os, socket, sys
+if sys.argv[1] == "off":
+    host, port = os.environ["TWIN_CONTROL"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b'{{"cmd": "power.cut", "after_ms": 0}}\\n')
+        s.makefile().readline()
+"""
+
+
 def _board_file(tmp_path: Path, port: int) -> Path:
     doc = yaml.safe_load(Path(default_board_path()).read_text())
     # the board dials ota.server (192.168.1.10:5000, as shipped); the lab carries it to listen
     doc["targets"]["nucleo"].update(listen=f"{LAB_IP}:{port}", board_ip=LAB_IP, banner=r"BL: [^\r\n]+")
+    relay = tmp_path / "relay.py"
+    relay.write_text(RELAY.format(python=sys.executable))
+    relay.chmod(0o755)
+    doc["power"] = {"command": {"off": "./relay.py off", "on": "./relay.py on"}, "off_time": 0.5}
     path = tmp_path / "lab-board.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -78,27 +96,51 @@ def test_the_nucleo_path_against_a_board_reached_like_a_lab_board(
     twin, port = lab_board
     before = _flash_sha(twin)
     reports = tmp_path / "reports"
+    board = [
+        *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests_hil", "--board", "nucleo"),
+        *("--board-file", str(_board_file(tmp_path, port))),
+        *("--probe-uid", twin.probe_uid, "--serial-port", twin.serial_port),
+    ]
+    env = dict(os.environ, TWIN_CONTROL=str(twin.info["control"]))
+    env.pop("PYTEST_XDIST_WORKER", None)
+    update = "update and 16k and eth"
+    cut = "power_switched and install and eth"
+    # without --allow-destructive the power cut is skipped, saying why, before any board is touched
+    skipped = subprocess.run(
+        [*board, "-k", cut, "-rs", "--report-dir", str(tmp_path / "skip")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout[-3000:]
+    assert "--allow-destructive" in skipped.stdout and not (tmp_path / "skip" / "backups").exists()
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests_hil"),
-            *("-k", "update and 16k and eth", "--board", "nucleo"),
-            *("--board-file", str(_board_file(tmp_path, port))),
-            *("--probe-uid", twin.probe_uid, "--serial-port", twin.serial_port),
+            *board,
+            *("-k", f"({update}) or ({cut})", "--allow-destructive"),
             *("--ota-bind", f"localhost:{port}", "--restore-after"),
             *("--report-dir", str(reports), "--junitxml", str(reports / "junit.xml")),
             *("--html", str(reports / "report.html"), "--self-contained-html"),
         ],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1200,
         check=False,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     cases = {c.get("name"): c for c in ET.parse(reports / "junit.xml").getroot().iter("testcase")}
-    assert list(cases) == ["test_update_jumps_into_new_app[eth-16k]"], out[-3000:]
-    assert not list(cases["test_update_jumps_into_new_app[eth-16k]"]), out[-3000:]  # passed
+    assert sorted(cases) == [
+        "test_power_switched_off_during_update[eth-install]",
+        "test_update_jumps_into_new_app[eth-16k]",
+    ], out[-3000:]
+    assert not any(list(c) for c in cases.values()), out[-3000:]  # both passed, none skipped
+    assert "power cut by command" in (reports / "report.html").read_text()
 
     # the board's flash was saved before the first write, put back and verified after the run
     (record_file,) = (reports / "artifacts").glob("*/board-safety.json")
