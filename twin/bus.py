@@ -251,9 +251,10 @@ class Bus:
         self._storage.clear()
 
     # ------------------------------------------------------------------ host accesses
-    def read(self, address: int, length: int, width: int = 4) -> bytes:
+    def read(self, address: int, length: int, width: int = 4, *, cpu: bool = False) -> bytes:
         """Read ``length`` bytes as the debugger does; MMIO in ``width``-byte accesses.
-        BusError if any part is unmapped."""
+        BusError if any part is unmapped. ``cpu``: the core's own access (exception
+        stacking, vector fetch), which sees its D-cache lines, not memory behind them."""
         if self._stores.fixups:
             self._stores.apply_fixups()
         region_at = self.memory.region_at
@@ -261,7 +262,7 @@ class Bus:
         if reg is not None:
             data = reg.read(address, length)
             dc = self._dcache
-            return dc.overlay(address, data) if dc is not None and dc.shadow else data
+            return dc.overlay(address, data) if not cpu and dc is not None and dc.shadow else data
         out = bytearray()
         a, end = address, address + length
         while a < end:

@@ -177,6 +177,15 @@ class DCache:
                 if line not in self.shadow:
                     self.shadow[line] = self._view(line)  # memory keeps the line before the write
 
+    def cpu_write(self, address: int, length: int) -> None:
+        """The core writes ``[address, +length)`` without an instruction (exception
+        stacking): held lines become dirty as for a store (call before the write)."""
+        for lo, hi in self.ranges:
+            a, b = max(address, lo), min(address + length - 1, hi)
+            if a <= b:
+                for line in self._lines(a, b - a + 1):
+                    self._hook_write(self.uc, None, line, 1, 0, None)
+
     # ------------------------------------------------------------------ other masters
     def _lines(self, address: int, length: int) -> range:
         return range(address & MASK, ((address + length - 1) & MASK) + 1, LINE)

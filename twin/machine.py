@@ -321,11 +321,16 @@ class Machine:
         self.regs.set_reg(name, value)
 
     def read_mem(self, address: int, length: int) -> bytes:
-        """System-bus read (RAM, flash, MMIO). ValueError (BusError) if unmapped."""
-        return self.bus.read(address, length)
+        """The core's own read (RAM, flash, MMIO): it sees its D-cache lines.
+        ValueError (BusError) if unmapped."""
+        return self.bus.read(address, length, cpu=True)
 
     def write_mem(self, address: int, data: bytes) -> None:
-        """System-bus write as the core would (flash goes through the controller)."""
+        """The core's own write (flash goes through the controller): through its D-cache
+        like a store instruction."""
+        dc = self.bus.dcache
+        if dc is not None and dc.enabled:
+            dc.cpu_write(address, len(data))
         self.bus.write(address, data)
 
     def flush_code_cache(self, lo: int = 0, hi: int = 0xFFFFFFFF) -> None:
