@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,8 +155,18 @@ CASES = [
 ]
 
 
-def run_suite(tmp_path: Path, bootloader: Path, selection: str, transport: str) -> list[tuple[str, str]]:
-    """Run tests_hil on the twin; return (test name, failure message) for each failed test."""
+def run_suite(
+    tmp_path: Path,
+    bootloader: Path,
+    selection: str | None,
+    transport: str,
+    *,
+    extra: Sequence[str] = (),
+    timeout: float = 900,
+) -> list[tuple[str, str]]:
+    """Run tests_hil on the twin (``selection``: a ``-k`` expression, None for every test;
+    ``extra``: more pytest arguments, e.g. ``--board-file``); return (test name, failure
+    message) for each failed test."""
     junit = tmp_path / "junit.xml"
     cmd = [
         sys.executable,
@@ -171,8 +182,8 @@ def run_suite(tmp_path: Path, bootloader: Path, selection: str, transport: str) 
         transport,
         "--bootloader",
         str(bootloader),
-        "-k",
-        selection,
+        *(["-k", selection] if selection else []),
+        *extra,
         "--report-dir",
         str(tmp_path / "reports"),
         "--html",
@@ -183,11 +194,12 @@ def run_suite(tmp_path: Path, bootloader: Path, selection: str, transport: str) 
         "addopts=",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
     assert junit.exists(), f"the HIL suite did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     root = ET.parse(junit).getroot()
     cases = list(root.iter("testcase"))
     assert cases, f"no HIL test was selected by -k {selection!r}:\n{proc.stdout[-2000:]}"
+    assert proc.returncode in (0, 1), f"the HIL run ended with {proc.returncode}:\n{proc.stdout[-3000:]}"
     failed = []
     for case in cases:
         for tag in ("failure", "error"):
