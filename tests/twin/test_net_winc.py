@@ -125,43 +125,6 @@ def rig(server):
 
 
 # ---------------------------------------------------------------- SPI peripheral
-def test_spi_rxne_needs_frxth_for_single_bytes():
-    m = ServicesDouble()
-    spi = S.Stm32Spi(None)
-    m.add(spi)
-    spi.write(S.CR1, 4, S.CR1_MSTR | S.CR1_SSM | S.CR1_SSI | S.CR1_SPE)
-    spi.write(S.DR, 1, 0x55)  # FRXTH=0: RXNE only at 16 bits
-    assert not spi.read(S.SR, 4) & S.SR_RXNE
-    spi.write(S.DR, 1, 0x55)
-    assert spi.read(S.SR, 4) & S.SR_RXNE
-    assert spi.read(S.DR, 2) == 0xFFFF  # no slave: MISO floats high, packed read
-
-
-def test_spi_overrun_and_clear_sequence():
-    m = ServicesDouble()
-    spi = S.Stm32Spi(None)
-    m.add(spi)
-    spi.write(S.CR2, 4, 0x0700 | S.CR2_FRXTH | S.CR2_ERRIE)
-    spi.write(S.CR1, 4, S.CR1_MSTR | S.CR1_SSM | S.CR1_SSI | S.CR1_SPE)
-    for _ in range(5):
-        spi.write(S.DR, 1, 0)
-    sr = spi.read(S.SR, 4)
-    assert sr & S.SR_OVR and (sr >> 9) & 3 == 3
-    assert m.irqs[S.SPI1_IRQ] is True
-    spi.read(S.DR, 1)
-    spi.read(S.SR, 4)  # DR read then SR read clears OVR
-    assert not spi.read(S.SR, 4) & S.SR_OVR
-
-
-def test_spi_modf_when_ssi_low():
-    m = ServicesDouble()
-    spi = S.Stm32Spi(None)
-    m.add(spi)
-    spi.write(S.CR1, 4, S.CR1_MSTR | S.CR1_SSM | S.CR1_SPE)
-    assert spi.read(S.SR, 4) & S.SR_MODF
-    assert not spi.read(S.CR1, 4) & (S.CR1_MSTR | S.CR1_SPE)
-
-
 def test_spi_disabled_sends_nothing(rig):
     rig.spi.write(S.CR1, 4, 0)
     rig.spi.write(S.DR, 1, WW.FRAME_EVT)
