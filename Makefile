@@ -21,9 +21,10 @@ hil: setup
 	$(PY) -m pytest tests_hil --board twin \
 	  --html=$(REPORTS)/hil-report.html --self-contained-html --junitxml=$(REPORTS)/hil-junit.xml $(ARGS)
 
-# Everything: the project's own tests and the HIL suite.
+# Everything: the project's own tests and the HIL suite, one worker per core (each worker
+# drives its own twin; set ARGS="-n 0" for one process).
 test: setup
-	$(PY) -m pytest tests tests_hil \
+	$(PY) -m pytest -n auto tests tests_hil \
 	  --html=$(REPORTS)/test-report.html --self-contained-html --junitxml=$(REPORTS)/test-junit.xml $(ARGS)
 
 clean:
