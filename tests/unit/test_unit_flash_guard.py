@@ -51,6 +51,9 @@ class FakeProbe:
         off = base - 0x08000000
         return bytes(self.flash[off : off + length])
 
+    def halt(self) -> None:
+        pass
+
 
 class FakeConsole:
     def text(self, since: int = 0) -> str:
@@ -88,4 +91,21 @@ def test_unchanged_protected_flash_passes(spec: BoardSpec, tmp_path: Path) -> No
     flash[0x180000:0x180100] = b"\x00" * 256  # scratch: writable
     ev = Evidence()
     bench.check_guarded(ev)
-    assert [r.name for r in ev.regions] == ["bootloader"] and len(ev.regions[0].expected) == 128 * K
+    # the bootloader region, then the preserved config log (preserve: append, issue 15)
+    assert [r.name for r in ev.regions] == ["bootloader", "config"] and len(ev.regions[0].expected) == 128 * K
+
+
+def test_a_preserved_record_erased_is_caught(spec: BoardSpec, tmp_path: Path) -> None:
+    """The reference config log is preserve: append: appending is fine, erasing what was
+    programmed is not (issue 15)."""
+    bench, flash = _bench(spec, tmp_path)
+    flash[0x20000:0x20028] = bytes(range(40))  # a record in slot 0
+    bench.guard_flash()
+    flash[0x20040:0x20068] = bytes(range(40))  # a record appended in slot 1: allowed
+    bench.check_guarded(Evidence())
+    flash[0x20000:0x20028] = b"\xff" * 40  # slot 0 erased
+    with pytest.raises(PhaseFailure) as err:
+        bench.check_guarded(Evidence())
+    text = str(err.value)
+    assert text.startswith("[write] the preserved region config (0x08020000+131072) changed")
+    assert "40 of the 40 bytes programmed before read 0xFF now (erased)" in text
