@@ -11,17 +11,15 @@ timeout. Nothing here knows whether the board is the twin or a NUCLEO.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import re
 import struct
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from rig.board import BoardSpec, FlashLayout
 from rig.bootcfg import SLOT, BootConfig, log_end
@@ -39,6 +37,7 @@ from rig.flash_guard import (
     snapshot_preserved,
 )
 from rig.hil_evidence import config_record_note, crc_sentences, entered_damaged_app
+from rig.hil_phases import with_phases
 from rig.image import Image
 from rig.jump import JumpState, check_jump
 from rig.ota.protocol import Protocol, load_protocol
@@ -51,8 +50,6 @@ from rig.targets.base import Target
 from rig.update import UpdateTrigger, install_via_ota, make_trigger
 
 LOG = logging.getLogger(__name__)
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: Seconds per KiB the board may need to receive and install an image (on top of fixed time).
 SECONDS_PER_KIB = 0.25
@@ -77,35 +74,6 @@ APP_SETTLE = 2.5
 def install_timeout(nbytes: int) -> float:
     """Upper bound for erase + copy + verify + reset + jump after the ACK."""
     return 20.0 + 0.05 * nbytes / 1024
-
-
-def probe_errors_in(phase: str) -> Callable[[_F], _F]:
-    """Decorate a :class:`Bench` step: a probe error inside it (a failed read, register read,
-    halt... with the address and the core's state, :class:`rig.probe.ProbeAccessError`)
-    becomes a :class:`PhaseFailure` of ``phase`` (or of the step's own ``phase`` argument),
-    carrying the test's evidence: the report names the phase, never "unknown phase". The
-    innermost decorated step names it (a readback inside ``await_app_entry`` is ``copy``)."""
-
-    def decorate(fn: _F) -> _F:
-        signature = inspect.signature(fn)
-
-        @functools.wraps(fn)
-        def step(self: Bench, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(self, *args, **kwargs)
-            except ProbeError as exc:
-                bound = signature.bind(self, *args, **kwargs)
-                bound.apply_defaults()
-                where = bound.arguments.get("phase", phase)
-                ev = next((v for v in bound.arguments.values() if isinstance(v, Evidence)), self.evidence)
-                message = f"the probe failed: {exc.message}"
-                if ev is None:
-                    raise PhaseFailure(where, message, hint=exc.hint) from exc
-                raise self._fail(ev, where, message, hint=exc.hint) from exc
-
-        return step  # type: ignore[return-value]
-
-    return decorate
 
 
 class Bench:
@@ -179,7 +147,6 @@ class Bench:
     def readback(self, base: int, length: int) -> bytes:
         return self.probe.read(base, length)
 
-    @probe_errors_in("copy")
     def check_region(
         self,
         ev: Evidence,
@@ -219,7 +186,6 @@ class Bench:
             self._breakpoint = None
 
     # -- steps ----------------------------------------------------------------------------------
-    @probe_errors_in("flash")
     def flash_bootloader(self, image: Image, ev: Evidence) -> None:
         """Program the bootloader region and verify it byte for byte (phase ``flash``)."""
         region = self.spec.region("bootloader")
@@ -245,7 +211,6 @@ class Bench:
             )
         self.bootloader = image
 
-    @probe_errors_in("flash")
     def write_config(self, cfg: BootConfig) -> None:
         """Program the reference config record as the log's only record (slot 0; the
         slots the bootloader appended since are erased again). Only the ``config_record``
@@ -268,7 +233,6 @@ class Bench:
             app_crc=zlib.crc32(app.data) if app else 0,
         )
 
-    @probe_errors_in("flash")
     def install_app_direct(self, image: Image, transport: str = "eth", *, staged: bool = False) -> None:
         """Put ``image`` into the app slot through the probe, as a board that has lived has it
         (with ``staged``, also into the staging region, as after the OTA that brought it),
@@ -289,14 +253,12 @@ class Bench:
         self.trigger.withdraw(self, transport, image)
         self.installed = image
 
-    @probe_errors_in("write")
     def guard_flash(self) -> None:
         """Read back the flash outside the OTA-writable regions and the preserved regions,
         to compare after the update (or the power cut)."""
         self._guard = snapshot(self.readback, self.spec)
         self._preserved = snapshot_preserved(self.readback, self.spec)
 
-    @probe_errors_in("write")
     def check_guarded(self, ev: Evidence, phase: str = "write") -> None:
         """Compare the flash outside the OTA-writable regions with :meth:`guard_flash`'s
         readback (or, without one, the bootloader image); a change fails ``phase``."""
@@ -338,7 +300,6 @@ class Bench:
         self.probe.reset()
         self.trigger.after_reset(self)
 
-    @probe_errors_in("boot")
     def run_update(
         self,
         image: Image,
@@ -394,7 +355,6 @@ class Bench:
             raise self.session_failure(image, ev, result, staged_before)
         return result
 
-    @probe_errors_in("transfer")
     def session_failure(
         self, image: Image, ev: Evidence, result: SessionResult, staged_before: Image | None = None
     ) -> PhaseFailure:
@@ -421,7 +381,6 @@ class Bench:
         message += "".join(f"; {s}" for s in crc_sentences(self, image, ev, result, readbacks))
         return self._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
-    @probe_errors_in("jump")
     def await_app_entry(
         self, image: Image, ev: Evidence, *, timeout: float | None = None, previous: Image | None = None
     ) -> JumpState | None:
@@ -501,7 +460,6 @@ class Bench:
         self.installed = self.staged = image
         return state
 
-    @probe_errors_in("boot")
     def update_through_power_cut(
         self, image: Image, ev: Evidence, *, transport: str, cut: dict, previous: Image | None = None
     ) -> None:
@@ -511,7 +469,6 @@ class Bench:
 
         update_through_power_cut(self, image, ev, transport=transport, cut=cut, previous=previous)
 
-    @probe_errors_in("boot")
     def reset_and_refuse(self, ev: Evidence, *, wait: float, reset: bool = True) -> SessionResult:
         """Reset the board (unless ``reset`` is false) with the OTA server listening and wait
         up to ``wait`` s for it to ask for an update. Whatever it asks for is refused: the
@@ -529,7 +486,6 @@ class Bench:
         ev.transcript = result.to_dict()
         return result
 
-    @probe_errors_in("boot")
     def boot_damaged_app(
         self, image: Image, ev: Evidence, *, offset: int, transport: str = "eth", wait: float = 8.0
     ) -> SessionResult:
@@ -609,7 +565,6 @@ class Bench:
                 "refuse it (NACK) and keep the old application",
             )
 
-    @probe_errors_in("copy")
     def old_app_survives(self, old: Image, ev: Evidence, *, transport: str) -> None:
         """After a failed update: the old app is intact in its slot and still boots once the
         update request is withdrawn (phase ``copy`` / ``app``)."""
@@ -626,7 +581,6 @@ class Bench:
         if hdr is not None:
             self.expect_app(ev, hdr.banner, since=mark)
 
-    @probe_errors_in("app")
     def expect_app(
         self,
         ev: Evidence,
@@ -666,7 +620,6 @@ class Bench:
             ev.uart = self.console.text()[-20000:]
         return m.group(0)
 
-    @probe_errors_in("app")
     def update(
         self,
         image: Image,
@@ -716,6 +669,9 @@ class Bench:
 
     def _fault_info(self, pc: int) -> FaultInfo:
         return read_fault_info(self.probe, pc)
+
+
+with_phases(Bench)  # a probe error in a step fails its phase (rig/hil_phases.STEP_PHASES)
 
 
 APP_HEADER_OFFSET = 0x200

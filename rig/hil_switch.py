@@ -67,7 +67,7 @@ def update_through_switched_cut(
 ) -> None:
     """Update to ``image`` and cut the power at ``moment`` (``transfer`` or ``install``) with
     the target's power switch; require recovery without the rig asking again."""
-    from rig.hil import install_timeout, transfer_timeout
+    from rig.hil import install_timeout
 
     if moment not in MOMENTS:
         raise ValueError(f"moment must be one of {MOMENTS}, not {moment!r}")
@@ -90,13 +90,40 @@ def update_through_switched_cut(
     bench.clear_breakpoint()
     bench.probe.set_breakpoint(entry)
     bench._breakpoint = entry
+    t0 = time.monotonic()
+    sessions, what = _update_and_cut(bench, image, ev, switch, moment)
+    old_entry = prior.reset_handler & ~1 if prior is not None and prior.size >= 8 else None
+    outcome = _after_power(bench, switch, image, entry, old_entry, sessions)
+    bench._timed(ev, "transfer", t0)
+    ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
+    if outcome == "session":
+        if not sessions[-1].ok:
+            raise bench._fail(
+                ev,
+                "boot",
+                f"after the {what} the board did not complete a new update: "
+                f"{sessions[-1].outcome}: {sessions[-1].reason}",
+            )
+        bench.await_app_entry(image, ev, timeout=install_timeout(image.size), previous=prior)
+    elif outcome == "halted":
+        _booted_without_asking(bench, image, prior, ev, what)
+    else:
+        _neither(bench, image, ev, what)
+
+
+def _update_and_cut(
+    bench: Bench, image: Image, ev: Evidence, switch: PowerSwitch, moment: str
+) -> tuple[list[SessionResult], str]:
+    """Reset the board, serve the update and cut the power at ``moment``; the first session
+    and what happened, in words. Fails if the update ended before the cut could come."""
+    from rig.hil import transfer_timeout
+
     cutter = _Cutter(switch)
 
     def on_progress(phase: str, sent: int, total: int) -> None:
         if moment == "transfer" and phase != "end" and total and sent * 2 >= total:
             cutter.cut()
 
-    t0 = time.monotonic()
     sessions: list[SessionResult] = []
     with bench.ota_server(
         image.data, policy="natural", max_size=bench.spec.max_image_size, on_progress=on_progress
@@ -119,29 +146,20 @@ def update_through_switched_cut(
         raise bench._fail(ev, "boot", f"{switch.name}: switching the power did not finish within 60 s")
     if cutter.error is not None:
         raise bench._fail(ev, "boot", f"{switch.name}: the power cut failed: {cutter.error}")
-    what = f"power cut by {switch.name} " + (
+    when = (
         "with half the image sent"
         if moment == "transfer"
         else f"{INSTALL_DELAY:g} s after the board acknowledged the image (while it installs)"
     )
+    what = f"power cut by {switch.name} {when}"
     ev.notes.append(f"{what}; first session: {first.outcome}")
-    old_entry = prior.reset_handler & ~1 if prior is not None and prior.size >= 8 else None
-    outcome = _after_power(bench, switch, image, entry, old_entry, sessions)
-    bench._timed(ev, "transfer", t0)
-    ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
-    if outcome == "session":
-        if not sessions[-1].ok:
-            raise bench._fail(
-                ev,
-                "boot",
-                f"after the {what} the board did not complete a new update: "
-                f"{sessions[-1].outcome}: {sessions[-1].reason}",
-            )
-        bench.await_app_entry(image, ev, timeout=install_timeout(image.size), previous=prior)
-        return
-    if outcome == "halted":
-        _booted_without_asking(bench, image, prior, ev, what)
-        return
+    return sessions, what
+
+
+def _neither(bench: Bench, image: Image, ev: Evidence, what: str) -> None:
+    """The board neither asked again nor reached an application: fail ``boot`` with where it is."""
+    from rig.hil import transfer_timeout
+
     bench.probe.halt()
     pc = bench.probe.registers(["pc"])["pc"]
     ev.fault = bench._fault_info(pc)

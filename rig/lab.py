@@ -69,66 +69,81 @@ def boards_for_run(
             one OTA address, an ``--ota-bind`` that does not resolve or differs from where
             its board dials (both named), or a count that does not match the boards.
     """
-    source = spec.source
+    boards = _choose(spec, probe_uids, uid_source)
+    if len(boards) > 1:
+        _no_shared_server(boards, spec.source)
+    if ota_binds:
+        _check_ota_binds(boards, ota_binds, spec.source)
+    return boards
+
+
+def _choose(spec: BoardSpec, probe_uids: Sequence[str], uid_source: str) -> list[LabBoard]:
+    """The boards ``probe_uids`` choose (all of them without UIDs)."""
     boards = spec.lab_boards()
     if not boards:
-        raise ConfigError("no targets.nucleo section: --board nucleo has nothing to drive", source=source)
-    nucleo = spec.targets["nucleo"]
-    if probe_uids:
-        if nucleo.boards:
-            listed = {b.probe_uid.lower(): b for b in boards if b.probe_uid}
-            chosen = []
-            for uid in probe_uids:
-                board = listed.get(uid.lower())
-                if board is None:
-                    raise ConfigError(
-                        f"the probe {uid!r} (from {uid_source}) is not one of targets.nucleo.boards "
-                        f"({', '.join(b.probe_uid or '-' for b in boards)})",
-                        source=source,
-                        hint="add the board (its probe_uid, host and board_ip) to targets.nucleo.boards",
-                    )
-                chosen.append(board)
-            boards = chosen
-        else:
-            boards = [replace(boards[0], probe_uid=uid) for uid in probe_uids]
-    if len(boards) > 1:
-        by_bind: dict[Endpoint, LabBoard] = {}
-        for board in boards:
-            other = by_bind.setdefault(board.bind, board)
-            if other is not board:
-                raise ConfigError(
-                    f"the boards {other.probe_uid} and {board.probe_uid} would share the OTA server "
-                    f"address {board.bind} ({board.bind_key}): the second server cannot listen there, "
-                    "and either board could take the other's session",
-                    source=source,
-                    hint="give each board its own address in targets.nucleo.boards "
-                    "(probe_uid, host, board_ip), see docs/lab.md",
-                )
-    if ota_binds:
-        if len(ota_binds) != len(boards):
+        raise ConfigError(
+            "no targets.nucleo section: --board nucleo has nothing to drive", source=spec.source
+        )
+    if not probe_uids:
+        return boards
+    if not spec.targets["nucleo"].boards:
+        return [replace(boards[0], probe_uid=uid) for uid in probe_uids]
+    listed = {b.probe_uid.lower(): b for b in boards if b.probe_uid}
+    chosen = []
+    for uid in probe_uids:
+        board = listed.get(uid.lower())
+        if board is None:
             raise ConfigError(
-                f"--ota-bind gives {len(ota_binds)} address(es) for {len(boards)} board(s)",
-                hint="give one HOST:PORT per board, in the order of --probe-uid",
+                f"the probe {uid!r} (from {uid_source}) is not one of targets.nucleo.boards "
+                f"({', '.join(b.probe_uid or '-' for b in boards)})",
+                source=spec.source,
+                hint="add the board (its probe_uid, host and board_ip) to targets.nucleo.boards",
             )
-        for text, board in zip(ota_binds, boards, strict=True):
-            resolved = resolve_endpoint(text)
-            if board.bind not in resolved:
-                names = ", ".join(str(e) for e in resolved)
-                shown = text if [str(e) for e in resolved] == [text] else f"{text} (= {names})"
-                who = f"the board{' ' + board.probe_uid if board.probe_uid else ''}"
-                if board.listen:
-                    said = (
-                        f"{who}'s server listens on {board.bind} ({board.bind_key} in {source}: the lab "
-                        f"network carries the board's connections to {board.host} there)"
-                    )
-                else:
-                    said = (
-                        f"{who} dials {board.host} ({board.host_key} in {source}): the server must "
-                        "listen where the board dials"
-                    )
-                raise ConfigError(
-                    f"--ota-bind {shown}, but {said}",
-                    hint=f"change {board.bind_key} in the board file (and the board's own network "
-                    "settings), or leave --ota-bind out",
-                )
-    return boards
+        chosen.append(board)
+    return chosen
+
+
+def _no_shared_server(boards: list[LabBoard], source: str) -> None:
+    by_bind: dict[Endpoint, LabBoard] = {}
+    for board in boards:
+        other = by_bind.setdefault(board.bind, board)
+        if other is not board:
+            raise ConfigError(
+                f"the boards {other.probe_uid} and {board.probe_uid} would share the OTA server "
+                f"address {board.bind} ({board.bind_key}): the second server cannot listen there, "
+                "and either board could take the other's session",
+                source=source,
+                hint="give each board its own address in targets.nucleo.boards "
+                "(probe_uid, host, board_ip), see docs/lab.md",
+            )
+
+
+def _check_ota_binds(boards: list[LabBoard], ota_binds: Sequence[str], source: str) -> None:
+    """Each ``--ota-bind`` names (or resolves to) where its board's server listens."""
+    if len(ota_binds) != len(boards):
+        raise ConfigError(
+            f"--ota-bind gives {len(ota_binds)} address(es) for {len(boards)} board(s)",
+            hint="give one HOST:PORT per board, in the order of --probe-uid",
+        )
+    for text, board in zip(ota_binds, boards, strict=True):
+        resolved = resolve_endpoint(text)
+        if board.bind in resolved:
+            continue
+        names = ", ".join(str(e) for e in resolved)
+        shown = text if [str(e) for e in resolved] == [text] else f"{text} (= {names})"
+        who = f"the board{' ' + board.probe_uid if board.probe_uid else ''}"
+        if board.listen:
+            said = (
+                f"{who}'s server listens on {board.bind} ({board.bind_key} in {source}: the lab "
+                f"network carries the board's connections to {board.host} there)"
+            )
+        else:
+            said = (
+                f"{who} dials {board.host} ({board.host_key} in {source}): the server must "
+                "listen where the board dials"
+            )
+        raise ConfigError(
+            f"--ota-bind {shown}, but {said}",
+            hint=f"change {board.bind_key} in the board file (and the board's own network "
+            "settings), or leave --ota-bind out",
+        )

@@ -12,18 +12,20 @@ of touched.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import logging
 import os
-import shlex
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from rig.errors import ConfigError, ProbeError
+from rig.errors import ProbeError
+from rig.probe_discovery import ProbeInfo as ProbeInfo
+from rig.probe_discovery import _find_probe, _is_connection_error
+from rig.probe_discovery import list_probes as list_probes
+from rig.probe_discovery import select_probe as select_probe
+from rig.probe_errors import DHCSR, ProbeAccessError, describe_dhcsr, is_probe_failure, state_hint
+from rig.probe_options import PINNED_OPTIONS, RIG_DEFAULT_OPTIONS, pyocd_command
 
 LOG = logging.getLogger(__name__)
 
@@ -36,173 +38,12 @@ DBG_IWDG_STOP = 1 << 12
 FLASH_OPTCR = 0x40023C14
 FLASH_OPTCR1 = 0x40023C18
 OPTCR_NDBANK = 1 << 29
-DHCSR = 0xE000EDF0
-DHCSR_S_RESET_ST = 1 << 25
-DHCSR_S_LOCKUP = 1 << 19
-DHCSR_S_SLEEP = 1 << 18
-DHCSR_S_HALT = 1 << 17
 
 #: the longest :meth:`Probe.close` waits for pyOCD to close its session, in seconds
 CLOSE_TIMEOUT = 15.0
 
 #: Progress callback: (done_bytes, total_bytes, what)
 Progress = Callable[[int, int, str], None]
-
-#: pyOCD session options the rig always sets, whatever a pyocd.yaml, the board file or the
-#: command line say: never unlock a read-protected chip (pyOCD would mass-erase it), erase
-#: per sector, keep the unwritten rest of an erased sector
-PINNED_OPTIONS: dict[str, object] = {"auto_unlock": False, "chip_erase": "sector", "keep_unwritten": True}
-#: the rig's own choices, below the user's pyocd.yaml and options (pyOCD's ``option_defaults``)
-RIG_DEFAULT_OPTIONS: dict[str, object] = {
-    "smart_flash": True,
-    "hide_programming_progress": True,
-    "resume_on_disconnect": True,
-}
-#: options that have a board-file key of their own
-MANAGED_OPTIONS = {
-    "target_override": "targets.<kind>.pyocd_target",
-    "config_file": "targets.nucleo.pyocd_config",
-    "no_config": "targets.nucleo.pyocd_config",
-}
-
-
-def check_pyocd_option(key: str, value: object, *, source: str) -> object:
-    """A pyOCD session option's value in pyOCD's type (strings converted the way pyOCD's own
-    ``-O KEY=VALUE`` does). An unknown name (pyOCD would only warn: a typo is silently
-    ignored), a value of the wrong type, a pinned option or one with its own board-file key
-    is a ConfigError naming ``source``."""
-    from pyocd.core.options import OPTIONS_INFO
-    from pyocd.utility.cmdline import convert_one_session_option
-
-    if key in PINNED_OPTIONS:
-        raise ConfigError(
-            f"{source}: {key} is pinned to {PINNED_OPTIONS[key]!r}: the rig never unlocks (mass-erases) "
-            "a protected chip, erases only the sectors it writes and keeps their unwritten rest",
-            hint=f"leave {key} out",
-        )
-    if key in MANAGED_OPTIONS:
-        raise ConfigError(
-            f"{source}: {key} has a board-file key of its own", hint=f"use {MANAGED_OPTIONS[key]}"
-        )
-    info = OPTIONS_INFO.get(key)
-    if info is None:
-        close = difflib.get_close_matches(key, list(OPTIONS_INFO), n=3)
-        raise ConfigError(
-            f"{source}: pyOCD has no session option {key!r}"
-            + (f" (did you mean {', '.join(close)}?)" if close else ""),
-            hint=f"`{pyocd_command('list', '--options')}` lists them",
-        )
-    if isinstance(value, str) and info.type is not str:
-        _name, converted = convert_one_session_option(key, value)
-    else:
-        converted = value
-    types = info.type if isinstance(info.type, tuple) else (info.type,)
-    if float in types and isinstance(converted, int) and not isinstance(converted, bool):
-        converted = float(converted)
-    if (
-        converted is None
-        or not isinstance(converted, types)
-        or (bool not in types and isinstance(converted, bool))
-    ):
-        wanted = " or ".join(t.__name__ for t in types)
-        raise ConfigError(f"{source}: {key}={value!r} is not a valid {wanted}", hint=info.help)
-    return converted
-
-
-def session_options(*layers: Mapping[str, object]) -> dict[str, object]:
-    """The user's pyOCD options, later layers over earlier ones (board file, command line)."""
-    merged: dict[str, object] = {}
-    for layer in layers:
-        merged.update(layer)
-    return merged
-
-
-def pyocd_command(*args: str) -> str:
-    """The pyOCD command line of this environment (``python -m pyocd``), for messages: a
-    ``pyocd`` found on PATH may belong to another installation, or not exist."""
-    return shlex.join([sys.executable, "-m", "pyocd", *args])
-
-
-def describe_dhcsr(dhcsr: int) -> str:
-    """The core's state in words, from DHCSR's status bits (ARMv7-M C1.6.2)."""
-    if dhcsr & DHCSR_S_RESET_ST:
-        return f"the core is held in reset or was just reset (DHCSR=0x{dhcsr:08X}, S_RESET_ST)"
-    if dhcsr & DHCSR_S_LOCKUP:
-        return f"the core is locked up (DHCSR=0x{dhcsr:08X}, S_LOCKUP: a fault it could not take)"
-    if dhcsr & DHCSR_S_HALT:
-        return f"the core is halted (DHCSR=0x{dhcsr:08X})"
-    if dhcsr & DHCSR_S_SLEEP:
-        return f"the core is sleeping (DHCSR=0x{dhcsr:08X}, S_SLEEP: WFI/WFE)"
-    return f"the core is running (DHCSR=0x{dhcsr:08X})"
-
-
-#: what to do about a failed access, by the core's state
-_STATE_HINTS = (
-    (
-        "held in reset",
-        "something holds NRST (the probe's reset line, a button, a supervisor) or the board lost power",
-    ),
-    (
-        "locked up",
-        "the firmware faulted with faults escalated (a fault in the HardFault handler, a bad vector table)",
-    ),
-    (
-        "sleeping",
-        (
-            "the core sleeps in WFI/WFE with DBGMCU_CR.DBG_SLEEP clear: some debug accesses stall; "
-            "halt it first, or set DBG_SLEEP in the firmware"
-        ),
-    ),
-    ("cannot be read", "the probe lost the target: check power, the SWD cable and the probe"),
-)
-
-
-class ProbeAccessError(ProbeError):
-    """One debug access failed: ``operation`` (``reading``, ``programming``...) at
-    ``address`` (None for core control), and the core's ``state`` at that moment in words."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        operation: str,
-        address: int | None = None,
-        length: int | None = None,
-        state: str = "",
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.operation = operation
-        self.address = address
-        self.length = length
-        self.state = state
-
-    @classmethod
-    def of(
-        cls, probe: Probe, what: str, exc: BaseException, *, address: int | None, length: int | None
-    ) -> ProbeAccessError:
-        state, _ = probe.core_state()
-        where = "" if address is None else f" 0x{address:08X}" + (f"+{length}" if length else "")
-        return cls(
-            f"{what}{where} failed: {type(exc).__name__}: {exc}; {state}",
-            operation=what,
-            address=address,
-            length=length,
-            state=state,
-            hint=state_hint(state, "see the pyOCD log; check the probe"),
-        )
-
-
-def state_hint(state: str, default: str) -> str:
-    """What to do about a failed access, from the core's state in words."""
-    return next((h for key, h in _STATE_HINTS if key in state), default)
-
-
-def _is_probe_failure(exc: BaseException) -> bool:
-    """pyOCD's own errors, and the socket/OS errors of a remote or USB probe."""
-    from pyocd.core.exceptions import Error as PyocdError
-
-    return isinstance(exc, (PyocdError, OSError, TimeoutError))
 
 
 @dataclass(frozen=True)
@@ -245,82 +86,6 @@ class OptionBytes:
             "boot_add0": f"0x{self.boot_add0:04X}",
             "rdp_level": self.rdp_level,
         }
-
-
-@dataclass(frozen=True)
-class ProbeInfo:
-    uid: str
-    description: str
-
-
-def list_probes() -> list[ProbeInfo]:
-    """Every debug probe pyOCD sees on this host (USB; remote probes are never listed)."""
-    from pyocd.core.helpers import ConnectHelper
-
-    probes = ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
-    return [ProbeInfo(p.unique_id, p.description) for p in probes]
-
-
-def _listing(probes: Sequence[ProbeInfo]) -> str:
-    return ", ".join(f"{p.uid} ({p.description})" if p.description else p.uid for p in probes)
-
-
-def select_probe(uid: str | None, probes: Sequence[ProbeInfo], *, source: str = "--probe-uid") -> ProbeInfo:
-    """The probe to drive: the one whose unique ID is ``uid`` (exact, case-insensitive: a
-    prefix never matches), or, with no ``uid``, the only probe connected.
-
-    ``source`` says where ``uid`` came from (``--probe-uid``, ``OTA_RIG_PROBE_UID``, the
-    board file) so the error names what to change. Raises a ProbeError that lists the
-    connected probes (or says none is) when there is no single answer.
-    """
-    if not probes:
-        asked = f" (wanted {uid}, from {source})" if uid else ""
-        raise ProbeError(
-            f"no debug probe is connected to this host{asked}",
-            hint=f"plug in the NUCLEO's ST-LINK USB and check that `{pyocd_command('list')}` shows it "
-            "(udev rules in docs/lab.md), or run on the twin with --board twin",
-        )
-    if uid is None:
-        if len(probes) > 1:
-            raise ProbeError(
-                f"{len(probes)} probes are connected ({_listing(probes)}) and none was chosen",
-                hint="pass --probe-uid (or set OTA_RIG_PROBE_UID or targets.nucleo.probe_uid) to "
-                "the exact unique ID of the board under test",
-            )
-        return probes[0]
-    exact = [p for p in probes if p.uid.lower() == uid.lower()]
-    if not exact:
-        raise ProbeError(
-            f"the probe {uid!r} (from {source}) is not connected; connected: {_listing(probes)}",
-            hint=f"copy the exact ID from `{pyocd_command('list')}` into {source}",
-        )
-    return exact[0]
-
-
-def _find_probe(uid: str | None):  # -> pyocd DebugProbe
-    """Resolve ``uid`` to exactly one probe, or raise a ProbeError that says what to pass."""
-    from pyocd.probe.aggregator import DebugProbeAggregator
-
-    if uid and uid.startswith("remote:"):
-        from rig.probe_remote import bound_remote_probe
-
-        probe = DebugProbeAggregator.get_probe_with_id(uid)
-        if probe is None:
-            raise ProbeError(f"pyOCD cannot create a remote probe for {uid!r}", hint="use remote:HOST:PORT")
-        return bound_remote_probe(probe)  # no request waits for ever on a server that is gone
-    from pyocd.core.helpers import ConnectHelper
-
-    probes = ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
-    chosen = select_probe(uid, [ProbeInfo(p.unique_id, p.description) for p in probes])
-    return next(p for p in probes if p.unique_id == chosen.uid)
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    while exc is not None:
-        if isinstance(exc, (ConnectionError, socket.timeout)):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 class Probe:
@@ -520,7 +285,7 @@ class Probe:
         except ProbeError:
             raise
         except Exception as exc:
-            if not _is_probe_failure(exc):
+            if not is_probe_failure(exc):
                 raise
             raise ProbeAccessError.of(self, what, exc, address=address, length=length) from exc
 

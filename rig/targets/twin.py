@@ -93,7 +93,13 @@ class TwinTarget(Target):
     """A running twin process."""
 
     def __init__(
-        self, *, proc: subprocess.Popen, announce: dict, ota_bind: tuple[str, int], log_path: Path | None
+        self,
+        *,
+        proc: subprocess.Popen,
+        announce: dict,
+        ota_bind: tuple[str, int],
+        log_path: Path | None,
+        ota_dial: tuple[str, int] | None = None,
     ) -> None:
         super().__init__(
             kind="twin",
@@ -101,6 +107,7 @@ class TwinTarget(Target):
             serial_port=str(announce["serial"]),
             ota_bind=ota_bind,
             info={"pid": proc.pid, **announce, "log": str(log_path) if log_path else None},
+            ota_dial=ota_dial,
         )
         self.proc = proc
         self.log_path = log_path
@@ -223,6 +230,5 @@ def start_twin(
         proc.kill()
         proc.wait(timeout=5)
         raise TargetError(f"the twin printed an unreadable start-up line: {line[:200]!r}") from exc
-    target = TwinTarget(proc=proc, announce=announce, ota_bind=("127.0.0.1", ota_port), log_path=log_path)
-    target.ota_dial = ota_lan  # the firmware dials its LAN address; the twin carries it to ota_bind
-    return target
+    bind = ("127.0.0.1", ota_port)  # the firmware dials ota_lan; the twin carries it here
+    return TwinTarget(proc=proc, announce=announce, ota_bind=bind, log_path=log_path, ota_dial=ota_lan)

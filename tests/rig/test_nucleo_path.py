@@ -158,3 +158,57 @@ def test_the_nucleo_path_against_a_board_reached_like_a_lab_board(
     assert "STM32F76x/F77x rev Z (DEV_ID 0x451, REV_ID 0x1001)" in page
     transcript = next((reports / "artifacts").glob("*eth-16k*/ota-transcript.txt")).read_text()
     assert f"{LAB_IP}:" in transcript and "ack" in transcript.lower()
+
+
+def test_two_boards_each_served_by_its_own_worker(tmp_path: Path) -> None:
+    """``pytest -n 2 --probe-uid A,B`` with ``targets.nucleo.boards``: worker gw0 drives board
+    A and serves it on A's address, gw1 board B on B's. Both boards dial the same lab address
+    (ota.server); each one's network carries it to its own server (``listen``)."""
+    for f in (USER_BOOTLOADER, BUILD / "bootloader.bin", BUILD / "app-v1-16k.bin"):
+        if not f.is_file():
+            pytest.skip(f"{f.name} not built (make -C firmware)")
+    twins = [
+        start_twin(
+            ota_lan=("192.168.1.10", 5000),
+            extra_args=["--load", f"{USER_BOOTLOADER}@0x08000000"],
+            log_path=tmp_path / f"twin{i}.log",
+        )
+        for i in range(2)
+    ]
+    try:
+        doc = yaml.safe_load(Path(default_board_path()).read_text())
+        doc["targets"]["nucleo"]["boards"] = [
+            {"probe_uid": t.probe_uid, "listen": f"{LAB_IP}:{t.ota_bind[1]}", "serial_port": t.serial_port}
+            for t in twins
+        ]
+        board_file = tmp_path / "two-boards.yaml"
+        board_file.write_text(yaml.safe_dump(doc))
+        reports = tmp_path / "reports"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+        proc = subprocess.run(
+            [
+                *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests_hil", "--board", "nucleo"),
+                *("--board-file", str(board_file), "--probe-uid", ",".join(t.probe_uid for t in twins)),
+                *("-n", "2", "--dist", "each", "-k", "update and 16k and eth"),
+                *("--report-dir", str(reports), "--junitxml", str(reports / "junit.xml")),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0 and "2 passed" in out, out[-5000:]
+        records = {
+            json.loads(p.read_text())["probe_uid"]: p.parent.name
+            for p in (reports / "artifacts").glob("*/board-safety.json")
+        }
+        assert records == {twins[0].probe_uid: "gw0", twins[1].probe_uid: "gw1"}, records
+        for t in twins:  # each board really got the update (its own server served it)
+            with Probe(t.probe_uid) as p:
+                assert p.read(0x08040000, 16384) == (BUILD / "app-v1-16k.bin").read_bytes()
+    finally:
+        for t in twins:
+            t.stop()

@@ -19,7 +19,8 @@ from rig.errors import PhaseFailure
 from rig.evidence import Evidence
 from rig.hil import Bench
 from rig.image import Image
-from rig.probe import Probe, ProbeAccessError, describe_dhcsr
+from rig.probe import Probe
+from rig.probe_errors import ProbeAccessError, describe_dhcsr
 from rig.targets.twin import TwinTarget, start_twin
 
 REPO = Path(__file__).resolve().parents[2]

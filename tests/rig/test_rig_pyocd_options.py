@@ -16,7 +16,7 @@ import yaml
 from rig.board import default_board_path, load_board
 from rig.errors import ConfigError, RigError
 from rig.fixtures.plugin import probe_for
-from rig.probe import check_pyocd_option
+from rig.probe_options import check_pyocd_option
 from rig.targets.base import Target
 from rig.targets.twin import TwinTarget, start_twin
 
