@@ -200,6 +200,12 @@ class Board:
         at = m.now_ns() + int(after_ms * 1e6)
 
         def cut() -> None:
+            # the event counts core cycles: a clock change since arming moves it, so it
+            # re-arms for what is left of the virtual time (a faster clock fired it early)
+            left = at - m.now_ns()
+            if left > 0:
+                self._timed_cut = m.schedule(max(1, -(-left * m.core_hz // 1_000_000_000)), cut)
+                return
             self._timed_cut = None
             self.flash.cuts.append(
                 {
