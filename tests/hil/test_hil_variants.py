@@ -152,6 +152,15 @@ CASES = [
         "copy",
         ("never_erased",),
     ),
+    # issue 15: the settings survive a power cut only if the bootloader never erases them
+    Case(
+        "erases-settings-at-start",
+        "test_power_cut.py::test_power_cut_then_recovery",
+        "power_cut and scratch-program",
+        "eth",
+        "write",
+        ("the preserved region config", "preserve: append", "config record in force"),
+    ),
 ]
 
 
