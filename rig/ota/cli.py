@@ -61,8 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="serve IMAGE to the next board(s) that connect",
-        description="Listen for a board, send IMAGE with the thread protocol "
-        "(docs/protocol.md) through a link policy, print a summary.",
+        description="Listen for a board, send IMAGE with an OTA protocol (the reference one of "
+        "docs/protocol.md by default) through a link policy, print a summary.",
     )
     serve.add_argument("image", type=Path, help="the application image (.bin)")
     serve.add_argument(
@@ -90,6 +90,21 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--crc", dest="crc", action="store_true", default=True, help="announce FILE_CRC (default)"
     )
     crc.add_argument("--no-crc", dest="crc", action="store_false", help="do not announce FILE_CRC")
+    serve.add_argument(
+        "--protocol",
+        default="reference",
+        metavar="NAME",
+        help="reference (docs/protocol.md, default), thread (the forum thread's own: no "
+        "terminators, no FILE_CRC), or module:Class / file.py:Class (your Protocol)",
+    )
+    serve.add_argument(
+        "--protocol-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the protocol's constructor (repeatable), e.g. pause_ms=100; "
+        "--crc/--no-crc is the reference protocol's crc option",
+    )
     serve.add_argument(
         "--timeout",
         type=float,
@@ -162,6 +177,36 @@ def cmd_policies(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _option_value(text: str) -> object:
+    """``--protocol-option`` values: true/false, integers, numbers, else the text."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _protocol(args: argparse.Namespace):  # -> rig.ota.protocol.Protocol
+    """The protocol of ``--protocol`` with its ``--protocol-option`` items (and ``--crc``
+    for the reference protocol); ConfigError naming what is allowed."""
+    from rig.ota.protocol import load_protocol
+
+    options: dict[str, object] = {"crc": args.crc} if args.protocol == "reference" else {}
+    for item in args.protocol_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(
+                f"--protocol-option {item!r}",
+                source="--protocol-option",
+                expected="KEY=VALUE, e.g. pause_ms=100",
+            )
+        options[key] = _option_value(value)
+    return load_protocol(args.protocol, options)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server until ``--sessions`` sessions ended; print a summary."""
     from rich.console import Console
@@ -177,6 +222,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False, markup=False, emoji=False)
     image = _read_image(args.image)
     _check_json_path(args.json)
+    protocol = _protocol(args)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -203,7 +249,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bind=args.bind,
         port=args.port,
         policy=args.policy or None,
-        crc=args.crc,
+        protocol=protocol,
         max_size=args.max_size,
         timeouts=Timeouts(connect=args.timeout, session=args.session_limit),
         capture=args.capture,

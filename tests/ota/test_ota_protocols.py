@@ -259,3 +259,47 @@ def test_thread_protocol_option_errors() -> None:
         load_protocol("thread", {"pause_ms": -1})
     with pytest.raises(ConfigError, match="send_done"):
         load_protocol("thread", {"send_done": "yes"})
+
+
+# ------------------------------------------------------------------------------ rig ota serve
+def test_rig_ota_serve_speaks_the_thread_protocol(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    image = tmp_path / "app.bin"
+    image.write_bytes(IMAGE)
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "rig.ota.cli", "serve", str(image), "--port", "0", "--timeout", "30"),
+            *("--protocol", "thread", "--protocol-option", "pause_ms=20", "--transcript"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    m = re.search(r"listening on ([\d.]+):(\d+)", line)
+    assert m, line
+    run = thread_board((m.group(1), int(m.group(2))))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    assert run.outcome == "ack" and run.data == IMAGE
+    assert "protocol=thread(pause=20ms)" in out
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--protocol", "pigeon"], "unknown OTA protocol 'pigeon'"),
+        (["--protocol", "thread", "--protocol-option", "pause_ms"], "KEY=VALUE"),
+        (["--protocol", "thread", "--protocol-option", "colour=red"], "unexpected keyword"),
+    ],
+)
+def test_rig_ota_serve_protocol_errors(tmp_path: Path, args: list[str], words: str, capsys) -> None:
+    from rig.ota.cli import main
+
+    image = tmp_path / "app.bin"
+    image.write_bytes(IMAGE)
+    assert main(["serve", str(image), "--port", "0", *args]) == 2
+    assert words in capsys.readouterr().err
