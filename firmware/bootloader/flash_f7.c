@@ -1,7 +1,10 @@
 /*
  * flash_f7.c - STM32F767 flash (single bank, PSIZE x32) and CRC unit for the OTA logic.
  * Erase by sector number, program word by word with read-back verification, every
- * BSY wait bounded. The CRC unit is set to REV_IN=word, REV_OUT=1, which with a final
+ * BSY wait bounded. With the D-cache on (the SPI-on-DMA WiFi build turns it on while the
+ * module is open), flash read through AXIM is cached: the lines of an erased sector and
+ * of each programmed word are invalidated by address (DCIMVAC) before the CPU reads them
+ * back, so the checks see the flash, not what the CPU read before. The CRC unit is set to REV_IN=word, REV_OUT=1, which with a final
  * XOR gives the zlib CRC-32 of the bytes in memory order.
  */
 #include "flash_f7.h"
@@ -42,6 +45,22 @@ static int wait_idle(uint32_t timeout_ms)
     return (sr & FLASH_SR_ERRORS) ? -2 : 0;
 }
 
+#define SCB_DCIMVAC REG32(0xE000EF5Cu)
+
+/* Drop the D-cache's lines of [addr, addr + len) (no-op while the D-cache is off). */
+static void dcache_forget(uint32_t addr, uint32_t len)
+{
+    if (!(SCB->CCR & SCB_CCR_DC)) {
+        return;
+    }
+    cpu_dsb();
+    for (uint32_t a = addr & ~31u; a < addr + len; a += 32u) {
+        SCB_DCIMVAC = a;
+    }
+    cpu_dsb();
+    cpu_isb();
+}
+
 static int unlock(void)
 {
     if (FLASH_IF->CR & FLASH_CR_LOCK) {
@@ -76,6 +95,7 @@ static int f7_erase(uint32_t addr, uint32_t size)
     cpu_dsb();
     int rc = wait_idle(ERASE_TIMEOUT_MS);
     lock();
+    dcache_forget(addr, size);
     if (rc != 0) {
         return rc;
     }
@@ -97,6 +117,7 @@ static int f7_program(uint32_t addr, const void *data, uint32_t len)
     }
     const uint8_t *src = data;
     int rc = 0;
+    int cached = (SCB->CCR & SCB_CCR_DC) != 0;
     FLASH_IF->CR = FLASH_CR_PSIZE_X32 | FLASH_CR_PG;
     for (uint32_t off = 0; off < len; off += 4) {
         uint32_t w;
@@ -104,6 +125,9 @@ static int f7_program(uint32_t addr, const void *data, uint32_t len)
         REG32(addr + off) = w;
         cpu_dsb();
         rc = wait_idle(PROGRAM_TIMEOUT_MS);
+        if (cached) {
+            dcache_forget(addr + off, 4);
+        }
         if (rc == 0 && REG32(addr + off) != w) {
             rc = -3; /* read-back differs: the word was not erased */
         }

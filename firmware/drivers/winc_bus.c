@@ -123,44 +123,99 @@ uint32_t winc_bus_cmd(uint8_t *out, uint8_t cmd, uint32_t addr, uint32_t arg, in
     return n;
 }
 
-/* Command and its response (echo, then state 0x00). CS must be low. */
-static int cmd_phase(uint8_t cmd, uint32_t addr, uint32_t arg)
+/* Response state machine over MISO bytes: echo of the opcode, state 0x00, and for reads
+   the data start token. 1 = complete, 0 = needs more, -1 = failed. */
+typedef struct {
+    uint8_t cmd;
+    uint8_t want_token;
+    uint8_t phase;      /* 0 echo, 1 state, 2 token */
+    uint32_t polls;
+} rsp_t;
+
+static int rsp_step(rsp_t *r, uint8_t b)
 {
-    uint8_t pkt[9];
-    uint32_t n = winc_bus_cmd(pkt, cmd, addr, arg, bus.crc);
-    if (n == 0 || winc_port_xfer(pkt, NULL, n) != 0)
-        return WINC_ERR_BUS;
-    uint32_t i;
-    for (i = 0; i < WINC_RSP_POLLS; i++) {
-        if (winc_port_byte(0) == cmd)
-            break;
+    switch (r->phase) {
+    case 0:
+        if (b == r->cmd) {
+            r->phase = 1;
+            r->polls = 0;
+            return 0;
+        }
+        break;
+    case 1:
+        if (b == 0x00u) {
+            if (!r->want_token)
+                return 1;
+            r->phase = 2;
+            r->polls = 0;
+            return 0;
+        }
+        if (b != 0xFFu)
+            return -1;   /* 1 unsupported, 2 unexpected data, 3 CRC7 error, ... */
+        break;
+    default:
+        if ((b & 0xF0u) == 0xF0u && b != 0xFFu)   /* 0xFF: nobody is driving MISO */
+            return 1;
+        break;
     }
-    if (i == WINC_RSP_POLLS)
-        return WINC_ERR_BUS;
-    for (i = 0; i < WINC_RSP_POLLS; i++) {
-        uint8_t st = winc_port_byte(0);
-        if (st == 0x00u)
-            return WINC_OK;
-        if (st != 0xFFu)
-            return WINC_ERR_BUS;   /* 1 unsupported, 2 unexpected data, 3 CRC7 error, ... */
-    }
-    return WINC_ERR_BUS;
+    return ++r->polls >= (r->phase == 2 ? WINC_TOKEN_POLLS : WINC_RSP_POLLS) ? -1 : 0;
 }
 
-/* Read data packets (token, data, CRC16 unless clockless or CRC off). */
-static int data_in(uint8_t *buf, uint32_t n, int clockless)
+/* Send a command and read its response (and for reads the data start token) in one burst,
+   assuming the chip answers on the byte after the command, which it does when it is
+   ready; a later answer is polled for byte by byte. An odd burst takes one byte more: a
+   harmless fill byte after a write's state, or the first data byte of a read (stored in
+   data[0]). CS must be low. Returns the number of data bytes already read (0 or 1), or
+   WINC_ERR_BUS. */
+static int cmd_phase(uint8_t cmd, uint32_t addr, uint32_t arg, uint8_t *data)
 {
-    while (n) {
-        uint32_t chunk = n < bus.pkt_size ? n : bus.pkt_size;
-        uint32_t i;
-        for (i = 0; i < WINC_TOKEN_POLLS; i++) {
-            uint8_t t = winc_port_byte(0);
-            if ((t & 0xF0u) == 0xF0u && t != 0xFFu)   /* 0xFF: nobody is driving MISO */
-                break;
-        }
-        if (i == WINC_TOKEN_POLLS)
+    uint8_t tx[12], rx[12];
+    rsp_t r = { .cmd = cmd, .want_token = data != NULL };
+    uint32_t n = winc_bus_cmd(tx, cmd, addr, arg, bus.crc);
+    if (n == 0)
+        return WINC_ERR_BUS;
+    uint32_t len = n + 2u + (data ? 1u : 0u);
+    len += len & 1u;
+    memset(tx + n, 0, len - n);
+    if (winc_port_xfer(tx, rx, len) != 0)
+        return WINC_ERR_BUS;
+    for (uint32_t i = n; i < len; i++) {
+        int st = rsp_step(&r, rx[i]);
+        if (st < 0)
             return WINC_ERR_BUS;
-        if (winc_port_xfer(NULL, buf, chunk) != 0)
+        if (st > 0) {
+            if (data && i + 1u < len) {
+                data[0] = rx[i + 1u];
+                return 1;
+            }
+            return 0;
+        }
+    }
+    for (;;) {
+        int st = rsp_step(&r, winc_port_byte(0));
+        if (st < 0)
+            return WINC_ERR_BUS;
+        if (st > 0)
+            return 0;
+    }
+}
+
+/* Read data packets (token, data, CRC16 unless clockless or CRC off). The first packet's
+   token and `got` data bytes came with the command. */
+static int data_in(uint8_t *buf, uint32_t n, int clockless, uint32_t got)
+{
+    for (int first = 1; n; first = 0) {
+        uint32_t chunk = n < bus.pkt_size ? n : bus.pkt_size;
+        if (!first) {
+            rsp_t r = { .want_token = 1, .phase = 2 };
+            int st;
+            while ((st = rsp_step(&r, winc_port_byte(0))) == 0) {
+            }
+            if (st < 0)
+                return WINC_ERR_BUS;
+            got = 0;
+        }
+        if (chunk > got && winc_port_xfer(NULL, buf + got, chunk - got) != 0)
             return WINC_ERR_BUS;
         if (bus.crc && !clockless) {
             uint8_t c[2];
@@ -189,17 +244,19 @@ static int data_out(const uint8_t *buf, uint32_t n)
             return WINC_ERR_BUS;
         if (bus.crc) {
             /* CRC16, then the chip's answer to the packet: C<order> and a state byte
-               (0 ok, 4 CRC16 error: the packet was discarded) */
+               (0 ok, 4 CRC16 error: the packet was discarded), in one burst when the
+               answer comes right after the CRC */
             uint16_t crc = winc_crc16(0xFFFFu, buf, chunk);
-            uint8_t c[2] = { (uint8_t)(crc >> 8), (uint8_t)crc };
-            if (winc_port_xfer(c, NULL, 2) != 0)
+            uint8_t c[4] = { (uint8_t)(crc >> 8), (uint8_t)crc, 0, 0 }, a[4];
+            if (winc_port_xfer(c, a, 4) != 0)
                 return WINC_ERR_BUS;
-            uint32_t i;
-            for (i = 0; i < WINC_RSP_POLLS; i++) {
-                if (winc_port_byte(0) == (uint8_t)(0xC0u | order))
-                    break;
-            }
-            if (i == WINC_RSP_POLLS || winc_port_byte(0) != 0x00u) {
+            rsp_t r = { .cmd = (uint8_t)(0xC0u | order) };
+            int st = rsp_step(&r, a[2]);
+            if (st == 0)
+                st = rsp_step(&r, a[3]);
+            while (st == 0)
+                st = rsp_step(&r, winc_port_byte(0));
+            if (st < 0) {
                 winc_stats.crc_errors++;
                 return WINC_ERR_BUS;
             }
@@ -217,7 +274,7 @@ static void bus_recover(void)
     winc_stats.retries++;
     winc_port_delay_ms(1);
     winc_port_select(1);
-    (void)cmd_phase(WINC_CMD_RESET, 0, 0);
+    (void)cmd_phase(WINC_CMD_RESET, 0, 0, NULL);
     winc_port_select(0);
     winc_port_delay_ms(1);
 }
@@ -228,13 +285,13 @@ static int bus_access(uint8_t cmd, uint32_t addr, uint32_t arg, uint8_t *rd, uin
 {
     for (uint32_t attempt = 0;; attempt++) {
         winc_port_select(1);
-        int rc = cmd_phase(cmd, addr, arg);
-        if (rc == WINC_OK && rd)
-            rc = data_in(rd, rn, clockless);
-        if (rc == WINC_OK && wr)
+        int rc = cmd_phase(cmd, addr, arg, rd);
+        if (rc >= 0 && rd)
+            rc = data_in(rd, rn, clockless, (uint32_t)rc);
+        if (rc >= 0 && wr)
             rc = data_out(wr, wn);
         winc_port_select(0);
-        if (rc == WINC_OK)
+        if (rc >= 0)
             return WINC_OK;
         if (attempt + 1u >= WINC_BUS_TRIES)
             return rc;

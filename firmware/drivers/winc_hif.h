@@ -18,7 +18,8 @@
 #define WINC_HIF_HDR        8u
 #define WINC_HIF_MAX        1596u
 #define WINC_HIF_DATA_PKT   0x80u   /* opcode flag: a data part follows the control part */
-#define WINC_HIF_PEEK       32u     /* payload bytes read together with the header */
+#define WINC_HIF_PEEK       20u     /* payload bytes read with the header (the largest
+                                       reply structure used: DHCP configuration) */
 
 #define WINC_GID_MAIN  0u
 #define WINC_GID_WIFI  1u

@@ -111,6 +111,16 @@ uint32_t winc_port_millis(void)
 }
 
 /* ---------------------------------------------------------------- polled SPI */
+static uint32_t s_cr2;   /* SPI1_CR2 as last written (no read-modify-write per transfer) */
+
+static void cr2_write(uint32_t v)
+{
+    if (v != s_cr2) {
+        s_cr2 = v;
+        SPI1->CR2 = v;
+    }
+}
+
 static int wait_sr(uint32_t mask)
 {
     for (uint32_t n = SPI_WAIT_LOOPS; !(SPI1->SR & mask);) {
@@ -122,6 +132,7 @@ static int wait_sr(uint32_t mask)
 
 uint8_t winc_port_byte(uint8_t out)
 {
+    cr2_write(s_cr2 | SPI_CR2_FRXTH);   /* RXNE at 8 bits */
     *(volatile uint8_t *)&SPI1->DR = out;
     if (wait_sr(SPI_SR_RXNE) != 0)
         return 0xFFu;
@@ -138,8 +149,8 @@ static void rx_drain(void)
 
 static int xfer_polled(const uint8_t *tx, uint8_t *rx, uint32_t n)
 {
-    if (rx == NULL) {
-        /* transmit only: keep TX fed, let RX overrun, drain once at the end */
+    if (rx == NULL && n >= 16u) {
+        /* a long transmit: keep TX fed, let RX overrun, drain once at the end */
         while (n >= 2u) {
             if (wait_sr(SPI_SR_TXE) != 0)
                 return -1;
@@ -160,27 +171,30 @@ static int xfer_polled(const uint8_t *tx, uint8_t *rx, uint32_t n)
         rx_drain();
         return 0;
     }
-    /* data packing: with FRXTH = 0, RXNE means two bytes wait in the RX FIFO */
-    int rc = 0;
-    SPI1->CR2 &= ~SPI_CR2_FRXTH;
+    /* data packing: a 16-bit DR access moves two frames; with FRXTH = 0 RXNE means two
+       bytes wait in the RX FIFO (three register accesses per two bytes) */
+    if (n >= 2u)
+        cr2_write(s_cr2 & ~SPI_CR2_FRXTH);
     while (n >= 2u) {
         *(volatile uint16_t *)&SPI1->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
-        if (wait_sr(SPI_SR_RXNE) != 0) {
-            rc = -1;
-            break;
-        }
+        if (wait_sr(SPI_SR_RXNE) != 0)
+            return -1;
         uint16_t v = *(volatile uint16_t *)&SPI1->DR;
-        rx[0] = (uint8_t)v;
-        rx[1] = (uint8_t)(v >> 8);
-        rx += 2;
+        if (rx) {
+            rx[0] = (uint8_t)v;
+            rx[1] = (uint8_t)(v >> 8);
+            rx += 2;
+        }
         if (tx)
             tx += 2;
         n -= 2u;
     }
-    SPI1->CR2 |= SPI_CR2_FRXTH;
-    if (rc == 0 && n)
-        rx[0] = winc_port_byte(tx ? tx[0] : 0u);
-    return rc;
+    if (n) {
+        uint8_t v = winc_port_byte(tx ? tx[0] : 0u);
+        if (rx)
+            rx[0] = v;
+    }
+    return 0;
 }
 
 #if WINC_SPI_DMA
@@ -210,7 +224,9 @@ typedef struct {
 #define SCB_DCIMVAC  REG32(0xE000EF5Cu)
 #define DCACHE_LINE  32u
 
-#define WINC_DMA_MIN  16u    /* shorter transfers stay polled */
+#define WINC_DMA_MIN  64u    /* shorter transfers (commands, answers, register values, HIF
+                                headers and reply structures) stay polled: setting up two
+                                streams costs more than they do */
 #define WINC_DMA_BUF  1632u  /* whole 32-byte lines, more than a HIF message */
 
 /* RX lands in cacheable SRAM1; TX data and the fill byte come from the DTCM. */
@@ -289,6 +305,7 @@ static int xfer_dma_chunk(const uint8_t *tx, uint8_t *rx, uint32_t n)
     if (rx)
         dcache_invalidate(dma_rx, n);   /* no line of it may be written back over the DMA */
 #endif
+    cr2_write(s_cr2 | SPI_CR2_FRXTH);   /* a DMA request per byte */
     rx_drain();
 
     /* RX stream first (peripheral -> memory), then TX (memory -> peripheral); direct mode,
@@ -305,9 +322,9 @@ static int xfer_dma_chunk(const uint8_t *tx, uint8_t *rx, uint32_t n)
     ts->CR = DMA_CR_CHSEL(DMA_CHANNEL) | DMA_CR_PL_HIGH | DMA_CR_DIR_M2P | (tx ? DMA_CR_MINC : 0u);
     cpu_dsb();
     rs->CR |= DMA_CR_EN;
-    SPI1->CR2 |= SPI_CR2_RXDMAEN;
+    cr2_write(s_cr2 | SPI_CR2_RXDMAEN);
     ts->CR |= DMA_CR_EN;
-    SPI1->CR2 |= SPI_CR2_TXDMAEN;
+    cr2_write(s_cr2 | SPI_CR2_TXDMAEN);
 
     /* the RX stream finishes last: every byte sent has been received */
     int rc = 0;
@@ -326,7 +343,7 @@ static int xfer_dma_chunk(const uint8_t *tx, uint8_t *rx, uint32_t n)
             break;
         }
     }
-    SPI1->CR2 &= ~(SPI_CR2_RXDMAEN | SPI_CR2_TXDMAEN);
+    cr2_write(s_cr2 & ~(SPI_CR2_RXDMAEN | SPI_CR2_TXDMAEN));
     for (uint32_t k = SPI_WAIT_LOOPS; (SPI1->SR & SPI_SR_BSY) && --k;) {
     }
     stream_stop(DMA_RX_STREAM);
@@ -394,7 +411,8 @@ int winc_port_open(void)
 
     /* master, mode 0, MSB first, fPCLK/4, software NSS, 8-bit frames, RXNE at 8 bits */
     SPI1->CR1 = 0;
-    SPI1->CR2 = SPI_CR2_DS_8BIT | SPI_CR2_FRXTH;
+    s_cr2 = SPI_CR2_DS_8BIT | SPI_CR2_FRXTH;
+    SPI1->CR2 = s_cr2;
     SPI1->CR1 = SPI_CR1_MSTR | SPI_CR1_SSM | SPI_CR1_SSI | (1u << SPI_CR1_BR_POS);
     SPI1->CR1 |= SPI_CR1_SPE;
 #if WINC_SPI_DMA
@@ -434,6 +452,7 @@ void winc_port_close(void)
 #endif
     SPI1->CR1 = 0;
     SPI1->CR2 = 0x0700u;
+    s_cr2 = 0x0700u;
     EXTI->IMR &= ~EXTI_LINE;
     EXTI->FTSR &= ~EXTI_LINE;
     EXTI->PR = EXTI_LINE;
