@@ -4,7 +4,8 @@
  * BSY wait bounded. With the D-cache on (the SPI-on-DMA WiFi build turns it on while the
  * module is open), flash read through AXIM is cached: the lines of an erased sector and
  * of each programmed word are invalidated by address (DCIMVAC) before the CPU reads them
- * back, so the checks see the flash, not what the CPU read before. The CRC unit is set to REV_IN=word, REV_OUT=1, which with a final
+ * back, so the checks see the flash, not what the CPU read before.
+ * The CRC unit is set to REV_IN=word, REV_OUT=1, which with a final
  * XOR gives the zlib CRC-32 of the bytes in memory order.
  */
 #include "flash_f7.h"

@@ -57,6 +57,7 @@
 #define WINC_ERR_ARG  (-2)
 #define WINC_ERR_TIME (-3)   /* a handshake did not complete in time */
 #define WINC_ERR_PROTO (-4)  /* the chip answered something impossible */
+#define WINC_ERR_RESET (-5)  /* the chip was reset: its SPI protocol register is back at reset */
 
 /* Driver counters (nettest prints them with STATS). */
 typedef struct {

@@ -60,6 +60,7 @@ winc_chip_t winc_chip;
 static struct {
     winc_hif_handler_t handler;
     uint32_t last_check;      /* board ms of the last 0x1070 read */
+    uint32_t last_alive;      /* board ms of the last reset check */
 } hif;
 
 static uint32_t get_le32(const uint8_t *p)
@@ -75,7 +76,7 @@ void winc_hif_set_handler(winc_hif_handler_t h)
 void winc_hif_reset_state(void)
 {
     memset(&winc_chip, 0, sizeof winc_chip);
-    hif.last_check = winc_port_millis();
+    hif.last_check = hif.last_alive = winc_port_millis();
 }
 
 /* Poll reg until (value & mask) == want or budget_ms passes; sleep_ms between reads. */
@@ -285,6 +286,16 @@ static int rx_done(void)
 int winc_hif_poll(void)
 {
     uint32_t now = winc_port_millis();
+    if ((uint32_t)(now - hif.last_alive) >= WINC_ALIVE_MS) {
+        /* A chip reset (power glitch, watchdog) holds its CPU and puts 0xE824 back to its
+           reset value (256-byte packets): the host must start it again. */
+        uint32_t proto;
+        hif.last_alive = now;
+        if (winc_reg_read(WINC_REG_SPI_PROTOCOL, &proto) != WINC_OK)
+            return WINC_ERR_BUS;
+        if ((proto & WINC_PROTO_PKT_MASK) != WINC_PROTO_PKT_8K)
+            return WINC_ERR_RESET;
+    }
     int edge = winc_port_irq_edge();
     int due = (uint32_t)(now - hif.last_check) >= WINC_POLL_MS;
     if (!edge && !due && !(winc_port_irq_level() && now != hif.last_check))

@@ -32,6 +32,7 @@
 #define WINC_HIF_MINOR_MIN   4u
 
 #define WINC_POLL_MS   5u   /* fallback check of 0x1070 when no IRQN edge was seen */
+#define WINC_ALIVE_MS  100u /* check that the chip was not reset (0xE824 keeps 8 KiB packets) */
 
 typedef struct {
     uint32_t chip_id;      /* 0x3400D2 style, as the vendor driver prints it */
@@ -65,8 +66,10 @@ int winc_hif_start(uint32_t bus_chip_id);
 int winc_hif_send(uint8_t gid, uint8_t op, const void *ctrl, uint16_t clen, const void *data,
                   uint16_t dlen, uint16_t doff);
 
-/* Serve the next waiting message if IRQN says so (or the fallback poll is due).
-   1 = a message was handled, 0 = nothing waiting, <0 = bus error. */
+/* Serve the next waiting message if IRQN says so (or the fallback poll is due); every
+   WINC_ALIVE_MS also check that the chip was not reset behind the host's back.
+   1 = a message was handled, 0 = nothing waiting, WINC_ERR_RESET = the chip was reset (it
+   must be started again), other <0 = bus error. */
 int winc_hif_poll(void);
 
 /* Forget the chip state (before a new reset). */

@@ -416,7 +416,8 @@ int winc_port_open(void)
     SPI1->CR1 = SPI_CR1_MSTR | SPI_CR1_SSM | SPI_CR1_SSI | (1u << SPI_CR1_BR_POS);
     SPI1->CR1 |= SPI_CR1_SPE;
 #if WINC_SPI_DMA
-    dcache_enable();
+    if (!s_open)
+        dcache_enable();   /* once: a second open (the module started again) keeps it */
 #endif
     s_open = 1;
     return 0;

@@ -173,18 +173,29 @@ static void on_message(uint8_t gid, uint8_t op, const uint8_t *h, uint32_t hl, u
     }
 }
 
-/* Serve messages; a bus that stopped answering loses the connection. */
+/* The chip was reset or its bus stopped answering: the connection is gone, and the next
+   connect starts the module again. */
+static void chip_lost(void)
+{
+    w.chip_up = 0;
+    w.wifi_up = 0;
+    if (w.sock >= 0) {
+        winc_stats.resets_seen++;
+        fail_waiters();
+    }
+}
+
+/* Serve messages. */
 static void service(void)
 {
     if (!w.chip_up)
         return;
-    if (winc_hif_poll() < 0 && winc_hif_poll() < 0) {
-        w.chip_up = 0;
-        w.wifi_up = 0;
-        if (w.sock >= 0) {
-            winc_stats.resets_seen++;
-            fail_waiters();
-        }
+    int rc = winc_hif_poll();
+    if (rc == WINC_ERR_RESET) {
+        board_printf("WINC: the module was reset\n");
+        chip_lost();
+    } else if (rc < 0 && winc_hif_poll() < 0) {
+        chip_lost();
     }
 }
 
@@ -249,7 +260,6 @@ static int wifi_associate(void)
 }
 
 /* ---------------------------------------------------------------- transport */
-static void wifi_close(void);
 
 static int wifi_init(void)
 {
@@ -326,8 +336,12 @@ static int wifi_connect(uint32_t ip, uint16_t port, uint32_t timeout_ms)
 {
     if (w.sock >= 0)
         wifi_close();
-    if (!w.chip_up || !w.wifi_up)
-        return w.chip_up ? TR_ERR_REFUSED : TR_ERR_DEVICE;
+    if (!w.chip_up || !w.wifi_up) {
+        /* the module was reset or left the access point since init: start it again */
+        int rc = wifi_init();
+        if (rc != TR_OK)
+            return rc;
+    }
     uint32_t until = board_millis() + CLOSE_DRAIN_MS;
     while ((int32_t)(until - board_millis()) > 0)
         service();   /* replies of the last socket leave before the new one exists */
@@ -347,6 +361,7 @@ static int wifi_connect(uint32_t ip, uint16_t port, uint32_t timeout_ms)
     put16(&c[10], w.session);
     if (winc_hif_send(WINC_GID_IP, WINC_SOCK_CMD_CONNECT, c, sizeof c, NULL, 0, 0) != WINC_OK) {
         w.sock = -1;
+        chip_lost();
         return TR_ERR_DEVICE;
     }
     if (!wait_flag(&w.conn_done, timeout_ms)) {
@@ -383,6 +398,7 @@ static int wifi_send(const void *buf, uint32_t len, uint32_t timeout_ms)
         if (winc_hif_send(WINC_GID_IP, WINC_SOCK_CMD_SEND | WINC_HIF_DATA_PKT, c, sizeof c, p + done,
                           (uint16_t)n, WINC_TCP_TX_OFFSET) != WINC_OK) {
             w.send_done = 1;
+            chip_lost();
             w.lost = 1;
             return TR_ERR_ABORTED;
         }
@@ -449,6 +465,7 @@ static int wifi_recv(void *buf, uint32_t max, uint32_t timeout_ms)
         w.rx_pending = 1;
         if (winc_hif_send(WINC_GID_IP, WINC_SOCK_CMD_RECV, c, sizeof c, NULL, 0, 0) != WINC_OK) {
             w.rx_pending = 0;
+            chip_lost();
             w.lost = 1;
             return TR_ERR_ABORTED;
         }

@@ -484,14 +484,9 @@ def test_twin_option_selects_the_module_and_status_is_json(server):
     assert cmds["net.status"]({})["wifi"]["faults"]["counters"]["module_resets"] == 1
     net.shutdown(devs)
     default = parser.parse_args([])
-    assert default.winc_protocol == "legacy"
-
-
-def test_twin_winc_protocol_environment_default(monkeypatch):
-    monkeypatch.setenv("TWIN_WINC_PROTOCOL", "microchip")  # how a HIL run selects it meanwhile
-    parser = argparse.ArgumentParser()
-    net.add_arguments(parser)
-    assert parser.parse_args([]).winc_protocol == "microchip"
+    assert default.winc_protocol == "microchip"  # the only protocol (the old framing is gone)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--winc-protocol", "legacy"])
 
 
 def test_requests_without_trailing_padding_are_taken(h, server):

@@ -22,7 +22,6 @@ Services).
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +32,6 @@ from twin.net.frames import FrameNetwork
 from twin.net.slirp import SlirpNetwork
 from twin.net.spi import Stm32Spi
 from twin.net.stack import NetStack
-from twin.net.winc import WincModule
 from twin.net.winc3400 import Winc3400
 
 __all__ = [
@@ -41,7 +39,6 @@ __all__ = [
     "NetStack",
     "Stm32Spi",
     "Winc3400",
-    "WincModule",
     "add_arguments",
     "commands",
     "devices",
@@ -80,11 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--winc-protocol",
-        choices=("legacy", "microchip"),
-        default=os.environ.get("TWIN_WINC_PROTOCOL", "legacy"),
+        choices=("microchip",),
+        default="microchip",
         help="what the WiFi module on SPI1 speaks: Microchip's WINC3400 SPI/HIF protocol "
-        "(twin/net/winc3400.py) or the twin's older framing (default legacy, or $TWIN_WINC_PROTOCOL, "
-        "until the firmware moves)",
+        "(twin/net/winc3400.py), the only one since the project's older framing was removed "
+        "(the option stays for command lines that name it)",
     )
     g.add_argument(
         "--winc-ap",
@@ -125,11 +122,9 @@ def devices(
     return devs
 
 
-def _winc(args: argparse.Namespace, stack: NetStack) -> WincModule | Winc3400:
-    """The WiFi module of ``--winc-protocol`` (``--winc-seed``, ``--winc-split``, ``--winc-ap``)."""
+def _winc(args: argparse.Namespace, stack: NetStack) -> Winc3400:
+    """The WINC3400 module (``--winc-seed``, ``--winc-split``, ``--winc-ap``)."""
     seed, split = getattr(args, "winc_seed", 0), getattr(args, "winc_split", 0.25)
-    if getattr(args, "winc_protocol", "legacy") != "microchip":
-        return WincModule(stack, seed=seed, split_prob=split)
     ap_spec = getattr(args, "winc_ap", None)
     ap = None
     if ap_spec:
@@ -138,9 +133,9 @@ def _winc(args: argparse.Namespace, stack: NetStack) -> WincModule | Winc3400:
     return Winc3400(stack, seed=seed, split_prob=split, ap=ap)
 
 
-def _find(devs: list[Device]) -> tuple[WincModule | Winc3400, NetStack]:
+def _find(devs: list[Device]) -> tuple[Winc3400, NetStack]:
     spi = next(d for d in devs if isinstance(d, Stm32Spi))
-    assert isinstance(spi.slave, WincModule | Winc3400)
+    assert isinstance(spi.slave, Winc3400)
     return spi.slave, spi.slave.stack
 
 
@@ -213,6 +208,6 @@ def commands(
 def shutdown(devs: list[Device]) -> None:
     """Close all host sockets and join the network threads (call on twin exit)."""
     for d in devs:
-        if isinstance(d, Stm32Spi) and isinstance(d.slave, WincModule | Winc3400):
+        if isinstance(d, Stm32Spi) and isinstance(d.slave, Winc3400):
             d.slave.stack.shutdown()
             return

@@ -1,8 +1,8 @@
 """A WINC3400 WiFi module on SPI1 that speaks Microchip's own SPI and host-interface protocol.
 
-The module as Microchip's host driver v1.1.0 sees it (docs/twin-network.md "WiFi
-(microchip)"), selected with ``python -m twin --winc-protocol microchip``; the twin's older
-framing stays in twin/net/winc.py (``legacy``) until the firmware has moved over.
+The module as Microchip's host driver v1.1.0 sees it (docs/twin-network.md), the twin's
+only WiFi module: the project's older framing (twin/net/winc.py, winc_wire.py) was removed
+once the reference firmware's driver spoke this protocol.
 
 Layers, each in its own module:
 

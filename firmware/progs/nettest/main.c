@@ -12,7 +12,10 @@
  *   ECHO <n> <buf>   reply "READY\n", send back every chunk as received until n bytes,
  *                    then "ECHO <n> chunks=<k> max=<b>\n"
  *   SOURCE <n>       send n bytes of the pattern (i * 7 + 1) & 0xFF, then "SOURCE <n>\n"
- *   STATS            "STATS events=.. crc_errors=.. retries=.. bad_frames=.. resets=..\n"
+ *   STATS            "STATS events=.. crc_errors=.. retries=.. bad_frames=.. resets=..
+ *                    polls=..\n" (drivers/winc_bus.h: HIF messages, data packets whose
+ *                    CRC16 failed, bus accesses repeated, impossible messages, connections
+ *                    lost to the module or WiFi, messages found without an IRQN edge)
  *   CLOSE            close, wait 100 ms, connect again
  *   QUIT             close, deinit, print "nettest: done", stop
  * Errors close the connection and reconnect after 200 ms. Progress goes to USART3.
@@ -24,7 +27,7 @@
 #include "fwlib.h"
 #include "stm32f767.h"
 #include "transport.h"
-#include "../../drivers/winc_spi.h"  /* drivers/ is not on the include path */
+#include "winc_bus.h"   /* winc_stats of the WINC3400 driver */
 
 #define CFG_ADDR      0x08020000u
 #define CFG_MAGIC     0x4341544Fu

@@ -1024,6 +1024,31 @@ static void t_recv_timeout_then_late_data(void)
     t->deinit();
 }
 
+/* The module resets behind the driver's back (CPU held, 0xE824 back at its reset value):
+   the waiting recv ends with TR_ERR_ABORTED, and the next connect starts it again. */
+static void t_module_reset_recovered(void)
+{
+    const transport_t *t = &transport_wifi;
+    CHECK(t->init() == TR_OK, "init");
+    CHECK(t->connect(PEER_IP, PEER_PORT, 2000) == TR_OK, "connect");
+    fake_reset();   /* the chip is back at power-up: CRC on, 256-byte packets, no firmware */
+    uint8_t b[16];
+    uint32_t t0 = board_millis();
+    int rc = t->recv(b, sizeof b, 1000);
+    CHECK(rc == TR_ERR_ABORTED, "recv %d", rc);
+    CHECK(board_millis() - t0 <= 2u * WINC_ALIVE_MS + 50u, "noticed in %u ms", board_millis() - t0);
+    CHECK(winc_stats.resets_seen > 0, "counted");
+    t->close();
+    rc = t->connect(PEER_IP, PEER_PORT, 2000);
+    CHECK(rc == TR_OK, "connect after the reset %d", rc);
+    CHECK(m.fw_started && m.wifi_connected, "started and associated again");
+    memcpy(k.to_host, "back", 4);
+    k.to_host_len = 4;
+    rc = t->recv(b, sizeof b, 1000);
+    CHECK(rc == 4 && !memcmp(b, "back", 4), "data after the reset: %d", rc);
+    t->deinit();
+}
+
 /* ------------------------------------------------------------------ main */
 typedef struct { const char *name; void (*fn)(void); } test_t;
 static const test_t k_tests[] = {
@@ -1045,6 +1070,7 @@ static const test_t k_tests[] = {
     { "transport_end_to_end", t_transport_end_to_end },
     { "transport_refused_and_stale", t_transport_refused_and_stale },
     { "recv_timeout_then_late_data", t_recv_timeout_then_late_data },
+    { "module_reset_recovered", t_module_reset_recovered },
 };
 
 int main(int argc, char **argv)
