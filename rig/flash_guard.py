@@ -19,6 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rig.board import BoardSpec
+from rig.image import Image
+from rig.probe import OptionBytes
+
+#: how to get out of a write-protected sector (the rig never changes option bytes)
+WRP_HINT = (
+    "clear the write protection with STM32CubeProgrammer (-ob nWRP...) if this board may be "
+    "reprogrammed; the rig never changes option bytes"
+)
 
 
 @dataclass(frozen=True)
@@ -107,4 +115,18 @@ def preserved_changed(kept: PreservedRange, now: bytes, summary: str) -> str:
         + ", ".join(what)
         + ("; " if what else "")
         + summary
+    )
+
+
+def write_protected_note(ob: OptionBytes, spec: BoardSpec, image: Image) -> str | None:
+    """Why ``image`` cannot be programmed if nWRP protects a sector it needs (checked before
+    anything is erased: pyOCD would fail half-way with a bare "erase sector failure"); None if
+    every sector it needs is writable."""
+    hit = [s for s in spec.layout().sectors_for_span(image.base, image.size) if ob.write_protected(s.index)]
+    if not hit:
+        return None
+    names = ", ".join(f"{s.index} (0x{s.base:08X})" for s in hit)
+    return (
+        f"sector {names} of the image at 0x{image.base:08X} is write-protected: nWRP in "
+        f"FLASH_OPTCR (0x{ob.optcr:08X}) has its bit cleared, so no probe can erase it; nothing was written"
     )

@@ -29,14 +29,16 @@ from rig.errors import ConsoleError, PhaseFailure, ProbeError
 from rig.evidence import Evidence, FaultInfo, RegionCheck
 from rig.fault_info import read_fault_info
 from rig.flash_guard import (
+    WRP_HINT,
     GuardedRange,
     PreservedRange,
     expected_after,
     preserved_changed,
     snapshot,
     snapshot_preserved,
+    write_protected_note,
 )
-from rig.hil_evidence import config_record_note, crc_sentences, entered_damaged_app
+from rig.hil_evidence import config_record_note, crc_sentences, entered_damaged_app, left_over_state
 from rig.hil_phases import with_phases
 from rig.image import Image
 from rig.jump import JumpState, check_jump
@@ -200,6 +202,8 @@ class Bench:
         t0 = time.monotonic()
         try:
             self.probe.reset(halt=True)
+            if protected := write_protected_note(self.probe.option_bytes(), self.spec, image):
+                raise self._fail(ev, "flash", protected, hint=WRP_HINT)
             self.probe.flash(image.base, image.data)
         except ProbeError as exc:
             raise self._fail(ev, "flash", str(exc)) from exc
@@ -448,7 +452,7 @@ class Bench:
                 f"it is at PC=0x{regs['pc']:08X}"
                 + (f" (in {where})" if where else "")
                 + f", state {ev.fault.state}"
-                + "".join(f"; {s}" for s in crcs),
+                + "".join(f"; {s}" for s in [*left_over_state(self, image), *crcs]),
             )
         assert ev.jump is not None
         if not ev.jump.ok:

@@ -1,7 +1,9 @@
 """Evidence the HIL steps add to a failure beyond the flash diff (used by :mod:`rig.hil`):
 what each CRC the board printed must have covered; when a bootloader entered a damaged
 application, where the core stands and which area the boot check really read; what the
-config record holds after a power cut."""
+config record holds after a power cut; when the app's reset handler was never reached, what
+the bootloader left behind that explains it (an interrupt taken before the app's first
+instruction)."""
 
 from __future__ import annotations
 
@@ -92,3 +94,29 @@ def config_record_note(bench: Bench) -> str:
             f"{raw[:RECORD_SIZE].hex(' ', 4)} — the bootloader must fall back to its defaults",
         )
     return "; ".join(parts)
+
+
+def left_over_state(bench: Bench, image: Image) -> list[str]:
+    """When the app's first instruction was never reached: the jump-contract items that are
+    broken *now* and that code running since the jump does not change on its own (an
+    interrupt left enabled and taken before the reset handler ran is the usual cause; it
+    depends on timing on silicon too). The core's own position (PC, MSP, mode) is left out."""
+    try:
+        late = JumpState.collect(lambda n: bench.probe.registers([n])[n], bench.probe.read32)
+    except Exception:  # a probe that cannot read more must not hide the jump failure itself
+        return []
+    verdict = check_jump(
+        late, image, bench.spec.contract, bench.spec.region(bench.spec.ota.app_region).base, board=bench.spec
+    )
+    moving = {"pc", "msp", "thumb", "thread_mode", "control"}
+    broken = [r for r in verdict.rows if r.checked and not r.ok and r.name not in moving]
+    out = []
+    if late.ipsr:
+        irq = f" (IRQ {late.ipsr - 16})" if late.ipsr >= 16 else ""
+        out.append(f"the core is in exception {late.ipsr}{irq}: it was taken before or instead of the app")
+    if broken:
+        out.append(
+            "left over from the bootloader: "
+            + ", ".join(f"{r.name} {r.actual} (expected {r.expected})" for r in broken)
+        )
+    return out

@@ -48,8 +48,6 @@ def update_through_power_cut(
     probe has reconnected and re-armed the application-entry breakpoints; the board retries
     meanwhile (or boots).
     """
-    from rig.hil import install_timeout, transfer_timeout
-
     if not bench.target.has_control:
         raise PhaseFailure(
             "boot",
@@ -68,25 +66,9 @@ def update_through_power_cut(
     bench.clear_breakpoint()
     bench.probe.set_breakpoint(entry)
     bench._breakpoint = entry
-    cuts_before = len(bench.target.control("flash")["cuts"])
-    bench.target.control("flash.cut", **cut)
     t0 = time.monotonic()
     sessions: list[SessionResult] = []
-
-    def cut_seen() -> dict | None:
-        cuts = bench.target.control("flash")["cuts"]
-        return cuts[-1] if len(cuts) > cuts_before else None
-
-    with bench.ota_server(image.data, policy="natural", max_size=bench.spec.max_image_size) as server:
-        bench.reset_board()
-        sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
-    cut_info = cut_seen()
-    deadline = time.monotonic() + install_timeout(image.size)
-    while cut_info is None and sessions[0].ok and time.monotonic() < deadline:
-        if bench.probe.is_halted():  # reached the app: the cut never came
-            break
-        time.sleep(0.1)
-        cut_info = cut_seen()
+    cut_info = _update_until_cut(bench, image, cut, sessions)
     if cut_info is None:
         bench.target.control("flash.cut", cancel=True)
         ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
@@ -105,6 +87,47 @@ def update_through_power_cut(
     outcome = _after_power(bench, image, entry, old_entry, sessions)
     bench._timed(ev, "transfer", t0)
     ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
+    _judge_recovery(bench, image, ev, outcome, what, sessions, prior)
+
+
+def _update_until_cut(bench: Bench, image: Image, cut: dict, sessions: list[SessionResult]) -> dict | None:
+    """Arm ``cut``, serve one update (its session appended to ``sessions``) and wait until the
+    cut has happened; return the twin's record of it, or None if it never came."""
+    from rig.hil import install_timeout, transfer_timeout
+
+    cuts_before = len(bench.target.control("flash")["cuts"])
+    bench.target.control("flash.cut", **cut)
+
+    def cut_seen() -> dict | None:
+        cuts = bench.target.control("flash")["cuts"]
+        return cuts[-1] if len(cuts) > cuts_before else None
+
+    with bench.ota_server(image.data, policy="natural", max_size=bench.spec.max_image_size) as server:
+        bench.reset_board()
+        sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
+    cut_info = cut_seen()
+    deadline = time.monotonic() + install_timeout(image.size)
+    while cut_info is None and sessions[0].ok and time.monotonic() < deadline:
+        if bench.probe.is_halted():  # reached the app: the cut never came
+            break
+        time.sleep(0.1)
+        cut_info = cut_seen()
+    return cut_info
+
+
+def _judge_recovery(
+    bench: Bench,
+    image: Image,
+    ev: Evidence,
+    outcome: str,
+    what: str,
+    sessions: list[SessionResult],
+    prior: Image | None,
+) -> None:
+    """Pass if the board resumed the update (``session``) or booted an intact app (``halted``);
+    otherwise fail with where the core is."""
+    from rig.hil import transfer_timeout
+
     if outcome == "session":
         if not sessions[-1].ok:
             raise bench._fail(

@@ -78,6 +78,12 @@ class OptionBytes:
             return 2
         return 1
 
+    def write_protected(self, sector_index: int) -> bool:
+        """True if nWRP protects the sector (the HAL's index: 0..11 single-bank, 0..23
+        dual-bank, where nWRP[i] covers sectors 2i and 2i+1, RM0410 / HAL flash_ex.h)."""
+        bit = sector_index // 2 if self.dual_bank else sector_index
+        return not (self.optcr >> (16 + bit)) & 1
+
     def to_dict(self) -> dict[str, object]:
         return {
             "optcr": f"0x{self.optcr:08X}",

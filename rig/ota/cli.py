@@ -64,6 +64,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Listen for a board, send IMAGE with an OTA protocol (the reference one of "
         "docs/protocol.md by default) through a link policy, print a summary.",
     )
+    _serve_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    pol = sub.add_parser("policies", help="list the link policies and their parameters")
+    pol.set_defaults(func=cmd_policies)
+    return ota
+
+
+def _serve_arguments(serve: argparse.ArgumentParser) -> None:
+    """The options of ``rig ota serve``."""
     serve.add_argument("image", type=Path, help="the application image (.bin)")
     serve.add_argument(
         "--bind",
@@ -138,11 +148,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     serve.add_argument("--transcript", action="store_true", help="print each session's transcript")
     serve.add_argument("--no-progress", action="store_true", help="no progress bar")
-    serve.set_defaults(func=cmd_serve)
-
-    pol = sub.add_parser("policies", help="list the link policies and their parameters")
-    pol.set_defaults(func=cmd_policies)
-    return ota
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -165,9 +165,11 @@ def _rendered(item: dict, key: str) -> None:
     assert item["width"] > 100 and item["height"] > 20, (key, item)
 
 
-def _run_hil(tmp: Path, bootloader: Path, selection: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+def _run_hil(
+    tmp: Path, bootloader: Path, selection: str, *extra: str, env_add: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     """`pytest tests_hil` on the twin as a user runs it; return the run and the report it wrote."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")} | (env_add or {})
     cmd = [
         sys.executable,
         "-m",
@@ -185,6 +187,7 @@ def _run_hil(tmp: Path, bootloader: Path, selection: str) -> tuple[subprocess.Co
         selection,
         "--report-dir",
         str(tmp / "reports"),
+        *extra,
     ]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env, check=False)
     report = tmp / "reports" / "hil-report.html"  # the plugin's default for `pytest tests_hil`
@@ -213,13 +216,41 @@ def copy_failure(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return report
 
 
+#: a plugin for the run below: before the bootloader is flashed, sector 0 is write-protected
+#: through the probe (FLASH_OPTCR nWRP0 cleared, as a user's own bootloader may have left it)
+WRP_PLUGIN = """
+import time
+import pytest
+
+OPTKEYR, SR, OPTCR = 0x40023C08, 0x40023C0C, 0x40023C14
+
+
+@pytest.fixture(scope="session", autouse=True)
+def protect_sector0(probe):
+    probe.reset(halt=True)
+    probe.write32(OPTKEYR, 0x08192A3B)
+    probe.write32(OPTKEYR, 0x4C5D6E7F)
+    probe.write32(OPTCR, (probe.read32(OPTCR) & ~(1 << 16)) | 2)  # nWRP0 = 0, OPTSTRT
+    deadline = time.monotonic() + 10
+    while probe.read32(SR) & (1 << 16) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    probe.reset(halt=True)
+"""
+
+
 @pytest.fixture(scope="module")
 def flash_failure(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bootloader too big for its region: flashed_bench fails (phase flash) in every test's setup."""
+    """Sector 0 write-protected: flashed_bench fails (phase flash) in every test's setup."""
     tmp = tmp_path_factory.mktemp("flash")
-    oversized = tmp / "bootloader-too-big.bin"
-    oversized.write_bytes(bytes(range(256)) * (129 * 4))  # 129 KiB for a 128 KiB region
-    res, report = _run_hil(tmp, oversized, "(update and 16k) or test_bootloader")
+    (tmp / "wrp_sector0.py").write_text(WRP_PLUGIN)
+    res, report = _run_hil(
+        tmp,
+        BUILD / "bootloader.bin",
+        "(update and 16k) or test_bootloader",
+        "-p",
+        "wrp_sector0",
+        env_add={"PYTHONPATH": str(tmp)},
+    )
     assert res.returncode == 1, res.stdout[-3000:] + res.stderr[-3000:]
     assert re.search(r"\b[2-9]\d* errors", res.stdout) and "[flash]" in res.stdout, res.stdout[-3000:]
     return report
@@ -298,7 +329,7 @@ def test_failed_setup_carries_the_flash_evidence(flash_failure: Path) -> None:
         _rendered(result[key], key)
     assert result["verdict"]["count"] == len(tests)  # every test that errored in setup shows it
     verdict = result["verdict"]["text"]
-    assert "flash" in verdict and "outside the bootloader region" in verdict
+    assert "flash" in verdict and "sector 0 (0x08000000)" in verdict and "write-protected" in verdict
     assert "session: flash bootloader" in verdict
     assert "error [flash]" in result["summary"]["text"]
     assert result["pixels"]["red"] > 50  # the red phase badge of the verdict is drawn

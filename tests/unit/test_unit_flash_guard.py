@@ -14,10 +14,10 @@ from rig.board import BoardSpec, default_board_path, load_board
 from rig.console import Console
 from rig.errors import PhaseFailure
 from rig.evidence import Evidence
-from rig.flash_guard import protected_ranges
+from rig.flash_guard import protected_ranges, write_protected_note
 from rig.hil import Bench
 from rig.image import Image
-from rig.probe import Probe
+from rig.probe import OptionBytes, Probe
 from rig.targets.base import Target
 
 K = 1024
@@ -109,3 +109,27 @@ def test_a_preserved_record_erased_is_caught(spec: BoardSpec, tmp_path: Path) ->
     text = str(err.value)
     assert text.startswith("[write] the preserved region config (0x08020000+131072) changed")
     assert "40 of the 40 bytes programmed before read 0xFF now (erased)" in text
+
+
+# ------------------------------------------------------------------ write protection (nWRP)
+def _image_at(base: int, size: int) -> Image:
+    return Image(base=base, data=b"\x00" * size)
+
+
+def test_write_protected_sectors_named_before_anything_is_erased() -> None:
+    spec = load_board(default_board_path())
+    factory = OptionBytes(0xFFFFAAFD, 0x0080_2000)  # RDP 0, every nWRP bit set, single bank
+    boot = _image_at(0x08000000, 40 * 1024)  # sectors 0 and 1
+    assert write_protected_note(factory, spec, boot) is None
+    sector1 = OptionBytes(0xFFFFAAFD & ~(1 << 17), 0x0080_2000)
+    note = write_protected_note(sector1, spec, boot)
+    assert note and "sector 1 (0x08008000)" in note and "sector 0" not in note
+    assert "0xFFFDAAFD" in note
+    assert write_protected_note(sector1, spec, _image_at(0x08000000, 32 * 1024)) is None  # sector 0 only
+
+
+def test_dual_bank_nwrp_bit_covers_two_sectors() -> None:
+    dual = OptionBytes(0xDFFFAAFD & ~(1 << 18), 0)  # nDBANK=0, nWRP2 cleared
+    assert [i for i in range(24) if dual.write_protected(i)] == [4, 5]
+    single = OptionBytes(0xFFFFAAFD & ~(1 << 18), 0)
+    assert [i for i in range(12) if single.write_protected(i)] == [2]
