@@ -11,10 +11,12 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 setup:
 	@scripts/setup
 
-# Linter and formatter check (configured in pyproject.toml); .ci/run runs it before the tests.
+# Linter, formatter check and type check of rig/ (all configured in pyproject.toml); .ci/run
+# runs it before the tests.
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # The main job: the HIL suite on the default board (the twin), HTML report in reports/.
 hil: setup

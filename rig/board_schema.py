@@ -44,7 +44,7 @@ from rig.board_types import (  # noqa: F401 (re-exported: the schema's value typ
     got,
     invalid,
 )
-from rig.board_update import Transport, Update
+from rig.board_update import ALL_TRANSPORTS, Transport, Update
 from rig.errors import ConfigError
 
 
@@ -155,7 +155,7 @@ class Regions(_Strict):
     calibration: lowercase names), each a :class:`RegionEntry`."""
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-    __pydantic_extra__: dict[str, RegionEntry] = Field(init=False)  # type: ignore[assignment]
+    __pydantic_extra__: dict[str, RegionEntry] = Field(init=False)
 
     @model_validator(mode="after")
     def _names(self) -> Regions:
@@ -191,7 +191,7 @@ class Ota(_Strict):
     protocol: Name = "reference"
     protocol_options: dict[str, ProtocolOption] | None = None
     transports: Annotated[list[Transport], Field(min_length=1)] = Field(
-        default_factory=lambda: ["eth", "wifi"]
+        default_factory=lambda: [*ALL_TRANSPORTS]
     )
 
     @model_validator(mode="after")

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from rig.board_spec import MemoryRegion, OtaSpec, Region
 
 Transport = Literal["eth", "wifi"]
+#: every transport, in the order a board file's ``ota.transports`` defaults to
+ALL_TRANSPORTS: tuple[Transport, ...] = ("eth", "wifi")
 Word = Annotated[int, IntIn(0, 0xFFFFFFFF)]
 #: ``update.value``: one word, or one per transport (``{eth: 0x..., wifi: 0x...}``)
 WordPerTransport = Word | dict[Transport, Word]
@@ -180,7 +182,7 @@ def build_update(
     if isinstance(update.value, int):
         values = dict.fromkeys(ota.transports, update.value)
     elif update.value is not None:
-        values = dict(update.value)
+        values = {transport: word for transport, word in update.value.items()}
         missing = [t for t in ota.transports if t not in values]
         if missing:
             raise _fail(

@@ -157,8 +157,10 @@ def _check_events(text: str, source: str) -> None:
             continue
         if not isinstance(event, (ScalarEvent, AliasEvent, CollectionStartEvent)):
             continue
-        line = event.start_mark.line + 1
-        n = anchored.get(event.anchor, 1) if isinstance(event, AliasEvent) else 1
+        mark = event.start_mark  # None only for events built by hand, never the parser's
+        line = mark.line + 1 if mark is not None else 0
+        alias = event.anchor if isinstance(event, AliasEvent) else None
+        n = anchored.get(alias, 1) if alias is not None else 1
         if isinstance(event, ScalarEvent):
             if len(event.value) > MAX_SCALAR:
                 raise ConfigError(

@@ -199,7 +199,8 @@ def analyze_pcap(
         client_port: which connection to analyse (default: the first one seen).
         dedupe_window: identical IP packets closer than this (s) are one loopback copy.
     """
-    from scapy.all import IP, TCP, rdpcap
+    from scapy.all import rdpcap  # scapy.all: every layer a capture's packets may decode to
+    from scapy.layers.inet import IP, TCP  # the classes scapy.all re-exports (untyped there)
 
     pkts = [p for p in rdpcap(str(path)) if IP in p and TCP in p and port in (p[TCP].sport, p[TCP].dport)]
     ports = []

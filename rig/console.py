@@ -13,8 +13,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from re import Pattern
+from typing import TYPE_CHECKING, BinaryIO
 
 from rig.errors import ConsoleError
+
+if TYPE_CHECKING:
+    import serial
 
 
 class Console:
@@ -26,10 +30,10 @@ class Console:
         self.log_path = log_path
         self._buf = bytearray()
         self._cond = threading.Condition()
-        self._serial = None
+        self._serial: serial.Serial | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._logfile = None
+        self._logfile: BinaryIO | None = None
 
     def open(self) -> Console:
         import serial

@@ -344,7 +344,7 @@ class Bench:
         ev.transcript = result.to_dict()
         if result.pcap:
             ev.artifacts["pcap"] = Path(result.pcap)
-            ev.capture = self._analyse_capture(result, port)
+            ev.capture = self._analyse_capture(result.pcap, result.peer, port)
         elif capture and server.capture_error:
             ev.notes.append(f"no packet capture: {server.capture_error}")
         tpath = self.artifacts / "ota-transcript.txt"
@@ -363,7 +363,7 @@ class Bench:
         self, image: Image, ev: Evidence, result: SessionResult, staged_before: Image | None = None
     ) -> PhaseFailure:
         """The failure of a session that did not end in ACK (phase ``boot``/``transfer``) with
-        what the board said: after ``NACK:flash`` the staging region read back and
+        what the board said: after ``NACK:flash`` or ``NACK:crc`` the staging region read back and
         diagnosed, and every CRC the board reported explained (:mod:`rig.crc_diagnosis`)."""
         message = (
             f"the OTA session ended with {result.outcome}: {result.reason} "
@@ -372,7 +372,7 @@ class Bench:
         )
         readbacks: dict[str, tuple[int, bytes]] = {}
         self.console.wait_quiet()  # the board logs why before it sends the NACK: let that arrive
-        if (result.nack_reason or "").startswith("flash"):
+        if (result.nack_reason or "").startswith(("flash", "crc")):  # the board's data is in flash
             staging = self.spec.ota.staging_region
             prev = staged_before.data[: image.size].ljust(image.size, b"\xff") if staged_before else None
             check = self.check_region(ev, staging, image.data, previous=prev, phase="write")
@@ -655,16 +655,17 @@ class Bench:
         else:
             self.probe.resume()
 
-    def _analyse_capture(self, result: SessionResult, port: int) -> dict:
-        """What the pcap shows about this session's TCP segments (for the report and tests)."""
+    def _analyse_capture(self, pcap: str, peer: str | None, port: int) -> dict:
+        """What the pcap of a session with ``peer`` shows about its TCP segments (for the
+        report and tests)."""
         from rig.capture import analyze_pcap
 
-        client = int(result.peer.rsplit(":", 1)[1]) if result.peer else None
+        client = int(peer.rsplit(":", 1)[1]) if peer else None
         try:
-            analysis = analyze_pcap(result.pcap, port, client_port=client)
+            analysis = analyze_pcap(pcap, port, client_port=client)
         except Exception as exc:
-            return {"pcap": result.pcap, "error": f"cannot analyse the capture: {exc}"}
-        return {"pcap": result.pcap, "summary": analysis.summary, "analysis": analysis.to_dict()}
+            return {"pcap": pcap, "error": f"cannot analyse the capture: {exc}"}
+        return {"pcap": pcap, "summary": analysis.summary, "analysis": analysis.to_dict()}
 
     # -- internals -------------------------------------------------------------------------------
     def _in_flash(self, address: int) -> bool:

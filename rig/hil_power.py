@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from rig.errors import PhaseFailure
+from rig.errors import PhaseFailure, TargetError
 from rig.hil_evidence import config_record_note
 from rig.ota.transcript import SessionResult
 
@@ -95,11 +95,11 @@ def _update_until_cut(bench: Bench, image: Image, cut: dict, sessions: list[Sess
     cut has happened; return the twin's record of it, or None if it never came."""
     from rig.hil import install_timeout, transfer_timeout
 
-    cuts_before = len(bench.target.control("flash")["cuts"])
+    cuts_before = len(_flash_cuts(bench))
     bench.target.control("flash.cut", **cut)
 
     def cut_seen() -> dict | None:
-        cuts = bench.target.control("flash")["cuts"]
+        cuts = _flash_cuts(bench)
         return cuts[-1] if len(cuts) > cuts_before else None
 
     with bench.ota_server(image.data, policy="natural", max_size=bench.spec.max_image_size) as server:
@@ -113,6 +113,14 @@ def _update_until_cut(bench: Bench, image: Image, cut: dict, sessions: list[Sess
         time.sleep(0.1)
         cut_info = cut_seen()
     return cut_info
+
+
+def _flash_cuts(bench: Bench) -> list[dict]:
+    """The twin's record of the power cuts so far (its ``flash`` control answer's ``cuts``)."""
+    cuts = bench.target.control("flash")["cuts"]
+    if not isinstance(cuts, list):
+        raise TargetError(f"the twin's flash state holds no list of cuts: {cuts!r}")
+    return cuts
 
 
 def _judge_recovery(

@@ -80,7 +80,7 @@ def _find_probe(uid: str | None):  # -> pyocd DebugProbe
     return next(p for p in probes if p.unique_id == chosen.uid)
 
 
-def _is_connection_error(exc: BaseException) -> bool:
+def _is_connection_error(exc: BaseException | None) -> bool:
     while exc is not None:
         if isinstance(exc, (ConnectionError, socket.timeout)):
             return True

@@ -32,6 +32,10 @@ class BoundedClientSocket(ClientSocket):
     """pyOCD's ``ClientSocket`` whose reads end: at the end of stream, on an error, or after
     ``request_timeout`` seconds without a complete answer."""
 
+    #: the connection (pyOCD's ``ClientSocket`` sets it: None until ``connect()``); declared
+    #: here because the base class comes from an untyped package
+    _socket: socket.socket | None
+
     def __init__(self, host: str, port: int, request_timeout: float = REQUEST_TIMEOUT) -> None:
         super().__init__(host, port)
         self.request_timeout = request_timeout

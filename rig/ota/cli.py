@@ -13,10 +13,13 @@ import sys
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rig.errors import ConfigError, RigError
 from rig.ota.connection import Timeouts
+
+if TYPE_CHECKING:
+    from rig.ota.transcript import SessionResult
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -248,7 +251,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             task_ref["id"] = progress.add_task("sending", total=total)
         progress.update(task_ref["id"], completed=sent, total=total)
 
-    results = []
+    results: list[SessionResult] = []
     server = OtaServer(
         image,
         bind=args.bind,

@@ -235,9 +235,9 @@ def parse_policy(spec: str | LinkPolicy | None) -> LinkPolicy:
                         source="policy",
                         hint="choose one of " + ", ".join(_SEGMENTERS),
                     )
-                segmenter = _SEGMENTERS[name](**params)  # type: ignore[arg-type]
+                segmenter = _SEGMENTERS[name](**params)
             elif name in _FAULTS:
-                faults.append(_FAULTS[name](**params))  # type: ignore[arg-type]
+                faults.append(_FAULTS[name](**params))
             elif name in _CUTS:
                 if cut is not None:
                     raise ConfigError(

@@ -132,15 +132,15 @@ class ReferenceProtocol(Protocol):
             msgs.append(session.control(f"FILE_CRC:{offer.crc:08X}"))
         msgs.append(session.control("OTA_UPDATE"))
         session.phase = "ready"
-        line = session.send(*msgs)
-        if line is not None:
-            self._nack_or(session, line, None, "before OTA_UPDATE was sent (wrong order)")
+        early = session.send(*msgs)  # a line the board sent while these went out
+        if early is not None:
+            self._nack_or(session, early, None, "before OTA_UPDATE was sent (wrong order)")
         line = session.expect("OTA_READY", t.ready)
         self._nack_or(session, line, "OTA_READY")
         session.phase = "data"
-        line = session.send(session.data(offer.data), session.control("OTA_DONE"))
-        if line is not None:
-            self._nack_or(session, line, None, "while the image was being sent")
+        early = session.send(session.data(offer.data), session.control("OTA_DONE"))
+        if early is not None:
+            self._nack_or(session, early, None, "while the image was being sent")
         session.phase = "ack"
         line = session.expect("ACK", t.ack)
         self._nack_or(session, line, "ACK")

@@ -72,7 +72,7 @@ def _safe(name: str) -> str:
 
 def artifact_links(files: Mapping[str, Path], link_base: Path | None) -> Markup:
     """A list of links with file sizes (missing files are named, not linked)."""
-    items = []
+    items: list[tuple[str, Path, str | None, str]] = []  # label, path, href (None: missing), size
     for label, path in files.items():
         path = Path(path)
         if path.exists():
@@ -129,6 +129,12 @@ def _short_list(values: list[Any]) -> str:
     return text + (f", … ({num(len(values))} in all)" if len(values) > MAX_LIST_ITEMS else "")
 
 
+def _list_at(d: Mapping[str, Any], key: str) -> list[Any]:
+    """``d[key]`` if it is a list, else an empty one."""
+    value = d.get(key)
+    return value if isinstance(value, list) else []
+
+
 def capture_view(cap: Mapping[str, Any] | None, link_base: Path | None) -> Markup:
     """pcap link, connection counters, token placement and the first segments."""
     if not cap:
@@ -143,8 +149,7 @@ def capture_view(cap: Mapping[str, Any] | None, link_base: Path | None) -> Marku
     lists = [
         (key, _short_list(flat[key])) for key in ("sizes_down", "sizes_up") if isinstance(flat.get(key), list)
     ]
-    tokens = flat.get("tokens") if isinstance(flat.get("tokens"), list) else []
-    segs = flat.get("segments") if isinstance(flat.get("segments"), list) else []
+    tokens, segs = _list_at(flat, "tokens"), _list_at(flat, "segments")
     token_keys = ("dir", "text", "start", "end", "segments")
     segment_keys = ("index", "time", "dir", "offset", "length", "flags", "retransmission")
     return render(

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from rig.errors import TargetError
 from rig.targets.base import Target
@@ -59,7 +60,7 @@ class ControlClient:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
-        self._rfile = None
+        self._rfile: BinaryIO | None = None
 
     def _connect(self) -> None:
         self._sock = socket.create_connection(self._addr, timeout=self._timeout)
@@ -173,7 +174,7 @@ def start_twin(
     for lan_host, lan_port in fwd:
         args += ["--forward", f"{lan_host}:{lan_port}=127.0.0.1:{free_port()}"]
     args += list(extra_args)
-    stderr = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    log = open(log_path, "ab") if log_path else None  # noqa: SIM115
     if log_path:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     # the twin stops when this process is gone, even if that happens before it got going
@@ -183,7 +184,7 @@ def start_twin(
             args,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=stderr,
+            stderr=log if log is not None else subprocess.DEVNULL,
             env=env,
             cwd=str(cwd),
             # its own session: Ctrl-C in the user's terminal goes to the foreground process
@@ -193,8 +194,8 @@ def start_twin(
             start_new_session=True,
         )
     finally:
-        if log_path:
-            stderr.close()
+        if log is not None:
+            log.close()
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     line = b""
