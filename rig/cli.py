@@ -1,8 +1,9 @@
 """The ``rig`` command line.
 
 Subcommands: ``rig diff`` (compare a flash readback with an image and diagnose), ``rig ota``
-(the host OTA server, registered by ``rig.ota.cli.register``) and ``rig restore`` (put a
-board's flash backup back, see :mod:`rig.backup`).
+(the host OTA server, registered by ``rig.ota.cli.register``), ``rig restore`` (put a
+board's flash backup back, see :mod:`rig.backup`) and ``rig doctor`` (is this host ready
+for a real board, :mod:`rig.doctor`).
 Exit codes: 0 success / no difference, 1 differences found, 2 usage or configuration error.
 """
 
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rig import doctor
 from rig.errors import RigError
 from rig.ota import cli as ota_cli
 
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_diff(sub)
     ota_cli.register(sub)
     _add_restore(sub)
+    doctor.register(sub)
     return parser
 
 
@@ -122,19 +125,33 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write it even if the chip's unique ID is not the backup's (another board)",
     )
+    add_lock_timeout(p)
     p.set_defaults(func=_cmd_restore)
 
 
+def add_lock_timeout(p: argparse.ArgumentParser) -> None:
+    """``--lock-timeout S``: how long to wait for a board another job holds (rig.probe_lock)."""
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="S",
+        help="wait at most S seconds for a board another job holds (default: $OTA_RIG_LOCK_TIMEOUT or 600)",
+    )
+
+
 def _cmd_restore(args: argparse.Namespace) -> int:
-    from rig import progress
+    from rig import probe_lock, progress
     from rig.backup import Backup, RestoreMismatch, restore_backup
     from rig.probe import TARGET, Probe
 
     backup = Backup.load(args.backup)
-    uid = args.probe_uid or backup.meta.get("probe_uid")
+    uid = probe_lock.resolved_uid(args.probe_uid or backup.meta.get("probe_uid"))
     bars = progress.for_run()
     try:
-        with Probe(uid, target=str(backup.meta.get("pyocd_target") or TARGET)) as probe:
+        with (
+            probe_lock.board_lock(uid, timeout=args.lock_timeout),
+            Probe(uid, target=str(backup.meta.get("pyocd_target") or TARGET)) as probe,
+        ):
             if bars is not None:
                 probe.progress = bars.probe_callback()
             try:
