@@ -207,7 +207,6 @@ def _wait(fd: int, uid: str, path: Path, timeout: float, say: Say) -> None:
         holder = read_holder(path)
         who = holder.describe() if holder else "a job whose record is not written yet"
         if waited >= timeout:
-            os.close(fd)
             raise BoardBusy(
                 f"the board {uid} is in use by {who}; gave up after waiting {timeout:g} s",
                 holder=holder,
@@ -233,12 +232,16 @@ def acquire(uid: str, *, timeout: float | None = None, say: Say | None = None) -
             return held.path
     path = lock_path(uid)
     fd = _open(path)
-    _wait(fd, uid, path, default_timeout() if timeout is None else timeout, say)
-    stale = read_holder(path)
-    if stale is not None and stale.pid != os.getpid():
-        state = "alive, no longer holding it" if stale.alive() else "gone"
-        say(f"ota-rig: recovered the lock of board {uid}: its record names {stale.describe()} ({state})")
-    _record(fd, uid)
+    try:  # whatever stops us here (the timeout, Ctrl-C, a full disk) closes fd: no lock kept
+        _wait(fd, uid, path, default_timeout() if timeout is None else timeout, say)
+        stale = read_holder(path)
+        if stale is not None and stale.pid != os.getpid():
+            state = "alive, no longer holding it" if stale.alive() else "gone"
+            say(f"ota-rig: recovered the lock of board {uid}: its record names {stale.describe()} ({state})")
+        _record(fd, uid)
+    except BaseException:
+        os.close(fd)
+        raise
     with _GUARD:
         _HELD[key] = _Held(fd, path, 1)
     return path

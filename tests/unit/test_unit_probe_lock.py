@@ -146,3 +146,13 @@ def test_an_unwritable_lock_directory_is_named(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("OTA_RIG_LOCK_DIR", str(blocker / "locks"))
     with pytest.raises(probe_lock.ProbeError, match="OTA_RIG_LOCK_DIR"):
         probe_lock.acquire(UID, timeout=0)
+
+
+def test_ctrl_c_releases_the_board_and_clears_the_record(holder: subprocess.Popen[str]) -> None:
+    os.kill(holder.pid, signal.SIGINT)  # KeyboardInterrupt in the holder
+    holder.wait(10)
+    assert holder.returncode != 0
+    said: list[str] = []
+    path = probe_lock.acquire(UID, timeout=0, say=said.append)
+    probe_lock.release(UID)
+    assert said == [] and probe_lock.read_holder(path) is None  # nothing to recover
