@@ -18,6 +18,7 @@ from typing import Any
 from rig.doctor_checks import (
     Finding,
     capture_findings,
+    firewall_findings,
     probe_findings,
     tool_findings,
     usb_findings,
@@ -176,6 +177,7 @@ def findings(facts: Facts, spec: Any, uid: str | None) -> list[Finding]:
         *vcp_findings(facts),
         *option_byte_findings(facts.probe_read, spec),
         *network_findings(facts, boards),
+        *firewall_findings(facts, sorted({b.bind.port for b in boards})),
         *capture_findings(facts),
         *tool_findings(facts),
     ]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rig.doctor_facts import Facts
@@ -205,4 +206,46 @@ def tool_findings(facts: Facts) -> list[Finding]:
             out.append(Finding("tools", "ok", f"{name}: {tools[name]}"))
         elif name in tools:
             out.append(Finding("tools", level, f"{name} not found ({why})", fix))
+    return out
+
+
+def firewall_findings(facts: Facts, ports: list[int]) -> list[Finding]:
+    """Whether the firewall drops what the board sends to the OTA port(s): a drop/reject
+    policy on an input chain (or a reject rule) and no rule that names the port."""
+    if not ports:
+        return []
+    if facts.firewall is None:
+        return [
+            Finding(
+                "firewall",
+                "info",
+                f"rules not read ({facts.firewall_error}); make sure TCP {', '.join(map(str, ports))} may "
+                "come in on the lab NIC",
+                None
+                if "installed" in (facts.firewall_error or "")
+                else "run `sudo rig doctor` to have them checked",
+            )
+        ]
+    text = facts.firewall
+    drops = re.search(r"hook input[^}]*policy (drop|reject)", text) or re.search(
+        r":INPUT (DROP|REJECT)", text
+    )
+    out = []
+    for port in ports:
+        named = (
+            re.search(rf"dport (\{{[^}}]*\b{port}\b[^}}]*\}}|{port}\b)", text) or f"--dport {port}" in text
+        )
+        if not drops or named:
+            why = "a rule names it" if named else "the input policy accepts"
+            out.append(Finding("firewall", "ok", f"TCP {port} may come in ({why})"))
+        else:
+            out.append(
+                Finding(
+                    "firewall",
+                    "fail",
+                    f"the input policy drops and no rule names TCP {port}: the board's connections never arrive",
+                    f"allow it on the lab NIC, e.g. `sudo nft add rule inet filter input tcp dport {port} accept` "
+                    f"or `sudo ufw allow {port}/tcp`",
+                )
+            )
     return out

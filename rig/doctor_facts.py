@@ -83,6 +83,9 @@ class Facts:
     ifaces: list[Iface] | None = None
     bind_errors: dict[str, str | None] = field(default_factory=dict)
     tools: dict[str, str | None] = field(default_factory=dict)
+    #: the firewall's rules (``nft list ruleset``, else ``iptables-save``), or why not read
+    firewall: str | None = None
+    firewall_error: str | None = None
     board_file: str = ""
     board_error: str | None = None
     probe_read: ProbeRead | None = None
@@ -231,6 +234,24 @@ def try_bind(ip: str, port: int) -> str | None:
     return None
 
 
+def gather_firewall(facts: Facts) -> None:
+    """The ruleset as text (reading it needs root), or why it could not be read."""
+    for command in (["nft", "list", "ruleset"], ["iptables-save"]):
+        if not shutil.which(command[0]):
+            continue
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            facts.firewall_error = f"{command[0]}: {exc}"
+            continue
+        if out.returncode == 0:
+            facts.firewall, facts.firewall_error = out.stdout, None
+            return
+        facts.firewall_error = f"`{' '.join(command)}`: {(out.stderr or out.stdout).strip()[:200]}"
+    if facts.firewall_error is None:
+        facts.firewall_error = "neither nft nor iptables-save is installed"
+
+
 def gather_tools(facts: Facts) -> None:
     facts.tools = {
         "arm-none-eabi-gcc": shutil.which("arm-none-eabi-gcc"),
@@ -289,6 +310,7 @@ def gather(board_file: Path | None, uid: str | None) -> tuple[Facts, object | No
     for step in (gather_probes, gather_usb, gather_udev, gather_groups, gather_serial, gather_capture):
         step(facts)
     gather_ifaces(facts)
+    gather_firewall(facts)
     gather_tools(facts)
     boards = spec.lab_boards() if spec is not None else []
     local = {a for i in facts.ifaces or [] for a in i.addresses}

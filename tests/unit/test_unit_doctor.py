@@ -246,3 +246,31 @@ def test_on_this_host_without_a_board() -> None:
     assert probe["message"].startswith("no probe found") and "ST-LINK USB" in probe["fix"]
     checks = {f["check"] for f in doc["findings"]}
     assert {"board", "usb", "vcp", "option bytes", "network", "capture", "tools"} <= checks
+
+
+NFT_DROP = """table inet filter {
+	chain input {
+		type filter hook input priority filter; policy drop;
+		ct state established,related accept
+		tcp dport { 22, 5000 } accept
+	}
+}
+"""
+
+
+def test_the_firewall_and_the_ota_port(spec) -> None:
+    facts = ready_host()
+    facts.firewall = NFT_DROP
+    assert [f.level for f in doctor.firewall_findings(facts, [5000])] == ["ok"]
+    (closed,) = doctor.firewall_findings(facts, [5001])
+    assert closed.blocks and "TCP 5001" in closed.message and "dport 5001 accept" in (closed.fix or "")
+    facts.firewall = NFT_DROP.replace("policy drop", "policy accept").replace("{ 22, 5000 }", "22")
+    assert [f.level for f in doctor.firewall_findings(facts, [5000])] == ["ok"]
+    facts.firewall = "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 5000 -j ACCEPT\nCOMMIT\n"
+    assert [f.level for f in doctor.firewall_findings(facts, [5000, 6000])] == ["ok", "fail"]
+    facts.firewall, facts.firewall_error = None, "`nft list ruleset`: Operation not permitted"
+    (unread,) = doctor.firewall_findings(facts, [5000])
+    assert unread.level == "info" and "sudo" in (unread.fix or "")
+    facts = ready_host()
+    facts.firewall = NFT_DROP.replace("5000", "5001")
+    assert doctor.blocking(doctor.findings(facts, spec, None)) == ["firewall"]
