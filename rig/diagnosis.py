@@ -28,6 +28,7 @@ KINDS = (
     "erased_not_written",
     "shifted",
     "repeated_block",
+    "stale_cache_lines",
     "foreign_text",
     "bit_flips",
     "sector_aligned",

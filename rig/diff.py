@@ -22,6 +22,7 @@ import numpy as np
 from rig import diagnosis as dg
 from rig import diagnosis_sectors as ds
 from rig.diagnosis import DEFAULT_TOKENS, KINDS, MAX_LIST, Diagnosis
+from rig.diagnosis_cache import stale_buffer, stale_cache_lines
 from rig.diff_arrays import (
     Buffer,
     as_array,
@@ -311,9 +312,15 @@ def analyze(
     previous: Buffer | None = None,
     tokens: Sequence[bytes] = DEFAULT_TOKENS,
     writable: Sequence[tuple[int, int]] | None = None,
+    received: bool = False,
 ) -> Analysis:
-    """:func:`diff_bytes` and :func:`diagnose` in one pass."""
-    diags, st, missing = _diagnose(expected, actual, base, layout, previous, tokens, writable)
+    """:func:`diff_bytes` and :func:`diagnose` in one pass.
+
+    ``received``: the data went to flash straight from the link's receive buffer (the staging
+    area an update writes), not through a copy in flash: one block written again and again
+    is then a receive buffer read through stale D-cache lines (``stale_cache_lines``) or never
+    refilled, rather than a copy whose source pointer does not advance."""
+    diags, st, missing = _diagnose(expected, actual, base, layout, previous, tokens, writable, received)
     diff = _diff_from_mask(st.a, st.b, st.neq, base, layout, missing)
     unexplained = int(np.count_nonzero(st.open_mask()))
     return Analysis(diff, tuple(diags), unexplained)
@@ -327,6 +334,7 @@ def _diagnose(
     previous: Buffer | None,
     tokens: Sequence[bytes],
     writable: Sequence[tuple[int, int]] | None,
+    received: bool = False,
 ) -> tuple[list[Diagnosis], dg.State, int]:
     a, b, missing = prepare(expected, actual)
     prev = None
@@ -340,7 +348,9 @@ def _diagnose(
         return out, st, missing
     # the order matters: each detector leaves the bytes the earlier ones explained alone
     out += dg.foreign_text(st, tokens)
-    out += dg.repeated_block(st)
+    repeated = dg.repeated_block(st)
+    out += [stale_buffer(d) for d in repeated] if received else repeated
+    out += stale_cache_lines(st)
     out += dg.shifted(st)
     out += dg.erased_not_written(st)
     out += ds.never_erased(st)

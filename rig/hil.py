@@ -162,8 +162,10 @@ class Bench:
         """Read ``len(expected)`` bytes of region ``name`` (from ``base``) back and analyse them."""
         base = self.spec.region(name).base if base is None else base
         actual = self.readback(base, len(expected))
+        received = phase == "write"  # the staging area: written straight from the receive buffer
+        writable = self.spec.ota_writable()
         analysis = analyze(
-            expected, actual, base, self.layout, previous=previous, writable=self.spec.ota_writable()
+            expected, actual, base, self.layout, previous, writable=writable, received=received
         )
         check = RegionCheck(
             name=name,

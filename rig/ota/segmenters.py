@@ -190,6 +190,17 @@ class RandomCuts(Segmenter):
     name = "random"
 
     def __init__(self, seed: int = 0, min: int = 1, max: int = 1400) -> None:
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, int | float)
+            or seed != seed
+            or abs(seed) == float("inf")
+        ):
+            raise ConfigError(
+                f"random:seed must be an integer, got {seed!r}",
+                source="policy",
+                hint="e.g. random:seed=7",
+            )
         self.seed = int(seed)
         self.min = positive_int("random", "min", min)
         self.max = positive_int("random", "max", max)

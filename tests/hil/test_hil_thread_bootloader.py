@@ -46,6 +46,7 @@ def test_no_rig_code_knows_the_thread_bootloader() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # 35 scenarios in a child pytest: ~10 min alone, more beside other workers
 def test_thread_bootloader_passes_the_suite(tmp_path: Path) -> None:
     """Every scenario but the slow ones (the 512 KiB image, ten updates), over Ethernet; what
     is skipped is what the board file says: no WiFi, no CRC in the protocol."""

@@ -66,6 +66,8 @@ CASES = [
     Case("entry-from-stack", UPDATE, "update and 16k", "eth", "jump", ("never reached",)),
     Case("jump-from-irq", UPDATE, "update and 16k", "eth", "jump", ("thread_mode",)),
     Case("irq-left-enabled", UPDATE, "update and 16k", "eth", "jump", ("nvic_enabled",)),
+    # SPI RX by DMA into a cached buffer, never invalidated (issue 17; the thread's WiFi-only corruption)
+    Case("dma-rx-no-invalidate", UPDATE, "update and 16k", "wifi", "transfer", ("stale_cache_lines",)),
     Case("no-vtor", UPDATE, "update and 16k", "eth", "jump", ("vtor: expected 0x08040000",)),
     Case("mpu-left-on", UPDATE, "update and 16k", "eth", "jump", ("mpu",)),
     Case("primask-left-set", UPDATE, "update and 16k", "eth", "jump", ("primask",)),

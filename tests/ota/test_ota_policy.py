@@ -168,3 +168,10 @@ def test_validate_against_the_image() -> None:
     with pytest.raises(ConfigError, match="exceeds"):
         parse_policy("truncate:bytes=3001").validate(3000, crc=True)
     parse_policy("drop-at:byte=2999+truncate:bytes=3000").validate(3000, crc=True)
+
+
+@pytest.mark.parametrize("seed", ["1e400", "nan", "inf"])
+def test_a_seed_that_is_no_integer_is_a_config_error(seed: str) -> None:
+    """Found by the CLI fuzz test: a seed read as float infinity raised OverflowError."""
+    with pytest.raises(ConfigError, match="random:seed must be an integer"):
+        parse_policy(f"random:seed={seed}")

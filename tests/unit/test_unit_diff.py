@@ -360,6 +360,9 @@ def test_to_dict_is_plain_json_for_every_kind(spec: BoardSpec) -> None:
     act[0x110000:0x130000] = act[0x110400:0x130400].copy()  # shifted by +1024 (sector 8)
     act[0x150400:0x160000] = np.resize(act[0x150000:0x150400], 0xFC00)  # repeated_block (sector 9)
     act[0x1F0000:] = 0xFF  # erased_not_written to the end
+    for line in range(0xC0400, 0xC8000, 96):  # stale_cache_lines (sector 7): old packets' lines
+        back = 1024 if line % 192 else 2048
+        act[line : line + 32] = np.frombuffer(full, np.uint8)[line - back : line - back + 32]
     rng = np.random.default_rng(2)
     pos = rng.choice(np.arange(0x180000, 0x1C0000), 200, replace=False)
     act[pos] ^= (1 << rng.integers(0, 8, pos.size)).astype(np.uint8)  # bit_flips (sector 10)
