@@ -174,9 +174,9 @@ def start_twin(
     for lan_host, lan_port in fwd:
         args += ["--forward", f"{lan_host}:{lan_port}=127.0.0.1:{free_port()}"]
     args += list(extra_args)
-    log = open(log_path, "ab") if log_path else None  # noqa: SIM115
     if log_path:
         log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab") if log_path else None  # noqa: SIM115
     # the twin stops when this process is gone, even if that happens before it got going
     env = dict(os.environ, PYTHONUNBUFFERED="1", TWIN_PARENT_PID=str(os.getpid()))
     try:
