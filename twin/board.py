@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from twin import flash_record
 from twin import memory as mm
 from twin.control import ControlServer
 from twin.debugport import DebugServer
@@ -159,6 +160,8 @@ class Board:
             ctl.register_command(name, lambda m, req, f=fn: f(req))
         ctl.register_command("flash", lambda m, req: self.flash.snapshot())
         ctl.register_command("flash.cut", self._flash_cut)
+        for name, cmd in flash_record.commands(self.flash).items():  # the power-cut campaign
+            ctl.register_command(name, cmd)
         ctl.register_command("power.cut", self._power_cut_at)
         ctl.register_command(
             "probe",

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from twin import flash_state
 from twin.device import Device, ResetKind, merge_word, sub_word
 from twin.flash_cut import PowerCutPlan
+from twin.flash_record import NvSnapshots, OpLog, partial_effect
 from twin.memory import FLASH_BASE, FLASH_ITCM_BASE, FLASH_SIZE
 
 KEY1, KEY2 = 0x45670123, 0xCDEF89AB
@@ -52,6 +53,7 @@ OPTCR_OPTLOCK, OPTCR_OPTSTRT, OPTCR_NDBANK = 1, 2, 1 << 29
 OPTCR_FACTORY = 0xFFFFAAFD
 OPTCR1_FACTORY = 0x00400080
 FLASH_IRQ = 4
+OPTION_BYTES = 0x1FFF0000  # where RM0410 maps the option bytes (an operation's address)
 
 K = 1024
 _STORE_BLOCKERS = CR_LOCK | CR_PG | CR_SER | CR_MER | CR_MER2
@@ -108,6 +110,8 @@ class FlashController(Device):
         self.power_cut = PowerCutPlan()
         self.cuts: list[dict[str, object]] = []  # the cuts that happened (also timed ones)
         self.observers: list[Callable[[str, int, int], object]] = []
+        self.oplog = OpLog()  # flash.record: every operation, for the power-cut campaign
+        self.nv = NvSnapshots(self, self.oplog)  # snapshot.*: saved non-volatile states
         self._busy_handle: object | None = None
         self._busy_until = 0
         self.reset(ResetKind.POWER)
@@ -257,8 +261,10 @@ class FlashController(Device):
             return
         self.optcr = value & ~(OPTCR_OPTSTRT | OPTCR_OPTLOCK)
         if value & OPTCR_OPTSTRT and not self.sr & SR_BSY:
-            self.ob_optcr = self.optcr & ~(OPTCR_OPTLOCK | OPTCR_OPTSTRT)
-            self.ob_optcr1 = self.optcr1
+            new = self.optcr & ~(OPTCR_OPTLOCK | OPTCR_OPTSTRT)
+            if not self._notify("options", OPTION_BYTES, 16, new | self.optcr1 << 32):
+                return  # power cut: the option bytes keep their old value
+            self.ob_optcr, self.ob_optcr1 = new, self.optcr1
             self._log(
                 f"option bytes programmed: OPTCR=0x{self.ob_optcr:08X} "
                 f"OPTCR1=0x{self.ob_optcr1:08X} (effective after reset)"
@@ -279,23 +285,16 @@ class FlashController(Device):
         """
         for fn in list(self.observers):
             fn(kind, address, length)
+        if self.oplog.on:
+            self.oplog.add(kind, address, length, value)
         self.started += 1
         cut = self.power_cut.fires(kind, address, length)
         if cut is None:
             return True
-        mode = cut["mode"]
-        off = address - FLASH_BASE
-        what = "not done"
-        if kind == "erase" and mode in ("half", "torn"):
-            ctypes.memset(ctypes.addressof(self.array) + off, 0xFF, length // 2)
+        mode = str(cut["mode"])
+        what = partial_effect(self.mv, kind, address, length, value, mode)
+        if kind == "erase":
             self._dirty(address, length // 2)
-            what = "first half erased"
-        elif kind == "program" and mode == "torn":
-            # a torn write: only the low half of the bytes got programmed
-            half = max(1, length // 2)
-            old = int.from_bytes(self.mv[off : off + half], "little")
-            self.mv[off : off + half] = (old & value & ((1 << (8 * half)) - 1)).to_bytes(half, "little")
-            what = f"torn: {half} of {length} bytes programmed"
         self.cuts.append(
             {
                 "op": self.started,
@@ -393,7 +392,7 @@ class FlashController(Device):
             if sec is None or self._protected(sec[0]):
                 self._error(SR_WRPERR)
                 return
-        if self.observers or self.power_cut.armed is not None:
+        if self.observers or self.power_cut.armed is not None or self.oplog.on:
             if not self._notify("program", address, size, value):
                 return
         else:

@@ -38,7 +38,8 @@ class PowerCutPlan:
             mode: "half" (an erase leaves the first half of its sector erased, a program
                 writes nothing), "abort" (nothing of that operation happens) or "torn" (a
                 program writes only the low half of its bytes; an erase as "half").
-            kind: "erase" or "program" (None: either).
+            kind: "erase", "program" or "options" (an option-byte write, OPTSTRT; it
+                counts only without an address filter) (None: any).
             address, length: only operations touching [address, address+length) count
                 (None: anywhere in flash; an ITCM-alias address means the same flash).
         """
@@ -46,13 +47,14 @@ class PowerCutPlan:
             raise ValueError("nth must be >= 1")
         if mode not in MODES:
             raise ValueError("mode must be 'half', 'abort' or 'torn'")
-        if kind not in (None, "erase", "program"):
-            raise ValueError("kind must be 'erase' or 'program'")
+        if kind not in (None, "erase", "program", "options"):
+            raise ValueError("kind must be 'erase', 'program' or 'options'")
         lo = FLASH_BASE if address is None else int(address)
         if FLASH_ITCM_BASE <= lo < FLASH_ITCM_BASE + FLASH_SIZE:
             lo += FLASH_BASE - FLASH_ITCM_BASE
         hi = FLASH_BASE + FLASH_SIZE if length is None else lo + int(length)
         self.armed = {"nth": int(nth), "mode": mode, "kind": kind, "lo": lo, "hi": hi, "seen": 0}
+        self.armed["anywhere"] = address is None  # option-byte writes count only then
 
     def cancel(self) -> None:
         """Disarm."""
@@ -64,7 +66,11 @@ class PowerCutPlan:
         cut = self.armed
         if cut is None:
             return None
-        if cut["kind"] not in (None, kind) or not (cut["lo"] < address + length and address < cut["hi"]):
+        if cut["kind"] not in (None, kind):
+            return None
+        if kind == "options" and not cut["anywhere"]:
+            return None
+        if kind != "options" and not (cut["lo"] < address + length and address < cut["hi"]):
             return None
         cut["seen"] += 1
         if cut["seen"] < cut["nth"]:
