@@ -342,9 +342,12 @@ class Probe:
         with self._access("writing", address, len(data)):
             self.target.write_memory_block8(address, list(data))
 
-    def flash(self, address: int, data: bytes, *, progress: Progress | None = None) -> None:
+    def flash(
+        self, address: int, data: bytes, *, progress: Progress | None = None, smart: bool = True
+    ) -> None:
         """Program ``data`` at ``address`` with pyOCD's flash algorithm (sector erase,
-        unwritten parts of erased sectors kept); ``progress`` (or :attr:`progress`) hears of it."""
+        unwritten parts of erased sectors kept); ``progress`` (or :attr:`progress`) hears of it.
+        ``smart=False``: the caller knows the sectors differ, so pyOCD does not read them first."""
         from pyocd.flash.loader import MemoryLoader
 
         progress = progress or self.progress
@@ -355,7 +358,7 @@ class Probe:
                 progress(int(fraction * total), total, f"flash 0x{address:08X}")
 
         loader = MemoryLoader(
-            self.session, progress=_cb, chip_erase="sector", smart_flash=True, keep_unwritten=True
+            self.session, progress=_cb, chip_erase="sector", smart_flash=smart, keep_unwritten=True
         )
         loader.add_data(address, bytes(data))
         try:
@@ -406,6 +409,11 @@ class Probe:
         with self._access(f"reading core register(s) {', '.join(names)}"):
             values = self.target.read_core_registers_raw(list(names))
         return dict(zip(names, values, strict=True))
+
+    def write_registers(self, values: Mapping[str, int]) -> None:
+        """Write core registers (the core must be halted), in the order given."""
+        with self._access(f"writing core register(s) {', '.join(values)}"):
+            self.target.write_core_registers_raw(list(values), list(values.values()))
 
     def set_breakpoint(self, address: int) -> None:
         from pyocd.core.target import Target
