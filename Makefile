@@ -11,12 +11,14 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 setup:
 	@scripts/setup
 
-# Linter, formatter check and type check of rig/ (all configured in pyproject.toml); .ci/run
-# runs it before the tests.
+# Linter, formatter check and type check of rig/ (all configured in pyproject.toml), and the
+# GitHub workflow files (actionlint, configured in .github/actionlint.yaml); .ci/run runs it
+# before the tests.
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	.venv/bin/actionlint -color=false
 
 # The main job: the HIL suite on the default board (the twin), HTML report in reports/.
 hil: setup

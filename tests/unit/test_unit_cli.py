@@ -135,9 +135,9 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
     return dict(action.choices)
 
 
-def test_subcommands_are_diff_ota_restore_and_doctor() -> None:
+def test_subcommands_are_diff_ota_restore_doctor_and_summary() -> None:
     commands = _subcommands(build_parser())
-    assert sorted(commands) == ["diff", "doctor", "ota", "restore"]
+    assert sorted(commands) == ["diff", "doctor", "ota", "restore", "summary"]
     assert sorted(_subcommands(commands["ota"])) == ["policies", "serve"]
     args = build_parser().parse_args(["ota", "policies"])
     assert args.command == "ota" and args.ota_command == "policies" and callable(args.func)
