@@ -25,18 +25,16 @@ from rig.board import BoardSpec, FlashLayout
 from rig.bootcfg import SLOT, BootConfig, log_end
 from rig.console import Console
 from rig.diff import analyze
-from rig.errors import ConsoleError, PhaseFailure, ProbeError
+from rig.errors import ConsoleError, PhaseFailure
 from rig.evidence import Evidence, FaultInfo, RegionCheck
 from rig.fault_info import read_fault_info
 from rig.flash_guard import (
-    WRP_HINT,
     GuardedRange,
     PreservedRange,
     expected_after,
     preserved_changed,
     snapshot,
     snapshot_preserved,
-    write_protected_note,
 )
 from rig.hil_evidence import config_record_note, crc_sentences, entered_damaged_app, left_over_state
 from rig.hil_phases import with_phases
@@ -158,10 +156,12 @@ class Bench:
         base: int | None = None,
         previous: bytes | None = None,
         phase: str = "copy",
+        actual: bytes | None = None,
     ) -> RegionCheck:
-        """Read ``len(expected)`` bytes of region ``name`` (from ``base``) back and analyse them."""
+        """Read ``len(expected)`` bytes of region ``name`` (from ``base``) back (unless the caller
+        has them: ``actual``) and analyse them."""
         base = self.spec.region(name).base if base is None else base
-        actual = self.readback(base, len(expected))
+        actual = self.readback(base, len(expected)) if actual is None else actual
         received = phase == "write"  # the staging area: written straight from the receive buffer
         writable = self.spec.ota_writable()
         analysis = analyze(
@@ -191,31 +191,11 @@ class Bench:
 
     # -- steps ----------------------------------------------------------------------------------
     def flash_bootloader(self, image: Image, ev: Evidence) -> None:
-        """Program the bootloader region and verify it byte for byte (phase ``flash``)."""
-        region = self.spec.region("bootloader")
-        if image.base != region.base or image.size > region.size:
-            raise self._fail(
-                ev,
-                "flash",
-                f"the bootloader image spans 0x{image.base:08X}..0x{image.end:08X}, "
-                f"outside the bootloader region 0x{region.base:08X}+{region.size}",
-                hint="link the bootloader at the region base or fix regions.bootloader",
-            )
-        t0 = time.monotonic()
-        try:
-            self.probe.reset(halt=True)
-            if protected := write_protected_note(self.probe.option_bytes(), self.spec, image):
-                raise self._fail(ev, "flash", protected, hint=WRP_HINT)
-            self.probe.flash(image.base, image.data)
-        except ProbeError as exc:
-            raise self._fail(ev, "flash", str(exc)) from exc
-        check = self.check_region(ev, "bootloader", image.data, phase="flash")
-        self._timed(ev, "flash", t0)
-        if not check.analysis.ok:
-            raise self._fail(
-                ev, "flash", "bootloader readback differs from the image: " + check.analysis.summary()
-            )
-        self.bootloader = image
+        """Program the bootloader region and verify it (phase ``flash``): sectors that hold it
+        already are skipped, the rest checked by CRC on the target (:mod:`rig.hil_flash`)."""
+        from rig.hil_flash import flash_bootloader
+
+        flash_bootloader(self, image, ev)
 
     def write_config(self, cfg: BootConfig) -> None:
         """Program the reference config record as the log's only record (slot 0; the
@@ -251,13 +231,9 @@ class Bench:
         if self.trigger.install == "ota":
             install_via_ota(self, image, transport)
             return
-        self.probe.reset(halt=True)
-        self.probe.flash(self.spec.region(self.spec.ota.app_region).base, image.data)
-        if staged:
-            self.probe.flash(self.spec.region(self.spec.ota.staging_region).base, image.data)
-            self.staged = image
-        self.trigger.withdraw(self, transport, image)
-        self.installed = image
+        from rig.hil_flash import install_app_direct  # skips what is there (rig.flash_verify)
+
+        install_app_direct(self, image, transport, staged=staged)
 
     def guard_flash(self) -> None:
         """Read back the flash outside the OTA-writable regions and the preserved regions,

@@ -1,0 +1,88 @@
+"""The HIL steps that write flash through the probe: the bootloader (phase ``flash``) and an
+app installed the way a lived-in board has it (the ``prepare`` part of a scenario).
+
+Both write with :func:`rig.flash_verify.sync_flash`: sectors that already hold the wanted
+bytes are skipped (CRC-32 on the target), the others written and checked by CRC again, bytes
+read back only where a CRC differs; what that cost (bytes skipped, written, read) is a note
+of the test's evidence. Called by :class:`rig.hil.Bench`'s methods of the same names.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rig.diff import analyze
+from rig.errors import PhaseFailure, ProbeError
+from rig.evidence import Evidence
+from rig.flash_guard import WRP_HINT, write_protected_note
+from rig.flash_verify import SyncResult, TargetCrc, sync_flash
+from rig.image import Image
+
+if TYPE_CHECKING:
+    from rig.hil import Bench
+
+
+def write_region(bench: Bench, name: str, base: int, data: bytes, crc: TargetCrc | None = None) -> SyncResult:
+    """Make flash at ``base`` hold ``data`` (region ``name``), the evidence noting the cost."""
+    result = sync_flash(bench.probe, bench.layout, base, data, crc=crc)
+    note = result.stats.note(f"flash {name} 0x{base:08X}+{len(data)}")
+    if bench.evidence is not None:
+        bench.evidence.notes.append(note)
+    return result
+
+
+def flash_bootloader(bench: Bench, image: Image, ev: Evidence) -> None:
+    """Program the bootloader region and verify it (phase ``flash``): the region check of the
+    report gets flash as it is (the image where the target's CRC matched, bytes read back
+    where it did not), so a wrong write is diagnosed as before."""
+    region = bench.spec.region("bootloader")
+    if image.base != region.base or image.size > region.size:
+        raise bench._fail(
+            ev,
+            "flash",
+            f"the bootloader image spans 0x{image.base:08X}..0x{image.end:08X}, "
+            f"outside the bootloader region 0x{region.base:08X}+{region.size}",
+            hint="link the bootloader at the region base or fix regions.bootloader",
+        )
+    t0 = time.monotonic()
+    evidence, bench.evidence = bench.evidence, ev
+    try:
+        bench.probe.reset(halt=True)
+        if protected := write_protected_note(bench.probe.option_bytes(), bench.spec, image):
+            raise bench._fail(ev, "flash", protected, hint=WRP_HINT)
+        result = write_region(bench, "bootloader", image.base, image.data)
+    except ProbeError as exc:
+        raise bench._fail(ev, "flash", str(exc)) from exc
+    finally:
+        bench.evidence = evidence
+    check = bench.check_region(ev, "bootloader", image.data, phase="flash", actual=result.actual)
+    bench._timed(ev, "flash", t0)
+    if not check.analysis.ok:
+        raise bench._fail(
+            ev, "flash", "bootloader readback differs from the image: " + check.analysis.summary()
+        )
+    bench.bootloader = image
+
+
+def install_app_direct(bench: Bench, image: Image, transport: str, *, staged: bool) -> None:
+    """Put ``image`` into the app slot (and with ``staged`` the staging region) through the
+    probe, skipping what is already there, and withdraw any update request; a write that does
+    not take fails phase ``flash``. The core is held at the reset vector while flash is
+    written (:meth:`rig.hil.Bench.install_app_direct`)."""
+    bench.probe.reset(halt=True)
+    crc = TargetCrc(bench.probe)
+    regions = [bench.spec.ota.app_region] + ([bench.spec.ota.staging_region] if staged else [])
+    for name in regions:
+        base = bench.spec.region(name).base
+        result = write_region(bench, name, base, image.data, crc)
+        if result.actual != image.data:
+            analysis = analyze(image.data, result.actual, base, bench.layout)
+            message = f"installing {name} through the probe failed: {analysis.summary()}"
+            if bench.evidence is None:
+                raise PhaseFailure("flash", message)
+            raise bench._fail(bench.evidence, "flash", message)
+    if staged:
+        bench.staged = image
+    bench.trigger.withdraw(bench, transport, image)
+    bench.installed = image
