@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rig.app_settle import watch_restart
 from rig.board import BoardSpec, FlashLayout
 from rig.bootcfg import SLOT, BootConfig, log_end
 from rig.console import Console
@@ -67,7 +68,8 @@ def transfer_timeout(nbytes: int) -> float:
     return 60.0 + SECONDS_PER_KIB * nbytes / 1024
 
 
-#: seconds the app must keep running after its banner (the IWDG variant resets it after 1 s)
+#: at most this many seconds of board time the app must keep running after its banner (the
+#: IWDG variant resets it after 1 s; rig.app_settle derives the window from the IWDG's settings)
 APP_SETTLE = 2.5
 
 
@@ -574,9 +576,10 @@ class Bench:
     ) -> str:
         """Resume the core and wait for the app's banner on the console (phase ``app``).
 
-        With ``settle`` > 0 the app must then keep running that long without printing its
-        banner again — a watchdog the bootloader left running resets it (the thread's "Is in
-        your code used IWDG or WWDG?").
+        With ``settle`` > 0 the app must then keep running without a reset or its banner
+        again — a watchdog the bootloader left running resets it (the thread's "Is in your code
+        used IWDG or WWDG?") — for the board time the IWDG's settings need, at most ``settle``
+        board seconds (:mod:`rig.app_settle`).
         """
         mark = self.console.mark() if since is None else since
         self.probe.resume()
@@ -584,17 +587,17 @@ class Bench:
             m = self.console.expect(pattern, timeout=timeout, since=mark, what="the application's banner")
             if settle > 0:
                 after = mark + len(self.console.text(mark)[: m.end()].encode("utf-8", errors="replace"))
-                try:
-                    again = self.console.expect(pattern, timeout=settle, since=after)
-                except ConsoleError:
-                    again = None
-                if again is not None:
+                w = watch_restart(self.probe, self.console, pattern, after, settle)
+                ev.notes.append(
+                    f"app watched {w.board_seconds:.2f} s of {w.clock} time ({w.wall_seconds:.2f} s wall)"
+                )
+                if w.restarted:
                     raise self._fail(
                         ev,
                         "app",
-                        f"the application restarted within {settle:g} s after its "
-                        "banner: something resets it (a watchdog left running by the "
-                        "bootloader? an early fault?)",
+                        f"the application restarted within {w.board_seconds:.2f} s of {w.clock} "
+                        f"time after its banner ({w.restarted}): something resets it (a watchdog "
+                        "left running by the bootloader? an early fault?)",
                     )
         except ConsoleError as exc:
             raise self._fail(ev, "app", str(exc)) from exc
