@@ -4,7 +4,8 @@ Subcommands: ``rig diff`` (compare a flash readback with an image and diagnose),
 (the host OTA server, registered by ``rig.ota.cli.register``), ``rig restore`` (put a
 board's flash backup back, see :mod:`rig.backup`) and ``rig doctor`` (is this host ready
 for a real board, :mod:`rig.doctor`) and ``rig summary`` (a CI job summary from the
-HIL suite's JUnit XML, :mod:`rig.job_summary`).
+HIL suite's JUnit XML, :mod:`rig.job_summary`); ``rig campaign power-cut`` cuts power at
+every flash operation of an update on the twin (:mod:`rig.campaign`).
 Exit codes: 0 success / no difference, 1 differences found, 2 usage or configuration error.
 """
 
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rig import doctor, job_summary
+from rig import campaign, doctor, job_summary
 from rig.errors import RigError
 from rig.ota import cli as ota_cli
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     ota_cli.register(sub)
     _add_restore(sub)
     doctor.register(sub)
+    campaign.register(sub)
     job_summary.register(sub)
     return parser
 

@@ -163,8 +163,11 @@ def commands(flash: Any) -> dict[str, Any]:
     * ``snapshot.save``: save flash + option bytes, answer ``{"id": N}``;
     * ``snapshot.restore {"id": N, "ops": k, "cut": MODE}``: that state, the first ``k``
       recorded operations, the cut's effect on operation ``k``, then a power-on reset (the
-      cut is added to ``flash``'s ``cuts`` with ``"replayed": true``);
-    * ``snapshot.drop {"id": N}``.
+      cut is added to ``flash``'s ``cuts`` with ``"replayed": true``); with ``"arm":
+      {"nth": n, "mode": m}`` a live cut is armed before power returns (multi-cuts);
+    * ``snapshot.drop {"id": N}``;
+    * ``flash.timing {"timing": "fast"|"datasheet"}``: switch the operation timing (a
+      campaign runs its thousands of cuts with instant flash).
     """
     from twin.device import ResetKind
 
@@ -190,6 +193,9 @@ def commands(flash: Any) -> dict[str, Any]:
         else:
             what = {"kind": "after-last", "address": 0, "length": 0}
         flash.cuts.append({"op": k, "mode": done["cut"], "replayed": True, **what})
+        arm = req.get("arm")  # the next cut of a multi-cut run, armed before power returns
+        if isinstance(arm, dict):
+            flash.arm_power_cut(int(arm.get("nth", 1)), str(arm.get("mode", "half")))
         m.flush_code_cache()
         m.reset_held = False
         m.reset(ResetKind.POWER, "power")
@@ -200,7 +206,16 @@ def commands(flash: Any) -> dict[str, Any]:
         flash.nv.drop(int(req["id"]))
         return {"held": sorted(flash.nv.saved)}
 
+    def timing(m: Any, req: dict[str, Any]) -> dict[str, Any]:
+        old = flash.timing
+        if "timing" in req:
+            if req["timing"] not in ("fast", "datasheet"):
+                raise ValueError(f"timing must be 'fast' or 'datasheet', not {req['timing']!r}")
+            flash.timing = req["timing"]
+        return {"timing": flash.timing, "was": old}
+
     return {
+        "flash.timing": timing,
         "flash.record": record,
         "flash.ops": ops,
         "snapshot.save": save,

@@ -137,8 +137,9 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def test_subcommands_are_diff_ota_restore_doctor_and_summary() -> None:
     commands = _subcommands(build_parser())
-    assert sorted(commands) == ["diff", "doctor", "ota", "restore", "summary"]
+    assert sorted(commands) == ["campaign", "diff", "doctor", "ota", "restore", "summary"]
     assert sorted(_subcommands(commands["ota"])) == ["policies", "serve"]
+    assert sorted(_subcommands(commands["campaign"])) == ["power-cut"]
     args = build_parser().parse_args(["ota", "policies"])
     assert args.command == "ota" and args.ota_command == "policies" and callable(args.func)
 
