@@ -310,6 +310,7 @@ class NucleoTarget(_Strict):
     pyocd_options: dict[str, OptionValue] | None = None
     pyocd_config: Name | None = None
     banner: Name | None = None
+    labgrid_place: Serial = None  # a labgrid place (or A,B: one per xdist worker), docs/lab.md
 
 
 class Targets(_Strict):

@@ -251,6 +251,8 @@ class TargetSpec:
     pyocd_config: str | None = None
     #: regex of what the board prints when it boots after the run (None: any line)
     banner: str | None = None
+    #: the labgrid place(s) the board is acquired from (``A,B``: one per xdist worker; rig.labgrid_place)
+    labgrid_place: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 A reader thread collects everything the board prints into one log (kept whole for the
 report and, optionally, mirrored to a file). :meth:`Console.expect` waits for a pattern
 *after a mark* with a timeout and, when it fails, says what arrived instead.
+
+The port is a device (``/dev/ttyACM0``, a twin's PTY) or a pyserial URL: a board on another
+host is reached through RFC 2217 (``rfc2217://HOST:PORT``: ser2net, pyserial's own server, a
+labgrid exporter's NetworkSerialPort). A console that goes away while the rig waits on it (a
+USB cable pulled, the board host's server gone) ends the wait at once, naming what happened.
 """
 
 from __future__ import annotations
@@ -34,6 +39,24 @@ class Console:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._logfile: BinaryIO | None = None
+        #: why the reader stopped on its own (the port went away), else None
+        self.lost: str | None = None
+
+    @property
+    def is_url(self) -> bool:
+        """Whether the port is a pyserial URL (``rfc2217://``, ``socket://``), not a device."""
+        return "://" in self.port
+
+    def _open_port(self) -> serial.Serial:
+        import serial
+
+        if self.is_url:  # a board on another host: RFC 2217 (no exclusive lock over the network)
+            import warnings
+
+            with warnings.catch_warnings():  # pyserial 3.5's rfc2217 reader calls setDaemon()
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.05)
+        return serial.Serial(self.port, self.baudrate, timeout=0.05, exclusive=True)
 
     def open(self) -> Console:
         import serial
@@ -41,10 +64,15 @@ class Console:
         if self._serial is not None:
             return self
         try:
-            self._serial = serial.Serial(self.port, self.baudrate, timeout=0.05, exclusive=True)
-        except serial.SerialException as exc:
+            self._serial = self._open_port()
+        except (serial.SerialException, ValueError, OSError) as exc:
             text = str(exc)
-            if "lock" in text.lower() or "busy" in text.lower():
+            if self.is_url:
+                hint = (
+                    "the board host's RFC 2217 server (ser2net, pyserial's rfc2217 server, a labgrid "
+                    "exporter) does not answer there: check it runs and the host and port"
+                )
+            elif "lock" in text.lower() or "busy" in text.lower():
                 hint = (
                     f"another program holds {self.port} (screen, minicom, a second rig run?); "
                     "close it and retry"
@@ -57,6 +85,7 @@ class Console:
             else:
                 hint = "check permissions (group dialout) and the port name"
             raise ConsoleError(f"cannot open serial port {self.port}: {exc}", hint=hint) from exc
+        self.lost = None
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._logfile = open(self.log_path, "ab")  # noqa: SIM115 - closed in close()
@@ -70,7 +99,11 @@ class Console:
         while not self._stop.is_set() and ser is not None:
             try:
                 data = ser.read(4096)
-            except Exception:
+            except Exception as exc:
+                if not self._stop.is_set():  # not our own close: the port went away
+                    with self._cond:
+                        self.lost = f"{type(exc).__name__}: {exc}"
+                        self._cond.notify_all()
                 break
             if data:
                 with self._cond:
@@ -111,6 +144,21 @@ class Console:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.25)
+
+    def recover(self, timeout: float = 15.0) -> None:
+        """If the port went away (a USB cable, a board host's RFC 2217 server restarted), open it
+        again, keeping the log; a port that does not come back within ``timeout`` s is a
+        ConsoleError naming what was lost. Nothing to do while it is open."""
+        lost = self.lost
+        if lost is None:
+            return
+        try:
+            self.reopen(timeout=timeout)
+        except ConsoleError as exc:
+            raise ConsoleError(
+                f"the console {self.port} went away earlier ({lost}) and did not come back: {exc}",
+                hint=exc.hint,
+            ) from None
 
     def __enter__(self) -> Console:
         return self.open()
@@ -172,10 +220,16 @@ class Console:
                 if m:
                     return m
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or self.lost is not None:
                     break
                 self._cond.wait(min(left, 0.2))
         tail = self.tail(15, start) or "(nothing)"
+        if self.lost is not None:
+            raise ConsoleError(
+                f"the console {self.port} went away while waiting for {what or 'output'} "
+                f"(/{rx.pattern}/): {self.lost}; last lines:\n{tail}",
+                hint="the board's USB cable or power, or the board host's RFC 2217 server",
+            )
         raise ConsoleError(
             f"{what or 'expected output'} did not appear on {self.port} within "
             f"{timeout:.0f} s (waiting for /{rx.pattern}/); last lines:\n{tail}"

@@ -18,6 +18,7 @@ from rig.probe import ProbeInfo, list_probes, select_probe
 from rig.targets.base import Target
 
 if TYPE_CHECKING:
+    from rig.labgrid_place import LabgridPlace
     from rig.power import PowerSwitch
 
 
@@ -59,6 +60,8 @@ class NucleoTarget(Target):
     #: the ST-LINK VCP's USB serial number, to find the console again after a power cut
     usb_serial: str | None = None
     _switch: PowerSwitch | None = None
+    #: the labgrid place the board was acquired from (``--lg-place``), released by :meth:`stop`
+    place: LabgridPlace | None = None
 
     def power_switch(self) -> PowerSwitch | None:
         from rig.power import switch_for
@@ -77,7 +80,11 @@ class NucleoTarget(Target):
         return self.serial_port
 
     def stop(self) -> None:
-        """Nothing to release: the probe and console are closed by their owners."""
+        """Release the labgrid place, if any (the probe and console are closed by their
+        owners); idempotent."""
+        place, self.place = self.place, None
+        if place is not None:
+            place.release()
 
 
 def nucleo_target(
