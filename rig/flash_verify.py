@@ -33,14 +33,14 @@ from rig.probe_errors import describe_dhcsr
 
 LOG = logging.getLogger(__name__)
 
-#: where the routine, its byte table, the self-test bytes and the range descriptors go (SRAM)
+#: where the routine, the self-test bytes, the range descriptors and its byte table go (SRAM);
+#: code, self-test and descriptors are written with one block write per run
 BASE = 0x20002000
-TABLE = BASE + 0x100
-SELFTEST = BASE + 0x501  # deliberately unaligned: the routine reads bytes
-DESCRIPTORS = BASE + 0x600
-END = 0x20004000
+SELFTEST = BASE + 0xC1  # deliberately unaligned: the routine reads bytes
+DESCRIPTORS = BASE + 0x100
+TABLE = 0x20003C00
 #: ranges per run (12 bytes of descriptor each)
-MAX_RANGES = (END - DESCRIPTORS) // 12
+MAX_RANGES = (TABLE - DESCRIPTORS) // 12
 #: bytes per CRC (and per readback when a CRC differs)
 CHUNK = 4096
 #: the known bytes of every run's self-test range (61: an odd length)
@@ -98,20 +98,12 @@ class TargetCrc:
         # crc_out pre-set to the complement of the right answer of the self-test: a routine
         # that never wrote it cannot pass
         table = b"".join(struct.pack("<3I", a, n, 0x5A5A5A5A) for a, n in descs)
-        probe.write_ram(BASE, code)
-        probe.write_ram(SELFTEST, SELFTEST_DATA)
-        probe.write_ram(DESCRIPTORS, table)
+        head = code.ljust(SELFTEST - BASE, b"\0") + SELFTEST_DATA
+        probe.write_ram(BASE, head.ljust(DESCRIPTORS - BASE, b"\0") + table)
         stop = BASE + bkpt_offset(code)
+        # the routine uses no stack and returns nowhere: no SP or LR to set
         probe.write_registers(
-            {
-                "r0": DESCRIPTORS,
-                "r1": len(descs),
-                "r2": TABLE,
-                "sp": BASE,  # unused by the routine; a valid value whatever the vector table says
-                "lr": stop | 1,
-                "xpsr": XPSR_THUMB,
-                "pc": BASE,
-            }
+            {"r0": DESCRIPTORS, "r1": len(descs), "r2": TABLE, "xpsr": XPSR_THUMB, "pc": BASE}
         )
         probe.resume()
         timeout = run_timeout(sum(n for _, n in descs))
@@ -136,6 +128,12 @@ class TargetCrc:
         self.runs += 1
         self.seconds += time.monotonic() - t0
         return crcs[1:]
+
+
+def parked(probe: Probe) -> bool:
+    """True if the core is halted at the routine's BKPT: since the reset and halt before the
+    routine ran, no firmware has run (the routine only ever comes back to its BKPT)."""
+    return probe.is_halted() and probe.registers(["pc"])["pc"] == BASE + bkpt_offset(algo())
 
 
 def chunks(base: int, length: int, size: int = CHUNK) -> list[tuple[int, int]]:
@@ -219,6 +217,15 @@ def sync_flash(
     stats.seconds = time.monotonic() - t0
     LOG.info(stats.note(f"flash 0x{base:08X}+{len(data)}"))
     return SyncResult(bytes(actual), stats)
+
+
+def written_end(crc: TargetCrc, base: int, size: int) -> int:
+    """Offset of the end of the last :data:`CHUNK` of ``[base, base+size)`` that is not erased
+    (all 0xFF), by CRC on the target; 0 if everything is erased."""
+    parts = chunks(base, size)
+    got = crc.crcs(parts)
+    dirty = [a + n - base for (a, n), c in zip(parts, got, strict=True) if c != zlib.crc32(b"\xff" * n)]
+    return max(dirty, default=0)
 
 
 def _want(data: bytes, base: int, address: int, length: int) -> int:

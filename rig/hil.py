@@ -23,7 +23,7 @@ from typing import Any
 
 from rig.app_settle import watch_restart
 from rig.board import BoardSpec, FlashLayout
-from rig.bootcfg import SLOT, BootConfig, log_end
+from rig.bootcfg import BootConfig
 from rig.console import Console
 from rig.diff import analyze
 from rig.errors import ConsoleError, PhaseFailure
@@ -202,13 +202,11 @@ class Bench:
     def write_config(self, cfg: BootConfig) -> None:
         """Program the reference config record as the log's only record (slot 0; the
         slots the bootloader appended since are erased again). Only the ``config_record``
-        update method calls this: nothing else writes the user's config region."""
-        region = self.spec.region("config")
-        self.probe.reset(halt=True)
-        used = log_end(self.readback(region.base, region.size))
-        self.probe.flash(region.base, cfg.pack().ljust(max(used, SLOT), b"\xff"))
-        if self._preserved is not None:  # the rig's own write is the new "before"
-            self._preserved = snapshot_preserved(self.readback, self.spec)
+        update method calls this: nothing else writes the user's config region. Skipped when
+        flash holds it already (:func:`rig.hil_flash.write_config`)."""
+        from rig.hil_flash import write_config
+
+        write_config(self, cfg)
 
     def boot_config(self, transport: str, *, update: bool, app: Image | None) -> BootConfig:
         server_ip, server_port = self.target.dial  # where this board dials (rig.lab)

@@ -12,11 +12,20 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from rig.bootcfg import SLOT, BootConfig, log_end
 from rig.diff import analyze
 from rig.errors import PhaseFailure, ProbeError
 from rig.evidence import Evidence
-from rig.flash_guard import WRP_HINT, write_protected_note
-from rig.flash_verify import SyncResult, TargetCrc, sync_flash
+from rig.flash_guard import WRP_HINT, snapshot_preserved, write_protected_note
+from rig.flash_verify import (
+    CHUNK,
+    SyncResult,
+    TargetCrc,
+    TargetCrcError,
+    parked,
+    sync_flash,
+    written_end,
+)
 from rig.image import Image
 
 if TYPE_CHECKING:
@@ -86,3 +95,23 @@ def install_app_direct(bench: Bench, image: Image, transport: str, *, staged: bo
         bench.staged = image
     bench.trigger.withdraw(bench, transport, image)
     bench.installed = image
+
+
+def write_config(bench: Bench, cfg: BootConfig) -> None:
+    """Program the reference config record as the log's only record (slot 0; the slots the
+    bootloader appended since are erased again), skipped when flash holds it already. Where
+    the log ends is found by CRC on the target (the last chunk that is not erased, then only
+    that chunk read), not by reading the whole region (:meth:`rig.hil.Bench.write_config`)."""
+    region = bench.spec.region("config")
+    if not parked(bench.probe):  # (right after install_app_direct it is: no second reset)
+        bench.probe.reset(halt=True)
+    crc = TargetCrc(bench.probe)
+    try:
+        end = written_end(crc, region.base, region.size)
+        start = max(0, end - CHUNK)
+        used = log_end(b"\xff" * start + bench.readback(region.base + start, end - start))
+    except (TargetCrcError, ProbeError):  # the routine failed: read the region, as before
+        used = log_end(bench.readback(region.base, region.size))
+    write_region(bench, "config", region.base, cfg.pack().ljust(max(used, SLOT), b"\xff"), crc)
+    if bench._preserved is not None:  # the rig's own write is the new "before"
+        bench._preserved = snapshot_preserved(bench.readback, bench.spec)

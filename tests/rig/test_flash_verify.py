@@ -165,3 +165,14 @@ def test_a_routine_that_cannot_be_trusted_falls_back(
 def test_blob_is_the_package_data() -> None:
     code = flash_verify.algo()
     assert 0 < len(code) <= 0x100 and flash_verify.bkpt_offset(code) < len(code)
+
+
+def test_written_end_and_parked(probe: Probe) -> None:
+    sector8 = 0x08100000
+    probe.flash(sector8 + 5000, b"\x00" * 100)  # the sector erased, 100 bytes in its 2nd chunk
+    crc = TargetCrc(probe)
+    assert flash_verify.written_end(crc, sector8, 256 * 1024) == 2 * CHUNK
+    assert flash_verify.written_end(crc, sector8 + 2 * CHUNK, 64 * 1024) == 0
+    assert flash_verify.parked(probe)  # halted at the routine's BKPT: no firmware ran since
+    probe.reset(halt=True)
+    assert not flash_verify.parked(probe)
