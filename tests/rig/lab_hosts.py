@@ -4,6 +4,7 @@ NUCLEO on another machine would be; and a labgrid coordinator and exporters for 
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -102,7 +103,17 @@ def start_coordinator(where: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [labgrid_tool("labgrid-coordinator"), "-l", address], cwd=where, stdout=log, stderr=subprocess.STDOUT
     )
-    return proc, address
+    deadline = time.monotonic() + 60  # an exporter started before it listens gives up
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, address
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log_text = (where / "coordinator.log").read_text()
+                raise AssertionError(f"labgrid-coordinator did not listen: {log_text}") from None
+            time.sleep(0.2)
 
 
 def start_farm(where: Path, hosts: list[LabHost], places: list[str]) -> Farm:
