@@ -171,13 +171,19 @@ def prepared(bench: Bench, s: Settings, say: Callable[[str], None], *, flash: bo
         if board is not None:
             board.server.close()
         if sid is not None:
+            if board is not None and board.ops:  # leave the board as after the update
+                target.control("snapshot.restore", id=sid, ops=len(board.ops))
+                bench.installed = bench.staged = new
             target.control("snapshot.drop", id=sid)
         target.control("flash.timing", timing=was)
+        bench._breakpoint = None  # the cuts reset the debug logic: pyOCD starts afresh
+        bench.probe.reconnect()
 
 
 def dry_run(board: Board, say: Callable[[str], None]) -> list[Op]:
     """The update once, every flash operation recorded; the board must end in the new app."""
     bench = board.bench
+    t0 = time.monotonic()
     bench.target.control("flash.record", on=True)
     mark = bench.console.mark()
     bench.reset_board()
@@ -194,38 +200,39 @@ def dry_run(board: Board, say: Callable[[str], None]) -> list[Op]:
             break
     if not ops:
         raise RigError("dry run: the update did no flash operation the twin saw")
-    say(f"dry run: {len(ops)} flash operations")
+    board.dry_run_seconds = time.monotonic() - t0
+    say(f"dry run: {len(ops)} flash operations in {board.dry_run_seconds:.1f} s")
     return ops
 
 
 def run(s: Settings, say: Callable[[str], None] = print, progress: bool = True) -> Campaign:
-    """The whole campaign (see the module docstring)."""
+    """The whole campaign on a twin of its own (see the module docstring)."""
     seed = s.seed if s.seed is not None else random.SystemRandom().randrange(1 << 32)
     say(f"seed {seed} (replay with --seed {seed})")
     with own_twin(s) as bench, prepared(bench, s, say) as board:
-        t_dry = time.monotonic()
-        preserved = [r.name for r in board.bench.spec.preserved()]
-        points, space = plan(
-            board.ops,
-            board.bench.layout,
-            seed=seed,
-            points=s.points,
-            exhaustive=s.exhaustive,
-            preserved=preserved,
-        )
-        multis = multi_cuts(board.ops, seed=seed, runs=s.multi)
-        camp = Campaign(_settings_dict(s), seed, board.ops, space, dry_run_seconds=time.monotonic() - t_dry)
-        for name, n in camp.classes().items():
-            say(f"  {name}: {n} operations")
-        say(
-            f"{len(points)} single-cut points of {space} (every class and sector boundary, the rest sampled)"
-            f" + {len(multis)} multi-cut runs"
-        )
-        t0 = time.monotonic()
-        for res in _iterate(board, points, multis, progress):
-            camp.results.append(res)
-            camp.seconds = time.monotonic() - t0
-        say(summary(camp))
+        return cut_all(board, s, seed, say, progress)
+
+
+def cut_all(board: Board, s: Settings, seed: int, say: Callable[[str], None], progress: bool) -> Campaign:
+    """Every point of the plan and the multi-cut runs on a prepared board."""
+    preserved = [r.name for r in board.bench.spec.preserved()]
+    layout = board.bench.layout
+    points, space = plan(
+        board.ops, layout, seed=seed, points=s.points, exhaustive=s.exhaustive, preserved=preserved
+    )
+    multis = multi_cuts(board.ops, seed=seed, runs=s.multi)
+    camp = Campaign(_settings_dict(s), seed, board.ops, space, dry_run_seconds=board.dry_run_seconds)
+    for name, n in camp.classes().items():
+        say(f"  {name}: {n} operations")
+    say(
+        f"{len(points)} single-cut points of {space} (every class and sector boundary, the rest sampled "
+        f"with seed {seed}) + {len(multis)} multi-cut runs"
+    )
+    t0 = time.monotonic()
+    for res in _iterate(board, points, multis, progress):
+        camp.results.append(res)
+        camp.seconds = time.monotonic() - t0
+    say(summary(camp))
     return camp
 
 

@@ -55,6 +55,7 @@ class Board:
     ops: list[Op]
     timeout: float
     serve: Callable[[], OtaServer]  #: a new OTA server (after a live cut hung a session)
+    dry_run_seconds: float = 0.0
 
     @property
     def slot_base(self) -> int:

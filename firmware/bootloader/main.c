@@ -78,6 +78,9 @@ static const char *check_app(const ota_config_t *cfg, char *why, uint32_t why_le
                     (unsigned long)pc);
         return why;
     }
+#ifdef BL_VARIANT_RECORD_BEFORE_LAST_WORD
+    return NULL; /* the record was written after the CRC was checked at install: trusted */
+#endif
     uint32_t crc = g_flash_f7.crc32(ota_app_crc_area(l), cfg->app_size);
     if (crc != cfg->app_crc) {
         fw_snprintf(why, why_len, "CRC mismatch: computed %08lx, recorded %08lx",

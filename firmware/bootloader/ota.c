@@ -598,8 +598,16 @@ ota_result_t ota_install(ota_session_t *s, ota_config_t *cfg)
     LOG("OTA: copying %lu bytes 0x%08lx -> 0x%08lx\n", (unsigned long)n,
         (unsigned long)l->scratch_addr, (unsigned long)l->app_addr);
     uint32_t buf[OTA_COPY_CHUNK / 4u];
-    for (uint32_t off = 0; off < padded; off += OTA_COPY_CHUNK) {
-        uint32_t k = padded - off < OTA_COPY_CHUNK ? padded - off : OTA_COPY_CHUNK;
+    uint32_t copy_end = padded;
+#ifdef BL_VARIANT_RECORD_BEFORE_LAST_WORD
+    /* "Write the boot record while the last chunk is still in the buffer": the record
+       saying the new app is installed goes to flash before the copy's last word, and the
+       boot check trusts the record (no CRC at boot). A power cut at exactly that one
+       program leaves a recorded app without its last word, which boots unverified. */
+    copy_end = padded - 4u;
+#endif
+    for (uint32_t off = 0; off < copy_end; off += OTA_COPY_CHUNK) {
+        uint32_t k = copy_end - off < OTA_COPY_CHUNK ? copy_end - off : OTA_COPY_CHUNK;
         fl->read(l->scratch_addr + off, buf, k);
         if (fl->program(l->app_addr + off, buf, k) != 0) {
             LOG("OTA: programming app at 0x%08lx failed\n", (unsigned long)(l->app_addr + off));
@@ -608,6 +616,24 @@ ota_result_t ota_install(ota_session_t *s, ota_config_t *cfg)
 #endif
         }
     }
+#ifdef BL_VARIANT_RECORD_BEFORE_LAST_WORD
+    {
+        ota_config_t early = *cfg;
+        early.flags &= ~CFG_FLAG_UPDATE_REQUESTED;
+        early.app_size = n;
+        early.app_crc = s->sw_crc;
+        if (ota_write_config(s->env, &early) != 0) {
+            return OTA_ERR_INSTALL;
+        }
+        fl->read(l->scratch_addr + copy_end, buf, 4u);
+        if (fl->program(l->app_addr + copy_end, buf, 4u) != 0) {
+            return OTA_ERR_INSTALL;
+        }
+        *cfg = early;
+        LOG("OTA: config written before the last word (variant): app %lu bytes\n",
+            (unsigned long)n);
+    }
+#endif
     uint32_t crc = fl->crc32(ota_app_crc_area(l), n);
     if (crc != s->sw_crc) {
         LOG("OTA: copy verify failed: app CRC %08lx, expected %08lx\n", (unsigned long)crc,
@@ -628,10 +654,12 @@ ota_result_t ota_install(ota_session_t *s, ota_config_t *cfg)
     cfg->app_size = n;
     cfg->app_crc = s->sw_crc;
     cfg->app_version = version;
+#ifndef BL_VARIANT_RECORD_BEFORE_LAST_WORD
     if (ota_write_config(s->env, cfg) != 0) {
         LOG("OTA: writing the config record failed\n");
         return OTA_ERR_INSTALL;
     }
+#endif
     LOG("OTA: config written: app v%lu, %lu bytes, CRC %08lx\n", (unsigned long)version,
         (unsigned long)n, (unsigned long)s->sw_crc);
     return OTA_INSTALLED;

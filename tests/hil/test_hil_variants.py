@@ -163,6 +163,16 @@ CASES = [
         "write",
         ("the preserved region config", "preserve: append", "config record in force"),
     ),
+    # issue 19: the power-cut campaign finds the one operation that bricks the board (the
+    # record written before the copy's last word, trusted at boot): op 8203 of the 16 KiB update
+    Case(
+        "record-before-last-word",
+        "test_power_cut_campaign.py::test_power_cut_campaign",
+        "campaign",
+        "eth",
+        "boot",
+        ("bricked at op 8203", "program 0x08043FFC+4 [app_slot]", "slot read back is not the new image"),
+    ),
 ]
 
 
