@@ -77,6 +77,7 @@ def _released(lab: Farm, place: str) -> None:
     assert "Reservation" not in lab.client("reservations"), "a reservation was left behind"
 
 
+@pytest.mark.timeout(1800)  # whole pytest runs against two lab hosts, on a loaded CI machine
 def test_two_places_one_per_worker(farm: tuple[Farm, list[LabHost]], tmp_path: Path) -> None:
     """``pytest tests_hil -n 2 --lg-place A,B -k "update and 16k"``: worker gw0 acquires place A,
     gw1 place B; both boards updated through their own place's probe server and console;
@@ -99,6 +100,7 @@ def test_two_places_one_per_worker(farm: tuple[Farm, list[LabHost]], tmp_path: P
         _released(lab, place)
 
 
+@pytest.mark.timeout(1800)  # whole pytest runs against two lab hosts, on a loaded CI machine
 def test_a_board_killed_mid_test_fails_that_phase_and_frees_place_and_lock(
     farm: tuple[Farm, list[LabHost]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -71,6 +71,7 @@ def test_a_console_server_that_is_not_there_is_named_at_open() -> None:
     assert "RFC 2217 server" in (err.value.hint or "")
 
 
+@pytest.mark.timeout(1800)  # whole pytest runs against two lab hosts, on a loaded CI machine
 def test_two_boards_on_other_hosts_through_the_board_file(tmp_path: Path) -> None:
     """``pytest tests_hil -n 2 --board nucleo`` with a board file whose two boards are on other
     hosts: ``probe_uid: remote:HOST:PORT`` and ``serial_port: rfc2217://HOST:PORT``, without
@@ -124,6 +125,7 @@ def test_two_boards_on_other_hosts_through_the_board_file(tmp_path: Path) -> Non
             h.stop()
 
 
+@pytest.mark.timeout(1800)  # whole pytest runs against two lab hosts, on a loaded CI machine
 def test_the_console_server_gone_mid_test_fails_that_test_only(lab_host: LabHost, tmp_path: Path) -> None:
     """The board host's RFC 2217 server dies during the eth update (the network and the probe
     carry on): that test fails in the phase that waited on the console, saying the console went
