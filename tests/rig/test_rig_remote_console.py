@@ -63,6 +63,32 @@ def test_a_console_server_that_goes_away_ends_the_wait_at_once(lab_host: LabHost
     assert "RFC 2217" in (err.value.hint or "")
 
 
+def test_a_console_that_comes_back_is_opened_again(lab_host: LabHost) -> None:
+    """What the plugin does before every test: a console lost earlier is opened again (the
+    log kept); one that does not come back is named with what was lost."""
+    from lab_hosts import start_rfc2217
+
+    port = int(lab_host.url.rpartition(":")[2])
+    with Console(lab_host.url) as con, Probe(lab_host.twin.probe_uid) as probe:
+        before = con.mark()
+        lab_host.rfc2217.kill()
+        lab_host.rfc2217.wait(5)
+        with pytest.raises(ConsoleError, match="went away"):
+            con.expect("never printed", timeout=30)
+        lab_host.rfc2217, _ = start_rfc2217(lab_host.twin.serial_port, port)
+        con.recover()
+        assert con.lost is None and con.mark() >= before
+        mark = con.mark()
+        probe.reset()
+        con.expect(r"BL: [^\r\n]+", timeout=30, since=mark, what="the bootloader's banner")
+        lab_host.rfc2217.kill()
+        lab_host.rfc2217.wait(5)
+        with pytest.raises(ConsoleError, match="went away"):
+            con.expect("never printed", timeout=30)
+        with pytest.raises(ConsoleError, match=r"went away earlier .* and did not come back"):
+            con.recover(timeout=1)
+
+
 def test_a_console_server_that_is_not_there_is_named_at_open() -> None:
     url = f"rfc2217://127.0.0.1:{free_port()}"
     with pytest.raises(ConsoleError) as err:
