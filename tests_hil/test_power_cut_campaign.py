@@ -45,7 +45,9 @@ def test_power_cut_campaign(flashed_bench, apps, transport, evidence) -> None:
         transport=transport,
         out_dir=out,
     )
-    evidence.scenario.update(scenario=f"power-cut campaign (seed {seed})", transport=transport, image_size=16384)
+    evidence.scenario.update(
+        scenario=f"power-cut campaign (seed {seed})", transport=transport, image_size=16384
+    )
     lines: list[str] = []
     with prepared(bench, s, lines.append, flash=False) as board:
         camp = cut_all(board, s, seed, lines.append, progress=False)
