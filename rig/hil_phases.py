@@ -35,19 +35,32 @@ def probe_errors_in(phase: str) -> Callable[[_F], _F]:
         def step(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(self, *args, **kwargs)
-            except ProbeError as exc:
+            except Exception as exc:
+                if not isinstance(exc, ProbeError) and not _pyocd_error(exc):
+                    raise
                 bound = signature.bind(self, *args, **kwargs)
                 bound.apply_defaults()
                 where = bound.arguments.get("phase", phase)
                 ev = next((v for v in bound.arguments.values() if isinstance(v, Evidence)), self.evidence)
-                message = f"the probe failed: {exc.message}"
+                # pyOCD's own errors outside the probe's guarded accesses (a breakpoint, a
+                # reset): ProbeDisconnected when a remote probe's server went away mid-test
+                text = exc.message if isinstance(exc, ProbeError) else f"{type(exc).__name__}: {exc}"
+                hint = (
+                    exc.hint if isinstance(exc, ProbeError) else "the probe (or its probe server) went away"
+                )
                 if ev is None:
-                    raise PhaseFailure(where, message, hint=exc.hint) from exc
-                raise self._fail(ev, where, message, hint=exc.hint) from exc
+                    raise PhaseFailure(where, f"the probe failed: {text}", hint=hint) from exc
+                raise self._fail(ev, where, f"the probe failed: {text}", hint=hint) from exc
 
         return step  # type: ignore[return-value]
 
     return decorate
+
+
+def _pyocd_error(exc: BaseException) -> bool:
+    from pyocd.core.exceptions import Error as PyocdError
+
+    return isinstance(exc, PyocdError)
 
 
 #: the phase of each :class:`rig.hil.Bench` step (``check_region`` and ``check_guarded``: their

@@ -105,5 +105,21 @@ def bound_remote_probe(probe: Any, request_timeout: float = REQUEST_TIMEOUT) -> 
             "pyOCD's TCPClientProbe has no _socket/_address any more: update rig/probe_remote.py "
             "for this pyOCD version"
         )
-    probe._socket = BoundedClientSocket(address[0], address[1], request_timeout)
+    sock = probe._socket = BoundedClientSocket(address[0], address[1], request_timeout)
+    _keep_the_cause(probe, sock)
     return probe
+
+
+def _keep_the_cause(probe: Any, sock: BoundedClientSocket) -> None:
+    """pyOCD's locking wrapper calls ``unlock()`` in a ``finally`` even when ``lock()`` failed:
+    with the server gone the lock count is still 0 and its ``assert`` replaced the real error
+    (ProbeDisconnected, naming the server) by a bare AssertionError. Then the unlock that has
+    nothing to undo does nothing, and the disconnection goes on up."""
+    stock_unlock = probe.unlock
+
+    def unlock() -> None:
+        if sock.gone is not None and getattr(probe, "_lock_count", 1) == 0:
+            return
+        stock_unlock()
+
+    probe.unlock = unlock

@@ -89,6 +89,20 @@ def test_a_console_that_comes_back_is_opened_again(lab_host: LabHost) -> None:
             con.recover(timeout=1)
 
 
+def test_a_probe_server_gone_is_named_not_an_assertion(lab_host: LabHost) -> None:
+    """pyOCD's locking wrapper unlocks in a ``finally`` even when the lock request failed; with
+    the server gone that used to replace the ProbeDisconnected by a bare AssertionError."""
+    from pyocd.core.exceptions import ProbeDisconnected
+
+    with Probe(lab_host.twin.probe_uid) as probe:
+        os.kill(lab_host.twin.proc.pid, signal.SIGKILL)
+        lab_host.twin.proc.wait(10)
+        with pytest.raises(ProbeDisconnected, match=r"remote probe 127\.0\.0\.1:"):
+            probe.target.halt()  # a raw pyOCD call, as removing a breakpoint is
+        with pytest.raises(ProbeDisconnected):  # and every later one
+            probe.target.read_core_register("pc")
+
+
 def test_a_console_server_that_is_not_there_is_named_at_open() -> None:
     url = f"rfc2217://127.0.0.1:{free_port()}"
     with pytest.raises(ConsoleError) as err:
