@@ -75,7 +75,7 @@ def main() -> int:
             bench.evidence = ev = Evidence()
 
             def last_note() -> str:
-                return ev.notes[-1] if ev.notes else ""
+                return next((n for n in reversed(ev.notes) if "app_slot" in n), "")
 
             bench.install_app_direct(prev)
             unchanged = timed(lambda: bench.install_app_direct(prev), args.runs)
