@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rig import hil_capture
 from rig.app_settle import watch_restart
 from rig.board import BoardSpec, FlashLayout
 from rig.bootcfg import BootConfig
@@ -315,9 +316,11 @@ class Bench:
         t0 = time.monotonic()
         cap_dir = self.artifacts if capture else None
         max_size = self.spec.max_image_size if server_max_size == "board" else server_max_size
+        frames = hil_capture.start(self, transport)  # the board's own frames, where a recorder exists
         with self.ota_server(image.data, policy=policy, max_size=max_size, capture=cap_dir) as server:
             self.reset_board()
             result = server.wait_session(timeout=timeout)
+        hil_capture.finish(self, ev, frames, analyse=capture)
         self._timed(ev, "transfer", t0)
         ev.transcript = result.to_dict()
         if result.pcap:
@@ -644,7 +647,7 @@ class Bench:
             analysis = analyze_pcap(pcap, port, client_port=client)
         except Exception as exc:
             return {"pcap": pcap, "error": f"cannot analyse the capture: {exc}"}
-        return {"pcap": pcap, "summary": analysis.summary, "analysis": analysis.to_dict()}
+        return {"pcap": pcap, "summary": analysis.summary(), "analysis": analysis.to_dict()}
 
     # -- internals -------------------------------------------------------------------------------
     def _in_flash(self, address: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -67,6 +68,11 @@ class Target:
 
     @property
     def has_control(self) -> bool:
+        return False
+
+    def frame_capture(self, path: Path | None) -> bool:
+        """Start recording every frame in and out of the board's Ethernet MAC into ``path``
+        (stop with None). False: this target has no such recorder (a real board)."""
         return False
 
     def stop(self) -> None:

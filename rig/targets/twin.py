@@ -127,6 +127,19 @@ class TwinTarget(Target):
     def power_cycle(self) -> None:
         self.control("power_cycle")
 
+    def frame_capture(self, path: Path | None) -> bool:
+        """The twin's cable records frames (``frames.pcap``); False if this twin has no cable."""
+        if self._control is None:
+            return False
+        try:
+            if path is None:
+                self.control("frames.pcap", stop=True)
+            else:
+                self.control("frames.pcap", path=str(path))
+        except TargetError:
+            return False
+        return True
+
     def power_switch(self):  # -> rig.power.TwinPower
         from rig.power import TwinPower
 

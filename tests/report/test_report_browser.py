@@ -264,6 +264,16 @@ def test_report_files_and_links(copy_failure: Path) -> None:
     for name in ("mismatches.csv", "mismatches.json", "evidence.json", "serial.log", "console.log"):
         assert (failing / name).is_file(), name
     assert json.loads((failing / "evidence.json").read_text())["phase"] == "copy"
+    # the board's own frames (the twin's cable), attached to the test: the update's TCP segments
+    # as lwIP on the board sent and received them
+    board_pcap = failing / "board-frames.pcap"
+    assert json.loads((failing / "evidence.json").read_text())["artifacts"]["pcap (board's cable)"]
+    from scapy.all import rdpcap
+    from scapy.layers.inet import TCP
+
+    segments = [p for p in rdpcap(str(board_pcap)) if TCP in p and 5000 in (p[TCP].sport, p[TCP].dport)]
+    to_board = [p for p in segments if p[TCP].sport == 5000 and len(p[TCP].payload) > 0]
+    assert sum(len(p[TCP].payload) for p in to_board) >= 300 * 1024, len(to_board)
     # links in the report are relative to the report's directory and resolve
     hrefs = set(re.findall(r'href=\\?(?:&#34;|&quot;|")(artifacts/[^"&\\]+)', text))
     assert hrefs and all((copy_failure.parent / h).exists() for h in hrefs)
