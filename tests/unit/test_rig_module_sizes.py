@@ -30,17 +30,6 @@ EXCEPTIONS: dict[tuple[str, str, str], tuple[int, str]] = {
         600,
         ("Bench holds flashing, the OTA request, readback and the jump check of one board; see rig/hil.py"),
     ),
-    ("rig/hil.py", "function", "update_through_power_cut"): (
-        90,
-        "one power-cut scenario read top to bottom; see rig/hil.py",
-    ),
-    ("rig/report/flashmap.py", "function", "render_flash_map"): (
-        105,
-        (
-            "assembles the flash-map HTML with f-strings; goes with the report's move to jinja2 "
-            "templates (issue 14)"
-        ),
-    ),
 }
 
 
