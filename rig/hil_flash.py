@@ -112,12 +112,7 @@ def write_config(bench: Bench, cfg: BootConfig) -> None:
         used = log_end(b"\xff" * start + bench.readback(region.base + start, end - start))
     except (TargetCrcError, ProbeError):  # the routine failed: read the region, as before
         used = log_end(bench.readback(region.base, region.size))
-    data = cfg.pack().ljust(max(used, SLOT), b"\xff")
-    # Not by CRC: a record ends with its own CRC-32, and CRC-32(M + CRC-32(M)) is the same for
-    # every M (the CRC's residue), so every valid record followed by the same padding has one
-    # CRC-32 and the target's CRC cannot tell a request from a withdrawal. A few hundred bytes
-    # compared as they are.
-    if bench.readback(region.base, len(data)) != data:
-        bench.probe.flash(region.base, data)
+    # a record ends with its own CRC-32, so it is compared byte for byte (flash_verify.EXACT)
+    write_region(bench, "config", region.base, cfg.pack().ljust(max(used, SLOT), b"\xff"), crc)
     if bench._preserved is not None:  # the rig's own write is the new "before"
         bench._preserved = snapshot_preserved(bench.readback, bench.spec)

@@ -15,6 +15,7 @@ import pytest
 
 from rig import flash_verify
 from rig.board import load_board
+from rig.bootcfg import BootConfig
 from rig.flash_verify import CHUNK, TargetCrc, TargetCrcError, chunks, sync_flash
 from rig.probe import Probe
 from rig.targets.twin import TwinTarget, start_twin
@@ -176,3 +177,28 @@ def test_written_end_and_parked(probe: Probe) -> None:
     assert flash_verify.parked(probe)  # halted at the routine's BKPT: no firmware ran since
     probe.reset(halt=True)
     assert not flash_verify.parked(probe)
+
+
+def test_a_changed_record_sealed_with_its_own_crc_is_written(probe: Probe) -> None:
+    """A request and a withdrawal of the config record share one CRC-32 (the residue,
+    tests/unit/test_unit_config_crc_residue.py): the request must still be written."""
+    layout = load_board().active_layout
+    withdrawal, request = _record(False), _record(True)
+    sync_flash(probe, layout, SECTOR4, withdrawal)
+    result = sync_flash(probe, layout, SECTOR4, request)
+    assert result.stats.written == 64 and result.actual == request
+    assert probe.read(SECTOR4, 64) == request
+    again = sync_flash(probe, layout, SECTOR4, request)
+    assert again.stats.written == 0 and again.stats.skipped == 64
+
+
+def _record(update: bool) -> bytes:
+    cfg = BootConfig(
+        transport="eth",
+        server_ip="192.168.1.10",
+        server_port=5000,
+        update_requested=update,
+        app_size=65536,
+        app_crc=0xE8AA1011,
+    )
+    return cfg.pack().ljust(64, b"\xff")

@@ -1,4 +1,5 @@
-"""Why rig.hil_flash.write_config compares the config record's bytes, not CRCs.
+"""Why rig.flash_verify.sync_flash compares small writes (the config record) byte for byte, not
+by CRC-32 (tests/rig/test_flash_verify.py writes such a record on the twin).
 
 The reference record ends with its own CRC-32, and CRC-32(M + CRC-32(M)) is the same for
 every M: a request and a withdrawal, padded alike, have one CRC-32. A skip-if-the-CRC-matches
