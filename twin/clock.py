@@ -157,14 +157,42 @@ class Clock:
         self.cycles = max(self.cycles, to)
 
     # ------------------------------------------------------------------ waits
-    def poll_wait(self) -> None:
+    def poll_wait(self, until: object = None) -> None:
         """A device says the firmware polls a flag that only a scheduled event can change
         (flash BSY, UART TXE while shifting): end the slice now and jump to the next event.
         The polling load is executed again afterwards, so use it for side-effect-free reads.
+
+        ``until``: the handle (from :meth:`schedule`) of the event that changes the flag.
+        When it is the next event and nothing else is due within one slice budget after
+        it, the read stalls instead: virtual time moves to that event inside the slice and
+        its callback runs now, so the read already sees the flag changed (the same outcome
+        as the jump, without ending the slice: a flash download polls BSY after every word).
         """
-        if self._slice.active:
+        s = self._slice
+        if s.active:
+            if until is not None and self._stall_to(until):
+                return
             self.wait_mode = "poll"
-            self._slice.stop("poll")
+            s.stop("poll")
+
+    def _stall_to(self, ev: object) -> bool:
+        """Move time inside the running slice to event ``ev`` and run it (see poll_wait)."""
+        if not isinstance(ev, _Event) or ev.cancelled or self.next_event() is None:
+            return False
+        events, s = self._events, self._slice
+        if events[0] is not ev:
+            return False
+        limit = ev.when + s.budget  # what is left of the slice runs after the stall
+        if any(i < len(events) and events[i].when < limit for i in (1, 2)):
+            return False  # another event (a heap child of the head) is due too soon
+        delay = ev.when - self.now_cycles()
+        if delay > 0:
+            s.ticks += delay
+            s.stalled += delay
+            s.end += delay
+        heapq.heappop(events)
+        self.guard(ev.callback)
+        return True
 
     def idle_wait(self) -> None:
         """A device says the firmware waits for something only the host can bring (socket

@@ -169,7 +169,7 @@ class FlashController(Device):
             return self.acr
         if offset == 0x0C:
             if self.sr & SR_BSY and self.services is not None and hasattr(self.services, "poll_wait"):
-                self.services.poll_wait()
+                self.services.poll_wait(self._busy_handle)
             return self.sr
         if offset == 0x10:
             return self.cr

@@ -223,7 +223,7 @@ class CoreRunner:
         s = self._slice
         clock = self._clock
         pc = uc.reg_read(A.UC_ARM_REG_PC)
-        s.begin(clock.cycles + budget)
+        s.begin(clock.cycles + budget, budget)
         self._prot.sync()
         if self.debug is not None:
             self.debug.before_execute(pc)
@@ -245,15 +245,16 @@ class CoreRunner:
         stores.flush_dirty()
         reasons = s.reasons
         wfi = False
+        ticks = s.ticks - s.stalled  # MMIO accesses (a stall is time, not instructions)
         if not reasons and err is None:
             wfi = self._after_wfi()
-            executed = budget if not wfi else max(1, s.ticks)
+            executed = budget if not wfi else max(1, ticks)
         else:
-            executed = max(1, min(budget, s.ticks + 1))
+            executed = max(1, min(budget, ticks + 1))
         self.instructions += executed
         if self.debug is not None:
             self.debug.retired(executed)
-        clock.advance(clock.cycles + executed)
+        clock.advance(clock.cycles + executed + s.stalled)
         if err is not None:
             self._on_error(err)
         for reason, detail in reasons:

@@ -93,11 +93,12 @@ class DeviceServices:
         registers: ``set_enabled``/``operation``/``reset``."""
         return self._m.bus.dcache
 
-    def poll_wait(self) -> None:
+    def poll_wait(self, until: object = None) -> None:
         """The firmware is polling a flag that only a scheduled event can change (e.g.
         FLASH_SR.BSY); end the slice and jump to the next event. Only from side-effect-free
-        reads (the load runs again)."""
-        self._clock.poll_wait()
+        reads (the load runs again). ``until``: the handle of the event that changes the
+        flag; the read may then stall to it within the slice (twin/clock.Clock.poll_wait)."""
+        self._clock.poll_wait(until)
 
     def idle_wait(self) -> None:
         """The firmware waits for host input (socket data); after this slice idle until the

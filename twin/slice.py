@@ -34,6 +34,7 @@ class Slice:
     __slots__ = (
         "_uc",
         "active",
+        "budget",
         "end",
         "fault_addr",
         "idle_addr",
@@ -42,6 +43,7 @@ class Slice:
         "mpu_fault",
         "reasons",
         "short",
+        "stalled",
         "ticks",
     )
 
@@ -50,6 +52,8 @@ class Slice:
         self.active = False  # inside emu_start (hooks may run)
         self.reasons: list[tuple[str, object]] = []  # why the slice stopped early
         self.ticks = 0  # MMIO accesses in this slice (monotonic sub-slice time)
+        self.stalled = 0  # cycles of ``ticks`` the core spent stalled (Clock.poll_wait)
+        self.budget = 0  # instructions this slice may run
         self.short = 0  # the next ``short`` slices are SHORT_SLICE long
         self.end = 0  # virtual cycle at which the slice ends if nothing stops it
         self.fault_addr: int | None = None  # address a failing access hook saw
@@ -58,13 +62,16 @@ class Slice:
         self.last_read = -1  # address of the latest MMIO read in this slice
         self.idle_addr = -1  # a read here ends the slice: a host wait is under way
 
-    def begin(self, end: int) -> None:
-        """A new slice starts; it would end at virtual cycle ``end``."""
+    def begin(self, end: int, budget: int = 0) -> None:
+        """A new slice of ``budget`` instructions starts; it would end at virtual cycle
+        ``end``."""
         self.reasons = []
         self.fault_addr = None
         self.mpu_fault = None
         self.kicked = False
         self.ticks = 0
+        self.stalled = 0
+        self.budget = budget
         self.end = end
 
     def stop(self, reason: str, detail: object = None) -> None:

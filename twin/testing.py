@@ -132,7 +132,7 @@ class ServicesDouble:
     def idle_wait(self) -> None:
         self.idle_waits += 1
 
-    def poll_wait(self) -> None:
+    def poll_wait(self, until: object = None) -> None:
         self.poll_waits += 1
 
     def code_changed(self, address: int, length: int) -> None:

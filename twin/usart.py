@@ -167,7 +167,7 @@ class Usart(Device):
                 # scheduled end of frame, so skip there instead of spinning
                 pw = getattr(self.services, "poll_wait", None)
                 if pw is not None and (not self.isr & ISR_TXE or self.tdr is None):
-                    pw()
+                    pw(self._tx_handle)
             elif not self.isr & ISR_RXNE and not self._rxq and self.services is not None:
                 self._rx_spin()
             else:
