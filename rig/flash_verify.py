@@ -28,6 +28,8 @@ from importlib import resources
 
 from rig.board import FlashLayout
 from rig.errors import ProbeError
+from rig.flash_write import BUFFER_SIZE, FlashWriteError, write_sector
+from rig.flash_write import stop_address as writer_stop
 from rig.probe import Probe
 from rig.probe_errors import describe_dhcsr
 
@@ -138,7 +140,7 @@ class TargetCrc:
 def parked(probe: Probe) -> bool:
     """True if the core is halted at the routine's BKPT: since the reset and halt before the
     routine ran, no firmware has run (the routine only ever comes back to its BKPT)."""
-    return probe.is_halted() and probe.registers(["pc"])["pc"] == BASE + bkpt_offset(algo())
+    return probe.is_halted() and probe.registers(["pc"])["pc"] in (BASE + bkpt_offset(algo()), writer_stop())
 
 
 def chunks(base: int, length: int, size: int = CHUNK) -> list[tuple[int, int]]:
@@ -154,6 +156,7 @@ class FlashStats:
     written: int = 0  #: written (whole sectors' parts of the image that differed)
     read: int = 0  #: read back through the probe (only chunks whose CRC differed, or all in fallback)
     crc: int = 0  #: checked by CRC on the target (before and after writing)
+    kept: int = 0  #: read and written back: the rest of partly written sectors that was not blank
     seconds: float = 0.0
     fallback: str | None = None  #: why the CRC routine was not used
     notes: list[str] = field(default_factory=list)
@@ -164,9 +167,11 @@ class FlashStats:
             f"{what}: {self.skipped} bytes skipped (already there), {self.written} written, "
             f"{self.read} read back, {self.crc} checked by CRC-32 on the target, {self.seconds:.2f} s"
         )
+        if self.kept:
+            text += f"; {self.kept} bytes of the sectors around kept (read and written back)"
         if self.fallback:
             text += f"; CRC routine not used ({self.fallback}): plain write and full readback"
-        return text
+        return "; ".join([text, *self.notes])
 
 
 @dataclass
@@ -204,8 +209,7 @@ def sync_flash(
         if any(lo <= a < hi for a in dirty):
             pieces.append((lo, hi))
     for lo, hi in pieces:
-        # pyOCD's smart flash as before: without it the writes measured slower (bench_prepare)
-        probe.flash(lo, data[lo - base : hi - base])
+        write_piece(probe, layout, lo, data[lo - base : hi - base], crc, stats)
         stats.written += hi - lo
     stats.skipped = len(data) - stats.written
     actual = bytearray(data)
@@ -237,13 +241,48 @@ def _sync_small(
         for sec in layout.sectors_for_span(base, len(data)):
             lo, hi = max(sec.base, base), min(sec.base + sec.size, base + len(data))
             if held[lo - base : hi - base] != data[lo - base : hi - base]:
-                probe.flash(lo, data[lo - base : hi - base], smart=False)
+                write_piece(probe, layout, lo, data[lo - base : hi - base], TargetCrc(probe), stats)
                 stats.written += hi - lo
         held = probe.read(base, len(data))
         stats.read += len(data)
     stats.skipped = len(data) - stats.written
     stats.seconds = time.monotonic() - t0
     return SyncResult(held, stats)
+
+
+def write_piece(
+    probe: Probe, layout: FlashLayout, address: int, data: bytes, crc: TargetCrc, stats: FlashStats
+) -> None:
+    """Write ``data`` at ``address`` (inside one sector) with the rig's flash routine
+    (rig/flash_write.py), the rest of the sector kept: its chunks that are not blank (by CRC
+    on the target) are read and written back. Falls back to pyOCD's algorithm, with a note,
+    when the routine cannot be used."""
+    (sec,) = layout.sectors_for_span(address, len(data))
+    content = bytearray(b"\xff" * sec.size)
+    off = address - sec.base
+    content[off : off + len(data)] = data
+    rest = chunks(sec.base, off) + chunks(address + len(data), sec.end - address - len(data))
+    try:
+        got: Sequence[int | None] = crc.crcs(rest) if rest else []
+    except (TargetCrcError, ProbeError):
+        got = [None] * len(rest)
+    for (a, n), c in zip(rest, got, strict=True):
+        if c != zlib.crc32(b"\xff" * n):
+            content[a - sec.base : a - sec.base + n] = probe.read(a, n)
+            stats.kept += n
+    if len(data) % 4 or address % 4 or sec.size > BUFFER_SIZE:
+        stats.notes.append(f"0x{address:08X}+{len(data)}: not whole words, written by pyOCD's algorithm")
+        probe.flash(address, data, smart=False)
+        return
+    try:
+        write_sector(probe, sec, bytes(content))
+    except FlashWriteError as exc:
+        LOG.warning("the flash routine failed (%s): pyOCD's algorithm writes sector %d", exc, sec.index)
+        stats.notes.append(
+            f"sector {sec.index}: the rig's flash routine failed ({exc}); pyOCD's algorithm wrote it"
+        )
+        probe.reset(halt=True)
+        probe.flash(sec.base, bytes(content), smart=False)
 
 
 def written_end(crc: TargetCrc, base: int, size: int) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -340,7 +341,10 @@ class Probe:
 
     def write_ram(self, address: int, data: bytes) -> None:
         with self._access("writing", address, len(data)):
-            self.target.write_memory_block8(address, list(data))
+            if address % 4 == 0 and len(data) % 4 == 0:  # a quarter of the items on the wire
+                self.target.write_memory_block32(address, list(struct.unpack(f"<{len(data) // 4}I", data)))
+            else:
+                self.target.write_memory_block8(address, list(data))
 
     def flash(
         self, address: int, data: bytes, *, progress: Progress | None = None, smart: bool = True

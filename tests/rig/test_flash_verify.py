@@ -3,7 +3,10 @@ stock pyOCD and agrees with zlib.crc32 (lengths 0 to several chunks, unaligned s
 across sectors, SRAM); :func:`rig.flash_verify.sync_flash` skips sectors that already hold the
 image, writes only the sectors that differ, reads back only chunks whose CRC is wrong after
 writing, and falls back to a plain write and full readback when the routine cannot be trusted
-(wrong self-test CRC, stop outside its BKPT, timeout). Real twin, real pyOCD."""
+(wrong self-test CRC, stop outside its BKPT, timeout). Sectors are written by the rig's own
+flash routine (rig/flash_write.py): whole sectors from SRAM in one run, blank runs skipped,
+the rest of a sector kept, flash error flags named, pyOCD's algorithm when the routine cannot
+run. Real twin, real pyOCD."""
 
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from rig import flash_verify
+from rig import flash_verify, flash_write
 from rig.board import load_board
 from rig.bootcfg import BootConfig
+from rig.errors import ProbeError
 from rig.flash_verify import CHUNK, TargetCrc, TargetCrcError, chunks, sync_flash
+from rig.flash_write import BUFFER, FlashWriteError, erase_cr, program_runs, write_sector
 from rig.probe import Probe
 from rig.targets.twin import TwinTarget, start_twin
 
@@ -112,14 +117,14 @@ def test_a_wrong_write_is_read_back_only_where_its_crc_differs(
 ) -> None:
     layout = load_board().active_layout
     image = _random(64 * 1024, 5)
-    real_flash = probe.flash
+    real_write = flash_verify.write_sector
 
-    def flips_a_byte(address: int, data: bytes, **kw: object) -> None:
-        bad = bytearray(data)
+    def flips_a_byte(probe: Probe, sector, content: bytes) -> None:
+        bad = bytearray(content)
         bad[5000] ^= 0x10  # a bit the flash did not take
-        real_flash(address, bytes(bad), **kw)  # type: ignore[arg-type]
+        real_write(probe, sector, bytes(bad))
 
-    monkeypatch.setattr(probe, "flash", flips_a_byte)
+    monkeypatch.setattr(flash_verify, "write_sector", flips_a_byte)
     result = sync_flash(probe, layout, APP, image)
     assert result.stats.written == len(image) and result.stats.read == CHUNK
     assert result.actual != image
@@ -202,3 +207,56 @@ def _record(update: bool) -> bytes:
         app_crc=0xE8AA1011,
     )
     return cfg.pack().ljust(64, b"\xff")
+
+
+def test_program_runs_skip_blank_words_and_merge_short_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
+    ff = b"\xff"
+    content = ff * 8 + b"\x01\x02\x03\x04" + ff * 100 + b"\0" * 4 + ff * 1000 + b"\x05" + ff * 3
+    assert program_runs(content, 0x100) == [(0x108, 108), (0x100 + 1116, 4)]
+    assert program_runs(ff * 64, 0) == []
+    assert program_runs(b"\0" * 64, 0x40) == [(0x40, 64)]
+    with pytest.raises(ValueError, match="whole words"):
+        program_runs(b"\0" * 6, 0)
+    monkeypatch.setattr(flash_write, "MAX_DESCRIPTORS", 3)  # at most 2 runs: shortest gap merged
+    many = b"\0" * 4 + ff * 400 + b"\0" * 4 + ff * 300 + b"\0" * 4 + ff * 500 + b"\0" * 4
+    assert program_runs(many, 0) == [(0, 712), (1212, 4)]
+
+
+def test_the_flash_routine_writes_a_whole_sector_in_one_run(probe: Probe) -> None:
+    layout = load_board().active_layout
+    sec = layout.sector(6)
+    probe.flash(sec.base, _random(8192, 7))  # old bytes where the new content is blank
+    content = bytearray(b"\xff" * sec.size)
+    content[0:4096] = _random(4096, 8)
+    content[100_000:100_008] = bytes(8)
+    content[-4:] = b"\x12\x34\x56\x78"
+    write_sector(probe, sec, bytes(content))
+    assert probe.read(sec.base, sec.size) == bytes(content)  # erased first: no old byte left
+    assert flash_verify.parked(probe)  # halted at the writer's BKPT: no firmware ran
+
+
+def test_a_flash_error_flag_is_named(probe: Probe) -> None:
+    layout = load_board().active_layout
+    sec = layout.sector(7)
+    # a word programmed at an unaligned address: the controller refuses it (PGAERR)
+    descs = [(erase_cr(sec), sec.base, 0, 0), (0, sec.base + 2, BUFFER, 4)]
+    with pytest.raises(ProbeError, match="PGAERR") as err:
+        flash_write._run(probe, descs, sec, 4)
+    assert "0x080C0002" in str(err.value)
+    assert probe.read32(0x40023C10) >> 31 == 1  # FLASH_CR locked again
+
+
+def test_a_flash_routine_that_cannot_run_falls_back_to_pyocd(
+    probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = flash_write.algo()
+    monkeypatch.setattr(flash_write, "algo", lambda: b"\xfe\xe7" + good[2:])  # loops for ever
+    monkeypatch.setattr(flash_write, "run_timeout", lambda n, e: 0.3)
+    sec = load_board().active_layout.sector(7)
+    with pytest.raises(FlashWriteError, match="did not finish"):
+        write_sector(probe, sec, b"\0" * sec.size)
+    probe.reset(halt=True)
+    image = _random(8 * 1024, 9)
+    result = sync_flash(probe, load_board().active_layout, sec.base, image)
+    assert result.actual == image == probe.read(sec.base, len(image))
+    assert "pyOCD's algorithm wrote it" in result.stats.note("x")
