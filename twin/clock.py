@@ -192,6 +192,8 @@ class Clock:
             s.end += delay
         heapq.heappop(events)
         self.guard(ev.callback)
+        if s.kicked:  # the event made an exception takeable (e.g. an IRQ): take it now,
+            s.stop("kick")  # not at the slice's end (the polling load runs again after it)
         return True
 
     def idle_wait(self) -> None:
