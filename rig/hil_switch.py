@@ -130,7 +130,10 @@ def _update_and_cut(
     ) as server:
         # the bench's own reset when it has one (an update method may hold a button through it)
         getattr(bench, "reset_board", bench.probe.reset)()
-        sessions.append(server.wait_session(timeout=transfer_timeout(image.size)))
+        # once power went off and came back, that session's board is gone for good
+        sessions.append(
+            server.wait_session(timeout=transfer_timeout(image.size), abandon_if=cutter.done.is_set)
+        )
     first = sessions[0]
     if moment == "install" and first.ok:
         time.sleep(INSTALL_DELAY)

@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -36,6 +37,8 @@ BUSY_MESSAGE = b"BUSY\n"
 #: before it is refused as a second board (see ``OtaServer._await_previous_session``)
 RECONNECT_GRACE = 0.5
 _JOIN = 5.0
+#: how often wait_session asks its abandon_if while a session runs (seconds)
+ABANDON_POLL = 0.1
 _PCAP_WAIT = 7.0  # a session's pcap waits up to 5 s for the sniffer
 
 
@@ -169,12 +172,9 @@ class OtaServer:
             return
         self._closed = True
         self._stop.set()
-        conn = self._conn
-        if conn is not None:
-            try:
+        if (conn := self._conn) is not None:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         for t in (self._accept_thread, self._session_thread):
             if t is not None and t is not threading.current_thread():
                 t.join(_JOIN)
@@ -204,12 +204,17 @@ class OtaServer:
         """True while the accept thread runs."""
         return self._accept_thread is not None and self._accept_thread.is_alive()
 
-    def wait_session(self, timeout: float | None = None) -> SessionResult:
+    def wait_session(
+        self, timeout: float | None = None, *, abandon_if: Callable[[], bool] | None = None
+    ) -> SessionResult:
         """Wait for the next finished session.
 
         Args:
             timeout: seconds for a board to connect (default ``timeouts.connect``). Once
                 connected, the session itself is bounded by its own timeouts.
+            abandon_if: asked every :data:`ABANDON_POLL` s while a session runs; True means
+                the board is gone (the rig cut its power: no FIN or RST will come, the session
+                would last until its own timeout), so the connection is shut down now.
 
         Returns:
             The SessionResult; ``outcome="timeout", phase="connect"`` if no board connected.
@@ -218,12 +223,18 @@ class OtaServer:
             raise OtaError("server not started", reason="state", hint="use `with OtaServer(...)`")
         timeout = self.timeouts.connect if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        asked = 0.0
         while True:
             try:
                 return self._results.get(timeout=0.05)
             except queue.Empty:
                 pass
             if self._session_started.is_set() or self._session_running():
+                if abandon_if is not None and time.monotonic() - asked >= ABANDON_POLL:
+                    asked = time.monotonic()
+                    if abandon_if() and (conn := self._conn) is not None:
+                        with contextlib.suppress(OSError):
+                            conn.shutdown(socket.SHUT_RDWR)
                 continue
             if self._closed:
                 return self._no_session("the server was closed before a board connected")

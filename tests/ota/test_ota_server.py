@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -161,6 +162,27 @@ def test_silence_after_the_image_times_out() -> None:
         res = srv.wait_session(5)
     assert (res.outcome, res.phase) == ("timeout", "ack") and "no ACK" in res.reason
     assert res.bytes_sent == len(IMAGE)
+
+
+def test_a_session_whose_board_is_known_gone_is_abandoned_at_once() -> None:
+    """A board whose power the rig cut never sends FIN or RST: ``abandon_if`` ends the session
+    without waiting for its timeouts (here 3 s for the ACK), and is not asked before then."""
+    slow = Timeouts(connect=10, request=30, ready=30, ack=30, send=30, stall=30, linger=0.2)
+    asked: list[float] = []
+    gone_at = time.monotonic() + 0.5
+
+    def gone() -> bool:
+        asked.append(time.monotonic())
+        return time.monotonic() >= gone_at
+
+    with OtaServer(IMAGE, timeouts=slow) as srv, board_reaching(srv, b"OTA_UPDATE\n") as s:
+        s.sendall(b"OTA_READY\n")  # then silence, as from a board without power
+        t0 = time.monotonic()
+        res = srv.wait_session(5, abandon_if=gone)
+        took = time.monotonic() - t0
+    assert not res.ok and res.outcome != "ack"
+    assert 0.4 <= took < 3.0, took
+    assert asked and all(b - a >= 0.09 for a, b in itertools.pairwise(asked))  # polled, not spun
 
 
 def test_early_close_is_reported() -> None:
