@@ -173,8 +173,7 @@ class OtaServer:
         self._closed = True
         self._stop.set()
         if (conn := self._conn) is not None:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+            _shut(conn)
         for t in (self._accept_thread, self._session_thread):
             if t is not None and t is not threading.current_thread():
                 t.join(_JOIN)
@@ -233,8 +232,7 @@ class OtaServer:
                 if abandon_if is not None and time.monotonic() - asked >= ABANDON_POLL:
                     asked = time.monotonic()
                     if abandon_if() and (conn := self._conn) is not None:
-                        with contextlib.suppress(OSError):
-                            conn.shutdown(socket.SHUT_RDWR)
+                        _shut(conn)
                 continue
             if self._closed:
                 return self._no_session("the server was closed before a board connected")
@@ -489,3 +487,9 @@ def _check_bind(bind: str) -> str:
             source="bind",
             hint="pass the numeric address of the lab interface, e.g. 192.168.1.10",
         ) from None
+
+
+def _shut(conn: socket.socket) -> None:
+    """Shut a session's connection down both ways (its thread sees the end)."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
