@@ -10,7 +10,9 @@ a fixed 2.5 s of wall time for the banner again; this module watches the board i
   nothing; a core that sleeps (CYCCNT stops) is bounded by a wall-clock cap;
 - its length is what the watchdog that could fire needs: the IWDG's period from its PR and
   RLR registers at the slowest LSI of the datasheet (17 kHz) plus a margin, at most the
-  caller's ``settle`` (an IWDG nobody configured: 4 x 4096 / 17 kHz = 0.96 s);
+  caller's ``settle`` (an IWDG nobody configured: 4 x 4096 / 17 kHz = 0.96 s); when the LSI
+  is not running (RCC_CSR.LSIRDY = 0) no IWDG can be, and the margin alone is watched (the
+  WWDG's longest period, ~80 ms at 50 MHz PCLK1, fits in it);
 - a restart is seen at once: DHCSR.S_RESET_ST (sticky, set by any reset of the core since the
   last read, which was the rig's resume of the app) or the banner on the console again.
 """
@@ -28,7 +30,7 @@ from rig.probe_errors import DHCSR, DHCSR_S_RESET_ST
 DEMCR, DEMCR_TRCENA = 0xE000EDFC, 1 << 24
 DWT_CTRL, DWT_CYCCNT = 0xE0001000, 0xE0001004
 CYCCNTENA, NOCYCCNT = 1 << 0, 1 << 25
-RCC_PLLCFGR, RCC_CFGR = 0x40023804, 0x40023808
+RCC_PLLCFGR, RCC_CFGR, RCC_CSR, CSR_LSIRDY = 0x40023804, 0x40023808, 0x40023874, 1 << 1
 IWDG_PR, IWDG_RLR = 0x40003004, 0x40003008
 HSI_HZ, HSE_HZ = 16_000_000, 8_000_000  #: NUCLEO-F767ZI: HSE is the ST-LINK's 8 MHz MCO
 LSI_MIN_HZ = 17_000  #: DS11532: the LSI runs at 17..47 kHz
@@ -65,7 +67,12 @@ def core_hz(probe: Probe) -> int:
 
 
 def watchdog_window(probe: Probe, cap: float) -> float:
-    """Board seconds within which an IWDG configured as its registers say fires for sure."""
+    """Board seconds within which an IWDG configured as its registers say fires for sure;
+    only :data:`MARGIN` when no IWDG can be running: a started IWDG (or the hardware
+    watchdog option) forces the LSI on, so RCC_CSR.LSIRDY = 0 means none runs (RM0410,
+    independent watchdog: "the LSI oscillator is forced ON and cannot be disabled")."""
+    if not probe.read32(RCC_CSR) & CSR_LSIRDY:
+        return min(cap, MARGIN)
     pr, rlr = probe.read32(IWDG_PR) & 7, probe.read32(IWDG_RLR) & 0xFFF
     return min(cap, (4 << min(pr, 6)) * (rlr + 1) / LSI_MIN_HZ + MARGIN)
 

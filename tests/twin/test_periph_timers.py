@@ -311,3 +311,23 @@ def test_basic_timer_counts_through_a_lockup_and_one_pulse_stops() -> None:
     assert tim6.stopped_tick() is None  # OPM: stopped at the update
     assert tim6.read(0x10, 4) & 1 and not tim6.read(0x00, 4) & 1
     assert tim6.read(0x24, 4) == 0
+
+
+def test_starting_the_iwdg_forces_the_lsi_on_until_reset() -> None:
+    """RM0410: once the IWDG is started the LSI is forced on, so RCC_CSR.LSIRDY (bit 1) reads 1
+    whatever LSION says (the rig tells "no IWDG can be running" from LSIRDY = 0)."""
+    s = ServicesDouble()
+    rcc, iw = Rcc(), Iwdg()
+    s.add(rcc)
+    s.add(iw)
+    csr = 0x74
+    assert rcc.read(csr, 4) & 0x3 == 0  # LSI off after reset
+    iw.write(0x00, 4, 0x5555)  # only unlocking: not started
+    assert rcc.read(csr, 4) & 0x2 == 0
+    iw.write(0x00, 4, 0xCCCC)
+    assert rcc.read(csr, 4) & 0x3 == 0x2  # LSIRDY without LSION
+    rcc.write(csr, 4, 0)  # LSION = 0 cannot stop it
+    assert rcc.read(csr, 4) & 0x2 == 0x2
+    for dev in (rcc, iw):
+        dev.reset("system")
+    assert rcc.read(csr, 4) & 0x2 == 0

@@ -49,19 +49,28 @@ def test_core_clock_from_rcc() -> None:
     assert s.core_hz(FakeProbe({s.RCC_CFGR: 2 << 2, s.RCC_PLLCFGR: 0})) == 0  # nonsense PLL
 
 
+LSI_ON = {s.RCC_CSR: s.CSR_LSIRDY}  # the LSI runs: an IWDG may (a started one forces it on)
+
+
 def test_window_from_the_iwdg_settings() -> None:
-    untouched = FakeProbe({s.IWDG_PR: 0, s.IWDG_RLR: 0xFFF})
+    untouched = FakeProbe({s.IWDG_PR: 0, s.IWDG_RLR: 0xFFF, **LSI_ON})
     assert s.watchdog_window(untouched, 2.5) == pytest.approx(4 * 4096 / 17_000 + s.MARGIN)
-    one_second = FakeProbe({s.IWDG_PR: 3, s.IWDG_RLR: 999})  # the iwdg-left-on variant
+    one_second = FakeProbe({s.IWDG_PR: 3, s.IWDG_RLR: 999, **LSI_ON})  # the iwdg-left-on variant
     assert s.watchdog_window(one_second, 2.5) == pytest.approx(32 * 1000 / 17_000 + s.MARGIN)
-    longest = FakeProbe({s.IWDG_PR: 7, s.IWDG_RLR: 0xFFF})
+    longest = FakeProbe({s.IWDG_PR: 7, s.IWDG_RLR: 0xFFF, **LSI_ON})
     assert s.watchdog_window(longest, 2.5) == 2.5  # the caller's cap
+
+
+def test_no_lsi_means_no_iwdg_so_only_the_margin_is_watched() -> None:
+    lsi_off = FakeProbe({s.IWDG_PR: 7, s.IWDG_RLR: 0xFFF, s.RCC_CSR: 0})
+    assert s.watchdog_window(lsi_off, 2.5) == s.MARGIN
+    assert s.watchdog_window(lsi_off, 0.1) == 0.1
 
 
 def test_a_running_app_is_watched_for_board_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s, "POLL", 0.0)
     # 16 MHz, 4 M cycles a read: 0.25 s of board time per poll, CYCCNT wrapping on the way
-    probe = FakeProbe({s.IWDG_RLR: 0xFFF, s.DWT_CYCCNT: 0xFFFF0000}, step=4_000_000)
+    probe = FakeProbe({s.IWDG_RLR: 0xFFF, s.DWT_CYCCNT: 0xFFFF0000, **LSI_ON}, step=4_000_000)
     w = s.watch_restart(probe, FakeConsole("APP v1 build x\n"), r"APP v1", 15, 2.5)
     assert w.restarted is None and w.clock == "board"
     assert w.window <= w.board_seconds < w.window + 0.3 and w.wall_seconds < 1.0
@@ -70,7 +79,7 @@ def test_a_running_app_is_watched_for_board_time(monkeypatch: pytest.MonkeyPatch
 
 def test_a_reset_or_the_banner_again_is_a_restart(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s, "POLL", 0.0)
-    probe = FakeProbe({s.IWDG_PR: 3, s.IWDG_RLR: 999}, step=1_000_000, reset_at=5)
+    probe = FakeProbe({s.IWDG_PR: 3, s.IWDG_RLR: 999, **LSI_ON}, step=1_000_000, reset_at=5)
     w = s.watch_restart(probe, FakeConsole("APP v1\n"), r"APP v1", 7, 2.5)
     assert w.restarted is not None and "S_RESET_ST" in w.restarted
     assert w.board_seconds < 1.0

@@ -45,6 +45,15 @@ class Iwdg(Device):
         self.counter_at_start = 0xFFF
         self.start_ns = 0
 
+    def _force_lsi(self) -> None:
+        """Starting the IWDG forces the LSI on: RCC_CSR.LSIRDY reads 1 (RM0410)."""
+        try:
+            rcc = self.services.device("rcc") if self.services is not None else None
+        except KeyError:
+            rcc = None
+        if rcc is not None and hasattr(rcc, "force_lsi"):
+            rcc.force_lsi()
+
     # -------------------------------------------------------------- time
     def _rebase(self, hz: int | None) -> None:
         """Fold elapsed cycles into the ns base at the old clock, then switch to ``hz``."""
@@ -162,6 +171,7 @@ class Iwdg(Device):
                 if not self.running:
                     self.running = True
                     self._reload()
+                    self._force_lsi()
             elif key == 0xAAAA:
                 if self.running:
                     self._reload()

@@ -83,8 +83,19 @@ class Rcc(RegDevice):
         self._hclk = HSI_HZ
 
     # -------------------------------------------------------------- resets
+    #: a started IWDG forces the LSI on (RM0410 "Independent watchdog": "the LSI oscillator
+    #: is forced ON and cannot be disabled"): RCC_CSR.LSIRDY reads 1 until the next reset
+    lsi_forced = 0
+
+    def force_lsi(self) -> None:
+        """The IWDG was started: the LSI runs, whatever LSION says."""
+        self.lsi_forced = 1
+        self.regs[CSR] = self.regs.get(CSR, 0) | 0x2
+        self._rtc_clock_changed()
+
     def reset(self, kind: str) -> None:
         """Power: everything; system: all but CSR flags and the backup domain (BDCR)."""
+        self.lsi_forced = 0
         csr, bdcr = self.regs.get(CSR, 0), self.regs.get(BDCR, 0)
         super().reset(kind)
         if kind != "power":
@@ -125,7 +136,8 @@ class Rcc(RegDevice):
             csr = self.regs[CSR]
             if value & (1 << 24):  # RMVF clears the reset flags
                 csr &= 0x00FFFFFF
-            csr = (csr & ~0x2) | ((csr & 1) << 1)  # LSIRDY follows LSION
+            # LSIRDY follows LSION, or stays set while a started IWDG forces the LSI on
+            csr = (csr & ~0x2) | ((csr & 1) << 1) | (self.lsi_forced << 1)
             self.regs[CSR] = csr & ~(1 << 24)
         elif offset == BDCR:
             self._bdcr(old, value)
