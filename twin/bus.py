@@ -27,6 +27,7 @@ from twin import memory as mm
 from twin.clock import Clock
 from twin.dcache import DCache
 from twin.device import BusError, Device, Services
+from twin.fastreg import reg_reader
 from twin.protection import Protection
 from twin.slice import SHORT_SLICES_AFTER_IO, Slice
 from twin.stores import Stores
@@ -56,6 +57,7 @@ class Bus:
         log: Callable[[str], None],
     ) -> None:
         self.uc = uc
+        self._reg = reg_reader(uc)  # fast core register reads (twin/fastreg.py)
         self._slice = slice_
         self._clock = clock
         self.memory = memory
@@ -209,8 +211,8 @@ class Bus:
         it first; otherwise let the (short) slice end by itself.
         """
         try:
-            pc = self.uc.reg_read(A.UC_ARM_REG_PC)
-            if self.uc.reg_read(A.UC_ARM_REG_XPSR) & 0x0600FC00:  # inside an IT block
+            pc = self._reg(A.UC_ARM_REG_PC)
+            if self._reg(A.UC_ARM_REG_XPSR) & 0x0600FC00:  # inside an IT block
                 return
             reg = self.memory.region_at(pc, 4)
             if reg is None:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import unicorn.arm_const as A
 
+from twin.fastreg import reg_reader
+
 REGS = {f"r{i}": getattr(A, f"UC_ARM_REG_R{i}") for i in range(13)}
 REGS.update(
     sp=A.UC_ARM_REG_SP,
@@ -40,26 +42,26 @@ class CoreRegs:
 
     def __init__(self, uc) -> None:
         self.uc = uc
+        self._reg = reg_reader(uc)  # fast core register reads (twin/fastreg.py)
 
     def reg(self, name: str) -> int:
         """Read a core register by name."""
         if name in _SPECIAL and self._unprivileged_thread():
-            return self._as_privileged(lambda: self.uc.reg_read(REGS[name]))
-        return self.uc.reg_read(REGS[name])
+            return self._as_privileged(lambda: self._reg(REGS[name]))
+        return self._reg(REGS[name])
 
     def set_reg(self, name: str, value: int) -> None:
         """Write a core register by name (PC: bit 0 dropped, EPSR.T kept)."""
         if name == "pc":
             # unicorn takes EPSR.T from bit 0 of a PC write: keep the current T bit
-            value = (value & ~1) | ((self.uc.reg_read(A.UC_ARM_REG_XPSR) >> 24) & 1)
+            value = (value & ~1) | ((self._reg(A.UC_ARM_REG_XPSR) >> 24) & 1)
         if name in _SPECIAL and name != "control" and self._unprivileged_thread():
             self._as_privileged(lambda: self.uc.reg_write(REGS[name], value & 0xFFFFFFFF))
             return
         self.uc.reg_write(REGS[name], value & 0xFFFFFFFF)
 
     def _unprivileged_thread(self) -> bool:
-        uc = self.uc
-        return bool(uc.reg_read(A.UC_ARM_REG_CONTROL) & 1) and not uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+        return bool(self._reg(A.UC_ARM_REG_CONTROL) & 1) and not self._reg(A.UC_ARM_REG_IPSR) & 0x1FF
 
     def _as_privileged(self, fn: Callable[[], int | None]):
         """unicorn reads MSP/PSP/PRIMASK/BASEPRI/FAULTMASK through MRS semantics: 0 (and

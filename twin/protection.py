@@ -24,6 +24,7 @@ import unicorn.arm_const as A
 
 from twin import memory as mm
 from twin.device import ExceptionUnit
+from twin.fastreg import reg_reader
 from twin.mpu import MpuView
 from twin.mpu import decode as mpu_decode
 from twin.slice import Slice
@@ -43,6 +44,7 @@ class Protection:
 
     def __init__(self, uc, slice_: Slice, memory: mm.MemoryMap, log: Callable[[str], None]) -> None:
         self.uc = uc
+        self._reg = reg_reader(uc)  # fast core register reads (twin/fastreg.py)
         self._slice = slice_
         self._memory = memory
         self._log = log
@@ -70,7 +72,7 @@ class Protection:
             exc = self.exc
             if address >= 0xE0100000 or exc is None or exc.active:
                 return False
-            if not self.uc.reg_read(A.UC_ARM_REG_CONTROL) & 1:
+            if not self._reg(A.UC_ARM_REG_CONTROL) & 1:
                 return False
             if write and address == 0xE000EF00 and exc.ccr & 2:
                 return False
@@ -144,7 +146,7 @@ class Protection:
                 self._apply(None)
             return
         # per slice, so cheap: handler mode is known from the model's active list
-        privileged = bool(exc.active) or not self.uc.reg_read(A.UC_ARM_REG_CONTROL) & 1
+        privileged = bool(exc.active) or not self._reg(A.UC_ARM_REG_CONTROL) & 1
         if self._default_map(ctrl):
             key: object = ("default-map",)
         else:
@@ -163,7 +165,7 @@ class Protection:
         HFNMIENA is clear: the default memory map applies instead of the MPU."""
         exc = self.exc
         return not ctrl & 2 and (
-            2 in exc.active or 3 in exc.active or bool(self.uc.reg_read(A.UC_ARM_REG_FAULTMASK) & 1)
+            2 in exc.active or 3 in exc.active or bool(self._reg(A.UC_ARM_REG_FAULTMASK) & 1)
         )
 
     def mpu_allows(self, address: int, length: int, write: bool, privileged: bool) -> bool:

@@ -27,6 +27,7 @@ from twin.bus import Bus
 from twin.clock import Clock
 from twin.core_regs import CoreRegs
 from twin.device import Device, ExceptionUnit
+from twin.fastreg import reg_reader
 from twin.host_gate import HostGate
 from twin.protection import Protection
 from twin.slice import LONG_SLICE, SHORT_SLICE, SHORT_SLICES_AFTER_IO, Slice
@@ -58,6 +59,7 @@ class CoreRunner:
         gate: HostGate,
     ) -> None:
         self.uc = uc
+        self._reg = reg_reader(uc)  # fast core register reads (twin/fastreg.py)
         self._slice = slice_
         self._clock = clock
         self._regs = regs
@@ -219,15 +221,14 @@ class CoreRunner:
 
     def execute(self, budget: int) -> int:
         """Run at most ``budget`` instructions now, then hand over what stopped them."""
-        uc = self.uc
         s = self._slice
         clock = self._clock
-        pc = uc.reg_read(A.UC_ARM_REG_PC)
+        pc = self._reg(A.UC_ARM_REG_PC)
         s.begin(clock.cycles + budget, budget)
         self._prot.sync()
         if self.debug is not None:
             self.debug.before_execute(pc)
-        if not uc.reg_read(A.UC_ARM_REG_XPSR) & 0x01000000:
+        if not self._reg(A.UC_ARM_REG_XPSR) & 0x01000000:
             # EPSR.T = 0 (e.g. a reset vector without the Thumb bit): INVSTATE UsageFault
             self.fault("usage", "invstate", f"execution with EPSR.T=0 at 0x{pc:08X}")
             return 0
@@ -296,7 +297,7 @@ class CoreRunner:
         s.reasons = [r for r in s.reasons if r[0] != "fixup"]
         self._stores.begin_replay()
         try:
-            err = self._emulate(self.uc.reg_read(A.UC_ARM_REG_PC), 1)
+            err = self._emulate(self._reg(A.UC_ARM_REG_PC), 1)
         finally:
             self._stores.end_replay()
         if err is not None:
@@ -312,14 +313,14 @@ class CoreRunner:
         s.reasons = []
         self.debug.suppress = True
         try:
-            err = self._emulate(self.uc.reg_read(A.UC_ARM_REG_PC), 1)
+            err = self._emulate(self._reg(A.UC_ARM_REG_PC), 1)
         finally:
             self.debug.suppress = False
             s.reasons = reasons + [r for r in s.reasons if r[0] != "watchpoint"]
         return err
 
     def _after_wfi(self) -> bool:
-        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        pc = self._reg(A.UC_ARM_REG_PC)
         try:
             prev = int.from_bytes(self._bus.read(pc - 2, 2), "little")
             if prev not in (WFI_T16, WFE_T16):
@@ -339,14 +340,14 @@ class CoreRunner:
         elif intno == 2:  # SVC: PC is after the SVC
             s.stop("svc")
         elif intno == 8:  # exception exit (EXC_RETURN)
-            s.stop("excret", self.uc.reg_read(A.UC_ARM_REG_PC) | 1)
+            s.stop("excret", self._reg(A.UC_ARM_REG_PC) | 1)
         else:
             s.stop("fault", ("usage", "undefinstr", f"CPU exception {intno}"))
 
     def _on_error(self, err: BaseException) -> None:
         """``emu_start`` raised: turn unicorn's error (and what the hooks recorded) into the
         fault the core would take; a Python error inside a hook locks the core up."""
-        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        pc = self._reg(A.UC_ARM_REG_PC)
         s = self._slice
         mpu, s.mpu_fault = s.mpu_fault, None
         if (

@@ -6,6 +6,7 @@ Services.
 
 from __future__ import annotations
 
+import zlib
 from functools import lru_cache
 
 from twin.device import Device, merge_word
@@ -15,8 +16,18 @@ DR, IDR, CR, INIT, POL = 0x00, 0x04, 0x08, 0x10, 0x14
 WIDTHS = {0: 32, 1: 16, 2: 8, 3: 7}
 
 
+#: each byte value with its 8 bits reversed (bytes.translate table)
+_REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+#: the IEEE 802.3 polynomial of the reset value: with reflected input this is zlib's CRC-32
+ZLIB_POLY = 0x04C11DB7
+_M32 = 0xFFFFFFFF
+
+
 def reverse_bits(value: int, width: int) -> int:
     """Bit-reverse the low ``width`` bits of ``value``."""
+    if width in (8, 16, 32):
+        n = width // 8
+        return int.from_bytes((value & ((1 << width) - 1)).to_bytes(n, "little").translate(_REV8), "big")
     out = 0
     for _ in range(width):
         out = (out << 1) | (value & 1)
@@ -54,6 +65,19 @@ def crc_update(crc: int, data: int, nbits: int, poly: int, width: int) -> int:
         if fb:
             crc ^= poly & mask
     return crc
+
+
+def _reflected_update(crc: int, value: int, size: int, mode: int) -> int:
+    """:func:`crc_update` for the 32-bit IEEE polynomial with input reversed by byte (mode 1),
+    half-word (2) or word (3), computed by zlib: MSB-first processing of bit-reversed units is
+    the reflected CRC over the bytes of each unit from its low byte up, the units taken from
+    the most significant one down; the register is the bit-reverse of the reflected one."""
+    raw = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+    unit = min(1 << (mode - 1), size)  # bytes per reversed unit
+    seq = raw if unit == size else b"".join(raw[i : i + unit] for i in range(size - unit, -1, -unit))
+    reflected = reverse_bits(crc, 32)
+    reflected = ~zlib.crc32(seq, ~reflected & _M32) & _M32
+    return reverse_bits(reflected, 32)
 
 
 class Crc(Device):
@@ -111,6 +135,10 @@ class Crc(Device):
         aligned = offset & ~3
         if aligned == DR:
             nbits = 8 * size
+            mode = (self.cr >> 5) & 3
+            if mode and self.pol == ZLIB_POLY and not self.cr & 0x18:  # 32-bit, reflected input
+                self.crc = _reflected_update(self.crc, value, size, mode)
+                return
             data = self._rev_in(value & ((1 << nbits) - 1), nbits)
             self.crc = crc_update(self.crc, data, nbits, self.pol, self.width)
         elif aligned == IDR:
