@@ -67,17 +67,16 @@ def crc_update(crc: int, data: int, nbits: int, poly: int, width: int) -> int:
     return crc
 
 
-def _reflected_update(crc: int, value: int, size: int, mode: int) -> int:
+def _reflected_update(reflected: int, value: int, size: int, mode: int) -> int:
     """:func:`crc_update` for the 32-bit IEEE polynomial with input reversed by byte (mode 1),
-    half-word (2) or word (3), computed by zlib: MSB-first processing of bit-reversed units is
-    the reflected CRC over the bytes of each unit from its low byte up, the units taken from
-    the most significant one down; the register is the bit-reverse of the reflected one."""
+    half-word (2) or word (3), computed by zlib on the *reflected* register (the bit-reverse
+    of the MSB-first one): MSB-first processing of bit-reversed units is the reflected CRC
+    over the bytes of each unit from its low byte up, the units taken from the most
+    significant one down."""
     raw = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
     unit = min(1 << (mode - 1), size)  # bytes per reversed unit
     seq = raw if unit == size else b"".join(raw[i : i + unit] for i in range(size - unit, -1, -unit))
-    reflected = reverse_bits(crc, 32)
-    reflected = ~zlib.crc32(seq, ~reflected & _M32) & _M32
-    return reverse_bits(reflected, 32)
+    return ~zlib.crc32(seq, ~reflected & _M32) & _M32
 
 
 class Crc(Device):
@@ -97,6 +96,22 @@ class Crc(Device):
         self.idr = 0
         self.crc = 0xFFFFFFFF
 
+    # The CRC register; while a reflected-input run goes through zlib it is kept reflected
+    # (``_refl``, the bit-reverse of the register) and converted back only when read.
+    _crc = 0xFFFFFFFF
+    _refl: int | None = None
+
+    @property
+    def crc(self) -> int:
+        """The CRC register as the MSB-first definition holds it."""
+        if self._refl is not None:
+            self._crc, self._refl = reverse_bits(self._refl, 32), None
+        return self._crc
+
+    @crc.setter
+    def crc(self, value: int) -> None:
+        self._crc, self._refl = value, None
+
     @property
     def width(self) -> int:
         """Polynomial size in bits (CR.POLYSIZE)."""
@@ -115,6 +130,8 @@ class Crc(Device):
     def dr_value(self) -> int:
         """DR as read: the CRC register, bit-reversed over its width when REV_OUT."""
         if self.cr & 0x80:
+            if self._refl is not None and not self.cr & 0x18:  # REV_OUT, 32 bits: the reflected one
+                return self._refl
             return reverse_bits(self.crc, self.width)
         return self.crc
 
@@ -137,7 +154,8 @@ class Crc(Device):
             nbits = 8 * size
             mode = (self.cr >> 5) & 3
             if mode and self.pol == ZLIB_POLY and not self.cr & 0x18:  # 32-bit, reflected input
-                self.crc = _reflected_update(self.crc, value, size, mode)
+                refl = self._refl if self._refl is not None else reverse_bits(self._crc, 32)
+                self._refl = _reflected_update(refl, value, size, mode)
                 return
             data = self._rev_in(value & ((1 << nbits) - 1), nbits)
             self.crc = crc_update(self.crc, data, nbits, self.pol, self.width)
