@@ -312,7 +312,8 @@ class EthMac(Device):
 
     def _dmasr_spin(self) -> None:
         """DMASR read again and again with nothing to report while the receive process
-        waits: the firmware waits for the host, so the machine idles at wall pace."""
+        waits: the firmware waits for the host, so the machine idles at wall pace (while the
+        link negotiates nothing can come: it jumps to the next event instead)."""
         svc = self.services
         if svc is None or self.dma.status & 0x41 or self.dma.rps not in (3, 4):
             self._spin = (0, 0)
@@ -321,9 +322,15 @@ class EthMac(Device):
         count = self._spin[0] + 1 if now - self._spin[1] <= SPIN_GAP else 1
         self._spin = (count, now)
         if count >= SPIN_READS:
-            idle = getattr(svc, "idle_wait", None)
-            if idle is not None:
-                idle()
+            if self.phy.cable and not self.phy.link and self.timers.pending("phy"):
+                # the cable is in and the link still negotiating: nothing can arrive from the
+                # host before the PHY's scheduled link-up, so jump instead of idling (a cable
+                # pulled by the host is a host wait: that stays at wall pace)
+                wait = getattr(svc, "poll_wait", None)
+            else:
+                wait = getattr(svc, "idle_wait", None)
+            if wait is not None:
+                wait()
 
     def _write_reg(self, offset: int, value: int) -> bool:
         if offset >= DMA_OFF:
