@@ -315,20 +315,18 @@ class EthMac(Device):
         waits: the firmware waits for the host, so the machine idles at wall pace (while the
         link negotiates nothing can come: it jumps to the next event instead)."""
         svc = self.services
-        if svc is None or self.dma.status & 0x41 or self.dma.rps not in (3, 4):
+        # the cable is in and the link still negotiating: nothing can arrive from the host
+        # before the PHY's scheduled link-up (the receive process may not even run yet)
+        negotiating = self.phy.cable and not self.phy.link and self.timers.pending("phy")
+        if svc is None or self.dma.status & 0x41 or (self.dma.rps not in (3, 4) and not negotiating):
             self._spin = (0, 0)
             return
         now = svc.now_cycles()
         count = self._spin[0] + 1 if now - self._spin[1] <= SPIN_GAP else 1
         self._spin = (count, now)
         if count >= SPIN_READS:
-            if self.phy.cable and not self.phy.link and self.timers.pending("phy"):
-                # the cable is in and the link still negotiating: nothing can arrive from the
-                # host before the PHY's scheduled link-up, so jump instead of idling (a cable
-                # pulled by the host is a host wait: that stays at wall pace)
-                wait = getattr(svc, "poll_wait", None)
-            else:
-                wait = getattr(svc, "idle_wait", None)
+            # negotiating: jump to the next event (a cable the host pulled: wall pace)
+            wait = getattr(svc, "poll_wait" if negotiating else "idle_wait", None)
             if wait is not None:
                 wait()
 
