@@ -390,3 +390,29 @@ def test_ptp_time_runs_from_an_initial_value() -> None:
     assert (rig.r(ETH + 0x708), rig.r(ETH + 0x70C)) == (5, 999_999_000)
     rig.s.advance(100)  # 100 cycles × 20 ns
     assert (rig.r(ETH + 0x708), rig.r(ETH + 0x70C)) == (6, 1000)
+
+
+def test_dmasr_polled_while_negotiating_jumps_but_waiting_for_frames_idles() -> None:
+    """A quiet DMASR read again and again: while the PHY negotiates (cable in, link not up)
+    nothing can come from the host, so the machine jumps to the next event (poll wait); once
+    the link is up and the receive process waits for frames it is a host wait (idle, wall
+    pace), and so it is with the cable pulled by the host."""
+    rig = Rig()
+    for _ in range(10):
+        rig.r(DMASR)
+    assert rig.s.poll_waits >= 1 and rig.s.idle_waits == 0
+    rig.link_up_now()
+    rig.w(DMARDLAR, 0x20000000)  # CPU-owned descriptors: RX suspended, waiting
+    rig.w(MACCR, 1 << 3 | 1 << 2 | 1 << 14 | 1 << 11)
+    rig.w(DMAOMR, 1 << 1)
+    rig.w(DMASR, 0x0001E7FF)  # clear every W1C status bit
+    polls = rig.s.poll_waits
+    for _ in range(10):
+        rig.r(DMASR)
+    assert rig.s.idle_waits >= 1 and rig.s.poll_waits == polls
+    rig.net.set_link(False)  # the host pulls the cable: its plugging it back is a host event
+    rig.s.run_posted()
+    idles = rig.s.idle_waits
+    for _ in range(10):
+        rig.r(DMASR)
+    assert rig.s.poll_waits == polls and rig.s.idle_waits > idles
