@@ -164,7 +164,7 @@ def prepared(bench: Bench, s: Settings, say: Callable[[str], None], *, flash: bo
             return bench.ota_server(new.data, policy="natural", max_size=spec.max_image_size).start()
 
         timeout = s.timeout or 20.0 + new.size / 1024 * 0.05
-        board = Board(bench, serve(), new, old, banner_of(new), banner_of(old), sid, [], timeout, serve)
+        board = Board(bench, serve(), new, old, banner_of(new), banner_of(old), sid, [], timeout)
         board.ops = dry_run(board, say)
         yield board
     finally:

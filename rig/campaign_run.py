@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +53,6 @@ class Board:
     snapshot: int
     ops: list[Op]
     timeout: float
-    serve: Callable[[], OtaServer]  #: a new OTA server (after a live cut hung a session)
     dry_run_seconds: float = 0.0
 
     @property
@@ -137,8 +135,8 @@ def _watch(board: Board, mark: int, sessions: int, then: list, cuts_seen: int) -
             then.pop(0)
             if then:
                 bench.target.control("flash.cut", nth=then[0][0], mode=then[0][1])
-            board.server.close()  # its session died with the board's TCP stack
-            board.server, sessions, asked = board.serve(), 0, False
+            board.server.abandon()  # its session died with the board's TCP stack
+            sessions, asked = board.server.sessions_started, False
             mark, deadline = bench.console.mark(), time.monotonic() + board.timeout
             continue
         asked = asked or board.server.sessions_started > sessions  # it asked for the update

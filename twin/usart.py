@@ -49,6 +49,7 @@ class Usart(Device):
         self.name, self.base, self.size = name, base, 0x400
         self.irq = irq
         self.tx_log = bytearray()  # everything transmitted (bounded)
+        self._pending = bytearray()  # transmitted, not yet written to the PTY (_emit)
         self.rx_dropped = 0
         self.tx_dropped = 0
         self.master_fd: int | None = None
@@ -87,6 +88,7 @@ class Usart(Device):
 
     def close(self) -> None:
         """Stop the reader and close the PTY."""
+        self._flush_pty()
         self._stop.set()
         if self._reader is not None:
             self._reader.join(2)
@@ -251,6 +253,7 @@ class Usart(Device):
             self._shift_out(nxt)
         else:
             self.isr |= ISR_TC | ISR_TXE
+            self._flush_pty()
         self._update_irq()
 
     def _emit(self, byte: int) -> None:
@@ -258,10 +261,22 @@ class Usart(Device):
         if len(self.tx_log) > 1 << 20:
             del self.tx_log[: 1 << 19]
         if self.master_fd is not None:
+            # one write per line or burst instead of per character (a syscall and a wake-up
+            # of the reader each): flushed at a newline, at 256 bytes, and whenever the
+            # transmitter falls idle (_tx_done with nothing queued), so the host never
+            # waits for bytes of a line the firmware has finished sending
+            self._pending.append(byte)
+            if byte == 0x0A or len(self._pending) >= 256:
+                self._flush_pty()
+
+    def _flush_pty(self) -> None:
+        """Hand the bytes sent so far to the PTY."""
+        if self._pending and self.master_fd is not None:
+            data, self._pending = bytes(self._pending), bytearray()
             try:
-                os.write(self.master_fd, bytes((byte,)))
+                os.write(self.master_fd, data)
             except OSError:
-                self.tx_dropped += 1
+                self.tx_dropped += len(data)
 
     # ------------------------------------------------------------------ receive
     def inject_rx(self, data: bytes) -> None:
@@ -326,6 +341,7 @@ class Usart(Device):
             self.services.set_irq(self.irq, level)
 
     def reset(self, kind: str) -> None:
+        self._flush_pty()  # what left the pin before the reset reaches the host
         if self.services is not None:
             for h in (self._rx_handle, self._tx_handle):
                 if h is not None:

@@ -172,8 +172,7 @@ class OtaServer:
             return
         self._closed = True
         self._stop.set()
-        if (conn := self._conn) is not None:
-            _shut(conn)
+        self.abandon()
         for t in (self._accept_thread, self._session_thread):
             if t is not None and t is not threading.current_thread():
                 t.join(_JOIN)
@@ -199,8 +198,7 @@ class OtaServer:
         return self._count
 
     @property
-    def serving(self) -> bool:
-        """True while the accept thread runs."""
+    def serving(self) -> bool:  # True while the accept thread runs
         return self._accept_thread is not None and self._accept_thread.is_alive()
 
     def wait_session(
@@ -211,9 +209,8 @@ class OtaServer:
         Args:
             timeout: seconds for a board to connect (default ``timeouts.connect``). Once
                 connected, the session itself is bounded by its own timeouts.
-            abandon_if: asked every :data:`ABANDON_POLL` s while a session runs; True means
-                the board is gone (the rig cut its power: no FIN or RST will come, the session
-                would last until its own timeout), so the connection is shut down now.
+            abandon_if: asked every :data:`ABANDON_POLL` s while a session runs; True: the
+                board is gone (power cut: no FIN or RST will come), :meth:`abandon` it now.
 
         Returns:
             The SessionResult; ``outcome="timeout", phase="connect"`` if no board connected.
@@ -231,8 +228,8 @@ class OtaServer:
             if self._session_started.is_set() or self._session_running():
                 if abandon_if is not None and time.monotonic() - asked >= ABANDON_POLL:
                     asked = time.monotonic()
-                    if abandon_if() and (conn := self._conn) is not None:
-                        _shut(conn)
+                    if abandon_if():
+                        self.abandon()
                 continue
             if self._closed:
                 return self._no_session("the server was closed before a board connected")
@@ -242,6 +239,10 @@ class OtaServer:
                     f"no board connected to {host}:{port} within {timeout:g} s "
                     "(is the board reset and configured for this server's address?)"
                 )
+
+    def abandon(self) -> None:
+        """The running session's board is gone (the rig cut its power): end it now."""
+        _shut(self._conn)
 
     def _session_running(self) -> bool:
         t = self._session_thread
@@ -489,7 +490,8 @@ def _check_bind(bind: str) -> str:
         ) from None
 
 
-def _shut(conn: socket.socket) -> None:
-    """Shut a session's connection down both ways (its thread sees the end)."""
-    with contextlib.suppress(OSError):
-        conn.shutdown(socket.SHUT_RDWR)
+def _shut(conn: socket.socket | None) -> None:
+    """Shut a session's connection (if any) down both ways (its thread sees the end)."""
+    if conn is not None:
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
