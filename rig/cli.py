@@ -17,9 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rig import campaign, doctor, job_summary
 from rig.errors import RigError
-from rig.ota import cli as ota_cli
 
 EXIT_OK, EXIT_DIFF, EXIT_USAGE = 0, 1, 2
 
@@ -41,11 +39,17 @@ def _address(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser: ``rig diff`` and ``rig ota``."""
+def build_parser(only_diff: bool = False) -> argparse.ArgumentParser:
+    """The full parser (``only_diff``: just ``rig diff``, whose start-up should not pay for
+    importing the probe, OTA, campaign and lab modules: ``rig diff`` runs in scripts)."""
     parser = _Parser(prog="rig", description="ota-rig: test OTA bootloaders on the STM32F767.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_diff(sub)
+    if only_diff:
+        return parser
+    from rig import campaign, doctor, job_summary
+    from rig.ota import cli as ota_cli
+
     ota_cli.register(sub)
     _add_restore(sub)
     doctor.register(sub)
@@ -172,7 +176,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rig`` console script; returns the exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only_diff=argv[:1] == ["diff"])
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
@@ -180,7 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except RigError as exc:
-        print(f"rig {args.command}: error: {ota_cli.visible(exc)}", file=sys.stderr)
+        from rig.ota.cli import visible
+
+        print(f"rig {args.command}: error: {visible(exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 
