@@ -20,9 +20,10 @@ lint: setup
 	$(PY) -m mypy
 	.venv/bin/actionlint -color=false
 
-# The main job: the HIL suite on the default board (the twin), HTML report in reports/.
+# The main job: the HIL suite on the default board (the twin), HTML report in reports/; one
+# worker (and twin) per core, ARGS="-n 0" for one process.
 hil: setup
-	$(PY) -m pytest tests_hil --board twin \
+	$(PY) -m pytest -n auto tests_hil --board twin \
 	  --html=$(REPORTS)/hil-report.html --self-contained-html --junitxml=$(REPORTS)/hil-junit.xml $(ARGS)
 
 # Everything: the project's own tests and the HIL suite, one worker per core (each worker

@@ -43,6 +43,7 @@ from rig.hil_phases import with_phases
 from rig.image import Image
 from rig.jump import JumpState, check_jump
 from rig.ota.protocol import Protocol, load_protocol
+from rig.ota.reconnect_watch import ReconnectWatch, wait_entry
 from rig.ota.server import OtaServer
 from rig.ota.transcript import SessionResult
 from rig.probe import Probe
@@ -106,6 +107,7 @@ class Bench:
         self.layout = layout or spec.active_layout
         self.bootloader: Image | None = None
         self._breakpoint: int | None = None  #: the app-entry breakpoint currently set
+        self._reconnects: ReconnectWatch | None = None  #: after an ACK: does the board dial again?
         self.installed: Image | None = None  #: what the rig believes the app slot holds
         self.staged: Image | None = None  #: what the rig believes the staging region holds
         self._guard: list[GuardedRange] | None = None  #: flash outside the OTA regions, before
@@ -138,6 +140,9 @@ class Bench:
         """The host OTA server for this board: listening where the board dials
         (``Target.ota_bind``), accepting only the board's own address (``Target.ota_allow``),
         capturing on ``capture_iface``; ``kwargs`` go to :class:`OtaServer`."""
+        if self._reconnects is not None:  # it listens where the server will
+            self._reconnects.close()
+            self._reconnects = None
         host, port = self.target.ota_bind
         kwargs.setdefault("allow", self.target.ota_allow)
         if self.progress is not None:
@@ -320,6 +325,8 @@ class Bench:
         with self.ota_server(image.data, policy=policy, max_size=max_size, capture=cap_dir) as server:
             self.reset_board()
             result = server.wait_session(timeout=timeout)
+        if result.ok:  # a board whose install fails dials again: await_app_entry stops waiting
+            self._reconnects = ReconnectWatch(*self.target.ota_bind, allow=self.target.ota_allow).start()
         hil_capture.finish(self, ev, frames, analyse=capture)
         self._timed(ev, "transfer", t0)
         ev.transcript = result.to_dict()
@@ -377,7 +384,9 @@ class Bench:
         t0 = time.monotonic()
         if timeout is None:
             timeout = install_timeout(image.size)
-        reached = self.probe.wait_halted(timeout)
+        reached, again = wait_entry(self.probe.is_halted, timeout, self._reconnects)
+        self._reconnects = None
+        ev.notes += [again] if again else []
         if not reached:
             self.probe.halt()
         entry = image.reset_handler & ~1

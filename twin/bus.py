@@ -67,6 +67,7 @@ class Bus:
         self.devices: dict[str, Device] = {}
         self.dev_list: list[Device] = []
         self._page_devs: dict[int, list[Device]] = {}
+        self._lookup_cache: dict[int, Device | None] = {}  # address -> lookup()
         self._storage_pages: set[int] = set()
         self._storage: dict[int, int] = {}
         self._mapped_pages: set[int] = set()
@@ -93,6 +94,7 @@ class Bus:
         self.devices[dev.name] = dev
         dev.attach(services)
         for page in range(dev.base & ~(mm.PAGE - 1), dev.base + dev.size, mm.PAGE):
+            self._lookup_cache.clear()  # the map changes: answers remembered may too
             lst = self._page_devs.setdefault(page, [])
             if first:
                 lst.insert(0, dev)
@@ -121,11 +123,20 @@ class Bus:
         return self.devices[name]
 
     def lookup(self, address: int) -> Device | None:
-        """The device answering ``address``, or None."""
+        """The device answering ``address``, or None (remembered per address: firmware
+        touches few registers, each of them thousands of times)."""
+        try:
+            return self._lookup_cache[address]
+        except KeyError:
+            pass
+        found = None
         for dev in self._page_devs.get(address & ~(mm.PAGE - 1), ()):
             if dev.base <= address < dev.base + dev.size:
-                return dev
-        return None
+                found = dev
+                break
+        if len(self._lookup_cache) < 65536:
+            self._lookup_cache[address] = found
+        return found
 
     # ------------------------------------------------------------------ CPU accesses
     def _mmio_read(self, uc, offset: int, size: int, page: int) -> int:
