@@ -85,6 +85,10 @@ class BoundedClientSocket(ClientSocket):
                 if time.monotonic() > deadline:
                     raise self._lost(f"no answer within {self.request_timeout:g} s") from None
                 continue
+            except ConnectionResetError as exc:  # the server died with a request in flight
+                raise self._lost(
+                    f"the probe server closed the connection ({exc.strerror or exc}; is the board still running?)"
+                ) from None
             except OSError as exc:
                 raise self._lost(f"receiving failed: {exc}") from None
             if not data:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -112,6 +113,23 @@ def test_a_probe_server_that_closes_or_goes_silent_ends_the_read() -> None:
             assert _within(5, client.readline) < 1
         for s in accepted:
             s.close()
+
+
+def test_a_probe_server_killed_with_a_request_in_flight_reads_as_closed() -> None:
+    """A killed server's kernel answers the pending request with RST (ECONNRESET), not FIN:
+    the same words as a close, so the failure says the probe server went away."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        host, port = server.getsockname()
+        client = BoundedClientSocket(host, port, request_timeout=30.0)
+        client.connect()
+        client.set_timeout(0.1)
+        conn, _ = server.accept()
+        client.write(b'{"id": 0, "request": "hello"}\n')
+        time.sleep(0.1)  # the request sits unread in the server's buffer
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # closed with unread data and linger 0: RST
+        with pytest.raises(ProbeDisconnected, match="the probe server closed the connection"):
+            _within(5, client.readline)
 
 
 def test_probe_close_is_bounded_even_if_pyocd_never_returns(monkeypatch: pytest.MonkeyPatch) -> None:
