@@ -36,7 +36,6 @@ from rig.errors import RigError
 
 if TYPE_CHECKING:
     from rig.hil import Bench
-    from rig.ota.server import OtaServer
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "firmware" / "build"
@@ -160,11 +159,9 @@ def prepared(bench: Bench, s: Settings, say: Callable[[str], None], *, flash: bo
         bench.request_update(s.transport)
         sid = int(str(target.control("snapshot.save")["id"]))
 
-        def serve() -> OtaServer:
-            return bench.ota_server(new.data, policy="natural", max_size=spec.max_image_size).start()
-
+        server = bench.ota_server(new.data, policy="natural", max_size=spec.max_image_size).start()
         timeout = s.timeout or 20.0 + new.size / 1024 * 0.05
-        board = Board(bench, serve(), new, old, banner_of(new), banner_of(old), sid, [], timeout)
+        board = Board(bench, server, new, old, banner_of(new), banner_of(old), sid, [], timeout)
         board.ops = dry_run(board, say)
         yield board
     finally:

@@ -258,6 +258,11 @@ def write_piece(
     on the target) are read and written back. Falls back to pyOCD's algorithm, with a note,
     when the routine cannot be used."""
     (sec,) = layout.sectors_for_span(address, len(data))
+    if len(data) % 4 or address % 4 or sec.size > BUFFER_SIZE:  # pyOCD keeps the rest itself
+        why = "not whole words" if sec.size <= BUFFER_SIZE else f"a sector over {BUFFER_SIZE} bytes"
+        stats.notes.append(f"0x{address:08X}+{len(data)}: {why}, written by pyOCD's algorithm")
+        probe.flash(address, data, smart=False)
+        return
     content = bytearray(b"\xff" * sec.size)
     off = address - sec.base
     content[off : off + len(data)] = data
@@ -270,10 +275,6 @@ def write_piece(
         if c != zlib.crc32(b"\xff" * n):
             content[a - sec.base : a - sec.base + n] = probe.read(a, n)
             stats.kept += n
-    if len(data) % 4 or address % 4 or sec.size > BUFFER_SIZE:
-        stats.notes.append(f"0x{address:08X}+{len(data)}: not whole words, written by pyOCD's algorithm")
-        probe.flash(address, data, smart=False)
-        return
     try:
         write_sector(probe, sec, bytes(content))
     except FlashWriteError as exc:

@@ -105,8 +105,8 @@ def _update_until_cut(bench: Bench, image: Image, cut: dict, sessions: list[Sess
     with bench.ota_server(image.data, policy="natural", max_size=bench.spec.max_image_size) as server:
         bench.reset_board()
         # after the cut that session's board is gone for good: no FIN or RST will end it
-        gone = lambda: cut_seen() is not None  # noqa: E731
-        sessions.append(server.wait_session(timeout=transfer_timeout(image.size), abandon_if=gone))
+        timeout = transfer_timeout(image.size)
+        sessions.append(server.wait_session(timeout=timeout, abandon_if=lambda: cut_seen() is not None))
     cut_info = cut_seen()
     deadline = time.monotonic() + install_timeout(image.size)
     while cut_info is None and sessions[0].ok and time.monotonic() < deadline:
