@@ -59,6 +59,9 @@ class Protection:
         # at reset (a machine without them keeps backup SRAM writable)
         self._backup_gates = {"dbp": True, "clock": True}
         self.backup_ignored_writes = 0
+        #: 1 KiB pages of writable memory the CPU has fetched code from (RAM functions, a
+        #: debugger's flash algorithm): writes behind the CPU drop translated code only there
+        self.code_pages: set[int] = set()
 
     # ------------------------------------------------------------------ device space
     def access_denied(self, address: int, write: bool) -> bool:
@@ -119,11 +122,27 @@ class Protection:
             )
 
     def _base_perms(self, reg: mm.Region) -> int:
-        """Page protections of a memory region without the MPU."""
-        perms = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC
-        if reg.writable and (reg is not self._memory.bkpsram or self.backup_writable):
+        """Page protections of a memory region without the MPU. Writable memory never gets
+        EXEC: a fetch there reaches :meth:`hook_prot_other`, which records the page as
+        holding code and lets the fetch go on (see :meth:`code_in`)."""
+        if not reg.writable:
+            return uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC
+        perms = uc_mod.UC_PROT_READ
+        if reg is not self._memory.bkpsram or self.backup_writable:
             perms |= uc_mod.UC_PROT_WRITE
         return perms
+
+    def code_in(self, lo: int, hi: int) -> bool:
+        """Whether the CPU ever fetched code from a page of writable memory in [lo, hi):
+        only then can a write there behind the CPU (DMA, the debugger) leave stale
+        translated code (unicorn pitfall U1), so only then is it worth dropping."""
+        pages = self.code_pages
+        if not pages:
+            return False
+        first, last = lo & ~(_UC_PAGE - 1), (max(hi, lo + 1) - 1) & ~(_UC_PAGE - 1)
+        if last - first > len(pages) * _UC_PAGE:
+            return any(first <= p <= last for p in pages)
+        return any(p in pages for p in range(first, last + 1, _UC_PAGE))
 
     # ------------------------------------------------------------------ MPU
     def sync(self) -> None:
@@ -236,7 +255,16 @@ class Protection:
 
     def hook_prot_other(self, uc, access, address, size, value, _ud) -> bool:
         """UC_HOOK_MEM_READ_PROT | UC_HOOK_MEM_FETCH_PROT: unicorn refused a read or fetch
-        by page protection (the MPU: the page grants that right nowhere)."""
+        by page protection (the MPU: the page grants that right nowhere).
+
+        A fetch from writable memory the MPU does not refuse is allowed: writable memory is
+        mapped without EXEC so that unicorn asks here when it translates code there; the
+        page is recorded in :attr:`code_pages` (unicorn goes on with the fetch)."""
+        if access == uc_mod.UC_MEM_FETCH_PROT:
+            reg = self._memory.region_at(address, 1)
+            if reg is not None and reg.writable and not self.denies(address, uc_mod.UC_PROT_EXEC):
+                self.code_pages.add(address & ~(_UC_PAGE - 1))
+                return True
         if self.view is not None and self._memory.region_at(address, 1) is not None:
             # the page grants no read (or no fetch) anywhere: the MPU refuses this access
             fetch = access == uc_mod.UC_MEM_FETCH_PROT
