@@ -14,6 +14,7 @@ import argparse
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,9 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: issue 16 (Ethernet: MAC + lwIP) and issue 17 (WiFi: WINC3400 on SPI), medians of the runs
+GOALS_KIB_S = {"eth": 4096.0, "wifi": 400.0}
+GOAL_TEXT = {"eth": "4 MiB/s, issue 16", "wifi": "issue 17"}
 sys.path.insert(0, str(ROOT))
 
 from rig.bootcfg import BootConfig  # noqa: E402
@@ -109,13 +113,22 @@ def main() -> int:
             f"{'path':5} {'run':>3} {'bytes':>8} {'seconds':>8} {'KiB/s':>9} {'chunks':>7} "
             f"{'min':>5} {'max':>5} crc"
         )
+        medians = {}
         for path in args.paths.split(","):
-            for i, r in enumerate(run_path(elf, tmp, path, args.size * 1024, args.repeat)):
+            runs = run_path(elf, tmp, path, args.size * 1024, args.repeat)
+            for i, r in enumerate(runs):
                 print(
                     f"{path:5} {i + 1:>3} {args.size * 1024:>8} {r['seconds']:8.3f} "
                     f"{r['kib_s']:9.1f} {r['chunks']:>7} {r['min']:>5} {r['max']:>5} "
                     f"{'ok' if r['ok'] else 'MISMATCH'}"
                 )
+            medians[path] = (statistics.median(r["kib_s"] for r in runs), all(r["ok"] for r in runs))
+        print()
+        for path, (kib_s, ok) in medians.items():
+            goal = GOALS_KIB_S.get(path)
+            verdict = "" if goal is None else ("met" if kib_s >= goal and ok else "NOT met")
+            goal_txt = "" if goal is None else f"goal >= {goal:.0f} KiB/s ({GOAL_TEXT[path]}): {verdict}"
+            print(f"{path:5} median {kib_s:9.1f} KiB/s   {goal_txt}")
     return 0
 
 

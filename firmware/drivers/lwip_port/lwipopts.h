@@ -81,6 +81,11 @@
 #define TCP_SND_BUF                 (8 * TCP_MSS)
 #define TCP_SND_QUEUELEN            (2 * TCP_SND_BUF / TCP_MSS)
 #define TCP_QUEUE_OOSEQ             1
+/* A window update is sent once the application has consumed half the window (lwIP's
+   default, a quarter, sent one for every 4 segments on top of the delayed ACK of every
+   second one: 0.75 ACKs a segment; this gives 0.56, and the sender still sees at least
+   half the window open). */
+#define TCP_WND_UPDATE_THRESHOLD    (TCP_WND / 2)
 #define TCP_OOSEQ_MAX_PBUFS         4
 #define LWIP_TCP_KEEPALIVE          0
 #define TCP_LISTEN_BACKLOG          0
