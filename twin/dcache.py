@@ -27,9 +27,11 @@ exception model, devices (the SCB registers call :meth:`set_enabled`/:meth:`oper
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 
 import unicorn as uc_mod
+from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC, uc_hook_h, uclib
 
 from twin import memory as mm
 
@@ -139,17 +141,35 @@ class DCache:
     def _install(self) -> None:
         """Hooks on the cacheable ranges while DC is set, none otherwise."""
         for h in self._hooks:
-            self.uc.hook_del(h)
+            self._hook_del(h)
         self._hooks = []
         if self.enabled:
             for lo, hi in self.ranges:
-                self._hooks.append(
-                    self.uc.hook_add(uc_mod.UC_HOOK_MEM_READ, self._hook_read, begin=lo, end=hi)
-                )
-                self._hooks.append(
-                    self.uc.hook_add(uc_mod.UC_HOOK_MEM_WRITE, self._hook_write, begin=lo, end=hi)
-                )
+                self._hooks.append(self._hook_add(uc_mod.UC_HOOK_MEM_READ, self._hook_read, lo, hi))
+                self._hooks.append(self._hook_add(uc_mod.UC_HOOK_MEM_WRITE, self._hook_write, lo, hi))
         self._flush()
+
+    def _hook_add(self, kind: int, fn: Callable[..., None], lo: int, hi: int) -> object:
+        """A memory hook straight through libunicorn's C API where the engine has one: every
+        load and store in the cacheable ranges calls it, and the binding's two wrapper
+        frames (exception guard, argument adapter) would cost more than the hook itself."""
+        uch = getattr(self.uc, "_uch", None)
+        if uch is None:  # an engine double: its own hook_add
+            return self.uc.hook_add(kind, fn, begin=lo, end=hi)
+        cb = HOOK_MEM_ACCESS_CFUNC(fn)
+        handle = uc_hook_h()
+        err = uclib.uc_hook_add(
+            uch, ctypes.byref(handle), kind, cb, None, ctypes.c_uint64(lo), ctypes.c_uint64(hi)
+        )
+        if err != uc_mod.UC_ERR_OK:
+            raise uc_mod.UcError(err)
+        return (handle.value, cb)  # the callback object lives as long as the hook
+
+    def _hook_del(self, hook: object) -> None:
+        if isinstance(hook, tuple):
+            uclib.uc_hook_del(self.uc._uch, uc_hook_h(hook[0]))
+        else:
+            self.uc.hook_del(hook)
 
     def reset(self, kind: str = "system") -> None:
         """Any reset: the cache is off and invalid (the view is what memory holds; after a
@@ -165,17 +185,23 @@ class DCache:
 
     # ------------------------------------------------------------------ CPU hooks
     def _hook_read(self, uc, access, address, size, value, _ud) -> None:
-        held = self.held
-        held.add(address & MASK)
-        if (address + size - 1) & MASK != address & MASK:
-            held.add((address + size - 1) & MASK)
+        line = address & MASK
+        self.held.add(line)
+        if (address + size - 1) & MASK != line:
+            self.held.add((address + size - 1) & MASK)
 
     def _hook_write(self, uc, access, address, size, value, _ud) -> None:
-        for line in {address & MASK, (address + size - 1) & MASK}:
-            if line in self.held and line not in self.dirty:
-                self.dirty.add(line)
-                if line not in self.shadow:
-                    self.shadow[line] = self._view(line)  # memory keeps the line before the write
+        line = address & MASK
+        if line in self.held and line not in self.dirty:
+            self._make_dirty(line)
+        last = (address + size - 1) & MASK
+        if last != line and last in self.held and last not in self.dirty:
+            self._make_dirty(last)
+
+    def _make_dirty(self, line: int) -> None:
+        self.dirty.add(line)
+        if line not in self.shadow:
+            self.shadow[line] = self._view(line)  # memory keeps the line before the write
 
     def cpu_write(self, address: int, length: int) -> None:
         """The core writes ``[address, +length)`` without an instruction (exception

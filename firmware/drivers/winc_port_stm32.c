@@ -49,6 +49,7 @@
 #define SPI_CR2_TXDMAEN   (1u << 1)
 #define SPI_SR_OVR        (1u << 6)
 #define SPI_SR_FRLVL      (3u << 9)
+#define SPI_SR_FTLVL      (3u << 11)
 #define SPI_WAIT_LOOPS    20000u
 
 #define RESET_LOW_MS      1u   /* CHIP_EN and RESET_N low */
@@ -171,10 +172,36 @@ static int xfer_polled(const uint8_t *tx, uint8_t *rx, uint32_t n)
         rx_drain();
         return 0;
     }
-    /* data packing: a 16-bit DR access moves two frames; with FRXTH = 0 RXNE means two
-       bytes wait in the RX FIFO (three register accesses per two bytes) */
+    /* data packing: a 16-bit DR access moves two frames, and the 32-bit FIFOs hold two
+       such half-words. Four bytes at a time: both half-words into the empty TX FIFO (the
+       first leaves it half full, so TXE allows the second), then one status read for the
+       end of the burst as RM0410 gives it for disabling the SPI (FTLVL = 0: nothing left to
+       send, BSY = 0: the last frame is processed, so all four are in the RX FIFO: FRLVL =
+       full), and both half-words out: five register accesses per four bytes. */
     if (n >= 2u)
         cr2_write(s_cr2 & ~SPI_CR2_FRXTH);
+    while (n >= 4u) {
+        *(volatile uint16_t *)&SPI1->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
+        *(volatile uint16_t *)&SPI1->DR = tx ? (uint16_t)(tx[2] | (tx[3] << 8)) : 0u;
+        for (uint32_t k = SPI_WAIT_LOOPS;
+             (SPI1->SR & (SPI_SR_FTLVL | SPI_SR_BSY | SPI_SR_FRLVL)) != SPI_SR_FRLVL;) {
+            if (--k == 0)
+                return -1;
+        }
+        uint16_t v0 = *(volatile uint16_t *)&SPI1->DR;
+        uint16_t v1 = *(volatile uint16_t *)&SPI1->DR;
+        if (rx) {
+            rx[0] = (uint8_t)v0;
+            rx[1] = (uint8_t)(v0 >> 8);
+            rx[2] = (uint8_t)v1;
+            rx[3] = (uint8_t)(v1 >> 8);
+            rx += 4;
+        }
+        if (tx)
+            tx += 4;
+        n -= 4u;
+    }
+    /* two bytes left: with FRXTH = 0 RXNE means both wait in the RX FIFO */
     while (n >= 2u) {
         *(volatile uint16_t *)&SPI1->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
         if (wait_sr(SPI_SR_RXNE) != 0)

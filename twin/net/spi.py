@@ -12,6 +12,9 @@ DMA requests (CR2.RXDMAEN/TXDMAEN) drive DMA2's request lines "SPI1_RX" (RXDMAEN
 RXNE) and "SPI1_TX" (TXDMAEN with SPE and MSTR set: TXE is always 1 here, and a frame
 written while disabled would be dropped) through ``services.device("dma2").request``
 (twin/periph/dma.py documents the interface); nothing happens on a board without DMA2.
+DR is registered with DMA2 as a full-duplex pair: with both lines served, DMA2 moves
+blocks through :meth:`Stm32Spi.dma_exchange` (the slave's ``exchange_block`` when it has
+one) where single items would give the same result (twin/periph/dma_duplex.py).
 
 Owns: SPI1's registers and FIFOs. Must not touch: the slave's protocol (it exchanges bytes
 with it) or the machine beyond its Services.
@@ -49,7 +52,9 @@ FIFO_BYTES = 4
 
 
 class SpiSlave(Protocol):
-    """A device on the SPI bus (it decides itself whether its chip-select is active)."""
+    """A device on the SPI bus (it decides itself whether its chip-select is active).
+    It may also have ``exchange_block(mosi: bytes) -> bytes``: the same as one
+    :meth:`exchange` per byte, in order."""
 
     def exchange(self, mosi: int) -> int:
         """Clock one byte: receive ``mosi``, return the byte driven on MISO."""
@@ -87,6 +92,7 @@ class Stm32Spi(Device):
         self.frames = 0
         self.overruns = 0
         self._dma_levels = (False, False)
+        self._dma: object | None = None
         self._cache_cr2()
 
     def _cache_cr2(self) -> None:
@@ -95,6 +101,11 @@ class Stm32Spi(Device):
         # RXNE: FIFO level >= 8 bits with FRXTH=1, >= 16 bits with FRXTH=0 or 16-bit frames
         self._need = 1 if (self.cr2 & CR2_FRXTH and self._ds8) else 2
         self._ie = self.cr2 & (CR2_RXNEIE | CR2_TXEIE | CR2_ERRIE)
+        # SR by RX FIFO level (TXE, RXNE, FRLVL), OVR and MODF added when set
+        need = self._need
+        self._sr_at = tuple(
+            SR_TXE | (SR_RXNE if n >= need else 0) | (min(n, 3) << 9) for n in range(FIFO_BYTES + 1)
+        )
 
     def attach(self, services: object) -> None:
         super().attach(services)  # type: ignore[arg-type]
@@ -115,16 +126,12 @@ class Stm32Spi(Device):
         return max(ds, 3) + 1
 
     def _sr(self) -> int:
-        sr = SR_TXE
-        n = len(self.rx)
-        if n >= self._need:
-            sr |= SR_RXNE
+        sr = self._sr_at[len(self.rx)]
         if self.ovr:
             sr |= SR_OVR
         if self.modf:
             sr |= SR_MODF
-        frlvl = 0 if n == 0 else 1 if n == 1 else 2 if n == 2 else 3
-        return sr | (frlvl << 9)
+        return sr
 
     def read(self, offset: int, size: int) -> int:
         if offset == SR and not self._ovr_armed:
@@ -193,11 +200,23 @@ class Stm32Spi(Device):
 
     # ---------------------------------------------------------------- data path
     def _write_dr(self, size: int, value: int) -> None:
-        if not (self.cr1 & CR1_SPE and self.cr1 & CR1_MSTR):
+        cr1 = self.cr1
+        if not (cr1 & CR1_SPE and cr1 & CR1_MSTR):
             return  # disabled: the TX FIFO is not clocked out; the model drops the write
-        self._clock(value & 0xFF)
-        if size > 1 or not self._ds8:
-            self._clock((value >> 8) & 0xFF)
+        two = size > 1 or not self._ds8
+        rx = self.rx
+        if cr1 & CR1_LSBFIRST or self.slave is None or len(rx) > FIFO_BYTES - 2:
+            self._clock(value & 0xFF)  # bit order, no slave, or a frame may overrun
+            if two:
+                self._clock((value >> 8) & 0xFF)
+            return
+        exchange = self.slave.exchange
+        rx.append(exchange(value & 0xFF) & 0xFF)
+        if two:
+            rx.append(exchange((value >> 8) & 0xFF) & 0xFF)
+            self.frames += 2
+        else:
+            self.frames += 1
 
     def _clock(self, mosi: int) -> None:
         lsb = self.cr1 & CR1_LSBFIRST
@@ -206,6 +225,10 @@ class Stm32Spi(Device):
         if lsb:
             miso = _REV[miso]
         self.frames += 1
+        self._receive(miso)
+
+    def _receive(self, miso: int) -> None:
+        """A frame came in: into the RX FIFO, or lost with OVR when it is full."""
         if len(self.rx) >= FIFO_BYTES:
             if not self.ovr:
                 self.overruns += 1
@@ -223,13 +246,15 @@ class Stm32Spi(Device):
             self._ovr_armed = True
         if not self.rx:
             return 0
+        rx = self.rx
         if size == 1 and self._ds8:
-            value = self.rx[0]
-            del self.rx[0]
+            value = rx[0]
+            del rx[0]
         else:
-            value = self.rx[0] | ((self.rx[1] << 8) if len(self.rx) > 1 else 0)
-            del self.rx[:2]
-        self._update_irq()
+            value = rx[0] | ((rx[1] << 8) if len(rx) > 1 else 0)
+            del rx[:2]
+        if self._ie or self._irq_level:
+            self._update_irq()
         if self.cr2 & 3:
             self._update_dma()
         return value
@@ -256,14 +281,55 @@ class Stm32Spi(Device):
         if (rx, tx) == old or self.services is None:
             return
         self._dma_levels = (rx, tx)
-        try:
-            dma = self.services.device("dma2")
-        except KeyError:
-            return
+        dma = self._dma
+        if dma is None:
+            try:
+                dma = self._dma = self.services.device("dma2")
+            except KeyError:
+                return
+            if hasattr(dma, "duplex"):
+                dma.duplex("SPI1_RX", "SPI1_TX", self.base + DR, self.dma_exchange, self.dma_unread)
         if rx != old[0]:
             dma.request("SPI1_RX", rx)  # type: ignore[attr-defined]
         if tx != old[1]:
             dma.request("SPI1_TX", tx)  # type: ignore[attr-defined]
+
+    def dma_exchange(self, data: bytes) -> bytes | None:
+        """DMA2 serving both request lines (twin/periph/dma_duplex.py): ``data`` clocked out
+        frame by frame, each frame read back by an RX item at once; returns what came in.
+        None (nothing done) where items would differ: not 8-bit frames with FRXTH = 1, the
+        RX FIFO not empty or OVR set, SPI interrupts enabled, not both DMA enables, not an
+        enabled master."""
+        cr1 = self.cr1
+        if (
+            not (cr1 & CR1_SPE and cr1 & CR1_MSTR)
+            or self._need != 1
+            or self.rx
+            or self.ovr
+            or self._ie
+            or self._irq_level
+            or self.cr2 & 3 != 3
+        ):
+            return None
+        lsb = cr1 & CR1_LSBFIRST
+        out = data.translate(_REV) if lsb else data
+        slave = self.slave
+        if slave is None:
+            got = b"\xff" * len(out)
+        elif hasattr(slave, "exchange_block"):
+            got = slave.exchange_block(out)
+        else:
+            got = bytes(slave.exchange(b) & 0xFF for b in out)
+        self.frames += len(out)
+        return got.translate(_REV) if lsb else got
+
+    def dma_unread(self, got: bytes) -> None:
+        """Frames of a :meth:`dma_exchange` that no RX item took (the RX stream stopped):
+        into the RX FIFO as they came in (then OVR)."""
+        for miso in got:
+            self._receive(miso)
+        self._update_irq()
+        self._update_dma()
 
     def snapshot(self) -> dict[str, object]:
         return {

@@ -162,8 +162,18 @@ class Winc3400:
     def _irqn_polled(self) -> None:
         """The firmware reads the IRQN port: with nothing for it and a socket waiting for the
         host (connect, armed receive), it only polls for us; idle at wall pace until the host
-        posts (firmware timeouts then match wall time)."""
-        if self.irqn_low or self.services is None or self.chip.presented or self.chip.queue:
+        posts (firmware timeouts then match wall time). With a message due in the gap
+        between two (20 µs), only that event changes the line: a poll wait (the read stalls
+        to it, or the slice jumps there)."""
+        if self.irqn_low or self.services is None or self.chip.presented:
+            return
+        due = self.chip.next_message()
+        if due is not None:
+            poll_wait = getattr(self.services, "poll_wait", None)
+            if poll_wait is not None:
+                poll_wait(due)
+            return
+        if self.chip.queue:
             return
         if self.firmware.sockets.waiting_for_host():
             idle = getattr(self.services, "idle_wait", None)
@@ -207,6 +217,13 @@ class Winc3400:
         if cs_high or self.power != "on":
             return 0xFF  # MISO not driven: pulled high
         return self.bus.exchange(mosi)
+
+    def exchange_block(self, mosi: bytes) -> bytes:
+        """SpiSlave: :meth:`exchange` for each byte of ``mosi`` (SPI1 driven by DMA)."""
+        cs_high = self._cs_high if self._hooked else self._pin_out("cs", False)
+        if cs_high or self.power != "on":
+            return b"\xff" * len(mosi)
+        return self.bus.exchange_block(mosi)
 
     def set_irq(self, active: bool) -> None:
         """The chip wants IRQN low (``active``) or released; faults may lose or delay a fall."""

@@ -39,6 +39,7 @@ its :class:`BusTarget`), pins, sockets.
 from __future__ import annotations
 
 import binascii
+import re
 from typing import Any, Protocol
 
 CMD_DMA_WRITE, CMD_DMA_READ = 0xC1, 0xC2
@@ -66,6 +67,9 @@ CFG_PKT_SHIFT, CFG_PKT_MASK = 4, 0x7
 PROTOCOL_CONFIG_RESET = CFG_CRC7 | CFG_CRC16
 
 _IDLE, _CMD, _TOKEN, _DATA = 0, 1, 2, 3
+#: MOSI bytes that may change the state outside a command or packet: a command start, a
+#: data token (and 0xFF, an unexpected one while idle); anything else is fill
+_SIGNIFICANT = re.compile(rb"[\xC0-\xCF\xF0-\xFF]")
 
 
 def _crc7_table() -> bytes:
@@ -213,6 +217,42 @@ class SpiSlave:
         else:
             self._idle(mosi)
         return miso
+
+    def exchange_block(self, mosi: bytes) -> bytes:
+        """:meth:`exchange` for each byte of ``mosi``, in order; runs of fill bytes and of
+        packet data move as slices (while no bit-error fault is armed)."""
+        faults = self.faults
+        if faults.miso is not None or faults.mosi is not None:
+            return bytes([self.exchange(b) for b in mosi])
+        out = bytearray()
+        i, n = 0, len(mosi)
+        while i < n:
+            state = self._state
+            if state == _DATA:
+                k = min(n - i, self._pkt_need - len(self._pkt))
+                out += self._take(k)
+                self._pkt += mosi[i : i + k]
+                i += k
+                if len(self._pkt) == self._pkt_need:
+                    self._packet_done()
+                continue
+            if state != _CMD:
+                m = _SIGNIFICANT.search(mosi, i)
+                j = n if m is None else m.start()
+                if j > i:
+                    out += self._take(j - i)
+                    i = j
+                    continue
+            out.append(self.exchange(mosi[i]))
+            i += 1
+        return bytes(out)
+
+    def _take(self, k: int) -> bytes:
+        """MISO of ``k`` bytes that change nothing else (fill, packet data)."""
+        pos = self._pos
+        chunk = self._out[pos : pos + k]
+        self._pos = pos + len(chunk)
+        return chunk if len(chunk) == k else chunk + b"\xff" * (k - len(chunk))
 
     def _in_out_payload(self, pos: int) -> bool:
         return any(lo <= pos < hi for lo, hi in self._out_payload)

@@ -398,6 +398,11 @@ class WincChip:
         if self.queue and self._present_handle is None:
             self._present_handle = self.host.schedule_ns(MSG_GAP_NS, self._present)
 
+    def next_message(self) -> object | None:
+        """The scheduled presentation of the next message (a clock handle) while none is
+        presented, else None."""
+        return self._present_handle if self.presented is None else None
+
     def irq_wanted(self) -> bool:
         """IRQN low: a message is presented, not yet acknowledged, and interrupts are on."""
         return bool(

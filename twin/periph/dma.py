@@ -18,7 +18,10 @@ the port sets TEIF and disables the stream, as a bus error does on the chip.
 Timing: a transfer happens at once, when the request arrives (memory-to-memory: at EN,
 all items). Burst beats, arbitration delays and the FIFO's over/underrun (FEIF at run
 time, DMEIF) cannot happen in this model and are never flagged. PFCTRL (peripheral flow
-control, SDMMC only) is logged and treated as DMA flow control.
+control, SDMMC only) is logged and treated as DMA flow control. A request that stays high
+is served BATCH items at a time, the next batch BATCH cycles later; a LISR/HISR read
+while a normal transfer waits for its next batch is a poll wait (``services.poll_wait``:
+the read stalls to that batch instead of the firmware spinning through the gap).
 
 The request interface for peripherals (SPI1 and others): a peripheral drives a named DMA
 request line, level-sensitive, with ``services.device("dma2").request(line, active)``
@@ -29,6 +32,8 @@ enabled stream whose CHSEL selects the line transfers one item per serviced requ
 while the line stays high; the peripheral lowers it from inside the DMA's register
 access (a DR read empties the FIFO). Requests raised while the DMA is transferring are
 served after the current item, highest priority first (PL, then the lower stream).
+A full-duplex peripheral (SPI1) may register its RX/TX pair (:meth:`Dma2.duplex`): its
+streams then move blocks with the same outcome as items (twin/periph/dma_duplex.py).
 
 Owns: DMA2's registers, streams and request lines. Must not touch: the machine beyond its
 Services (memory only through the bus-master port).
@@ -36,26 +41,38 @@ Services (memory only through the bus-master port).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twin.device import BusError, Device, ResetKind, merge_word
 from twin.periph.base import ClockGate
+from twin.periph.dma_duplex import DuplexPair, duplex_segment
+from twin.periph.dma_stream import (
+    CIRC,
+    CT,
+    DBM,
+    EN,
+    FCR_DMDIS,
+    FEIF,
+    HTIF,
+    M2M,
+    M2P,
+    MINC,
+    P2M,
+    PFCTRL,
+    PINC,
+    PINCOS,
+    TCIF,
+    TEIF,
+    Stream,
+    burst_config_valid,
+)
 
 BASE = 0x40026400
 LISR, HISR, LIFCR, HIFCR = 0x00, 0x04, 0x08, 0x0C
 STREAM0, STREAM_STRIDE = 0x10, 0x18
 CR, NDTR, PAR, M0AR, M1AR, FCR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
-FCR_RESET = 0x00000021
-
-EN, DMEIE, TEIE, HTIE, TCIE, PFCTRL = 1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5
-CIRC, PINC, MINC, PINCOS, DBM, CT = 1 << 8, 1 << 9, 1 << 10, 1 << 15, 1 << 18, 1 << 19
-FCR_DMDIS, FCR_FEIE = 1 << 2, 1 << 7
-P2M, M2P, M2M = 0, 1, 2
-
-# flag bits inside a stream's 6-bit group of LISR/HISR
-FEIF, DMEIF, TEIF, HTIF, TCIF = 1 << 0, 1 << 2, 1 << 3, 1 << 4, 1 << 5
 #: bit position of stream (x & 3)'s flag group in LISR (streams 0-3) / HISR (4-7)
 GROUP_SHIFT = (0, 6, 16, 22)
-#: NVIC lines of DMA2_Stream0..7 (STM32F767 vector table)
-IRQS = (56, 57, 58, 59, 60, 68, 69, 70)
 #: RCC_AHB1ENR.DMA2EN
 CLOCK = (0x30, 22)
 
@@ -65,97 +82,16 @@ REQUESTS: dict[str, list[tuple[int, int]]] = {
     "SPI1_TX": [(3, 3), (5, 3)],
 }
 
-SIZES = (1, 2, 4, 4)
+#: (stream, channel) → the request lines it answers
+LINES_OF: dict[tuple[int, int], tuple[str, ...]] = {}
+for _line, _targets in REQUESTS.items():
+    for _t in _targets:
+        LINES_OF[_t] = (*LINES_OF.get(_t, ()), _line)
+
 #: items served per call before the rest waits for a scheduled continuation (a request
 #: that never drops, e.g. a circular stream on an always-empty TX register, must not
 #: starve the CPU); the continuation comes after as many core cycles as items served
-BATCH = 1024  # PSIZE/MSIZE encodings (0b11 reserved: treated as word)
-
-
-class Stream:
-    """One stream's registers and its transfer state (current addresses, FIFO bytes)."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.irq = IRQS[index]
-        self.reset()
-
-    def reset(self) -> None:
-        self.cr = 0
-        self.ndtr = 0
-        self.par = 0
-        self.m0ar = 0
-        self.m1ar = 0
-        self.fcr = FCR_RESET
-        self.flags = 0
-        self.irq_level = False
-        self.start_ndtr = 0
-        self.pptr = 0
-        self.mptr = 0
-        self.fifo = bytearray()
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.cr & EN)
-
-    @property
-    def channel(self) -> int:
-        return (self.cr >> 25) & 0xF
-
-    @property
-    def direction(self) -> int:
-        return (self.cr >> 6) & 3
-
-    @property
-    def psize(self) -> int:
-        return SIZES[(self.cr >> 11) & 3]
-
-    @property
-    def msize(self) -> int:
-        if not self.fcr & FCR_DMDIS:
-            return self.psize  # direct mode
-        return SIZES[(self.cr >> 13) & 3]
-
-    @property
-    def priority(self) -> int:
-        return (self.cr >> 16) & 3
-
-    def memory_target(self) -> int:
-        return self.m1ar if self.cr & DBM and self.cr & CT else self.m0ar
-
-    def start(self) -> None:
-        """EN set: latch the transfer's start state."""
-        self.start_ndtr = self.ndtr
-        self.pptr = self.par
-        self.mptr = self.memory_target()
-        self.fifo = bytearray()
-
-    def fifo_status(self) -> int:
-        n = len(self.fifo)
-        if n == 0:
-            return 4 << 3  # FS = 100: empty
-        return min(3, n * 4 // 16) << 3  # 000 <1/4, 001 <1/2, 010 <3/4, 011 <full
-
-    def irq_wanted(self) -> bool:
-        f, cr = self.flags, self.cr
-        return bool(
-            (f & TCIF and cr & TCIE)
-            or (f & HTIF and cr & HTIE)
-            or (f & TEIF and cr & TEIE)
-            or (f & DMEIF and cr & DMEIE)
-            or (f & FEIF and self.fcr & FCR_FEIE)
-        )
-
-
-def burst_config_valid(msize: int, mburst: int, fth: int) -> bool:
-    """RM0410 "FIFO threshold configurations": a memory burst must fit the threshold level
-    (FTH 0..3 = 1/4..full of 16 bytes) in whole bursts."""
-    if mburst == 0:
-        return True
-    beats = (1, 4, 8, 16)[mburst]
-    burst_bytes = beats * msize
-    level = (fth + 1) * 4
-    return burst_bytes <= level and level % burst_bytes == 0
+BATCH = 1024
 
 
 class Dma2(Device):
@@ -172,6 +108,7 @@ class Dma2(Device):
         self.gate = ClockGate(self, *CLOCK)
         self._busy = False
         self._later: object | None = None
+        self.pairs: list[DuplexPair] = []
 
     def reset(self, kind: str) -> None:
         if kind == ResetKind.CORE:
@@ -190,8 +127,18 @@ class Dma2(Device):
         if not self.gate.enabled():
             return 0
         aligned = offset & ~3
+        if self._later is not None and aligned in (LISR, HISR) and self._transfer_pending():
+            # polling the flags while a transfer waits for its next batch: only that batch
+            # changes them (the read stalls to it, or the slice jumps there)
+            poll_wait = getattr(self.services, "poll_wait", None)
+            if poll_wait is not None:
+                poll_wait(self._later)
         value = self._read_reg(aligned)
         return (value >> ((offset & 3) * 8)) & ((1 << (size * 8)) - 1)
+
+    def _transfer_pending(self) -> bool:
+        """A normal (not circular, not double-buffer) transfer is being served."""
+        return any(s.cr & EN and not s.cr & (CIRC | DBM) and self.requested(s) for s in self.streams)
 
     def _read_reg(self, offset: int) -> int:
         if offset in (LISR, HISR):
@@ -310,25 +257,54 @@ class Dma2(Device):
         if active:
             self._service()
 
-    def _requested(self, s: Stream) -> bool:
-        if not s.enabled or s.direction == M2M:
+    def duplex(
+        self,
+        rx_line: str,
+        tx_line: str,
+        address: int,
+        exchange: Callable[[bytes], bytes | None],
+        unread: Callable[[bytes], None],
+    ) -> None:
+        """A full-duplex peripheral registers its data register at ``address``: a TX item
+        written there makes the RX item of ``rx_line`` at once (SPI). ``exchange(tx)``
+        clocks a block out and returns what came in, as TX/RX item pairs would (None: not
+        now, items then); ``unread(rx)`` hands back frames no RX item took."""
+        self.pairs = [p for p in self.pairs if (p.rx_line, p.tx_line) != (rx_line, tx_line)]
+        self.pairs.append(DuplexPair(rx_line, tx_line, address, exchange, unread))
+
+    def line_serves(self, line: str, s: Stream) -> bool:
+        """Whether stream ``s`` (enabled or not) answers request ``line``."""
+        return s.direction != M2M and line in LINES_OF.get((s.index, s.channel), ())
+
+    def requested(self, s: Stream) -> bool:
+        """An enabled peripheral stream whose request line is high."""
+        if not s.cr & EN or s.direction == M2M:
             return False
-        for line, targets in REQUESTS.items():
-            if (s.index, s.channel) in targets and self.lines.get(line, False):
-                return True
-        return False
+        lines = self.lines
+        return any(lines.get(line, False) for line in LINES_OF.get((s.index, s.channel), ()))
 
     def _service(self) -> None:
         if self._busy or not self.gate.enabled():
             return
         self._busy = True
         try:
-            for _ in range(BATCH):
-                ready = [s for s in self.streams if self._requested(s)]
-                if not ready:
+            budget = BATCH
+            while budget > 0:
+                best = None
+                for s in self.streams:
+                    if (
+                        s.cr & EN
+                        and self.requested(s)
+                        and (best is None or (s.priority, -s.index) > (best.priority, -best.index))
+                    ):
+                        best = s
+                if best is None:
                     return
-                s = max(ready, key=lambda st: (st.priority, -st.index))
-                self._one_item(s)
+                done = duplex_segment(self, best, budget) if self.pairs else 0
+                if not done:
+                    self._one_item(best)
+                    done = 1
+                budget -= done
             if self._later is None and self.services is not None:
                 self._later = self.services.schedule(BATCH, self._continue)
         finally:
@@ -339,18 +315,19 @@ class Dma2(Device):
         self._service()
 
     # ------------------------------------------------------------------ transfers
-    def _port(self):
+    def port(self):
+        """The bus-master port (memory, and peripherals at SxPAR)."""
         return self.services.bus_master()  # type: ignore[union-attr]
 
     def _pread(self, address: int, size: int) -> bytes:
-        port = self._port()
+        port = self.port()
         read_io = getattr(port, "read_io", None)
         if read_io is None:
             return port.read(address, size)
         return read_io(address, size).to_bytes(size, "little")
 
     def _pwrite(self, address: int, data: bytes) -> None:
-        port = self._port()
+        port = self.port()
         write_io = getattr(port, "write_io", None)
         if write_io is None:
             port.write(address, data)
@@ -374,19 +351,19 @@ class Dma2(Device):
                     del s.fifo[:msize]
             else:
                 while len(s.fifo) < psize:
-                    s.fifo += self._port().read(s.mptr, msize)
+                    s.fifo += self.port().read(s.mptr, msize)
                     s.mptr += msize if s.cr & MINC else 0
                 data = bytes(s.fifo[:psize])
                 del s.fifo[:psize]
                 self._pwrite(s.pptr, data)
                 s.pptr += self._pstep(s)
         except BusError as exc:
-            self._transfer_error(s, exc)
+            self.transfer_error(s, exc)
             return
-        self._count(s)
+        self.count(s)
 
     def _mem_write(self, s: Stream, data: bytes) -> None:
-        self._port().write(s.mptr, data)
+        self.port().write(s.mptr, data)
         if s.cr & MINC:
             s.mptr += len(data)
 
@@ -395,18 +372,20 @@ class Dma2(Device):
         psize, msize = s.psize, s.msize
         try:
             while s.enabled and s.ndtr:
-                s.fifo += self._port().read(s.pptr, psize)
+                s.fifo += self.port().read(s.pptr, psize)
                 s.pptr += self._pstep(s)
                 while len(s.fifo) >= msize:
                     self._mem_write(s, bytes(s.fifo[:msize]))
                     del s.fifo[:msize]
-                self._count(s)
+                self.count(s)
         except BusError as exc:
-            self._transfer_error(s, exc)
+            self.transfer_error(s, exc)
 
-    def _count(self, s: Stream) -> None:
-        s.ndtr -= 1
-        if s.ndtr == s.start_ndtr // 2 and s.start_ndtr > 1:
+    def count(self, s: Stream, n: int = 1) -> None:
+        """``n`` items done (never past the end of the transfer): NDTR, HTIF, TCIF, reload."""
+        before = s.ndtr
+        s.ndtr -= n
+        if s.start_ndtr > 1 and s.ndtr <= s.start_ndtr // 2 < before:
             s.flags |= HTIF
         if s.ndtr == 0:
             self._flush_fifo(s)
@@ -431,12 +410,13 @@ class Dma2(Device):
             return
         data, s.fifo = bytes(s.fifo), bytearray()
         try:
-            self._port().write(s.mptr, data)
+            self.port().write(s.mptr, data)
             s.mptr += len(data) if s.cr & MINC else 0
         except BusError as exc:
-            self._transfer_error(s, exc)
+            self.transfer_error(s, exc)
 
-    def _transfer_error(self, s: Stream, exc: BusError) -> None:
+    def transfer_error(self, s: Stream, exc: BusError) -> None:
+        """A bus error of the port: TEIF, the stream stops."""
         s.flags |= TEIF
         s.cr &= ~EN
         s.fifo = bytearray()
