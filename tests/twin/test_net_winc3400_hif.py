@@ -508,3 +508,16 @@ def test_gethostbyname(h, name, ip):
     assert h.hif_send(2, 0x4A | 0x80, name + b"\0") == 0
     reply = h.wait_event(2, 0x4A)
     assert len(reply) == 104 and reply[:100].rstrip(b"\0") == name and reply[100:] == ip
+
+
+def test_irqn_read_while_a_message_is_due_is_a_poll_wait(h, rig):
+    """Between RX done and the next message (20 µs) only that event changes IRQN: the read
+    hook of the IRQN port asks for a poll wait (the read stalls to it)."""
+    assert h.hif_send(1, 0x03, bytes(4)) == 0  # an RSSI request: its reply is due
+    assert not rig.wire.irqn_low()
+    waits = rig.m.poll_waits
+    rig.winc._irqn_polled()  # what the IRQN port's read hook calls
+    assert rig.m.poll_waits == waits + 1
+    rig.m.pump(rig.wire.irqn_low)
+    rig.winc._irqn_polled()  # presented: nothing to wait for
+    assert rig.m.poll_waits == waits + 1

@@ -357,3 +357,84 @@ def test_spi_disabled_sends_nothing(rig):
     rig.spi.write(S.DR, 1, 0xCA)
     assert not rig.spi.read(S.SR, 4) & S.SR_RXNE
     assert rig.winc.bus.stats["commands"] == 0 and rig.winc.faults.counters["transactions"] == 0
+
+
+class _Mem:
+    """A BusTarget: registers and memory in dicts, every write recorded."""
+
+    def __init__(self) -> None:
+        self.regs: dict[int, int] = {0x1000: 0x1000F0}
+        self.mem = bytearray(range(256)) * 64
+        self.writes: list[tuple[int, bytes]] = []
+
+    def read_reg(self, address: int) -> int:
+        return self.regs.get(address, 0)
+
+    def write_reg(self, address: int, value: int) -> None:
+        self.regs[address] = value
+        self.writes.append((address, value.to_bytes(4, "little")))
+
+    def read_block(self, address: int, size: int) -> bytes:
+        return bytes(self.mem[address : address + size])
+
+    def write_block(self, address: int, data: bytes) -> None:
+        self.mem[address : address + len(data)] = data
+        self.writes.append((address, bytes(data)))
+
+    def payload_ranges(self, address: int, size: int) -> list[tuple[int, int]]:
+        return [(4, min(size, 100))] if size > 4 else []
+
+
+def _script(crc: bool) -> bytes:
+    """Commands, answers polled with fill, block reads over several packets, block writes
+    with tokens (one with a wrong CRC16), terminate, repeat, reset, stray tokens."""
+
+    def cmd(b: bytes) -> bytes:
+        return c7(b) if crc else b
+
+    def pkt(order: int, data: bytes, good: bool = True) -> bytes:
+        tail = (c16(data) if good else b"\x00\x00") if crc else b""
+        return bytes((0xF0 | order,)) + data + tail + bytes(4)
+
+    data = bytes((i * 31 + 7) & 0xFF for i in range(700))
+    out = cmd(bytes.fromhex("CA 00 10 00")) + bytes(12)
+    out += cmd(bytes.fromhex("C9 00 10 6C 00 00 12 34")) + bytes(3)
+    out += cmd(bytes.fromhex("C8 00 01 00 00 02 80")) + bytes(700) + b"\xff\x00"
+    out += cmd(bytes.fromhex("C6 00 00 00")) + bytes(300)
+    out += cmd(bytes.fromhex("C7 00 20 00 00 02 BC")) + bytes(3)
+    out += pkt(1, data[:256]) + pkt(2, data[256:512], good=False) + pkt(3, data[512:700])
+    out += b"\xf3\x00\x00" + cmd(bytes.fromhex("C5 00 00 00")) + bytes(4)
+    out += cmd(bytes.fromhex("C4 80 13 00")) + bytes(9) + b"\xcf\xff\xff\xff" + bytes(5)
+    return out
+
+
+@pytest.mark.parametrize("crc", [True, False])
+def test_exchange_block_is_exchange_per_byte(crc):
+    """The block path (DMA) gives the bytes, writes and counters of one exchange per byte,
+    however the stream is cut."""
+    import random
+
+    from twin.net.faults import WincFaults
+    from twin.net.winc_bus import PROTOCOL_CONFIG, SpiSlave
+
+    def slave() -> tuple[SpiSlave, _Mem]:
+        target = _Mem()
+        s = SpiSlave(target, WincFaults(), lambda msg: None)
+        if not crc:
+            s.reg_write(PROTOCOL_CONFIG, 0)
+        return s, target
+
+    stream = _script(crc)
+    ref, ref_target = slave()
+    want = bytes(ref.exchange(b) for b in stream)
+    rnd = random.Random(5)
+    for _ in range(20):
+        s, target = slave()
+        got, i = bytearray(), 0
+        while i < len(stream):
+            k = rnd.choice((1, 2, 3, 17, 64, 300, 1000))
+            got += s.exchange_block(stream[i : i + k])
+            i += k
+        assert bytes(got) == want
+        assert target.writes == ref_target.writes and s.stats == ref.stats
+    assert ref.stats["crc16_errors"] == (1 if crc else 0) and ref.stats["repeats"] == 1
