@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import unicorn.arm_const as A
 
-from twin.fastreg import reg_reader
+from twin.fastreg import reg_reader, reg_writer
 
 REGS = {f"r{i}": getattr(A, f"UC_ARM_REG_R{i}") for i in range(13)}
 REGS.update(
@@ -35,6 +35,8 @@ REGS.update(
 REGS.update({f"s{i}": A.UC_ARM_REG_S0 + i for i in range(32)})
 
 _SPECIAL = frozenset({"msp", "psp", "primask", "basepri", "faultmask", "control"})
+#: written with one C call (twin/fastreg.py); the FP registers go through the binding
+_PLAIN = frozenset(n for n in REGS if not n.startswith("s") and n != "fpscr") | {"sp"}
 
 
 class CoreRegs:
@@ -43,12 +45,25 @@ class CoreRegs:
     def __init__(self, uc) -> None:
         self.uc = uc
         self._reg = reg_reader(uc)  # fast core register reads (twin/fastreg.py)
+        self._write = reg_writer(uc)
 
     def reg(self, name: str) -> int:
         """Read a core register by name."""
+        if name == "control":  # MRS CONTROL is not hidden from unprivileged code
+            return self._reg(A.UC_ARM_REG_CONTROL)
         if name in _SPECIAL and self._unprivileged_thread():
             return self._as_privileged(lambda: self._reg(REGS[name]))
         return self._reg(REGS[name])
+
+    def masks(self) -> tuple[int, int, int]:
+        """PRIMASK, BASEPRI and FAULTMASK, with one privilege check for the three (the
+        exception model asks for them before every slice)."""
+        rd = self._reg
+        if self._unprivileged_thread():
+            return self._as_privileged(
+                lambda: (rd(A.UC_ARM_REG_PRIMASK), rd(A.UC_ARM_REG_BASEPRI), rd(A.UC_ARM_REG_FAULTMASK))
+            )
+        return rd(A.UC_ARM_REG_PRIMASK), rd(A.UC_ARM_REG_BASEPRI), rd(A.UC_ARM_REG_FAULTMASK)
 
     def set_reg(self, name: str, value: int) -> None:
         """Write a core register by name (PC: bit 0 dropped, EPSR.T kept)."""
@@ -57,6 +72,9 @@ class CoreRegs:
             value = (value & ~1) | ((self._reg(A.UC_ARM_REG_XPSR) >> 24) & 1)
         if name in _SPECIAL and name != "control" and self._unprivileged_thread():
             self._as_privileged(lambda: self.uc.reg_write(REGS[name], value & 0xFFFFFFFF))
+            return
+        if name in _PLAIN:
+            self._write(REGS[name], value)
             return
         self.uc.reg_write(REGS[name], value & 0xFFFFFFFF)
 

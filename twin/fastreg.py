@@ -6,7 +6,8 @@ every PPB access (DWT_CYCCNT, SysTick polled in a loop). :func:`reg_reader` give
 doing the same read with one C call into a preallocated buffer. Only plain 32-bit core
 registers (not coprocessor or Q registers, which need the binding's classes).
 
-Owns: nothing but the buffer. Must not touch: anything else of the engine.
+:func:`reg_writer` is the same for writes (exception entry and return write eight or more
+registers). Owns: nothing but the buffers. Must not touch: anything else of the engine.
 """
 
 from __future__ import annotations
@@ -31,6 +32,37 @@ class _Reader:
         if self._fn(self._handle, reg_id, self._ref):  # an error: let the binding raise it
             return self._uc.reg_read(reg_id)
         return self._buf.value & 0xFFFFFFFF
+
+
+class _Writer:
+    __slots__ = ("_buf", "_fn", "_handle", "_ref", "_uc")
+
+    def __init__(self, uc) -> None:
+        self._uc = uc
+        self._fn = uclib.uc_reg_write
+        self._handle = uc._uch
+        self._buf = ctypes.c_uint64(0)
+        self._ref = ctypes.byref(self._buf)
+
+    def __call__(self, reg_id: int, value: int) -> None:
+        self._buf.value = value & 0xFFFFFFFF
+        if self._fn(self._handle, reg_id, self._ref):  # an error: let the binding raise it
+            self._uc.reg_write(reg_id, value & 0xFFFFFFFF)
+
+
+def reg_writer(uc) -> Callable[[int, int], None]:
+    """A fast ``reg_write`` of a plain 32-bit core register for ``uc`` (one C call; the
+    binding builds a register object on every call, ~4 us). Kept on the engine."""
+    if not hasattr(uc, "_uch"):  # a test double: its own reg_write
+        return uc.reg_write
+    writer = getattr(uc, "_twin_reg_writer", None)
+    if writer is None or writer._uc is not uc:
+        writer = _Writer(uc)
+        try:
+            uc._twin_reg_writer = writer
+        except AttributeError:
+            pass
+    return writer
 
 
 def reg_reader(uc) -> Callable[[int], int]:

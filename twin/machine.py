@@ -320,6 +320,10 @@ class Machine:
         """Write a core register by name (PC: bit 0 dropped)."""
         self.regs.set_reg(name, value)
 
+    def masks(self) -> tuple[int, int, int]:
+        """PRIMASK, BASEPRI, FAULTMASK (one privilege check for the three)."""
+        return self.regs.masks()
+
     def read_mem(self, address: int, length: int) -> bytes:
         """The core's own read (RAM, flash, MMIO): it sees its D-cache lines.
         ValueError (BusError) if unmapped."""

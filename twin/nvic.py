@@ -62,12 +62,18 @@ class NvicState:
         prio = 256
         for exc in self.active:
             prio = min(prio, self.group_priority(self.priority(exc)))
-        if not ignore_primask and self.cpu.reg("primask") & 1:
+        cpu = self.cpu
+        masks = getattr(cpu, "masks", None)
+        if masks is not None:
+            primask, basepri, faultmask = masks()
+        else:  # a Cpu without the batched read
+            primask, basepri, faultmask = cpu.reg("primask"), cpu.reg("basepri"), cpu.reg("faultmask")
+        if not ignore_primask and primask & 1:
             prio = min(prio, 0)
-        basepri = self.cpu.reg("basepri") & PRIO_BITS_MASK
+        basepri &= PRIO_BITS_MASK
         if basepri:
             prio = min(prio, self.group_priority(basepri))
-        if self.cpu.reg("faultmask") & 1:
+        if faultmask & 1:
             prio = min(prio, -1)
         return prio
 
