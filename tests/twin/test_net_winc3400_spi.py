@@ -409,9 +409,9 @@ def _script(crc: bool) -> bytes:
 
 
 @pytest.mark.parametrize("crc", [True, False])
-def test_exchange_block_is_exchange_per_byte(crc):
-    """The block path (DMA) gives the bytes, writes and counters of one exchange per byte,
-    however the stream is cut."""
+def test_exchange_block_and_pairs_are_exchange_per_byte(crc):
+    """The block path (DMA) and the pair path (16-bit DR accesses) give the bytes, writes
+    and counters of one exchange per byte, however the stream is cut."""
     import random
 
     from twin.net.faults import WincFaults
@@ -433,7 +433,14 @@ def test_exchange_block_is_exchange_per_byte(crc):
         got, i = bytearray(), 0
         while i < len(stream):
             k = rnd.choice((1, 2, 3, 17, 64, 300, 1000))
-            got += s.exchange_block(stream[i : i + k])
+            piece = stream[i : i + k]
+            if rnd.random() < 0.5:
+                got += s.exchange_block(piece)
+            else:  # 16-bit DR accesses: pairs
+                for j in range(0, len(piece) - 1, 2):
+                    got += s.exchange2(piece[j], piece[j + 1]).to_bytes(2, "little")
+                if len(piece) % 2:
+                    got.append(s.exchange(piece[-1]))
             i += k
         assert bytes(got) == want
         assert target.writes == ref_target.writes and s.stats == ref.stats

@@ -48,12 +48,14 @@ CR2_ERRIE, CR2_RXNEIE, CR2_TXEIE, CR2_FRXTH = 1 << 5, 1 << 6, 1 << 7, 1 << 12
 CR2_DS_SHIFT = 8
 SR_RXNE, SR_TXE, SR_MODF, SR_OVR, SR_BSY = 1 << 0, 1 << 1, 1 << 5, 1 << 6, 1 << 7
 CR2_RESET = 0x0700
+_ENABLED_MASTER = CR1_SPE | CR1_MSTR
 FIFO_BYTES = 4
 
 
 class SpiSlave(Protocol):
     """A device on the SPI bus (it decides itself whether its chip-select is active).
-    It may also have ``exchange_block(mosi: bytes) -> bytes``: the same as one
+    It may also have ``exchange_block(mosi: bytes) -> bytes`` and ``exchange2(first,
+    second) -> int`` (the MISO bytes, first in the low byte): the same as one
     :meth:`exchange` per byte, in order."""
 
     def exchange(self, mosi: int) -> int:
@@ -77,6 +79,7 @@ class Stm32Spi(Device):
     def __init__(self, slave: SpiSlave | None = None, irq: int = SPI1_IRQ) -> None:
         super().__init__()
         self.slave = slave
+        self._pair = hasattr(slave, "exchange2")  # two frames per call (16-bit DR accesses)
         self.irq = irq
         self._irq_level = False
         self._reset_regs()
@@ -135,8 +138,15 @@ class Stm32Spi(Device):
 
     def read(self, offset: int, size: int) -> int:
         if offset == SR and not self._ovr_armed:
-            return self._sr()
+            if self.ovr or self.modf:
+                return self._sr()
+            return self._sr_at[len(self.rx)]
         if offset == DR:
+            rx = self.rx
+            if size == 2 and len(rx) >= 2 and not (self.ovr or self._ie or self._irq_level or self.cr2 & 3):
+                value = rx[0] | (rx[1] << 8)  # the polled 16-bit read: no flag, IRQ or DMA line moves
+                del rx[:2]
+                return value
             return self._read_dr(size)
         if offset == CR1:
             return self.cr1
@@ -160,6 +170,20 @@ class Stm32Spi(Device):
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset == DR:
+            cr1 = self.cr1
+            if (
+                size == 2
+                and self._pair
+                and cr1 & _ENABLED_MASTER == _ENABLED_MASTER
+                and not cr1 & CR1_LSBFIRST
+                and len(self.rx) <= FIFO_BYTES - 2
+                and not (self._ie or self._irq_level or self.cr2 & 3)
+            ):
+                # the polled 16-bit write: two frames through the slave in one call
+                miso = self.slave.exchange2(value & 0xFF, (value >> 8) & 0xFF)  # type: ignore[union-attr]
+                self.rx += (miso & 0xFFFF).to_bytes(2, "little")
+                self.frames += 2
+                return
             self._write_dr(size, value)
             if self._ie or self._irq_level:
                 self._update_irq()

@@ -98,6 +98,7 @@ class Winc3400:
         """The MCU was reset: the module is a separate chip; only its pin watching restarts."""
         if not self._hooked:
             self._hooked = self._hook_pins()
+            self._route()
         self._drive_irqn(self.irqn_low, force=True)  # released = high (the shield's pull-up)
         if self._hooked:
             self.sample_pins()
@@ -126,6 +127,7 @@ class Winc3400:
     def _pin_changed(self, which: str | None) -> None:
         if which == "cs":
             self._cs_high = self._pin_out("cs", False)
+            self._route()
         elif which is not None:
             self.sample_pins()
 
@@ -191,6 +193,7 @@ class Winc3400:
 
     def _power_on(self) -> None:
         self.power = "on"
+        self._route()
         self.log("module out of reset")
         self.bus.power_on()
         self.chip.power_on()
@@ -198,6 +201,7 @@ class Winc3400:
     def _power_off(self, why: str) -> None:
         self.log(f"module held in reset ({why})")
         self.power = "off"
+        self._route()
         self.chip.power_off()
         self.bus.power_on()  # protocol state and config back to reset values
 
@@ -217,6 +221,21 @@ class Winc3400:
         if cs_high or self.power != "on":
             return 0xFF  # MISO not driven: pulled high
         return self.bus.exchange(mosi)
+
+    def _route(self) -> None:
+        """While the module is selected and powered (and CS is followed by a listener), the
+        SPI's per-byte ``exchange`` goes straight to the protocol engine (an instance
+        attribute over the method below); otherwise through :meth:`exchange`'s checks."""
+        if self._hooked and not self._cs_high and self.power == "on":
+            self.exchange = self.bus.exchange  # type: ignore[method-assign]
+            self.exchange2 = self.bus.exchange2  # type: ignore[method-assign]
+        else:
+            self.__dict__.pop("exchange", None)
+            self.__dict__.pop("exchange2", None)
+
+    def exchange2(self, first: int, second: int) -> int:
+        """SpiSlave: two bytes (a 16-bit DR access), MISO ``first | second << 8``."""
+        return self.exchange(first) | (self.exchange(second) << 8)
 
     def exchange_block(self, mosi: bytes) -> bytes:
         """SpiSlave: :meth:`exchange` for each byte of ``mosi`` (SPI1 driven by DMA)."""

@@ -32,15 +32,16 @@ detectable (MISO) with CRC on; a dropped transaction is a command the module nev
 (no response, a write's data swallowed).
 
 Owns: the protocol state machine, the SPI block's registers (0xE800.., protocol config
-at 0xE824) and the CRCs. Must not touch: the chip's other registers and memory (it calls
+at 0xE824); the CRCs are twin/net/winc_crc.py. Must not touch: the chip's other registers and memory (it calls
 its :class:`BusTarget`), pins, sockets.
 """
 
 from __future__ import annotations
 
-import binascii
 import re
 from typing import Any, Protocol
+
+from twin.net.winc_crc import crc7, crc16
 
 CMD_DMA_WRITE, CMD_DMA_READ = 0xC1, 0xC2
 CMD_INTERNAL_WRITE, CMD_INTERNAL_READ = 0xC3, 0xC4
@@ -70,36 +71,7 @@ _IDLE, _CMD, _TOKEN, _DATA = 0, 1, 2, 3
 #: MOSI bytes that may change the state outside a command or packet: a command start, a
 #: data token (and 0xFF, an unexpected one while idle); anything else is fill
 _SIGNIFICANT = re.compile(rb"[\xC0-\xCF\xF0-\xFF]")
-
-
-def _crc7_table() -> bytes:
-    """CRC-7 (x^7 + x^3 + 1) of one byte for every 7-bit state, MSB first."""
-    table = bytearray(128 * 256)
-    for crc0 in range(128):
-        for byte in range(256):
-            crc = crc0
-            for i in range(7, -1, -1):
-                top = ((crc >> 6) & 1) ^ ((byte >> i) & 1)
-                crc = (crc << 1) & 0x7F
-                if top:
-                    crc ^= 0x09
-            table[crc0 * 256 + byte] = crc
-    return bytes(table)
-
-
-_CRC7 = _crc7_table()
-
-
-def crc7(data: bytes, crc: int = 0x7F) -> int:
-    """CRC-7 (poly x^7 + x^3 + 1, seed 0x7F, MSB first) of ``data``; the wire byte is ``crc7 << 1``."""
-    for b in data:
-        crc = _CRC7[crc * 256 + b]
-    return crc
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) of a data packet; sent big-endian."""
-    return binascii.crc_hqx(data, 0xFFFF)
+_SIG = bytes(1 if b & 0xF0 in (0xC0, 0xF0) else 0 for b in range(256))
 
 
 class BusTarget(Protocol):
@@ -189,6 +161,66 @@ class SpiSlave:
     # ---------------------------------------------------------------- the wire
     def exchange(self, mosi: int) -> int:
         """One SPI byte: return the MISO byte and take the MOSI byte."""
+        faults = self.faults
+        if faults.miso is not None or faults.mosi is not None:
+            return self._exchange_faulty(mosi)
+        pos = self._pos
+        out = self._out
+        if pos < len(out):
+            miso = out[pos]
+            self._pos = pos + 1
+        else:
+            miso = IDLE_MISO
+        state = self._state
+        if state == _DATA:
+            pkt = self._pkt
+            pkt.append(mosi)
+            if len(pkt) == self._pkt_need:
+                self._packet_done()
+        elif state == _CMD:
+            self._cmd.append(mosi)
+            if len(self._cmd) == self._need:
+                self._state = _IDLE
+                self._command_done()
+        elif _SIG[mosi]:  # else fill: ignored
+            if state == _TOKEN and mosi >= 0xF0:
+                self._start_packet(mosi & 0x0F)
+            else:
+                self._idle(mosi)
+        return miso
+
+    def exchange2(self, first: int, second: int) -> int:
+        """:meth:`exchange` of two bytes (a 16-bit DR access); MISO ``first | second << 8``.
+        Fill bytes outside a command and packet data inside one move without a call each."""
+        faults = self.faults
+        state = self._state
+        if faults.miso is None and faults.mosi is None:
+            if state == _DATA:
+                fits = self._pkt_need - len(self._pkt) >= 2
+            else:
+                fits = state != _CMD and not _SIG[first] and not _SIG[second]
+            if fits:
+                pos, out = self._pos, self._out
+                n = len(out)
+                if pos + 2 <= n:
+                    miso = out[pos] | (out[pos + 1] << 8)
+                    self._pos = pos + 2
+                elif pos < n:
+                    miso = out[pos] | 0xFF00
+                    self._pos = n
+                else:
+                    miso = 0xFFFF
+                if state == _DATA:
+                    pkt = self._pkt
+                    pkt.append(first)
+                    pkt.append(second)
+                    if len(pkt) == self._pkt_need:
+                        self._packet_done()
+                return miso
+        return self.exchange(first) | (self.exchange(second) << 8)
+
+    def _exchange_faulty(self, mosi: int) -> int:
+        """:meth:`exchange` while a bit-error fault is armed."""
         faults = self.faults
         pos = self._pos
         if pos < len(self._out):
