@@ -84,6 +84,7 @@ class Clock:
         # host waits
         self.wait_mode: str | None = None  # None, "poll" or "idle"
         self._idle_posts = 0
+        self._poll_cap: int | None = None  # a poll wait jumps no further (poll_wait's cap)
 
     # ------------------------------------------------------------------ time
     def now_cycles(self) -> int:
@@ -157,10 +158,13 @@ class Clock:
         self.cycles = max(self.cycles, to)
 
     # ------------------------------------------------------------------ waits
-    def poll_wait(self, until: object = None) -> None:
+    def poll_wait(self, until: object = None, cap: int | None = None) -> None:
         """A device says the firmware polls a flag that only a scheduled event can change
         (flash BSY, UART TXE while shifting): end the slice now and jump to the next event.
         The polling load is executed again afterwards, so use it for side-effect-free reads.
+
+        ``cap``: jump at most this many cycles (a delay loop waits for time itself, not
+        for an event: twin/scs.py DebugUnit._time_spin).
 
         ``until``: the handle (from :meth:`schedule`) of the event that changes the flag.
         When it is the next event and nothing else is due within one slice budget after
@@ -173,6 +177,7 @@ class Clock:
             if until is not None and self._stall_to(until):
                 return
             self.wait_mode = "poll"
+            self._poll_cap = None if cap is None else self.now_cycles() + cap
             s.stop("poll")
 
     def _stall_to(self, ev: object) -> bool:
@@ -242,8 +247,17 @@ class Clock:
             self._pace_end = self.cycles
         self.idle_anchor = None
 
+    def _jump_target(self) -> int | None:
+        """Where a wait may jump: the next event, or less for a capped poll wait."""
+        nxt = self.next_event()
+        cap = self._poll_cap
+        if cap is not None and self.wait_mode == "poll":
+            return cap if nxt is None else min(nxt, max(cap, self.cycles))
+        return nxt
+
     def end_wait(self) -> None:
         """The current poll or host wait is over."""
+        self._poll_cap = None
         if self.wait_mode is not None:
             self.wait_mode = None
             self.end_sleep()
@@ -260,7 +274,7 @@ class Clock:
         """Resolve a pending poll/host wait at once by jumping to the next event (slices
         stepped by hand, e.g. in tests)."""
         if self.wait_mode is not None:
-            nxt = self.next_event()
+            nxt = self._jump_target()
             if nxt is not None:
                 self.advance(nxt)
             self.end_wait()
@@ -286,7 +300,7 @@ class Clock:
                 self.advance(min(target, nxt) if nxt is not None else target)
             self.end_wait()
             return 0.0
-        nxt = self.next_event()
+        nxt = self._jump_target()
         now = self.cycles
         # "skip" jumps WFI sleeps (and polls always jump); a host wait (idle_wait) follows
         # wall time in both modes: jumping it would race the host that is about to send

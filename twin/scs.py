@@ -30,6 +30,11 @@ DFSR_HALTED, DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH, DFSR_EXTERNAL = 1, 2, 4, 8, 1
 DEMCR_VC_CORERESET, DEMCR_TRCENA = 1, 1 << 24
 
 
+#: a delay loop on CYCCNT (DebugUnit._time_spin): at least this many reads in a row, and
+#: it jumps at most 1/TIME_SPIN_STEP_DIV s (0.25 ms) of virtual time at once
+TIME_SPIN_READS, TIME_SPIN_STEP_DIV = 40, 4000
+
+
 class DebugUnit:
     """Halting debug state of the core, its breakpoint and watchpoint units."""
 
@@ -46,6 +51,7 @@ class DebugUnit:
         self.dwt_ctrl = 0x40000000  # NUMCOMP = 4
         self.cyc_base = 0  # CYCCNT = now - cyc_base while counting
         self.cyc_frozen = 0
+        self._spin_slice, self._spin_tick, self._spin_reads = -1, -1, 0  # see _time_spin
         self.dwt_comp = [0] * 4
         self.dwt_mask = [0] * 4
         self.dwt_func = [0] * 4
@@ -195,10 +201,39 @@ class DebugUnit:
 
     # ------------------------------------------------------------------ DWT
     def cyccnt(self) -> int:
-        """CYCCNT: counts virtual cycles while CYCCNTENA (DEMCR.TRCENA is not required here)."""
+        """CYCCNT: counts virtual cycles while CYCCNTENA (DEMCR.TRCENA is not required here).
+
+        A core read inside a slice may be part of a delay loop (see :meth:`_time_spin`)."""
         if self.dwt_ctrl & 1:
+            if self.m.slice.active:
+                self._time_spin()
             return (self.m.now_cycles() - self.cyc_base) & 0xFFFFFFFF
         return self.cyc_frozen
+
+    def _time_spin(self) -> None:
+        """A delay loop (``while (CYCCNT - start < n) {}``): CYCCNT read again and again with
+        no other device access in between, densely (at least one read per 50 instructions
+        of the slice's budget, so a computation that checks a timeout now and then is not
+        one). Such a loop waits for time only: instead of executing it instruction by
+        instruction, each read costing a Python call (38 x slower than real time), with
+        ``idle="skip"`` virtual time jumps ahead by at most 1/TIME_SPIN_STEP_DIV s (or to
+        the next event); with ``idle="realtime"`` it follows wall time with the CPU asleep,
+        as in a WFI."""
+        s, clock = self.m.slice, self.m.clock
+        key = clock.cycles  # the slice's start: a new slice starts a new count
+        if key == self._spin_slice and s.ticks == self._spin_tick + 1:
+            self._spin_reads += 1
+        else:
+            self._spin_slice, self._spin_reads = key, 1
+        self._spin_tick = s.ticks
+        if self._spin_reads >= max(TIME_SPIN_READS, s.budget // 50):
+            self._spin_reads = 0
+            if clock.idle_mode == "realtime":
+                # as a WFI in this mode: virtual time follows wall time (a bootloader's
+                # retry pause must not run ahead of the host it waits for), CPU asleep
+                clock.idle_wait()
+            else:
+                clock.poll_wait(cap=max(1, clock.core_hz // TIME_SPIN_STEP_DIV))
 
     def write_cyccnt(self, value: int) -> None:
         """Set CYCCNT."""
