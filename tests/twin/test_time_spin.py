@@ -99,7 +99,7 @@ def test_realtime_mode_follows_wall_time_asleep(tmp_path: Path, boards: list[Boa
 
 def test_loop_with_other_device_reads_is_not_a_delay(tmp_path: Path, boards: list[Board]) -> None:
     boards.append(b := _board(tmp_path, "skip", extra="    ldr r1, [r7]"))
-    wall, cycles, instructions = _run_until(b, 20, timeout=60)
+    _wall, cycles, instructions = _run_until(b, 20, timeout=60)
     assert cycles >= 20 * 16_000
     assert instructions >= cycles * 0.9  # every cycle executed
 
@@ -107,6 +107,6 @@ def test_loop_with_other_device_reads_is_not_a_delay(tmp_path: Path, boards: lis
 def test_sparse_reads_in_a_computation_are_not_a_delay(tmp_path: Path, boards: list[Board]) -> None:
     work = "\n".join(["    eor r1, r1, r1, lsl #3"] * 60)  # 60 instructions between reads
     boards.append(b := _board(tmp_path, "skip", extra=work))
-    wall, cycles, instructions = _run_until(b, 20, timeout=60)
+    _wall, cycles, instructions = _run_until(b, 20, timeout=60)
     assert cycles >= 20 * 16_000
     assert instructions >= cycles * 0.9
