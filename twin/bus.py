@@ -18,10 +18,14 @@ twin/stores.py.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import unicorn as uc_mod
 import unicorn.arm_const as A
+from unicorn.unicorn_py3.unicorn import MMIO_READ_CFUNC as _MMIO_READ_CFUNC
+from unicorn.unicorn_py3.unicorn import MMIO_WRITE_CFUNC as _MMIO_WRITE_CFUNC
+from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
 from twin import memory as mm
 from twin.clock import Clock
@@ -71,6 +75,7 @@ class Bus:
         self._storage_pages: set[int] = set()
         self._storage: dict[int, int] = {}
         self._mapped_pages: set[int] = set()
+        self._c_callbacks: list[tuple[object, object]] = []  # see _map_mmio_page
         self._fixups = stores.fixups  # the same list object, tested on every MMIO access
         self._bus_error: str | None = None  # set by a device inside an MMIO write
         self.master_port = BusMasterPort(
@@ -117,7 +122,37 @@ class Bus:
         if page in self._mapped_pages:
             return
         self._mapped_pages.add(page)
-        self.uc.mmio_map(page, mm.PAGE, self._mmio_read, page, self._mmio_write, page)
+        uc = self.uc
+        if not hasattr(uc, "_uch"):  # an engine double: the binding's own mapping
+            uc.mmio_map(page, mm.PAGE, self._mmio_read, page, self._mmio_write, page)
+            return
+        # straight through libunicorn's C API: the binding wraps every access in two more
+        # Python frames (its exception guard and its adapter); functools.partial adds none
+        read = _MMIO_READ_CFUNC(functools.partial(self._c_read, page))
+        write = _MMIO_WRITE_CFUNC(functools.partial(self._c_write, page))
+        status = _uclib.uc_mmio_map(uc._uch, page, mm.PAGE, read, None, write, None)
+        if status != uc_mod.UC_ERR_OK:
+            raise uc_mod.UcError(status)
+        self._c_callbacks.append((read, write))  # ctypes callbacks must outlive the mapping
+
+    def _c_read(self, page: int, _handle: int, offset: int, size: int, _ud: int) -> int:
+        try:
+            return self._mmio_read(None, offset, size, page)
+        except BaseException as exc:  # as the binding's guard: emu_start raises it
+            self._hook_failed(exc)
+            return 0
+
+    def _c_write(self, page: int, _handle: int, offset: int, size: int, value: int, _ud: int) -> None:
+        try:
+            self._mmio_write(None, offset, size, value, page)
+        except BaseException as exc:
+            self._hook_failed(exc)
+
+    def _hook_failed(self, exc: BaseException) -> None:
+        uc = self.uc
+        if uc._hook_exception is None:
+            uc._hook_exception = exc
+        uc.emu_stop()
 
     def device(self, name: str) -> Device:
         """A device by name (KeyError if absent)."""
