@@ -3,7 +3,7 @@
 Memory regions (twin/memory.py) are mapped into unicorn with ``mem_map_ptr``: the CPU
 reaches them at RAM speed and the host reads and writes the buffers directly. Devices
 are mapped per 4 KiB page with ``mmio_map``; a CPU access there calls
-:meth:`Bus._mmio_read`/:meth:`Bus._mmio_write`, which check protection first
+:meth:`Bus._c_read`/:meth:`Bus._c_write`, which check protection first
 (twin/protection.py), count one cycle of sub-slice time and dispatch to the device. In the
 peripheral ranges an address no device claims is plain storage (logged once); any other
 unmapped access is a bus error: a fault for the CPU (recorded on the slice), a
@@ -35,6 +35,8 @@ from twin.fastreg import reg_reader
 from twin.protection import Protection
 from twin.slice import SHORT_SLICES_AFTER_IO, Slice
 from twin.stores import Stores
+
+_UNKNOWN = object()  # not in Bus._lookup_cache yet
 
 
 class Bus:
@@ -135,21 +137,13 @@ class Bus:
             raise uc_mod.UcError(status)
         self._c_callbacks.append((read, write))  # ctypes callbacks must outlive the mapping
 
-    def _c_read(self, page: int, _handle: int, offset: int, size: int, _ud: int) -> int:
-        try:
-            return self._mmio_read(None, offset, size, page)
-        except BaseException as exc:  # as the binding's guard: emu_start raises it
-            self._hook_failed(exc)
-            return 0
-
-    def _c_write(self, page: int, _handle: int, offset: int, size: int, value: int, _ud: int) -> None:
-        try:
-            self._mmio_write(None, offset, size, value, page)
-        except BaseException as exc:
-            self._hook_failed(exc)
-
     def _hook_failed(self, exc: BaseException) -> None:
+        """A device raised inside a CPU access: as the binding's guard does, record it and
+        stop; emu_start raises it (the runner turns it into a lockup). With an engine
+        double (no C engine) it propagates."""
         uc = self.uc
+        if not hasattr(uc, "_uch"):
+            raise exc
         if uc._hook_exception is None:
             uc._hook_exception = exc
         uc.emu_stop()
@@ -176,65 +170,86 @@ class Bus:
 
     # ------------------------------------------------------------------ CPU accesses
     def _mmio_read(self, uc, offset: int, size: int, page: int) -> int:
-        if self._fixups:
-            self._stores.apply_fixups()
-        s = self._slice
-        s.ticks += 1
-        s.short = SHORT_SLICES_AFTER_IO
-        address = page + offset
-        if (
-            (address >= 0xE0000000 or self._prot.view is not None)
-            and s.active
-            and self._prot.access_denied(address, False)
-        ):
+        """A CPU read of a device page (the binding's signature; engine doubles)."""
+        return self._c_read(page, 0, offset, size, 0)
+
+    def _c_read(self, page: int, _handle: int, offset: int, size: int, _ud: int) -> int:
+        """A CPU read of a device page, called by libunicorn (see _map_mmio_page)."""
+        try:
+            if self._fixups:
+                self._stores.apply_fixups()
+            s = self._slice
+            s.ticks += 1
+            s.short = SHORT_SLICES_AFTER_IO
+            address = page + offset
+            if (
+                (address >= 0xE0000000 or self._prot.view is not None)
+                and s.active
+                and self._prot.access_denied(address, False)
+            ):
+                return 0
+            if address == s.idle_addr and s.active and self._clock.wait_mode == "idle":
+                # the firmware polls again the register that started the host wait: end the
+                # slice here (that status read is repeated afterwards, harmless) instead of
+                # spinning through the rest of it, so waiting costs little host CPU and the
+                # wait can catch up with wall time on a loaded machine
+                s.idle_addr = -1
+                s.stop("idle")
+            s.last_read = address
+            dev = self._lookup_cache.get(address, _UNKNOWN)
+            if dev is _UNKNOWN:
+                dev = self.lookup(address)
+            if dev is not None:
+                return dev.read(address - dev.base, size) & ((1 << (8 * size)) - 1)
+            if page in self._storage_pages:
+                return self._storage_read(address, size)
+            s.bus_fault(address, "precise", "read")
             return 0
-        if address == s.idle_addr and s.active and self._clock.wait_mode == "idle":
-            # the firmware polls again the register that started the host wait: end the
-            # slice here (that status read is repeated afterwards, harmless) instead of
-            # spinning through the rest of it, so waiting costs little host CPU and the
-            # wait can catch up with wall time on a loaded machine
-            s.idle_addr = -1
-            s.stop("idle")
-        s.last_read = address
-        dev = self.lookup(address)
-        if dev is not None:
-            return dev.read(address - dev.base, size) & ((1 << (8 * size)) - 1)
-        if page in self._storage_pages:
-            return self._storage_read(address, size)
-        s.bus_fault(address, "precise", "read")
-        return 0
+        except BaseException as exc:  # never into C: recorded, the slice stops
+            self._hook_failed(exc)
+            return 0
 
     def _mmio_write(self, uc, offset: int, size: int, value: int, page: int) -> None:
-        if self._fixups:
-            self._stores.apply_fixups()
-        s = self._slice
-        s.ticks += 1
-        s.short = SHORT_SLICES_AFTER_IO
-        address = page + offset
-        if (
-            (address >= 0xE0000000 or self._prot.view is not None)
-            and s.active
-            and self._prot.access_denied(address, True)
-        ):
-            return
-        dev = self.lookup(address)
-        if dev is not None:
-            dev.write(address - dev.base, size, value & ((1 << (8 * size)) - 1))
-            if self._bus_error is not None:
-                # the device answered with an error: the store retires (write buffer), the
-                # fault follows as an imprecise BusFault (no BFAR), as on the Cortex-M7
-                what, self._bus_error = self._bus_error, None
-                self.stop_after_store()
-                s.reasons.append(("fault", ("bus", "imprecise", what)))
+        """A CPU write to a device page (the binding's signature; engine doubles)."""
+        self._c_write(page, 0, offset, size, value, 0)
+
+    def _c_write(self, page: int, _handle: int, offset: int, size: int, value: int, _ud: int) -> None:
+        """A CPU write to a device page, called by libunicorn (see _map_mmio_page)."""
+        try:
+            if self._fixups:
+                self._stores.apply_fixups()
+            s = self._slice
+            s.ticks += 1
+            s.short = SHORT_SLICES_AFTER_IO
+            address = page + offset
+            if (
+                (address >= 0xE0000000 or self._prot.view is not None)
+                and s.active
+                and self._prot.access_denied(address, True)
+            ):
                 return
-        elif page in self._storage_pages:
-            self._storage_write(address, size, value)
-        else:
-            s.bus_fault(address, "precise", "write")
-        if s.kicked:
-            s.kicked = False
-            if not s.reasons:
-                self.stop_after_store()
+            dev = self._lookup_cache.get(address, _UNKNOWN)
+            if dev is _UNKNOWN:
+                dev = self.lookup(address)
+            if dev is not None:
+                dev.write(address - dev.base, size, value & ((1 << (8 * size)) - 1))
+                if self._bus_error is not None:
+                    # the device answered with an error: the store retires (write buffer), the
+                    # fault follows as an imprecise BusFault (no BFAR), as on the Cortex-M7
+                    what, self._bus_error = self._bus_error, None
+                    self.stop_after_store()
+                    s.reasons.append(("fault", ("bus", "imprecise", what)))
+                    return
+            elif page in self._storage_pages:
+                self._storage_write(address, size, value)
+            else:
+                s.bus_fault(address, "precise", "write")
+            if s.kicked:
+                s.kicked = False
+                if not s.reasons:
+                    self.stop_after_store()
+        except BaseException as exc:
+            self._hook_failed(exc)
 
     def hook_unmapped(self, uc, access, address, size, value, _ud) -> bool:
         """UC_HOOK_MEM_UNMAPPED: remember the address for the fault (the runner raises it)."""

@@ -59,6 +59,8 @@ class Gpio(RegDevice):
         self.CLOCK = (0x30, self.index)  # RCC_AHB1ENR.GPIOxEN
         super().__init__()
         self.external: dict[int, bool] = {}  # pins driven from outside the chip
+        self._ext_gen = 0  # bumped whenever ``external`` changes (the IDR memo's key)
+        self._idr_memo: dict[tuple[int, ...], int] = {}
         self.listeners: list[Callable[[int, bool], None]] = []
         self.read_hooks: list[Callable[[], None]] = []
         self._lock_seq = 0
@@ -71,6 +73,7 @@ class Gpio(RegDevice):
             self.external.pop(pin, None)
         else:
             self.external[pin] = bool(level)
+        self._ext_gen += 1
         self._refresh()
 
     def output_level(self, pin: int) -> bool:
@@ -105,7 +108,17 @@ class Gpio(RegDevice):
         return BOARD_PULLS.get(self.port, {}).get(pin, False)
 
     def _compute_idr(self) -> int:
-        return sum(1 << p for p in range(16) if self._pin_level(p))
+        # remembered per (MODER, OTYPER, ODR, PUPDR, external drive): a chip select toggled
+        # around every SPI transfer flips between two states thousands of times a second
+        r = self.regs
+        key = (r[MODER], r[OTYPER], r[ODR], r[PUPDR], self._ext_gen)
+        idr = self._idr_memo.get(key)
+        if idr is None:
+            idr = sum(1 << p for p in range(16) if self._pin_level(p))
+            if len(self._idr_memo) >= 64:
+                self._idr_memo.clear()
+            self._idr_memo[key] = idr
+        return idr
 
     def _refresh(self) -> None:
         new = self._compute_idr()
