@@ -33,16 +33,23 @@ const ota_layout_t g_layout_f7 = {
 #define ERASE_TIMEOUT_MS   8000u
 #define PROGRAM_TIMEOUT_MS 10u
 
+/* Wait for BSY to clear: the clock is read only while the controller is still busy, and
+   SR is written only when there are flags to clear (one SR read per programmed word when
+   the operation is already over, which is the common case for a word program). */
 static int wait_idle(uint32_t timeout_ms)
 {
-    uint32_t start = board_millis();
-    while (FLASH_IF->SR & FLASH_SR_BSY) {
-        if ((uint32_t)(board_millis() - start) > timeout_ms && (FLASH_IF->SR & FLASH_SR_BSY)) {
-            return -1; /* still busy after the deadline (checked again after the time test) */
+    uint32_t sr = FLASH_IF->SR;
+    if (sr & FLASH_SR_BSY) {
+        uint32_t start = board_millis();
+        while ((sr = FLASH_IF->SR) & FLASH_SR_BSY) {
+            if ((uint32_t)(board_millis() - start) > timeout_ms && (FLASH_IF->SR & FLASH_SR_BSY)) {
+                return -1; /* still busy after the deadline (checked again after the time test) */
+            }
         }
     }
-    uint32_t sr = FLASH_IF->SR;
-    FLASH_IF->SR = sr & (FLASH_SR_ERRORS | FLASH_SR_EOP);
+    if (sr & (FLASH_SR_ERRORS | FLASH_SR_EOP)) {
+        FLASH_IF->SR = sr & (FLASH_SR_ERRORS | FLASH_SR_EOP);
+    }
     return (sr & FLASH_SR_ERRORS) ? -2 : 0;
 }
 
