@@ -318,6 +318,7 @@ class _Builder:
             protocol=ota.protocol,
             protocol_options=dict(ota.protocol_options or {}),
             transports=tuple(ota.transports),
+            ask_within=float(ota.ask_within),
         )
 
 

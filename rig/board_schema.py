@@ -193,6 +193,7 @@ class Ota(_Strict):
     transports: Annotated[list[Transport], Field(min_length=1)] = Field(
         default_factory=lambda: [*ALL_TRANSPORTS]
     )
+    ask_within: Annotated[float, Field(gt=0.0, le=3600.0, strict=False)] = 20.0
 
     @model_validator(mode="after")
     def _unique_transports(self) -> Ota:

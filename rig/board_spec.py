@@ -310,6 +310,9 @@ class OtaSpec:
     protocol: str = "reference"
     protocol_options: Mapping[str, object] = field(default_factory=dict)
     transports: tuple[str, ...] = ("eth", "wifi")
+    #: seconds from power-up (or a reset) within which the bootloader, when it wants an
+    #: update, has connected to the OTA server (link, DHCP and its own retries included)
+    ask_within: float = 20.0
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,6 @@ def _judge_recovery(
 ) -> None:
     """Pass if the board resumed the update (``session``) or booted an intact app (``halted``);
     otherwise fail with where the core is."""
-    from rig.hil import transfer_timeout
 
     if outcome == "session":
         if not sessions[-1].ok:
@@ -158,11 +157,13 @@ def _judge_recovery(
         ev,
         "boot",
         f"after the {what} the board did not complete a new update, nor start an application: "
-        f"within {transfer_timeout(image.size):g} s it never asked for the update again "
+        f"within {bench.spec.ota.ask_within:g} s (the board file's ota.ask_within) it never asked "
+        f"for the update again "
         f"({sessions[-1].reason}) and never reached an application's reset handler; the core "
         f"is at PC=0x{pc:08X}, state {ev.fault.state}; {_state_note(bench)}",
         hint="after a power cut the bootloader must resume the update on its own or boot an "
-        "intact application; the rig does not ask again",
+        "intact application; the rig does not ask again (a bootloader that needs longer to "
+        "come back, e.g. a slow DHCP, says so with ota.ask_within)",
     )
 
 
@@ -172,7 +173,6 @@ def _after_power(
     """Reconnect, re-arm the entry breakpoints (new and old application) and wait for the
     board to ask for an update (``"session"``, appended to ``sessions``) or to stop at an
     application's entry without asking (``"halted"``); ``"nothing"`` after the timeout."""
-    from rig.hil import transfer_timeout
 
     bench._breakpoint = None
     bench.probe.reconnect()
@@ -183,7 +183,7 @@ def _after_power(
         bench.probe.set_breakpoint(extra)
     try:
         bench.probe.resume()
-        deadline = time.monotonic() + transfer_timeout(image.size)
+        deadline = time.monotonic() + bench.spec.ota.ask_within
         with bench.ota_server(image.data, policy="natural", max_size=bench.spec.max_image_size) as server:
             while True:
                 result = server.wait_session(timeout=POLL)

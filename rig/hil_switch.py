@@ -161,7 +161,6 @@ def _update_and_cut(
 
 def _neither(bench: Bench, image: Image, ev: Evidence, what: str) -> None:
     """The board neither asked again nor reached an application: fail ``boot`` with where it is."""
-    from rig.hil import transfer_timeout
 
     bench.probe.halt()
     pc = bench.probe.registers(["pc"])["pc"]
@@ -170,10 +169,12 @@ def _neither(bench: Bench, image: Image, ev: Evidence, what: str) -> None:
         ev,
         "boot",
         f"after the {what} the board neither asked for the update again nor started an "
-        f"application within {transfer_timeout(image.size):g} s; the core is at PC=0x{pc:08X}, "
+        f"application within {bench.spec.ota.ask_within:g} s (the board file's ota.ask_within); "
+        f"the core is at PC=0x{pc:08X}, "
         f"state {ev.fault.state}",
         hint="after a power cut the bootloader must resume the update on its own or boot an "
-        "intact application; the rig does not ask again",
+        "intact application; the rig does not ask again (a bootloader that needs longer to "
+        "come back, e.g. a slow DHCP, says so with ota.ask_within)",
     )
 
 
@@ -205,7 +206,6 @@ def _after_power(
     """Reconnect, re-arm the entry breakpoints (new and old application), let the board run
     and wait for it to ask for an update (``"session"``) or stop at an application's entry
     (``"halted"``); ``"nothing"`` after the timeout. The rig never asks again."""
-    from rig.hil import transfer_timeout
 
     bench._breakpoint = None
     _reconnect(bench, switch)
@@ -218,7 +218,7 @@ def _after_power(
     try:
         if bench.probe.is_halted():
             bench.probe.resume()
-        deadline = time.monotonic() + transfer_timeout(image.size)
+        deadline = time.monotonic() + bench.spec.ota.ask_within
         with bench.ota_server(image.data, policy="natural", max_size=bench.spec.max_image_size) as server:
             while True:
                 result = server.wait_session(timeout=POLL)

@@ -129,6 +129,19 @@ def test_protocol_and_transports() -> None:
     assert err.value.key_path == "ota.transports[0]"
 
 
+def test_ask_within() -> None:
+    """How long after a power cut the rig waits for the bootloader to ask again."""
+    assert parse_board(REFERENCE).ota.ask_within == 20.0
+    assert parse_board(REFERENCE.replace("ask_within: 20 ", "ask_within: 45.5 ", 1)).ota.ask_within == 45.5
+    raw = yaml.safe_load(REFERENCE)
+    del raw["ota"]["ask_within"]
+    assert parse_board(yaml.safe_dump(raw)).ota.ask_within == 20.0  # the default
+    for bad in ("0", "-1", "7200", "soon"):
+        with pytest.raises(ConfigError) as err:
+            parse_board(REFERENCE.replace("ask_within: 20 ", f"ask_within: {bad} ", 1))
+        assert err.value.key_path == "ota.ask_within", bad
+
+
 def test_user_regions_and_preserve() -> None:
     spec = parse_board(
         board(regions="  settings: {base: 0x08020000, size: 128K, ota_writable: false, preserve: exact}\n")
