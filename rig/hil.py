@@ -108,6 +108,8 @@ class Bench:
         self.bootloader: Image | None = None
         self._breakpoint: int | None = None  #: the app-entry breakpoint currently set
         self._reconnects: ReconnectWatch | None = None  #: after an ACK: does the board dial again?
+        self.last_server: OtaServer | None = None  #: the newest ota_server() (a button's release)
+        self.sessions_at_reset = 0  #: its sessions_started when reset_board() began
         self.installed: Image | None = None  #: what the rig believes the app slot holds
         self.staged: Image | None = None  #: what the rig believes the staging region holds
         self._guard: list[GuardedRange] | None = None  #: flash outside the OTA regions, before
@@ -150,7 +152,8 @@ class Bench:
         kwargs.setdefault("protocol", self.protocol)
         if kwargs.get("capture") is not None:
             kwargs.setdefault("capture_iface", self.capture_iface)
-        return OtaServer(image, bind=host, port=port, **kwargs)
+        self.last_server = OtaServer(image, bind=host, port=port, **kwargs)
+        return self.last_server
 
     def readback(self, base: int, length: int) -> bytes:
         return self.probe.read(base, length)
@@ -285,6 +288,8 @@ class Bench:
     def reset_board(self) -> None:
         """Reset so the bootloader runs, then whatever the update method does after a reset
         (release a held button, send a console line)."""
+        server = self.last_server
+        self.sessions_at_reset = server.sessions_started if server is not None else 0
         self.probe.reset()
         self.trigger.after_reset(self)
 

@@ -11,7 +11,8 @@ One :class:`UpdateTrigger` per ``update.method`` (docs/board-file.md):
   access meets the same backup-domain write protection as the CPU's, on the chip and on
   the twin. It survives the system reset that starts the bootloader, not a power cut.
 * ``ram_magic`` — a word at a RAM address the bootloader keeps over a system reset.
-* ``button`` — a GPIO held at its active level through the reset and ``hold_ms`` after it:
+* ``button`` — a GPIO held at its active level through the reset and ``hold_ms`` after it
+  (released earlier once the bootloader has asked: a session on the bench's OTA server):
   the twin's control interface drives the pin; a lab board runs ``press``/``release``
   (a relay on the button).
 * ``console`` — a line sent on the board's console after the reset (after ``after`` was
@@ -194,9 +195,20 @@ class Button(UpdateTrigger):
         self._set(bench, True)
 
     def after_reset(self, bench: Bench) -> None:
-        if self.pressed:
-            time.sleep(self.spec.hold_ms / 1000.0)
-            self._set(bench, False)
+        """Hold ``hold_ms`` after the reset, or until the bootloader has asked (a session on
+        the bench's OTA server began), whichever is first: a bootloader that updates and
+        restarts while the button is still held would see it again and ask again (on the
+        twin flash operations cost no wall time, so a 16 KiB update fits in the hold)."""
+        if not self.pressed:
+            return
+        server = getattr(bench, "last_server", None)
+        started = getattr(bench, "sessions_at_reset", 0)  # a session may begin within the reset
+        deadline = time.monotonic() + self.spec.hold_ms / 1000.0
+        while time.monotonic() < deadline:
+            if server is not None and server.sessions_started > started:
+                break
+            time.sleep(0.005)
+        self._set(bench, False)
 
     def withdraw(self, bench: Bench, transport: str, app: Image | None) -> None:
         if self.pressed:

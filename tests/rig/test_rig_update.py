@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -139,6 +140,29 @@ def test_button_on_the_twin_is_held_through_the_reset_then_released() -> None:
     assert calls[-1] == ("gpio", {"port": "g", "pin": 2, "drive": None}) and not trig.pressed
     trig.after_reset(bench)  # nothing held: nothing to release
     assert len(calls) == 2
+
+
+def test_button_is_released_once_the_bootloader_asked() -> None:
+    """A bootloader that updates and restarts within the hold would see the button again
+    and ask again: the release comes with its first session (even one that began during
+    the reset itself), not only after hold_ms."""
+    spec = UpdateSpec(method="button", install="ota", pin="PC13", hold_ms=5000)
+    bench, calls = fake_bench(spec)
+    bench.last_server = SimpleNamespace(sessions_started=3)
+    bench.sessions_at_reset = 2  # the board connected while the reset was being done
+    trig = Button(spec)
+    trig.request(bench, "eth")
+    t0 = time.monotonic()
+    trig.after_reset(bench)
+    assert time.monotonic() - t0 < 1.0 and not trig.pressed
+    assert calls[-1] == ("gpio", {"port": "c", "pin": 13, "drive": None})
+    bench.sessions_at_reset = 3  # no session yet: held for hold_ms
+    spec_short = UpdateSpec(method="button", install="ota", pin="PC13", hold_ms=200)
+    trig = Button(spec_short)
+    trig.request(bench, "eth")
+    t0 = time.monotonic()
+    trig.after_reset(bench)
+    assert time.monotonic() - t0 >= 0.19 and not trig.pressed
 
 
 def test_button_on_a_lab_board_needs_its_relay_command() -> None:
