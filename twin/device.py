@@ -202,6 +202,10 @@ class Cpu(Protocol):
 
     def set_reg(self, name: str, value: int) -> None: ...
 
+    def masks(self) -> tuple[int, int, int]:
+        """PRIMASK, BASEPRI, FAULTMASK (the exception model asks before every slice)."""
+        ...
+
     def read_mem(self, address: int, length: int) -> bytes:
         """Read through the system bus as the core would (RAM, flash, MMIO). BusError if unmapped."""
 

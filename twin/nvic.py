@@ -62,12 +62,7 @@ class NvicState:
         prio = 256
         for exc in self.active:
             prio = min(prio, self.group_priority(self.priority(exc)))
-        cpu = self.cpu
-        masks = getattr(cpu, "masks", None)
-        if masks is not None:
-            primask, basepri, faultmask = masks()
-        else:  # a Cpu without the batched read
-            primask, basepri, faultmask = cpu.reg("primask"), cpu.reg("basepri"), cpu.reg("faultmask")
+        primask, basepri, faultmask = self.cpu.masks()
         if not ignore_primask and primask & 1:
             prio = min(prio, 0)
         basepri &= PRIO_BITS_MASK

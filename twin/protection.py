@@ -136,13 +136,8 @@ class Protection:
         """Whether the CPU ever fetched code from a page of writable memory in [lo, hi):
         only then can a write there behind the CPU (DMA, the debugger) leave stale
         translated code (unicorn pitfall U1), so only then is it worth dropping."""
-        pages = self.code_pages
-        if not pages:
-            return False
-        first, last = lo & ~(_UC_PAGE - 1), (max(hi, lo + 1) - 1) & ~(_UC_PAGE - 1)
-        if last - first > len(pages) * _UC_PAGE:
-            return any(first <= p <= last for p in pages)
-        return any(p in pages for p in range(first, last + 1, _UC_PAGE))
+        first, last = lo & ~(_UC_PAGE - 1), max(hi, lo + 1) - 1
+        return any(first <= p <= last for p in self.code_pages)  # a handful of pages at most
 
     # ------------------------------------------------------------------ MPU
     def sync(self) -> None:

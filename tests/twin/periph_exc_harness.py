@@ -83,6 +83,9 @@ class UcCpu:
     def set_reg(self, name: str, value: int) -> None:
         self.uc.reg_write(_REGS[name], value & 0xFFFFFFFF)
 
+    def masks(self) -> tuple[int, int, int]:
+        return self.reg("primask"), self.reg("basepri"), self.reg("faultmask")
+
     def _dev(self, address: int) -> Device | None:
         for d in self.devices:
             if d.base <= address < d.base + d.size:
