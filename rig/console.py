@@ -98,7 +98,14 @@ class Console:
         ser = self._serial
         while not self._stop.is_set() and ser is not None:
             try:
-                data = ser.read(4096)
+                # pyserial's read(n) returns only when n bytes came or the timeout ran out:
+                # wait for the first byte, then take what is already there (a line reaches
+                # expect() when it arrives, not up to 50 ms later)
+                data = ser.read(1)
+                if data:
+                    waiting = ser.in_waiting
+                    if waiting:
+                        data += ser.read(min(waiting, 65536))
             except Exception as exc:
                 if not self._stop.is_set():  # not our own close: the port went away
                     with self._cond:

@@ -193,8 +193,10 @@ int main(void)
 
     char why[96];
     for (uint32_t round = 1;; round++) {
-        const char *bad = check_app(&s_cfg, why, sizeof(why));
         if (!(s_cfg.flags & CFG_FLAG_UPDATE_REQUESTED)) {
+            /* checked only where it decides something: an update that was asked for comes
+               first whatever the app's state (its CRC would only cost boot time) */
+            const char *bad = check_app(&s_cfg, why, sizeof(why));
             if (bad == NULL) {
                 boot_app(&s_cfg, NULL);
             }

@@ -250,3 +250,42 @@ def test_the_zlib_fast_path_equals_the_bitwise_definition() -> None:
                 if i % 37 == 0 or i == 199:  # reads between writes too
                     expect = int(f"{want:032b}"[::-1], 2) if rev_out else want
                     assert c.read(0x00, 4) == expect, (mode, rev_out, i)
+
+
+def test_gathered_bytes_are_fed_in_before_anything_looks_at_the_register() -> None:
+    """A run of reflected-input DR writes is gathered and fed to zlib at once; a switch of
+    REV_IN, POLYSIZE or the polynomial, a reset through CR, a byte read of DR or a
+    snapshot in the middle of a run must see every write before it, as one write at a time
+    does."""
+    import random
+
+    from twin.periph.crc import crc_update
+
+    rnd = random.Random(11)
+    for trial in range(40):
+        c = _crc()
+        cr = (rnd.choice((1, 2, 3)) << 5) | rnd.choice((0, 0x80))
+        c.write(0x08, 4, cr | 1)
+        want, pol, width = 0xFFFFFFFF, 0x04C11DB7, 32
+        for _ in range(120):
+            step = rnd.random()
+            if step < 0.05:  # another input reversal and output setting (no reset)
+                cr = (rnd.randrange(4) << 5) | rnd.choice((0, 0x80)) | (cr & 0x18)
+                c.write(0x08, 4, cr)
+            elif step < 0.08:  # another polynomial (odd) and back later
+                pol = rnd.choice((0x04C11DB7, 0x1EDC6F41))
+                c.write(0x14, 4, pol)
+            elif step < 0.10:
+                c.write(0x08, 4, cr | 1)
+                want = 0xFFFFFFFF
+            elif step < 0.15:
+                expect = int(f"{want:032b}"[::-1], 2) if cr & 0x80 else want
+                assert c.read(0x00, 1) == expect & 0xFF, trial
+                assert c.snapshot()["dr"] == expect, trial
+            else:
+                size = rnd.choice((1, 2, 4))
+                value = rnd.getrandbits(8 * size)
+                c.write(0x00, size, value)
+                want = crc_update(want, c._rev_in(value, 8 * size), 8 * size, pol, width)
+        expect = int(f"{want:032b}"[::-1], 2) if cr & 0x80 else want
+        assert c.read(0x00, 4) == expect, trial

@@ -67,16 +67,14 @@ def crc_update(crc: int, data: int, nbits: int, poly: int, width: int) -> int:
     return crc
 
 
-def _reflected_update(reflected: int, value: int, size: int, mode: int) -> int:
-    """:func:`crc_update` for the 32-bit IEEE polynomial with input reversed by byte (mode 1),
-    half-word (2) or word (3), computed by zlib on the *reflected* register (the bit-reverse
-    of the MSB-first one): MSB-first processing of bit-reversed units is the reflected CRC
-    over the bytes of each unit from its low byte up, the units taken from the most
-    significant one down."""
+def _unit_bytes(value: int, size: int, mode: int) -> bytes:
+    """The bytes zlib must see for one DR write of ``size`` bytes with input reversed by byte
+    (mode 1), half-word (2) or word (3): MSB-first processing of bit-reversed units is the
+    reflected CRC over the bytes of each unit from its low byte up, the units taken from the
+    most significant one down."""
     raw = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
     unit = min(1 << (mode - 1), size)  # bytes per reversed unit
-    seq = raw if unit == size else b"".join(raw[i : i + unit] for i in range(size - unit, -1, -unit))
-    return ~zlib.crc32(seq, ~reflected & _M32) & _M32
+    return raw if unit == size else b"".join(raw[i : i + unit] for i in range(size - unit, -1, -unit))
 
 
 class Crc(Device):
@@ -87,6 +85,7 @@ class Crc(Device):
     def __init__(self) -> None:
         super().__init__()
         self.gate = ClockGate(self, 0x30, 12)  # RCC_AHB1ENR.CRCEN
+        self._pend = bytearray()
         self.reset("power")
 
     def reset(self, kind: str) -> None:
@@ -97,7 +96,10 @@ class Crc(Device):
         self.crc = 0xFFFFFFFF
 
     # The CRC register; while a reflected-input run goes through zlib it is kept reflected
-    # (``_refl``, the bit-reverse of the register) and converted back only when read.
+    # (``_refl``, the bit-reverse of the register) and converted back only when read. The
+    # bytes of such a run are gathered in ``_pend`` and fed to zlib in one call when
+    # anything looks at the register (a read, a CR/INIT/POL write, a snapshot): a CRC of
+    # a flash range is thousands of DR writes and nothing in between.
     _crc = 0xFFFFFFFF
     _refl: int | None = None
 
@@ -105,12 +107,22 @@ class Crc(Device):
     def crc(self) -> int:
         """The CRC register as the MSB-first definition holds it."""
         if self._refl is not None:
-            self._crc, self._refl = reverse_bits(self._refl, 32), None
+            self._crc, self._refl = reverse_bits(self._reflected(), 32), None
         return self._crc
 
     @crc.setter
     def crc(self, value: int) -> None:
         self._crc, self._refl = value, None
+        self._pend.clear()
+
+    def _reflected(self) -> int:
+        """The reflected register with the gathered bytes fed in (``_refl`` must be set)."""
+        refl = self._refl
+        assert refl is not None
+        if self._pend:
+            refl = self._refl = ~zlib.crc32(self._pend, ~refl & _M32) & _M32
+            self._pend.clear()
+        return refl
 
     @property
     def width(self) -> int:
@@ -131,7 +143,7 @@ class Crc(Device):
         """DR as read: the CRC register, bit-reversed over its width when REV_OUT."""
         if self.cr & 0x80:
             if self._refl is not None and not self.cr & 0x18:  # REV_OUT, 32 bits: the reflected one
-                return self._refl
+                return self._reflected()
             return reverse_bits(self.crc, self.width)
         return self.crc
 
@@ -154,8 +166,9 @@ class Crc(Device):
             nbits = 8 * size
             mode = (self.cr >> 5) & 3
             if mode and self.pol == ZLIB_POLY and not self.cr & 0x18:  # 32-bit, reflected input
-                refl = self._refl if self._refl is not None else reverse_bits(self._crc, 32)
-                self._refl = _reflected_update(refl, value, size, mode)
+                if self._refl is None:
+                    self._refl = reverse_bits(self._crc, 32)
+                self._pend += _unit_bytes(value, size, mode)
                 return
             data = self._rev_in(value & ((1 << nbits) - 1), nbits)
             self.crc = crc_update(self.crc, data, nbits, self.pol, self.width)
