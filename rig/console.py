@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 class Console:
     """One open serial port. Use as a context manager; :meth:`close` is idempotent."""
 
+    #: how long one read of the reader thread blocks (it also bounds how long close() waits)
+    read_timeout = 0.05
+
     def __init__(self, port: str, *, baudrate: int = 115200, log_path: Path | None = None) -> None:
         self.port = port
         self.baudrate = baudrate
@@ -55,8 +58,8 @@ class Console:
 
             with warnings.catch_warnings():  # pyserial 3.5's rfc2217 reader calls setDaemon()
                 warnings.simplefilter("ignore", DeprecationWarning)
-                return serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.05)
-        return serial.Serial(self.port, self.baudrate, timeout=0.05, exclusive=True)
+                return serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=self.read_timeout)
+        return serial.Serial(self.port, self.baudrate, timeout=self.read_timeout, exclusive=True)
 
     def open(self) -> Console:
         import serial
