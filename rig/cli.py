@@ -16,6 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rig.errors import RigError
 
@@ -80,17 +81,30 @@ def _add_diff(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from rig.board import load_board
+    # imports kept to what two matching images need (no numpy, no board schema): rig diff runs in scripts
+    from rig import diff_board
     from rig.diff import analyze
-    from rig.image import load_image
+    from rig.diff_base import equal_prefix
+    from rig.image import Image, load_image, require_flash
 
-    spec = load_board(args.board)
-    # every file is a flash image: each byte must lie in the board's flash
-    expected = load_image(
-        args.expected, base=args.base if args.expected.suffix.lower() == ".bin" else None, spec=spec
-    )
+    dual = None if args.bank_mode is None else args.bank_mode == "dual"
+    lite = diff_board.cached(args.board)
+    if lite is not None and dual not in lite.layouts:
+        lite = None
+    spec = diff_board.full_spec(args.board) if lite is None else None
+
+    def flash_image(path: Path, base: int | None) -> Image:
+        # every file is a flash image: each byte must lie in the board's flash
+        nonlocal spec
+        image = load_image(path, base=base, spec=spec)
+        if spec is None and lite is not None and not lite.in_flash(image.base, image.size):
+            spec = diff_board.full_spec(args.board)
+            require_flash(image, spec)  # raises, naming where the image is
+        return image
+
+    expected = flash_image(args.expected, args.base if args.expected.suffix.lower() == ".bin" else None)
     base = args.base if args.base is not None else expected.base
-    actual = load_image(args.actual, base=base, spec=spec) if args.actual.suffix.lower() == ".bin" else None
+    actual = flash_image(args.actual, base) if args.actual.suffix.lower() == ".bin" else None
     if actual is None:
         raise RigError(f"{args.actual}: the readback must be a raw .bin", hint="save the readback as .bin")
     if base != expected.base:
@@ -98,15 +112,15 @@ def _cmd_diff(args: argparse.Namespace) -> int:
             f"--base 0x{base:08X} differs from the image base 0x{expected.base:08X}",
             hint="give the readback's start address, the same as the image's",
         )
-    previous = load_image(args.previous, base=base, spec=spec).data if args.previous else None
-    dual = None if args.bank_mode is None else args.bank_mode == "dual"
-    layout = spec.layout(dual)
+    previous = flash_image(args.previous, base).data if args.previous else None
+    if spec is None and equal_prefix(expected.data, actual.data) is None:
+        spec = diff_board.full_spec(args.board)  # differences: the diagnosis needs the regions
+    layout: Any = spec.layout(dual) if spec is not None else lite.layouts[dual]  # type: ignore[union-attr]
     result = analyze(expected.data, actual.data, base, layout, previous=previous)
     if args.json:
         doc = result.to_dict()
-        doc.update(
-            expected=str(args.expected), actual=str(args.actual), board=spec.source, bank_mode=layout.mode
-        )
+        source = spec.source if spec is not None else lite.source  # type: ignore[union-attr]
+        doc.update(expected=str(args.expected), actual=str(args.actual), board=source, bank_mode=layout.mode)
         print(json.dumps(doc, indent=2))
     else:
         print(result.summary())

@@ -13,64 +13,17 @@ level ones (never erased, whole sectors, bytes outside the OTA regions) are in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rig.diff_arrays import POPCOUNT, num, popcount_sum, runs
+from rig.diff_base import DEFAULT_TOKENS, KINDS, MAX_LIST, Diagnosis
+
+__all__ = ["DEFAULT_TOKENS", "KINDS", "MAX_LIST", "Diagnosis", "State"]
 
 if TYPE_CHECKING:
     from rig.board import FlashLayout
-
-KINDS = (
-    "never_erased",
-    "erased_not_written",
-    "shifted",
-    "repeated_block",
-    "stale_cache_lines",
-    "foreign_text",
-    "bit_flips",
-    "sector_aligned",
-    "region_touched",
-)
-#: Protocol control tokens that must never appear in flash data (see docs/protocol.md).
-DEFAULT_TOKENS: tuple[bytes, ...] = (
-    b"FILE_SIZE:",
-    b"FILE_CRC:",
-    b"OTA_UPDATE",
-    b"OTA_DONE",
-    b"OTA_READY",
-    b"REQ_FW",
-    b"NACK:",
-)
-#: Cap on per-item lists in the evidence (the counts stay exact).
-MAX_LIST = 64
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """A likely cause: ``kind`` (one of :data:`KINDS`), where, a human ``detail`` and the ``evidence``."""
-
-    kind: str
-    address: int
-    length: int
-    detail: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        """One human sentence."""
-        return self.detail
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "kind": self.kind,
-            "address": self.address,
-            "length": self.length,
-            "detail": self.detail,
-            "evidence": self.evidence,
-        }
 
 
 class State:

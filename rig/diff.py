@@ -4,7 +4,8 @@
 :func:`diagnose` names the likely causes (kinds in :data:`KINDS`) with their evidence.
 :func:`analyze` does both and counts the differing bytes no diagnosis explains.
 Everything is vectorised with numpy (2 MiB with 1% scattered errors takes milliseconds)
-and has ``to_dict()`` for the JSON report and the pytest fixtures.
+and has ``to_dict()`` for the JSON report and the pytest fixtures. Two images whose bytes
+match are compared with one memcmp and never import numpy (``rig diff`` runs in scripts).
 
 This module is the API and the byte diff; the detectors are in :mod:`rig.diagnosis` (data
 patterns) and :mod:`rig.diagnosis_sectors` (sectors and regions), the array helpers in
@@ -17,26 +18,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from rig import diagnosis as dg
-from rig import diagnosis_sectors as ds
-from rig.diagnosis import DEFAULT_TOKENS, KINDS, MAX_LIST, Diagnosis
-from rig.diagnosis_cache import stale_buffer, stale_cache_lines
-from rig.diff_arrays import (
+from rig.diff_base import (
+    DEFAULT_TOKENS,
+    KINDS,
+    MAX_LIST,
     Buffer,
-    as_array,
-    first_last,
+    Diagnosis,
+    equal_prefix,
     num,
-    popcount_sum,
-    prepare,
-    runs,
     sector_slices,
     span_text,
 )
 from rig.errors import ConfigError
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from rig import diagnosis as dg
     from rig.board import FlashLayout
 
 __all__ = [
@@ -101,15 +99,15 @@ class SectorDiff:
 class DiffResult:
     """Byte comparison of expected vs actual from ``base`` over ``length`` bytes.
 
-    ``ranges`` is built on first use from numpy arrays, so a diff with many thousand
-    scattered ranges stays cheap until someone asks for them.
+    ``ranges`` is built on first use from numpy arrays (empty tuples when nothing differs),
+    so a diff with many thousand scattered ranges stays cheap until someone asks for them.
     """
 
     base: int
     length: int
     differing: int
-    range_starts: np.ndarray = field(repr=False, compare=False)
-    range_lengths: np.ndarray = field(repr=False, compare=False)
+    range_starts: np.ndarray | tuple[()] = field(repr=False, compare=False)
+    range_lengths: np.ndarray | tuple[()] = field(repr=False, compare=False)
     sectors: tuple[SectorDiff, ...]
     bits_1_to_0: int
     bits_0_to_1: int
@@ -120,7 +118,7 @@ class DiffResult:
     @property
     def range_count(self) -> int:
         """Number of coalesced mismatch ranges."""
-        return int(self.range_starts.size)
+        return len(self.range_starts)
 
     @property
     def ranges(self) -> tuple[Range, ...]:
@@ -131,6 +129,8 @@ class DiffResult:
 
     def first_ranges(self, count: int) -> tuple[Range, ...]:
         """The first ``count`` ranges."""
+        if isinstance(self.range_starts, tuple) or isinstance(self.range_lengths, tuple):
+            return ()  # nothing differs
         return tuple(
             Range(self.base + s, n)
             for s, n in zip(
@@ -224,6 +224,10 @@ def diff_bytes(
     shortfall is reported as ``missing``. With a ``layout`` the result has a per-sector table;
     ``regions`` (names in ``layout.regions``) restricts the comparison to those regions.
     """
+    import numpy as np
+
+    from rig.diff_arrays import prepare
+
     a, b, missing = prepare(expected, actual)
     if regions is not None and layout is None:
         raise ConfigError(
@@ -251,6 +255,10 @@ def diff_bytes(
 def _diff_from_mask(
     a: np.ndarray, b: np.ndarray, neq: np.ndarray, base: int, layout: FlashLayout | None, missing: int
 ) -> DiffResult:
+    import numpy as np
+
+    from rig.diff_arrays import popcount_sum, runs
+
     differing = int(np.count_nonzero(neq))
     sectors = _sector_table(neq, base, layout) if layout is not None else ()
     if differing == 0:
@@ -267,6 +275,10 @@ def _diff_from_mask(
 
 
 def _sector_table(neq: np.ndarray, base: int, layout: FlashLayout) -> tuple[SectorDiff, ...]:
+    import numpy as np
+
+    from rig.diff_arrays import first_last
+
     out = []
     for sec, lo, hi in sector_slices(base, neq.size, layout):
         m = neq[lo:hi]
@@ -320,10 +332,25 @@ def analyze(
     area an update writes), not through a copy in flash: one block written again and again
     is then a receive buffer read through stale D-cache lines (``stale_cache_lines``) or never
     refilled, rather than a copy whose source pointer does not advance."""
+    clean = equal_prefix(expected, actual)
+    if clean is not None:  # one memcmp, no numpy: what diff_bytes gives when nothing differs
+        compared, missing = clean
+        return Analysis(_clean_diff(base, compared, layout, missing), (), 0)
+    import numpy as np
+
     diags, st, missing = _diagnose(expected, actual, base, layout, previous, tokens, writable, received)
     diff = _diff_from_mask(st.a, st.b, st.neq, base, layout, missing)
     unexplained = int(np.count_nonzero(st.open_mask()))
     return Analysis(diff, tuple(diags), unexplained)
+
+
+def _clean_diff(base: int, compared: int, layout: FlashLayout | None, missing: int) -> DiffResult:
+    """The :class:`DiffResult` of ``compared`` matching bytes (with ``missing`` more expected)."""
+    sectors = tuple(
+        SectorDiff(sec.index, sec.bank, sec.base, sec.size, hi - lo, 0, None, None)
+        for sec, lo, hi in (sector_slices(base, compared, layout) if layout is not None else ())
+    )
+    return DiffResult(base, compared, 0, (), (), sectors, 0, 0, 0, missing)
 
 
 def _diagnose(
@@ -336,6 +363,13 @@ def _diagnose(
     writable: Sequence[tuple[int, int]] | None,
     received: bool = False,
 ) -> tuple[list[Diagnosis], dg.State, int]:
+    import numpy as np
+
+    from rig import diagnosis as dg
+    from rig import diagnosis_sectors as ds
+    from rig.diagnosis_cache import stale_buffer, stale_cache_lines
+    from rig.diff_arrays import as_array, prepare
+
     a, b, missing = prepare(expected, actual)
     prev = None
     if previous is not None:

@@ -5,24 +5,26 @@ bit counts, per-sector slices, number and sector-list formatting. No results, no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from rig.board import FlashLayout
-    from rig.image import Image
+from rig.diff_base import Buffer, num, sector_slices, span_text
 
-#: what the diff accepts as expected / actual data
-Buffer = Union[bytes, bytearray, memoryview, np.ndarray, "Image"]
+__all__ = [
+    "POPCOUNT",
+    "Buffer",
+    "as_array",
+    "first_last",
+    "num",
+    "popcount_sum",
+    "prepare",
+    "runs",
+    "sector_slices",
+    "span_text",
+]
 
 POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
-def num(n: int) -> str:
-    """Group digits with spaces: 41203 -> '41 203'."""
-    return f"{n:,}".replace(",", " ")
 
 
 def as_array(buf: Buffer) -> np.ndarray:
@@ -75,24 +77,3 @@ def first_last(mask: np.ndarray) -> tuple[int, int] | None:
     if mask.size == 0 or not mask.any():
         return None
     return int(np.argmax(mask)), int(mask.size - 1 - np.argmax(mask[::-1]))
-
-
-def sector_slices(base: int, n: int, layout: FlashLayout) -> list[tuple[Any, int, int]]:
-    """(sector, lo, hi) with lo/hi offsets of the part of each sector inside [base, base+n)."""
-    out = []
-    for sec in layout.sectors:
-        lo, hi = max(sec.base - base, 0), min(sec.end - base, n)
-        if hi > lo:
-            out.append((sec, lo, hi))
-    return out
-
-
-def span_text(indices: Sequence[int]) -> str:
-    parts: list[str] = []
-    for i in indices:
-        if parts and isinstance(parts[-1], str) and parts[-1].split("-")[-1] == str(i - 1):
-            head = parts[-1].split("-")[0]
-            parts[-1] = f"{head}-{i}"
-        else:
-            parts.append(str(i))
-    return ", ".join(parts)

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-import numpy as np
-
 from rig.errors import ImageError
 
 if TYPE_CHECKING:
@@ -450,6 +448,8 @@ def padding_pattern(offset: int, length: int, seed: int) -> bytes:
     """
     if length <= 0:
         return b""
+    import numpy as np  # here: loading an image (``rig diff``) must not pay numpy's import
+
     first, last = offset // 4, (offset + length + 3) // 4
     k = np.arange(first, last, dtype=np.uint64)
     h = (k ^ np.uint64((seed * _GOLDEN) & 0xFFFFFFFF)) & np.uint64(0xFFFFFFFF)
