@@ -1,0 +1,98 @@
+"""Array and text helpers shared by the flash diff (:mod:`rig.diff`) and the diagnosis
+(:mod:`rig.diagnosis`, :mod:`rig.diagnosis_sectors`): bytes-like → numpy, runs of True,
+bit counts, per-sector slices, number and sector-list formatting. No results, no findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rig.board import FlashLayout
+    from rig.image import Image
+
+#: what the diff accepts as expected / actual data
+Buffer = Union[bytes, bytearray, memoryview, np.ndarray, "Image"]
+
+POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def num(n: int) -> str:
+    """Group digits with spaces: 41203 -> '41 203'."""
+    return f"{n:,}".replace(",", " ")
+
+
+def as_array(buf: Buffer) -> np.ndarray:
+    """The bytes of ``buf`` (an :class:`~rig.image.Image` gives its ``data``) as a uint8 array, not copied."""
+    data: Any = (
+        getattr(buf, "data", buf) if not isinstance(buf, (bytes, bytearray, memoryview, np.ndarray)) else buf
+    )
+    if isinstance(data, np.ndarray):
+        return data.astype(np.uint8, copy=False).ravel()
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def popcount_sum(x: np.ndarray) -> int:
+    """Total number of set bits in a uint8 array."""
+    if _HAS_BITCOUNT:
+        return int(np.bitwise_count(x).sum(dtype=np.int64))
+    return int(POPCOUNT[x].sum(dtype=np.int64))
+
+
+_HAS_BITCOUNT = hasattr(np, "bitwise_count")
+
+
+def runs(mask: np.ndarray, gap: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) indices of runs of True, merging runs separated by <= gap False."""
+    if mask.size == 0:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    m = mask.view(np.int8)
+    edges = np.flatnonzero(m[1:] != m[:-1]) + 1
+    if m[0]:
+        edges = np.concatenate(([0], edges))
+    if m[-1]:
+        edges = np.concatenate((edges, [mask.size]))
+    starts, ends = edges[0::2], edges[1::2]
+    if gap > 0 and starts.size > 1:
+        keep = np.concatenate(([True], starts[1:] - ends[:-1] > gap))
+        starts = starts[keep]
+        ends = np.concatenate((ends[:-1][keep[1:]], [ends[-1]]))
+    return starts, ends
+
+
+def prepare(expected: Buffer, actual: Buffer) -> tuple[np.ndarray, np.ndarray, int]:
+    a, b = as_array(expected), as_array(actual)
+    n = min(a.size, b.size)
+    return a[:n], b[:n], a.size - n
+
+
+def first_last(mask: np.ndarray) -> tuple[int, int] | None:
+    """First and last True index of a bool array, or None."""
+    if mask.size == 0 or not mask.any():
+        return None
+    return int(np.argmax(mask)), int(mask.size - 1 - np.argmax(mask[::-1]))
+
+
+def sector_slices(base: int, n: int, layout: FlashLayout) -> list[tuple[Any, int, int]]:
+    """(sector, lo, hi) with lo/hi offsets of the part of each sector inside [base, base+n)."""
+    out = []
+    for sec in layout.sectors:
+        lo, hi = max(sec.base - base, 0), min(sec.end - base, n)
+        if hi > lo:
+            out.append((sec, lo, hi))
+    return out
+
+
+def span_text(indices: Sequence[int]) -> str:
+    parts: list[str] = []
+    for i in indices:
+        if parts and isinstance(parts[-1], str) and parts[-1].split("-")[-1] == str(i - 1):
+            head = parts[-1].split("-")[0]
+            parts[-1] = f"{head}-{i}"
+        else:
+            parts.append(str(i))
+    return ", ".join(parts)
