@@ -19,25 +19,48 @@ import numpy as np
 
 from rig.diff_arrays import POPCOUNT, num, popcount_sum, runs
 from rig.diff_base import DEFAULT_TOKENS, KINDS, MAX_LIST, Diagnosis
+from rig.diff_sparse import count_in, differing, idx_runs
 
-__all__ = ["DEFAULT_TOKENS", "KINDS", "MAX_LIST", "Diagnosis", "State"]
+__all__ = [
+    "DEFAULT_TOKENS",
+    "KINDS",
+    "MAX_LIST",
+    "Diagnosis",
+    "State",
+    "bit_flips",
+    "erased_not_written",
+    "repeated_block",
+    "shifted",
+]
 
 if TYPE_CHECKING:
     from rig.board import FlashLayout
 
 
 class State:
-    """Arrays shared by the detectors."""
+    """What the detectors share: the two arrays, the differing bytes as sorted offsets
+    (``idx``, see :mod:`rig.diff_sparse`) and which of them a detector has explained
+    (``done``, one flag per offset). Bytes that do not differ but were explained anyway (a
+    protocol token's matching bytes) are in ``extra``: the share of a stretch already
+    explained counts them as the whole-image masks before issue 18 did."""
 
     def __init__(
-        self, a: np.ndarray, b: np.ndarray, base: int, layout: FlashLayout | None, previous: np.ndarray | None
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        base: int,
+        layout: FlashLayout | None,
+        previous: np.ndarray | None,
+        idx: np.ndarray | None = None,
     ) -> None:
         self.a, self.b, self.base, self.layout = a, b, base, layout
         self.n = a.size
-        self.neq = a != b
-        self.explained = np.zeros(self.n, dtype=bool)
+        self.idx = differing(a, b) if idx is None else idx
+        self.done = np.zeros(self.idx.size, dtype=bool)
+        self.extra = np.zeros(0, dtype=np.int64)
         self.prev = previous
         self._a_bytes: bytes | None = None
+        self._b_bytes: bytes | None = None
         #: what each byte should be compared with once displacements are known (see shifted)
         self.ref = a
 
@@ -47,44 +70,43 @@ class State:
             self._a_bytes = self.a.tobytes()
         return self._a_bytes
 
-    def open_mask(self) -> np.ndarray:
-        return self.neq & ~self.explained
+    @property
+    def b_bytes(self) -> bytes:
+        if self._b_bytes is None:
+            self._b_bytes = self.b.tobytes()
+        return self._b_bytes
+
+    def open_idx(self) -> np.ndarray:
+        """Offsets of the differing bytes no detector has explained yet."""
+        return self.idx[~self.done] if self.done.any() else self.idx
+
+    def open_count(self) -> int:
+        return int(self.idx.size - np.count_nonzero(self.done))
+
+    def span(self, lo: int, hi: int) -> tuple[int, int]:
+        """Positions in ``idx`` of the differing bytes in [lo, hi)."""
+        i0, i1 = np.searchsorted(self.idx, (lo, hi))
+        return int(i0), int(i1)
+
+    def explained_share(self, lo: int, hi: int) -> float:
+        """The share of the bytes in [lo, hi) already explained."""
+        i0, i1 = self.span(lo, hi)
+        return (int(np.count_nonzero(self.done[i0:i1])) + count_in(self.extra, lo, hi)) / (hi - lo)
+
+    def explain_all(self, spans: Sequence[tuple[int, int]]) -> None:
+        """Every byte of each [lo, hi) explained, differing or not."""
+        extra = [self.extra]
+        for lo, hi in spans:
+            i0, i1 = self.span(lo, hi)
+            self.done[i0:i1] = True
+            extra.append(np.setdiff1d(np.arange(lo, hi, dtype=np.int64), self.idx[i0:i1]))
+        self.extra = np.unique(np.concatenate(extra))
 
     def where(self, offset: int) -> str:
         addr = self.base + offset
         if self.layout is not None and self.layout.base <= addr < self.layout.end:
             return f"0x{addr:08X} (sector {self.layout.locate(addr).sector})"
         return f"0x{addr:08X}"
-
-
-def foreign_text(st: State, tokens: Sequence[bytes]) -> list[Diagnosis]:
-    toks = [t for t in tokens if t]
-    if not toks:
-        return []
-    actual = st.b.tobytes()
-    expected = st.a_bytes
-    hits: dict[bytes, list[int]] = {}
-    for tok in dict.fromkeys(toks):
-        p = actual.find(tok)
-        while p != -1:
-            if expected[p : p + len(tok)] != tok:
-                hits.setdefault(tok, []).append(p)
-                st.explained[p : p + len(tok)] = True
-            p = actual.find(tok, p + 1)
-    out = []
-    for tok, offs in hits.items():
-        text = tok.decode("ascii", "replace")
-        out.append(
-            Diagnosis(
-                "foreign_text",
-                st.base + offs[0],
-                len(tok),
-                f"protocol token {text!r} found {len(offs)} time(s) inside the flash data, first at "
-                f"{st.where(offs[0])}: a control message was stored as image data",
-                {"token": text, "count": len(offs), "addresses": [st.base + o for o in offs[:MAX_LIST]]},
-            )
-        )
-    return out
 
 
 _WINDOW = 32
@@ -120,17 +142,16 @@ def _find_shift(st: State, s: int, e: int) -> tuple[int, int] | None:
 
 
 def shifted(st: State) -> list[Diagnosis]:
-    open_ = st.open_mask()
-    starts, ends = runs(open_, gap=64)
+    starts, ends, first = idx_runs(st.open_idx(), gap=64)
     if starts.size == 0:
         return []
     # a displaced stretch differs almost everywhere; scattered errors give sparse clusters
-    dense = np.add.reduceat(open_.view(np.int8), starts, dtype=np.int64) >= 0.25 * (ends - starts)
+    dense = np.diff(first) >= 0.25 * (ends - starts)
     pick = np.flatnonzero(((ends - starts) >= 64) & dense)[:32]
     cand = list(zip(starts[pick].tolist(), ends[pick].tolist(), strict=True))
     out: list[Diagnosis] = []
     for s, e in cand:
-        if st.explained[s:e].mean() > 0.5:
+        if st.explained_share(s, e) > 0.5:
             continue
         found = _find_shift(st, s, e)
         if found is None:
@@ -154,11 +175,12 @@ def shifted(st: State) -> list[Diagnosis]:
         if sm_hits.size == 0:
             continue
         end = j0 + int(sm_hits[-1]) + 1
-        newly = st.neq[j0:end] & sm[: end - j0] & ~st.explained[j0:end]
+        i0, i1 = st.span(j0, end)
+        newly = sm[st.idx[i0:i1] - j0] & ~st.done[i0:i1]
         count = int(np.count_nonzero(newly))
         if count < _WINDOW:
             continue
-        st.explained[j0:end] |= newly
+        st.done[i0:i1] |= newly
         if st.ref is st.a:
             st.ref = st.a.copy()
         st.ref[j0:end] = st.a[j0 + k : end + k]
@@ -211,16 +233,18 @@ def _periodic_span(same: np.ndarray, s: int, e: int, period: int) -> tuple[int, 
 def repeated_block(st: State) -> list[Diagnosis]:
     """One block of the image written again and again: a copy whose source pointer never
     advances (or a buffer re-sent without being refilled)."""
-    open_ = st.open_mask()
-    starts, ends = runs(open_, gap=64)
+    starts, ends, _ = idx_runs(st.open_idx(), gap=64)
+    long = (ends - starts) >= 2 * _PERIODS[0]
     out: list[Diagnosis] = []
     same: dict[int, np.ndarray] = {}  # period -> b[j] == b[j + period], computed when needed
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        if e - s < 2 * _PERIODS[0] or st.explained[s:e].mean() > 0.5:
+    for s, e in zip(starts[long].tolist(), ends[long].tolist(), strict=True):
+        if st.explained_share(s, e) > 0.5:
             continue
         for period in _PERIODS:
+            if e - s < 2 * period:
+                continue
             head = st.b[s : min(e, s + 4 * period)]  # a cheap look before the whole comparison
-            if head.size < 2 * period or (head[period:] == head[:-period]).mean() < 0.98:
+            if (head[period:] == head[:-period]).mean() < 0.98:
                 continue
             if period not in same:
                 same[period] = st.b[period:] == st.b[:-period]
@@ -233,8 +257,10 @@ def repeated_block(st: State) -> list[Diagnosis]:
                 break  # a constant fill, not a block of data
             src = st.a_bytes.find(block.tobytes())
             tiled = np.resize(block, hi - lo)
-            newly = st.neq[lo:hi] & (st.b[lo:hi] == tiled) & ~st.explained[lo:hi]
-            st.explained[lo:hi] |= newly
+            i0, i1 = st.span(lo, hi)
+            sub = st.idx[i0:i1]
+            newly = (st.b[sub] == tiled[sub - lo]) & ~st.done[i0:i1]
+            st.done[i0:i1] |= newly
             if st.ref is st.a:
                 st.ref = st.a.copy()
             st.ref[lo:hi] = tiled
@@ -265,13 +291,37 @@ def repeated_block(st: State) -> list[Diagnosis]:
     return out
 
 
+def _no_erased_run(st: State, er: np.ndarray) -> bool:
+    """True if none of the erased differing bytes ``er`` (sorted offsets) can be in an erased
+    run :func:`erased_not_written` reports (16 of them in one run of 0xFF, or any in the run
+    that reaches the end): 16 in one run each have a 0xFF neighbour."""
+    b, n = st.b, st.n
+    left = (er > 0) & (b[np.maximum(er - 1, 0)] == 0xFF)
+    right = (er < n - 1) & (b[np.minimum(er + 1, n - 1)] == 0xFF)
+    if np.count_nonzero(left | right) >= 16:
+        return False
+    if b[n - 1] != 0xFF:
+        return True
+    k = 4096
+    while True:  # where the run of 0xFF that reaches the end begins
+        lo = max(n - k, 0)
+        rest = np.flatnonzero(b[lo:] != 0xFF)
+        if rest.size or lo == 0:
+            start = lo + int(rest[-1]) + 1 if rest.size else 0
+            return int(er[-1]) < start
+        k *= 8
+
+
 def erased_not_written(st: State) -> list[Diagnosis]:
-    ff = st.b == 0xFF
-    er = st.open_mask() & ff
-    if not er.any():
+    o = st.open_idx()
+    er_idx = o[st.b[o] == 0xFF]
+    if er_idx.size == 0 or _no_erased_run(st, er_idx):
         return []
+    ff = st.b == 0xFF
+    er = np.zeros(st.n, dtype=bool)
+    er[er_idx] = True
     starts, ends = runs(ff)
-    run_of = np.searchsorted(starts, np.flatnonzero(er), side="right") - 1
+    run_of = np.searchsorted(starts, er_idx, side="right") - 1
     counts = np.bincount(run_of, minlength=starts.size)
     keep = np.flatnonzero((counts >= 16) | ((ends == st.n) & (counts > 0)))
     out = []
@@ -279,7 +329,8 @@ def erased_not_written(st: State) -> list[Diagnosis]:
         s, e, c = int(starts[i]), int(ends[i]), int(counts[i])
         first_diff = s + int(np.argmax(er[s:e]))
         to_end = e == st.n
-        st.explained[s:e] |= er[s:e]
+        i0, i1 = st.span(s, e)
+        st.done[i0:i1] |= st.b[st.idx[i0:i1]] == 0xFF
         tail = (
             " to the end of the data (truncated transfer or copy)" if to_end else " (a block never written)"
         )
@@ -297,20 +348,19 @@ def erased_not_written(st: State) -> list[Diagnosis]:
 
 
 def bit_flips(st: State) -> list[Diagnosis]:
-    m = st.open_mask()
-    idx = np.flatnonzero(m)
+    idx = st.open_idx()
     if idx.size == 0:
         return []
     x = st.ref[idx] ^ st.b[idx]
     pc = POPCOUNT[x]
     single = float(np.mean(pc == 1))
-    starts, ends = runs(m)
+    starts, ends, _ = idx_runs(idx)
     mean_run = float(np.mean(ends - starts))
     if single < 0.75 or mean_run > 2.0:
         return []
     bits = int(pc.sum())
     rate = bits / (st.n * 8)
-    st.explained |= m
+    st.done[:] = True
     return [
         Diagnosis(
             "bit_flips",

@@ -19,13 +19,13 @@ stretches) but leaves one contiguous stretch displaced by one distance to it.
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 
 import numpy as np
 
 from rig.diagnosis import MAX_LIST, Diagnosis, State
-from rig.diff_arrays import num, runs
+from rig.diff_arrays import num
+from rig.diff_sparse import idx_runs
 
 #: the Cortex-M7 L1 D-cache line (bytes)
 LINE = 32
@@ -35,23 +35,22 @@ MIN_LINES = 8
 
 def stale_cache_lines(st: State) -> list[Diagnosis]:
     """Differing 32-byte lines that hold data the image has earlier (see the module's text)."""
-    open_ = st.open_mask()
-    if not open_.any():
+    o = st.open_idx()
+    if o.size == 0:
         return []
-    for phase in _line_phases(open_):
-        lines = _differing_lines(open_, phase, st.n)
+    for phase in _line_phases(o):
+        lines = _differing_lines(o, phase, st.n)
         found = _earlier_sources(st, lines, phase)
         if _convincing(found, lines):
-            for s, _ in found:
-                st.explained[s : s + LINE] |= st.neq[s : s + LINE]
+            _explain_lines(st, found[:, 0])
             return [_diagnosis(st, phase, lines, found)]
     return []
 
 
-def _line_phases(open_: np.ndarray) -> list[int]:
+def _line_phases(o: np.ndarray) -> list[int]:
     """The offset modulo 32 at which most differing runs start or end, and the runner-up if it
     also stands out (other errors elsewhere, such as bit flips, add edges at every phase)."""
-    starts, ends = runs(open_)
+    starts, ends, _ = idx_runs(o)
     counts = np.bincount(np.concatenate((starts % LINE, ends % LINE)), minlength=LINE)
     top = np.argsort(-counts, kind="stable")[:2]
     phases = [int(top[0])]
@@ -60,72 +59,108 @@ def _line_phases(open_: np.ndarray) -> list[int]:
     return phases
 
 
-def _convincing(found: list[tuple[int, int]], lines: np.ndarray) -> bool:
+def _convincing(found: np.ndarray, lines: np.ndarray) -> bool:
     """Enough lines with an earlier source, most of the differing lines where they are, and
     not one contiguous stretch displaced by one distance (that is ``shifted``)."""
     if len(found) < MIN_LINES:
         return False
-    lo, hi = found[0][0], found[-1][0]
+    lo, hi = found[0, 0], found[-1, 0]
     around = int(np.count_nonzero((lines >= lo) & (lines <= hi)))
     return len(found) >= around // 2 and _scattered(found)
 
 
-def _differing_lines(open_: np.ndarray, phase: int, n: int) -> np.ndarray:
-    """Start offsets of the whole lines (at ``phase``) that hold unexplained differences."""
+def _differing_lines(o: np.ndarray, phase: int, n: int) -> np.ndarray:
+    """Start offsets of the whole lines (at ``phase``) that hold the differing bytes ``o``."""
     m = (n - phase) // LINE
-    rows = open_[phase : phase + m * LINE].reshape(m, LINE).any(axis=1)
-    return np.flatnonzero(rows) * LINE + phase
+    rows = (o[(o >= phase) & (o < phase + m * LINE)] - phase) // LINE
+    if rows.size:
+        rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+    return rows * LINE + phase
 
 
-def _line_hashes(data: np.ndarray, phase: int) -> np.ndarray:
-    """A 64-bit hash of each whole line of ``data`` at ``phase`` (equal lines, equal hashes)."""
-    m = (data.size - phase) // LINE
-    words = np.ascontiguousarray(data[phase : phase + m * LINE]).view(np.uint64).reshape(m, LINE // 8)
-    h = np.zeros(m, dtype=np.uint64)
+def _line_words(data: np.ndarray, phase: int) -> np.ndarray:
+    """The whole lines of ``data`` at ``phase`` as rows of four 64-bit words."""
+    m = max((data.size - phase) // LINE, 0)
+    return np.ascontiguousarray(data[phase : phase + m * LINE]).view(np.uint64).reshape(m, LINE // 8)
+
+
+def _hashes(words: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each line (row of words): equal lines, equal hashes."""
+    h = np.zeros(words.shape[0], dtype=np.uint64)
     for k in range(LINE // 8):
         h = (h ^ words[:, k]) * np.uint64(0x9E3779B97F4A7C15 + 2 * k)
     return h
 
 
-def _earlier_sources(st: State, lines: np.ndarray, phase: int) -> list[tuple[int, int]]:
-    """(line, source) pairs: the line's actual bytes are the image's bytes at ``source`` < line,
+def _earliest(ha: np.ndarray, hb: np.ndarray) -> np.ndarray:
+    """For each hash of ``hb`` the first index in ``ha`` holding it, -1 if none. A table of the
+    earliest line per bucket (the hash's top bits), again over the lines whose hash is not
+    their bucket's first one until every query has its answer."""
+    res = np.full(hb.size, -1, dtype=np.int64)
+    if ha.size == 0 or hb.size == 0:
+        return res
+    bits = max(8, int(ha.size).bit_length() + 1)
+    shift = np.uint64(64 - bits)
+    none = np.int64(ha.size)
+    lines = np.arange(ha.size, dtype=np.int64)
+    q = np.arange(hb.size)
+    qb = (hb >> shift).astype(np.intp)
+    while lines.size and q.size:
+        ba = (ha[lines] >> shift).astype(np.intp)
+        first = np.full(1 << bits, none, dtype=np.int64)
+        np.minimum.at(first, ba, lines)
+        w = first[qb[q]]
+        has = w < none
+        match = has & (ha[np.minimum(w, none - 1)] == hb[q])
+        res[q[match]] = w[match]
+        q = q[has & ~match]
+        lines = lines[ha[lines] != ha[first[ba]]]
+    return res
+
+
+def _earlier_sources(st: State, lines: np.ndarray, phase: int) -> np.ndarray:
+    """Rows (line, source): the line's actual bytes are the image's bytes at ``source`` < line,
     a line at the same phase (a packet size that is a multiple of 32 bytes, as DMA receive
-    buffers are). Found by hashing every line of the image, checked byte for byte."""
+    buffers are), the first such line of the image. Found by hashing every line of the image,
+    checked byte for byte; lines of one or two byte values (erased, a fill) prove nothing."""
+    none = np.zeros((0, 2), dtype=np.int64)
     if lines.size == 0:
-        return []
-    ha = _line_hashes(st.a, phase)
-    hb = _line_hashes(st.b, phase)[(lines - phase) // LINE]
-    wanted = np.unique(hb)
-    at = np.minimum(np.searchsorted(wanted, ha), wanted.size - 1)
-    cand = np.flatnonzero(wanted[at] == ha)  # the image's lines that some differing line holds
-    if cand.size == 0:
-        return []
-    hashes, first = np.unique(ha[cand], return_index=True)  # each hash's earliest image line
-    j = np.minimum(np.searchsorted(hashes, hb), hashes.size - 1)
-    src = cand[first[j]] * LINE + phase
-    hit = (hashes[j] == hb) & (src < lines)
-    a, b = st.a_bytes, st.b.tobytes()
-    found = []
-    for s, x in zip(lines[hit].tolist(), src[hit].tolist(), strict=True):
-        window = b[s : s + LINE]
-        if len(set(window)) > 2 and a[x : x + LINE] == window:  # erased or a fill proves nothing
-            found.append((s, x))
-    return found
+        return none
+    wa = _line_words(st.a, phase)
+    wb = _line_words(st.b, phase)[(lines - phase) // LINE]
+    src = _earliest(_hashes(wa), _hashes(wb))
+    hit = (src >= 0) & (src < (lines - phase) // LINE)
+    lines, src, wb = lines[hit], src[hit], wb[hit]
+    same = np.all(wa[src] == wb, axis=1)
+    rows = wb.view(np.uint8).reshape(-1, LINE)
+    first = rows[:, :1]
+    other = rows[np.arange(rows.shape[0]), np.argmax(rows != first, axis=1)][:, None]
+    two_values = np.all((rows == first) | (rows == other), axis=1)
+    ok = same & ~two_values
+    return np.stack((lines[ok], src[ok] * LINE + phase), axis=1).astype(np.int64)
 
 
-def _scattered(found: list[tuple[int, int]]) -> bool:
+def _scattered(found: np.ndarray) -> bool:
     """Stale lines come from several packets, or sit between lines that arrived right; one
     contiguous stretch displaced by one distance is a shift (``shifted``), not the cache."""
-    stretches = 1 + sum(1 for (s0, _), (s1, _) in itertools.pairwise(found) if s1 != s0 + LINE)
-    distances = {s - src for s, src in found}
-    return stretches >= 3 or len(distances) >= 2
+    stretches = 1 + int(np.count_nonzero(np.diff(found[:, 0]) != LINE))
+    distances = np.unique(found[:, 0] - found[:, 1]).size
+    return stretches >= 3 or distances >= 2
 
 
-def _diagnosis(st: State, phase: int, lines: np.ndarray, found: list[tuple[int, int]]) -> Diagnosis:
-    distances = Counter(s - src for s, src in found)
+def _explain_lines(st: State, starts: np.ndarray) -> None:
+    """Every differing byte in the lines beginning at the sorted ``starts`` explained."""
+    i0, i1 = st.span(int(starts[0]), int(starts[-1]) + LINE)
+    sub = st.idx[i0:i1]
+    at = np.searchsorted(starts, sub, side="right") - 1
+    st.done[i0:i1] |= sub < starts[at] + LINE
+
+
+def _diagnosis(st: State, phase: int, lines: np.ndarray, found: np.ndarray) -> Diagnosis:
+    distances = Counter((found[:, 0] - found[:, 1]).tolist())
     distance, _ = distances.most_common(1)[0]
-    first, src = found[0]
-    last = found[-1][0] + LINE
+    first, src = (int(x) for x in found[0])
+    last = int(found[-1, 0]) + LINE
     where_phase = "" if phase == 0 else f" (lines at offset {phase} modulo 32)"
     return Diagnosis(
         "stale_cache_lines",
@@ -144,7 +179,7 @@ def _diagnosis(st: State, phase: int, lines: np.ndarray, found: list[tuple[int, 
             "lines_stale": len(found),
             "distance": distance,
             "distances": [{"distance": d, "lines": c} for d, c in distances.most_common(8)],
-            "lines": [{"address": st.base + s, "source": st.base + x} for s, x in found[:MAX_LIST]],
+            "lines": [{"address": st.base + s, "source": st.base + x} for s, x in found[:MAX_LIST].tolist()],
         },
     )
 

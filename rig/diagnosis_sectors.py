@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rig.diagnosis import MAX_LIST, Diagnosis, State
-from rig.diff_arrays import first_last, num, sector_slices, span_text
+from rig.diff_arrays import num, sector_slices, span_text
 
 
 def _groups(st: State) -> list[tuple[str, int, int, int | None]]:
@@ -28,33 +28,34 @@ def _groups(st: State) -> list[tuple[str, int, int, int | None]]:
 
 
 def never_erased(st: State) -> list[Diagnosis]:
-    open_ = st.open_mask()
-    cleared_only = (st.b & ~st.ref) == 0
+    pos = np.flatnonzero(~st.done)  # positions in st.idx of the bytes still to explain
+    o = st.idx[pos]
+    act, ref = st.b[o], st.ref[o]
+    cleared_only = (act & ~ref) == 0
+    prev = st.prev[o] if st.prev is not None else None
     out = []
     for label, lo, hi, sector in _groups(st):
-        m = open_[lo:hi]
-        cnt = int(np.count_nonzero(m))
+        k0, k1 = (int(k) for k in np.searchsorted(o, (lo, hi)))
+        cnt = k1 - k0
         if cnt < 8:
             continue
         confirmed = None
         stale = 0
-        if bool(np.all(cleared_only[lo:hi][m])):
-            if st.prev is not None:
-                anded = st.ref[lo:hi] & st.prev[lo:hi]
-                confirmed = bool(np.all(st.b[lo:hi][m] == anded[m]))
-        elif st.prev is not None:
+        if bool(np.all(cleared_only[k0:k1])):
+            if prev is not None:
+                confirmed = bool(np.all(act[k0:k1] == (ref[k0:k1] & prev[k0:k1])))
+        elif prev is not None:
             # Not erased and only partly (or not at all) programmed: every differing byte is
             # either the previous image's byte or expected AND previous.
-            prev, act = st.prev[lo:hi][m], st.b[lo:hi][m]
-            is_prev = act == prev
-            if not bool(np.all(is_prev | (act == (st.ref[lo:hi][m] & prev)))):
+            p, a = prev[k0:k1], act[k0:k1]
+            is_prev = a == p
+            if not bool(np.all(is_prev | (a == (ref[k0:k1] & p)))):
                 continue
             confirmed, stale = True, int(np.count_nonzero(is_prev))
         else:
             continue
-        idx = np.flatnonzero(m)
-        first, last = lo + int(idx[0]), lo + int(idx[-1])
-        st.explained[lo:hi] |= m
+        first, last = int(o[k0]), int(o[k1 - 1])
+        st.done[pos[k0:k1]] = True
         if stale:
             detail = (
                 f"{label} was never erased: {num(cnt)} bytes differ; {num(stale)} still hold the "
@@ -82,22 +83,29 @@ def never_erased(st: State) -> list[Diagnosis]:
     return out
 
 
+def _first_last_count(st: State, lo: int, hi: int) -> tuple[int, int, int] | None:
+    """First and last differing offset in [lo, hi) and how many differ there, or None."""
+    i0, i1 = st.span(lo, hi)
+    if i1 == i0:
+        return None
+    return int(st.idx[i0]), int(st.idx[i1 - 1]), i1 - i0
+
+
 def sector_aligned(st: State) -> list[Diagnosis]:
     if st.layout is None:
         return []
     rows = []
     for sec, lo, hi in sector_slices(st.base, st.n, st.layout):
-        m = st.neq[lo:hi]
-        fl = first_last(m)
-        cnt = int(np.count_nonzero(m)) if fl else 0
+        flc = _first_last_count(st, lo, hi)
+        cnt = flc[2] if flc else 0
         rows.append(
             (
                 sec,
                 st.base + lo,
                 st.base + hi,
                 cnt,
-                st.base + lo + fl[0] if fl else 0,
-                st.base + lo + fl[1] if fl else 0,
+                st.base + flc[0] if flc else 0,
+                st.base + flc[1] if flc else 0,
             )
         )
 
@@ -159,12 +167,11 @@ def region_touched(st: State, writable: Sequence[tuple[int, int]] | None) -> lis
     for seg_lo, seg_hi in itertools.pairwise(points):
         if any(lo <= seg_lo and seg_hi <= lo + size for lo, size in writable):
             continue
-        m = st.neq[seg_lo - st.base : seg_hi - st.base]
-        fl = first_last(m)
-        if fl is None:
+        flc = _first_last_count(st, seg_lo - st.base, seg_hi - st.base)
+        if flc is None:
             continue
         name = next((r.name for r in regions if r.base <= seg_lo < r.end), None)
-        found.setdefault(name, []).append((seg_lo + fl[0], seg_lo + fl[1], int(np.count_nonzero(m))))
+        found.setdefault(name, []).append((st.base + flc[0], st.base + flc[1], flc[2]))
     out = []
     for name, parts in found.items():
         first, last = parts[0][0], parts[-1][1]
@@ -173,8 +180,8 @@ def region_touched(st: State, writable: Sequence[tuple[int, int]] | None) -> lis
         sample: list[int] = []
         for p_lo, p_hi, _ in parts:
             if len(sample) < MAX_LIST:
-                hits = np.flatnonzero(st.neq[p_lo - st.base : p_hi - st.base + 1])[: MAX_LIST - len(sample)]
-                sample += (hits + p_lo).tolist()
+                i0, i1 = st.span(p_lo - st.base, p_hi - st.base + 1)
+                sample += (st.idx[i0:i1][: MAX_LIST - len(sample)] + st.base).tolist()
         sel = np.array(sample, dtype=np.int64)
         out.append(
             Diagnosis(

@@ -257,35 +257,46 @@ def _diff_from_mask(
 ) -> DiffResult:
     import numpy as np
 
-    from rig.diff_arrays import popcount_sum, runs
+    return _diff_from_idx(a, b, np.flatnonzero(neq), base, layout, missing)
 
-    differing = int(np.count_nonzero(neq))
-    sectors = _sector_table(neq, base, layout) if layout is not None else ()
+
+def _diff_from_idx(
+    a: np.ndarray, b: np.ndarray, idx: np.ndarray, base: int, layout: FlashLayout | None, missing: int
+) -> DiffResult:
+    """The result for the sorted differing offsets ``idx``."""
+    import numpy as np
+
+    from rig.diff_arrays import popcount_sum
+    from rig.diff_sparse import idx_runs
+
+    differing = int(idx.size)
+    sectors = _sector_table(idx, base, a.size, layout) if layout is not None else ()
     if differing == 0:
         empty = np.zeros(0, dtype=np.intp)
         return DiffResult(base, int(a.size), 0, empty, empty, sectors, 0, 0, 0, missing)
-    starts, ends = runs(neq)
-    x = a ^ b
-    bits_10 = popcount_sum(x & a)
-    bits_01 = popcount_sum(x & b)
-    erased = int(np.count_nonzero((b == 0xFF) & neq))
+    starts, ends, _ = idx_runs(idx)
+    if differing > a.size // 8:  # most bytes differ: whole-array operations are cheaper
+        x, av, bv = a ^ b, a, b
+    else:
+        av, bv = a[idx], b[idx]
+        x = av ^ bv
+    bits_10 = popcount_sum(x & av)
+    bits_01 = popcount_sum(x & bv)
+    erased = int(np.count_nonzero(b[idx] == 0xFF))
     return DiffResult(
         base, int(a.size), differing, starts, ends - starts, sectors, bits_10, bits_01, erased, missing
     )
 
 
-def _sector_table(neq: np.ndarray, base: int, layout: FlashLayout) -> tuple[SectorDiff, ...]:
+def _sector_table(idx: np.ndarray, base: int, n: int, layout: FlashLayout) -> tuple[SectorDiff, ...]:
     import numpy as np
 
-    from rig.diff_arrays import first_last
-
     out = []
-    for sec, lo, hi in sector_slices(base, neq.size, layout):
-        m = neq[lo:hi]
-        fl = first_last(m)
-        cnt = int(np.count_nonzero(m)) if fl else 0
-        first = fl[0] + lo + base - sec.base if fl else None
-        last = fl[1] + lo + base - sec.base if fl else None
+    for sec, lo, hi in sector_slices(base, n, layout):
+        i0, i1 = (int(i) for i in np.searchsorted(idx, (lo, hi)))
+        cnt = i1 - i0
+        first = int(idx[i0]) + base - sec.base if cnt else None
+        last = int(idx[i1 - 1]) + base - sec.base if cnt else None
         out.append(SectorDiff(sec.index, sec.bank, sec.base, sec.size, hi - lo, cnt, first, last))
     return tuple(out)
 
@@ -336,12 +347,9 @@ def analyze(
     if clean is not None:  # one memcmp, no numpy: what diff_bytes gives when nothing differs
         compared, missing = clean
         return Analysis(_clean_diff(base, compared, layout, missing), (), 0)
-    import numpy as np
-
     diags, st, missing = _diagnose(expected, actual, base, layout, previous, tokens, writable, received)
-    diff = _diff_from_mask(st.a, st.b, st.neq, base, layout, missing)
-    unexplained = int(np.count_nonzero(st.open_mask()))
-    return Analysis(diff, tuple(diags), unexplained)
+    diff = _diff_from_idx(st.a, st.b, st.idx, base, layout, missing)
+    return Analysis(diff, tuple(diags), st.open_count())
 
 
 def _clean_diff(base: int, compared: int, layout: FlashLayout | None, missing: int) -> DiffResult:
@@ -368,6 +376,7 @@ def _diagnose(
     from rig import diagnosis as dg
     from rig import diagnosis_sectors as ds
     from rig.diagnosis_cache import stale_buffer, stale_cache_lines
+    from rig.diagnosis_text import foreign_text
     from rig.diff_arrays import as_array, prepare
 
     a, b, missing = prepare(expected, actual)
@@ -378,10 +387,10 @@ def _diagnose(
         prev[: min(p.size, a.size)] = p[: a.size]
     st = dg.State(a, b, base, layout, prev)
     out: list[Diagnosis] = []
-    if not st.neq.any():
+    if st.idx.size == 0:
         return out, st, missing
     # the order matters: each detector leaves the bytes the earlier ones explained alone
-    out += dg.foreign_text(st, tokens)
+    out += foreign_text(st, tokens)
     repeated = dg.repeated_block(st)
     out += [stale_buffer(d) for d in repeated] if received else repeated
     out += stale_cache_lines(st)

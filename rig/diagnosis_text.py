@@ -1,0 +1,90 @@
+"""The ``foreign_text`` detector: protocol control tokens (``OTA_DONE``, ``FILE_SIZE:``, ...)
+stored as image data, i.e. found in the readback where the image does not have them.
+
+A token the readback has and the image has not overlaps a differing byte, and that byte
+and a neighbour form one of the tokens' two-byte pairs. With few differing bytes only the
+ones passing that test are searched around (2 MiB with 1% scattered errors leaves a handful),
+else the whole readback; both find the same tokens.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+
+from rig.diagnosis import MAX_LIST, Diagnosis, State
+
+#: above this many candidate bytes (text-like data) the whole readback is searched
+_MAX_CANDIDATES = 256
+
+
+def foreign_text(st: State, tokens: Sequence[bytes]) -> list[Diagnosis]:
+    toks = list(dict.fromkeys(t for t in tokens if t))
+    if not toks:
+        return []
+    windows = _windows(st, toks)
+    if windows == []:
+        return []
+    actual = st.b_bytes
+    expected = st.a_bytes
+    hits: dict[bytes, list[int]] = {}
+    for tok in toks:
+        for p in _occurrences(actual, tok, windows):
+            if expected[p : p + len(tok)] != tok:
+                hits.setdefault(tok, []).append(p)
+    st.explain_all([(p, p + len(tok)) for tok, offs in hits.items() for p in offs])
+    out = []
+    for tok, offs in hits.items():
+        text = tok.decode("ascii", "replace")
+        out.append(
+            Diagnosis(
+                "foreign_text",
+                st.base + offs[0],
+                len(tok),
+                f"protocol token {text!r} found {len(offs)} time(s) inside the flash data, first at "
+                f"{st.where(offs[0])}: a control message was stored as image data",
+                {"token": text, "count": len(offs), "addresses": [st.base + o for o in offs[:MAX_LIST]]},
+            )
+        )
+    return out
+
+
+def _occurrences(data: bytes, tok: bytes, windows: list[tuple[int, int]] | None) -> list[int]:
+    """Every (overlapping) offset of ``tok`` in ``data``, or in the ``windows`` only."""
+    found: list[int] = []
+    for lo, hi in windows if windows is not None else [(0, len(data))]:
+        p = data.find(tok, lo, hi)
+        while p != -1:
+            found.append(p)
+            p = data.find(tok, p + 1, hi)
+    return sorted(set(found)) if windows is not None else found
+
+
+def _windows(st: State, toks: list[bytes]) -> list[tuple[int, int]] | None:
+    """The stretches of the readback a foreign token can lie in (merged, sorted), or None
+    for the whole of it."""
+    o = st.idx
+    if min(len(t) for t in toks) < 2 or o.size > st.n // 64:
+        return None
+    pairs = np.zeros(1 << 16, dtype=bool)
+    for tok in toks:
+        for x, y in itertools.pairwise(tok):
+            pairs[(x << 8) | y] = True
+    b, n = st.b, st.n
+    here = b[o].astype(np.intp)
+    after = b[np.minimum(o + 1, n - 1)].astype(np.intp)
+    before = b[np.maximum(o - 1, 0)].astype(np.intp)
+    cand = o[pairs[(here << 8) | after] | pairs[(before << 8) | here]]
+    if cand.size > _MAX_CANDIDATES:
+        return None
+    longest = max(len(t) for t in toks)
+    out: list[tuple[int, int]] = []
+    for c in cand.tolist():
+        lo, hi = max(c - longest + 1, 0), min(c + longest, n)
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
