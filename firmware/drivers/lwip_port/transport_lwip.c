@@ -24,6 +24,7 @@
 #include "board.h"
 #include "lwip/ip_addr.h"
 #include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h" /* tcp_active_pcbs: is a closing connection done? */
 #include "lwip/tcp.h"
 #include "net.h"
 #include "transport.h"
@@ -135,6 +136,16 @@ static int nothing_unacked(void)
     check_link_lost();
     return s_pcb == NULL || s_state == ST_ERROR ||
            (s_pcb->unsent == NULL && s_pcb->unacked == NULL);
+}
+
+static int still_active(const struct tcp_pcb *pcb)
+{
+    for (const struct tcp_pcb *p = tcp_active_pcbs; p != NULL && pcb != NULL; p = p->next) {
+        if (p == pcb) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- transport */
@@ -276,16 +287,21 @@ static void lwip_tr_close(void)
     if (s_pcb != NULL && (s_state == ST_CONNECTED || s_state == ST_PEER_CLOSED)) {
         (void)net_wait(nothing_unacked, CLOSE_FLUSH_MS);
         if (s_pcb != NULL) {
+            struct tcp_pcb *closing = s_pcb;
             tcp_arg(s_pcb, NULL);
             tcp_recv(s_pcb, NULL);
             tcp_err(s_pcb, NULL);
             if (tcp_close(s_pcb) != ERR_OK) {
                 tcp_abort(s_pcb);
+                closing = NULL;
             }
             s_pcb = NULL;
-            /* let the FIN leave (lwIP finishes the close on its own while polled) */
+            /* let the FIN leave (lwIP finishes the close on its own while polled): until
+               the connection leaves the active list (TIME_WAIT or freed after LAST_ACK: our
+               FIN was acknowledged) or CLOSE_LINGER_MS passed; the pointer is only
+               compared, never followed */
             uint32_t start = board_millis();
-            while ((uint32_t)(board_millis() - start) < CLOSE_LINGER_MS) {
+            while (still_active(closing) && (uint32_t)(board_millis() - start) < CLOSE_LINGER_MS) {
                 net_poll();
             }
         }
