@@ -19,7 +19,7 @@ import numpy as np
 
 from rig.diff_arrays import POPCOUNT, num, popcount_sum, runs
 from rig.diff_base import DEFAULT_TOKENS, KINDS, MAX_LIST, Diagnosis
-from rig.diff_sparse import count_in, differing, idx_runs
+from rig.diff_sparse import block_counts, count_in, differing, idx_runs, last_true, merge_runs
 
 __all__ = [
     "DEFAULT_TOKENS",
@@ -61,6 +61,8 @@ class State:
         self.prev = previous
         self._a_bytes: bytes | None = None
         self._b_bytes: bytes | None = None
+        #: runs of the unexplained bytes by (gap, explained count): ``done`` only ever grows
+        self._runs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         #: what each byte should be compared with once displacements are known (see shifted)
         self.ref = a
 
@@ -79,6 +81,20 @@ class State:
     def open_idx(self) -> np.ndarray:
         """Offsets of the differing bytes no detector has explained yet."""
         return self.idx[~self.done] if self.done.any() else self.idx
+
+    def open_runs(self, gap: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`rig.diff_sparse.idx_runs` of :meth:`open_idx` (cached while nothing changes)."""
+        key = (gap, int(np.count_nonzero(self.done)))
+        if key not in self._runs:
+            whole = self._runs.get((0, key[1]))
+            if whole is None:
+                whole = self._runs[(0, key[1])] = idx_runs(self.open_idx())
+            self._runs[key] = merge_runs(whole, gap)
+        return self._runs[key]
+
+    def all_runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The runs of every differing byte, explained or not."""
+        return self._runs.get((0, 0)) or idx_runs(self.idx)
 
     def open_count(self) -> int:
         return int(self.idx.size - np.count_nonzero(self.done))
@@ -142,7 +158,7 @@ def _find_shift(st: State, s: int, e: int) -> tuple[int, int] | None:
 
 
 def shifted(st: State) -> list[Diagnosis]:
-    starts, ends, first = idx_runs(st.open_idx(), gap=64)
+    starts, ends, first = st.open_runs(gap=64)
     if starts.size == 0:
         return []
     # a displaced stretch differs almost everywhere; scattered errors give sparse clusters
@@ -167,14 +183,13 @@ def shifted(st: State) -> list[Diagnosis]:
         end = j1
         if nb:
             # the displacement lasts while most of each block matches the displaced data
-            smf = sm[: nb * _BLOCK].reshape(nb, _BLOCK).mean(axis=1)
-            bad = np.flatnonzero(smf < 0.5)
+            bad = np.flatnonzero(block_counts(sm, _BLOCK) < _BLOCK // 2)
             if bad.size:
                 end = j0 + int(bad[0]) * _BLOCK
-        sm_hits = np.flatnonzero(sm[: end - j0])
-        if sm_hits.size == 0:
+        last = last_true(sm[: end - j0])
+        if last < 0:
             continue
-        end = j0 + int(sm_hits[-1]) + 1
+        end = j0 + last + 1
         i0, i1 = st.span(j0, end)
         newly = sm[st.idx[i0:i1] - j0] & ~st.done[i0:i1]
         count = int(np.count_nonzero(newly))
@@ -233,7 +248,7 @@ def _periodic_span(same: np.ndarray, s: int, e: int, period: int) -> tuple[int, 
 def repeated_block(st: State) -> list[Diagnosis]:
     """One block of the image written again and again: a copy whose source pointer never
     advances (or a buffer re-sent without being refilled)."""
-    starts, ends, _ = idx_runs(st.open_idx(), gap=64)
+    starts, ends, _ = st.open_runs(gap=64)
     long = (ends - starts) >= 2 * _PERIODS[0]
     out: list[Diagnosis] = []
     same: dict[int, np.ndarray] = {}  # period -> b[j] == b[j + period], computed when needed
@@ -354,7 +369,7 @@ def bit_flips(st: State) -> list[Diagnosis]:
     x = st.ref[idx] ^ st.b[idx]
     pc = POPCOUNT[x]
     single = float(np.mean(pc == 1))
-    starts, ends, _ = idx_runs(idx)
+    starts, ends, _ = st.open_runs()
     mean_run = float(np.mean(ends - starts))
     if single < 0.75 or mean_run > 2.0:
         return []

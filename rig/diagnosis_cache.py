@@ -25,7 +25,6 @@ import numpy as np
 
 from rig.diagnosis import MAX_LIST, Diagnosis, State
 from rig.diff_arrays import num
-from rig.diff_sparse import idx_runs
 
 #: the Cortex-M7 L1 D-cache line (bytes)
 LINE = 32
@@ -35,11 +34,11 @@ MIN_LINES = 8
 
 def stale_cache_lines(st: State) -> list[Diagnosis]:
     """Differing 32-byte lines that hold data the image has earlier (see the module's text)."""
-    o = st.open_idx()
-    if o.size == 0:
+    if st.open_count() == 0:
         return []
-    for phase in _line_phases(o):
-        lines = _differing_lines(o, phase, st.n)
+    starts, ends, _ = st.open_runs()
+    for phase in _line_phases(starts, ends):
+        lines = _differing_lines(starts, ends, phase, st.n)
         found = _earlier_sources(st, lines, phase)
         if _convincing(found, lines):
             _explain_lines(st, found[:, 0])
@@ -47,10 +46,9 @@ def stale_cache_lines(st: State) -> list[Diagnosis]:
     return []
 
 
-def _line_phases(o: np.ndarray) -> list[int]:
+def _line_phases(starts: np.ndarray, ends: np.ndarray) -> list[int]:
     """The offset modulo 32 at which most differing runs start or end, and the runner-up if it
     also stands out (other errors elsewhere, such as bit flips, add edges at every phase)."""
-    starts, ends, _ = idx_runs(o)
     counts = np.bincount(np.concatenate((starts % LINE, ends % LINE)), minlength=LINE)
     top = np.argsort(-counts, kind="stable")[:2]
     phases = [int(top[0])]
@@ -69,12 +67,23 @@ def _convincing(found: np.ndarray, lines: np.ndarray) -> bool:
     return len(found) >= around // 2 and _scattered(found)
 
 
-def _differing_lines(o: np.ndarray, phase: int, n: int) -> np.ndarray:
-    """Start offsets of the whole lines (at ``phase``) that hold the differing bytes ``o``."""
+def _differing_lines(starts: np.ndarray, ends: np.ndarray, phase: int, n: int) -> np.ndarray:
+    """Start offsets of the whole lines (at ``phase``) that hold the differing runs
+    [starts, ends)."""
     m = (n - phase) // LINE
-    rows = (o[(o >= phase) & (o < phase + m * LINE)] - phase) // LINE
-    if rows.size:
+    lo, hi = np.maximum(starts, phase), np.minimum(ends, phase + max(m, 0) * LINE)
+    keep = hi > lo
+    first, last = (lo[keep] - phase) // LINE, (hi[keep] - 1 - phase) // LINE
+    if first.size == 0:
+        return first
+    if int(np.max(last - first)) <= 1:  # runs within two lines: the rows are first, last, first, ...
+        rows = np.stack((first, last), axis=1).ravel()
         rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+    else:  # long runs: count the runs over each line
+        mark = np.zeros(m + 1, dtype=np.int32)
+        np.add.at(mark, first, 1)
+        np.add.at(mark, last + 1, -1)
+        rows = np.flatnonzero(np.cumsum(mark[:m]) > 0)
     return rows * LINE + phase
 
 

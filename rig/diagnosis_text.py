@@ -4,7 +4,7 @@ stored as image data, i.e. found in the readback where the image does not have t
 A token the readback has and the image has not overlaps a differing byte, and that byte
 and a neighbour form one of the tokens' two-byte pairs. With few differing bytes only the
 ones passing that test are searched around (2 MiB with 1% scattered errors leaves a handful),
-else the whole readback; both find the same tokens.
+else the whole readback (where it has a token's first bytes); all find the same tokens.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ def foreign_text(st: State, tokens: Sequence[bytes]) -> list[Diagnosis]:
     actual = st.b_bytes
     expected = st.a_bytes
     hits: dict[bytes, list[int]] = {}
+    starting: dict[int, np.ndarray] = {}  # first byte -> where the readback has it
     for tok in toks:
-        for p in _occurrences(actual, tok, windows):
+        found = _everywhere(st, tok, starting) if windows is None else _occurrences(actual, tok, windows)
+        for p in found:
             if expected[p : p + len(tok)] != tok:
                 hits.setdefault(tok, []).append(p)
     st.explain_all([(p, p + len(tok)) for tok, offs in hits.items() for p in offs])
@@ -51,15 +53,28 @@ def foreign_text(st: State, tokens: Sequence[bytes]) -> list[Diagnosis]:
     return out
 
 
-def _occurrences(data: bytes, tok: bytes, windows: list[tuple[int, int]] | None) -> list[int]:
-    """Every (overlapping) offset of ``tok`` in ``data``, or in the ``windows`` only."""
+def _everywhere(st: State, tok: bytes, starting: dict[int, np.ndarray]) -> list[int]:
+    """Every (overlapping) offset of ``tok`` in the readback: where it has the token's first
+    bytes (vectorised), then checked whole."""
+    if tok[0] not in starting:
+        starting[tok[0]] = np.flatnonzero(st.b == tok[0])
+    pos = starting[tok[0]]
+    pos = pos[pos <= st.n - len(tok)]
+    for k in range(1, min(len(tok), 4)):
+        pos = pos[st.b[pos + k] == tok[k]]
+    actual = st.b_bytes
+    return [p for p in pos.tolist() if actual[p : p + len(tok)] == tok]
+
+
+def _occurrences(data: bytes, tok: bytes, windows: list[tuple[int, int]]) -> list[int]:
+    """Every (overlapping) offset of ``tok`` in ``data`` inside the (disjoint, sorted) ``windows``."""
     found: list[int] = []
-    for lo, hi in windows if windows is not None else [(0, len(data))]:
+    for lo, hi in windows:
         p = data.find(tok, lo, hi)
         while p != -1:
             found.append(p)
             p = data.find(tok, p + 1, hi)
-    return sorted(set(found)) if windows is not None else found
+    return found
 
 
 def _windows(st: State, toks: list[bytes]) -> list[tuple[int, int]] | None:

@@ -261,9 +261,15 @@ def _diff_from_mask(
 
 
 def _diff_from_idx(
-    a: np.ndarray, b: np.ndarray, idx: np.ndarray, base: int, layout: FlashLayout | None, missing: int
+    a: np.ndarray,
+    b: np.ndarray,
+    idx: np.ndarray,
+    base: int,
+    layout: FlashLayout | None,
+    missing: int,
+    runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> DiffResult:
-    """The result for the sorted differing offsets ``idx``."""
+    """The result for the sorted differing offsets ``idx`` (``runs``: their runs, if known)."""
     import numpy as np
 
     from rig.diff_arrays import popcount_sum
@@ -274,15 +280,17 @@ def _diff_from_idx(
     if differing == 0:
         empty = np.zeros(0, dtype=np.intp)
         return DiffResult(base, int(a.size), 0, empty, empty, sectors, 0, 0, 0, missing)
-    starts, ends, _ = idx_runs(idx)
+    starts, ends, _ = runs if runs is not None else idx_runs(idx)
     if differing > a.size // 8:  # most bytes differ: whole-array operations are cheaper
         x, av, bv = a ^ b, a, b
+        ff = b == 0xFF
+        erased = int(np.count_nonzero(ff)) - int(np.count_nonzero(ff & (a == 0xFF)))
     else:
         av, bv = a[idx], b[idx]
         x = av ^ bv
+        erased = int(np.count_nonzero(bv == 0xFF))
     bits_10 = popcount_sum(x & av)
     bits_01 = popcount_sum(x & bv)
-    erased = int(np.count_nonzero(b[idx] == 0xFF))
     return DiffResult(
         base, int(a.size), differing, starts, ends - starts, sectors, bits_10, bits_01, erased, missing
     )
@@ -348,7 +356,7 @@ def analyze(
         compared, missing = clean
         return Analysis(_clean_diff(base, compared, layout, missing), (), 0)
     diags, st, missing = _diagnose(expected, actual, base, layout, previous, tokens, writable, received)
-    diff = _diff_from_idx(st.a, st.b, st.idx, base, layout, missing)
+    diff = _diff_from_idx(st.a, st.b, st.idx, base, layout, missing, st.all_runs())
     return Analysis(diff, tuple(diags), st.open_count())
 
 

@@ -19,9 +19,10 @@ def differing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if m == 0:
         return np.flatnonzero(a != b).astype(np.int64, copy=False)
     a64, b64 = a[:m].view(np.uint64), b[:m].view(np.uint64)
-    words = np.flatnonzero(a64 != b64)
-    if words.size > _DENSE_WORDS * a64.size:
+    ne = a64 != b64
+    if np.count_nonzero(ne) > _DENSE_WORDS * a64.size:
         return np.flatnonzero(a != b).astype(np.int64, copy=False)
+    words = np.flatnonzero(ne)
     x = (a64[words] ^ b64[words]).view(np.uint8)
     k = np.flatnonzero(x)
     out = (words[k >> 3] << 3) + (k & 7)
@@ -49,3 +50,33 @@ def count_in(offsets: np.ndarray, lo: int, hi: int) -> int:
     """How many of the sorted ``offsets`` lie in [lo, hi)."""
     i0, i1 = np.searchsorted(offsets, (lo, hi))
     return int(i1 - i0)
+
+
+def merge_runs(
+    runs: tuple[np.ndarray, np.ndarray, np.ndarray], gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`idx_runs` with ``gap`` from the runs with gap 0 (far fewer than the offsets)."""
+    starts, ends, first = runs
+    if gap == 0 or starts.size < 2:
+        return runs
+    keep = np.concatenate(([True], starts[1:] - ends[:-1] > gap))
+    last = np.concatenate((keep[1:], [True]))
+    return starts[keep], ends[last], np.concatenate((first[:-1][keep], first[-1:]))
+
+
+def block_counts(mask: np.ndarray, block: int) -> np.ndarray:
+    """How many of each ``block`` (a multiple of 8, at most 4096) consecutive booleans are
+    True, for ``mask.size // block`` whole blocks: eight at a time in 64-bit words."""
+    nb = mask.size // block
+    words = np.ascontiguousarray(mask[: nb * block]).view(np.uint64).reshape(nb, block // 8)
+    s = words.sum(axis=1, dtype=np.uint64)  # eight byte lanes of at most block/8 each
+    s = (s & np.uint64(0x00FF00FF00FF00FF)) + ((s >> np.uint64(8)) & np.uint64(0x00FF00FF00FF00FF))
+    s = (s & np.uint64(0x0000FFFF0000FFFF)) + ((s >> np.uint64(16)) & np.uint64(0x0000FFFF0000FFFF))
+    return ((s & np.uint64(0xFFFFFFFF)) + (s >> np.uint64(32))).astype(np.int64)
+
+
+def last_true(mask: np.ndarray) -> int:
+    """Index of the last True of a bool array, -1 if none."""
+    if mask.size == 0 or not mask.any():
+        return -1
+    return int(mask.size - 1 - np.argmax(mask[::-1]))
