@@ -19,7 +19,7 @@ import numpy as np
 
 from rig.diff_arrays import POPCOUNT, num, popcount_sum, runs
 from rig.diff_base import DEFAULT_TOKENS, KINDS, MAX_LIST, Diagnosis
-from rig.diff_sparse import block_counts, count_in, differing, idx_runs, last_true, merge_runs
+from rig.diff_sparse import block_counts, count_in, differing, idx_runs, last_true, mask_runs, merge_runs
 
 __all__ = [
     "DEFAULT_TOKENS",
@@ -51,18 +51,20 @@ class State:
         base: int,
         layout: FlashLayout | None,
         previous: np.ndarray | None,
-        idx: np.ndarray | None = None,
+        raw: tuple[bytes | None, bytes | None] = (None, None),
     ) -> None:
         self.a, self.b, self.base, self.layout = a, b, base, layout
         self.n = a.size
-        self.idx = differing(a, b) if idx is None else idx
+        self.idx, neq = differing(a, b)
         self.done = np.zeros(self.idx.size, dtype=bool)
         self.extra = np.zeros(0, dtype=np.int64)
         self.prev = previous
-        self._a_bytes: bytes | None = None
-        self._b_bytes: bytes | None = None
+        #: ``a`` and ``b`` as bytes (the caller's, when it gave bytes of that length)
+        self._a_bytes, self._b_bytes = (r if r is not None and len(r) == self.n else None for r in raw)
         #: runs of the unexplained bytes by (gap, explained count): ``done`` only ever grows
         self._runs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        if neq is not None:
+            self._runs[(0, 0)] = mask_runs(neq)
         #: what each byte should be compared with once displacements are known (see shifted)
         self.ref = a
 
@@ -191,7 +193,9 @@ def shifted(st: State) -> list[Diagnosis]:
             continue
         end = j0 + last + 1
         i0, i1 = st.span(j0, end)
-        newly = sm[st.idx[i0:i1] - j0] & ~st.done[i0:i1]
+        at = np.zeros(st.n, dtype=bool)  # sm at image offsets: looked up by idx as it is
+        at[j0:end] = sm[: end - j0]
+        newly = at[st.idx[i0:i1]] & ~st.done[i0:i1]
         count = int(np.count_nonzero(newly))
         if count < _WINDOW:
             continue

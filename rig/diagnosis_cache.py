@@ -108,17 +108,16 @@ def _earliest(ha: np.ndarray, hb: np.ndarray) -> np.ndarray:
     res = np.full(hb.size, -1, dtype=np.int64)
     if ha.size == 0 or hb.size == 0:
         return res
-    bits = max(8, int(ha.size).bit_length() + 1)
-    shift = np.uint64(64 - bits)
     none = np.int64(ha.size)
     lines = np.arange(ha.size, dtype=np.int64)
     q = np.arange(hb.size)
-    qb = (hb >> shift).astype(np.intp)
     while lines.size and q.size:
+        bits = max(4, int(lines.size).bit_length() + 1)  # about two buckets a line
+        shift = np.uint64(64 - bits)
         ba = (ha[lines] >> shift).astype(np.intp)
         first = np.full(1 << bits, none, dtype=np.int64)
         np.minimum.at(first, ba, lines)
-        w = first[qb[q]]
+        w = first[(hb[q] >> shift).astype(np.intp)]
         has = w < none
         match = has & (ha[np.minimum(w, none - 1)] == hb[q])
         res[q[match]] = w[match]

@@ -393,7 +393,8 @@ def _diagnose(
         p = as_array(previous)
         prev = np.full(a.size, 0xFF, dtype=np.uint8)
         prev[: min(p.size, a.size)] = p[: a.size]
-    st = dg.State(a, b, base, layout, prev)
+    raw = tuple(x if isinstance(x, bytes) else None for x in (expected, actual))
+    st = dg.State(a, b, base, layout, prev, raw=(raw[0], raw[1]))
     out: list[Diagnosis] = []
     if st.idx.size == 0:
         return out, st, missing

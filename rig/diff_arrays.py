@@ -40,6 +40,10 @@ def as_array(buf: Buffer) -> np.ndarray:
 def popcount_sum(x: np.ndarray) -> int:
     """Total number of set bits in a uint8 array."""
     if _HAS_BITCOUNT:
+        m = x.size - x.size % 8
+        if m and x.flags.c_contiguous:  # eight bytes a word: the same bits, an eighth of the counts
+            head = int(np.bitwise_count(x[:m].view(np.uint64)).sum(dtype=np.int64))
+            return head + int(np.bitwise_count(x[m:]).sum(dtype=np.int64))
         return int(np.bitwise_count(x).sum(dtype=np.int64))
     return int(POPCOUNT[x].sum(dtype=np.int64))
 

@@ -7,28 +7,39 @@ from __future__ import annotations
 
 import numpy as np
 
+from rig.diff_arrays import runs
+
 #: above this share of words differing the byte offsets come from one byte-level comparison
 _DENSE_WORDS = 0.25
 
 
-def differing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def differing(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Sorted offsets (int64) where the equal-length uint8 arrays ``a`` and ``b`` differ:
-    compared 8 bytes at a time, then byte by byte only inside the words that differ."""
+    compared 8 bytes at a time, then byte by byte only inside the words that differ; and
+    the byte-level mask if most words differ (it was needed, and its runs are cheaper
+    found on it), else None."""
     n = a.size
     m = n - n % 8
-    if m == 0:
-        return np.flatnonzero(a != b).astype(np.int64, copy=False)
     a64, b64 = a[:m].view(np.uint64), b[:m].view(np.uint64)
     ne = a64 != b64
-    if np.count_nonzero(ne) > _DENSE_WORDS * a64.size:
-        return np.flatnonzero(a != b).astype(np.int64, copy=False)
+    if m == 0 or np.count_nonzero(ne) > _DENSE_WORDS * a64.size:
+        neq = a != b
+        return np.flatnonzero(neq).astype(np.int64, copy=False), neq
     words = np.flatnonzero(ne)
     x = (a64[words] ^ b64[words]).view(np.uint8)
     k = np.flatnonzero(x)
     out = (words[k >> 3] << 3) + (k & 7)
     if m < n:
         out = np.concatenate((out, np.flatnonzero(a[m:] != b[m:]) + m))
-    return out.astype(np.int64, copy=False)
+    return out.astype(np.int64, copy=False), None
+
+
+def mask_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`idx_runs` of the offsets where ``mask`` is True, found on the mask (cheaper
+    when most of it is True)."""
+    starts, ends = runs(mask)
+    first = np.concatenate(([0], np.cumsum(ends - starts)))
+    return starts.astype(np.int64), ends.astype(np.int64), first.astype(np.int64)
 
 
 def idx_runs(offsets: np.ndarray, gap: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
