@@ -161,6 +161,17 @@ class Crc(Device):
     def write(self, offset: int, size: int, value: int) -> None:
         if not self.gate.enabled():
             return
+        if (
+            offset == DR
+            and size == 4
+            and self._refl is not None
+            and self.cr & 0x78 == 0x60
+            and self.pol == ZLIB_POLY
+        ):
+            # hot path: a word of a reflected-by-word 32-bit run already going (HAL's
+            # CRC_INPUTDATA_INVERSION_WORD)
+            self._pend += value.to_bytes(4, "little")
+            return
         aligned = offset & ~3
         if aligned == DR:
             nbits = 8 * size
