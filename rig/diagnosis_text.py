@@ -81,7 +81,7 @@ def _windows(st: State, toks: list[bytes]) -> list[tuple[int, int]] | None:
     """The stretches of the readback a foreign token can lie in (merged, sorted), or None
     for the whole of it."""
     o = st.idx
-    if min(len(t) for t in toks) < 2 or o.size > st.n // 64:
+    if min(len(t) for t in toks) < 2 or o.size > st.n // 16:
         return None
     pairs = np.zeros(1 << 16, dtype=bool)
     for tok in toks:

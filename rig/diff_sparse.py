@@ -76,8 +76,11 @@ def merge_runs(
 
 
 def block_counts(mask: np.ndarray, block: int) -> np.ndarray:
-    """How many of each ``block`` (a multiple of 8, at most 4096) consecutive booleans are
-    True, for ``mask.size // block`` whole blocks: eight at a time in 64-bit words."""
+    """How many of each ``block`` (a multiple of 8, at most 2040: a byte lane holds 255)
+    consecutive booleans are True, for ``mask.size // block`` whole blocks: eight at a time
+    in 64-bit words."""
+    if block % 8 or not 0 < block <= 2040:
+        raise ValueError(f"block {block}: a multiple of 8 up to 2040")
     nb = mask.size // block
     words = np.ascontiguousarray(mask[: nb * block]).view(np.uint64).reshape(nb, block // 8)
     s = words.sum(axis=1, dtype=np.uint64)  # eight byte lanes of at most block/8 each
