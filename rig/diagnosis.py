@@ -1,12 +1,13 @@
 """Diagnosis of a flash mismatch, the shared state, and the detectors of data patterns.
 
-:class:`Diagnosis` is one likely cause (a kind of :data:`KINDS`, where, why, the evidence).
-:class:`State` holds the arrays every detector reads and the mask of bytes already explained;
-the detectors run in the order :func:`rig.diff.diagnose` calls them, each explaining bytes
-the later ones then leave alone. This module has those that look at the data itself: protocol
-text in the image, one block written over and over, a displaced stretch, erased runs,
-single-bit errors. The sector and region
-level ones (never erased, whole sectors, bytes outside the OTA regions) are in
+:class:`Diagnosis` (from :mod:`rig.diff_base`) is one likely cause (a kind of :data:`KINDS`,
+where, why, the evidence). :class:`State` holds the arrays every detector reads, the differing
+bytes as sorted offsets and which of them are already explained; the detectors run in the
+order :func:`rig.diff.diagnose` calls them, each explaining bytes the later ones then leave
+alone. This module has those that look at the data itself: one block written over and over,
+a displaced stretch, erased runs, single-bit errors. Protocol text in the image is
+:mod:`rig.diagnosis_text`, stale D-cache lines :mod:`rig.diagnosis_cache`; the sector and
+region level ones (never erased, whole sectors, bytes outside the OTA regions) are in
 :mod:`rig.diagnosis_sectors`.
 """
 
