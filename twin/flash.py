@@ -162,6 +162,8 @@ class FlashController(Device):
 
     # ------------------------------------------------------------------ registers
     def read(self, offset: int, size: int) -> int:
+        if offset == 0x0C and size == 4 and not self.sr & SR_BSY:  # SR after each programmed word
+            return self.sr
         return sub_word(self._read_word(offset & ~3), offset, size)
 
     def _read_word(self, offset: int) -> int:

@@ -100,7 +100,7 @@ class Machine:
         self._exc: ExceptionUnit | None = None
         self._debug = None
         self._flash = None
-        uc.hook_add(uc_mod.UC_HOOK_MEM_WRITE_PROT, self.stores.hook_write_prot)
+        self.bus.add_store_hook(self.stores.hook_write_prot)
         uc.hook_add(uc_mod.UC_HOOK_MEM_UNMAPPED, self.bus.hook_unmapped)
         uc.hook_add(
             uc_mod.UC_HOOK_MEM_FETCH_PROT | uc_mod.UC_HOOK_MEM_READ_PROT, self.protection.hook_prot_other
