@@ -8,7 +8,8 @@ are mapped per 4 KiB page with ``mmio_map``; a CPU access there calls
 peripheral ranges an address no device claims is plain storage (logged once); any other
 unmapped access is a bus error: a fault for the CPU (recorded on the slice), a
 :class:`~twin.device.BusError` for the debugger (:meth:`Bus.read`/:meth:`Bus.write`) and
-for bus masters (:class:`BusMasterPort`, the one port every DMA-capable device uses).
+for bus masters (:class:`~twin.bus_master.BusMasterPort`, the one port every DMA-capable
+device uses).
 
 Owns: the region mapping in unicorn, the device page map, the plain-storage registers,
 the error a device raised for the store it handles. Must not touch: time (other than the
@@ -30,6 +31,8 @@ from unicorn.unicorn_py3.unicorn import MMIO_WRITE_CFUNC as _MMIO_WRITE_CFUNC
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
 from twin import memory as mm
+from twin.bus_cells import CellPaths
+from twin.bus_master import BusMasterPort
 from twin.clock import Clock
 from twin.dcache import DCache
 from twin.device import BusError, Device, Services
@@ -41,7 +44,7 @@ from twin.stores import Stores
 _UNKNOWN = object()  # not in Bus._lookup_cache yet
 
 
-class Bus:
+class Bus(CellPaths):
     """Memory map, device map and every kind of access to them.
 
     Args:
@@ -79,6 +82,8 @@ class Bus:
         self._storage_pages: set[int] = set()
         self._storage: dict[int, int] = {}
         self._mapped_pages: set[int] = set()
+        #: page -> [page, ((first offset, end offset, device) on the page, in lookup order)]
+        self._cells: dict[int, list] = {}
         self._c_callbacks: list[tuple[object, object]] = []  # see _map_mmio_page
         self._fixups = stores.fixups  # the same list object, tested on every MMIO access
         self._bus_error: str | None = None  # set by a device inside an MMIO write
@@ -111,6 +116,7 @@ class Bus:
             else:
                 lst.append(dev)
             self._map_mmio_page(page)
+            self._update_cell(page)
         self.dev_list.append(dev)
 
     def add_storage_range(self, base: int, size: int) -> None:
@@ -132,8 +138,9 @@ class Bus:
             return
         # straight through libunicorn's C API: the binding wraps every access in two more
         # Python frames (its exception guard and its adapter); functools.partial adds none
-        read = _MMIO_READ_CFUNC(functools.partial(self._c_read, page))
-        write = _MMIO_WRITE_CFUNC(functools.partial(self._c_write, page))
+        cell = self._cells.setdefault(page, [page, ()])
+        read = _MMIO_READ_CFUNC(functools.partial(self._c_read_cell, cell))
+        write = _MMIO_WRITE_CFUNC(functools.partial(self._c_write_cell, cell))
         status = _uclib.uc_mmio_map(uc._uch, page, mm.PAGE, read, None, write, None)
         if status != uc_mod.UC_ERR_OK:
             raise uc_mod.UcError(status)
@@ -425,74 +432,3 @@ class Bus:
             self._storage_write(address, size, value)
         else:
             raise BusError(f"bus error: write of unmapped address 0x{address:08X}")
-
-
-class BusMasterPort:
-    """The bus as a bus master (DMA) sees it: implements :class:`twin.device.BusMaster`.
-
-    Reads reach memory regions (RAM, flash, ROM), not peripheral registers; writes reach
-    RAM only. Anything else raises :class:`BusError` with nothing transferred. A write
-    drops translated code over the written range (at once outside a slice, at the end of
-    the slice inside one), as a CPU store would.
-    """
-
-    def __init__(
-        self,
-        memory: mm.MemoryMap,
-        stores: Stores,
-        slice_: Slice,
-        io_read: Callable[[int, int], int] | None = None,
-        io_write: Callable[[int, int, int], None] | None = None,
-    ) -> None:
-        self._memory = memory
-        self._stores = stores
-        self._slice = slice_
-        self._io_read = io_read
-        self._io_write = io_write
-        self.dcache = None  # twin/dcache.py: masters see memory, not the CPU's lines
-
-    def read_io(self, address: int, size: int) -> int:
-        """One ``size``-byte access at ``address`` through the peripheral port of a DMA
-        (DMA2's SxPAR): a device register, or memory. BusError if unmapped."""
-        if self._memory.region_at(address, size) is not None:
-            return int.from_bytes(self.read(address, size), "little")
-        if self._io_read is None:
-            raise BusError(f"DMA peripheral read of 0x{address:08X}: no device")
-        return self._io_read(address, size)
-
-    def write_io(self, address: int, size: int, value: int) -> None:
-        """One ``size``-byte store at ``address`` through a DMA's peripheral port."""
-        if self._memory.region_at(address, size) is not None:
-            self.write(address, value.to_bytes(size, "little"))
-            return
-        if self._io_write is None:
-            raise BusError(f"DMA peripheral write of 0x{address:08X}: no device")
-        self._io_write(address, size, value)
-
-    def read(self, address: int, length: int) -> bytes:
-        """``length`` bytes of memory at ``address``."""
-        reg = self._memory.region_at(address, length)
-        if reg is None:
-            raise BusError(f"DMA read of 0x{address:08X}+{length}: not memory")
-        if self._stores.fixups:
-            self._stores.apply_fixups()
-        dc = self.dcache
-        if dc is not None and dc.shadow:
-            return dc.overlay(address, reg.read(address, length))
-        return reg.read(address, length)
-
-    def write(self, address: int, data: bytes) -> None:
-        """Store ``data`` into RAM at ``address``."""
-        reg = self._memory.region_at(address, len(data))
-        if reg is None or not reg.writable:
-            raise BusError(f"DMA write of 0x{address:08X}+{len(data)}: not RAM")
-        dc = self.dcache
-        if dc is not None and dc.held:
-            dc.begin_write(address, len(data))
-            reg.write(address, data)
-            dc.end_write()
-        else:
-            reg.write(address, data)
-        self._stores.mark_dirty(address, len(data))
-        if not self._slice.active:
-            self._stores.flush_dirty()
