@@ -31,7 +31,6 @@ from unicorn.unicorn_py3.unicorn import MMIO_WRITE_CFUNC as _MMIO_WRITE_CFUNC
 from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
 from twin import memory as mm
-from twin.bus_cells import CellPaths
 from twin.bus_master import BusMasterPort
 from twin.clock import Clock
 from twin.dcache import DCache
@@ -44,7 +43,7 @@ from twin.stores import Stores
 _UNKNOWN = object()  # not in Bus._lookup_cache yet
 
 
-class Bus(CellPaths):
+class Bus:
     """Memory map, device map and every kind of access to them.
 
     Args:
@@ -82,8 +81,6 @@ class Bus(CellPaths):
         self._storage_pages: set[int] = set()
         self._storage: dict[int, int] = {}
         self._mapped_pages: set[int] = set()
-        #: page -> [page, ((first offset, end offset, device) on the page, in lookup order)]
-        self._cells: dict[int, list] = {}
         self._c_callbacks: list[tuple[object, object]] = []  # see _map_mmio_page
         self._fixups = stores.fixups  # the same list object, tested on every MMIO access
         self._bus_error: str | None = None  # set by a device inside an MMIO write
@@ -116,7 +113,6 @@ class Bus(CellPaths):
             else:
                 lst.append(dev)
             self._map_mmio_page(page)
-            self._update_cell(page)
         self.dev_list.append(dev)
 
     def add_storage_range(self, base: int, size: int) -> None:
@@ -138,9 +134,8 @@ class Bus(CellPaths):
             return
         # straight through libunicorn's C API: the binding wraps every access in two more
         # Python frames (its exception guard and its adapter); functools.partial adds none
-        cell = self._cells.setdefault(page, [page, ()])
-        read = _MMIO_READ_CFUNC(functools.partial(self._c_read_cell, cell))
-        write = _MMIO_WRITE_CFUNC(functools.partial(self._c_write_cell, cell))
+        read = _MMIO_READ_CFUNC(functools.partial(self._c_read, page))
+        write = _MMIO_WRITE_CFUNC(functools.partial(self._c_write, page))
         status = _uclib.uc_mmio_map(uc._uch, page, mm.PAGE, read, None, write, None)
         if status != uc_mod.UC_ERR_OK:
             raise uc_mod.UcError(status)
