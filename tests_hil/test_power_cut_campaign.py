@@ -6,7 +6,7 @@ sector boundary, every write of the bootloader's own record and after the last o
 a few more points sampled with the seed, and two seeded multi-cut runs. After each cut the
 board must run a verified application or ask again and complete the update; a point where
 it does neither fails phase ``boot`` naming the operation. The seed is random unless
-``OTA_RIG_CAMPAIGN_SEED`` is set; it is in the failure and the report's notes. ≈ 2 min on
+``OTA_RIG_CAMPAIGN_SEED`` is set; it is in the failure and the report's notes. ≈ 15 s on
 the twin (each point that asks again re-downloads the update). The full campaign is
 ``rig campaign power-cut``.
 """
