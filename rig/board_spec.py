@@ -12,6 +12,7 @@ import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from rig.board_sector import Sector
 from rig.board_update import UPDATE_METHODS, UpdateSpec  # noqa: F401 (re-exported)
 from rig.errors import ConfigError
 
@@ -58,22 +59,6 @@ class MemoryRegion:
     def contains(self, address: int, length: int = 1) -> bool:
         """True if ``[address, address+length)`` lies inside the region."""
         return self.base <= address and address + length <= self.end
-
-
-@dataclass(frozen=True)
-class Sector:
-    """One flash sector in a given bank mode."""
-
-    index: int
-    bank: int
-    snb: int
-    base: int
-    size: int
-
-    @property
-    def end(self) -> int:
-        """First address after the sector."""
-        return self.base + self.size
 
 
 @dataclass(frozen=True)

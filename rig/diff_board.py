@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rig.board_sector import Sector
 from rig.errors import RigError
 
 if TYPE_CHECKING:
@@ -30,27 +31,11 @@ _CODE = ("board.py", "board_spec.py", "board_schema.py", "board_types.py", "boar
 
 
 @dataclass(frozen=True)
-class LiteSector:
-    """The fields of :class:`rig.board.Sector` a clean diff's sector table uses."""
-
-    index: int
-    bank: int
-    snb: int
-    base: int
-    size: int
-
-    @property
-    def end(self) -> int:
-        """First address after the sector."""
-        return self.base + self.size
-
-
-@dataclass(frozen=True)
 class LiteLayout:
     """A bank mode's sector table (``mode`` as :attr:`rig.board.FlashLayout.mode`)."""
 
     mode: str
-    sectors: tuple[LiteSector, ...]
+    sectors: tuple[Sector, ...]
 
 
 @dataclass(frozen=True)
@@ -104,7 +89,7 @@ def cached(path: Path | None) -> LiteBoard | None:
     try:
         doc = json.loads(file.read_text(encoding="utf-8"))
         layouts = {
-            _mode_key(k): LiteLayout(v["mode"], tuple(LiteSector(*s) for s in v["sectors"]))
+            _mode_key(k): LiteLayout(v["mode"], tuple(Sector(*s) for s in v["sectors"]))
             for k, v in doc["layouts"].items()
         }
         return LiteBoard(str(doc["source"]), int(doc["flash"][0]), int(doc["flash"][1]), layouts)
