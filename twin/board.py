@@ -223,6 +223,10 @@ class Board:
             m.log(f"POWER CUT at {m.now_ns() / 1e6:.3f} ms (armed for {at / 1e6:.3f} ms)")
             m.request_reset(ResetKind.POWER, "power")
 
+        if after_ms == 0:  # now, whatever the core does (halted by a debugger too: a relay)
+            cut()
+            m.wake()
+            return {"armed": False, "at_ns": at}
         self._timed_cut = m.schedule(max(1, int(after_ms * m.core_hz / 1000)), cut)
         return {"armed": True, "at_ns": at}
 

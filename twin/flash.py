@@ -33,10 +33,11 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable
+from typing import Any
 
 from twin import flash_state
 from twin.device import Device, ResetKind, merge_word, sub_word
-from twin.flash_cut import PowerCutPlan
+from twin.flash_cut import EraseInFlight, PowerCutPlan
 from twin.flash_record import NvSnapshots, OpLog, partial_effect
 from twin.memory import FLASH_BASE, FLASH_ITCM_BASE, FLASH_SIZE
 
@@ -114,6 +115,7 @@ class FlashController(Device):
         self.nv = NvSnapshots(self, self.oplog)  # snapshot.*: saved non-volatile states
         self._busy_handle: object | None = None
         self._busy_until = 0
+        self.in_flight = EraseInFlight()  # a power loss mid-erase leaves part of it undone
         self.reset(ResetKind.POWER)
 
     # ------------------------------------------------------------------ reset / layout
@@ -121,6 +123,7 @@ class FlashController(Device):
         """Every reset relocks CR/OPTCR and reloads the option bytes (OBL)."""
         self._dcache = getattr(self.services, "dcache", None)
         if self._busy_handle is not None and self.services is not None:
+            kind == ResetKind.POWER and self.in_flight.power_lost(self)  # type: ignore[func-returns-value]
             self.services.cancel(self._busy_handle)
         self._busy_handle = None
         self.acr = 0
@@ -315,17 +318,10 @@ class FlashController(Device):
             self.services.request_reset(ResetKind.POWER, "power")
         return False
 
-    def arm_power_cut(
-        self,
-        nth: int = 1,
-        mode: str = "half",
-        kind: str | None = None,
-        address: int | None = None,
-        length: int | None = None,
-    ) -> None:
-        """Cut power when the ``nth`` matching flash operation from now starts (see
-        :meth:`twin.flash_cut.PowerCutPlan.arm` for the arguments)."""
-        self.power_cut.arm(nth, mode, kind, address, length)
+    def arm_power_cut(self, *args: Any, **kwargs: Any) -> None:
+        """Cut power when the ``nth`` matching flash operation from now starts (the arguments
+        of :meth:`twin.flash_cut.PowerCutPlan.arm`: nth, mode, kind, address, length)."""
+        self.power_cut.arm(*args, **kwargs)
 
     def cancel_power_cut(self) -> None:
         """Disarm a pending power cut."""
@@ -358,8 +354,10 @@ class FlashController(Device):
         if any(self._protected(s[0]) for s in targets):
             self._error(SR_WRPERR)
             return
+        self.in_flight.begin(self, [(start, size) for _num, start, size in targets], duration)
         for _num, start, size in targets:
             if not self._notify("erase", start, size):
+                self.in_flight.clear()
                 return
             off = start - FLASH_BASE
             dc = self._dcache if self._dcache is not None and self._dcache.held else None
@@ -433,6 +431,7 @@ class FlashController(Device):
         self._busy_handle = self.services.schedule(self._busy_until - now, self._done)
 
     def _done(self) -> None:
+        self.in_flight.clear()
         self._busy_handle = None
         self._busy_program = False
         self.sr &= ~SR_BSY

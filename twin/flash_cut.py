@@ -12,6 +12,8 @@ machine (the controller applies the cut).
 
 from __future__ import annotations
 
+from typing import Any
+
 from twin.memory import FLASH_BASE, FLASH_ITCM_BASE, FLASH_SIZE
 
 MODES = ("half", "abort", "torn")
@@ -77,3 +79,55 @@ class PowerCutPlan:
             return None
         self.armed = None
         return cut
+
+
+class EraseInFlight:
+    """The erase the controller is busy with (datasheet timing), so a power loss before it
+    finishes leaves what silicon leaves: the part erased so far and the old bytes after it.
+
+    The controller erases the array at once when the operation starts (the CPU sees it
+    busy for the datasheet time); :meth:`begin` keeps the old bytes of its sectors, and
+    :meth:`power_lost` puts back those past the fraction of the time that had elapsed
+    (word-aligned, from the first sector's start). A mass erase counts as one run over its
+    sectors. Unlike :class:`PowerCutPlan` this touches the array, as the cut does.
+    """
+
+    def __init__(self) -> None:
+        self.sectors: list[tuple[int, bytes]] = []  # (offset in the array, old bytes)
+        self.start = 0  # core cycles
+        self.cycles = 0  # duration in core cycles
+
+    def begin(self, fl: Any, runs: list[tuple[int, int]], duration_us: int) -> None:
+        """The controller ``fl`` is about to erase ``runs`` ((address, size) each) taking
+        ``duration_us``; nothing to keep when its timing is instant."""
+        sv = fl.services
+        if fl.timing == "fast" or sv is None:
+            self.sectors = []
+            return
+        mv = fl.mv
+        self.sectors = [(a - FLASH_BASE, bytes(mv[a - FLASH_BASE : a - FLASH_BASE + n])) for a, n in runs]
+        self.start, self.cycles = sv.now_cycles(), max(1, duration_us * sv.core_hz // 1_000_000)
+
+    def clear(self) -> None:
+        """The erase finished (or the array was replaced): nothing to put back."""
+        self.sectors = []
+
+    def power_lost(self, fl: Any) -> None:
+        """Power went now: put back the not-yet-erased part of the erase in flight (if any)
+        in ``fl``'s array and say so in the twin's log."""
+        if not self.sectors:
+            return
+        mv, total = fl.mv, sum(len(old) for _, old in self.sectors)
+        frac = min(1.0, max(0.0, (fl.services.now_cycles() - self.start) / self.cycles))
+        done = int(total * frac) & ~3
+        left = done
+        for off, old in self.sectors:
+            keep = min(left, len(old))
+            mv[off + keep : off + len(old)] = old[keep:]
+            left -= keep
+        first = self.sectors[0][0] + FLASH_BASE
+        self.sectors = []
+        fl._log(
+            f"POWER LOST during flash: erase of 0x{first:08X}+{total} interrupted after {frac:.1%}: "
+            f"{done} bytes erased, {total - done} old"
+        )

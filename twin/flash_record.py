@@ -125,6 +125,7 @@ class NvSnapshots:
         data, optcr, optcr1 = self.saved[sid]
         fl = self.flash
         mv = fl.mv
+        fl.in_flight.clear()  # the array is replaced: no erase of the old one to finish
         mv[:] = data
         fl.ob_optcr, fl.ob_optcr1 = optcr, optcr1
         self._apply(ops)
