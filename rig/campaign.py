@@ -72,8 +72,8 @@ class Campaign:
 
     @property
     def counts(self) -> dict[str, int]:
-        c = Counter(r.outcome for r in self.results)
-        return {k: c.get(k, 0) for k in OUTCOMES}
+        c = Counter(r.outcome for r in self.results)  # + "not-reached" on a real board
+        return {k: c.get(k, 0) for k in OUTCOMES} | {k: n for k, n in c.items() if k not in OUTCOMES}
 
     @property
     def bricked(self) -> list[PointResult]:
@@ -254,7 +254,7 @@ def summary(camp: Campaign) -> str:
     lines = [
         f"{len(camp.results)} points (of {camp.space} single-cut points; seed {camp.seed}) in "
         f"{camp.seconds:.1f} s = {camp.points_per_second:.1f} points/s: "
-        + ", ".join(f"{k} {c[k]}" for k in OUTCOMES)
+        + ", ".join(f"{k} {n}" for k, n in c.items())
     ]
     for r in camp.bricked[:20]:
         lines.append(
@@ -286,13 +286,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--seed", type=int, help="seed of the sampled points and multi-cuts (default: random, printed)"
     )
-    c.add_argument("--points", type=int, default=1000, help="single-cut points in all (default 1000)")
+    c.add_argument(
+        "--points", type=int, help="single-cut points in all (default 1000; 12 with --board nucleo)"
+    )
     c.add_argument("--exhaustive", action="store_true", help="every operation, before and interrupted")
     c.add_argument("--multi", type=int, default=10, help="seeded multi-cut runs (3 cuts each; default 10)")
     c.add_argument("--transport", choices=("eth", "wifi"), default="eth")
     c.add_argument("--board-file", type=Path)
     c.add_argument("--timeout", type=float, help="seconds a board has to recover after a cut")
     c.add_argument("--out", type=Path, default=REPO / "reports" / "campaign", help="JSON, HTML, logs")
+    lab = c.add_argument_group(
+        "a real board (--board nucleo: slower and approximate; docs/power-cut-campaign.md)"
+    )
+    lab.add_argument(
+        "--board", choices=("twin", "nucleo"), default="twin", help="where to cut (default twin)"
+    )
+    lab.add_argument("--probe-uid", help="the board's probe (default: the board file's, or the only one)")
+    lab.add_argument("--serial-port", help="its console (default: found by the ST-LINK's USB serial)")
+    lab.add_argument(
+        "--ota-bind", help="HOST:PORT the OTA server listens on (checked against the board file)"
+    )
+    lab.add_argument(
+        "--cut-at",
+        default="halted",
+        help="when to cut after reaching an operation: 'halted' (at once) and/or milliseconds after "
+        "resuming, comma-separated (default halted)",
+    )
+    lab.add_argument("--allow-destructive", action="store_true", help="required with --board nucleo")
+    lab.add_argument("--restore-after", action="store_true", help="put the board's flash back at the end")
     c.set_defaults(func=_cmd_power_cut)
 
 
@@ -304,7 +325,7 @@ def _cmd_power_cut(args: argparse.Namespace) -> int:
         image=args.image,
         old=args.old,
         seed=args.seed,
-        points=None if args.exhaustive else args.points,
+        points=None if args.exhaustive else (args.points or (12 if args.board == "nucleo" else 1000)),
         exhaustive=args.exhaustive,
         multi=args.multi,
         transport=args.transport,
@@ -312,7 +333,29 @@ def _cmd_power_cut(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         out_dir=args.out,
     )
-    camp = run(s)
+    camp = _real_board(args, s) if args.board == "nucleo" else run(s)
     for path in write_reports(camp, s.out_dir):
         print(f"wrote {path}")
     return 1 if camp.bricked else 0
+
+
+def _real_board(args: argparse.Namespace, s: Settings) -> Campaign:
+    """``--board nucleo``: the campaign with the board file's power switch (rig/campaign_lab.py);
+    single cuts only (the multi-cut runs are the twin's)."""
+    from rig.campaign_lab import Lab, parse_offsets, run_lab
+
+    if not args.allow_destructive:
+        raise RigError(
+            "a power-cut campaign on a real board erases and rewrites its flash and cuts its power "
+            "hundreds of times; nothing was touched",
+            hint="add --allow-destructive (the flash is saved first; --restore-after puts it back)",
+        )
+    if args.exhaustive:
+        raise RigError(
+            "--exhaustive is for the twin: on a real board every point is a real update and power cycle",
+            hint="pass --points N (the seeded sample after the covered operations)",
+        )
+    lab = Lab(args.probe_uid, args.serial_port, args.ota_bind, parse_offsets(args.cut_at), args.restore_after)
+    camp, _backup = run_lab(s, lab)
+    print(summary(camp))
+    return camp

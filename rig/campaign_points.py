@@ -67,7 +67,7 @@ def ops_from_columns(page: dict, layout: FlashLayout) -> list[Op]:
     return out
 
 
-def _boundary_programs(ops: Sequence[Op], layout: FlashLayout) -> list[Op]:
+def boundary_programs(ops: Sequence[Op], layout: FlashLayout) -> list[Op]:
     """Programs that write the first or the last bytes of a sector."""
     starts = {s.base for s in layout.sectors}
     ends = {s.end for s in layout.sectors}
@@ -88,7 +88,7 @@ def covered(ops: Sequence[Op], layout: FlashLayout, preserved: Sequence[str] = (
             chosen.setdefault(o, f"every {o.kind}")
         elif o.region in preserved:
             chosen.setdefault(o, f"{o.region} (preserved region)")
-    for o in _boundary_programs(ops, layout):
+    for o in boundary_programs(ops, layout):
         chosen.setdefault(o, f"sector boundary 0x{o.address:08X}")
     points = [Point(len(ops), "before", "after the last operation, before the reset")]
     for o, why in chosen.items():

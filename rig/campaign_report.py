@@ -20,7 +20,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rig.campaign_run import OUTCOMES
 from rig.errors import RigError
 
 if TYPE_CHECKING:
@@ -67,7 +66,7 @@ def write_reports(camp: Campaign, out_dir: Path) -> list[Path]:
     css = resources.files("rig.report").joinpath("templates/report.css").read_text()
     css += ".o-bricked{background:#f8c0c0}.o-re-asked{background:#fff0b0}"
     css += ".o-recovered-new{background:#c8f0c8}.o-recovered-old{background:#d0e0ff}"
-    page = render("campaign.html", c=doc, classes=classes, rows=rows, outcomes=OUTCOMES, css=css)
+    page = render("campaign.html", c=doc, classes=classes, rows=rows, outcomes=tuple(doc["counts"]), css=css)
     html = out_dir / "campaign.html"
     html.write_text(str(page))
     return [js, html]

@@ -89,7 +89,7 @@ def run_point(board: Board, point: Point, then: tuple[tuple[int, str], ...] = ()
     then judge what the board does."""
     t0 = time.monotonic()
     bench, server = board.bench, board.server
-    _settle(server)
+    settle(server)
     mark = bench.console.mark()
     sessions = server.sessions_started
     req: dict[str, Any] = {"id": board.snapshot, "ops": point.op, "cut": point.mode}
@@ -104,13 +104,13 @@ def run_point(board: Board, point: Point, then: tuple[tuple[int, str], ...] = ()
         op = board.ops[point.op]
         res.kind, res.address, res.length, res.region = op.kind, op.address, op.length, op.region
     if outcome == "bricked":
-        res.diagnosis = _diagnose(board)
+        res.diagnosis = diagnose(board)
         res.console = bench.console.text(mark)[-6000:]
     res.seconds = round(time.monotonic() - t0, 3)
     return res
 
 
-def _settle(server: OtaServer, limit: float = 5.0) -> None:
+def settle(server: OtaServer, limit: float = 5.0) -> None:
     """Let a session of the previous point end (its board was reset under it)."""
     deadline = time.monotonic() + limit
     while server.sessions_started > len(server.results) and time.monotonic() < deadline:
@@ -140,7 +140,7 @@ def _watch(board: Board, mark: int, sessions: int, then: list, cuts_seen: int) -
             mark, deadline = bench.console.mark(), time.monotonic() + board.timeout
             continue
         asked = asked or board.server.sessions_started > sessions  # it asked for the update
-        verdict = _judge(board, bench.console.text(mark), new_rx, old_rx, asked)
+        verdict = judge(board, bench.console.text(mark), new_rx, old_rx, asked)
         if verdict is not None:
             if then:  # the recovery did fewer flash operations than the next cut waits for
                 bench.target.control("flash.cut", cancel=True)
@@ -156,7 +156,7 @@ def _watch(board: Board, mark: int, sessions: int, then: list, cuts_seen: int) -
     return "bricked", f"within {board.timeout:g} s: {what}"
 
 
-def _judge(
+def judge(
     board: Board, text: str, new_rx: re.Pattern, old_rx: re.Pattern, asked: bool
 ) -> tuple[str, str] | None:
     """A banner on the console, checked against the slot read through the probe; None: none yet."""
@@ -180,7 +180,7 @@ def _slot_holds(board: Board, image: Image) -> bool:
     return zlib.crc32(data) == zlib.crc32(image.data)
 
 
-def _diagnose(board: Board) -> dict[str, Any]:
+def diagnose(board: Board) -> dict[str, Any]:
     """The slot against both images, and the board's state, for a bricked point."""
     bench = board.bench
     size = max(board.new.size, board.old.size)

@@ -178,7 +178,7 @@ def _neither(bench: Bench, image: Image, ev: Evidence, what: str) -> None:
     )
 
 
-def _reconnect(bench: Bench, switch: PowerSwitch) -> None:
+def reconnect_after_power(bench: Bench, switch: PowerSwitch) -> None:
     """The probe and the console back after the power came back: at once on the twin, after
     the ST-LINK re-enumerated on a real board (up to the switch's ``settle`` s)."""
     deadline = time.monotonic() + max(switch.settle, 1.0)
@@ -208,7 +208,7 @@ def _after_power(
     (``"halted"``); ``"nothing"`` after the timeout. The rig never asks again."""
 
     bench._breakpoint = None
-    _reconnect(bench, switch)
+    reconnect_after_power(bench, switch)
     bench.probe.halt()
     bench.probe.set_breakpoint(entry)
     bench._breakpoint = entry

@@ -436,6 +436,24 @@ class Probe:
             self.target.remove_breakpoint(address)
             self.target.selected_core.bp_manager.flush()
 
+    def set_watchpoint(self, address: int, size: int = 4) -> None:
+        """A DWT data watchpoint halting the core after a store to ``[address, address+size)``
+        (``size`` 1, 2 or 4, ``address`` aligned to it)."""
+        from pyocd.core.target import Target
+
+        with self._access("setting a watchpoint at", address):
+            if not self.target.set_watchpoint(address, size, Target.WatchpointType.WRITE):
+                raise ProbeError(
+                    f"no free DWT comparator for a watchpoint at 0x{address:08X}+{size}",
+                    hint="remove other watchpoints; the Cortex-M7 DWT has 4 comparators",
+                )
+
+    def remove_watchpoint(self, address: int, size: int = 4) -> None:
+        from pyocd.core.target import Target
+
+        with self._access("removing the watchpoint at", address):
+            self.target.remove_watchpoint(address, size, Target.WatchpointType.WRITE)
+
     def wait_halted(self, timeout: float, *, poll: float = 0.02) -> bool:
         """Wait until the core halts (breakpoint, fault with vector catch...). False on timeout."""
         deadline = time.monotonic() + timeout

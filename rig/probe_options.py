@@ -7,9 +7,9 @@ from __future__ import annotations
 import difflib
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from rig.errors import ConfigError
+from rig.errors import ConfigError, RigError
 
 
 def pyocd_command(*args: str) -> str:
@@ -85,3 +85,32 @@ def session_options(*layers: Mapping[str, object]) -> dict[str, object]:
     for layer in layers:
         merged.update(layer)
     return merged
+
+
+def probe_for(target, board_spec, cli_options: Sequence[tuple[str, str]] = ()):
+    """The (unopened) :class:`rig.probe.Probe` of ``target`` with the board file's session
+    settings: ``targets.<kind>.pyocd_target``, ``swd_frequency``, ``pyocd_options`` and
+    ``pyocd_config``, then ``cli_options`` (``--pyocd-option``), and
+    ``debug.freeze_watchdogs`` (precedence: docs/board-file.md)."""
+    from rig.probe import TARGET, Probe
+
+    tspec = board_spec.targets.get(target.kind)
+    where = f"targets.{target.kind}.pyocd_options"
+    board = {
+        k: check_pyocd_option(k, v, source=f"{where}.{k}")
+        for k, v in ((tspec.pyocd_options if tspec else None) or {}).items()
+    }
+    if "frequency" in board and tspec is not None and tspec.swd_frequency:
+        raise RigError(
+            f"the board file sets the SWD clock twice: targets.{target.kind}.swd_frequency and {where}.frequency",
+            hint="keep swd_frequency only",
+        )
+    cli = {k: check_pyocd_option(k, v, source="--pyocd-option") for k, v in cli_options}
+    return Probe(
+        target.probe_uid,
+        target=tspec.pyocd_target if tspec else TARGET,
+        frequency=tspec.swd_frequency if tspec else None,
+        freeze_watchdogs=board_spec.debug.freeze_watchdogs,
+        options=session_options(board, cli),
+        config_file=tspec.pyocd_config if tspec else None,
+    )
