@@ -10,9 +10,10 @@
 4. The result as JSON (``--json``) and as an HTML matrix (``--html``,
    rig/campaign_report.py); exit 1 if any point bricked the board.
 
-The twin is the only target: the cuts are its ``snapshot.restore`` (docs/twin.md). On a real
-board the same campaign would cut with the power switch at a time offset measured from a
-breakpoint on the bootloader's flash routine (docs/power-cut-campaign.md); not built.
+Here the target is a twin: the cuts are its ``snapshot.restore`` (docs/twin.md). On a real
+board (``--board nucleo``, rig/campaign_lab.py) the dry run stays on a twin and each point is
+a real update cut with the board file's power switch once the probe has stopped the core at
+the operation (rig/campaign_locate.py): slower and approximate (docs/power-cut-campaign.md).
 
 Owns: the campaign's set-up, loop, summary and its command line. Must not touch: the twin's
 internals (it uses the control port, the probe, the console and the OTA server).

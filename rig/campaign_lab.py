@@ -203,12 +203,14 @@ def real_board(
         )
         backup = take_backup(probe, spec, s.out_dir / "backups", probe_uid=target.probe_uid)
         say(f"flash saved: {backup.directory} (put back with: rig restore {backup.directory})")
-        yield bench, str(backup.directory)
-        if lab.restore_after:
-            say("putting the board's flash back (--restore-after) ...")
-            bench.probe.reconnect()
-            say(restore_backup(bench.probe, backup).summary())
-            say(boot_check(bench.probe, bench.console, banner=tspec.banner if tspec else None).summary())
+        try:
+            yield bench, str(backup.directory)
+        finally:  # also after a failure or Ctrl-C: the user's flash comes back when asked
+            if lab.restore_after:
+                say("putting the board's flash back (--restore-after) ...")
+                bench.probe.reconnect()
+                say(restore_backup(bench.probe, backup).summary())
+                say(boot_check(bench.probe, bench.console, banner=tspec.banner if tspec else None).summary())
 
 
 def _prepare(bench: Bench, s: Settings, ops: list) -> Board:
