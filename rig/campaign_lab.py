@@ -42,7 +42,7 @@ from rig.errors import ConfigError, RigError
 if TYPE_CHECKING:
     from rig.board import BoardSpec
     from rig.campaign import Campaign, Settings
-    from rig.campaign_points import Point
+    from rig.campaign_points import Op, Point
     from rig.hil import Bench
     from rig.image import Image
     from rig.ota.server import OtaServer
@@ -92,45 +92,61 @@ def run_lab(
 ) -> tuple[Campaign, str]:
     """The campaign on the board file's real board (see the module docstring); the campaign
     and the path of the flash backup taken before the first write."""
-    from rig.campaign import Campaign, _settings_dict, own_twin, prepared
-
     seed = s.seed if s.seed is not None else random.SystemRandom().randrange(1 << 32)
     say(f"seed {seed} (replay with --seed {seed})")
-    say("dry run on a twin running the same binaries (the operations the board will do) ...")
     spec, target, switch = resolve_board(s, lab)
-    with own_twin(s) as twin_bench, prepared(twin_bench, s, say) as twin_board:
-        ops = twin_board.ops
+    ops = twin_dry_run(s, say)
     with real_board(spec, target, s, lab, say) as (bench, backup):
-        board = _prepare(bench, s, ops)
-        preserved = [r.name for r in bench.spec.preserved()]
-        points, space = lab_plan(
-            ops, bench.layout, seed=seed, points=s.points, offsets=lab.offsets, preserved=preserved
-        )
-        camp = Campaign(
-            {
-                **_settings_dict(s),
-                "board": "nucleo",
-                "switch": switch.name,
-                "cut_at": lab.offsets,
-                "backup": backup,
-            },
-            seed,
-            ops,
-            space,
-        )
-        say(
-            f"{len(points)} points on the real board (of {space}: every erase, the first and last of "
-            f"each class, the sector boundaries, the rest sampled with seed {seed}); power switch: "
-            f"{switch.name}"
-        )
-        t0 = time.monotonic()
-        try:
-            for res in _iterate(board, switch, points, progress, s.transport):
-                camp.results.append(res)
-                camp.seconds = time.monotonic() - t0
-        finally:
-            board.server.close()
+        camp = campaign_on(bench, switch, s, ops, seed, lab.offsets, say, progress=progress)
+        camp.settings["backup"] = backup
     return camp, backup
+
+
+def twin_dry_run(s: Settings, say: Callable[[str], None]) -> list[Op]:
+    """The update's flash operations, recorded on a twin running the same binaries."""
+    from rig.campaign import own_twin, prepared
+
+    say("dry run on a twin running the same binaries (the operations the board will do) ...")
+    with own_twin(s) as twin_bench, prepared(twin_bench, s, say) as twin_board:
+        return twin_board.ops
+
+
+def campaign_on(
+    bench: Bench,
+    switch: PowerSwitch,
+    s: Settings,
+    ops: list[Op],
+    seed: int,
+    offsets: list[str],
+    say: Callable[[str], None],
+    *,
+    flash: bool = True,
+    progress: bool = True,
+) -> Campaign:
+    """Every point on a real board's ``bench`` (the bootloader flashed first unless ``flash``
+    is False: already there), cut with ``switch``."""
+    from rig.campaign import Campaign, _settings_dict
+
+    board = _prepare(bench, s, ops, flash=flash)
+    preserved = [r.name for r in bench.spec.preserved()]
+    points, space = lab_plan(
+        ops, bench.layout, seed=seed, points=s.points, offsets=offsets, preserved=preserved
+    )
+    settings = {**_settings_dict(s), "board": "nucleo", "switch": switch.name, "cut_at": offsets}
+    camp = Campaign(settings, seed, ops, space)
+    say(
+        f"{len(points)} points on the real board (of {space}: every erase, the first and last of "
+        f"each class, the sector boundaries, the rest sampled with seed {seed}); power switch: "
+        f"{switch.name}"
+    )
+    t0 = time.monotonic()
+    try:
+        for res in _iterate(board, switch, points, progress, s.transport):
+            camp.results.append(res)
+            camp.seconds = time.monotonic() - t0
+    finally:
+        board.server.close()
+    return camp
 
 
 def _iterate(
@@ -213,8 +229,8 @@ def real_board(
                 say(boot_check(bench.probe, bench.console, banner=tspec.banner if tspec else None).summary())
 
 
-def _prepare(bench: Bench, s: Settings, ops: list) -> Board:
-    """The bootloader flashed, an OTA server serving the new image for every point."""
+def _prepare(bench: Bench, s: Settings, ops: list[Op], *, flash: bool = True) -> Board:
+    """The bootloader flashed (unless ``flash`` is False), an OTA server serving the new image."""
     from rig.campaign import default_old
     from rig.campaign_report import banner_of
     from rig.evidence import Evidence
@@ -224,7 +240,8 @@ def _prepare(bench: Bench, s: Settings, ops: list) -> Board:
     app_base = spec.region(spec.ota.app_region).base
     new = load_image(s.image, base=app_base)
     old = load_image(s.old or default_old(s.image), base=app_base)
-    bench.flash_bootloader(load_image(s.bootloader, base=spec.region("bootloader").base), Evidence())
+    if flash:
+        bench.flash_bootloader(load_image(s.bootloader, base=spec.region("bootloader").base), Evidence())
     server = _serve(bench, new)
     # a real update per point: erases at datasheet speed, the transfer, the board's own checks
     timeout = s.timeout or 40.0 + new.size / 1024 * 0.1

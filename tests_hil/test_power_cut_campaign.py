@@ -9,12 +9,18 @@ it does neither fails phase ``boot`` naming the operation. The seed is random un
 ``OTA_RIG_CAMPAIGN_SEED`` is set; it is in the failure and the report's notes. ≈ 15 s on
 the twin (each point that asks again re-downloads the update). The full campaign is
 ``rig campaign power-cut``.
+
+On a real board (``--board nucleo --allow-destructive`` and a ``power:`` switch in the board
+file) :func:`test_power_cut_campaign_on_the_board` runs the real-board campaign instead: the
+dry run on a twin of the same binaries, then a few operations reached with the probe's DWT
+watchpoints and cut with the switch (rig/campaign_lab.py; slower and approximate).
 """
 
 from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -67,4 +73,58 @@ def test_power_cut_campaign(flashed_bench, apps, transport, evidence) -> None:
             f"[{first.region}]: {first.detail}; "
             + "; ".join(f"op {b.op} {b.mode} {b.kind} 0x{b.address:08X}" for b in camp.bricked[1:10]),
             hint="see campaign.html in the test's artifacts: the flash diffs and console of each point",
+        )
+
+
+#: operations × moments of the real-board campaign (each a real update and power cycle)
+BOARD_POINTS = 4
+
+
+@pytest.mark.campaign
+@pytest.mark.destructive
+@pytest.mark.real_board_only
+@pytest.mark.transport("eth")
+def test_power_cut_campaign_on_the_board(flashed_bench, apps, transport, evidence) -> None:
+    from rig.campaign import Settings
+    from rig.campaign_lab import campaign_on, twin_dry_run
+    from rig.campaign_report import write_reports
+
+    bench = flashed_bench
+    switch = bench.target.power_switch()
+    if switch is None:
+        pytest.skip("the board file has no power: switch (uhubctl or command): docs/lab.md §7")
+    env_seed = os.environ.get("OTA_RIG_CAMPAIGN_SEED")
+    seed = int(env_seed) if env_seed else random.SystemRandom().randrange(1 << 32)
+    out = bench.artifacts / "campaign-board"
+    s = Settings(
+        bootloader=bench.bootloader.path,
+        image=apps["16k"].path,
+        old=apps["64k"].path,
+        seed=seed,
+        points=BOARD_POINTS,
+        transport=transport,
+        board_file=Path(bench.spec.source),
+        out_dir=out,
+    )
+    evidence.scenario.update(
+        scenario=f"power-cut campaign on the board (seed {seed}, {switch.name})",
+        transport=transport,
+        image_size=16384,
+    )
+    lines: list[str] = []
+    ops = twin_dry_run(s, lines.append)
+    camp = campaign_on(bench, switch, s, ops, seed, ["halted"], lines.append, flash=False, progress=False)
+    write_reports(camp, out)
+    evidence.notes += [*lines, f"campaign report: {out / 'campaign.html'}"]
+    assert len(camp.results) == BOARD_POINTS
+    unreached = [r for r in camp.results if r.outcome == "not-reached"]
+    if camp.bricked or unreached:
+        bad = (camp.bricked + unreached)[0]
+        raise bench._fail(
+            evidence,
+            "boot",
+            f"power-cut campaign on the board (seed {seed}): {len(camp.bricked)} bricked, "
+            f"{len(unreached)} not reached of {len(camp.results)}; first: {bad.outcome} at op {bad.op} "
+            f"({bad.mode}) {bad.kind} 0x{bad.address:08X} [{bad.region}]: {bad.detail}",
+            hint="see campaign.html in the test's artifacts",
         )

@@ -156,3 +156,40 @@ def test_a_board_without_a_power_switch_is_refused(lab_board: TwinTarget, tmp_pa
     assert proc.returncode != 0
     assert "no power switch" in proc.stderr + proc.stdout and "power:" in proc.stderr + proc.stdout
     assert _flash_sha(twin) == before
+
+
+def test_the_pytest_entry_on_a_board_reached_like_a_lab_board(lab_board: TwinTarget, tmp_path: Path) -> None:
+    """``pytest tests_hil -m campaign --board nucleo --allow-destructive``: the twin's own
+    campaign is skipped (twin_only), the real board's variant runs with the board file's
+    switch; on the twin it is the other way round (real_board_only)."""
+    import xml.etree.ElementTree as ET
+
+    twin = lab_board
+    before = _flash_sha(twin)
+    reports = tmp_path / "reports"
+    env = dict(os.environ, TWIN_CONTROL=str(twin.info["control"]), OTA_RIG_CAMPAIGN_SEED="5")
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests_hil", "-m", "campaign"),
+            *("--board", "nucleo", "--board-file", str(_board_file(tmp_path, twin))),
+            *("--probe-uid", twin.probe_uid, "--serial-port", twin.serial_port),
+            *("--allow-destructive", "--restore-after", "-rs"),
+            *("--report-dir", str(reports), "--junitxml", str(reports / "junit.xml")),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    cases = {c.get("name"): c for c in ET.parse(reports / "junit.xml").getroot().iter("testcase")}
+    ran = cases["test_power_cut_campaign_on_the_board[eth]"]
+    assert not list(ran), out[-3000:]  # passed: no failure, no skip
+    assert cases["test_power_cut_campaign[eth]"].find("skipped") is not None
+    (doc,) = (json.loads(p.read_text()) for p in reports.glob("artifacts/**/campaign-board/campaign.json"))
+    assert doc["seed"] == 5 and len(doc["results"]) == 4 and doc["counts"]["bricked"] == 0
+    assert _flash_sha(twin) == before
