@@ -2,9 +2,10 @@
 
 A point on a real board costs a real update and a power cycle (tens of seconds), so the plan
 is short and ordered by what matters most: the point after the last operation (before the
-new application starts), every erase and option-byte write, the first and last operation of
-each class (kind × region), the regions the board file marks ``preserve``, the programs on
-a sector boundary; then programs sampled with the seed. Each chosen operation is cut at
+new application starts), every erase and option-byte write, the last operation of each
+class (kind × region: where a step of the update completes, e.g. the boot record's last
+word), the first of each, the regions the board file marks ``preserve``, the programs on a
+sector boundary; then programs sampled with the seed. Each chosen operation is cut at
 every moment of ``--cut-at`` (``halted``, ``+N ms``). ``points`` caps the total; the
 covered operations that do not fit are left out in that order (the count is reported).
 
@@ -30,9 +31,10 @@ def covered_ops(ops: Sequence[Op], layout: FlashLayout, preserved: Sequence[str]
     by_class: dict[str, list[Op]] = {}
     for o in ops:
         by_class.setdefault(o.op_class, []).append(o)
+    for name, members in by_class.items():  # where a step of the update completes
+        chosen.setdefault(members[-1].index, f"last of {name}")
     for name, members in by_class.items():
         chosen.setdefault(members[0].index, f"first of {name}")
-        chosen.setdefault(members[-1].index, f"last of {name}")
     for o in ops:
         if o.region in preserved:
             chosen.setdefault(o.index, f"{o.region} (preserved region)")

@@ -10,10 +10,12 @@ it does neither fails phase ``boot`` naming the operation. The seed is random un
 the twin (each point that asks again re-downloads the update). The full campaign is
 ``rig campaign power-cut``.
 
-On a real board (``--board nucleo --allow-destructive`` and a ``power:`` switch in the board
-file) :func:`test_power_cut_campaign_on_the_board` runs the real-board campaign instead: the
-dry run on a twin of the same binaries, then a few operations reached with the probe's DWT
-watchpoints and cut with the switch (rig/campaign_lab.py; slower and approximate).
+:func:`test_power_cut_campaign_on_the_board` is the real board's way (``--board nucleo
+--allow-destructive`` with a ``power:`` switch in the board file; on the twin its power
+through the control port): the dry run on a twin of the same binaries, then a few operations
+reached with the probe's DWT watchpoints and cut with the switch (rig/campaign_lab.py; slower
+and approximate). Its points: after the last operation, every erase, the last operation of
+each class (the boot record's last word among them).
 """
 
 from __future__ import annotations
@@ -77,12 +79,11 @@ def test_power_cut_campaign(flashed_bench, apps, transport, evidence) -> None:
 
 
 #: operations × moments of the real-board campaign (each a real update and power cycle)
-BOARD_POINTS = 4
+BOARD_POINTS = 6
 
 
 @pytest.mark.campaign
 @pytest.mark.destructive
-@pytest.mark.real_board_only
 @pytest.mark.transport("eth")
 def test_power_cut_campaign_on_the_board(flashed_bench, apps, transport, evidence) -> None:
     from rig.campaign import Settings

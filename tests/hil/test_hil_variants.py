@@ -168,10 +168,20 @@ CASES = [
     Case(
         "record-before-last-word",
         "test_power_cut_campaign.py::test_power_cut_campaign",
-        "campaign",
+        "campaign and not on_the_board",
         "eth",
         "boot",
         ("bricked at op 8203", "program 0x08043FFC+4 [app_slot]", "slot read back is not the new image"),
+    ),
+    # the real board's way (DWT watchpoint, then the switch): halted right after the boot
+    # record's last word, before the app's last word is written
+    Case(
+        "record-before-last-word",
+        "test_power_cut_campaign.py::test_power_cut_campaign_on_the_board",
+        "campaign_on_the_board",
+        "eth",
+        "boot",
+        ("1 bricked", "[config]", "halted at PC=0x", "slot read back is not the new image"),
     ),
 ]
 

@@ -160,8 +160,7 @@ def test_a_board_without_a_power_switch_is_refused(lab_board: TwinTarget, tmp_pa
 
 def test_the_pytest_entry_on_a_board_reached_like_a_lab_board(lab_board: TwinTarget, tmp_path: Path) -> None:
     """``pytest tests_hil -m campaign --board nucleo --allow-destructive``: the twin's own
-    campaign is skipped (twin_only), the real board's variant runs with the board file's
-    switch; on the twin it is the other way round (real_board_only)."""
+    campaign is skipped (twin_only), the real board's runs with the board file's switch."""
     import xml.etree.ElementTree as ET
 
     twin = lab_board
@@ -191,5 +190,5 @@ def test_the_pytest_entry_on_a_board_reached_like_a_lab_board(lab_board: TwinTar
     assert not list(ran), out[-3000:]  # passed: no failure, no skip
     assert cases["test_power_cut_campaign[eth]"].find("skipped") is not None
     (doc,) = (json.loads(p.read_text()) for p in reports.glob("artifacts/**/campaign-board/campaign.json"))
-    assert doc["seed"] == 5 and len(doc["results"]) == 4 and doc["counts"]["bricked"] == 0
+    assert doc["seed"] == 5 and len(doc["results"]) == 6 and doc["counts"]["bricked"] == 0
     assert _flash_sha(twin) == before
