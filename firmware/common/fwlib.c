@@ -7,63 +7,62 @@
 
 #ifndef FWLIB_HOSTED
 typedef uint32_t __attribute__((may_alias)) fw_u32;
-typedef uint16_t __attribute__((may_alias)) fw_u16;
 
-/* Word copies (16 bytes a round) when source and destination share their alignment modulo
-   4, half-word copies when they share it modulo 2 (an lwIP TCP payload sits 2 bytes off a
-   word in its pbuf), bytes otherwise. Never turned into a call to itself. */
+/* Word copies (16 bytes a round). Source and destination sharing their alignment modulo 4:
+   aligned words both ways. Otherwise (an lwIP TCP payload sits 2 bytes off a word in its
+   pbuf; a ring buffer at any offset): the destination aligned, then words loaded from the
+   unaligned source, which the Cortex-M7 allows for normal memory (plain LDR, CCR.UNALIGN_TRP
+   clear: its reset value; ARMv7-M ARM A3.2.1) and does in one access within a line. Bytes
+   for the rest. Never turned into a call to itself. */
+typedef uint32_t __attribute__((may_alias, aligned(1))) fw_u32_unaligned;
+
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
 void *memcpy(void *dst, const void *src, size_t n)
 {
     uint8_t *d = dst;
     const uint8_t *s = src;
-    uintptr_t skew = (uintptr_t)d ^ (uintptr_t)s;
-    if (n >= 8u && (skew & 3u) == 0u) {
+    if (n >= 8u) {
         while (((uintptr_t)d & 3u) != 0u) {
             *d++ = *s++;
             n--;
         }
         fw_u32 *dw = (fw_u32 *)(void *)d;
-        const fw_u32 *sw = (const fw_u32 *)(const void *)s;
-        while (n >= 16u) {
-            uint32_t a = sw[0], b = sw[1], c = sw[2], e = sw[3];
-            dw[0] = a;
-            dw[1] = b;
-            dw[2] = c;
-            dw[3] = e;
-            dw += 4;
-            sw += 4;
-            n -= 16u;
-        }
-        while (n >= 4u) {
-            *dw++ = *sw++;
-            n -= 4u;
+        if (((uintptr_t)s & 3u) == 0u) {
+            const fw_u32 *sw = (const fw_u32 *)(const void *)s;
+            while (n >= 16u) {
+                uint32_t a = sw[0], b = sw[1], c = sw[2], e = sw[3];
+                dw[0] = a;
+                dw[1] = b;
+                dw[2] = c;
+                dw[3] = e;
+                dw += 4;
+                sw += 4;
+                n -= 16u;
+            }
+            while (n >= 4u) {
+                *dw++ = *sw++;
+                n -= 4u;
+            }
+            s = (const uint8_t *)sw;
+        } else {
+            const fw_u32_unaligned *su = (const fw_u32_unaligned *)(const void *)s;
+            while (n >= 16u) {
+                uint32_t a = su[0], b = su[1], c = su[2], e = su[3];
+                dw[0] = a;
+                dw[1] = b;
+                dw[2] = c;
+                dw[3] = e;
+                dw += 4;
+                su += 4;
+                n -= 16u;
+            }
+            while (n >= 4u) {
+                *dw++ = *su++;
+                n -= 4u;
+            }
+            s = (const uint8_t *)su;
         }
         d = (uint8_t *)dw;
-        s = (const uint8_t *)sw;
-    } else if (n >= 8u && (skew & 1u) == 0u) {
-        if (((uintptr_t)d & 1u) != 0u) {
-            *d++ = *s++;
-            n--;
-        }
-        fw_u16 *dh = (fw_u16 *)(void *)d;
-        const fw_u16 *sh = (const fw_u16 *)(const void *)s;
-        while (n >= 8u) {
-            uint16_t a = sh[0], b = sh[1], c = sh[2], e = sh[3];
-            dh[0] = a;
-            dh[1] = b;
-            dh[2] = c;
-            dh[3] = e;
-            dh += 4;
-            sh += 4;
-            n -= 8u;
-        }
-        while (n >= 2u) {
-            *dh++ = *sh++;
-            n -= 2u;
-        }
-        d = (uint8_t *)dh;
-        s = (const uint8_t *)sh;
     }
     while (n-- != 0u) {
         *d++ = *s++;

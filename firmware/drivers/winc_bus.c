@@ -28,18 +28,31 @@ static struct {
 static uint16_t crc16_table[256];
 
 /* ---------------------------------------------------------------- CRC */
-uint8_t winc_crc7(const uint8_t *p, uint32_t n)
+static uint8_t crc7_table[256]; /* CRC7 (x^7 + x^3 + 1) of one byte from 0, in bits 6..0 */
+
+static void crc7_init(void)
 {
-    uint32_t crc = 0x7Fu;
-    while (n--) {
-        uint32_t b = *p++;
-        for (int i = 7; i >= 0; i--) {
-            uint32_t fb = ((crc >> 6) ^ (b >> i)) & 1u;
+    for (uint32_t i = 0; i < 256u; i++) {
+        uint32_t crc = 0;
+        for (int b = 7; b >= 0; b--) {
+            uint32_t fb = ((crc >> 6) ^ (i >> b)) & 1u;
             crc = (crc << 1) & 0x7Fu;
             if (fb)
                 crc ^= 0x09u;
         }
+        crc7_table[i] = (uint8_t)crc;
     }
+    crc7_table[0] |= 0x80u; /* built (the entry of 0 is 0: bit 7 marks the table ready) */
+}
+
+/* A byte at a time through the table: crc' = T[(crc << 1) ^ b] (CRC7 is linear). */
+uint8_t winc_crc7(const uint8_t *p, uint32_t n)
+{
+    if (!(crc7_table[0] & 0x80u))
+        crc7_init();
+    uint32_t crc = 0x7Fu;
+    while (n--)
+        crc = crc7_table[((crc << 1) ^ *p++) & 0xFFu] & 0x7Fu;
     return (uint8_t)(crc << 1);
 }
 
