@@ -167,7 +167,7 @@ typedef struct eth_desc {
 #define ETH_RDES1_RBS1_MASK 0x1FFFu
 
 /* ---------------------------------------------------------------- driver */
-#define ETH_RX_DESC_COUNT  24u
+#define ETH_RX_DESC_COUNT  32u
 #define ETH_TX_DESC_COUNT  4u
 #define ETH_BUF_SIZE       1536u     /* >= 1518 + VLAN, multiple of 32 */
 #define ETH_FRAME_MAX      1514u     /* without FCS */
