@@ -97,6 +97,17 @@ class Stm32Spi(Device):
         self._dma_levels = (False, False)
         self._dma: object | None = None
         self._cache_cr2()
+        self._refresh_fast()
+
+    def _refresh_fast(self) -> None:
+        """The polled 16-bit DR fast paths' condition, kept current (CR1/CR2 writes, IRQ
+        level changes): no interrupt or DMA line can move, an enabled MSB-first master."""
+        quiet = not (self._ie or self._irq_level or self.cr2 & 3)
+        cr1 = self.cr1
+        self._quiet = quiet
+        self._fast16 = bool(
+            quiet and self._pair and cr1 & _ENABLED_MASTER == _ENABLED_MASTER and not cr1 & CR1_LSBFIRST
+        )
 
     def _cache_cr2(self) -> None:
         ds = (self.cr2 >> CR2_DS_SHIFT) & 0xF
@@ -143,7 +154,7 @@ class Stm32Spi(Device):
             return self._sr_at[len(self.rx)]
         if offset == DR:
             rx = self.rx
-            if size == 2 and len(rx) >= 2 and not (self.ovr or self._ie or self._irq_level or self.cr2 & 3):
+            if size == 2 and len(rx) >= 2 and self._quiet and not self.ovr:
                 value = rx[0] | (rx[1] << 8)  # the polled 16-bit read: no flag, IRQ or DMA line moves
                 del rx[:2]
                 return value
@@ -170,15 +181,7 @@ class Stm32Spi(Device):
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset == DR:
-            cr1 = self.cr1
-            if (
-                size == 2
-                and self._pair
-                and cr1 & _ENABLED_MASTER == _ENABLED_MASTER
-                and not cr1 & CR1_LSBFIRST
-                and len(self.rx) <= FIFO_BYTES - 2
-                and not (self._ie or self._irq_level or self.cr2 & 3)
-            ):
+            if size == 2 and self._fast16 and len(self.rx) <= FIFO_BYTES - 2:
                 # the polled 16-bit write: two frames through the slave in one call
                 miso = self.slave.exchange2(value & 0xFF, (value >> 8) & 0xFF)  # type: ignore[union-attr]
                 self.rx += (miso & 0xFFFF).to_bytes(2, "little")
@@ -217,6 +220,7 @@ class Stm32Spi(Device):
             self.unmodelled(offset, "write")
         self._update_irq()
         self._update_dma()
+        self._refresh_fast()
 
     def _log(self, msg: str) -> None:
         if self.services is not None:
@@ -294,6 +298,7 @@ class Stm32Spi(Device):
         )
         if level != self._irq_level and self.services is not None:
             self._irq_level = level
+            self._refresh_fast()
             self.services.set_irq(self.irq, level)
 
     def _update_dma(self) -> None:
