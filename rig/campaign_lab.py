@@ -261,8 +261,10 @@ def run_lab_point(board: Board, switch: PowerSwitch, point: Point, transport: st
         op = board.ops[point.op]
         res.kind, res.address, res.length, res.region = op.kind, op.address, op.length, op.region
     settle(server)
+    server.close()  # installing may run an update of its own (update.install: ota)
     bench.install_app_direct(board.old, transport)  # the core held at reset meanwhile
     bench.request_update(transport)
+    board.server = server = _serve(bench, board.new)
     bench.probe.reset(halt=True)
     bench.sessions_at_reset = server.sessions_started
     runner = Runner(bench.probe, board.timeout)
