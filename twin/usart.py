@@ -3,8 +3,9 @@
 The firmware side is an STM32F7 USART (CR1/CR2/CR3/BRR/ISR/ICR/RQR/RDR/TDR); the host side
 is the slave end of a PTY in raw mode, which pyserial opens like /dev/ttyACM0. Bytes move
 at the configured baud rate in virtual time (10 bit times per frame). A reader thread posts
-received bytes to the CPU thread; received bytes are delivered one frame apart, a byte
-arriving while RXNE is still set is lost with ORE (unless CR3.OVRDIS).
+received bytes to the CPU thread; received bytes are delivered one frame apart (a burst on
+a quiet line after the VCP's 1 ms USB latency), a byte arriving while RXNE is still set is
+lost with ORE (unless CR3.OVRDIS).
 
 Owns: USART3's registers, the PTY and its reader thread. Must not touch: the machine
 beyond its Services (received bytes are posted to the CPU thread).
@@ -28,6 +29,8 @@ CR3_OVRDIS = 1 << 12
 #: RX_SPIN_GAP cycles of the previous one, mean the firmware is waiting for input
 RX_SPIN_POLLS, RX_SPIN_GAP = 8, 2000
 ISR_ORE, ISR_IDLE, ISR_RXNE, ISR_TC, ISR_TXE = 8, 16, 32, 64, 128
+#: host -> board latency of the ST-LINK virtual COM port (USB full-speed frames), virtual ms
+VCP_LATENCY_MS = 1
 ISR_TEACK, ISR_REACK = 1 << 21, 1 << 22
 USART3_IRQ = 39
 
@@ -280,12 +283,21 @@ class Usart(Device):
 
     # ------------------------------------------------------------------ receive
     def inject_rx(self, data: bytes) -> None:
-        """Bytes arriving on the line (CPU thread)."""
+        """Bytes the host wrote (CPU thread). A burst that finds the line quiet starts
+        VCP_LATENCY_MS after now: on a NUCLEO they cross USB and the ST-LINK's bridge,
+        whose latency is at least a USB frame (1 ms); a host answering a line the instant
+        it appears (the twin's virtual time may stand still while the host reacts) would
+        otherwise hit a firmware still sending the line's end (a lost byte, ORE)."""
+        fresh = self._rx_handle is None and not self._rxq
         self._rxq.extend(data)
         if len(self._rxq) > 1 << 16:
             for _ in range(len(self._rxq) - (1 << 16)):
                 self._rxq.popleft()
                 self.rx_dropped += 1
+        if fresh and self._rxq and self.services is not None:
+            latency = self.services.core_hz * VCP_LATENCY_MS // 1000
+            self._rx_handle = self.services.schedule(latency + self.frame_cycles(), self._rx_frame)
+            return
         self._schedule_rx()
 
     def _schedule_rx(self) -> None:

@@ -4,7 +4,7 @@ so the machine keeps wall time there; a single poll inside a busy loop does not.
 from __future__ import annotations
 
 from twin.testing import ServicesDouble
-from twin.usart import RX_SPIN_GAP, RX_SPIN_POLLS, Usart
+from twin.usart import RX_SPIN_GAP, RX_SPIN_POLLS, VCP_LATENCY_MS, Usart
 
 # written out from the reference manual, not imported from twin.usart (a wrong bit fails here)
 ISR = 0x1C  # RM0410 USART_ISR offset (CMSIS stm32f767xx.h USART_TypeDef)
@@ -47,7 +47,26 @@ def test_a_received_byte_sets_rxne_until_rdr_is_read() -> None:
     s, u = _usart()
     assert not u.read(ISR, 4) & ISR_RXNE
     u.inject_rx(b"x")
-    s.advance(u.frame_cycles() + 1)
+    s.advance(s.core_hz * VCP_LATENCY_MS // 1000 + u.frame_cycles() + 1)
     assert u.read(ISR, 4) & ISR_RXNE
     assert u.read(RDR, 4) == ord("x")
     assert not u.read(ISR, 4) & ISR_RXNE  # reading RDR clears RXNE
+
+
+def test_a_host_burst_comes_after_the_vcps_latency_then_a_frame_apart() -> None:
+    """A NUCLEO's ST-LINK bridges the VCP over USB: the host's answer reaches the pin no
+    sooner than a USB frame (1 ms) after it was written, whatever the twin's clock did
+    meanwhile; then one byte per frame."""
+    s, u = _usart()
+    latency = s.core_hz // 1000
+    assert VCP_LATENCY_MS == 1
+    u.inject_rx(b"ab")
+    s.advance(latency)
+    assert not u.read(ISR, 4) & ISR_RXNE
+    s.advance(u.frame_cycles())
+    assert u.read(ISR, 4) & ISR_RXNE and u.read(RDR, 4) == ord("a")
+    s.advance(u.frame_cycles())
+    assert u.read(RDR, 4) == ord("b")
+    u.inject_rx(b"c")  # the line is quiet again: the latency again
+    s.advance(u.frame_cycles() + 1)
+    assert not u.read(ISR, 4) & ISR_RXNE
