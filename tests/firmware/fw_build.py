@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import sys
@@ -47,14 +48,18 @@ def make(*goals: str, timeout: float = 900.0, extra: tuple[str, ...] = ()) -> su
                 f"{tool} not found: install it (Debian: apt-get install "
                 "gcc-arm-none-eabi make gcc) to build firmware/"
             )
-    proc = subprocess.run(
-        # the Makefile's helper scripts run with this interpreter, not whatever python3 is on PATH
-        ["make", "-C", str(FIRMWARE), "-j2", f"PYTHON={sys.executable}", *extra, *goals],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    # one make at a time in the tree (xdist workers, parallel runs): two would write the
+    # same objects at once and one could link a half-written file
+    with open(FIRMWARE / ".make.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run(
+            # the Makefile's helper scripts run with this interpreter, not whatever python3 is on PATH
+            ["make", "-C", str(FIRMWARE), "-j2", f"PYTHON={sys.executable}", *extra, *goals],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"make {' '.join(goals)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
