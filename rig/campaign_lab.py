@@ -197,7 +197,7 @@ def real_board(
     spec: BoardSpec, target: NucleoTarget, s: Settings, lab: Lab, say: Callable[[str], None]
 ) -> Iterator[tuple[Bench, str]]:
     """The board locked, its flash saved; put back on the way out with ``lab.restore_after``."""
-    from rig import probe_lock
+    from rig import probe_lock, progress
     from rig.backup import boot_check, restore_backup, take_backup
     from rig.console import Console
     from rig.hil import Bench
@@ -209,6 +209,10 @@ def real_board(
         stack.enter_context(probe_lock.board_lock(target.probe_uid, timeout=lab.lock_timeout, say=say))
         stack.callback(target.stop)
         probe = stack.enter_context(probe_for(target, spec))
+        bars = progress.for_run()  # the backup, the installs and the restore: minutes on an ST-LINK
+        if bars is not None:
+            stack.callback(bars.close)
+            probe.progress = bars.probe_callback()
         baud = tspec.baudrate if tspec else 115200
         console = stack.enter_context(
             Console(target.serial_port, baudrate=baud, log_path=s.out_dir / "console.log")
