@@ -31,6 +31,12 @@ POINTS = 36
 MULTI = 2
 
 
+def _seed() -> int:
+    """``OTA_RIG_CAMPAIGN_SEED``, else a random one (named in the failure and the report)."""
+    env_seed = os.environ.get("OTA_RIG_CAMPAIGN_SEED")
+    return int(env_seed) if env_seed else random.SystemRandom().randrange(1 << 32)
+
+
 @pytest.mark.campaign
 @pytest.mark.destructive
 @pytest.mark.twin_only
@@ -39,8 +45,7 @@ def test_power_cut_campaign(flashed_bench, apps, transport, evidence) -> None:
     from rig.campaign import Settings, cut_all, prepared
     from rig.campaign_report import write_reports
 
-    env_seed = os.environ.get("OTA_RIG_CAMPAIGN_SEED")
-    seed = int(env_seed) if env_seed else random.SystemRandom().randrange(1 << 32)
+    seed = _seed()
     bench = flashed_bench
     out = bench.artifacts / "campaign"
     s = Settings(
@@ -94,8 +99,7 @@ def test_power_cut_campaign_on_the_board(flashed_bench, apps, transport, evidenc
     switch = bench.target.power_switch()
     if switch is None:
         pytest.skip("the board file has no power: switch (uhubctl or command): docs/lab.md §7")
-    env_seed = os.environ.get("OTA_RIG_CAMPAIGN_SEED")
-    seed = int(env_seed) if env_seed else random.SystemRandom().randrange(1 << 32)
+    seed = _seed()
     out = bench.artifacts / "campaign-board"
     s = Settings(
         bootloader=bench.bootloader.path,

@@ -11,7 +11,6 @@ console, the OTA server and the probe. Only a real ST-LINK and a real relay are 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -20,25 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+from lab_relay import flash_sha, lab_board_file
 
-from rig.board import default_board_path
-from rig.probe import Probe
 from rig.targets.twin import TwinTarget, start_twin
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "firmware" / "build"
 USER_BOOTLOADER = BUILD / "bootloader-no-vtor.bin"  # the user's own, before the campaign
-LAB_IP = "127.0.0.1"
-
-RELAY = """#!{python}
-import os, socket, sys
-if sys.argv[1] == "off":
-    host, port = os.environ["TWIN_CONTROL"].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(b'{{"cmd": "power.cut", "after_ms": 0}}\\n')
-        s.makefile().readline()
-"""
 
 
 @pytest.fixture
@@ -55,26 +42,6 @@ def lab_board(tmp_path: Path) -> Iterator[TwinTarget]:
         yield twin
     finally:
         twin.stop()
-
-
-def _board_file(tmp_path: Path, twin: TwinTarget, *, power: bool = True) -> Path:
-    doc = yaml.safe_load(Path(default_board_path()).read_text())
-    doc["targets"]["nucleo"].update(
-        listen=f"{LAB_IP}:{twin.ota_bind[1]}", board_ip=LAB_IP, banner=r"BL: [^\r\n]+"
-    )
-    relay = tmp_path / "relay.py"
-    relay.write_text(RELAY.format(python=sys.executable))
-    relay.chmod(0o755)
-    if power:
-        doc["power"] = {"command": {"off": "./relay.py off", "on": "./relay.py on"}, "off_time": 0.2}
-    path = tmp_path / "lab-board.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def _flash_sha(twin: TwinTarget) -> str:
-    with Probe(twin.probe_uid) as p:
-        return hashlib.sha256(p.read(0x08000000, 2 * 1024 * 1024)).hexdigest()
 
 
 def _campaign(twin: TwinTarget, board_file: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -98,8 +65,8 @@ def _campaign(twin: TwinTarget, board_file: Path, out: Path, *extra: str) -> sub
 
 def test_campaign_on_a_board_reached_like_a_lab_board(lab_board: TwinTarget, tmp_path: Path) -> None:
     twin = lab_board
-    before = _flash_sha(twin)
-    board_file = _board_file(tmp_path, twin)
+    before = flash_sha(twin)
+    board_file = lab_board_file(tmp_path, twin.ota_bind[1], off_time=0.2)
     # without --allow-destructive nothing is touched, and the error says what to add
     refused = _campaign(twin, board_file, tmp_path / "refused", "--points", "2")
     assert refused.returncode != 0 and "--allow-destructive" in refused.stderr + refused.stdout
@@ -138,16 +105,16 @@ def test_campaign_on_a_board_reached_like_a_lab_board(lab_board: TwinTarget, tmp
     # the board's own flash saved first, put back at the end, byte for byte
     backups = list((out / "backups").iterdir())
     assert len(backups) == 1 and json.loads((backups[0] / "backup.json").read_text())["sha256"] == before
-    assert _flash_sha(twin) == before
+    assert flash_sha(twin) == before
     assert (out / "campaign.html").is_file() and "rig restore" in text
 
 
 def test_a_board_without_a_power_switch_is_refused(lab_board: TwinTarget, tmp_path: Path) -> None:
     twin = lab_board
-    before = _flash_sha(twin)
+    before = flash_sha(twin)
     proc = _campaign(
         twin,
-        _board_file(tmp_path, twin, power=False),
+        lab_board_file(tmp_path, twin.ota_bind[1], off_time=None),
         tmp_path / "out",
         "--points",
         "2",
@@ -155,7 +122,7 @@ def test_a_board_without_a_power_switch_is_refused(lab_board: TwinTarget, tmp_pa
     )
     assert proc.returncode != 0
     assert "no power switch" in proc.stderr + proc.stdout and "power:" in proc.stderr + proc.stdout
-    assert _flash_sha(twin) == before
+    assert flash_sha(twin) == before
 
 
 def test_the_pytest_entry_on_a_board_reached_like_a_lab_board(lab_board: TwinTarget, tmp_path: Path) -> None:
@@ -164,14 +131,19 @@ def test_the_pytest_entry_on_a_board_reached_like_a_lab_board(lab_board: TwinTar
     import xml.etree.ElementTree as ET
 
     twin = lab_board
-    before = _flash_sha(twin)
+    before = flash_sha(twin)
     reports = tmp_path / "reports"
     env = dict(os.environ, TWIN_CONTROL=str(twin.info["control"]), OTA_RIG_CAMPAIGN_SEED="5")
     env.pop("PYTEST_XDIST_WORKER", None)
     proc = subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests_hil", "-m", "campaign"),
-            *("--board", "nucleo", "--board-file", str(_board_file(tmp_path, twin))),
+            *(
+                "--board",
+                "nucleo",
+                "--board-file",
+                str(lab_board_file(tmp_path, twin.ota_bind[1], off_time=0.2)),
+            ),
             *("--probe-uid", twin.probe_uid, "--serial-port", twin.serial_port),
             *("--allow-destructive", "--restore-after", "-rs"),
             *("--report-dir", str(reports), "--junitxml", str(reports / "junit.xml")),
@@ -191,4 +163,4 @@ def test_the_pytest_entry_on_a_board_reached_like_a_lab_board(lab_board: TwinTar
     assert cases["test_power_cut_campaign[eth]"].find("skipped") is not None
     (doc,) = (json.loads(p.read_text()) for p in reports.glob("artifacts/**/campaign-board/campaign.json"))
     assert doc["seed"] == 5 and len(doc["results"]) == 6 and doc["counts"]["bricked"] == 0
-    assert _flash_sha(twin) == before
+    assert flash_sha(twin) == before

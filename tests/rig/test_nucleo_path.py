@@ -18,7 +18,6 @@ own before the run (a variant): after the run it is there again, byte for byte.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lab_relay import LAB_IP, flash_sha, lab_board_file
 
 from rig.board import default_board_path
 from rig.probe import Probe
@@ -37,7 +37,6 @@ from rig.targets.twin import TwinTarget, start_twin
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "firmware" / "build"
 USER_BOOTLOADER = BUILD / "bootloader-no-vtor.bin"  # the user's own, before the run
-LAB_IP = "127.0.0.1"  # the host address the lab network carries the board's connections to
 
 
 @pytest.fixture
@@ -61,44 +60,15 @@ def lab_board(tmp_path: Path) -> Iterator[tuple[TwinTarget, int]]:
         twin.stop()
 
 
-#: the lab's relay script: cuts the board's power (here the twin's, through its control port)
-RELAY = """#!{python}
-import os, socket, sys
-if sys.argv[1] == "off":
-    host, port = os.environ["TWIN_CONTROL"].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(b'{{"cmd": "power.cut", "after_ms": 0}}\\n')
-        s.makefile().readline()
-"""
-
-
-def _board_file(tmp_path: Path, port: int) -> Path:
-    doc = yaml.safe_load(Path(default_board_path()).read_text())
-    # the board dials ota.server (192.168.1.10:5000, as shipped); the lab carries it to listen
-    doc["targets"]["nucleo"].update(listen=f"{LAB_IP}:{port}", board_ip=LAB_IP, banner=r"BL: [^\r\n]+")
-    relay = tmp_path / "relay.py"
-    relay.write_text(RELAY.format(python=sys.executable))
-    relay.chmod(0o755)
-    doc["power"] = {"command": {"off": "./relay.py off", "on": "./relay.py on"}, "off_time": 0.5}
-    path = tmp_path / "lab-board.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def _flash_sha(twin: TwinTarget) -> str:
-    with Probe(twin.probe_uid) as p:
-        return hashlib.sha256(p.read(0x08000000, 2 * 1024 * 1024)).hexdigest()
-
-
 def test_the_nucleo_path_against_a_board_reached_like_a_lab_board(
     lab_board: tuple[TwinTarget, int], tmp_path: Path
 ) -> None:
     twin, port = lab_board
-    before = _flash_sha(twin)
+    before = flash_sha(twin)
     reports = tmp_path / "reports"
     board = [
         *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests_hil", "--board", "nucleo"),
-        *("--board-file", str(_board_file(tmp_path, port))),
+        *("--board-file", str(lab_board_file(tmp_path, port))),
         *("--probe-uid", twin.probe_uid, "--serial-port", twin.serial_port),
     ]
     env = dict(os.environ, TWIN_CONTROL=str(twin.info["control"]))
@@ -150,7 +120,7 @@ def test_the_nucleo_path_against_a_board_reached_like_a_lab_board(
     assert meta["sha256"] == before and meta["probe_uid"] == twin.probe_uid
     assert "flash verified" in record["restored"] and record["boot_check"]["ok"], record
     assert record["boot_check"]["line"].startswith("BL:")
-    assert _flash_sha(twin) == before  # the user's bootloader is back
+    assert flash_sha(twin) == before  # the user's bootloader is back
     assert "ota-rig: the real board" in out and f"rig restore {backup}" in out
 
     # what the report says about the board: the silicon, the OTA session from the board's own address
