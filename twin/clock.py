@@ -46,7 +46,7 @@ class _Event:
         self.when, self.seq, self.callback, self.cancelled = when, seq, callback, False
 
     def __lt__(self, other: _Event) -> bool:
-        return (self.when, self.seq) < (other.when, other.seq)
+        return self.when < other.when or (self.when == other.when and self.seq < other.seq)
 
 
 class Clock:
@@ -123,10 +123,15 @@ class Clock:
     # ------------------------------------------------------------------ events
     def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:
         """Run ``callback`` on the CPU thread ``delay_cycles`` from now."""
-        ev = _Event(self.now_cycles() + max(0, int(delay_cycles)), next(self._seq), callback)
-        heapq.heappush(self._events, ev)
         s = self._slice
-        if s.active and ev.when < s.end:
+        if type(delay_cycles) is not int:
+            delay_cycles = int(delay_cycles)
+        when = (self.cycles + s.ticks if s.active else self.cycles) + (
+            delay_cycles if delay_cycles > 0 else 0
+        )
+        ev = _Event(when, next(self._seq), callback)
+        heapq.heappush(self._events, ev)
+        if s.active and when < s.end:
             s.short = SHORT_SLICES_AFTER_IO
         return ev
 
@@ -188,9 +193,10 @@ class Clock:
         if events[0] is not ev:
             return False
         limit = ev.when + s.budget  # what is left of the slice runs after the stall
-        if any(i < len(events) and events[i].when < limit for i in (1, 2)):
+        n = len(events)
+        if (n > 1 and events[1].when < limit) or (n > 2 and events[2].when < limit):
             return False  # another event (a heap child of the head) is due too soon
-        delay = ev.when - self.now_cycles()
+        delay = ev.when - (self.cycles + s.ticks)  # s is active: only poll_wait calls this
         if delay > 0:
             s.ticks += delay
             s.stalled += delay

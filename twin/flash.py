@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 from collections.abc import Callable
 from typing import Any
 
 from twin import flash_state
 from twin.device import Device, ResetKind, merge_word, sub_word
-from twin.flash_cut import EraseInFlight, PowerCutPlan
-from twin.flash_record import NvSnapshots, OpLog, partial_effect
+from twin.flash_cut import EraseInFlight, PowerCutPlan, apply_cut
+from twin.flash_record import NvSnapshots, OpLog
 from twin.memory import FLASH_BASE, FLASH_ITCM_BASE, FLASH_SIZE
 
 KEY1, KEY2 = 0x45670123, 0xCDEF89AB
@@ -57,6 +58,13 @@ FLASH_IRQ = 4
 OPTION_BYTES = 0x1FFF0000  # where RM0410 maps the option bytes (an operation's address)
 
 K = 1024
+_U32 = struct.Struct("<I")
+
+
+def _no_poll(_handle: object) -> None:
+    """Services without poll_wait (a bare test double): BSY reads just see the flag."""
+
+
 _STORE_BLOCKERS = CR_LOCK | CR_PG | CR_SER | CR_MER | CR_MER2
 _PSIZE_BYTES = (1, 2, 4, 4)
 _NWRP_ALL = 0xFFF << 16
@@ -122,6 +130,7 @@ class FlashController(Device):
     def reset(self, kind: str) -> None:
         """Every reset relocks CR/OPTCR and reloads the option bytes (OBL)."""
         self._dcache = getattr(self.services, "dcache", None)
+        self._poll = getattr(self.services, "poll_wait", None) or _no_poll  # BSY read: jump to its end
         if self._busy_handle is not None and self.services is not None:
             kind == ResetKind.POWER and self.in_flight.power_lost(self)  # type: ignore[func-returns-value]
             self.services.cancel(self._busy_handle)
@@ -165,7 +174,9 @@ class FlashController(Device):
 
     # ------------------------------------------------------------------ registers
     def read(self, offset: int, size: int) -> int:
-        if offset == 0x0C and size == 4 and not self.sr & SR_BSY:  # SR after each programmed word
+        if offset == 0x0C and size == 4:  # SR after each programmed word: the hot path
+            if self.sr & SR_BSY and self._busy_handle is not None:
+                self._poll(self._busy_handle)
             return self.sr
         return sub_word(self._read_word(offset & ~3), offset, size)
 
@@ -173,8 +184,8 @@ class FlashController(Device):
         if offset == 0x00:
             return self.acr
         if offset == 0x0C:
-            if self.sr & SR_BSY and self.services is not None and hasattr(self.services, "poll_wait"):
-                self.services.poll_wait(self._busy_handle)
+            if self.sr & SR_BSY and self._busy_handle is not None:
+                self._poll(self._busy_handle)
             return self.sr
         if offset == 0x10:
             return self.cr
@@ -296,26 +307,7 @@ class FlashController(Device):
         cut = self.power_cut.fires(kind, address, length)
         if cut is None:
             return True
-        mode = str(cut["mode"])
-        what = partial_effect(self.mv, kind, address, length, value, mode)
-        if kind == "erase":
-            self._dirty(address, length // 2)
-        self.cuts.append(
-            {
-                "op": self.started,
-                "nth": cut["nth"],
-                "kind": kind,
-                "address": address,
-                "length": length,
-                "mode": mode,
-            }
-        )
-        self._log(
-            f"POWER CUT during flash {kind} #{cut['nth']} in the armed range "
-            f"(op {self.started}) at 0x{address:08X}: {what}"
-        )
-        if self.services is not None:
-            self.services.request_reset(ResetKind.POWER, "power")
+        apply_cut(self, cut, kind, address, length, value)
         return False
 
     def arm_power_cut(self, *args: Any, **kwargs: Any) -> None:
@@ -368,8 +360,9 @@ class FlashController(Device):
         self.ops += 1
         self._finish_later(duration)
 
-    def cpu_store(self, address: int, size: int, value: int) -> None:
-        """A CPU/AHB store of ``size`` bytes into the array at absolute ``address``.
+    def cpu_store(self, address: int, size: int, value: int) -> int | None:
+        """A CPU/AHB store of ``size`` bytes into the array at absolute ``address``; returns
+        what the array holds there now (None: nothing programmed, or the D-cache keeps lines).
 
         Hot path (every programmed word of a flash download): keep it lean.
         """
@@ -380,21 +373,21 @@ class FlashController(Device):
             self.sr & SR_BSY and self.timing == "datasheet" and not self._busy_program
         ):
             self._error(SR_ERSERR)
-            return
+            return None
         if size != _PSIZE_BYTES[(cr >> 8) & 3]:
             self._error(SR_PGPERR)
-            return
+            return None
         if address % size or address + size > FLASH_BASE + FLASH_SIZE:
             self._error(SR_PGAERR)
-            return
+            return None
         if self.ob_optcr & _NWRP_ALL != _NWRP_ALL:
             sec = self.sector_of(address)
             if sec is None or self._protected(sec[0]):
                 self._error(SR_WRPERR)
-                return
+                return None
         if self.observers or self.power_cut.armed is not None or self.oplog.on:
             if not self._notify("program", address, size, value):
-                return
+                return None
         else:
             self.started += 1
         off = address - FLASH_BASE
@@ -402,8 +395,12 @@ class FlashController(Device):
         dc = self._dcache if self._dcache is not None and self._dcache.held else None
         if dc is not None:  # lines the CPU holds in its D-cache stay stale (twin/dcache.py)
             dc.begin_write(address, size)
-        old = int.from_bytes(mv[off : off + size], "little")
-        mv[off : off + size] = (old & value).to_bytes(size, "little")
+        if size == 4:
+            new = _U32.unpack_from(mv, off)[0] & value
+            _U32.pack_into(mv, off, new)
+        else:
+            new = int.from_bytes(mv[off : off + size], "little") & value
+            mv[off : off + size] = new.to_bytes(size, "little")
         if dc is not None:
             dc.end_write()
         self.ops += 1
@@ -413,6 +410,7 @@ class FlashController(Device):
                 self._update_irq()
         else:
             self._finish_later(PROGRAM_US[size], program=True)
+        return new if dc is None else None  # with stale D-cache lines: what the CPU sees
 
     _busy_program = False
     _dcache = None  # the D-cache model (twin/dcache.py), from the services if they have one
@@ -421,23 +419,26 @@ class FlashController(Device):
         if self.timing == "fast" or self.services is None:
             self._done()
             return
-        cycles = duration_us * self.services.core_hz // 1_000_000
-        now = self.services.now_cycles()
-        self._busy_until = max(self._busy_until, now) + cycles
+        sv = self.services
+        cycles = duration_us * sv.core_hz // 1_000_000
+        now = sv.now_cycles()
+        self._busy_until = (self._busy_until if self._busy_until > now else now) + cycles
         self._busy_program = program
         self.sr |= SR_BSY
         if self._busy_handle is not None:
-            self.services.cancel(self._busy_handle)
-        self._busy_handle = self.services.schedule(self._busy_until - now, self._done)
+            sv.cancel(self._busy_handle)
+        self._busy_handle = sv.schedule(self._busy_until - now, self._done)
 
     def _done(self) -> None:
-        self.in_flight.clear()
+        if self.in_flight.sectors:
+            self.in_flight.clear()
         self._busy_handle = None
         self._busy_program = False
         self.sr &= ~SR_BSY
-        if self.cr & CR_EOPIE:
-            self.sr |= SR_EOP
-        self._update_irq()
+        if self.cr & (CR_EOPIE | CR_ERRIE) or self._irq_level:
+            if self.cr & CR_EOPIE:
+                self.sr |= SR_EOP
+            self._update_irq()
 
     def _update_irq(self) -> None:
         level = bool((self.cr & CR_EOPIE and self.sr & SR_EOP) or (self.cr & CR_ERRIE and self.sr & SR_OPERR))

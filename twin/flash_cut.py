@@ -6,14 +6,18 @@ that touches an address range starts. The flash controller asks :meth:`PowerCutP
 at the start of every operation and, when it fires, leaves the array as the mode says
 and requests a power-on reset.
 
-Owns: the armed cut and its match counter. Must not touch: the flash array or the
-machine (the controller applies the cut).
+Owns: the armed cut and its match counter; :func:`apply_cut`, what a fired cut does to the
+controller (its array through ``partial_effect``, its cut list and log, its power-on reset
+request through its services). Must not touch: the machine other than through those
+services.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from twin.device import ResetKind
+from twin.flash_record import partial_effect
 from twin.memory import FLASH_BASE, FLASH_ITCM_BASE, FLASH_SIZE
 
 MODES = ("half", "abort", "torn")
@@ -131,3 +135,28 @@ class EraseInFlight:
             f"POWER LOST during flash: erase of 0x{first:08X}+{total} interrupted after {frac:.1%}: "
             f"{done} bytes erased, {total - done} old"
         )
+
+
+def apply_cut(fl: Any, cut: dict[str, object], kind: str, address: int, length: int, value: int) -> None:
+    """Cut ``fl``'s power as the fired ``cut`` says, at the start of operation ``kind``: the
+    array left as its mode says, the cut recorded and logged, a power-on reset requested."""
+    mode = str(cut["mode"])
+    what = partial_effect(fl.mv, kind, address, length, value, mode)
+    if kind == "erase":
+        fl._dirty(address, length // 2)
+    fl.cuts.append(
+        {
+            "op": fl.started,
+            "nth": cut["nth"],
+            "kind": kind,
+            "address": address,
+            "length": length,
+            "mode": mode,
+        }
+    )
+    fl._log(
+        f"POWER CUT during flash {kind} #{cut['nth']} in the armed range "
+        f"(op {fl.started}) at 0x{address:08X}: {what}"
+    )
+    if fl.services is not None:
+        fl.services.request_reset(ResetKind.POWER, "power")

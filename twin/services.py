@@ -28,6 +28,17 @@ class DeviceServices:
         self._m = machine
         self._clock = machine.clock
         self._owner = owner
+        # The hot forwards are the clock's own bound methods (a flash download calls them for
+        # every word): now_cycles, schedule(delay_cycles, callback) -> handle, cancel(handle)
+        # and poll_wait(until=None): the firmware polls a flag only a scheduled event changes
+        # (FLASH_SR.BSY); the slice ends and time jumps to the next event; only from
+        # side-effect-free reads (the load runs again); ``until``, the handle of the event that
+        # changes the flag, lets the read stall to it within the slice (Clock.poll_wait).
+        clock = machine.clock
+        self.now_cycles: Callable[[], int] = clock.now_cycles
+        self.schedule: Callable[[int, Callable[[], None]], object] = clock.schedule
+        self.cancel: Callable[[object], None] = clock.cancel
+        self.poll_wait: Callable[..., None] = clock.poll_wait
 
     @property
     def core_hz(self) -> int:
@@ -36,17 +47,8 @@ class DeviceServices:
     def set_core_hz(self, hz: int) -> None:
         self._clock.set_core_hz(hz)
 
-    def now_cycles(self) -> int:
-        return self._clock.now_cycles()
-
     def now_ns(self) -> int:
         return self._clock.now_ns()
-
-    def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:
-        return self._clock.schedule(delay_cycles, callback)
-
-    def cancel(self, handle: object) -> None:
-        self._clock.cancel(handle)
 
     def set_irq(self, irqn: int, level: bool) -> None:
         self._m.set_irq(irqn, level)
@@ -92,13 +94,6 @@ class DeviceServices:
         (the flash controller): ``begin_write``/``end_write`` around its writes; the SCB
         registers: ``set_enabled``/``operation``/``reset``."""
         return self._m.bus.dcache
-
-    def poll_wait(self, until: object = None) -> None:
-        """The firmware is polling a flag that only a scheduled event can change (e.g.
-        FLASH_SR.BSY); end the slice and jump to the next event. Only from side-effect-free
-        reads (the load runs again). ``until``: the handle of the event that changes the
-        flag; the read may then stall to it within the slice (twin/clock.Clock.poll_wait)."""
-        self._clock.poll_wait(until)
 
     def idle_wait(self) -> None:
         """The firmware waits for host input (socket data); after this slice idle until the

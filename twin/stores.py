@@ -72,7 +72,7 @@ class Stores:
             # hot path: a store into flash (every word of a flash download)
             off = address - mm.FLASH_BASE
             buf = self._memory.flash.mv
-            fl.cpu_store(address, size, value)
+            now = fl.cpu_store(address, size, value)
             d = self._dirty
             if d is None:
                 self._dirty = [address, address + size]
@@ -81,7 +81,9 @@ class Stores:
                     d[0] = address
                 if address + size > d[1]:
                     d[1] = address + size
-            if int.from_bytes(buf[off : off + size], "little") != value & _MASKS[size]:
+            if now is None:  # refused or cut: what the array holds
+                now = int.from_bytes(buf[off : off + size], "little")
+            if now != value & _MASKS[size]:
                 self.fixups.append((address, buf[off : off + size].tobytes()))
                 s = self._slice
                 if s.active and not s.reasons and self.replaying is None:
