@@ -215,7 +215,7 @@ class DebugAccessPort:
                 raise ProbeRequestError(str(e), STATUS_TRANSFER_FAULT) from None
         if width == 1:
             return list(data)
-        return list(memoryview(data).cast("I"))
+        return memoryview(data).cast("I").tolist()
 
     def write_block(self, addr: int, values: list[int], width: int) -> None:
         addr = _u32("address", addr)

@@ -68,3 +68,30 @@ def test_an_unknown_pyocd_target_is_refused_with_the_fix(twin: TwinTarget) -> No
         and "pyocd_target" in text
         and "pyocd list --targets" in text
     )
+
+
+def test_readback_hides_a_software_breakpoint_and_skips_the_filter_without_one(twin: TwinTarget) -> None:
+    """Probe.read goes straight to the core's memory AP unless a pyOCD provider holds a
+    software breakpoint; with one (a BKPT written into SRAM by pyOCD) the bytes read are
+    still the original ones, as pyOCD's own filtered read gives them."""
+    from pyocd.core.target import Target as PyocdTarget
+
+    from rig.probe import _software_breakpoints
+
+    addr = 0x2007F000
+    original = bytes(range(64))
+    with Probe(twin.probe_uid) as probe:
+        probe.reset(halt=True)
+        probe.write_ram(addr, original)
+        core = probe.target.selected_core
+        assert not _software_breakpoints(core.bp_manager)
+        assert probe.read(addr, 64) == original
+        assert probe.target.set_breakpoint(addr + 8, PyocdTarget.BreakpointType.SW)
+        core.bp_manager.flush()  # pyOCD writes the BKPT now (else at the next resume)
+        assert _software_breakpoints(core.bp_manager)
+        raw = bytes(core.ap.read_memory_block8(addr + 8, 2))
+        assert raw == b"\x00\xbe", "pyOCD did not write its BKPT: the test proves nothing"
+        assert probe.read(addr, 64) == original
+        probe.target.remove_breakpoint(addr + 8)
+        core.bp_manager.flush()
+        assert probe.read(addr, 64) == original
