@@ -35,6 +35,8 @@ AP0_IDR = 0x74770001
 AP_BASE = 0xE00FF003
 #: A debug client silent this long (seconds) is dropped when another debugger connects.
 STALE_AFTER = 10.0
+#: a halted core's debug port polls its socket this long (s) before sleeping in a receive
+SPIN_S = 0.0005
 #: Most items one read_block/write_block request may carry (2 MiB of bytes: all of flash).
 MAX_BLOCK_ITEMS = 1 << 21
 
@@ -371,13 +373,19 @@ class DebugServer:
         except OSError:
             pass
 
+    def _spin(self) -> float:
+        """How long to wait for the next request without sleeping: SPIN_S while the core is
+        halted (a debugger is driving it: flash loaders, readbacks), else 0 (the running core
+        needs the host CPU more than the debugger's polls need a fast answer)."""
+        return SPIN_S if self.m.halted else 0.0
+
     def _touch(self) -> None:
         self._last_rx = time.monotonic()
 
     def _serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            for lines in request_batches(conn, self._stop, on_recv=self._touch):
+            for lines in request_batches(conn, self._stop, on_recv=self._touch, spin=self._spin):
                 conn.sendall(b"".join(self.handle_line(x) if x is not None else _OVERLONG for x in lines))
         except OSError:
             pass
