@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import unicorn.arm_const as A
 
-from twin.fastreg import reg_reader, reg_writer
+from twin.fastreg import reg_batch, reg_reader, reg_writer
 
 REGS = {f"r{i}": getattr(A, f"UC_ARM_REG_R{i}") for i in range(13)}
 REGS.update(
@@ -37,6 +37,17 @@ REGS.update({f"s{i}": A.UC_ARM_REG_S0 + i for i in range(32)})
 _SPECIAL = frozenset({"msp", "psp", "primask", "basepri", "faultmask", "control"})
 #: written with one C call (twin/fastreg.py); the FP registers go through the binding
 _PLAIN = frozenset(n for n in REGS if not n.startswith("s") and n != "fpscr") | {"sp"}
+#: read together with one C call (CONTROL is not hidden from unprivileged code)
+_BATCH_READ = (_PLAIN - _SPECIAL) | {"control"}
+#: written together: no banking (SP, mode) and no EPSR.T rule (PC) to respect
+_BATCH_WRITE = frozenset(f"r{i}" for i in range(13)) | {"lr"}
+_MASKS = (
+    A.UC_ARM_REG_CONTROL,
+    A.UC_ARM_REG_IPSR,
+    A.UC_ARM_REG_PRIMASK,
+    A.UC_ARM_REG_BASEPRI,
+    A.UC_ARM_REG_FAULTMASK,
+)
 
 
 class CoreRegs:
@@ -46,6 +57,8 @@ class CoreRegs:
         self.uc = uc
         self._reg = reg_reader(uc)  # fast core register reads (twin/fastreg.py)
         self._write = reg_writer(uc)
+        self._batches: dict[tuple[str, ...], object] = {}
+        self._masks = reg_batch(uc, _MASKS)
 
     def reg(self, name: str) -> int:
         """Read a core register by name."""
@@ -58,12 +71,32 @@ class CoreRegs:
     def masks(self) -> tuple[int, int, int]:
         """PRIMASK, BASEPRI and FAULTMASK, with one privilege check for the three (the
         exception model asks for them before every slice)."""
-        rd = self._reg
-        if self._unprivileged_thread():
+        control, ipsr, primask, basepri, faultmask = self._masks.read()
+        if control & 1 and not ipsr & 0x1FF:  # unprivileged thread: unicorn read them as 0
+            rd = self._reg
             return self._as_privileged(
                 lambda: (rd(A.UC_ARM_REG_PRIMASK), rd(A.UC_ARM_REG_BASEPRI), rd(A.UC_ARM_REG_FAULTMASK))
             )
-        return rd(A.UC_ARM_REG_PRIMASK), rd(A.UC_ARM_REG_BASEPRI), rd(A.UC_ARM_REG_FAULTMASK)
+        return primask, basepri, faultmask
+
+    def read_regs(self, names: tuple[str, ...]) -> list[int]:
+        """Several registers of _BATCH_READ (r0-r12, sp, lr, pc, xpsr, ipsr, control) at once."""
+        batch = self._batches.get(names)
+        if batch is None:
+            if not set(names) <= _BATCH_READ:
+                raise ValueError(f"not readable together: {sorted(set(names) - _BATCH_READ)}")
+            batch = self._batches[names] = reg_batch(self.uc, tuple(REGS[n] for n in names))
+        return batch.read()  # type: ignore[attr-defined]
+
+    def write_regs(self, names: tuple[str, ...], values: list[int] | tuple[int, ...]) -> None:
+        """Several registers of _BATCH_WRITE (r0-r12, lr) at once."""
+        key = ("w", *names)
+        batch = self._batches.get(key)
+        if batch is None:
+            if not set(names) <= _BATCH_WRITE:
+                raise ValueError(f"not writable together: {sorted(set(names) - _BATCH_WRITE)}")
+            batch = self._batches[key] = reg_batch(self.uc, tuple(REGS[n] for n in names))
+        batch.write(values)  # type: ignore[attr-defined]
 
     def set_reg(self, name: str, value: int) -> None:
         """Write a core register by name (PC: bit 0 dropped, EPSR.T kept)."""

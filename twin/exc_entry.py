@@ -21,6 +21,15 @@ from twin.faults import HFSR_VECTTBL
 from twin.nvic import FIRST_IRQ, NMI
 
 EXC_RETURN_BASE = 0xFFFFFFE1
+#: what exception entry reads, then stacks (one engine call where the CPU offers read_regs)
+_ENTRY_REGS = ("control", "xpsr", "r0", "r1", "r2", "r3", "r12", "lr", "pc")
+#: the integer frame registers exception return restores before xPSR, SP and PC
+_FRAME_REGS = ("r0", "r1", "r2", "r3", "r12", "lr")
+
+
+def _read(cpu: Cpu, names: tuple[str, ...]) -> list[int]:
+    read = getattr(cpu, "read_regs", None)
+    return read(names) if read is not None else [cpu.reg(n) for n in names]
 
 
 def _u32(data: bytes, i: int) -> int:
@@ -45,8 +54,7 @@ class EntryReturn:
     def _take(self, exc: int) -> None:
         cpu = self.cpu
         self.pending.discard(exc)
-        control = cpu.reg("control")
-        xpsr = cpu.reg("xpsr")
+        control, xpsr, r0, r1, r2, r3, r12, lr, pc = _read(cpu, _ENTRY_REGS)
         thread = (xpsr & 0x1FF) == 0
         use_psp = thread and bool(control & 2)
         fpca = bool(control & 4)
@@ -58,16 +66,7 @@ class EntryReturn:
             xpsr |= 1 << 9
         else:
             xpsr &= ~(1 << 9)
-        frame = [
-            cpu.reg("r0"),
-            cpu.reg("r1"),
-            cpu.reg("r2"),
-            cpu.reg("r3"),
-            cpu.reg("r12"),
-            cpu.reg("lr"),
-            cpu.reg("pc") & ~1,
-            xpsr,
-        ]
+        frame = [r0, r1, r2, r3, r12, lr, pc & ~1, xpsr]
         if fpca:
             frame += [cpu.reg(f"s{i}") for i in range(16)] + [cpu.reg("fpscr"), 0]
             self.fpcar = (frame_ptr + 0x20) & 0xFFFFFFFF
@@ -185,8 +184,12 @@ class EntryReturn:
         cpu.set_reg("xpsr", (xpsr & ~(1 << 9) & 0xFFFFFFFF) | 0x01000000)
         cpu.set_reg("control", control)
         cpu.set_reg(sp_name, new_sp & 0xFFFFFFFF)
-        for i, name in enumerate(("r0", "r1", "r2", "r3", "r12", "lr")):
-            cpu.set_reg(name, words[i])
+        write = getattr(cpu, "write_regs", None)
+        if write is not None:
+            write(_FRAME_REGS, words[:6])
+        else:
+            for name, word in zip(_FRAME_REGS, words, strict=False):
+                cpu.set_reg(name, word)
         if fp_frame:
             for i in range(16):
                 cpu.set_reg(f"s{i}", words[8 + i])

@@ -77,3 +77,51 @@ def reg_reader(uc) -> Callable[[int], int]:
         except AttributeError:  # an engine double without attributes: no cache
             pass
     return reader
+
+
+class _Batch:
+    """Several 32-bit core registers read or written with one C call each way."""
+
+    __slots__ = ("_handle", "_ids", "_n", "_ptrs", "_read", "_uc", "_vals", "_write")
+
+    def __init__(self, uc, reg_ids: tuple[int, ...]) -> None:
+        n = len(reg_ids)
+        self._uc, self._n, self._handle = uc, n, uc._uch
+        self._ids = (ctypes.c_int * n)(*reg_ids)
+        self._vals = (ctypes.c_uint64 * n)()
+        base = ctypes.addressof(self._vals)
+        self._ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
+        self._read, self._write = uclib.uc_reg_read_batch, uclib.uc_reg_write_batch
+
+    def read(self) -> list[int]:
+        if self._read(self._handle, self._ids, self._ptrs, self._n):  # an error: the binding raises it
+            return [self._uc.reg_read(r) & 0xFFFFFFFF for r in self._ids]
+        return [v & 0xFFFFFFFF for v in self._vals]
+
+    def write(self, values: list[int] | tuple[int, ...]) -> None:
+        vals = self._vals
+        for i, v in enumerate(values):
+            vals[i] = v & 0xFFFFFFFF
+        if self._write(self._handle, self._ids, self._ptrs, self._n):
+            for r, v in zip(self._ids, values, strict=True):
+                self._uc.reg_write(r, v & 0xFFFFFFFF)
+
+
+class _DoubleBatch:
+    """:class:`_Batch` for an engine double: one binding call per register."""
+
+    def __init__(self, uc, reg_ids: tuple[int, ...]) -> None:
+        self._uc, self._ids = uc, reg_ids
+
+    def read(self) -> list[int]:
+        return [self._uc.reg_read(r) & 0xFFFFFFFF for r in self._ids]
+
+    def write(self, values: list[int] | tuple[int, ...]) -> None:
+        for r, v in zip(self._ids, values, strict=True):
+            self._uc.reg_write(r, v & 0xFFFFFFFF)
+
+
+def reg_batch(uc, reg_ids: tuple[int, ...]) -> _Batch | _DoubleBatch:
+    """Read/write the plain 32-bit core registers ``reg_ids`` together (exception entry
+    and return move nine at a time; each binding call is ~1 us of ctypes)."""
+    return _Batch(uc, reg_ids) if hasattr(uc, "_uch") else _DoubleBatch(uc, reg_ids)

@@ -324,6 +324,14 @@ class Machine:
         """PRIMASK, BASEPRI, FAULTMASK (one privilege check for the three)."""
         return self.regs.masks()
 
+    def read_regs(self, names: tuple[str, ...]) -> list[int]:
+        """Plain registers (r0-r12, sp, lr, pc, xpsr, ipsr, control) with one engine call."""
+        return self.regs.read_regs(names)
+
+    def write_regs(self, names: tuple[str, ...], values: list[int] | tuple[int, ...]) -> None:
+        """r0-r12 and lr with one engine call."""
+        self.regs.write_regs(names, values)
+
     def read_mem(self, address: int, length: int) -> bytes:
         """The core's own read (RAM, flash, MMIO): it sees its D-cache lines.
         ValueError (BusError) if unmapped."""
