@@ -1,0 +1,54 @@
+"""twin/core_regs.py: registers read and written together (one unicorn call) agree with the
+one-by-one accessors, and a name that needs the one-by-one rules is refused."""
+
+from __future__ import annotations
+
+import pytest
+import unicorn
+import unicorn.arm_const as A
+
+from twin.core_regs import CoreRegs
+
+
+@pytest.fixture()
+def regs() -> CoreRegs:
+    uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
+    uc.ctl_set_cpu_model(unicorn.arm_const.UC_CPU_ARM_CORTEX_M7)
+    return CoreRegs(uc)
+
+
+def test_read_regs_matches_reg(regs: CoreRegs) -> None:
+    names = ("r0", "r1", "r2", "r3", "r12", "lr", "pc", "xpsr", "control")
+    for i, name in enumerate(names[:6]):
+        regs.set_reg(name, 0x11111111 * (i + 1) + 0x80000000)
+    regs.set_reg("pc", 0x08000124)
+    assert regs.read_regs(names) == [regs.reg(n) for n in names]
+    assert regs.read_regs(names)[0] == 0x91111111
+
+
+def test_write_regs_sets_each(regs: CoreRegs) -> None:
+    names = ("r0", "r1", "r2", "r3", "r12", "lr")
+    values = [0xFFFFFFFF, 0, 0x12345678, 0x80000000, 7, 0xFFFFFFF9]
+    regs.write_regs(names, values)
+    assert [regs.reg(n) for n in names] == values
+
+
+def test_masks_see_through_unprivileged_thread_mode(regs: CoreRegs) -> None:
+    regs.set_reg("primask", 1)
+    regs.set_reg("basepri", 0x40)
+    assert regs.masks() == (1, 0x40, 0)
+    regs.set_reg("control", 1)  # thread mode, unprivileged: unicorn's MRS would read 0
+    assert regs.uc.reg_read(A.UC_ARM_REG_PRIMASK) == 0
+    assert regs.masks() == (1, 0x40, 0)
+
+
+@pytest.mark.parametrize("name", ["msp", "primask", "s0"])
+def test_a_banked_or_hidden_register_is_not_read_together(regs: CoreRegs, name: str) -> None:
+    with pytest.raises(ValueError, match="not readable together"):
+        regs.read_regs(("r0", name))
+
+
+@pytest.mark.parametrize("name", ["pc", "sp", "xpsr", "control"])
+def test_a_register_with_write_rules_is_not_written_together(regs: CoreRegs, name: str) -> None:
+    with pytest.raises(ValueError, match="not writable together"):
+        regs.write_regs(("r0", name), [1, 2])
