@@ -99,3 +99,30 @@ def test_a_buffer_cached_since_the_first_packet(layout: FlashLayout) -> None:
     assert analyze(image, actual, APP, layout).kinds() == ["repeated_block"]
     odd = (image[:1000] * 17)[: 16 * K]  # not whole cache lines: not the cache
     assert "stale_cache_lines" not in analyze(image, odd, APP, layout, received=True).kinds()
+
+
+def test_lines_with_a_few_flipped_bits_are_not_looked_up_as_stale(layout: FlashLayout) -> None:
+    """Scattered bit flips leave lines with one or two differing bytes: they are not
+    candidates (MIN_BYTES), so no line of the image is hashed for them, while lines read
+    through a stale cache line (most of their bytes from an earlier packet) are."""
+    from rig import diagnosis as dg
+    from rig.diagnosis_cache import MIN_BYTES, _well_differing
+
+    image = padding_pattern(0, 64 * K, seed=5)
+    flipped = bytearray(image)
+    for off in range(100, len(image), 997):  # one byte in many lines
+        flipped[off] ^= 0x10
+    stale = bytearray(flipped)
+    for line in (40, 41, 90, 300, 301, 302, 700, 1200, 1500):  # 32-byte lines from 1 KiB earlier
+        stale[32 * line : 32 * line + 32] = image[32 * line - K : 32 * line - K + 32]
+    a = np.frombuffer(image, np.uint8)
+    st = dg.State(a, np.frombuffer(bytes(stale), np.uint8), APP, layout, None)
+    starts = np.unique(st.idx // 32) * 32
+    kept = _well_differing(st, starts, 0)
+    assert set((kept // 32).tolist()) == {40, 41, 90, 300, 301, 302, 700, 1200, 1500}
+    assert MIN_BYTES > 2
+    only_stale = bytearray(image)
+    for line in range(40, 1600, 37):
+        only_stale[32 * line : 32 * line + 32] = image[32 * line - K : 32 * line - K + 32]
+    assert "stale_cache_lines" in analyze(image, bytes(only_stale), APP, layout).kinds()
+    assert "stale_cache_lines" not in analyze(image, bytes(flipped), APP, layout).kinds()
