@@ -48,7 +48,9 @@ def test_ctrl_c_typed_in_a_terminal_ends_the_run_and_its_twin(tmp_path: Path) ->
     attrs = termios.tcgetattr(slave)
     attrs[3] |= termios.ISIG  # ^C -> SIGINT, as in a shell
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
-    args = ["tests_hil", "-k", "update and 300k", "--transport", "eth", "-p", "no:cacheprovider"]
+    # two updates, verbose: the first one's node id shows when it starts (^C follows it)
+    args = ["tests_hil", "-v", "-k", "update_jumps and (300k or 512k)", "--transport", "eth"]
+    args += ["-p", "no:cacheprovider"]
     proc = subprocess.Popen(
         [sys.executable, "-c", AS_TERMINAL_SESSION, "-m", "pytest", *args, "--report-dir", str(tmp_path)],
         cwd=REPO,
@@ -82,7 +84,11 @@ def test_ctrl_c_typed_in_a_terminal_ends_the_run_and_its_twin(tmp_path: Path) ->
         assert started, "the run never started a twin: " + output.decode(errors="replace")[-2000:]
         foreground = os.getpgid(proc.pid)
         assert all(os.getpgid(pid) != foreground for pid in started), "^C would reach the twin too"
-        time.sleep(4)  # the probe is open, flashing or updating
+        while time.monotonic() < deadline and b"[eth-300k]" not in output:
+            time.sleep(0.05)
+        assert b"[eth-300k]" in output, "the first update never started: " + output.decode(errors="replace")
+        time.sleep(0.5)  # the probe is open, flashing or updating (a fixed 4 s after the twin
+        # started came after the end of the run once the twin got faster)
         os.write(master, b"\x03")  # the user types ^C
         t0 = time.monotonic()
         try:
