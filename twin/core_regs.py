@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import unicorn.arm_const as A
 
-from twin.fastreg import reg_batch, reg_reader, reg_writer
+from twin.fastreg import RegBatch, reg_batch, reg_reader, reg_writer
 
 REGS = {f"r{i}": getattr(A, f"UC_ARM_REG_R{i}") for i in range(13)}
 REGS.update(
@@ -57,7 +57,7 @@ class CoreRegs:
         self.uc = uc
         self._reg = reg_reader(uc)  # fast core register reads (twin/fastreg.py)
         self._write = reg_writer(uc)
-        self._batches: dict[tuple[str, ...], object] = {}
+        self._batches: dict[tuple[str, ...], RegBatch] = {}
         self._masks = reg_batch(uc, _MASKS)
 
     def reg(self, name: str) -> int:
@@ -81,22 +81,20 @@ class CoreRegs:
 
     def read_regs(self, names: tuple[str, ...]) -> list[int]:
         """Several registers of _BATCH_READ (r0-r12, sp, lr, pc, xpsr, ipsr, control) at once."""
-        batch = self._batches.get(names)
-        if batch is None:
-            if not set(names) <= _BATCH_READ:
-                raise ValueError(f"not readable together: {sorted(set(names) - _BATCH_READ)}")
-            batch = self._batches[names] = reg_batch(self.uc, tuple(REGS[n] for n in names))
-        return batch.read()  # type: ignore[attr-defined]
+        return self._batch(names, _BATCH_READ, "readable").read()
 
     def write_regs(self, names: tuple[str, ...], values: list[int] | tuple[int, ...]) -> None:
         """Several registers of _BATCH_WRITE (r0-r12, lr) at once."""
-        key = ("w", *names)
-        batch = self._batches.get(key)
+        self._batch(names, _BATCH_WRITE, "writable").write(values)
+
+    def _batch(self, names: tuple[str, ...], allowed: frozenset[str], what: str) -> RegBatch:
+        """The engine batch for ``names`` (made once), if they are all in ``allowed``."""
+        batch = self._batches.get((what, *names))
         if batch is None:
-            if not set(names) <= _BATCH_WRITE:
-                raise ValueError(f"not writable together: {sorted(set(names) - _BATCH_WRITE)}")
-            batch = self._batches[key] = reg_batch(self.uc, tuple(REGS[n] for n in names))
-        batch.write(values)  # type: ignore[attr-defined]
+            if not set(names) <= allowed:
+                raise ValueError(f"not {what} together: {sorted(set(names) - allowed)}")
+            batch = self._batches[(what, *names)] = reg_batch(self.uc, tuple(REGS[n] for n in names))
+        return batch
 
     def set_reg(self, name: str, value: int) -> None:
         """Write a core register by name (PC: bit 0 dropped, EPSR.T kept)."""

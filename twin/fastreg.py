@@ -121,7 +121,11 @@ class _DoubleBatch:
             self._uc.reg_write(r, v & 0xFFFFFFFF)
 
 
-def reg_batch(uc, reg_ids: tuple[int, ...]) -> _Batch | _DoubleBatch:
+#: what :func:`reg_batch` gives: ``read()`` and ``write(values)``
+RegBatch = _Batch | _DoubleBatch
+
+
+def reg_batch(uc, reg_ids: tuple[int, ...]) -> RegBatch:
     """Read/write the plain 32-bit core registers ``reg_ids`` together (exception entry
     and return move nine at a time; each binding call is ~1 us of ctypes)."""
     return _Batch(uc, reg_ids) if hasattr(uc, "_uch") else _DoubleBatch(uc, reg_ids)

@@ -34,11 +34,10 @@ class DeviceServices:
         # (FLASH_SR.BSY); the slice ends and time jumps to the next event; only from
         # side-effect-free reads (the load runs again); ``until``, the handle of the event that
         # changes the flag, lets the read stall to it within the slice (Clock.poll_wait).
-        clock = machine.clock
-        self.now_cycles: Callable[[], int] = clock.now_cycles
-        self.schedule: Callable[[int, Callable[[], None]], object] = clock.schedule
-        self.cancel: Callable[[object], None] = clock.cancel
-        self.poll_wait: Callable[..., None] = clock.poll_wait
+        self.now_cycles: Callable[[], int] = self._clock.now_cycles
+        self.schedule: Callable[[int, Callable[[], None]], object] = self._clock.schedule
+        self.cancel: Callable[[object], None] = self._clock.cancel
+        self.poll_wait: Callable[..., None] = self._clock.poll_wait
 
     @property
     def core_hz(self) -> int:
