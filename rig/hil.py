@@ -16,7 +16,7 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from rig.flash_guard import (
     snapshot,
     snapshot_preserved,
 )
-from rig.hil_evidence import config_record_note, crc_sentences, entered_damaged_app, left_over_state
+from rig.hil_evidence import config_record_note, crc_sentences, left_over_state
 from rig.hil_phases import with_phases
 from rig.image import Image
 from rig.jump import JumpState, check_jump
@@ -468,19 +468,27 @@ class Bench:
 
         update_through_power_cut(self, image, ev, transport=transport, cut=cut, previous=previous)
 
-    def reset_and_refuse(self, ev: Evidence, *, wait: float, reset: bool = True) -> SessionResult:
+    def reset_and_refuse(
+        self,
+        ev: Evidence,
+        *,
+        wait: float,
+        reset: bool = True,
+        give_up_if: Callable[[], str | None] | None = None,
+    ) -> SessionResult:
         """Reset the board (unless ``reset`` is false) with the OTA server listening and wait
         up to ``wait`` s for it to ask for an update. Whatever it asks for is refused: the
         server announces an image larger than the whole flash, which a bootloader refuses
         before erasing anything (docs/protocol.md), so nothing is installed. The session's phase says how far the
         board got: ``connect`` (it never connected), ``request`` (no ``REQ_FW``), later
-        (it asked for an update)."""
+        (it asked for an update). ``give_up_if`` (see :meth:`OtaServer.wait_session`) ends the
+        wait early when the board cannot ask any more."""
         refuse = f"wrong-size:size={self.spec.flash.size + 1}"
         t0 = time.monotonic()
         with self.ota_server(b"\xff" * 8, policy=refuse) as server:
             if reset:
                 self.reset_board()
-            result = server.wait_session(timeout=wait)
+            result = server.wait_session(timeout=wait, give_up_if=give_up_if)
         self._timed(ev, "boot", t0)
         ev.transcript = result.to_dict()
         return result
@@ -488,71 +496,11 @@ class Bench:
     def boot_damaged_app(
         self, image: Image, ev: Evidence, *, offset: int, transport: str = "eth", wait: float = 8.0
     ) -> SessionResult:
-        """Leave the board as after an update of ``image`` (staging area and record hold the
-        good image), then damage one byte of the app slot and reset: the bootloader must
-        never enter it (phase ``jump`` if it does) and must fall back to asking for an update
-        (phase ``boot`` if it does not: a bootloader that hangs or never runs is no fallback).
+        """Damage one byte of the installed app and reset: the bootloader must fall back to
+        asking for an update (:func:`rig.hil_damaged.boot_damaged_app`). Returns that session."""
+        from rig.hil_damaged import boot_damaged_app
 
-        The evidence of the fallback is the board's ``REQ_FW`` to the OTA server
-        (:meth:`reset_and_refuse`, so nothing is installed). Returns that session."""
-        bad = bytearray(image.data)
-        bad[offset] ^= 0x5A
-        app_base = self.spec.region(self.spec.ota.app_region).base
-        if self.trigger.install == "ota":  # the bootloader records the good image its own way
-            install_via_ota(self, image, transport)
-            self.probe.reset(halt=True)
-        else:
-            self.probe.reset(halt=True)
-            self.probe.flash(self.spec.region(self.spec.ota.staging_region).base, image.data)
-            self.staged = image
-        self.probe.flash(app_base, bytes(bad))
-        if self.trigger.install != "ota":
-            self.trigger.withdraw(self, transport, image)
-        self.installed = None
-        ev.scenario.setdefault("transport", transport)
-        entry = image.reset_handler & ~1
-        self.clear_breakpoint()
-        self.probe.set_breakpoint(entry)
-        self._breakpoint = entry
-        mark = self.console.mark()
-        result = self.reset_and_refuse(ev, wait=wait)
-        # a bootloader that enters the app after asking (or instead of asking) is caught here
-        entered = self.probe.wait_halted(2.0 if result.phase != "connect" else 0.0)
-        if not entered:
-            self.probe.halt()
-        pc = self.probe.registers(["pc"])["pc"]
-        self.clear_breakpoint()
-        ev.uart = self.console.text()[-20000:]
-        fallback = re.search(r"BL: no valid app: [^\r\n]*", self.console.text(mark))
-        if fallback:
-            ev.notes.append(f"console: {fallback.group(0)}")
-        if entered and pc == entry:
-            checked = entered_damaged_app(self, image, ev, offset)
-            raise self._fail(
-                ev,
-                "jump",
-                f"the bootloader entered an application whose byte at "
-                f"0x{app_base + offset:08X} is damaged (its CRC no longer matches the "
-                f"record): an invalid app must never be started; {checked}",
-            )
-        if result.phase in ("connect", "request"):
-            ev.fault = self._fault_info(pc)
-            asked = "connected but never sent REQ_FW" if result.phase == "request" else "never connected"
-            raise self._fail(
-                ev,
-                "boot",
-                f"the bootloader did not enter the damaged app, but it did not fall back to "
-                f"asking for an update either: within {wait:g} s it {asked} "
-                f"({result.reason}); the core is at PC=0x{pc:08X}, state {ev.fault.state} "
-                "(a bootloader that hangs or never runs)",
-                hint="after rejecting the app the bootloader must request an update (REQ_FW)",
-            )
-        ev.notes.append(
-            f"fallback: the board asked for an update (REQ_FW); the session ended {result.outcome}: "
-            f"{result.reason}"
-        )
-        self.probe.resume()
-        return result
+        return boot_damaged_app(self, image, ev, offset=offset, transport=transport, wait=wait)
 
     def expect_refused(self, result: SessionResult, ev: Evidence, fault: str) -> None:
         """A faulty transfer must not be acknowledged (phase ``transfer``)."""

@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rig.errors import ConfigError, ImageError, OtaError
+from rig.errors import ConfigError, OtaError
 from rig.ota.policy import LinkPolicy, parse_policy
 from rig.ota.protocol import Protocol, ReferenceProtocol
+from rig.ota.server_args import check_bind, load_image_arg, open_listener
 from rig.ota.session import ProgressFn, Session, SessionEnd, Timeouts
 from rig.ota.session_pcaps import SessionPcaps
 from rig.ota.transcript import SessionResult, Transcript
@@ -85,9 +86,9 @@ class OtaServer:
         on_progress: ProgressFn | None = None,
         on_session: Callable[[SessionResult], None] | None = None,
     ) -> None:
-        self.image = _load_image(image, max_size)
+        self.image = load_image_arg(image, max_size)
         self.max_size = max_size
-        self.bind = _check_bind(bind)
+        self.bind = check_bind(bind)
         self.port = int(port)
         self.protocol = protocol or ReferenceProtocol(crc=crc)
         specs = [policy] if policy is None or isinstance(policy, (str, LinkPolicy)) else list(policy)
@@ -139,21 +140,7 @@ class OtaServer:
         """Bind, listen and start the accept thread (and the sniffer if capture is on)."""
         if self._lsock is not None:
             return self
-        family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
-        lsock = socket.socket(family, socket.SOCK_STREAM)
-        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            lsock.bind((self.bind, self.port))
-        except OSError as exc:
-            lsock.close()
-            raise OtaError(
-                f"cannot listen on {self.bind}:{self.port}: {exc.strerror}",
-                reason="bind",
-                hint="another OTA server (or process) uses that port: stop it, or pass "
-                "port=0 for a free one; a lab address must belong to this host",
-            ) from None
-        lsock.listen(4)
-        lsock.setblocking(False)
+        lsock = open_listener(self.bind, self.port)
         self._lsock = lsock
         host, port = lsock.getsockname()[:2]
         self._address = (host, port)
@@ -202,7 +189,11 @@ class OtaServer:
         return self._accept_thread is not None and self._accept_thread.is_alive()
 
     def wait_session(
-        self, timeout: float | None = None, *, abandon_if: Callable[[], bool] | None = None
+        self,
+        timeout: float | None = None,
+        *,
+        abandon_if: Callable[[], bool] | None = None,
+        give_up_if: Callable[[], str | None] | None = None,
     ) -> SessionResult:
         """Wait for the next finished session.
 
@@ -211,6 +202,8 @@ class OtaServer:
                 connected, the session itself is bounded by its own timeouts.
             abandon_if: asked every :data:`ABANDON_POLL` s while a session runs; True: the
                 board is gone (power cut: no FIN or RST will come), :meth:`abandon` it now.
+            give_up_if: asked as often while no board has connected; a reason: it never
+                will (it stopped at a breakpoint), stop waiting with that reason.
 
         Returns:
             The SessionResult; ``outcome="timeout", phase="connect"`` if no board connected.
@@ -225,14 +218,15 @@ class OtaServer:
                 return self._results.get(timeout=0.05)
             except queue.Empty:
                 pass
+            ask = time.monotonic() - asked >= ABANDON_POLL
+            asked = time.monotonic() if ask else asked
             if self._session_started.is_set() or self._session_running():
-                if abandon_if is not None and time.monotonic() - asked >= ABANDON_POLL:
-                    asked = time.monotonic()
-                    if abandon_if():
-                        self.abandon()
+                if ask and abandon_if is not None and abandon_if():
+                    self.abandon()
                 continue
-            if self._closed:
-                return self._no_session("the server was closed before a board connected")
+            why = give_up_if() if ask and give_up_if is not None else None
+            if self._closed or why:
+                return self._no_session(why or "the server was closed before a board connected")
             if time.monotonic() >= deadline:
                 host, port = self.address
                 return self._no_session(
@@ -442,52 +436,6 @@ class OtaServer:
                 self.on_session(result)
             except Exception:
                 LOG.exception("on_session callback failed")
-
-
-def _load_image(image: bytes | str | Path, max_size: int | None) -> bytes:
-    """The image bytes (read from a path); OtaError if unreadable, empty or over ``max_size``."""
-    if isinstance(image, (str, Path)):
-        from rig.image import MAX_BIN, read_image_file
-
-        try:  # a regular file only (a FIFO would block), at most MAX_BIN bytes
-            image = read_image_file(image, MAX_BIN)
-        except ImageError as exc:
-            raise OtaError(f"cannot read image: {exc.message}", reason="image", hint=exc.hint) from None
-    data = bytes(image)
-    if not data:
-        raise OtaError(
-            "the image is empty; FILE_SIZE must be >= 1",
-            reason="image",
-            hint="build the application .bin first",
-        )
-    if max_size is not None and len(data) > max_size:
-        raise OtaError(
-            f"image is {len(data)} bytes, larger than the board's slot "
-            f"({max_size} bytes, {len(data) - max_size} too many)",
-            reason="too_large",
-            hint="shrink the application or serve it to a "
-            "board with a larger app slot (boards/*.yaml regions)",
-        )
-    return data
-
-
-def _check_bind(bind: str) -> str:
-    if bind in ("", "0.0.0.0", "::", "*"):
-        raise ConfigError(
-            f"refusing to listen on all interfaces ({bind!r})",
-            source="bind",
-            hint="bind 127.0.0.1 (twin) or the lab interface's own address, e.g. 192.168.1.10",
-        )
-    try:
-        return str(ipaddress.ip_address(bind))
-    except ValueError:
-        if bind == "localhost":
-            return "127.0.0.1"
-        raise ConfigError(
-            f"bind address {bind!r} is not an IP address",
-            source="bind",
-            hint="pass the numeric address of the lab interface, e.g. 192.168.1.10",
-        ) from None
 
 
 def _shut(conn: socket.socket | None) -> None:

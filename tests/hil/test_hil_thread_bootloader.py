@@ -23,12 +23,17 @@ BOARD = REPO / "boards" / "thread-bootloader.yaml"
 
 
 def suite(
-    tmp_path: Path, bootloader: str, selection: str | None, *extra: str, timeout: float = 1800
+    tmp_path: Path,
+    bootloader: str,
+    selection: str | None,
+    *extra: str,
+    timeout: float = 1800,
+    files: tuple[str, ...] = (),
 ) -> list[tuple[str, str]]:
     path = BUILD / f"{bootloader}.bin"
     assert path.is_file(), f"{path} missing: run make -C firmware"
     args = ["--board-file", str(BOARD), *extra]
-    return run_suite(tmp_path, path, selection, "eth", extra=args, timeout=timeout)
+    return run_suite(tmp_path, path, selection, "eth", extra=args, timeout=timeout, files=files)
 
 
 def test_no_rig_code_knows_the_thread_bootloader() -> None:
@@ -45,12 +50,31 @@ def test_no_rig_code_knows_the_thread_bootloader() -> None:
     assert not hits, hits
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(2400)  # 35 scenarios in a child pytest: ~10 min alone, more beside other workers
-def test_thread_bootloader_passes_the_suite(tmp_path: Path) -> None:
+#: the suite in four parts of about a minute each (alone), so that parallel workers share it;
+#: every scenario file of tests_hil is in exactly one part (checked below)
+SHARDS = {
+    "policies": ("test_link_policies.py",),
+    "edges": ("test_edge_sizes.py", "test_bootloader.py", "test_power_switch.py"),
+    "power-cuts": ("test_power_cut_campaign.py", "test_power_cut.py"),
+    "updates": ("test_ota_update.py", "test_boot_decision.py", "test_consecutive_updates.py"),
+}
+
+
+def test_the_parts_cover_the_suite() -> None:
+    files = sorted(p.name for p in (REPO / "tests_hil").glob("test_*.py"))
+    parts = sorted(f for shard in SHARDS.values() for f in shard)
+    assert parts == files, f"tests_hil's files {files} against the parts' {parts}"
+
+
+@pytest.mark.slow(seconds=60)
+@pytest.mark.timeout(1200)  # a part: ~1 min alone, a few beside other workers
+@pytest.mark.parametrize("part", SHARDS)
+def test_thread_bootloader_passes_the_suite(tmp_path: Path, part: str) -> None:
     """Every scenario but the slow ones (the 512 KiB image, ten updates), over Ethernet; what
     is skipped is what the board file says: no WiFi, no CRC in the protocol."""
-    junit_failures = suite(tmp_path, "thread-bootloader", None, "-m", "not slow", timeout=7200)
+    junit_failures = suite(
+        tmp_path, "thread-bootloader", None, "-m", "not slow", timeout=3600, files=SHARDS[part]
+    )
     assert not junit_failures, junit_failures
 
 

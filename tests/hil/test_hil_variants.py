@@ -194,16 +194,18 @@ def run_suite(
     *,
     extra: Sequence[str] = (),
     timeout: float = 900,
+    files: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
     """Run tests_hil on the twin (``selection``: a ``-k`` expression, None for every test;
-    ``extra``: more pytest arguments, e.g. ``--board-file``); return (test name, failure
-    message) for each failed test."""
+    ``extra``: more pytest arguments, e.g. ``--board-file``; ``files``: only these scenario
+    files of tests_hil, default all); return (test name, failure message) for each failed
+    test."""
     junit = tmp_path / "junit.xml"
     cmd = [
         sys.executable,
         "-m",
         "pytest",
-        str(REPO / "tests_hil"),
+        *([str(REPO / "tests_hil" / f) for f in files] or [str(REPO / "tests_hil")]),
         "-q",
         "-p",
         "no:cacheprovider",
@@ -259,6 +261,7 @@ def test_suite_fails_broken_variant(case: Case, tmp_path: Path) -> None:
         assert word in messages, f"{case.variant}: failure does not mention {word!r}:\n{messages[:3000]}"
 
 
+@pytest.mark.slow(seconds=30)
 def test_suite_passes_correct_bootloader(tmp_path: Path) -> None:
     """The control: the scenarios the quick cases use pass with the correct bootloader."""
     selection = "(update and 16k) or bootloader_boots or oversize or one_byte or (damaged and middle)"

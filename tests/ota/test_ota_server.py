@@ -185,6 +185,28 @@ def test_a_session_whose_board_is_known_gone_is_abandoned_at_once() -> None:
     assert asked and all(b - a >= 0.09 for a, b in itertools.pairwise(asked))  # polled, not spun
 
 
+def test_a_board_that_will_never_connect_is_given_up_on_with_the_reason() -> None:
+    """``give_up_if`` ends the wait for a board that cannot connect any more (the rig saw it
+    stop at a breakpoint) with its reason, polled, long before the connect timeout; no board
+    connects here, so ``abandon_if`` is never asked."""
+    asked: list[float] = []
+    stop_at = time.monotonic() + 0.5
+
+    def stopped() -> str | None:
+        asked.append(time.monotonic())
+        return "the core halted at 0x08040000" if time.monotonic() >= stop_at else None
+
+    with OtaServer(IMAGE) as srv:
+        t0 = time.monotonic()
+        res = srv.wait_session(
+            20, abandon_if=lambda: pytest.fail("asked without a session"), give_up_if=stopped
+        )
+        took = time.monotonic() - t0
+    assert (res.outcome, res.phase) == ("timeout", "connect") and "halted at 0x08040000" in res.reason
+    assert 0.4 <= took < 3.0, took
+    assert len(asked) >= 3 and all(b - a >= 0.09 for a, b in itertools.pairwise(asked))
+
+
 def test_early_close_is_reported() -> None:
     # closing with the server's lines unread ends in FIN or RST depending on timing
     with OtaServer(IMAGE, timeouts=FAST) as srv:
