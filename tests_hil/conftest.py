@@ -3,8 +3,6 @@ order the scenarios run in."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 #: name -> file in firmware/build (see firmware/README.md)
@@ -74,9 +72,4 @@ def order_key(item: pytest.Item) -> tuple[int, int]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order this suite's scenarios (:func:`order_key`) in the places they hold: collected
-    beside other tests (`make test`), the others keep theirs."""
-    here = Path(__file__).parent
-    places = [n for n, item in enumerate(items) if item.path.is_relative_to(here)]
-    for n, item in zip(places, sorted((items[n] for n in places), key=order_key), strict=True):
-        items[n] = item
+    items.sort(key=order_key)

@@ -66,7 +66,7 @@ def test_the_parts_cover_the_suite() -> None:
     assert parts == files, f"tests_hil's files {files} against the parts' {parts}"
 
 
-@pytest.mark.slow(seconds=60)
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # a part: ~1 min alone, a few beside other workers
 @pytest.mark.parametrize("part", SHARDS)
 def test_thread_bootloader_passes_the_suite(tmp_path: Path, part: str) -> None:

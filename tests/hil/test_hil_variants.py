@@ -261,7 +261,6 @@ def test_suite_fails_broken_variant(case: Case, tmp_path: Path) -> None:
         assert word in messages, f"{case.variant}: failure does not mention {word!r}:\n{messages[:3000]}"
 
 
-@pytest.mark.slow(seconds=30)
 def test_suite_passes_correct_bootloader(tmp_path: Path) -> None:
     """The control: the scenarios the quick cases use pass with the correct bootloader."""
     selection = "(update and 16k) or bootloader_boots or oversize or one_byte or (damaged and middle)"

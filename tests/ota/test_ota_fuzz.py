@@ -152,7 +152,6 @@ def _one_hostile_session(server: OtaServer, actions: list, end: str, depth: int,
     assert server.serving
 
 
-@pytest.mark.slow(seconds=40)
 def test_hostile_clients_never_crash_or_hang_the_server(
     server: OtaServer, record_testsuite_property: Callable[[str, object], None]
 ) -> None:

@@ -230,7 +230,6 @@ def play(address: tuple[str, int], steps: list[tuple[str, Any]]) -> socket.socke
     return None
 
 
-@pytest.mark.slow
 def test_mutated_board_conversations(
     server: Server, record_testsuite_property: Callable[[str, object], None]
 ) -> None:

@@ -63,7 +63,6 @@ def _campaign(twin: TwinTarget, board_file: Path, out: Path, *extra: str) -> sub
     )
 
 
-@pytest.mark.slow(seconds=30)
 def test_campaign_on_a_board_reached_like_a_lab_board(lab_board: TwinTarget, tmp_path: Path) -> None:
     twin = lab_board
     before = flash_sha(twin)
@@ -126,7 +125,6 @@ def test_a_board_without_a_power_switch_is_refused(lab_board: TwinTarget, tmp_pa
     assert flash_sha(twin) == before
 
 
-@pytest.mark.slow(seconds=30)
 def test_the_pytest_entry_on_a_board_reached_like_a_lab_board(lab_board: TwinTarget, tmp_path: Path) -> None:
     """``pytest tests_hil -m campaign --board nucleo --allow-destructive``: the twin's own
     campaign is skipped (twin_only), the real board's runs with the board file's switch."""

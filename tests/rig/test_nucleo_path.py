@@ -60,7 +60,6 @@ def lab_board(tmp_path: Path) -> Iterator[tuple[TwinTarget, int]]:
         twin.stop()
 
 
-@pytest.mark.slow(seconds=30)
 def test_the_nucleo_path_against_a_board_reached_like_a_lab_board(
     lab_board: tuple[TwinTarget, int], tmp_path: Path
 ) -> None:

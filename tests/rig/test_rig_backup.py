@@ -50,7 +50,6 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.slow
 def test_backup_then_restore_puts_flash_and_option_bytes_back(twin: TwinTarget, tmp_path: Path) -> None:
     spec = load_board()
     with Probe(twin.probe_uid) as p:
