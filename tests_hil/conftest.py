@@ -72,4 +72,8 @@ def order_key(item: pytest.Item) -> tuple[int, int]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Collected beside tests/ (`make test`) this orders those too: their slow tests (whole
+    suites in child pytests) go last with the suite's. Measured on 2 cores, four workers:
+    longest first, handed out one at a time, made `make test` slower (781-912 s against
+    606-648 s): the twins, wall-paced, all ran at once and starved each other."""
     items.sort(key=order_key)
