@@ -46,6 +46,7 @@ from rig.ota.protocol import Protocol, load_protocol
 from rig.ota.reconnect_watch import ReconnectWatch, wait_entry
 from rig.ota.server import OtaServer
 from rig.ota.transcript import SessionResult
+from rig.pc_sample import EnteredElsewhere
 from rig.probe import Probe
 from rig.progress import Bars
 from rig.silicon import Silicon
@@ -378,6 +379,25 @@ class Bench:
         message += "".join(f"; {s}" for s in crc_sentences(self, image, ev, result, readbacks))
         return self._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
+    def _wait_for_entry(self, entry: int, timeout: float, ev: Evidence) -> bool:
+        """Wait until the core stops at ``entry`` (True) or that will not happen: the board
+        dialled again, or the app's code runs without its entry (:mod:`rig.pc_sample`);
+        the core is halted either way."""
+        slot = self.spec.region(self.spec.ota.app_region)
+        astray = EnteredElsewhere(self.probe, slot.base, slot.base + slot.size)
+        watched = astray if self._breakpoint == entry else None
+        reached, again = wait_entry(self.probe.is_halted, timeout, self._reconnects, astray=watched)
+        self._reconnects = None
+        ev.notes += [again] if again else []
+        if not reached:
+            self.probe.halt()
+        if astray.decided:
+            ev.notes.append(
+                f"the core ran in the app slot (PC sample 0x{astray.last:08X}) without stopping at its "
+                "entry: the rig stopped waiting for the entry"
+            )
+        return reached
+
     def await_app_entry(
         self, image: Image, ev: Evidence, *, timeout: float | None = None, previous: Image | None = None
     ) -> JumpState | None:
@@ -389,12 +409,8 @@ class Bench:
         t0 = time.monotonic()
         if timeout is None:
             timeout = install_timeout(image.size)
-        reached, again = wait_entry(self.probe.is_halted, timeout, self._reconnects)
-        self._reconnects = None
-        ev.notes += [again] if again else []
-        if not reached:
-            self.probe.halt()
         entry = image.reset_handler & ~1
+        reached = self._wait_for_entry(entry, timeout, ev)
         regs = self.probe.registers(["pc", "msp", "lr", "xpsr"])
         at_entry = reached and regs["pc"] == entry
         self.clear_breakpoint()

@@ -156,7 +156,7 @@ class ScsIds(WordBlock):
 
 
 class Dwt(WordBlock):
-    """DWT at 0xE0001000: CTRL, CYCCNT, comparators, component IDs."""
+    """DWT at 0xE0001000: CTRL, CYCCNT, PCSR (a PC sample), comparators, component IDs."""
 
     name, base, size = "dwt", 0xE0001000, 0x1000
     IDS = _cid_block(0xE, 0x002)
@@ -171,6 +171,8 @@ class Dwt(WordBlock):
             return u.dwt_ctrl
         if offset == 0x4:
             return u.cyccnt()
+        if offset == 0x1C:
+            return u.pc_sample()
         if 0x20 <= offset < 0x60:
             i, r = divmod(offset - 0x20, 16)
             if r == 0:

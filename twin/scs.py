@@ -93,6 +93,15 @@ class DebugUnit:
         self.sticky = 0
         return val
 
+    def pc_sample(self) -> int:
+        """DWT_PCSR: the address of an instruction the running core executed lately (here:
+        where it stands between two slices); 0xFFFFFFFF while it is halted, held in reset or
+        locked up (ARMv7-M ARM C1.8.7: no sample). A sleeping core's sample is its WFI."""
+        m = self.m
+        if m.halted or m.reset_held or m.is_locked_up():
+            return 0xFFFFFFFF
+        return m.reg("pc") & ~1
+
     def write_dhcsr(self, value: int) -> None:
         """DHCSR write (needs DBGKEY in [31:16])."""
         if value >> 16 != DBGKEY:

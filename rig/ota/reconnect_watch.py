@@ -91,17 +91,24 @@ class ReconnectWatch:
 
 
 def wait_entry(
-    is_halted: Callable[[], bool], timeout: float, watch: ReconnectWatch | None, poll: float = 0.02
+    is_halted: Callable[[], bool],
+    timeout: float,
+    watch: ReconnectWatch | None,
+    poll: float = 0.02,
+    astray: Callable[[], bool] | None = None,
 ) -> tuple[bool, str | None]:
     """Wait up to ``timeout`` s until ``is_halted()`` (the app's entry breakpoint); stop early
-    when ``watch`` saw the board connect again (its install failed). Closes ``watch``.
-    Returns (halted, a note for the evidence if the board dialled again)."""
+    when ``watch`` saw the board connect again (its install failed), or when ``astray()``
+    says the entry will never come (:class:`rig.pc_sample.EnteredElsewhere`). Closes
+    ``watch``. Returns (halted, a note for the evidence if the board dialled again)."""
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             if is_halted():
                 return True, None
             if watch is not None and watch.asked_again():
+                break
+            if astray is not None and astray():
                 break
             time.sleep(poll)
         halted = bool(is_halted())

@@ -245,6 +245,7 @@ def test_lockup_on_bad_firmware_is_visible_and_survivable(board: Board, tmp_path
     m.start()
     wait_for(m.is_locked_up)
     assert r32(board, DHCSR) & S_LOCKUP
+    assert r32(board, 0xE000101C) == 0xFFFFFFFF  # DWT_PCSR: no sample from a locked-up core
     w32(board, DHCSR, KEY | 3)  # the debugger can still halt
     assert r32(board, DHCSR) & S_HALT
     assert r32(board, 0x08000000) == 0x20010000  # ...and read memory
@@ -260,6 +261,7 @@ def test_erased_flash_locks_up_not_crashes(board: Board) -> None:
     m.start()
     wait_for(m.is_locked_up)
     assert r32(board, DHCSR) & S_LOCKUP
+    assert r32(board, 0xE000101C) == 0xFFFFFFFF  # DWT_PCSR: no sample from a locked-up core
 
 
 def test_bus_fault_enters_hardfault_handler(board: Board, tmp_path: Path) -> None:
@@ -337,3 +339,19 @@ def test_dwt_comparator_is_a_write_watchpoint(board: Board, tmp_path: Path) -> N
     w32(board, 0xE0001028, 0)
     w32(board, DHCSR, KEY | 1)
     wait_for(lambda: r32(board, 0x20000100) > first + 1000)
+
+
+DWT_PCSR = 0xE000101C  # ARMv7-M ARM C1.8.7: a sample of the PC; 0xFFFFFFFF if none
+
+
+def test_dwt_pcsr_samples_the_running_pc_and_none_when_halted(board: Board, tmp_path: Path) -> None:
+    """The rig reads DWT_PCSR to see where a running core is without halting it."""
+    boot(board, tmp_path, COUNTER)
+    m = board.machine
+    m.start()
+    wait_for(lambda: r32(board, 0x20000100) > 1000)
+    samples = {r32(board, DWT_PCSR) for _ in range(20)}
+    # the loop of COUNTER (after the vector table); never the no-sample value
+    assert samples and all(0x08000040 <= s < 0x08000100 for s in samples), [hex(s) for s in samples]
+    w32(board, DHCSR, KEY | 3)  # halt
+    assert r32(board, DWT_PCSR) == 0xFFFFFFFF
