@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from rig.app_settle import CSR_LSIRDY, RCC_CSR
 from rig.errors import ProbeError
 
 DWT_PCSR = 0xE000101C
@@ -30,7 +31,6 @@ NO_SAMPLE = 0xFFFFFFFF
 RUN = 3
 #: samples in a row on one address of the slot that decide when the bootloader was never seen
 SPIN = 25
-RCC_CSR, CSR_LSIRDY = 0x40023874, 1 << 1
 
 
 class _Probe(Protocol):

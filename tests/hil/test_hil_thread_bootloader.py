@@ -73,7 +73,7 @@ def test_thread_bootloader_passes_the_suite(tmp_path: Path, part: str) -> None:
     """Every scenario but the slow ones (the 512 KiB image, ten updates), over Ethernet; what
     is skipped is what the board file says: no WiFi, no CRC in the protocol."""
     junit_failures = suite(
-        tmp_path, "thread-bootloader", None, "-m", "not slow", timeout=3600, files=SHARDS[part]
+        tmp_path, "thread-bootloader", None, "-m", "not slow", timeout=1100, files=SHARDS[part]
     )
     assert not junit_failures, junit_failures
 

@@ -35,8 +35,8 @@ class Case:
     transport: str
     phase: str  #: the phase its failure must name
     words: tuple[str, ...] = ()  #: what the failure must say
-    #: the case waits out one of the rig's timeouts before it fails (the core spins where the
-    #: app's entry never comes); such cases run first, so their waits overlap other tests'
+    #: the case waits out one of the rig's timeouts before it fails (the board neither asks
+    #: again nor starts an app after a power cut); such cases run first, so their waits overlap other tests'
     #: work instead of ending `make test` with idle cores
     waits: bool = False
 
@@ -67,9 +67,9 @@ CASES = [
     ),
     Case("nul-past-buffer", UPDATE, "update and 300k", "wifi", "transfer", ("flash",)),
     Case("malloc-whole-image", UPDATE, "update and 512k", "eth", "transfer"),
-    Case("entry-from-stack", UPDATE, "update and 16k", "eth", "jump", ("never reached",), waits=True),
+    Case("entry-from-stack", UPDATE, "update and 16k", "eth", "jump", ("never reached",)),
     Case("jump-from-irq", UPDATE, "update and 16k", "eth", "jump", ("thread_mode",)),
-    Case("irq-left-enabled", UPDATE, "update and 16k", "eth", "jump", ("nvic_enabled",), waits=True),
+    Case("irq-left-enabled", UPDATE, "update and 16k", "eth", "jump", ("nvic_enabled",)),
     # SPI RX by DMA into a cached buffer, never invalidated (issue 17; the thread's WiFi-only corruption)
     Case("dma-rx-no-invalidate", UPDATE, "update and 16k", "wifi", "transfer", ("stale_cache_lines",)),
     Case("no-vtor", UPDATE, "update and 16k", "eth", "jump", ("vtor: expected 0x08040000",)),

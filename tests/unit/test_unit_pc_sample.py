@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from rig.app_settle import CSR_LSIRDY, RCC_CSR
 from rig.errors import ProbeError
-from rig.pc_sample import CSR_LSIRDY, DWT_PCSR, NO_SAMPLE, RCC_CSR, RUN, SPIN, EnteredElsewhere
+from rig.pc_sample import DWT_PCSR, NO_SAMPLE, RUN, SPIN, EnteredElsewhere
 
 BASE, END = 0x08040000, 0x08080000
 BOOT = 0x08001234  # somewhere in the bootloader
