@@ -184,7 +184,9 @@ def _results(board: Board) -> list[int]:
         return list(struct.unpack("<16I", board.machine.read_mem(RESULT, 64)))
 
 
-def test_hal_style_bring_up_sends_arp_and_gets_the_reply_in_under_a_second(program: Path) -> None:
+def test_hal_style_bring_up_sends_arp_and_gets_the_reply_in_under_a_second_of_board_time(
+    program: Path,
+) -> None:
     board = Board(BoardOptions(pty=False))
     try:
         board.power_on(read_image(str(program)))
@@ -195,7 +197,8 @@ def test_hal_style_bring_up_sends_arp_and_gets_the_reply_in_under_a_second(progr
         while res[0] not in (DONE, 0xBAD0BAD0) and time.monotonic() - t0 < 10:
             time.sleep(0.01)
             res = _results(board)
-        wall = time.monotonic() - t0
+        with board.machine.host():
+            board_s = board.machine.now_ns() / 1e9
         assert res[0] == DONE, f"failed at step {res[1]}: {res}\n{board.frames.snapshot()}"
         assert res[2] == 0x00000100 | 1 << 17  # DMABMR after the reset: PBL 1, RDP 1, SR clear
         assert res[3:6] == [0, 0x0007, 0xC130]  # PHY at address 0, LAN8742A ID
@@ -204,7 +207,9 @@ def test_hal_style_bring_up_sends_arp_and_gets_the_reply_in_under_a_second(progr
         assert res[8] == 1 << 30 | 1 << 29 | 1 << 28 | 1 << 20  # TDES0 handed back, no error
         assert res[9] & (1 << 9 | 1 << 8 | 1 << 15) == 1 << 9 | 1 << 8  # FS, LS, no error
         assert res[10] == 0xC0A8010A  # the reply is from 192.168.1.10
-        assert wall < 1.0, f"bring-up took {wall:.2f} s of wall time"
+        # board time, not wall time: a loaded host slows the twin, never the board's clock
+        # (the poll above adds at most its own sleep to the figure)
+        assert board_s < 1.0, f"bring-up took {board_s:.2f} s of the board's time"
 
         # a debugger halts the core, resets the MAC and reads a PHY register
         m, mac = board.machine, board.machine.device("ethmac")
