@@ -159,6 +159,21 @@ class Bench:
     def readback(self, base: int, length: int) -> bytes:
         return self.probe.read(base, length)
 
+    def write_flash(self, name: str, base: int, data: bytes) -> None:
+        """Hold the core at the reset vector and make flash at ``base`` hold ``data`` (``name``
+        says what it is) by the rig's own routines: only sectors that differ are written, the
+        rest of each sector kept (:func:`rig.hil_flash.write_region`). A write that does not
+        take fails phase ``flash``."""
+        from rig.hil_flash import write_region
+
+        self.probe.reset(halt=True)
+        actual = write_region(self, name, base, data).actual
+        if actual != data:
+            message = f"writing {name} through the probe failed: {analyze(data, actual, base, self.layout).summary()}"
+            if self.evidence is None:
+                raise PhaseFailure("flash", message)
+            raise self._fail(self.evidence, "flash", message)
+
     def check_region(
         self,
         ev: Evidence,

@@ -43,12 +43,10 @@ def boot_damaged_app(
     app_base = bench.spec.region(bench.spec.ota.app_region).base
     if bench.trigger.install == "ota":  # the bootloader records the good image its own way
         install_via_ota(bench, image, transport)
-        bench.probe.reset(halt=True)
     else:
-        bench.probe.reset(halt=True)
-        bench.probe.flash(bench.spec.region(bench.spec.ota.staging_region).base, image.data)
+        bench.write_flash("staging", bench.spec.region(bench.spec.ota.staging_region).base, image.data)
         bench.staged = image
-    bench.probe.flash(app_base, bytes(bad))
+    bench.write_flash("app (damaged)", app_base, bytes(bad))
     if bench.trigger.install != "ota":
         bench.trigger.withdraw(bench, transport, image)
     bench.installed = None

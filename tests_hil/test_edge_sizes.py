@@ -131,7 +131,7 @@ def _staging_marks(bench, spec) -> dict[int, bytes]:
     for index in region.sectors:
         base = spec.active_layout.sector(index).base
         marks[base] = f"edge-mark {index:02d} ".encode().ljust(16, b".")
-        bench.probe.flash(base, marks[base])
+        bench.write_flash("staging mark", base, marks[base])
     return marks
 
 
