@@ -27,7 +27,7 @@ from rig.board import BoardSpec, FlashLayout
 from rig.bootcfg import BootConfig
 from rig.console import Console
 from rig.diff import analyze
-from rig.errors import ConsoleError, PhaseFailure
+from rig.errors import ConsoleError, PhaseFailure, RigError
 from rig.evidence import Evidence, FaultInfo, RegionCheck
 from rig.fault_info import read_fault_info
 from rig.flash_guard import (
@@ -300,6 +300,18 @@ class Bench:
     def request_update(self, transport: str) -> None:
         """Ask the bootloader for an update the board file's way (``update.method``)."""
         self.trigger.request(self, transport)
+
+    def park(self) -> None:
+        """Between tests: hold the core at its reset vector, so nothing the last test left
+        running goes on (a bootloader dialling a server that is gone, an app's console loop,
+        a watchdog: a reset stops the IWDG) and a twin costs the host no CPU until the next
+        test resets the board. A probe that cannot do it is logged, not raised: the next
+        test reports the board's state itself."""
+        try:
+            self.clear_breakpoint()
+            self.probe.reset(halt=True)
+        except RigError as exc:
+            LOG.info("could not park the board between tests: %s", exc)
 
     def reset_board(self) -> None:
         """Reset so the bootloader runs, then whatever the update method does after a reset
