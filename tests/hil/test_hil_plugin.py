@@ -304,3 +304,29 @@ def test_app_option_is_the_image_the_update_serves(tmp_path: Path) -> None:
     readback = (art / "app_slot-readback.bin").read_bytes()
     assert readback[: len(data)] == bytes(data)
     assert "APP v1 build usr0cafe" in (art / "console.log").read_text()
+
+
+PARKED_TESTS = """
+def test_leaves_the_bootloader_running(flashed_bench, evidence):
+    flashed_bench.probe.reset()
+    assert not flashed_bench.probe.is_halted()
+
+
+def test_finds_the_board_parked(flashed_bench, evidence):
+    probe = flashed_bench.probe
+    assert probe.is_halted(), "the board ran on between the tests"
+    entry = int.from_bytes(probe.read(0x08000004, 4), "little") & ~1
+    assert probe.registers(["pc"])["pc"] == entry, "not at the reset vector"
+"""
+
+
+def test_the_board_is_parked_between_tests(tmp_path: Path) -> None:
+    """Nothing left running between tests: after each test the plugin holds the core at its
+    reset vector (a bootloader dialling a server that is gone, an app's loop, a twin's host
+    CPU), and the next test finds it there."""
+    test_file = tmp_path / "test_parked.py"
+    test_file.write_text(PARKED_TESTS)
+    bootloader = REPO / "firmware" / "build" / "bootloader.bin"
+    proc = _pytest([str(test_file), "-q", "--bootloader", str(bootloader)], tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "2 passed" in proc.stdout, proc.stdout[-2000:]
