@@ -85,12 +85,20 @@ class Clock:
         self.wait_mode: str | None = None  # None, "poll" or "idle"
         self._idle_posts = 0
         self._poll_cap: int | None = None  # a poll wait jumps no further (poll_wait's cap)
+        self.waited = 0  # cycles virtual time moved in waits (not by executing): busy_cycles
 
     # ------------------------------------------------------------------ time
     def now_cycles(self) -> int:
         """Virtual time in cycles (inside a slice: slice start + MMIO accesses so far)."""
         s = self._slice
         return self.cycles + s.ticks if s.active else self.cycles
+
+    def busy_cycles(self) -> int:
+        """Virtual time minus the time spent in waits (poll, host wait, WFI): the cycles the
+        core spent executing. A device that detects a polling loop by how densely it reads a
+        register measures the gap in these, so a loop that polls on after a wait is still
+        the same loop."""
+        return self.now_cycles() - self.waited
 
     def now_ns(self) -> int:
         """Virtual time in nanoseconds since power-on (monotonic across clock changes)."""
@@ -276,13 +284,19 @@ class Clock:
             self.break_pace()
             self.idle_anchor = (time.monotonic(), self.cycles)
 
+    def _wait_to(self, to: int) -> None:
+        """Advance to ``to`` as a wait (counted in :attr:`waited`)."""
+        before = self.cycles
+        self.advance(to)
+        self.waited += self.cycles - before
+
     def settle_wait(self) -> None:
         """Resolve a pending poll/host wait at once by jumping to the next event (slices
         stepped by hand, e.g. in tests)."""
         if self.wait_mode is not None:
             nxt = self._jump_target()
             if nxt is not None:
-                self.advance(nxt)
+                self._wait_to(nxt)
             self.end_wait()
 
     def idle_step(self, sleeping: bool) -> float:
@@ -303,7 +317,7 @@ class Clock:
                 wall0, cyc0 = self.idle_anchor
                 target = cyc0 + int((time.monotonic() - wall0) * self.core_hz)
                 nxt = self.next_event()
-                self.advance(min(target, nxt) if nxt is not None else target)
+                self._wait_to(min(target, nxt) if nxt is not None else target)
             self.end_wait()
             return 0.0
         nxt = self._jump_target()
@@ -317,7 +331,7 @@ class Clock:
                     self.end_wait()
                     return 0.0
                 return 0.05
-            self.advance(nxt)
+            self._wait_to(nxt)
             self.end_wait()
             return 0.0
         wall = time.monotonic()
@@ -326,11 +340,11 @@ class Clock:
             assert self.idle_anchor is not None
         target = self.idle_anchor[1] + int((wall - self.idle_anchor[0]) * self.core_hz)
         if nxt is not None and nxt <= target:
-            self.advance(nxt)
+            self._wait_to(nxt)
             self.end_wait()
             return 0.0
         if target > now:
-            self.advance(target)
+            self._wait_to(target)
         if (
             self.wait_mode == "idle"
             and not sleeping

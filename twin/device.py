@@ -114,6 +114,8 @@ class Services(Protocol):
     #     (imprecise BusFault once the store retired); for a debugger's access only logged.
     #   ``poll_wait()`` / ``idle_wait()``: the firmware polls a flag only a scheduled event
     #     (poll) or the host (idle) can change; see docs/twin.md "Time".
+    #   ``busy_cycles()``: virtual cycles less those spent in such waits (and WFI): to tell
+    #     a tight polling loop by the gap between its reads, also right after a wait.
     #   ``code_changed(address, length)``: memory changed behind the CPU (a flash erase):
     #     translated code there is dropped.
     #   ``set_backup_write_access(allowed)`` / ``set_backup_clock(enabled)``: PWR_CR1.DBP

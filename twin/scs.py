@@ -52,6 +52,7 @@ class DebugUnit:
         self.cyc_base = 0  # CYCCNT = now - cyc_base while counting
         self.cyc_frozen = 0
         self._spin_slice, self._spin_tick, self._spin_reads = -1, -1, 0  # see _time_spin
+        self._spin_waited: int | None = None  # busy cycles when the last delay loop waited
         self.dwt_comp = [0] * 4
         self.dwt_mask = [0] * 4
         self.dwt_func = [0] * 4
@@ -229,14 +230,23 @@ class DebugUnit:
         the next event); with ``idle="realtime"`` it follows wall time with the CPU asleep,
         as in a WFI."""
         s, clock = self.m.slice, self.m.clock
-        key = clock.cycles  # the slice's start: a new slice starts a new count
+        key = clock.cycles  # the slice's start: a new slice starts a new count...
+        need = max(TIME_SPIN_READS, s.budget // 50)
         if key == self._spin_slice and s.ticks == self._spin_tick + 1:
             self._spin_reads += 1
+        elif (
+            s.ticks == 1 and self._spin_waited is not None and clock.busy_cycles() - self._spin_waited < 1000
+        ):
+            # ...unless it starts with the read of the loop that just waited: the same loop
+            # waits again after 8 reads, not 40 (enough that a loop that ended, its time
+            # up, and the next delay's start read are never taken for it)
+            self._spin_slice, self._spin_reads = key, need - 8
         else:
             self._spin_slice, self._spin_reads = key, 1
         self._spin_tick = s.ticks
-        if self._spin_reads >= max(TIME_SPIN_READS, s.budget // 50):
+        if self._spin_reads >= need:
             self._spin_reads = 0
+            self._spin_waited = clock.busy_cycles()
             if clock.idle_mode == "realtime":
                 # as a WFI in this mode: virtual time follows wall time (a bootloader's
                 # retry pause must not run ahead of the host it waits for), CPU asleep

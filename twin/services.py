@@ -94,6 +94,10 @@ class DeviceServices:
         registers: ``set_enabled``/``operation``/``reset``."""
         return self._m.bus.dcache
 
+    def busy_cycles(self) -> int:
+        """Virtual cycles less those spent in waits (see Clock.busy_cycles)."""
+        return self._clock.busy_cycles()
+
     def idle_wait(self) -> None:
         """The firmware waits for host input (socket data); after this slice idle until the
         next event or a post(), at wall pace (realtime)."""

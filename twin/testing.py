@@ -52,7 +52,7 @@ class ServicesDouble:
 
     Records: ``irq_calls`` (every ``set_irq``/``pend_irq`` as (n, level)), ``irqs`` (last
     level per line), ``resets`` ((kind, cause)), ``logs``, ``idle_waits``/``poll_waits``
-    (counts), ``bus_errors``, ``code_changes``, ``backup_gates``. ``unit``: an exception
+    (counts; ``wait`` moves time as a wait, left out of ``busy_cycles``), ``bus_errors``, ``code_changes``, ``backup_gates``. ``unit``: an exception
     unit to forward interrupt lines to (optional). ``log`` asserts it is called on the
     thread that created the double (device code runs on the CPU thread only).
     """
@@ -73,6 +73,7 @@ class ServicesDouble:
         self.logs: list[str] = []
         self.idle_waits = 0
         self.poll_waits = 0
+        self.waited = 0  # cycles moved by wait() (busy_cycles leaves them out)
         self.bus_errors: list[str] = []
         self.code_changes: list[tuple[int, int]] = []
         self.backup_gates: dict[str, bool] = {}
@@ -132,6 +133,9 @@ class ServicesDouble:
     def idle_wait(self) -> None:
         self.idle_waits += 1
 
+    def busy_cycles(self) -> int:
+        return self.cycles - self.waited
+
     def poll_wait(self, until: object = None) -> None:
         self.poll_waits += 1
 
@@ -170,6 +174,11 @@ class ServicesDouble:
             self.cycles = max(self.cycles, when)
             cb()
         self.cycles = target
+
+    def wait(self, cycles: int) -> None:
+        """:meth:`advance` as the machine's waits do (a host wait, WFI): not busy cycles."""
+        self.advance(cycles)
+        self.waited += cycles
 
     def advance_ns(self, ns: int) -> None:
         """:meth:`advance` by ``ns`` nanoseconds at the current core clock."""

@@ -328,14 +328,18 @@ class Usart(Device):
         and again within a few thousand cycles, that is a wait for the host (a getc loop):
         let the machine idle at wall pace until input is posted (``idle_wait``), so
         firmware timeouts and watchdogs keep wall time and the host CPU is spared. A single
-        poll inside a busy loop does not count."""
-        now = self.services.now_cycles()
+        poll inside a busy loop does not count. The gap is in executed cycles
+        (``busy_cycles``): after a wait the same loop waits again at its second poll (a loop
+        left at the first one, its timeout over, does not wait)."""
+        svc = self.services
+        now = svc.busy_cycles() if hasattr(svc, "busy_cycles") else svc.now_cycles()
         if now - self._last_poll <= RX_SPIN_GAP:
             self._empty_polls += 1
         else:
             self._empty_polls = 1
         self._last_poll = now
         if self._empty_polls >= RX_SPIN_POLLS:
+            self._empty_polls = RX_SPIN_POLLS - 2  # after the wait: two polls in a row wait again
             idle = getattr(self.services, "idle_wait", None)
             if idle is not None:
                 idle()

@@ -416,3 +416,32 @@ def test_dmasr_polled_while_negotiating_jumps_but_waiting_for_frames_idles() -> 
     for _ in range(10):
         rig.r(DMASR)
     assert rig.s.poll_waits == polls and rig.s.idle_waits > idles
+
+
+def test_a_loop_that_polls_on_after_its_host_wait_waits_again_at_once() -> None:
+    """The machine lets a firmware waiting for frames run again every 2 ms so it sees its
+    own timeouts; its loop must wait again at its second DMASR read, not after another
+    SPIN_READS reads (each a Python call: that was 8 loop turns per 2 ms of an idle
+    bootloader). Time moved by executing code, not by the wait, still ends the spin."""
+    from twin.net.ethmac import SPIN_GAP, SPIN_READS
+
+    rig = Rig()
+    rig.link_up_now()
+    rig.w(DMARDLAR, 0x20000000)
+    rig.w(MACCR, 1 << 3 | 1 << 2 | 1 << 14 | 1 << 11)
+    rig.w(DMAOMR, 1 << 1)
+    rig.w(DMASR, 0x0001E7FF)
+    for _ in range(SPIN_READS):
+        rig.r(DMASR)
+    assert rig.s.idle_waits == 1
+    rig.s.wait(rig.s.core_hz // 500)  # the host wait: 2 ms, nothing came
+    rig.r(DMASR)
+    assert rig.s.idle_waits == 1  # a loop that ends here (its timeout over) does not wait
+    rig.r(DMASR)
+    assert rig.s.idle_waits == 2  # the same loop: waits again at its second read
+    rig.s.advance(SPIN_GAP + 1)  # the firmware computed something in between
+    for _ in range(SPIN_READS - 1):
+        rig.r(DMASR)
+    assert rig.s.idle_waits == 2  # a new spin: SPIN_READS reads first
+    rig.r(DMASR)
+    assert rig.s.idle_waits == 3

@@ -31,6 +31,23 @@ def test_a_getc_loop_becomes_a_host_wait() -> None:
     assert s.idle_waits == 1
 
 
+def test_a_getc_loop_woken_from_its_wait_waits_again_at_its_first_poll() -> None:
+    """The machine wakes a waiting firmware (SysTick, its 2 ms host-wait slice): time moved
+    by the wait is not a gap between polls, so the loop's second empty poll waits again (not after RX_SPIN_POLLS more)."""
+    s, u = _usart()
+    for _ in range(RX_SPIN_POLLS):
+        s.advance(50)
+        u.read(ISR, 4)
+    assert s.idle_waits == 1
+    s.wait(s.core_hz // 1000)  # 1 ms asleep, then a SysTick handler of 200 cycles
+    s.advance(200)
+    u.read(ISR, 4)
+    assert s.idle_waits == 1  # a loop that ends here (its timeout over) does not wait
+    s.advance(50)
+    u.read(ISR, 4)
+    assert s.idle_waits == 2
+
+
 def test_polls_far_apart_or_with_input_pending_are_not_a_wait() -> None:
     s, u = _usart()
     for _ in range(3 * RX_SPIN_POLLS):

@@ -321,9 +321,10 @@ class EthMac(Device):
         if svc is None or self.dma.status & 0x41 or (self.dma.rps not in (3, 4) and not negotiating):
             self._spin = (0, 0)
             return
-        now = svc.now_cycles()
+        # gap in executed cycles: after a host wait the same loop waits again at its 2nd read
+        now = svc.busy_cycles() if hasattr(svc, "busy_cycles") else svc.now_cycles()
         count = self._spin[0] + 1 if now - self._spin[1] <= SPIN_GAP else 1
-        self._spin = (count, now)
+        self._spin = (count if count < SPIN_READS else SPIN_READS - 2, now)
         if count >= SPIN_READS:
             # negotiating: jump to the next event (a cable the host pulled: wall pace)
             wait = getattr(svc, "poll_wait" if negotiating else "idle_wait", None)
