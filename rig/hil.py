@@ -160,19 +160,14 @@ class Bench:
         return self.probe.read(base, length)
 
     def write_flash(self, name: str, base: int, data: bytes) -> None:
-        """Hold the core at the reset vector and make flash at ``base`` hold ``data`` (``name``
-        says what it is) by the rig's own routines: only sectors that differ are written, the
-        rest of each sector kept (:func:`rig.hil_flash.write_region`). A write that does not
-        take fails phase ``flash``."""
-        from rig.hil_flash import write_region
+        """Hold the core at the reset vector and make flash at ``base`` hold ``data`` by the
+        rig's own routines: only sectors that differ are written, the rest of each sector
+        kept. A write that does not take fails phase ``flash``
+        (:func:`rig.hil_flash.write_checked`; ``name`` says what it is)."""
+        from rig.hil_flash import write_checked
 
         self.probe.reset(halt=True)
-        actual = write_region(self, name, base, data).actual
-        if actual != data:
-            message = f"writing {name} through the probe failed: {analyze(data, actual, base, self.layout).summary()}"
-            if self.evidence is None:
-                raise PhaseFailure("flash", message)
-            raise self._fail(self.evidence, "flash", message)
+        write_checked(self, name, base, data)
 
     def check_region(
         self,

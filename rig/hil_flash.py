@@ -41,6 +41,20 @@ def write_region(bench: Bench, name: str, base: int, data: bytes, crc: TargetCrc
     return result
 
 
+def write_checked(
+    bench: Bench, name: str, base: int, data: bytes, crc: TargetCrc | None = None, *, doing: str = "writing"
+) -> None:
+    """:func:`write_region` of ``data`` at ``base`` (``name``: what it is); flash that does not
+    hold ``data`` afterwards fails phase ``flash`` ("{doing} {name} through the probe failed")."""
+    result = write_region(bench, name, base, data, crc)
+    if result.actual != data:
+        analysis = analyze(data, result.actual, base, bench.layout)
+        message = f"{doing} {name} through the probe failed: {analysis.summary()}"
+        if bench.evidence is None:
+            raise PhaseFailure("flash", message)
+        raise bench._fail(bench.evidence, "flash", message)
+
+
 def flash_bootloader(bench: Bench, image: Image, ev: Evidence) -> None:
     """Program the bootloader region and verify it (phase ``flash``): the region check of the
     report gets flash as it is (the image where the target's CRC matched, bytes read back
@@ -83,14 +97,7 @@ def install_app_direct(bench: Bench, image: Image, transport: str, *, staged: bo
     crc = TargetCrc(bench.probe)
     regions = [bench.spec.ota.app_region] + ([bench.spec.ota.staging_region] if staged else [])
     for name in regions:
-        base = bench.spec.region(name).base
-        result = write_region(bench, name, base, image.data, crc)
-        if result.actual != image.data:
-            analysis = analyze(image.data, result.actual, base, bench.layout)
-            message = f"installing {name} through the probe failed: {analysis.summary()}"
-            if bench.evidence is None:
-                raise PhaseFailure("flash", message)
-            raise bench._fail(bench.evidence, "flash", message)
+        write_checked(bench, name, bench.spec.region(name).base, image.data, crc, doing="installing")
     if staged:
         bench.staged = image
     bench.trigger.withdraw(bench, transport, image)

@@ -340,7 +340,7 @@ class Usart(Device):
         self._last_poll = now
         if self._empty_polls >= RX_SPIN_POLLS:
             self._empty_polls = RX_SPIN_POLLS - 2  # after the wait: two polls in a row wait again
-            idle = getattr(self.services, "idle_wait", None)
+            idle = getattr(svc, "idle_wait", None)
             if idle is not None:
                 idle()
 
