@@ -30,10 +30,17 @@ def test_timed_power_cut_fires_once_and_can_be_cancelled(tmp_path: Path) -> None
         assert len(after) == before + 1, "the armed power cut did not happen"
         cut = t.control("flash")["cuts"][-1]
         assert cut["kind"] == "time" and cut["time_ns"] >= armed["at_ns"]
-        # armed and cancelled: nothing happens
-        t.control("power.cut", after_ms=100)
+        # armed and cancelled: nothing happens. Armed and cancelled with the core halted
+        # (virtual time stands still): a firmware that waits lets virtual time run far ahead
+        # of wall time, so 100 ms of it can pass between two control calls (CI stop 30).
+        t.control("halt")
+        rearmed = t.control("power.cut", after_ms=100)
         t.control("power.cut", cancel=True)
-        time.sleep(0.5)
+        t.control("resume")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and t.control("status")["time_ns"] < rearmed["at_ns"] + 50e6:
+            time.sleep(0.05)
+        assert t.control("status")["time_ns"] >= rearmed["at_ns"] + 50e6, "virtual time did not run"
         assert len(_power_resets(t)) == before + 1
     finally:
         t.stop()
