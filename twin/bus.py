@@ -217,7 +217,6 @@ class Bus:
                 self._stores.apply_fixups()
             s = self._slice
             s.ticks += 1
-            s.short = SHORT_SLICES_AFTER_IO
             address = page + offset
             if (
                 (address >= 0xE0000000 or self._prot.view is not None)
@@ -257,7 +256,6 @@ class Bus:
                 self._stores.apply_fixups()
             s = self._slice
             s.ticks += 1
-            s.short = SHORT_SLICES_AFTER_IO
             address = page + offset
             if (
                 (address >= 0xE0000000 or self._prot.view is not None)
@@ -285,6 +283,10 @@ class Bus:
                 s.kicked = False
                 if not s.reasons:
                     self.stop_after_store()
+            if s.early_event:  # the write scheduled an event far inside this slice
+                s.early_event = False
+                if not (s.reasons or self.stop_after_store()):
+                    s.short = SHORT_SLICES_AFTER_IO  # not a plain store: short slices
         except BaseException as exc:
             self._hook_failed(exc)
 
@@ -302,8 +304,8 @@ class Bus:
                 f"bus error for a debugger access: {what} (no fault; the probe would see a transfer error)"
             )
 
-    def stop_after_store(self) -> None:
-        """End the slice right after the store being handled.
+    def stop_after_store(self) -> bool:
+        """End the slice right after the store being handled; False if it cannot.
 
         emu_stop inside an MMIO write callback leaves PC on the store, which would run
         again (double write). For a plain single store outside an IT block, step PC past
@@ -312,23 +314,24 @@ class Bus:
         try:
             pc = self._reg(A.UC_ARM_REG_PC)
             if self._reg(A.UC_ARM_REG_XPSR) & 0x0600FC00:  # inside an IT block
-                return
+                return False
             reg = self.memory.region_at(pc, 4)
             if reg is None:
-                return
+                return False
             hw = int.from_bytes(reg.read(pc, 2), "little")
             if hw >> 11 in (0x1D, 0x1E, 0x1F):
                 if hw & 0xFF10 != 0xF800:  # STR{,B,H}.W only
-                    return
+                    return False
                 nxt = pc + 4
             elif hw >> 9 in (0x28, 0x29, 0x2A) or hw >> 11 in (0x0C, 0x0E, 0x10, 0x12):
                 nxt = pc + 2
             else:
-                return
+                return False
             self.uc.reg_write(A.UC_ARM_REG_PC, nxt | 1)
             self._slice.stop("kick")
+            return True
         except uc_mod.UcError:
-            return
+            return False
 
     # ------------------------------------------------------------------ plain storage
     def _storage_read(self, address: int, size: int) -> int:

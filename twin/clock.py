@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable
 
 from twin.host_gate import HostGate
-from twin.slice import SHORT_SLICES_AFTER_IO, Slice
+from twin.slice import SHORT_SLICE, SHORT_SLICES_AFTER_IO, Slice
 
 #: A host wait (``idle_wait``) lets the firmware run again after 1/IDLE_SLICE_DIV s of
 #: idle (2 ms): its polling loop then sees the time that passed and can time out.
@@ -91,14 +91,19 @@ class Clock:
     def now_cycles(self) -> int:
         """Virtual time in cycles (inside a slice: slice start + MMIO accesses so far)."""
         s = self._slice
-        return self.cycles + s.ticks if s.active else self.cycles
+        if s.active:  # a device looked at the time: short slices make it advance finely
+            s.short = SHORT_SLICES_AFTER_IO
+            return self.cycles + s.ticks
+        return self.cycles
 
     def busy_cycles(self) -> int:
         """Virtual time minus the time spent in waits (poll, host wait, WFI): the cycles the
         core spent executing. A device that detects a polling loop by how densely it reads a
         register measures the gap in these, so a loop that polls on after a wait is still
-        the same loop."""
-        return self.now_cycles() - self.waited
+        the same loop. Unlike :meth:`now_cycles` it does not make the next slices short
+        (a loop detector needs no fine time; a status read would otherwise cost them)."""
+        s = self._slice
+        return (self.cycles + s.ticks if s.active else self.cycles) - self.waited
 
     def now_ns(self) -> int:
         """Virtual time in nanoseconds since power-on (monotonic across clock changes)."""
@@ -140,7 +145,12 @@ class Clock:
         ev = _Event(when, next(self._seq), callback)
         heapq.heappush(self._events, ev)
         if s.active and when < s.end:
-            s.short = SHORT_SLICES_AFTER_IO
+            if when - (self.cycles + s.ticks) > SHORT_SLICE:
+                # far inside a long slice: the bus ends the slice after the store that
+                # scheduled it (the next slice then runs exactly to it), else short slices
+                s.early_event = True
+            else:  # near: the short slices that follow keep it at most one short slice late
+                s.short = SHORT_SLICES_AFTER_IO
         return ev
 
     def cancel(self, handle: object) -> None:

@@ -245,6 +245,9 @@ class CoreRunner:
             stores.apply_fixups()
         stores.flush_dirty()
         reasons = s.reasons
+        if s.early_event:  # scheduled outside a device write (a read, a flash store, a hook)
+            s.early_event = False
+            s.short = SHORT_SLICES_AFTER_IO
         wfi = False
         ticks = s.ticks - s.stalled  # MMIO accesses (a stall is time, not instructions)
         if not reasons and err is None:

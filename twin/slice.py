@@ -7,7 +7,7 @@ reset there, so they record what they saw here and stop the slice. The runner
 
 Owns: whether a slice runs (``active``), why it must stop (``reasons``, :meth:`Slice.stop`),
 the MMIO access count inside the slice (sub-slice time), how many of the next slices are
-short, the fault address and MPU refusal a hook saw, the "kicked" flag, the latest MMIO
+short, the fault address and MPU refusal a hook saw, the "kicked" and "early_event" flags, the latest MMIO
 read address and the register whose next read ends the slice during a host wait. Must not touch: time, memory, devices or the core's registers.
 """
 
@@ -17,10 +17,10 @@ from twin.device import BusError
 
 #: Instructions per slice when nothing is going on.
 LONG_SLICE = 200_000
-#: Instructions per slice after an MMIO access, so polled time (CYCCNT, SysTick VAL)
-#: advances in fine steps.
+#: Instructions per slice after a device looked at the time inside a slice (so polled
+#: CYCCNT, SysTick VAL advance in fine steps) or scheduled an event near inside it.
 SHORT_SLICE = 2_000
-#: How many short slices follow an MMIO access.
+#: How many short slices follow such an access.
 SHORT_SLICES_AFTER_IO = 8
 
 
@@ -35,6 +35,7 @@ class Slice:
         "_uc",
         "active",
         "budget",
+        "early_event",
         "end",
         "fault_addr",
         "idle_addr",
@@ -59,6 +60,7 @@ class Slice:
         self.fault_addr: int | None = None  # address a failing access hook saw
         self.mpu_fault: tuple[str, int] | None = None  # ("daccviol"/"iaccviol", address)
         self.kicked = False  # an exception became takeable inside a register write
+        self.early_event = False  # an event far inside this slice was scheduled (Clock.schedule)
         self.last_read = -1  # address of the latest MMIO read in this slice
         self.idle_addr = -1  # a read here ends the slice: a host wait is under way
 
@@ -69,6 +71,7 @@ class Slice:
         self.fault_addr = None
         self.mpu_fault = None
         self.kicked = False
+        self.early_event = False
         self.ticks = 0
         self.stalled = 0
         self.budget = budget
