@@ -143,11 +143,18 @@ class MemoryMap:
             self.sram,
             self.bkpsram,
         ]
+        self._last = self.sram  # region_at's last hit (the regions do not overlap)
 
     def region_at(self, address: int, length: int = 1) -> Region | None:
-        """The region holding ``[address, address + length)``, or None."""
+        """The region holding ``[address, address + length)``, or None (the last one found
+        is tried first: exception entry and return, and the runner, ask several times a
+        slice, mostly for the same SRAM or flash)."""
+        last = self._last
+        if last.base <= address and address + length <= last.base + last.size:
+            return last
         for reg in self.regions:
-            if reg.contains(address, length):
+            if reg.base <= address and address + length <= reg.base + reg.size:
+                self._last = reg
                 return reg
         return None
 
