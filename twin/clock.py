@@ -86,6 +86,7 @@ class Clock:
         self._idle_posts = 0
         self._poll_cap: int | None = None  # a poll wait jumps no further (poll_wait's cap)
         self.waited = 0  # cycles virtual time moved in waits (not by executing): busy_cycles
+        self.looks = 0  # reads of the time inside slices (a loop timing itself: StatusPoll)
 
     # ------------------------------------------------------------------ time
     def now_cycles(self) -> int:
@@ -93,6 +94,7 @@ class Clock:
         s = self._slice
         if s.active:  # a device looked at the time: short slices make it advance finely
             s.short = SHORT_SLICES_AFTER_IO
+            self.looks += 1
             return self.cycles + s.ticks
         return self.cycles
 
@@ -102,8 +104,13 @@ class Clock:
         register measures the gap in these, so a loop that polls on after a wait is still
         the same loop. Unlike :meth:`now_cycles` it does not make the next slices short
         (a loop detector needs no fine time; a status read would otherwise cost them)."""
+        return self.peek_cycles() - self.waited
+
+    def peek_cycles(self) -> int:
+        """:meth:`now_cycles` for the twin's own bookkeeping: not a look at the time by the
+        firmware (no short slices follow, :attr:`looks` unchanged)."""
         s = self._slice
-        return (self.cycles + s.ticks if s.active else self.cycles) - self.waited
+        return self.cycles + s.ticks if s.active else self.cycles
 
     def now_ns(self) -> int:
         """Virtual time in nanoseconds since power-on (monotonic across clock changes)."""

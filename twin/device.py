@@ -116,6 +116,9 @@ class Services(Protocol):
     #     (poll) or the host (idle) can change; see docs/twin.md "Time".
     #   ``busy_cycles()``: virtual cycles less those spent in such waits (and WFI): to tell
     #     a tight polling loop by the gap between its reads, also right after a wait.
+    #   ``time_looks()`` / ``next_event_in()``: how often the core has read the time from
+    #     a device, and the cycles to the next event: a status poll jumps only for a loop
+    #     that does not time itself, to a tick that is near (twin/status_poll.py).
     #   ``code_changed(address, length)``: memory changed behind the CPU (a flash erase):
     #     translated code there is dropped.
     #   ``set_backup_write_access(allowed)`` / ``set_backup_clock(enabled)``: PWR_CR1.DBP

@@ -98,6 +98,16 @@ class DeviceServices:
         """Virtual cycles less those spent in waits (see Clock.busy_cycles)."""
         return self._clock.busy_cycles()
 
+    def time_looks(self) -> int:
+        """How many times code running on the core has read the time from a device
+        (CYCCNT, SysTick VAL, a timer's CNT) so far: a loop that does times itself."""
+        return self._clock.looks
+
+    def next_event_in(self) -> int | None:
+        """Cycles from now to the next scheduled event (SysTick's tick...), or None."""
+        nxt = self._clock.next_event()
+        return None if nxt is None else max(0, nxt - self._clock.peek_cycles())
+
     def idle_wait(self) -> None:
         """The firmware waits for host input (socket data); after this slice idle until the
         next event or a post(), at wall pace (realtime)."""

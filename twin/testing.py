@@ -60,6 +60,7 @@ class ServicesDouble:
     def __init__(self, core_hz: int = 16_000_000, ram_size: int = 0x80000) -> None:
         self.core_hz = core_hz
         self.cycles = 0
+        self.looks = 0  # time_looks()
         self._events: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = itertools.count(1)
         self._cancelled: set[int] = set()
@@ -135,6 +136,13 @@ class ServicesDouble:
 
     def busy_cycles(self) -> int:
         return self.cycles - self.waited
+
+    def time_looks(self) -> int:
+        return self.looks
+
+    def next_event_in(self) -> int | None:
+        nxt = self.next_event()
+        return None if nxt is None else max(0, nxt - self.cycles)
 
     def poll_wait(self, until: object = None) -> None:
         self.poll_waits += 1

@@ -47,6 +47,7 @@ from twin.net.ethmac_mmc import MmcPtp
 from twin.net.ethmac_path import MacPath
 from twin.net.ethmac_timers import StopAwareTimers
 from twin.net.lan8742 import AUTONEG_NS, Lan8742
+from twin.status_poll import StatusPoll
 
 ETH_BASE, ETH_SIZE, ETH_IRQ = 0x40028000, 0x1400, 61
 MACCR, MACFFR, MACHTHR, MACHTLR, MACMIIAR, MACMIIDR, MACFCR, MACVLANTR = range(0, 0x20, 4)
@@ -115,6 +116,7 @@ class EthMac(Device):
         self._once: set[str] = set()
         self._devices: dict[str, Any] = {}
         self._spin = (0, 0)  # (empty DMASR reads in a row, cycle of the last)
+        self._time_poll = StatusPoll(reads=1, tick=False)  # MDIO busy, reset pending
         self.frames_in = self.frames_out = 0
         self._mac_reset()
         self.reset_pending, self.soft_pending = True, False
@@ -279,7 +281,7 @@ class EthMac(Device):
         if offset >= 0x100:
             return self.mmc.read(offset, peek=peek)
         if offset == MACMIIAR and self._mdio is not None and not peek:
-            self._skip_ahead()
+            self._skip_ahead(offset)
         if offset == MACRWUFFR and not peek:
             value, self.rwuff_ptr = self.rwuff[self.rwuff_ptr], (self.rwuff_ptr + 1) % 8
             return value
@@ -296,7 +298,7 @@ class EthMac(Device):
     def _read_dma(self, offset: int, peek: bool) -> int | None:
         if offset == 0x00:  # DMABMR: SR reads 1 while the reset is pending
             if self.reset_pending and not peek:
-                self._skip_ahead()
+                self._skip_ahead(DMA_OFF)
             return self.dma.bmr | (1 if self.reset_pending else 0)
         if offset == 0x20 and peek:
             return 0
@@ -304,11 +306,11 @@ class EthMac(Device):
             self._dmasr_spin()
         return self.dma.read(offset)
 
-    def _skip_ahead(self) -> None:
-        """The firmware polls a bit only time changes (MDIO busy, reset pending)."""
-        pw = getattr(self.services, "poll_wait", None)
-        if pw is not None:
-            pw()
+    def _skip_ahead(self, offset: int) -> None:
+        """The firmware polls a bit only time changes (MDIO busy, reset pending): jump to the
+        next event at every other read (in MII mode the reset never ends: a HAL timeout must run)."""
+        if self.services is not None:
+            self._time_poll.read(self.services, offset, 1)
 
     def _dmasr_spin(self) -> None:
         """DMASR read again and again with nothing to report while the receive process

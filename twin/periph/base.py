@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from twin.device import Device, merge_word, sub_word
+from twin.status_poll import StatusPoll
 
 
 class RegDevice(Device):
@@ -25,11 +26,16 @@ class RegDevice(Device):
     WRITABLE: ClassVar[dict[int, int]] = {}
     #: (RCC enable register offset, bit) gating this device, or None (always clocked).
     CLOCK: tuple[int, int] | None = None
+    #: status registers whose reads have no side effect and whose value only a store or a
+    #: scheduled event changes: polled in a tight loop they let the machine jump to its next
+    #: event (:class:`StatusPoll`), as a HAL loop with a HAL_GetTick timeout needs
+    POLLED: ClassVar[frozenset[int]] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
         self.regs: dict[int, int] = dict(self.RESET)
         self.gate = ClockGate(self, *self.CLOCK) if self.CLOCK else None
+        self.status_poll = StatusPoll() if self.POLLED else None
 
     def reset(self, kind: str) -> None:
         self.regs = dict(self.RESET)
@@ -41,7 +47,10 @@ class RegDevice(Device):
         if aligned not in self.regs:
             self.unmodelled(aligned, "read")
             return 0
-        return sub_word(self.on_read(aligned), offset, size)
+        value = self.on_read(aligned)
+        if self.status_poll is not None and aligned in self.POLLED and self.services is not None:
+            self.status_poll.read(self.services, aligned, value)
+        return sub_word(value, offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
         aligned = offset & ~3

@@ -28,6 +28,8 @@ class Pwr(RegDevice):
         CSR2: 0x00003F00,
     }
     CLOCK = (0x40, 28)  # RCC_APB1ENR.PWREN
+    #: VOSRDY, ODRDY, ODSWRDY, the wake-up flags: HAL polls them with timeouts
+    POLLED: ClassVar[frozenset[int]] = frozenset({CSR1, CSR2})
 
     @property
     def dbp(self) -> bool:

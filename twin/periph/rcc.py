@@ -75,6 +75,8 @@ class Rcc(RegDevice):
         DCKCFGR2: 0,
     }
     WRITABLE: ClassVar[dict[int, int]] = {CR: 0x150D00F9, CFGR: 0xFFFFFFF3, CSR: 0x01000001, BDCR: 0x0001831D}
+    #: the ready flags and the clock switch status HAL polls (RDY bits, CFGR.SWS)
+    POLLED: ClassVar[frozenset[int]] = frozenset({CR, CFGR, BDCR, CSR})
 
     def __init__(self) -> None:
         super().__init__()
