@@ -25,14 +25,13 @@ Run: ``.venv/bin/python benchmarks/bench_hal_wait.py``.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_periph import CLOCK_216, assemble  # the same folder: the clock set-up and the assembler
 
 from twin.board import Board, BoardOptions
 from twin.loader import Chunk
@@ -43,33 +42,6 @@ GOAL, TOLERANCE = 1.0, 0.01
 #: a wait still going after this many wall seconds is reported as never ending
 WALL_LIMIT_S = 60
 RAM = 0x20000000  # +0 uwTick, +4 done, +8 start tick, +12 end tick, +16 started
-
-CLOCK_216 = """
-    ldr r0, =0x40023800          @ RCC
-    ldr r1, [r0]
-    orr r1, r1, #0x50000         @ HSEON | HSEBYP
-    str r1, [r0]
-1:  ldr r1, [r0]
-    tst r1, #0x20000
-    beq 1b
-    ldr r1, =0x79403604          @ PLLM=4 N=216 P=/2 SRC=HSE Q=9 R=7
-    str r1, [r0, #4]
-    ldr r1, [r0]
-    orr r1, r1, #0x1000000       @ PLLON
-    str r1, [r0]
-2:  ldr r1, [r0]
-    tst r1, #0x2000000
-    beq 2b
-    ldr r1, =0x40023C00          @ FLASH_ACR: 7 wait states
-    movs r2, #7
-    str r2, [r1]
-    ldr r1, =0x9402              @ PPRE1=/4, PPRE2=/2, SW=PLL
-    str r1, [r0, #8]
-3:  ldr r1, [r0, #8]
-    and r1, r1, #0xC
-    cmp r1, #8
-    bne 3b
-"""
 
 #: name -> (set-up code, status register, bit, wait while the bit is (1) set / (0) clear, timeout ms)
 CASES = {
@@ -184,17 +156,6 @@ reset:
     b 8b
 .ltorg
 """
-
-
-def assemble(src: str) -> bytes:
-    """Assemble and link at 0x08000000 with the Debian cross toolchain."""
-    with tempfile.TemporaryDirectory() as d:
-        s, o, e, b = (os.path.join(d, n) for n in ("p.s", "p.o", "p.elf", "p.bin"))
-        Path(s).write_text(src)
-        subprocess.run(["arm-none-eabi-as", "-o", o, s], check=True, timeout=60)
-        subprocess.run(["arm-none-eabi-ld", "-Ttext=0x08000000", "-o", e, o], check=True, timeout=60)
-        subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", e, b], check=True, timeout=60)
-        return Path(b).read_bytes()
 
 
 def _word(m, address: int) -> int:

@@ -27,6 +27,34 @@ import time
 from twin.board import Board, BoardOptions
 from twin.loader import Chunk
 
+#: SystemClock_Config: HSE bypass (the ST-LINK's 8 MHz), PLL to 216 MHz, 7 flash wait
+#: states, APB1 /4, APB2 /2, SYSCLK from the PLL; leaves r0 = RCC
+CLOCK_216 = """
+    ldr r0, =0x40023800          @ RCC
+    ldr r1, [r0]
+    orr r1, r1, #0x50000         @ HSEON | HSEBYP
+    str r1, [r0]
+1:  ldr r1, [r0]
+    tst r1, #0x20000
+    beq 1b
+    ldr r1, =0x79403604          @ PLLM=4 N=216 P=/2 SRC=HSE Q=9 R=7
+    str r1, [r0, #4]
+    ldr r1, [r0]
+    orr r1, r1, #0x1000000       @ PLLON
+    str r1, [r0]
+2:  ldr r1, [r0]
+    tst r1, #0x2000000
+    beq 2b
+    ldr r1, =0x40023C00          @ FLASH_ACR: 7 wait states
+    movs r2, #7
+    str r2, [r1]
+    ldr r1, =0x9402              @ PPRE1=/4, PPRE2=/2, SW=PLL
+    str r1, [r0, #8]
+3:  ldr r1, [r0, #8]
+    and r1, r1, #0xC
+    cmp r1, #8
+    bne 3b"""
+
 PROGRAM = """
 .syntax unified
 .cpu cortex-m7
@@ -69,27 +97,7 @@ uart_irq:                        @ TXE interrupt: send the next character
     bx lr
 .thumb_func
 reset:
-    ldr r0, =0x40023800          @ RCC
-    ldr r1, [r0]
-    orr r1, r1, #0x50000         @ HSEON | HSEBYP
-    str r1, [r0]
-1:  ldr r1, [r0]
-    tst r1, #0x20000
-    beq 1b
-    ldr r1, =0x79403604          @ PLLM=4 N=216 P=/2 SRC=HSE Q=9 R=7
-    str r1, [r0, #4]
-    ldr r1, [r0]
-    orr r1, r1, #0x1000000       @ PLLON
-    str r1, [r0]
-2:  ldr r1, [r0]
-    tst r1, #0x2000000
-    beq 2b
-    ldr r1, =0x9402              @ PPRE1=/4, PPRE2=/2, SW=PLL
-    str r1, [r0, #8]
-3:  ldr r1, [r0, #8]
-    and r1, r1, #0xC
-    cmp r1, #8
-    bne 3b
+{clock}
     ldr r1, [r0, #0x40]          @ APB1ENR.USART3EN
     orr r1, r1, #0x40000
     str r1, [r0, #0x40]
@@ -182,6 +190,7 @@ def run_case(name: str, systick: bool, uart: str | None, seconds: float, mpu: st
     """Run one configuration and print its figures."""
     image = assemble(
         PROGRAM.format(
+            clock=CLOCK_216,
             ctrl=7 if systick else 0,
             uart=1 if uart == "poll" else 0,
             txeie=0x80 if uart == "irq" else 0,
