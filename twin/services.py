@@ -99,8 +99,8 @@ class DeviceServices:
         return self._clock.busy_cycles()
 
     def time_looks(self) -> int:
-        """How many times code running on the core has read the time from a device
-        (CYCCNT, SysTick VAL, a timer's CNT) so far: a loop that does times itself."""
+        """How many times the core has read the time from a device (CYCCNT, SysTick VAL, a
+        timer's CNT) so far: a polling loop that reads it between two reads times itself."""
         return self._clock.looks
 
     def next_event_in(self) -> int | None:
