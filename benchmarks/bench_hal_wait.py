@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_periph import CLOCK_216, assemble  # the same folder: the clock set-up and the assembler
+from bench_periph import CLOCK_216, assemble, vector_table  # the same folder: clock, assembler, vectors
 
 from twin.board import Board, BoardOptions
 from twin.loader import Chunk
@@ -98,30 +98,6 @@ CASES = {
 }
 
 PROGRAM = """
-.syntax unified
-.cpu cortex-m7
-.thumb
-.text
-.global _start
-_start:
-.word 0x20010000
-.word reset
-.rept 13
-.word hang
-.endr
-.word systick
-.rept 110
-.word hang
-.endr
-.thumb_func
-hang: b hang
-.thumb_func
-systick:
-    ldr r0, =0x20000000
-    ldr r1, [r0]
-    adds r1, #1
-    str r1, [r0]
-    bx lr
 .thumb_func
 reset:
 {clock}
@@ -167,7 +143,8 @@ def run_case(name: str, fast_clock: bool) -> tuple[float, float]:
     """Board milliseconds (HAL ticks) and wall milliseconds of the wait."""
     setup, reg, bit, wait_while_set, timeout = CASES[name]
     image = assemble(
-        PROGRAM.format(
+        vector_table()
+        + PROGRAM.format(
             clock=CLOCK_216 if fast_clock else "",
             reload=215_999 if fast_clock else 15_999,
             setup=setup,

@@ -55,7 +55,12 @@ CLOCK_216 = """
     cmp r1, #8
     bne 3b"""
 
-PROGRAM = """
+
+def vector_table(irq55: str = "hang") -> str:
+    """The program's start: vector table (reset, SysTick, USART3's IRQ 39 = exception 55 ->
+    ``irq55``, the rest ``hang``), ``hang`` and a SysTick handler counting at 0x20000000 (as
+    HAL_IncTick counts uwTick)."""
+    return f"""
 .syntax unified
 .cpu cortex-m7
 .thumb
@@ -71,7 +76,7 @@ _start:
 .rept 39
 .word hang
 .endr
-.word uart_irq
+.word {irq55}
 .rept 70
 .word hang
 .endr
@@ -84,6 +89,10 @@ systick:
     adds r1, #1
     str r1, [r0]
     bx lr
+"""
+
+
+PROGRAM = """
 .thumb_func
 uart_irq:                        @ TXE interrupt: send the next character
     ldr r0, =0x40004800
@@ -189,7 +198,8 @@ SILICON_RATE = 216e6
 def run_case(name: str, systick: bool, uart: str | None, seconds: float, mpu: str = "") -> None:
     """Run one configuration and print its figures."""
     image = assemble(
-        PROGRAM.format(
+        vector_table("uart_irq")
+        + PROGRAM.format(
             clock=CLOCK_216,
             ctrl=7 if systick else 0,
             uart=1 if uart == "poll" else 0,
