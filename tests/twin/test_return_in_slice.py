@@ -1,0 +1,118 @@
+"""Exception return inside the running slice (twin/runner.py ``_return_in_slice``).
+
+An interrupt handler that returns to code with nothing else pending is unstacked inside the
+slice that ran it (unicorn resumes at the stacked PC): an interrupt then costs one slice, not
+two. What the thread sees must not change: the caller-saved registers the handler clobbers
+come back from the frame, the thread goes on where it was, and what needs the slice
+boundary (a single step, the MPU, something left pending) still gets it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from periph_exc_harness import assemble
+from periph_exc_programs import program
+
+from twin.board import Board, BoardOptions
+from twin.loader import Chunk
+
+pytestmark = pytest.mark.timeout(60)
+
+COUNT = 0x20002000
+TICKS = 200
+
+#: SysTick every 10 000 cycles; the thread keeps r0-r3 and r12 and checks them every
+#: iteration (r5 = 2 at the BKPT if one ever changed, 1 once TICKS interrupts were taken)
+BODY = f"""
+    ldr r0, =0xE000E010
+    ldr r1, =9999
+    str r1, [r0, #4]
+    movs r1, #0
+    str r1, [r0, #8]
+    movs r1, #7
+    str r1, [r0]
+    movs r0, #1
+    movs r1, #2
+    movs r2, #3
+    movs r3, #4
+    mov.w r12, #5
+    ldr r6, =0x{COUNT:08X}
+1:  cmp r0, #1
+    bne bad
+    cmp r1, #2
+    bne bad
+    cmp r2, #3
+    bne bad
+    cmp r3, #4
+    bne bad
+    cmp r12, #5
+    bne bad
+    ldr r7, [r6]
+    cmp r7, #{TICKS}
+    blo 1b
+    movs r5, #1
+    bkpt #0
+bad:
+    movs r5, #2
+    bkpt #0
+"""
+
+#: SysTick's handler: counts, and clobbers every caller-saved register
+TICK_H = f"""
+.thumb_func
+tick_h:
+    ldr r1, =0x{COUNT:08X}
+    ldr r2, [r1]
+    adds r2, #1
+    str r2, [r1]
+    movs r0, #0
+    movs r3, #0
+    mov r12, r0
+    bx lr
+"""
+
+
+@pytest.fixture()
+def board():
+    b = Board(BoardOptions(pty=False))
+    b.power_on([Chunk(0x08000000, assemble(program(BODY, {15: "tick_h"}, TICK_H)), "test")])
+    b.machine.debug.ctrl = 1  # C_DEBUGEN: the BKPT halts
+    yield b
+    b.close()
+
+
+def _run_to_halt(board: Board, limit: int = 5_000) -> int:
+    """Step slices by hand until the core halts; the number of slices."""
+    m = board.machine
+    for n in range(1, limit + 1):
+        m.step_slice()
+        assert not m.is_locked_up(), m.lockup_reason
+        if m.halted:
+            return n
+    raise AssertionError("the program did not reach its BKPT")
+
+
+def _count(board: Board) -> int:
+    return int.from_bytes(board.machine.bus_read(COUNT, 4), "little")
+
+
+def test_an_interrupt_costs_one_slice_and_the_thread_sees_its_registers(board: Board) -> None:
+    slices = _run_to_halt(board)
+    m = board.machine
+    assert m.reg("r5") == 1, "a caller-saved register came back changed from the handler"
+    assert _count(board) == TICKS
+    assert m.exc.active == []
+    # one slice an interrupt (run to the next tick: entry, handler, return, thread), not two
+    assert slices <= TICKS + 20, slices
+
+
+def test_with_the_mpu_on_the_return_waits_for_the_slice_boundary(board: Board) -> None:
+    """The MPU's page rights follow the privilege and are set per slice: the return ends
+    the slice (two slices an interrupt), and the thread still sees its registers."""
+    m = board.machine
+    with m.host():
+        m.exc.mpu_ctrl = 0x5  # ENABLE | PRIVDEFENA: the default map for privileged code
+    slices = _run_to_halt(board)
+    assert m.reg("r5") == 1
+    assert _count(board) == TICKS
+    assert slices >= 2 * TICKS, slices

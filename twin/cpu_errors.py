@@ -1,0 +1,44 @@
+"""What an ``emu_start`` error means for the core: the fault it takes.
+
+unicorn ends a slice with a :class:`unicorn.UcError` when an access or a fetch fails; the hooks
+recorded the address (``Slice.fault_addr``) and an MPU refusal (``Slice.mpu_fault``).
+:func:`fault_for` names the fault (kind, detail, text) that twin/runner.py hands to the
+exception model: MemManage for an MPU refusal, BusFault for an unmapped access or fetch,
+UsageFault for an undefined instruction or an unaligned access, HardFault otherwise.
+
+Owns: that mapping only. Must not touch: the core, the slice, the exception model.
+"""
+
+from __future__ import annotations
+
+import unicorn as uc_mod
+
+_PROT = (uc_mod.UC_ERR_READ_PROT, uc_mod.UC_ERR_WRITE_PROT, uc_mod.UC_ERR_FETCH_PROT)
+_FETCH = (uc_mod.UC_ERR_FETCH_UNMAPPED, uc_mod.UC_ERR_FETCH_PROT)
+_READ = (uc_mod.UC_ERR_READ_UNMAPPED, uc_mod.UC_ERR_READ_PROT)
+_DATA = (*_READ, uc_mod.UC_ERR_WRITE_UNMAPPED, uc_mod.UC_ERR_WRITE_PROT)
+_UNALIGNED = (uc_mod.UC_ERR_READ_UNALIGNED, uc_mod.UC_ERR_WRITE_UNALIGNED, uc_mod.UC_ERR_FETCH_UNALIGNED)
+
+
+def fault_for(
+    err: uc_mod.UcError, pc: int, fault_addr: int | None, mpu: tuple[str, int] | None
+) -> tuple[str, object, str]:
+    """The fault (kind, detail, text) for ``err`` at ``pc``: ``fault_addr`` is the address a
+    failing access hook saw, ``mpu`` the MPU's refusal (sub-kind, address) if any."""
+    code = err.errno
+    if mpu is not None and code in _PROT:
+        sub, addr = mpu
+        if sub == "iaccviol":
+            return "memmanage", "iaccviol", f"MPU: instruction fetch from 0x{addr:08X} not allowed"
+        return "memmanage", addr, f"MPU: data access to 0x{addr:08X} not allowed"
+    if code in _FETCH:
+        where = fault_addr if fault_addr is not None else pc
+        return "bus", (where, "instr"), f"instruction fetch from 0x{(fault_addr or pc):08X}"
+    if code in _DATA:
+        what = "read" if code in _READ else "write"
+        return "bus", (fault_addr, "precise"), f"{what} of unmapped 0x{(fault_addr or 0):08X}"
+    if code == uc_mod.UC_ERR_INSN_INVALID:
+        return "usage", "undefinstr", "undefined instruction"
+    if code in _UNALIGNED:
+        return "usage", "unaligned", "unaligned access"
+    return "hard", str(err), f"CPU error: {err}"
