@@ -5,16 +5,38 @@ from __future__ import annotations
 LOG = 0x20000000  # word count, then one word per event
 STACK_TOP = 0x20010000
 
-#: start SysTick: LOAD = 999 (an interrupt every 1000 cycles), VAL = 0, ENABLE | TICKINT |
-#: CLKSOURCE; leaves r0 = SysTick base
-SYSTICK_EVERY_1000 = """
+
+def systick_start(reload: int, ctrl: int = 7) -> str:
+    """Start SysTick: LOAD = ``reload`` (wraps every reload + 1 cycles), VAL = 0, CTRL =
+    ``ctrl`` (7: ENABLE | TICKINT | CLKSOURCE; 5: without the interrupt); leaves r0 =
+    SysTick base."""
+    return f"""
     ldr r0, =0xE000E010
-    ldr r1, =999
+    ldr r1, ={reload}
     str r1, [r0, #4]          @ LOAD
     movs r1, #0
     str r1, [r0, #8]          @ VAL
-    movs r1, #7
-    str r1, [r0]              @ CTRL = ENABLE | TICKINT | CLKSOURCE
+    movs r1, #{ctrl}
+    str r1, [r0]              @ CTRL
+"""
+
+
+#: an interrupt every 1000 cycles
+SYSTICK_EVERY_1000 = systick_start(999)
+
+
+def counting_handler(label: str, address: int, clobber: bool = False) -> str:
+    """A handler ``label`` that adds one to the word at ``address`` (r1, r2 changed);
+    ``clobber``: it also zeroes r0, r3 and r12, so every caller-saved register changes."""
+    extra = "    movs r0, #0\n    movs r3, #0\n    mov r12, r0\n" if clobber else ""
+    return f"""
+.thumb_func
+{label}:
+    ldr r1, =0x{address:08X}
+    ldr r2, [r1]
+    adds r2, #1
+    str r2, [r1]
+{extra}    bx lr
 """
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from periph_exc_harness import assemble
-from periph_exc_programs import SYSTICK_EVERY_1000, log_of, program
+from periph_exc_programs import SYSTICK_EVERY_1000, counting_handler, log_of, program, systick_start
 
 from twin.board import Board, BoardOptions
 from twin.control import ControlServer
@@ -121,15 +121,7 @@ h{i}: ldr r4, [r6], #4
 #: IRQ 7's handler for the test below: counts its entries at COUNT (no log that could grow
 #: into the stack: with the level held it re-enters back to back, as on silicon)
 COUNT = 0x20002000
-COUNT_H = f"""
-.thumb_func
-count_h:
-    ldr r1, =0x{COUNT:08X}
-    ldr r2, [r1]
-    adds r2, #1
-    str r2, [r1]
-    bx lr
-"""
+COUNT_H = counting_handler("count_h", COUNT)
 
 
 def test_pending_irq_from_device_is_taken_by_firmware_handler(board: Board) -> None:
@@ -165,14 +157,9 @@ def test_pending_irq_from_device_is_taken_by_firmware_handler(board: Board) -> N
 
 def test_countflag_polling_delay_skips_ahead_and_keeps_time(board: Board) -> None:
     # Bare-metal delay: SysTick without interrupt, poll COUNTFLAG 50 times (50 ms at 16 MHz).
-    body = """
-    ldr r0, =0xE000E010
-    ldr r1, =15999
-    str r1, [r0, #4]
-    movs r1, #0
-    str r1, [r0, #8]
-    movs r1, #5
-    str r1, [r0]
+    body = (
+        systick_start(15999, ctrl=5)
+        + """
     movs r2, #50
 1:  ldr r1, [r0]
     tst r1, #0x10000
@@ -184,6 +171,7 @@ def test_countflag_polling_delay_skips_ahead_and_keeps_time(board: Board) -> Non
     str r1, [r3]
 2:  b 2b
     """
+    )
     board.power_on([Chunk(0x08000000, assemble(program(body)), "test")])
     m = board.machine
     with m.host():  # step by hand: stop exactly at the end

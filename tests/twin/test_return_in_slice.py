@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 from periph_exc_harness import assemble
-from periph_exc_programs import program
+from periph_exc_programs import counting_handler, program, systick_start
 
 from twin.board import Board, BoardOptions
 from twin.loader import Chunk
@@ -23,14 +23,9 @@ TICKS = 200
 
 #: SysTick every 10 000 cycles; the thread keeps r0-r3 and r12 and checks them every
 #: iteration (r5 = 2 at the BKPT if one ever changed, 1 once TICKS interrupts were taken)
-BODY = f"""
-    ldr r0, =0xE000E010
-    ldr r1, =9999
-    str r1, [r0, #4]
-    movs r1, #0
-    str r1, [r0, #8]
-    movs r1, #7
-    str r1, [r0]
+BODY = (
+    systick_start(9999)
+    + f"""
     movs r0, #1
     movs r1, #2
     movs r2, #3
@@ -56,20 +51,10 @@ bad:
     movs r5, #2
     bkpt #0
 """
+)
 
 #: SysTick's handler: counts, and clobbers every caller-saved register
-TICK_H = f"""
-.thumb_func
-tick_h:
-    ldr r1, =0x{COUNT:08X}
-    ldr r2, [r1]
-    adds r2, #1
-    str r2, [r1]
-    movs r0, #0
-    movs r3, #0
-    mov r12, r0
-    bx lr
-"""
+TICK_H = counting_handler("tick_h", COUNT, clobber=True)
 
 
 @pytest.fixture()
