@@ -133,12 +133,14 @@ class Clock:
         except (ValueError, OSError):
             pass
 
-    def guard(self, fn: Callable[[], object]) -> None:
-        """Run device code (a callback, a reset); an exception is logged, never raised."""
+    def guard(self, fn: Callable[[], object]) -> object:
+        """Run device code (a callback, a reset); an exception is logged, never raised.
+        Returns what ``fn`` returned (None if it raised)."""
         try:
-            fn()
+            return fn()
         except Exception:
             self.log("device callback failed:\n" + traceback.format_exc().rstrip())
+            return None
 
     # ------------------------------------------------------------------ events
     def schedule(self, delay_cycles: int, callback: Callable[[], None]) -> object:

@@ -230,8 +230,9 @@ class ExceptionUnit(Protocol):
     The machine calls, always on the CPU thread:
       * ``devices()`` once, and maps what it returns (NVIC, SysTick, SCB/fault/MPU/FPU
         register blocks inside 0xE000E000-0xE000EFFF that are not debug registers);
-      * ``wants_entry()`` at every slice boundary; if true, ``enter()`` to take the
-        highest-priority pending exception (stacking, vector fetch via VTOR, IPSR, LR);
+      * ``enter()`` at every slice boundary (unless the debugger masks interrupts): it
+        takes the highest-priority pending exception if ``wants_entry()`` says one can
+        preempt (stacking, vector fetch via VTOR, IPSR, LR) and returns True if it did;
       * ``exception_return(exc_return)`` when the core branches to 0xFFFFFFE0..0xFFFFFFFF;
       * ``fault(kind, detail)`` on a fault the core detected: kind is "bus" (detail: address,
         "precise"/"instr"), "usage" (detail: "undefinstr"/"invstate"/"unaligned"/"divbyzero"/
@@ -246,7 +247,7 @@ class ExceptionUnit(Protocol):
 
     def wants_entry(self) -> bool: ...
 
-    def enter(self) -> None: ...
+    def enter(self) -> bool: ...
 
     def exception_return(self, exc_return: int) -> None: ...
 

@@ -43,13 +43,14 @@ class EntryReturn:
     cpu: Cpu
     services: Services
 
-    def enter(self) -> None:
-        """Take the highest-priority pending exception if it can preempt."""
+    def enter(self) -> bool:
+        """Take the highest-priority pending exception if it can preempt; True if one was."""
         if not self.wants_entry():
-            return
+            return False
         exc = self.highest_pending()
         assert exc is not None
         self._take(exc)
+        return True
 
     def _take(self, exc: int) -> None:
         cpu = self.cpu

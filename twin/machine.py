@@ -148,6 +148,8 @@ class Machine:
             unit.on_kick = self.runner.kick
         if hasattr(unit, "on_masked_pend"):
             unit.on_masked_pend = self.runner.kick
+        if hasattr(unit, "kick_matters"):
+            unit.kick_matters = self.runner.kick_matters
         for dev in unit.devices():
             self.add_device(dev)
 

@@ -36,6 +36,9 @@ class NvicState:
     #: called when an exception becomes pending that only PRIMASK/BASEPRI/FAULTMASK hold
     #: back (the runner then watches the unmasking instructions; see masked_pending)
     on_masked_pend: Callable[[], None] | None = None
+    #: whether telling the machine can change anything now (None: always ask); the runner
+    #: says no between the slices it is stepping, whose next start looks anyway
+    kick_matters: Callable[[], bool] | None = None
     locked_up: bool
 
     # ------------------------------------------------------------------ priorities
@@ -122,7 +125,7 @@ class NvicState:
     def kick(self) -> None:
         """Tell the machine (``on_kick``) if an exception can be taken now, or
         (``on_masked_pend``) if one is held back only by PRIMASK/BASEPRI/FAULTMASK."""
-        if self.on_kick is not None and self.pending:
+        if self.on_kick is not None and self.pending and (self.kick_matters is None or self.kick_matters()):
             if self.wants_entry():
                 self.on_kick()
             elif self.on_masked_pend is not None and self.masked_pending():

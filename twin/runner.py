@@ -78,6 +78,7 @@ class CoreRunner:
         self.locked_up = False
         self.reset_held = False
         self._unmask_watch = False  # the running slice is watched for unmasking (twin/unmask.py)
+        self._stepping = False  # inside step_slice (see kick_matters)
         self.lockup_reason = ""
         self.instructions = 0  # executed instructions since start (statistics)
         self.on_halt: list[Callable[[str], None]] = []
@@ -127,6 +128,11 @@ class CoreRunner:
             self.debug.arm_skip(self._regs.reg("pc"))
         if wake:
             self._gate.wake()
+
+    def kick_matters(self) -> bool:
+        """Whether a kick can change anything now: not within :meth:`step_slice` between
+        slices (the clock's events after one): the next slice start takes it anyway."""
+        return self._slice.active or not self._stepping
 
     def kick(self) -> None:
         """The exception unit says an exception became takeable (``on_kick``): end the
@@ -192,10 +198,14 @@ class CoreRunner:
     def idle(self) -> float:
         """One iteration of a WFI sleep, a device poll or a host wait: returns wall seconds
         to wait (0 = go on). A WFI ends when the exception model says an exception can
-        wake the core; the rest is the clock's (``Clock.idle_step``)."""
+        wake the core, a poll or host wait when one can be taken; the rest is the clock's
+        (``Clock.idle_step``)."""
         if self.sleeping and self.exc is not None and self.exc.sleeping_can_wake():
             self.sleeping = False
             self._clock.end_sleep()
+            return 0.0
+        if not self.sleeping and self.wants_entry():  # pended as the wait began
+            self._clock.end_wait()
             return 0.0
         return self._clock.idle_step(self.sleeping)
 
@@ -206,13 +216,26 @@ class CoreRunner:
         A pending poll/idle wait (when slices are stepped by hand, e.g. in tests) is
         resolved first by jumping to the next event.
         """
+        self._stepping = True
+        try:
+            return self._step(max_count)
+        finally:
+            self._stepping = False
+
+    def _step(self, max_count: int | None) -> int:
         clock = self._clock
         if clock.wait_mode is not None:
             clock.settle_wait()
-        if self.wants_entry():
-            clock.guard(self.exc.enter)
-            if not self.runnable():
-                return 0
+        exc = self.exc
+        # enter() asks the model's wants_entry() itself: asking here too cost a second
+        # priority evaluation per interrupt
+        if (
+            exc is not None
+            and not (self.debug is not None and self.debug.maskints())
+            and clock.guard(exc.enter)
+            and not self.runnable()
+        ):
+            return 0
         nxt = clock.next_event()
         s = self._slice
         budget = SHORT_SLICE if s.short else LONG_SLICE
@@ -359,14 +382,11 @@ class CoreRunner:
             s.stop("fault", ("usage", "undefinstr", f"CPU exception {intno}"))
 
     def _return_in_slice(self, value: int) -> bool:
-        """Do the exception return ``value`` here, inside the running slice, when nothing
-        needs the slice boundary: no other stop recorded, no MPU (its page rights follow the
-        privilege, set per slice), no unmask watch, no single step. An interrupt handler
-        returning to code with nothing pending, the common case, then costs no second slice
-        (an ``emu_start`` and the runner's bookkeeping: ~20 us of host time an interrupt).
-        The registers written here take effect at once (unicorn resumes at the new PC); the
-        slice ends right after if the return left anything pending, faulted or locked up, so
-        the next slice start decides. False: stop the slice, return there (as before)."""
+        """Do the exception return ``value`` inside the running slice when nothing needs
+        the slice boundary (no other stop recorded, no MPU: its page rights follow the
+        privilege, set per slice; no unmask watch, no single step): an interrupt then costs
+        one slice, not two. unicorn resumes at the unstacked PC; the slice still ends if the
+        return left anything pending, faulted or locked up. False: stop, return there."""
         s = self._slice
         exc = self.exc
         if exc is None or s.reasons or s.budget <= 1 or self._unmask_watch or getattr(exc, "mpu_ctrl", 0) & 1:
