@@ -22,7 +22,7 @@ from twin.nvic import FIRST_IRQ, NMI
 
 EXC_RETURN_BASE = 0xFFFFFFE1
 #: what exception entry reads, then stacks (one engine call where the CPU offers read_regs)
-_ENTRY_REGS = ("control", "xpsr", "r0", "r1", "r2", "r3", "r12", "lr", "pc")
+_ENTRY_REGS = ("control", "xpsr", "r0", "r1", "r2", "r3", "r12", "lr", "pc", "sp")
 #: the integer frame registers exception return restores before xPSR, SP and PC
 _FRAME_REGS = ("r0", "r1", "r2", "r3", "r12", "lr")
 
@@ -55,11 +55,12 @@ class EntryReturn:
     def _take(self, exc: int) -> None:
         cpu = self.cpu
         self.pending.discard(exc)
-        control, xpsr, r0, r1, r2, r3, r12, lr, pc = _read(cpu, _ENTRY_REGS)
+        # sp: the stack in use is the one stacked on (thread: PSP if CONTROL.SPSEL, handler:
+        # MSP), so the plain SP serves without the privileged look at MSP/PSP by name
+        control, xpsr, r0, r1, r2, r3, r12, lr, pc, sp = _read(cpu, _ENTRY_REGS)
         thread = (xpsr & 0x1FF) == 0
         use_psp = thread and bool(control & 2)
         fpca = bool(control & 4)
-        sp = cpu.reg("psp" if use_psp else "msp")
         size = 0x68 if fpca else 0x20
         frame_ptr = (sp - size) & 0xFFFFFFFF
         if self.ccr & (1 << 9) and frame_ptr & 4:
@@ -81,7 +82,7 @@ class EntryReturn:
                 cpu.write_mem(frame_ptr, struct.pack(f"<{len(frame)}I", *[v & 0xFFFFFFFF for v in frame]))
             except ValueError:
                 stack_error = True
-        cpu.set_reg("psp" if use_psp else "msp", frame_ptr)
+        cpu.set_reg("sp", frame_ptr)
         exc_return = (
             EXC_RETURN_BASE | (0 if fpca else 0x10) | (0x8 if thread else 0) | (0x4 if use_psp else 0)
         )
@@ -154,8 +155,7 @@ class EntryReturn:
         cpu = self.cpu
         use_psp = bool(value & 0x4)
         fp_frame = not value & 0x10
-        sp_name = "psp" if use_psp else "msp"
-        frame_ptr = cpu.reg(sp_name)
+        frame_ptr = cpu.reg("psp") if use_psp else cpu.reg("sp")  # handler mode: SP is MSP
         size = 0x68 if fp_frame else 0x20
         allows = getattr(cpu, "mpu_allows", None)
         # chosen: unstacking at the privilege of the context returned to (handler: privileged)
@@ -174,17 +174,21 @@ class EntryReturn:
         xpsr = words[7]
         new_sp = frame_ptr + size + (4 if xpsr & (1 << 9) else 0)
         ret_ipsr = xpsr & 0x1FF
-        if to_thread != (ret_ipsr == 0):
+        consistent = to_thread == (ret_ipsr == 0)
+        if not consistent:
             self.services.log("stacked IPSR does not match EXC_RETURN (INVPC)")
         control = cpu.reg("control") & ~0x6
         if to_thread and use_psp:
             control |= 2
         if fp_frame:
             control |= 4
-        # Mode first (banks SP), then CONTROL, then the stack pointers by name.
-        cpu.set_reg("xpsr", (xpsr & ~(1 << 9) & 0xFFFFFFFF) | 0x01000000)
+        # CONTROL first, still in handler mode (privileged: a thread-mode write with nPRIV
+        # set is ignored, and the thread went on on MSP), then the mode (banks SP by
+        # CONTROL.SPSEL), then the stack pointer: the one in use now is the one returned to
+        # (by name only when the stacked IPSR contradicts EXC_RETURN)
         cpu.set_reg("control", control)
-        cpu.set_reg(sp_name, new_sp & 0xFFFFFFFF)
+        cpu.set_reg("xpsr", (xpsr & ~(1 << 9) & 0xFFFFFFFF) | 0x01000000)
+        cpu.set_reg("sp" if consistent else ("psp" if use_psp else "msp"), new_sp & 0xFFFFFFFF)
         write = getattr(cpu, "write_regs", None)
         if write is not None:
             write(_FRAME_REGS, words[:6])

@@ -5,6 +5,11 @@ slice that ran it (unicorn resumes at the stacked PC): an interrupt then costs o
 two. What the thread sees must not change: the caller-saved registers the handler clobbers
 come back from the frame, the thread goes on where it was, and what needs the slice
 boundary (a single step, the MPU, something left pending) still gets it.
+
+The unprivileged thread on PSP found a bug older than the in-slice return: the model wrote
+CONTROL after switching to thread mode, where a write with nPRIV set is ignored (MSR
+semantics), so SPSEL was lost and the thread went on on MSP. CONTROL is now written in
+handler mode, before the mode switch (twin/exc_entry.py ``_unstack``).
 """
 
 from __future__ import annotations
@@ -21,16 +26,33 @@ pytestmark = pytest.mark.timeout(60)
 COUNT = 0x20002000
 TICKS = 200
 
-#: SysTick every 10 000 cycles; the thread keeps r0-r3 and r12 and checks them every
-#: iteration (r5 = 2 at the BKPT if one ever changed, 1 once TICKS interrupts were taken)
-BODY = (
-    systick_start(9999)
-    + f"""
+#: thread modes: privileged on MSP; unprivileged on PSP (CONTROL = nPRIV | SPSEL)
+THREADS = {
+    "msp": "",
+    "psp unprivileged": """
+    ldr r0, =0x20008000
+    msr psp, r0
+    movs r0, #3
+    msr control, r0
+    isb
+""",
+}
+
+
+def body(thread: str) -> str:
+    """SysTick every 10 000 cycles, then the thread (as ``thread`` says) keeps r0-r3, r12
+    and SP and checks them every iteration (r5 = 2 at the BKPT if one ever changed, 1 once
+    TICKS interrupts were taken)."""
+    return (
+        systick_start(9999)
+        + THREADS[thread]
+        + f"""
     movs r0, #1
     movs r1, #2
     movs r2, #3
     movs r3, #4
     mov.w r12, #5
+    mov r8, sp
     ldr r6, =0x{COUNT:08X}
 1:  cmp r0, #1
     bne bad
@@ -42,6 +64,9 @@ BODY = (
     bne bad
     cmp r12, #5
     bne bad
+    mov r4, sp
+    cmp r4, r8
+    bne bad
     ldr r7, [r6]
     cmp r7, #{TICKS}
     blo 1b
@@ -51,19 +76,27 @@ bad:
     movs r5, #2
     bkpt #0
 """
-)
+    )
+
 
 #: SysTick's handler: counts, and clobbers every caller-saved register
 TICK_H = counting_handler("tick_h", COUNT, clobber=True)
 
 
 @pytest.fixture()
-def board():
-    b = Board(BoardOptions(pty=False))
-    b.power_on([Chunk(0x08000000, assemble(program(BODY, {15: "tick_h"}, TICK_H)), "test")])
-    b.machine.debug.ctrl = 1  # C_DEBUGEN: the BKPT halts
-    yield b
-    b.close()
+def make_board():
+    boards: list[Board] = []
+
+    def make(thread: str) -> Board:
+        b = Board(BoardOptions(pty=False))
+        boards.append(b)
+        b.power_on([Chunk(0x08000000, assemble(program(body(thread), {15: "tick_h"}, TICK_H)), "test")])
+        b.machine.debug.ctrl = 1  # C_DEBUGEN: the BKPT halts
+        return b
+
+    yield make
+    for b in boards:
+        b.close()
 
 
 def _run_to_halt(board: Board, limit: int = 5_000) -> int:
@@ -81,19 +114,25 @@ def _count(board: Board) -> int:
     return int.from_bytes(board.machine.bus_read(COUNT, 4), "little")
 
 
-def test_an_interrupt_costs_one_slice_and_the_thread_sees_its_registers(board: Board) -> None:
+@pytest.mark.parametrize("thread", THREADS)
+def test_an_interrupt_costs_one_slice_and_the_thread_sees_its_registers(make_board, thread: str) -> None:
+    board = make_board(thread)
     slices = _run_to_halt(board)
     m = board.machine
-    assert m.reg("r5") == 1, "a caller-saved register came back changed from the handler"
+    assert m.reg("r5") == 1, "a caller-saved register or SP came back changed from the handler"
     assert _count(board) == TICKS
     assert m.exc.active == []
+    if thread != "msp":  # still unprivileged on PSP, PSP where the thread left it
+        assert m.reg("control") & 3 == 3
+        assert m.reg("psp") == 0x20008000
     # one slice an interrupt (run to the next tick: entry, handler, return, thread), not two
     assert slices <= TICKS + 20, slices
 
 
-def test_with_the_mpu_on_the_return_waits_for_the_slice_boundary(board: Board) -> None:
+def test_with_the_mpu_on_the_return_waits_for_the_slice_boundary(make_board) -> None:
     """The MPU's page rights follow the privilege and are set per slice: the return ends
     the slice (two slices an interrupt), and the thread still sees its registers."""
+    board = make_board("msp")
     m = board.machine
     with m.host():
         m.exc.mpu_ctrl = 0x5  # ENABLE | PRIVDEFENA: the default map for privileged code
