@@ -1,8 +1,9 @@
 """The core's registers by name, as the exception model and the debugger see them.
 
-unicorn reads the special registers (MSP, PSP, PRIMASK, BASEPRI, FAULTMASK, CONTROL) with
-MRS semantics, which hide them from unprivileged thread code; the model and the debugger
-need the real values, so :class:`CoreRegs` looks through handler mode for those accesses.
+unicorn reads and writes the special registers (MSP, PSP, PRIMASK, BASEPRI, FAULTMASK,
+CONTROL) with MRS/MSR semantics, which hide them from unprivileged thread code (reads give 0,
+writes are ignored; CONTROL reads are not hidden); the model and the debugger need the real
+values, so :class:`CoreRegs` looks through handler mode for those accesses.
 A PC write keeps the current EPSR.T bit (unicorn would take it from bit 0 of the value).
 
 Owns: the register name table and those two unicorn workarounds. Must not touch: memory,
@@ -101,7 +102,9 @@ class CoreRegs:
         if name == "pc":
             # unicorn takes EPSR.T from bit 0 of a PC write: keep the current T bit
             value = (value & ~1) | ((self._reg(A.UC_ARM_REG_XPSR) >> 24) & 1)
-        if name in _SPECIAL and name != "control" and self._unprivileged_thread():
+        if name in _SPECIAL and self._unprivileged_thread():
+            # CONTROL too: unicorn ignores a thread-mode write with nPRIV set (MSR), and in
+            # handler mode it takes SPSEL, so back in thread mode the SP banks by the new value
             self._as_privileged(lambda: self.uc.reg_write(REGS[name], value & 0xFFFFFFFF))
             return
         if name in _PLAIN:

@@ -52,3 +52,18 @@ def test_a_banked_or_hidden_register_is_not_read_together(regs: CoreRegs, name: 
 def test_a_register_with_write_rules_is_not_written_together(regs: CoreRegs, name: str) -> None:
     with pytest.raises(ValueError, match="not writable together"):
         regs.write_regs(("r0", name), [1, 2])
+
+
+def test_control_written_in_unprivileged_thread_mode_takes_and_banks_sp(regs: CoreRegs) -> None:
+    """A debugger (DCRSR) or the model writing CONTROL while the core is an unprivileged
+    thread: unicorn's own write has MSR semantics and ignored it (nPRIV stayed set)."""
+    regs.set_reg("msp", 0x20010000)
+    regs.set_reg("psp", 0x20008000)
+    regs.set_reg("control", 3)  # unprivileged, on PSP
+    assert (regs.reg("control"), regs.reg("sp")) == (3, 0x20008000)
+    regs.set_reg("control", 0)
+    assert (regs.reg("control"), regs.reg("sp")) == (0, 0x20010000)
+    assert (regs.reg("msp"), regs.reg("psp")) == (0x20010000, 0x20008000)
+    regs.set_reg("control", 3)
+    regs.set_reg("control", 1)  # still unprivileged, back on MSP
+    assert (regs.reg("control"), regs.reg("sp")) == (1, 0x20010000)
