@@ -88,6 +88,15 @@ class CoreRegs:
         """Several registers of _BATCH_WRITE (r0-r12, lr) at once."""
         self._batch(names, _BATCH_WRITE, "writable").write(values)
 
+    def write_context(self, names: tuple[str, ...], values: list[int] | tuple[int, ...]) -> None:
+        """Registers written in the given order with one engine call, as unicorn's own
+        writes: for the exception model's entry and return, which order them so that every
+        special register (MSP, PSP, the masks, CONTROL) is written while the core is
+        privileged (handler mode, or before the xPSR write that leaves it), SP after the
+        xPSR and CONTROL that bank it, and the PC last with the Thumb bit in bit 0 (one
+        call instead of one per register: ~1.5 us against ~1-2 us each)."""
+        self._batch(names, _PLAIN, "writable in order").write(values)
+
     def _batch(self, names: tuple[str, ...], allowed: frozenset[str], what: str) -> RegBatch:
         """The engine batch for ``names`` (made once), if they are all in ``allowed``."""
         batch = self._batches.get((what, *names))

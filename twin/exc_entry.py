@@ -32,6 +32,16 @@ def _read(cpu: Cpu, names: tuple[str, ...]) -> list[int]:
     return read(names) if read is not None else [cpu.reg(n) for n in names]
 
 
+def _write(cpu: Cpu, names: tuple[str, ...], values: list[int], batch: bool = True) -> None:
+    """Write ``names`` in order: one engine call where the CPU offers ``write_context``."""
+    write = getattr(cpu, "write_context", None) if batch else None
+    if write is not None:
+        write(names, values)
+    else:
+        for name, value in zip(names, values, strict=True):
+            cpu.set_reg(name, value)
+
+
 def _u32(data: bytes, i: int) -> int:
     return struct.unpack_from("<I", data, 4 * i)[0]
 
@@ -82,11 +92,10 @@ class EntryReturn:
                 cpu.write_mem(frame_ptr, struct.pack(f"<{len(frame)}I", *[v & 0xFFFFFFFF for v in frame]))
             except ValueError:
                 stack_error = True
-        cpu.set_reg("sp", frame_ptr)
         exc_return = (
             EXC_RETURN_BASE | (0 if fpca else 0x10) | (0x8 if thread else 0) | (0x4 if use_psp else 0)
         )
-        self._enter_handler(exc, exc_return, control)
+        self._enter_handler(exc, exc_return, control, frame_ptr)
         if stack_error:
             self.services.log(f"stacking at 0x{frame_ptr:08X} failed (STKERR)")
             self._raise_fault("bus", "stkerr", None)
@@ -94,27 +103,28 @@ class EntryReturn:
             self.services.log(f"stacking at 0x{frame_ptr:08X} refused by the MPU (MSTKERR)")
             self._raise_fault("memmanage", "mstkerr", None)
 
-    def _enter_handler(self, exc: int, exc_return: int, control: int) -> None:
-        cpu = self.cpu
+    def _enter_handler(self, exc: int, exc_return: int, control: int, frame_ptr: int) -> None:
+        """SP (the stack stacked on), then handler mode, CONTROL, LR and the vector's PC:
+        one engine call where the CPU offers ``write_context``."""
         self.active.append(exc)
         if self.keep_history:
             self.history.append((self.services.now_cycles(), exc))
             del self.history[: -self.keep_history]
         try:
-            vector = _u32(cpu.read_mem((self.vtor + 4 * exc) & 0xFFFFFFFF, 4), 0)
+            vector = _u32(self.cpu.read_mem((self.vtor + 4 * exc) & 0xFFFFFFFF, 4), 0)
         except ValueError:
             vector = None
-        cpu.set_reg("xpsr", 0x01000000 | exc)  # handler mode; SP is now MSP
-        if control & 0x6:
-            cpu.set_reg("control", control & ~0x6)  # SPSEL=0, FPCA=0
-        cpu.set_reg("lr", exc_return)
+        # SP first (the stack in use), then the mode (SP is now MSP), CONTROL in handler mode
+        names: tuple[str, ...] = ("sp", "xpsr", "control") if control & 0x6 else ("sp", "xpsr")
+        values = [frame_ptr, 0x01000000 | exc, control & ~0x6][: len(names)]
+        names += ("lr",) if vector is None else ("lr", "pc")
+        values += [exc_return] if vector is None else [exc_return, vector | 1]
+        _write(self.cpu, names, values)
         if vector is None:
             self.services.log(f"vector {exc} at VTOR 0x{self.vtor:08X} unreadable")
             self.hfsr |= HFSR_VECTTBL
             self._escalate_to_hard()
-            return
-        cpu.set_reg("pc", vector & ~1)
-        if not vector & 1:
+        elif not vector & 1:
             self.services.log(f"vector {exc} = 0x{vector:08X} has no Thumb bit (INVSTATE)")
             self._raise_fault("usage", "invstate", None)
 
@@ -123,7 +133,8 @@ class EntryReturn:
         """Handle a branch to an EXC_RETURN value (bit 0 may be cleared by the CPU)."""
         cpu = self.cpu
         value = (exc_return | 1) & 0xFFFFFFFF
-        ipsr = self._ipsr()
+        xpsr, control, sp = _read(cpu, ("xpsr", "control", "sp"))
+        ipsr = xpsr & 0x1FF
         if ipsr == 0 or not self.active:
             # Thread mode: a branch into the XN system region → instruction access fault.
             cpu.set_reg("pc", value & ~1)
@@ -143,60 +154,65 @@ class EntryReturn:
             self._raise_fault("usage", "invpc", None)
             return
         self.active.remove(ipsr)
-        if ipsr != NMI:
-            cpu.set_reg("faultmask", 0)
         if ipsr >= FIRST_IRQ and self.levels >> (ipsr - FIRST_IRQ) & 1:
             self.pending.add(ipsr)  # level still asserted: pends again
-        self._unstack(value, to_thread)
+        # FAULTMASK clears as the exception deactivates (NMI's return leaves it): written
+        # with the unstacked registers, or before the fault if unstacking fails
+        self._unstack(value, to_thread, control, sp, ipsr != NMI)
         if self.wants_entry():  # tail-chain (equivalent to unstack + restack)
             self._take(self.highest_pending())  # type: ignore[arg-type]
 
-    def _unstack(self, value: int, to_thread: bool) -> None:
+    def _unstack(self, value: int, to_thread: bool, control: int, sp: int, clear_fm: bool) -> None:
         cpu = self.cpu
         use_psp = bool(value & 0x4)
         fp_frame = not value & 0x10
-        frame_ptr = cpu.reg("psp") if use_psp else cpu.reg("sp")  # handler mode: SP is MSP
+        frame_ptr = cpu.reg("psp") if use_psp else sp  # handler mode: SP is MSP
         size = 0x68 if fp_frame else 0x20
         allows = getattr(cpu, "mpu_allows", None)
         # chosen: unstacking at the privilege of the context returned to (handler: privileged)
-        target_priv = not to_thread or not cpu.reg("control") & 1
+        target_priv = not to_thread or not control & 1
+        data = None
         if allows is not None and not allows(frame_ptr, size, False, target_priv):
-            self.services.log(f"unstacking at 0x{frame_ptr:08X} refused by the MPU (MUNSTKERR)")
-            self._raise_fault("memmanage", "munstkerr", None)
-            return
-        try:
-            data = cpu.read_mem(frame_ptr, size)
-        except ValueError:
-            self.services.log(f"unstacking at 0x{frame_ptr:08X} failed (UNSTKERR)")
-            self._raise_fault("bus", "unstkerr", None)
+            failure = (
+                "memmanage",
+                "munstkerr",
+                f"unstacking at 0x{frame_ptr:08X} refused by the MPU (MUNSTKERR)",
+            )
+        else:
+            try:
+                data = cpu.read_mem(frame_ptr, size)
+            except ValueError:
+                failure = ("bus", "unstkerr", f"unstacking at 0x{frame_ptr:08X} failed (UNSTKERR)")
+        if data is None:
+            if clear_fm:
+                cpu.set_reg("faultmask", 0)
+            self.services.log(failure[2])
+            self._raise_fault(failure[0], failure[1], None)
             return
         words = struct.unpack(f"<{size // 4}I", data)
         xpsr = words[7]
         new_sp = frame_ptr + size + (4 if xpsr & (1 << 9) else 0)
-        ret_ipsr = xpsr & 0x1FF
-        consistent = to_thread == (ret_ipsr == 0)
+        consistent = to_thread == ((xpsr & 0x1FF) == 0)
         if not consistent:
             self.services.log("stacked IPSR does not match EXC_RETURN (INVPC)")
-        control = cpu.reg("control") & ~0x6
-        if to_thread and use_psp:
-            control |= 2
-        if fp_frame:
-            control |= 4
-        # CONTROL first, still in handler mode (privileged: a thread-mode write with nPRIV
-        # set is ignored, and the thread went on on MSP), then the mode (banks SP by
-        # CONTROL.SPSEL), then the stack pointer: the one in use now is the one returned to
-        # (by name only when the stacked IPSR contradicts EXC_RETURN)
-        cpu.set_reg("control", control)
-        cpu.set_reg("xpsr", (xpsr & ~(1 << 9) & 0xFFFFFFFF) | 0x01000000)
-        cpu.set_reg("sp" if consistent else ("psp" if use_psp else "msp"), new_sp & 0xFFFFFFFF)
-        write = getattr(cpu, "write_regs", None)
-        if write is not None:
-            write(_FRAME_REGS, words[:6])
-        else:
-            for name, word in zip(_FRAME_REGS, words, strict=False):
-                cpu.set_reg(name, word)
+        control = (control & ~0x6) | (2 if to_thread and use_psp else 0) | (4 if fp_frame else 0)
         if fp_frame:
             for i in range(16):
                 cpu.set_reg(f"s{i}", words[8 + i])
             cpu.set_reg("fpscr", words[24])
-        cpu.set_reg("pc", words[6] & ~1)
+        # FAULTMASK and CONTROL first, still in handler mode (privileged: a thread-mode write
+        # with nPRIV set is ignored, and the thread went on on MSP), then the mode (banks SP
+        # by CONTROL.SPSEL), then the stack pointer: the one in use now is the one returned
+        # to (by name only when the stacked IPSR contradicts EXC_RETURN), the frame, the PC
+        head = (("faultmask", 0),) if clear_fm else ()
+        regs = (
+            *head,
+            ("control", control),
+            ("xpsr", (xpsr & ~(1 << 9) & 0xFFFFFFFF) | 0x01000000),
+            ("sp" if consistent else ("psp" if use_psp else "msp"), new_sp & 0xFFFFFFFF),
+            *zip(_FRAME_REGS, words[:6], strict=True),
+            ("pc", words[6] | 1),
+        )
+        names, values = zip(*regs, strict=True)
+        # by name, one by one, when SP is MSP/PSP by name (a banked write after the mode switch)
+        _write(cpu, names, values, batch=consistent)

@@ -334,6 +334,11 @@ class Machine:
         """r0-r12 and lr with one engine call."""
         self.regs.write_regs(names, values)
 
+    def write_context(self, names: tuple[str, ...], values: list[int] | tuple[int, ...]) -> None:
+        """Registers written in order with one engine call (exception entry and return;
+        see CoreRegs.write_context for the order they need)."""
+        self.regs.write_context(names, values)
+
     def read_mem(self, address: int, length: int) -> bytes:
         """The core's own read (RAM, flash, MMIO): it sees its D-cache lines.
         ValueError (BusError) if unmapped."""

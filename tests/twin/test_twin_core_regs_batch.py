@@ -67,3 +67,22 @@ def test_control_written_in_unprivileged_thread_mode_takes_and_banks_sp(regs: Co
     regs.set_reg("control", 3)
     regs.set_reg("control", 1)  # still unprivileged, back on MSP
     assert (regs.reg("control"), regs.reg("sp")) == (1, 0x20010000)
+
+
+def test_write_context_switches_mode_then_banks_sp_in_order(regs: CoreRegs) -> None:
+    """Exception return's registers in one call: CONTROL while still in handler mode, the
+    mode, then SP (now PSP: CONTROL.SPSEL), the frame and the PC with its Thumb bit."""
+    regs.set_reg("msp", 0x20010000)
+    regs.set_reg("psp", 0x20008000)
+    regs.set_reg("xpsr", 0x01000000 | 15)  # handler mode (SysTick)
+    names = ("faultmask", "control", "xpsr", "sp", "r0", "lr", "pc")
+    regs.write_context(names, (0, 3, 0x01000000, 0x20007000, 5, 0x08000201, 0x08000101))
+    assert (regs.reg("control"), regs.reg("xpsr") & 0x1FF) == (3, 0)  # unprivileged thread, PSP
+    assert (regs.reg("sp"), regs.reg("psp"), regs.reg("msp")) == (0x20007000, 0x20007000, 0x20010000)
+    assert (regs.reg("r0"), regs.reg("lr"), regs.reg("pc")) == (5, 0x08000201, 0x08000100)
+    assert regs.reg("xpsr") & 0x01000000  # still Thumb
+
+
+def test_write_context_refuses_fp_registers(regs: CoreRegs) -> None:
+    with pytest.raises(ValueError, match="not writable in order together"):
+        regs.write_context(("r0", "s0"), (1, 2))
