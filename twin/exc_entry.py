@@ -193,6 +193,7 @@ class EntryReturn:
         xpsr = words[7]
         new_sp = frame_ptr + size + (4 if xpsr & (1 << 9) else 0)
         consistent = to_thread == ((xpsr & 0x1FF) == 0)
+        thumb = xpsr >> 24 & 1
         if not consistent:
             self.services.log("stacked IPSR does not match EXC_RETURN (INVPC)")
         control = (control & ~0x6) | (2 if to_thread and use_psp else 0) | (4 if fp_frame else 0)
@@ -208,11 +209,16 @@ class EntryReturn:
         regs = (
             *head,
             ("control", control),
-            ("xpsr", (xpsr & ~(1 << 9) & 0xFFFFFFFF) | 0x01000000),
+            ("xpsr", xpsr & ~(1 << 9) & 0xFFFFFFFF),  # EPSR.T as stacked
             ("sp" if consistent else ("psp" if use_psp else "msp"), new_sp & 0xFFFFFFFF),
             *zip(_FRAME_REGS, words[:6], strict=True),
-            ("pc", words[6] | 1),
+            ("pc", (words[6] & ~1) | thumb),  # unicorn takes EPSR.T from bit 0 of a PC write
         )
         names, values = zip(*regs, strict=True)
         # by name, one by one, when SP is MSP/PSP by name (a banked write after the mode switch)
         _write(cpu, names, values, batch=consistent)
+        if not thumb:
+            # a frame whose xPSR lacks EPSR.T (a hand-built frame without 0x01000000): the
+            # first instruction returned to raises INVSTATE, stacking PC and that xPSR
+            self.services.log(f"exception return to 0x{words[6] & ~1:08X} with EPSR.T = 0 (INVSTATE)")
+            self._raise_fault("usage", "invstate", None)

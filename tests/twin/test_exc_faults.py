@@ -234,3 +234,49 @@ def test_fp_instruction_with_fpu_enabled_runs() -> None:
     assert b.run() == "bkpt"
     assert b.cpu.reg("r7") == 0x40000000
     assert b.model.cfsr == 0
+
+
+#: an SVC handler that clears the stacked xPSR (EPSR.T = 0: a hand-built frame without
+#: 0x01000000), and a HardFault handler recording CFSR, HFSR and the stacked PC and xPSR
+CLEARED_T_FRAME = """
+.thumb_func
+svc_h:
+    mrs r0, msp
+    movs r1, #0
+    str r1, [r0, #28]
+    bx lr
+.thumb_func
+hard_h:
+    ldr r0, =0xE000ED28
+    ldr r1, [r0]
+    ldr r2, [r0, #4]
+    mrs r0, msp
+    ldr r3, [r0, #24]
+    ldr r4, [r0, #28]
+    ldr r0, =0x20001000
+    stmia r0, {r1, r2, r3, r4}
+    bkpt #3
+"""
+CLEARED_T_BODY = """
+    ldr r0, =0x20001014       @ where the return should land
+    ldr r1, =after_svc
+    str r1, [r0]
+    svc #0
+after_svc:
+    ldr r0, =0x20001010       @ thread code ran on (silicon: it never does)
+    movs r1, #1
+    str r1, [r0]
+"""
+
+
+def test_exception_return_to_a_frame_without_thumb_bit_gives_invstate() -> None:
+    """ARMv7-M: the return restores EPSR.T from the stacked xPSR; with T = 0 the first
+    instruction returned to raises INVSTATE (here escalated: UsageFault is disabled) with
+    that PC and xPSR stacked. The model had forced T = 1 and run on."""
+    src = program(CLEARED_T_BODY, {3: "hard_h", 11: "svc_h"}, CLEARED_T_FRAME)
+    b = Board(assemble(src))
+    assert b.run() == "bkpt"
+    cfsr, hfsr, pc, xpsr = (b.word(0x20001000 + 4 * i) for i in range(4))
+    assert cfsr & (1 << 17) and hfsr & (1 << 30)  # UFSR.INVSTATE, HFSR.FORCED
+    assert pc == b.word(0x20001014) & ~1 and xpsr == 0
+    assert b.word(0x20001010) == 0

@@ -246,3 +246,17 @@ hang:
     assert runs[0] == runs[1]  # to the loop iteration
     steps = [later - earlier for earlier, later in itertools.pairwise(runs[0])]
     assert all(240 <= n <= 250 for n in steps[2:]), steps  # ~1000 cycles of a 4-instruction loop
+
+
+def test_exception_return_without_thumb_bit_faults_in_the_machine(board: Board) -> None:
+    """The same frame on the twin's run loop, where the return is done inside the slice:
+    INVSTATE, escalated, with the return address and the cleared xPSR stacked."""
+    from test_exc_faults import CLEARED_T_BODY, CLEARED_T_FRAME
+
+    _boot(board, CLEARED_T_BODY, {3: "hard_h", 11: "svc_h"}, CLEARED_T_FRAME)
+    log = _Log(board)
+    _wait(lambda: log.word(0x20001004) != 0)
+    cfsr, hfsr, pc, xpsr = (log.word(0x20001000 + 4 * i) for i in range(4))
+    assert cfsr & (1 << 17) and hfsr & (1 << 30)
+    assert pc == log.word(0x20001014) & ~1 and xpsr == 0
+    assert log.word(0x20001010) == 0
