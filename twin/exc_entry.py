@@ -32,9 +32,9 @@ def _read(cpu: Cpu, names: tuple[str, ...]) -> list[int]:
     return read(names) if read is not None else [cpu.reg(n) for n in names]
 
 
-def _write(cpu: Cpu, names: tuple[str, ...], values: list[int], batch: bool = True) -> None:
+def _write(cpu: Cpu, names: tuple[str, ...], values: list[int]) -> None:
     """Write ``names`` in order: one engine call where the CPU offers ``write_context``."""
-    write = getattr(cpu, "write_context", None) if batch else None
+    write = getattr(cpu, "write_context", None)
     if write is not None:
         write(names, values)
     else:
@@ -192,10 +192,10 @@ class EntryReturn:
         words = struct.unpack(f"<{size // 4}I", data)
         xpsr = words[7]
         new_sp = frame_ptr + size + (4 if xpsr & (1 << 9) else 0)
-        consistent = to_thread == ((xpsr & 0x1FF) == 0)
+        if to_thread != ((xpsr & 0x1FF) == 0):
+            self._invpc_on_return(value, sp, clear_fm)
+            return
         thumb = xpsr >> 24 & 1
-        if not consistent:
-            self.services.log("stacked IPSR does not match EXC_RETURN (INVPC)")
         control = (control & ~0x6) | (2 if to_thread and use_psp else 0) | (4 if fp_frame else 0)
         if fp_frame:
             for i in range(16):
@@ -203,22 +203,37 @@ class EntryReturn:
             cpu.set_reg("fpscr", words[24])
         # FAULTMASK and CONTROL first, still in handler mode (privileged: a thread-mode write
         # with nPRIV set is ignored, and the thread went on on MSP), then the mode (banks SP
-        # by CONTROL.SPSEL), then the stack pointer: the one in use now is the one returned
-        # to (by name only when the stacked IPSR contradicts EXC_RETURN), the frame, the PC
+        # by CONTROL.SPSEL), then the stack pointer (the one in use now is the one returned
+        # to), the frame, the PC
         head = (("faultmask", 0),) if clear_fm else ()
         regs = (
             *head,
             ("control", control),
             ("xpsr", xpsr & ~(1 << 9) & 0xFFFFFFFF),  # EPSR.T as stacked
-            ("sp" if consistent else ("psp" if use_psp else "msp"), new_sp & 0xFFFFFFFF),
+            ("sp", new_sp & 0xFFFFFFFF),
             *zip(_FRAME_REGS, words[:6], strict=True),
             ("pc", (words[6] & ~1) | thumb),  # unicorn takes EPSR.T from bit 0 of a PC write
         )
         names, values = zip(*regs, strict=True)
-        # by name, one by one, when SP is MSP/PSP by name (a banked write after the mode switch)
-        _write(cpu, names, values, batch=consistent)
+        _write(cpu, names, values)
         if not thumb:
             # a frame whose xPSR lacks EPSR.T (a hand-built frame without 0x01000000): the
             # first instruction returned to raises INVSTATE, stacking PC and that xPSR
             self.services.log(f"exception return to 0x{words[6] & ~1:08X} with EPSR.T = 0 (INVSTATE)")
             self._raise_fault("usage", "invstate", None)
+
+    def _invpc_on_return(self, value: int, sp: int, clear_fm: bool) -> None:
+        """ARMv7-M ExceptionReturn when the stacked IPSR contradicts EXC_RETURN (handler
+        mode with IPSR 0, or thread mode with IPSR != 0): the frame is pushed back (it stays
+        where it was, registers and SP unchanged) and UsageFault INVPC is taken without a
+        second stacking, with LR = EXC_RETURN; escalated to HardFault if it cannot preempt."""
+        self.services.log("stacked IPSR does not match EXC_RETURN (INVPC)")
+        if clear_fm:
+            self.cpu.set_reg("faultmask", 0)
+        self._raise_fault("usage", "invpc", None)
+        if not self.wants_entry():  # locked up
+            return
+        exc = self.highest_pending()
+        assert exc is not None
+        self.pending.discard(exc)
+        self._enter_handler(exc, value, self.cpu.reg("control"), sp)

@@ -258,12 +258,12 @@ hard_h:
     bkpt #3
 """
 CLEARED_T_BODY = """
-    ldr r0, =0x20001014       @ where the return should land
+    ldr r0, =0x20001024       @ where the return should land
     ldr r1, =after_svc
     str r1, [r0]
     svc #0
 after_svc:
-    ldr r0, =0x20001010       @ thread code ran on (silicon: it never does)
+    ldr r0, =0x20001020       @ thread code ran on (silicon: it never does)
     movs r1, #1
     str r1, [r0]
 """
@@ -278,5 +278,46 @@ def test_exception_return_to_a_frame_without_thumb_bit_gives_invstate() -> None:
     assert b.run() == "bkpt"
     cfsr, hfsr, pc, xpsr = (b.word(0x20001000 + 4 * i) for i in range(4))
     assert cfsr & (1 << 17) and hfsr & (1 << 30)  # UFSR.INVSTATE, HFSR.FORCED
-    assert pc == b.word(0x20001014) & ~1 and xpsr == 0
-    assert b.word(0x20001010) == 0
+    assert pc == b.word(0x20001024) & ~1 and xpsr == 0
+    assert b.word(0x20001020) == 0
+
+
+#: an SVC handler that writes IPSR 11 into the stacked xPSR of a frame returning to thread
+#: mode, and a HardFault handler recording CFSR, HFSR, its MSP and LR, the stacked PC and xPSR
+WRONG_IPSR_FRAME = """
+.thumb_func
+svc_h:
+    mrs r0, msp
+    ldr r1, =0x0100000B
+    str r1, [r0, #28]
+    ldr r1, =0x20001018
+    str r0, [r1]
+    bx lr
+.thumb_func
+hard_h:
+    ldr r0, =0xE000ED28
+    ldr r1, [r0]
+    ldr r2, [r0, #4]
+    mrs r3, msp
+    mov r4, lr
+    ldr r5, [r3, #24]
+    ldr r6, [r3, #28]
+    ldr r0, =0x20001000
+    stmia r0!, {r1, r2, r3, r4, r5, r6}
+    bkpt #3
+"""
+
+
+def test_exception_return_to_thread_with_a_stacked_ipsr_gives_invpc() -> None:
+    """ARMv7-M: returning to thread mode with IPSR != 0 in the stacked xPSR pushes the
+    frame back and takes UsageFault INVPC (escalated here) without stacking again: the
+    fault's frame is the same frame, at the same address, and LR is the EXC_RETURN. The
+    model had logged it and returned into thread code anyway."""
+    src = program(CLEARED_T_BODY, {3: "hard_h", 11: "svc_h"}, WRONG_IPSR_FRAME)
+    b = Board(assemble(src))
+    assert b.run() == "bkpt"
+    cfsr, hfsr, msp, lr, pc, xpsr = (b.word(0x20001000 + 4 * i) for i in range(6))
+    assert cfsr & (1 << 18) and hfsr & (1 << 30)  # UFSR.INVPC, HFSR.FORCED
+    assert msp == b.word(0x20001018) and lr == 0xFFFFFFF9
+    assert pc == b.word(0x20001024) & ~1 and xpsr == 0x0100000B
+    assert b.word(0x20001020) == 0

@@ -258,5 +258,5 @@ def test_exception_return_without_thumb_bit_faults_in_the_machine(board: Board) 
     _wait(lambda: log.word(0x20001004) != 0)
     cfsr, hfsr, pc, xpsr = (log.word(0x20001000 + 4 * i) for i in range(4))
     assert cfsr & (1 << 17) and hfsr & (1 << 30)
-    assert pc == log.word(0x20001014) & ~1 and xpsr == 0
-    assert log.word(0x20001010) == 0
+    assert pc == log.word(0x20001024) & ~1 and xpsr == 0
+    assert log.word(0x20001020) == 0
