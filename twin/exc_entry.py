@@ -140,22 +140,22 @@ class EntryReturn:
             cpu.set_reg("pc", value & ~1)
             self._raise_fault("memmanage", "iaccviol", None)
             return
-        if (
-            (value & 0xFFFFFFE0) != 0xFFFFFFE0
-            or (value & 0xF) not in (0x1, 0x9, 0xD)
-            or ipsr not in self.active
-        ):
-            cpu.set_reg("pc", value & ~1)
-            self._raise_fault("usage", "invpc", None)
-            return
         to_thread = bool(value & 0x8)
-        if to_thread and len(self.active) > 1 and not self.ccr & 1:
-            cpu.set_reg("pc", value & ~1)
-            self._raise_fault("usage", "invpc", None)
-            return
-        self.active.remove(ipsr)
+        if (value & 0xFFFFFFE0) != 0xFFFFFFE0 or (value & 0xF) not in (0x1, 0x9, 0xD):
+            bad = f"EXC_RETURN 0x{value:08X} is not a valid value"
+        elif ipsr not in self.active:
+            bad = f"returning from exception {ipsr}, which is not active"
+        elif to_thread and len(self.active) > 1 and not self.ccr & 1:
+            bad = "returning to thread mode with other exceptions active (CCR.NONBASETHRDENA = 0)"
+        else:
+            bad = ""
+        if ipsr in self.active:
+            self.active.remove(ipsr)
         if ipsr >= FIRST_IRQ and self.levels >> (ipsr - FIRST_IRQ) & 1:
             self.pending.add(ipsr)  # level still asserted: pends again
+        if bad:
+            self._invpc_on_return(value, sp, ipsr != NMI, bad)
+            return
         # FAULTMASK clears as the exception deactivates (NMI's return leaves it): written
         # with the unstacked registers, or before the fault if unstacking fails
         self._unstack(value, to_thread, control, sp, ipsr != NMI)
@@ -193,7 +193,7 @@ class EntryReturn:
         xpsr = words[7]
         new_sp = frame_ptr + size + (4 if xpsr & (1 << 9) else 0)
         if to_thread != ((xpsr & 0x1FF) == 0):
-            self._invpc_on_return(value, sp, clear_fm)
+            self._invpc_on_return(value, sp, clear_fm, "the stacked IPSR contradicts EXC_RETURN")
             return
         thumb = xpsr >> 24 & 1
         control = (control & ~0x6) | (2 if to_thread and use_psp else 0) | (4 if fp_frame else 0)
@@ -222,12 +222,14 @@ class EntryReturn:
             self.services.log(f"exception return to 0x{words[6] & ~1:08X} with EPSR.T = 0 (INVSTATE)")
             self._raise_fault("usage", "invstate", None)
 
-    def _invpc_on_return(self, value: int, sp: int, clear_fm: bool) -> None:
-        """ARMv7-M ExceptionReturn when the stacked IPSR contradicts EXC_RETURN (handler
-        mode with IPSR 0, or thread mode with IPSR != 0): the frame is pushed back (it stays
-        where it was, registers and SP unchanged) and UsageFault INVPC is taken without a
-        second stacking, with LR = EXC_RETURN; escalated to HardFault if it cannot preempt."""
-        self.services.log("stacked IPSR does not match EXC_RETURN (INVPC)")
+    def _invpc_on_return(self, value: int, sp: int, clear_fm: bool, why: str) -> None:
+        """ARMv7-M ExceptionReturn's INVPC cases (an invalid EXC_RETURN, an inactive
+        exception, a return to thread mode with others active, a stacked IPSR that
+        contradicts EXC_RETURN): the returning exception is deactivated, nothing is
+        (un)stacked (a popped frame is pushed back: registers and SP as they were) and
+        UsageFault is taken without stacking, LR = EXC_RETURN; escalated to HardFault if
+        it cannot preempt."""
+        self.services.log(f"exception return: {why} (INVPC)")
         if clear_fm:
             self.cpu.set_reg("faultmask", 0)
         self._raise_fault("usage", "invpc", None)

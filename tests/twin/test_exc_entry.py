@@ -211,3 +211,35 @@ hard_h:
     assert b.run() == "bkpt"
     assert b.word(0x20001000) & (1 << 18)  # CFSR.INVPC
     assert b.word(0x20001004) & (1 << 30)  # HFSR.FORCED
+
+
+def test_invalid_exc_return_takes_the_fault_without_stacking_again() -> None:
+    """ARMv7-M ExceptionReturn: an illegal EXC_RETURN deactivates the returning exception
+    and takes UsageFault (here HardFault) without pushing a frame, LR = EXC_RETURN. The
+    model had stacked a second frame with the EXC_RETURN value as its PC, SVCall still
+    active."""
+    body = "svc #0"
+    extra = """
+.thumb_func
+svc_h:
+    ldr r1, =0x20001008
+    mrs r0, msp
+    str r0, [r1]
+    ldr r0, =0xFFFFFFF5      @ reserved EXC_RETURN
+    bx r0
+.thumb_func
+hard_h:
+    ldr r0, =0x20001000
+    mrs r1, msp
+    str r1, [r0]
+    str lr, [r0, #4]
+    ldr r1, =0xE000ED24      @ SHCSR: SVCALLACT is bit 7
+    ldr r2, [r1]
+    str r2, [r0, #12]
+    bkpt #1
+"""
+    b = Board(assemble(program(body, {11: "svc_h", 3: "hard_h"}, extra)))
+    assert b.run() == "bkpt"
+    assert b.word(0x20001000) == b.word(0x20001008)  # the same MSP: nothing pushed
+    assert b.word(0x20001004) == 0xFFFFFFF5
+    assert not b.word(0x2000100C) & (1 << 7)  # SVCall no longer active
