@@ -13,6 +13,10 @@ HAL_UART_Transmit_IT), SysTick 1 kHz + UART printing by polling ISR.TXE (as
 HAL_UART_Transmit), and the TXE-interrupt case again with the MPU enabled (a RAM region,
 then also a 32-byte guard that cuts a page, which the machine checks per access).
 
+Last: the host time of one exception entry and one return measured alone (best of five
+rounds of 20 000; steadier than the instruction rate on a shared machine), beside what an
+interrupt may cost in all for issue 18's goal.
+
 Run: ``.venv/bin/python benchmarks/bench_periph.py [--seconds S]``.
 """
 
@@ -242,6 +246,47 @@ def run_case(name: str, systick: bool, uart: str | None, seconds: float, mpu: st
         board.close()
 
 
+#: host time an interrupt may cost in all for the goal: (1/216e6 - 1/280e6) s an instruction
+#: over the ~12 500 interrupts of a virtual second at 216 MHz (UART at 115 200 baud + SysTick)
+IRQ_BUDGET_US = 19.0
+
+
+def entry_return_cost(pairs: int = 20000, rounds: int = 5) -> tuple[float, float]:
+    """Host time (us) of one exception entry (priorities, stacking, vector) and one return
+    (USART3's IRQ, taken from and returned to thread code), outside any slice: best of ``rounds`` rounds of ``pairs``.
+    Less noisy than the instruction rate on a shared machine."""
+    image = assemble(
+        vector_table("uart_irq")
+        + PROGRAM.format(clock=CLOCK_216, ctrl=0, uart=0, txeie=0, every=0xFFF, mpu="")
+    )
+    board = Board(BoardOptions(pty=False))
+    m = board.machine
+    try:
+        board.power_on([Chunk(0x08000000, image, "bench_periph")])
+        m.start()
+        time.sleep(0.2)
+        with m.host():
+            m.halt()
+        with m.host():
+            exc = m.exc
+            take = ret = float("inf")
+            for _ in range(rounds):
+                t_take = t_ret = 0.0
+                for _ in range(pairs):
+                    m.pend_irq(39)  # USART3
+                    t0 = time.perf_counter()
+                    assert exc.enter()  # priorities, stacking, vector
+                    t1 = time.perf_counter()
+                    exc.exception_return(m.reg("lr"))
+                    t2 = time.perf_counter()
+                    t_take += t1 - t0
+                    t_ret += t2 - t1
+                take, ret = min(take, t_take / pairs), min(ret, t_ret / pairs)
+        return take * 1e6, ret * 1e6
+    finally:
+        board.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="wall seconds per case")
@@ -253,6 +298,11 @@ def main() -> None:
     run_case("SysTick 1 kHz + UART (polled)", True, "poll", args.seconds)
     run_case("... + MPU (RAM XN region)", True, "irq", args.seconds, MPU_RAM_XN.format(guard=""))
     run_case("... + MPU + 32 B stack guard", True, "irq", args.seconds, MPU_RAM_XN.format(guard=MPU_GUARD))
+    take, ret = entry_return_cost()
+    print(
+        f"exception entry + return (host time, best of 5 x 20 000): {take:.1f} + {ret:.1f} us = "
+        f"{take + ret:.1f} us   [all an interrupt may cost for the goal: <= {IRQ_BUDGET_US:.0f} us]"
+    )
 
 
 if __name__ == "__main__":
