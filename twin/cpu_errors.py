@@ -4,7 +4,8 @@ unicorn ends a slice with a :class:`unicorn.UcError` when an access or a fetch f
 recorded the address (``Slice.fault_addr``) and an MPU refusal (``Slice.mpu_fault``).
 :func:`fault_for` names the fault (kind, detail, text) that twin/runner.py hands to the
 exception model: MemManage for an MPU refusal, BusFault for an unmapped access or fetch,
-UsageFault for an undefined instruction or an unaligned access, HardFault otherwise.
+UsageFault for an undefined instruction (INVSTATE when EPSR.T is clear) or an unaligned
+access, HardFault otherwise.
 
 Owns: that mapping only. Must not touch: the core, the slice, the exception model.
 """
@@ -21,10 +22,16 @@ _UNALIGNED = (uc_mod.UC_ERR_READ_UNALIGNED, uc_mod.UC_ERR_WRITE_UNALIGNED, uc_mo
 
 
 def fault_for(
-    err: uc_mod.UcError, pc: int, fault_addr: int | None, mpu: tuple[str, int] | None
+    err: uc_mod.UcError,
+    pc: int,
+    fault_addr: int | None,
+    mpu: tuple[str, int] | None,
+    thumb: bool = True,
 ) -> tuple[str, object, str]:
     """The fault (kind, detail, text) for ``err`` at ``pc``: ``fault_addr`` is the address a
-    failing access hook saw, ``mpu`` the MPU's refusal (sub-kind, address) if any."""
+    failing access hook saw, ``mpu`` the MPU's refusal (sub-kind, address) if any, ``thumb``
+    the core's EPSR.T (a branch to an even address clears it: unicorn then stops with an
+    invalid instruction, which the core takes as INVSTATE)."""
     code = err.errno
     if mpu is not None and code in _PROT:
         sub, addr = mpu
@@ -37,6 +44,8 @@ def fault_for(
     if code in _DATA:
         what = "read" if code in _READ else "write"
         return "bus", (fault_addr, "precise"), f"{what} of unmapped 0x{(fault_addr or 0):08X}"
+    if code == uc_mod.UC_ERR_INSN_INVALID and not thumb:
+        return "usage", "invstate", f"execution at 0x{pc:08X} with EPSR.T = 0 (a branch to an even address)"
     if code == uc_mod.UC_ERR_INSN_INVALID:
         return "usage", "undefinstr", "undefined instruction"
     if code in _UNALIGNED:

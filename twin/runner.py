@@ -407,7 +407,8 @@ class CoreRunner:
             )
             self.lockup(f"internal error: {err!r}")
             return
-        self.fault(*fault_for(err, self._reg(A.UC_ARM_REG_PC), s.fault_addr, mpu))
+        thumb = bool(self._reg(A.UC_ARM_REG_XPSR) & 0x01000000)
+        self.fault(*fault_for(err, self._reg(A.UC_ARM_REG_PC), s.fault_addr, mpu, thumb))
 
     def fault(self, kind: str, detail: object, text: str) -> None:
         """Hand a fault to the exception model (without one: lockup)."""

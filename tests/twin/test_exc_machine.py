@@ -260,3 +260,30 @@ def test_exception_return_without_thumb_bit_faults_in_the_machine(board: Board) 
     assert cfsr & (1 << 17) and hfsr & (1 << 30)
     assert pc == log.word(0x20001024) & ~1 and xpsr == 0
     assert log.word(0x20001020) == 0
+
+
+def test_branch_to_an_even_address_is_invstate_not_undefinstr(board: Board) -> None:
+    """A jump through a pointer without the Thumb bit (a bootloader that masks bit 0 of the
+    app's reset vector): EPSR.T clears and the first instruction there raises INVSTATE,
+    with that address and T = 0 stacked. unicorn stops with an invalid instruction, which
+    the twin had reported as UNDEFINSTR (CFSR 0x10000 instead of 0x20000)."""
+    from test_exc_faults import CLEARED_T_FRAME
+
+    body = """
+    ldr r0, =target
+    bic r0, r0, #1
+    ldr r1, =0x20001024
+    str r0, [r1]
+    bx r0
+target:
+    ldr r0, =0x20001020
+    movs r1, #1
+    str r1, [r0]
+"""
+    _boot(board, body, {3: "hard_h"}, CLEARED_T_FRAME)
+    log = _Log(board)
+    _wait(lambda: log.word(0x20001004) != 0)
+    cfsr, hfsr, pc, xpsr = (log.word(0x20001000 + 4 * i) for i in range(4))
+    assert (cfsr, hfsr & (1 << 30)) == (1 << 17, 1 << 30)  # INVSTATE only, FORCED
+    assert pc == log.word(0x20001024) and not xpsr & (1 << 24)
+    assert log.word(0x20001020) == 0
