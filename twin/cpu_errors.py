@@ -3,7 +3,8 @@
 unicorn ends a slice with a :class:`unicorn.UcError` when an access or a fetch fails; the hooks
 recorded the address (``Slice.fault_addr``) and an MPU refusal (``Slice.mpu_fault``).
 :func:`fault_for` names the fault (kind, detail, text) that twin/runner.py hands to the
-exception model: MemManage for an MPU refusal, BusFault for an unmapped access or fetch,
+exception model: MemManage for an MPU refusal or a fetch from an execute-never region of
+the default memory map (device registers), BusFault for an unmapped access or fetch,
 UsageFault for an undefined instruction (INVSTATE when EPSR.T is clear) or an unaligned
 access, HardFault otherwise.
 
@@ -19,6 +20,16 @@ _FETCH = (uc_mod.UC_ERR_FETCH_UNMAPPED, uc_mod.UC_ERR_FETCH_PROT)
 _READ = (uc_mod.UC_ERR_READ_UNMAPPED, uc_mod.UC_ERR_READ_PROT)
 _DATA = (*_READ, uc_mod.UC_ERR_WRITE_UNMAPPED, uc_mod.UC_ERR_WRITE_PROT)
 _UNALIGNED = (uc_mod.UC_ERR_READ_UNALIGNED, uc_mod.UC_ERR_WRITE_UNALIGNED, uc_mod.UC_ERR_FETCH_UNALIGNED)
+
+
+#: the default memory map's execute-never regions (ARMv7-M B3.1: Peripheral, External device
+#: and System): an instruction fetch there is a MemManage IACCVIOL, MPU or not
+_XN = ((0x40000000, 0x60000000), (0xA0000000, 0x100000000))
+
+
+def execute_never(address: int) -> bool:
+    """True if ``address`` is in an execute-never region of the default memory map."""
+    return any(lo <= address < hi for lo, hi in _XN)
 
 
 def fault_for(
@@ -38,6 +49,10 @@ def fault_for(
         if sub == "iaccviol":
             return "memmanage", "iaccviol", f"MPU: instruction fetch from 0x{addr:08X} not allowed"
         return "memmanage", addr, f"MPU: data access to 0x{addr:08X} not allowed"
+    if execute_never(pc) and (code in _FETCH or code == uc_mod.UC_ERR_INSN_INVALID):
+        # the twin maps device registers there (unicorn may even decode them): the core
+        # never fetches from such a region
+        return "memmanage", "iaccviol", f"instruction fetch from 0x{pc:08X}: an execute-never region"
     if code in _FETCH:
         where = fault_addr if fault_addr is not None else pc
         return "bus", (where, "instr"), f"instruction fetch from 0x{(fault_addr or pc):08X}"
@@ -51,3 +66,18 @@ def fault_for(
     if code in _UNALIGNED:
         return "usage", "unaligned", "unaligned access"
     return "hard", str(err), f"CPU error: {err}"
+
+
+#: QEMU's EXCP_PREFETCH_ABORT: unicorn reports an instruction fetch it refused (a page that
+#: cannot be executed, such as device registers mapped as MMIO)
+INTR_PREFETCH_ABORT = 3
+
+
+def fault_for_intr(intno: int, pc: int) -> tuple[str, object, str]:
+    """The fault for a CPU exception unicorn reports through its interrupt hook that the
+    runner does not handle itself (BKPT, SVC and exception return are its own)."""
+    if intno == INTR_PREFETCH_ABORT:
+        if execute_never(pc):
+            return "memmanage", "iaccviol", f"instruction fetch from 0x{pc:08X}: an execute-never region"
+        return "bus", (pc, "instr"), f"instruction fetch from 0x{pc:08X} refused"
+    return "usage", "undefinstr", f"CPU exception {intno}"

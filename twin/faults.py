@@ -92,7 +92,8 @@ class FaultLogic:
                 address, sub = detail, "precise"
             else:
                 sub = str(detail or "precise")
-            self._raise_fault("bus", sub, address)
+            # BFAR holds the address of a precise data access only (not IBUSERR, IMPRECISERR)
+            self._raise_fault("bus", sub, address if sub == "precise" else None)
         elif kind == "memmanage":
             if isinstance(detail, int):
                 self._raise_fault("memmanage", "daccviol", detail)

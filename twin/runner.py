@@ -29,7 +29,7 @@ import unicorn.arm_const as A
 from twin.bus import Bus
 from twin.clock import Clock
 from twin.core_regs import CoreRegs
-from twin.cpu_errors import fault_for
+from twin.cpu_errors import fault_for, fault_for_intr
 from twin.device import Device, ExceptionUnit
 from twin.fastreg import reg_reader
 from twin.host_gate import HostGate
@@ -379,7 +379,7 @@ class CoreRunner:
             if not self._return_in_slice(value):
                 s.stop("excret", value)
         else:
-            s.stop("fault", ("usage", "undefinstr", f"CPU exception {intno}"))
+            s.stop("fault", fault_for_intr(intno, self._reg(A.UC_ARM_REG_PC)))
 
     def _return_in_slice(self, value: int) -> bool:
         """Do the exception return ``value`` inside the running slice when nothing needs

@@ -287,3 +287,32 @@ target:
     assert (cfsr, hfsr & (1 << 30)) == (1 << 17, 1 << 30)  # INVSTATE only, FORCED
     assert pc == log.word(0x20001024) and not xpsr & (1 << 24)
     assert log.word(0x20001020) == 0
+
+
+@pytest.mark.parametrize(
+    ("target", "cfsr"),
+    [
+        (0x40000001, 1 << 0),  # peripheral registers: execute-never → IACCVIOL
+        (0xE0001001, 1 << 0),  # system region (DWT): execute-never → IACCVIOL
+        (0xA0000001, 1 << 0),  # external device (FMC registers): execute-never
+        (0x60000001, 1 << 8),  # FMC bank, nothing attached: IBUSERR, BFAR not valid
+    ],
+)
+def test_a_jump_where_no_code_can_be_fetched_faults_as_on_silicon(
+    board: Board, target: int, cfsr: int
+) -> None:
+    """A bootloader jumping to a wrong address: the default memory map's execute-never
+    regions give MemManage IACCVIOL, an executable region with nothing behind it an
+    instruction bus error without BFARVALID. The twin had reported UNDEFINSTR for the
+    former and set BFARVALID for the latter."""
+    from test_exc_faults import CLEARED_T_FRAME
+
+    body = f"""
+    ldr r0, =0x{target:08X}
+    bx r0
+"""
+    _boot(board, body, {3: "hard_h"}, CLEARED_T_FRAME)
+    log = _Log(board)
+    _wait(lambda: log.word(0x20001004) != 0)
+    got, hfsr, pc = (log.word(0x20001000 + 4 * i) for i in range(3))
+    assert (got, hfsr) == (cfsr, 1 << 30) and pc == target & ~1
