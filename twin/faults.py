@@ -42,6 +42,7 @@ MMARVALID = 1 << 7
 BFARVALID = 1 << 15
 HFSR_VECTTBL = 1 << 1
 HFSR_FORCED = 1 << 30
+HFSR_DEBUGEVT = 1 << 31
 
 
 class FaultLogic:
@@ -103,6 +104,8 @@ class FaultLogic:
             self._raise_fault("usage", str(detail or "undefinstr"), None)
         else:
             self.services.log(f"HardFault ({detail})")
+            if detail == "bkpt":  # a BKPT with halting debug off: a debug event (DebugMonitor off)
+                self.hfsr |= HFSR_DEBUGEVT
             self._escalate_to_hard()
 
     def _raise_fault(self, kind: str, sub: str, address: int | None) -> None:

@@ -316,3 +316,23 @@ def test_a_jump_where_no_code_can_be_fetched_faults_as_on_silicon(
     _wait(lambda: log.word(0x20001004) != 0)
     got, hfsr, pc = (log.word(0x20001000 + 4 * i) for i in range(3))
     assert (got, hfsr) == (cfsr, 1 << 30) and pc == target & ~1
+
+
+def test_bkpt_without_a_debugger_is_a_hardfault_with_debugevt(board: Board) -> None:
+    """A BKPT left in firmware that runs with no debugger (C_DEBUGEN clear, DebugMonitor
+    off) escalates to HardFault with HFSR.DEBUGEVT, the BKPT stacked; the twin had left
+    HFSR at 0 (a fault handler or the rig's report then named no cause)."""
+    from test_exc_faults import CLEARED_T_FRAME
+
+    body = """
+    ldr r0, =brk
+    ldr r1, =0x20001024
+    str r0, [r1]
+brk:
+    bkpt #0x42
+"""
+    _boot(board, body, {3: "hard_h"}, CLEARED_T_FRAME.replace("bkpt #3", "b ."))
+    log = _Log(board)
+    _wait(lambda: log.word(0x20001004) != 0)
+    cfsr, hfsr, pc = (log.word(0x20001000 + 4 * i) for i in range(3))
+    assert (cfsr, hfsr) == (0, 1 << 31) and pc == log.word(0x20001024) & ~1
