@@ -71,6 +71,10 @@ def fault_for(
 #: QEMU's EXCP_PREFETCH_ABORT: unicorn reports an instruction fetch it refused (a page that
 #: cannot be executed, such as device registers mapped as MMIO)
 INTR_PREFETCH_ABORT = 3
+#: QEMU's EXCP_DATA_ABORT: with unicorn's memory errors reported as errors, what is left
+#: here is an alignment fault of an access that must be aligned (LDREX/STREX and the like;
+#: measured: an unaligned LDREX)
+INTR_DATA_ABORT = 4
 
 
 def fault_for_intr(intno: int, pc: int) -> tuple[str, object, str]:
@@ -80,4 +84,6 @@ def fault_for_intr(intno: int, pc: int) -> tuple[str, object, str]:
         if execute_never(pc):
             return "memmanage", "iaccviol", f"instruction fetch from 0x{pc:08X}: an execute-never region"
         return "bus", (pc, "instr"), f"instruction fetch from 0x{pc:08X} refused"
+    if intno == INTR_DATA_ABORT:
+        return "usage", "unaligned", "unaligned access by an instruction that needs alignment"
     return "usage", "undefinstr", f"CPU exception {intno}"

@@ -336,3 +336,23 @@ brk:
     _wait(lambda: log.word(0x20001004) != 0)
     cfsr, hfsr, pc = (log.word(0x20001000 + 4 * i) for i in range(3))
     assert (cfsr, hfsr) == (0, 1 << 31) and pc == log.word(0x20001024) & ~1
+
+
+def test_an_unaligned_ldrex_is_an_unaligned_usage_fault(board: Board) -> None:
+    """LDREX needs a word-aligned address: UsageFault UNALIGNED on silicon. unicorn reports
+    it as a data abort, which the twin had taken as UNDEFINSTR."""
+    from test_exc_faults import CLEARED_T_FRAME
+
+    body = """
+    ldr r0, =insn
+    ldr r1, =0x20001024
+    str r0, [r1]
+    ldr r0, =0x20000101
+insn:
+    ldrex r2, [r0]
+"""
+    _boot(board, body, {3: "hard_h"}, CLEARED_T_FRAME)
+    log = _Log(board)
+    _wait(lambda: log.word(0x20001004) != 0)
+    cfsr, hfsr, pc = (log.word(0x20001000 + 4 * i) for i in range(3))
+    assert (cfsr, hfsr) == (1 << 24, 1 << 30) and pc == log.word(0x20001024) & ~1
