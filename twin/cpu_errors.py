@@ -86,4 +86,10 @@ def fault_for_intr(intno: int, pc: int) -> tuple[str, object, str]:
         return "bus", (pc, "instr"), f"instruction fetch from 0x{pc:08X} refused"
     if intno == INTR_DATA_ABORT:
         return "usage", "unaligned", "unaligned access by an instruction that needs alignment"
-    return "usage", "undefinstr", f"CPU exception {intno}"
+    sub = _USAGE_INTR.get(intno, "undefinstr")
+    return "usage", sub, f"CPU exception {intno} ({sub})"
+
+
+#: QEMU's M-profile UsageFault exception numbers (target/arm/cpu.h: EXCP_UDEF 1, EXCP_NOCP 17,
+#: EXCP_INVSTATE 18, EXCP_UNALIGNED 22, EXCP_DIVBYZERO 23), should unicorn report them
+_USAGE_INTR = {1: "undefinstr", 17: "nocp", 18: "invstate", 22: "unaligned", 23: "divbyzero"}
