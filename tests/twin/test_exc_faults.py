@@ -236,27 +236,35 @@ def test_fp_instruction_with_fpu_enabled_runs() -> None:
     assert b.model.cfsr == 0
 
 
+#: a HardFault handler recording at 0x20001000: CFSR, HFSR, the stacked PC and xPSR, its
+#: MSP and LR
+HARD_RECORDER = """
+.thumb_func
+hard_h:
+    ldr r0, =0xE000ED28
+    ldr r1, [r0]
+    ldr r2, [r0, #4]
+    mrs r5, msp
+    mov r6, lr
+    ldr r3, [r5, #24]
+    ldr r4, [r5, #28]
+    ldr r0, =0x20001000
+    stmia r0, {r1, r2, r3, r4, r5, r6}
+    bkpt #3
+"""
 #: an SVC handler that clears the stacked xPSR (EPSR.T = 0: a hand-built frame without
-#: 0x01000000), and a HardFault handler recording CFSR, HFSR and the stacked PC and xPSR
-CLEARED_T_FRAME = """
+#: 0x01000000), and the HardFault recorder
+CLEARED_T_FRAME = (
+    """
 .thumb_func
 svc_h:
     mrs r0, msp
     movs r1, #0
     str r1, [r0, #28]
     bx lr
-.thumb_func
-hard_h:
-    ldr r0, =0xE000ED28
-    ldr r1, [r0]
-    ldr r2, [r0, #4]
-    mrs r0, msp
-    ldr r3, [r0, #24]
-    ldr r4, [r0, #28]
-    ldr r0, =0x20001000
-    stmia r0, {r1, r2, r3, r4}
-    bkpt #3
 """
+    + HARD_RECORDER
+)
 CLEARED_T_BODY = """
     ldr r0, =0x20001024       @ where the return should land
     ldr r1, =after_svc
@@ -283,8 +291,9 @@ def test_exception_return_to_a_frame_without_thumb_bit_gives_invstate() -> None:
 
 
 #: an SVC handler that writes IPSR 11 into the stacked xPSR of a frame returning to thread
-#: mode, and a HardFault handler recording CFSR, HFSR, its MSP and LR, the stacked PC and xPSR
-WRONG_IPSR_FRAME = """
+#: mode (and its MSP at 0x20001018), and the HardFault recorder
+WRONG_IPSR_FRAME = (
+    """
 .thumb_func
 svc_h:
     mrs r0, msp
@@ -293,19 +302,9 @@ svc_h:
     ldr r1, =0x20001018
     str r0, [r1]
     bx lr
-.thumb_func
-hard_h:
-    ldr r0, =0xE000ED28
-    ldr r1, [r0]
-    ldr r2, [r0, #4]
-    mrs r3, msp
-    mov r4, lr
-    ldr r5, [r3, #24]
-    ldr r6, [r3, #28]
-    ldr r0, =0x20001000
-    stmia r0!, {r1, r2, r3, r4, r5, r6}
-    bkpt #3
 """
+    + HARD_RECORDER
+)
 
 
 def test_exception_return_to_thread_with_a_stacked_ipsr_gives_invpc() -> None:
@@ -316,7 +315,7 @@ def test_exception_return_to_thread_with_a_stacked_ipsr_gives_invpc() -> None:
     src = program(CLEARED_T_BODY, {3: "hard_h", 11: "svc_h"}, WRONG_IPSR_FRAME)
     b = Board(assemble(src))
     assert b.run() == "bkpt"
-    cfsr, hfsr, msp, lr, pc, xpsr = (b.word(0x20001000 + 4 * i) for i in range(6))
+    cfsr, hfsr, pc, xpsr, msp, lr = (b.word(0x20001000 + 4 * i) for i in range(6))
     assert cfsr & (1 << 18) and hfsr & (1 << 30)  # UFSR.INVPC, HFSR.FORCED
     assert msp == b.word(0x20001018) and lr == 0xFFFFFFF9
     assert pc == b.word(0x20001024) & ~1 and xpsr == 0x0100000B
