@@ -10,13 +10,23 @@ from dataclasses import dataclass
 
 #: (sub-register, bit, name, meaning) of CFSR = UFSR[31:16] | BFSR[15:8] | MMFSR[7:0].
 CFSR_BITS: tuple[tuple[str, int, str, str], ...] = (
-    ("MMFSR", 0, "IACCVIOL", "instruction fetch from a location the MPU or XN forbids"),
+    (
+        "MMFSR",
+        0,
+        "IACCVIOL",
+        "instruction fetch from a location the MPU or XN forbids (a jump into peripheral or system space?)",
+    ),
     ("MMFSR", 1, "DACCVIOL", "data access the MPU forbids (address in MMFAR if MMARVALID)"),
     ("MMFSR", 3, "MUNSTKERR", "MemManage fault while unstacking on exception return"),
     ("MMFSR", 4, "MSTKERR", "MemManage fault while stacking on exception entry (bad SP?)"),
     ("MMFSR", 5, "MLSPERR", "MemManage fault during lazy FP state preservation"),
     ("MMFSR", 7, "MMARVALID", "MMFAR holds the faulting address"),
-    ("BFSR", 8, "IBUSERR", "bus error on instruction fetch (e.g. jump into erased or missing memory)"),
+    (
+        "BFSR",
+        8,
+        "IBUSERR",
+        "bus error on instruction fetch (a jump into missing memory: past flash or RAM, an empty FMC bank?)",
+    ),
     ("BFSR", 9, "PRECISERR", "precise data bus error (address in BFAR if BFARVALID)"),
     ("BFSR", 10, "IMPRECISERR", "imprecise data bus error (the PC is after the access)"),
     ("BFSR", 11, "UNSTKERR", "bus fault while unstacking on exception return"),
@@ -27,7 +37,12 @@ CFSR_BITS: tuple[tuple[str, int, str, str], ...] = (
     ("UFSR", 17, "INVSTATE", "invalid EPSR state: T bit clear, e.g. a jump to an even address"),
     ("UFSR", 18, "INVPC", "invalid EXC_RETURN / PC load on exception return"),
     ("UFSR", 19, "NOCP", "coprocessor (FPU) access while it is disabled (CPACR)"),
-    ("UFSR", 24, "UNALIGNED", "unaligned access with CCR.UNALIGN_TRP set"),
+    (
+        "UFSR",
+        24,
+        "UNALIGNED",
+        "unaligned access: LDRD/STRD/LDM/STM/LDREX off a word boundary, or any with CCR.UNALIGN_TRP set",
+    ),
     ("UFSR", 25, "DIVBYZERO", "integer divide by zero with CCR.DIV_0_TRP set"),
 )
 
@@ -39,7 +54,7 @@ HFSR_BITS: tuple[tuple[str, int, str, str], ...] = (
         "FORCED",
         "a configurable fault escalated to HardFault (handler disabled or priority): see CFSR",
     ),
-    ("HFSR", 31, "DEBUGEVT", "debug event while halting debug was disabled"),
+    ("HFSR", 31, "DEBUGEVT", "debug event while halting debug was disabled (a BKPT run without a debugger?)"),
 )
 
 #: Exception numbers (IPSR) of the ARMv7-M system exceptions.
