@@ -59,10 +59,20 @@ class EntryReturn:
             return False
         exc = self.highest_pending()
         assert exc is not None
-        self._take(exc)
+        self._take_at_once(exc)
         return True
 
-    def _take(self, exc: int) -> None:
+    def _take_at_once(self, exc: int) -> None:
+        """Take ``exc``; a fault its entry raised (stacking, the vector fetch, a vector without
+        the Thumb bit) is taken as well before any instruction runs, as on silicon (else
+        a slice ran at a stale PC in handler mode first). Simplified: such a fault stacks a
+        frame of its own and ``exc`` stays active (the core takes a derived exception over
+        the same frame and leaves ``exc`` pending)."""
+        while self._take(exc) and self.wants_entry():
+            exc = self.highest_pending()  # type: ignore[assignment]
+
+    def _take(self, exc: int) -> bool:
+        """Stack, then enter ``exc``'s handler; True if that raised a fault."""
         cpu = self.cpu
         self.pending.discard(exc)
         # sp: the stack in use is the one stacked on (thread: PSP if CONTROL.SPSEL, handler:
@@ -95,17 +105,19 @@ class EntryReturn:
         exc_return = (
             EXC_RETURN_BASE | (0 if fpca else 0x10) | (0x8 if thread else 0) | (0x4 if use_psp else 0)
         )
-        self._enter_handler(exc, exc_return, control, frame_ptr)
+        faulted = self._enter_handler(exc, exc_return, control, frame_ptr)
         if stack_error:
             self.services.log(f"stacking at 0x{frame_ptr:08X} failed (STKERR)")
             self._raise_fault("bus", "stkerr", None)
         elif mpu_error:
             self.services.log(f"stacking at 0x{frame_ptr:08X} refused by the MPU (MSTKERR)")
             self._raise_fault("memmanage", "mstkerr", None)
+        return faulted or stack_error or mpu_error
 
-    def _enter_handler(self, exc: int, exc_return: int, control: int, frame_ptr: int) -> None:
+    def _enter_handler(self, exc: int, exc_return: int, control: int, frame_ptr: int) -> bool:
         """SP (the stack stacked on), then handler mode, CONTROL, LR and the vector's PC:
-        one engine call where the CPU offers ``write_context``."""
+        one engine call where the CPU offers ``write_context``. True if the vector fetch
+        faulted (unreadable: VECTTBL; no Thumb bit: EPSR.T = 0, INVSTATE)."""
         self.active.append(exc)
         if self.keep_history:
             self.history.append((self.services.now_cycles(), exc))
@@ -115,18 +127,23 @@ class EntryReturn:
         except ValueError:
             vector = None
         # SP first (the stack in use), then the mode (SP is now MSP), CONTROL in handler mode
+        # EPSR.T from bit 0 of the vector (unicorn takes it from bit 0 of the PC write)
+        thumb = 0x01000000 if vector is None or vector & 1 else 0
         names: tuple[str, ...] = ("sp", "xpsr", "control") if control & 0x6 else ("sp", "xpsr")
-        values = [frame_ptr, 0x01000000 | exc, control & ~0x6][: len(names)]
+        values = [frame_ptr, thumb | exc, control & ~0x6][: len(names)]
         names += ("lr",) if vector is None else ("lr", "pc")
-        values += [exc_return] if vector is None else [exc_return, vector | 1]
+        values += [exc_return] if vector is None else [exc_return, vector]
         _write(self.cpu, names, values)
         if vector is None:
             self.services.log(f"vector {exc} at VTOR 0x{self.vtor:08X} unreadable")
             self.hfsr |= HFSR_VECTTBL
             self._escalate_to_hard()
-        elif not vector & 1:
+            return True
+        if not thumb:
             self.services.log(f"vector {exc} = 0x{vector:08X} has no Thumb bit (INVSTATE)")
             self._raise_fault("usage", "invstate", None)
+            return True
+        return False
 
     # ------------------------------------------------------------------ return
     def exception_return(self, exc_return: int) -> None:
@@ -160,7 +177,7 @@ class EntryReturn:
         # with the unstacked registers, or before the fault if unstacking fails
         self._unstack(value, to_thread, control, sp, ipsr != NMI)
         if self.wants_entry():  # tail-chain (equivalent to unstack + restack)
-            self._take(self.highest_pending())  # type: ignore[arg-type]
+            self._take_at_once(self.highest_pending())  # type: ignore[arg-type]
 
     def _unstack(self, value: int, to_thread: bool, control: int, sp: int, clear_fm: bool) -> None:
         cpu = self.cpu
@@ -238,4 +255,5 @@ class EntryReturn:
         exc = self.highest_pending()
         assert exc is not None
         self.pending.discard(exc)
-        self._enter_handler(exc, value, self.cpu.reg("control"), sp)
+        if self._enter_handler(exc, value, self.cpu.reg("control"), sp) and self.wants_entry():
+            self._take_at_once(self.highest_pending())  # type: ignore[arg-type]

@@ -118,19 +118,13 @@ def test_bad_vector_thumb_bit_gives_invstate() -> None:
     str r1, [r0]
     svc #0
     """
-    extra = """
-.thumb_func
-hard_h:
-    ldr r0, =0xE000ED28
-    ldr r1, [r0]
-    ldr r0, =0x20001000
-    str r1, [r0]
-    bkpt #3
-"""
-    src = program(body, {3: "hard_h"}, extra)
+    src = program(body, {3: "hard_h"}, HARD_RECORDER)
     b = Board(assemble(src))
     assert b.run() == "bkpt"
-    assert b.word(0x20001000) & (1 << 17)  # INVSTATE
+    cfsr, _, pc, xpsr = (b.word(0x20001000 + 4 * i) for i in range(4))
+    assert cfsr & (1 << 17)  # INVSTATE
+    # entry completed with EPSR.T = 0: the fault stacks the handler's address and T = 0
+    assert pc == b.word(0x2000402C) and xpsr == 11  # IPSR = SVCall, T clear
 
 
 def test_systick_fires_every_load_plus_one_cycles_and_counts_down() -> None:

@@ -356,3 +356,25 @@ insn:
     _wait(lambda: log.word(0x20001004) != 0)
     cfsr, hfsr, pc = (log.word(0x20001000 + 4 * i) for i in range(3))
     assert (cfsr, hfsr) == (1 << 24, 1 << 30) and pc == log.word(0x20001024) & ~1
+
+
+def test_an_unreadable_vector_locks_up_before_any_instruction_runs(board: Board) -> None:
+    """VTOR into QSPI space with nothing mapped: SVC's vector fetch fails (VECTTBL), so does
+    HardFault's: lockup at the entry. The twin had run a slice of the interrupted code in
+    handler mode before it took the HardFault."""
+    body = """
+    ldr r0, =0xE000ED08
+    ldr r1, =0x90000000
+    str r1, [r0]
+    dsb
+    svc #0
+    ldr r0, =0x20001020       @ never runs
+    movs r1, #1
+    str r1, [r0]
+"""
+    _boot(board, body)
+    m = board.machine
+    _wait(m.is_locked_up)
+    with m.host():
+        assert m.exc.hfsr == 1 << 1  # VECTTBL alone
+    assert _Log(board).word(0x20001020) == 0
