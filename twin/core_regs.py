@@ -40,8 +40,6 @@ _SPECIAL = frozenset({"msp", "psp", "primask", "basepri", "faultmask", "control"
 _PLAIN = frozenset(n for n in REGS if not n.startswith("s") and n != "fpscr") | {"sp"}
 #: read together with one C call (CONTROL is not hidden from unprivileged code)
 _BATCH_READ = (_PLAIN - _SPECIAL) | {"control"}
-#: written together: no banking (SP, mode) and no EPSR.T rule (PC) to respect
-_BATCH_WRITE = frozenset(f"r{i}" for i in range(13)) | {"lr"}
 _MASKS = (
     A.UC_ARM_REG_CONTROL,
     A.UC_ARM_REG_IPSR,
@@ -83,10 +81,6 @@ class CoreRegs:
     def read_regs(self, names: tuple[str, ...]) -> list[int]:
         """Several registers of _BATCH_READ (r0-r12, sp, lr, pc, xpsr, ipsr, control) at once."""
         return self._batch(names, _BATCH_READ, "readable").read()
-
-    def write_regs(self, names: tuple[str, ...], values: list[int] | tuple[int, ...]) -> None:
-        """Several registers of _BATCH_WRITE (r0-r12, lr) at once."""
-        self._batch(names, _BATCH_WRITE, "writable").write(values)
 
     def write_context(self, names: tuple[str, ...], values: list[int] | tuple[int, ...]) -> None:
         """Registers written in the given order with one engine call, as unicorn's own

@@ -32,6 +32,10 @@ def execute_never(address: int) -> bool:
     return any(lo <= address < hi for lo, hi in _XN)
 
 
+def _xn_fetch(pc: int) -> tuple[str, object, str]:
+    return "memmanage", "iaccviol", f"instruction fetch from 0x{pc:08X}: an execute-never region"
+
+
 def fault_for(
     err: uc_mod.UcError,
     pc: int,
@@ -52,7 +56,7 @@ def fault_for(
     if execute_never(pc) and (code in _FETCH or code == uc_mod.UC_ERR_INSN_INVALID):
         # the twin maps device registers there (unicorn may even decode them): the core
         # never fetches from such a region
-        return "memmanage", "iaccviol", f"instruction fetch from 0x{pc:08X}: an execute-never region"
+        return _xn_fetch(pc)
     if code in _FETCH:
         where = fault_addr if fault_addr is not None else pc
         return "bus", (where, "instr"), f"instruction fetch from 0x{(fault_addr or pc):08X}"
@@ -82,7 +86,7 @@ def fault_for_intr(intno: int, pc: int) -> tuple[str, object, str]:
     runner does not handle itself (BKPT, SVC and exception return are its own)."""
     if intno == INTR_PREFETCH_ABORT:
         if execute_never(pc):
-            return "memmanage", "iaccviol", f"instruction fetch from 0x{pc:08X}: an execute-never region"
+            return _xn_fetch(pc)
         return "bus", (pc, "instr"), f"instruction fetch from 0x{pc:08X} refused"
     if intno == INTR_DATA_ABORT:
         return "usage", "unaligned", "unaligned access by an instruction that needs alignment"

@@ -188,23 +188,16 @@ class EntryReturn:
         allows = getattr(cpu, "mpu_allows", None)
         # chosen: unstacking at the privilege of the context returned to (handler: privileged)
         target_priv = not to_thread or not control & 1
-        data = None
         if allows is not None and not allows(frame_ptr, size, False, target_priv):
-            failure = (
-                "memmanage",
-                "munstkerr",
-                f"unstacking at 0x{frame_ptr:08X} refused by the MPU (MUNSTKERR)",
+            msg = f"unstacking at 0x{frame_ptr:08X} refused by the MPU (MUNSTKERR)"
+            self._unstack_failed("memmanage", "munstkerr", msg, clear_fm)
+            return
+        try:
+            data = cpu.read_mem(frame_ptr, size)
+        except ValueError:
+            self._unstack_failed(
+                "bus", "unstkerr", f"unstacking at 0x{frame_ptr:08X} failed (UNSTKERR)", clear_fm
             )
-        else:
-            try:
-                data = cpu.read_mem(frame_ptr, size)
-            except ValueError:
-                failure = ("bus", "unstkerr", f"unstacking at 0x{frame_ptr:08X} failed (UNSTKERR)")
-        if data is None:
-            if clear_fm:
-                cpu.set_reg("faultmask", 0)
-            self.services.log(failure[2])
-            self._raise_fault(failure[0], failure[1], None)
             return
         words = struct.unpack(f"<{size // 4}I", data)
         xpsr = words[7]
@@ -238,6 +231,13 @@ class EntryReturn:
             # first instruction returned to raises INVSTATE, stacking PC and that xPSR
             self.services.log(f"exception return to 0x{words[6] & ~1:08X} with EPSR.T = 0 (INVSTATE)")
             self._raise_fault("usage", "invstate", None)
+
+    def _unstack_failed(self, kind: str, sub: str, text: str, clear_fm: bool) -> None:
+        """Unstacking faulted: FAULTMASK clears anyway (the exception deactivated), then the fault."""
+        if clear_fm:
+            self.cpu.set_reg("faultmask", 0)
+        self.services.log(text)
+        self._raise_fault(kind, sub, None)
 
     def _invpc_on_return(self, value: int, sp: int, clear_fm: bool, why: str) -> None:
         """ARMv7-M ExceptionReturn's INVPC cases (an invalid EXC_RETURN, an inactive

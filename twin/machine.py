@@ -330,10 +330,6 @@ class Machine:
         """Plain registers (r0-r12, sp, lr, pc, xpsr, ipsr, control) with one engine call."""
         return self.regs.read_regs(names)
 
-    def write_regs(self, names: tuple[str, ...], values: list[int] | tuple[int, ...]) -> None:
-        """r0-r12 and lr with one engine call."""
-        self.regs.write_regs(names, values)
-
     def write_context(self, names: tuple[str, ...], values: list[int] | tuple[int, ...]) -> None:
         """Registers written in order with one engine call (exception entry and return;
         see CoreRegs.write_context for the order they need)."""

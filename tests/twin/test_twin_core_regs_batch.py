@@ -26,10 +26,10 @@ def test_read_regs_matches_reg(regs: CoreRegs) -> None:
     assert regs.read_regs(names)[0] == 0x91111111
 
 
-def test_write_regs_sets_each(regs: CoreRegs) -> None:
+def test_write_context_sets_each(regs: CoreRegs) -> None:
     names = ("r0", "r1", "r2", "r3", "r12", "lr")
     values = [0xFFFFFFFF, 0, 0x12345678, 0x80000000, 7, 0xFFFFFFF9]
-    regs.write_regs(names, values)
+    regs.write_context(names, values)
     assert [regs.reg(n) for n in names] == values
 
 
@@ -46,12 +46,6 @@ def test_masks_see_through_unprivileged_thread_mode(regs: CoreRegs) -> None:
 def test_a_banked_or_hidden_register_is_not_read_together(regs: CoreRegs, name: str) -> None:
     with pytest.raises(ValueError, match="not readable together"):
         regs.read_regs(("r0", name))
-
-
-@pytest.mark.parametrize("name", ["pc", "sp", "xpsr", "control"])
-def test_a_register_with_write_rules_is_not_written_together(regs: CoreRegs, name: str) -> None:
-    with pytest.raises(ValueError, match="not writable together"):
-        regs.write_regs(("r0", name), [1, 2])
 
 
 def test_control_written_in_unprivileged_thread_mode_takes_and_banks_sp(regs: CoreRegs) -> None:
