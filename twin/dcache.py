@@ -3,8 +3,12 @@
 A lazy model: nothing is cached while CCR.DC is 0 (no hooks, no cost). While it is 1,
 unicorn memory hooks restricted to the cacheable ranges (SRAM1/SRAM2 0x20020000+ and
 flash through AXIM 0x08000000, default memory map) record the 32-byte lines the CPU
-*holds*: a read allocates the line (read-allocate), a write to a held line makes it
-dirty (write-back; a write to a line not held goes to memory, no write-allocate).
+*holds*. The memory attribute of the range decides what a store does: write-back
+write-allocate (the default map's SRAM, MPU TEX=001 C=B=1) allocates the line on a write
+miss and makes it dirty; write-back without write-allocate (TEX=000 C=B=1) makes held lines
+dirty and sends other writes to memory; write-through (TEX=000 C=1 B=0, CACR.FORCEWT,
+shareable memory with CACR.SIWT) writes memory too and never leaves a line dirty. A read
+allocates the line in every case.
 
 Unicorn has one memory view, the CPU's. The model keeps it as the CPU's view and keeps
 the memory's copy aside (``shadow``) only for lines where the two differ:
@@ -38,50 +42,77 @@ from twin import memory as mm
 LINE = 32
 MASK = ~(LINE - 1)
 SETS = 128  # 16 KiB, 4 ways, 32-byte lines
-#: cacheable ranges of the default memory map (DTCM 0x20000000-0x2001FFFF is not cached;
-#: flash through the ITCM path 0x00200000 does not use the D-cache)
-RANGES = ((0x20020000, 0x2007FFFF), (0x08000000, 0x081FFFFF))
+#: write policies of cacheable memory (ARMv7-M B3.1 and the MPU's TEX/C/B encoding)
+WT, WB, WBWA = "write-through", "write-back", "write-back write-allocate"
+SRAM = (0x20020000, 0x2007FFFF)
+FLASH = (0x08000000, 0x081FFFFF)
+#: cacheable ranges of the default memory map and their policy: SRAM1/SRAM2 in the SRAM
+#: region (WBWA); flash through AXIM in the Code region (write-through: a store programs
+#: the array through the flash controller, which tells :meth:`DCache.store_hit`; a flash
+#: line is never dirty, whatever the MPU says). DTCM 0x20000000-0x2001FFFF is not cached;
+#: flash through the ITCM path 0x00200000 does not use the D-cache.
+RANGES = ((*SRAM, WBWA), (*FLASH, WT))
 #: SCB_EXT offsets (from 0xE000EF00) of the D-cache operations
 DCIMVAC, DCISW, DCCMVAU, DCCMVAC, DCCSW, DCCIMVAC, DCCISW = 0x5C, 0x60, 0x64, 0x68, 0x6C, 0x70, 0x74
+#: CM7_CACR (0xE000EF9C) bits
+CACR_SIWT, CACR_FORCEWT = 1, 4
+#: inner policy AA of TEX=1AA: C:B
+_INNER = {0: None, 1: WBWA, 2: WT, 3: WB}
 
 
-def attr_cacheable(rasr: int) -> bool:
-    """Whether an MPU region's TEX/C/B/S make it cacheable in the M7's D-cache (shareable
-    normal memory is not cached while CACR.SIWT is 0)."""
+def attr_policy(rasr: int, cacr: int = 0) -> str | None:
+    """The D-cache's write policy for an MPU region's TEX/C/B/S, or None when it is not
+    cacheable (shareable normal memory is not cached while CACR.SIWT is 0, and is
+    write-through when it is 1; CACR.FORCEWT makes every cacheable region write-through)."""
     tex, s, c, b = (rasr >> 19) & 7, (rasr >> 18) & 1, (rasr >> 17) & 1, (rasr >> 16) & 1
-    if s:
-        return False
     if tex & 4:
-        return bool(c or b)  # inner policy AA = C:B, 00 = non-cacheable
-    if tex == 0:
-        return bool(c)  # write-through / write-back, no write-allocate
-    return tex == 1 and bool(c and b)  # 001 11: write-back write-allocate; 001 00: non-cacheable
+        policy = _INNER[(c << 1) | b]
+    elif tex == 0:
+        policy = (WB if b else WT) if c else None  # C=0: strongly ordered / device
+    else:  # 001 11: write-back write-allocate; 001 00: normal non-cacheable; 010: device
+        policy = WBWA if tex == 1 and c and b else None
+    if policy is None:
+        return None
+    if s:
+        return WT if cacr & CACR_SIWT else None
+    return WT if cacr & CACR_FORCEWT else policy
 
 
-def cacheable_ranges(ctrl: int, rbar: list[int], rasr: list[int]) -> list[tuple[int, int]]:
-    """The parts of RANGES that are cacheable under the MPU (inclusive bounds): the default
-    map where no enabled region covers, else the highest-numbered region's attributes
-    (sub-region disable bits are not considered)."""
-    segs = [(lo, hi + 1, True) for lo, hi in RANGES]
+def cacheable_ranges(
+    ctrl: int, rbar: list[int], rasr: list[int], cacr: int = 0
+) -> list[tuple[int, int, str]]:
+    """The parts of RANGES that are cacheable under the MPU, with their write policy
+    (inclusive bounds): the default map where no enabled region covers, else the
+    highest-numbered region's attributes (sub-region disable bits are not considered)."""
+    default = WT if cacr & CACR_FORCEWT else WBWA
+    segs: list[tuple[int, int, str | None]] = [(SRAM[0], SRAM[1] + 1, default), (FLASH[0], FLASH[1] + 1, WT)]
     if ctrl & 1:
         for bar, a in zip(rbar, rasr, strict=False):
             if not a & 1:
                 continue
             size = 1 << (max((a >> 1) & 0x1F, 4) + 1)
             base = bar & 0xFFFFFFE0 & ~(size - 1) & 0xFFFFFFFF
-            segs = _paint(segs, base, base + size, attr_cacheable(a))
-    out: list[tuple[int, int]] = []
-    for lo, hi, on in sorted(segs):
-        if not on or lo >= hi:
+            segs = _paint(segs, base, base + size, attr_policy(a, cacr))
+    out: list[tuple[int, int, str]] = []
+    for lo, hi, policy in sorted(segs, key=lambda seg: seg[0]):
+        if policy is None or lo >= hi:
             continue
-        if out and out[-1][1] + 1 == lo:
-            out[-1] = (out[-1][0], hi - 1)
+        if FLASH[0] <= lo <= FLASH[1]:
+            policy = WT  # stores program the array (the flash controller), never a dirty line
+        if out and out[-1][1] + 1 == lo and out[-1][2] == policy:
+            out[-1] = (out[-1][0], hi - 1, policy)
         else:
-            out.append((lo, hi - 1))
+            out.append((lo, hi - 1, policy))
     return out
 
 
-def _paint(segs: list[tuple[int, int, bool]], lo: int, hi: int, on: bool) -> list[tuple[int, int, bool]]:
+def _in_flash(address: int) -> bool:
+    return FLASH[0] <= address <= FLASH[1]
+
+
+def _paint(
+    segs: list[tuple[int, int, str | None]], lo: int, hi: int, on: str | None
+) -> list[tuple[int, int, str | None]]:
     out = []
     for a, b, v in segs:
         if b <= lo or a >= hi:
@@ -112,7 +143,9 @@ class DCache:
         self._code_changed = code_changed
         self._log = log
         self.enabled = False
-        self.ranges: list[tuple[int, int]] = list(RANGES)  # inclusive bounds, hooked while DC = 1
+        self.ranges: list[tuple[int, int, str]] = list(RANGES)  # inclusive bounds, hooked while DC = 1
+        self.cacr = 0  # CM7_CACR: SIWT, FORCEWT (ECCEN does not matter here)
+        self._mpu: tuple[int, list[int], list[int]] = (0, [], [])
         self.held: set[int] = set()
         self.dirty: set[int] = set()
         self.shadow: dict[int, bytes] = {}
@@ -132,7 +165,18 @@ class DCache:
 
     def set_mpu(self, ctrl: int, rbar: list[int], rasr: list[int]) -> None:
         """The MPU's registers changed: its memory attributes decide what is cacheable."""
-        ranges = cacheable_ranges(ctrl, rbar, rasr)
+        self._mpu = (ctrl, list(rbar), list(rasr))
+        self._set_ranges()
+
+    def set_cacr(self, value: int) -> None:
+        """CM7_CACR written: FORCEWT and SIWT change the write policy."""
+        if (value ^ self.cacr) & (CACR_SIWT | CACR_FORCEWT):
+            self.cacr = value & (CACR_SIWT | CACR_FORCEWT)
+            self._set_ranges()
+
+    def _set_ranges(self) -> None:
+        ctrl, rbar, rasr = self._mpu
+        ranges = cacheable_ranges(ctrl, rbar, rasr, self.cacr)
         if ranges != self.ranges:
             self.ranges = ranges
             if self.enabled:
@@ -144,9 +188,11 @@ class DCache:
             self._hook_del(h)
         self._hooks = []
         if self.enabled:
-            for lo, hi in self.ranges:
+            writes = {WBWA: self._hook_write_allocate, WB: self._hook_write, WT: self._hook_write_through}
+            for lo, hi, policy in self.ranges:
                 self._hooks.append(self._hook_add(uc_mod.UC_HOOK_MEM_READ, self._hook_read, lo, hi))
-                self._hooks.append(self._hook_add(uc_mod.UC_HOOK_MEM_WRITE, self._hook_write, lo, hi))
+                if not _in_flash(lo):  # flash: the flash controller calls store_hit
+                    self._hooks.append(self._hook_add(uc_mod.UC_HOOK_MEM_WRITE, writes[policy], lo, hi))
         self._flush()
 
     def _hook_add(self, kind: int, fn: Callable[..., None], lo: int, hi: int) -> object:
@@ -181,6 +227,8 @@ class DCache:
         self.held.clear()
         self.dirty.clear()
         self.ranges = list(RANGES)
+        self.cacr = 0
+        self._mpu = (0, [], [])
         self.set_enabled(False)
 
     # ------------------------------------------------------------------ CPU hooks
@@ -198,19 +246,66 @@ class DCache:
         if last != line and last in self.held and last not in self.dirty:
             self._make_dirty(last)
 
+    def _hook_write_allocate(self, uc, access, address, size, value, _ud) -> None:
+        """Write-back write-allocate: a write miss allocates the line (the chip's linefill),
+        which the write then makes dirty."""
+        line = address & MASK
+        if line not in self.dirty:
+            self.held.add(line)
+            self._make_dirty(line)
+        last = (address + size - 1) & MASK
+        if last != line and last not in self.dirty:
+            self.held.add(last)
+            self._make_dirty(last)
+
+    def _hook_write_through(self, uc, access, address, size, value, _ud) -> None:
+        """Write-through: memory gets the store too; where memory's copy of the line differs
+        from the CPU's (``shadow``: a master wrote it while the CPU held it), patch it."""
+        if not self.shadow:
+            return
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        self._write_memory_copy(address, data)
+
+    def _write_memory_copy(self, address: int, data: bytes) -> None:
+        for line in self._lines(address, len(data)):
+            mem = self.shadow.get(line)
+            if mem is None:
+                continue
+            lo, hi = max(line, address), min(line + LINE, address + len(data))
+            patched = bytearray(mem)
+            patched[lo - line : hi - line] = data[lo - address : hi - address]
+            self.shadow[line] = bytes(patched)
+
+    def store_hit(self, address: int, data: bytes) -> None:
+        """A CPU store programmed flash at ``address`` (after :meth:`end_write`): flash is
+        write-through, so a line the CPU holds takes the stored data (not what the array
+        now holds, which is ``shadow``); memory's copy is the controller's business."""
+        for line in self._lines(address, len(data)):
+            if line not in self.held:
+                continue
+            lo, hi = max(line, address), min(line + LINE, address + len(data))
+            reg = self.memory.region_at(lo, hi - lo)
+            if reg is not None:
+                reg.write(lo, data[lo - address : hi - address])
+
     def _make_dirty(self, line: int) -> None:
         self.dirty.add(line)
         if line not in self.shadow:
             self.shadow[line] = self._view(line)  # memory keeps the line before the write
 
-    def cpu_write(self, address: int, length: int) -> None:
-        """The core writes ``[address, +length)`` without an instruction (exception
-        stacking): held lines become dirty as for a store (call before the write)."""
-        for lo, hi in self.ranges:
-            a, b = max(address, lo), min(address + length - 1, hi)
-            if a <= b:
-                for line in self._lines(a, b - a + 1):
-                    self._hook_write(self.uc, None, line, 1, 0, None)
+    def cpu_write(self, address: int, data: bytes) -> None:
+        """The core writes ``data`` at ``address`` without an instruction (exception
+        stacking): the lines go through the cache as for a store (call before the write)."""
+        for lo, hi, policy in self.ranges:
+            a, b = max(address, lo), min(address + len(data) - 1, hi)
+            if a > b or _in_flash(lo):
+                continue
+            if policy == WT:
+                self._write_memory_copy(a, data[a - address : b + 1 - address])
+                continue
+            hook = self._hook_write_allocate if policy == WBWA else self._hook_write
+            for line in self._lines(a, b - a + 1):
+                hook(self.uc, None, line, 1, 0, None)
 
     # ------------------------------------------------------------------ other masters
     def _lines(self, address: int, length: int) -> range:

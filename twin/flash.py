@@ -403,6 +403,7 @@ class FlashController(Device):
             mv[off : off + size] = new.to_bytes(size, "little")
         if dc is not None:
             dc.end_write()
+            dc.store_hit(address, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
         self.ops += 1
         if self.timing == "fast":
             if cr & CR_EOPIE:

@@ -345,7 +345,7 @@ class Machine:
         like a store instruction."""
         dc = self.bus.dcache
         if dc is not None and dc.enabled:
-            dc.cpu_write(address, len(data))
+            dc.cpu_write(address, data)
         self.bus.write(address, data)
 
     def flush_code_cache(self, lo: int = 0, hi: int = 0xFFFFFFFF) -> None:

@@ -379,6 +379,9 @@ class ScbExtRegs(ScsBlock):
                 dcache.operation(offset, value)
         elif offset in m.tcm:
             m.tcm[offset] = value
+            dcache = getattr(m.services, "dcache", None)
+            if offset == 0x9C and dcache is not None:  # CM7_CACR: FORCEWT, SIWT (twin/dcache.py)
+                dcache.set_cacr(value)
         elif offset in MVFR or offset == 0xA8:
             pass
         else:

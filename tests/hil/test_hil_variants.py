@@ -278,6 +278,16 @@ def test_suite_passes_correct_bootloader(tmp_path: Path) -> None:
     assert not failures, failures
 
 
+def test_suite_passes_correct_bootloader_with_spi_dma_and_dcache(tmp_path: Path) -> None:
+    """The control of the cache variants: the correct bootloader built with SPI on DMA2 and
+    the D-cache on (its stack, heap and RX buffer in cacheable SRAM, write-back
+    write-allocate) updates over WiFi and jumps."""
+    bootloader = BUILD / "bootloader-spi-dma.bin"
+    assert bootloader.is_file(), f"{bootloader} missing: run make -C firmware"
+    failures = run_suite(tmp_path, bootloader, "update and (16k or 300k)", "wifi")
+    assert not failures, failures
+
+
 def hil_scenarios() -> set[str]:
     """Every test function of tests_hil, as "file::function" (collected, no board needed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
