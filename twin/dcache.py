@@ -24,7 +24,11 @@ line; clean (DCCMVAC, DCCMVAU, DCCSW) makes memory equal to the view; clean+inva
 ways: CMSIS loops over them anyway). Turning DC off keeps tracked lines (the CMSIS
 sequence cleans/invalidates by set/way afterwards).
 
-Owns: the held/dirty line sets, the memory copies, its unicorn hooks. Must not touch: the
+The line state lives in one :class:`~twin.dcache_lines.LineArray` per memory (SRAM, flash);
+the hooks that keep it while the CPU runs are C functions (twin/dcache_hooks.c) where a C
+compiler works, the same hooks in Python otherwise (twin/dcache_native.py says which).
+
+Owns: the line state, its unicorn hooks. Must not touch: the
 exception model, devices (the SCB registers call :meth:`set_enabled`/:meth:`operation`/
 :meth:`set_mpu`).
 """
@@ -34,10 +38,13 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 
+import numpy as np
 import unicorn as uc_mod
 from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC, uc_hook_h, uclib
 
+from twin import dcache_native
 from twin import memory as mm
+from twin.dcache_lines import DIRTY, HELD, SHADOW, LineArray
 
 LINE = 32
 MASK = ~(LINE - 1)
@@ -138,7 +145,6 @@ class DCache:
         log: Callable[[str], None],
     ) -> None:
         self.uc = uc
-        self.memory = memory
         self._flush = flush
         self._code_changed = code_changed
         self._log = log
@@ -146,14 +152,42 @@ class DCache:
         self.ranges: list[tuple[int, int, str]] = list(RANGES)  # inclusive bounds, hooked while DC = 1
         self.cacr = 0  # CM7_CACR: SIWT, FORCEWT (ECCEN does not matter here)
         self._mpu: tuple[int, list[int], list[int]] = (0, [], [])
-        self.held: set[int] = set()
-        self.dirty: set[int] = set()
-        self.shadow: dict[int, bytes] = {}
+        self.arrays = (
+            LineArray(mm.SRAM_BASE, mm.SRAM_SIZE, memory.sram.buf),
+            LineArray(mm.FLASH_BASE, mm.FLASH_SIZE, memory.flash_buf),
+        )
         self._hooks: list[object] = []
-        self._saved: list[tuple[int, bytes]] = []
-        self._by_set: dict[int, list[int]] = {}
-        self._by_set_key: tuple[int, int, int] | None = None
-        self._removed = 0  # lines forgotten so far (with the sizes: the set index's key)
+        self._saved: list[tuple[LineArray, int, np.ndarray]] = []
+        self._by_set: dict[int, list[tuple[LineArray, int]]] = {}
+        self._by_set_key: tuple[int, ...] | None = None
+        self._removed = 0  # lines forgotten so far (with the counters: the set index's key)
+        self.native = self._native()
+
+    def _native(self) -> ctypes.CDLL | None:
+        if getattr(self.uc, "_uch", None) is None:
+            return None  # an engine double: Python hooks through its own hook_add
+        try:
+            return dcache_native.library()
+        except dcache_native.NativeUnavailable as e:
+            self._log(f"dcache: C hooks unavailable ({e}); the D-cache model runs Python hooks (slower)")
+            return None
+
+    # ------------------------------------------------------------------ state summary
+    @property
+    def held(self) -> bool:
+        """Whether any line is held (cheap: the hooks count)."""
+        return any(a.counts[0] for a in self.arrays)
+
+    @property
+    def shadow(self) -> bool:
+        """Whether memory's copy differs from the CPU's anywhere."""
+        return any(a.counts[1] for a in self.arrays)
+
+    def _array(self, address: int) -> LineArray | None:
+        for a in self.arrays:
+            if a.contains(address):
+                return a
+        return None
 
     # ------------------------------------------------------------------ control
     def set_enabled(self, on: bool) -> None:
@@ -188,24 +222,31 @@ class DCache:
             self._hook_del(h)
         self._hooks = []
         if self.enabled:
-            writes = {WBWA: self._hook_write_allocate, WB: self._hook_write, WT: self._hook_write_through}
+            writes = {WBWA: "dc_write_allocate", WB: "dc_write_back", WT: "dc_write_through"}
             for lo, hi, policy in self.ranges:
-                self._hooks.append(self._hook_add(uc_mod.UC_HOOK_MEM_READ, self._hook_read, lo, hi))
+                arr = self._array(lo)
+                assert arr is not None
+                self._hooks.append(self._hook_add(uc_mod.UC_HOOK_MEM_READ, arr, "dc_read", lo, hi))
                 if not _in_flash(lo):  # flash: the flash controller calls store_hit
-                    self._hooks.append(self._hook_add(uc_mod.UC_HOOK_MEM_WRITE, writes[policy], lo, hi))
+                    self._hooks.append(self._hook_add(uc_mod.UC_HOOK_MEM_WRITE, arr, writes[policy], lo, hi))
         self._flush()
 
-    def _hook_add(self, kind: int, fn: Callable[..., None], lo: int, hi: int) -> object:
-        """A memory hook straight through libunicorn's C API where the engine has one: every
-        load and store in the cacheable ranges calls it, and the binding's two wrapper
-        frames (exception guard, argument adapter) would cost more than the hook itself."""
+    def _hook_add(self, kind: int, arr: LineArray, name: str, lo: int, hi: int) -> object:
+        """A memory hook straight through libunicorn's C API: the C function ``name`` with
+        ``arr``'s struct as its user data, or the Python one (every load and store in the
+        cacheable ranges calls it; the binding's two wrapper frames would cost more than the
+        hook itself)."""
         uch = getattr(self.uc, "_uch", None)
         if uch is None:  # an engine double: its own hook_add
-            return self.uc.hook_add(kind, fn, begin=lo, end=hi)
-        cb = HOOK_MEM_ACCESS_CFUNC(fn)
+            return self.uc.hook_add(kind, arr.hooks()[name], begin=lo, end=hi)
         handle = uc_hook_h()
+        if self.native is not None:
+            cb: object = ctypes.cast(getattr(self.native, name), ctypes.c_void_p)
+            user_data = ctypes.cast(ctypes.pointer(arr.c), ctypes.c_void_p)
+        else:
+            cb, user_data = HOOK_MEM_ACCESS_CFUNC(arr.hooks()[name]), None
         err = uclib.uc_hook_add(
-            uch, ctypes.byref(handle), kind, cb, None, ctypes.c_uint64(lo), ctypes.c_uint64(hi)
+            uch, ctypes.byref(handle), kind, cb, user_data, ctypes.c_uint64(lo), ctypes.c_uint64(hi)
         )
         if err != uc_mod.UC_ERR_OK:
             raise uc_mod.UcError(err)
@@ -220,183 +261,149 @@ class DCache:
     def reset(self, kind: str = "system") -> None:
         """Any reset: the cache is off and invalid (the view is what memory holds; after a
         power loss SRAM is already cleared, only flash lines get memory's copy back)."""
-        for line in list(self.shadow):
-            if kind != "power" or 0x08000000 <= line < 0x08200000:
-                self._invalidate(line)
-        self.shadow.clear()
-        self.held.clear()
-        self.dirty.clear()
+        for arr in self.arrays:
+            if kind != "power" or arr.base == mm.FLASH_BASE:
+                for i in np.flatnonzero(arr.flags & SHADOW).tolist():
+                    self._restore(arr, i)
+            arr.flags[:] = 0
+            arr.counts[0] = arr.counts[1] = 0
+        self._removed += 1
         self.ranges = list(RANGES)
         self.cacr = 0
         self._mpu = (0, [], [])
         self.set_enabled(False)
 
-    # ------------------------------------------------------------------ CPU hooks
-    def _hook_read(self, uc, access, address, size, value, _ud) -> None:
-        line = address & MASK
-        self.held.add(line)
-        if (address + size - 1) & MASK != line:
-            self.held.add((address + size - 1) & MASK)
-
-    def _hook_write(self, uc, access, address, size, value, _ud) -> None:
-        line = address & MASK
-        if line in self.held and line not in self.dirty:
-            self._make_dirty(line)
-        last = (address + size - 1) & MASK
-        if last != line and last in self.held and last not in self.dirty:
-            self._make_dirty(last)
-
-    def _hook_write_allocate(self, uc, access, address, size, value, _ud) -> None:
-        """Write-back write-allocate: a write miss allocates the line (the chip's linefill),
-        which the write then makes dirty."""
-        line = address & MASK
-        if line not in self.dirty:
-            self.held.add(line)
-            self._make_dirty(line)
-        last = (address + size - 1) & MASK
-        if last != line and last not in self.dirty:
-            self.held.add(last)
-            self._make_dirty(last)
-
-    def _hook_write_through(self, uc, access, address, size, value, _ud) -> None:
-        """Write-through: memory gets the store too; where memory's copy of the line differs
-        from the CPU's (``shadow``: a master wrote it while the CPU held it), patch it."""
-        if not self.shadow:
-            return
-        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-        self._write_memory_copy(address, data)
-
-    def _write_memory_copy(self, address: int, data: bytes) -> None:
-        for line in self._lines(address, len(data)):
-            mem = self.shadow.get(line)
-            if mem is None:
-                continue
-            lo, hi = max(line, address), min(line + LINE, address + len(data))
-            patched = bytearray(mem)
-            patched[lo - line : hi - line] = data[lo - address : hi - address]
-            self.shadow[line] = bytes(patched)
-
+    # ------------------------------------------------------------------ the core's own writes
     def store_hit(self, address: int, data: bytes) -> None:
         """A CPU store programmed flash at ``address`` (after :meth:`end_write`): flash is
         write-through, so a line the CPU holds takes the stored data (not what the array
-        now holds, which is ``shadow``); memory's copy is the controller's business."""
-        for line in self._lines(address, len(data)):
-            if line not in self.held:
-                continue
-            lo, hi = max(line, address), min(line + LINE, address + len(data))
-            reg = self.memory.region_at(lo, hi - lo)
-            if reg is not None:
-                reg.write(lo, data[lo - address : hi - address])
-
-    def _make_dirty(self, line: int) -> None:
-        self.dirty.add(line)
-        if line not in self.shadow:
-            self.shadow[line] = self._view(line)  # memory keeps the line before the write
+        now holds, which is memory's copy); memory's copy is the controller's business."""
+        arr = self._array(address)
+        if arr is None:
+            return
+        first, end = arr.line_range(address, len(data))
+        for i in range(first, end):
+            if arr.f[i] & HELD:
+                line = arr.base + i * LINE
+                lo, hi = max(line, address), min(line + LINE, address + len(data))
+                arr.view[lo - arr.base : hi - arr.base] = np.frombuffer(
+                    data[lo - address : hi - address], np.uint8
+                )
 
     def cpu_write(self, address: int, data: bytes) -> None:
         """The core writes ``data`` at ``address`` without an instruction (exception
         stacking): the lines go through the cache as for a store (call before the write)."""
         for lo, hi, policy in self.ranges:
             a, b = max(address, lo), min(address + len(data) - 1, hi)
-            if a > b or _in_flash(lo):
+            arr = self._array(lo)
+            if a > b or _in_flash(lo) or arr is None:
                 continue
             if policy == WT:
-                self._write_memory_copy(a, data[a - address : b + 1 - address])
+                arr.write_memory_copy(a, data[a - address : b + 1 - address])
                 continue
-            hook = self._hook_write_allocate if policy == WBWA else self._hook_write
-            for line in self._lines(a, b - a + 1):
-                hook(self.uc, None, line, 1, 0, None)
+            first, end = arr.line_range(a, b - a + 1)
+            for i in range(first, end):
+                if policy == WBWA and not arr.f[i] & DIRTY:
+                    arr.hold(i)
+                    arr.make_dirty(i)
+                elif arr.f[i] & (HELD | DIRTY) == HELD:
+                    arr.make_dirty(i)
 
     # ------------------------------------------------------------------ other masters
-    def _lines(self, address: int, length: int) -> range:
-        return range(address & MASK, ((address + length - 1) & MASK) + 1, LINE)
-
     def begin_write(self, address: int, length: int) -> None:
         """A bus master (DMA, flash controller) is about to write ``[address, +length)``."""
-        saved = self._saved
-        if not self.held or length <= 0:
+        arr = self._array(address)
+        if arr is None or not arr.counts[0] or length <= 0:
             return
-        for line in self._lines(address, length):
-            if line in self.held:
-                cpu = self._view(line)
-                saved.append((line, cpu))
-                mem = self.shadow.get(line)
-                if mem is not None:
-                    self._set_view(line, mem)
+        first, end = arr.line_range(address, length)
+        held = np.flatnonzero(arr.flags[first:end] & HELD)
+        for i in (held + first).tolist():
+            o = i * LINE
+            self._saved.append((arr, i, arr.view[o : o + LINE].copy()))
+            if arr.f[i] & SHADOW:
+                arr.view[o : o + LINE] = arr.shadow[o : o + LINE]
 
     def end_write(self) -> None:
         """The write announced by :meth:`begin_write` is done: the CPU keeps its lines."""
         saved, self._saved = self._saved, []
-        for line, cpu in saved:
-            self.shadow[line] = self._view(line)
-            self._set_view(line, cpu)
+        for arr, i, cpu in saved:
+            o = i * LINE
+            arr.shadow[o : o + LINE] = arr.view[o : o + LINE]
+            if not arr.f[i] & SHADOW:
+                arr.f[i] |= SHADOW
+                arr.counts[1] += 1
+            arr.view[o : o + LINE] = cpu
 
     def overlay(self, address: int, data: bytes) -> bytes:
         """What a bus master reads at ``address``: memory, not the CPU's dirty lines."""
-        if not self.shadow:
+        arr = self._array(address)
+        if arr is None or not arr.counts[1]:
             return data
-        out = None
-        for line in self._lines(address, len(data)):
-            mem = self.shadow.get(line)
-            if mem is None:
-                continue
-            if out is None:
-                out = bytearray(data)
+        first, end = arr.line_range(address, len(data))
+        stale = np.flatnonzero(arr.flags[first:end] & SHADOW)
+        if stale.size == 0:
+            return data
+        out = bytearray(data)
+        for i in (stale + first).tolist():
+            line = arr.base + i * LINE
             lo, hi = max(line, address), min(line + LINE, address + len(data))
-            out[lo - address : hi - address] = mem[lo - line : hi - line]
-        return data if out is None else bytes(out)
+            out[lo - address : hi - address] = arr.shadow[lo - arr.base : hi - arr.base].tobytes()
+        return bytes(out)
 
     # ------------------------------------------------------------------ maintenance
     def operation(self, offset: int, value: int) -> None:
         """A write to a D-cache maintenance register (SCB_EXT offset ``offset``)."""
-        by_set_way = offset in (DCISW, DCCSW, DCCISW)
-        lines = self._set_lines((value >> 5) & (SETS - 1)) if by_set_way else [value & MASK]
+        if offset in (DCISW, DCCSW, DCCISW):
+            lines = self._set_lines((value >> 5) & (SETS - 1))
+        else:
+            arr = self._array(value & MASK)
+            lines = [(arr, arr.index(value & MASK))] if arr is not None else []
         clean = offset in (DCCMVAU, DCCMVAC, DCCSW, DCCIMVAC, DCCISW)
         invalidate = offset in (DCIMVAC, DCISW, DCCIMVAC, DCCISW)
-        for line in lines:
-            if clean and line in self.dirty:
-                self.dirty.discard(line)
-                self.shadow.pop(line, None)  # memory = the CPU's line
+        for arr, i in lines:
+            if clean and arr.f[i] & DIRTY:  # memory = the CPU's line
+                if arr.f[i] & SHADOW:
+                    arr.counts[1] -= 1
+                arr.f[i] &= ~(DIRTY | SHADOW)
+                self._removed += 1
             if invalidate:
-                self._invalidate(line)
+                self._invalidate(arr, i)
 
-    def _set_lines(self, index: int) -> list[int]:
+    def _set_lines(self, index: int) -> list[tuple[LineArray, int]]:
         """Tracked lines of set ``index``; the index by set is rebuilt only when the tracked
         lines changed (a CMSIS set/way loop makes 512 calls in a row)."""
-        key = (len(self.held), len(self.shadow), self._removed)
+        key = (*(c for a in self.arrays for c in a.counts), self._removed)
         if self._by_set_key != key:
-            by_set: dict[int, list[int]] = {}
-            for ln in self.held | self.shadow.keys():
-                by_set.setdefault((ln >> 5) & (SETS - 1), []).append(ln)
+            by_set: dict[int, list[tuple[LineArray, int]]] = {}
+            for arr in self.arrays:
+                for i in np.flatnonzero(arr.flags).tolist():
+                    by_set.setdefault(((arr.base >> 5) + i) & (SETS - 1), []).append((arr, i))
             self._by_set, self._by_set_key = by_set, key
         return list(self._by_set.get(index, ()))
 
-    def _invalidate(self, line: int) -> None:
-        mem = self.shadow.pop(line, None)
+    def _invalidate(self, arr: LineArray, i: int) -> None:
+        flags = arr.f[i]
+        if not flags:
+            return
+        if flags & SHADOW:
+            self._restore(arr, i)
+            arr.counts[1] -= 1
+        if flags & HELD:
+            arr.counts[0] -= 1
+        arr.f[i] = 0
         self._removed += 1
-        if mem is not None:
-            self._set_view(line, mem)
-            self._flush_code(line)
-        self.held.discard(line)
-        self.dirty.discard(line)
 
-    def _flush_code(self, line: int) -> None:
-        self._code_changed(line, LINE)
-
-    # ------------------------------------------------------------------ view access
-    def _view(self, line: int) -> bytes:
-        reg = self.memory.region_at(line, LINE)
-        return reg.read(line, LINE) if reg is not None else bytes(LINE)
-
-    def _set_view(self, line: int, data: bytes) -> None:
-        reg = self.memory.region_at(line, LINE)
-        if reg is not None:
-            reg.write(line, data)
+    def _restore(self, arr: LineArray, i: int) -> None:
+        """Memory's copy back in the view (the line is forgotten by the caller)."""
+        o = i * LINE
+        arr.view[o : o + LINE] = arr.shadow[o : o + LINE]
+        self._code_changed(arr.base + o, LINE)
 
     def snapshot(self) -> dict[str, object]:
         return {
             "enabled": self.enabled,
-            "held": len(self.held),
-            "dirty": len(self.dirty),
-            "stale": len(self.shadow),
+            "held": sum(int(np.count_nonzero(a.flags & HELD)) for a in self.arrays),
+            "dirty": sum(int(np.count_nonzero(a.flags & DIRTY)) for a in self.arrays),
+            "stale": sum(int(np.count_nonzero(a.flags & SHADOW)) for a in self.arrays),
+            "hooks": "C" if self.native is not None else "Python",
         }

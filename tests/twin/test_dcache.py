@@ -180,12 +180,19 @@ busy2:
 )
 
 
-@pytest.fixture()
-def run():
+@pytest.fixture(params=["C", "Python"])
+def run(request, monkeypatch):
+    """Run a program on a fresh board until it stores DONE; every test runs with the model's
+    C hooks (the default) and with its Python hooks (where no C compiler works)."""
     boards: list[Board] = []
+    if request.param == "Python":
+        monkeypatch.setenv("OTA_TWIN_DCACHE", "python")
+    else:
+        monkeypatch.delenv("OTA_TWIN_DCACHE", raising=False)
 
     def _run(body: str, extra_chunks: tuple[Chunk, ...] = ()) -> Board:
         b = Board(BoardOptions(pty=False))
+        assert b.machine.bus.dcache.snapshot()["hooks"] == request.param
         boards.append(b)
         b.power_on([Chunk(0x08000000, assemble(program(body)), "test"), *extra_chunks])
         b.machine.start()

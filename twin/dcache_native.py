@@ -1,0 +1,86 @@
+"""Build and load the D-cache model's C memory hooks (twin/dcache_hooks.c).
+
+The source ships with the package; the first twin that needs it compiles it with the host C
+compiler (``cc``, or ``$CC``; `make setup` installs gcc) into a shared library in
+``$XDG_CACHE_HOME/ota-rig/native`` (default ``~/.cache/ota-rig/native``), named by a hash of
+the source and the interpreter's platform, and every later twin loads that file. The build
+writes a temporary file and renames it, so parallel twins (pytest-xdist) never load half a
+library. Where no compiler works the model runs the same hooks in Python
+(twin/dcache_lines.py), about 20 times slower, and says so once in the twin's log.
+``OTA_TWIN_DCACHE=python`` chooses the Python hooks (the tests run both).
+
+Owns: the build and the ctypes library. Must not touch: the cache state (twin/dcache.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from functools import cache
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("dcache_hooks.c")
+FUNCTIONS = ("dc_read", "dc_write_back", "dc_write_allocate", "dc_write_through")
+
+
+class NativeUnavailable(RuntimeError):
+    """The C hooks could not be built or loaded (the reason is the message)."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ota-rig" / "native"
+
+
+def library_path() -> Path:
+    src = SOURCE.read_bytes()
+    key = hashlib.sha256(src + (sysconfig.get_platform() or "").encode()).hexdigest()[:16]
+    return cache_dir() / f"dcache_hooks-{key}.so"
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise NativeUnavailable("no C compiler (cc/gcc) on PATH: install gcc (make setup does)")
+    return cc
+
+
+def build(path: Path) -> None:
+    """Compile SOURCE into ``path`` (atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        cmd = [_compiler(), "-O2", "-shared", "-fPIC", "-std=c99", "-o", tmp, str(SOURCE)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        if proc.returncode != 0:
+            raise NativeUnavailable(f"{' '.join(cmd)} failed: {proc.stderr.strip()[:500]}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def library() -> ctypes.CDLL:
+    """The loaded C hooks (built first if needed); NativeUnavailable says why not."""
+    if os.environ.get("OTA_TWIN_DCACHE", "").lower() == "python":
+        raise NativeUnavailable("OTA_TWIN_DCACHE=python")
+    return _load(library_path())
+
+
+@cache
+def _load(path: Path) -> ctypes.CDLL:
+    try:
+        if not path.is_file():
+            build(path)
+        lib = ctypes.CDLL(str(path))
+        for name in FUNCTIONS:
+            getattr(lib, name)
+    except (OSError, AttributeError, subprocess.SubprocessError) as e:
+        raise NativeUnavailable(f"{path}: {e}") from e
+    return lib
