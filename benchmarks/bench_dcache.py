@@ -105,7 +105,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians are printed)")
     args = ap.parse_args()
     images = {
-        cache_on: assemble(PROGRAM.format(enable=ENABLE if cache_on else "", iterations=ITERATIONS, done=DONE))
+        cache_on: assemble(
+            PROGRAM.format(enable=ENABLE if cache_on else "", iterations=ITERATIONS, done=DONE)
+        )
         for cache_on in (False, True)
     }
     cases = {"D-cache off": (False, "c"), "on, C hooks": (True, "c"), "on, Python hooks": (True, "python")}
