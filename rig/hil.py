@@ -27,7 +27,7 @@ from rig.board import BoardSpec, FlashLayout
 from rig.bootcfg import BootConfig
 from rig.console import Console
 from rig.diff import analyze
-from rig.errors import ConsoleError, PhaseFailure, RigError
+from rig.errors import ConsoleError, PhaseFailure, ProbeError, RigError
 from rig.evidence import Evidence, FaultInfo, RegionCheck
 from rig.fault_info import read_fault_info
 from rig.flash_guard import (
@@ -399,7 +399,19 @@ class Bench:
                 else check.analysis.summary()
             )
         message += "".join(f"; {s}" for s in crc_sentences(self, image, ev, result, readbacks))
+        if result.phase == "connect" and ev.scenario.get("transport") == "eth":
+            message += self._eth_hint()
         return self._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
+
+    def _eth_hint(self) -> str:
+        """Why an Ethernet board never connected, from its registers (rig/eth_hint.py)."""
+        from rig.eth_hint import cached_descriptors
+
+        try:
+            hint = cached_descriptors(self.probe.read32)
+        except ProbeError:
+            return ""
+        return f"; {hint}" if hint else ""
 
     def _wait_for_entry(self, entry: int, timeout: float, ev: Evidence) -> bool:
         """Wait until the core stops at ``entry`` (True) or that will not happen: the board

@@ -29,6 +29,34 @@ struct dc_array {
     uint64_t *counts; /* [0] lines made HELD, [1] lines given a SHADOW */
 };
 
+/* unicorn's uc_reg_read / uc_reg_write and its id of EPSR, set by dc_init (the library is
+   not linked against libunicorn: the loader passes the functions it already has) */
+typedef int (*uc_reg_fn)(void *uc, int regid, void *value);
+static uc_reg_fn g_reg_read, g_reg_write;
+static int g_epsr = -1;
+#define EPSR_IT 0x0600FC00u
+
+void dc_init(void *reg_read, void *reg_write, int epsr_id)
+{
+    g_reg_read = (uc_reg_fn)reg_read;
+    g_reg_write = (uc_reg_fn)reg_write;
+    g_epsr = epsr_id;
+}
+
+/* unicorn 2.1.4 calls cpu_restore_state() before a memory hook, which puts the IT state of
+   the instruction doing the access into the CPU state; QEMU keeps that field zero while a
+   translation block runs (the block writes it when it leaves one inside an IT block), so the
+   value stays behind after the block and the code after an IT block ran as if inside it
+   (tests/twin/test_unicorn_itstate.py). Zero it again, as QEMU expects. */
+static inline void itstate_fix(void *uc)
+{
+    uint32_t v;
+    if (g_reg_read && uc && g_reg_read(uc, g_epsr, &v) == 0 && (v & EPSR_IT)) {
+        v &= ~EPSR_IT;
+        g_reg_write(uc, g_epsr, &v);
+    }
+}
+
 static inline uint64_t first_line(const struct dc_array *a, uint64_t address)
 {
     return (address - a->base) / LINE;
@@ -66,7 +94,8 @@ static inline int in_range(const struct dc_array *a, uint64_t address, int size)
 void dc_read(void *uc, int type, uint64_t address, int size, int64_t value, void *user_data)
 {
     struct dc_array *a = user_data;
-    (void)uc, (void)type, (void)value;
+    itstate_fix(uc);
+    (void)type, (void)value;
     if (!in_range(a, address, size))
         return;
     uint64_t i = first_line(a, address), j = last_line(a, address, size);
@@ -79,7 +108,8 @@ void dc_read(void *uc, int type, uint64_t address, int size, int64_t value, void
 void dc_write_back(void *uc, int type, uint64_t address, int size, int64_t value, void *user_data)
 {
     struct dc_array *a = user_data;
-    (void)uc, (void)type, (void)value;
+    itstate_fix(uc);
+    (void)type, (void)value;
     if (!in_range(a, address, size))
         return;
     uint64_t i = first_line(a, address), j = last_line(a, address, size);
@@ -93,7 +123,8 @@ void dc_write_back(void *uc, int type, uint64_t address, int size, int64_t value
 void dc_write_allocate(void *uc, int type, uint64_t address, int size, int64_t value, void *user_data)
 {
     struct dc_array *a = user_data;
-    (void)uc, (void)type, (void)value;
+    itstate_fix(uc);
+    (void)type, (void)value;
     if (!in_range(a, address, size))
         return;
     uint64_t i = first_line(a, address), j = last_line(a, address, size);
@@ -111,7 +142,8 @@ void dc_write_allocate(void *uc, int type, uint64_t address, int size, int64_t v
 void dc_write_through(void *uc, int type, uint64_t address, int size, int64_t value, void *user_data)
 {
     struct dc_array *a = user_data;
-    (void)uc, (void)type;
+    itstate_fix(uc);
+    (void)type;
     if (!in_range(a, address, size) || size <= 0 || size > 8)
         return;
     uint64_t v = (uint64_t)value;

@@ -21,9 +21,25 @@ import ctypes
 from collections.abc import Callable
 
 import numpy as np
+from unicorn.arm_const import UC_ARM_REG_EPSR
+from unicorn.unicorn_py3.unicorn import uclib
 
 LINE = 32
 HELD, DIRTY, SHADOW = 1, 2, 4
+
+
+EPSR_IT = 0x0600FC00
+
+
+def itstate_fix(handle) -> None:
+    """Zero the IT state unicorn 2.1.4 restores before a memory hook (twin/dcache_hooks.c
+    says why); ``handle``: the raw engine handle a C-level hook receives."""
+    if not isinstance(handle, int):
+        return  # an engine double
+    v = ctypes.c_uint32()
+    if uclib.uc_reg_read(handle, UC_ARM_REG_EPSR, ctypes.byref(v)) == 0 and v.value & EPSR_IT:
+        v.value &= ~EPSR_IT & 0xFFFFFFFF
+        uclib.uc_reg_write(handle, UC_ARM_REG_EPSR, ctypes.byref(v))
 
 
 class CArray(ctypes.Structure):
@@ -109,6 +125,7 @@ class LineArray:
         hold, make_dirty, f = self.hold, self.make_dirty, self.f
 
         def read(uc, access, address, size, value, _ud) -> None:
+            itstate_fix(uc)
             i, j = (address - base) >> 5, (address + size - 1 - base) >> 5
             if j < n:
                 if not f[i] & HELD:
@@ -117,6 +134,7 @@ class LineArray:
                     hold(j)
 
         def write_back(uc, access, address, size, value, _ud) -> None:
+            itstate_fix(uc)
             i, j = (address - base) >> 5, (address + size - 1 - base) >> 5
             if j < n:
                 if f[i] & (HELD | DIRTY) == HELD:
@@ -125,6 +143,7 @@ class LineArray:
                     make_dirty(j)
 
         def write_allocate(uc, access, address, size, value, _ud) -> None:
+            itstate_fix(uc)
             i, j = (address - base) >> 5, (address + size - 1 - base) >> 5
             if j < n:
                 if not f[i] & DIRTY:
@@ -135,6 +154,7 @@ class LineArray:
                     make_dirty(j)
 
         def write_through(uc, access, address, size, value, _ud) -> None:
+            itstate_fix(uc)
             if 0 < size <= 8 and (address + size - 1 - base) >> 5 < n:
                 data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
                 self.write_memory_copy(address, data)

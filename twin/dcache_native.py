@@ -24,8 +24,11 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+from unicorn.arm_const import UC_ARM_REG_EPSR
+from unicorn.unicorn_py3.unicorn import uclib
+
 SOURCE = Path(__file__).with_name("dcache_hooks.c")
-FUNCTIONS = ("dc_read", "dc_write_back", "dc_write_allocate", "dc_write_through")
+FUNCTIONS = ("dc_init", "dc_read", "dc_write_back", "dc_write_allocate", "dc_write_through")
 
 
 class NativeUnavailable(RuntimeError):
@@ -81,6 +84,14 @@ def _load(path: Path) -> ctypes.CDLL:
         lib = ctypes.CDLL(str(path))
         for name in FUNCTIONS:
             getattr(lib, name)
+        # the hooks fix the ITSTATE unicorn leaves behind (twin/dcache_hooks.c) with its own
+        # register functions
+        lib.dc_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        lib.dc_init(
+            ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p),
+            ctypes.cast(uclib.uc_reg_write, ctypes.c_void_p),
+            UC_ARM_REG_EPSR,
+        )
     except (OSError, AttributeError, subprocess.SubprocessError) as e:
         raise NativeUnavailable(f"{path}: {e}") from e
     return lib

@@ -47,10 +47,26 @@ static const uint8_t k_rmii_pins[][2] = {
     {6, 13},  /* PG13 RMII_TXD0 */
 };
 
+#if ETH_DCACHE
+/* The D-cache build (eth_stm32.h): DMA memory in cacheable SRAM1, one descriptor a cache
+   line (a clean of one descriptor must not write back a neighbour the DMA has updated). */
+#define DMA_RAM __attribute__((section(".sram_dma"), aligned(32)))
+typedef struct {
+    eth_desc_t d;
+    uint32_t pad[4];
+} __attribute__((aligned(32))) eth_desc_slot_t;
+static eth_desc_slot_t s_rx_slot[ETH_RX_DESC_COUNT] DMA_RAM;
+static eth_desc_slot_t s_tx_slot[ETH_TX_DESC_COUNT] DMA_RAM;
+#define RX_DESC(i) (&s_rx_slot[(i)].d)
+#define TX_DESC(i) (&s_tx_slot[(i)].d)
+#else
 /* DMA memory: in .dma_ram (DTCM, uncached, see eth_stm32.h). */
 #define DMA_RAM __attribute__((section(".dma_ram"), aligned(32)))
 static eth_desc_t s_rx_desc[ETH_RX_DESC_COUNT] DMA_RAM;
 static eth_desc_t s_tx_desc[ETH_TX_DESC_COUNT] DMA_RAM;
+#define RX_DESC(i) (&s_rx_desc[(i)])
+#define TX_DESC(i) (&s_tx_desc[(i)])
+#endif
 static uint8_t s_rx_buf[ETH_RX_DESC_COUNT][ETH_BUF_SIZE] DMA_RAM;
 static uint8_t s_tx_buf[ETH_TX_DESC_COUNT][ETH_BUF_SIZE] DMA_RAM;
 
@@ -63,6 +79,48 @@ static int s_up;
 static int s_irq;
 static eth_stats_t s_stats;
 volatile uint32_t g_eth_irq_count;
+
+#if ETH_DCACHE && !ETH_DCACHE_NO_MAINTENANCE
+/* Cache maintenance by address over whole 32-byte lines (SCB_CleanDCache_by_Addr /
+   SCB_InvalidateDCache_by_Addr): the DMA sees memory, not the CPU's cache. */
+static void dcache_by_addr(volatile uint32_t *op, const volatile void *p, uint32_t n)
+{
+    uint32_t a = (uint32_t)(uintptr_t)p & ~(DCACHE_LINE_SIZE - 1u);
+    uint32_t end = (uint32_t)(uintptr_t)p + n;
+    cpu_dsb();
+    for (; a < end; a += DCACHE_LINE_SIZE)
+        *op = a;
+    cpu_dsb();
+    cpu_isb();
+}
+#define CLEAN(p, n)      dcache_by_addr(&SCB_DCCMVAC, (p), (n))
+#define INVALIDATE(p, n) dcache_by_addr(&SCB_DCIMVAC, (p), (n))
+#else
+/* DTCM (never cached), or the broken variant that forgets the maintenance */
+#define CLEAN(p, n)      ((void)(p), (void)(n))
+#define INVALIDATE(p, n) ((void)(p), (void)(n))
+#endif
+
+#if ETH_DCACHE
+/* SCB_EnableDCache: invalidate by set/way, then CCR.DC (as an application's main() does;
+   the jump to the application cleans and turns it off again, bootloader/jump.c). */
+static void dcache_on(void)
+{
+    if (SCB->CCR & SCB_CCR_DC)
+        return;
+    SCB->CSSELR = 0;
+    cpu_dsb();
+    uint32_t ccsidr = SCB->CCSIDR;
+    for (uint32_t set = 0; set <= CCSIDR_SETS(ccsidr); set++) {
+        for (uint32_t way = 0; way <= CCSIDR_WAYS(ccsidr); way++)
+            SCB_DCISW = (set << 5) | (way << 30);
+    }
+    cpu_dsb();
+    SCB->CCR |= SCB_CCR_DC;
+    cpu_dsb();
+    cpu_isb();
+}
+#endif
 
 /* Wait until (*reg & mask) == want, at most timeout_ms; 0 on success. */
 static int wait_reg(volatile uint32_t *reg, uint32_t mask, uint32_t want, uint32_t timeout_ms)
@@ -144,18 +202,21 @@ static void pins_rmii(int on)
 static void rings_init(void)
 {
     for (uint32_t i = 0; i < ETH_RX_DESC_COUNT; i++) {
-        eth_desc_t *d = &s_rx_desc[i];
+        eth_desc_t *d = RX_DESC(i);
+        INVALIDATE(s_rx_buf[i], ETH_BUF_SIZE);   /* no dirty line may land on a frame */
         d->des1 = ETH_RDES1_RCH | ETH_BUF_SIZE;
         d->des2 = (uint32_t)(uintptr_t)s_rx_buf[i];
-        d->des3 = (uint32_t)(uintptr_t)&s_rx_desc[(i + 1u) % ETH_RX_DESC_COUNT];
+        d->des3 = (uint32_t)(uintptr_t)RX_DESC((i + 1u) % ETH_RX_DESC_COUNT);
         d->des0 = ETH_RDES0_OWN;
+        CLEAN(d, sizeof *d);
     }
     for (uint32_t i = 0; i < ETH_TX_DESC_COUNT; i++) {
-        eth_desc_t *d = &s_tx_desc[i];
+        eth_desc_t *d = TX_DESC(i);
         d->des1 = 0;
         d->des2 = (uint32_t)(uintptr_t)s_tx_buf[i];
-        d->des3 = (uint32_t)(uintptr_t)&s_tx_desc[(i + 1u) % ETH_TX_DESC_COUNT];
+        d->des3 = (uint32_t)(uintptr_t)TX_DESC((i + 1u) % ETH_TX_DESC_COUNT);
         d->des0 = ETH_TDES0_TCH;
+        CLEAN(d, sizeof *d);
     }
     s_rx_idx = 0;
     s_tx_idx = 0;
@@ -164,6 +225,9 @@ static void rings_init(void)
 
 int eth_init(const uint8_t mac[6])
 {
+#if ETH_DCACHE
+    dcache_on();
+#endif
     s_up = 0;
     s_clocks_before = RCC->AHB1ENR & RCC_AHB1ENR_GPIOS;
     s_syscfg_before = RCC->APB2ENR & RCC_APB2ENR_SYSCFGEN;
@@ -210,8 +274,8 @@ int eth_init(const uint8_t mac[6])
     ETH_DMA->DMABMR = ETH_DMABMR_AAB | ETH_DMABMR_USP | ETH_DMABMR_RDP(32) |
                       ETH_DMABMR_FB | ETH_DMABMR_PBL(32);
     rings_init();
-    ETH_DMA->DMARDLAR = (uint32_t)(uintptr_t)&s_rx_desc[0];
-    ETH_DMA->DMATDLAR = (uint32_t)(uintptr_t)&s_tx_desc[0];
+    ETH_DMA->DMARDLAR = (uint32_t)(uintptr_t)RX_DESC(0);
+    ETH_DMA->DMATDLAR = (uint32_t)(uintptr_t)TX_DESC(0);
     ETH_DMA->DMAOMR = ETH_DMAOMR_RSF | ETH_DMAOMR_TSF;
     ETH_DMA->DMAIER = 0;
     ETH_DMA->DMASR = ETH_DMASR_W1C;
@@ -327,8 +391,8 @@ static void service_status(void)
     int was_up = s_up;
     eth_stop();
     rings_init();
-    ETH_DMA->DMARDLAR = (uint32_t)(uintptr_t)&s_rx_desc[0];
-    ETH_DMA->DMATDLAR = (uint32_t)(uintptr_t)&s_tx_desc[0];
+    ETH_DMA->DMARDLAR = (uint32_t)(uintptr_t)RX_DESC(0);
+    ETH_DMA->DMATDLAR = (uint32_t)(uintptr_t)TX_DESC(0);
     if (was_up) {
         eth_start((ETH_MAC->MACCR & ETH_MACCR_FES) != 0, (ETH_MAC->MACCR & ETH_MACCR_DM) != 0);
     }
@@ -336,11 +400,13 @@ static void service_status(void)
 
 uint8_t *eth_tx_buffer(uint32_t timeout_ms)
 {
-    eth_desc_t *d = &s_tx_desc[s_tx_idx];
+    eth_desc_t *d = TX_DESC(s_tx_idx);
     uint32_t start = board_millis();
+    INVALIDATE(d, sizeof *d);   /* the DMA's write-back (OWN cleared) is in memory */
     while (d->des0 & ETH_TDES0_OWN) {
         service_status();
         ETH_DMA->DMATPDR = 0;
+        INVALIDATE(d, sizeof *d);
         if ((uint32_t)(board_millis() - start) >= timeout_ms && (d->des0 & ETH_TDES0_OWN)) {
             s_stats.tx_busy++;
             return NULL;
@@ -357,14 +423,16 @@ int eth_tx_send(uint32_t len, int csum_offload)
     if (len == 0 || len > ETH_FRAME_MAX) {
         return ETH_ERR_ARG;
     }
-    eth_desc_t *d = &s_tx_desc[s_tx_idx];
+    eth_desc_t *d = TX_DESC(s_tx_idx);
     if (d->des0 & ETH_TDES0_OWN) {
         return ETH_ERR_BUSY;
     }
+    CLEAN(s_tx_buf[s_tx_idx], len);   /* the frame the caller wrote */
     d->des1 = len & ETH_TDES1_TBS1_MASK;
     cpu_dsb();
     d->des0 = ETH_TDES0_OWN | ETH_TDES0_FS | ETH_TDES0_LS | ETH_TDES0_TCH |
               (s_irq ? ETH_TDES0_IC : 0u) | (csum_offload ? ETH_TDES0_CIC_FULL : 0u);
+    CLEAN(d, sizeof *d);
     cpu_dsb();
     s_tx_idx = (s_tx_idx + 1u) % ETH_TX_DESC_COUNT;
     ETH_DMA->DMATPDR = 0;   /* resume the TX process (suspended when it ran out of frames) */
@@ -375,7 +443,8 @@ int eth_tx_send(uint32_t len, int csum_offload)
 int eth_rx_frame(const uint8_t **frame, uint32_t *len)
 {
     for (uint32_t tries = 0; tries < ETH_RX_DESC_COUNT; tries++) {
-        eth_desc_t *d = &s_rx_desc[s_rx_idx];
+        eth_desc_t *d = RX_DESC(s_rx_idx);
+        INVALIDATE(d, sizeof *d);
         uint32_t st = d->des0;
         if (st & ETH_RDES0_OWN) {
             service_status();   /* nothing received: the one DMASR read of an idle poll */
@@ -387,6 +456,7 @@ int eth_rx_frame(const uint8_t **frame, uint32_t *len)
         int csum_bad = (st & ETH_RDES0_FT) && (st & (ETH_RDES0_IPHCE | ETH_RDES0_PCE));
         if ((st & (ETH_RDES0_FS | ETH_RDES0_LS)) == (ETH_RDES0_FS | ETH_RDES0_LS) &&
             !(st & ETH_RDES0_ES) && !csum_bad && fl > 4u && fl - 4u <= ETH_BUF_SIZE) {
+            INVALIDATE(s_rx_buf[s_rx_idx], fl);   /* the frame as the DMA wrote it */
             *frame = s_rx_buf[s_rx_idx];
             *len = fl - 4u;   /* the FCS is not stripped (MACCR.CSTF = 0) */
             s_stats.rx_frames++;
@@ -401,8 +471,9 @@ int eth_rx_frame(const uint8_t **frame, uint32_t *len)
 
 void eth_rx_release(void)
 {
-    eth_desc_t *d = &s_rx_desc[s_rx_idx];
+    eth_desc_t *d = RX_DESC(s_rx_idx);
     d->des0 = ETH_RDES0_OWN;
+    CLEAN(d, sizeof *d);
     cpu_dsb();
     s_rx_idx = (s_rx_idx + 1u) % ETH_RX_DESC_COUNT;
     /* A suspended RX process is resumed by the next idle poll (service_status); with

@@ -345,6 +345,9 @@ typedef struct {
 #define SCB_ICIALLU  REG32(0xE000EF50u)
 #define SCB_DCISW    REG32(0xE000EF60u)
 #define SCB_DCCISW   REG32(0xE000EF74u)
+#define SCB_DCIMVAC  REG32(0xE000EF5Cu)
+#define SCB_DCCMVAC  REG32(0xE000EF68u)
+#define DCACHE_LINE_SIZE 32u
 #define SCB_STIR     REG32(0xE000EF00u)
 #define CCSIDR_SETS(x)  (((x) >> 13) & 0x7FFFu)
 #define CCSIDR_WAYS(x)  (((x) >> 3) & 0x3FFu)

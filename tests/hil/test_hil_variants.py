@@ -72,6 +72,9 @@ CASES = [
     Case("irq-left-enabled", UPDATE, "update and 16k", "eth", "jump", ("nvic_enabled",)),
     # SPI RX by DMA into a cached buffer, never invalidated (issue 17; the thread's WiFi-only corruption)
     Case("dma-rx-no-invalidate", UPDATE, "update and 16k", "wifi", "transfer", ("stale_cache_lines",)),
+    # Ethernet DMA descriptors and frames in cacheable SRAM, D-cache on, no clean/invalidate:
+    # the MAC never sees a frame to send (the classic STM32F7 Ethernet hang with the cache on)
+    Case("eth-dcache-no-maintenance", UPDATE, "update and 16k", "eth", "boot", ("probably the D-cache",)),
     Case("no-vtor", UPDATE, "update and 16k", "eth", "jump", ("vtor: expected 0x08040000",)),
     Case("mpu-left-on", UPDATE, "update and 16k", "eth", "jump", ("mpu",)),
     Case("primask-left-set", UPDATE, "update and 16k", "eth", "jump", ("primask",)),
@@ -285,6 +288,17 @@ def test_suite_passes_correct_bootloader_with_spi_dma_and_dcache(tmp_path: Path)
     bootloader = BUILD / "bootloader-spi-dma.bin"
     assert bootloader.is_file(), f"{bootloader} missing: run make -C firmware"
     failures = run_suite(tmp_path, bootloader, "update and (16k or 300k)", "wifi")
+    assert not failures, failures
+
+
+def test_suite_passes_correct_bootloader_with_eth_dma_in_cached_sram(tmp_path: Path) -> None:
+    """The control of eth-dcache-no-maintenance: the correct bootloader with its Ethernet DMA
+    descriptors and frames in cacheable SRAM and the D-cache on for the whole update (cleaned
+    and invalidated as the DMA needs) updates over Ethernet and jumps. Without the D-cache
+    model's ITSTATE fix (twin/dcache_hooks.c) lwIP crashed here on unicorn 2.1.4."""
+    bootloader = BUILD / "bootloader-eth-dcache.bin"
+    assert bootloader.is_file(), f"{bootloader} missing: run make -C firmware"
+    failures = run_suite(tmp_path, bootloader, "update and (16k or 512k)", "eth")
     assert not failures, failures
 
 
