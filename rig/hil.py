@@ -399,12 +399,16 @@ class Bench:
                 else check.analysis.summary()
             )
         message += "".join(f"; {s}" for s in crc_sentences(self, image, ev, result, readbacks))
-        if result.phase == "connect" and ev.scenario.get("transport") == "eth":
-            message += self._eth_hint()
+        if result.phase == "connect":
+            message += self.no_connection_hint(ev.scenario.get("transport", ""))
         return self._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
-    def _eth_hint(self) -> str:
-        """Why an Ethernet board never connected, from its registers (rig/eth_hint.py)."""
+    def no_connection_hint(self, transport: str) -> str:
+        """Why a board never connected over ``transport``, as far as its registers tell
+        (rig/eth_hint.py: Ethernet with the D-cache on); "" if they do not say, else
+        "; " and the sentence."""
+        if transport != "eth":
+            return ""
         from rig.eth_hint import cached_descriptors
 
         try:
