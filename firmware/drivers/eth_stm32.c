@@ -106,19 +106,8 @@ static void dcache_by_addr(volatile uint32_t *op, const volatile void *p, uint32
    the jump to the application cleans and turns it off again, bootloader/jump.c). */
 static void dcache_on(void)
 {
-    if (SCB->CCR & SCB_CCR_DC)
-        return;
-    SCB->CSSELR = 0;
-    cpu_dsb();
-    uint32_t ccsidr = SCB->CCSIDR;
-    for (uint32_t set = 0; set <= CCSIDR_SETS(ccsidr); set++) {
-        for (uint32_t way = 0; way <= CCSIDR_WAYS(ccsidr); way++)
-            SCB_DCISW = (set << 5) | (way << 30);
-    }
-    cpu_dsb();
-    SCB->CCR |= SCB_CCR_DC;
-    cpu_dsb();
-    cpu_isb();
+    if (!(SCB->CCR & SCB_CCR_DC))
+        cpu_dcache_enable();
 }
 #endif
 

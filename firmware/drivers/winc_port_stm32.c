@@ -281,19 +281,8 @@ static void dcache_invalidate(const void *p, uint32_t n)
 static void dcache_enable(void)
 {
     s_dcache_was_on = (SCB->CCR & SCB_CCR_DC) != 0;
-    if (s_dcache_was_on)
-        return;
-    SCB->CSSELR = 0;
-    cpu_dsb();
-    uint32_t ccsidr = SCB->CCSIDR;
-    for (uint32_t set = 0; set <= CCSIDR_SETS(ccsidr); set++) {
-        for (uint32_t way = 0; way <= CCSIDR_WAYS(ccsidr); way++)
-            SCB_DCISW = (set << 5) | (way << 30);
-    }
-    cpu_dsb();
-    SCB->CCR |= SCB_CCR_DC;
-    cpu_dsb();
-    cpu_isb();
+    if (!s_dcache_was_on)
+        cpu_dcache_enable();
 }
 
 static void dcache_restore(void)

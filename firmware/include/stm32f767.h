@@ -413,6 +413,22 @@ static inline uint32_t cpu_get_control(void)
 }
 static inline void cpu_wfi(void) { __asm volatile ("wfi"); }
 
+/* SCB_EnableDCache: invalidate every line by set/way, then CCR.DC (call with it off). */
+static inline void cpu_dcache_enable(void)
+{
+    SCB->CSSELR = 0;
+    cpu_dsb();
+    uint32_t ccsidr = SCB->CCSIDR;
+    for (uint32_t set = 0; set <= CCSIDR_SETS(ccsidr); set++) {
+        for (uint32_t way = 0; way <= CCSIDR_WAYS(ccsidr); way++)
+            SCB_DCISW = (set << 5) | (way << 30);
+    }
+    cpu_dsb();
+    SCB->CCR |= SCB_CCR_DC;
+    cpu_dsb();
+    cpu_isb();
+}
+
 static inline void nvic_enable_irq(unsigned irqn) { NVIC->ISER[irqn >> 5] = 1u << (irqn & 31u); }
 static inline void nvic_disable_irq(unsigned irqn) { NVIC->ICER[irqn >> 5] = 1u << (irqn & 31u); }
 static inline void nvic_set_pending(unsigned irqn) { NVIC->ISPR[irqn >> 5] = 1u << (irqn & 31u); }
