@@ -11,8 +11,11 @@ The hooks (a load; a store under each write policy) exist twice with the same be
 C compiler works, and by the tests to check that both agree). Unicorn calls a store hook
 before the store: the line as it was is memory's copy.
 
-Owns: the arrays and the Python hooks. Must not touch: unicorn, maintenance, other masters
-(twin/dcache.py).
+Both also zero the IT state unicorn 2.1.4 restores before a memory hook (``itstate_fix``;
+twin/dcache_hooks.c says why).
+
+Owns: the arrays and the Python hooks. Must not touch: unicorn beyond EPSR's IT bits,
+maintenance, other masters (twin/dcache.py).
 """
 
 from __future__ import annotations
