@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import select
 import signal
 import socket
@@ -44,8 +45,28 @@ def twin_home() -> Path:
     return Path(spec.origin).resolve().parent.parent
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now on ``host``."""
+#: where Linux lists the ports it hands to outgoing connections
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def free_port(host: str = "127.0.0.1", rng: random.Random | None = None) -> int:
+    """A TCP port that is free right now on ``host`` and below the kernel's ephemeral range
+    where that range is known: the OTA server listens on it only while a test runs, and a port
+    the kernel may hand to any outgoing connection in between was taken once (EADDRINUSE in a
+    CI run). Falls back to a kernel-chosen port."""
+    rng = rng or random.SystemRandom()
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    for _ in range(50 if low > 11000 else 0):
+        port = rng.randrange(10000, low)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
