@@ -11,8 +11,7 @@ The hooks (a load; a store under each write policy) exist twice with the same be
 C compiler works, and by the tests to check that both agree). Unicorn calls a store hook
 before the store: the line as it was is memory's copy.
 
-Both also zero the IT state unicorn 2.1.4 restores before a memory hook (``itstate_fix``;
-twin/dcache_hooks.c says why).
+Both also zero the IT state unicorn 2.1.4 restores before a memory hook (twin/itstate.py).
 
 Owns: the arrays and the Python hooks. Must not touch: unicorn beyond EPSR's IT bits,
 maintenance, other masters (twin/dcache.py).
@@ -24,25 +23,11 @@ import ctypes
 from collections.abc import Callable
 
 import numpy as np
-from unicorn.arm_const import UC_ARM_REG_EPSR
-from unicorn.unicorn_py3.unicorn import uclib
+
+from twin.itstate import itstate_fix
 
 LINE = 32
 HELD, DIRTY, SHADOW = 1, 2, 4
-
-
-EPSR_IT = 0x0600FC00
-
-
-def itstate_fix(handle) -> None:
-    """Zero the IT state unicorn 2.1.4 restores before a memory hook (twin/dcache_hooks.c
-    says why); ``handle``: the raw engine handle a C-level hook receives."""
-    if not isinstance(handle, int):
-        return  # an engine double
-    v = ctypes.c_uint32()
-    if uclib.uc_reg_read(handle, UC_ARM_REG_EPSR, ctypes.byref(v)) == 0 and v.value & EPSR_IT:
-        v.value &= ~EPSR_IT & 0xFFFFFFFF
-        uclib.uc_reg_write(handle, UC_ARM_REG_EPSR, ctypes.byref(v))
 
 
 class CArray(ctypes.Structure):

@@ -25,6 +25,7 @@ import unicorn.arm_const as A
 from twin import memory as mm
 from twin.device import ExceptionUnit
 from twin.fastreg import reg_reader
+from twin.itstate import itstate_fix
 from twin.mpu import MpuView
 from twin.mpu import decode as mpu_decode
 from twin.slice import Slice
@@ -54,6 +55,7 @@ class Protection:
         self.view: MpuView | None = None  # None: nothing refused by the MPU
         self._stack_checks: dict[tuple[int, ...], bool] = {}  # mpu_allows answers
         self._mpu_hooks: list[int] = []
+        self._x_in_part: set[int] = set()  # pages the MPU makes executable only in part
         self.backup_writable = True  # backup SRAM takes CPU stores: all gates open
         # PWR_CR1.DBP ("dbp") and RCC_AHB1ENR.BKPSRAMEN ("clock"); their models close them
         # at reset (a machine without them keeps backup SRAM writable)
@@ -216,30 +218,36 @@ class Protection:
         for h in self._mpu_hooks:
             uc.hook_del(h)
         self._mpu_hooks = []
+        self._x_in_part.clear()
         for reg in self._memory.regions:
             base = self._base_perms(reg)
             if view is None:
                 uc.mem_protect(reg.base, reg.size, base)
                 continue
             for lo, hi, perms, varies in view.page_perms(reg.base, reg.end, _UC_PAGE):
-                uc.mem_protect(lo, hi - lo, base & perms)
+                # a page readable only in part is mapped unreadable: every read asks
+                # hook_prot_other, which refuses it before it happens (the range hook
+                # keeps unicorn from caching the answer for the page)
+                uc.mem_protect(lo, hi - lo, base & perms & ~(varies & uc_mod.UC_PROT_READ))
                 if varies & uc_mod.UC_PROT_READ:
                     self._mpu_hooks.append(
                         uc.hook_add(uc_mod.UC_HOOK_MEM_READ, self._read_hook, begin=lo, end=hi - 1)
                     )
                 if varies & uc_mod.UC_PROT_EXEC:
+                    self._x_in_part.update(range(lo, hi, _UC_PAGE))
                     self._mpu_hooks.append(
                         uc.hook_add(uc_mod.UC_HOOK_CODE, self._code_hook, begin=lo, end=hi - 1)
                     )
         uc.ctl_flush_tb()
 
     def _read_hook(self, uc, access, address, size, value, _ud) -> None:
-        """Reads on a page the MPU protects only in part: refuse the exact address (the
-        instruction does not retire; MemManage DACCVIOL with MMFAR)."""
-        if self.denies(address, uc_mod.UC_PROT_READ):
-            self._slice.stop(
-                "fault", ("memmanage", address, f"MPU: data access to 0x{address:08X} not allowed")
-            )
+        """Reads on a page the MPU protects only in part. The page is mapped unreadable, so
+        unicorn asks :meth:`hook_prot_other` after this hook, for every read (this hook
+        being there keeps the page off unicorn's fast path): a refused read then stops
+        before it happens, the state restored (MemManage DACCVIOL with MMFAR; the faulting
+        instruction and any IT state are stacked). Here: the IT state unicorn restored for
+        the hooks goes (twin/itstate.py); a refusal restores it again."""
+        itstate_fix(uc)
 
     def _code_hook(self, uc, address, size, _ud) -> None:
         """Fetches on a page the MPU makes executable only in part (IACCVIOL)."""
@@ -250,18 +258,29 @@ class Protection:
 
     def hook_prot_other(self, uc, access, address, size, value, _ud) -> bool:
         """UC_HOOK_MEM_READ_PROT | UC_HOOK_MEM_FETCH_PROT: unicorn refused a read or fetch
-        by page protection (the MPU: the page grants that right nowhere).
+        by page protection: the MPU, on a page that grants that right nowhere or, for a
+        read, on a page that grants it in part (then the exact address decides).
 
         A fetch from writable memory the MPU does not refuse is allowed: writable memory is
         mapped without EXEC so that unicorn asks here when it translates code there; the
-        page is recorded in :attr:`code_pages` (unicorn goes on with the fetch)."""
+        page is recorded in :attr:`code_pages` (unicorn goes on with the fetch). On a page
+        executable only in part every fetch is allowed here: unicorn translates a block
+        ahead of running it, and the code hook refuses the instruction when it runs."""
         if access == uc_mod.UC_MEM_FETCH_PROT:
             reg = self._memory.region_at(address, 1)
-            if reg is not None and reg.writable and not self.denies(address, uc_mod.UC_PROT_EXEC):
+            page = address & ~(_UC_PAGE - 1)
+            if (
+                reg is not None
+                and reg.writable
+                and (page in self._x_in_part or not self.denies(address, uc_mod.UC_PROT_EXEC))
+            ):
                 self.code_pages.add(address & ~(_UC_PAGE - 1))
                 return True
+        read = access == uc_mod.UC_MEM_READ_PROT
+        if read and self.view is not None and not self.denies(address, uc_mod.UC_PROT_READ):
+            return True  # a page readable in part, at an address the MPU allows
         if self.view is not None and self._memory.region_at(address, 1) is not None:
-            # the page grants no read (or no fetch) anywhere: the MPU refuses this access
+            # the MPU refuses this read (or this fetch: the page grants none anywhere)
             fetch = access == uc_mod.UC_MEM_FETCH_PROT
             self._slice.mpu_fault = ("iaccviol" if fetch else "daccviol", address)
         self._slice.fault_addr = address

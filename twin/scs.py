@@ -18,6 +18,7 @@ import unicorn as uc_mod
 
 from twin.debug_regs import Dbgmcu, DebugRegs, DfsrReg, Dwt, Fpb, RomTable, ScsIds, WordBlock
 from twin.device import Device, ResetKind
+from twin.itstate import itstate_fix
 
 if TYPE_CHECKING:
     from twin.machine import Machine
@@ -289,12 +290,14 @@ class DebugUnit:
                 6: uc_mod.UC_HOOK_MEM_WRITE,
                 7: uc_mod.UC_HOOK_MEM_READ | uc_mod.UC_HOOK_MEM_WRITE,
             }[func]
-            self._wp_hooks[i] = uc.hook_add(kinds, lambda u, *a, n=i: self._wp_hit(n), begin=lo, end=hi)
+            self._wp_hooks[i] = uc.hook_add(kinds, lambda u, *a, n=i: self._wp_hit(n, u), begin=lo, end=hi)
         self.m.flush_code_cache()
         uc.ctl(uc_mod.UC_CTL_TLB_FLUSH, uc_mod.UC_CTL_IO_WRITE)  # flush the TLB
 
-    def _wp_hit(self, i: int) -> None:
+    def _wp_hit(self, i: int, uc=None) -> None:
         if not self.ctrl & C_DEBUGEN or self.suppress:
+            if uc is not None:  # a data access goes on (twin/itstate.py)
+                itstate_fix(uc)
             return
         self.dwt_func[i] |= 1 << 24  # MATCHED
         self.m.slice.stop("watchpoint")

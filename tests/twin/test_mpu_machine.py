@@ -286,3 +286,121 @@ def test_mpu_applies_to_peripheral_space_for_unprivileged_code(run) -> None:
     )
     b = run(body, handlers={11: "svc_h"}, extra=SVC_RET)
     assert record(b)[:3] == (1, 0x82, 0x4000481C)
+
+
+# a MemManage handler that records the stacked xPSR (REC+4), r5 (REC+8) and the stacked PC
+# (REC+12), then ends the program
+FRAME_HANDLER = f"""
+.thumb_func
+mm_frame:
+    mrs r0, msp
+    ldr r1, [r0, #28]
+    ldr r3, =0x{REC:08X}
+    str r1, [r3, #4]
+    str r5, [r3, #8]
+    ldr r1, [r0, #24]
+    str r1, [r3, #12]
+    ldr r0, =0x{DONE:08X}
+    ldr r1, =0xD0DE
+    str r1, [r0]
+    b .
+"""
+DCACHE_ON = """
+    ldr r0, =0xE000ED14       @ CCR.DC
+    ldr r1, [r0]
+    orr r1, r1, #0x10000
+    str r1, [r0]
+    dsb
+    isb
+"""
+
+
+@pytest.mark.parametrize("dcache", [False, True], ids=["dcache-off", "dcache-on"])
+def test_refused_read_in_an_it_block_faults_before_it_retires(run, dcache) -> None:
+    """A 32-byte no-access region cuts a page: the refused load does not retire, nothing
+    after it runs, and the frame holds its PC and the IT state (an exception return
+    resumes the block where it stopped). The twin once let the load and the rest of its
+    translation block run, and stacked the PC after them with the IT state gone."""
+    body = (
+        (DCACHE_ON if dcache else "")
+        + mpu([(0x20008020, rasr(4, 0))])
+        + """
+    ldr r0, =0x20008020
+    movs r5, #0
+    movs r3, #2
+    cmp r3, #1
+    itt ne
+fault_here:
+    ldrne r3, [r0]            @ DACCVIOL
+    addne r3, r3, #1
+    movs r5, #9
+    b .
+    """
+    )
+    b = run(body, handlers={4: "mm_frame"}, extra=FRAME_HANDLER)
+    xpsr, r5, pc = (word(b, REC + 4 * i) for i in (1, 2, 3))
+    with b.machine.host() as m:
+        assert m.bus_read(pc - 2, 4) == bytes.fromhex("1cbf0368")  # itt ne; ldrne r3, [r0]
+    assert r5 == 0
+    assert xpsr & 0x0600FC00 == 0x00001C00, hex(xpsr)  # ITSTATE of the block's first instruction
+
+
+def test_code_after_an_it_block_whose_load_the_mpu_allowed_runs_outside_it(run) -> None:
+    """The MPU checks reads on a page a region cuts with a hook; unicorn 2.1.4 leaves an IT
+    block's state behind after a hooked access (twin/itstate.py), and the code after this
+    block then ran as if inside it (its conditional branch: UNDEFINSTR, lockup here)."""
+    body = (
+        mpu([(0x20008020, rasr(4, 0))])
+        + """
+    ldr r0, =0x20008000       @ the page the region cuts, outside the region: allowed
+    ldr r4, =0x20000700       @ DTCM
+    movs r6, #0
+    movs r3, #2
+    movs r1, #1
+    cmp r3, #1
+    ittt ne
+    ldrne r3, [r0]
+    orrne r3, r3, #16
+    strne r3, [r4]
+    b.w 1f
+    nop
+1:
+    cmp r1, #0
+    beq 2f
+    movs r6, #7
+2:
+    ldr r0, =0x20001020
+    str r6, [r0]
+    """
+    )
+    b = run(body)
+    assert word(b, 0x20001020) == 7
+    assert record(b)[0] == 0
+
+
+def test_execute_never_region_of_32_bytes_faults_at_the_instruction(run) -> None:
+    """Code runs up to a 32-byte XN region in the same page and faults on its first
+    instruction there, not at the start of the block unicorn translated ahead."""
+    body = (
+        """
+    ldr r2, =0x2000A01C
+    ldr r1, =0x25062505       @ movs r5, #5; movs r5, #6
+    str r1, [r2]
+    ldr r1, =0x47704770       @ bx lr; bx lr
+    str r1, [r2, #4]
+    dsb
+    isb
+    movs r5, #0
+"""
+        + mpu([(0x2000A020, rasr(4, 3, xn=True))])
+        + """
+    ldr r0, =0x2000A01D
+    blx r0                    @ two instructions run, then IACCVIOL at 0x2000A020
+    ldr r2, =0x20001024
+    str r5, [r2]
+    """
+    )
+    b = run(body, resume=RETURN)
+    count, cfsr, _, pc = record(b)
+    assert (count, cfsr, pc) == (1, 0x01, 0x2000A020)
+    assert word(b, 0x20001024) == 6
