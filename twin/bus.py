@@ -91,10 +91,10 @@ class Bus:
         self.dcache = self._dcache = DCache(uc, memory, uc.ctl_flush_tb, stores.mark_dirty, log)
         self.master_port.dcache = self.dcache
         for reg in memory.regions:
-            # RAM is mapped without EXEC: its first fetch on a page tells twin/protection.py
-            # that the page holds code (see Protection.hook_prot_other)
+            # memory is mapped without EXEC: the translator's every fetch reaches
+            # Protection.hook_prot_other (a RAM page that holds code; twin/usage_checks.py)
             perms = uc_mod.UC_PROT_READ
-            perms |= uc_mod.UC_PROT_WRITE if reg.writable else uc_mod.UC_PROT_EXEC
+            perms |= uc_mod.UC_PROT_WRITE if reg.writable else 0
             uc.mem_map_ptr(reg.base, reg.size, perms, reg.buf)
 
     # ------------------------------------------------------------------ device map

@@ -26,7 +26,7 @@ sequence cleans/invalidates by set/way afterwards).
 
 The line state lives in one :class:`~twin.dcache_lines.LineArray` per memory (SRAM, flash);
 the hooks that keep it while the CPU runs are C functions (twin/dcache_hooks.c) where a C
-compiler works, the same hooks in Python otherwise (twin/dcache_native.py says which).
+compiler works, the same hooks in Python otherwise (twin/native.py says which).
 
 Owns: the line state, its unicorn hooks. Must not touch: the
 exception model, devices (the SCB registers call :meth:`set_enabled`/:meth:`operation`/
@@ -36,14 +36,15 @@ exception model, devices (the SCB registers call :meth:`set_enabled`/:meth:`oper
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Callable
 
 import numpy as np
 import unicorn as uc_mod
 from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC, uc_hook_h, uclib
 
-from twin import dcache_native
 from twin import memory as mm
+from twin import native
 from twin.dcache_lines import DIRTY, HELD, SHADOW, LineArray
 
 LINE = 32
@@ -167,8 +168,10 @@ class DCache:
         if getattr(self.uc, "_uch", None) is None:
             return None  # an engine double: Python hooks through its own hook_add
         try:
-            return dcache_native.library()
-        except dcache_native.NativeUnavailable as e:
+            if os.environ.get("OTA_TWIN_DCACHE", "").lower() == "python":
+                raise native.NativeUnavailable("OTA_TWIN_DCACHE=python")
+            return native.library()
+        except native.NativeUnavailable as e:
             self._log(f"dcache: C hooks unavailable ({e}); the D-cache model runs Python hooks (slower)")
             return None
 

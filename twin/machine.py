@@ -45,6 +45,7 @@ from twin.runner import CoreRunner
 from twin.services import DeviceServices
 from twin.slice import SHORT_SLICE, Slice
 from twin.stores import Stores
+from twin.usage_checks import UsageChecks
 
 __all__ = ["SHORT_SLICE", "DeviceServices", "Machine"]
 
@@ -100,6 +101,10 @@ class Machine:
         self._exc: ExceptionUnit | None = None
         self._debug = None
         self._flash = None
+        #: UsageFaults unicorn does not raise (unaligned LDRD/LDM..., DIV_0_TRP)
+        self.usage_checks = UsageChecks(uc, self.memory, self.slice, self._ccr, clock.log)
+        self.protection.on_fetch = self.usage_checks.on_fetch
+        self.runner.arm = self.usage_checks.code_hook.arm  # the hook counts the slices
         self.bus.add_store_hook(self.stores.hook_write_prot)
         uc.hook_add(uc_mod.UC_HOOK_MEM_UNMAPPED, self.bus.hook_unmapped)
         uc.hook_add(
@@ -116,6 +121,10 @@ class Machine:
     @exc.setter
     def exc(self, unit: ExceptionUnit | None) -> None:
         self._exc = self.runner.exc = self.resets.exc = self.protection.exc = unit
+
+    def _ccr(self) -> int:
+        exc = self._exc
+        return int(getattr(exc, "ccr", 0)) if exc is not None else 0
 
     @property
     def debug(self):

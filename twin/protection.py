@@ -55,6 +55,8 @@ class Protection:
         self.view: MpuView | None = None  # None: nothing refused by the MPU
         self._stack_checks: dict[tuple[int, ...], bool] = {}  # mpu_allows answers
         self._mpu_hooks: list[int] = []
+        #: told of every fetch the translator makes and the MPU allows (twin/usage_checks.py)
+        self.on_fetch: Callable[[int], None] | None = None
         self._x_in_part: set[int] = set()  # pages the MPU makes executable only in part
         self.backup_writable = True  # backup SRAM takes CPU stores: all gates open
         # PWR_CR1.DBP ("dbp") and RCC_AHB1ENR.BKPSRAMEN ("clock"); their models close them
@@ -124,12 +126,13 @@ class Protection:
             )
 
     def _base_perms(self, reg: mm.Region) -> int:
-        """Page protections of a memory region without the MPU. Writable memory never gets
-        EXEC: a fetch there reaches :meth:`hook_prot_other`, which records the page as
-        holding code and lets the fetch go on (see :meth:`code_in`)."""
-        if not reg.writable:
-            return uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC
+        """Page protections of a memory region without the MPU. Memory never gets EXEC: the
+        translator's every fetch reaches :meth:`hook_prot_other`, which records a page of
+        writable memory as holding code (see :meth:`code_in`), tells :attr:`on_fetch` and
+        lets the fetch go on."""
         perms = uc_mod.UC_PROT_READ
+        if not reg.writable:
+            return perms
         if reg is not self._memory.bkpsram or self.backup_writable:
             perms |= uc_mod.UC_PROT_WRITE
         return perms
@@ -269,12 +272,11 @@ class Protection:
         if access == uc_mod.UC_MEM_FETCH_PROT:
             reg = self._memory.region_at(address, 1)
             page = address & ~(_UC_PAGE - 1)
-            if (
-                reg is not None
-                and reg.writable
-                and (page in self._x_in_part or not self.denies(address, uc_mod.UC_PROT_EXEC))
-            ):
-                self.code_pages.add(address & ~(_UC_PAGE - 1))
+            if reg is not None and (page in self._x_in_part or not self.denies(address, uc_mod.UC_PROT_EXEC)):
+                if reg.writable:
+                    self.code_pages.add(page)
+                if self.on_fetch is not None:
+                    self.on_fetch(address)
                 return True
         read = access == uc_mod.UC_MEM_READ_PROT
         if read and self.view is not None and not self.denies(address, uc_mod.UC_PROT_READ):

@@ -1,9 +1,9 @@
 """The core runner: instruction slices, the run state (halt, sleep, lockup) and the hand-off
 of what stopped a slice to the exception model or the debug logic.
 
-A slice is one ``emu_start(count=N)``; :meth:`CoreRunner.step_slice` picks N (short after
-MMIO, cut at the next scheduled event), takes a pending exception first, runs the slice,
-charges the executed instructions to virtual time and then handles what the hooks
+A slice is one ``emu_start`` of N instructions (counted by twin/code_hook.py);
+:meth:`CoreRunner.step_slice` picks N (short after MMIO, cut at the next scheduled event),
+takes a pending exception first, runs the slice, charges the executed instructions to virtual time and then handles what the hooks
 recorded on the :class:`~twin.slice.Slice`: faults (``ExceptionUnit.fault``), SVC,
 exception return, BKPT, breakpoints and watchpoints (the debug unit halts), WFI (sleep).
 An exception return is done inside the slice when nothing needs its boundary
@@ -80,6 +80,7 @@ class CoreRunner:
         self._unmask_watch = False  # the running slice is watched for unmasking (twin/unmask.py)
         self._stepping = False  # inside step_slice (see kick_matters)
         self.lockup_reason = ""
+        self.arm: Callable[[int], int] = int  # a slice's count for emu_start (twin/code_hook.py)
         self.instructions = 0  # executed instructions since start (statistics)
         self.on_halt: list[Callable[[str], None]] = []
         # devices whose clock runs on while the core is stopped (watchdogs): see sync_stopped
@@ -316,7 +317,7 @@ class CoreRunner:
         s = self._slice
         s.active = True
         try:
-            self.uc.emu_start(pc | 1, _UNTIL, 0, count)
+            self.uc.emu_start(pc | 1, _UNTIL, 0, self.arm(count))
         except Exception as e:  # UcError, or a Python error inside a hook
             return e
         finally:

@@ -1,8 +1,8 @@
 """The instruction slice in progress: the state the CPU hooks and the core runner share.
 
-A slice is one ``emu_start(count=N)``. While it runs, unicorn calls the twin's hooks (bus
-MMIO callbacks, the store hook, MPU and debug hooks); they cannot run the core or do a
-reset there, so they record what they saw here and stop the slice. The runner
+A slice is one ``emu_start`` of N instructions (counted by twin/code_hook.py). While it
+runs, unicorn calls the twin's hooks (bus MMIO callbacks, the store hook, MPU and debug
+hooks); they cannot run the core or do a reset there, so they record what they saw here and stop the slice. The runner
 (twin/runner.py) reads the record once ``emu_start`` returns.
 
 Owns: whether a slice runs (``active``), why it must stop (``reasons``, :meth:`Slice.stop`),

@@ -41,7 +41,8 @@ CFSR_BITS: tuple[tuple[str, int, str, str], ...] = (
         "UFSR",
         24,
         "UNALIGNED",
-        "unaligned access: LDRD/STRD/LDM/STM/LDREX off a word boundary, or any with CCR.UNALIGN_TRP set",
+        "unaligned access: LDRD/STRD/LDM/STM/VLDR/VSTR/LDREX off a word boundary (a packet buffer cast"
+        " to a struct with 64-bit or float fields?), or any with CCR.UNALIGN_TRP set",
     ),
     ("UFSR", 25, "DIVBYZERO", "integer divide by zero with CCR.DIV_0_TRP set"),
 )

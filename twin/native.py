@@ -1,15 +1,18 @@
-"""Build and load the D-cache model's C memory hooks (twin/dcache_hooks.c).
+"""Build and load the twin's C hooks: the D-cache model's memory hooks (twin/dcache_hooks.c)
+and the one code hook (twin/code_hook.c: instruction count, UsageFault sites), one library.
 
-The source ships with the package; the first twin that needs it compiles it with the host C
+The sources ship with the package; the first twin that needs them compiles them with the host C
 compiler (``cc``, or ``$CC``; `make setup` installs gcc) into a shared library in
 ``$XDG_CACHE_HOME/ota-rig/native`` (default ``~/.cache/ota-rig/native``), named by a hash of
-the source and the interpreter's platform, and every later twin loads that file. The build
+the sources and the interpreter's platform, and every later twin loads that file. The build
 writes a temporary file and renames it, so parallel twins (pytest-xdist) never load half a
-library. Where no compiler works the model runs the same hooks in Python
-(twin/dcache_lines.py), about 20 times slower, and says so once in the twin's log.
-``OTA_TWIN_DCACHE=python`` chooses the Python hooks (the tests run both).
+library. Where no compiler works the twin runs the same hooks in Python (twin/dcache_lines.py,
+twin/code_hook.py), slower, and says so once in the twin's log. ``OTA_TWIN_NATIVE=python``
+chooses the Python hooks for both, ``OTA_TWIN_DCACHE=python`` for the D-cache's (the tests
+run both).
 
-Owns: the build and the ctypes library. Must not touch: the cache state (twin/dcache.py).
+Owns: the build and the ctypes library. Must not touch: the cache state (twin/dcache.py), the
+sites (twin/usage_checks.py).
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from pathlib import Path
 from unicorn.arm_const import UC_ARM_REG_EPSR
 from unicorn.unicorn_py3.unicorn import uclib
 
-SOURCE = Path(__file__).with_name("dcache_hooks.c")
-FUNCTIONS = ("dc_init", "dc_read", "dc_write_back", "dc_write_allocate", "dc_write_through")
+SOURCES = tuple(Path(__file__).with_name(n) for n in ("dcache_hooks.c", "code_hook.c"))
+FUNCTIONS = ("dc_init", "dc_read", "dc_write_back", "dc_write_allocate", "dc_write_through", "ch_code")
 
 
 class NativeUnavailable(RuntimeError):
@@ -41,9 +44,9 @@ def cache_dir() -> Path:
 
 
 def library_path() -> Path:
-    src = SOURCE.read_bytes()
+    src = b"".join(p.read_bytes() for p in SOURCES)
     key = hashlib.sha256(src + (sysconfig.get_platform() or "").encode()).hexdigest()[:16]
-    return cache_dir() / f"dcache_hooks-{key}.so"
+    return cache_dir() / f"twin_hooks-{key}.so"
 
 
 def _compiler() -> str:
@@ -54,12 +57,12 @@ def _compiler() -> str:
 
 
 def build(path: Path) -> None:
-    """Compile SOURCE into ``path`` (atomically)."""
+    """Compile SOURCES into ``path`` (atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        cmd = [_compiler(), "-O2", "-shared", "-fPIC", "-std=c99", "-o", tmp, str(SOURCE)]
+        cmd = [_compiler(), "-O2", "-shared", "-fPIC", "-std=c99", "-o", tmp, *map(str, SOURCES)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if proc.returncode != 0:
             raise NativeUnavailable(f"{' '.join(cmd)} failed: {proc.stderr.strip()[:500]}")
@@ -71,8 +74,8 @@ def build(path: Path) -> None:
 
 def library() -> ctypes.CDLL:
     """The loaded C hooks (built first if needed); NativeUnavailable says why not."""
-    if os.environ.get("OTA_TWIN_DCACHE", "").lower() == "python":
-        raise NativeUnavailable("OTA_TWIN_DCACHE=python")
+    if os.environ.get("OTA_TWIN_NATIVE", "").lower() == "python":
+        raise NativeUnavailable("OTA_TWIN_NATIVE=python")
     return _load(library_path())
 
 

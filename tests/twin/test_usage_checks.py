@@ -1,0 +1,198 @@
+"""UsageFaults a Cortex-M7 raises and unicorn 2.1.4 does not (twin/usage_checks.py):
+LDRD/STRD/LDM/STM/VLDR/VSTR/VLDM/VSTM at an address that is not word-aligned (UNALIGNED),
+SDIV/UDIV by zero with CCR.DIV_0_TRP set (DIVBYZERO). Real Thumb-2 programs on the twin's
+machine; the handler records CFSR and the stacked PC, and skips the faulting instruction."""
+
+from __future__ import annotations
+
+import pytest
+from test_mpu_machine import DONE, REC, word
+
+from twin.usage_checks import ALIGN, DIV, classify
+
+UFSR_HANDLER = f"""
+.thumb_func
+uf_h:
+    ldr r0, =0xE000ED28
+    ldr r1, [r0]
+    ldr r3, =0x{REC:08X}
+    ldr r12, [r3]
+    add r12, r12, #1
+    str r12, [r3]
+    str r1, [r3, #4]
+    str r1, [r0]              @ clear CFSR
+    mrs r0, msp
+    ldr r1, [r0, #24]
+    str r1, [r3, #12]
+    ldrh r2, [r1]             @ skip the faulting instruction (16 or 32 bits)
+    and r2, r2, #0xF800
+    cmp r2, #0xE800
+    ite hs
+    addhs r1, r1, #4
+    addlo r1, r1, #2
+    str r1, [r0, #24]
+    bx lr
+"""
+ENABLE = """
+    ldr r0, =0xE000ED24
+    ldr r1, =0x00040000       @ SHCSR.USGFAULTENA
+    str r1, [r0]
+    ldr r0, =0xE000ED88       @ CPACR: CP10/CP11 full access
+    ldr r1, =0x00F00000
+    str r1, [r0]
+    dsb
+    isb
+    ldr r4, =0x20002000
+    ldr r1, =0x11223344
+    str r1, [r4]
+    ldr r1, =0x55667788
+    str r1, [r4, #4]
+    str r1, [r4, #8]
+"""
+FINISH = f"""
+    ldr r0, =0x{DONE:08X}
+    ldr r1, =0xD0DE
+    str r1, [r0]
+hang:
+    b hang
+"""
+
+
+@pytest.fixture(params=["C", "python"])
+def run(request, monkeypatch):
+    """Run a program; every case with the C hook and with the Python one (no compiler)."""
+    import time
+
+    from periph_exc_harness import assemble
+    from periph_exc_programs import program
+
+    from twin.board import Board, BoardOptions
+    from twin.loader import Chunk
+
+    if request.param == "python":
+        monkeypatch.setenv("OTA_TWIN_NATIVE", "python")
+    else:
+        monkeypatch.delenv("OTA_TWIN_NATIVE", raising=False)
+    boards: list[Board] = []
+
+    def _run(body: str) -> Board:
+        b = Board(BoardOptions(pty=False))
+        boards.append(b)
+        b.power_on(
+            [Chunk(0x08000000, assemble(program(ENABLE + body + FINISH, {6: "uf_h"}, UFSR_HANDLER)), "t")]
+        )
+        b.machine.start()
+        deadline = time.monotonic() + 20
+        while word(b, DONE) != 0xD0DE:
+            assert time.monotonic() < deadline, "the program did not finish"
+            time.sleep(0.01)
+        return b
+
+    yield _run
+    for b in boards:
+        native = "C" if b.machine.usage_checks.code_hook.native else "python"
+        b.close()
+        assert native == request.param
+
+
+def faults(b) -> tuple[int, int, int]:
+    """(how many UsageFaults, the last CFSR, the last stacked PC)"""
+    return word(b, REC), word(b, REC + 4), word(b, REC + 12)
+
+
+@pytest.mark.parametrize(
+    "access",
+    [
+        "ldrd r2, r3, [r5]",
+        "strd r2, r3, [r5, #8]",
+        "ldm r5, {r2, r3}",
+        "stmia r5!, {r2, r3}",
+        "ldmdb r5, {r2, r3}",
+        "ldmia.w r6, {r2, r3}",
+        "vldr s0, [r5]",
+        "vstr d0, [r5, #4]",
+        "vldmia r5, {s0-s1}",
+    ],
+)
+def test_word_aligned_accesses_fault_on_an_unaligned_base(run, access) -> None:
+    b = run(
+        f"""
+    adds r5, r4, #2           @ 0x20002002
+    mov r6, r5
+    movs r2, #0
+    movs r3, #0
+fault_at:
+    {access}
+    ldr r0, =0x20001020
+    str r2, [r0]
+    ldr r1, =fault_at
+    str r1, [r0, #4]
+    """
+    )
+    count, cfsr, pc = faults(b)
+    assert count == 1
+    assert cfsr == 1 << 24, hex(cfsr)  # UNALIGNED
+    assert pc == word(b, 0x20001024) & ~1  # before it executed
+    assert word(b, 0x20001020) == 0  # the load did not happen
+
+
+def test_the_same_accesses_run_on_an_aligned_base_and_plain_loads_run_unaligned(run) -> None:
+    b = run(
+        """
+    ldrd r2, r3, [r4]
+    ldm r4, {r6, r7}
+    vldr s0, [r4]
+    adds r5, r4, #2
+    ldr r1, [r5]              @ unaligned LDR: allowed on the Cortex-M7
+    ldrh r0, [r4, #1]         @ unaligned LDRH: allowed
+    push {r2, r3}
+    pop {r2, r3}
+    ldr r0, =0x20001020
+    str r2, [r0]
+    str r7, [r0, #4]
+    str r1, [r0, #8]
+    """
+    )
+    assert faults(b)[0] == 0
+    assert word(b, 0x20001020) == 0x11223344
+    assert word(b, 0x20001024) == 0x55667788
+    assert word(b, 0x20001028) == 0x77881122
+
+
+@pytest.mark.parametrize(("trap", "expected"), [(False, (0, 0)), (True, (1, 1 << 25))])
+def test_division_by_zero_traps_only_with_div_0_trp(run, trap, expected) -> None:
+    b = run(
+        f"""
+    ldr r0, =0xE000ED14       @ CCR
+    ldr r1, [r0]
+    {"orr r1, r1, #0x10" if trap else "bic r1, r1, #0x10"}
+    str r1, [r0]
+    movs r2, #7
+    movs r3, #0
+    movs r1, #5
+    udiv r1, r2, r3
+    sdiv r6, r2, r2
+    ldr r0, =0x20001020
+    str r1, [r0]
+    str r6, [r0, #4]
+    """
+    )
+    count, cfsr, _ = faults(b)
+    assert (count, cfsr if count else 0) == expected
+    assert word(b, 0x20001020) == (5 if trap else 0)  # skipped by the handler / QEMU's 0
+    assert word(b, 0x20001024) == 1
+
+
+def test_classify_encodings() -> None:
+    assert classify(0xE9D5) == (ALIGN, 5)  # ldrd rX, rY, [r5]
+    assert classify(0xE92D) is None  # push.w (STMDB sp!)
+    assert classify(0xE8BD) is None  # pop.w
+    assert classify(0xE9DF) is None  # ldrd literal (PC: always aligned)
+    assert classify(0xE855) is None  # ldrex (QEMU checks it)
+    assert classify(0xE8D5) is None  # tbb/ldrexb group
+    assert classify(0xC903) == (ALIGN, 1)  # ldmia r1!, {r0, r1}
+    assert classify(0xED95) == (ALIGN, 5)  # vldr
+    assert classify(0xECBD) is None  # vpop
+    assert classify(0xEC41) is None  # vmov d, r, r
+    assert classify(0xFBB2) == (DIV, -1)  # udiv
+    assert classify(0x6828) is None  # ldr r0, [r5]
