@@ -26,8 +26,9 @@ from rig.app_settle import watch_restart
 from rig.board import BoardSpec, FlashLayout
 from rig.bootcfg import BootConfig
 from rig.console import Console
+from rig.crash_hint import CrashWatch
 from rig.diff import analyze
-from rig.errors import ConsoleError, PhaseFailure, ProbeError, RigError
+from rig.errors import ConsoleError, PhaseFailure, RigError
 from rig.evidence import Evidence, FaultInfo, RegionCheck
 from rig.fault_info import read_fault_info
 from rig.flash_guard import (
@@ -109,6 +110,7 @@ class Bench:
         self.bootloader: Image | None = None
         self._breakpoint: int | None = None  #: the app-entry breakpoint currently set
         self._reconnects: ReconnectWatch | None = None  #: after an ACK: does the board dial again?
+        self._crash_watch: CrashWatch | None = None  #: the last update's (did the rig end it?)
         self.last_server: OtaServer | None = None  #: the newest ota_server() (a button's release)
         self.sessions_at_reset = 0  #: its sessions_started when reset_board() began
         self.installed: Image | None = None  #: what the rig believes the app slot holds
@@ -352,7 +354,9 @@ class Bench:
         frames = hil_capture.start(self, transport)  # the board's own frames, where a recorder exists
         with self.ota_server(image.data, policy=policy, max_size=max_size, capture=cap_dir) as server:
             self.reset_board()
-            result = server.wait_session(timeout=timeout)
+            # a board that crashed mid-session ends it now (rig/crash_hint.py), not at the ACK timeout
+            self._crash_watch = CrashWatch(self.probe.read32)
+            result = server.wait_session(timeout=timeout, abandon_if=self._crash_watch)
         if result.ok:  # a board whose install fails dials again: await_app_entry stops waiting
             self._reconnects = ReconnectWatch(*self.target.ota_bind, allow=self.target.ota_allow).start()
         hil_capture.finish(self, ev, frames, analyse=capture)
@@ -378,44 +382,17 @@ class Bench:
     def session_failure(
         self, image: Image, ev: Evidence, result: SessionResult, staged_before: Image | None = None
     ) -> PhaseFailure:
-        """The failure of a session that did not end in ACK (phase ``boot``/``transfer``) with
-        what the board said: after ``NACK:flash`` or ``NACK:crc`` the staging region read back and
-        diagnosed, and every CRC the board reported explained (:mod:`rig.crc_diagnosis`)."""
-        message = (
-            f"the OTA session ended with {result.outcome}: {result.reason} "
-            f"(protocol phase {result.phase}, {result.bytes_sent} of {image.size} "
-            f"bytes sent, policy {result.policy})"
-        )
-        readbacks: dict[str, tuple[int, bytes]] = {}
-        self.console.wait_quiet()  # the board logs why before it sends the NACK: let that arrive
-        if (result.nack_reason or "").startswith(("flash", "crc")):  # the board's data is in flash
-            staging = self.spec.ota.staging_region
-            prev = staged_before.data[: image.size].ljust(image.size, b"\xff") if staged_before else None
-            check = self.check_region(ev, staging, image.data, previous=prev, phase="write")
-            readbacks[staging] = (check.base, check.actual)
-            message += f"; {staging} read back: " + (
-                "it holds the image exactly (the board stored it right; its own check disagrees)"
-                if check.analysis.ok
-                else check.analysis.summary()
-            )
-        message += "".join(f"; {s}" for s in crc_sentences(self, image, ev, result, readbacks))
-        if result.phase == "connect":
-            message += self.no_connection_hint(ev.scenario.get("transport", ""))
-        return self._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
+        """The failure of a session that did not end in ACK (rig/hil_failure.py)."""
+        from rig.hil_failure import session_failure
+
+        watch, self._crash_watch = self._crash_watch, None
+        return session_failure(self, image, ev, result, staged_before, rig_ended=bool(watch and watch.fired))
 
     def no_connection_hint(self, transport: str) -> str:
-        """Why a board never connected over ``transport``, as far as its registers tell
-        (rig/eth_hint.py: Ethernet with the D-cache on); "" if they do not say, else
-        "; " and the sentence."""
-        if transport != "eth":
-            return ""
-        from rig.eth_hint import cached_descriptors
+        """Why a board never connected over ``transport`` (rig/hil_failure.py)."""
+        from rig.hil_failure import no_connection_hint
 
-        try:
-            hint = cached_descriptors(self.probe.read32)
-        except ProbeError:
-            return ""
-        return f"; {hint}" if hint else ""
+        return no_connection_hint(self.probe, transport)
 
     def _wait_for_entry(self, entry: int, timeout: float, ev: Evidence) -> bool:
         """Wait until the core stops at ``entry`` (True) or that will not happen: the board

@@ -202,6 +202,21 @@ CASES = [
 ]
 
 
+# not a thread line (issue 18 review, twin/usage_checks.py): a struct copy through a pointer
+# into the receive buffer: LDRD off a word boundary, UsageFault UNALIGNED on a Cortex-M7; the
+# WINC driver's chunks leave data at odd offsets, so it crashes mid-transfer; the rig ends the
+# session at once and names the fault and the instruction
+CASES.append(
+    Case(
+        "doubleword-source",
+        UPDATE,
+        "update and 300k",
+        "wifi",
+        "transfer",
+        ("core stopped in a fault handler", "UFSR.UNALIGNED", "the faulting instruction is at 0x080"),
+    )
+)
+
 #: the cases in the order they run: those that wait out a timeout first (stable)
 ORDERED = sorted(CASES, key=lambda c: not c.waits)
 

@@ -1,0 +1,93 @@
+"""Why an OTA session did not end in ACK, in one failure message: what the board said
+(after ``NACK:flash`` or ``NACK:crc`` the staging region read back and diagnosed, every CRC
+it reported explained: rig/crc_diagnosis.py), whether it crashed (rig/crash_hint.py: the
+fault and the faulting instruction) and, when it never connected over Ethernet, what its
+registers tell (rig/eth_hint.py).
+
+Owns: the wording of those failures. Must not touch: the session, the flash (reads only).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rig.errors import PhaseFailure, ProbeError
+from rig.evidence import Evidence
+from rig.hil_evidence import crc_sentences
+from rig.image import Image
+from rig.ota.transcript import SessionResult
+from rig.probe import Probe
+
+if TYPE_CHECKING:
+    from rig.hil import Bench
+
+
+def session_failure(
+    bench: Bench,
+    image: Image,
+    ev: Evidence,
+    result: SessionResult,
+    staged_before: Image | None = None,
+    *,
+    rig_ended: bool = False,
+) -> PhaseFailure:
+    """The failure (phase ``boot`` if the board never connected, else ``transfer``);
+    ``rig_ended``: the rig ended the session because the board's core stopped in a fault
+    handler (rig/crash_hint.py CrashWatch)."""
+    ended = (
+        "the rig ended the OTA session: the board's core stopped in a fault handler"
+        if rig_ended
+        else f"the OTA session ended with {result.outcome}: {result.reason}"
+    )
+    message = (
+        f"{ended} (protocol phase {result.phase}, {result.bytes_sent} of {image.size} "
+        f"bytes sent, policy {result.policy})"
+    )
+    readbacks: dict[str, tuple[int, bytes]] = {}
+    bench.console.wait_quiet()  # the board logs why before it sends the NACK: let that arrive
+    if (result.nack_reason or "").startswith(("flash", "crc")):  # the board's data is in flash
+        staging = bench.spec.ota.staging_region
+        prev = staged_before.data[: image.size].ljust(image.size, b"\xff") if staged_before else None
+        check = bench.check_region(ev, staging, image.data, previous=prev, phase="write")
+        readbacks[staging] = (check.base, check.actual)
+        message += f"; {staging} read back: " + (
+            "it holds the image exactly (the board stored it right; its own check disagrees)"
+            if check.analysis.ok
+            else check.analysis.summary()
+        )
+    message += "".join(f"; {s}" for s in crc_sentences(bench, image, ev, result, readbacks))
+    if result.outcome not in ("ack", "nack"):  # the board went silent: did it crash?
+        message += crash_hint(bench.probe, ev)
+    if result.phase == "connect":
+        message += no_connection_hint(bench.probe, ev.scenario.get("transport", ""))
+    return bench._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
+
+
+def crash_hint(probe: Probe, ev: Evidence) -> str:
+    """ "; the board crashed: ..." when its core sits in a fault handler (the fault evidence
+    then goes into the report), else ""."""
+    from rig.crash_hint import crashed
+
+    try:
+        found = crashed(probe)
+    except ProbeError:
+        return ""
+    if found is None:
+        return ""
+    text, ev.fault = found
+    return f"; {text}"
+
+
+def no_connection_hint(probe: Probe, transport: str) -> str:
+    """Why a board never connected over ``transport``, as far as its registers tell
+    (rig/eth_hint.py: Ethernet with the D-cache on); "" if they do not say, else "; " and
+    the sentence."""
+    if transport != "eth":
+        return ""
+    from rig.eth_hint import cached_descriptors
+
+    try:
+        hint = cached_descriptors(probe.read32)
+    except ProbeError:
+        return ""
+    return f"; {hint}" if hint else ""
