@@ -211,3 +211,27 @@ class Board:
 
     def word(self, address: int) -> int:
         return int.from_bytes(self.cpu.read_mem(address, 4), "little")
+
+
+def boot_until_done(chunks: list, done: int, marker: int = 0xD0DE, timeout: float = 20.0):
+    """A twin board (no PTY) powered on with ``chunks`` and started; returns it once the
+    word at ``done`` reads ``marker`` (the program finished), or fails after ``timeout`` s.
+    The caller closes it."""
+    import time
+
+    from twin.board import Board, BoardOptions
+
+    b = Board(BoardOptions(pty=False))
+    try:
+        b.power_on(chunks)
+        b.machine.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            with b.machine.host() as m:
+                if int.from_bytes(m.bus_read(done, 4), "little") == marker:
+                    return b
+            assert time.monotonic() < deadline, "the program did not finish"
+            time.sleep(0.01)
+    except BaseException:
+        b.close()
+        raise

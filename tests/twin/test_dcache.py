@@ -5,13 +5,11 @@ DTCM is never cached."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from periph_exc_harness import assemble
+from periph_exc_harness import assemble, boot_until_done
 from periph_exc_programs import program
 
-from twin.board import Board, BoardOptions
+from twin.board import Board
 from twin.loader import Chunk
 
 OUT = 0x20001100  # the program copies what it read here (DTCM: never cached)
@@ -191,15 +189,9 @@ def run(request, monkeypatch):
         monkeypatch.delenv("OTA_TWIN_DCACHE", raising=False)
 
     def _run(body: str, extra_chunks: tuple[Chunk, ...] = ()) -> Board:
-        b = Board(BoardOptions(pty=False))
-        assert b.machine.bus.dcache.snapshot()["hooks"] == request.param
+        b = boot_until_done([Chunk(0x08000000, assemble(program(body)), "test"), *extra_chunks], DONE)
         boards.append(b)
-        b.power_on([Chunk(0x08000000, assemble(program(body)), "test"), *extra_chunks])
-        b.machine.start()
-        deadline = time.monotonic() + 20
-        while word(b, DONE) != 0xD0DE:
-            assert time.monotonic() < deadline, "the program did not finish"
-            time.sleep(0.01)
+        assert b.machine.bus.dcache.snapshot()["hooks"] == request.param
         return b
 
     yield _run

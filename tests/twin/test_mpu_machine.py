@@ -3,13 +3,11 @@ the architecture's CFSR/MMFAR values, and what the MPU allows still runs at RAM 
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from periph_exc_harness import assemble
+from periph_exc_harness import assemble, boot_until_done
 from periph_exc_programs import program
 
-from twin.board import Board, BoardOptions
+from twin.board import Board
 from twin.loader import Chunk
 
 REC = 0x20001000  # handler record: count, CFSR, MMFAR, faulting PC
@@ -81,18 +79,11 @@ def run():
     boards: list[Board] = []
 
     def _run(body: str, resume: str = SKIP, handlers: dict[int, str] | None = None, extra: str = "") -> Board:
-        b = Board(BoardOptions(pty=False))
-        boards.append(b)
         src = program(
             body + FINISH, {4: "mm_h", **(handlers or {})}, MM_HANDLER.format(rec=REC, resume=resume) + extra
         )
-        b.power_on([Chunk(0x08000000, assemble(src), "test")])
-        b.machine.start()
-        deadline = time.monotonic() + 20
-        while word(b, DONE) != 0xD0DE:
-            assert time.monotonic() < deadline, "the program did not finish"
-            time.sleep(0.01)
-        return b
+        boards.append(boot_until_done([Chunk(0x08000000, assemble(src), "test")], DONE))
+        return boards[-1]
 
     yield _run
     for b in boards:

@@ -61,32 +61,21 @@ hang:
 @pytest.fixture(params=["C", "python"])
 def run(request, monkeypatch):
     """Run a program; every case with the C hook and with the Python one (no compiler)."""
-    import time
-
-    from periph_exc_harness import assemble
+    from periph_exc_harness import assemble, boot_until_done
     from periph_exc_programs import program
 
-    from twin.board import Board, BoardOptions
     from twin.loader import Chunk
 
     if request.param == "python":
         monkeypatch.setenv("OTA_TWIN_NATIVE", "python")
     else:
         monkeypatch.delenv("OTA_TWIN_NATIVE", raising=False)
-    boards: list[Board] = []
+    boards: list = []
 
-    def _run(body: str) -> Board:
-        b = Board(BoardOptions(pty=False))
-        boards.append(b)
-        b.power_on(
-            [Chunk(0x08000000, assemble(program(ENABLE + body + FINISH, {6: "uf_h"}, UFSR_HANDLER)), "t")]
-        )
-        b.machine.start()
-        deadline = time.monotonic() + 20
-        while word(b, DONE) != 0xD0DE:
-            assert time.monotonic() < deadline, "the program did not finish"
-            time.sleep(0.01)
-        return b
+    def _run(body: str):
+        image = assemble(program(ENABLE + body + FINISH, {6: "uf_h"}, UFSR_HANDLER))
+        boards.append(boot_until_done([Chunk(0x08000000, image, "t")], DONE))
+        return boards[-1]
 
     yield _run
     for b in boards:
