@@ -8,7 +8,7 @@
 * DIVBYZERO for SDIV/UDIV by zero while CCR.DIV_0_TRP is set (QEMU returns 0 whatever
   the bit).
 
-How, at no cost to code that has no such instruction: every instruction fetch unicorn's
+How, at no measurable cost (README, figures): every instruction fetch unicorn's
 translator makes reaches :meth:`UsageChecks.on_fetch` (twin/protection.py maps memory
 without EXEC and passes allowed fetches on), once per translation, not per run. A site
 whose first halfword is one of these instructions (with a base other than SP or PC, or a
@@ -16,15 +16,15 @@ divide) is marked in a byte-per-halfword table of its memory region, which the t
 code hook looks up (twin/code_hook.py: in C, and it counts the slice's instructions too).
 When a marked instruction runs (its condition passed: unicorn skips code hooks otherwise)
 the hook reads its base (or divisor) register and, when it must fault, calls
-:meth:`UsageChecks._fault`, which stops the slice before the instruction executes. All these accesses use a base whose low two bits decide (offsets are
-multiples of 4).
+:meth:`UsageChecks._fault`, which stops the slice before the instruction executes. All
+these accesses use a base whose low two bits decide (offsets are multiples of 4).
 
 Limit: inside an IT block unicorn does not stop before the end of the block (it treats the
 block as one instruction), so the fault is taken after it: CFSR says UNALIGNED, the stacked
 PC is later and the access happened.
 
-Owns: the site tables and the faults' text. Must not touch: memory, the fault's handling (the runner's
-exception model, through the slice).
+Owns: the site tables and the faults' text. Must not touch: memory, the fault's handling
+(the runner's exception model, through the slice).
 """
 
 from __future__ import annotations
