@@ -8,6 +8,7 @@ the twin's control socket, the way a lab would use a relay or a button pusher.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -49,11 +51,20 @@ def twin_home() -> Path:
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
+#: one lock file per port handed out (flock): twins started at once by other processes
+#: (pytest-xdist workers, HIL runs in subprocesses) never get the same port, which a free
+#: port alone does not ensure (the server listens on it only while a test runs: two twins
+#: picked 30956 at once in a CI run)
+PORT_LOCKS = Path(tempfile.gettempdir()) / "ota-rig-ports"
+_LEASES: dict[int, int] = {}  # port -> the fd holding its lock, while this process uses it
+
+
 def free_port(host: str = "127.0.0.1", rng: random.Random | None = None) -> int:
-    """A TCP port that is free right now on ``host`` and below the kernel's ephemeral range
-    where that range is known: the OTA server listens on it only while a test runs, and a port
-    the kernel may hand to any outgoing connection in between was taken once (EADDRINUSE in a
-    CI run). Falls back to a kernel-chosen port."""
+    """A TCP port that is free right now on ``host``, below the kernel's ephemeral range
+    where that range is known (a port the kernel may hand to any outgoing connection was
+    taken once between two tests: EADDRINUSE in a CI run), and leased to this process
+    (:data:`PORT_LOCKS`) until :func:`release_port` or its exit. Falls back to a
+    kernel-chosen port."""
     rng = rng or random.SystemRandom()
     try:
         low = int(EPHEMERAL_RANGE.read_text().split()[0])
@@ -61,15 +72,41 @@ def free_port(host: str = "127.0.0.1", rng: random.Random | None = None) -> int:
         low = 0
     for _ in range(50 if low > 11000 else 0):
         port = rng.randrange(10000, low)
+        if port in _LEASES or not _lease(port):
+            continue
         with socket.socket() as s:
             try:
                 s.bind((host, port))
             except OSError:
+                release_port(port)
                 continue
             return port
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _lease(port: int) -> bool:
+    """Take the port's lock file; False if another process (or file) holds it."""
+    try:
+        PORT_LOCKS.mkdir(parents=True, exist_ok=True)
+        fd = os.open(PORT_LOCKS / str(port), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return True  # no lock directory: the bind check alone, as before
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _LEASES[port] = fd
+    return True
+
+
+def release_port(port: int) -> None:
+    """Give back a port :func:`free_port` leased (a stopped twin's)."""
+    fd = _LEASES.pop(port, None)
+    if fd is not None:
+        os.close(fd)
 
 
 class ControlClient:
@@ -133,6 +170,7 @@ class TwinTarget(Target):
         )
         self.proc = proc
         self.log_path = log_path
+        self.leased_ports: list[int] = []  #: given back by stop() (free_port)
         ctl = announce.get("control")
         self._control = ControlClient(str(ctl)) if ctl else None
 
@@ -185,6 +223,9 @@ class TwinTarget(Target):
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 stream.close()
+        for port in self.leased_ports:
+            release_port(port)
+        self.leased_ports = []
 
 
 def start_twin(
@@ -201,12 +242,14 @@ def start_twin(
     in :func:`twin_home`)."""
     cwd = twin_home()
     ota_port = free_port()
+    leased = [ota_port]
     args = [sys.executable, "-m", "twin"]
     fwd = list(forward)
     if ota_lan is not None:
         args += ["--forward", f"{ota_lan[0]}:{ota_lan[1]}=127.0.0.1:{ota_port}"]
     for lan_host, lan_port in fwd:
-        args += ["--forward", f"{lan_host}:{lan_port}=127.0.0.1:{free_port()}"]
+        leased.append(free_port())
+        args += ["--forward", f"{lan_host}:{lan_port}=127.0.0.1:{leased[-1]}"]
     args += list(extra_args)
     if log_path:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -266,4 +309,6 @@ def start_twin(
         proc.wait(timeout=5)
         raise TargetError(f"the twin printed an unreadable start-up line: {line[:200]!r}") from exc
     bind = ("127.0.0.1", ota_port)  # the firmware dials ota_lan; the twin carries it here
-    return TwinTarget(proc=proc, announce=announce, ota_bind=bind, log_path=log_path, ota_dial=ota_lan)
+    target = TwinTarget(proc=proc, announce=announce, ota_bind=bind, log_path=log_path, ota_dial=ota_lan)
+    target.leased_ports = leased
+    return target

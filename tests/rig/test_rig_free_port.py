@@ -3,6 +3,7 @@ kernel hands to outgoing connections (one such connection once took it between t
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 
@@ -36,3 +37,24 @@ def test_without_a_known_range_the_kernel_chooses(tmp_path, monkeypatch) -> None
     monkeypatch.setattr(twin, "EPHEMERAL_RANGE", tmp_path / "absent")
     port = twin.free_port()
     assert 0 < port < 65536
+
+
+def test_two_twins_starting_at_once_never_get_the_same_port(tmp_path, monkeypatch) -> None:
+    """A free port is not enough: the OTA server listens on it only while a test runs, so
+    two processes picking at once could both find it free (two twins got 30956 in a CI
+    run). The lease (a lock file per port) makes the second pick another port until the
+    first is given back."""
+    ranges = tmp_path / "range"
+    ranges.write_text("32768 60999")
+    monkeypatch.setattr(twin, "EPHEMERAL_RANGE", ranges)
+    monkeypatch.setattr(twin, "PORT_LOCKS", tmp_path / "locks")
+    first = twin.free_port(rng=random.Random(7))
+    holder = twin._LEASES.pop(first)  # from here on "another process" holds that lease
+    try:
+        again = twin.free_port(rng=random.Random(7))  # the same first pick, nothing bound on it
+        assert again != first
+        twin.release_port(again)
+    finally:
+        os.close(holder)  # the holder stops: its lock goes with its descriptor
+    assert twin.free_port(rng=random.Random(7)) == first
+    twin.release_port(first)
