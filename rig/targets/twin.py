@@ -228,6 +228,21 @@ class TwinTarget(Target):
         self.leased_ports = []
 
 
+def _forwards(
+    ota_lan: tuple[str, int] | None, forward: Sequence[tuple[str, int]]
+) -> tuple[list[str], list[int]]:
+    """The twin's ``--forward`` arguments and the loopback ports leased for them: the OTA
+    server's first (leased even without ``ota_lan``), then one per ``forward``."""
+    leased = [free_port()]
+    args: list[str] = []
+    if ota_lan is not None:
+        args += ["--forward", f"{ota_lan[0]}:{ota_lan[1]}=127.0.0.1:{leased[0]}"]
+    for lan_host, lan_port in forward:
+        leased.append(free_port())
+        args += ["--forward", f"{lan_host}:{lan_port}=127.0.0.1:{leased[-1]}"]
+    return args, leased
+
+
 def start_twin(
     *,
     forward: Sequence[tuple[str, int]] = (),
@@ -241,16 +256,9 @@ def start_twin(
     forwards ``ota_lan`` to it. File paths in ``extra_args`` must be absolute (the twin runs
     in :func:`twin_home`)."""
     cwd = twin_home()
-    ota_port = free_port()
-    leased = [ota_port]
-    args = [sys.executable, "-m", "twin"]
-    fwd = list(forward)
-    if ota_lan is not None:
-        args += ["--forward", f"{ota_lan[0]}:{ota_lan[1]}=127.0.0.1:{ota_port}"]
-    for lan_host, lan_port in fwd:
-        leased.append(free_port())
-        args += ["--forward", f"{lan_host}:{lan_port}=127.0.0.1:{leased[-1]}"]
-    args += list(extra_args)
+    fwd_args, leased = _forwards(ota_lan, forward)
+    ota_port = leased[0]
+    args = [sys.executable, "-m", "twin", *fwd_args, *extra_args]
     if log_path:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab") if log_path else None  # noqa: SIM115
