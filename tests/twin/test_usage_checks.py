@@ -6,7 +6,7 @@ machine; the handler records CFSR and the stacked PC, and skips the faulting ins
 from __future__ import annotations
 
 import pytest
-from test_mpu_machine import DONE, REC, word
+from test_mpu_machine import DONE, FINISH, REC, word
 
 from twin.usage_checks import ALIGN, DIV, classify
 
@@ -48,13 +48,6 @@ ENABLE = """
     ldr r1, =0x55667788
     str r1, [r4, #4]
     str r1, [r4, #8]
-"""
-FINISH = f"""
-    ldr r0, =0x{DONE:08X}
-    ldr r1, =0xD0DE
-    str r1, [r0]
-hang:
-    b hang
 """
 
 
