@@ -28,6 +28,8 @@ from rig.probe import Probe
 
 DHCSR, S_LOCKUP = 0xE000EDF0, 1 << 19
 ICSR = 0xE000ED04  # VECTACTIVE: bits 8:0
+CCR, CCR_UNALIGN_TRP = 0xE000ED14, 1 << 3
+UFSR_UNALIGNED = 1 << 24
 CRASH_POLLS = 3  # polls in a row (the server asks every 0.1 s)
 FAULT_EXCEPTIONS = range(2, 7)  # NMI, HardFault, MemManage, BusFault, UsageFault
 #: where code runs on an STM32F767 (ITCM, flash through ITCM and AXIM, DTCM/SRAM)
@@ -65,13 +67,27 @@ def crashed(probe: Probe) -> tuple[str, FaultInfo] | None:
     meanings = [b.meaning for b in decode_cfsr(cfsr) if b.set and not b.name.endswith("VALID")]
     if meanings:
         text += f" ({'; '.join(meanings)})"
+    if cfsr & UFSR_UNALIGNED and _unalign_trp(probe):
+        text += (
+            "; CCR.UNALIGN_TRP is set, so every unaligned LDR/STR/LDRH/STRH faults, and code built "
+            "with GCC's default for the Cortex-M7 (-munaligned-access) makes them (memcpy, packed "
+            "structs, byte buffers read as words): build with -mno-unaligned-access or leave the bit clear"
+        )
     return text, info
 
 
+def _unalign_trp(probe: Probe) -> bool:
+    try:
+        return bool(probe.read32(CCR) & CCR_UNALIGN_TRP)
+    except Exception:
+        return False
+
+
 class CrashWatch:
-    """A poll for :meth:`rig.ota.server.OtaServer.wait_session`'s ``abandon_if``: True once
-    the core has sat in a fault handler (or locked up) for :data:`CRASH_POLLS` polls in a
-    row; :attr:`fired` then says the rig ended the session."""
+    """A poll for :meth:`rig.ota.server.OtaServer.wait_session`'s ``abandon_if`` (and, by
+    :meth:`before_connect`, its ``give_up_if``): True once the core has sat in a fault
+    handler (or locked up) for :data:`CRASH_POLLS` polls in a row; :attr:`fired` then says
+    the rig ended the session or the wait for one."""
 
     def __init__(self, read32: Callable[[int], int]) -> None:
         self._read32 = read32
@@ -86,6 +102,11 @@ class CrashWatch:
         self._seen = self._seen + 1 if faulted else 0
         self.fired = self.fired or self._seen >= CRASH_POLLS
         return self.fired
+
+    def before_connect(self) -> str | None:
+        """The same poll for ``wait_session``'s ``give_up_if`` (no board has connected yet):
+        a board that crashed on its way to the network never will."""
+        return "the board's core stopped in a fault handler before it connected" if self() else None
 
 
 def _stacked_pc(probe: Probe, regs: dict[str, int]) -> int | None:

@@ -354,9 +354,10 @@ class Bench:
         frames = hil_capture.start(self, transport)  # the board's own frames, where a recorder exists
         with self.ota_server(image.data, policy=policy, max_size=max_size, capture=cap_dir) as server:
             self.reset_board()
-            # a board that crashed mid-session ends it now (rig/crash_hint.py), not at the ACK timeout
-            self._crash_watch = CrashWatch(self.probe.read32)
-            result = server.wait_session(timeout=timeout, abandon_if=self._crash_watch)
+            # a board that crashed ends the session, or the wait for one, now (rig/crash_hint.py),
+            # not at the ACK or connect timeout
+            watch = self._crash_watch = CrashWatch(self.probe.read32)
+            result = server.wait_session(timeout=timeout, abandon_if=watch, give_up_if=watch.before_connect)
         if result.ok:  # a board whose install fails dials again: await_app_entry stops waiting
             self._reconnects = ReconnectWatch(*self.target.ota_bind, allow=self.target.ota_allow).start()
         hil_capture.finish(self, ev, frames, analyse=capture)

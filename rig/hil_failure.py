@@ -34,11 +34,14 @@ def session_failure(
     """The failure (phase ``boot`` if the board never connected, else ``transfer``);
     ``rig_ended``: the rig ended the session because the board's core stopped in a fault
     handler (rig/crash_hint.py CrashWatch)."""
-    ended = (
-        "the rig ended the OTA session: the board's core stopped in a fault handler"
-        if rig_ended
-        else f"the OTA session ended with {result.outcome}: {result.reason}"
-    )
+    if rig_ended and result.phase == "connect":
+        ended = (
+            "the rig stopped waiting for the board: its core stopped in a fault handler before it connected"
+        )
+    elif rig_ended:
+        ended = "the rig ended the OTA session: the board's core stopped in a fault handler"
+    else:
+        ended = f"the OTA session ended with {result.outcome}: {result.reason}"
     message = (
         f"{ended} (protocol phase {result.phase}, {result.bytes_sent} of {image.size} "
         f"bytes sent, policy {result.policy})"
@@ -58,7 +61,7 @@ def session_failure(
     message += "".join(f"; {s}" for s in crc_sentences(bench, image, ev, result, readbacks))
     if result.outcome not in ("ack", "nack"):  # the board went silent: did it crash?
         message += crash_hint(bench.probe, ev)
-    if result.phase == "connect":
+    if result.phase == "connect" and not rig_ended:  # a crash is the reason
         message += no_connection_hint(bench.probe, ev.scenario.get("transport", ""))
     return bench._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 

@@ -8,12 +8,17 @@
  * hook replaces unicorn's: it stops the slice before instruction budget + 1, as unicorn's
  * does, and the runner starts slices with count 0.
  *
- * Sites: for each memory region a byte per halfword says what the instruction starting
- * there needs:
+ * Sites: for each memory region an entry (32 bits) per halfword says what the instruction
+ * starting there needs:
  *   0            nothing
- *   0x10 | reg   align: the base register reg (0..12) must be word-aligned
+ *   0x10 | reg   align: the base register reg must be word-aligned
  *   0x20 | reg   div:   the divisor register reg must not be zero (Python then looks at
  *                CCR.DIV_0_TRP)
+ *   0x30 | reg   ldst:  only while CCR.UNALIGN_TRP is set (unalign_trp): the address of a
+ *                word (bit 8) or halfword load/store must be a multiple of its size; base
+ *                reg (15: Align(PC, 4)), bits 9-12 Rm (15: none), 13-14 its LSL, 15 add,
+ *                16 index (the offset applies; else post-indexed: the base alone), 20-31
+ *                the immediate offset
  * Unicorn calls code hooks only for instructions whose condition passed. When the register
  * says the instruction may fault, the hook calls back into Python, which stops the slice
  * before the instruction executes. Built and loaded with dcache_hooks.c by twin/native.py.
@@ -29,19 +34,52 @@ typedef void (*fault_fn)(uint64_t address, int kind, int reg, uint32_t value);
 struct ch_region {
     uint64_t base;
     uint64_t size;           /* bytes */
-    const uint8_t *codes;    /* size / 2 bytes */
+    const uint32_t *codes;   /* size / 2 entries */
 };
 
 struct code_hook {
     struct ch_region region[MAX_REGIONS];
     int32_t n;
-    int32_t r0_id;           /* unicorn's id of r0 (r1..r12 follow) */
+    int32_t reg_id[16];      /* unicorn's id of r0..r15 */
+    int32_t unalign_trp;     /* CCR.UNALIGN_TRP */
     fault_fn on_fault;
     uc_reg_fn reg_read;
     uc_stop_fn emu_stop;
     uint64_t counter;        /* instructions begun this slice */
     uint64_t budget;         /* 0: no limit */
 };
+
+static int reg(struct code_hook *h, void *uc, int r, uint32_t *out)
+{
+    uint64_t v = 0; /* unicorn writes 32 bits of it */
+    if (h->reg_read(uc, h->reg_id[r], &v) != 0)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* A load/store entry (0x30): its address when unaligned for its size, else 0 (never a
+ * valid unaligned address). */
+static uint32_t unaligned(struct code_hook *h, void *uc, uint64_t address, uint32_t c)
+{
+    uint32_t base, off, a, rm = (c >> 9) & 0xF;
+    int rn = c & 0xF;
+    if (rn == 15)
+        base = ((uint32_t)address + 4u) & ~3u;
+    else if (reg(h, uc, rn, &base) != 0)
+        return 0;
+    a = base;
+    if (c & (1u << 16)) {
+        if (rm == 15)
+            off = c >> 20;
+        else if (reg(h, uc, (int)rm, &off) != 0)
+            return 0;
+        else
+            off <<= (c >> 13) & 3;
+        a = (c & (1u << 15)) ? base + off : base - off;
+    }
+    return (a & ((c & 0x100) ? 3u : 1u)) ? a : 0;
+}
 
 void ch_code(void *uc, uint64_t address, uint32_t size, void *user_data)
 {
@@ -56,15 +94,20 @@ void ch_code(void *uc, uint64_t address, uint32_t size, void *user_data)
         uint64_t off = address - r->base;
         if (off >= r->size)
             continue;
-        uint8_t c = r->codes[off >> 1];
+        uint32_t c = r->codes[off >> 1];
         if (!c)
             return;
-        int kind = c >> 4, reg = c & 0xF;
-        uint64_t v = 0; /* unicorn writes 32 bits of it */
-        if (h->reg_read(uc, h->r0_id + reg, &v) != 0)
+        int kind = (c >> 4) & 0xF, rn = c & 0xF;
+        uint32_t v;
+        if (kind == 3) {
+            if (h->unalign_trp && (v = unaligned(h, uc, address, c)) != 0)
+                h->on_fault(address, kind, rn, v);
             return;
-        if ((kind == 1 && ((uint32_t)v & 3u)) || (kind == 2 && (uint32_t)v == 0))
-            h->on_fault(address, kind, reg, (uint32_t)v);
+        }
+        if (reg(h, uc, rn, &v) != 0)
+            return;
+        if ((kind == 1 && (v & 3u)) || (kind == 2 && v == 0))
+            h->on_fault(address, kind, rn, v);
         return;
     }
 }

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 import unicorn as uc_mod
-from unicorn.arm_const import UC_ARM_REG_R0
+from unicorn.arm_const import UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_R0, UC_ARM_REG_SP
 from unicorn.unicorn_py3.unicorn import uclib
 
 from twin import native
@@ -32,6 +32,9 @@ from twin import native
 _CODE_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 _FAULT_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_int, ctypes.c_int, ctypes.c_uint32)
 MAX_REGIONS = 8
+#: unicorn's register ids of r0..r15 (r13..r15 are not after r12)
+REG_IDS = (*range(UC_ARM_REG_R0, UC_ARM_REG_R0 + 13), UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC)
+ALIGN, DIV, LDST = 1, 2, 3  # the entries' kinds (twin/usage_checks.py)
 
 
 class CRegion(ctypes.Structure):
@@ -46,7 +49,8 @@ class CHook(ctypes.Structure):
     _fields_ = [
         ("region", CRegion * MAX_REGIONS),
         ("n", ctypes.c_int32),
-        ("r0_id", ctypes.c_int32),
+        ("reg_id", ctypes.c_int32 * 16),
+        ("unalign_trp", ctypes.c_int32),
         ("on_fault", ctypes.c_void_p),
         ("reg_read", ctypes.c_void_p),
         ("emu_stop", ctypes.c_void_p),
@@ -55,7 +59,23 @@ class CHook(ctypes.Structure):
     ]
 
 
-Table = tuple[int, int, np.ndarray]  # base, size in bytes, a byte per halfword
+Table = tuple[int, int, np.ndarray]  # base, size in bytes, a uint32 entry per halfword
+
+
+def check(code: int, address: int, reg: Callable[[int], int]) -> int | None:
+    """What twin/code_hook.c checks, for the hooks without C: the value that makes the
+    site's instruction fault (the base, the divisor, or the unaligned address), or None.
+    ``reg(n)`` reads register n; a load/store entry is checked as if the trap bit were set."""
+    kind, rn = code >> 4 & 0xF, code & 0xF
+    if kind != LDST:
+        v = reg(rn)
+        return v if (kind == ALIGN and v & 3) or (kind == DIV and v == 0) else None
+    a = (address + 4) & ~3 if rn == 15 else reg(rn)
+    if code & (1 << 16):
+        rm = code >> 9 & 0xF
+        off = code >> 20 if rm == 15 else reg(rm) << (code >> 13 & 3)
+        a = (a + off if code & (1 << 15) else a - off) & 0xFFFFFFFF
+    return a if a & (3 if code & 0x100 else 1) else None
 
 
 class CodeHook:
@@ -82,6 +102,7 @@ class CodeHook:
         self._fault_cb = _FAULT_CFUNC(on_fault)
         self._py_cb = _CODE_CFUNC(self._py_site)
         self._watched: set[int] = set()
+        self.trap = False  # CCR.UNALIGN_TRP: load/store entries are checked
         self._c = CHook()
         self.native = self._install(log)
 
@@ -96,7 +117,8 @@ class CodeHook:
         c = self._c
         for k, (base, size, codes) in enumerate(self._tables):
             c.region[k] = CRegion(base, size, codes.ctypes.data)
-        c.n, c.r0_id = len(self._tables), UC_ARM_REG_R0
+        c.n = len(self._tables)
+        c.reg_id[:] = REG_IDS
         c.on_fault = ctypes.cast(self._fault_cb, ctypes.c_void_p).value
         c.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value
         c.emu_stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
@@ -123,10 +145,30 @@ class CodeHook:
         return 0
 
     # ------------------------------------------------------------------ sites without C
-    def watch(self, address: int) -> None:
-        """A new site (called by twin/usage_checks.py): without the C hook it needs a Python
-        hook of its own; with it, nothing (the tables are read in C)."""
+    def set_trap(self, on: bool) -> bool:
+        """CCR.UNALIGN_TRP changed: load/store entries are checked while it is set. Without
+        C, their sites get Python hooks when it is set; returns whether any hook was added
+        (then translated code must go: unicorn hooks only code it translates later)."""
+        if on == self.trap:
+            return False
+        self.trap = on
+        if self.native:
+            self._c.unalign_trp = int(on)
+            return False
+        added = len(self._watched)
+        if on:
+            for base, _size, codes in self._tables:
+                for i in np.flatnonzero((codes >> 4) & 0xF == LDST).tolist():
+                    self.watch(base + 2 * i, LDST)
+        return len(self._watched) > added
+
+    def watch(self, address: int, kind: int) -> None:
+        """A new site of ``kind`` (called by twin/usage_checks.py): without the C hook it
+        needs a Python hook of its own (a load/store only while the trap bit is set); with
+        it, nothing (the tables are read in C)."""
         if self.native or address in self._watched or getattr(self.uc, "_uch", None) is None:
+            return
+        if kind == LDST and not self.trap:
             return
         self._watched.add(address)
         self._add(ctypes.cast(self._py_cb, ctypes.c_void_p), None, address, address)
@@ -138,9 +180,8 @@ class CodeHook:
                 break
         else:
             return
-        if not code:
+        if not code or (code >> 4 & 0xF == LDST and not self.trap):
             return
-        kind, r = code >> 4, code & 0xF
-        value = int(self.uc.reg_read(UC_ARM_REG_R0 + r))
-        if (kind == 1 and value & 3) or (kind == 2 and value == 0):
-            self._on_fault(address, kind, r, value)
+        value = check(code, address, lambda n: int(self.uc.reg_read(REG_IDS[n])))
+        if value is not None:
+            self._on_fault(address, code >> 4 & 0xF, code & 0xF, value)

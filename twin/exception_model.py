@@ -78,6 +78,9 @@ class ExceptionModel(NvicState, EntryReturn, FaultLogic):
         self.vtor = self.boot_vtor & 0xFFFFFF80
         self.scr = 0
         self.ccr = CCR_RESET
+        trap = getattr(self.services, "unalign_trap", None)  # CCR.UNALIGN_TRP = 0
+        if trap is not None:
+            trap(False)
         dcache = getattr(self.services, "dcache", None)  # CCR.DC = 0: the D-cache off
         if dcache is not None:
             dcache.reset(kind)

@@ -45,6 +45,7 @@ ID_REGS = {  # offsets from 0xE000ED00
 MVFR = {0x40: 0x10110221, 0x44: 0x12000011, 0x48: 0x00000040}  # offsets from 0xE000EF00
 CCR_RESET = 0x00040200  # BP=1, STKALIGN=1
 CCR_WRITABLE = 0x0007031B
+CCR_UNALIGN_TRP = 1 << 3
 FPCCR_RESET = 0xC0000000  # ASPEN | LSPEN
 EXC_RETURN_BASE = 0xFFFFFFE1
 
@@ -247,6 +248,10 @@ class ScbRegs(ScsBlock):
                 dcache = getattr(m.services, "dcache", None)
                 if dcache is not None:
                     dcache.set_enabled(bool(m.ccr & (1 << 16)))
+            if (old ^ m.ccr) & CCR_UNALIGN_TRP:  # the UsageFault checks (twin/usage_checks.py)
+                trap = getattr(m.services, "unalign_trap", None)
+                if trap is not None:
+                    trap(bool(m.ccr & CCR_UNALIGN_TRP))
         elif 0x18 <= off < 0x24:
             n = 4 + (off - 0x18)
             for i in range(4):

@@ -94,6 +94,11 @@ class DeviceServices:
         registers: ``set_enabled``/``operation``/``reset``."""
         return self._m.bus.dcache
 
+    def unalign_trap(self, on: bool) -> None:
+        """CCR.UNALIGN_TRP changed (the SCB registers, a reset): the UsageFault checks of
+        twin/usage_checks.py follow it."""
+        self._m.usage_checks.set_unalign_trap(on)
+
     def busy_cycles(self) -> int:
         """Virtual cycles less those spent in waits (see Clock.busy_cycles)."""
         return self._clock.busy_cycles()

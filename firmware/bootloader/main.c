@@ -183,6 +183,17 @@ int main(void)
 #ifdef BL_VARIANT_MPU_LEFT_ON
     mpu_setup();
 #endif
+#ifdef BL_VARIANT_UNALIGN_TRAP
+    /* "Trap unaligned accesses" (a coding-standard review, a safety startup file), in code
+       built with GCC's default for the Cortex-M7, -munaligned-access: the project's memcpy
+       reads words at whatever offset the network stack hands the data over, one LDR each.
+       UsageFault UNALIGNED, escalated to HardFault, at the first such copy. The fix: build
+       with -mno-unaligned-access (and a memcpy that does not read unaligned words), or
+       leave CCR.UNALIGN_TRP clear. */
+    SCB->CCR |= SCB_CCR_UNALIGN_TRP;
+    cpu_dsb();
+    cpu_isb();
+#endif
 #ifdef BL_VARIANT_WRITES_OWN_SECTOR
     boot_count_bump();
 #endif

@@ -337,6 +337,7 @@ typedef struct {
 #define SCB_AIRCR_VECTKEY     (0x05FAu << 16)
 #define SCB_AIRCR_PRIGROUP_MASK (7u << 8)
 #define SCB_AIRCR_SYSRESETREQ (1u << 2)
+#define SCB_CCR_UNALIGN_TRP   (1u << 3)
 #define SCB_CCR_DC            (1u << 16)
 #define SCB_CCR_IC            (1u << 17)
 #define SCB_SHCSR_FAULTS_EN   (7u << 16)  /* MEMFAULTENA BUSFAULTENA USGFAULTENA */

@@ -217,6 +217,25 @@ CASES.append(
     )
 )
 
+# not a thread line: CCR.UNALIGN_TRP set by the start-up in code built with GCC's default
+# -munaligned-access (twin/usage_checks.py); the board crashes before it connects, and the
+# rig stops waiting at once and names the bit and the build flag
+CASES.append(
+    Case(
+        "unalign-trap",
+        UPDATE,
+        "update and 16k",
+        "eth",
+        "boot",
+        (
+            "fault handler before it connected",
+            "UFSR.UNALIGNED",
+            "CCR.UNALIGN_TRP is set",
+            "-mno-unaligned-access",
+        ),
+    )
+)
+
 #: the cases in the order they run: those that wait out a timeout first (stable)
 ORDERED = sorted(CASES, key=lambda c: not c.waits)
 

@@ -178,3 +178,114 @@ def test_classify_encodings() -> None:
     assert classify(0xEC41) is None  # vmov d, r, r
     assert classify(0xFBB2) == (DIV, -1)  # udiv
     assert classify(0x6828) is None  # ldr r0, [r5]
+
+
+# ---------------------------------------------------------------- CCR.UNALIGN_TRP
+TRAP_ON = """
+    ldr r0, =0xE000ED14       @ CCR.UNALIGN_TRP
+    ldr r1, [r0]
+    orr r1, r1, #0x8
+    str r1, [r0]
+"""
+
+
+@pytest.mark.parametrize(
+    "access",
+    [
+        "ldr r2, [r5]",  # 16-bit, immediate: the base is 2 off a word
+        "str r3, [r5, #4]",
+        "ldrh r2, [r7]",  # halfword at an odd address
+        "strh r3, [r4, #1]",  # 32-bit, imm12
+        "ldr.w r2, [r4, #2]",
+        "ldr r2, [r4, r1]",  # 16-bit, register offset (r1 = 2)
+        "ldr.w r2, [r4, r6, lsl #1]",  # 32-bit, shifted register (r6 = 1)
+        "ldr r2, [r4, #-2]",  # imm8, subtracted
+        "ldr r2, [r5], #4",  # post-indexed: the base itself is the address
+        "str r3, [r4, #2]!",  # pre-indexed with writeback
+        "ldrsh r2, [r4, #3]",
+        "ldr.w r2, [pc, #2]",  # literal: Align(PC, 4) + 2
+        "ldrt r2, [r5]",
+    ],
+)
+def test_with_unalign_trp_unaligned_loads_and_stores_fault(run, access) -> None:
+    b = run(
+        TRAP_ON
+        + f"""
+    adds r5, r4, #2           @ 0x20002002
+    adds r7, r4, #1           @ 0x20002001
+    movs r1, #2
+    movs r6, #1
+    movs r2, #0
+    ldr r3, =0xCAFEF00D
+fault_at:
+    {access}
+    ldr r0, =0x20001020
+    str r2, [r0]
+    ldr r1, =fault_at
+    str r1, [r0, #4]
+    ldr r1, [r4, #4]
+    str r1, [r0, #8]
+    ldr r1, [r4]
+    str r1, [r0, #12]
+    """
+    )
+    count, cfsr, pc = faults(b)
+    assert count == 1, access
+    assert cfsr == 1 << 24, hex(cfsr)  # UNALIGNED
+    assert pc == word(b, 0x20001024) & ~1  # before it executed
+    assert word(b, 0x20001020) == 0  # no load happened
+    assert (word(b, 0x20001028), word(b, 0x2000102C)) == (0x55667788, 0x11223344)  # no store
+
+
+def test_with_unalign_trp_aligned_and_byte_accesses_run(run) -> None:
+    b = run(
+        TRAP_ON
+        + """
+    adds r5, r4, #2           @ 0x20002002
+    adds r7, r4, #1           @ 0x20002001
+    movs r1, #4
+    ldr r2, [r4, r1]          @ aligned: register offset
+    ldrh r3, [r5]             @ a halfword on a halfword boundary
+    ldrb r6, [r7]             @ bytes never fault
+    strb r6, [r7, #2]
+    ldr r0, [r4], #2          @ post-indexed: the base (aligned) is the address, then +2
+    ldrsh r1, [r4, #-2]       @ r4 = 0x20002002 now: 0x20002000
+    ldr r0, =0x20001020
+    str r2, [r0]
+    str r3, [r0, #4]
+    str r6, [r0, #8]
+    str r1, [r0, #12]
+    str r4, [r0, #16]
+    """
+    )
+    assert faults(b)[0] == 0
+    assert word(b, 0x20001020) == 0x55667788
+    assert word(b, 0x20001024) == 0x1122
+    assert word(b, 0x20001028) == 0x33
+    assert word(b, 0x2000102C) == 0x3344
+    assert word(b, 0x20001030) == 0x20002002
+
+
+def test_classify_loads_and_stores() -> None:
+    from twin.usage_checks import ldst
+
+    # (size, rn, rm or -1, shift, offset, add, index)
+    assert ldst(0x6828, 0) == (4, 5, -1, 0, 0, True, True)  # ldr r0, [r5]
+    assert ldst(0x8868, 0) == (2, 5, -1, 0, 2, True, True)  # ldrh r0, [r5, #2]
+    assert ldst(0x5860, 0) == (4, 4, 1, 0, 0, True, True)  # ldr r0, [r4, r1]
+    assert ldst(0x5C60, 0) is None  # ldrb r0, [r4, r1]
+    assert ldst(0x7828, 0) is None  # ldrb r0, [r5]
+    assert ldst(0x9801, 0) is None  # ldr r0, [sp, #4]: SP is word-aligned
+    assert ldst(0x4801, 0) is None  # ldr r0, [pc, #4]: always aligned
+    assert ldst(0xF8D4, 0x2002) == (4, 4, -1, 0, 2, True, True)  # ldr.w r2, [r4, #2]
+    assert ldst(0xF854, 0x2C02) == (4, 4, -1, 0, 2, False, True)  # ldr r2, [r4, #-2]
+    assert ldst(0xF855, 0x2B04) == (4, 5, -1, 0, 4, True, False)  # ldr r2, [r5], #4
+    assert ldst(0xF854, 0x2016) == (4, 4, 6, 1, 0, True, True)  # ldr.w r2, [r4, r6, lsl #1]
+    assert ldst(0xF8DF, 0x2002) == (4, 15, -1, 0, 2, True, True)  # ldr.w r2, [pc, #2]
+    assert ldst(0xF85F, 0x2002) == (4, 15, -1, 0, 2, False, True)  # ldr.w r2, [pc, #-2]
+    assert ldst(0xF9B4, 0x2003) == (2, 4, -1, 0, 3, True, True)  # ldrsh r2, [r4, #3]
+    assert ldst(0xF834, 0xF001) is None  # a halfword load to PC: a memory hint (NOP)
+    assert ldst(0xF894, 0x2001) is None  # ldrb.w
+    assert ldst(0xF854, 0x2000 | 0x80D) is None  # register form with Rm = SP: unpredictable
+    assert ldst(0xF844, 0x2A02) is None  # P = 0, W = 0: undefined
+    assert ldst(0xE9D5, 0x2300) is None  # ldrd: classify()'s

@@ -94,3 +94,27 @@ def test_the_watch_fires_only_after_polls_in_a_row() -> None:
     assert results == [False] * (CRASH_POLLS - 1) + [True] and watch.fired
     words[ICSR] = 0x2F  # an interrupt handler (IRQ 31) is not a crash
     assert not CrashWatch(lambda a: words.get(a, 0))()
+
+
+def test_the_watch_gives_up_the_wait_for_a_board_that_crashed_before_it_connected() -> None:
+    words = {ICSR: 0}
+    watch = CrashWatch(lambda a: words.get(a, 0))
+    assert watch.before_connect() is None
+    words[ICSR] = 6  # UsageFault active
+    reasons = [watch.before_connect() for _ in range(CRASH_POLLS)]
+    assert reasons[:-1] == [None] * (CRASH_POLLS - 1)
+    assert reasons[-1] is not None and "fault handler before it connected" in reasons[-1]
+
+
+def test_an_unaligned_fault_with_unalign_trp_set_names_the_build_flag() -> None:
+    def probe(ccr: int) -> FakeProbe:
+        return FakeProbe(
+            {"xpsr": 0x01000006, "pc": 0x08000200, "lr": 0xFFFFFFF9, "msp": MSP},
+            {CFSR: 1 << 24, 0xE000ED14: ccr},
+            frame(0x08000300),
+        )
+
+    text, _ = crashed(probe(0x00040208))  # STKALIGN, BP, UNALIGN_TRP
+    assert "CCR.UNALIGN_TRP is set" in text and "-mno-unaligned-access" in text
+    text, _ = crashed(probe(0x00040200))  # the bit clear: an LDRD/LDM... of its own
+    assert "-mno-unaligned-access" not in text
