@@ -91,6 +91,7 @@ def faults(b) -> tuple[int, int, int]:
         "stmia r5!, {r2, r3}",
         "ldmdb r5, {r2, r3}",
         "ldmia.w r6, {r2, r3}",
+        "ldrd r2, r3, [lr]",  # r13/r14 are not after r12 in unicorn's register ids
         "vldr s0, [r5]",
         "vstr d0, [r5, #4]",
         "vldmia r5, {s0-s1}",
@@ -101,6 +102,7 @@ def test_word_aligned_accesses_fault_on_an_unaligned_base(run, access) -> None:
         f"""
     adds r5, r4, #2           @ 0x20002002
     mov r6, r5
+    mov lr, r5
     movs r2, #0
     movs r3, #0
 fault_at:
