@@ -1,8 +1,10 @@
 """Where time comes from: virtual time, the event queue, wall-clock pacing and host waits.
 
 Virtual time is the number of executed instructions (1 cycle each) at ``core_hz``; the
-runner moves it with :meth:`Clock.advance` after each slice, and inside a slice every MMIO
-access adds one cycle (``Slice.ticks``). Devices schedule callbacks at a cycle; the runner
+runner moves it with :meth:`Clock.advance` after each slice by the instructions it retired,
+and inside a slice a device sees the slice's start plus the instructions retired so far
+(``Slice.offset``, counted by the twin's C code hook; where no C compiler works, one cycle
+per MMIO access stands in). Devices schedule callbacks at a cycle; the runner
 cuts slices so a callback runs at exactly that cycle.
 
 Waits: WFI sleeps, ``poll_wait`` (a flag only a scheduled event can change: jump to it)
@@ -90,12 +92,12 @@ class Clock:
 
     # ------------------------------------------------------------------ time
     def now_cycles(self) -> int:
-        """Virtual time in cycles (inside a slice: slice start + MMIO accesses so far)."""
+        """Virtual time in cycles (inside a slice: slice start + :meth:`Slice.offset`)."""
         s = self._slice
-        if s.active:  # a device looked at the time: short slices make it advance finely
+        if s.active:  # a device looked at the time: short slices follow
             s.short = SHORT_SLICES_AFTER_IO
             self.looks += 1
-            return self.cycles + s.ticks
+            return self.cycles + s.offset()
         return self.cycles
 
     def busy_cycles(self) -> int:
@@ -110,7 +112,7 @@ class Clock:
         """:meth:`now_cycles` for the twin's own bookkeeping: not a look at the time by the
         firmware (no short slices follow, :attr:`looks` unchanged)."""
         s = self._slice
-        return self.cycles + s.ticks if s.active else self.cycles
+        return self.cycles + s.offset() if s.active else self.cycles
 
     def now_ns(self) -> int:
         """Virtual time in nanoseconds since power-on (monotonic across clock changes)."""
@@ -148,13 +150,12 @@ class Clock:
         s = self._slice
         if type(delay_cycles) is not int:
             delay_cycles = int(delay_cycles)
-        when = (self.cycles + s.ticks if s.active else self.cycles) + (
-            delay_cycles if delay_cycles > 0 else 0
-        )
+        now = self.cycles + s.offset() if s.active else self.cycles
+        when = now + (delay_cycles if delay_cycles > 0 else 0)
         ev = _Event(when, next(self._seq), callback)
         heapq.heappush(self._events, ev)
         if s.active and when < s.end:
-            if when - (self.cycles + s.ticks) > SHORT_SLICE:
+            if when - now > SHORT_SLICE:
                 # far inside a long slice: the bus ends the slice after the store that
                 # scheduled it (the next slice then runs exactly to it), else short slices
                 s.early_event = True
@@ -223,7 +224,7 @@ class Clock:
         n = len(events)
         if (n > 1 and events[1].when < limit) or (n > 2 and events[2].when < limit):
             return False  # another event (a heap child of the head) is due too soon
-        delay = ev.when - (self.cycles + s.ticks)  # s is active: only poll_wait calls this
+        delay = ev.when - (self.cycles + s.offset())  # s is active: only poll_wait calls this
         if delay > 0:
             s.ticks += delay
             s.stalled += delay

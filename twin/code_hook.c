@@ -6,7 +6,8 @@
  * a second hook per UsageFault site made every instruction pay for all of them (the twin's
  * Ethernet ran 3x slower with 46 sites), a second hook over all code ~20 % slower. So this
  * hook replaces unicorn's: it stops the slice before instruction budget + 1, as unicorn's
- * does, and the runner starts slices with count 0.
+ * does, and the runner starts slices with count 0. With the address of the latest
+ * instruction begun, the count says exactly how many retired (twin/code_hook.py retired).
  *
  * Sites: for each memory region an entry (32 bits) per halfword says what the instruction
  * starting there needs:
@@ -47,6 +48,7 @@ struct code_hook {
     uc_stop_fn emu_stop;
     uint64_t counter;        /* instructions begun this slice */
     uint64_t budget;         /* 0: no limit */
+    uint64_t last;           /* the address of the latest one begun */
 };
 
 static int reg(struct code_hook *h, void *uc, int r, uint32_t *out)
@@ -85,6 +87,7 @@ void ch_code(void *uc, uint64_t address, uint32_t size, void *user_data)
 {
     struct code_hook *h = user_data;
     (void)size;
+    h->last = address;
     if (h->budget && ++h->counter > h->budget) {
         h->emu_stop(uc);
         return;

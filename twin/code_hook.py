@@ -2,6 +2,9 @@
 checks the UsageFault sites (twin/usage_checks.py), in C (twin/code_hook.c, built by
 twin/native.py).
 
+The count is exact: the runner charges a slice's retired instructions to virtual time and
+devices see the time inside a slice from it (:meth:`CodeHook.so_far`, twin/slice.py).
+
 Why one hook that counts: unicorn counts ``emu_start(count=N)`` with a code hook of its own
 over all addresses, and while one exists it walks its whole list of code hooks for every
 instruction. A hook per site made every instruction pay for all of them (46 sites in the
@@ -32,6 +35,7 @@ from twin import native
 _CODE_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 _FAULT_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_int, ctypes.c_int, ctypes.c_uint32)
 MAX_REGIONS = 8
+_NO_ADDRESS = 0xFFFFFFFFFFFFFFFF
 #: unicorn's register ids of r0..r15 (r13..r15 are not after r12)
 REG_IDS = (*range(UC_ARM_REG_R0, UC_ARM_REG_R0 + 13), UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC)
 ALIGN, DIV, LDST = 1, 2, 3  # the entries' kinds (twin/usage_checks.py)
@@ -56,6 +60,7 @@ class CHook(ctypes.Structure):
         ("emu_stop", ctypes.c_void_p),
         ("counter", ctypes.c_uint64),
         ("budget", ctypes.c_uint64),
+        ("last", ctypes.c_uint64),
     ]
 
 
@@ -140,9 +145,29 @@ class CodeHook:
         """Before ``emu_start``: the count to pass it (0 when this hook counts)."""
         if not self.native:
             return count
-        self._c.counter = 0
-        self._c.budget = count
+        c = self._c
+        c.counter = 0
+        c.budget = count
+        c.last = _NO_ADDRESS
         return 0
+
+    def retired(self, pc: int) -> int | None:
+        """After ``emu_start``, ``pc`` the core's PC: how many instructions of the slice
+        retired (None without C: unicorn's count is not readable). The latest one begun did
+        not when PC is still on it: a hook stopped it before it completed (unicorn runs it
+        again), or it was the one past the budget. (A branch to itself that retired last is
+        one short.)"""
+        if not self.native:
+            return None
+        c = self._c
+        n = c.counter
+        return n - 1 if n and c.last == pc else n
+
+    def so_far(self) -> int:
+        """Inside a hook of the running slice: the instructions retired before the current
+        one (needs C: see :meth:`retired`)."""
+        n = self._c.counter
+        return n - 1 if n else 0
 
     # ------------------------------------------------------------------ sites without C
     def set_trap(self, on: bool) -> bool:

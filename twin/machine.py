@@ -104,7 +104,11 @@ class Machine:
         #: UsageFaults unicorn does not raise (unaligned LDRD/LDM..., DIV_0_TRP)
         self.usage_checks = UsageChecks(uc, self.memory, self.slice, self._ccr, clock.log)
         self.protection.on_fetch = self.usage_checks.on_fetch
-        self.runner.arm = self.usage_checks.code_hook.arm  # the hook counts the slices
+        hook = self.usage_checks.code_hook
+        self.runner.arm = hook.arm  # the hook counts the slices' instructions
+        if hook.native:
+            self.runner.retired = hook.retired
+            self.slice.progress = hook.so_far
         self.bus.add_store_hook(self.stores.hook_write_prot)
         uc.hook_add(uc_mod.UC_HOOK_MEM_UNMAPPED, self.bus.hook_unmapped)
         uc.hook_add(

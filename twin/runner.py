@@ -7,9 +7,10 @@ takes a pending exception first, runs the slice, charges the executed instructio
 recorded on the :class:`~twin.slice.Slice`: faults (``ExceptionUnit.fault``), SVC,
 exception return, BKPT, breakpoints and watchpoints (the debug unit halts), WFI (sleep).
 An exception return is done inside the slice when nothing needs its boundary
-(``_return_in_slice``). Instructions of a slice that stops early are charged
-approximately (MMIO ticks + 1); one that goes on past such a return is charged in full,
-the handler's instructions included.
+(``_return_in_slice``). A slice is charged the instructions it retired, counted by the
+twin's C code hook (an instruction a hook stopped before it completed is not; one that
+goes on past an exception return is charged the handler's too); where no C compiler
+works, a slice that stops early is charged approximately (MMIO accesses + 1).
 
 Owns: halted / sleeping / locked up / held in reset, the lockup reason, the instruction
 count, the devices told when the core stops (watchdogs), the slice budget and its end
@@ -41,6 +42,17 @@ from twin.unmask import UnmaskWatch
 _UNTIL = 0xFFFFFFFF
 WFI_T16 = 0xBF30
 WFE_T16 = 0xBF20
+
+
+def _charge(budget: int, retired: int | None, ticks: int, stopped: bool, wfi: bool) -> int:
+    """The instructions a slice of ``budget`` is charged: those it ``retired`` (the C code
+    hook counts them); uncounted, the budget if it ran to its end, else approximately the
+    MMIO accesses (``ticks``, stalls excluded) + 1 (one if it ended at a WFI)."""
+    if retired is not None:
+        return max(1, min(budget, retired))
+    if not stopped:
+        return max(1, ticks) if wfi else budget
+    return max(1, min(budget, ticks + 1))
 
 
 class CoreRunner:
@@ -81,6 +93,8 @@ class CoreRunner:
         self._stepping = False  # inside step_slice (see kick_matters)
         self.lockup_reason = ""
         self.arm: Callable[[int], int] = int  # a slice's count for emu_start (twin/code_hook.py)
+        #: after emu_start, given PC: the instructions the slice retired, None if uncounted
+        self.retired: Callable[[int], int | None] = lambda _pc: None
         self.instructions = 0  # executed instructions since start (statistics)
         self.on_halt: list[Callable[[str], None]] = []
         # devices whose clock runs on while the core is stopped (watchdogs): see sync_stopped
@@ -269,10 +283,13 @@ class CoreRunner:
                 self._unmask_watch = False
         else:
             err = self._emulate(pc, budget)
+        retired = self.retired(self._reg(A.UC_ARM_REG_PC))
         if err is None and any(r == "fixup" for r, _ in s.reasons):
             err = self._replay_store()
+            retired = None if retired is None or err is not None else retired + 1
         if err is None and any(r == "watchpoint" for r, _ in s.reasons):
             err = self._complete_watched_access()
+            retired = None if retired is None or err is not None else retired + 1
         stores = self._stores
         if stores.fixups:
             stores.apply_fixups()
@@ -281,13 +298,9 @@ class CoreRunner:
         if s.early_event:  # scheduled outside a device write (a read, a flash store, a hook)
             s.early_event = False
             s.short = SHORT_SLICES_AFTER_IO
-        wfi = False
-        ticks = s.ticks - s.stalled  # MMIO accesses (a stall is time, not instructions)
-        if not reasons and err is None:
-            wfi = self._after_wfi()
-            executed = budget if not wfi else max(1, ticks)
-        else:
-            executed = max(1, min(budget, ticks + 1))
+        stopped = bool(reasons) or err is not None
+        wfi = not stopped and self._after_wfi()
+        executed = _charge(budget, retired, s.ticks - s.stalled, stopped, wfi)
         self.instructions += executed
         if self.debug is not None:
             self.debug.retired(executed)

@@ -6,12 +6,15 @@ hooks); they cannot run the core or do a reset there, so they record what they s
 (twin/runner.py) reads the record once ``emu_start`` returns.
 
 Owns: whether a slice runs (``active``), why it must stop (``reasons``, :meth:`Slice.stop`),
-the MMIO access count inside the slice (sub-slice time), how many of the next slices are
+the time inside the slice (:meth:`Slice.offset`: the instructions retired so far, or the
+MMIO access count where nothing counts them), how many of the next slices are
 short, the fault address and MPU refusal a hook saw, the "kicked" and "early_event" flags, the latest MMIO
 read address and the register whose next read ends the slice during a host wait. Must not touch: time, memory, devices or the core's registers.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from twin.device import BusError
 
@@ -42,6 +45,7 @@ class Slice:
         "kicked",
         "last_read",
         "mpu_fault",
+        "progress",
         "reasons",
         "short",
         "stalled",
@@ -52,8 +56,11 @@ class Slice:
         self._uc = uc
         self.active = False  # inside emu_start (hooks may run)
         self.reasons: list[tuple[str, object]] = []  # why the slice stopped early
-        self.ticks = 0  # MMIO accesses in this slice (monotonic sub-slice time)
+        self.ticks = 0  # MMIO accesses in this slice, plus stalls (time without a count)
         self.stalled = 0  # cycles of ``ticks`` the core spent stalled (Clock.poll_wait)
+        #: instructions retired so far in the running slice (twin/code_hook.py so_far), or
+        #: None where nothing counts them (no C compiler): then MMIO accesses stand in
+        self.progress: Callable[[], int] | None = None
         self.budget = 0  # instructions this slice may run
         self.short = 0  # the next ``short`` slices are SHORT_SLICE long
         self.end = 0  # virtual cycle at which the slice ends if nothing stops it
@@ -76,6 +83,12 @@ class Slice:
         self.stalled = 0
         self.budget = budget
         self.end = end
+
+    def offset(self) -> int:
+        """Cycles since the running slice began: the instructions retired before the one
+        whose hook asks, plus stalls; without a count, one per MMIO access plus stalls."""
+        progress = self.progress
+        return self.ticks if progress is None else progress() + self.stalled
 
     def stop(self, reason: str, detail: object = None) -> None:
         """End the running slice as soon as unicorn allows, recording why."""

@@ -122,15 +122,18 @@ def test_irq_pended_in_nvic_while_masked_is_taken_after_cpsie_and_unwatched_slic
 5:  subs r6, #1                @ SysTick taken normally, unmasked: no watched slice
     bne 5b
     cpsid i
+    ldr r0, =0xE000E010
+    movs r1, #0
+    str r1, [r0]               @ SysTick off
+    ldr r0, =0xE000ED04
+    ldr r1, =0x02000000
+    str r1, [r0]               @ ICSR.PENDSTCLR: a tick that came since cpsid is not this test's
     ldr r0, =0xE000E100
     movs r1, #1
     lsls r1, r1, #7
     str r1, [r0]               @ ISER: IRQ7
     ldr r0, =0xE000E200
     str r1, [r0]               @ ISPR: IRQ7 pending while masked (mid-slice)
-    ldr r0, =0xE000E010
-    movs r1, #0
-    str r1, [r0]               @ SysTick off
     ldr r1, =0x20000000
     ldr r3, [r1]
     movs r4, #0

@@ -86,8 +86,9 @@ def test_skip_mode_jumps_a_delay_loop_in_small_steps(tmp_path: Path, boards: lis
     assert cycles >= 200 * 16_000  # every delay lasted its full time...
     assert cycles < 200 * 16_000 * 1.3  # ...overshooting by at most a step (0.25 ms)
     assert instructions < cycles / 5  # not executed cycle by cycle
-    # after each step the same loop steps again after a few reads, not 40 (37 000 then)
-    assert instructions < 24_000, instructions
+    # after each step the same loop steps again after a few reads, not 40: ~270 instructions
+    # a delay (retired, counted exactly), ~800 if every 0.25 ms step took 40 reads of 5
+    assert instructions < 100_000, instructions
     assert wall < 5
 
 
