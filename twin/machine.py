@@ -108,7 +108,7 @@ class Machine:
         self.runner.arm = hook.arm  # the hook counts the slices' instructions
         if hook.native:
             self.runner.retired = hook.retired
-            self.slice.progress = hook.so_far
+            self.slice.counter = hook.counter_view()
         self.bus.add_store_hook(self.stores.hook_write_prot)
         uc.hook_add(uc_mod.UC_HOOK_MEM_UNMAPPED, self.bus.hook_unmapped)
         uc.hook_add(

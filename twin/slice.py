@@ -14,7 +14,7 @@ read address and the register whose next read ends the slice during a host wait.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ctypes
 
 from twin.device import BusError
 
@@ -38,6 +38,7 @@ class Slice:
         "_uc",
         "active",
         "budget",
+        "counter",
         "early_event",
         "end",
         "fault_addr",
@@ -45,7 +46,6 @@ class Slice:
         "kicked",
         "last_read",
         "mpu_fault",
-        "progress",
         "reasons",
         "short",
         "stalled",
@@ -58,9 +58,10 @@ class Slice:
         self.reasons: list[tuple[str, object]] = []  # why the slice stopped early
         self.ticks = 0  # MMIO accesses in this slice, plus stalls (time without a count)
         self.stalled = 0  # cycles of ``ticks`` the core spent stalled (Clock.poll_wait)
-        #: instructions retired so far in the running slice (twin/code_hook.py so_far), or
-        #: None where nothing counts them (no C compiler): then MMIO accesses stand in
-        self.progress: Callable[[], int] | None = None
+        #: the C code hook's count of the instructions begun in the running slice
+        #: (twin/code_hook.py: a view of its struct's field), or None where nothing counts
+        #: them (no C compiler): then MMIO accesses stand in
+        self.counter: ctypes.c_uint64 | None = None
         self.budget = 0  # instructions this slice may run
         self.short = 0  # the next ``short`` slices are SHORT_SLICE long
         self.end = 0  # virtual cycle at which the slice ends if nothing stops it
@@ -87,8 +88,11 @@ class Slice:
     def offset(self) -> int:
         """Cycles since the running slice began: the instructions retired before the one
         whose hook asks, plus stalls; without a count, one per MMIO access plus stalls."""
-        progress = self.progress
-        return self.ticks if progress is None else progress() + self.stalled
+        counter = self.counter
+        if counter is None:
+            return self.ticks
+        n = counter.value  # the current instruction's hook has counted it: not retired yet
+        return (n - 1 if n else 0) + self.stalled
 
     def stop(self, reason: str, detail: object = None) -> None:
         """End the running slice as soon as unicorn allows, recording why."""
