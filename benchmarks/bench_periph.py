@@ -162,9 +162,9 @@ MPU_RAM_XN = """
     ldr r0, =0xE000ED94          @ MPU_CTRL; RNR +4, RBAR +8, RASR +12
     movs r1, #0
     str r1, [r0, #4]
-    ldr r1, =0x20000000          @ region 0: 1 MiB RAM, XN, full access (the bootloader's)
-    str r1, [r0, #8]
-    ldr r1, =0x13000027
+    ldr r1, =0x20000000          @ region 0: 1 MiB RAM, XN, full access, Normal WBWA (TEX=1
+    str r1, [r0, #8]             @ C=B=1: the bootloader's; without them Strongly-ordered)
+    ldr r1, =0x130B0027
     str r1, [r0, #12]
 {guard}
     movs r1, #5                  @ ENABLE | PRIVDEFENA
@@ -177,7 +177,7 @@ MPU_GUARD = """
     str r1, [r0, #4]
     ldr r1, =0x2000F000          @ region 1: a 32-byte no-access stack guard inside a page
     str r1, [r0, #8]
-    ldr r1, =0x00000009
+    ldr r1, =0x000B0009
     str r1, [r0, #12]
 """
 

@@ -44,7 +44,9 @@ CFSR_BITS: tuple[tuple[str, int, str, str], ...] = (
         "UNALIGNED",
         (
             "unaligned access: LDRD/STRD/LDM/STM/VLDR/VSTR/LDREX off a word boundary (a packet buffer"
-            " cast to a struct with 64-bit or float fields?), or any with CCR.UNALIGN_TRP set"
+            " cast to a struct with 64-bit or float fields?), any to Device or Strongly-ordered memory"
+            " (the backup SRAM, an MPU region whose TEX/C/B say so: TEX=0 C=0), or any with"
+            " CCR.UNALIGN_TRP set"
         ),
     ),
     ("UFSR", 25, "DIVBYZERO", "integer divide by zero with CCR.DIV_0_TRP set"),

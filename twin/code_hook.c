@@ -15,7 +15,8 @@
  *   0x10 | reg   align: the base register reg must be word-aligned
  *   0x20 | reg   div:   the divisor register reg must not be zero (Python then looks at
  *                CCR.DIV_0_TRP)
- *   0x30 | reg   ldst:  only while CCR.UNALIGN_TRP is set (unalign_trp): the address of a
+ *   0x30 | reg   ldst:  while CCR.UNALIGN_TRP is set (unalign_trp), or in the Device memory
+ *                spans (dev_lo/dev_hi) whatever the bit: the address of a
  *                word (bit 8) or halfword load/store must be a multiple of its size; base
  *                reg (15: Align(PC, 4)), bits 9-12 Rm (15: none), 13-14 its LSL, 15 add,
  *                16 index (the offset applies; else post-indexed: the base alone), 20-31
@@ -43,6 +44,8 @@ struct code_hook {
     int32_t n;
     int32_t reg_id[16];      /* unicorn's id of r0..r15 */
     int32_t unalign_trp;     /* CCR.UNALIGN_TRP */
+    int32_t n_dev;           /* Device memory spans (twin/device_memory.py) */
+    uint32_t dev_lo[8], dev_hi[8];
     fault_fn on_fault;
     uc_reg_fn reg_read;
     uc_stop_fn emu_stop;
@@ -103,7 +106,14 @@ void ch_code(void *uc, uint64_t address, uint32_t size, void *user_data)
         int kind = (c >> 4) & 0xF, rn = c & 0xF;
         uint32_t v;
         if (kind == 3) {
-            if (h->unalign_trp && (v = unaligned(h, uc, address, c)) != 0)
+            if (!h->unalign_trp && !h->n_dev)
+                return;
+            if ((v = unaligned(h, uc, address, c)) == 0)
+                return;
+            int hit = h->unalign_trp;
+            for (int32_t d = 0; !hit && d < h->n_dev; d++)
+                hit = v >= h->dev_lo[d] && v < h->dev_hi[d];
+            if (hit)
                 h->on_fault(address, kind, rn, v);
             return;
         }

@@ -55,6 +55,9 @@ class CHook(ctypes.Structure):
         ("n", ctypes.c_int32),
         ("reg_id", ctypes.c_int32 * 16),
         ("unalign_trp", ctypes.c_int32),
+        ("n_dev", ctypes.c_int32),
+        ("dev_lo", ctypes.c_uint32 * 8),
+        ("dev_hi", ctypes.c_uint32 * 8),
         ("on_fault", ctypes.c_void_p),
         ("reg_read", ctypes.c_void_p),
         ("emu_stop", ctypes.c_void_p),
@@ -108,6 +111,7 @@ class CodeHook:
         self._py_cb = _CODE_CFUNC(self._py_site)
         self._watched: set[int] = set()
         self.trap = False  # CCR.UNALIGN_TRP: load/store entries are checked
+        self.devices: list[tuple[int, int]] = []  # Device memory: checked whatever the bit
         self._c = CHook()
         self.native = self._install(log)
 
@@ -169,18 +173,25 @@ class CodeHook:
         return ctypes.c_uint64.from_buffer(self._c, CHook.counter.offset)
 
     # ------------------------------------------------------------------ sites without C
-    def set_trap(self, on: bool) -> bool:
-        """CCR.UNALIGN_TRP changed: load/store entries are checked while it is set. Without
-        C, their sites get Python hooks when it is set; returns whether any hook was added
-        (then translated code must go: unicorn hooks only code it translates later)."""
-        if on == self.trap:
-            return False
+    def set_trap(self, on: bool, devices: list[tuple[int, int]] | None = None) -> bool:
+        """CCR.UNALIGN_TRP changed (``devices``: the Device memory spans changed, see
+        twin/device_memory.py): load/store entries are checked while it is set, and at
+        addresses in those spans always. Without C, their sites get Python hooks when a
+        check begins; returns whether any hook was added (then translated code must go:
+        unicorn hooks only code it translates later)."""
+        before = self.trap or bool(self.devices)
         self.trap = on
+        if devices is not None:
+            self.devices = devices
         if self.native:
-            self._c.unalign_trp = int(on)
+            c = self._c
+            c.unalign_trp = int(on)
+            c.n_dev = len(self.devices)
+            for k, (lo, hi) in enumerate(self.devices):
+                c.dev_lo[k], c.dev_hi[k] = lo, min(hi, 0xFFFFFFFF)
             return False
         added = len(self._watched)
-        if on:
+        if not before and (self.trap or self.devices):
             for base, _size, codes in self._tables:
                 for i in np.flatnonzero((codes >> 4) & 0xF == LDST).tolist():
                     self.watch(base + 2 * i, LDST)
@@ -192,7 +203,7 @@ class CodeHook:
         it, nothing (the tables are read in C)."""
         if self.native or address in self._watched or getattr(self.uc, "_uch", None) is None:
             return
-        if kind == LDST and not self.trap:
+        if kind == LDST and not (self.trap or self.devices):
             return
         self._watched.add(address)
         self._add(ctypes.cast(self._py_cb, ctypes.c_void_p), None, address, address)
@@ -204,8 +215,11 @@ class CodeHook:
                 break
         else:
             return
-        if not code or (code >> 4 & 0xF == LDST and not self.trap):
+        ldst = code >> 4 & 0xF == LDST
+        if not code or (ldst and not (self.trap or self.devices)):
             return
         value = check(code, address, lambda n: int(self.uc.reg_read(REG_IDS[n])))
+        if ldst and value is not None and not self.trap:
+            value = value if any(lo <= value < hi for lo, hi in self.devices) else None
         if value is not None:
             self._on_fault(address, code >> 4 & 0xF, code & 0xF, value)

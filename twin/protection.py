@@ -57,6 +57,9 @@ class Protection:
         self._mpu_hooks: list[int] = []
         #: told of every fetch the translator makes and the MPU allows (twin/usage_checks.py)
         self.on_fetch: Callable[[int], None] | None = None
+        #: told the MPU's configuration whenever the page protections follow a new one:
+        #: (MPU_CTRL, RBARs, RASRs), or None for the default map (twin/device_memory.py)
+        self.on_mpu: Callable[[tuple[int, list[int], list[int]] | None], None] | None = None
         self._x_in_part: set[int] = set()  # pages the MPU makes executable only in part
         self.backup_writable = True  # backup SRAM takes CPU stores: all gates open
         # PWR_CR1.DBP ("dbp") and RCC_AHB1ENR.BKPSRAMEN ("clock"); their models close them
@@ -218,6 +221,9 @@ class Protection:
 
     def _apply(self, view: MpuView | None) -> None:
         uc = self.uc
+        if self.on_mpu is not None:
+            exc = self.exc
+            self.on_mpu(None if view is None else (exc.mpu_ctrl, list(exc.mpu_rbar), list(exc.mpu_rasr)))
         for h in self._mpu_hooks:
             uc.hook_del(h)
         self._mpu_hooks = []

@@ -82,6 +82,7 @@ class DeviceServices:
     def set_backup_clock(self, enabled: bool) -> None:
         """RCC: RCC_AHB1ENR.BKPSRAMEN changed; without it CPU stores are ignored."""
         self._m.protection.set_backup_write_access(enabled, gate="clock")
+        self._m.usage_checks.set_device_memory(backup_clock=enabled)  # Device memory in use
 
     def code_changed(self, address: int, length: int) -> None:
         """Memory changed behind the CPU (a flash erase): drop translated code there."""

@@ -42,6 +42,7 @@ import numpy as np
 
 from twin import memory as mm
 from twin.code_hook import CodeHook
+from twin.device_memory import device_spans
 from twin.slice import Slice
 
 CCR_DIV_0_TRP = 1 << 4
@@ -137,6 +138,9 @@ class UsageChecks:
         self._div_at = -1  # a divide's first halfword was fetched here: its Rm comes next
         tables = [(r.base, r.size, c) for r, c in zip(regions, self.codes, strict=True)]
         self.code_hook = CodeHook(uc, tables, self._fault, log)
+        self._memory = memory
+        self._backup_clock = False  # RCC_AHB1ENR.BKPSRAMEN
+        self._mpu: tuple[int, list[int], list[int]] | None = None
         self.faults = 0
 
     def _slot(self, address: int) -> tuple[mm.Region, np.ndarray, int] | None:
@@ -186,7 +190,22 @@ class UsageChecks:
         """CCR.UNALIGN_TRP changed (the SCB, a reset). Without C the load/store sites get
         their hooks now: unicorn adds a code hook only to code it translates afterwards, so
         translated code is dropped and the slice ends after the CCR store (as a kick does)."""
-        if self.code_hook.set_trap(on):
+        self._checks_changed(on, None)
+
+    def set_device_memory(self, backup_clock: bool | None = None, mpu: object = False) -> None:
+        """The Device memory spans may have changed: the backup SRAM's clock
+        (``backup_clock``), or the MPU (``mpu``: (MPU_CTRL, RBARs, RASRs) while enforced,
+        None for the default map); see twin/device_memory.py."""
+        if backup_clock is not None:
+            self._backup_clock = backup_clock
+        if mpu is not False:
+            self._mpu = mpu
+        spans = device_spans(self._memory, self._backup_clock, self._mpu)
+        if spans != self.code_hook.devices:
+            self._checks_changed(self.code_hook.trap, spans)
+
+    def _checks_changed(self, trap: bool, spans: list[tuple[int, int]] | None) -> None:
+        if self.code_hook.set_trap(trap, spans):
             self.code_hook.uc.ctl_flush_tb()
             if self._slice.active:
                 self._slice.kicked = True
@@ -204,9 +223,14 @@ class UsageChecks:
         if kind == LDST:
             slot = self._slot(address)
             size = 4 if slot is not None and slot[1][slot[2]] & 0x100 else 2
+            what = (
+                "with CCR.UNALIGN_TRP set"
+                if self.code_hook.trap
+                else "in Device memory (the Cortex-M7 allows unaligned accesses to Normal memory only)"
+            )
             why = (
                 f"{'LDR/STR' if size == 4 else 'LDRH/LDRSH/STRH'} at 0x{address:08X} of 0x{value:08X} "
-                f"with CCR.UNALIGN_TRP set: not a multiple of {size}"
+                f"{what}: not a multiple of {size}"
             )
             self.faults += 1
             self._slice.stop("fault", ("usage", "unaligned", why))

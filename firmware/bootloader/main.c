@@ -163,10 +163,14 @@ static ota_result_t try_update(const transport_t *tr, ota_config_t *cfg)
 static void mpu_setup(void)
 {
     /* A bootloader that protects its RAM: region 0 = all 512 KiB of RAM, read/write,
-       execute-never, default map for the rest. Never turned off before the jump. */
+       execute-never, Normal write-back write-allocate memory as in the default map (TEX=1
+       C=1 B=1: without them the region is Strongly-ordered, and the first unaligned copy
+       out of a network buffer is a UsageFault), default map for the rest. Never turned off
+       before the jump. */
     MPU->RNR = 0;
     MPU->RBAR = RAM_BASE_ADDR;
-    MPU->RASR = MPU_RASR_XN | MPU_RASR_AP_FULL | MPU_RASR_SIZE(19) | MPU_RASR_ENABLE;
+    MPU->RASR = MPU_RASR_XN | MPU_RASR_AP_FULL | MPU_RASR_TEX(1) | MPU_RASR_C | MPU_RASR_B |
+                MPU_RASR_SIZE(19) | MPU_RASR_ENABLE;
     MPU->CTRL = MPU_CTRL_PRIVDEFENA | MPU_CTRL_ENABLE;
     cpu_dsb();
     cpu_isb();

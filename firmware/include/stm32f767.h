@@ -370,6 +370,9 @@ typedef struct {
 #define MPU_RASR_XN         (1u << 28)
 #define MPU_RASR_AP_FULL    (3u << 24)
 #define MPU_RASR_AP_RO      (6u << 24)
+#define MPU_RASR_TEX(n)     ((uint32_t)(n) << 19)
+#define MPU_RASR_C          (1u << 17)
+#define MPU_RASR_B          (1u << 16)
 
 /* Debug: CoreDebug DEMCR and DWT */
 #define COREDEBUG_DHCSR  REG32(0xE000EDF0u)

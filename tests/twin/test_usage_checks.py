@@ -291,3 +291,83 @@ def test_classify_loads_and_stores() -> None:
     assert ldst(0xF854, 0x2000 | 0x80D) is None  # register form with Rm = SP: unpredictable
     assert ldst(0xF844, 0x2A02) is None  # P = 0, W = 0: undefined
     assert ldst(0xE9D5, 0x2300) is None  # ldrd: classify()'s
+
+
+# ---------------------------------------------------------------- Device memory
+BKPSRAM_CLOCK_ON = """
+    ldr r0, =0x40023830       @ RCC_AHB1ENR.BKPSRAMEN
+    ldr r1, [r0]
+    orr r1, r1, #0x40000
+    str r1, [r0]
+    ldr r5, =0x40024000       @ the backup SRAM: Device memory in the default map
+"""
+
+
+def mpu_region_over_r4(rasr: int) -> str:
+    """MPU region 0 over the 4 KiB at 0x20002000 (r4's data) with ``rasr``, the default
+    map behind it, enabled."""
+    return f"""
+    ldr r0, =0xE000ED98       @ MPU_RNR
+    movs r1, #0
+    str r1, [r0]
+    ldr r1, =0x20002000
+    str r1, [r0, #4]          @ RBAR
+    ldr r1, =0x{rasr:08X}
+    str r1, [r0, #8]          @ RASR
+    ldr r0, =0xE000ED94
+    movs r1, #5               @ MPU_CTRL: ENABLE | PRIVDEFENA
+    str r1, [r0]
+    dsb
+    isb
+    mov r5, r4
+"""
+
+
+#: AP full access, SIZE 4 KiB, enabled; + TEX/C/B
+MPU_DEVICE = 0x03000017 | 1 << 16  # TEX=000 C=0 B=1: Device
+MPU_STRONGLY_ORDERED = 0x03000017  # TEX=000 C=0 B=0
+MPU_NORMAL_NONCACHEABLE = 0x03000017 | 1 << 19  # TEX=001 C=0 B=0
+
+
+@pytest.mark.parametrize(
+    ("setup", "faults_expected"),
+    [
+        (BKPSRAM_CLOCK_ON, True),
+        (mpu_region_over_r4(MPU_DEVICE), True),
+        (mpu_region_over_r4(MPU_STRONGLY_ORDERED), True),
+        (mpu_region_over_r4(MPU_NORMAL_NONCACHEABLE), False),  # Normal: unaligned is fine
+    ],
+    ids=["backup-sram", "mpu-device", "mpu-strongly-ordered", "mpu-normal"],
+)
+def test_unaligned_loads_in_device_memory_fault_without_the_trap_bit(run, setup, faults_expected) -> None:
+    b = run(
+        setup
+        + """
+    movs r2, #0
+    ldr r1, [r5, #4]          @ aligned: always fine
+    ldrb r3, [r5, #1]         @ a byte: always fine
+fault_at:
+    ldr r2, [r5, #2]
+    ldr r0, =0x20001020
+    str r2, [r0]
+    ldr r1, =fault_at
+    str r1, [r0, #4]
+    """
+    )
+    count, cfsr, pc = faults(b)
+    if faults_expected:
+        assert (count, cfsr) == (1, 1 << 24), hex(cfsr)
+        assert pc == word(b, 0x20001024) & ~1
+    else:
+        assert count == 0
+        assert word(b, 0x20001020) == 0x77881122
+
+
+def test_the_backup_sram_is_not_checked_before_its_clock_is_on(run) -> None:
+    b = run(
+        """
+    ldr r5, =0x40024000
+    ldr r2, [r5, #2]
+    """
+    )
+    assert faults(b)[0] == 0
