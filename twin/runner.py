@@ -283,13 +283,13 @@ class CoreRunner:
                 self._unmask_watch = False
         else:
             err = self._emulate(pc, budget)
-        retired = self.retired(self._reg(A.UC_ARM_REG_PC))
-        if err is None and any(r == "fixup" for r, _ in s.reasons):
-            err = self._replay_store()
-            retired = None if retired is None or err is not None else retired + 1
-        if err is None and any(r == "watchpoint" for r, _ in s.reasons):
-            err = self._complete_watched_access()
-            retired = None if retired is None or err is not None else retired + 1
+        s.base = (retired := self.retired(self._reg(A.UC_ARM_REG_PC))) or 0  # replays count on
+        replays = (("fixup", self._replay_store), ("watchpoint", self._complete_watched_access))
+        for reason, complete in replays:
+            if err is None and any(r == reason for r, _ in s.reasons):
+                err = complete()  # that one instruction again
+                retired = None if retired is None or err is not None else retired + 1
+                s.base = retired or 0
         stores = self._stores
         if stores.fixups:
             stores.apply_fixups()

@@ -37,6 +37,7 @@ class Slice:
     __slots__ = (
         "_uc",
         "active",
+        "base",
         "budget",
         "counter",
         "early_event",
@@ -62,6 +63,7 @@ class Slice:
         #: (twin/code_hook.py: a view of its struct's field), or None where nothing counts
         #: them (no C compiler): then MMIO accesses stand in
         self.counter: ctypes.c_uint64 | None = None
+        self.base = 0  # instructions retired by this slice's earlier emu_starts (a replay)
         self.budget = 0  # instructions this slice may run
         self.short = 0  # the next ``short`` slices are SHORT_SLICE long
         self.end = 0  # virtual cycle at which the slice ends if nothing stops it
@@ -82,6 +84,7 @@ class Slice:
         self.early_event = False
         self.ticks = 0
         self.stalled = 0
+        self.base = 0
         self.budget = budget
         self.end = end
 
@@ -92,7 +95,7 @@ class Slice:
         if counter is None:
             return self.ticks
         n = counter.value  # the current instruction's hook has counted it: not retired yet
-        return (n - 1 if n else 0) + self.stalled
+        return self.base + (n - 1 if n else 0) + self.stalled
 
     def stop(self, reason: str, detail: object = None) -> None:
         """End the running slice as soon as unicorn allows, recording why."""
