@@ -46,6 +46,7 @@ from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC, uc_hook_h, uclib
 from twin import memory as mm
 from twin import native
 from twin.dcache_lines import DIRTY, HELD, SHADOW, LineArray
+from twin.mpu import paint
 
 LINE = 32
 MASK = ~(LINE - 1)
@@ -100,7 +101,7 @@ def cacheable_ranges(
                 continue
             size = 1 << (max((a >> 1) & 0x1F, 4) + 1)
             base = bar & 0xFFFFFFE0 & ~(size - 1) & 0xFFFFFFFF
-            segs = _paint(segs, base, base + size, attr_policy(a, cacr))
+            segs = paint(segs, base, base + size, attr_policy(a, cacr))
     out: list[tuple[int, int, str]] = []
     for lo, hi, policy in sorted(segs, key=lambda seg: seg[0]):
         if policy is None or lo >= hi:
@@ -116,22 +117,6 @@ def cacheable_ranges(
 
 def _in_flash(address: int) -> bool:
     return FLASH[0] <= address <= FLASH[1]
-
-
-def _paint(
-    segs: list[tuple[int, int, str | None]], lo: int, hi: int, on: str | None
-) -> list[tuple[int, int, str | None]]:
-    out = []
-    for a, b, v in segs:
-        if b <= lo or a >= hi:
-            out.append((a, b, v))
-            continue
-        if a < lo:
-            out.append((a, lo, v))
-        if b > hi:
-            out.append((hi, b, v))
-        out.append((max(a, lo), min(b, hi), on))
-    return out
 
 
 class DCache:

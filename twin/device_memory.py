@@ -19,7 +19,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 from twin import memory as mm
-from twin.mpu import decode
+from twin.mpu import decode, paint
 
 #: at most this many spans are checked (a configuration with more keeps the first ones)
 MAX_SPANS = 8
@@ -43,7 +43,7 @@ def device_spans(
     """
     bkp = memory.bkpsram
     # [lo, hi, device] pieces of every region, painted over by the MPU's regions in order
-    pieces = [[r.base, r.end, r is bkp and backup_clock] for r in memory.regions]
+    pieces = [(r.base, r.end, r is bkp and backup_clock) for r in memory.regions]
     if mpu is not None:
         _ctrl, rbar, rasr = mpu
         for region in decode(rbar, rasr):
@@ -51,7 +51,7 @@ def device_spans(
             edges = region.edges()
             for lo, hi in pairwise(edges):
                 if region.covers(lo):
-                    pieces = _paint(pieces, lo, hi, device)
+                    pieces = paint(pieces, lo, hi, device)
     spans: list[tuple[int, int]] = []
     for lo, hi, device in sorted(pieces):
         if not device or lo >= hi:
@@ -61,17 +61,3 @@ def device_spans(
         else:
             spans.append((lo, hi))
     return spans[:MAX_SPANS]
-
-
-def _paint(pieces: list[list], lo: int, hi: int, device: bool) -> list[list]:
-    out = []
-    for a, b, d in pieces:
-        if b <= lo or a >= hi:
-            out.append([a, b, d])
-            continue
-        if a < lo:
-            out.append([a, lo, d])
-        out.append([max(a, lo), min(b, hi), device])
-        if b > hi:
-            out.append([hi, b, d])
-    return out

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TypeVar
+
+V = TypeVar("V")
 
 R, W, X = 1, 2, 4  # the same values as unicorn's UC_PROT_READ/WRITE/EXEC
 ALL = R | W | X
@@ -158,3 +161,20 @@ class MpuView:
                 out.append((addr, end, perms, varies))
             addr = end
         return out
+
+
+def paint(segs: list[tuple[int, int, V]], lo: int, hi: int, value: V) -> list[tuple[int, int, V]]:
+    """``segs`` ([lo, hi) address segments, each with a value) with [lo, hi) given ``value``
+    where it overlaps them: how a higher-numbered region's attributes cover a lower one's
+    (the D-cache's write policies, twin/dcache.py; Device memory, twin/device_memory.py)."""
+    out = []
+    for a, b, v in segs:
+        if b <= lo or a >= hi:
+            out.append((a, b, v))
+            continue
+        if a < lo:
+            out.append((a, lo, v))
+        if b > hi:
+            out.append((hi, b, v))
+        out.append((max(a, lo), min(b, hi), value))
+    return out
