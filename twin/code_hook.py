@@ -167,6 +167,11 @@ class CodeHook:
         n = c.counter
         return n - 1 if n and c.last == pc else n
 
+    def last_was_t16(self, pc: int) -> bool:
+        """After ``emu_start``: the latest instruction begun started 2 bytes before ``pc``
+        (so it may have been a 16-bit WFI). True without C."""
+        return not self.native or self._c.last + 2 == pc
+
     def counter_view(self) -> ctypes.c_uint64:
         """The C struct's count of the instructions begun in this slice, as a ctypes view
         (read by twin/slice.py ``Slice.offset`` inside hooks; cheaper than a method)."""

@@ -55,10 +55,9 @@ class EntryReturn:
 
     def enter(self) -> bool:
         """Take the highest-priority pending exception if it can preempt; True if one was."""
-        if not self.wants_entry():
+        exc = self.takeable()
+        if exc is None:
             return False
-        exc = self.highest_pending()
-        assert exc is not None
         self._take_at_once(exc)
         return True
 
@@ -75,6 +74,13 @@ class EntryReturn:
         """Stack, then enter ``exc``'s handler; True if that raised a fault."""
         cpu = self.cpu
         self.pending.discard(exc)
+        fast = getattr(cpu, "exc_fast", None)
+        if fast is not None and not self.mpu_ctrl & 1 and fast.enter(exc, self.vtor, self.ccr):
+            self.active.append(exc)  # the plain case, in C (twin/exc_fast.c)
+            if self.keep_history:
+                self.history.append((self.services.now_cycles(), exc))
+                del self.history[: -self.keep_history]
+            return False
         # sp: the stack in use is the one stacked on (thread: PSP if CONTROL.SPSEL, handler:
         # MSP), so the plain SP serves without the privileged look at MSP/PSP by name
         control, xpsr, r0, r1, r2, r3, r12, lr, pc, sp = _read(cpu, _ENTRY_REGS)
@@ -150,6 +156,8 @@ class EntryReturn:
         """Handle a branch to an EXC_RETURN value (bit 0 may be cleared by the CPU)."""
         cpu = self.cpu
         value = (exc_return | 1) & 0xFFFFFFFF
+        if self._return_plain(value):
+            return
         xpsr, control, sp = _read(cpu, ("xpsr", "control", "sp"))
         ipsr = xpsr & 0x1FF
         if ipsr == 0 or not self.active:
@@ -178,6 +186,24 @@ class EntryReturn:
         self._unstack(value, to_thread, control, sp, ipsr != NMI)
         if self.wants_entry():  # tail-chain (equivalent to unstack + restack)
             self._take_at_once(self.highest_pending())  # type: ignore[arg-type]
+
+    def _return_plain(self, value: int) -> bool:
+        """The return of the plain case in C (twin/exc_fast.c): from the innermost active
+        exception, MPU off, a basic frame; False: the long way (nothing was changed)."""
+        fast = getattr(self.cpu, "exc_fast", None)
+        active = self.active
+        if fast is None or not active or self.mpu_ctrl & 1:
+            return False
+        ipsr = active[-1]
+        if not fast.exception_return(value, ipsr, len(active) == 1 or bool(self.ccr & 1), ipsr != NMI):
+            return False
+        active.pop()
+        if ipsr >= FIRST_IRQ and self.levels >> (ipsr - FIRST_IRQ) & 1:
+            self.pending.add(ipsr)  # level still asserted: pends again
+        exc = self.takeable()
+        if exc is not None:  # tail-chain
+            self._take_at_once(exc)
+        return True
 
     def _unstack(self, value: int, to_thread: bool, control: int, sp: int, clear_fm: bool) -> None:
         cpu = self.cpu

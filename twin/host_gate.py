@@ -63,8 +63,10 @@ class HostGate:
             guard(fn)
 
     def wake(self) -> None:
-        """Wake the CPU thread if it waits (WFI, idle, halted)."""
-        self.wake_event.set()
+        """Wake the CPU thread if it waits (WFI, idle, halted). Already set: nothing to do
+        (an Event's set takes its lock; devices raise a line on every interrupt)."""
+        if not self.wake_event.is_set():
+            self.wake_event.set()
 
     def wait(self, seconds: float) -> None:
         """CPU thread, lock released: wait up to ``seconds`` for a wake-up."""

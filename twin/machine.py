@@ -38,6 +38,7 @@ from twin.clock import Clock
 from twin.core_regs import CoreRegs
 from twin.cpu_thread import CpuThread
 from twin.device import Device, ExceptionUnit
+from twin.exc_fast import ExcFast
 from twin.host_gate import HostGate, HostHold
 from twin.protection import Protection
 from twin.reset import Resets
@@ -109,7 +110,12 @@ class Machine:
         self.runner.arm = hook.arm  # the hook counts the slices' instructions
         if hook.native:
             self.runner.retired = hook.retired
+            self.runner.wfi_possible = hook.last_was_t16
             self.slice.counter = hook.counter_view()
+        #: exception entry/return of the plain case in C (twin/exc_fast.py), None without C
+        self.exc_fast: ExcFast | None = None
+        if hook.native:
+            self.exc_fast = ExcFast(uc, self.memory, self.stores, self.bus.dcache)
         self.bus.add_store_hook(self.stores.hook_write_prot)
         uc.hook_add(uc_mod.UC_HOOK_MEM_UNMAPPED, self.bus.hook_unmapped)
         uc.hook_add(

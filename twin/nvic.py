@@ -147,14 +147,21 @@ class NvicState:
     # ------------------------------------------------------------------ entry
     def wants_entry(self) -> bool:
         """True if a pending, enabled exception has higher priority than the current one."""
+        return self.takeable() is not None
+
+    def takeable(self) -> int | None:
+        """The pending, enabled exception the core would take now (it has higher priority
+        than the current one), or None."""
         if self.locked_up:
-            return False
+            return None
         if self.cpacr & 0x00F00000 != 0x00F00000:
             self._check_fp_disabled()
         if not self.pending:
-            return False
+            return None
         exc = self.highest_pending()
-        return exc is not None and self.group_priority(self.priority(exc)) < self.execution_priority()
+        if exc is not None and self.group_priority(self.priority(exc)) < self.execution_priority():
+            return exc
+        return None
 
     def sleeping_can_wake(self) -> bool:
         """True if a WFI should end: a pending exception would preempt if PRIMASK were 0.

@@ -144,6 +144,8 @@ class Protection:
         """Whether the CPU ever fetched code from a page of writable memory in [lo, hi):
         only then can a write there behind the CPU (DMA, the debugger) leave stale
         translated code (unicorn pitfall U1), so only then is it worth dropping."""
+        if not self.code_pages:
+            return False
         first, last = lo & ~(_UC_PAGE - 1), max(hi, lo + 1) - 1
         return any(first <= p <= last for p in self.code_pages)  # a handful of pages at most
 

@@ -55,6 +55,19 @@ def _charge(budget: int, retired: int | None, ticks: int, stopped: bool, wfi: bo
     return max(1, min(budget, ticks + 1))
 
 
+def _after_wfi(bus: Bus, pc: int) -> bool:
+    """The instruction before ``pc`` is a 16-bit WFI or WFE (not the second half of a 32-bit
+    instruction)."""
+    try:
+        prev = int.from_bytes(bus.read(pc - 2, 2), "little")
+        if prev not in (WFI_T16, WFE_T16):
+            return False
+        before = int.from_bytes(bus.read(pc - 4, 2), "little")
+        return before >> 11 not in (0b11101, 0b11110, 0b11111)
+    except ValueError:
+        return False
+
+
 class CoreRunner:
     """Runs the core in slices and keeps its run state.
 
@@ -95,6 +108,8 @@ class CoreRunner:
         self.arm: Callable[[int], int] = int  # a slice's count for emu_start (twin/code_hook.py)
         #: after emu_start, given PC: the instructions the slice retired, None if uncounted
         self.retired: Callable[[int], int | None] = lambda _pc: None
+        #: given PC after a slice: its last instruction may have been a WFI (twin/code_hook.py)
+        self.wfi_possible: Callable[[int], bool] = lambda _pc: True
         self.instructions = 0  # executed instructions since start (statistics)
         self.on_halt: list[Callable[[str], None]] = []
         # devices whose clock runs on while the core is stopped (watchdogs): see sync_stopped
@@ -283,13 +298,16 @@ class CoreRunner:
                 self._unmask_watch = False
         else:
             err = self._emulate(pc, budget)
-        s.base = (retired := self.retired(self._reg(A.UC_ARM_REG_PC))) or 0  # replays count on
-        replays = (("fixup", self._replay_store), ("watchpoint", self._complete_watched_access))
-        for reason, complete in replays:
-            if err is None and any(r == reason for r, _ in s.reasons):
-                err = complete()  # that one instruction again
-                retired = None if retired is None or err is not None else retired + 1
-                s.base = retired or 0
+        end_pc: int | None = self._reg(A.UC_ARM_REG_PC)
+        s.base = (retired := self.retired(end_pc)) or 0  # replays count on
+        if s.reasons:
+            replays = (("fixup", self._replay_store), ("watchpoint", self._complete_watched_access))
+            for reason, complete in replays:
+                if err is None and any(r == reason for r, _ in s.reasons):
+                    err = complete()  # that one instruction again
+                    retired = None if retired is None or err is not None else retired + 1
+                    s.base = retired or 0
+                    end_pc = None
         stores = self._stores
         if stores.fixups:
             stores.apply_fixups()
@@ -299,7 +317,13 @@ class CoreRunner:
             s.early_event = False
             s.short = SHORT_SLICES_AFTER_IO
         stopped = bool(reasons) or err is not None
-        wfi = not stopped and self._after_wfi()
+        # a slice the C count says ran its whole budget ended at a WFI only if that was its
+        # last instruction (PC right after it): only then look at the code
+        if end_pc is None:  # a replay moved it
+            end_pc = self._reg(A.UC_ARM_REG_PC)
+        wfi = (
+            not stopped and (retired != budget or self.wfi_possible(end_pc)) and _after_wfi(self._bus, end_pc)
+        )
         executed = _charge(budget, retired, s.ticks - s.stalled, stopped, wfi)
         self.instructions += executed
         if self.debug is not None:
@@ -367,17 +391,6 @@ class CoreRunner:
             self.debug.suppress = False
             s.reasons = reasons + [r for r in s.reasons if r[0] != "watchpoint"]
         return err
-
-    def _after_wfi(self) -> bool:
-        pc = self._reg(A.UC_ARM_REG_PC)
-        try:
-            prev = int.from_bytes(self._bus.read(pc - 2, 2), "little")
-            if prev not in (WFI_T16, WFE_T16):
-                return False
-            before = int.from_bytes(self._bus.read(pc - 4, 2), "little")
-            return before >> 11 not in (0b11101, 0b11110, 0b11111)
-        except ValueError:
-            return False
 
     # ------------------------------------------------------------------ hand-off
     def hook_intr(self, uc, intno: int, _ud) -> None:

@@ -1,0 +1,222 @@
+"""Exception entry and return in C (twin/exc_fast.c) do what the Python model does.
+
+The same program runs twice on a twin stepped by hand (deterministic virtual time): once
+with the machine's C entry and return, once without (the model's Python only). Its
+interrupts cover what the C path takes and what it must hand back: thread code on MSP and
+on PSP, privileged and not, a stack 4 bytes off 8 (STKALIGN padding), preemption inside a
+handler, tail-chaining, SVC reading its stacked r0, then FP frames (CONTROL.FPCA), which
+go the long way. The entries (cycle, exception), the core registers and all of the RAM
+the program touches must come out the same, and the C path must have done most of them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from periph_exc_harness import assemble
+
+from twin.board import Board, BoardOptions
+from twin.loader import Chunk
+
+LOG = 0x20000000
+STACK_TOP = 0x20010000
+PSP_TOP = 0x2000C004  # 4 bytes off 8: every other frame gets the alignment pad
+
+# SysTick prio 0x80, PendSV 0xF0, IRQ 5 (exception 21) 0x40: IRQ 5 preempts SysTick's
+# handler, PendSV waits for both and is tail-chained
+PROGRAM = f"""
+.text
+.global _start
+_start:
+.word 0x{STACK_TOP:08X}
+.word reset
+.rept 9
+.word hang
+.endr
+.word svc_h
+.word hang
+.word hang
+.word pendsv_h
+.word systick_h
+.rept 5
+.word hang
+.endr
+.word irq5_h
+.rept 104
+.word hang
+.endr
+.thumb_func
+hang: b hang
+.thumb_func
+reset:
+    ldr r0, =0xE000ED20          @ SHPR3: SysTick 0x80, PendSV 0xF0
+    ldr r1, =0x80F00000
+    str r1, [r0]
+    ldr r0, =0xE000E405          @ IPR5
+    movs r1, #0x40
+    strb r1, [r0]
+    ldr r0, =0xE000E100          @ ISER0: IRQ 5
+    movs r1, #0x20
+    str r1, [r0]
+    ldr r0, =0xE000ED88          @ CPACR: CP10/CP11 full access
+    ldr r1, [r0]
+    orr r1, r1, #0x00F00000
+    str r1, [r0]
+    dsb
+    isb
+    ldr r0, =0xE000E010          @ SysTick every 997 cycles
+    ldr r1, =996
+    str r1, [r0, #4]
+    movs r1, #0
+    str r1, [r0, #8]
+    movs r1, #7
+    str r1, [r0]
+    movs r5, #0                  @ phase 1: thread on MSP, privileged
+    ldr r6, =0x2545F491
+1:  bl work
+    ldr r7, =3000
+    cmp r5, r7
+    blo 1b
+    ldr r0, =0x{PSP_TOP:08X}     @ phase 2: thread on PSP, unprivileged
+    msr psp, r0
+    movs r0, #3
+    msr control, r0
+    isb
+2:  bl work
+    ldr r7, =6000
+    cmp r5, r7
+    blo 2b
+    vmov s1, r6                  @ phase 3: FP in use, every frame an FP frame
+3:  bl work
+    vmov s2, r5
+    vadd.f32 s0, s1, s2
+    vmov r8, s0
+    ldr r7, =9000
+    cmp r5, r7
+    blo 3b
+    ldr r0, =0x{LOG + 16:08X}     @ the end
+    ldr r1, =0xD0DE
+    str r1, [r0]
+4:  b 4b
+
+.thumb_func
+work:                            @ xorshift, caller-saved registers busy, a push that
+    eor r6, r6, r6, lsl #13      @ moves the stack 4 bytes; every 64th pass an SVC
+    eor r6, r6, r6, lsr #17
+    eor r6, r6, r6, lsl #5
+    push {{r4}}
+    mov r0, r6
+    adds r1, r0, #1
+    adds r2, r0, #2
+    adds r3, r0, #3
+    mov r12, r6
+    pop {{r4}}
+    adds r5, #1
+    tst r5, #63
+    bne 5f
+    mov r0, r5
+    svc #0
+5:  bx lr
+
+.thumb_func
+svc_h:                           @ the stacked r0 (from the stack the thread used)
+    tst lr, #4
+    ite eq
+    mrseq r0, msp
+    mrsne r0, psp
+    ldr r0, [r0]
+    ldr r1, =0x{LOG + 12:08X}
+    ldr r2, [r1]
+    adds r2, r2, r0
+    str r2, [r1]
+    bx lr
+.thumb_func
+systick_h:                       @ count; every third tick pend IRQ 5 (preempts us)
+    ldr r1, =0x{LOG:08X}
+    ldr r2, [r1]
+    adds r2, #1
+    str r2, [r1]
+    movs r3, #3
+    udiv r0, r2, r3
+    mls r0, r0, r3, r2
+    cbnz r0, 6f
+    ldr r0, =0xE000E200          @ ISPR0
+    movs r3, #0x20
+    str r3, [r0]
+    dsb
+    isb
+    nop
+6:  bx lr
+.thumb_func
+irq5_h:                          @ count; pend PendSV (tail-chained after SysTick)
+    ldr r1, =0x{LOG + 4:08X}
+    ldr r2, [r1]
+    adds r2, #1
+    str r2, [r1]
+    ldr r0, =0xE000ED04          @ ICSR.PENDSVSET
+    mov r1, #0x10000000
+    str r1, [r0]
+    bx lr
+.thumb_func
+pendsv_h:
+    ldr r1, =0x{LOG + 8:08X}
+    ldr r2, [r1]
+    adds r2, #1
+    str r2, [r1]
+    bx lr
+.ltorg
+"""
+
+REGS = (*(f"r{i}" for i in range(13)), "sp", "lr", "pc", "xpsr", "msp", "psp", "control")
+
+
+def _run(fast: bool, slices: int = 100000) -> tuple[list, list[int], bytes, int]:
+    board = Board(BoardOptions(pty=False))
+    try:
+        m = board.machine
+        assert m.exc_fast is not None, "the machine has no C entry/return (no C compiler?)"
+        used = [0]
+        if fast:
+            inner = m.exc_fast.enter
+
+            def counted(*args) -> bool:
+                ok = inner(*args)
+                used[0] += ok
+                return ok
+
+            m.exc_fast.enter = counted  # type: ignore[method-assign]
+        else:
+            m.exc_fast = None
+        board.power_on([Chunk(0x08000000, assemble(PROGRAM), "exc-fast")])
+        with m.host():
+            m.exc.keep_history = 100000
+            for _ in range(slices):
+                m.step_slice()
+                if m.bus_read(LOG + 16, 4) == (0xD0DE).to_bytes(4, "little"):
+                    break
+            else:
+                pytest.fail("the program did not finish")
+            regs = [m.reg(n) for n in REGS]
+            ram = m.bus_read(0x20000000, 0x10000)
+            return list(m.exc.history), regs, ram, used[0]
+    finally:
+        board.close()
+
+
+@pytest.fixture(scope="module")
+def both():
+    return _run(True), _run(False)
+
+
+def test_c_entry_and_return_leave_the_same_core_and_memory_as_python(both) -> None:
+    (h_c, regs_c, ram_c, used), (h_py, regs_py, ram_py, _) = both
+    ticks, irq5, pendsv = (int.from_bytes(ram_py[i : i + 4], "little") for i in (0, 4, 8))
+    # the program got where it was going: all three phases, preemption and tail-chaining
+    assert ticks > 150 and abs(irq5 - ticks // 3) <= 1 and abs(pendsv - irq5) <= 1, (ticks, irq5, pendsv)
+    assert regs_py[REGS.index("pc")] in range(0x08000000, 0x08001000)
+    assert h_c == h_py
+    assert dict(zip(REGS, regs_c, strict=True)) == dict(zip(REGS, regs_py, strict=True))
+    diff = [0x20000000 + i for i in range(0, len(ram_c), 4) if ram_c[i : i + 4] != ram_py[i : i + 4]]
+    assert not diff, f"RAM differs at {len(diff)} words, first 0x{diff[0]:08X}"
+    # the C path did most entries: not the FP ones (phase 3), which take the long way
+    assert used > len(h_c) // 2, (used, len(h_c))
+    assert used < len(h_c)

@@ -1,0 +1,139 @@
+"""Exception entry and return of the plain case in one C call (twin/exc_fast.c).
+
+The Python model (twin/exc_entry.py) still decides which exception is taken and whether a
+return is legal; :class:`ExcFast` does the mechanical part (read the registers, stack or
+unstack a basic frame, fetch the vector, write the registers) when nothing unusual is in
+the way: the MPU off, the D-cache off, no flash fix-up pending, a basic frame inside one
+memory region, a vector with the Thumb bit, a stacked xPSR that agrees with EXC_RETURN.
+Otherwise it answers False having changed nothing, and the model goes the long way (which
+also raises every fault). An interrupt cost the twin ~30 us of Python in entry and return
+(issue 18); this is ~3 us.
+
+Where no C compiler works the machine has no ExcFast and the model always goes the long way.
+
+Owns: the C struct (register ids, the memory regions' buffers). Must not touch: the
+exception model's state (pending, active, priorities), the MPU, the D-cache's lines.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import unicorn.arm_const as A
+from unicorn.unicorn_py3.unicorn import uclib
+
+from twin import memory as mm
+from twin import native
+from twin.dcache import DCache
+from twin.stores import Stores
+
+EF_REGIONS = 12
+#: the C enum's order: R0, R1, R2, R3, R12, LR, PC, SP, XPSR, CONTROL, PSP, FAULTMASK
+_IDS = (
+    A.UC_ARM_REG_R0,
+    A.UC_ARM_REG_R1,
+    A.UC_ARM_REG_R2,
+    A.UC_ARM_REG_R3,
+    A.UC_ARM_REG_R12,
+    A.UC_ARM_REG_LR,
+    A.UC_ARM_REG_PC,
+    A.UC_ARM_REG_SP,
+    A.UC_ARM_REG_XPSR,
+    A.UC_ARM_REG_CONTROL,
+    A.UC_ARM_REG_PSP,
+    A.UC_ARM_REG_FAULTMASK,
+)
+
+
+class _Region(ctypes.Structure):
+    _fields_ = [
+        ("base", ctypes.c_uint32),
+        ("size", ctypes.c_uint32),
+        ("ptr", ctypes.c_void_p),
+        ("writable", ctypes.c_int32),
+    ]
+
+
+class _ExcFast(ctypes.Structure):
+    """``struct exc_fast`` of twin/exc_fast.c."""
+
+    _fields_ = [
+        ("read_batch", ctypes.c_void_p),
+        ("write_batch", ctypes.c_void_p),
+        ("id", ctypes.c_int32 * len(_IDS)),
+        ("n", ctypes.c_int32),
+        ("region", _Region * EF_REGIONS),
+        ("frame_ptr", ctypes.c_uint32),
+    ]
+
+
+class ExcFast:
+    """The C entry and return for one engine.
+
+    Args:
+        uc: the unicorn engine.
+        memory: the machine's regions (their buffers are what the CPU sees).
+        stores: the machine's store handling (twin/stores.py): the stacked range is marked
+            dirty there (translated code in it is dropped); with flash fix-ups pending the
+            long way (the model's reads apply them first).
+        dcache: the D-cache model: while it is on, stacking goes through its lines (long way).
+    """
+
+    def __init__(self, uc, memory: mm.MemoryMap, stores: Stores, dcache: DCache | None) -> None:
+        lib = native.library()  # NativeUnavailable: the machine does without
+        self._uc = uc
+        self._stores = stores
+        self._dcache = dcache
+        c = self._c = _ExcFast()
+        c.read_batch = ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p).value
+        c.write_batch = ctypes.cast(uclib.uc_reg_write_batch, ctypes.c_void_p).value
+        c.id[:] = _IDS
+        regions = memory.regions
+        assert len(regions) <= EF_REGIONS
+        for i, reg in enumerate(regions):
+            # the backup SRAM's stores have gates (its clock, PWR DBP): the long way there
+            writable = reg.writable and reg is not memory.bkpsram
+            c.region[i] = _Region(reg.base, reg.size, ctypes.addressof(reg.buf), int(writable))
+        c.n = len(regions)
+        self._ref = ctypes.byref(c)
+        self._enter = lib.ef_enter
+        self._enter.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_uint32,
+            ctypes.c_uint32,
+            ctypes.c_uint32,
+        ]
+        self._return = lib.ef_return
+        self._return.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_uint32,
+            ctypes.c_uint32,
+            ctypes.c_int32,
+            ctypes.c_int32,
+        ]
+
+    def enter(self, exc: int, vtor: int, ccr: int) -> bool:
+        """Stack a basic frame and enter ``exc``'s handler; False: not the plain case (nothing
+        changed: take the long way)."""
+        dc = self._dcache
+        if self._stores.fixups or (dc is not None and dc.enabled):
+            return False
+        rc = self._enter(self._uc._uch, self._ref, exc, vtor, ccr)
+        if rc == 0:
+            self._stores.mark_dirty(self._c.frame_ptr, 0x20)
+            return True
+        if rc < 0:
+            raise RuntimeError("unicorn refused the exception entry's register write")
+        return False
+
+    def exception_return(self, value: int, ipsr: int, nonbase_ok: bool, clear_fm: bool) -> bool:
+        """Return from ``ipsr`` (the innermost active exception) to EXC_RETURN ``value``;
+        False: not the plain case (nothing changed: take the long way)."""
+        if self._stores.fixups:
+            return False
+        rc = self._return(self._uc._uch, self._ref, value & 0xFFFFFFFF, ipsr, nonbase_ok, clear_fm)
+        if rc < 0:
+            raise RuntimeError("unicorn refused the exception return's register write")
+        return rc == 0
