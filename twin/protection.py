@@ -169,20 +169,33 @@ class Protection:
                 self.view = None
                 self._apply(None)
             return
-        # per slice, so cheap: handler mode is known from the model's active list
-        privileged = bool(exc.active) or not self._reg(A.UC_ARM_REG_CONTROL) & 1
-        if self._default_map(ctrl):
-            key: object = ("default-map",)
-        else:
-            key = (exc.mpu_gen, privileged)  # mpu_gen: bumped by every MPU register write
+        key = self._key(exc, ctrl)
         if key == self._mpu_key:
             return
         self._mpu_key = key
         view = None
         if key != ("default-map",):
-            view = MpuView(ctrl, mpu_decode(list(exc.mpu_rbar), list(exc.mpu_rasr)), privileged)
+            view = MpuView(ctrl, mpu_decode(list(exc.mpu_rbar), list(exc.mpu_rasr)), key[1])
         self.view = view
         self._apply(view)
+
+    def _key(self, exc: ExceptionUnit, ctrl: int) -> tuple:
+        """What the page protections depend on while the MPU is on: the configuration
+        (``mpu_gen``, bumped by every MPU register write) and the privilege level, or the
+        default map. Cheap: handler mode is known from the model's active list."""
+        if self._default_map(ctrl):
+            return ("default-map",)
+        return (exc.mpu_gen, bool(exc.active) or not self._reg(A.UC_ARM_REG_CONTROL) & 1)
+
+    def stale(self) -> bool:
+        """The page protections :meth:`sync` applied no longer follow the MPU (an exception
+        return inside a slice went to unprivileged code, or out of HardFault): the slice
+        must end so the next one applies them."""
+        exc = self.exc
+        ctrl = getattr(exc, "mpu_ctrl", 0) if exc is not None else 0
+        if not ctrl & 1:
+            return self._mpu_key is not None
+        return self._key(exc, ctrl) != self._mpu_key
 
     def _default_map(self, ctrl: int) -> bool:
         """The execution priority is below 0 (HardFault/NMI active or FAULTMASK set) and

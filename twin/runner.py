@@ -410,16 +410,16 @@ class CoreRunner:
 
     def _return_in_slice(self, value: int) -> bool:
         """Do the exception return ``value`` inside the running slice when nothing needs
-        the slice boundary (no other stop recorded, no MPU: its page rights follow the
-        privilege, set per slice; no unmask watch, no single step): an interrupt then costs
-        one slice, not two. unicorn resumes at the unstacked PC; the slice still ends if the
-        return left anything pending, faulted or locked up. False: stop, return there."""
+        the slice boundary (no other stop recorded, no unmask watch, no single step): an
+        interrupt then costs one slice, not two. unicorn resumes at the unstacked PC; the
+        slice still ends if the return left anything pending, faulted, locked up or changed
+        the MPU's page rights (set per slice: to unprivileged code). False: stop, return there."""
         s = self._slice
         exc = self.exc
-        if exc is None or s.reasons or s.budget <= 1 or self._unmask_watch or getattr(exc, "mpu_ctrl", 0) & 1:
+        if exc is None or s.reasons or s.budget <= 1 or self._unmask_watch:
             return False
         self._clock.guard(lambda: exc.exception_return(value))
-        if exc.pending or exc.is_locked_up():
+        if exc.pending or exc.is_locked_up() or self._prot.stale():
             s.stop("returned")
         return True
 

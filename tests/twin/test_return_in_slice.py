@@ -129,14 +129,73 @@ def test_an_interrupt_costs_one_slice_and_the_thread_sees_its_registers(make_boa
     assert slices <= TICKS + 20, slices
 
 
-def test_with_the_mpu_on_the_return_waits_for_the_slice_boundary(make_board) -> None:
-    """The MPU's page rights follow the privilege and are set per slice: the return ends
-    the slice (two slices an interrupt), and the thread still sees its registers."""
+def _mpu(board: Board, regions: list[tuple[int, int]]) -> None:
+    """Program the MPU through its registers as a debugger would: (RBAR, RASR) per region
+    (RBAR with VALID and the region number), then MPU_CTRL.ENABLE; SHCSR.MEMFAULTENA."""
+    m = board.machine
+    for rbar, rasr in regions:
+        m.bus_write(0xE000ED9C, rbar.to_bytes(4, "little"))
+        m.bus_write(0xE000EDA0, rasr.to_bytes(4, "little"))
+    m.bus_write(0xE000ED94, (1).to_bytes(4, "little"))
+    m.bus_write(0xE000ED24, (1 << 16).to_bytes(4, "little"))
+
+
+#: region 0: all 4 GiB, full access, Normal WBWA (the unprivileged thread may run anywhere)
+ALL_OPEN = (0x00000000 | 0x10 | 0, 0x030B003F)
+
+
+def test_with_the_mpu_on_a_return_to_privileged_code_stays_in_the_slice(make_board) -> None:
+    """Handler and privileged thread have the same page rights: one slice an interrupt."""
     board = make_board("msp")
     m = board.machine
     with m.host():
-        m.exc.mpu_ctrl = 0x5  # ENABLE | PRIVDEFENA: the default map for privileged code
+        _mpu(board, [ALL_OPEN])
     slices = _run_to_halt(board)
     assert m.reg("r5") == 1
     assert _count(board) == TICKS
-    assert slices >= 2 * TICKS, slices
+    assert slices <= TICKS + 20, slices
+
+
+SECRET, LEAK = 0x20003000, 0x20004000
+
+
+def test_with_the_mpu_on_a_return_to_unprivileged_code_gets_its_page_rights_at_once() -> None:
+    """The MPU's page rights are set per slice: a return to unprivileged code ends the slice,
+    so the thread's first access after it is checked at its own level. Here it reads a
+    word only privileged code may (region 1): MemManage, and nothing copied (had the slice
+    gone on with the handler's rights, the read would have succeeded)."""
+    thread = (
+        THREADS["psp unprivileged"]
+        + f"""
+    ldr r6, =0x{COUNT:08X}
+    ldr r4, =0x{SECRET:08X}
+    ldr r5, =0x{LEAK:08X}
+1:  ldr r7, [r6]
+    cmp r7, #1
+    blo 1b
+    ldr r0, [r4]              @ privileged only: MemManage for this thread
+    str r0, [r5]
+2:  b 2b
+"""
+    )
+    stop = """
+.thumb_func
+stop_h:
+    bkpt #0
+"""
+    src = program(systick_start(9999) + thread, {15: "tick_h", 4: "stop_h", 3: "stop_h"}, TICK_H + stop)
+    b = Board(BoardOptions(pty=False))
+    try:
+        b.power_on([Chunk(0x08000000, assemble(src), "test")])
+        m = b.machine
+        m.debug.ctrl = 1
+        with m.host():
+            m.bus_write(SECRET, (0x5EC12E7).to_bytes(4, "little"))
+            # region 1: 32 bytes at SECRET, privileged read/write, unprivileged none
+            _mpu(b, [ALL_OPEN, (SECRET | 0x10 | 1, 0x010B0009)])
+        slices = _run_to_halt(b)
+        assert int.from_bytes(m.bus_read(LEAK, 4), "little") == 0, "the thread read a privileged-only word"
+        assert m.exc.active[-1] == 4 and m.exc.cfsr & 0x02, (m.exc.active, hex(m.exc.cfsr))  # DACCVIOL
+        assert slices >= 2, slices
+    finally:
+        b.close()
