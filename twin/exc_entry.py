@@ -200,7 +200,7 @@ class EntryReturn:
         active.pop()
         if ipsr >= FIRST_IRQ and self.levels >> (ipsr - FIRST_IRQ) & 1:
             self.pending.add(ipsr)  # level still asserted: pends again
-        exc = self.takeable()
+        exc = self.takeable(check_fp=False)  # a basic frame's return cleared CONTROL.FPCA
         if exc is not None:  # tail-chain
             self._take_at_once(exc)
         return True

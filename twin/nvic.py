@@ -149,12 +149,13 @@ class NvicState:
         """True if a pending, enabled exception has higher priority than the current one."""
         return self.takeable() is not None
 
-    def takeable(self) -> int | None:
+    def takeable(self, check_fp: bool = True) -> int | None:
         """The pending, enabled exception the core would take now (it has higher priority
-        than the current one), or None."""
+        than the current one), or None. ``check_fp``: first look for an FP instruction run
+        with the FPU disabled (False only where CONTROL.FPCA is known clear)."""
         if self.locked_up:
             return None
-        if self.cpacr & 0x00F00000 != 0x00F00000:
+        if check_fp and self.cpacr & 0x00F00000 != 0x00F00000:
             self._check_fp_disabled()
         if not self.pending:
             return None
