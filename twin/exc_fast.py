@@ -45,6 +45,16 @@ _IDS = (
 )
 
 
+#: a memory range for :class:`ExcFast`: base, size, its ctypes buffer, stacking allowed
+Region = tuple[int, int, ctypes.Array, bool]
+
+
+def machine_regions(memory: mm.MemoryMap) -> list[Region]:
+    """The machine's regions; the backup SRAM's stores have gates (its clock, PWR DBP):
+    stacking there goes the long way."""
+    return [(r.base, r.size, r.buf, r.writable and r is not memory.bkpsram) for r in memory.regions]
+
+
 class _Region(ctypes.Structure):
     _fields_ = [
         ("base", ctypes.c_uint32),
@@ -72,14 +82,15 @@ class ExcFast:
 
     Args:
         uc: the unicorn engine.
-        memory: the machine's regions (their buffers are what the CPU sees).
+        regions: (base, size, buffer, writable) of the memory unicorn maps from these
+            ctypes buffers (mem_map_ptr: what the CPU sees); stacking only into a writable one.
         stores: the machine's store handling (twin/stores.py): the stacked range is marked
             dirty there (translated code in it is dropped); with flash fix-ups pending the
             long way (the model's reads apply them first).
         dcache: the D-cache model: while it is on, stacking goes through its lines (long way).
     """
 
-    def __init__(self, uc, memory: mm.MemoryMap, stores: Stores, dcache: DCache | None) -> None:
+    def __init__(self, uc, regions: list[Region], stores: Stores, dcache: DCache | None) -> None:
         lib = native.library()  # NativeUnavailable: the machine does without
         self._uc = uc
         self._stores = stores
@@ -88,12 +99,10 @@ class ExcFast:
         c.read_batch = ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p).value
         c.write_batch = ctypes.cast(uclib.uc_reg_write_batch, ctypes.c_void_p).value
         c.id[:] = _IDS
-        regions = memory.regions
         assert len(regions) <= EF_REGIONS
-        for i, reg in enumerate(regions):
-            # the backup SRAM's stores have gates (its clock, PWR DBP): the long way there
-            writable = reg.writable and reg is not memory.bkpsram
-            c.region[i] = _Region(reg.base, reg.size, ctypes.addressof(reg.buf), int(writable))
+        self._buffers = [buf for _, _, buf, _ in regions]  # kept alive with the struct
+        for i, (base, size, buf, writable) in enumerate(regions):
+            c.region[i] = _Region(base, size, ctypes.addressof(buf), int(writable))
         c.n = len(regions)
         self._ref = ctypes.byref(c)
         self._enter = lib.ef_enter

@@ -38,7 +38,7 @@ from twin.clock import Clock
 from twin.core_regs import CoreRegs
 from twin.cpu_thread import CpuThread
 from twin.device import Device, ExceptionUnit
-from twin.exc_fast import ExcFast
+from twin.exc_fast import ExcFast, machine_regions
 from twin.host_gate import HostGate, HostHold
 from twin.protection import Protection
 from twin.reset import Resets
@@ -115,7 +115,7 @@ class Machine:
         #: exception entry/return of the plain case in C (twin/exc_fast.py), None without C
         self.exc_fast: ExcFast | None = None
         if hook.native:
-            self.exc_fast = ExcFast(uc, self.memory, self.stores, self.bus.dcache)
+            self.exc_fast = ExcFast(uc, machine_regions(self.memory), self.stores, self.bus.dcache)
         self.bus.add_store_hook(self.stores.hook_write_prot)
         uc.hook_add(uc_mod.UC_HOOK_MEM_UNMAPPED, self.bus.hook_unmapped)
         uc.hook_add(

@@ -9,6 +9,7 @@ virtual time = executed instructions, an event queue).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import tempfile
@@ -21,6 +22,7 @@ from unicorn import (
     UC_HOOK_MEM_UNMAPPED,
     UC_MODE_MCLASS,
     UC_MODE_THUMB,
+    UC_PROT_ALL,
     Uc,
     UcError,
 )
@@ -50,6 +52,21 @@ _REGS.update(
 _REGS.update({f"s{i}": getattr(A, f"UC_ARM_REG_S{i}") for i in range(32)})
 
 _cache: dict[str, bytes] = {}
+
+#: :class:`Board` gives its CPU the machine's C exception entry and return
+#: (twin/exc_fast.py) when set; tests run both ways (the model's Python when clear)
+C_ENTRY = False
+
+
+class _NoStores:
+    """What twin/exc_fast.py asks of the machine's stores: no flash fix-ups here, and the
+    stacked range (this harness drops translated code only when a test asks)."""
+
+    def __init__(self) -> None:
+        self.fixups: list = []
+
+    def mark_dirty(self, address: int, length: int) -> None:
+        pass
 
 
 def assemble(src: str, base: int = FLASH) -> bytes:
@@ -121,11 +138,20 @@ class Board:
 
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
         self.uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M7)
-        self.uc.mem_map(FLASH, FLASH_SIZE)
-        self.uc.mem_map(RAM, RAM_SIZE)
+        # memory from host buffers, as the machine maps it (the C entry writes them)
+        self._mem = {
+            base: ctypes.create_string_buffer(size) for base, size in ((FLASH, FLASH_SIZE), (RAM, RAM_SIZE))
+        }
+        for base, buf in self._mem.items():
+            self.uc.mem_map_ptr(base, len(buf), UC_PROT_ALL, ctypes.addressof(buf))
         self.uc.mem_write(FLASH, program)
         self.services = ServicesDouble()
         self.cpu = UcCpu(self.uc, [])
+        if C_ENTRY:
+            from twin.exc_fast import ExcFast
+
+            regions = [(base, len(buf), buf, base == RAM) for base, buf in self._mem.items()]
+            self.cpu.exc_fast = ExcFast(self.uc, regions, _NoStores(), None)  # type: ignore[attr-defined]
         self.model = ExceptionModel(self.cpu, self.services)  # type: ignore[arg-type]
         self.model.boot_vtor = FLASH
         self.services.unit = self.model

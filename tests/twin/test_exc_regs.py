@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import periph_exc_harness
+import pytest
 from periph_exc_harness import Board, assemble
 from periph_exc_programs import program
+
+
+@pytest.fixture(autouse=True, params=["python", "c"], ids=["entry-python", "entry-c"])
+def _entry_path(request, monkeypatch):
+    """Every test twice: exception entry and return by the model's Python, then by the
+    machine's C (twin/exc_fast.c), which must give the same result."""
+    monkeypatch.setattr(periph_exc_harness, "C_ENTRY", request.param == "c")
+
 
 SCB = 0xE000ED00
 
