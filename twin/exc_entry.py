@@ -75,7 +75,8 @@ class EntryReturn:
         cpu = self.cpu
         self.pending.discard(exc)
         fast = getattr(cpu, "exc_fast", None)
-        if fast is not None and not self.mpu_ctrl & 1 and fast.enter(exc, self.vtor, self.ccr):
+        allows = getattr(cpu, "mpu_allows", None) if self.mpu_ctrl & 1 else None
+        if fast is not None and fast.enter(exc, self.vtor, self.ccr, allows):
             self.active.append(exc)  # the plain case, in C (twin/exc_fast.c)
             if self.keep_history:
                 self.history.append((self.services.now_cycles(), exc))
@@ -189,13 +190,18 @@ class EntryReturn:
 
     def _return_plain(self, value: int) -> bool:
         """The return of the plain case in C (twin/exc_fast.c): from the innermost active
-        exception, MPU off, a basic frame; False: the long way (nothing was changed)."""
+        exception, a basic frame; False: the long way (nothing was changed)."""
         fast = getattr(self.cpu, "exc_fast", None)
         active = self.active
-        if fast is None or not active or self.mpu_ctrl & 1:
+        if fast is None or not active:
             return False
         ipsr = active[-1]
-        if not fast.exception_return(value, ipsr, len(active) == 1 or bool(self.ccr & 1), ipsr != NMI):
+        allows = getattr(self.cpu, "mpu_allows", None) if self.mpu_ctrl & 1 else None
+        if allows is not None:
+            allows = self._unstack_allows(allows)
+        if not fast.exception_return(
+            value, ipsr, len(active) == 1 or bool(self.ccr & 1), ipsr != NMI, allows
+        ):
             return False
         active.pop()
         if ipsr >= FIRST_IRQ and self.levels >> (ipsr - FIRST_IRQ) & 1:
@@ -204,6 +210,19 @@ class EntryReturn:
         if exc is not None:  # tail-chain
             self._take_at_once(exc)
         return True
+
+    def _unstack_allows(self, allows):
+        """``allows`` asked as the long way asks it: with the returning exception already
+        off the active list (it decides the MPU's default map)."""
+
+        def ask(address: int, length: int, write: bool, privileged: bool) -> bool:
+            exc = self.active.pop()
+            try:
+                return allows(address, length, write, privileged)
+            finally:
+                self.active.append(exc)
+
+        return ask
 
     def _unstack(self, value: int, to_thread: bool, control: int, sp: int, clear_fm: bool) -> None:
         cpu = self.cpu

@@ -4,7 +4,8 @@
  *
  * The Python model (twin/exc_entry.py) decides everything that needs its state: which
  * exception is taken, whether the return is legal for the active list, the MPU, the
- * D-cache's lines (told before stacking: `plan`), the flash's pending fix-ups. These functions do only the mechanical part, and
+ * D-cache's lines and the MPU (asked before a frame is touched: `plan`), the flash's pending
+ * fix-ups. These functions do only the mechanical part, and
  * only in the plain case: a basic (integer) frame, wholly inside one memory region (a
  * writable one for stacking), a vector with the Thumb bit, a stacked xPSR that agrees with
  * EXC_RETURN. Anything else returns non-zero *before changing anything*, and the Python
@@ -37,8 +38,9 @@ struct exc_fast {
     int32_t id[N_IDS];
     int32_t n;
     struct ef_region region[EF_REGIONS];
-    uint32_t frame_ptr;      /* out: where ef_enter stacked (or would) */
-    uint32_t frame[8];       /* out: the frame it stacked (or would) */
+    uint32_t frame_ptr;      /* out: where ef_enter stacked (or would), where ef_return unstacks */
+    uint32_t frame[8];       /* out: the frame ef_enter stacked (or would) */
+    int32_t priv;            /* out: the frame's access is privileged (the MPU's question) */
 };
 
 static uint8_t *at(struct exc_fast *e, uint32_t address, uint32_t length, int write)
@@ -128,6 +130,7 @@ int ef_enter(void *uc, struct exc_fast *e, uint32_t exc, uint32_t vtor, uint32_t
         return 1; /* INVSTATE: the model logs and faults */
     uint32_t words[8] = {v[2], v[3], v[4], v[5], v[6], v[7], pc & ~1u, xpsr};
     e->frame_ptr = frame;
+    e->priv = !thread || !(control & 1); /* stacking: at the interrupted code's level */
     for (int i = 0; i < 8; i++)
         e->frame[i] = words[i];
     if (plan)
@@ -148,9 +151,11 @@ int ef_enter(void *uc, struct exc_fast *e, uint32_t exc, uint32_t vtor, uint32_t
 /* Return from the active exception `ipsr` (the model's innermost) to EXC_RETURN `value`:
  * unstack the basic frame, FAULTMASK cleared if `clear_fm`, CONTROL.SPSEL from `value`.
  * `nonbase_ok`: a return to thread mode is allowed (no other exception active, or
- * CCR.NONBASETHRDENA). 0: done; 1: not the plain case, nothing changed; -1: the engine
- * refused the register write. */
-int ef_return(void *uc, struct exc_fast *e, uint32_t value, uint32_t ipsr, int32_t nonbase_ok, int32_t clear_fm)
+ * CCR.NONBASETHRDENA). 0: done; 1: not the plain case, nothing changed; 3: `plan` was set:
+ * frame_ptr and priv say what it would read (the MPU's question), nothing changed; -1: the
+ * engine refused the register write. */
+int ef_return(void *uc, struct exc_fast *e, uint32_t value, uint32_t ipsr, int32_t nonbase_ok, int32_t clear_fm,
+              int32_t plan)
 {
     static const int peek[] = {XPSR, CONTROL, SP, PSP};
     uint32_t v[4];
@@ -174,6 +179,10 @@ int ef_return(void *uc, struct exc_fast *e, uint32_t value, uint32_t ipsr, int32
     uint32_t stacked = w[7];
     if (to_thread != ((stacked & 0x1FF) == 0) || !(stacked >> 24 & 1))
         return 1; /* INVPC / INVSTATE: the model's */
+    e->frame_ptr = frame;
+    e->priv = !to_thread || !(control & 1); /* unstacking: at the level returned to */
+    if (plan)
+        return 3;
     uint32_t new_sp = frame + 0x20 + ((stacked & (1u << 9)) ? 4 : 0);
     control = (control & ~6u) | ((to_thread && use_psp) ? 2u : 0u);
     static const int order[] = {FAULTMASK, CONTROL, XPSR, SP, R0, R1, R2, R3, R12, LR, PC};

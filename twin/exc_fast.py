@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+from collections.abc import Callable
 
 import unicorn.arm_const as A
 from unicorn.unicorn_py3.unicorn import uclib
@@ -58,6 +59,10 @@ def machine_regions(memory: mm.MemoryMap) -> list[Region]:
     return [(r.base, r.size, r.buf, r.writable and r is not memory.bkpsram) for r in memory.regions]
 
 
+#: the MPU's answer for exception stacking: (address, length, write, privileged) -> allowed
+Allows = Callable[[int, int, bool, bool], bool]
+
+
 class _Region(ctypes.Structure):
     _fields_ = [
         ("base", ctypes.c_uint32),
@@ -78,6 +83,7 @@ class _ExcFast(ctypes.Structure):
         ("region", _Region * EF_REGIONS),
         ("frame_ptr", ctypes.c_uint32),
         ("frame", ctypes.c_uint32 * 8),
+        ("priv", ctypes.c_int32),
     ]
 
 
@@ -112,20 +118,25 @@ class ExcFast:
         u32, i32, ptr = ctypes.c_uint32, ctypes.c_int32, ctypes.c_void_p
         self._enter = lib.ef_enter  # (uc, struct, exc, vtor, ccr, plan)
         self._enter.argtypes = [ptr, ptr, u32, u32, u32, i32]
-        self._return = lib.ef_return  # (uc, struct, EXC_RETURN, ipsr, nonbase_ok, clear_fm)
-        self._return.argtypes = [ptr, ptr, u32, u32, i32, i32]
+        self._return = lib.ef_return  # (uc, struct, EXC_RETURN, ipsr, nonbase_ok, clear_fm, plan)
+        self._return.argtypes = [ptr, ptr, u32, u32, i32, i32, i32]
 
-    def enter(self, exc: int, vtor: int, ccr: int) -> bool:
+    def enter(self, exc: int, vtor: int, ccr: int, allows: Allows | None = None) -> bool:
         """Stack a basic frame and enter ``exc``'s handler; False: not the plain case (nothing
-        changed: take the long way)."""
+        changed: take the long way). ``allows``: the MPU is on; asked, as the long way asks
+        it, whether the frame may be written."""
         if self._stores.fixups:
             return False
-        c, dc = self._c, self._dcache
-        if dc is not None and dc.enabled:  # the lines go through the cache first, as a store's
-            if self._enter(self._uc._uch, self._ref, exc, vtor, ccr, 1) != 3:
+        uch, ref, c, dc = self._uc._uch, self._ref, self._c, self._dcache
+        cached = dc is not None and dc.enabled
+        if cached or allows is not None:  # what would be stacked, where, first
+            if self._enter(uch, ref, exc, vtor, ccr, 1) != 3:
                 return False
-            dc.cpu_write(c.frame_ptr, struct.pack("<8I", *c.frame))
-        rc = self._enter(self._uc._uch, self._ref, exc, vtor, ccr, 0)
+            if allows is not None and not allows(c.frame_ptr, 0x20, True, bool(c.priv)):
+                return False
+            if cached:  # the lines go through the cache first, as a store's
+                dc.cpu_write(c.frame_ptr, struct.pack("<8I", *c.frame))
+        rc = self._enter(uch, ref, exc, vtor, ccr, 0)
         if rc == 0:
             self._stores.mark_dirty(c.frame_ptr, 0x20)
             return True
@@ -133,12 +144,22 @@ class ExcFast:
             raise RuntimeError("unicorn refused the exception entry's register write")
         return False
 
-    def exception_return(self, value: int, ipsr: int, nonbase_ok: bool, clear_fm: bool) -> bool:
+    def exception_return(
+        self, value: int, ipsr: int, nonbase_ok: bool, clear_fm: bool, allows: Allows | None = None
+    ) -> bool:
         """Return from ``ipsr`` (the innermost active exception) to EXC_RETURN ``value``;
-        False: not the plain case (nothing changed: take the long way)."""
+        False: not the plain case (nothing changed: take the long way). ``allows``: the MPU
+        is on; asked whether the frame may be read."""
         if self._stores.fixups:
             return False
-        rc = self._return(self._uc._uch, self._ref, value & 0xFFFFFFFF, ipsr, nonbase_ok, clear_fm)
+        uch, ref, c = self._uc._uch, self._ref, self._c
+        value &= 0xFFFFFFFF
+        if allows is not None:
+            if self._return(uch, ref, value, ipsr, nonbase_ok, clear_fm, 1) != 3:
+                return False
+            if not allows(c.frame_ptr, 0x20, False, bool(c.priv)):
+                return False
+        rc = self._return(uch, ref, value, ipsr, nonbase_ok, clear_fm, 0)
         if rc < 0:
             raise RuntimeError("unicorn refused the exception return's register write")
         return rc == 0

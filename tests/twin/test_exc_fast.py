@@ -5,8 +5,9 @@ with the machine's C entry and return, once without (the model's Python only). I
 interrupts cover what the C path takes and what it must hand back: thread code on MSP and
 on PSP, privileged and not, a stack 4 bytes off 8 (STKALIGN padding), preemption inside a
 handler, tail-chaining, SVC reading its stacked r0, then FP frames (CONTROL.FPCA), which
-go the long way; once with the D-cache off, once on (the stacks are in cached SRAM1: the
-lines a frame lands in go through the D-cache model first, as a store's do). The entries
+go the long way; with the D-cache off, with it on (the stacks are in cached SRAM1: the
+lines a frame lands in go through the D-cache model first, as a store's do), and with the
+MPU on (every frame is asked of it). The entries
 (cycle, exception), the core registers and all of the RAM the program touches, as the core
 sees it and as memory holds it behind the D-cache, must come out the same, and the C path
 must have done most of them.
@@ -53,7 +54,7 @@ _start:
 hang: b hang
 .thumb_func
 reset:
-{{dcache}}
+{{setup}}
     ldr r0, =0xE000ED20          @ SHPR3: SysTick 0x80, PendSV 0xF0
     ldr r1, =0x80F00000
     str r1, [r0]
@@ -183,10 +184,34 @@ DCACHE_ON = """
     isb
 """
 
+#: the MPU on: region 0 all of memory, full access (the unprivileged thread runs anywhere),
+#: region 1 a 32-byte privileged-only guard nothing touches; stacking and unstacking are
+#: asked of the MPU, in C as in Python
+MPU_ON = """
+    ldr r0, =0xE000ED9C          @ MPU_RBAR, MPU_RASR
+    ldr r1, =0x00000010          @ region 0 at 0, VALID
+    str r1, [r0]
+    ldr r1, =0x030B003F          @ 4 GiB, AP full, Normal WBWA, enabled
+    str r1, [r0, #4]
+    ldr r1, =0x20027011          @ region 1 at 0x20027000, VALID
+    str r1, [r0]
+    ldr r1, =0x010B0009          @ 32 bytes, privileged only
+    str r1, [r0, #4]
+    ldr r0, =0xE000ED94          @ MPU_CTRL.ENABLE
+    movs r1, #1
+    str r1, [r0]
+    ldr r0, =0xE000ED24          @ SHCSR.MEMFAULTENA
+    ldr r1, =0x10000
+    str r1, [r0]
+    dsb
+    isb
+"""
+SETUPS = {"dcache-off": "", "dcache-on": DCACHE_ON, "mpu-on": MPU_ON}
+
 REGS = (*(f"r{i}" for i in range(13)), "sp", "lr", "pc", "xpsr", "msp", "psp", "control")
 
 
-def _run(fast: bool, dcache: bool, slices: int = 100000) -> tuple[list, list[int], bytes, bytes, int]:
+def _run(fast: bool, setup: str, slices: int = 100000) -> tuple[list, list[int], bytes, bytes, int]:
     board = Board(BoardOptions(pty=False))
     try:
         m = board.machine
@@ -203,7 +228,7 @@ def _run(fast: bool, dcache: bool, slices: int = 100000) -> tuple[list, list[int
             m.exc_fast.enter = counted  # type: ignore[method-assign]
         else:
             m.exc_fast = None
-        src = PROGRAM.replace("{dcache}", DCACHE_ON if dcache else "")
+        src = PROGRAM.replace("{setup}", SETUPS[setup])
         board.power_on([Chunk(0x08000000, assemble(src), "exc-fast")])
         with m.host():
             m.exc.keep_history = 100000
@@ -214,7 +239,8 @@ def _run(fast: bool, dcache: bool, slices: int = 100000) -> tuple[list, list[int
             else:
                 pytest.fail("the program did not finish")
             regs = [m.reg(n) for n in REGS]
-            assert bool(m.bus.dcache.enabled) == dcache
+            assert bool(m.bus.dcache.enabled) == (setup == "dcache-on")
+            assert bool(m.exc.mpu_ctrl & 1) == (setup == "mpu-on")
             # the core's view, and the debugger's (behind the D-cache: dirty lines not yet
             # written back show there as they were: the cache model's state compared too)
             cpu, behind = m.read_mem(0x20000000, RAM_SEEN), m.bus_read(0x20000000, RAM_SEEN)
@@ -223,7 +249,7 @@ def _run(fast: bool, dcache: bool, slices: int = 100000) -> tuple[list, list[int
         board.close()
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["dcache-off", "dcache-on"])
+@pytest.fixture(scope="module", params=list(SETUPS))
 def both(request):
     return _run(True, request.param), _run(False, request.param)
 
