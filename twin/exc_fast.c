@@ -3,10 +3,10 @@
  * time an interrupt in Python, against ~7.5 us with these: benchmarks/bench_periph.py).
  *
  * The Python model (twin/exc_entry.py) decides everything that needs its state: which
- * exception is taken, whether the return is legal for the active list, the MPU, the
- * D-cache's lines and the MPU (asked before a frame is touched: `plan`), the flash's pending
- * fix-ups. These functions do only the mechanical part, and
- * only in the plain case: a basic (integer) frame, wholly inside one memory region (a
+ * exception is taken, whether the return is legal for the active list, the D-cache's lines
+ * and the MPU (asked before a frame is touched: `plan`), the flash's pending fix-ups. These
+ * functions do only the mechanical part, and only in the plain case: a basic (integer)
+ * frame, wholly inside one memory region (a
  * writable one for stacking), a vector with the Thumb bit, a stacked xPSR that agrees with
  * EXC_RETURN. Anything else returns non-zero *before changing anything*, and the Python
  * model does it the long way (faults, FP frames, INVPC ...). The register writes keep the

@@ -3,10 +3,11 @@
 The Python model (twin/exc_entry.py) still decides which exception is taken and whether a
 return is legal; :class:`ExcFast` does the mechanical part (read the registers, stack or
 unstack a basic frame, fetch the vector, write the registers) when nothing unusual is in
-the way: the MPU off, no flash fix-up pending, a basic frame inside one memory region, a
-vector with the Thumb bit, a stacked xPSR that agrees with EXC_RETURN. With the D-cache on,
-the C first says what it would stack, the D-cache model takes the lines as for a store
-(``DCache.cpu_write``, as the long way does), then the C stacks. Otherwise it answers False having changed nothing, and the model goes the long way (which
+the way: no flash fix-up pending, a basic frame inside one memory region, a vector with
+the Thumb bit, a stacked xPSR that agrees with EXC_RETURN. With the MPU or the D-cache on,
+the C first says where the frame is and at which privilege: the MPU is asked as the long
+way asks it, the D-cache model takes the lines as for a store (``DCache.cpu_write``), then
+the C stacks or unstacks. Otherwise it answers False having changed nothing, and the model goes the long way (which
 also raises every fault). An interrupt's entry and return cost ~22 us of host time in
 Python (issue 18; bench_periph.py's last line), ~7.5 us with this.
 
