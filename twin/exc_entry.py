@@ -195,34 +195,20 @@ class EntryReturn:
         active = self.active
         if fast is None or not active:
             return False
-        ipsr = active[-1]
+        nonbase_ok = len(active) == 1 or bool(self.ccr & 1)
+        # off the active list while the MPU is asked, as the long way does (it decides the
+        # default map); back on if the long way is taken after all
+        ipsr = active.pop()
         allows = getattr(self.cpu, "mpu_allows", None) if self.mpu_ctrl & 1 else None
-        if allows is not None:
-            allows = self._unstack_allows(allows)
-        if not fast.exception_return(
-            value, ipsr, len(active) == 1 or bool(self.ccr & 1), ipsr != NMI, allows
-        ):
+        if not fast.exception_return(value, ipsr, nonbase_ok, ipsr != NMI, allows):
+            active.append(ipsr)
             return False
-        active.pop()
         if ipsr >= FIRST_IRQ and self.levels >> (ipsr - FIRST_IRQ) & 1:
             self.pending.add(ipsr)  # level still asserted: pends again
         exc = self.takeable(check_fp=False)  # a basic frame's return cleared CONTROL.FPCA
         if exc is not None:  # tail-chain
             self._take_at_once(exc)
         return True
-
-    def _unstack_allows(self, allows):
-        """``allows`` asked as the long way asks it: with the returning exception already
-        off the active list (it decides the MPU's default map)."""
-
-        def ask(address: int, length: int, write: bool, privileged: bool) -> bool:
-            exc = self.active.pop()
-            try:
-                return allows(address, length, write, privileged)
-            finally:
-                self.active.append(exc)
-
-        return ask
 
     def _unstack(self, value: int, to_thread: bool, control: int, sp: int, clear_fm: bool) -> None:
         cpu = self.cpu

@@ -6,9 +6,8 @@
  * exception is taken, whether the return is legal for the active list, the D-cache's lines
  * and the MPU (asked before a frame is touched: `plan`), the flash's pending fix-ups. These
  * functions do only the mechanical part, and only in the plain case: a basic (integer)
- * frame, wholly inside one memory region (a
- * writable one for stacking), a vector with the Thumb bit, a stacked xPSR that agrees with
- * EXC_RETURN. Anything else returns non-zero *before changing anything*, and the Python
+ * frame, wholly inside one memory region (a writable one for stacking), a vector with the
+ * Thumb bit, a stacked xPSR that agrees with EXC_RETURN. Anything else returns non-zero *before changing anything*, and the Python
  * model does it the long way (faults, FP frames, INVPC ...). The register writes keep the
  * Python model's order (twin/core_regs.py write_context): SP after the xPSR and CONTROL
  * that bank it, the PC last with the Thumb bit in bit 0.

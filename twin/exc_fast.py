@@ -7,8 +7,8 @@ the way: no flash fix-up pending, a basic frame inside one memory region, a vect
 the Thumb bit, a stacked xPSR that agrees with EXC_RETURN. With the MPU or the D-cache on,
 the C first says where the frame is and at which privilege: the MPU is asked as the long
 way asks it, the D-cache model takes the lines as for a store (``DCache.cpu_write``), then
-the C stacks or unstacks. Otherwise it answers False having changed nothing, and the model goes the long way (which
-also raises every fault). An interrupt's entry and return cost ~22 us of host time in
+the C stacks or unstacks. Otherwise it answers False having changed nothing, and the model
+goes the long way (which also raises every fault). An interrupt's entry and return cost ~22 us of host time in
 Python (issue 18; bench_periph.py's last line), ~7.5 us with this.
 
 Where no C compiler works the machine has no ExcFast and the model always goes the long way.

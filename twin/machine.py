@@ -108,13 +108,12 @@ class Machine:
         self.protection.on_mpu = lambda mpu: self.usage_checks.set_device_memory(mpu=mpu)
         hook = self.usage_checks.code_hook
         self.runner.arm = hook.arm  # the hook counts the slices' instructions
+        #: exception entry/return of the plain case in C (twin/exc_fast.py), None without C
+        self.exc_fast: ExcFast | None = None
         if hook.native:
             self.runner.retired = hook.retired
             self.runner.wfi_possible = hook.last_was_t16
             self.slice.counter = hook.counter_view()
-        #: exception entry/return of the plain case in C (twin/exc_fast.py), None without C
-        self.exc_fast: ExcFast | None = None
-        if hook.native:
             self.exc_fast = ExcFast(uc, machine_regions(self.memory), self.stores, self.bus.dcache)
         self.bus.add_store_hook(self.stores.hook_write_prot)
         uc.hook_add(uc_mod.UC_HOOK_MEM_UNMAPPED, self.bus.hook_unmapped)
