@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rig.diff_arrays import POPCOUNT, num, popcount_sum, runs
+from rig.diff_arrays import bit_counts, num, popcount_sum, runs
 from rig.diff_base import DEFAULT_TOKENS, KINDS, MAX_LIST, Diagnosis
 from rig.diff_sparse import block_counts, count_in, differing, idx_runs, last_true, mask_runs, merge_runs
 
@@ -68,6 +68,22 @@ class State:
             self._runs[(0, 0)] = mask_runs(neq)
         #: what each byte should be compared with once displacements are known (see shifted)
         self.ref = a
+        self._at: dict[str, np.ndarray] = {}  # a, b gathered at idx (random reads: once)
+
+    def at(self, which: str) -> np.ndarray:
+        """The bytes of ``a`` or ``b`` (``which``) at every differing offset, in ``idx`` order."""
+        if which not in self._at:
+            self._at[which] = (self.a if which == "a" else self.b)[self.idx]
+        return self._at[which]
+
+    def open_bytes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(:meth:`open_idx`, ``ref`` there, ``b`` there)."""
+        o = self.open_idx()
+        if not self.done.any():
+            return o, (self.at("a") if self.ref is self.a else self.ref[o]), self.at("b")
+        keep = ~self.done
+        ref = self.at("a")[keep] if self.ref is self.a else self.ref[o]
+        return o, ref, self.at("b")[keep]
 
     @property
     def a_bytes(self) -> bytes:
@@ -333,8 +349,8 @@ def _no_erased_run(st: State, er: np.ndarray) -> bool:
 
 
 def erased_not_written(st: State) -> list[Diagnosis]:
-    o = st.open_idx()
-    er_idx = o[st.b[o] == 0xFF]
+    o, _, act = st.open_bytes()
+    er_idx = o[act == 0xFF]
     if er_idx.size == 0 or _no_erased_run(st, er_idx):
         return []
     ff = st.b == 0xFF
@@ -368,17 +384,17 @@ def erased_not_written(st: State) -> list[Diagnosis]:
 
 
 def bit_flips(st: State) -> list[Diagnosis]:
-    idx = st.open_idx()
+    idx, ref, act = st.open_bytes()
     if idx.size == 0:
         return []
-    x = st.ref[idx] ^ st.b[idx]
-    pc = POPCOUNT[x]
-    single = float(np.mean(pc == 1))
+    x = ref ^ act
+    pc = bit_counts(x)
+    single = int(np.count_nonzero(pc == 1)) / idx.size
     starts, ends, _ = st.open_runs()
     mean_run = float(np.mean(ends - starts))
     if single < 0.75 or mean_run > 2.0:
         return []
-    bits = int(pc.sum())
+    bits = int(pc.sum(dtype=np.int64))
     rate = bits / (st.n * 8)
     st.done[:] = True
     return [
@@ -393,8 +409,8 @@ def bit_flips(st: State) -> list[Diagnosis]:
                 "bits": bits,
                 "rate": rate,
                 "single_bit_fraction": single,
-                "bits_1_to_0": popcount_sum(x & st.ref[idx]),
-                "bits_0_to_1": popcount_sum(x & st.b[idx]),
+                "bits_1_to_0": popcount_sum(x & ref),
+                "bits_0_to_1": popcount_sum(x & act),
                 "addresses": (idx[:MAX_LIST] + st.base).tolist(),
             },
         )

@@ -28,20 +28,22 @@ def _groups(st: State) -> list[tuple[str, int, int, int | None]]:
 
 
 def never_erased(st: State) -> list[Diagnosis]:
-    pos = np.flatnonzero(~st.done)  # positions in st.idx of the bytes still to explain
-    o = st.idx[pos]
-    act, ref = st.b[o], st.ref[o]
-    cleared_only = (act & ~ref) == 0
+    o, ref, act = st.open_bytes()
+    set_bits = np.flatnonzero((act & ~ref) != 0)  # positions in o of bytes with a 0->1 change
     prev = st.prev[o] if st.prev is not None else None
+    groups = _groups(st)
+    bounds = np.searchsorted(o, [g[1] for g in groups] + [g[2] for g in groups]).tolist()
+    n_set = np.searchsorted(set_bits, bounds).tolist()
+    pos: np.ndarray | None = None  # positions in st.idx of the bytes still to explain
     out = []
-    for label, lo, hi, sector in _groups(st):
-        k0, k1 = (int(k) for k in np.searchsorted(o, (lo, hi)))
+    for g, (label, _, _, sector) in enumerate(groups):
+        k0, k1 = bounds[g], bounds[g + len(groups)]
         cnt = k1 - k0
         if cnt < 8:
             continue
         confirmed = None
         stale = 0
-        if bool(np.all(cleared_only[k0:k1])):
+        if n_set[g] == n_set[g + len(groups)]:  # only 1->0 changes
             if prev is not None:
                 confirmed = bool(np.all(act[k0:k1] == (ref[k0:k1] & prev[k0:k1])))
         elif prev is not None:
@@ -55,6 +57,8 @@ def never_erased(st: State) -> list[Diagnosis]:
         else:
             continue
         first, last = int(o[k0]), int(o[k1 - 1])
+        if pos is None:
+            pos = np.flatnonzero(~st.done)
         st.done[pos[k0:k1]] = True
         if stale:
             detail = (
@@ -95,19 +99,12 @@ def sector_aligned(st: State) -> list[Diagnosis]:
     if st.layout is None:
         return []
     rows = []
-    for sec, lo, hi in sector_slices(st.base, st.n, st.layout):
-        flc = _first_last_count(st, lo, hi)
-        cnt = flc[2] if flc else 0
-        rows.append(
-            (
-                sec,
-                st.base + lo,
-                st.base + hi,
-                cnt,
-                st.base + flc[0] if flc else 0,
-                st.base + flc[1] if flc else 0,
-            )
-        )
+    slices = sector_slices(st.base, st.n, st.layout)
+    at = np.searchsorted(st.idx, [x for _, lo, hi in slices for x in (lo, hi)]).tolist()
+    for k, (sec, lo, hi) in enumerate(slices):
+        i0, i1 = at[2 * k], at[2 * k + 1]
+        first, last = (st.base + int(st.idx[i0]), st.base + int(st.idx[i1 - 1])) if i1 > i0 else (0, 0)
+        rows.append((sec, st.base + lo, st.base + hi, i1 - i0, first, last))
 
     def dense(r: tuple) -> bool:
         return r[3] >= 0.05 * (r[2] - r[1])

@@ -9,12 +9,14 @@ else the whole readback (where it has a token's first bytes); all find the same 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from rig.diagnosis import MAX_LIST, Diagnosis, State
+from rig.diff_sparse import true_at
 
 #: above this many candidate bytes (text-like data) the whole readback is searched
 _MAX_CANDIDATES = 256
@@ -77,19 +79,30 @@ def _occurrences(data: bytes, tok: bytes, windows: list[tuple[int, int]]) -> lis
     return found
 
 
+@functools.lru_cache(maxsize=8)
+def _tables(toks: tuple[bytes, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Which byte values the tokens hold, and which two-byte pairs (``x << 8 | y``)."""
+    in_tok = np.zeros(256, dtype=bool)
+    pairs = np.zeros(1 << 16, dtype=bool)
+    for tok in toks:
+        in_tok[list(tok)] = True
+        for x, y in itertools.pairwise(tok):
+            pairs[(x << 8) | y] = True
+    return in_tok, pairs
+
+
 def _windows(st: State, toks: list[bytes]) -> list[tuple[int, int]] | None:
     """The stretches of the readback a foreign token can lie in (merged, sorted), or None
     for the whole of it."""
     o = st.idx
     if min(len(t) for t in toks) < 2 or o.size > st.n // 16:
         return None
-    pairs = np.zeros(1 << 16, dtype=bool)
-    for tok in toks:
-        for x, y in itertools.pairwise(tok):
-            pairs[(x << 8) | y] = True
+    in_tok, pairs = _tables(tuple(toks))
     b, n = st.b, st.n
-    here = b[o].astype(np.intp)
-    after = b[np.minimum(o + 1, n - 1)].astype(np.intp)
+    here = st.at("b")
+    sel = true_at(np.take(in_tok, here))  # a byte no token has is in none of their pairs
+    o, here = o[sel], here[sel].astype(np.intp)
+    after = b[np.minimum(o + 1, n - 1)]
     before = b[np.maximum(o - 1, 0)].astype(np.intp)
     cand = o[pairs[(here << 8) | after] | pairs[(before << 8) | here]]
     if cand.size > _MAX_CANDIDATES:

@@ -270,8 +270,10 @@ def _diff_from_idx(
     layout: FlashLayout | None,
     missing: int,
     runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    values: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> DiffResult:
-    """The result for the sorted differing offsets ``idx`` (``runs``: their runs, if known)."""
+    """The result for the sorted differing offsets ``idx`` (``runs``: their runs, ``values``:
+    ``a[idx]`` and ``b[idx]``, if known)."""
     import numpy as np
 
     from rig.diff_arrays import popcount_sum
@@ -288,7 +290,7 @@ def _diff_from_idx(
         ff = b == 0xFF
         erased = int(np.count_nonzero(ff)) - int(np.count_nonzero(ff & (a == 0xFF)))
     else:
-        av, bv = a[idx], b[idx]
+        av, bv = values if values is not None else (a[idx], b[idx])
         x = av ^ bv
         erased = int(np.count_nonzero(bv == 0xFF))
     bits_10 = popcount_sum(x & av)
@@ -302,8 +304,10 @@ def _sector_table(idx: np.ndarray, base: int, n: int, layout: FlashLayout) -> tu
     import numpy as np
 
     out = []
-    for sec, lo, hi in sector_slices(base, n, layout):
-        i0, i1 = (int(i) for i in np.searchsorted(idx, (lo, hi)))
+    slices = sector_slices(base, n, layout)
+    at = np.searchsorted(idx, [x for _, lo, hi in slices for x in (lo, hi)]).tolist()
+    for k, (sec, lo, hi) in enumerate(slices):
+        i0, i1 = at[2 * k], at[2 * k + 1]
         cnt = i1 - i0
         first = int(idx[i0]) + base - sec.base if cnt else None
         last = int(idx[i1 - 1]) + base - sec.base if cnt else None
@@ -358,7 +362,8 @@ def analyze(
         compared, missing = clean
         return Analysis(_clean_diff(base, compared, layout, missing), (), 0)
     diags, st, missing = _diagnose(expected, actual, base, layout, previous, tokens, writable, received)
-    diff = _diff_from_idx(st.a, st.b, st.idx, base, layout, missing, st.all_runs())
+    values = (st.at("a"), st.at("b")) if st.idx.size <= st.n // 8 else None
+    diff = _diff_from_idx(st.a, st.b, st.idx, base, layout, missing, st.all_runs(), values)
     return Analysis(diff, tuple(diags), st.open_count())
 
 

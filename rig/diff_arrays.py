@@ -15,6 +15,7 @@ __all__ = [
     "POPCOUNT",
     "Buffer",
     "as_array",
+    "bit_counts",
     "first_last",
     "num",
     "popcount_sum",
@@ -49,6 +50,11 @@ def popcount_sum(x: np.ndarray) -> int:
 
 
 _HAS_BITCOUNT = hasattr(np, "bitwise_count")
+
+
+def bit_counts(x: np.ndarray) -> np.ndarray:
+    """The number of set bits of each byte of a uint8 array (uint8)."""
+    return np.bitwise_count(x) if _HAS_BITCOUNT else POPCOUNT[x]
 
 
 def runs(mask: np.ndarray, gap: int = 0) -> tuple[np.ndarray, np.ndarray]:

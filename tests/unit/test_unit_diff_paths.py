@@ -10,8 +10,8 @@ from diff_reference import diff as ref
 
 from rig import diff as new
 from rig.diagnosis_cache import _earliest
-from rig.diff_arrays import POPCOUNT, popcount_sum, runs
-from rig.diff_sparse import block_counts, differing, idx_runs, last_true, merge_runs
+from rig.diff_arrays import POPCOUNT, bit_counts, popcount_sum, runs
+from rig.diff_sparse import block_counts, differing, idx_runs, last_true, merge_runs, true_at
 
 APP = 0x08040000
 
@@ -29,6 +29,24 @@ def test_differing_offsets_are_the_bytes_that_differ(seed: int) -> None:
     got, mask = differing(a, b)
     assert got.dtype == np.int64 and np.array_equal(got, np.flatnonzero(a != b))
     assert mask is None or np.array_equal(mask, a != b)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_true_at_is_flatnonzero(seed: int) -> None:
+    """Word by word below one True in ten (the band where numpy's nonzero is slow), on sizes
+    that are not whole words, views that start inside a word, and strided views."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 40_000))
+    start = int(rng.integers(0, 8))
+    share = rng.choice([0.0, 0.0005, 0.03, 0.08, 0.099, 0.11, 0.5, 1.0])
+    mask = (rng.random(n + start) < share)[start:]
+    assert np.array_equal(true_at(mask), np.flatnonzero(mask))
+    assert np.array_equal(true_at(mask[::3]), np.flatnonzero(mask[::3]))
+
+
+def test_bit_counts() -> None:
+    x = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(bit_counts(x), POPCOUNT) and bit_counts(x).dtype == np.uint8
 
 
 @pytest.mark.parametrize("seed", range(40))
