@@ -82,6 +82,7 @@ class Bus:
         self._storage: dict[int, int] = {}
         self._mapped_pages: set[int] = set()
         self._c_callbacks: list[tuple[object, object]] = []  # see _map_mmio_page
+        self._page_callbacks: dict[int, tuple[object, object]] = {}  # page -> its callbacks
         self._fixups = stores.fixups  # the same list object, tested on every MMIO access
         self._bus_error: str | None = None  # set by a device inside an MMIO write
         self.master_port = BusMasterPort(
@@ -140,6 +141,12 @@ class Bus:
         if status != uc_mod.UC_ERR_OK:
             raise uc_mod.UcError(status)
         self._c_callbacks.append((read, write))  # ctypes callbacks must outlive the mapping
+        self._page_callbacks[page] = (read, write)
+
+    def page_callbacks(self, page: int) -> tuple[object, object]:
+        """The ctypes read and write callbacks mapped for a device ``page`` (twin/flash_fast.py
+        maps C in front of them)."""
+        return self._page_callbacks[page]
 
     def add_store_hook(self, fn: Callable[..., bool]) -> None:
         """UC_HOOK_MEM_WRITE_PROT calling ``fn(uc, access, address, size, value, ud)`` (the

@@ -40,6 +40,7 @@ from twin import flash_state
 from twin.device import Device, ResetKind, merge_word, sub_word
 from twin.flash_cut import EraseInFlight, PowerCutPlan, apply_cut
 from twin.flash_record import NvSnapshots, OpLog
+from twin.flash_regs import FlashRegs, InRegs
 from twin.memory import FLASH_BASE, FLASH_ITCM_BASE, FLASH_SIZE
 
 KEY1, KEY2 = 0x45670123, 0xCDEF89AB
@@ -103,9 +104,12 @@ class FlashController(Device):
     """
 
     name, base, size = "flash", 0x40023C00, 0x400
+    sr = InRegs()  # FLASH_SR and FLASH_CR live in ``regs`` (twin/flash_regs.py)
+    cr = InRegs()
 
     def __init__(self, array: ctypes.Array, timing: str = "fast", dual_bank: bool = False) -> None:
         super().__init__()
+        self.regs = FlashRegs()
         if timing not in ("fast", "datasheet"):
             raise ValueError(f"timing must be 'fast' or 'datasheet', not {timing!r}")
         self.array = array

@@ -39,6 +39,7 @@ from twin.core_regs import CoreRegs
 from twin.cpu_thread import CpuThread
 from twin.device import Device, ExceptionUnit
 from twin.exc_fast import ExcFast, machine_regions
+from twin.flash_fast import FlashFast
 from twin.host_gate import HostGate, HostHold
 from twin.protection import Protection
 from twin.reset import Resets
@@ -110,6 +111,8 @@ class Machine:
         self.runner.arm = hook.arm  # the hook counts the slices' instructions
         #: exception entry/return of the plain case in C (twin/exc_fast.py), None without C
         self.exc_fast: ExcFast | None = None
+        #: FLASH_SR/CR's plain accesses in C (twin/flash_fast.py), None without C
+        self.flash_fast: FlashFast | None = None
         if hook.native:
             self.runner.retired = hook.retired
             self.runner.wfi_possible = hook.last_was_t16
@@ -157,6 +160,8 @@ class Machine:
     def add_device(self, dev: Device, first: bool = False) -> None:
         """Attach and map a device; ``first`` gives it priority over earlier ones."""
         self.bus.add_device(dev, DeviceServices(self, dev.name), first)
+        if dev is self._flash and self.exc_fast is not None:  # C works here
+            self.flash_fast = FlashFast(self.bus, dev, self.protection, self.slice)
         if hasattr(dev, "core_stopped") and hasattr(dev, "stopped_tick"):
             self.runner.stop_watchers.append(dev)
 

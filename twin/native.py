@@ -1,6 +1,7 @@
 """Build and load the twin's C hooks: the D-cache model's memory hooks (twin/dcache_hooks.c),
-the one code hook (twin/code_hook.c: instruction count, UsageFault sites) and the plain
-exception entry and return (twin/exc_fast.c), one library.
+the one code hook (twin/code_hook.c: instruction count, UsageFault sites), the plain
+exception entry and return (twin/exc_fast.c) and the FLASH registers' plain accesses
+(twin/flash_fast.c), one library.
 
 The sources ship with the package; the first twin that needs them compiles them with the host C
 compiler (``cc``, or ``$CC``; `make setup` installs gcc) into a shared library in
@@ -31,7 +32,9 @@ from pathlib import Path
 from unicorn.arm_const import UC_ARM_REG_EPSR
 from unicorn.unicorn_py3.unicorn import uclib
 
-SOURCES = tuple(Path(__file__).with_name(n) for n in ("dcache_hooks.c", "code_hook.c", "exc_fast.c"))
+SOURCES = tuple(
+    Path(__file__).with_name(n) for n in ("dcache_hooks.c", "code_hook.c", "exc_fast.c", "flash_fast.c")
+)
 FUNCTIONS = (
     "dc_init",
     "dc_read",
@@ -41,6 +44,8 @@ FUNCTIONS = (
     "ch_code",
     "ef_enter",
     "ef_return",
+    "ff_read",
+    "ff_write",
 )
 
 

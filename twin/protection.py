@@ -17,6 +17,7 @@ recorded fault to the exception model).
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 
 import unicorn as uc_mod
@@ -53,6 +54,8 @@ class Protection:
         # the MPU configuration applied to the page protections (see sync)
         self._mpu_key: object = None
         self.view: MpuView | None = None  # None: nothing refused by the MPU
+        #: 1 while ``view`` is set, for C that must not answer an access the MPU may refuse
+        self.mpu_on = ctypes.c_uint32(0)
         self._stack_checks: dict[tuple[int, ...], bool] = {}  # mpu_allows answers
         self._mpu_hooks: list[int] = []
         #: told of every fetch the translator makes and the MPU allows (twin/usage_checks.py)
@@ -167,6 +170,7 @@ class Protection:
             if self._mpu_key is not None:
                 self._mpu_key = None
                 self.view = None
+                self.mpu_on.value = 0
                 self._apply(None)
             return
         key = self._key(exc, ctrl)
@@ -177,6 +181,7 @@ class Protection:
         if key != ("default-map",):
             view = MpuView(ctrl, mpu_decode(list(exc.mpu_rbar), list(exc.mpu_rasr)), key[1])
         self.view = view
+        self.mpu_on.value = view is not None
         self._apply(view)
 
     def _key(self, exc: ExceptionUnit, ctrl: int) -> tuple:

@@ -324,7 +324,7 @@ class CoreRunner:
         wfi = (
             not stopped and (retired != budget or self.wfi_possible(end_pc)) and _after_wfi(self._bus, end_pc)
         )
-        executed = _charge(budget, retired, s.ticks - s.stalled, stopped, wfi)
+        executed = _charge(budget, retired, s.accesses() - s.stalled, stopped, wfi)
         self.instructions += executed
         if self.debug is not None:
             self.debug.retired(executed)

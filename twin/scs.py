@@ -233,10 +233,12 @@ class DebugUnit:
         s, clock = self.m.slice, self.m.clock
         key = clock.cycles  # the slice's start: a new slice starts a new count...
         need = max(TIME_SPIN_READS, s.budget // 50)
-        if key == self._spin_slice and s.ticks == self._spin_tick + 1:
+        if key == self._spin_slice and s.accesses() == self._spin_tick + 1:
             self._spin_reads += 1
         elif (
-            s.ticks == 1 and self._spin_waited is not None and clock.busy_cycles() - self._spin_waited < 1000
+            s.accesses() == 1
+            and self._spin_waited is not None
+            and clock.busy_cycles() - self._spin_waited < 1000
         ):
             # ...unless it starts with the read of the loop that just waited: the same loop
             # waits again after 8 reads, not 40 (enough that a loop that ended, its time
@@ -244,7 +246,7 @@ class DebugUnit:
             self._spin_slice, self._spin_reads = key, need - 8
         else:
             self._spin_slice, self._spin_reads = key, 1
-        self._spin_tick = s.ticks
+        self._spin_tick = s.accesses()
         if self._spin_reads >= need:
             self._spin_reads = 0
             self._spin_waited = clock.busy_cycles()

@@ -39,6 +39,7 @@ class Slice:
         "active",
         "base",
         "budget",
+        "c_ticks",
         "counter",
         "early_event",
         "end",
@@ -59,6 +60,8 @@ class Slice:
         self.reasons: list[tuple[str, object]] = []  # why the slice stopped early
         self.ticks = 0  # MMIO accesses in this slice, plus stalls (time without a count)
         self.stalled = 0  # cycles of ``ticks`` the core spent stalled (Clock.poll_wait)
+        #: bus accesses answered in C (twin/flash_fast.c) in this slice: not in ``ticks``
+        self.c_ticks = ctypes.c_uint64(0)
         #: the C code hook's count of the instructions begun in the running slice
         #: (twin/code_hook.py: a view of its struct's field), or None where nothing counts
         #: them (no C compiler): then MMIO accesses stand in
@@ -83,10 +86,16 @@ class Slice:
         self.kicked = False
         self.early_event = False
         self.ticks = 0
+        self.c_ticks.value = 0
         self.stalled = 0
         self.base = 0
         self.budget = budget
         self.end = end
+
+    def accesses(self) -> int:
+        """MMIO accesses in this slice so far (plus stalls, as ``ticks``), those answered in
+        C included."""
+        return self.ticks + self.c_ticks.value
 
     def offset(self) -> int:
         """Cycles since the running slice began: the instructions retired before the one
