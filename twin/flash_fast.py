@@ -6,10 +6,11 @@ programmed word; through the bus's Python callbacks that was ~6 us of host time 
 it). :class:`FlashFast` maps C functions in front of the FLASH register page: a 32-bit read
 of SR while BSY is clear, a 32-bit read of CR, and a 32-bit write of CR that neither locks
 it, nor starts an erase, nor changes the interrupt enables are answered in place, on the
-controller's own registers (:class:`twin.flash.FlashRegs`); every other access, every
-access while the MPU restricts accesses (the protection model must be asked), and every
-access to the page's other devices (RCC, CRC) go to the bus's Python callbacks as before.
-The stores into the array still go to the flash model.
+controller's own registers (:class:`twin.flash_regs.FlashRegs`). Every other access, every
+access while the MPU restricts accesses (the protection model must be asked) or while a raw
+store waits for its fix-up (twin/stores.py), and every access to the page's other devices
+(RCC, CRC) go to the bus's Python callbacks as before. The stores into the array still go
+to the flash model.
 
 Where no C compiler works the machine has no FlashFast and the bus answers everything.
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from twin.flash import FlashController
     from twin.protection import Protection
     from twin.slice import Slice
+    from twin.stores import Stores
 
 _SR, _CR = 0x0C, 0x10
 
@@ -43,6 +45,7 @@ class _Struct(ctypes.Structure):
     _fields_ = (
         ("regs", ctypes.c_void_p),  # twin.flash.FlashRegs
         ("mpu_on", ctypes.POINTER(ctypes.c_uint32)),
+        ("fixups", ctypes.POINTER(ctypes.c_uint32)),
         ("ticks", ctypes.POINTER(ctypes.c_uint64)),
         ("sr_offset", ctypes.c_uint32),
         ("cr_offset", ctypes.c_uint32),
@@ -63,16 +66,21 @@ class FlashFast:
         bus: the bus that mapped the controller's page.
         flash: the flash controller (its registers are answered in place).
         protection: its ``mpu_on`` flag sends every access to Python while set.
+        stores: so does its fix-up list while it holds any.
         slice_: its ``c_ticks`` counts the accesses answered in C.
     """
 
-    def __init__(self, bus: Bus, flash: FlashController, protection: Protection, slice_: Slice) -> None:
+    def __init__(
+        self, bus: Bus, flash: FlashController, protection: Protection, stores: Stores, slice_: Slice
+    ) -> None:
         lib = native.library()
         page = flash.base & ~(mm.PAGE - 1)
-        self._keep = (flash.regs, protection.mpu_on, slice_.c_ticks)  # outlive the struct
+        # what the struct points at must outlive it
+        self._keep = (flash.regs, protection.mpu_on, stores.fixups, slice_.c_ticks)
         st = self._st = _Struct()
         st.regs = ctypes.addressof(flash.regs)
         st.mpu_on = ctypes.pointer(protection.mpu_on)
+        st.fixups = ctypes.pointer(stores.fixups.flag)
         st.ticks = ctypes.pointer(slice_.c_ticks)
         st.sr_offset = flash.base - page + _SR
         st.cr_offset = flash.base - page + _CR

@@ -19,6 +19,8 @@ than the flash controller's ``cpu_store``, time, the run state.
 
 from __future__ import annotations
 
+import ctypes
+
 import unicorn as uc_mod
 
 from twin import memory as mm
@@ -28,6 +30,23 @@ from twin.slice import Slice
 _FLASH_END = mm.FLASH_BASE + mm.FLASH_SIZE
 _SRAM_END = mm.SRAM_BASE + mm.SRAM_SIZE
 _MASKS = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
+
+
+class FixupList(list):
+    """The fix-up list, with a flag C can read (twin/flash_fast.c: nonzero while it holds
+    any, so a register access in C never skips the restoring an MMIO access in Python does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flag = ctypes.c_uint32(0)
+
+    def append(self, item: tuple[int, bytes]) -> None:
+        super().append(item)
+        self.flag.value = 1
+
+    def clear(self) -> None:
+        super().clear()
+        self.flag.value = 0
 
 
 class Stores:
@@ -46,7 +65,7 @@ class Stores:
         self._memory = memory
         self._prot = protection
         self.flash = None  # twin.flash.FlashController (set by the board)
-        self.fixups: list[tuple[int, bytes]] = []
+        self.fixups = FixupList()
         self.replaying: dict[int, bytes] | None = None
         self._dirty: list[int] | None = None
         self._dirty_ram: list[int] | None = None  # RAM written behind the CPU (mark_dirty)

@@ -6,8 +6,9 @@ bus's Python callbacks). It does what a flash algorithm does around every word (
 STM32F7 algorithm's read-modify-write of CR, the BSY poll, the error check), and what the
 C must hand back: key writes, an erase (STRT), CR writes that change the interrupt enables
 (an EOP interrupt pends), errors (a store with PG clear, a PSIZE mismatch) and their
-write-1-to-clear, byte and halfword accesses, relocking and writes while locked; RCC on the
-same page. With the datasheet timing (BSY held in virtual time: those reads jump time) and
+write-1-to-clear, a word programmed over a programmed one (a fix-up waits: SR then goes to
+Python), byte and halfword accesses, relocking and writes while locked; RCC on the same
+page. With the datasheet timing (BSY held in virtual time: those reads jump time) and
 with the MPU on (then the protection model is asked: nothing is answered in C). Every value
 the program read, the flash it wrote, the core registers, the virtual time, the
 instruction count and the FLASH interrupt's state must come out the same, and the C must
@@ -130,6 +131,17 @@ reset:
     str r0, [r8], #4             @ log
     ldrb r0, [r4, #0x0E]         @ a byte of SR
     str r0, [r8], #4
+    ldr r0, =0x201               @ PG, x32: a word over a programmed one (ANDs: unicorn's raw
+    str r0, [r4, #0x10]          @ store differs, a fix-up waits), SR and the word read back
+    ldr r6, =0x{TARGET:08X}      @ in the same block (the Python's while the fix-up waits)
+    mov r0, #0xFFFFFFFF
+    str r0, [r6]
+    ldr r1, [r4, #0x0C]
+    ldr r2, [r6]
+    str r1, [r8], #4
+    str r2, [r8], #4
+    movs r0, #0
+    str r0, [r4, #0x10]
     ldr r0, =0x40023800          @ RCC on the same page: CR, CFGR
     ldr r1, [r0]
     str r1, [r8], #4
@@ -143,7 +155,8 @@ reset:
     str r0, [r8], #4             @ log: CR locked
     ldr r0, [r4, #0x0C]
     str r0, [r8], #4             @ log: SR
-9:  str r5, [r8], #4             @ words programmed
+9:  ldr r1, =0x{LOG + 0x80:08X}   @ words programmed
+    str r5, [r1]
     ldr r0, =0xD0DE
     ldr r1, =0x{LOG + 0x100:08X}
     str r0, [r1]
@@ -188,7 +201,7 @@ def _run(c_on: bool, case: str) -> dict:
             else:
                 pytest.fail("the program did not finish")
             return {
-                "log": m.bus_read(LOG, 0x40),
+                "log": m.bus_read(LOG, 0x84),
                 "flash": m.bus_read(TARGET, 4 * WORDS + 64),
                 "regs": [m.reg(n) for n in REGS],
                 "cycles": m.now_cycles(),
@@ -208,9 +221,11 @@ def both(request) -> tuple[dict, dict, str]:
 
 def test_the_program_programmed_every_word(both) -> None:
     fast, _, _ = both
-    log = [int.from_bytes(fast["log"][i : i + 4], "little") for i in range(0, 0x3C, 4)]
+    log = [int.from_bytes(fast["log"][i : i + 4], "little") for i in range(0, 0x84, 4)]
     assert log[-1] == WORDS  # no error stopped the loop
     assert log[2] == 1 and log[3:5] == [0, 0x10]  # EOP; IRQ 4 follows the line as EOPIE goes
+    first = int.from_bytes(fast["flash"][:4], "little")
+    assert log[10] == 0 and log[11] == first != 0xFFFFFFFF  # the AND, not the raw store
     assert fast["flash"][: 4 * WORDS] != b"\xff" * (4 * WORDS)
 
 
