@@ -179,9 +179,10 @@ class FlashController(Device):
     # ------------------------------------------------------------------ registers
     def read(self, offset: int, size: int) -> int:
         if offset == 0x0C and size == 4:  # SR after each programmed word: the hot path
-            if self.sr & SR_BSY and self._busy_handle is not None:
+            regs = self.regs  # (the struct's field, not the descriptor: hot paths)
+            if regs.sr & SR_BSY and self._busy_handle is not None:
                 self._poll(self._busy_handle)
-            return self.sr
+            return regs.sr
         return sub_word(self._read_word(offset & ~3), offset, size)
 
     def _read_word(self, offset: int) -> int:
@@ -372,9 +373,10 @@ class FlashController(Device):
         """
         if address < FLASH_BASE:
             address += FLASH_BASE - FLASH_ITCM_BASE
-        cr = self.cr
+        regs = self.regs
+        cr = regs.cr
         if cr & _STORE_BLOCKERS != CR_PG or (
-            self.sr & SR_BSY and self.timing == "datasheet" and not self._busy_program
+            regs.sr & SR_BSY and self.timing == "datasheet" and not self._busy_program
         ):
             self._error(SR_ERSERR)
             return None
@@ -429,7 +431,7 @@ class FlashController(Device):
         now = sv.now_cycles()
         self._busy_until = (self._busy_until if self._busy_until > now else now) + cycles
         self._busy_program = program
-        self.sr |= SR_BSY
+        self.regs.sr |= SR_BSY
         if self._busy_handle is not None:
             sv.cancel(self._busy_handle)
         self._busy_handle = sv.schedule(self._busy_until - now, self._done)
@@ -439,10 +441,11 @@ class FlashController(Device):
             self.in_flight.clear()
         self._busy_handle = None
         self._busy_program = False
-        self.sr &= ~SR_BSY
-        if self.cr & (CR_EOPIE | CR_ERRIE) or self._irq_level:
-            if self.cr & CR_EOPIE:
-                self.sr |= SR_EOP
+        regs = self.regs
+        regs.sr &= ~SR_BSY
+        if regs.cr & (CR_EOPIE | CR_ERRIE) or self._irq_level:
+            if regs.cr & CR_EOPIE:
+                regs.sr |= SR_EOP
             self._update_irq()
 
     def _update_irq(self) -> None:
