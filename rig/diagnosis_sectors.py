@@ -13,6 +13,7 @@ import numpy as np
 
 from rig.diagnosis import MAX_LIST, Diagnosis, State
 from rig.diff_arrays import num, sector_slices, span_text
+from rig.diff_sparse import spans_in
 
 
 def _groups(st: State) -> list[tuple[str, int, int, int | None]]:
@@ -32,18 +33,18 @@ def never_erased(st: State) -> list[Diagnosis]:
     set_bits = np.flatnonzero((act & ~ref) != 0)  # positions in o of bytes with a 0->1 change
     prev = st.prev[o] if st.prev is not None else None
     groups = _groups(st)
-    bounds = np.searchsorted(o, [g[1] for g in groups] + [g[2] for g in groups]).tolist()
-    n_set = np.searchsorted(set_bits, bounds).tolist()
+    bounds = spans_in(o, [(lo, hi) for _, lo, hi, _ in groups])
     pos: np.ndarray | None = None  # positions in st.idx of the bytes still to explain
     out = []
-    for g, (label, _, _, sector) in enumerate(groups):
-        k0, k1 = bounds[g], bounds[g + len(groups)]
+    for (label, _, _, sector), (k0, k1), (s0, s1) in zip(
+        groups, bounds, spans_in(set_bits, bounds), strict=True
+    ):
         cnt = k1 - k0
         if cnt < 8:
             continue
         confirmed = None
         stale = 0
-        if n_set[g] == n_set[g + len(groups)]:  # only 1->0 changes
+        if s0 == s1:  # only 1->0 changes
             if prev is not None:
                 confirmed = bool(np.all(act[k0:k1] == (ref[k0:k1] & prev[k0:k1])))
         elif prev is not None:
@@ -100,9 +101,9 @@ def sector_aligned(st: State) -> list[Diagnosis]:
         return []
     rows = []
     slices = sector_slices(st.base, st.n, st.layout)
-    at = np.searchsorted(st.idx, [x for _, lo, hi in slices for x in (lo, hi)]).tolist()
-    for k, (sec, lo, hi) in enumerate(slices):
-        i0, i1 = at[2 * k], at[2 * k + 1]
+    for (sec, lo, hi), (i0, i1) in zip(
+        slices, spans_in(st.idx, [(lo, hi) for _, lo, hi in slices]), strict=True
+    ):
         first, last = (st.base + int(st.idx[i0]), st.base + int(st.idx[i1 - 1])) if i1 > i0 else (0, 0)
         rows.append((sec, st.base + lo, st.base + hi, i1 - i0, first, last))
 

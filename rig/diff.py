@@ -301,13 +301,13 @@ def _diff_from_idx(
 
 
 def _sector_table(idx: np.ndarray, base: int, n: int, layout: FlashLayout) -> tuple[SectorDiff, ...]:
-    import numpy as np
+    from rig.diff_sparse import spans_in
 
     out = []
     slices = sector_slices(base, n, layout)
-    at = np.searchsorted(idx, [x for _, lo, hi in slices for x in (lo, hi)]).tolist()
-    for k, (sec, lo, hi) in enumerate(slices):
-        i0, i1 = at[2 * k], at[2 * k + 1]
+    for (sec, lo, hi), (i0, i1) in zip(
+        slices, spans_in(idx, [(lo, hi) for _, lo, hi in slices]), strict=True
+    ):
         cnt = i1 - i0
         first = int(idx[i0]) + base - sec.base if cnt else None
         last = int(idx[i1 - 1]) + base - sec.base if cnt else None

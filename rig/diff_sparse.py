@@ -78,6 +78,13 @@ def count_in(offsets: np.ndarray, lo: int, hi: int) -> int:
     return int(i1 - i0)
 
 
+def spans_in(offsets: np.ndarray, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """For each [lo, hi) of ``spans`` the positions (i0, i1) in the sorted ``offsets`` of
+    those inside it: one ``searchsorted`` for all of them."""
+    at = np.searchsorted(offsets, [x for span in spans for x in span]).tolist()
+    return list(zip(at[0::2], at[1::2], strict=True))
+
+
 def merge_runs(
     runs: tuple[np.ndarray, np.ndarray, np.ndarray], gap: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

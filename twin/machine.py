@@ -160,7 +160,7 @@ class Machine:
     def add_device(self, dev: Device, first: bool = False) -> None:
         """Attach and map a device; ``first`` gives it priority over earlier ones."""
         self.bus.add_device(dev, DeviceServices(self, dev.name), first)
-        if dev is self._flash and self.exc_fast is not None:  # C works here
+        if dev is self._flash and self.usage_checks.code_hook.native:  # C works here
             self.flash_fast = FlashFast(self.bus, dev, self.protection, self.stores, self.slice)
         if hasattr(dev, "core_stopped") and hasattr(dev, "stopped_tick"):
             self.runner.stop_watchers.append(dev)
