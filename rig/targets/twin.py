@@ -39,6 +39,19 @@ def twin_home() -> Path:
     that happens to be in the user's working directory). Found without importing the package.
     """
     spec = importlib.util.find_spec("twin")
+    if spec is not None and spec.origin is None:
+        # a folder named twin/ without __init__.py on sys.path (pytest puts tests/ there, and
+        # tests/twin/ is one) is a namespace package to the path finder, found before the
+        # finder of an editable install is asked: ask each finder for a regular package
+        spec = next(
+            (
+                s
+                for finder in sys.meta_path
+                if (s := getattr(finder, "find_spec", lambda *_: None)("twin", None)) is not None
+                and s.origin is not None
+            ),
+            None,
+        )
     if spec is None or spec.origin is None:
         raise TargetError(
             f"the twin (package 'twin') is not installed for {sys.executable}",
