@@ -25,16 +25,13 @@ import time
 from typing import TYPE_CHECKING
 
 from rig.errors import PhaseFailure, TargetError
-from rig.hil_evidence import config_record_note
+from rig.hil_recovery import await_recovery, judge_recovery, start_update
 from rig.ota.transcript import SessionResult
 
 if TYPE_CHECKING:
     from rig.evidence import Evidence
     from rig.hil import Bench
     from rig.image import Image
-
-#: how often the rig looks whether the board connected or halted at an application's entry
-POLL = 0.25
 
 
 def update_through_power_cut(
@@ -54,18 +51,7 @@ def update_through_power_cut(
             f"{bench.target.kind}: no power switch to cut power with",
             hint="power-cut scenarios need the twin or a relay",
         )
-    if previous is not None:
-        bench.install_app_direct(previous, transport)
-    prior = bench.installed
-    ev.scenario.update(transport=transport, image_size=image.size)
-    ev.layout = bench.layout
-    bench.request_update(transport)
-    bench.guard_flash()
-    bench.update_mark = bench.console.mark()
-    entry = image.reset_handler & ~1
-    bench.clear_breakpoint()
-    bench.probe.set_breakpoint(entry)
-    bench._breakpoint = entry
+    prior = start_update(bench, image, ev, transport, previous)
     t0 = time.monotonic()
     sessions: list[SessionResult] = []
     cut_info = _update_until_cut(bench, image, cut, sessions)
@@ -83,11 +69,10 @@ def update_through_power_cut(
         f"0x{int(cut_info.get('address', 0)):08X} ({cut_info.get('mode')})"
     )
     ev.notes.append(f"{what}; first session: {sessions[0].outcome}")
-    old_entry = prior.reset_handler & ~1 if prior is not None and prior.size >= 8 else None
-    outcome = _after_power(bench, image, entry, old_entry, sessions)
+    outcome = await_recovery(bench, image, prior, sessions, bench.probe.reconnect)
     bench._timed(ev, "transfer", t0)
     ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
-    _judge_recovery(bench, image, ev, outcome, what, sessions, prior)
+    judge_recovery(bench, image, ev, outcome, what, sessions, prior)
 
 
 def _update_until_cut(bench: Bench, image: Image, cut: dict, sessions: list[SessionResult]) -> dict | None:
@@ -123,112 +108,3 @@ def _flash_cuts(bench: Bench) -> list[dict]:
     if not isinstance(cuts, list):
         raise TargetError(f"the twin's flash state holds no list of cuts: {cuts!r}")
     return cuts
-
-
-def _judge_recovery(
-    bench: Bench,
-    image: Image,
-    ev: Evidence,
-    outcome: str,
-    what: str,
-    sessions: list[SessionResult],
-    prior: Image | None,
-) -> None:
-    """Pass if the board resumed the update (``session``) or booted an intact app (``halted``);
-    otherwise fail with where the core is."""
-
-    if outcome == "session":
-        if not sessions[-1].ok:
-            raise bench._fail(
-                ev,
-                "boot",
-                f"after the {what} the board did not complete a new update: "
-                f"{sessions[-1].outcome}: {sessions[-1].reason}; {_state_note(bench)}",
-            )
-        bench.await_app_entry(image, ev, previous=prior)
-        return
-    if outcome == "halted":
-        _booted_without_asking(bench, image, prior, ev, what)
-        return
-    bench.probe.halt()
-    pc = bench.probe.registers(["pc"])["pc"]
-    ev.fault = bench._fault_info(pc)
-    raise bench._fail(
-        ev,
-        "boot",
-        f"after the {what} the board did not complete a new update, nor start an application: "
-        f"within {bench.spec.ota.ask_within:g} s (the board file's ota.ask_within) it never asked "
-        f"for the update again "
-        f"({sessions[-1].reason}) and never reached an application's reset handler; the core "
-        f"is at PC=0x{pc:08X}, state {ev.fault.state}; {_state_note(bench)}",
-        hint="after a power cut the bootloader must resume the update on its own or boot an "
-        "intact application; the rig does not ask again (a bootloader that needs longer to "
-        "come back, e.g. a slow DHCP, says so with ota.ask_within)",
-    )
-
-
-def _after_power(
-    bench: Bench, image: Image, entry: int, old_entry: int | None, sessions: list[SessionResult]
-) -> str:
-    """Reconnect, re-arm the entry breakpoints (new and old application) and wait for the
-    board to ask for an update (``"session"``, appended to ``sessions``) or to stop at an
-    application's entry without asking (``"halted"``); ``"nothing"`` after the timeout."""
-
-    bench._breakpoint = None
-    bench.probe.reconnect()
-    bench.probe.set_breakpoint(entry)
-    bench._breakpoint = entry
-    extra = old_entry if old_entry is not None and old_entry != entry else None
-    if extra is not None:
-        bench.probe.set_breakpoint(extra)
-    try:
-        bench.probe.resume()
-        deadline = time.monotonic() + bench.spec.ota.ask_within
-        with bench.ota_server(image.data, policy="natural", max_size=bench.spec.max_image_size) as server:
-            while True:
-                result = server.wait_session(timeout=POLL)
-                if not (result.outcome == "timeout" and result.phase == "connect"):
-                    sessions.append(result)
-                    return "session"
-                if bench.probe.is_halted():
-                    return "halted"
-                if time.monotonic() > deadline:
-                    sessions.append(result)
-                    return "nothing"
-    finally:
-        if extra is not None:
-            bench.probe.remove_breakpoint(extra)
-
-
-def _booted_without_asking(bench: Bench, image: Image, prior: Image | None, ev: Evidence, what: str) -> None:
-    """The board stopped at an application's entry without asking again: the new image if
-    the update had finished before the cut, else it must be the old one, intact."""
-    from rig.hil import app_header
-
-    pc = bench.probe.registers(["pc"])["pc"]
-    app_base = bench.spec.region(bench.spec.ota.app_region).base
-    holds_new = bench.readback(app_base, image.size) == image.data
-    if pc == image.reset_handler & ~1 and (holds_new or prior is None):
-        ev.notes.append(f"after the {what} the board booted the new image without asking again")
-        bench.await_app_entry(image, ev, timeout=0.0)
-        return
-    assert prior is not None
-    ev.notes.append(
-        f"after the {what} the board did not resume the update: it came back with the old "
-        f"application ({prior.size} bytes), which must be intact, its settings too"
-    )
-    bench.await_app_entry(prior, ev, timeout=0.0)  # flash, guarded and preserved regions, jump
-    hdr = app_header(prior)
-    if hdr is not None:
-        bench.expect_app(ev, hdr.banner)
-    else:
-        bench.probe.resume()
-
-
-def _state_note(bench: Bench) -> str:
-    """What the bootloader's own record holds now (the reference record, or the preserved
-    regions' state)."""
-    if bench.trigger.writes_config:
-        return config_record_note(bench)
-    names = ", ".join(r.name for r in bench.spec.preserved()) or "none"
-    return f"update.method {bench.trigger.describe()} (the rig did not ask again); preserved regions: {names}"

@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from rig.errors import PhaseFailure, RigError
+from rig.hil_recovery import await_recovery, judge_recovery, start_update
 from rig.ota.transcript import SessionResult
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 MOMENTS = ("transfer", "install")
 #: seconds after the board's ACK when ``install`` cuts (into the erase of the app slot)
 INSTALL_DELAY = 0.3
-POLL = 0.25
 
 
 class _Cutter:
@@ -67,8 +67,6 @@ def update_through_switched_cut(
 ) -> None:
     """Update to ``image`` and cut the power at ``moment`` (``transfer`` or ``install``) with
     the target's power switch; require recovery without the rig asking again."""
-    from rig.hil import install_timeout
-
     if moment not in MOMENTS:
         raise ValueError(f"moment must be one of {MOMENTS}, not {moment!r}")
     switch = bench.target.power_switch()
@@ -78,37 +76,18 @@ def update_through_switched_cut(
             f"{bench.target.kind}: no power switch to cut power with",
             hint="give the board file a power: section (uhubctl or command)",
         )
-    if previous is not None:
-        bench.install_app_direct(previous, transport)
-    prior = bench.installed
-    ev.scenario.update(transport=transport, image_size=image.size, power_switch=switch.name)
-    ev.layout = bench.layout
-    bench.request_update(transport)
-    bench.guard_flash()
-    bench.update_mark = bench.console.mark()
-    entry = image.reset_handler & ~1
-    bench.clear_breakpoint()
-    bench.probe.set_breakpoint(entry)
-    bench._breakpoint = entry
+    prior = start_update(bench, image, ev, transport, previous, power_switch=switch.name)
     t0 = time.monotonic()
     sessions, what = _update_and_cut(bench, image, ev, switch, moment)
-    old_entry = prior.reset_handler & ~1 if prior is not None and prior.size >= 8 else None
-    outcome = _after_power(bench, switch, image, entry, old_entry, sessions)
+
+    def reconnect() -> None:
+        reconnect_after_power(bench, switch)
+        bench.probe.halt()
+
+    outcome = await_recovery(bench, image, prior, sessions, reconnect)
     bench._timed(ev, "transfer", t0)
     ev.transcript = {"sessions": [r.to_dict() for r in sessions]}
-    if outcome == "session":
-        if not sessions[-1].ok:
-            raise bench._fail(
-                ev,
-                "boot",
-                f"after the {what} the board did not complete a new update: "
-                f"{sessions[-1].outcome}: {sessions[-1].reason}",
-            )
-        bench.await_app_entry(image, ev, timeout=install_timeout(image.size), previous=prior)
-    elif outcome == "halted":
-        _booted_without_asking(bench, image, prior, ev, what)
-    else:
-        _neither(bench, image, ev, what)
+    judge_recovery(bench, image, ev, outcome, what, sessions, prior)
 
 
 def _update_and_cut(
@@ -159,25 +138,6 @@ def _update_and_cut(
     return sessions, what
 
 
-def _neither(bench: Bench, image: Image, ev: Evidence, what: str) -> None:
-    """The board neither asked again nor reached an application: fail ``boot`` with where it is."""
-
-    bench.probe.halt()
-    pc = bench.probe.registers(["pc"])["pc"]
-    ev.fault = bench._fault_info(pc)
-    raise bench._fail(
-        ev,
-        "boot",
-        f"after the {what} the board neither asked for the update again nor started an "
-        f"application within {bench.spec.ota.ask_within:g} s (the board file's ota.ask_within); "
-        f"the core is at PC=0x{pc:08X}, "
-        f"state {ev.fault.state}",
-        hint="after a power cut the bootloader must resume the update on its own or boot an "
-        "intact application; the rig does not ask again (a bootloader that needs longer to "
-        "come back, e.g. a slow DHCP, says so with ota.ask_within)",
-    )
-
-
 def reconnect_after_power(bench: Bench, switch: PowerSwitch) -> None:
     """The probe and the console back after the power came back: at once on the twin, after
     the ST-LINK re-enumerated on a real board (up to the switch's ``settle`` s)."""
@@ -193,69 +153,3 @@ def reconnect_after_power(bench: Bench, switch: PowerSwitch) -> None:
     if switch.takes_probe_down:
         left = max(1.0, deadline - time.monotonic())
         bench.console.reopen(bench.target.reopen_console_path, timeout=left)
-
-
-def _after_power(
-    bench: Bench,
-    switch: PowerSwitch,
-    image: Image,
-    entry: int,
-    old_entry: int | None,
-    sessions: list[SessionResult],
-) -> str:
-    """Reconnect, re-arm the entry breakpoints (new and old application), let the board run
-    and wait for it to ask for an update (``"session"``) or stop at an application's entry
-    (``"halted"``); ``"nothing"`` after the timeout. The rig never asks again."""
-
-    bench._breakpoint = None
-    reconnect_after_power(bench, switch)
-    bench.probe.halt()
-    bench.probe.set_breakpoint(entry)
-    bench._breakpoint = entry
-    extra = old_entry if old_entry is not None and old_entry != entry else None
-    if extra is not None:
-        bench.probe.set_breakpoint(extra)
-    try:
-        if bench.probe.is_halted():
-            bench.probe.resume()
-        deadline = time.monotonic() + bench.spec.ota.ask_within
-        with bench.ota_server(image.data, policy="natural", max_size=bench.spec.max_image_size) as server:
-            while True:
-                result = server.wait_session(timeout=POLL)
-                if not (result.outcome == "timeout" and result.phase == "connect"):
-                    sessions.append(result)
-                    return "session"
-                if bench.probe.is_halted():
-                    return "halted"
-                if time.monotonic() > deadline:
-                    sessions.append(result)
-                    return "nothing"
-    finally:
-        if extra is not None:
-            bench.probe.remove_breakpoint(extra)
-
-
-def _booted_without_asking(bench: Bench, image: Image, prior: Image | None, ev: Evidence, what: str) -> None:
-    """The board stopped at an application's entry without asking again: the new image if
-    the update had finished before the cut, else the old one, which must be intact."""
-    from rig.hil import app_header
-
-    pc = bench.probe.registers(["pc"])["pc"]
-    app_base = bench.spec.region(bench.spec.ota.app_region).base
-    holds_new = bench.readback(app_base, image.size) == image.data
-    if pc == image.reset_handler & ~1 and (holds_new or prior is None):
-        ev.notes.append(f"after the {what} the board booted the new image without asking again")
-        bench.await_app_entry(image, ev, timeout=0.0)
-        return
-    if prior is None:
-        raise bench._fail(ev, "jump", f"after the {what} the board entered PC=0x{pc:08X}, no application")
-    ev.notes.append(
-        f"after the {what} the board did not resume the update: it came back with the old "
-        f"application ({prior.size} bytes), which must be intact"
-    )
-    bench.await_app_entry(prior, ev, timeout=0.0)
-    hdr = app_header(prior)
-    if hdr is not None:
-        bench.expect_app(ev, hdr.banner)
-    else:
-        bench.probe.resume()
