@@ -38,6 +38,7 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable
+from itertools import pairwise
 
 import numpy as np
 import unicorn as uc_mod
@@ -46,7 +47,7 @@ from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC, uc_hook_h, uclib
 from twin import memory as mm
 from twin import native
 from twin.dcache_lines import DIRTY, HELD, SHADOW, LineArray
-from twin.mpu import paint
+from twin.mpu import decode, paint
 
 LINE = 32
 MASK = ~(LINE - 1)
@@ -92,16 +93,18 @@ def cacheable_ranges(
 ) -> list[tuple[int, int, str]]:
     """The parts of RANGES that are cacheable under the MPU, with their write policy
     (inclusive bounds): the default map where no enabled region covers, else the
-    highest-numbered region's attributes (sub-region disable bits are not considered)."""
+    highest-numbered region's attributes. A sub-region a region disables (RASR.SRD) is not
+    covered by it: CubeMX's MPU_Config makes region 0 a 4 GB no-access, strongly-ordered
+    background with SRD 0x87, which leaves code, SRAM, the peripherals and the system
+    region (512 MB each) to the default map: SRAM and flash stay cacheable."""
     default = WT if cacr & CACR_FORCEWT else WBWA
     segs: list[tuple[int, int, str | None]] = [(SRAM[0], SRAM[1] + 1, default), (FLASH[0], FLASH[1] + 1, WT)]
     if ctrl & 1:
-        for bar, a in zip(rbar, rasr, strict=False):
-            if not a & 1:
-                continue
-            size = 1 << (max((a >> 1) & 0x1F, 4) + 1)
-            base = bar & 0xFFFFFFE0 & ~(size - 1) & 0xFFFFFFFF
-            segs = paint(segs, base, base + size, attr_policy(a, cacr))
+        for region in decode(rbar, rasr):  # lowest number first: the highest paints last
+            policy = attr_policy(rasr[region.number], cacr)
+            for lo, hi in pairwise(region.edges()):
+                if region.covers(lo):
+                    segs = paint(segs, lo, hi, policy)
     out: list[tuple[int, int, str]] = []
     for lo, hi, policy in sorted(segs, key=lambda seg: seg[0]):
         if policy is None or lo >= hi:

@@ -269,6 +269,31 @@ def test_mpu_write_back_region_stays_cacheable(run) -> None:
     assert out_words(b, 32) == [STALE] * 8 + [FRESH] * 8 + [STALE] * 8 + [FRESH] * 8
 
 
+#: CubeMX's MPU_Config for the Cortex-M7 (a 4 GB background region 0: no access, XN,
+#: shareable strongly-ordered, sub-regions 0, 1, 2 and 7 disabled: code, SRAM, peripherals
+#: and the system region keep the default map)
+CUBEMX_BACKGROUND = (1 << 28) | (1 << 18) | (0x87 << 8) | (31 << 1) | 1
+
+
+def test_cubemx_background_region_leaves_sram_cacheable(run) -> None:
+    # its disabled sub-region 1 (0x20000000-0x3FFFFFFF) is the default map: SRAM1 cached,
+    # a DMA buffer read without invalidation is stale where the CPU held lines, as on the chip
+    b = run(dma_program(0x20030000, invalidate=False, prefix=mpu_region(0, CUBEMX_BACKGROUND)))
+    assert out_words(b, 32) == [STALE] * 8 + [FRESH] * 8 + [STALE] * 8 + [FRESH] * 8
+
+
+def test_a_disabled_sub_region_of_a_non_cacheable_region_is_cached(run) -> None:
+    # 128 KiB at 0x20020000, TEX=001 C=B=0 (non-cacheable) but its sub-region 4
+    # (0x20030000-0x20033FFF, the DMA buffer) disabled: the default map, cacheable
+    rasr = (3 << 24) | (1 << 19) | (1 << (8 + 4)) | (16 << 1) | 1
+    b = run(dma_program(0x20030000, invalidate=False, prefix=mpu_region(0x20020000, rasr)))
+    assert out_words(b, 32) == [STALE] * 8 + [FRESH] * 8 + [STALE] * 8 + [FRESH] * 8
+    # the same region with the sub-region enabled covers the buffer: non-cacheable, coherent
+    rasr &= ~(0xFF << 8)
+    b = run(dma_program(0x20030000, invalidate=False, prefix=mpu_region(0x20020000, rasr)))
+    assert out_words(b, 32) == [FRESH] * 32
+
+
 def test_dma_into_dtcm_is_coherent(run) -> None:
     b = run(dma_program(0x20004000, invalidate=False))
     assert out_words(b, 32) == [FRESH] * 32
