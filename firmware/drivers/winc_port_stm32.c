@@ -278,11 +278,35 @@ static void dcache_invalidate(const void *p, uint32_t n)
 }
 #endif
 
+/* CubeMX's MPU_Config for the Cortex-M7, which the projects that turn the D-cache on run
+   first: region 0 a 4 GB no-access, execute-never, shareable strongly-ordered background
+   (no speculative reads of the external memory space) with sub-regions 0, 1, 2 and 7
+   disabled, so code, SRAM (the RX buffer: cacheable), the peripherals and the system
+   region keep the default map. On with the D-cache, off again with it (before the jump). */
+static void mpu_background(int on)
+{
+    cpu_dsb();
+    MPU->CTRL = 0;
+    if (on) {
+        MPU->RNR = 0;
+        MPU->RBAR = 0;
+        MPU->RASR = MPU_RASR_XN | MPU_RASR_S | MPU_RASR_SRD(0x87u) | MPU_RASR_SIZE(32) | MPU_RASR_ENABLE;
+        MPU->CTRL = MPU_CTRL_PRIVDEFENA | MPU_CTRL_ENABLE;
+    } else {
+        MPU->RNR = 0;
+        MPU->RASR = 0;
+    }
+    cpu_dsb();
+    cpu_isb();
+}
+
 static void dcache_enable(void)
 {
     s_dcache_was_on = (SCB->CCR & SCB_CCR_DC) != 0;
-    if (!s_dcache_was_on)
+    if (!s_dcache_was_on) {
+        mpu_background(1);
         cpu_dcache_enable();
+    }
 }
 
 static void dcache_restore(void)
@@ -300,6 +324,7 @@ static void dcache_restore(void)
     }
     cpu_dsb();
     cpu_isb();
+    mpu_background(0);
 }
 
 static void stream_stop(unsigned s)

@@ -373,6 +373,8 @@ typedef struct {
 #define MPU_RASR_TEX(n)     ((uint32_t)(n) << 19)
 #define MPU_RASR_C          (1u << 17)
 #define MPU_RASR_B          (1u << 16)
+#define MPU_RASR_S          (1u << 18)
+#define MPU_RASR_SRD(mask)  ((uint32_t)(mask) << 8)
 
 /* Debug: CoreDebug DEMCR and DWT */
 #define COREDEBUG_DHCSR  REG32(0xE000EDF0u)
