@@ -226,7 +226,7 @@ class Bus:
             s.ticks += 1
             address = page + offset
             if (
-                (address >= 0xE0000000 or self._prot.view is not None)
+                (address >= 0xE0000000 or (self._prot.view is not None and page not in self._prot.open_pages))
                 and s.active
                 and self._prot.access_denied(address, False)
             ):
@@ -265,7 +265,7 @@ class Bus:
             s.ticks += 1
             address = page + offset
             if (
-                (address >= 0xE0000000 or self._prot.view is not None)
+                (address >= 0xE0000000 or (self._prot.view is not None and page not in self._prot.open_pages))
                 and s.active
                 and self._prot.access_denied(address, True)
             ):

@@ -54,6 +54,9 @@ class Protection:
         # the MPU configuration applied to the page protections (see sync)
         self._mpu_key: object = None
         self.view: MpuView | None = None  # None: nothing refused by the MPU
+        #: device pages (mm.PAGE) where ``view`` grants reads and writes everywhere: the bus
+        #: skips :meth:`access_denied` for them (found on first access, cleared with the view)
+        self.open_pages: set[int] = set()
         #: 1 while ``view`` is set, for C that must not answer an access the MPU may refuse
         self.mpu_on = ctypes.c_uint32(0)
         self._stack_checks: dict[tuple[int, ...], bool] = {}  # mpu_allows answers
@@ -94,11 +97,16 @@ class Protection:
             )
             return True
         view = self.view
-        if view is not None and not view.perms(address) & (2 if write else 1):
+        if view is None:
+            return False
+        if not view.perms(address) & (2 if write else 1):
             self._slice.stop(
                 "fault", ("memmanage", address, f"MPU: data {what} of 0x{address:08X} not allowed")
             )
             return True
+        page = address & ~(mm.PAGE - 1)
+        if all(perms & 3 == 3 for _, _, perms in view.intervals(page, page + mm.PAGE)):
+            self.open_pages.add(page)  # CubeMX's background region leaves the peripherals so
         return False
 
     # ------------------------------------------------------------------ backup SRAM
@@ -170,6 +178,7 @@ class Protection:
             if self._mpu_key is not None:
                 self._mpu_key = None
                 self.view = None
+                self.open_pages = set()
                 self.mpu_on.value = 0
                 self._apply(None)
             return
@@ -181,6 +190,7 @@ class Protection:
         if key != ("default-map",):
             view = MpuView(ctrl, mpu_decode(list(exc.mpu_rbar), list(exc.mpu_rasr)), key[1])
         self.view = view
+        self.open_pages = set()
         self.mpu_on.value = view is not None
         self._apply(view)
 

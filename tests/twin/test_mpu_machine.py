@@ -279,6 +279,24 @@ def test_mpu_applies_to_peripheral_space_for_unprivileged_code(run) -> None:
     assert record(b)[:3] == (1, 0x82, 0x4000481C)
 
 
+def test_a_region_cutting_a_peripheral_page_is_checked_after_an_allowed_access(run) -> None:
+    # privileged code, PRIVDEFENA; region 2: 32 bytes of no access over USART3_CR1..; the
+    # page's other registers stay allowed, which must not leave the whole page unchecked
+    regions = [(0x08000000, rasr(20, 6)), (0x20000000, rasr(16, 3)), (0x40004800, rasr(4, 0))]
+    body = (
+        mpu(regions)
+        + """
+    ldr r2, =0x40004828       @ USART3_TDR's neighbour, outside the region: allowed
+    ldr r1, [r2]
+    ldr r1, [r2]
+    ldr r2, =0x40004800       @ USART3_CR1, inside it: DACCVIOL
+    ldr r1, [r2]
+    """
+    )
+    b = run(body)
+    assert record(b)[:3] == (1, 0x82, 0x40004800)
+
+
 # a MemManage handler that records the stacked xPSR (REC+4), r5 (REC+8) and the stacked PC
 # (REC+12), then ends the program
 FRAME_HANDLER = f"""
