@@ -12,8 +12,8 @@
  *   - a 32-bit read of CR;
  *   - a 32-bit write of CR while unlocked that neither locks it, nor starts an erase, nor
  *     changes the interrupt enables (the interrupt line's level cannot change then).
- * Everything else, and everything while the MPU restricts accesses (`mpu_on`: the
- * protection model must be asked), while a raw store waits to be restored (`fixups`: the
+ * Everything else, and everything while the MPU restricts some access to the page
+ * (`restricted`: the protection model must be asked), while a raw store waits to be restored (`fixups`: the
  * bus restores them at any MMIO access) or while `off` is set, goes to the Python callbacks
  * the bus had mapped for this page, unchanged. Each access C answers counts one bus access on
  * the running slice (`ticks`), as the Python path does.
@@ -36,7 +36,7 @@ struct flash_regs {          /* twin/flash.py FlashRegs */
 
 struct flash_fast {
     struct flash_regs *regs;
-    const uint32_t *mpu_on;  /* twin/protection.py: nonzero while the MPU restricts accesses */
+    const uint32_t *restricted;  /* twin/protection.py: nonzero while the MPU restricts an access to the page */
     const uint32_t *fixups;  /* twin/stores.py: nonzero while raw stores wait to be restored */
     uint64_t *ticks;         /* the running slice's count of bus accesses answered here */
     uint32_t sr_offset;      /* SR's and CR's offsets in the mapped 4 KiB page */
@@ -53,7 +53,7 @@ struct flash_fast {
 uint64_t ff_read(void *uc, uint64_t offset, unsigned size, void *ud)
 {
     struct flash_fast *f = ud;
-    if (size == 4 && !f->off && !*f->mpu_on && !*f->fixups) {
+    if (size == 4 && !f->off && !*f->restricted && !*f->fixups) {
         uint32_t v;
         if (offset == f->sr_offset && !((v = f->regs->sr) & SR_BSY)) {
             f->served++;
@@ -72,7 +72,7 @@ uint64_t ff_read(void *uc, uint64_t offset, unsigned size, void *ud)
 void ff_write(void *uc, uint64_t offset, unsigned size, uint64_t value, void *ud)
 {
     struct flash_fast *f = ud;
-    if (size == 4 && offset == f->cr_offset && !f->off && !*f->mpu_on && !*f->fixups) {
+    if (size == 4 && offset == f->cr_offset && !f->off && !*f->restricted && !*f->fixups) {
         uint32_t v = (uint32_t)value, cr = f->regs->cr;
         if (!(cr & CR_LOCK) && !(v & (CR_LOCK | CR_STRT)) && !((cr ^ v) & CR_IE)) {
             f->regs->cr = v & CR_WRITABLE;

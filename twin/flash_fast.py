@@ -7,7 +7,8 @@ it). :class:`FlashFast` maps C functions in front of the FLASH register page: a 
 of SR while BSY is clear, a 32-bit read of CR, and a 32-bit write of CR that neither locks
 it, nor starts an erase, nor changes the interrupt enables are answered in place, on the
 controller's own registers (:class:`twin.flash_regs.FlashRegs`). Every other access, every
-access while the MPU restricts accesses (the protection model must be asked) or while a raw
+access while the MPU restricts some access to the page (the protection model must be asked;
+CubeMX's background region leaves the peripherals alone, so C still answers) or while a raw
 store waits for its fix-up (twin/stores.py), and every access to the page's other devices
 (RCC, CRC) go to the bus's Python callbacks as before. The stores into the array still go
 to the flash model.
@@ -44,7 +45,7 @@ class _Struct(ctypes.Structure):
 
     _fields_ = (
         ("regs", ctypes.c_void_p),  # twin.flash.FlashRegs
-        ("mpu_on", ctypes.POINTER(ctypes.c_uint32)),
+        ("restricted", ctypes.POINTER(ctypes.c_uint32)),
         ("fixups", ctypes.POINTER(ctypes.c_uint32)),
         ("ticks", ctypes.POINTER(ctypes.c_uint64)),
         ("sr_offset", ctypes.c_uint32),
@@ -65,7 +66,8 @@ class FlashFast:
     Args:
         bus: the bus that mapped the controller's page.
         flash: the flash controller (its registers are answered in place).
-        protection: its ``mpu_on`` flag sends every access to Python while set.
+        protection: its flag for the page (the MPU restricts an access there) sends every
+            access to Python while set.
         stores: so does its fix-up list while it holds any.
         slice_: its ``c_ticks`` counts the accesses answered in C.
     """
@@ -76,10 +78,11 @@ class FlashFast:
         lib = native.library()
         page = flash.base & ~(mm.PAGE - 1)
         # what the struct points at must outlive it
-        self._keep = (flash.regs, protection.mpu_on, stores.fixups, slice_.c_ticks)
+        restricted = protection.restricted_flag(page)
+        self._keep = (flash.regs, restricted, stores.fixups, slice_.c_ticks)
         st = self._st = _Struct()
         st.regs = ctypes.addressof(flash.regs)
-        st.mpu_on = ctypes.pointer(protection.mpu_on)
+        st.restricted = ctypes.pointer(restricted)
         st.fixups = ctypes.pointer(stores.fixups.flag)
         st.ticks = ctypes.pointer(slice_.c_ticks)
         st.sr_offset = flash.base - page + _SR

@@ -57,8 +57,9 @@ class Protection:
         #: device pages (mm.PAGE) where ``view`` grants reads and writes everywhere: the bus
         #: skips :meth:`access_denied` for them (found on first access, cleared with the view)
         self.open_pages: set[int] = set()
-        #: 1 while ``view`` is set, for C that must not answer an access the MPU may refuse
-        self.mpu_on = ctypes.c_uint32(0)
+        #: device page -> a flag that is 1 while the MPU restricts some access to that page,
+        #: for C in front of it that must not answer an access the MPU may refuse
+        self._watched: dict[int, ctypes.c_uint32] = {}
         self._stack_checks: dict[tuple[int, ...], bool] = {}  # mpu_allows answers
         self._mpu_hooks: list[int] = []
         #: told of every fetch the translator makes and the MPU allows (twin/usage_checks.py)
@@ -105,9 +106,22 @@ class Protection:
             )
             return True
         page = address & ~(mm.PAGE - 1)
-        if all(perms & 3 == 3 for _, _, perms in view.intervals(page, page + mm.PAGE)):
+        if _page_open(view, page):
             self.open_pages.add(page)  # CubeMX's background region leaves the peripherals so
         return False
+
+    def restricted_flag(self, page: int) -> ctypes.c_uint32:
+        """A flag that is 1 while the MPU restricts some access to device ``page`` at the
+        current level (kept up to date by :meth:`sync`): C in front of the page must then
+        leave every access to the bus's Python, which asks the MPU."""
+        flag = self._watched.setdefault(page, ctypes.c_uint32(0))
+        self._set_flags()
+        return flag
+
+    def _set_flags(self) -> None:
+        view = self.view
+        for page, flag in self._watched.items():
+            flag.value = view is not None and not _page_open(view, page)
 
     # ------------------------------------------------------------------ backup SRAM
     def set_backup_write_access(self, allowed: bool, gate: str = "dbp") -> None:
@@ -179,7 +193,7 @@ class Protection:
                 self._mpu_key = None
                 self.view = None
                 self.open_pages = set()
-                self.mpu_on.value = 0
+                self._set_flags()
                 self._apply(None)
             return
         key = self._key(exc, ctrl)
@@ -191,7 +205,7 @@ class Protection:
             view = MpuView(ctrl, mpu_decode(list(exc.mpu_rbar), list(exc.mpu_rasr)), key[1])
         self.view = view
         self.open_pages = set()
-        self.mpu_on.value = view is not None
+        self._set_flags()
         self._apply(view)
 
     def _key(self, exc: ExceptionUnit, ctrl: int) -> tuple:
@@ -323,3 +337,8 @@ class Protection:
             self._slice.mpu_fault = ("iaccviol" if fetch else "daccviol", address)
         self._slice.fault_addr = address
         return False
+
+
+def _page_open(view: MpuView, page: int) -> bool:
+    """Whether ``view`` grants reads and writes on the whole device ``page``."""
+    return all(perms & 3 == 3 for _, _, perms in view.intervals(page, page + mm.PAGE))
