@@ -32,6 +32,8 @@ from rig.errors import ConfigError, TargetError
 
 #: where Debian's uhubctl package installs the program
 UHUBCTL_DEBIAN = "/usr/sbin/uhubctl"
+#: searched after PATH (a non-root PATH often lacks the sbin directories)
+UHUBCTL_DIRS = "/usr/sbin:/sbin:/usr/local/sbin"
 #: seconds one switching command may take
 COMMAND_TIMEOUT = 30.0
 
@@ -87,7 +89,7 @@ def uhubctl_path() -> str:
     (``/usr/sbin`` searched too: a non-root PATH often lacks it); never a bare name."""
     if os.access(UHUBCTL_DEBIAN, os.X_OK):
         return UHUBCTL_DEBIAN
-    path = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin:/sbin:/usr/local/sbin"
+    path = os.environ.get("PATH", "") + os.pathsep + UHUBCTL_DIRS
     found = shutil.which("uhubctl", path=path)
     if found:
         return os.path.abspath(found)

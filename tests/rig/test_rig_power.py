@@ -104,9 +104,8 @@ def test_a_failing_relay_script_is_an_error_with_its_words(tmp_path: Path, monke
 
 def test_uhubctl_missing_names_the_debian_package(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr("rig.power.UHUBCTL_DEBIAN", str(tmp_path / "no-uhubctl"))
+    monkeypatch.setattr("rig.power.UHUBCTL_DIRS", str(tmp_path / "sbin"))  # set-up installs it
     monkeypatch.setenv("PATH", str(tmp_path))
-    if Path("/usr/sbin/uhubctl").exists() or Path("/sbin/uhubctl").exists():
-        pytest.skip("uhubctl is installed in /usr/sbin here")
     with pytest.raises(TargetError) as err:
         uhubctl_path()
     assert "Debian package uhubctl" in str(err.value) and "apt-get install uhubctl" in str(err.value)
