@@ -57,6 +57,7 @@ class Protection:
         #: device pages (mm.PAGE) where ``view`` grants reads and writes everywhere: the bus
         #: skips :meth:`access_denied` for them (found on first access, cleared with the view)
         self.open_pages: set[int] = set()
+        self._seen_pages: set[int] = set()  # open or not, already looked at under ``view``
         #: device page -> a flag that is 1 while the MPU restricts some access to that page,
         #: for C in front of it that must not answer an access the MPU may refuse
         self._watched: dict[int, ctypes.c_uint32] = {}
@@ -106,8 +107,10 @@ class Protection:
             )
             return True
         page = address & ~(mm.PAGE - 1)
-        if _page_open(view, page):
-            self.open_pages.add(page)  # CubeMX's background region leaves the peripherals so
+        if page not in self._seen_pages:  # a page a region cuts is looked at once, not per access
+            self._seen_pages.add(page)
+            if _page_open(view, page):
+                self.open_pages.add(page)  # CubeMX's background region leaves the peripherals so
         return False
 
     def restricted_flag(self, page: int) -> ctypes.c_uint32:
@@ -192,7 +195,7 @@ class Protection:
             if self._mpu_key is not None:
                 self._mpu_key = None
                 self.view = None
-                self.open_pages = set()
+                self.open_pages, self._seen_pages = set(), set()
                 self._set_flags()
                 self._apply(None)
             return
@@ -204,7 +207,7 @@ class Protection:
         if key != ("default-map",):
             view = MpuView(ctrl, mpu_decode(list(exc.mpu_rbar), list(exc.mpu_rasr)), key[1])
         self.view = view
-        self.open_pages = set()
+        self.open_pages, self._seen_pages = set(), set()
         self._set_flags()
         self._apply(view)
 
