@@ -24,12 +24,21 @@
  * Unicorn calls code hooks only for instructions whose condition passed. When the register
  * says the instruction may fault, the hook calls back into Python, which stops the slice
  * before the instruction executes. Built and loaded with dcache_hooks.c by twin/native.py.
+ *
+ * Unmasking (twin/unmask.py): while ``watch`` is set (an exception is held back only by
+ * PRIMASK, BASEPRI or FAULTMASK), the instruction after a CPSIE or an MSR asks Python
+ * (``unmask``) whether an exception can be taken now, and if so the slice stops before it
+ * (``unmasked``). This is here and not in a Python hook of its own because unicorn 2.1
+ * compiles a direct call to the hook into translated code while only one code hook exists
+ * (this one): a hook added later is never called from code translated before it.
  */
 #include <stdint.h>
 
 typedef int (*uc_reg_fn)(void *uc, int regid, void *value);
 typedef int (*uc_stop_fn)(void *uc);
 typedef void (*fault_fn)(uint64_t address, int kind, int reg, uint32_t value);
+typedef int (*uc_mem_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
+typedef int (*unmask_fn)(void);
 
 #define MAX_REGIONS 8
 
@@ -52,7 +61,24 @@ struct code_hook {
     uint64_t counter;        /* instructions begun this slice */
     uint64_t budget;         /* 0: no limit */
     uint64_t last;           /* the address of the latest one begun */
+    uc_mem_fn mem_read;
+    unmask_fn unmask;        /* Python: can an exception be taken now? */
+    int32_t watch;           /* this slice is watched for unmasking */
+    int32_t seen;            /* the instruction begun before was a CPSIE or an MSR */
+    int32_t unmasked;        /* the slice stopped for an exception unmasking let in */
 };
+
+/* CPSIE (any of A/I/F; 16 bits) or MSR spec_reg, Rn (32 bits: 0xF38n 0x8xxx). */
+static int unmasking(struct code_hook *h, void *uc, uint64_t address, uint32_t size)
+{
+    uint8_t b[4];
+    if (h->mem_read(uc, address, b, size) != 0)
+        return 0;
+    uint32_t lo = (uint32_t)b[0] | (uint32_t)b[1] << 8;
+    if (size == 2)
+        return (lo & 0xFFF8u) == 0xB660u;
+    return (lo & 0xFFF0u) == 0xF380u && (b[3] >> 4) == 0x8;
+}
 
 static int reg(struct code_hook *h, void *uc, int r, uint32_t *out)
 {
@@ -89,11 +115,21 @@ static uint32_t unaligned(struct code_hook *h, void *uc, uint64_t address, uint3
 void ch_code(void *uc, uint64_t address, uint32_t size, void *user_data)
 {
     struct code_hook *h = user_data;
-    (void)size;
     h->last = address;
     if (h->budget && ++h->counter > h->budget) {
         h->emu_stop(uc);
         return;
+    }
+    if (h->watch) {
+        if (h->seen) {
+            h->seen = 0;
+            if (h->unmask()) {  /* taken before this instruction, as on the chip */
+                h->unmasked = 1;
+                h->emu_stop(uc);
+                return;
+            }
+        }
+        h->seen = unmasking(h, uc, address, size);
     }
     for (int32_t k = 0; k < h->n; k++) {
         const struct ch_region *r = &h->region[k];

@@ -34,6 +34,7 @@ from twin import native
 
 _CODE_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 _FAULT_CFUNC = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_int, ctypes.c_int, ctypes.c_uint32)
+_UNMASK_CFUNC = ctypes.CFUNCTYPE(ctypes.c_int)
 MAX_REGIONS = 8
 _NO_ADDRESS = 0xFFFFFFFFFFFFFFFF
 #: unicorn's register ids of r0..r15 (r13..r15 are not after r12)
@@ -64,6 +65,11 @@ class CHook(ctypes.Structure):
         ("counter", ctypes.c_uint64),
         ("budget", ctypes.c_uint64),
         ("last", ctypes.c_uint64),
+        ("mem_read", ctypes.c_void_p),
+        ("unmask", ctypes.c_void_p),
+        ("watch", ctypes.c_int32),
+        ("seen", ctypes.c_int32),
+        ("unmasked", ctypes.c_int32),
     ]
 
 
@@ -109,6 +115,7 @@ class CodeHook:
         self._on_fault = on_fault
         self._fault_cb = _FAULT_CFUNC(on_fault)
         self._py_cb = _CODE_CFUNC(self._py_site)
+        self._unmask_cb: object = None  # the C hook's question (watch_unmasking)
         self._watched: set[int] = set()
         self.trap = False  # CCR.UNALIGN_TRP: load/store entries are checked
         self.devices: list[tuple[int, int]] = []  # Device memory: checked whatever the bit
@@ -131,6 +138,7 @@ class CodeHook:
         c.on_fault = ctypes.cast(self._fault_cb, ctypes.c_void_p).value
         c.reg_read = ctypes.cast(uclib.uc_reg_read, ctypes.c_void_p).value
         c.emu_stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
+        c.mem_read = ctypes.cast(uclib.uc_mem_read, ctypes.c_void_p).value
         self._add(ctypes.cast(lib.ch_code, ctypes.c_void_p), ctypes.pointer(c), 1, 0)  # every address
         return True
 
@@ -166,6 +174,20 @@ class CodeHook:
         c = self._c
         n = c.counter
         return n - 1 if n and c.last == pc else n
+
+    def watch_unmasking(self, can_take: Callable[[], bool]) -> None:
+        """Give the C hook the question it asks after a CPSIE or an MSR in a watched slice
+        (twin/unmask.py): can an exception be taken now?"""
+        self._unmask_cb = _UNMASK_CFUNC(lambda: int(bool(can_take())))
+        self._c.unmask = ctypes.cast(self._unmask_cb, ctypes.c_void_p).value
+
+    def set_watch(self, on: bool) -> bool:
+        """Start (True) or end (False) a slice watched for unmasking; ending it returns
+        whether the slice stopped because an unmasking let an exception in."""
+        c = self._c
+        unmasked = bool(c.unmasked)
+        c.watch, c.seen, c.unmasked = int(on), 0, 0
+        return unmasked
 
     def last_was_t16(self, pc: int) -> bool:
         """After ``emu_start``: the latest instruction begun started 2 bytes before ``pc``

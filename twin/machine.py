@@ -117,6 +117,7 @@ class Machine:
             self.runner.retired = hook.retired
             self.runner.wfi_possible = hook.last_was_t16
             self.slice.counter = hook.counter_view()
+            self.runner.unmask.use_native(hook)
             self.exc_fast = ExcFast(uc, machine_regions(self.memory), self.stores, self.bus.dcache)
         self.bus.add_store_hook(self.stores.hook_write_prot)
         uc.hook_add(uc_mod.UC_HOOK_MEM_UNMAPPED, self.bus.hook_unmapped)

@@ -115,7 +115,7 @@ class CoreRunner:
         # devices whose clock runs on while the core is stopped (watchdogs): see sync_stopped
         self.stop_watchers: list[Device] = []
         self._stopped_state: str | None = None
-        self._unmask = UnmaskWatch(uc, slice_, self.wants_entry)
+        self.unmask = UnmaskWatch(uc, slice_, self.wants_entry)
 
     # ------------------------------------------------------------------ run state
     def runnable(self) -> bool:
@@ -293,7 +293,7 @@ class CoreRunner:
         if self._watch_unmask():
             self._unmask_watch = True
             try:
-                err = self._unmask.run(self._emulate, pc, budget)
+                err = self.unmask.run(self._emulate, pc, budget)
             finally:
                 self._unmask_watch = False
         else:

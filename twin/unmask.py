@@ -2,12 +2,20 @@
 
 An exception held back only by PRIMASK, BASEPRI or FAULTMASK must be taken right after the
 CPSIE or MSR that lets it in (ARMv7-M: before the next instruction), not at the end of the
-slice. Such a slice runs with a code hook that ends it right after a CPSIE (any of A/I/F)
-or an MSR once the exception model says an exception can be taken; the runner then takes
-it. Only slices that start in that state pay for the hook (a Python call per instruction
-while masked); exceptions that become pending inside a slice while masked end the slice
-(``on_masked_pend``), so the next one starts watched. MMIO writes that make an exception
-takeable (NVIC, SCB) and exception returns already end the slice.
+slice. Such a slice runs watched: right after a CPSIE (any of A/I/F) or an MSR, once the
+exception model says an exception can be taken, the slice ends; the runner then takes it.
+Only slices that start in that state pay for the watch; exceptions that become pending
+inside a slice while masked end the slice (``on_masked_pend``), so the next one starts
+watched. MMIO writes that make an exception takeable (NVIC, SCB) and exception returns
+already end the slice.
+
+The watch is the twin's C code hook (twin/code_hook.c) where it is built: unicorn 2.1
+compiles a direct call to the hook into translated code while only one code hook exists,
+so a hook added for the slice is never called from code translated before it (FreeRTOS's
+`taskEXIT_CRITICAL()` ran unwatched: a PendSV its scheduler pended inside a critical
+section was taken up to a slice later, the task went on past its yield and corrupted the
+scheduler's lists). Without C the watch is a Python hook, and translated code is dropped
+when it is added (slow, but then every instruction calls it).
 
 Owns: the watched slice, the instruction match. Must not touch: the exception model (it
 only asks ``wants_entry``), registers, memory.
@@ -28,7 +36,7 @@ MSR_MASK, MSR_VAL = 0xFFF0, 0xF380
 
 
 class UnmaskWatch:
-    """Runs one slice with the unmask hook.
+    """Runs one slice watched for unmasking.
 
     Args:
         uc: the unicorn engine.
@@ -43,13 +51,28 @@ class UnmaskWatch:
         self._seen = False  # the previous instruction was a CPSIE/MSR
         self._cache: dict[int, bool] = {}  # address -> is a CPSIE/MSR (this slice only)
         self.slices = 0  # watched slices so far (statistics)
+        self._native = None  # twin/code_hook.py's CodeHook when its C hook watches
+
+    def use_native(self, code_hook) -> None:
+        """Watch with the C code hook (twin/code_hook.c) from now on."""
+        code_hook.watch_unmasking(self._wants_entry)
+        self._native = code_hook
 
     def run(self, emulate: Callable[[int, int], BaseException | None], pc: int, count: int):
-        """``emulate(pc, count)`` with the hook installed for this slice only."""
+        """``emulate(pc, count)``, watched."""
+        self.slices += 1
+        native = self._native
+        if native is not None:
+            native.set_watch(True)
+            try:
+                return emulate(pc, count)
+            finally:
+                if native.set_watch(False):
+                    self._slice.reasons.append(("unmask", None))
         self._seen = False
         self._cache.clear()
-        self.slices += 1
         h = self._uc.hook_add(uc_mod.UC_HOOK_CODE, self._hook)
+        self._uc.ctl_flush_tb()  # else code translated before the hook never calls it
         try:
             return emulate(pc, count)
         finally:

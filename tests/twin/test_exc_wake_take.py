@@ -113,6 +113,51 @@ def test_pending_interrupt_taken_right_after_unmasking(board: Board, unmask: str
     assert log_of(w)[:2] == [15, 0x10F]
 
 
+@pytest.mark.parametrize("unmask", ["movs r3, #0\n    msr basepri, r3", "cpsie i"])
+def test_unmasking_in_code_translated_before_the_watch_takes_the_exception(board: Board, unmask: str) -> None:
+    # FreeRTOS's taskEXIT_CRITICAL(): a function run many times with nothing pending (its
+    # code translated then) unmasks a PendSV/SysTick the scheduler pended inside the critical
+    # section; the handler must run before the caller goes on. unicorn 2.1 compiles a direct
+    # call to the one code hook into translated code, so a hook added for the watched slice
+    # was never called there and the exception waited for the slice's end (the task went on
+    # past its yield: ST's CubeF7 lwIP/FreeRTOS HTTP server hung in vListInsert)
+    mask = "cpsid i" if unmask == "cpsie i" else "movs r3, #0x10\n    msr basepri, r3"
+    body = f"""
+    ldr r6, =300
+5:  bl exit_critical           @ translated here, nothing pending: unwatched slices
+    subs r6, #1
+    bne 5b
+    {mask}
+    ldr r0, =0xE000ED20       @ SHPR3: SysTick priority 0x20
+    ldr r1, =0x20000000
+    str r1, [r0]
+    ldr r0, =0xE000ED04
+    ldr r1, =0x04000000       @ PENDSTSET while masked
+    str r1, [r0]
+    movs r4, #0
+    ldr r5, =200
+1:  adds r4, #1
+    cmp r4, r5
+    bne 1b
+    bl exit_critical
+    ldr r1, =0x20000000
+    ldr r2, [r1]
+    ldr r1, =0x{MARK + 4:08X}
+    str r2, [r1]               @ events logged when the caller goes on: 2 if SysTick ran
+    ldr r0, =0x{MARK:08X}
+    movs r1, #1
+    str r1, [r0]
+2:  b 2b
+exit_critical:
+    {unmask}
+    bx lr
+    """
+    w = _boot(board, body)
+    assert _wait(lambda: w.word(MARK) == 1)
+    assert w.word(MARK + 4) == 2, "the SysTick pended while masked was not taken at the unmasking"
+    assert log_of(w)[:2] == [15, 0x10F]
+
+
 def test_irq_pended_in_nvic_while_masked_is_taken_after_cpsie_and_unwatched_slices_stay_free(
     board: Board,
 ) -> None:
@@ -154,7 +199,7 @@ def test_irq_pended_in_nvic_while_masked_is_taken_after_cpsie_and_unwatched_slic
     w = _boot(board, body)
     assert _wait(lambda: w.word(MARK) == 1)
     assert w.word(MARK + 4) == 2
-    assert board.machine.runner._unmask.slices <= 2
+    assert board.machine.runner.unmask.slices <= 2
 
 
 #: IRQ 7's handler for the test below: DWT_CYCCNT at entry to MARK, a count at MARK + 4
