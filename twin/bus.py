@@ -89,7 +89,7 @@ class Bus:
             memory, stores, slice_, self._mmio_access_read, self._mmio_access_write
         )
         #: the D-cache model: bus masters and the debugger see memory, not the CPU's lines
-        self.dcache = self._dcache = DCache(uc, memory, uc.ctl_flush_tb, stores.mark_dirty, log)
+        self.dcache = self._dcache = DCache(uc, memory, stores.flush_code_cache, stores.mark_dirty, log)
         self.master_port.dcache = self.dcache
         for reg in memory.regions:
             # memory is mapped without EXEC: the translator's every fetch reaches

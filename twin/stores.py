@@ -69,6 +69,7 @@ class Stores:
         self.replaying: dict[int, bytes] | None = None
         self._dirty: list[int] | None = None
         self._dirty_ram: list[int] | None = None  # RAM written behind the CPU (mark_dirty)
+        self._flush_all = False  # a whole flush asked inside a slice (flush_code_cache)
 
     def hook_write_prot(self, uc, access, address, size, value, _ud) -> bool:
         """A CPU store unicorn's page protection refused: model it (see the module doc)."""
@@ -199,7 +200,11 @@ class Stores:
 
     def flush_dirty(self) -> None:
         """Drop translated code of everything written since the last flush (and of the
-        flash's ITCM alias)."""
+        flash's ITCM alias), or all of it if a whole flush was asked inside the slice."""
+        if self._flush_all:
+            self._flush_all = False
+            self.flush_code_cache()
+            return
         r = self._dirty_ram
         if r is not None:
             self._dirty_ram = None
@@ -215,8 +220,19 @@ class Stores:
             self.flush_code_cache(lo + off, hi + off)
 
     def flush_code_cache(self, lo: int = 0, hi: int = 0xFFFFFFFF) -> None:
-        """Drop translated code in [lo, hi) (unicorn pitfall U1/U2)."""
+        """Drop translated code in [lo, hi) (unicorn pitfall U1/U2).
+
+        All of it, asked inside a slice (a hook: an I-cache invalidate, CCR.IC or DC, the
+        UsageFault checks changing): done when the slice ends, which the store asking for
+        it ends (``kicked``, twin/bus.py). unicorn 2.1 flushes at once, freeing the code
+        being run (QEMU defers a flush to outside execution): returning into it crashed the
+        process with SIGILL (ST's CubeF7 IWDG example, at its ``SCB_EnableICache()``)."""
         if lo == 0 and hi >= 0xFFFFFFFF:
+            if self._slice.active:
+                self._flush_all = True
+                self._slice.kicked = True
+                return
+            self._dirty = self._dirty_ram = None
             self.uc.ctl_flush_tb()
         else:
             self.uc.ctl_remove_cache(lo & ~(mm.PAGE - 1), max(hi, lo + 1))

@@ -131,6 +131,8 @@ class UsageChecks:
     ) -> None:
         self._slice = slice_
         self._ccr = ccr  # CCR as the exception model holds it
+        #: drop all translated code (twin/stores.py flush_code_cache; set by the machine)
+        self.flush_code: Callable[[], None] = uc.ctl_flush_tb
         regions = sorted((r for r in memory.regions if r.end <= CODE_END), key=lambda r: r.kind != "flash")
         self._regions = regions  # most code runs from flash: looked up first
         #: per region, an entry per halfword: 0, or kind << 4 | register (| addressing)
@@ -206,9 +208,7 @@ class UsageChecks:
 
     def _checks_changed(self, trap: bool, spans: list[tuple[int, int]] | None) -> None:
         if self.code_hook.set_trap(trap, spans):
-            self.code_hook.uc.ctl_flush_tb()
-            if self._slice.active:
-                self._slice.kicked = True
+            self.flush_code()  # inside a slice: when it ends, which this store ends
 
     def _fault(self, address: int, kind: int, r: int, value: int) -> None:
         """The site at ``address`` must fault (a divide: if CCR.DIV_0_TRP is set): stop the
