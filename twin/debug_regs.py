@@ -279,7 +279,9 @@ class Dbgmcu(WordBlock):
             if old != self.apb1_fz and self.on_change is not None:
                 self.on_change()
         elif offset == 0xC:
-            self.apb2_fz = value & 0x00070003
+            old, self.apb2_fz = self.apb2_fz, value & 0x00070003
+            if old != self.apb2_fz and self.on_change is not None:
+                self.on_change()
 
     def snapshot(self) -> dict[str, object]:
         return {"cr": self.cr, "apb1_fz": self.apb1_fz, "apb2_fz": self.apb2_fz}

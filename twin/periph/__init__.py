@@ -21,7 +21,7 @@ from twin.periph.pwr import Pwr
 from twin.periph.rcc import Rcc
 from twin.periph.rng import Rng
 from twin.periph.rtc import Rtc
-from twin.periph.timers import BasicTimer, basic_timers
+from twin.periph.timers import BasicTimer, all_timers
 from twin.periph.wwdg import Wwdg
 
 #: Board LEDs (port, pin) and the user button, as on the NUCLEO-F767ZI.
@@ -44,6 +44,7 @@ __all__ = [
     "Syscfg",
     "Wwdg",
     "all_devices",
+    "all_timers",
     "commands",
     "led_states",
     "press_button",
@@ -66,7 +67,7 @@ def all_devices() -> list[Device]:
         Wwdg(),
         Rng(),
         Rtc(),
-        *basic_timers(),
+        *all_timers(),
         Dma2(),
     ]
 

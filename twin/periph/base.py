@@ -133,13 +133,21 @@ class StoppedTime:
 
     Args:
         device: the owning device (its services reach the DBGMCU model).
-        freeze_bit: the device's bit in DBGMCU_APB1_FZ.
+        freeze_bit: the device's bit in DBGMCU_APB1_FZ (or ``register``'s).
+        register: the DBGMCU register holding that bit ("apb1_fz" or "apb2_fz").
         wall: the wall clock (seconds; replaceable in tests).
     """
 
-    def __init__(self, device: Device, freeze_bit: int, wall: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        device: Device,
+        freeze_bit: int,
+        register: str = "apb1_fz",
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.device = device
         self.freeze_bit = freeze_bit
+        self.register = register  # DBGMCU_APB1_FZ, or APB2_FZ for the APB2 timers
         self.wall = wall
         self._extra = 0.0
         self._since: float | None = None
@@ -151,13 +159,13 @@ class StoppedTime:
         return self._since is not None
 
     def frozen_by_debugger(self) -> bool:
-        """DBGMCU_APB1_FZ has this counter's stop bit set."""
+        """DBGMCU_APBx_FZ has this counter's stop bit set."""
         services = self.device.services
         try:
             dbg = services.device("dbgmcu") if services is not None else None
         except KeyError:
             return False
-        return bool(getattr(dbg, "apb1_fz", 0) & self.freeze_bit)
+        return bool(getattr(dbg, self.register, 0) & self.freeze_bit)
 
     def update(self, state: str | None) -> bool:
         """The core is now ``state`` (None running, "halt", "lockup"), or the freeze bits

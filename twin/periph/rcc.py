@@ -37,8 +37,13 @@ APB_DIV = {4: 2, 5: 4, 6: 8, 7: 16}
 RESET_BITS = {
     AHB1RSTR: {**{i: f"gpio{chr(ord('a') + i)}" for i in range(11)}, 12: "crc", 25: "ethmac"},
     AHB2RSTR: {6: "rng"},
-    APB1RSTR: {4: "tim6", 5: "tim7", 11: "wwdg", 18: "usart3", 28: "pwr"},
-    APB2RSTR: {14: "syscfg"},
+    APB1RSTR: {
+        **dict(enumerate(("tim2", "tim3", "tim4", "tim5", "tim6", "tim7", "tim12", "tim13", "tim14"))),
+        11: "wwdg",
+        18: "usart3",
+        28: "pwr",
+    },
+    APB2RSTR: {0: "tim1", 1: "tim8", 14: "syscfg", 16: "tim9", 17: "tim10", 18: "tim11"},
 }
 
 
