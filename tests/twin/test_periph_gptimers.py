@@ -4,33 +4,14 @@ TIM1/TIM8's repetition counter and the update lines two timers share."""
 
 from __future__ import annotations
 
+from test_periph_timers import _Dbg, _Wall
+
 from twin.periph import Rcc, all_devices
 from twin.periph.timers import all_timers
 from twin.testing import ServicesDouble
 
 CR1, DIER, SR, EGR, CNT, PSC, ARR, RCR = 0x00, 0x0C, 0x10, 0x14, 0x24, 0x28, 0x2C, 0x30
 APB1ENR, APB2ENR, CFGR = 0x40, 0x44, 0x08
-
-
-class _Dbg:
-    name, base, size = "dbgmcu", 0xE0042000, 0x10
-
-    def __init__(self, apb1_fz: int = 0, apb2_fz: int = 0) -> None:
-        self.apb1_fz, self.apb2_fz = apb1_fz, apb2_fz
-
-    def attach(self, s):
-        pass
-
-    def reset(self, k):
-        pass
-
-
-class _Wall:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def _setup(cfgr: int = 0, apb2_fz: int = 0):

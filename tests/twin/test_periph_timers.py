@@ -70,12 +70,12 @@ def test_iwdg_timeout_is_in_time_not_cycles_across_clock_changes() -> None:
 
 
 class _Dbg:
-    """The DBGMCU register the watchdogs read (APB1_FZ), settable by the test."""
+    """The DBGMCU registers the watchdogs and timers read (APB1_FZ, APB2_FZ), settable by the test."""
 
     name, base, size = "dbgmcu", 0xE0042000, 0x10
 
-    def __init__(self, apb1_fz: int = 0) -> None:
-        self.apb1_fz = apb1_fz
+    def __init__(self, apb1_fz: int = 0, apb2_fz: int = 0) -> None:
+        self.apb1_fz, self.apb2_fz = apb1_fz, apb2_fz
 
     def attach(self, s):
         pass
