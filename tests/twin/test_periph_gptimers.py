@@ -140,11 +140,11 @@ def test_an_apb2_timer_stops_in_a_halt_with_its_dbgmcu_apb2_bit() -> None:
 
 def test_capture_compare_is_logged_once_and_its_registers_keep_what_is_written() -> None:
     s, tims = _setup()
-    tim5 = tims["tim5"]
-    tim5.write(0x1C, 4, 0x0100)  # CCMR2: CC4 input
-    tim5.write(0x20, 4, 0x1000)  # CCER: CC4E
-    tim5.write(0x20, 4, 0x3000)
-    assert tim5.read(0x1C, 4) == 0x0100 and tim5.read(0x20, 4) == 0x3000
+    tim3 = tims["tim3"]
+    tim3.write(0x18, 4, 0x0001)  # CCMR1: CC1 input
+    tim3.write(0x20, 4, 0x0001)  # CCER: CC1E
+    tim3.write(0x20, 4, 0x0003)
+    assert tim3.read(0x18, 4) == 0x0001 and tim3.read(0x20, 4) == 0x0003
     assert sum("capture/compare" in line for line in s.logs) == 1
 
 
@@ -158,3 +158,46 @@ def test_rcc_rstr_bits_reset_the_timers() -> None:
     rcc.write(0x20, 4, 1 << 1)  # APB1RSTR.TIM3RST
     rcc.write(0x20, 4, 0)
     assert tims["tim1"].read(ARR, 4) == tims["tim3"].read(ARR, 4) == 0xFFFF
+
+
+def _tim5_capturing_lsi(s, tims, ccmr2: int = 0x0100, ccer: int = 0x1000):
+    tim5 = tims["tim5"]
+    tim5.write(0x50, 4, 1 << 6)  # TIM5_OR.TI4_RMP = LSI
+    tim5.write(0x1C, 4, ccmr2)  # CC4S = TI4 (IC4PSC in bits 10-11)
+    tim5.write(0x20, 4, ccer)  # CC4E (CC4P/CC4NP: edges)
+    tim5.write(DIER, 4, 1 << 4)  # CC4IE
+    tim5.write(CR1, 4, 1)
+    return tim5
+
+
+def test_tim5_channel_4_captures_the_lsi_as_st_calibrates_it() -> None:
+    s, tims = _setup()  # TIM5 at 16 MHz: an LSI period (32 kHz) is 500 counts
+    tim5 = _tim5_capturing_lsi(s, tims)
+    s.advance(16_000_000 // 32_000 + 1)
+    assert tim5.read(SR, 4) & (1 << 4) and s.irqs[50]
+    first = tim5.read(0x40, 4)  # CCR4; reading it clears CC4IF
+    assert not tim5.read(SR, 4) & (1 << 4) and not s.irqs[50]
+    s.advance(16_000_000 // 32_000)
+    assert tim5.read(0x40, 4) - first == 500  # ST's example: LSI = TIM5 clock / this
+    s.advance(2 * 16_000_000 // 32_000)  # two captures, none read: overcapture
+    assert tim5.read(SR, 4) & (1 << 12)
+    assert not any("capture/compare" in line for line in s.logs)
+
+
+def test_tim5_capture_prescaler_and_both_edges() -> None:
+    s, tims = _setup()
+    tim5 = _tim5_capturing_lsi(s, tims, ccmr2=0x0100 | (3 << 10), ccer=0xB000)  # /8, both edges
+    s.advance(4 * 500 - 10)
+    assert not tim5.read(SR, 4) & (1 << 4)
+    s.advance(20)  # 8 edges = 4 LSI periods
+    assert tim5.read(SR, 4) & (1 << 4)
+
+
+def test_tim5_without_the_remap_captures_nothing() -> None:
+    s, tims = _setup()
+    tim5 = tims["tim5"]
+    tim5.write(0x1C, 4, 0x0100)
+    tim5.write(0x20, 4, 0x1000)
+    tim5.write(CR1, 4, 1)
+    s.advance(100_000)
+    assert not tim5.read(SR, 4) & (1 << 4)

@@ -6,8 +6,10 @@ A HAL project takes its tick from one of them when SysTick is left to an RTOS (C
 ARR like the chip and raises its update interrupt. Not modelled in the general-purpose and
 advanced timers: capture/compare, PWM and their interrupts, the slave modes, down and
 centre-aligned counting, break, DMA bursts; their registers keep what is written, and a
-configuration that needs them is logged once (a timer that measures the LSI through an
-input capture, as ST's IWDG example does, waits for ever). TIM2 and TIM5 count on 32 bits;
+configuration that needs them is logged once. One input capture is modelled, because ST's
+IWDG code calibrates the LSI with it: TIM5 channel 4 remapped to the LSI or the LSE
+(TIM5_OR.TI4_RMP), capturing CNT into CCR4 on its edges (IC4PSC, both edges with CC4P and
+CC4NP), CC4IF/CC4OF and the interrupt with CC4IE. TIM2 and TIM5 count on 32 bits;
 TIM1/TIM8's repetition counter (RCR) makes an update event every RCR + 1 overflows.
 
 Owns: the timers' registers and update events. Must not touch: the machine beyond its
@@ -27,6 +29,9 @@ CR1, CR2, SMCR, DIER, SR, EGR, CNT, PSC, ARR, RCR = (
 #: general-purpose registers kept as written (CCMR1/2, CCER, CCR1-4, BDTR, DCR, DMAR, OR,
 #: CCMR3, CCR5/6 of TIM1/8)
 _KEPT = (0x18, 0x1C, 0x20, 0x34, 0x38, 0x3C, 0x40, 0x44, 0x48, 0x4C, 0x50, 0x54, 0x58, 0x5C)
+CCMR2, CCER, CCR4, TIM5_OR = 0x1C, 0x20, 0x40, 0x50
+#: TIM5_OR.TI4_RMP → the clock channel 4 sees (RM0410: 01 LSI, 10 LSE)
+_TI4_CLOCKS = {1: 32_000, 2: 32_768}
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class BasicTimer(Device):
         self.name, self.base, self.irq = name, base, irq
         self.line: SharedLine | None = None  # set when another timer drives the same line
         self.handle: object | None = None
+        self._capture: object | None = None  # TIM5 CH4's next edge (see _arm_capture)
         self.stopped = StoppedTime(self, 1 << spec.bit, "apb2_fz" if spec.apb2 else "apb1_fz")
         self._mask = (1 << spec.bits) - 1
         self._extra_cycles = 0  # wall time counted while stopped, folded into cycles
@@ -105,6 +111,7 @@ class BasicTimer(Device):
 
     def reset(self, kind: str) -> None:
         self._cancel()
+        self._cancel_capture()
         self.cr1 = self.cr2 = self.dier = self.sr = self.smcr = 0
         self.psc = 0
         self.arr = self._mask
@@ -235,7 +242,7 @@ class BasicTimer(Device):
 
     def _irq(self) -> None:
         if self.services is not None:
-            level = bool(self.sr & 1 and self.dier & 1)
+            level = bool(self.sr & self.dier & 0x11)  # UIF / CC4IF (TIM5's capture)
             if self.line is not None:
                 level = self.line.level(self.name, level)
             self.services.set_irq(self.irq, level)
@@ -263,6 +270,9 @@ class BasicTimer(Device):
             value = {SMCR: self.smcr, RCR: self.rcr if self.spec.repetition else None}.get(off)
             if value is None and off in _KEPT:
                 value = self.kept.get(off, 0)
+                if off == CCR4 and self.sr & (1 << 4):  # reading a capture clears CC4IF
+                    self.sr &= ~(1 << 4)
+                    self._irq()
         if value is None:
             self.unmodelled(off, "read")
             return 0
@@ -278,11 +288,11 @@ class BasicTimer(Device):
             self.cr2 = value & 0x70
         elif off == DIER:
             self.dier = value & (0x7FFF if self.spec.general else 0x101)
-            if self.dier & 0xFE:
+            if self.dier & 0xFE & ~(0x10 if self.name == "tim5" else 0):  # TIM5's CC4IE is
                 self._log_once("a capture/compare, trigger or break interrupt")
             self._irq()
         elif off == SR:
-            self.sr &= value & 1 | ~1
+            self.sr &= value  # rc_w0: a 1 leaves the flag
             self._irq()
         elif off == EGR:
             if value & 1:  # UG: reinitialise counter, load PSC (and RCR)
@@ -333,10 +343,50 @@ class BasicTimer(Device):
             self.rcr = value & 0xFFFF
         elif off in _KEPT:
             self.kept[off] = merge_word(self.kept.get(off, 0), offset, size, value)
-            if off in (0x18, 0x1C, 0x20) and self.kept[off]:  # CCMR1/2, CCER
-                self._log_once("capture/compare (CCMRx/CCER)")
+            if off in (CCMR2, CCER, TIM5_OR) and self.name == "tim5":
+                self._arm_capture()
+            if off in (0x18, CCMR2, CCER) and self.kept[off] & self._unmodelled_cc(off):
+                self._log_once("capture/compare (CCMRx/CCER) but TIM5's capture of the LSI/LSE")
         else:
             self.unmodelled(off, "write")
+
+    # ------------------------------------------------------------------ TIM5 CH4 capture
+    def _unmodelled_cc(self, off: int) -> int:
+        """The bits of CCMR1/CCMR2/CCER that configure something not modelled: all of them,
+        but TIM5's channel 4 (CCMR2 8-15, CCER 12-15)."""
+        if self.name != "tim5" or off == 0x18:
+            return 0xFFFFFFFF
+        return 0xFFFF00FF if off == CCMR2 else 0xFFFF0FFF
+
+    def _capturing(self) -> int:
+        """The edges per second TIM5's channel 4 captures (0: none): TI4 remapped to the
+        LSI or LSE, CC4S = TI4, CC4E, divided by IC4PSC, doubled on both edges."""
+        k = self.kept
+        if self.name != "tim5" or not k.get(CCER, 0) & (1 << 12) or (k.get(CCMR2, 0) >> 8) & 3 != 1:
+            return 0
+        hz = _TI4_CLOCKS.get((k.get(TIM5_OR, 0) >> 6) & 3, 0)
+        both = k.get(CCER, 0) & 0xA000 == 0xA000
+        return (hz * (2 if both else 1)) >> ((k.get(CCMR2, 0) >> 10) & 3)
+
+    def _cancel_capture(self) -> None:
+        if self._capture is not None and self.services is not None:
+            self.services.cancel(self._capture)
+        self._capture = None
+
+    def _arm_capture(self) -> None:
+        self._cancel_capture()
+        rate = self._capturing()
+        if rate and self.services is not None:
+            self._capture = self.services.schedule(max(self.services.core_hz // rate, 1), self._captured)
+
+    def _captured(self) -> None:
+        self._capture = None
+        if self.sr & (1 << 4):
+            self.sr |= 1 << 12  # CC4OF: the last one was not read
+        self.kept[CCR4] = self.counter()
+        self.sr |= 1 << 4
+        self._irq()
+        self._arm_capture()
 
 
 def basic_timers() -> list[BasicTimer]:
