@@ -104,8 +104,9 @@ class Machine:
         self._debug = None
         self._flash = None
         #: UsageFaults unicorn does not raise (unaligned LDRD/LDM..., DIV_0_TRP)
-        self.usage_checks = UsageChecks(uc, self.memory, self.slice, self._ccr, clock.log)
-        self.usage_checks.flush_code = self.stores.flush_code_cache
+        self.usage_checks = UsageChecks(
+            uc, self.memory, self.slice, self._ccr, clock.log, self.stores.flush_code_cache
+        )
         self.protection.on_fetch = self.usage_checks.on_fetch
         self.protection.on_mpu = lambda mpu: self.usage_checks.set_device_memory(mpu=mpu)
         hook = self.usage_checks.code_hook

@@ -127,12 +127,18 @@ class UsageChecks:
     """The sites found in translated code, and the faults they raise."""
 
     def __init__(
-        self, uc, memory: mm.MemoryMap, slice_: Slice, ccr: Callable[[], int], log: Callable[[str], None]
+        self,
+        uc,
+        memory: mm.MemoryMap,
+        slice_: Slice,
+        ccr: Callable[[], int],
+        log: Callable[[str], None],
+        flush_code: Callable[[], None],
     ) -> None:
         self._slice = slice_
         self._ccr = ccr  # CCR as the exception model holds it
-        #: drop all translated code (twin/stores.py flush_code_cache; set by the machine)
-        self.flush_code: Callable[[], None] = uc.ctl_flush_tb
+        #: drop all translated code (twin/stores.py flush_code_cache: inside a slice, at its end)
+        self.flush_code = flush_code
         regions = sorted((r for r in memory.regions if r.end <= CODE_END), key=lambda r: r.kind != "flash")
         self._regions = regions  # most code runs from flash: looked up first
         #: per region, an entry per halfword: 0, or kind << 4 | register (| addressing)

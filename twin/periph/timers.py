@@ -135,9 +135,12 @@ class BasicTimer(Device):
             pass
         return max(div, 1) * (self.psc_active + 1)
 
+    def _unschedule(self, handle: object | None) -> None:
+        if handle is not None and self.services is not None:
+            self.services.cancel(handle)
+
     def _cancel(self) -> None:
-        if self.handle is not None and self.services is not None:
-            self.services.cancel(self.handle)
+        self._unschedule(self.handle)
         self.handle = None
 
     def _now(self) -> int:
@@ -369,8 +372,7 @@ class BasicTimer(Device):
         return (hz * (2 if both else 1)) >> ((k.get(CCMR2, 0) >> 10) & 3)
 
     def _cancel_capture(self) -> None:
-        if self._capture is not None and self.services is not None:
-            self.services.cancel(self._capture)
+        self._unschedule(self._capture)
         self._capture = None
 
     def _arm_capture(self) -> None:
