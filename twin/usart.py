@@ -7,6 +7,11 @@ received bytes to the CPU thread; received bytes are delivered one frame apart (
 a quiet line after the VCP's 1 ms USB latency), a byte arriving while RXNE is still set is
 lost with ORE (unless CR3.OVRDIS).
 
+DMA (RM0410 "USART continuous communication using DMA"): CR3.DMAT drives DMA1's request
+line "USART3_TX" while TXE is set, CR3.DMAR drives "USART3_RX" while RXNE is set
+(twin/periph/dma.py serves them, through TDR/RDR like the CPU); CR3.EIE then raises the
+interrupt on an overrun. Nothing happens on a board without DMA1.
+
 Owns: USART3's registers, the PTY and its reader thread. Must not touch: the machine
 beyond its Services (received bytes are posted to the CPU thread).
 """
@@ -24,7 +29,7 @@ from twin.device import Device, merge_word, sub_word
 
 CR1_UE, CR1_RE, CR1_TE = 1, 4, 8
 CR1_IDLEIE, CR1_RXNEIE, CR1_TCIE, CR1_TXEIE = 16, 32, 64, 128
-CR3_OVRDIS = 1 << 12
+CR3_EIE, CR3_DMAR, CR3_DMAT, CR3_OVRDIS = 1, 1 << 6, 1 << 7, 1 << 12
 #: RXNE spin detection (see ``Usart._rx_spin``): this many empty ISR reads, each within
 #: RX_SPIN_GAP cycles of the previous one, mean the firmware is waiting for input
 RX_SPIN_POLLS, RX_SPIN_GAP = 8, 2000
@@ -67,6 +72,8 @@ class Usart(Device):
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._irq_level = False
+        self._dma_levels = (False, False)  # the (RX, TX) request lines as last driven
+        self.dma_name = "dma1"
         self._tx_busy = False
         self._rx_handle: object | None = None
         self._tx_handle: object | None = None
@@ -198,6 +205,7 @@ class Usart(Device):
             self.cr2 = value
         elif aligned == 0x08:
             self.cr3 = value
+            self._update_irq()
         elif aligned == 0x0C:
             self.brr = value & 0xFFFF
         elif aligned == 0x10:
@@ -351,10 +359,32 @@ class Usart(Device):
             or (cr1 & CR1_TXEIE and isr & ISR_TXE)
             or (cr1 & CR1_TCIE and isr & ISR_TC)
             or (cr1 & CR1_IDLEIE and isr & ISR_IDLE)
+            or (self.cr3 & CR3_EIE and self.cr3 & CR3_DMAR and isr & ISR_ORE)
         )
         if level != self._irq_level and self.services is not None:
             self._irq_level = level
             self.services.set_irq(self.irq, level)
+        self._update_dma()
+
+    def _update_dma(self) -> None:
+        """Drive DMA1's USART3_RX/USART3_TX request lines from RXNE/TXE and CR3.DMAR/DMAT."""
+        cr1, cr3, isr = self.cr1, self.cr3, self.isr
+        on = cr1 & CR1_UE
+        rx = bool(on and cr3 & CR3_DMAR and isr & ISR_RXNE)
+        tx = bool(on and cr1 & CR1_TE and cr3 & CR3_DMAT and isr & ISR_TXE)
+        old = self._dma_levels
+        if (rx, tx) == old or self.services is None:
+            return
+        self._dma_levels = (rx, tx)
+        try:
+            dma = self.services.device(self.dma_name)
+        except KeyError:
+            return
+        prefix = self.name.upper()
+        if rx != old[0]:
+            dma.request(f"{prefix}_RX", rx)  # type: ignore[attr-defined]
+        if tx != old[1]:
+            dma.request(f"{prefix}_TX", tx)  # type: ignore[attr-defined]
 
     def reset(self, kind: str) -> None:
         self._flush_pty()  # what left the pin before the reset reaches the host
@@ -369,6 +399,7 @@ class Usart(Device):
         if self._irq_level and self.services is not None:
             self.services.set_irq(self.irq, False)
         self._irq_level = False
+        self._update_dma()  # the registers' reset values drop the request lines
 
     def snapshot(self) -> dict[str, object]:
         return {

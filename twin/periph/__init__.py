@@ -13,7 +13,7 @@ from __future__ import annotations
 from twin.device import Device
 from twin.periph.commands import commands
 from twin.periph.crc import Crc
-from twin.periph.dma import Dma2
+from twin.periph.dma import Dma1, Dma2
 from twin.periph.exti import Exti, Syscfg
 from twin.periph.gpio import Gpio, all_ports
 from twin.periph.iwdg import Iwdg
@@ -33,6 +33,7 @@ __all__ = [
     "LEDS",
     "BasicTimer",
     "Crc",
+    "Dma1",
     "Dma2",
     "Exti",
     "Gpio",
@@ -68,6 +69,7 @@ def all_devices() -> list[Device]:
         Rng(),
         Rtc(),
         *all_timers(),
+        Dma1(),
         Dma2(),
     ]
 

@@ -1,14 +1,17 @@
-"""DMA2 controller (0x4002_6400, RM0410 chapter 8): 8 streams, channel selection, FIFO.
+"""DMA1 and DMA2 controllers (0x4002_6000, 0x4002_6400, RM0410 chapter 8): 8 streams each,
+channel selection, FIFO. The two are one model with their own address, clock gate, stream
+interrupts and request mapping (:class:`Dma1`, :class:`Dma2`); only DMA2 does
+memory-to-memory (RM0410 ch. 8: a DMA1 stream set to it is logged and moves nothing).
 
 Modelled: LISR/HISR, LIFCR/HIFCR, per stream SxCR/SxNDTR/SxPAR/SxM0AR/SxM1AR/SxFCR;
 peripheral-to-memory, memory-to-peripheral and memory-to-memory; PSIZE/MSIZE with the
 FIFO's packing (direct mode: MSIZE is taken as PSIZE), PINC/MINC/PINCOS; circular and
 double-buffer mode (CT toggles, the other target is used next); the flags TCIF, HTIF,
 TEIF, FEIF (an MBURST/FTH combination RM0410 forbids, at EN: the stream stays off), and
-the stream interrupts (IRQ 56..60, 68..70). EN clears when a normal transfer ends or on an
+the stream interrupts (DMA2: IRQ 56..60, 68..70; DMA1: 11..17, 47). EN clears when a normal transfer ends or on an
 error. Writes to SxCR (but EN), SxNDTR, SxPAR, SxM0AR and SxFCR are ignored while EN is
 set (SxM0AR/SxM1AR: the target not in use stays writable in double-buffer mode). The
-clock gate is RCC_AHB1ENR.DMA2EN (bit 22).
+clock gates are RCC_AHB1ENR.DMA1EN/DMA2EN (bits 21, 22).
 
 Data moves through the bus-master port (``services.bus_master()``): memory with
 ``read``/``write``, a peripheral register at SxPAR with ``read_io``/``write_io`` (one
@@ -23,25 +26,27 @@ is served BATCH items at a time, the next batch BATCH cycles later; a LISR/HISR 
 while a normal transfer waits for its next batch is a poll wait (``services.poll_wait``:
 the read stalls to that batch instead of the firmware spinning through the gap).
 
-The request interface for peripherals (SPI1 and others): a peripheral drives a named DMA
+The request interface for peripherals (SPI1, USART3): a peripheral drives a named DMA
 request line, level-sensitive, with ``services.device("dma2").request(line, active)``
-(``KeyError`` from ``services.device`` if the board has no DMA2: the peripheral then does
-nothing). Lines are named as in RM0410's DMA2 request mapping table, e.g. "SPI1_RX"
-(raised while SPI_CR2.RXDMAEN and RXNE) and "SPI1_TX" (while TXDMAEN, SPE and TXE). An
+(``KeyError`` from ``services.device`` if the board has no such DMA: the peripheral then
+does nothing). Lines are named as in RM0410's request mapping tables, e.g. DMA2's
+"SPI1_RX" (raised while SPI_CR2.RXDMAEN and RXNE) and "SPI1_TX" (while TXDMAEN, SPE and
+TXE), DMA1's "USART3_RX" (CR3.DMAR and RXNE) and "USART3_TX" (CR3.DMAT and TXE). An
 enabled stream whose CHSEL selects the line transfers one item per serviced request
 while the line stays high; the peripheral lowers it from inside the DMA's register
 access (a DR read empties the FIFO). Requests raised while the DMA is transferring are
 served after the current item, highest priority first (PL, then the lower stream).
-A full-duplex peripheral (SPI1) may register its RX/TX pair (:meth:`Dma2.duplex`): its
+A full-duplex peripheral (SPI1) may register its RX/TX pair (:meth:`DmaController.duplex`): its
 streams then move blocks with the same outcome as items (twin/periph/dma_duplex.py).
 
-Owns: DMA2's registers, streams and request lines. Must not touch: the machine beyond its
+Owns: the DMA controllers' registers, streams and request lines. Must not touch: the machine beyond its
 Services (memory only through the bus-master port).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 from twin.device import BusError, Device, ResetKind, merge_word
 from twin.periph.base import ClockGate
@@ -67,26 +72,21 @@ from twin.periph.dma_stream import (
     burst_config_valid,
 )
 
-BASE = 0x40026400
 LISR, HISR, LIFCR, HIFCR = 0x00, 0x04, 0x08, 0x0C
 STREAM0, STREAM_STRIDE = 0x10, 0x18
 CR, NDTR, PAR, M0AR, M1AR, FCR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
 #: bit position of stream (x & 3)'s flag group in LISR (streams 0-3) / HISR (4-7)
 GROUP_SHIFT = (0, 6, 16, 22)
-#: RCC_AHB1ENR.DMA2EN
-CLOCK = (0x30, 22)
 
-#: DMA2 request mapping (RM0410 table "DMA2 request mapping"): line → [(stream, channel)]
-REQUESTS: dict[str, list[tuple[int, int]]] = {
-    "SPI1_RX": [(0, 3), (2, 3)],
-    "SPI1_TX": [(3, 3), (5, 3)],
-}
 
-#: (stream, channel) → the request lines it answers
-LINES_OF: dict[tuple[int, int], tuple[str, ...]] = {}
-for _line, _targets in REQUESTS.items():
-    for _t in _targets:
-        LINES_OF[_t] = (*LINES_OF.get(_t, ()), _line)
+def lines_of(requests: dict[str, list[tuple[int, int]]]) -> dict[tuple[int, int], tuple[str, ...]]:
+    """(stream, channel) → the request lines it answers, from line → [(stream, channel)]."""
+    out: dict[tuple[int, int], tuple[str, ...]] = {}
+    for line, targets in requests.items():
+        for t in targets:
+            out[t] = (*out.get(t, ()), line)
+    return out
+
 
 #: items served per call before the rest waits for a scheduled continuation (a request
 #: that never drops, e.g. a circular stream on an always-empty TX register, must not
@@ -94,18 +94,28 @@ for _line, _targets in REQUESTS.items():
 BATCH = 1024
 
 
-class Dma2(Device):
-    """DMA2 with its eight streams; peripherals drive request lines (see the module doc)."""
+class DmaController(Device):
+    """A DMA controller with its eight streams; peripherals drive request lines (see the
+    module doc). Subclasses give the address, clock gate, interrupts and request mapping."""
 
-    name = "dma2"
-    base = BASE
+    name = "dma"
+    base = 0
     size = 0x400
+    #: RCC register offset and bit of the controller's clock enable
+    CLOCK = (0x30, 0)
+    #: NVIC lines of Stream0..7
+    IRQS: tuple[int, ...] = ()
+    #: request mapping (RM0410): line → [(stream, channel)]
+    REQUESTS: ClassVar[dict[str, list[tuple[int, int]]]] = {}
+    #: whether the controller does memory-to-memory (DMA2 only)
+    M2M = True
 
     def __init__(self) -> None:
         super().__init__()
-        self.streams = [Stream(i) for i in range(8)]
+        self.lines_of = lines_of(self.REQUESTS)
+        self.streams = [Stream(i, self.IRQS[i]) for i in range(8)]
         self.lines: dict[str, bool] = {}
-        self.gate = ClockGate(self, *CLOCK)
+        self.gate = ClockGate(self, *self.CLOCK)
         self._busy = False
         self._later: object | None = None
         self.pairs: list[DuplexPair] = []
@@ -237,7 +247,9 @@ class Dma2(Device):
             s.flags |= TCIF
             self._update_irq(s)
             return
-        if s.direction == M2M:
+        if s.direction == M2M and not self.M2M:
+            self._log_once(s, "memory-to-memory is DMA2's only (RM0410 ch. 8): nothing is moved")
+        elif s.direction == M2M:
             self._run_m2m(s)
         else:
             self._service()
@@ -274,14 +286,14 @@ class Dma2(Device):
 
     def line_serves(self, line: str, s: Stream) -> bool:
         """Whether stream ``s`` (enabled or not) answers request ``line``."""
-        return s.direction != M2M and line in LINES_OF.get((s.index, s.channel), ())
+        return s.direction != M2M and line in self.lines_of.get((s.index, s.channel), ())
 
     def requested(self, s: Stream) -> bool:
         """An enabled peripheral stream whose request line is high."""
         if not s.cr & EN or s.direction == M2M:
             return False
         lines = self.lines
-        return any(lines.get(line, False) for line in LINES_OF.get((s.index, s.channel), ()))
+        return any(lines.get(line, False) for line in self.lines_of.get((s.index, s.channel), ()))
 
     def _service(self) -> None:
         if self._busy or not self.gate.enabled():
@@ -441,3 +453,34 @@ class Dma2(Device):
             for s in self.streams
             if s.cr or s.flags
         }
+
+
+class Dma2(DmaController):
+    """DMA2 (0x4002_6400): SPI1's requests, memory-to-memory."""
+
+    name = "dma2"
+    base = 0x40026400
+    CLOCK = (0x30, 22)  # RCC_AHB1ENR.DMA2EN
+    IRQS = (56, 57, 58, 59, 60, 68, 69, 70)  # DMA2_Stream0..7
+    #: RM0410 table "DMA2 request mapping", the lines a twin peripheral drives
+    REQUESTS: ClassVar[dict[str, list[tuple[int, int]]]] = {
+        "SPI1_RX": [(0, 3), (2, 3)],
+        "SPI1_TX": [(3, 3), (5, 3)],
+    }
+
+
+class Dma1(DmaController):
+    """DMA1 (0x4002_6000): USART3's requests (the ST-LINK virtual COM port); no
+    memory-to-memory."""
+
+    name = "dma1"
+    base = 0x40026000
+    CLOCK = (0x30, 21)  # RCC_AHB1ENR.DMA1EN
+    IRQS = (11, 12, 13, 14, 15, 16, 17, 47)  # DMA1_Stream0..7
+    #: RM0410 table "DMA1 request mapping", the lines a twin peripheral drives (ST's
+    #: USART_Communication_TxRx_DMA: TX on stream 3 channel 4, RX on stream 1 channel 4)
+    REQUESTS: ClassVar[dict[str, list[tuple[int, int]]]] = {
+        "USART3_RX": [(1, 4)],
+        "USART3_TX": [(3, 4), (4, 7)],
+    }
+    M2M = False

@@ -6,7 +6,7 @@ RX, TX, RX ... Each item is a register access through the bus-master port in Pyt
 (about 25 µs a byte in all). :func:`duplex_segment` moves ``m`` such pairs at once when
 the outcome is provably the same as ``m`` single items:
 
-* the peripheral registered the pair (:meth:`Dma2.duplex`) and its ``exchange(tx)``
+* the peripheral registered the pair (:meth:`DmaController.duplex`) and its ``exchange(tx)``
   accepts the block (it returns None when its state would make items behave otherwise:
   frames not 8 bits, a FIFO not empty, interrupts enabled, ...);
 * exactly one enabled stream answers each line, both byte-wide (PSIZE = MSIZE = byte),
@@ -17,7 +17,7 @@ the outcome is provably the same as ``m`` single items:
 
 ``m`` = min(both NDTRs, half the item budget left), so a segment never passes a
 transfer-complete: circular reload, double-buffer switch, TCIF/HTIF and EN come from the
-same counting code as single items (:meth:`Dma2._count` with ``n``). The TX block is one
+same counting code as single items (:meth:`DmaController.count` with ``n``). The TX block is one
 bus read (a BusError there: nothing happened, the item path takes over and raises it at
 its item); the RX block is one bus write. A write the port refuses is replayed byte by
 byte: the RX stream stops with TEIF at the failing item, and the frames after it go
@@ -36,7 +36,7 @@ from twin.device import BusError
 from twin.periph.dma_stream import M2P, MINC, P2M, PINC, Stream
 
 if TYPE_CHECKING:
-    from twin.periph.dma import Dma2
+    from twin.periph.dma import DmaController
 
 
 class DuplexPair:
@@ -67,7 +67,7 @@ def _byte_stream(s: Stream, address: int) -> bool:
     )
 
 
-def _pick(dma: Dma2, s: Stream) -> tuple[DuplexPair, Stream] | None:
+def _pick(dma: DmaController, s: Stream) -> tuple[DuplexPair, Stream] | None:
     """The pair ``s`` is the TX stream of, and its RX stream, when a block may run."""
     for pair in dma.pairs:
         if s.direction != M2P or not _byte_stream(s, pair.address):
@@ -94,7 +94,7 @@ def _pick(dma: Dma2, s: Stream) -> tuple[DuplexPair, Stream] | None:
     return None
 
 
-def duplex_segment(dma: Dma2, s: Stream, budget: int) -> int:
+def duplex_segment(dma: DmaController, s: Stream, budget: int) -> int:
     """Serve up to ``budget`` items of the pair ``s`` transmits for; the items served
     (0: nothing done, serve ``s`` by single items)."""
     found = _pick(dma, s)
@@ -123,7 +123,7 @@ def duplex_segment(dma: Dma2, s: Stream, budget: int) -> int:
     return _store(dma, pair, rx, got, m, port)
 
 
-def _store(dma: Dma2, pair: DuplexPair, rx: Stream, got: bytes, m: int, port) -> int:
+def _store(dma: DmaController, pair: DuplexPair, rx: Stream, got: bytes, m: int, port) -> int:
     """Write the received block as the RX items would; returns the items served."""
     try:
         if rx.cr & MINC:

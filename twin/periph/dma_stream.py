@@ -1,4 +1,4 @@
-"""One DMA2 stream's registers and transfer state, and the register bits (RM0410 ch. 8).
+"""One DMA stream's registers and transfer state, and the register bits (RM0410 ch. 8).
 
 Split from twin/periph/dma.py (the controller, its requests and transfers), which
 documents the model.
@@ -18,17 +18,15 @@ P2M, M2P, M2M = 0, 1, 2
 
 # flag bits inside a stream's 6-bit group of LISR/HISR
 FEIF, DMEIF, TEIF, HTIF, TCIF = 1 << 0, 1 << 2, 1 << 3, 1 << 4, 1 << 5
-#: NVIC lines of DMA2_Stream0..7 (STM32F767 vector table)
-IRQS = (56, 57, 58, 59, 60, 68, 69, 70)
 SIZES = (1, 2, 4, 4)  # PSIZE/MSIZE encodings (0b11 reserved: treated as word)
 
 
 class Stream:
     """One stream's registers and its transfer state (current addresses, FIFO bytes)."""
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, irq: int) -> None:
         self.index = index
-        self.irq = IRQS[index]
+        self.irq = irq
         self.reset()
 
     def reset(self) -> None:
