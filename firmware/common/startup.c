@@ -35,6 +35,7 @@ void SVC_Handler(void) WEAK_DEFAULT;
 void DebugMon_Handler(void) WEAK_DEFAULT;
 void PendSV_Handler(void) WEAK_DEFAULT;
 void SysTick_Handler(void) WEAK_DEFAULT;
+void RTC_WKUP_IRQHandler(void) WEAK_DEFAULT;
 void FLASH_IRQHandler(void) WEAK_DEFAULT;
 void EXTI1_IRQHandler(void) WEAK_DEFAULT;
 void SPI1_IRQHandler(void) WEAK_DEFAULT;
@@ -63,6 +64,7 @@ const vector_t g_vectors[16 + IRQN_COUNT] = {
     [14] = PendSV_Handler,
     [15] = SysTick_Handler,
     [16 ... 16 + IRQN_COUNT - 1] = Default_Handler,
+    [16 + IRQN_RTC_WKUP] = RTC_WKUP_IRQHandler,
     [16 + IRQN_FLASH] = FLASH_IRQHandler,
     [16 + IRQN_EXTI1] = EXTI1_IRQHandler,
     [16 + IRQN_SPI1] = SPI1_IRQHandler,

@@ -267,6 +267,7 @@ typedef struct {
 #define IWDG_KEY_RELOAD  0xAAAAu
 
 /* ---------------------------------------------------------------- IRQ numbers used */
+#define IRQN_RTC_WKUP   3
 #define IRQN_FLASH      4
 #define IRQN_RCC        5
 #define IRQN_EXTI1      7

@@ -80,6 +80,7 @@ def test_haltest_passes_and_jumps_to_its_ram_table(board: Board) -> None:
         "svc-pendsv",
         "usagefault",
         "rtc",
+        "rtc-wakeup",
     }
     assert "HT: input button=1 rx=0x0000005A" in text
     assert f"HT: DONE pass={len(results)} fail=0" in text

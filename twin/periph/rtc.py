@@ -26,7 +26,8 @@ What a bootloader uses the RTC block for is the backup registers: "update reques
 * Shadow registers (CR.BYPSHAD = 0): reading SSR or TR latches the calendar, DR unlatches
   it, as on the chip — firmware that reads TR and never DR sees the time stand still there
   too. A TR/DR the calendar cannot count from (bad BCD, 30 February) does not advance
-  (logged once). Alarms, the wake-up timer, tamper and time stamps never fire.
+  (logged once). The wake-up timer and alarms A/B (EXTI lines 22 and 17) are
+  twin/periph/rtc_events.py's; tamper and time stamps never fire.
 
 Owns: the RTC's registers, calendar and backup registers. Must not touch: the machine
 beyond its Services.
@@ -39,6 +40,7 @@ import datetime as _dt
 from twin.device import Device, merge_word, sub_word
 from twin.periph.base import StoppedTime
 from twin.periph.rcc import HSE_HZ
+from twin.periph.rtc_events import RtcEvents
 
 TR, DR, CR, ISR, PRER, WUTR, ALRMAR, ALRMBR, WPR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x1C, 0x20, 0x24
 BKP0R, BKP_COUNT = 0x50, 32
@@ -65,6 +67,8 @@ RESET = {
 ISR_INIT, ISR_INITF, ISR_RSF, ISR_INITS = 1 << 7, 1 << 6, 1 << 5, 1 << 4
 ISR_WRITABLE = ISR_INIT | ISR_RSF | 0x0001FF00  # INIT, RSF and the clear-by-0 event flags
 NEEDS_INIT = (TR, DR, PRER)
+#: registers writable only while their event is off (CR bit): WUTR (WUTE), ALRMxR (ALRxE)
+LOCKED_WHILE_ON = {WUTR: 1 << 10, ALRMAR: 1 << 8, ALRMBR: 1 << 9}
 SSR = 0x28
 CR_FMT, CR_BYPSHAD = 1 << 6, 1 << 5
 DBG_RTC_STOP = 1 << 10
@@ -131,6 +135,7 @@ class Rtc(Device):
         self._base: tuple[_dt.datetime, int] | None = None
         self._latch: tuple[int, int, int] | None = None
         self._ssr_hold = 0  # SSR while not counting (0 after power-on)
+        self.events = RtcEvents(self)
 
     # -------------------------------------------------------------- resets
     def reset(self, kind: str) -> None:
@@ -140,6 +145,7 @@ class Rtc(Device):
         self._unlock = 0
         self._latch = None
         self.clock_changed()  # a system reset turns the LSI off
+        self.events.after_reset()  # the machine dropped the scheduled events
 
     def backup_domain_reset(self) -> None:
         """RCC_BDCR.BDRST (or power-on): backup registers and RTC to reset values."""
@@ -147,6 +153,7 @@ class Rtc(Device):
         self.regs = dict(RESET)
         self._unlock = 0
         self._rate, self._sub, self._base, self._latch, self._ssr_hold = 0, 0, None, None, 0
+        self.events.reset()
 
     # -------------------------------------------------------------- calendar
     def _now_ns(self) -> int:
@@ -234,15 +241,19 @@ class Rtc(Device):
             return  # unchanged: keep counting
         self._materialize()
         self._reanchor()
+        self.events.retime()
 
     def core_stopped(self, state: str | None) -> None:
         """Machine hook: the core runs (None), is halted or locked up; the RTC's clock keeps
         running then unless DBG_RTC_STOP freezes it in a halt."""
         self.stopped.update(state)
+        if state is None:
+            self.events.resumed()
 
     def stopped_tick(self) -> float | None:
-        """Machine hook while the core is stopped: nothing fires (no alarms modelled)."""
-        return None
+        """Machine hook while the core is stopped: the wake-up timer and alarms fire on the
+        RTC's time; seconds to the next one (None: none)."""
+        return self.events.stopped_left() if self.stopped.counting else None
 
     # -------------------------------------------------------------- access rules
     def _dbp(self) -> bool:
@@ -273,7 +284,8 @@ class Rtc(Device):
         elif aligned in self.regs:
             value = self.regs[aligned]
             if aligned == ISR:
-                value |= ISR_RSF
+                self.events.catch_up()
+                value = (self.regs[ISR] & ~7) | ISR_RSF | self.events.write_flags()
                 if value & ISR_INIT:
                     value |= ISR_INITF
                 if self.regs[DR] & 0x00FF0000:
@@ -338,6 +350,10 @@ class Rtc(Device):
             self.regs[ISR] = (old & ~ISR_WRITABLE) | flags | init
             if old & ISR_INIT and not init:  # leaving INIT: count from TR/DR
                 self._reanchor()
+            if (old ^ init) & ISR_INIT:
+                self.events.retime()  # ck_spre and the alarms follow the calendar
+            else:
+                self.events.flags_written()
             return
         if self._unlock != 2:
             self._ignored(
@@ -353,12 +369,21 @@ class Rtc(Device):
                 "set RTC_ISR.INIT and wait for INITF first",
             )
             return
+        if aligned in LOCKED_WHILE_ON and self.regs[CR] & LOCKED_WHILE_ON[aligned]:
+            self._ignored(
+                aligned,
+                "the wake-up timer's WUTR / an alarm's ALRMxR change only while it is off",
+                "clear RTC_CR.WUTE / ALRxE and wait for ISR.WUTWF / ALRxWF first",
+            )
+            return
         if aligned in (CR, PRER):
             self._materialize()
             self.regs[aligned] = value
             self._reanchor()
-            return
-        self.regs[aligned] = value
+        else:
+            self.regs[aligned] = value
+        if aligned in (CR, PRER, WUTR, ALRMAR, ALRMBR):
+            self.events.retime()
 
     def snapshot(self) -> dict[str, object]:
         return {

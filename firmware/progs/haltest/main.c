@@ -34,6 +34,8 @@
 #define RTC_ISR      R32(0x4000280Cu)
 #define RTC_PRER     R32(0x40002810u)
 #define RTC_WPR      R32(0x40002824u)
+#define RTC_CR       R32(0x40002808u)
+#define RTC_WUTR     R32(0x40002814u)
 #define PWR_CR1      R32(0x40007000u)
 #define PWR_CSR1     R32(0x40007004u)
 #define FLASH_ACR    R32(0x40023C00u)
@@ -426,6 +428,42 @@ void EXTI15_10_IRQHandler(void)
     }
 }
 
+/* HAL_RTCEx_WakeUpTimerIRQHandler: WUTF, then EXTI line 22 cleared */
+static volatile uint32_t ht_wakeups;
+void RTC_WKUP_IRQHandler(void)
+{
+    if (RTC_ISR & (1u << 10)) {
+        RTC_ISR = ~((1u << 10) | (1u << 7)) & 0x0001FFFFu; /* WUTF written 0, INIT kept 0 */
+        ht_wakeups++;
+    }
+    EXTI_PR = 1u << 22;
+}
+
+/* HAL_RTCEx_SetWakeUpTimer_IT(&hrtc, 15, RTC_WAKEUPCLOCK_RTCCLK_DIV16): a wake-up every
+ * 16 x 16 / 32768 Hz = 7.8 ms on the LSE the calendar test started; 50 ms give 6. */
+static int ht_rtc_wakeup_test(uint32_t *count)
+{
+    RTC_WPR = 0xCAu;
+    RTC_WPR = 0x53u;
+    RTC_CR &= ~(1u << 10);                                       /* WUTE off */
+    if (ht_wait(&RTC_ISR, 1u << 2, 1u << 2, 100u) != 0) {        /* WUTWF */
+        return 1;
+    }
+    RTC_WUTR = 15u;
+    RTC_CR = (RTC_CR & ~7u) | (1u << 14) | (1u << 10);           /* RTCCLK/16, WUTIE, WUTE */
+    RTC_WPR = 0xFFu;
+    EXTI_IMR |= 1u << 22;
+    EXTI_RTSR |= 1u << 22;
+    NVIC_ISER(0) = 1u << 3;                                      /* RTC_WKUP_IRQn */
+    ht_delay(50u);
+    *count = ht_wakeups;
+    RTC_WPR = 0xCAu;
+    RTC_WPR = 0x53u;
+    RTC_CR &= ~((1u << 14) | (1u << 10));
+    RTC_WPR = 0xFFu;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ jump */
 typedef void (*ht_entry_t)(void);
 static uint32_t ht_ram_vectors[128] __attribute__((aligned(512)));
@@ -561,6 +599,10 @@ int main(void)
     int rtc = ht_rtc_test(&rtc_tr, &rtc_dr);
     ht_result("rtc", rtc == 0 && rtc_tr == 0u &&
               rtc_dr == ((0x24u << 16) | (4u << 13) | (0x02u << 8) | 0x29u), "dr", rtc_dr);
+
+    uint32_t wakeups = 0;
+    int wk = ht_rtc_wakeup_test(&wakeups);
+    ht_result("rtc-wakeup", wk == 0 && wakeups >= 5u && wakeups <= 7u, "n", wakeups);
 
     ht_caches_on();
     ht_result("caches-on", (SCB_CCR & (3u << 16)) == (3u << 16), "ccr", SCB_CCR);
