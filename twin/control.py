@@ -169,6 +169,8 @@ def _status(m: Machine, req: dict[str, Any]) -> dict[str, Any]:
         if m.halted
         else "reset"
         if m.reset_held
+        else "stop"
+        if m.runner.deep_stop
         else "sleeping"
         if m.sleeping
         else "running"

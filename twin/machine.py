@@ -41,6 +41,7 @@ from twin.device import Device, ExceptionUnit
 from twin.exc_fast import ExcFast, machine_regions
 from twin.flash_fast import FlashFast
 from twin.host_gate import HostGate, HostHold
+from twin.low_power import LowPower
 from twin.protection import Protection
 from twin.reset import Resets
 from twin.runner import CoreRunner
@@ -100,6 +101,10 @@ class Machine:
             uc, ctx0, self.slice, clock, self.regs, self.memory, self.bus, self.stores, self.runner, self.gate
         )
         self.cpu_thread = CpuThread(self.gate, self.runner, self.resets, clock)
+        #: Stop mode at a WFI/WFE with SLEEPDEEP (twin/low_power.py)
+        self.low_power = LowPower(self)
+        self.runner.on_sleep = self.low_power.on_sleep
+        self.runner.stop_wake = self.low_power.wake
         self._exc: ExceptionUnit | None = None
         self._debug = None
         self._flash = None
@@ -166,7 +171,7 @@ class Machine:
         if dev is self._flash and self.usage_checks.code_hook.native:  # C works here
             self.flash_fast = FlashFast(self.bus, dev, self.protection, self.stores, self.slice)
         if hasattr(dev, "core_stopped") and hasattr(dev, "stopped_tick"):
-            self.runner.stop_watchers.append(dev)
+            self.runner.stopped.watchers.append(dev)
 
     def set_exception_unit(self, unit: ExceptionUnit) -> None:
         """Install the exception model; its register blocks take over the SCS."""

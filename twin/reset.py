@@ -113,6 +113,7 @@ class Resets:
             clock.set_core_hz(clock.reset_core_hz)
         self._stores.fixups.clear()
         runner.sleeping = False
+        runner.deep_stop = False
         clock.end_wait()
         clock.break_pace()
         runner.locked_up = False

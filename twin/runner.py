@@ -31,11 +31,12 @@ from twin.bus import Bus
 from twin.clock import Clock
 from twin.core_regs import CoreRegs
 from twin.cpu_errors import fault_for, fault_for_intr
-from twin.device import Device, ExceptionUnit
+from twin.device import ExceptionUnit
 from twin.fastreg import reg_reader
 from twin.host_gate import HostGate
 from twin.protection import Protection
 from twin.slice import LONG_SLICE, SHORT_SLICE, SHORT_SLICES_AFTER_IO, Slice
+from twin.stopped_clocks import StoppedClocks
 from twin.stores import Stores
 from twin.unmask import UnmaskWatch
 
@@ -100,6 +101,12 @@ class CoreRunner:
         self.debug = None  # twin.scs.DebugUnit
         self.halted = False
         self.sleeping = False
+        #: in Stop mode (twin/low_power.py): stopped as in a halt until an interrupt wakes it
+        self.deep_stop = False
+        #: at a WFI/WFE that put the core to sleep: True if it enters Stop (twin/low_power.py)
+        self.on_sleep: Callable[[], bool] = lambda: False
+        #: while in Stop: True when it ends
+        self.stop_wake: Callable[[], bool] = lambda: False
         self.locked_up = False
         self.reset_held = False
         self._unmask_watch = False  # the running slice is watched for unmasking (twin/unmask.py)
@@ -112,15 +119,14 @@ class CoreRunner:
         self.wfi_possible: Callable[[int], bool] = lambda _pc: True
         self.instructions = 0  # executed instructions since start (statistics)
         self.on_halt: list[Callable[[str], None]] = []
-        # devices whose clock runs on while the core is stopped (watchdogs): see sync_stopped
-        self.stop_watchers: list[Device] = []
-        self._stopped_state: str | None = None
+        #: devices whose clock runs on while the core is stopped: see sync_stopped
+        self.stopped = StoppedClocks(clock)
         self.unmask = UnmaskWatch(uc, slice_, self.wants_entry)
 
     # ------------------------------------------------------------------ run state
     def runnable(self) -> bool:
-        """Not halted, not held in reset, not locked up."""
-        return not (self.halted or self.reset_held or self.is_locked_up())
+        """Not halted, not held in reset, not locked up, not in Stop."""
+        return not (self.halted or self.reset_held or self.is_locked_up() or self.deep_stop)
 
     def is_locked_up(self) -> bool:
         """True if the core is locked up (here or in the exception unit)."""
@@ -174,14 +180,9 @@ class CoreRunner:
         self._gate.wake()
 
     def sync_stopped(self, force: bool = False) -> None:
-        """Tell devices whose clock keeps running while the core is stopped (the watchdogs)
-        that it now runs (None), is in debug halt ("halt") or locked up ("lockup").
-
-        Virtual time stands still in both stopped states; such a device counts wall time
-        instead (see ``twin.periph.base.StoppedTime``). ``force`` re-sends the same state
-        (the DBGMCU freeze bits changed). NRST held counts as running: the devices are held
-        in reset then.
-        """
+        """Tell the stop watchers (twin/stopped_clocks.py) that the core now runs (None), is
+        in debug halt ("halt"), locked up ("lockup") or in Stop ("stop", twin/low_power.py);
+        ``force`` re-sends the same state. NRST held counts as running (devices held in reset)."""
         if self.reset_held:
             state = None
         elif self.halted:
@@ -189,32 +190,17 @@ class CoreRunner:
         elif self.is_locked_up():
             state = "lockup"
         else:
-            state = None
-        if state == self._stopped_state and not force:
-            return
-        if state != self._stopped_state:
-            self._clock.break_pace()
-        self._stopped_state = state
-        for dev in self.stop_watchers:
-            self._clock.guard(lambda d=dev: d.core_stopped(state))  # type: ignore[attr-defined]
+            state = "stop" if self.deep_stop else None
+        self.stopped.tell(state, force)
 
     def stopped_wait(self) -> float:
-        """While the core is stopped: let the watchdogs check their wall-time expiry (they
-        may request a reset); return how long to sleep before the next check (0.05 s when
-        no watchdog is told about a stop)."""
-        if not self._stopped_state:
-            return 0.05
-        wait = 0.05
-        for dev in self.stop_watchers:
-            left: float | None = None
-
-            def tick(d: Device = dev) -> None:
-                nonlocal left
-                left = d.stopped_tick()  # type: ignore[attr-defined]
-
-            self._clock.guard(tick)
-            if left is not None:
-                wait = min(wait, max(left, 0.001))
+        """While the core is stopped: poll the stop watchers, end Stop when an interrupt can
+        wake it; returns how long to sleep before the next check."""
+        wait = self.stopped.poll()
+        if self.deep_stop and not self.halted and self.stop_wake():
+            self.deep_stop = False  # an EXTI line (RTC, button) woke the system
+            self.sync_stopped()
+            return 0.0
         return wait
 
     def wants_entry(self) -> bool:
@@ -336,6 +322,9 @@ class CoreRunner:
         if wfi and not self.halted:
             self.sleeping = True
             clock.sleep_begins()
+            if self.on_sleep():
+                self.deep_stop = True
+                self.sync_stopped()
         return executed
 
     def _watch_unmask(self) -> bool:

@@ -144,8 +144,12 @@ class StoppedTime:
         freeze_bit: int,
         register: str = "apb1_fz",
         wall: Callable[[], float] = time.monotonic,
+        in_stop: bool = False,
     ) -> None:
         self.device = device
+        #: the counter's clock runs in Stop mode (LSI, LSE: the IWDG, the RTC), not the
+        #: timers' and the WWDG's (APB clocks)
+        self.in_stop = in_stop
         self.freeze_bit = freeze_bit
         self.register = register  # DBGMCU_APB1_FZ, or APB2_FZ for the APB2 timers
         self.wall = wall
@@ -168,9 +172,13 @@ class StoppedTime:
         return bool(getattr(dbg, self.register, 0) & self.freeze_bit)
 
     def update(self, state: str | None) -> bool:
-        """The core is now ``state`` (None running, "halt", "lockup"), or the freeze bits
-        changed: start or stop adding wall time. Returns :attr:`counting`."""
-        counting = state == "lockup" or (state == "halt" and not self.frozen_by_debugger())
+        """The core is now ``state`` (None running, "halt", "lockup", "stop"), or the freeze
+        bits changed: start or stop adding wall time. Returns :attr:`counting`."""
+        counting = (
+            state == "lockup"
+            or (state == "halt" and not self.frozen_by_debugger())
+            or (state == "stop" and self.in_stop)
+        )
         now = self.wall()
         if counting and self._since is None:
             self._since = now

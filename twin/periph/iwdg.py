@@ -31,7 +31,7 @@ class Iwdg(Device):
         super().__init__()
         self.handle: object | None = None
         self.expiries = 0
-        self.stopped = StoppedTime(self, DBG_IWDG_STOP)
+        self.stopped = StoppedTime(self, DBG_IWDG_STOP, in_stop=True)
         self.reset("power")
 
     def reset(self, kind: str) -> None:

@@ -159,6 +159,16 @@ class Rcc(RegDevice):
         if offset == AHB1ENR and (old ^ self.regs[AHB1ENR]) & BKPSRAMEN:
             self._backup_clock()
 
+    def stop_exit(self) -> None:
+        """Leaving Stop mode (RM0410): the clock configuration is the reset one, SYSCLK on the
+        HSI with the HSE and the PLLs off (the prescalers and the enables stay)."""
+        off = (1 << 16) | (1 << 24) | (1 << 26) | (1 << 28)  # HSEON, PLLON, PLLI2SON, PLLSAION
+        self.regs[CR] = (self.regs[CR] | 1) & ~off
+        self.regs[CFGR] &= ~0xF  # SW, SWS: HSI
+        self._update_ready()
+        self._update_clock()
+        self._rtc_clock_changed()
+
     def _backup_clock(self) -> None:
         """Tell the machine whether the backup SRAM interface is clocked (BKPSRAMEN)."""
         fn = getattr(self.services, "set_backup_clock", None) if self.services else None

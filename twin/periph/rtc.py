@@ -128,7 +128,7 @@ class Rtc(Device):
         self._unlock = 0  # 0 locked, 1 after 0xCA, 2 unlocked
         self.ignored_writes = 0
         self._told: set[str] = set()
-        self.stopped = StoppedTime(self, DBG_RTC_STOP)
+        self.stopped = StoppedTime(self, DBG_RTC_STOP, in_stop=True)
         self._rate = 0  # RTCCLK Hz while the calendar counts, else 0
         self._anchor_ns = 0  # the RTC's time when TR/DR/_sub were current
         self._sub = 0  # RTCCLK periods into the current second then
