@@ -342,7 +342,9 @@ def _targets(targets: schema.Targets, server: Endpoint, builder: _Builder) -> di
         given: Any = getattr(targets, name)
         if given is None:
             continue
-        fields = given.model_dump(exclude_none=True, exclude={"boards"})
+        fields = given.model_dump(exclude_none=True, exclude={"boards", "winc"})
+        if getattr(given, "winc", None) is not None:
+            fields["winc_wiring"] = given.winc.twin_arg()
         for key in ("host", "forward", "listen"):
             if getattr(given, key, None) is not None:
                 fields[key] = _endpoint(getattr(given, key))

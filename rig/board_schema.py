@@ -231,11 +231,47 @@ class Contract(_Strict):
     faults: ContractEntry | None = None
 
 
+def _pin(value: Any) -> Any:
+    """A GPIO pin written ``PD14`` (port A..K, pin 0..15), upper-cased."""
+    if isinstance(value, str) and re.fullmatch(r"P[A-K](1[0-5]|[0-9])", value.strip().upper()):
+        return value.strip().upper()
+    raise invalid(got(value), "a pin such as PD14 (PA0..PK15)")
+
+
+Pin = Annotated[str, BeforeValidator(_pin)]
+
+
+class WincWiring(_Strict):
+    """``targets.twin.winc``: how the WINC3400 is wired on the user's board (the twin is wired
+    the same way); every key defaults to the thread's shield."""
+
+    spi: Annotated[int, IntIn(1, 6)] = 1
+    cs: Pin = "PD14"
+    irqn: Pin = "PB1"
+    reset_n: Pin = "PF12"
+    chip_en: Pin = "PF13"
+
+    @model_validator(mode="after")
+    def _one_pin_each(self) -> WincWiring:
+        seen: dict[str, str] = {}
+        for key in ("cs", "irqn", "reset_n", "chip_en"):
+            pin = getattr(self, key)
+            if pin in seen:
+                raise invalid(f"{seen[pin]} and {key} are both {pin}", "one pin for each signal")
+            seen[pin] = key
+        return self
+
+    def twin_arg(self) -> str:
+        """The twin's ``--winc-wiring`` value."""
+        return f"spi={self.spi},cs={self.cs},irqn={self.irqn},reset_n={self.reset_n},chip_en={self.chip_en}"
+
+
 class TwinTarget(_Strict):
     """``targets.twin``."""
 
     pyocd_target: Name = "stm32f767zi"
     forward: EndpointModel | None = None
+    winc: WincWiring | None = None
 
 
 def _ipv4(value: Any) -> Any:

@@ -238,6 +238,9 @@ class TargetSpec:
     banner: str | None = None
     #: the labgrid place(s) the board is acquired from (``A,B``: one per xdist worker; rig.labgrid_place)
     labgrid_place: str | None = None
+    #: the WiFi module's wiring the twin is given (``targets.twin.winc``; ``python -m twin
+    #: --winc-wiring``), None: the thread's shield
+    winc_wiring: str | None = None
 
 
 @dataclass(frozen=True)

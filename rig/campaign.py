@@ -119,13 +119,13 @@ def own_twin(s: Settings) -> Iterator[Bench]:
     from rig.console import Console
     from rig.hil import Bench
     from rig.probe import Probe
-    from rig.targets.twin import start_twin
+    from rig.targets.twin import board_args, start_twin
 
     spec = load_board(s.board_file)
     s.out_dir.mkdir(parents=True, exist_ok=True)
     tspec = spec.targets.get("twin")
     lan = tspec.forward if tspec and tspec.forward else spec.ota.server
-    extra = ["--timing", "fast", "--idle", "skip"] + (["--dual-bank"] if spec.dual_bank else [])
+    extra = ["--timing", "fast", "--idle", "skip", *board_args(spec)]
     with ExitStack() as stack:
         target = start_twin(ota_lan=(lan.ip, lan.port), extra_args=extra, log_path=s.out_dir / "twin.log")
         stack.callback(target.stop)

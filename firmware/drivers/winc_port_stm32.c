@@ -17,6 +17,11 @@
  *
  * IRQN: EXTI1 latches the falling edge (IMR set, NVIC line 7 never enabled); the HIF
  * layer asks for the latch and the level. Nothing here uses an interrupt.
+ *
+ * WINC_WIRING=2 is another wiring, the one the rig's board-file option targets.twin.winc is
+ * tested with (spi=3,cs=PA4,irqn=PG2,reset_n=PG3,chip_en=PE2): SPI3 SCK PC10, MISO PC11,
+ * MOSI PC12 (AF6), CS PA4, IRQN PG2 -> EXTI2, RESET_N PG3, CHIP_EN PE2; DMA on DMA1,
+ * SPI3_RX on Stream 0 and SPI3_TX on Stream 5, channel 0 (RM0410 DMA1 request mapping).
  */
 #include <stddef.h>
 
@@ -32,18 +37,66 @@
 #define WINC_DMA_NO_INVALIDATE 0
 #endif
 
-#define GPIOF_PORT        GPIO_PORT(5)
-#define RCC_AHB1ENR_GPIOFEN (1u << 5)
-#define RCC_AHB1ENR_DMA2EN  (1u << 22)
-#define PIN_CS       14u  /* PD14 */
-#define PIN_RESET_N  12u  /* PF12 */
-#define PIN_CHIP_EN  13u  /* PF13 */
-#define PIN_IRQN     1u   /* PB1, EXTI1 */
-#define PIN_SCK      5u   /* PA5 AF5 */
-#define PIN_MISO     6u   /* PA6 AF5 */
-#define PIN_MOSI     5u   /* PB5 AF5 */
+#ifndef WINC_WIRING
+#define WINC_WIRING 1
+#endif
+/* ports by number (0 = A), pins, the SPI and its DMA controller */
+#if WINC_WIRING == 2
+#define WSPI         ((spi_t *)0x40003C00u)   /* SPI3 on APB1 */
+#define WSPI_ENR     (RCC->APB1ENR)
+#define WSPI_EN      (1u << 15)
+#define WSPI_IRQN    51u
+#define CS_PORT      0u   /* PA4 */
+#define PIN_CS       4u
+#define IRQN_PORT    6u   /* PG2, EXTI2 */
+#define PIN_IRQN     2u
+#define RESET_PORT   6u   /* PG3 */
+#define PIN_RESET_N  3u
+#define EN_PORT      4u   /* PE2 */
+#define PIN_CHIP_EN  2u
+#define SCK_PORT     2u   /* PC10 AF6 */
+#define PIN_SCK      10u
+#define MISO_PORT    2u   /* PC11 AF6 */
+#define PIN_MISO     11u
+#define MOSI_PORT    2u   /* PC12 AF6 */
+#define PIN_MOSI     12u
+#define SPI_AF       6u
+#define WDMA_BASE    0x40026000u              /* DMA1 */
+#define WDMA_EN      (1u << 21)
+#define WDMA_RX      0u
+#define WDMA_TX      5u
+#define WDMA_CHANNEL 0u
+#else
+#define WSPI         SPI1                     /* on APB2 */
+#define WSPI_ENR     (RCC->APB2ENR)
+#define WSPI_EN      RCC_APB2ENR_SPI1EN
+#define WSPI_IRQN    IRQN_SPI1
+#define CS_PORT      3u   /* PD14 */
+#define PIN_CS       14u
+#define IRQN_PORT    1u   /* PB1, EXTI1 */
+#define PIN_IRQN     1u
+#define RESET_PORT   5u   /* PF12 */
+#define PIN_RESET_N  12u
+#define EN_PORT      5u   /* PF13 */
+#define PIN_CHIP_EN  13u
+#define SCK_PORT     0u   /* PA5 AF5 */
+#define PIN_SCK      5u
+#define MISO_PORT    0u   /* PA6 AF5 */
+#define PIN_MISO     6u
+#define MOSI_PORT    1u   /* PB5 AF5 */
+#define PIN_MOSI     5u
 #define SPI_AF       5u
-#define EXTI_LINE    (1u << 1)
+#define WDMA_BASE    0x40026400u              /* DMA2 */
+#define WDMA_EN      (1u << 22)
+#define WDMA_RX      2u
+#define WDMA_TX      3u
+#define WDMA_CHANNEL 3u
+#endif
+#define EXTI_LINE    (1u << PIN_IRQN)
+/* the NVIC line of EXTI line n (EXTI0..4: 6..10, 5..9: 23, 10..15: 40) */
+#define IRQN_EXTI_OF(n) ((n) < 5u ? 6u + (n) : (n) < 10u ? 23u : 40u)
+#define PORT_BITS    ((1u << CS_PORT) | (1u << IRQN_PORT) | (1u << RESET_PORT) | (1u << EN_PORT) | \
+                      (1u << SCK_PORT) | (1u << MISO_PORT) | (1u << MOSI_PORT))
 
 #define SPI_CR2_RXDMAEN   (1u << 0)
 #define SPI_CR2_TXDMAEN   (1u << 1)
@@ -84,12 +137,12 @@ static void pin_write(gpio_t *g, unsigned pin, int level)
 
 void winc_port_select(int on)
 {
-    pin_write(GPIOD, PIN_CS, !on);
+    pin_write(GPIO_PORT(CS_PORT), PIN_CS, !on);
 }
 
 int winc_port_irq_level(void)
 {
-    return !(GPIOB->IDR & (1u << PIN_IRQN));
+    return !(GPIO_PORT(IRQN_PORT)->IDR & (1u << PIN_IRQN));
 }
 
 int winc_port_irq_edge(void)
@@ -118,15 +171,15 @@ static void cr2_write(uint32_t v)
 {
     if (v != s_cr2) {
         s_cr2 = v;
-        SPI1->CR2 = v;
+        WSPI->CR2 = v;
     }
 }
 
 static int wait_sr(uint32_t mask)
 {
-    for (uint32_t n = SPI_WAIT_LOOPS; !(SPI1->SR & mask);) {
+    for (uint32_t n = SPI_WAIT_LOOPS; !(WSPI->SR & mask);) {
         if (--n == 0)
-            return (SPI1->SR & mask) ? 0 : -1;
+            return (WSPI->SR & mask) ? 0 : -1;
     }
     return 0;
 }
@@ -134,18 +187,18 @@ static int wait_sr(uint32_t mask)
 uint8_t winc_port_byte(uint8_t out)
 {
     cr2_write(s_cr2 | SPI_CR2_FRXTH);   /* RXNE at 8 bits */
-    *(volatile uint8_t *)&SPI1->DR = out;
+    *(volatile uint8_t *)&WSPI->DR = out;
     if (wait_sr(SPI_SR_RXNE) != 0)
         return 0xFFu;
-    return *(volatile uint8_t *)&SPI1->DR;
+    return *(volatile uint8_t *)&WSPI->DR;
 }
 
 /* Discard what the RX FIFO holds and a pending overrun. */
 static void rx_drain(void)
 {
-    for (uint32_t n = 0; n < 8u && (SPI1->SR & (SPI_SR_FRLVL | SPI_SR_RXNE)); n++)
-        (void)*(volatile uint8_t *)&SPI1->DR;
-    (void)SPI1->SR;
+    for (uint32_t n = 0; n < 8u && (WSPI->SR & (SPI_SR_FRLVL | SPI_SR_RXNE)); n++)
+        (void)*(volatile uint8_t *)&WSPI->DR;
+    (void)WSPI->SR;
 }
 
 static int xfer_polled(const uint8_t *tx, uint8_t *rx, uint32_t n)
@@ -155,7 +208,7 @@ static int xfer_polled(const uint8_t *tx, uint8_t *rx, uint32_t n)
         while (n >= 2u) {
             if (wait_sr(SPI_SR_TXE) != 0)
                 return -1;
-            *(volatile uint16_t *)&SPI1->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
+            *(volatile uint16_t *)&WSPI->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
             if (tx)
                 tx += 2;
             n -= 2u;
@@ -163,9 +216,9 @@ static int xfer_polled(const uint8_t *tx, uint8_t *rx, uint32_t n)
         if (n) {
             if (wait_sr(SPI_SR_TXE) != 0)
                 return -1;
-            *(volatile uint8_t *)&SPI1->DR = tx ? tx[0] : 0u;
+            *(volatile uint8_t *)&WSPI->DR = tx ? tx[0] : 0u;
         }
-        for (uint32_t k = SPI_WAIT_LOOPS; SPI1->SR & SPI_SR_BSY;) {
+        for (uint32_t k = SPI_WAIT_LOOPS; WSPI->SR & SPI_SR_BSY;) {
             if (--k == 0)
                 return -1;
         }
@@ -181,15 +234,15 @@ static int xfer_polled(const uint8_t *tx, uint8_t *rx, uint32_t n)
     if (n >= 2u)
         cr2_write(s_cr2 & ~SPI_CR2_FRXTH);
     while (n >= 4u) {
-        *(volatile uint16_t *)&SPI1->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
-        *(volatile uint16_t *)&SPI1->DR = tx ? (uint16_t)(tx[2] | (tx[3] << 8)) : 0u;
+        *(volatile uint16_t *)&WSPI->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
+        *(volatile uint16_t *)&WSPI->DR = tx ? (uint16_t)(tx[2] | (tx[3] << 8)) : 0u;
         for (uint32_t k = SPI_WAIT_LOOPS;
-             (SPI1->SR & (SPI_SR_FTLVL | SPI_SR_BSY | SPI_SR_FRLVL)) != SPI_SR_FRLVL;) {
+             (WSPI->SR & (SPI_SR_FTLVL | SPI_SR_BSY | SPI_SR_FRLVL)) != SPI_SR_FRLVL;) {
             if (--k == 0)
                 return -1;
         }
-        uint16_t v0 = *(volatile uint16_t *)&SPI1->DR;
-        uint16_t v1 = *(volatile uint16_t *)&SPI1->DR;
+        uint16_t v0 = *(volatile uint16_t *)&WSPI->DR;
+        uint16_t v1 = *(volatile uint16_t *)&WSPI->DR;
         if (rx) {
             rx[0] = (uint8_t)v0;
             rx[1] = (uint8_t)(v0 >> 8);
@@ -203,10 +256,10 @@ static int xfer_polled(const uint8_t *tx, uint8_t *rx, uint32_t n)
     }
     /* two bytes left: with FRXTH = 0 RXNE means both wait in the RX FIFO */
     while (n >= 2u) {
-        *(volatile uint16_t *)&SPI1->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
+        *(volatile uint16_t *)&WSPI->DR = tx ? (uint16_t)(tx[0] | (tx[1] << 8)) : 0u;
         if (wait_sr(SPI_SR_RXNE) != 0)
             return -1;
-        uint16_t v = *(volatile uint16_t *)&SPI1->DR;
+        uint16_t v = *(volatile uint16_t *)&WSPI->DR;
         if (rx) {
             rx[0] = (uint8_t)v;
             rx[1] = (uint8_t)(v >> 8);
@@ -233,20 +286,23 @@ typedef struct {
     volatile uint32_t LISR, HISR, LIFCR, HIFCR;
     dma_stream_t S[8];
 } dma_t;
-#define DMA2 ((dma_t *)0x40026400u)
-#define DMA_RX_STREAM 2u
-#define DMA_TX_STREAM 3u
-#define DMA_CHANNEL   3u
+#define WDMA ((dma_t *)WDMA_BASE)
+#define DMA_RX_STREAM WDMA_RX
+#define DMA_TX_STREAM WDMA_TX
+#define DMA_CHANNEL   WDMA_CHANNEL
 #define DMA_CR_EN     (1u << 0)
 #define DMA_CR_DIR_M2P (1u << 6)
 #define DMA_CR_MINC   (1u << 10)
 #define DMA_CR_PL_HIGH (2u << 16)
 #define DMA_CR_CHSEL(c) ((uint32_t)(c) << 25)
-/* LISR/LIFCR bit groups: stream 0 at 0, 1 at 6, 2 at 16, 3 at 22 */
-#define DMA_FLAGS(s)  (0x3Du << ((s) == 0 ? 0 : (s) == 1 ? 6 : (s) == 2 ? 16 : 22))
-#define DMA_TCIF(s)   (0x20u << ((s) == 0 ? 0 : (s) == 1 ? 6 : (s) == 2 ? 16 : 22))
-#define DMA_TEIF(s)   (0x08u << ((s) == 0 ? 0 : (s) == 1 ? 6 : (s) == 2 ? 16 : 22))
-#define DMA_DMEIF(s)  (0x04u << ((s) == 0 ? 0 : (s) == 1 ? 6 : (s) == 2 ? 16 : 22))
+/* LISR/LIFCR (streams 0-3) and HISR/HIFCR (4-7) bit groups: stream 0/4 at 0, 1/5 at 6,
+   2/6 at 16, 3/7 at 22 */
+#define DMA_SHIFT(s)  (((s) & 3u) == 0 ? 0 : ((s) & 3u) == 1 ? 6 : ((s) & 3u) == 2 ? 16 : 22)
+#define DMA_FLAGS(s)  (0x3Du << DMA_SHIFT(s))
+#define DMA_TCIF(s)   (0x20u << DMA_SHIFT(s))
+#define DMA_TEIF(s)   (0x08u << DMA_SHIFT(s))
+#define DMA_DMEIF(s)  (0x04u << DMA_SHIFT(s))
+#define DMA_ISR(s)    ((s) < 4u ? WDMA->LISR : WDMA->HISR)
 
 #define SCB_DCIMVAC  REG32(0xE000EF5Cu)
 #define DCACHE_LINE  32u
@@ -329,15 +385,18 @@ static void dcache_restore(void)
 
 static void stream_stop(unsigned s)
 {
-    DMA2->S[s].CR &= ~DMA_CR_EN;
-    for (uint32_t k = SPI_WAIT_LOOPS; (DMA2->S[s].CR & DMA_CR_EN) && --k;) {
+    WDMA->S[s].CR &= ~DMA_CR_EN;
+    for (uint32_t k = SPI_WAIT_LOOPS; (WDMA->S[s].CR & DMA_CR_EN) && --k;) {
     }
-    DMA2->LIFCR = DMA_FLAGS(s);
+    if (s < 4u)
+        WDMA->LIFCR = DMA_FLAGS(s);
+    else
+        WDMA->HIFCR = DMA_FLAGS(s);
 }
 
 static int xfer_dma_chunk(const uint8_t *tx, uint8_t *rx, uint32_t n)
 {
-    dma_stream_t *rs = &DMA2->S[DMA_RX_STREAM], *ts = &DMA2->S[DMA_TX_STREAM];
+    dma_stream_t *rs = &WDMA->S[DMA_RX_STREAM], *ts = &WDMA->S[DMA_TX_STREAM];
     stream_stop(DMA_RX_STREAM);
     stream_stop(DMA_TX_STREAM);
     if (tx)
@@ -351,12 +410,12 @@ static int xfer_dma_chunk(const uint8_t *tx, uint8_t *rx, uint32_t n)
 
     /* RX stream first (peripheral -> memory), then TX (memory -> peripheral); direct mode,
        byte size on both sides */
-    rs->PAR = (uint32_t)(uintptr_t)&SPI1->DR;
+    rs->PAR = (uint32_t)(uintptr_t)&WSPI->DR;
     rs->M0AR = (uint32_t)(uintptr_t)(rx ? dma_rx : dma_sink);
     rs->NDTR = n;
     rs->FCR = 0;
     rs->CR = DMA_CR_CHSEL(DMA_CHANNEL) | DMA_CR_PL_HIGH | (rx ? DMA_CR_MINC : 0u);
-    ts->PAR = (uint32_t)(uintptr_t)&SPI1->DR;
+    ts->PAR = (uint32_t)(uintptr_t)&WSPI->DR;
     ts->M0AR = (uint32_t)(uintptr_t)(tx ? dma_tx : dma_fill);
     ts->NDTR = n;
     ts->FCR = 0;
@@ -371,21 +430,21 @@ static int xfer_dma_chunk(const uint8_t *tx, uint8_t *rx, uint32_t n)
     int rc = 0;
     uint32_t start = board_millis();
     for (;;) {
-        uint32_t isr = DMA2->LISR;
-        if (isr & (DMA_TEIF(DMA_RX_STREAM) | DMA_TEIF(DMA_TX_STREAM) | DMA_DMEIF(DMA_RX_STREAM) |
-                   DMA_DMEIF(DMA_TX_STREAM))) {
+        uint32_t risr = DMA_ISR(DMA_RX_STREAM), tisr = DMA_ISR(DMA_TX_STREAM);
+        if ((risr & (DMA_TEIF(DMA_RX_STREAM) | DMA_DMEIF(DMA_RX_STREAM))) ||
+            (tisr & (DMA_TEIF(DMA_TX_STREAM) | DMA_DMEIF(DMA_TX_STREAM)))) {
             rc = -1;
             break;
         }
-        if (isr & DMA_TCIF(DMA_RX_STREAM))
+        if (risr & DMA_TCIF(DMA_RX_STREAM))
             break;
         if ((uint32_t)(board_millis() - start) >= 20u) {
-            rc = (DMA2->LISR & DMA_TCIF(DMA_RX_STREAM)) ? 0 : -1;
+            rc = (DMA_ISR(DMA_RX_STREAM) & DMA_TCIF(DMA_RX_STREAM)) ? 0 : -1;
             break;
         }
     }
     cr2_write(s_cr2 & ~(SPI_CR2_RXDMAEN | SPI_CR2_TXDMAEN));
-    for (uint32_t k = SPI_WAIT_LOOPS; (SPI1->SR & SPI_SR_BSY) && --k;) {
+    for (uint32_t k = SPI_WAIT_LOOPS; (WSPI->SR & SPI_SR_BSY) && --k;) {
     }
     stream_stop(DMA_RX_STREAM);
     stream_stop(DMA_TX_STREAM);
@@ -424,38 +483,40 @@ int winc_port_xfer(const uint8_t *tx, uint8_t *rx, uint32_t n)
 /* ---------------------------------------------------------------- life cycle */
 int winc_port_open(void)
 {
-    RCC->AHB1ENR |= RCC_AHB1ENR_GPIOAEN | RCC_AHB1ENR_GPIOBEN | RCC_AHB1ENR_GPIODEN |
-                    RCC_AHB1ENR_GPIOFEN;
-    RCC->APB2ENR |= RCC_APB2ENR_SPI1EN | RCC_APB2ENR_SYSCFGEN;
+    RCC->AHB1ENR |= PORT_BITS;
+    WSPI_ENR |= WSPI_EN;
+    RCC->APB2ENR |= RCC_APB2ENR_SYSCFGEN;
 #if WINC_SPI_DMA
-    RCC->AHB1ENR |= RCC_AHB1ENR_DMA2EN;
+    RCC->AHB1ENR |= WDMA_EN;
 #endif
     (void)RCC->APB2ENR;
 
-    pin_write(GPIOD, PIN_CS, 1);
-    pin_mode(GPIOD, PIN_CS, GPIO_MODE_OUTPUT);
-    pin_write(GPIOF_PORT, PIN_RESET_N, 0);
-    pin_mode(GPIOF_PORT, PIN_RESET_N, GPIO_MODE_OUTPUT);
-    pin_write(GPIOF_PORT, PIN_CHIP_EN, 0);
-    pin_mode(GPIOF_PORT, PIN_CHIP_EN, GPIO_MODE_OUTPUT);
-    pin_pull(GPIOB, PIN_IRQN, 1u);                 /* pull-up */
-    pin_mode(GPIOB, PIN_IRQN, GPIO_MODE_INPUT);
-    pin_af(GPIOA, PIN_SCK, SPI_AF);
-    pin_af(GPIOA, PIN_MISO, SPI_AF);
-    pin_af(GPIOB, PIN_MOSI, SPI_AF);
+    pin_write(GPIO_PORT(CS_PORT), PIN_CS, 1);
+    pin_mode(GPIO_PORT(CS_PORT), PIN_CS, GPIO_MODE_OUTPUT);
+    pin_write(GPIO_PORT(RESET_PORT), PIN_RESET_N, 0);
+    pin_mode(GPIO_PORT(RESET_PORT), PIN_RESET_N, GPIO_MODE_OUTPUT);
+    pin_write(GPIO_PORT(EN_PORT), PIN_CHIP_EN, 0);
+    pin_mode(GPIO_PORT(EN_PORT), PIN_CHIP_EN, GPIO_MODE_OUTPUT);
+    pin_pull(GPIO_PORT(IRQN_PORT), PIN_IRQN, 1u);                 /* pull-up */
+    pin_mode(GPIO_PORT(IRQN_PORT), PIN_IRQN, GPIO_MODE_INPUT);
+    pin_af(GPIO_PORT(SCK_PORT), PIN_SCK, SPI_AF);
+    pin_af(GPIO_PORT(MISO_PORT), PIN_MISO, SPI_AF);
+    pin_af(GPIO_PORT(MOSI_PORT), PIN_MOSI, SPI_AF);
 
-    SYSCFG->EXTICR[0] = (SYSCFG->EXTICR[0] & ~(0xFu << 4)) | (1u << 4);   /* EXTI1 <- port B */
+    /* EXTIn <- IRQN's port */
+    volatile uint32_t *exticr = &SYSCFG->EXTICR[PIN_IRQN / 4u];
+    *exticr = (*exticr & ~(0xFu << (4u * (PIN_IRQN % 4u)))) | (IRQN_PORT << (4u * (PIN_IRQN % 4u)));
     EXTI->RTSR &= ~EXTI_LINE;
     EXTI->FTSR |= EXTI_LINE;
     EXTI->IMR |= EXTI_LINE;
     EXTI->PR = EXTI_LINE;
 
     /* master, mode 0, MSB first, fPCLK/4, software NSS, 8-bit frames, RXNE at 8 bits */
-    SPI1->CR1 = 0;
+    WSPI->CR1 = 0;
     s_cr2 = SPI_CR2_DS_8BIT | SPI_CR2_FRXTH;
-    SPI1->CR2 = s_cr2;
-    SPI1->CR1 = SPI_CR1_MSTR | SPI_CR1_SSM | SPI_CR1_SSI | (1u << SPI_CR1_BR_POS);
-    SPI1->CR1 |= SPI_CR1_SPE;
+    WSPI->CR2 = s_cr2;
+    WSPI->CR1 = SPI_CR1_MSTR | SPI_CR1_SSM | SPI_CR1_SSI | (1u << SPI_CR1_BR_POS);
+    WSPI->CR1 |= SPI_CR1_SPE;
 #if WINC_SPI_DMA
     if (!s_open)
         dcache_enable();   /* once: a second open (the module started again) keeps it */
@@ -466,13 +527,13 @@ int winc_port_open(void)
 
 void winc_port_chip_reset(void)
 {
-    pin_write(GPIOD, PIN_CS, 1);
-    pin_write(GPIOF_PORT, PIN_RESET_N, 0);
-    pin_write(GPIOF_PORT, PIN_CHIP_EN, 0);
+    pin_write(GPIO_PORT(CS_PORT), PIN_CS, 1);
+    pin_write(GPIO_PORT(RESET_PORT), PIN_RESET_N, 0);
+    pin_write(GPIO_PORT(EN_PORT), PIN_CHIP_EN, 0);
     delay_ms(RESET_LOW_MS);
-    pin_write(GPIOF_PORT, PIN_CHIP_EN, 1);
+    pin_write(GPIO_PORT(EN_PORT), PIN_CHIP_EN, 1);
     delay_ms(CHIP_EN_MS);
-    pin_write(GPIOF_PORT, PIN_RESET_N, 1);
+    pin_write(GPIO_PORT(RESET_PORT), PIN_RESET_N, 1);
     delay_ms(BOOT_MS);
     EXTI->PR = EXTI_LINE;
 }
@@ -480,41 +541,45 @@ void winc_port_chip_reset(void)
 void winc_port_close(void)
 {
     if (s_open) {
-        pin_write(GPIOF_PORT, PIN_RESET_N, 0);   /* the module stops talking */
+        pin_write(GPIO_PORT(RESET_PORT), PIN_RESET_N, 0);   /* the module stops talking */
         delay_ms(1);
     }
     s_open = 0;
 #if WINC_SPI_DMA
     stream_stop(DMA_RX_STREAM);
     stream_stop(DMA_TX_STREAM);
-    DMA2->S[DMA_RX_STREAM].CR = 0;
-    DMA2->S[DMA_TX_STREAM].CR = 0;
-    RCC->AHB1ENR &= ~RCC_AHB1ENR_DMA2EN;
+    WDMA->S[DMA_RX_STREAM].CR = 0;
+    WDMA->S[DMA_TX_STREAM].CR = 0;
+    RCC->AHB1ENR &= ~WDMA_EN;
     dcache_restore();
 #endif
-    SPI1->CR1 = 0;
-    SPI1->CR2 = 0x0700u;
+    WSPI->CR1 = 0;
+    WSPI->CR2 = 0x0700u;
     s_cr2 = 0x0700u;
     EXTI->IMR &= ~EXTI_LINE;
     EXTI->FTSR &= ~EXTI_LINE;
     EXTI->PR = EXTI_LINE;
-    SYSCFG->EXTICR[0] &= ~(0xFu << 4);
-    nvic_disable_irq(IRQN_EXTI1);
-    nvic_clear_pending(IRQN_EXTI1);
-    nvic_disable_irq(IRQN_SPI1);
-    nvic_clear_pending(IRQN_SPI1);
+    SYSCFG->EXTICR[PIN_IRQN / 4u] &= ~(0xFu << (4u * (PIN_IRQN % 4u)));
+    nvic_disable_irq(IRQN_EXTI_OF(PIN_IRQN));
+    nvic_clear_pending(IRQN_EXTI_OF(PIN_IRQN));
+    nvic_disable_irq(WSPI_IRQN);
+    nvic_clear_pending(WSPI_IRQN);
     /* pins back to their reset mode (input, no pull, AF0) */
-    GPIOA->AFR[0] &= ~((0xFu << (PIN_SCK * 4u)) | (0xFu << (PIN_MISO * 4u)));
-    GPIOB->AFR[0] &= ~(0xFu << (PIN_MOSI * 4u));
-    pin_mode(GPIOA, PIN_SCK, GPIO_MODE_INPUT);
-    pin_mode(GPIOA, PIN_MISO, GPIO_MODE_INPUT);
-    pin_mode(GPIOB, PIN_MOSI, GPIO_MODE_INPUT);
-    pin_pull(GPIOB, PIN_IRQN, 0u);
-    pin_mode(GPIOD, PIN_CS, GPIO_MODE_INPUT);
-    pin_mode(GPIOF_PORT, PIN_RESET_N, GPIO_MODE_INPUT);
-    pin_mode(GPIOF_PORT, PIN_CHIP_EN, GPIO_MODE_INPUT);
-    GPIOD->ODR &= ~(1u << PIN_CS);
-    GPIOF_PORT->ODR &= ~((1u << PIN_RESET_N) | (1u << PIN_CHIP_EN));
-    RCC->APB2ENR &= ~(RCC_APB2ENR_SPI1EN | RCC_APB2ENR_SYSCFGEN);
-    RCC->AHB1ENR &= ~(RCC_AHB1ENR_GPIOAEN | RCC_AHB1ENR_GPIOFEN);
+    GPIO_PORT(SCK_PORT)->AFR[PIN_SCK >> 3] &= ~(0xFu << ((PIN_SCK & 7u) * 4u));
+    GPIO_PORT(MISO_PORT)->AFR[PIN_MISO >> 3] &= ~(0xFu << ((PIN_MISO & 7u) * 4u));
+    GPIO_PORT(MOSI_PORT)->AFR[PIN_MOSI >> 3] &= ~(0xFu << ((PIN_MOSI & 7u) * 4u));
+    pin_mode(GPIO_PORT(SCK_PORT), PIN_SCK, GPIO_MODE_INPUT);
+    pin_mode(GPIO_PORT(MISO_PORT), PIN_MISO, GPIO_MODE_INPUT);
+    pin_mode(GPIO_PORT(MOSI_PORT), PIN_MOSI, GPIO_MODE_INPUT);
+    pin_pull(GPIO_PORT(IRQN_PORT), PIN_IRQN, 0u);
+    pin_mode(GPIO_PORT(CS_PORT), PIN_CS, GPIO_MODE_INPUT);
+    pin_mode(GPIO_PORT(RESET_PORT), PIN_RESET_N, GPIO_MODE_INPUT);
+    pin_mode(GPIO_PORT(EN_PORT), PIN_CHIP_EN, GPIO_MODE_INPUT);
+    GPIO_PORT(CS_PORT)->ODR &= ~(1u << PIN_CS);
+    GPIO_PORT(RESET_PORT)->ODR &= ~(1u << PIN_RESET_N);
+    GPIO_PORT(EN_PORT)->ODR &= ~(1u << PIN_CHIP_EN);
+    WSPI_ENR &= ~WSPI_EN;
+    RCC->APB2ENR &= ~RCC_APB2ENR_SYSCFGEN;
+    /* the ports the board layer does not use (it keeps B and D: LEDs, USART3) */
+    RCC->AHB1ENR &= ~(PORT_BITS & ~((1u << 1) | (1u << 3)));
 }

@@ -23,10 +23,13 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from rig.errors import TargetError
 from rig.targets.base import Target
+
+if TYPE_CHECKING:
+    from rig.board_spec import BoardSpec
 
 START_TIMEOUT = 30.0
 
@@ -239,6 +242,16 @@ class TwinTarget(Target):
         for port in self.leased_ports:
             release_port(port)
         self.leased_ports = []
+
+
+def board_args(spec: BoardSpec) -> list[str]:
+    """The twin's options a board file asks for (a :class:`rig.board_spec.BoardSpec`): the
+    dual-bank flash layout, and the WiFi module's wiring (``targets.twin.winc``)."""
+    args = ["--dual-bank"] if spec.dual_bank else []
+    tspec = spec.targets.get("twin")
+    if tspec is not None and tspec.winc_wiring:
+        args += ["--winc-wiring", tspec.winc_wiring]
+    return args
 
 
 def _forwards(

@@ -1,5 +1,6 @@
 """The twin's two network paths: the STM32 ETH MAC + LAN8742A on the board's cable
-(libslirp, twin/net/cable.py) and a WINC3400 WiFi module on SPI1 (through the NAT).
+(libslirp, twin/net/cable.py) and a WINC3400 WiFi module on SPI1 (through the NAT), or on
+the SPI and pins ``--winc-wiring`` names (twin/net/winc_wiring.py).
 
 Wiring into ``python -m twin`` (TWIN-CORE)::
 
@@ -33,6 +34,7 @@ from twin.net.slirp import SlirpNetwork
 from twin.net.spi import Stm32Spi
 from twin.net.stack import NetStack
 from twin.net.winc3400 import Winc3400
+from twin.net.winc_wiring import WincWiring, parse_wiring
 
 __all__ = [
     "EthMac",
@@ -90,6 +92,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the access point the microchip WiFi module can join (default: any SSID, any passphrase)",
     )
     g.add_argument(
+        "--winc-wiring",
+        type=parse_wiring,
+        default=None,
+        metavar="spi=N,cs=PXn,irqn=PXn,reset_n=PXn,chip_en=PXn",
+        help="how the WiFi module is wired to the MCU (any subset; default: the thread's shield, "
+        "spi=1,cs=PD14,irqn=PB1,reset_n=PF12,chip_en=PF13); spi is SPI1..SPI6",
+    )
+    g.add_argument(
         "--eth-link", choices=("up", "down"), default="up", help="initial Ethernet link state (default up)"
     )
     cable.add_arguments(g)  # --hostfwd, --pcap: the ETH MAC's cable (twin/net/cable.py)
@@ -108,7 +118,8 @@ def devices(
     """
     forwards = list(getattr(args, "forward", None) or [])
     stack = NetStack(forwards, window=getattr(args, "net_window", 64 * 1024))
-    spi = Stm32Spi(_winc(args, stack))
+    wiring = getattr(args, "winc_wiring", None) or WincWiring()
+    spi = Stm32Spi(_winc(args, stack, wiring.pins), number=wiring.spi)
     devs: list[Device] = [spi]
     if frames is not None:  # the STM32 ETH MAC + LAN8742A (twin/net/ethmac*.py) on the board's cable
         devs.append(EthMac(frames))
@@ -122,15 +133,15 @@ def devices(
     return devs
 
 
-def _winc(args: argparse.Namespace, stack: NetStack) -> Winc3400:
-    """The WINC3400 module (``--winc-seed``, ``--winc-split``, ``--winc-ap``)."""
+def _winc(args: argparse.Namespace, stack: NetStack, pins: dict[str, tuple[str, int]]) -> Winc3400:
+    """The WINC3400 module (``--winc-seed``, ``--winc-split``, ``--winc-ap``) on ``pins``."""
     seed, split = getattr(args, "winc_seed", 0), getattr(args, "winc_split", 0.25)
     ap_spec = getattr(args, "winc_ap", None)
     ap = None
     if ap_spec:
         ssid, _, passphrase = ap_spec.partition(":")
         ap = (ssid, passphrase if ":" in ap_spec else None)
-    return Winc3400(stack, seed=seed, split_prob=split, ap=ap)
+    return Winc3400(stack, seed=seed, split_prob=split, ap=ap, pins=pins)
 
 
 def _find(devs: list[Device]) -> tuple[Winc3400, NetStack]:

@@ -1,22 +1,23 @@
-"""STM32F7 SPI (SPI1 at 0x40013000, IRQ 35) in master mode, with a pluggable slave.
+"""STM32F7 SPI (SPI1..SPI6, :data:`INSTANCES`) in master mode, with a pluggable slave.
 
 Modelled: CR1/CR2/SR/DR/CRCPR and the 32-bit RX/TX FIFOs with data packing (a 16-bit
 DR access moves two 8-bit frames), FRXTH (RXNE at 8 or 16 bits), FRLVL/FTLVL, OVR
 (RX FIFO full: the new frame is lost; cleared by reading DR then SR), MODF (SSM=1 with
 SSI=0 in master mode clears MSTR and SPE), LSBFIRST (the slave sees bit-reversed bytes),
-RXNEIE/TXEIE/ERRIE on IRQ 35. Frames are exchanged with the slave the moment they are
+RXNEIE/TXEIE/ERRIE on the instance's IRQ (SPI1: 35). Frames are exchanged with the slave the moment they are
 written (no baud-rate timing), so BSY always reads 0 and TXE 1. Not modelled: CRC
 calculation, I2S, slave mode.
 
-DMA requests (CR2.RXDMAEN/TXDMAEN) drive DMA2's request lines "SPI1_RX" (RXDMAEN and
-RXNE) and "SPI1_TX" (TXDMAEN with SPE and MSTR set: TXE is always 1 here, and a frame
-written while disabled would be dropped) through ``services.device("dma2").request``
-(twin/periph/dma.py documents the interface); nothing happens on a board without DMA2.
-DR is registered with DMA2 as a full-duplex pair: with both lines served, DMA2 moves
+DMA requests (CR2.RXDMAEN/TXDMAEN) drive the request lines "SPIn_RX" (RXDMAEN and RXNE)
+and "SPIn_TX" (TXDMAEN with SPE and MSTR set: TXE is always 1 here, and a frame written
+while disabled would be dropped) of the instance's DMA controller (SPI2/SPI3: DMA1, the
+others DMA2) through ``services.device(...).request`` (twin/periph/dma.py documents the
+interface); nothing happens on a board without it. DR is registered with the DMA as a
+full-duplex pair: with both lines served, the DMA moves
 blocks through :meth:`Stm32Spi.dma_exchange` (the slave's ``exchange_block`` when it has
 one) where single items would give the same result (twin/periph/dma_duplex.py).
 
-Owns: SPI1's registers and FIFOs. Must not touch: the slave's protocol (it exchanges bytes
+Owns: one SPI's registers and FIFOs. Must not touch: the slave's protocol (it exchanges bytes
 with it) or the machine beyond its Services.
 """
 
@@ -28,6 +29,15 @@ from twin.device import Device, ResetKind
 
 SPI1_BASE = 0x40013000
 SPI1_IRQ = 35
+#: SPIn → (base, NVIC line, DMA controller) (RM0410 memory map, STM32F767 vector table)
+INSTANCES: dict[int, tuple[int, int, str]] = {
+    1: (SPI1_BASE, SPI1_IRQ, "dma2"),
+    2: (0x40003800, 36, "dma1"),
+    3: (0x40003C00, 51, "dma1"),
+    4: (0x40013400, 84, "dma2"),
+    5: (0x40015000, 85, "dma2"),
+    6: (0x40015400, 86, "dma2"),
+}
 
 CR1, CR2, SR, DR, CRCPR, RXCRCR, TXCRCR, I2SCFGR, I2SPR = (
     0x00,
@@ -70,14 +80,17 @@ _REV = bytes(_reverse8(i) for i in range(256))
 
 
 class Stm32Spi(Device):
-    """SPI1 master with FIFOs; every written frame is exchanged with ``slave`` at once."""
+    """SPIn master with FIFOs; every written frame is exchanged with ``slave`` at once."""
 
     name = "spi1"
     base = SPI1_BASE
     size = 0x400
 
-    def __init__(self, slave: SpiSlave | None = None, irq: int = SPI1_IRQ) -> None:
+    def __init__(self, slave: SpiSlave | None = None, irq: int | None = None, number: int = 1) -> None:
         super().__init__()
+        base, default_irq, self.dma_name = INSTANCES[number]
+        self.name, self.base, self.number = f"spi{number}", base, number
+        irq = default_irq if irq is None else irq
         self.slave = slave
         self._pair = hasattr(slave, "exchange2")  # two frames per call (16-bit DR accesses)
         self.irq = irq
@@ -302,7 +315,7 @@ class Stm32Spi(Device):
             self.services.set_irq(self.irq, level)
 
     def _update_dma(self) -> None:
-        """Drive DMA2's SPI1_RX/SPI1_TX request lines from RXNE/TXE and CR2's DMA enables."""
+        """Drive the DMA's SPIn_RX/SPIn_TX request lines from RXNE/TXE and CR2's DMA enables."""
         cr2 = self.cr2
         rx = bool(cr2 & CR2_RXDMAEN and len(self.rx) >= self._need)
         tx = bool(cr2 & CR2_TXDMAEN and self.cr1 & CR1_SPE and self.cr1 & CR1_MSTR)
@@ -313,15 +326,20 @@ class Stm32Spi(Device):
         dma = self._dma
         if dma is None:
             try:
-                dma = self._dma = self.services.device("dma2")
+                dma = self._dma = self.services.device(self.dma_name)
             except KeyError:
                 return
             if hasattr(dma, "duplex"):
-                dma.duplex("SPI1_RX", "SPI1_TX", self.base + DR, self.dma_exchange, self.dma_unread)
+                dma.duplex(
+                    self._line("RX"), self._line("TX"), self.base + DR, self.dma_exchange, self.dma_unread
+                )
         if rx != old[0]:
-            dma.request("SPI1_RX", rx)  # type: ignore[attr-defined]
+            dma.request(self._line("RX"), rx)  # type: ignore[attr-defined]
         if tx != old[1]:
-            dma.request("SPI1_TX", tx)  # type: ignore[attr-defined]
+            dma.request(self._line("TX"), tx)  # type: ignore[attr-defined]
+
+    def _line(self, way: str) -> str:
+        return f"SPI{self.number}_{way}"
 
     def dma_exchange(self, data: bytes) -> bytes | None:
         """DMA2 serving both request lines (twin/periph/dma_duplex.py): ``data`` clocked out

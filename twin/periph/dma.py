@@ -456,7 +456,7 @@ class DmaController(Device):
 
 
 class Dma2(DmaController):
-    """DMA2 (0x4002_6400): SPI1's requests, memory-to-memory."""
+    """DMA2 (0x4002_6400): SPI1/4/5/6's requests, memory-to-memory."""
 
     name = "dma2"
     base = 0x40026400
@@ -466,11 +466,17 @@ class Dma2(DmaController):
     REQUESTS: ClassVar[dict[str, list[tuple[int, int]]]] = {
         "SPI1_RX": [(0, 3), (2, 3)],
         "SPI1_TX": [(3, 3), (5, 3)],
+        "SPI4_RX": [(0, 4), (3, 5)],
+        "SPI4_TX": [(1, 4), (4, 5)],
+        "SPI5_RX": [(3, 2), (5, 7)],
+        "SPI5_TX": [(4, 2), (6, 7)],
+        "SPI6_RX": [(6, 1)],
+        "SPI6_TX": [(5, 1)],
     }
 
 
 class Dma1(DmaController):
-    """DMA1 (0x4002_6000): USART3's requests (the ST-LINK virtual COM port); no
+    """DMA1 (0x4002_6000): USART3's requests (the ST-LINK virtual COM port), SPI2/3's; no
     memory-to-memory."""
 
     name = "dma1"
@@ -482,5 +488,9 @@ class Dma1(DmaController):
     REQUESTS: ClassVar[dict[str, list[tuple[int, int]]]] = {
         "USART3_RX": [(1, 4)],
         "USART3_TX": [(3, 4), (4, 7)],
+        "SPI2_RX": [(3, 0)],
+        "SPI2_TX": [(4, 0)],
+        "SPI3_RX": [(0, 0), (2, 0)],
+        "SPI3_TX": [(5, 0), (7, 0)],
     }
     M2M = False

@@ -1,0 +1,58 @@
+"""A bootloader whose WiFi module is wired otherwise than the thread's shield (SPI3 on DMA1,
+CS PA4, IRQN PG2, RESET_N PG3, CHIP_EN PE2: drivers/winc_port_stm32.c WINC_WIRING=2): with
+the board file saying so (``targets.twin.winc``) the twin is wired the same way and the
+update over WiFi works; on the shield's wiring the module never answers, as on a board
+whose module sits elsewhere."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from fw_build import make
+from fw_twin import CONFIG_BASE, board, config_for_app, image
+
+from rig.board import default_board_path, parse_board
+from rig.targets.twin import board_args
+
+WIRING = {"spi": 3, "cs": "PA4", "irqn": "PG2", "reset_n": "PG3", "chip_en": "PE2"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built() -> None:
+    make("build/bootloader-winc-spi3.bin", "build/app-v1-16k.bin", timeout=1200)
+
+
+def _args(winc: dict[str, object] | None) -> list[str]:
+    doc = yaml.safe_load(default_board_path().read_text())
+    doc = copy.deepcopy(doc)
+    if winc is not None:
+        doc["targets"]["twin"]["winc"] = winc
+    return board_args(parse_board(yaml.safe_dump(doc)))
+
+
+def test_the_board_files_wiring_lets_the_update_over_wifi_through() -> None:
+    cfg = config_for_app(b"", update=True, transport="wifi")
+    with board(
+        "bootloader-winc-spi3",
+        loads=[(cfg, CONFIG_BASE)],
+        ota_image=image("app-v1-16k"),
+        extra_args=_args(WIRING),
+    ) as b:
+        b.console.expect(r"WINC: chip 0x3400d2 .* SPI DMA", timeout=60)
+        b.console.expect(r"APP v1 build", timeout=240)
+        assert b.server.wait_session(10).outcome == "ack"
+
+
+def test_on_the_shields_wiring_the_module_never_answers() -> None:
+    cfg = config_for_app(b"", update=True, transport="wifi")
+    with board(
+        "bootloader-winc-spi3",
+        loads=[(cfg, CONFIG_BASE)],
+        ota_image=image("app-v1-16k"),
+        extra_args=_args(None),
+    ) as b:
+        b.console.expect(r"WINC: no answer on SPI", timeout=60)
+        b.console.expect(r"BL: wifi init failed", timeout=10)
+        assert "APP v1" not in b.console.text()
