@@ -16,11 +16,13 @@ import pytest
 
 from twin.board import Board, BoardOptions
 from twin.loader import read_image
-from twin.periph import Iwdg, Rcc, Rtc
+from twin.periph import Iwdg, Rcc, Rtc, press_button
 from twin.periph.timers import all_timers
 
 FW = Path(__file__).resolve().parents[2] / "firmware"
-ROUND = re.compile(r"LP: ([AB]) sws=(\d+) pll=(\d+) ticks=(\d+) cycles=(\d+) rtc=(\d+) (PASS|FAIL)")
+ROUND = re.compile(
+    r"LP: ([ABC]) sws=(\d+) pll=(\d+) ticks=(\d+) cycles=(\d+) rtc=(\d+) button=(\d+) (PASS|FAIL)"
+)
 
 
 @pytest.fixture()
@@ -30,7 +32,7 @@ def board():
     b.close()
 
 
-def test_stop_mode_stops_the_core_until_the_rtc_wakes_it_and_returns_on_the_hsi(board: Board) -> None:
+def test_stop_mode_stops_the_core_until_an_exti_line_wakes_it_on_the_hsi(board: Board) -> None:
     proc = subprocess.run(
         ["make", "-C", str(FW), "build/lowpower.elf"], capture_output=True, text=True, timeout=300
     )
@@ -38,19 +40,35 @@ def test_stop_mode_stops_the_core_until_the_rtc_wakes_it_and_returns_on_the_hsi(
     board.power_on(read_image(str(FW / "build" / "lowpower.elf")))
     m = board.machine
     m.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and b"LP: DONE" not in bytes(board.usart.tx_log):
-        assert not m.is_locked_up(), m.lockup_reason
-        time.sleep(0.01)
+    _wait_for(board, b"LP: C waiting for the button")
+    time.sleep(0.3)  # the board stays in Stop: no output, no board time
+    assert m.runner.deep_stop and b"LP: C sws" not in bytes(board.usart.tx_log)
+    m.post(lambda: press_button(m.device, True))
+    m.post(lambda: press_button(m.device, False))
+    _wait_for(board, b"LP: reset by the IWDG")
     text = bytes(board.usart.tx_log).decode("latin-1")
     rounds = {r[0]: r for r in ROUND.findall(text)}
-    assert set(rounds) == {"A", "B"}, text
-    _, sws, pll, ticks, cycles, rtc, verdict = rounds["A"]
-    assert (sws, pll, rtc, verdict) == ("0", "0", "1", "PASS"), text
+    assert set(rounds) == {"A", "B", "C"}, text
+    _, sws, pll, ticks, cycles, rtc, button, verdict = rounds["A"]  # the RTC woke it
+    assert (sws, pll, rtc, button, verdict) == ("0", "0", "1", "0", "PASS"), text
     assert int(ticks) <= 1 and int(cycles) < 1000  # the core and SysTick stood still
-    _, sws, pll, ticks, _cycles, rtc, verdict = rounds["B"]
-    assert (sws, pll, rtc, verdict) == ("0", "0", "0", "PASS"), text  # SysTick woke it first
-    assert m.low_power.entries == 1  # round B only slept
+    _, sws, pll, ticks, _cycles, rtc, button, verdict = rounds["B"]  # SysTick woke it first
+    assert (sws, pll, rtc, button, verdict) == ("0", "0", "0", "0", "PASS"), text
+    _, sws, pll, ticks, cycles, rtc, button, verdict = rounds["C"]  # the button woke it
+    assert (sws, pll, rtc, button, verdict) == ("0", "0", "0", "1", "PASS"), text
+    assert int(cycles) < 1000
+    # D: Stop with nothing to wake it but the IWDG, which counts on the LSI and resets
+    assert "LP: D stop with the IWDG running" in text and "woke up without a reset" not in text
+    assert m.device("rcc").last_reset_cause() == "iwdg"
+    assert m.low_power.entries == 3  # A, C and D; B only slept
+
+
+def _wait_for(board: Board, text: bytes, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and text not in bytes(board.usart.tx_log):
+        assert not board.machine.is_locked_up(), board.machine.lockup_reason
+        time.sleep(0.01)
+    assert text in bytes(board.usart.tx_log), bytes(board.usart.tx_log).decode("latin-1")
 
 
 def test_in_stop_the_rtc_and_iwdg_count_wall_time_and_the_timers_do_not() -> None:

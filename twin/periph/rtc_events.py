@@ -139,6 +139,8 @@ class RtcEvents:
     # -------------------------------------------------------------- events
     def catch_up(self) -> None:
         """Apply every event due by the RTC's time now."""
+        if self._wu is None and not self._alarm_at:
+            return  # nothing armed (the common case: ISR polled for INITF/RSF)
         rtc = self.rtc
         now = rtc._now_ns()
         changed = False
