@@ -279,13 +279,6 @@ static int xfer_polled(const uint8_t *tx, uint8_t *rx, uint32_t n)
 
 #if WINC_SPI_DMA
 /* ---------------------------------------------------------------- DMA2 + D-cache */
-typedef struct {
-    volatile uint32_t CR, NDTR, PAR, M0AR, M1AR, FCR;
-} dma_stream_t;
-typedef struct {
-    volatile uint32_t LISR, HISR, LIFCR, HIFCR;
-    dma_stream_t S[8];
-} dma_t;
 #define WDMA ((dma_t *)WDMA_BASE)
 #define DMA_RX_STREAM WDMA_RX
 #define DMA_TX_STREAM WDMA_TX

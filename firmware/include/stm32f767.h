@@ -206,6 +206,17 @@ typedef struct {
 #define CRC_CR_REV_IN_WORD  (3u << 5)
 #define CRC_CR_REV_OUT      (1u << 7)
 
+/* ---------------------------------------------------------------- DMA1 / DMA2 */
+typedef struct {
+    volatile uint32_t CR, NDTR, PAR, M0AR, M1AR, FCR;
+} dma_stream_t;
+typedef struct {
+    volatile uint32_t LISR, HISR, LIFCR, HIFCR;
+    dma_stream_t S[8];
+} dma_t;
+#define DMA1 ((dma_t *)0x40026000u)
+#define DMA2 ((dma_t *)0x40026400u)
+
 /* ---------------------------------------------------------------- SPI (SPI1 for the WINC) */
 typedef struct {
     volatile uint32_t CR1;     /* 0x00 */

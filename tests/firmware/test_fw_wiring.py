@@ -32,27 +32,27 @@ def _args(winc: dict[str, object] | None) -> list[str]:
     return board_args(parse_board(yaml.safe_dump(doc)))
 
 
-def test_the_board_files_wiring_lets_the_update_over_wifi_through() -> None:
+def _wifi_update(winc: dict[str, object] | None):
+    """The SPI3 bootloader asked for an update over WiFi, on a twin started the way the
+    board file (with ``winc`` as ``targets.twin.winc``) says."""
     cfg = config_for_app(b"", update=True, transport="wifi")
-    with board(
+    return board(
         "bootloader-winc-spi3",
         loads=[(cfg, CONFIG_BASE)],
         ota_image=image("app-v1-16k"),
-        extra_args=_args(WIRING),
-    ) as b:
+        extra_args=_args(winc),
+    )
+
+
+def test_the_board_files_wiring_lets_the_update_over_wifi_through() -> None:
+    with _wifi_update(WIRING) as b:
         b.console.expect(r"WINC: chip 0x3400d2 .* SPI DMA", timeout=60)
         b.console.expect(r"APP v1 build", timeout=240)
         assert b.server.wait_session(10).outcome == "ack"
 
 
 def test_on_the_shields_wiring_the_module_never_answers() -> None:
-    cfg = config_for_app(b"", update=True, transport="wifi")
-    with board(
-        "bootloader-winc-spi3",
-        loads=[(cfg, CONFIG_BASE)],
-        ota_image=image("app-v1-16k"),
-        extra_args=_args(None),
-    ) as b:
+    with _wifi_update(None) as b:
         b.console.expect(r"WINC: no answer on SPI", timeout=60)
         b.console.expect(r"BL: wifi init failed", timeout=10)
         assert "APP v1" not in b.console.text()

@@ -8,18 +8,15 @@ the clock stayed at 48 MHz."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
+from fw_progs import boot, wait_for
 
 from twin.board import Board, BoardOptions
-from twin.loader import read_image
 from twin.periph import Iwdg, Rcc, Rtc, press_button
 from twin.periph.timers import all_timers
 
-FW = Path(__file__).resolve().parents[2] / "firmware"
 ROUND = re.compile(
     r"LP: ([ABC]) sws=(\d+) pll=(\d+) ticks=(\d+) cycles=(\d+) rtc=(\d+) button=(\d+) (PASS|FAIL)"
 )
@@ -33,20 +30,15 @@ def board():
 
 
 def test_stop_mode_stops_the_core_until_an_exti_line_wakes_it_on_the_hsi(board: Board) -> None:
-    proc = subprocess.run(
-        ["make", "-C", str(FW), "build/lowpower.elf"], capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    board.power_on(read_image(str(FW / "build" / "lowpower.elf")))
+    boot(board, "lowpower")
     m = board.machine
     m.start()
-    _wait_for(board, b"LP: C waiting for the button")
+    wait_for(board, b"LP: C waiting for the button")
     time.sleep(0.3)  # the board stays in Stop: no output, no board time
     assert m.runner.deep_stop and b"LP: C sws" not in bytes(board.usart.tx_log)
     m.post(lambda: press_button(m.device, True))
     m.post(lambda: press_button(m.device, False))
-    _wait_for(board, b"LP: reset by the IWDG")
-    text = bytes(board.usart.tx_log).decode("latin-1")
+    text = wait_for(board, b"LP: reset by the IWDG")
     rounds = {r[0]: r for r in ROUND.findall(text)}
     assert set(rounds) == {"A", "B", "C"}, text
     _, sws, pll, ticks, cycles, rtc, button, verdict = rounds["A"]  # the RTC woke it
@@ -61,14 +53,6 @@ def test_stop_mode_stops_the_core_until_an_exti_line_wakes_it_on_the_hsi(board: 
     assert "LP: D stop with the IWDG running" in text and "woke up without a reset" not in text
     assert m.device("rcc").last_reset_cause() == "iwdg"
     assert m.low_power.entries == 3  # A, C and D; B only slept
-
-
-def _wait_for(board: Board, text: bytes, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and text not in bytes(board.usart.tx_log):
-        assert not board.machine.is_locked_up(), board.machine.lockup_reason
-        time.sleep(0.01)
-    assert text in bytes(board.usart.tx_log), bytes(board.usart.tx_log).decode("latin-1")
 
 
 def test_in_stop_the_rtc_and_iwdg_count_wall_time_and_the_timers_do_not() -> None:

@@ -10,16 +10,11 @@ program never finishes."""
 from __future__ import annotations
 
 import re
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
+from fw_progs import boot, wait_for
 
 from twin.board import Board, BoardOptions
-from twin.loader import read_image
-
-FW = Path(__file__).resolve().parents[2] / "firmware"
 
 
 @pytest.fixture()
@@ -30,18 +25,9 @@ def board():
 
 
 def test_two_tasks_hand_300_ticks_over_without_a_late_yield_or_a_lost_fp_register(board: Board) -> None:
-    proc = subprocess.run(
-        ["make", "-C", str(FW), "build/rtostest.elf"], capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    board.power_on(read_image(str(FW / "build" / "rtostest.elf")))
-    m = board.machine
-    m.start()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and b"RT: handoffs" not in bytes(board.usart.tx_log):
-        assert not m.is_locked_up(), m.lockup_reason
-        time.sleep(0.01)
-    text = bytes(board.usart.tx_log).decode("latin-1")
+    boot(board, "rtostest")
+    board.machine.start()
+    text = wait_for(board, b"RT: handoffs", 60)
     found = re.search(r"RT: handoffs=(\d+) ticks=(\d+) late=(\d+) fp=(\w+) (PASS|FAIL)", text)
     assert found, f"no result within 60 s (a task stuck past its yield?); console:\n{text}"
     handoffs, ticks, late, fp, verdict = found.groups()

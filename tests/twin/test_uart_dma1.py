@@ -9,18 +9,15 @@ read before the DMA, and the new ones after SCB_DCIMVAC."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import serial
+from fw_progs import boot
 
 from twin.board import Board, BoardOptions
-from twin.loader import read_image
 from twin.periph import led_states
 
-FW = Path(__file__).resolve().parents[2] / "firmware"
 LINE = re.compile(rb"UD: stale=(\w+) got=(\w+) ht=(\d) tc=(\d) tx=(\d) ore=(\d) (PASS|FAIL)")
 
 
@@ -43,12 +40,8 @@ def _read_until(port: serial.Serial, pattern: re.Pattern[bytes], board: Board, t
 
 
 def test_usart3_by_dma1_sends_receives_into_a_cached_buffer_and_rearms(board: Board) -> None:
-    proc = subprocess.run(
-        ["make", "-C", str(FW), "build/uartdma.elf"], capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     with serial.Serial(board.usart.slave_path, 115200, timeout=0.05) as port:
-        board.power_on(read_image(str(FW / "build" / "uartdma.elf")))
+        boot(board, "uartdma")
         board.usart.start()  # the PTY's reader (Board.start would also open the servers)
         board.machine.start()
         for rnd, payload in ((1, bytes(range(0x30, 0x40))), (2, b"\x00\xff" * 8)):

@@ -25,14 +25,6 @@
 #include "board.h"
 #include "stm32f767.h"
 
-typedef struct {
-    volatile uint32_t CR, NDTR, PAR, M0AR, M1AR, FCR;
-} dma_stream_t;
-typedef struct {
-    volatile uint32_t LISR, HISR, LIFCR, HIFCR;
-    dma_stream_t S[8];
-} dma_t;
-#define DMA1          ((dma_t *)0x40026000u)
 #define RCC_DMA1EN    (1u << 21)
 #define TX_STREAM     3u
 #define RX_STREAM     1u
