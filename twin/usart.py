@@ -12,6 +12,10 @@ line "USART3_TX" while TXE is set, CR3.DMAR drives "USART3_RX" while RXNE is set
 (twin/periph/dma.py serves them, through TDR/RDR like the CPU); CR3.EIE then raises the
 interrupt on an overrun. Nothing happens on a board without DMA1.
 
+RCC_APB1ENR.USART3EN gates the configuration: with the clock off, CR1/CR2/CR3/BRR writes
+are lost (logged once with the fix), so the USART never transmits, as on the chip (status
+reads are not gated here).
+
 Owns: USART3's registers, the PTY and its reader thread. Must not touch: the machine
 beyond its Services (received bytes are posted to the CPU thread).
 """
@@ -26,6 +30,7 @@ import tty
 from collections import deque
 
 from twin.device import Device, merge_word, sub_word
+from twin.periph.base import ClockGate
 
 CR1_UE, CR1_RE, CR1_TE = 1, 4, 8
 CR1_IDLEIE, CR1_RXNEIE, CR1_TCIE, CR1_TXEIE = 16, 32, 64, 128
@@ -56,6 +61,7 @@ class Usart(Device):
         super().__init__()
         self.name, self.base, self.size = name, base, 0x400
         self.irq = irq
+        self.gate = ClockGate(self, 0x40, 18)  # RCC_APB1ENR.USART3EN
         self.tx_log = bytearray()  # everything transmitted (bounded)
         self._pending = bytearray()  # transmitted, not yet written to the PTY (_emit)
         self.rx_dropped = 0
@@ -197,6 +203,8 @@ class Usart(Device):
 
     def write(self, offset: int, size: int, value: int) -> None:
         aligned = offset & ~3
+        if aligned <= 0x0C and not self.gate.enabled():
+            return  # CR1/CR2/CR3/BRR with the clock off: lost (logged once)
         if size != 4 and aligned not in (0x18, 0x20, 0x28):
             value = merge_word(self._read_word(aligned), offset, size, value)
         if aligned == 0x00:

@@ -34,8 +34,14 @@ def test_stop_mode_stops_the_core_until_an_exti_line_wakes_it_on_the_hsi(board: 
     m = board.machine
     m.start()
     wait_for(board, b"LP: C waiting for the button")
+    deadline = time.monotonic() + 10
+    while not m.runner.deep_stop:  # it enters Stop once the line has left the USART
+        assert time.monotonic() < deadline, "never entered Stop"
+        time.sleep(0.01)
+    before = m.now_ns()
     time.sleep(0.3)  # the board stays in Stop: no output, no board time
     assert m.runner.deep_stop and b"LP: C sws" not in bytes(board.usart.tx_log)
+    assert m.now_ns() == before
     m.post(lambda: press_button(m.device, True))
     m.post(lambda: press_button(m.device, False))
     text = wait_for(board, b"LP: reset by the IWDG")

@@ -248,6 +248,7 @@ def test_spi1_full_duplex_through_streams_0_and_3():
     sv._port = SpiPort(sv.ram, spi)
     sv.add(rcc, dma, spi)
     rcc.write(0x30, 4, rcc.read(0x30, 4) | 1 << 22)
+    rcc.write(0x44, 4, rcc.read(0x44, 4) | 1 << 12)  # RCC_APB2ENR.SPI1EN
     sv.ram[0:8] = bytes(range(1, 9))
     spi.write(0x00, 4, 0x0304)  # CR1: MSTR, SSM, SSI
     spi.write(0x04, 4, 0x1701)  # CR2: FRXTH, DS=8 bit, RXDMAEN

@@ -54,6 +54,7 @@ def make(clock_on: bool = True):
     sv._port = UsartPort(sv.ram, u)
     rcc, dma = Rcc(), Dma1()
     sv.add(rcc, dma, u)
+    rcc.write(0x40, 4, rcc.read(0x40, 4) | 1 << 18)  # RCC_APB1ENR.USART3EN
     if clock_on:
         rcc.write(0x30, 4, rcc.read(0x30, 4) | 1 << 21)  # RCC_AHB1ENR.DMA1EN
     u.write(BRR, 4, 139)

@@ -67,6 +67,7 @@ def run(setup, blocks: bool, advance: int = 0, ram_size: int = 0x80000, cr2: int
     sv._port = Port(sv.ram, spi)
     sv.add(rcc, dma, spi)
     rcc.write(0x30, 4, rcc.read(0x30, 4) | 1 << 22)
+    rcc.write(0x44, 4, rcc.read(0x44, 4) | 1 << 12)  # RCC_APB2ENR.SPI1EN
     for i in range(len(sv.ram)):
         sv.ram[i] = (i * 7 + 3) & 0xFF
     spi.write(0x00, 4, 0x0304)  # CR1: MSTR, SSM, SSI
@@ -207,6 +208,7 @@ def test_flags_polled_between_batches_are_a_poll_wait():
     sv._port = Port(sv.ram, spi)
     sv.add(rcc, dma, spi)
     rcc.write(0x30, 4, rcc.read(0x30, 4) | 1 << 22)
+    rcc.write(0x44, 4, rcc.read(0x44, 4) | 1 << 12)  # RCC_APB2ENR.SPI1EN
     spi.write(0x00, 4, 0x0304)
     spi.write(0x04, 4, 0x1701)
     stream(dma, 2, DR, RAM_BASE + 0x4000, 3000, P2M_BYTE | MINC | EN)

@@ -146,6 +146,10 @@ ECHO = """
     .thumb_func
     .global reset
 reset:
+    ldr r0, =0x40023840         @ RCC_APB1ENR.USART3EN: the USART's clock, as firmware must
+    ldr r1, [r0]
+    orr r1, r1, #0x40000
+    str r1, [r0]
     ldr r0, =0x40004800         @ USART3
     ldr r1, =139                @ 115200 baud at 16 MHz
     str r1, [r0, #0x0C]

@@ -28,15 +28,23 @@ def board():
     b.close()
 
 
-def _read_until(port: serial.Serial, pattern: re.Pattern[bytes], board: Board, timeout: float) -> bytes:
-    got = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got += port.read(port.in_waiting or 1)
-        if pattern.search(got):
-            return got
-        assert not board.machine.is_locked_up(), board.machine.lockup_reason
-    raise AssertionError(f"no {pattern.pattern!r} within {timeout} s; got {got!r}")
+class _Console:
+    """The host's side of the PTY: what was read and not yet matched is kept for the next
+    wait (one read may bring a result line and the next prompt together)."""
+
+    def __init__(self, port: serial.Serial, board: Board) -> None:
+        self.port, self.board, self.pending = port, board, b""
+
+    def until(self, pattern: re.Pattern[bytes], timeout: float = 30) -> re.Match[bytes]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = pattern.search(self.pending)
+            if found:
+                self.pending = self.pending[found.end() :]
+                return found
+            self.pending += self.port.read(self.port.in_waiting or 1)
+            assert not self.board.machine.is_locked_up(), self.board.machine.lockup_reason
+        raise AssertionError(f"no {pattern.pattern!r} within {timeout} s; got {self.pending!r}")
 
 
 def test_usart3_by_dma1_sends_receives_into_a_cached_buffer_and_rearms(board: Board) -> None:
@@ -44,15 +52,17 @@ def test_usart3_by_dma1_sends_receives_into_a_cached_buffer_and_rearms(board: Bo
         boot(board, "uartdma")
         board.usart.start()  # the PTY's reader (Board.start would also open the servers)
         board.machine.start()
+        console = _Console(port, board)
         for rnd, payload in ((1, bytes(range(0x30, 0x40))), (2, b"\x00\xff" * 8)):
-            _read_until(port, re.compile(b"UD: ready %d\r\n" % rnd), board, 30)
+            console.until(re.compile(b"UD: ready %d\r\n" % rnd))
             port.write(payload)
-            text = _read_until(port, LINE, board, 30)
-            found = LINE.search(text)
-            assert found, text
+            found = console.until(LINE)
             stale, got, ht, tc, tx, ore, verdict = found.groups()
             assert stale == b"eeeeeeee"  # the lines the CPU read before the DMA wrote SRAM
             assert got == payload.hex().encode()
-            assert (ht, tc, ore, verdict) == (b"%d" % rnd, b"%d" % rnd, b"0", b"PASS"), text
+            assert (ht, tc, ore, verdict) == (b"%d" % rnd, b"%d" % rnd, b"0", b"PASS"), found.group(0)
             assert int(tx) == 2 * rnd - 1  # the prompts before this answer, each ended by TC
-    assert led_states(board.machine.device)["ld1"]  # LD1 on: the second round passed
+    deadline = time.monotonic() + 10  # LD1 on once the answer's TC ended the second round
+    while not led_states(board.machine.device)["ld1"]:
+        assert time.monotonic() < deadline, "LD1 never came on"
+        time.sleep(0.01)

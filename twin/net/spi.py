@@ -4,8 +4,10 @@ Modelled: CR1/CR2/SR/DR/CRCPR and the 32-bit RX/TX FIFOs with data packing (a 16
 DR access moves two 8-bit frames), FRXTH (RXNE at 8 or 16 bits), FRLVL/FTLVL, OVR
 (RX FIFO full: the new frame is lost; cleared by reading DR then SR), MODF (SSM=1 with
 SSI=0 in master mode clears MSTR and SPE), LSBFIRST (the slave sees bit-reversed bytes),
-RXNEIE/TXEIE/ERRIE on the instance's IRQ (SPI1: 35). Frames are exchanged with the slave the moment they are
-written (no baud-rate timing), so BSY always reads 0 and TXE 1. Not modelled: CRC
+RXNEIE/TXEIE/ERRIE on the instance's IRQ (SPI1: 35). Its RCC clock enable (:data:`CLOCKS`) gates the configuration: with the clock off, CR1/CR2
+writes are lost (logged once with the fix), so the SPI never runs, as on the chip (where
+every access is lost; status reads are not gated here, for speed). Frames are exchanged with
+the slave the moment they are written (no baud-rate timing), so BSY always reads 0 and TXE 1. Not modelled: CRC
 calculation, I2S, slave mode.
 
 DMA requests (CR2.RXDMAEN/TXDMAEN) drive the request lines "SPIn_RX" (RXDMAEN and RXNE)
@@ -26,6 +28,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from twin.device import Device, ResetKind
+from twin.periph.base import ClockGate
 
 SPI1_BASE = 0x40013000
 SPI1_IRQ = 35
@@ -37,6 +40,15 @@ INSTANCES: dict[int, tuple[int, int, str]] = {
     4: (0x40013400, 84, "dma2"),
     5: (0x40015000, 85, "dma2"),
     6: (0x40015400, 86, "dma2"),
+}
+#: SPIn's clock enable (RCC register offset, bit): APB2ENR for SPI1/4/5/6, APB1ENR for SPI2/3
+CLOCKS: dict[int, tuple[int, int]] = {
+    1: (0x44, 12),
+    2: (0x40, 14),
+    3: (0x40, 15),
+    4: (0x44, 13),
+    5: (0x44, 20),
+    6: (0x44, 21),
 }
 
 CR1, CR2, SR, DR, CRCPR, RXCRCR, TXCRCR, I2SCFGR, I2SPR = (
@@ -91,6 +103,7 @@ class Stm32Spi(Device):
         base, default_irq, self.dma_name = INSTANCES[number]
         self.name, self.base, self.number = f"spi{number}", base, number
         irq = default_irq if irq is None else irq
+        self.gate = ClockGate(self, *CLOCKS[number])
         self.slave = slave
         self._pair = hasattr(slave, "exchange2")  # two frames per call (16-bit DR accesses)
         self.irq = irq
@@ -206,6 +219,8 @@ class Stm32Spi(Device):
             if self.cr2 & 3:
                 self._update_dma()
             return
+        if offset in (CR1, CR2) and not self.gate.enabled():
+            return  # its RCC clock is off: the write is lost, the SPI never runs (logged once)
         if offset == CR1:
             self.cr1 = value & 0xFFFF
             self.modf = False
