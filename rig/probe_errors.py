@@ -43,8 +43,9 @@ _STATE_HINTS = (
     (
         "sleeping",
         (
-            "the core sleeps in WFI/WFE with DBGMCU_CR.DBG_SLEEP clear: some debug accesses stall; "
-            "halt it first, or set DBG_SLEEP in the firmware"
+            "the core sleeps in WFI/WFE with DBGMCU_CR.DBG_SLEEP clear (in Stop mode, SCB_SCR.SLEEPDEEP "
+            "set: DBG_STOP): some debug accesses stall; halt it first, or set DBG_SLEEP/DBG_STOP in the "
+            "firmware (pyOCD sets both at connect; a firmware that clears DBGMCU_CR undoes it)"
         ),
     ),
     ("cannot be read", "the probe lost the target: check power, the SWD cable and the probe"),
