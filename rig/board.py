@@ -41,6 +41,7 @@ from rig.board_spec import (
     Sector,
     TargetSpec,
     UpdateSpec,
+    WincSpec,
 )
 from rig.board_update import build_update
 from rig.board_yaml import load_yaml, read_board_text
@@ -66,6 +67,7 @@ __all__ = [
     "Sector",
     "TargetSpec",
     "UpdateSpec",
+    "WincSpec",
     "default_board_path",
     "load_board",
     "parse_board",
@@ -169,6 +171,7 @@ class _Builder:
             debug=DebugSpec(**(board.debug.model_dump() if board.debug else {})),
             power=_power(board.power, self.source),
             update=build_update(board.update, regions, memory, ota, self.source),
+            winc=WincSpec(**board.winc.model_dump()) if board.winc is not None else None,
         )
 
     def memory(self, entries: dict[str, schema.MemoryEntry]) -> dict[str, MemoryRegion]:
@@ -342,9 +345,7 @@ def _targets(targets: schema.Targets, server: Endpoint, builder: _Builder) -> di
         given: Any = getattr(targets, name)
         if given is None:
             continue
-        fields = given.model_dump(exclude_none=True, exclude={"boards", "winc"})
-        if getattr(given, "winc", None) is not None:
-            fields["winc_wiring"] = given.winc.twin_arg()
+        fields = given.model_dump(exclude_none=True, exclude={"boards"})
         for key in ("host", "forward", "listen"):
             if getattr(given, key, None) is not None:
                 fields[key] = _endpoint(getattr(given, key))

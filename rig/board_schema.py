@@ -242,8 +242,8 @@ Pin = Annotated[str, BeforeValidator(_pin)]
 
 
 class WincWiring(_Strict):
-    """``targets.twin.winc``: how the WINC3400 is wired on the user's board (the twin is wired
-    the same way); every key defaults to the thread's shield."""
+    """``winc``: how the WINC3400 is wired on the user's board (the twin is wired the same way,
+    the rig's hints read those pins); every key defaults to the thread's shield."""
 
     spi: Annotated[int, IntIn(1, 6)] = 1
     cs: Pin = "PD14"
@@ -261,17 +261,12 @@ class WincWiring(_Strict):
             seen[pin] = key
         return self
 
-    def twin_arg(self) -> str:
-        """The twin's ``--winc-wiring`` value."""
-        return f"spi={self.spi},cs={self.cs},irqn={self.irqn},reset_n={self.reset_n},chip_en={self.chip_en}"
-
 
 class TwinTarget(_Strict):
     """``targets.twin``."""
 
     pyocd_target: Name = "stm32f767zi"
     forward: EndpointModel | None = None
-    winc: WincWiring | None = None
 
 
 def _ipv4(value: Any) -> Any:
@@ -390,6 +385,7 @@ class BoardFile(_Strict):
     debug: Debug | None = None
     power: Power | None = None
     update: Update
+    winc: WincWiring | None = None
 
 
 # --------------------------------------------------------------------------- errors

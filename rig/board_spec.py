@@ -238,9 +238,6 @@ class TargetSpec:
     banner: str | None = None
     #: the labgrid place(s) the board is acquired from (``A,B``: one per xdist worker; rig.labgrid_place)
     labgrid_place: str | None = None
-    #: the WiFi module's wiring the twin is given (``targets.twin.winc``; ``python -m twin
-    #: --winc-wiring``), None: the thread's shield
-    winc_wiring: str | None = None
 
 
 @dataclass(frozen=True)
@@ -304,6 +301,22 @@ class OtaSpec:
 
 
 @dataclass(frozen=True)
+class WincSpec:
+    """How the WINC3400 is wired (``winc:``; the thread's shield by default): the SPI
+    (1..6) and the GPIO pins, written ``PD14``."""
+
+    spi: int = 1
+    cs: str = "PD14"
+    irqn: str = "PB1"
+    reset_n: str = "PF12"
+    chip_en: str = "PF13"
+
+    def twin_arg(self) -> str:
+        """The twin's ``--winc-wiring`` value (the twin wired the same way)."""
+        return f"spi={self.spi},cs={self.cs},irqn={self.irqn},reset_n={self.reset_n},chip_en={self.chip_en}"
+
+
+@dataclass(frozen=True)
 class DebugSpec:
     """What the rig sets up through the probe when it connects."""
 
@@ -335,6 +348,8 @@ class BoardSpec:
     power: PowerSpec | None = None
     #: how the bootloader is asked for an update (``update:``)
     update: UpdateSpec = field(default_factory=UpdateSpec)
+    #: how the WINC3400 is wired (``winc:``); None: not given (the thread's shield)
+    winc: WincSpec | None = None
 
     def lab_boards(self) -> list[LabBoard]:
         """The real boards this file describes: ``targets.nucleo.boards``, or the one board of

@@ -62,7 +62,7 @@ def session_failure(
     if result.outcome not in ("ack", "nack"):  # the board went silent: did it crash?
         message += crash_hint(bench.probe, ev)
     if result.phase == "connect" and not rig_ended:  # a crash is the reason
-        message += no_connection_hint(bench.probe, ev.scenario.get("transport", ""))
+        message += no_connection_hint(bench.probe, ev.scenario.get("transport", ""), bench.target)
     return bench._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
 
@@ -81,10 +81,14 @@ def crash_hint(probe: Probe, ev: Evidence) -> str:
     return f"; {text}"
 
 
-def no_connection_hint(probe: Probe, transport: str) -> str:
+def no_connection_hint(probe: Probe, transport: str, target: object = None) -> str:
     """Why a board never connected over ``transport``, as far as its registers tell
-    (rig/eth_hint.py: Ethernet with the D-cache on); "" if they do not say, else "; " and
-    the sentence."""
+    (rig/eth_hint.py: Ethernet with the D-cache on) or, over WiFi on the twin, what the twin
+    said about the module's wiring (its log); "" if they do not say, else "; " and the
+    sentence."""
+    if transport == "wifi":
+        said = wiring_said(target)
+        return f"; the twin says: {said}" if said else ""
     if transport != "eth":
         return ""
     from rig.eth_hint import cached_descriptors
@@ -94,3 +98,16 @@ def no_connection_hint(probe: Probe, transport: str) -> str:
     except ProbeError:
         return ""
     return f"; {hint}" if hint else ""
+
+
+def wiring_said(target: object) -> str | None:
+    """The twin's last word on the WiFi module's wiring (a log line naming the board file's
+    ``winc:`` key: frames on an SPI with nothing on it, or past the module's CS), or None
+    (a real board, or nothing said)."""
+    tail = getattr(target, "log_tail", None)
+    if tail is None:
+        return None
+    said = [line for line in tail(400).splitlines() if "(board file: winc." in line]
+    if not said:
+        return None
+    return said[-1].split("] ", 1)[-1]  # without the "[twin  t ms]" stamp

@@ -18,7 +18,7 @@
  * IRQN: EXTI1 latches the falling edge (IMR set, NVIC line 7 never enabled); the HIF
  * layer asks for the latch and the level. Nothing here uses an interrupt.
  *
- * WINC_WIRING=2 is another wiring, the one the rig's board-file option targets.twin.winc is
+ * WINC_WIRING=2 is another wiring, the one the rig's board-file option winc: is
  * tested with (spi=3,cs=PA4,irqn=PG2,reset_n=PG3,chip_en=PE2): SPI3 SCK PC10, MISO PC11,
  * MOSI PC12 (AF6), CS PA4, IRQN PG2 -> EXTI2, RESET_N PG3, CHIP_EN PE2; DMA on DMA1,
  * SPI3_RX on Stream 0 and SPI3_TX on Stream 5, channel 0 (RM0410 DMA1 request mapping).

@@ -246,11 +246,10 @@ class TwinTarget(Target):
 
 def board_args(spec: BoardSpec) -> list[str]:
     """The twin's options a board file asks for (a :class:`rig.board_spec.BoardSpec`): the
-    dual-bank flash layout, and the WiFi module's wiring (``targets.twin.winc``)."""
+    dual-bank flash layout, and the WiFi module's wiring (``winc:``)."""
     args = ["--dual-bank"] if spec.dual_bank else []
-    tspec = spec.targets.get("twin")
-    if tspec is not None and tspec.winc_wiring:
-        args += ["--winc-wiring", tspec.winc_wiring]
+    if spec.winc is not None:
+        args += ["--winc-wiring", spec.winc.twin_arg()]
     return args
 
 

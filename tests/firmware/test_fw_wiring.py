@@ -1,8 +1,9 @@
 """A bootloader whose WiFi module is wired otherwise than the thread's shield (SPI3 on DMA1,
 CS PA4, IRQN PG2, RESET_N PG3, CHIP_EN PE2: drivers/winc_port_stm32.c WINC_WIRING=2): with
-the board file saying so (``targets.twin.winc``) the twin is wired the same way and the
+the board file saying so (``winc:``) the twin is wired the same way and the
 update over WiFi works; on the shield's wiring the module never answers, as on a board
-whose module sits elsewhere."""
+whose module sits elsewhere, and the twin says where the frames went (the rig puts that in
+the failure)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fw_build import make
 from fw_twin import CONFIG_BASE, board, config_for_app, image
 
 from rig.board import default_board_path, parse_board
+from rig.hil_failure import wiring_said
 from rig.targets.twin import board_args
 
 WIRING = {"spi": 3, "cs": "PA4", "irqn": "PG2", "reset_n": "PG3", "chip_en": "PE2"}
@@ -28,13 +30,13 @@ def _args(winc: dict[str, object] | None) -> list[str]:
     doc = yaml.safe_load(default_board_path().read_text())
     doc = copy.deepcopy(doc)
     if winc is not None:
-        doc["targets"]["twin"]["winc"] = winc
+        doc["winc"] = winc
     return board_args(parse_board(yaml.safe_dump(doc)))
 
 
 def _wifi_update(winc: dict[str, object] | None):
     """The SPI3 bootloader asked for an update over WiFi, on a twin started the way the
-    board file (with ``winc`` as ``targets.twin.winc``) says."""
+    board file (with ``winc`` as its ``winc:``) says."""
     cfg = config_for_app(b"", update=True, transport="wifi")
     return board(
         "bootloader-winc-spi3",
@@ -56,3 +58,6 @@ def test_on_the_shields_wiring_the_module_never_answers() -> None:
         b.console.expect(r"WINC: no answer on SPI", timeout=60)
         b.console.expect(r"BL: wifi init failed", timeout=10)
         assert "APP v1" not in b.console.text()
+        # what the rig adds to the failure (rig/hil_failure.py): the twin saw SPI3 clock into nothing
+        said = wiring_said(b.target)
+        assert said is not None and "nothing wired to SPI3" in said and "winc.spi: 3" in said, said

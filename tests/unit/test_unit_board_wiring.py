@@ -1,5 +1,5 @@
-"""``targets.twin.winc``: the WiFi module's wiring in the board file, checked there, and handed
-to the twin as ``--winc-wiring`` (rig.targets.twin.board_args). The twin's side:
+"""``winc:``: the WiFi module's wiring in the board file, checked there, and handed to the
+twin as ``--winc-wiring`` (rig.targets.twin.board_args). The twin's side:
 tests/twin/test_winc_wiring.py; both together: tests/firmware/test_fw_wiring.py."""
 
 from __future__ import annotations
@@ -22,34 +22,35 @@ def raw() -> dict[str, Any]:
 
 def _with(raw: dict[str, Any], winc: Any) -> Any:
     doc = copy.deepcopy(raw)
-    doc["targets"]["twin"]["winc"] = winc
+    doc["winc"] = winc
     return parse_board(yaml.safe_dump(doc))
 
 
 def test_no_wiring_is_the_shield_and_adds_no_twin_option(raw: dict[str, Any]) -> None:
     spec = parse_board(yaml.safe_dump(raw))
-    assert spec.targets["twin"].winc_wiring is None
+    assert spec.winc is None
     assert "--winc-wiring" not in board_args(spec)
 
 
 def test_a_wiring_reaches_the_twin_with_defaults_for_what_is_left_out(raw: dict[str, Any]) -> None:
     spec = _with(raw, {"spi": 3, "cs": "pa4", "irqn": "PG2", "reset_n": "PG3", "chip_en": "PE2"})
-    wiring = spec.targets["twin"].winc_wiring
+    assert spec.winc is not None
+    wiring = spec.winc.twin_arg()
     assert wiring == "spi=3,cs=PA4,irqn=PG2,reset_n=PG3,chip_en=PE2"
     args = board_args(spec)
     assert args[args.index("--winc-wiring") + 1] == wiring
-    only_cs = _with(raw, {"cs": "PA15"}).targets["twin"].winc_wiring
-    assert only_cs == "spi=1,cs=PA15,irqn=PB1,reset_n=PF12,chip_en=PF13"
+    only_cs = _with(raw, {"cs": "PA15"}).winc
+    assert only_cs is not None and only_cs.twin_arg() == "spi=1,cs=PA15,irqn=PB1,reset_n=PF12,chip_en=PF13"
 
 
 @pytest.mark.parametrize(
     "winc,key,text",
     [
-        ({"spi": 7}, "targets.twin.winc.spi", "1..6"),
-        ({"cs": "PD16"}, "targets.twin.winc.cs", "a pin such as PD14"),
-        ({"irqn": "B1"}, "targets.twin.winc.irqn", "a pin such as PD14"),
-        ({"cs": "PB1"}, "targets.twin.winc", "cs and irqn are both PB1"),
-        ({"mosi": "PB5"}, "targets.twin.winc.mosi", "unknown key"),
+        ({"spi": 7}, "winc.spi", "1..6"),
+        ({"cs": "PD16"}, "winc.cs", "a pin such as PD14"),
+        ({"irqn": "B1"}, "winc.irqn", "a pin such as PD14"),
+        ({"cs": "PB1"}, "winc", "cs and irqn are both PB1"),
+        ({"mosi": "PB5"}, "winc.mosi", "unknown key"),
     ],
 )
 def test_a_bad_wiring_names_the_key(raw: dict[str, Any], winc: Any, key: str, text: str) -> None:

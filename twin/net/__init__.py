@@ -31,7 +31,7 @@ from twin.net import cable
 from twin.net.ethmac import EthMac
 from twin.net.frames import FrameNetwork
 from twin.net.slirp import SlirpNetwork
-from twin.net.spi import Stm32Spi
+from twin.net.spi import INSTANCES, Stm32Spi
 from twin.net.stack import NetStack
 from twin.net.winc3400 import Winc3400
 from twin.net.winc_wiring import WincWiring, parse_wiring
@@ -120,7 +120,13 @@ def devices(
     stack = NetStack(forwards, window=getattr(args, "net_window", 64 * 1024))
     wiring = getattr(args, "winc_wiring", None) or WincWiring()
     spi = Stm32Spi(_winc(args, stack, wiring.pins), number=wiring.spi)
-    devs: list[Device] = [spi]
+    # the other SPIs, with nothing on them (frames read 0xFF; said once, with where the module is)
+    others = [
+        Stm32Spi(number=n, unwired=f"the WINC3400 is on SPI{wiring.spi}")
+        for n in INSTANCES
+        if n != wiring.spi
+    ]
+    devs: list[Device] = [spi, *others]
     if frames is not None:  # the STM32 ETH MAC + LAN8742A (twin/net/ethmac*.py) on the board's cable
         devs.append(EthMac(frames))
     machine_log = getattr(services_or_machine, "log", None)
@@ -145,7 +151,7 @@ def _winc(args: argparse.Namespace, stack: NetStack, pins: dict[str, tuple[str, 
 
 
 def _find(devs: list[Device]) -> tuple[Winc3400, NetStack]:
-    spi = next(d for d in devs if isinstance(d, Stm32Spi))
+    spi = next(d for d in devs if isinstance(d, Stm32Spi) and d.slave is not None)
     assert isinstance(spi.slave, Winc3400)
     return spi.slave, spi.slave.stack
 

@@ -98,12 +98,17 @@ class Stm32Spi(Device):
     base = SPI1_BASE
     size = 0x400
 
-    def __init__(self, slave: SpiSlave | None = None, irq: int | None = None, number: int = 1) -> None:
+    def __init__(
+        self, slave: SpiSlave | None = None, irq: int | None = None, number: int = 1, unwired: str = ""
+    ) -> None:
         super().__init__()
         base, default_irq, self.dma_name = INSTANCES[number]
         self.name, self.base, self.number = f"spi{number}", base, number
         irq = default_irq if irq is None else irq
         self.gate = ClockGate(self, *CLOCKS[number])
+        #: with no slave: where the module is instead, said once frames go nowhere
+        self.unwired = unwired
+        self._unwired_frames = 0
         self.slave = slave
         self._pair = hasattr(slave, "exchange2")  # two frames per call (16-bit DR accesses)
         self.irq = irq
@@ -277,11 +282,25 @@ class Stm32Spi(Device):
     def _clock(self, mosi: int) -> None:
         lsb = self.cr1 & CR1_LSBFIRST
         out = _REV[mosi] if lsb else mosi
-        miso = self.slave.exchange(out) if self.slave is not None else 0xFF
+        if self.slave is not None:
+            miso = self.slave.exchange(out)
+        else:
+            miso = 0xFF
+            self._nothing_wired()
         if lsb:
             miso = _REV[miso]
         self.frames += 1
         self._receive(miso)
+
+    def _nothing_wired(self) -> None:
+        """Frames clocked on an SPI nothing is wired to: said once, with where the module is."""
+        self._unwired_frames += 1
+        if self._unwired_frames == 16 and self.unwired:
+            n = self.number
+            self._log(
+                f"16 frames clocked with nothing wired to SPI{n} (MISO reads 0xFF); {self.unwired}: "
+                f"is yours on SPI{n}? python -m twin --winc-wiring spi={n} (board file: winc.spi: {n})"
+            )
 
     def _receive(self, miso: int) -> None:
         """A frame came in: into the RX FIFO, or lost with OVR when it is full."""

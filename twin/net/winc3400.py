@@ -72,6 +72,7 @@ class Winc3400:
         self._missing: set[str] = set()
         self._hooked = False
         self._cs_high = True
+        self._unseen = 0  # bytes clocked while the module was not selected or held in reset
 
     # ---------------------------------------------------------------- services for the layers
     def schedule_ns(self, ns: int, fn: Callable[[], None]) -> object:
@@ -219,8 +220,28 @@ class Winc3400:
         """SpiSlave: one byte while SPI1 clocks (the module sees it only while selected)."""
         cs_high = self._cs_high if self._hooked else self._pin_out("cs", False)
         if cs_high or self.power != "on":
+            self._not_seen(1, cs_high)
             return 0xFF  # MISO not driven: pulled high
         return self.bus.exchange(mosi)
+
+    def _not_seen(self, n: int, cs_high: bool) -> None:
+        """Bytes clocked past the module (CS high, or held in reset): after 64 the twin says
+        which pins it watches, once (a firmware wired otherwise never reaches it)."""
+        before, self._unseen = self._unseen, self._unseen + n
+        if before < 64 <= self._unseen:
+            pin = {k: f"P{port[-1].upper()}{num}" for k, (port, num) in self.pins.items()}
+            if cs_high:
+                why = (
+                    f"while its CS {pin['cs']} is high: is chip select another pin? python -m twin "
+                    f"--winc-wiring cs=... (board file: winc.cs)"
+                )
+            else:
+                why = (
+                    f"while it is held in reset (RESET_N {pin['reset_n']} and CHIP_EN {pin['chip_en']} must be "
+                    "high): are those other pins? --winc-wiring reset_n=...,chip_en=... (board file: winc.reset_n, "
+                    "winc.chip_en)"
+                )
+            self.log(f"{self._unseen} bytes clocked past the module {why}")
 
     def _route(self) -> None:
         """While the module is selected and powered (and CS is followed by a listener), the
@@ -241,6 +262,7 @@ class Winc3400:
         """SpiSlave: :meth:`exchange` for each byte of ``mosi`` (SPI1 driven by DMA)."""
         cs_high = self._cs_high if self._hooked else self._pin_out("cs", False)
         if cs_high or self.power != "on":
+            self._not_seen(len(mosi), cs_high)
             return b"\xff" * len(mosi)
         return self.bus.exchange_block(mosi)
 

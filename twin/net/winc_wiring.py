@@ -1,6 +1,6 @@
 """How the WINC3400 module is wired to the MCU: which SPI and which GPIO pins carry chip
 select, IRQN, RESET_N and CHIP_EN (``python -m twin --winc-wiring``; the rig passes a board
-file's ``targets.twin.winc``). The default is the thread's shield: SPI1, CS PD14, IRQN PB1
+file's ``winc:``). The default is the thread's shield: SPI1, CS PD14, IRQN PB1
 (EXTI1), RESET_N PF12, CHIP_EN PF13. SCK/MISO/MOSI are not checked (the SPI model does not
 look at its pins' alternate functions).
 
