@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rig.board_spec import WincSpec
 from rig.errors import PhaseFailure, ProbeError
 from rig.evidence import Evidence
 from rig.hil_evidence import crc_sentences
@@ -62,7 +63,9 @@ def session_failure(
     if result.outcome not in ("ack", "nack"):  # the board went silent: did it crash?
         message += crash_hint(bench.probe, ev)
     if result.phase == "connect" and not rig_ended:  # a crash is the reason
-        message += no_connection_hint(bench.probe, ev.scenario.get("transport", ""), bench.target)
+        message += no_connection_hint(
+            bench.probe, ev.scenario.get("transport", ""), bench.target, bench.spec.winc
+        )
     return bench._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
 
@@ -81,14 +84,22 @@ def crash_hint(probe: Probe, ev: Evidence) -> str:
     return f"; {text}"
 
 
-def no_connection_hint(probe: Probe, transport: str, target: object = None) -> str:
+def no_connection_hint(
+    probe: Probe, transport: str, target: object = None, winc: WincSpec | None = None
+) -> str:
     """Why a board never connected over ``transport``, as far as its registers tell
-    (rig/eth_hint.py: Ethernet with the D-cache on) or, over WiFi on the twin, what the twin
-    said about the module's wiring (its log); "" if they do not say, else "; " and the
-    sentence."""
+    (rig/eth_hint.py: Ethernet with the D-cache on; rig/wifi_hint.py: the SPI and pins
+    against the board file's ``winc:``) or, over WiFi on the twin, what the twin said about
+    the module's wiring (its log); "" if they do not say, else "; " and the sentence."""
     if transport == "wifi":
+        from rig.wifi_hint import wiring_mismatch
+
+        try:
+            seen = wiring_mismatch(probe.read32, winc)
+        except ProbeError:
+            seen = None
         said = wiring_said(target)
-        return f"; the twin says: {said}" if said else ""
+        return (f"; {seen}" if seen else "") + (f"; the twin says: {said}" if said else "")
     if transport != "eth":
         return ""
     from rig.eth_hint import cached_descriptors
