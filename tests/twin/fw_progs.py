@@ -3,6 +3,7 @@ the project's Makefile, boot it, wait for what it prints on USART3."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -31,11 +32,15 @@ def boot(board: Board, prog: str) -> None:
 
 
 def wait_for(board: Board, text: bytes, timeout: float = 30.0) -> str:
-    """Wait until USART3 has sent ``text`` (the core must not lock up); the console so far."""
+    """Wait until USART3 has sent the whole line holding ``text`` (up to its newline: the
+    bytes leave one frame at a time) (the core must not lock up); the console so far."""
+    line = re.compile(re.escape(text) + rb"[^\n]*\n")
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and text not in bytes(board.usart.tx_log):
+    while time.monotonic() < deadline and not line.search(bytes(board.usart.tx_log)):
         assert not board.machine.is_locked_up(), board.machine.lockup_reason
         time.sleep(0.01)
     log = bytes(board.usart.tx_log).decode("latin-1")
-    assert text in bytes(board.usart.tx_log), f"no {text!r} within {timeout} s; console:\n{log}"
+    assert line.search(bytes(board.usart.tx_log)), (
+        f"no line with {text!r} within {timeout} s; console:\n{log}"
+    )
     return log
