@@ -9,28 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from fw_progs import build
 
 from twin.board import Board, BoardOptions
 from twin.control import ControlServer
 from twin.loader import read_image
-
-REPO = Path(__file__).resolve().parents[2]
-FW = REPO / "firmware"
-
-
-def _build(target: str) -> Path:
-    out = FW / "build" / target
-    proc = subprocess.run(
-        ["make", "-C", str(FW), f"build/{target}"], capture_output=True, text=True, timeout=300
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"building {target} failed:\n{proc.stdout}\n{proc.stderr}")
-    return out
 
 
 def _run(board: Board, until: bytes, budget_s: float = 60.0, interact: bool = True) -> str:
@@ -60,7 +47,7 @@ def board():
 
 
 def test_haltest_passes_and_jumps_to_its_ram_table(board: Board) -> None:
-    elf = _build("haltest.elf")
+    elf = build("haltest.elf")
     board.power_on(read_image(str(elf)))
     text = _run(board, b"HT: APP OK")
     lines = [ln.strip() for ln in text.splitlines() if ln.startswith("HT: ")]
@@ -99,8 +86,8 @@ def test_haltest_passes_and_jumps_to_its_ram_table(board: Board) -> None:
 
 
 def test_haltest_jumps_to_app_in_flash_like_the_thread(board: Board) -> None:
-    elf = _build("haltest.elf")
-    app = _build("app-v1-16k.elf")
+    elf = build("haltest.elf")
+    app = build("app-v1-16k.elf")
     board.power_on(read_image(str(elf)) + read_image(str(app)))
     text = _run(board, b"APP READY")
     assert "HT: DONE" in text and "fail=0" in text, text
@@ -122,7 +109,7 @@ def test_haltest_jumps_to_app_in_flash_like_the_thread(board: Board) -> None:
 
 
 def test_haltest_without_interaction_reports_no_input(board: Board) -> None:
-    elf = _build("haltest.elf")
+    elf = build("haltest.elf")
     board.power_on(read_image(str(elf)))
     text = _run(board, b"HT: APP OK", interact=False)
     assert "HT: input button=0 rx=0xFFFFFFFF" in text
@@ -130,7 +117,7 @@ def test_haltest_without_interaction_reports_no_input(board: Board) -> None:
 
 
 def test_control_commands_leds_button_reset_cause(board: Board) -> None:
-    elf = _build("haltest.elf")
+    elf = build("haltest.elf")
     board.power_on(read_image(str(elf)))
     ctl = ControlServer(board.machine, 0)
     try:
@@ -185,7 +172,7 @@ def _history_of_one_run(elf: Path) -> tuple[list[tuple[int, int]], str]:
 
 
 def test_same_firmware_takes_interrupts_at_the_same_cycles() -> None:
-    elf = _build("haltest.elf")
+    elf = build("haltest.elf")
     first, text = _history_of_one_run(elf)
     assert "HT: DONE" in text
     assert sum(1 for _, exc in first if exc == 15) > 300  # SysTick at 1 kHz

@@ -232,7 +232,7 @@ class DmaController(Device):
             return
         if s.cr & PFCTRL:
             self._log_once(s, "PFCTRL (peripheral flow control) is not modelled: DMA flow control used")
-        if s.direction == M2M and (s.cr & (CIRC | DBM) or not s.fcr & FCR_DMDIS):
+        if s.direction == M2M and self.M2M and (s.cr & (CIRC | DBM) or not s.fcr & FCR_DMDIS):
             # RM0410: circular and direct modes are not allowed in memory-to-memory mode
             self._log_once(s, "memory-to-memory needs FIFO mode, without circular/double-buffer")
         mburst = (s.cr >> 23) & 3

@@ -228,8 +228,9 @@ class RtcEvents:
             exti.line_edge(EXTI_WAKEUP, wake)  # type: ignore[attr-defined]
 
 
-def _bcd(v: int) -> int:
-    return (v >> 4) * 10 + (v & 0xF)
+def _decimal(bcd: int) -> int:
+    """A register field's BCD digits as a number (rtc.py's ``_bcd`` goes the other way)."""
+    return (bcd >> 4) * 10 + (bcd & 0xF)
 
 
 def _first_match(
@@ -237,14 +238,14 @@ def _first_match(
 ) -> _dt.datetime | None:
     """The first second at or after ``start`` whose fields match alarm register ``alrm``
     (the week day counted from ``base``, which has week day ``wday0``)."""
-    secs = None if alrm & 1 << 7 else _bcd(alrm & 0x7F)
-    mins = None if alrm & 1 << 15 else _bcd(alrm >> 8 & 0x7F)
-    hours = None if alrm & 1 << 23 else _bcd(alrm >> 16 & 0x3F)
+    secs = None if alrm & 1 << 7 else _decimal(alrm & 0x7F)
+    mins = None if alrm & 1 << 15 else _decimal(alrm >> 8 & 0x7F)
+    hours = None if alrm & 1 << 23 else _decimal(alrm >> 16 & 0x3F)
     if hours is not None and fmt12:
         hours = hours % 12 + (12 if alrm & 1 << 22 else 0)
     day = None if alrm & 1 << 31 else alrm >> 24 & 0x3F
     by_wday = bool(alrm & 1 << 30)
-    day = (day & 0xF if by_wday else _bcd(day)) if day is not None else None
+    day = (day & 0xF if by_wday else _decimal(day)) if day is not None else None
     for d in range(8 if by_wday else 62 if day is not None else 2):
         date = start.date() + _dt.timedelta(days=d)
         if day is not None:

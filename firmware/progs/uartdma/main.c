@@ -174,35 +174,10 @@ static void dma_receive_start(void)
     USART3->CR3 |= USART_CR3_EIE | USART_CR3_DMAR;
 }
 
-static char hex(unsigned v) { return (char)(v < 10 ? '0' + v : 'a' + v - 10); }
-
 static void to_hex(char *out, const volatile uint8_t *p, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        out[2 * i] = hex(p[i] >> 4);
-        out[2 * i + 1] = hex(p[i] & 15u);
-    }
-    out[2 * n] = 0;
-}
-
-static void fmt_line(char *out, const char *stale, const char *got, int pass)
-{
-    /* "UD: stale=<8> got=<32> ht=<n> tc=<n> tx=<n> ore=<n> PASS" */
-    const char *parts[] = {"UD: stale=", stale, " got=", got, 0};
-    uint32_t k = 0;
-    for (unsigned i = 0; parts[i]; i++)
-        for (const char *c = parts[i]; *c; c++)
-            out[k++] = *c;
-    uint32_t nums[] = {rx_ht, rx_tc, tx_done, ore};
-    const char *names[] = {" ht=", " tc=", " tx=", " ore="};
-    for (unsigned i = 0; i < 4; i++) {
-        for (const char *c = names[i]; *c; c++)
-            out[k++] = *c;
-        out[k++] = hex(nums[i] % 10u);
-    }
-    for (const char *c = pass ? " PASS\r\n" : " FAIL\r\n"; *c; c++)
-        out[k++] = *c;
-    out[k] = 0;
+    for (uint32_t i = 0; i < n; i++)
+        fw_snprintf(out + 2 * i, 3, "%02x", (unsigned)p[i]);
 }
 
 int main(void)
@@ -245,7 +220,9 @@ int main(void)
         dcache_invalidate(rx_buf, LINE);
         to_hex(got, rx_buf, RX_LEN);
         int pass = ok && dma_err == 0 && ore == 0 && rx_ht == round && rx_tc == round;
-        fmt_line(line, stale, got, pass);
+        fw_snprintf(line, sizeof line, "UD: stale=%s got=%s ht=%lu tc=%lu tx=%lu ore=%lu %s\r\n", stale, got,
+                    (unsigned long)rx_ht, (unsigned long)rx_tc, (unsigned long)tx_done, (unsigned long)ore,
+                    pass ? "PASS" : "FAIL");
         if (dma_send(line) != 0)
             led_set(3, 1);
         led_set(1, pass);
