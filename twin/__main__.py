@@ -63,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep running when the process that started the twin exits "
         "(default: exit, so a killed test run leaves no twin behind)",
     )
+    p.add_argument(
+        "--console-uart",
+        type=_console_uart,
+        default=3,
+        metavar="N",
+        help="the U(S)ART on the serial PTY, 1..8 or a name such as USART6 (default 3: the "
+        "NUCLEO's ST-LINK virtual COM port; the board file's console: {uart: N})",
+    )
     p.add_argument("--probe-port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--control-port", type=int, default=0, help=argparse.SUPPRESS)
     try:
@@ -74,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _CliError(Exception):
     pass
+
+
+def _console_uart(value: str) -> int:
+    from twin.uarts import parse_console
+
+    try:
+        return parse_console(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         idle=args.idle,
         state_dir=args.state,
         net_args=args,
+        console_uart=args.console_uart,
     )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from twin import flash_record
+from twin import flash_record, uarts
 from twin import memory as mm
 from twin.control import ControlServer
 from twin.debugport import DebugServer
@@ -26,7 +26,6 @@ from twin.flash import FlashController
 from twin.loader import Chunk
 from twin.machine import Machine
 from twin.scs import DebugUnit, PpbStub
-from twin.usart import Usart
 
 try:
     from twin import net, periph
@@ -63,6 +62,8 @@ class BoardOptions:
     pty: bool = True
     net_args: argparse.Namespace | None = None
     storage_fallback: bool = True
+    #: the U(S)ART on the PTY (1..8; the NUCLEO's virtual COM port is USART3)
+    console_uart: int = 3
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,8 +82,11 @@ class Board:
         m.add_device(self.flash)
         if opts.state_dir:
             self.flash.load_state(opts.state_dir)
-        self.usart = Usart(pty=opts.pty)
-        m.add_device(self.usart)
+        self.uarts = uarts.build(opts.console_uart, pty=opts.pty)
+        self.usart = self.uarts[0]  # the console
+        m.console = self.usart.name  # the control port's uart_log reads it by default
+        for dev in self.uarts:
+            m.add_device(dev)
         self._net_devs: list[Device] = []
         self._timed_cut: object | None = None
         self._exception_unit()
@@ -258,7 +262,8 @@ class Board:
                 print(f"twin: network shutdown: {e}", file=sys.stderr)
             self._net_devs = []
         self.frames.close()
-        self.usart.close()
+        for dev in self.uarts:
+            dev.close()
         if self.opts.state_dir:
             self.flash.save_state(self.opts.state_dir)
 

@@ -227,8 +227,9 @@ def _devices(m: Machine, req: dict[str, Any]) -> dict[str, Any]:
 
 
 def _uart_log(m: Machine, req: dict[str, Any]) -> dict[str, Any]:
-    """Everything USART3 transmitted so far (latin-1 text), optionally only the last N bytes."""
-    dev = m.devices.get(req.get("device", "usart3"))
+    """Everything the console's U(S)ART (or ``device``'s: "usart6") transmitted so far
+    (latin-1 text), optionally only the last N bytes."""
+    dev = m.devices.get(req.get("device") or getattr(m, "console", "usart3"))
     if dev is None:
         raise KeyError("no such UART")
     data = bytes(getattr(dev, "tx_log", b""))

@@ -1,4 +1,4 @@
-"""USART3 (the ST-LINK virtual COM port) on a pseudo-terminal.
+"""An STM32F7 U(S)ART; the console's (USART3: the ST-LINK virtual COM port) on a pseudo-terminal.
 
 The firmware side is an STM32F7 USART (CR1/CR2/CR3/BRR/ISR/ICR/RQR/RDR/TDR); the host side
 is the slave end of a PTY in raw mode, which pyserial opens like /dev/ttyACM0. Bytes move
@@ -12,9 +12,12 @@ line "USART3_TX" while TXE is set, CR3.DMAR drives "USART3_RX" while RXNE is set
 (twin/periph/dma.py serves them, through TDR/RDR like the CPU); CR3.EIE then raises the
 interrupt on an overrun. Nothing happens on a board without DMA1.
 
-RCC_APB1ENR.USART3EN gates the configuration: with the clock off, CR1/CR2/CR3/BRR writes
-are lost (logged once with the fix), so the USART never transmits, as on the chip (status
-reads are not gated here).
+The RCC enable bit (USART3: RCC_APB1ENR.USART3EN) gates the configuration: with the clock
+off, CR1/CR2/CR3/BRR writes are lost (logged once with the fix), so the USART never
+transmits, as on the chip (status reads are not gated here). Bit times follow the kernel
+clock RCC_DCKCFGR2 selects for the instance (PCLK1/PCLK2, SYSCLK, HSI or LSE). The eight
+instances and the console's choice are twin/uarts.py; one without a PTY keeps what it sends
+in ``tx_log`` and hands each byte to ``on_tx``.
 
 Owns: USART3's registers, the PTY and its reader thread. Must not touch: the machine
 beyond its Services (received bytes are posted to the CPU thread).
@@ -28,9 +31,11 @@ import select
 import threading
 import tty
 from collections import deque
+from collections.abc import Callable
 
 from twin.device import Device, merge_word, sub_word
 from twin.periph.base import ClockGate
+from twin.usart_clock import kernel_hz
 
 CR1_UE, CR1_RE, CR1_TE = 1, 4, 8
 CR1_IDLEIE, CR1_RXNEIE, CR1_TCIE, CR1_TXEIE = 16, 32, 64, 128
@@ -52,16 +57,31 @@ class Usart(Device):
         name: device name ("usart3").
         base: register base (0x40004800).
         irq: NVIC line (39).
-        pty: open a PTY (False: bytes only go to ``tx_log``; for unit tests).
+        pty: open a PTY (False: bytes only go to ``tx_log`` and ``on_tx``).
+        clock: RCC enable register offset and bit (APB1ENR bit 18).
+        apb: the APB bus whose PCLK clocks it (1 or 2).
+        dma: the DMA controller its requests go to ("dma1").
+        kernel_select: position of its 2-bit clock selection in RCC_DCKCFGR2.
     """
 
     def __init__(
-        self, name: str = "usart3", base: int = 0x40004800, irq: int = USART3_IRQ, pty: bool = True
+        self,
+        name: str = "usart3",
+        base: int = 0x40004800,
+        irq: int = USART3_IRQ,
+        pty: bool = True,
+        *,
+        clock: tuple[int, int] = (0x40, 18),
+        apb: int = 1,
+        dma: str = "dma1",
+        kernel_select: int = 4,
     ) -> None:
         super().__init__()
         self.name, self.base, self.size = name, base, 0x400
         self.irq = irq
-        self.gate = ClockGate(self, 0x40, 18)  # RCC_APB1ENR.USART3EN
+        self.gate = ClockGate(self, *clock)
+        self.apb, self.kernel_select = apb, kernel_select
+        self.on_tx: Callable[[int], None] | None = None  # each byte that left the transmitter
         self.tx_log = bytearray()  # everything transmitted (bounded)
         self._pending = bytearray()  # transmitted, not yet written to the PTY (_emit)
         self.rx_dropped = 0
@@ -79,7 +99,7 @@ class Usart(Device):
         self._reader: threading.Thread | None = None
         self._irq_level = False
         self._dma_levels = (False, False)  # the (RX, TX) request lines as last driven
-        self.dma_name = "dma1"
+        self.dma_name = dma
         self._tx_busy = False
         self._rx_handle: object | None = None
         self._tx_handle: object | None = None
@@ -139,22 +159,15 @@ class Usart(Device):
 
     # ------------------------------------------------------------------ timing
     def frame_cycles(self) -> int:
-        """Core cycles per 10-bit frame at the configured BRR (APB1 clock assumed = core)."""
+        """Core cycles per 10-bit frame at the configured BRR and the kernel clock."""
         brr = self.brr or 139
         if self.cr1 & (1 << 15):  # OVER8
             brr = ((brr & ~0xF) | ((brr & 7) << 1)) // 2 or 1
-        ratio = 1
-        if self.services is not None:
-            try:
-                rcc = self.services.device("rcc")
-                apb1 = getattr(rcc, "pclk1_hz", None)
-                if callable(apb1):
-                    apb1 = apb1()
-                if apb1:
-                    ratio = max(1, self.services.core_hz // int(apb1))
-            except KeyError:
-                pass
-        return 10 * brr * ratio
+        if self.services is None:
+            return 10 * brr
+        core = self.services.core_hz
+        kernel = kernel_hz(self.services, self.apb, self.kernel_select) or core
+        return max(1, 10 * brr * core // kernel)
 
     def baud(self) -> int:
         """Configured baud rate (0 when BRR is not set)."""
@@ -279,6 +292,8 @@ class Usart(Device):
         self.tx_log.append(byte)
         if len(self.tx_log) > 1 << 20:
             del self.tx_log[: 1 << 19]
+        if self.on_tx is not None:
+            self.on_tx(byte)
         if self.master_fd is not None:
             # one write per line or burst instead of per character (a syscall and a wake-up
             # of the reader each): flushed at a newline, at 256 bytes, and whenever the
@@ -375,7 +390,8 @@ class Usart(Device):
         self._update_dma()
 
     def _update_dma(self) -> None:
-        """Drive DMA1's USART3_RX/USART3_TX request lines from RXNE/TXE and CR3.DMAR/DMAT."""
+        """Drive the DMA request lines (USART3: DMA1's USART3_RX/USART3_TX) from RXNE/TXE
+        and CR3.DMAR/DMAT."""
         cr1, cr3, isr = self.cr1, self.cr3, self.isr
         on = cr1 & CR1_UE
         rx = bool(on and cr3 & CR3_DMAR and isr & ISR_RXNE)

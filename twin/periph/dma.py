@@ -51,6 +51,7 @@ from typing import ClassVar
 from twin.device import BusError, Device, ResetKind, merge_word
 from twin.periph.base import ClockGate
 from twin.periph.dma_duplex import DuplexPair, duplex_segment
+from twin.periph.dma_requests import DMA1_REQUESTS, DMA2_REQUESTS
 from twin.periph.dma_stream import (
     CIRC,
     CT,
@@ -456,28 +457,19 @@ class DmaController(Device):
 
 
 class Dma2(DmaController):
-    """DMA2 (0x4002_6400): SPI1/4/5/6's requests, memory-to-memory."""
+    """DMA2 (0x4002_6400): SPI1/4/5/6's and USART1/6's requests, memory-to-memory."""
 
     name = "dma2"
     base = 0x40026400
     CLOCK = (0x30, 22)  # RCC_AHB1ENR.DMA2EN
     IRQS = (56, 57, 58, 59, 60, 68, 69, 70)  # DMA2_Stream0..7
     #: RM0410 table "DMA2 request mapping", the lines a twin peripheral drives
-    REQUESTS: ClassVar[dict[str, list[tuple[int, int]]]] = {
-        "SPI1_RX": [(0, 3), (2, 3)],
-        "SPI1_TX": [(3, 3), (5, 3)],
-        "SPI4_RX": [(0, 4), (3, 5)],
-        "SPI4_TX": [(1, 4), (4, 5)],
-        "SPI5_RX": [(3, 2), (5, 7)],
-        "SPI5_TX": [(4, 2), (6, 7)],
-        "SPI6_RX": [(6, 1)],
-        "SPI6_TX": [(5, 1)],
-    }
+    REQUESTS: ClassVar[dict[str, list[tuple[int, int]]]] = DMA2_REQUESTS
 
 
 class Dma1(DmaController):
-    """DMA1 (0x4002_6000): USART3's requests (the ST-LINK virtual COM port), SPI2/3's; no
-    memory-to-memory."""
+    """DMA1 (0x4002_6000): USART2/3's and UART4/5/7/8's requests (USART3: the ST-LINK virtual
+    COM port), SPI2/3's; no memory-to-memory."""
 
     name = "dma1"
     base = 0x40026000
@@ -485,12 +477,5 @@ class Dma1(DmaController):
     IRQS = (11, 12, 13, 14, 15, 16, 17, 47)  # DMA1_Stream0..7
     #: RM0410 table "DMA1 request mapping", the lines a twin peripheral drives (ST's
     #: USART_Communication_TxRx_DMA: TX on stream 3 channel 4, RX on stream 1 channel 4)
-    REQUESTS: ClassVar[dict[str, list[tuple[int, int]]]] = {
-        "USART3_RX": [(1, 4)],
-        "USART3_TX": [(3, 4), (4, 7)],
-        "SPI2_RX": [(3, 0)],
-        "SPI2_TX": [(4, 0)],
-        "SPI3_RX": [(0, 0), (2, 0)],
-        "SPI3_TX": [(5, 0), (7, 0)],
-    }
+    REQUESTS: ClassVar[dict[str, list[tuple[int, int]]]] = DMA1_REQUESTS
     M2M = False

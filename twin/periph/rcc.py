@@ -40,10 +40,24 @@ RESET_BITS = {
     APB1RSTR: {
         **dict(enumerate(("tim2", "tim3", "tim4", "tim5", "tim6", "tim7", "tim12", "tim13", "tim14"))),
         11: "wwdg",
+        17: "usart2",
         18: "usart3",
+        19: "uart4",
+        20: "uart5",
         28: "pwr",
+        30: "uart7",
+        31: "uart8",
     },
-    APB2RSTR: {0: "tim1", 1: "tim8", 14: "syscfg", 16: "tim9", 17: "tim10", 18: "tim11"},
+    APB2RSTR: {
+        0: "tim1",
+        1: "tim8",
+        4: "usart1",
+        5: "usart6",
+        14: "syscfg",
+        16: "tim9",
+        17: "tim10",
+        18: "tim11",
+    },
 }
 
 
