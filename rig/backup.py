@@ -8,7 +8,8 @@ REV_ID) into ``<report dir>/backups/<UID>-<date>/``: ``flash.bin`` and ``backup.
 (never RDP: a read-protected chip is refused), then the flash (pyOCD's sector erase with
 smart flash: sectors that already match are skipped), and verifies the whole flash against
 the backup's SHA-256. :func:`boot_check` resets the board and waits for it to print its
-banner: after a run, the board must still boot (style-and-reliability §2.9).
+banner: after a run, the board must still boot (style-and-reliability §2.9); if it prints
+nothing, the registers say which U(S)ART its firmware drives (rig/console_hint.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.board import BoardSpec
+from rig.board_wiring import DEFAULT_CONSOLE_UART
 from rig.errors import ConfigError, ConsoleError, ProbeError, RigError
 from rig.probe import FLASH_OPTCR, FLASH_OPTCR1, OptionBytes, Probe, Progress
 
@@ -279,13 +281,18 @@ class BootCheck:
     seconds: float
     line: str = ""
     tail: str = ""
+    #: "; " and why the console stayed silent, as far as the registers tell (rig/console_hint.py)
+    hint: str = ""
 
     def summary(self) -> str:
         if self.ok:
             return f"the board boots: {self.line!r} {self.seconds:.1f} s after reset"
         tail = self.tail.strip().splitlines()[-3:] if self.tail.strip() else []
         said = f"; it printed: {' | '.join(tail)}" if tail else "; it printed nothing"
-        return f"the board does not boot to {self.expected} within {self.seconds:.0f} s after reset{said}"
+        return (
+            f"the board does not boot to {self.expected} within {self.seconds:.0f} s after reset{said}"
+            + self.hint
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -296,9 +303,17 @@ class BootCheck:
         }
 
 
-def boot_check(probe: Probe, console: Any, *, banner: str | None, timeout: float = 15.0) -> BootCheck:
+def boot_check(
+    probe: Probe,
+    console: Any,
+    *,
+    banner: str | None,
+    timeout: float = 15.0,
+    console_uart: int = DEFAULT_CONSOLE_UART,
+) -> BootCheck:
     """Reset the board, let it run and wait up to ``timeout`` s for ``banner`` (a regex; None:
-    any complete line) on the console."""
+    any complete line) on the console; if it does not come, the check's ``hint`` says what the
+    registers tell about the console's U(S)ART ``console_uart`` (the board file's ``console:``)."""
     pattern = banner or r"[^\r\n]*\S[^\r\n]*\r?\n"
     expected = f"/{banner}/" if banner else "any line of output"
     mark = console.mark()
@@ -308,5 +323,10 @@ def boot_check(probe: Probe, console: Any, *, banner: str | None, timeout: float
         probe.resume()
         m = console.expect(pattern, timeout=timeout, since=mark, what="the board's banner after the run")
     except (ConsoleError, RigError):
-        return BootCheck(False, expected, time.monotonic() - t0, tail=console.text(mark)[-2000:])
+        from rig.hil_failure import console_silence_hint
+
+        seconds, tail = time.monotonic() - t0, console.text(mark)[-2000:]
+        return BootCheck(
+            False, expected, seconds, tail=tail, hint=console_silence_hint(probe, None, console_uart)
+        )
     return BootCheck(True, expected, time.monotonic() - t0, line=m.group(0).strip())

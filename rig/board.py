@@ -27,6 +27,7 @@ from rig.board_spec import (
     OTA_REGION_NAMES,
     TARGET_NAMES,
     BoardSpec,
+    ConsoleSpec,
     ContractItem,
     DebugSpec,
     Endpoint,
@@ -53,6 +54,7 @@ __all__ = [
     "OTA_REGION_NAMES",
     "TARGET_NAMES",
     "BoardSpec",
+    "ConsoleSpec",
     "ContractItem",
     "DebugSpec",
     "Endpoint",
@@ -172,6 +174,9 @@ class _Builder:
             power=_power(board.power, self.source),
             update=build_update(board.update, regions, memory, ota, self.source),
             winc=WincSpec(**board.winc.model_dump()) if board.winc is not None else None,
+            console=ConsoleSpec(board.console.uart, given=True)
+            if board.console is not None
+            else ConsoleSpec(),
         )
 
     def memory(self, entries: dict[str, schema.MemoryEntry]) -> dict[str, MemoryRegion]:

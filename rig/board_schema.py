@@ -262,6 +262,13 @@ class WincWiring(_Strict):
         return self
 
 
+class ConsoleWiring(_Strict):
+    """``console``: the U(S)ART the board's console is on (1, 2, 3, 6: USARTn; 4, 5, 7, 8:
+    UARTn); USART3, the NUCLEO's ST-LINK virtual COM port, by default."""
+
+    uart: Annotated[int, IntIn(1, 8)] = 3
+
+
 class TwinTarget(_Strict):
     """``targets.twin``."""
 
@@ -386,6 +393,7 @@ class BoardFile(_Strict):
     power: Power | None = None
     update: Update
     winc: WincWiring | None = None
+    console: ConsoleWiring | None = None
 
 
 # --------------------------------------------------------------------------- errors

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from rig.board_sector import Sector
 from rig.board_update import UPDATE_METHODS, UpdateSpec  # noqa: F401 (re-exported)
+from rig.board_wiring import ConsoleSpec, WincSpec
 from rig.errors import ConfigError
 
 MEMORY_KINDS = ("flash", "alias", "ram", "rom", "otp", "id", "register", "option_bytes")
@@ -301,22 +302,6 @@ class OtaSpec:
 
 
 @dataclass(frozen=True)
-class WincSpec:
-    """How the WINC3400 is wired (``winc:``; the thread's shield by default): the SPI
-    (1..6) and the GPIO pins, written ``PD14``."""
-
-    spi: int = 1
-    cs: str = "PD14"
-    irqn: str = "PB1"
-    reset_n: str = "PF12"
-    chip_en: str = "PF13"
-
-    def twin_arg(self) -> str:
-        """The twin's ``--winc-wiring`` value (the twin wired the same way)."""
-        return f"spi={self.spi},cs={self.cs},irqn={self.irqn},reset_n={self.reset_n},chip_en={self.chip_en}"
-
-
-@dataclass(frozen=True)
 class DebugSpec:
     """What the rig sets up through the probe when it connects."""
 
@@ -350,6 +335,8 @@ class BoardSpec:
     update: UpdateSpec = field(default_factory=UpdateSpec)
     #: how the WINC3400 is wired (``winc:``); None: not given (the thread's shield)
     winc: WincSpec | None = None
+    #: the console's U(S)ART (``console:``); USART3 (the NUCLEO's VCP) when not given
+    console: ConsoleSpec = field(default_factory=ConsoleSpec)
 
     def lab_boards(self) -> list[LabBoard]:
         """The real boards this file describes: ``targets.nucleo.boards``, or the one board of

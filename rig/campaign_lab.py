@@ -230,7 +230,11 @@ def real_board(
                 say("putting the board's flash back (--restore-after) ...")
                 bench.probe.reconnect()
                 say(restore_backup(bench.probe, backup).summary())
-                say(boot_check(bench.probe, bench.console, banner=tspec.banner if tspec else None).summary())
+                banner = tspec.banner if tspec else None
+                check = boot_check(
+                    bench.probe, bench.console, banner=banner, console_uart=bench.spec.console.uart
+                )
+                say(check.summary())
 
 
 def _prepare(bench: Bench, s: Settings, ops: list[Op], *, flash: bool = True) -> Board:

@@ -395,6 +395,12 @@ class Bench:
 
         return no_connection_hint(self.probe, transport)
 
+    def console_silence_hint(self) -> str:
+        """Why the console did not show what the rig waited for (rig/hil_failure.py)."""
+        from rig.hil_failure import console_silence_hint
+
+        return console_silence_hint(self.probe, self.target, self.spec.console.uart)
+
     def _wait_for_entry(self, entry: int, timeout: float, ev: Evidence) -> bool:
         """Wait until the core stops at ``entry`` (True) or that will not happen: the board
         dialled again, or the app's code runs without its entry (:mod:`rig.pc_sample`);
@@ -595,7 +601,7 @@ class Bench:
                         "left running by the bootloader? an early fault?)",
                     )
         except ConsoleError as exc:
-            raise self._fail(ev, "app", str(exc)) from exc
+            raise self._fail(ev, "app", str(exc) + self.console_silence_hint()) from exc
         finally:
             ev.uart = self.console.text()[-20000:]
         return m.group(0)

@@ -2,7 +2,8 @@
 (after ``NACK:flash`` or ``NACK:crc`` the staging region read back and diagnosed, every CRC
 it reported explained: rig/crc_diagnosis.py), whether it crashed (rig/crash_hint.py: the
 fault and the faulting instruction) and, when it never connected over Ethernet, what its
-registers tell (rig/eth_hint.py).
+registers tell (rig/eth_hint.py); when the console stayed silent, which U(S)ART the firmware
+drives (rig/console_hint.py) and what the twin saw.
 
 Owns: the wording of those failures. Must not touch: the session, the flash (reads only).
 """
@@ -115,10 +116,38 @@ def wiring_said(target: object) -> str | None:
     """The twin's last word on the WiFi module's wiring (a log line naming the board file's
     ``winc:`` key: frames on an SPI with nothing on it, or past the module's CS), or None
     (a real board, or nothing said)."""
+    return twin_said(target, "(board file: winc.")
+
+
+def console_said(target: object) -> str | None:
+    """The twin's last word on the console's U(S)ART (a log line naming the board file's
+    ``console:`` key: bytes sent on a U(S)ART that is not the console, with nothing on its
+    pins), or None (a real board, or nothing said)."""
+    return twin_said(target, "(board file: console:")
+
+
+def twin_said(target: object, marker: str) -> str | None:
+    """The last line of the twin's log containing ``marker``, without its ``[twin t ms]``
+    stamp, or None (a target without a log, a real board, or no such line)."""
     tail = getattr(target, "log_tail", None)
     if tail is None:
         return None
-    said = [line for line in tail(400).splitlines() if "(board file: winc." in line]
+    said = [line for line in tail(400).splitlines() if marker in line]
     if not said:
         return None
-    return said[-1].split("] ", 1)[-1]  # without the "[twin  t ms]" stamp
+    return said[-1].split("] ", 1)[-1]
+
+
+def console_silence_hint(probe: Probe, target: object, console_uart: int) -> str:
+    """Why the console did not show what the rig waited for, as far as the registers tell
+    (rig/console_hint.py, against the board file's ``console:``) and, on the twin, what it
+    said about bytes sent on another U(S)ART (its log): "" if neither says anything, else
+    "; " and each sentence."""
+    from rig.console_hint import console_mismatch
+
+    try:
+        seen = console_mismatch(probe.read32, console_uart)
+    except ProbeError:
+        seen = None
+    said = console_said(target)
+    return (f"; {seen}" if seen else "") + (f"; the twin says: {said}" if said else "")

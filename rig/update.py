@@ -266,7 +266,9 @@ class ConsoleLine(UpdateTrigger):
                 )
             except ConsoleError as exc:
                 raise self._fail(
-                    bench, f"the board never printed what update.after waits for: {exc}"
+                    bench,
+                    f"the board never printed what update.after waits for: {exc}"
+                    + bench.console_silence_hint(),
                 ) from exc
         bench.console.send(line + "\n")
 

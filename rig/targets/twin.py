@@ -246,10 +246,13 @@ class TwinTarget(Target):
 
 def board_args(spec: BoardSpec) -> list[str]:
     """The twin's options a board file asks for (a :class:`rig.board_spec.BoardSpec`): the
-    dual-bank flash layout, and the WiFi module's wiring (``winc:``)."""
+    dual-bank flash layout, the WiFi module's wiring (``winc:``) and the console's U(S)ART
+    (``console:``)."""
     args = ["--dual-bank"] if spec.dual_bank else []
     if spec.winc is not None:
         args += ["--winc-wiring", spec.winc.twin_arg()]
+    if spec.console.given:
+        args += ["--console-uart", spec.console.twin_arg()]
     return args
 
 

@@ -1,0 +1,56 @@
+"""How the board's peripherals are wired, as the board file says: the WINC3400 (``winc:``)
+and the console's U(S)ART (``console:``). Frozen dataclasses of :class:`rig.board_spec.BoardSpec`
+(which re-exports them) and the names RM0410 gives the STM32F7's eight U(S)ARTs.
+
+Owns: nothing (values). Must not touch: the board, the twin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: the U(S)ARTs with a synchronous mode (USARTn); the others are UARTn (RM0410)
+USARTS = (1, 2, 3, 6)
+#: the NUCLEO-F767ZI's console: USART3 on PD8/PD9, the ST-LINK's virtual COM port
+DEFAULT_CONSOLE_UART = 3
+
+
+def uart_name(n: int) -> str:
+    """``6`` → ``"USART6"``, ``4`` → ``"UART4"``."""
+    return f"{'USART' if n in USARTS else 'UART'}{n}"
+
+
+@dataclass(frozen=True)
+class WincSpec:
+    """How the WINC3400 is wired (``winc:``; the thread's shield by default): the SPI
+    (1..6) and the GPIO pins, written ``PD14``."""
+
+    spi: int = 1
+    cs: str = "PD14"
+    irqn: str = "PB1"
+    reset_n: str = "PF12"
+    chip_en: str = "PF13"
+
+    def twin_arg(self) -> str:
+        """The twin's ``--winc-wiring`` value (the twin wired the same way)."""
+        return f"spi={self.spi},cs={self.cs},irqn={self.irqn},reset_n={self.reset_n},chip_en={self.chip_en}"
+
+
+@dataclass(frozen=True)
+class ConsoleSpec:
+    """The U(S)ART the board's console is on (``console: {uart: N}``, 1..8; USART3 when the
+    key is absent): on the twin, the one its PTY carries; on a real board, the one the rig's
+    hints expect the firmware to transmit on. ``given``: the board file has ``console:`` (the
+    twin is then told; otherwise it keeps its own default, USART3)."""
+
+    uart: int = DEFAULT_CONSOLE_UART
+    given: bool = False
+
+    @property
+    def name(self) -> str:
+        """``USART3``, ``UART4``..."""
+        return uart_name(self.uart)
+
+    def twin_arg(self) -> str:
+        """The twin's ``--console-uart`` value."""
+        return str(self.uart)
