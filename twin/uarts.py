@@ -107,9 +107,14 @@ class QuietLine:
         self.dev, self.inst, self.console = dev, inst, console
         self.said = False
 
+    def _has_text(self) -> bool:
+        """Whether what was sent holds more than line ends and blanks (a bare "\r\n" first
+        is not a line worth quoting)."""
+        return bool(bytes(self.dev.tx_log).strip())
+
     def sent(self, byte: int) -> None:
         """One byte left the transmitter (the device calls this)."""
-        if self.said or (byte != 0x0A and len(self.dev.tx_log) < NOTICE_BYTES):
+        if self.said or (len(self.dev.tx_log) < NOTICE_BYTES and (byte != 0x0A or not self._has_text())):
             return
         self.said = True
         services = self.dev.services
@@ -118,7 +123,7 @@ class QuietLine:
         text = bytes(self.dev.tx_log[-NOTICE_BYTES:]).decode("latin-1").strip()
         text = "".join(c if c.isprintable() else "." for c in text)
         name = self.inst.name
-        services.log(
+        services.log(  # the device's name prefixes it: "usart6: USART6 transmitted ..."
             f"{name} transmitted {len(self.dev.tx_log)} bytes ({text!r}) with nothing on its pins: "
             f"the console (the PTY) is {self.console.name}; is the firmware's console on {name}? "
             f"(board file: console: {{uart: {self.inst.number}}})"
