@@ -1,7 +1,7 @@
 /*
  * main.c - the test application the bootloader installs.
  *
- * USART3 output, in this order:
+ * Console output (USART3, or the CONSOLE_UART it was built with), in this order:
  *   APP v<version> build <id>
  *   VTOR OK | VTOR BAD 0x<vtor>          (VTOR must equal this image's vector table)
  *   STACK OK | STACK BAD 0x<msp>         (MSP at the reset handler must equal _estack)
@@ -36,27 +36,27 @@ static void self_check(void)
 {
     uint32_t vtor = SCB->VTOR;
     if (vtor == (uint32_t)(uintptr_t)g_vectors) {
-        uart3_puts("VTOR OK\n");
+        console_puts("VTOR OK\n");
     } else {
         board_printf("VTOR BAD 0x%08lx\n", (unsigned long)vtor);
     }
     if (g_entry_msp == (uint32_t)(uintptr_t)&_estack) {
-        uart3_puts("STACK OK\n");
+        console_puts("STACK OK\n");
     } else {
         board_printf("STACK BAD 0x%08lx\n", (unsigned long)g_entry_msp);
     }
     if ((g_entry_ipsr & 0x1FFu) == 0) {
-        uart3_puts("MODE OK\n");
+        console_puts("MODE OK\n");
     } else {
         board_printf("MODE BAD ipsr=%lu\n", (unsigned long)(g_entry_ipsr & 0x1FFu));
     }
     if (g_entry_primask == 0) {
-        uart3_puts("PRIMASK OK\n");
+        console_puts("PRIMASK OK\n");
     } else {
-        uart3_puts("PRIMASK BAD\n");
+        console_puts("PRIMASK BAD\n");
     }
     if ((MPU->CTRL & MPU_CTRL_ENABLE) == 0) {
-        uart3_puts("MPU OK\n");
+        console_puts("MPU OK\n");
     } else {
         board_printf("MPU BAD 0x%08lx\n", (unsigned long)MPU->CTRL);
     }
@@ -69,7 +69,7 @@ static void command(const char *line)
     } else if (strncmp(line, "ticks", 6) == 0) {
         board_printf("TICKS %lu\n", (unsigned long)s_ticks);
     } else {
-        uart3_puts("?\n");
+        console_puts("?\n");
     }
 }
 
@@ -82,13 +82,13 @@ int main(void)
     SYSTICK->LOAD = BOARD_CORE_HZ / 1000u - 1u;
     SYSTICK->VAL = 0;
     SYSTICK->CTRL = SYSTICK_CTRL_CLKSOURCE | SYSTICK_CTRL_TICKINT | SYSTICK_CTRL_ENABLE;
-    uart3_puts("APP READY\n");
+    console_puts("APP READY\n");
 
     char line[32];
     uint32_t len = 0;
     uint32_t last_blink = board_millis();
     for (;;) {
-        int c = uart3_getc(5);
+        int c = console_getc(5);
         if (c == '\n' || c == '\r') {
             if (len > 0) {
                 line[len] = '\0';

@@ -6,8 +6,8 @@
  * every few seconds until it succeeds); otherwise validate the app (initial SP in RAM,
  * reset handler odd and inside the installed image, CRC over app_size == app_crc) and
  * jump to it from thread mode. An invalid app is never entered: the reason goes to
- * USART3 and the bootloader keeps asking for an update. Every step is logged ("BL:",
- * "OTA:" lines).
+ * the console (USART3, or the CONSOLE_UART it was built with) and the bootloader keeps
+ * asking for an update. Every step is logged ("BL:", "OTA:" lines).
  */
 #include "board.h"
 #include "config.h"
@@ -230,7 +230,7 @@ int main(void)
             if (r == OTA_INSTALLED) {
                 board_printf("BL: update installed, resetting\n");
                 tr->deinit();
-                uart3_flush(20);
+                console_flush(20);
                 nvic_system_reset();
             }
             static const char *const names[] = {"installed", "connect failed", "refused (NACK)",

@@ -1,10 +1,64 @@
 /*
- * board.c - NUCLEO-F767ZI board layer at the reset clock: USART3 console, LEDs,
- * DWT time base, tiny printf. Every flag wait is bounded by a cycle budget.
+ * board.c - NUCLEO-F767ZI board layer at the reset clock: the console U(S)ART (USART3 unless
+ * built with -DCONSOLE_UART=N), LEDs, DWT time base, tiny printf. Every flag wait is bounded
+ * by a cycle budget.
  */
 #include "board.h"
 
 #include "stm32f767.h"
+
+/* ---------------------------------------------------------------- the console U(S)ART
+ * CONSOLE_UART = the instance's number in RM0410 (USART1..3, UART4/5, USART6, UART7/8).
+ * One entry per supported instance, all the board layer needs to know about it:
+ *   CON_REGS            its registers
+ *   CON_APB             the bus it sits on: 1 = RCC APB1ENR/APB1RSTR, 2 = APB2ENR/APB2RSTR
+ *   CON_RCC_BIT         its enable bit, which is also its reset bit in APBxRSTR
+ *   CON_TX_*, CON_RX_*  TX and RX pins: port (0 = A .. 6 = G: GPIO_PORT(), AHB1ENR bit) and pin
+ *   CON_AF              the alternate function both pins take (STM32F767ZI datasheet's
+ *                       alternate-function table)
+ * BRR = core clock / baud for every instance: the kernel clock is the bus's PCLK (RCC
+ * DCKCFGR2 USARTxSEL left at its reset value 0), and PCLK1 = PCLK2 = HCLK = the core clock
+ * because the firmware never changes the APB prescalers (RCC_CFGR PPRE1/PPRE2 stay /1, also
+ * at board_clock_set's 54 MHz at most: APB1's limit). Another instance = one more entry. */
+#ifndef CONSOLE_UART
+#define CONSOLE_UART 3
+#endif
+
+#if CONSOLE_UART == 3
+/* USART3 on PD8 (TX) / PD9 (RX), AF7: the NUCLEO's ST-LINK virtual COM port */
+#define CON_REGS    USART3
+#define CON_APB     1
+#define CON_RCC_BIT RCC_APB1ENR_USART3EN
+#define CON_TX_PORT 3u
+#define CON_TX_PIN  8u
+#define CON_RX_PORT 3u
+#define CON_RX_PIN  9u
+#define CON_AF      7u
+#elif CONSOLE_UART == 6
+/* USART6 on PG14 (TX) / PG9 (RX), AF8: the NUCLEO-144's Arduino D1 / D0 */
+#define CON_REGS    USART6
+#define CON_APB     2
+#define CON_RCC_BIT RCC_APB2ENR_USART6EN
+#define CON_TX_PORT 6u
+#define CON_TX_PIN  14u
+#define CON_RX_PORT 6u
+#define CON_RX_PIN  9u
+#define CON_AF      8u
+#else
+#error "CONSOLE_UART: 3 (USART3, PD8/PD9) or 6 (USART6, PG14/PG9); add an entry in board.c for another"
+#endif
+
+#if CON_APB == 1
+#define CON_RCC_ENR  RCC->APB1ENR
+#define CON_RCC_RSTR RCC->APB1RSTR
+#else
+#define CON_RCC_ENR  RCC->APB2ENR
+#define CON_RCC_RSTR RCC->APB2RSTR
+#endif
+#define CON_TX_GPIO GPIO_PORT(CON_TX_PORT)
+#define CON_RX_GPIO GPIO_PORT(CON_RX_PORT)
+/* the AHB1ENR GPIO clocks board_init turns on: the LEDs' port B and the console's pins' */
+#define BOARD_GPIO_CLOCKS (RCC_AHB1ENR_GPIOBEN | (1u << CON_TX_PORT) | (1u << CON_RX_PORT))
 
 #define CYCLES_PER_MS s_cycles_per_ms   /* follows board_clock_set() */
 #define UART_TX_TIMEOUT_CYCLES (CYCLES_PER_MS * 10u)
@@ -102,102 +156,109 @@ void led_toggle(unsigned n)
 void board_init(void)
 {
     dwt_init();
-    RCC->AHB1ENR |= RCC_AHB1ENR_GPIOBEN | RCC_AHB1ENR_GPIODEN;
-    RCC->APB1ENR |= RCC_APB1ENR_USART3EN;
-    (void)RCC->APB1ENR; /* read back: the clock is on before the first access */
+    RCC->AHB1ENR |= BOARD_GPIO_CLOCKS;
+    CON_RCC_ENR |= CON_RCC_BIT;
+    (void)CON_RCC_ENR; /* read back: the clock is on before the first access */
 
     for (unsigned n = 1; n <= 3; n++) {
         led_set(n, 0);
         pin_mode(GPIOB, led_pins[n], GPIO_MODE_OUTPUT);
     }
 
-    /* PD8 = USART3_TX, PD9 = USART3_RX, alternate function 7. */
-    pin_af(GPIOD, 8, 7);
-    pin_af(GPIOD, 9, 7);
-    pin_mode(GPIOD, 8, GPIO_MODE_AF);
-    pin_mode(GPIOD, 9, GPIO_MODE_AF);
+    /* the console's TX and RX pins to their alternate function */
+    pin_af(CON_TX_GPIO, CON_TX_PIN, CON_AF);
+    pin_af(CON_RX_GPIO, CON_RX_PIN, CON_AF);
+    pin_mode(CON_TX_GPIO, CON_TX_PIN, GPIO_MODE_AF);
+    pin_mode(CON_RX_GPIO, CON_RX_PIN, GPIO_MODE_AF);
 
-    USART3->CR1 = 0;
-    USART3->BRR = (s_core_hz + BOARD_UART_BAUD / 2u) / BOARD_UART_BAUD; /* 139 at 16 MHz */
-    USART3->CR2 = 0;
-    USART3->CR3 = 0;
-    USART3->CR1 = USART_CR1_TE | USART_CR1_RE | USART_CR1_UE;
-    (void)wait_bits(&USART3->ISR, USART_ISR_TEACK | USART_ISR_REACK,
+    CON_REGS->CR1 = 0;
+    CON_REGS->BRR = (s_core_hz + BOARD_UART_BAUD / 2u) / BOARD_UART_BAUD; /* 139 at 16 MHz */
+    CON_REGS->CR2 = 0;
+    CON_REGS->CR3 = 0;
+    CON_REGS->CR1 = USART_CR1_TE | USART_CR1_RE | USART_CR1_UE;
+    (void)wait_bits(&CON_REGS->ISR, USART_ISR_TEACK | USART_ISR_REACK,
                     USART_ISR_TEACK | USART_ISR_REACK, CYCLES_PER_MS * 5u);
-    USART3->ICR = USART_ICR_ALL;
+    CON_REGS->ICR = USART_ICR_ALL;
     s_uart_up = 1;
+}
+
+uint32_t board_gpio_clocks(void)
+{
+    return BOARD_GPIO_CLOCKS;
 }
 
 void board_deinit(void)
 {
     if (s_uart_up) {
-        uart3_flush(20);
+        console_flush(20);
     }
     s_uart_up = 0;
-    USART3->CR1 = 0;
-    RCC->APB1RSTR |= RCC_APB1ENR_USART3EN;
-    RCC->APB1RSTR &= ~RCC_APB1ENR_USART3EN;
-    RCC->APB1ENR &= ~RCC_APB1ENR_USART3EN;
-    pin_mode(GPIOD, 8, GPIO_MODE_INPUT);
-    pin_mode(GPIOD, 9, GPIO_MODE_INPUT);
-    GPIOD->AFR[1] &= ~0xFFu;
+    CON_REGS->CR1 = 0;
+    CON_RCC_RSTR |= CON_RCC_BIT;
+    CON_RCC_RSTR &= ~CON_RCC_BIT;
+    CON_RCC_ENR &= ~CON_RCC_BIT;
+    pin_mode(CON_TX_GPIO, CON_TX_PIN, GPIO_MODE_INPUT);
+    pin_mode(CON_RX_GPIO, CON_RX_PIN, GPIO_MODE_INPUT);
+    pin_af(CON_TX_GPIO, CON_TX_PIN, 0);
+    pin_af(CON_RX_GPIO, CON_RX_PIN, 0);
     for (unsigned n = 1; n <= 3; n++) {
         led_set(n, 0);
         pin_mode(GPIOB, led_pins[n], GPIO_MODE_INPUT);
     }
-    RCC->AHB1ENR &= ~RCC_AHB1ENR_GPIODEN;
+    /* the console's ports off; port B (the LEDs') stays clocked, as it always has */
+    RCC->AHB1ENR &= ~(BOARD_GPIO_CLOCKS & ~RCC_AHB1ENR_GPIOBEN);
 }
 
-void uart3_putc(char c)
+void console_putc(char c)
 {
     if (!s_uart_up) {
         return;
     }
-    if (wait_bits(&USART3->ISR, USART_ISR_TXE, USART_ISR_TXE, UART_TX_TIMEOUT_CYCLES) != 0) {
+    if (wait_bits(&CON_REGS->ISR, USART_ISR_TXE, USART_ISR_TXE, UART_TX_TIMEOUT_CYCLES) != 0) {
         return;
     }
-    USART3->TDR = (uint8_t)c;
+    CON_REGS->TDR = (uint8_t)c;
 }
 
-void uart3_write(const void *buf, uint32_t len)
+void console_write(const void *buf, uint32_t len)
 {
     const char *p = buf;
     for (uint32_t i = 0; i < len; i++) {
-        uart3_putc(p[i]);
+        console_putc(p[i]);
     }
 }
 
-void uart3_puts(const char *s)
+void console_puts(const char *s)
 {
     while (*s != '\0') {
         if (*s == '\n') {
-            uart3_putc('\r');
+            console_putc('\r');
         }
-        uart3_putc(*s++);
+        console_putc(*s++);
     }
 }
 
-void uart3_flush(uint32_t timeout_ms)
+void console_flush(uint32_t timeout_ms)
 {
-    (void)wait_bits(&USART3->ISR, USART_ISR_TC, USART_ISR_TC, CYCLES_PER_MS * timeout_ms);
+    (void)wait_bits(&CON_REGS->ISR, USART_ISR_TC, USART_ISR_TC, CYCLES_PER_MS * timeout_ms);
 }
 
-int uart3_getc(uint32_t timeout_ms)
+int console_getc(uint32_t timeout_ms)
 {
     if (!s_uart_up) {
         return -1;
     }
     uint32_t start = board_millis();
     for (;;) {
-        uint32_t isr = USART3->ISR;
+        uint32_t isr = CON_REGS->ISR;
         if (isr & (USART_ISR_ORE | USART_ISR_FE | USART_ISR_NE | USART_ISR_PE)) {
-            USART3->ICR = USART_ISR_ORE | USART_ISR_FE | USART_ISR_NE | USART_ISR_PE;
+            CON_REGS->ICR = USART_ISR_ORE | USART_ISR_FE | USART_ISR_NE | USART_ISR_PE;
         }
         if (isr & USART_ISR_RXNE) {
-            return (int)(USART3->RDR & 0xFFu);
+            return (int)(CON_REGS->RDR & 0xFFu);
         }
         if ((uint32_t)(board_millis() - start) >= timeout_ms) {
-            if (USART3->ISR & USART_ISR_RXNE) {
+            if (CON_REGS->ISR & USART_ISR_RXNE) {
                 continue; /* arrived while time jumped: take it */
             }
             return -1;
@@ -212,7 +273,7 @@ void board_printf(const char *fmt, ...)
     va_start(ap, fmt);
     (void)fw_vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    uart3_puts(buf);
+    console_puts(buf);
 }
 
 __attribute__((weak)) void board_unhandled_exception(uint32_t ipsr)
@@ -250,7 +311,7 @@ int board_clock_set(uint32_t hz)
     }
     (void)board_millis();   /* the cycles so far count at the old clock */
     if (s_uart_up) {
-        uart3_flush(10);
+        console_flush(10);
     }
     int rc = 0;
     if ((RCC->CFGR & RCC_CFGR_SWS_MASK) != 0) {
@@ -287,10 +348,10 @@ int board_clock_set(uint32_t hz)
     s_cycles_per_ms = hz / 1000u;
     s_last_cyc = DWT->CYCCNT;   /* from here on the DWT counts at the new clock */
     if (s_uart_up) {            /* BRR may only change while the USART is disabled */
-        USART3->CR1 &= ~USART_CR1_UE;
-        USART3->BRR = (hz + BOARD_UART_BAUD / 2u) / BOARD_UART_BAUD;
-        USART3->CR1 |= USART_CR1_UE;
-        (void)wait_bits(&USART3->ISR, USART_ISR_TEACK | USART_ISR_REACK,
+        CON_REGS->CR1 &= ~USART_CR1_UE;
+        CON_REGS->BRR = (hz + BOARD_UART_BAUD / 2u) / BOARD_UART_BAUD;   /* PCLK = hz */
+        CON_REGS->CR1 |= USART_CR1_UE;
+        (void)wait_bits(&CON_REGS->ISR, USART_ISR_TEACK | USART_ISR_REACK,
                         USART_ISR_TEACK | USART_ISR_REACK, CYCLES_PER_MS * 5u);
     }
     return rc == 0 ? 0 : -1;

@@ -573,6 +573,6 @@ void winc_port_close(void)
     GPIO_PORT(EN_PORT)->ODR &= ~(1u << PIN_CHIP_EN);
     WSPI_ENR &= ~WSPI_EN;
     RCC->APB2ENR &= ~RCC_APB2ENR_SYSCFGEN;
-    /* the ports the board layer does not use (it keeps B and D: LEDs, USART3) */
-    RCC->AHB1ENR &= ~(PORT_BITS & ~((1u << 1) | (1u << 3)));
+    /* the ports the board layer does not use (it keeps its own: the LEDs', the console's) */
+    RCC->AHB1ENR &= ~(PORT_BITS & ~board_gpio_clocks());
 }

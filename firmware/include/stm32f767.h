@@ -90,10 +90,11 @@ typedef struct {
 #define RCC_AHB1ENR_ETHMACEN   (1u << 25)
 #define RCC_AHB1ENR_ETHMACTXEN (1u << 26)
 #define RCC_AHB1ENR_ETHMACRXEN (1u << 27)
-/* APB1ENR / APB1RSTR */
+/* APB1ENR / APB1RSTR (a peripheral's reset bit in APBxRSTR is its enable bit's position) */
 #define RCC_APB1ENR_USART3EN (1u << 18)
 #define RCC_APB1ENR_PWREN    (1u << 28)
 /* APB2ENR / APB2RSTR */
+#define RCC_APB2ENR_USART6EN (1u << 5)
 #define RCC_APB2ENR_SPI1EN   (1u << 12)
 #define RCC_APB2ENR_SYSCFGEN (1u << 14)
 
@@ -136,7 +137,8 @@ typedef struct {
     volatile uint32_t RDR;   /* 0x24 */
     volatile uint32_t TDR;   /* 0x28 */
 } usart_t;
-#define USART3 ((usart_t *)0x40004800u)
+#define USART3 ((usart_t *)0x40004800u)  /* APB1 */
+#define USART6 ((usart_t *)0x40011400u)  /* APB2 */
 
 #define USART_CR1_UE     (1u << 0)
 #define USART_CR1_RE     (1u << 2)
@@ -286,6 +288,7 @@ typedef struct {
 #define IRQN_USART3     39
 #define IRQN_EXTI15_10  40
 #define IRQN_ETH        61
+#define IRQN_USART6     71
 #define IRQN_COUNT      110  /* external IRQs 0..109 */
 #define NVIC_WORDS      8    /* ICER/ICPR words cleared before a jump (covers 256 lines) */
 

@@ -168,7 +168,7 @@ int main(void)
     for (uint32_t round = 1;; round++) {
         if (tb_ota_update(s_settings.server_ip, (uint16_t)s_settings.server_port) == 0) {
             board_printf("TB: update installed, rebooting\n");
-            uart3_flush(20);
+            console_flush(20);
             nvic_system_reset();
         }
         board_printf("TB: update failed, retrying in 2 s (round %lu)\n", (unsigned long)round);

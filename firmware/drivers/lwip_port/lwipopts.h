@@ -105,7 +105,7 @@
 #define CHECKSUM_CHECK_ICMP         0
 #endif
 
-/* ---- debugging: LWIP_DEBUGF lines go to USART3 when a module's flag is LWIP_DBG_ON */
+/* ---- debugging: LWIP_DEBUGF lines go to the console when a module's flag is LWIP_DBG_ON */
 #ifdef LWIP_PORT_DEBUG
 #define LWIP_DEBUG                  1
 #define LWIP_DBG_MIN_LEVEL          LWIP_DBG_LEVEL_ALL

@@ -106,7 +106,7 @@ static void round_(char name, int dbg, int button)
         DBGMCU_CR |= DBG_STOP;
     else
         DBGMCU_CR &= ~DBG_STOP;
-    uart3_flush(100);
+    console_flush(100);
     uint32_t t0 = ticks, w0 = wakeups, p0 = presses, c0 = DWT->CYCCNT;
     PWR_CR1 = (PWR_CR1 & ~PWR_PDDS) | PWR_LPDS;
     SCB->SCR |= SCR_SLEEPDEEP;
@@ -150,7 +150,7 @@ static void button_on(void)
 static void iwdg_stop_round(void)
 {
     board_printf("LP: D stop with the IWDG running\n");
-    uart3_flush(100);
+    console_flush(100);
     IWDG->KR = IWDG_KEY_START;
     IWDG->KR = IWDG_KEY_ACCESS;
     IWDG->PR = 1u;    /* LSI / 8: 4 kHz */

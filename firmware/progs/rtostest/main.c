@@ -230,7 +230,7 @@ static void task_idle(void)
     int ok = handoffs == HANDOFFS && late == 0 && fp_bad == 0;
     board_printf("RT: handoffs=%lu ticks=%lu late=%lu fp=%s %s\r\n", (unsigned long)handoffs,
                  (unsigned long)ticks, (unsigned long)late, fp_bad ? "BAD" : "ok", ok ? "PASS" : "FAIL");
-    uart3_flush(100);
+    console_flush(100);
     for (;;)
         __asm volatile("wfi");
 }

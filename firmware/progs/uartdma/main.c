@@ -185,7 +185,7 @@ int main(void)
     board_init();
     cpu_dcache_enable();
     board_printf("UD: start\r\n");
-    uart3_flush(100);
+    console_flush(100);
 
     const uint32_t *flash_vectors = (const uint32_t *)(uintptr_t)SCB->VTOR;
     for (unsigned i = 0; i < 16 + IRQN_COUNT; i++)
