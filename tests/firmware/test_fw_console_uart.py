@@ -14,8 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from fw_build import make
 from fw_twin import CONFIG_BASE, board, config_for_app, image
+
+from rig.board import default_board_path, parse_board
+from rig.hil_failure import console_silence_hint
+from rig.probe import Probe
+from rig.targets.twin import board_args
 
 BOOT_TIMEOUT = 60.0
 OTA_TIMEOUT = 240.0
@@ -44,13 +50,24 @@ def _wait_quiet_line(log: Path, name: str, timeout: float = BOOT_TIMEOUT) -> str
     raise AssertionError(f"the twin never said that {name} transmitted into nothing; its log:\n{tail}")
 
 
+def _board_file_args(console: dict[str, object] | None) -> list[str]:
+    """How the rig starts the twin for the default board file with ``console`` as its
+    ``console:`` (None: the key absent)."""
+    doc = yaml.safe_load(default_board_path().read_text())
+    if console is not None:
+        doc["console"] = console
+    return board_args(parse_board(yaml.safe_dump(doc)))
+
+
 def test_on_a_usart6_console_the_banner_and_an_update_come_through(tmp_path: Path) -> None:
     cfg = config_for_app(b"", update=True, transport="eth")
+    args = _board_file_args({"uart": 6})
+    assert args[args.index("--console-uart") + 1] == "6"
     with board(
         "bootloader-usart6",
         loads=[(cfg, CONFIG_BASE)],
         ota_image=image("app-usart6-v1-16k"),
-        extra_args=["--console-uart", "6"],
+        extra_args=args,
         log_dir=tmp_path,
     ) as b:
         b.console.expect(r"BL: ota-rig bootloader \(correct\), reset flags", timeout=BOOT_TIMEOUT)
@@ -81,11 +98,17 @@ def test_on_the_nucleos_usart3_console_nothing_comes_and_the_twin_names_usart6(t
         assert [line for line in _quiet_lines(log) if "USART6 transmitted" in line] == [said]
         text = b.console.text()
         assert "BL:" not in text and "ota-rig bootloader" not in text, text
+        # what the rig adds to a banner that never came: the registers through the probe
+        # (USART6 set up to transmit, the board file's USART3 not) and the twin's line
+        with Probe(b.target.probe_uid, connect_mode="attach") as probe:  # the core left running
+            hint = console_silence_hint(probe, b.target, 3)
+        assert "USART6 is set up to transmit" in hint and "console: {uart: 6}" in hint, hint
+        assert "the twin says:" in hint and "USART6 transmitted" in hint, hint
 
 
 def test_the_default_build_stays_on_usart3(tmp_path: Path) -> None:
     log = tmp_path / "twin.log"
-    with board("bootloader", extra_args=["--console-uart", "6"], log_dir=tmp_path) as b:
+    with board("bootloader", extra_args=_board_file_args({"uart": 6}), log_dir=tmp_path) as b:
         said = _wait_quiet_line(log, "USART3")
         assert "the console (the PTY) is USART6" in said, said
         assert "(board file: console: {uart: 3})" in said, said
