@@ -3,9 +3,11 @@
 Cases: clean (identical), 1% scattered single-bit errors, one lost 1 KiB chunk (everything
 after it shifted), 32-byte stale lines (an image received by DMA in 1 KiB packets into one
 cached buffer: 2% of the 32-byte lines of each packet read back with the previous packet's
-bytes). For each: the best of N runs of ``rig.diff.analyze`` in process, the best of N runs of
-``rig diff --json`` as a process (which adds Python start-up), and ``cmp -l`` writing every
-differing byte to a file (not to /dev/null: GNU cmp then stops at the first difference).
+bytes). For each: ``rig.diff.analyze`` in process and ``cmp -l`` writing every differing byte
+to a file (not to /dev/null: GNU cmp then stops at the first difference), run in turns, N
+times each, and the median of each (the brief: side by side in one run, medians; best-of
+figures flattered ``cmp -l``'s process start-up, whose spread is 2x on this machine), and
+``rig diff --json`` as a process (which adds Python start-up), its median.
 Each figure is printed beside its goal (issue 18): analyze() under a tenth of ``cmp -l``
 on every case, and ``rig diff`` on the clean pair within 150 ms.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,14 +76,20 @@ def _met(value: float, goal: float) -> str:
     return "met" if value <= goal else "NOT met"
 
 
-def best_of(n: int, fn: Callable[[], object]) -> float:
-    """Best wall time of ``n`` runs, in seconds."""
-    times = []
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def medians(n: int, *fns: Callable[[], object]) -> list[float]:
+    """The median wall time (s) of each of ``fns``, run in turns ``n`` times (one noisy
+    stretch of the machine slows all of them, not one)."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for out, fn in zip(times, fns, strict=True):
+            out.append(_timed(fn))
+    return [statistics.median(t) for t in times]
 
 
 def _run_to_file(cmd: list[str], path: Path) -> None:
@@ -91,12 +100,12 @@ def _run_to_file(cmd: list[str], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5, help="runs per figure (best is printed)")
+    ap.add_argument("--repeat", type=int, default=15, help="runs per figure (the median is printed)")
     args = ap.parse_args(argv)
     layout = load_board().layout(False)
     cmp = shutil.which("cmp")
     rig_cmd = [sys.executable, "-m", "rig.cli", "diff"]
-    print(f"diff + diagnose of {SIZE // 1024} KiB, best of {args.repeat} (ms)")
+    print(f"diff + diagnose of {SIZE // 1024} KiB, medians of {args.repeat} runs in turns (ms)")
     print(
         f"{'case':<21}{'differing':>10}{'analyze()':>11}{'cmp -l':>9}{'analyze/cmp':>13}{'goal':>6}{'':<9}"
         f"{'rig diff':>10}  diagnosis"
@@ -107,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             e_path.write_bytes(exp)
             a_path.write_bytes(act)
             res = analyze(exp, act, BASE, layout)
-            t_an = best_of(args.repeat, partial(analyze, exp, act, BASE, layout))
+            run_analyze = partial(analyze, exp, act, BASE, layout)
             cli = [*rig_cmd, str(e_path), str(a_path), "--base", hex(BASE), "--json"]
-            t_cli = best_of(
-                args.repeat if name == "clean" else max(1, args.repeat // 2),
+            (t_cli,) = medians(
+                args.repeat if name == "clean" else max(1, args.repeat // 3),
                 partial(subprocess.run, cli, stdout=subprocess.DEVNULL, timeout=300, check=False),
             )
             cli_txt = f"{t_cli * 1e3:.1f}"
@@ -119,11 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             if cmp:
                 # to a real file: GNU cmp stops at the first difference when stdout is /dev/null
                 cmp_cmd = [cmp, "-l", str(e_path), str(a_path)]
-                t_cmp = best_of(args.repeat, partial(_run_to_file, cmp_cmd, Path(tmp) / "cmp.txt"))
+                run_cmp = partial(_run_to_file, cmp_cmd, Path(tmp) / "cmp.txt")
+                t_an, t_cmp = medians(args.repeat, run_analyze, run_cmp)
                 ratio = f"{t_an / t_cmp:.3f}"
                 met = _met(t_an / t_cmp, RATIO_GOAL)
                 cmp_txt = f"{t_cmp * 1e3:.1f}"
             else:
+                (t_an,) = medians(args.repeat, run_analyze)
                 cmp_txt, ratio, met = "n/a", "n/a", "n/a"
             print(
                 f"{name:<21}{res.diff.differing:>10}{t_an * 1e3:>11.2f}{cmp_txt:>9}{ratio:>13}"
