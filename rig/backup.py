@@ -327,6 +327,6 @@ def boot_check(
 
         seconds, tail = time.monotonic() - t0, console.text(mark)[-2000:]
         return BootCheck(
-            False, expected, seconds, tail=tail, hint=console_silence_hint(probe, None, console_uart)
+            False, expected, seconds, tail=tail, hint=console_silence_hint(probe, None, console_uart, tail)
         )
     return BootCheck(True, expected, time.monotonic() - t0, line=m.group(0).strip())

@@ -395,11 +395,13 @@ class Bench:
 
         return no_connection_hint(self.probe, transport)
 
-    def console_silence_hint(self) -> str:
-        """Why the console did not show what the rig waited for (rig/hil_failure.py)."""
+    def console_silence_hint(self, since: int | None = None) -> str:
+        """Why the console showed nothing since ``since`` (a mark) while the rig waited
+        (rig/hil_failure.py); "" if it showed something."""
         from rig.hil_failure import console_silence_hint
 
-        return console_silence_hint(self.probe, self.target, self.spec.console.uart)
+        heard = self.console.text(since) if since is not None else ""
+        return console_silence_hint(self.probe, self.target, self.spec.console.uart, heard)
 
     def _wait_for_entry(self, entry: int, timeout: float, ev: Evidence) -> bool:
         """Wait until the core stops at ``entry`` (True) or that will not happen: the board
@@ -601,7 +603,7 @@ class Bench:
                         "left running by the bootloader? an early fault?)",
                     )
         except ConsoleError as exc:
-            raise self._fail(ev, "app", str(exc) + self.console_silence_hint()) from exc
+            raise self._fail(ev, "app", str(exc) + self.console_silence_hint(mark)) from exc
         finally:
             ev.uart = self.console.text()[-20000:]
         return m.group(0)

@@ -138,11 +138,15 @@ def twin_said(target: object, marker: str) -> str | None:
     return said[-1].split("] ", 1)[-1]
 
 
-def console_silence_hint(probe: Probe, target: object, console_uart: int) -> str:
+def console_silence_hint(probe: Probe, target: object, console_uart: int, heard: str = "") -> str:
     """Why the console did not show what the rig waited for, as far as the registers tell
     (rig/console_hint.py, against the board file's ``console:``) and, on the twin, what it
     said about bytes sent on another U(S)ART (its log): "" if neither says anything, else
-    "; " and each sentence."""
+    "; " and each sentence. ``heard``: what the console showed meanwhile; a console that
+    showed anything works, and "" is returned (its silence is not the question then: a
+    bootloader that printed and never jumped does not need its U(S)ART named)."""
+    if heard.strip():
+        return ""
     from rig.console_hint import console_mismatch
 
     try:

@@ -268,7 +268,7 @@ class ConsoleLine(UpdateTrigger):
                 raise self._fail(
                     bench,
                     f"the board never printed what update.after waits for: {exc}"
-                    + bench.console_silence_hint(),
+                    + bench.console_silence_hint(self.mark),
                 ) from exc
         bench.console.send(line + "\n")
 

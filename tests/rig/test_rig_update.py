@@ -120,6 +120,7 @@ def fake_bench(update: UpdateSpec, *, control: bool = True, console: FakeConsole
     spec = replace(load_board(), update=update)
     bench = SimpleNamespace(spec=spec, target=target, console=console or FakeConsole(), evidence=None)
     bench._fail = lambda ev, phase, msg, hint=None: PhaseFailure(phase, msg, hint=hint)
+    bench.console_silence_hint = lambda since=None: ""  # Bench's: registers through the probe
     return bench, calls
 
 

@@ -213,19 +213,24 @@ def test_the_silence_hint_joins_registers_and_log() -> None:
     # a probe error is caught: the log alone still speaks
     assert console_silence_hint(cast(Probe, FakeProbe()), twin, 3).startswith("; the twin says: USART6")
     assert console_silence_hint(cast(Probe, FakeProbe()), None, 3) == ""
+    # a console that showed something works: its U(S)ART is not the question
+    assert console_silence_hint(probe, twin, 3, heard="BL: no valid app\r\n") == ""
+    assert console_silence_hint(probe, twin, 3, heard="\r\n").startswith("; USART6 is set up")
 
 
 # --------------------------------------------------------------------------- where the rig gives up
 
 
 class SilentConsole:
-    """A console on which nothing the rig waits for arrives."""
+    """A console that showed a line before the rig's mark and nothing after it."""
+
+    EARLIER = "BL 1.4 boot\n"
 
     def mark(self) -> int:
-        return 0
+        return len(self.EARLIER)
 
     def text(self, since: int = 0) -> str:
-        return "BL 1.4 boot\n"
+        return self.EARLIER[since:]
 
     def expect(self, pattern: str, **_: Any) -> Any:
         raise ConsoleError(f"nothing matched /{pattern}/; last lines:\n(nothing)")
