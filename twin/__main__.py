@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the U(S)ART on the serial PTY, 1..8 or a name such as USART6 (default 3: the "
         "NUCLEO's ST-LINK virtual COM port; the board file's console: {uart: N})",
     )
+    p.add_argument(
+        "--hold-reset",
+        action="store_true",
+        help="power on with NRST held low: the core runs (and prints) only after a pin reset "
+        "(the control port's reset) or the probe releases it, as a board whose reset button is "
+        "held while the host opens its console",
+    )
     p.add_argument("--probe-port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--control-port", type=int, default=0, help=argparse.SUPPRESS)
     try:
@@ -127,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=args.state,
         net_args=args,
         console_uart=args.console_uart,
+        hold_reset=args.hold_reset,
     )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -64,6 +64,8 @@ class BoardOptions:
     storage_fallback: bool = True
     #: the U(S)ART on the PTY (1..8; the NUCLEO's virtual COM port is USART3)
     console_uart: int = 3
+    #: NRST held low after power-on until a pin reset (control ``reset``) or the probe lets go
+    hold_reset: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,6 +144,8 @@ class Board:
             self.load(ram)
             m.reset(ResetKind.CORE, "power")
             m.reset_history.pop()
+        if self.opts.hold_reset:  # nothing runs (or prints) before the host lets NRST go
+            m.reset_held = True
 
     def start(self, probe_port: int = 0, control_port: int = 0) -> None:
         """Start the CPU thread, the PTY reader and the servers."""

@@ -74,7 +74,8 @@ def board(
     Everything is stopped on exit (twin process, console thread, server socket).
     """
     tmp_files: list[Path] = []
-    args: list[str] = ["--idle", "skip", "--load", f"{image(bootloader)}@0x08000000"]
+    # NRST held until _start's pin reset: nothing boots (and prints) before the console is open
+    args: list[str] = ["--idle", "skip", "--hold-reset", "--load", f"{image(bootloader)}@0x08000000"]
     out_dir = log_dir or BUILD / "twin-tests"
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, (data, addr) in enumerate(loads):
@@ -119,10 +120,10 @@ def _start(
         args = [*args, "--forward", f"192.168.1.10:5000=127.0.0.1:{port}"]
     target = start_twin(extra_args=args, log_path=out_dir / "twin.log")
     stack.callback(target.stop)
-    # The twin runs as soon as it starts, and opening a serial port discards what was
-    # buffered: attach the console, reset the board (pin reset), and only then start
-    # the OTA server, so the whole boot log is seen and no session is cut by the reset.
-    # (The board cannot do anything destructive before: no server means no update.)
+    # The twin starts with NRST held (--hold-reset), and opening a serial port discards what
+    # was buffered: attach the console, release the board (pin reset), and only then start
+    # the OTA server, so the whole boot log is seen, nothing of a boot before it (a quick
+    # first boot used to print its APP READY before the pulse), and no session is cut.
     console = stack.enter_context(Console(target.serial_port))
     target.control("reset")
     server = None
