@@ -10,6 +10,7 @@ Owns: the wording of those failures. Must not touch: the session, the flash (rea
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from rig.board_spec import WincSpec
@@ -122,8 +123,10 @@ def wiring_said(target: object) -> str | None:
 def console_said(target: object) -> str | None:
     """The twin's last word on the console's U(S)ART (a log line naming the board file's
     ``console:`` key: bytes sent on a U(S)ART that is not the console, with nothing on its
-    pins), or None (a real board, or nothing said)."""
-    return twin_said(target, "(board file: console:")
+    pins), or None (a real board, or nothing said). The device's name the twin's log puts
+    before it ("usart6: USART6 transmitted ...") is left out."""
+    said = twin_said(target, "(board file: console:")
+    return re.sub(r"^u(?:s)?art\d: ", "", said) if said is not None else None
 
 
 def twin_said(target: object, marker: str) -> str | None:

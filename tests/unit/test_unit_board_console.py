@@ -34,7 +34,7 @@ CONSOLE_ON_USART3 = {RCC_APB1ENR: 1 << 18, USART3: UE_TE | 0x4, USART3 + BRR: 0x
 #: a custom board's firmware logging on USART6 (USART6EN in APB2ENR, bit 5) and nothing on USART3
 CONSOLE_ON_USART6 = {RCC_APB2ENR: 1 << 5, USART6: UE_TE, USART6 + BRR: 0x8B}
 TWIN_LINE = (
-    '[twin   812 ms] USART6 transmitted 24 bytes ("BL 1.4 boot...") with nothing on its pins: the '
+    '[twin   812 ms] usart6: USART6 transmitted 24 bytes ("BL 1.4 boot...") with nothing on its pins: the '
     "console (the PTY) is USART3; is the firmware's console on USART6? (board file: console: {uart: 6})"
 )
 
@@ -174,7 +174,7 @@ class FakeTwin:
 def test_the_twin_s_last_word_on_the_console() -> None:
     older = TWIN_LINE.replace("USART6", "UART7").replace("uart: 6", "uart: 7")
     twin = FakeTwin(older, "[twin 900 ms] boot", TWIN_LINE, "[twin 950 ms] other")
-    assert console_said(twin) == TWIN_LINE.split("] ", 1)[1]
+    assert console_said(twin) == TWIN_LINE.split("] usart6: ", 1)[1]  # without the stamp and device name
     assert console_said(FakeTwin("[twin 1 ms] nothing")) is None
     assert console_said(object()) is None  # a real board has no log
 
