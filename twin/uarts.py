@@ -64,6 +64,14 @@ INSTANCES: dict[int, UartInstance] = {
     )
 }
 CONSOLE_DEFAULT = 3
+#: where the host's serial line meets the console: (TX pin, RX pin, alternate function).
+#: USART3: PD8/PD9, AF7, the ST-LINK's virtual COM port on the NUCLEO-F767ZI (UM1974);
+#: USART6: PG14/PG9, AF8, the NUCLEO-144's Arduino D1/D0 (a USB-serial adapter there). The
+#: other instances have no pins of their own on the NUCLEO: not checked.
+CONSOLE_PINS: dict[int, tuple[tuple[str, int], tuple[str, int], int]] = {
+    3: (("gpiod", 8), ("gpiod", 9), 7),
+    6: (("gpiog", 14), ("gpiog", 9), 8),
+}
 
 
 def parse_console(value: str) -> int:
@@ -94,9 +102,58 @@ def build(console: int = CONSOLE_DEFAULT, pty: bool = True) -> list[Usart]:
         )
         if inst.number != console:
             dev.on_tx = QuietLine(dev, inst, INSTANCES[console]).sent
+        elif console in CONSOLE_PINS:
+            pins = ConsolePins(dev, inst, *CONSOLE_PINS[console])
+            dev.tx_pin_ok, dev.rx_pin_ok = pins.tx_ok, pins.rx_ok
         out.append(dev)
     out.sort(key=lambda d: d.name != INSTANCES[console].name.lower())
     return out
+
+
+class ConsolePins:
+    """The console's TX and RX pins must be in the alternate function that routes them to the
+    USART, as on the board: otherwise what the USART sends never reaches the host (and what
+    the host sends never reaches RDR). Said once each in the twin's log, with the fix."""
+
+    def __init__(
+        self, dev: Usart, inst: UartInstance, tx: tuple[str, int], rx: tuple[str, int], af: int
+    ) -> None:
+        self.dev, self.inst, self.tx, self.rx, self.af = dev, inst, tx, rx, af
+        self.said: set[str] = set()
+
+    def tx_ok(self) -> bool:
+        """The TX pin routed now (each byte the USART sends asks)."""
+        return self._routed("TX", self.tx)
+
+    def rx_ok(self) -> bool:
+        """The RX pin routed now (each byte the host sends asks)."""
+        return self._routed("RX", self.rx)
+
+    def _routed(self, what: str, pin: tuple[str, int]) -> bool:
+        services = self.dev.services
+        try:
+            gpio = services.device(pin[0]) if services is not None else None
+        except KeyError:
+            gpio = None
+        regs = getattr(gpio, "regs", None)
+        if regs is None:  # no GPIO model (unit tests): nothing to check
+            return True
+        n = pin[1]
+        mode = regs.get(0x00, 0) >> (2 * n) & 3
+        af = regs.get(0x20 + 4 * (n // 8), 0) >> (4 * (n % 8)) & 0xF
+        if mode == 2 and af == self.af:
+            return True
+        if what not in self.said and services is not None:
+            self.said.add(what)
+            name = f"P{pin[0][-1].upper()}{n}"
+            now = ("input", "output", f"alternate function {af}", "analog")[mode]
+            services.log(
+                f"{self.inst.name} {what} is {name}, which is {now}, not alternate function "
+                f"{self.af}: {'nothing it sends reaches' if what == 'TX' else 'nothing reaches it from'} "
+                f"the host's serial line, as on the board (set {name} to AF{self.af}, "
+                f"GPIO_AF{self.af}_{self.inst.name})"
+            )
+        return False
 
 
 class QuietLine:

@@ -82,6 +82,10 @@ class Usart(Device):
         self.gate = ClockGate(self, *clock)
         self.apb, self.kernel_select = apb, kernel_select
         self.on_tx: Callable[[int], None] | None = None  # each byte that left the transmitter
+        #: whether the TX / RX pin the host's line is wired to is routed to this USART now
+        #: (None: always; twin/uarts.py's ConsolePins for the console)
+        self.tx_pin_ok: Callable[[], bool] | None = None
+        self.rx_pin_ok: Callable[[], bool] | None = None
         self.tx_log = bytearray()  # everything transmitted (bounded)
         self._pending = bytearray()  # transmitted, not yet written to the PTY (_emit)
         self.rx_dropped = 0
@@ -294,7 +298,7 @@ class Usart(Device):
             del self.tx_log[: 1 << 19]
         if self.on_tx is not None:
             self.on_tx(byte)
-        if self.master_fd is not None:
+        if self.master_fd is not None and (self.tx_pin_ok is None or self.tx_pin_ok()):
             # one write per line or burst instead of per character (a syscall and a wake-up
             # of the reader each): flushed at a newline, at 256 bytes, and whenever the
             # transmitter falls idle (_tx_done with nothing queued), so the host never
@@ -342,6 +346,8 @@ class Usart(Device):
         byte = self._rxq.popleft()
         if not (self.cr1 & CR1_UE and self.cr1 & CR1_RE):
             self.rx_dropped += 1
+        elif self.rx_pin_ok is not None and not self.rx_pin_ok():
+            self.rx_dropped += 1  # the host's line ends at a pin not routed to the USART
         elif self.isr & ISR_RXNE:
             if not self.cr3 & CR3_OVRDIS:
                 self.isr |= ISR_ORE

@@ -150,6 +150,19 @@ reset:
     ldr r1, [r0]
     orr r1, r1, #0x40000
     str r1, [r0]
+    ldr r0, =0x40023830         @ RCC_AHB1ENR.GPIODEN
+    ldr r1, [r0]
+    orr r1, r1, #0x8
+    str r1, [r0]
+    ldr r0, =0x40020C00         @ GPIOD: PD8/PD9 (the ST-LINK's VCP) in alternate function 7
+    ldr r1, [r0]
+    bic r1, r1, #0xF0000
+    orr r1, r1, #0xA0000        @ MODER8/9 = 10b
+    str r1, [r0]
+    ldr r1, [r0, #0x24]
+    bic r1, r1, #0xFF
+    orr r1, r1, #0x77           @ AFRH8/9 = 7
+    str r1, [r0, #0x24]
     ldr r0, =0x40004800         @ USART3
     ldr r1, =139                @ 115200 baud at 16 MHz
     str r1, [r0, #0x0C]

@@ -201,3 +201,61 @@ def test_console_uart_values() -> None:
         [sys.executable, "-m", "twin", "--console-uart", "USART9"], capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 2 and "--console-uart" in run.stderr and "6 (USART6)" in run.stderr
+
+
+def _read_pty(fd: int) -> bytes:
+    import os
+    import select
+
+    out = b""
+    while select.select([fd], [], [], 0.05)[0]:
+        out += os.read(fd, 4096)
+    return out
+
+
+@pytest.mark.parametrize(("console", "port", "tx", "rx", "af"), [(3, "d", 8, 9, 7), (6, "g", 14, 9, 8)])
+def test_the_console_pins_must_be_routed_to_the_usart(
+    console: int, port: str, tx: int, rx: int, af: int
+) -> None:
+    """PD8/PD9 AF7 (the NUCLEO's ST-LINK VCP) or PG14/PG9 AF8 (Arduino D1/D0) for USART6:
+    a pin in another mode or alternate function cuts the host's line, as on the board."""
+    from twin.periph.gpio import Gpio
+
+    sv = ServicesDouble()
+    rcc = Rcc()
+    uarts = {u.name: u for u in build(console, pty=True)}
+    name = "usart3" if console == 3 else "usart6"
+    u, gpio = uarts[name], Gpio(port)
+    sv.add(rcc, gpio, *uarts.values())
+    try:
+        _clock(rcc, name)
+        rcc.write(AHB1ENR, 4, rcc.read(AHB1ENR, 4) | 1 << "abcdefghijk".index(port))
+        u.write(BRR, 4, 139)
+        u.write(CR1, 4, UE_RE_TE)
+        _send(sv, u, b"lost\n")  # pins still inputs: the USART sends, nothing reaches the host
+        assert bytes(u.tx_log) == b"lost\n" and _read_pty(u.slave_fd) == b""
+        said = [line for line in sv.logs if f"TX is P{port.upper()}{tx}" in line]
+        assert len(said) == 1 and f"not alternate function {af}" in said[0] and f"AF{af}" in said[0], sv.logs
+        gpio.write(0x00, 4, 1 << (2 * tx))  # TX pin an output: still not the USART's
+        _send(sv, u, b"still lost\n")
+        assert _read_pty(u.slave_fd) == b""
+        afr = 0x20 + 4 * (tx // 8)
+        gpio.write(0x00, 4, 2 << (2 * tx))
+        gpio.write(afr, 4, (af ^ 1) << (4 * (tx % 8)))  # the wrong alternate function
+        _send(sv, u, b"wrong af\n")
+        assert _read_pty(u.slave_fd) == b""
+        gpio.write(afr, 4, af << (4 * (tx % 8)))
+        _send(sv, u, b"hello\n")
+        assert _read_pty(u.slave_fd) == b"hello\n"
+        u.inject_rx(b"x")  # RX pin still an input: the host's byte never reaches RDR
+        sv.advance(20 * u.frame_cycles())
+        assert not u.read(ISR, 4) & (1 << 5) and u.rx_dropped == 1
+        assert any(f"RX is P{port.upper()}{rx}" in line for line in sv.logs)
+        gpio.write(0x00, 4, gpio.read(0x00, 4) | 2 << (2 * rx))
+        gpio.write(0x20 + 4 * (rx // 8), 4, gpio.read(0x20 + 4 * (rx // 8), 4) | af << (4 * (rx % 8)))
+        u.inject_rx(b"y")
+        sv.advance(20 * u.frame_cycles())
+        assert u.read(ISR, 4) & (1 << 5) and u.read(0x24, 4) == ord("y")
+    finally:
+        for dev in uarts.values():
+            dev.close()
