@@ -3,7 +3,8 @@ NUCLEO as on the twin: read-only probe reads of RCC_APB1ENR/APB2ENR and each U(S
 and BRR, held against the board file's ``console:`` (USART3 without one). One probable
 cause is named: another U(S)ART is set up to transmit while the console's is not (the
 firmware logs on another instance than the board file says), or the console's own is not
-set up to transmit (its clock, CR1.UE or CR1.TE, whichever is missing). Only what the
+set up to transmit (its clock, CR1.UE or CR1.TE, whichever is missing), or it is but its
+TX pin is not routed to it (USART3's PD8 in AF7 on a NUCLEO, USART6's PG14 in AF8). Only what the
 registers show at that moment: firmware that has not reached its console set-up shows
 the second.
 
@@ -72,13 +73,44 @@ def uart_states(read32: Callable[[int], int]) -> dict[int, UartState]:
     return states
 
 
+#: the console's TX pin on a NUCLEO-F767ZI and its alternate function, by U(S)ART: USART3's
+#: PD8 (the ST-LINK's virtual COM port, UM1974), USART6's PG14 (Arduino D1); the same table
+#: as the twin's (twin/uarts.py: the rig never imports the twin)
+TX_PINS = {3: ("D", 8, 7), 6: ("G", 14, 8)}
+RCC_AHB1ENR = 0x40023830
+
+
+def tx_pin_unrouted(read32: Callable[[int], int], console_uart: int) -> str | None:
+    """A sentence if the console's TX pin (TX_PINS) is not in its alternate function, else
+    None (also for an instance without a known pin)."""
+    if console_uart not in TX_PINS:
+        return None
+    port, pin, af = TX_PINS[console_uart]
+    index = ord(port) - ord("A")
+    name = f"P{port}{pin}"
+    if not read32(RCC_AHB1ENR) >> index & 1:
+        now = f"not clocked (RCC_AHB1ENR.GPIO{port}EN is 0)"
+    else:
+        base = 0x40020000 + 0x400 * index
+        mode = read32(base) >> (2 * pin) & 3
+        got = read32(base + 0x20 + 4 * (pin // 8)) >> (4 * (pin % 8)) & 0xF
+        if mode == 2 and got == af:
+            return None
+        now = ("an input", "an output", f"in alternate function {got}", "analog")[mode]
+    uart = uart_name(console_uart)
+    return (
+        f"{uart} is set up to transmit but its TX pin {name} is {now}, not alternate function "
+        f"{af}: nothing it sends reaches the serial line (set {name} to AF{af}, GPIO_AF{af}_{uart})"
+    )
+
+
 def console_mismatch(read32: Callable[[int], int], console_uart: int) -> str | None:
     """A sentence naming why the console (U(S)ART ``console_uart``) stays silent, or None
-    when its U(S)ART is set up to transmit (see the module doc)."""
+    when its U(S)ART is set up to transmit on its pin (see the module doc)."""
     states = uart_states(read32)
     console = states[console_uart]
     if console.transmits:
-        return None
+        return tx_pin_unrouted(read32, console_uart)
     others = [s for s in states.values() if s.transmits and s.n != console_uart]
     if not others:
         return (

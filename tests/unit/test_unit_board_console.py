@@ -30,9 +30,25 @@ USART1, USART3, UART4, USART6 = 0x40011000, 0x40004800, 0x40004C00, 0x40011400
 BRR = 0x0C
 UE_TE = 0x9  # CR1: UE (bit 0) | TE (bit 3)
 #: the NUCLEO's console set up as the reference firmware does: USART3EN, UE | TE | RE, 115200 at 16 MHz
-CONSOLE_ON_USART3 = {RCC_APB1ENR: 1 << 18, USART3: UE_TE | 0x4, USART3 + BRR: 0x8B}
+AHB1ENR, GPIOD, GPIOG = 0x40023830, 0x40020C00, 0x40021800
+#: PD8/PD9 in alternate function 7 (MODER 10b, AFRH 7): the NUCLEO's VCP pins routed to USART3
+PD8_PD9_AF7 = {GPIOD: 0xA << 16, GPIOD + 0x24: 0x77}
+CONSOLE_ON_USART3 = {
+    RCC_APB1ENR: 1 << 18,
+    USART3: UE_TE | 0x4,
+    USART3 + BRR: 0x8B,
+    AHB1ENR: 1 << 3,
+    **PD8_PD9_AF7,
+}
 #: a custom board's firmware logging on USART6 (USART6EN in APB2ENR, bit 5) and nothing on USART3
-CONSOLE_ON_USART6 = {RCC_APB2ENR: 1 << 5, USART6: UE_TE, USART6 + BRR: 0x8B}
+CONSOLE_ON_USART6 = {
+    RCC_APB2ENR: 1 << 5,
+    USART6: UE_TE,
+    USART6 + BRR: 0x8B,
+    AHB1ENR: 1 << 6,
+    GPIOG: 2 << 28 | 2 << 18,  # PG14, PG9 alternate function
+    GPIOG + 0x24: 8 << 24 | 8 << 4,  # AF8
+}
 TWIN_LINE = (
     '[twin   812 ms] usart6: USART6 transmitted 24 bytes ("BL 1.4 boot...") with nothing on its pins: the '
     "console (the PTY) is USART3; is the firmware's console on USART6? (board file: console: {uart: 6})"
@@ -105,7 +121,8 @@ def test_the_console_set_up_to_transmit_says_nothing() -> None:
     assert console_mismatch(regs(CONSOLE_ON_USART3), 3) is None
     assert console_mismatch(regs(CONSOLE_ON_USART6), 6) is None
     # another U(S)ART transmitting as well (a second port) is no mismatch
-    assert console_mismatch(regs({**CONSOLE_ON_USART3, **CONSOLE_ON_USART6}), 3) is None
+    both = {**CONSOLE_ON_USART3, **CONSOLE_ON_USART6, AHB1ENR: 1 << 3 | 1 << 6}  # GPIOD and GPIOG clocked
+    assert console_mismatch(regs(both), 3) is None
 
 
 def test_another_uart_transmitting_names_it_and_the_key() -> None:
@@ -281,3 +298,23 @@ def test_boot_check_says_which_uart_the_firmware_drives() -> None:
     assert not check.ok and "; USART6 is set up to transmit" in check.summary()
     ok = boot_check(cast(Probe, FakeProbe(CONSOLE_ON_USART6)), console, banner="BL: ", console_uart=6)
     assert not ok.ok and ok.hint == ""
+
+
+def test_a_console_that_transmits_on_an_unrouted_pin_is_named() -> None:
+    """USART3 set up to transmit while PD8 is not in AF7 (the NUCLEO's VCP pin): nothing
+    reaches the ST-LINK, on the board as on the twin."""
+    from rig.console_hint import console_mismatch
+
+    cases = {
+        "an input, not alternate function 7": {**CONSOLE_ON_USART3, GPIOD: 0, GPIOD + 0x24: 0},
+        "in alternate function 8, not alternate function 7": {**CONSOLE_ON_USART3, GPIOD + 0x24: 0x88},
+        "not clocked (RCC_AHB1ENR.GPIODEN is 0)": {**CONSOLE_ON_USART3, AHB1ENR: 0},
+    }
+    for said, table in cases.items():
+        text = console_mismatch(regs(table), 3)
+        assert text is not None and "USART3 is set up to transmit but its TX pin PD8 is " + said in text, text
+        assert "(set PD8 to AF7, GPIO_AF7_USART3)" in text
+    assert console_mismatch(regs(CONSOLE_ON_USART3), 3) is None
+    assert console_mismatch(regs(CONSOLE_ON_USART6), 6) is None
+    text = console_mismatch(regs({**CONSOLE_ON_USART6, GPIOG + 0x24: 7 << 24}), 6)
+    assert text is not None and "PG14 is in alternate function 7, not alternate function 8" in text
