@@ -174,9 +174,7 @@ class _Builder:
             power=_power(board.power, self.source),
             update=build_update(board.update, regions, memory, ota, self.source),
             winc=WincSpec(**board.winc.model_dump()) if board.winc is not None else None,
-            console=ConsoleSpec(board.console.uart, given=True)
-            if board.console is not None
-            else ConsoleSpec(),
+            console=_console(board.console),
         )
 
     def memory(self, entries: dict[str, schema.MemoryEntry]) -> dict[str, MemoryRegion]:
@@ -430,3 +428,11 @@ def _lab_boards(nucleo: schema.NucleoTarget, server: Endpoint, builder: _Builder
             seen[key][value] = i
         boards.append(board)
     return tuple(boards)
+
+
+def _console(c: schema.ConsoleWiring | None) -> ConsoleSpec:
+    """``console:`` (None: absent, USART3) as a spec."""
+    if c is None:
+        return ConsoleSpec()
+    pins = (c.tx, c.rx, c.af) if c.tx is not None and c.rx is not None and c.af is not None else None
+    return ConsoleSpec(c.uart, given=True, pins=pins)

@@ -264,9 +264,29 @@ class WincWiring(_Strict):
 
 class ConsoleWiring(_Strict):
     """``console``: the U(S)ART the board's console is on (1, 2, 3, 6: USARTn; 4, 5, 7, 8:
-    UARTn); USART3, the NUCLEO's ST-LINK virtual COM port, by default."""
+    UARTn); USART3, the NUCLEO's ST-LINK virtual COM port, by default. ``tx``, ``rx`` and
+    ``af`` (together): the pins the host's serial line meets and their alternate function
+    (the datasheet's table); without them USART3's PD8/PD9 AF7 and USART6's PG14/PG9 AF8 are
+    checked, other instances' pins are not."""
 
     uart: Annotated[int, IntIn(1, 8)] = 3
+    tx: Pin | None = None
+    rx: Pin | None = None
+    af: Annotated[int, IntIn(0, 15)] | None = None
+
+    @model_validator(mode="after")
+    def _pins_together(self) -> ConsoleWiring:
+        keys = ("tx", "rx", "af")
+        given = [k for k in keys if getattr(self, k) is not None]
+        if given and len(given) < len(keys):
+            missing = [k for k in keys if k not in given]
+            raise invalid(
+                f"{' and '.join(given)} without {' and '.join(missing)}",
+                "tx, rx and af together (the console's pins and their alternate function)",
+            )
+        if self.tx is not None and self.tx == self.rx:
+            raise invalid(f"tx and rx are both {self.tx}", "two pins")
+        return self
 
 
 class TwinTarget(_Strict):

@@ -45,6 +45,24 @@ class ConsoleSpec:
 
     uart: int = DEFAULT_CONSOLE_UART
     given: bool = False
+    #: the board file's ``tx``, ``rx`` (``PC6``) and ``af``; None: the NUCLEO's (USART3,
+    #: USART6) or unchecked
+    pins: tuple[str, str, int] | None = None
+
+    @property
+    def tx_pin(self) -> tuple[str, int, int] | None:
+        """(port letter, pin, alternate function) of the TX pin the board file gives, or None."""
+        if self.pins is None:
+            return None
+        tx, _, af = self.pins
+        return tx[1], int(tx[2:]), af
+
+    def twin_pins_arg(self) -> str | None:
+        """The twin's ``--console-pins`` value (``tx=PC6,rx=PC7,af=8``), or None."""
+        if self.pins is None:
+            return None
+        tx, rx, af = self.pins
+        return f"tx={tx},rx={rx},af={af}"
 
     @property
     def name(self) -> str:

@@ -80,12 +80,15 @@ TX_PINS = {3: ("D", 8, 7), 6: ("G", 14, 8)}
 RCC_AHB1ENR = 0x40023830
 
 
-def tx_pin_unrouted(read32: Callable[[int], int], console_uart: int) -> str | None:
-    """A sentence if the console's TX pin (TX_PINS) is not in its alternate function, else
-    None (also for an instance without a known pin)."""
-    if console_uart not in TX_PINS:
+def tx_pin_unrouted(
+    read32: Callable[[int], int], console_uart: int, tx_pin: tuple[str, int, int] | None = None
+) -> str | None:
+    """A sentence if the console's TX pin (``tx_pin``: the board file's (port, pin, AF);
+    else TX_PINS) is not in its alternate function, else None (also for an instance
+    without a known pin)."""
+    if tx_pin is None and console_uart not in TX_PINS:
         return None
-    port, pin, af = TX_PINS[console_uart]
+    port, pin, af = tx_pin or TX_PINS[console_uart]
     index = ord(port) - ord("A")
     name = f"P{port}{pin}"
     if not read32(RCC_AHB1ENR) >> index & 1:
@@ -104,13 +107,16 @@ def tx_pin_unrouted(read32: Callable[[int], int], console_uart: int) -> str | No
     )
 
 
-def console_mismatch(read32: Callable[[int], int], console_uart: int) -> str | None:
-    """A sentence naming why the console (U(S)ART ``console_uart``) stays silent, or None
-    when its U(S)ART is set up to transmit on its pin (see the module doc)."""
+def console_mismatch(
+    read32: Callable[[int], int], console_uart: int, tx_pin: tuple[str, int, int] | None = None
+) -> str | None:
+    """A sentence naming why the console (U(S)ART ``console_uart``, its TX pin ``tx_pin``
+    if the board file gives it) stays silent, or None when its U(S)ART is set up to
+    transmit on its pin (see the module doc)."""
     states = uart_states(read32)
     console = states[console_uart]
     if console.transmits:
-        return tx_pin_unrouted(read32, console_uart)
+        return tx_pin_unrouted(read32, console_uart, tx_pin)
     others = [s for s in states.values() if s.transmits and s.n != console_uart]
     if not others:
         return (

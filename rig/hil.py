@@ -401,7 +401,8 @@ class Bench:
         from rig.hil_failure import console_silence_hint
 
         heard = self.console.text(since) if since is not None else ""
-        return console_silence_hint(self.probe, self.target, self.spec.console.uart, heard)
+        console = self.spec.console
+        return console_silence_hint(self.probe, self.target, console.uart, heard, console.tx_pin)
 
     def _wait_for_entry(self, entry: int, timeout: float, ev: Evidence) -> bool:
         """Wait until the core stops at ``entry`` (True) or that will not happen: the board

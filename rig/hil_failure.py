@@ -141,7 +141,13 @@ def twin_said(target: object, marker: str) -> str | None:
     return said[-1].split("] ", 1)[-1]
 
 
-def console_silence_hint(probe: Probe, target: object, console_uart: int, heard: str = "") -> str:
+def console_silence_hint(
+    probe: Probe,
+    target: object,
+    console_uart: int,
+    heard: str = "",
+    tx_pin: tuple[str, int, int] | None = None,
+) -> str:
     """Why the console did not show what the rig waited for, as far as the registers tell
     (rig/console_hint.py, against the board file's ``console:``) and, on the twin, what it
     said about bytes sent on another U(S)ART (its log): "" if neither says anything, else
@@ -153,7 +159,7 @@ def console_silence_hint(probe: Probe, target: object, console_uart: int, heard:
     from rig.console_hint import console_mismatch
 
     try:
-        seen = console_mismatch(probe.read32, console_uart)
+        seen = console_mismatch(probe.read32, console_uart, tx_pin)
     except ProbeError:
         seen = None
     said = console_said(target)

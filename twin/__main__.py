@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         "NUCLEO's ST-LINK virtual COM port; the board file's console: {uart: N})",
     )
     p.add_argument(
+        "--console-pins",
+        type=_console_pins,
+        default=None,
+        metavar="tx=PIN,rx=PIN,af=N",
+        help="the console's TX/RX pins and their alternate function, which must be set for the "
+        "PTY to carry its bytes (default: PD8/PD9 AF7 for USART3, PG14/PG9 AF8 for USART6, "
+        "others unchecked; the board file's console: {tx, rx, af})",
+    )
+    p.add_argument(
         "--hold-reset",
         action="store_true",
         help="power on with NRST held low: the core runs (and prints) only after a pin reset "
@@ -89,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _CliError(Exception):
     pass
+
+
+def _console_pins(value: str):
+    from twin.uarts import parse_pins
+
+    try:
+        return parse_pins(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _console_uart(value: str) -> int:
@@ -134,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=args.state,
         net_args=args,
         console_uart=args.console_uart,
+        console_pins=args.console_pins,
         hold_reset=args.hold_reset,
     )
     stop = threading.Event()

@@ -64,6 +64,8 @@ class BoardOptions:
     storage_fallback: bool = True
     #: the U(S)ART on the PTY (1..8; the NUCLEO's virtual COM port is USART3)
     console_uart: int = 3
+    #: its TX/RX pins and alternate function (twin.uarts.parse_pins); None: CONSOLE_PINS'
+    console_pins: tuple[tuple[str, int], tuple[str, int], int] | None = None
     #: NRST held low after power-on until a pin reset (control ``reset``) or the probe lets go
     hold_reset: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
@@ -84,7 +86,7 @@ class Board:
         m.add_device(self.flash)
         if opts.state_dir:
             self.flash.load_state(opts.state_dir)
-        self.uarts = uarts.build(opts.console_uart, pty=opts.pty)
+        self.uarts = uarts.build(opts.console_uart, pty=opts.pty, pins=opts.console_pins)
         self.usart = self.uarts[0]  # the console
         m.console = self.usart.name  # the control port's uart_log reads it by default
         for dev in self.uarts:

@@ -15,6 +15,7 @@ Owns: the instance table and the quiet-line notice. Must not touch: a USART's re
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from twin.usart import Usart
@@ -67,7 +68,8 @@ CONSOLE_DEFAULT = 3
 #: where the host's serial line meets the console: (TX pin, RX pin, alternate function).
 #: USART3: PD8/PD9, AF7, the ST-LINK's virtual COM port on the NUCLEO-F767ZI (UM1974);
 #: USART6: PG14/PG9, AF8, the NUCLEO-144's Arduino D1/D0 (a USB-serial adapter there). The
-#: other instances have no pins of their own on the NUCLEO: not checked.
+#: other instances have no pins of their own on the NUCLEO: checked only where
+#: ``--console-pins`` (the board file's ``console: {tx, rx, af}``) gives them.
 CONSOLE_PINS: dict[int, tuple[tuple[str, int], tuple[str, int], int]] = {
     3: (("gpiod", 8), ("gpiod", 9), 7),
     6: (("gpiog", 14), ("gpiog", 9), 8),
@@ -84,10 +86,29 @@ def parse_console(value: str) -> int:
     raise ValueError(f"--console-uart {value!r}: one of {names}")
 
 
-def build(console: int = CONSOLE_DEFAULT, pty: bool = True) -> list[Usart]:
-    """All eight, the ``console`` one on a PTY (if ``pty``); the console first."""
+Pins = tuple[tuple[str, int], tuple[str, int], int]
+
+
+def parse_pins(value: str) -> Pins:
+    """``--console-pins tx=PC6,rx=PC7,af=8``: the console's TX and RX pins and their
+    alternate function (the board file's ``console: {tx, rx, af}``)."""
+    fields = dict(part.split("=", 1) for part in value.replace(" ", "").split(",") if "=" in part)
+    m_tx = re.fullmatch(r"P([A-K])(1[0-5]|[0-9])", fields.get("tx", "").upper())
+    m_rx = re.fullmatch(r"P([A-K])(1[0-5]|[0-9])", fields.get("rx", "").upper())
+    af = fields.get("af", "")
+    if set(fields) != {"tx", "rx", "af"} or not (m_tx and m_rx and af.isdigit() and int(af) <= 15):
+        raise ValueError(f"--console-pins {value!r}: tx=PIN,rx=PIN,af=N, e.g. tx=PC6,rx=PC7,af=8")
+    tx = (f"gpio{m_tx.group(1).lower()}", int(m_tx.group(2)))
+    rx = (f"gpio{m_rx.group(1).lower()}", int(m_rx.group(2)))
+    return tx, rx, int(af)
+
+
+def build(console: int = CONSOLE_DEFAULT, pty: bool = True, pins: Pins | None = None) -> list[Usart]:
+    """All eight, the ``console`` one on a PTY (if ``pty``) whose line meets ``pins`` (by
+    default CONSOLE_PINS'; none: not checked); the console first."""
     if console not in INSTANCES:
         raise ValueError(f"console U(S)ART {console}: 1..8")
+    pins = pins or CONSOLE_PINS.get(console)
     out = []
     for inst in INSTANCES.values():
         dev = Usart(
@@ -102,9 +123,9 @@ def build(console: int = CONSOLE_DEFAULT, pty: bool = True) -> list[Usart]:
         )
         if inst.number != console:
             dev.on_tx = QuietLine(dev, inst, INSTANCES[console]).sent
-        elif console in CONSOLE_PINS:
-            pins = ConsolePins(dev, inst, *CONSOLE_PINS[console])
-            dev.tx_pin_ok, dev.rx_pin_ok = pins.tx_ok, pins.rx_ok
+        elif pins is not None:
+            check = ConsolePins(dev, inst, *pins)
+            dev.tx_pin_ok, dev.rx_pin_ok = check.tx_ok, check.rx_ok
         out.append(dev)
     out.sort(key=lambda d: d.name != INSTANCES[console].name.lower())
     return out

@@ -253,6 +253,9 @@ def board_args(spec: BoardSpec) -> list[str]:
         args += ["--winc-wiring", spec.winc.twin_arg()]
     if spec.console.given:
         args += ["--console-uart", spec.console.twin_arg()]
+    pins = spec.console.twin_pins_arg()
+    if pins is not None:
+        args += ["--console-pins", pins]
     return args
 
 

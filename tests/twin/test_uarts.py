@@ -14,7 +14,7 @@ from twin.board import Board, BoardOptions
 from twin.periph.dma import Dma1, Dma2
 from twin.periph.rcc import Rcc
 from twin.testing import RAM_BASE, RamPort, ServicesDouble
-from twin.uarts import build, parse_console
+from twin.uarts import build, parse_console, parse_pins
 from twin.usart import Usart
 
 # name: (base, IRQ, RCC enable register offset, bit)
@@ -201,6 +201,14 @@ def test_console_uart_values() -> None:
         [sys.executable, "-m", "twin", "--console-uart", "USART9"], capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 2 and "--console-uart" in run.stderr and "6 (USART6)" in run.stderr
+    assert parse_pins("tx=pc6, rx=PC7, af=8") == (("gpioc", 6), ("gpioc", 7), 8)
+    for bad in ("tx=PC6,rx=PC7", "tx=PC16,rx=PC7,af=8", "tx=PC6,rx=PC7,af=16", "tx=PC6,rx=PC7,af=8,cts=PC8"):
+        with pytest.raises(ValueError, match="tx=PIN,rx=PIN,af=N"):
+            parse_pins(bad)
+    run = subprocess.run(
+        [sys.executable, "-m", "twin", "--console-pins", "tx=PC6"], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2 and "tx=PIN,rx=PIN,af=N" in run.stderr
 
 
 def _read_pty(fd: int) -> bytes:
@@ -213,18 +221,22 @@ def _read_pty(fd: int) -> bytes:
     return out
 
 
-@pytest.mark.parametrize(("console", "port", "tx", "rx", "af"), [(3, "d", 8, 9, 7), (6, "g", 14, 9, 8)])
+@pytest.mark.parametrize(
+    ("console", "port", "tx", "rx", "af", "given"),
+    [(3, "d", 8, 9, 7, None), (6, "g", 14, 9, 8, None), (7, "e", 8, 7, 8, "tx=PE8,rx=PE7,af=8")],
+)
 def test_the_console_pins_must_be_routed_to_the_usart(
-    console: int, port: str, tx: int, rx: int, af: int
+    console: int, port: str, tx: int, rx: int, af: int, given: str | None
 ) -> None:
-    """PD8/PD9 AF7 (the NUCLEO's ST-LINK VCP) or PG14/PG9 AF8 (Arduino D1/D0) for USART6:
-    a pin in another mode or alternate function cuts the host's line, as on the board."""
+    """PD8/PD9 AF7 (the NUCLEO's ST-LINK VCP) or PG14/PG9 AF8 (Arduino D1/D0) for USART6, or
+    the pins ``--console-pins`` gives (the board file's): a pin in another mode or alternate
+    function cuts the host's line, as on the board."""
     from twin.periph.gpio import Gpio
 
     sv = ServicesDouble()
     rcc = Rcc()
-    uarts = {u.name: u for u in build(console, pty=True)}
-    name = "usart3" if console == 3 else "usart6"
+    uarts = {u.name: u for u in build(console, pty=True, pins=parse_pins(given) if given else None)}
+    name = {3: "usart3", 6: "usart6", 7: "uart7"}[console]
     u, gpio = uarts[name], Gpio(port)
     sv.add(rcc, gpio, *uarts.values())
     try:

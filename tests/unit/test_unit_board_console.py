@@ -106,12 +106,25 @@ def test_an_empty_console_is_usart3_said_to_the_twin(raw: dict[str, Any]) -> Non
         ({"uart": True}, "console.uart", "True"),
         ({"usart": 6}, "console.usart", "unknown key"),
         (6, "console", "a mapping"),
+        ({"uart": 7, "tx": "PE8"}, "console", "tx without rx and af"),
+        ({"uart": 7, "tx": "PE8", "rx": "PE8", "af": 8}, "console", "tx and rx are both PE8"),
+        ({"uart": 7, "tx": "PE8", "rx": "PE7", "af": 16}, "console.af", "0..15"),
+        ({"uart": 7, "tx": "PE18", "rx": "PE7", "af": 8}, "console.tx", "PA0..PK15"),
     ],
 )
 def test_a_bad_console_names_the_key(raw: dict[str, Any], console: Any, key: str, text: str) -> None:
     with pytest.raises(ConfigError) as err:
         _with(raw, console)
     assert err.value.key_path == key and text in str(err.value)
+
+
+def test_the_console_pins_reach_the_twin_and_the_hint(raw: dict[str, Any]) -> None:
+    spec = _with(raw, {"uart": 7, "tx": "pe8", "rx": "PE7", "af": 8})
+    assert spec.console.pins == ("PE8", "PE7", 8) and spec.console.tx_pin == ("E", 8, 8)
+    args = board_args(spec)
+    assert args[args.index("--console-pins") + 1] == "tx=PE8,rx=PE7,af=8"
+    assert "--console-pins" not in board_args(_with(raw, {"uart": 6}))
+    assert _with(raw, {"uart": 6}).console.tx_pin is None  # the NUCLEO's, known to the hint
 
 
 # --------------------------------------------------------------------------- the registers
@@ -318,3 +331,18 @@ def test_a_console_that_transmits_on_an_unrouted_pin_is_named() -> None:
     assert console_mismatch(regs(CONSOLE_ON_USART6), 6) is None
     text = console_mismatch(regs({**CONSOLE_ON_USART6, GPIOG + 0x24: 7 << 24}), 6)
     assert text is not None and "PG14 is in alternate function 7, not alternate function 8" in text
+
+
+def test_the_board_files_tx_pin_is_the_one_checked() -> None:
+    """UART7 on PE8 (AF8) as the board file says: its pin, not a table's, is read."""
+    uart7 = {RCC_APB1ENR: 1 << 30, 0x40007800: UE_TE, AHB1ENR: 1 << 4}
+    gpioe = 0x40021000
+    routed = {**uart7, gpioe: 2 << 16, gpioe + 0x24: 8}
+    assert console_mismatch(regs(routed), 7, ("E", 8, 8)) is None
+    assert console_mismatch(regs(uart7), 7) is None  # no pin known: not checked
+    text = console_mismatch(regs({**routed, gpioe + 0x24: 7}), 7, ("E", 8, 8))
+    assert (
+        text is not None
+        and "UART7 is set up to transmit but its TX pin PE8 is in alternate function 7" in text
+    )
+    assert "(set PE8 to AF8, GPIO_AF8_UART7)" in text
