@@ -15,9 +15,9 @@ Owns: the instance table and the quiet-line notice. Must not touch: a USART's re
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from twin.periph.gpio import parse_pin, pin_function, pin_name
 from twin.usart import Usart
 
 #: RCC's APB1ENR and APB2ENR offsets
@@ -93,14 +93,13 @@ def parse_pins(value: str) -> Pins:
     """``--console-pins tx=PC6,rx=PC7,af=8``: the console's TX and RX pins and their
     alternate function (the board file's ``console: {tx, rx, af}``)."""
     fields = dict(part.split("=", 1) for part in value.replace(" ", "").split(",") if "=" in part)
-    m_tx = re.fullmatch(r"P([A-K])(1[0-5]|[0-9])", fields.get("tx", "").upper())
-    m_rx = re.fullmatch(r"P([A-K])(1[0-5]|[0-9])", fields.get("rx", "").upper())
     af = fields.get("af", "")
-    if set(fields) != {"tx", "rx", "af"} or not (m_tx and m_rx and af.isdigit() and int(af) <= 15):
-        raise ValueError(f"--console-pins {value!r}: tx=PIN,rx=PIN,af=N, e.g. tx=PC6,rx=PC7,af=8")
-    tx = (f"gpio{m_tx.group(1).lower()}", int(m_tx.group(2)))
-    rx = (f"gpio{m_rx.group(1).lower()}", int(m_rx.group(2)))
-    return tx, rx, int(af)
+    try:
+        if set(fields) != {"tx", "rx", "af"} or not (af.isdigit() and int(af) <= 15):
+            raise ValueError
+        return parse_pin(fields["tx"]), parse_pin(fields["rx"]), int(af)
+    except ValueError:
+        raise ValueError(f"--console-pins {value!r}: tx=PIN,rx=PIN,af=N, e.g. tx=PC6,rx=PC7,af=8") from None
 
 
 def build(console: int = CONSOLE_DEFAULT, pty: bool = True, pins: Pins | None = None) -> list[Usart]:
@@ -159,14 +158,12 @@ class ConsolePins:
         regs = getattr(gpio, "regs", None)
         if regs is None:  # no GPIO model (unit tests): nothing to check
             return True
-        n = pin[1]
-        mode = regs.get(0x00, 0) >> (2 * n) & 3
-        af = regs.get(0x20 + 4 * (n // 8), 0) >> (4 * (n % 8)) & 0xF
+        mode, af = pin_function(regs, pin[1])
         if mode == 2 and af == self.af:
             return True
         if what not in self.said and services is not None:
             self.said.add(what)
-            name = f"P{pin[0][-1].upper()}{n}"
+            name = pin_name(*pin)
             now = ("input", "output", f"alternate function {af}", "analog")[mode]
             services.log(
                 f"{self.inst.name} {what} is {name}, which is {now}, not alternate function "

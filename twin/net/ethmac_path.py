@@ -37,6 +37,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from twin.net.ethmac_coe import ETHERTYPE_VLAN, check_rx, fcs, hash_index
+from twin.periph.gpio import pin_function, pin_name
 
 if TYPE_CHECKING:
     from twin.net.ethmac import EthMac
@@ -81,10 +82,8 @@ class MacPath:
             regs = getattr(self.mac.device(port), "regs", None)
             if regs is None:
                 continue
-            mode = regs.get(0x00, 0) >> (2 * pin) & 3
-            af = regs.get(0x20 + 4 * (pin // 8), 0) >> (4 * (pin % 8)) & 0xF
-            if mode != 2 or af != 11:
-                missing.append(f"P{port[-1].upper()}{pin}")
+            if pin_function(regs, pin) != (2, 11):
+                missing.append(pin_name(port, pin))
         return missing
 
     def _pins_ok(self, group: str) -> bool:

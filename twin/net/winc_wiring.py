@@ -10,10 +10,10 @@ Owns: parsing and checking a wiring. Must not touch: the module or the SPI (they
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass, field
 
 from twin.net.spi import INSTANCES
+from twin.periph.gpio import parse_pin
 
 #: the thread's shield
 DEFAULT_PINS: dict[str, tuple[str, int]] = {
@@ -22,7 +22,6 @@ DEFAULT_PINS: dict[str, tuple[str, int]] = {
     "reset_n": ("gpiof", 12),
     "chip_en": ("gpiof", 13),
 }
-_PIN = re.compile(r"P([A-K])(\d{1,2})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -36,14 +35,6 @@ class WincWiring:
         """The ``--winc-wiring`` form."""
         parts = [f"spi={self.spi}"] + [f"{k}=P{p[-1].upper()}{n}" for k, (p, n) in self.pins.items()]
         return ",".join(parts)
-
-
-def parse_pin(text: str) -> tuple[str, int]:
-    """``PD14`` → ("gpiod", 14); ValueError naming the form otherwise."""
-    m = _PIN.match(text.strip())
-    if not m or int(m.group(2)) > 15:
-        raise ValueError(f"{text!r} is not a pin: write PA0..PK15")
-    return f"gpio{m.group(1).lower()}", int(m.group(2))
 
 
 def parse_wiring(text: str) -> WincWiring:

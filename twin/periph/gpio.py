@@ -6,6 +6,7 @@ Owns: the ports' registers and pin levels. Must not touch: what is wired to a pi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from twin.periph.base import RegDevice
@@ -30,6 +31,30 @@ SPECIAL_RESET = {
 }
 # Board-level pull resistors: PC13 (user button B1) has an external pull-down.
 BOARD_PULLS: dict[str, dict[int, bool]] = {"c": {13: False}}
+
+
+_PIN = re.compile(r"P([A-K])(\d{1,2})$", re.IGNORECASE)
+
+
+def parse_pin(text: str) -> tuple[str, int]:
+    """``PD14`` → ("gpiod", 14); ValueError naming the form otherwise."""
+    m = _PIN.match(text.strip())
+    if not m or int(m.group(2)) > 15:
+        raise ValueError(f"{text!r} is not a pin: write PA0..PK15")
+    return f"gpio{m.group(1).lower()}", int(m.group(2))
+
+
+def pin_name(port: str, pin: int) -> str:
+    """("gpiod", 14) → ``PD14``."""
+    return f"P{port[-1].upper()}{pin}"
+
+
+def pin_function(regs: dict[int, int], pin: int) -> tuple[int, int]:
+    """(MODER's two bits, the AFRL/AFRH nibble) of ``pin`` in a port's registers: mode 2
+    with the AF number is a pin routed to a peripheral."""
+    mode = regs.get(MODER, 0) >> (2 * pin) & 3
+    af = regs.get(AFRL + 4 * (pin // 8), 0) >> (4 * (pin % 8)) & 0xF
+    return mode, af
 
 
 class Gpio(RegDevice):
