@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rig import gpio_regs as gpio
 from rig.board_wiring import uart_name
 
 RCC_APB1ENR = 0x40023840
@@ -77,7 +78,6 @@ def uart_states(read32: Callable[[int], int]) -> dict[int, UartState]:
 #: PD8 (the ST-LINK's virtual COM port, UM1974), USART6's PG14 (Arduino D1); the same table
 #: as the twin's (twin/uarts.py: the rig never imports the twin)
 TX_PINS = {3: ("D", 8, 7), 6: ("G", 14, 8)}
-RCC_AHB1ENR = 0x40023830
 
 
 def tx_pin_unrouted(
@@ -89,14 +89,12 @@ def tx_pin_unrouted(
     if tx_pin is None and console_uart not in TX_PINS:
         return None
     port, pin, af = tx_pin or TX_PINS[console_uart]
-    index = ord(port) - ord("A")
     name = f"P{port}{pin}"
-    if not read32(RCC_AHB1ENR) >> index & 1:
+    index, _ = gpio.parse(name)
+    if not gpio.clocked(read32, index):
         now = f"not clocked (RCC_AHB1ENR.GPIO{port}EN is 0)"
     else:
-        base = 0x40020000 + 0x400 * index
-        mode = read32(base) >> (2 * pin) & 3
-        got = read32(base + 0x20 + 4 * (pin // 8)) >> (4 * (pin % 8)) & 0xF
+        mode, got = gpio.mode(read32, index, pin), gpio.alternate(read32, index, pin)
         if mode == 2 and got == af:
             return None
         now = ("an input", "an output", f"in alternate function {got}", "analog")[mode]

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rig import gpio_regs as gpio
 from rig.board_spec import WincSpec
 
 RCC = 0x40023800
-AHB1ENR = 0x30
 #: SPIn → (CR1 address, RCC enable register offset, bit) (RM0410 memory map and RCC)
 SPIS = {
     1: (0x40013000, 0x44, 12),
@@ -27,16 +27,6 @@ SPIS = {
     6: (0x40015400, 0x44, 21),
 }
 SPE, MSTR = 1 << 6, 1 << 2
-MODES = ("input", "output", "alternate function", "analog")
-
-
-def _pin(name: str) -> tuple[int, int]:
-    """``PD14`` → (3, 14)."""
-    return ord(name[1]) - ord("A"), int(name[2:])
-
-
-def _gpio(port: int) -> int:
-    return 0x40020000 + 0x400 * port
 
 
 def wiring_mismatch(read32: Callable[[int], int], winc: WincSpec | None) -> str | None:
@@ -57,21 +47,20 @@ def wiring_mismatch(read32: Callable[[int], int], winc: WincSpec | None) -> str 
         )
     if w.spi not in running:
         return None
-    enabled = read32(RCC + AHB1ENR)
-    port, pin = _pin(w.cs)
-    if enabled >> port & 1:
-        mode = read32(_gpio(port)) >> (2 * pin) & 3
+    port, pin = gpio.parse(w.cs)
+    if gpio.clocked(read32, port):
+        mode = gpio.mode(read32, port, pin)
         if mode != 1:
             return (
-                f"SPI{w.spi} runs but the module's CS {w.cs} is not an output (GPIO{w.cs[1]}_MODER: {MODES[mode]}): "
+                f"SPI{w.spi} runs but the module's CS {w.cs} is not an output (GPIO{w.cs[1]}_MODER: {gpio.MODES[mode]}): "
                 "set winc.cs to the pin your firmware drives as chip select"
             )
     for name, field in (("RESET_N", w.reset_n), ("CHIP_EN", w.chip_en)):
-        port, pin = _pin(field)
+        port, pin = gpio.parse(field)
         if (
-            enabled >> port & 1
-            and read32(_gpio(port)) >> (2 * pin) & 3 == 1
-            and not read32(_gpio(port) + 0x14) >> pin & 1
+            gpio.clocked(read32, port)
+            and gpio.mode(read32, port, pin) == 1
+            and not gpio.output_high(read32, port, pin)
         ):
             return (
                 f"SPI{w.spi} runs but {name} {field} is driven low: the module is held in reset (or "
