@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rig.clock_hint import too_few_wait_states
 from rig.evidence import FaultInfo
 from rig.fault_bits import decode_cfsr, exception_name, fault_summary
 from rig.fault_info import read_fault_info
@@ -40,6 +41,7 @@ CODE_SPANS = (
     (0x20000000, 0x20080000),
 )
 STACK_SCAN = 256  # bytes above SP searched for a pushed EXC_RETURN
+RAM_END = 0x20080000  # the end of SRAM2: the scan stops there
 
 
 def crashed(probe: Probe) -> tuple[str, FaultInfo] | None:
@@ -67,6 +69,9 @@ def crashed(probe: Probe) -> tuple[str, FaultInfo] | None:
     meanings = [b.meaning for b in decode_cfsr(cfsr) if b.set and not b.name.endswith("VALID")]
     if meanings:
         text += f" ({'; '.join(meanings)})"
+    clock = _clock_hint(probe)
+    if clock:
+        text += f"; {clock}"
     if cfsr & UFSR_UNALIGNED and _unalign_trp(probe):
         text += (
             "; CCR.UNALIGN_TRP is set, so every unaligned LDR/STR/LDRH/STRH faults, and code built "
@@ -74,6 +79,14 @@ def crashed(probe: Probe) -> tuple[str, FaultInfo] | None:
             "structs, byte buffers read as words): build with -mno-unaligned-access or leave the bit clear"
         )
     return text, info
+
+
+def _clock_hint(probe: Probe) -> str | None:
+    """rig/clock_hint.py's sentence if flash runs with too few wait states for HCLK."""
+    try:
+        return too_few_wait_states(probe.read32)
+    except Exception:
+        return None
 
 
 def _unalign_trp(probe: Probe) -> bool:
@@ -116,10 +129,11 @@ def _stacked_pc(probe: Probe, regs: dict[str, int]) -> int | None:
             sp = regs.get("psp", 0) if lr & 0x4 else regs.get("msp", 0)
             return _frame_pc(probe.read(sp, 32))
         sp = regs.get("msp", 0)
-        stack = probe.read(sp, STACK_SCAN)
+        # not past the end of RAM (a stack near its top: the read would fail whole)
+        stack = probe.read(sp, min(STACK_SCAN, max(RAM_END - sp, 0)) if sp < RAM_END else STACK_SCAN)
     except Exception:
         return None
-    for off in range(0, STACK_SCAN - 4, 4):
+    for off in range(0, len(stack) - 4, 4):
         word = int.from_bytes(stack[off : off + 4], "little")
         if not _is_exc_return(word):
             continue

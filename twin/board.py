@@ -19,6 +19,7 @@ from typing import Any
 
 from twin import flash_record, uarts
 from twin import memory as mm
+from twin.clock_limits import ClockLimits
 from twin.control import ControlServer
 from twin.debugport import DebugServer
 from twin.device import Device, ResetKind
@@ -111,8 +112,16 @@ class Board:
         m.set_exception_unit(unit)
 
     def _peripherals(self) -> None:
+        m = self.machine
         for d in periph.all_devices():
-            self.machine.add_device(d)
+            m.add_device(d)
+        self.clock_limits = ClockLimits(
+            m.bus.device("rcc"),
+            m.bus.device("pwr"),
+            self.flash,
+            _services_for(m, "clock"),
+            fault=m.bus.device_fault,
+        )
 
     def _network(self) -> None:
         args = self.opts.net_args or _default_net_args()

@@ -84,7 +84,7 @@ class Bus:
         self._c_callbacks: list[tuple[object, object]] = []  # see _map_mmio_page
         self._page_callbacks: dict[int, tuple[object, object]] = {}  # page -> its callbacks
         self._fixups = stores.fixups  # the same list object, tested on every MMIO access
-        self._bus_error: str | None = None  # set by a device inside an MMIO write
+        self._bus_error: tuple[str, object, str] | None = None  # a device's fault for its store
         self.master_port = BusMasterPort(
             memory, stores, slice_, self._mmio_access_read, self._mmio_access_write
         )
@@ -276,11 +276,11 @@ class Bus:
             if dev is not None:
                 dev.write(address - dev.base, size, value & ((1 << (8 * size)) - 1))
                 if self._bus_error is not None:
-                    # the device answered with an error: the store retires (write buffer), the
-                    # fault follows as an imprecise BusFault (no BFAR), as on the Cortex-M7
-                    what, self._bus_error = self._bus_error, None
+                    # the device answered with an error: the store retires (write buffer), then
+                    # the fault (imprecise BusFault, no BFAR, as on the Cortex-M7)
+                    fault, self._bus_error = self._bus_error, None
                     self.stop_after_store()
-                    s.reasons.append(("fault", ("bus", "imprecise", what)))
+                    s.reasons.append(("fault", fault))
                     return
             elif page in self._storage_pages:
                 self._storage_write(address, size, value)
@@ -304,12 +304,18 @@ class Bus:
 
     def device_bus_error(self, what: str) -> None:
         """A device refuses the access it is handling (see Services.bus_error)."""
-        if self._slice.active:  # slices run with the lock; debugger accesses do not
-            self._bus_error = what
-        else:
+        if not self.device_fault("bus", "imprecise", what):
             self._log(
                 f"bus error for a debugger access: {what} (no fault; the probe would see a transfer error)"
             )
+
+    def device_fault(self, kind: str, detail: object, what: str) -> bool:
+        """The CPU faults (as :meth:`twin.runner.Runner.fault`) once the store a device is
+        handling retires; False for a debugger's access (no slice runs, no core fault)."""
+        if not self._slice.active:  # slices run with the lock; debugger accesses do not
+            return False
+        self._bus_error = (kind, detail, what)
+        return True
 
     def stop_after_store(self) -> bool:
         """End the slice right after the store being handled; False if it cannot.

@@ -110,6 +110,7 @@ class FlashController(Device):
     def __init__(self, array: ctypes.Array, timing: str = "fast", dual_bank: bool = False) -> None:
         super().__init__()
         self.regs = FlashRegs()
+        self.config_listeners: list[Callable[[str], None]] = []  # ACR written: twin/clock_limits.py
         if timing not in ("fast", "datasheet"):
             raise ValueError(f"timing must be 'fast' or 'datasheet', not {timing!r}")
         self.array = array
@@ -209,6 +210,8 @@ class FlashController(Device):
             value = merge_word(self._read_word(aligned) if aligned not in (4, 8) else 0, offset, size, value)
         if aligned == 0x00:
             self.acr = value & 0xB0F
+            for listener in self.config_listeners:
+                listener("write")
         elif aligned == 0x04:
             self._key(value)
         elif aligned == 0x08:

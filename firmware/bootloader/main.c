@@ -198,6 +198,16 @@ int main(void)
     cpu_dsb();
     cpu_isb();
 #endif
+#ifdef BL_VARIANT_ACR_OVERWRITTEN
+    /* Its own clock set-up: the PLL to 44 MHz (board_clock_set sets the one wait state that
+       needs), then "ART accelerator and prefetch on, as HAL_Init does", by assignment instead
+       of |=: FLASH_ACR.LATENCY is 0 again at 44 MHz. Flash needs a wait state per 30 MHz
+       (RM0410 §3.3.2): the core now reads flash faster than it can answer, and on the board
+       fetches wrong instructions (a crash at once, or now and then); the twin faults the
+       next fetch. The fix: FLASH->ACR |= ARTEN | PRFTEN (or HAL's __HAL_FLASH_ART_ENABLE). */
+    (void)board_clock_set(44000000u);
+    FLASH_IF->ACR = FLASH_ACR_ARTEN | FLASH_ACR_PRFTEN;
+#endif
 #ifdef BL_VARIANT_WRITES_OWN_SECTOR
     boot_count_bump();
 #endif

@@ -19,7 +19,8 @@
  * BRR = core clock / baud for every instance: the kernel clock is the bus's PCLK (RCC
  * DCKCFGR2 USARTxSEL left at its reset value 0), and PCLK1 = PCLK2 = HCLK = the core clock
  * because the firmware never changes the APB prescalers (RCC_CFGR PPRE1/PPRE2 stay /1, also
- * at board_clock_set's 54 MHz at most: APB1's limit). Another instance = one more entry. */
+ * at board_clock_set's 44 MHz at most: APB1's limit is 45 MHz
+ * without over-drive, DS11532). Another instance = one more entry. */
 #ifndef CONSOLE_UART
 #define CONSOLE_UART 3
 #endif
@@ -63,7 +64,7 @@
 #define CYCLES_PER_MS s_cycles_per_ms   /* follows board_clock_set() */
 #define UART_TX_TIMEOUT_CYCLES (CYCLES_PER_MS * 10u)
 
-#define FLASH_ACR_LATENCY_MASK 0xFu
+#define FLASH_ACR_LATENCY_MASK FLASH_ACR_LATENCY
 #define RCC_CFGR_SW_PLL        2u
 #define RCC_CFGR_SWS_PLL       (2u << 2)
 #define PLL_IN_HZ              2000000u    /* HSI / M = 16 MHz / 8: inside the 1-2 MHz window */
@@ -306,7 +307,7 @@ int board_clock_set(uint32_t hz)
     if (hz == s_core_hz) {
         return 0;
     }
-    if (hz != BOARD_CORE_HZ && (hz < 24000000u || hz > 54000000u || hz % PLL_IN_HZ != 0)) {
+    if (hz != BOARD_CORE_HZ && (hz < 24000000u || hz > 44000000u || hz % PLL_IN_HZ != 0)) {
         return -1;
     }
     (void)board_millis();   /* the cycles so far count at the old clock */

@@ -32,8 +32,8 @@ void board_deinit(void);
 uint32_t board_gpio_clocks(void);
 
 /* Core clock: BOARD_CORE_HZ (HSI, no PLL) unless raised. board_clock_set(hz) runs SYSCLK =
-   HCLK = PCLK1/2 from the PLL fed by HSI for hz in 24..54 MHz (a multiple of 2 MHz), with
-   the flash wait states it needs, or back from HSI with the PLL off for BOARD_CORE_HZ.
+   HCLK = PCLK1/2 from the PLL fed by HSI for hz in 24..44 MHz (a multiple of 2 MHz; APB1
+   runs at hz and allows 45 MHz without over-drive), with the flash wait states it needs, or back from HSI with the PLL off for BOARD_CORE_HZ.
    board_millis(), the console's baud rate and every wait budget follow. 0 ok, -1 if hz is
    not supported or the PLL did not lock (the clock is then HSI). The Ethernet MAC needs
    HCLK >= 25 MHz (RM0410), so the network driver raises it while the network is up. */

@@ -169,6 +169,10 @@ typedef struct {
 } flash_if_t;
 #define FLASH_IF ((flash_if_t *)0x40023C00u)
 
+#define FLASH_ACR_LATENCY (0xFu << 0)  /* wait states: one per 30 MHz of HCLK at 2.7-3.6 V */
+#define FLASH_ACR_PRFTEN  (1u << 8)
+#define FLASH_ACR_ARTEN   (1u << 9)
+
 #define FLASH_KEY1        0x45670123u
 #define FLASH_KEY2        0xCDEF89ABu
 #define FLASH_SR_EOP      (1u << 0)

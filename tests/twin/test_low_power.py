@@ -1,9 +1,9 @@
 """Stop mode (twin/low_power.py): firmware/progs/lowpower enters it the way HAL_PWR_EnterSTOPMode
-does, at 48 MHz with SysTick at 1 kHz. Without DBGMCU_CR.DBG_STOP the core, SysTick and
+does, at 40 MHz with SysTick at 1 kHz. Without DBGMCU_CR.DBG_STOP the core, SysTick and
 CYCCNT stand still until the RTC's wake-up timer (EXTI line 22) wakes it, on the HSI with
 the PLL off; with DBG_STOP (pyOCD's setting) it sleeps on the HSI and SysTick wakes it.
 Before session 23 the twin treated SLEEPDEEP as a plain sleep: SysTick woke it at once and
-the clock stayed at 48 MHz."""
+the clock stayed at 40 MHz."""
 
 from __future__ import annotations
 

@@ -118,3 +118,19 @@ def test_an_unaligned_fault_with_unalign_trp_set_names_the_build_flag() -> None:
     assert "CCR.UNALIGN_TRP is set" in text and "-mno-unaligned-access" in text
     text, _ = crashed(probe(0x00040200))  # the bit clear: an LDRD/LDM... of its own
     assert "-mno-unaligned-access" not in text
+
+
+def test_a_stack_near_the_top_of_ram_is_scanned_up_to_its_end() -> None:
+    """MSP 232 bytes below the end of SRAM: a 256-byte read would fail on the board (and did
+    on the twin: no faulting instruction was named)."""
+    sp = 0x2007FF18
+    stack = struct.pack("<2I", 0x40023C00, 0xFFFFFFF9) + frame(0x08000764)
+
+    class NearTop(FakeProbe):
+        def read(self, address: int, length: int) -> bytes:
+            assert address + length <= 0x20080000, "read past the end of SRAM"
+            return (stack[address - sp :] if address >= sp else b"").ljust(length, b"\0")[:length]
+
+    probe = NearTop({"xpsr": 0x01000003, "pc": 0x080016C0, "lr": 0x080016B7, "msp": sp}, {0xE000ED28: 1 << 8})
+    text, _ = crashed(probe)
+    assert "the faulting instruction is at 0x08000764" in text

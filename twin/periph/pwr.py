@@ -6,6 +6,7 @@ through ``set_backup_write_access``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from twin.periph.base import RegDevice
@@ -30,6 +31,11 @@ class Pwr(RegDevice):
     CLOCK = (0x40, 28)  # RCC_APB1ENR.PWREN
     #: VOSRDY, ODRDY, ODSWRDY, the wake-up flags: HAL polls them with timeouts
     POLLED: ClassVar[frozenset[int]] = frozenset({CSR1, CSR2})
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: told "write" after CR1 changed (VOS, over-drive: twin/clock_limits.py)
+        self.config_listeners: list[Callable[[str], None]] = []
 
     @property
     def dbp(self) -> bool:
@@ -65,6 +71,8 @@ class Pwr(RegDevice):
                 if cr1 & ODSWEN:
                     csr |= ODSWRDY
             self.regs[CSR1] = csr | VOSRDY
+            for listener in self.config_listeners:
+                listener("write")
         elif offset == CR2:
             # CWUPFx (bits 5:0) clear the wake-up flags in CSR2 and read 0.
             self.regs[CSR2] &= ~(self.regs[CR2] & 0x3F)

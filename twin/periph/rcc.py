@@ -101,6 +101,8 @@ class Rcc(RegDevice):
         super().__init__()
         self.reset_history: list[dict[str, object]] = []
         self.clock_listeners: list[Callable[[int], None]] = []
+        #: told "write" after CR, PLLCFGR or CFGR changed, "reset" after a reset (twin/clock_limits.py)
+        self.config_listeners: list[Callable[[str], None]] = []
         self._hclk = HSI_HZ
 
     # -------------------------------------------------------------- resets
@@ -125,6 +127,8 @@ class Rcc(RegDevice):
         self._update_clock()
         self._rtc_clock_changed()
         self._backup_clock()
+        for listener in self.config_listeners:
+            listener("reset")
 
     def reset_cause(self, kind: str, cause: str) -> None:
         """Record why the chip reset (called by the machine after resetting devices)."""
@@ -168,6 +172,8 @@ class Rcc(RegDevice):
             self._peripheral_reset(offset, old, value)
         if offset in (CR, CFGR, PLLCFGR):
             self._update_clock()
+            for listener in self.config_listeners:
+                listener("write")
         if offset in (CR, CFGR, CSR, BDCR):
             self._rtc_clock_changed()
         if offset == AHB1ENR and (old ^ self.regs[AHB1ENR]) & BKPSRAMEN:

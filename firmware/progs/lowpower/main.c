@@ -3,7 +3,7 @@
  * SCB_SCR.SLEEPDEEP, WFI), woken by the RTC's wake-up timer (EXTI line 22, RTC_WKUP_IRQn),
  * written here from RM0410 (no ST code).
  *
- * The core runs at 48 MHz from the PLL with SysTick at 1 kHz; the RTC on the LSE has its
+ * The core runs at 40 MHz from the PLL with SysTick at 1 kHz; the RTC on the LSE has its
  * wake-up timer at 100 ms (RTCCLK/16, WUTR 204). Two rounds:
  *   A  no debugger bit: Stop. SysTick and DWT.CYCCNT stand still, only the RTC wakes the
  *      system, which then runs on the HSI (16 MHz) with the PLL off, as after a reset.
@@ -11,7 +11,7 @@
  *      the HSI through Stop and SysTick's next interrupt wakes it.
  *   C  the RTC's wake-up off, the user button (PC13, EXTI13 rising, IRQ 40) on: it prints
  *      "LP: C waiting for the button" and stays in Stop until the host presses it.
- * After each round it goes back to 48 MHz (SystemClock_Config again) and prints
+ * After each round it goes back to 40 MHz (SystemClock_Config again) and prints
  * "LP: <A|B|C> sws=<n> pll=<n> ticks=<n> cycles=<n> rtc=<n> button=<n> PASS|FAIL", then
  * "LP: DONE".
  *   D  the IWDG started (about 250 ms) and Stop with no wake-up source: the IWDG (LSI)
@@ -40,7 +40,7 @@
 #define RTC_WUTWF    (1u << 2)
 #define RTC_INIT     (1u << 7)
 #define DBG_STOP     (1u << 1)
-#define FAST_HZ      48000000u
+#define FAST_HZ      40000000u
 
 #define SYSCFG_EXTICR4 REG32(0x40013814u)
 #define EXTI_IRQN_15_10 40u
@@ -114,7 +114,7 @@ static void round_(char name, int dbg, int button)
     SCB->SCR &= ~SCR_SLEEPDEEP;
     uint32_t cycles = DWT->CYCCNT - c0, dt = ticks - t0, dw = wakeups - w0, dp = presses - p0;
     uint32_t sws = (RCC->CFGR >> 2) & 3u, pll = (RCC->CR >> 24) & 1u;
-    /* SystemClock_Config again: the board layer thinks it is still at 48 MHz */
+    /* SystemClock_Config again: the board layer thinks it is still at 40 MHz */
     board_clock_set(BOARD_CORE_HZ);
     SYSTICK->LOAD = BOARD_CORE_HZ / 1000u - 1u;
     board_clock_set(FAST_HZ);

@@ -1,0 +1,63 @@
+"""Whether a crashed board runs its flash with too few wait states for its clock, read through
+the probe on a NUCLEO as on the twin: RCC_CR, RCC_PLLCFGR and RCC_CFGR give HCLK, FLASH_ACR
+the wait states. At 2.7-3.6 V flash needs one wait state per 30 MHz of HCLK (RM0410 §3.3.2:
+7 at 216 MHz); with fewer the core reads wrong instructions and data from flash, which
+crashes a bootloader right after its clock set-up, or now and then.
+
+SYSCLK is the HSI (16 MHz), the HSE, or the PLL's P output from either. The HSE is the
+board's: a NUCLEO-F767ZI's is the ST-LINK's 8 MHz (MCO), the default here; a board with
+another crystal passes its frequency.
+
+Owns: the arithmetic and the sentence. Must not touch: the board (reads only). Probe errors
+(:class:`rig.errors.ProbeError`) are the caller's to catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+RCC_CR, RCC_PLLCFGR, RCC_CFGR, FLASH_ACR = 0x40023800, 0x40023804, 0x40023808, 0x40023C00
+HSI_HZ = 16_000_000
+NUCLEO_HSE_HZ = 8_000_000
+HZ_PER_WAIT_STATE = 30_000_000  # at 2.7-3.6 V (RM0410 §3.3.2)
+#: RCC_CFGR.HPRE → AHB divider (RM0410)
+AHB_DIV = {8: 2, 9: 4, 10: 8, 11: 16, 12: 64, 13: 128, 14: 256, 15: 512}
+
+
+def hclk(cr: int, pllcfgr: int, cfgr: int, hse_hz: int = NUCLEO_HSE_HZ) -> tuple[int, str]:
+    """HCLK (Hz) from the three RCC registers, and how it comes about (for the sentence)."""
+    sws = (cfgr >> 2) & 3
+    div = AHB_DIV.get((cfgr >> 4) & 0xF, 1)
+    if sws == 2:
+        m, n, p = pllcfgr & 0x3F, (pllcfgr >> 6) & 0x1FF, ((pllcfgr >> 16 & 3) + 1) * 2
+        src, name = (hse_hz, "HSE") if pllcfgr & (1 << 22) else (HSI_HZ, "HSI")
+        sysclk = src // m * n // p if m >= 2 and n >= 2 and cr & (1 << 25) else 0
+        how = f"the PLL from the {name} ({_mhz(src)} / M {m} x N {n} / P {p})"
+    elif sws == 1:
+        sysclk, how = hse_hz, f"the HSE ({_mhz(hse_hz)})"
+    else:
+        sysclk, how = HSI_HZ, "the HSI (16 MHz)"
+    return sysclk // div, how + (f", AHB / {div}" if div > 1 else "")
+
+
+def wait_states_needed(hclk_hz: int) -> int:
+    """The fewest FLASH_ACR.LATENCY wait states for ``hclk_hz`` at 2.7-3.6 V."""
+    return max(0, (hclk_hz - 1) // HZ_PER_WAIT_STATE)
+
+
+def too_few_wait_states(read32: Callable[[int], int], hse_hz: int = NUCLEO_HSE_HZ) -> str | None:
+    """A sentence if FLASH_ACR.LATENCY is below what HCLK needs, else None."""
+    hz, how = hclk(read32(RCC_CR), read32(RCC_PLLCFGR), read32(RCC_CFGR), hse_hz)
+    latency, need = read32(FLASH_ACR) & 0xF, wait_states_needed(hz)
+    if latency >= need:
+        return None
+    return (
+        f"FLASH_ACR.LATENCY is {latency} wait state(s) at HCLK {_mhz(hz)} ({how}): flash needs {need} "
+        "at 2.7-3.6 V (one per 30 MHz, RM0410 §3.3.2), so the core read wrong instructions or data "
+        f"from flash; set LATENCY before raising the clock (HAL_RCC_ClockConfig(&clk, "
+        f"FLASH_LATENCY_{need}), or FLASH->ACR and read it back)"
+    )
+
+
+def _mhz(hz: int) -> str:
+    return f"{hz / 1e6:g} MHz"
