@@ -331,3 +331,43 @@ def test_starting_the_iwdg_forces_the_lsi_on_until_reset() -> None:
     for dev in (rcc, iw):
         dev.reset("system")
     assert rcc.read(csr, 4) & 0x2 == 0
+
+
+def _rng_with_rcc() -> tuple[ServicesDouble, Rcc, Rng]:
+    s = ServicesDouble()
+    rcc, r = Rcc(), Rng()
+    s.add(rcc, r)
+    rcc.write(0x34, 4, 1 << 6)  # RCC_AHB2ENR.RNGEN
+    return s, rcc, r
+
+
+def test_rng_without_its_48_mhz_clock_never_has_data() -> None:
+    """On the HSI alone (the PLL off) the RNG has no kernel clock: DRDY never sets on the
+    board (the reference firmware seeded lwIP from it before starting the PLL)."""
+    s, rcc, r = _rng_with_rcc()
+    r.write(0x00, 4, 4)
+    assert (r.read(0x04, 4), r.read(0x08, 4), r.read(0x04, 4)) == (0, 0, 0)
+    assert sum("48 MHz clock" in line for line in s.logs) == 1
+    rcc.write(0x04, 4, 8 | (192 << 6) | (1 << 16) | (8 << 24))  # HSI / 8 x 192: VCO 384, Q 8 = 48 MHz
+    rcc.write(0x00, 4, rcc.read(0x00, 4) | 1 << 24)  # PLLON (locks at once)
+    assert rcc.pll48_hz() == 48_000_000
+    assert r.read(0x04, 4) == 1 and r.read(0x08, 4) != 0
+
+
+def test_rng_under_hclk_over_16_is_a_clock_error() -> None:
+    """PLLSAI's P as the 48 MHz source (CK48MSEL) at 12.5 MHz with HCLK 216 MHz: CECS and
+    CEIS, no data; CED = 1 turns the detection off; CEIS stays until written 0."""
+    s, rcc, r = _rng_with_rcc()
+    rcc.write(0x04, 4, 8 | (216 << 6) | (9 << 24))  # HSI / 8 x 216 / 2 = 216 MHz
+    rcc.write(0x88, 4, (50 << 6) | (3 << 16) | (4 << 24))  # PLLSAI: x 50 / 8 = 12.5 MHz
+    rcc.write(0x90, 4, 1 << 27)  # CK48MSEL: PLLSAI P
+    rcc.write(0x00, 4, rcc.read(0x00, 4) | 1 << 24 | 1 << 28)  # PLLON, PLLSAION
+    rcc.write(0x08, 4, 2)  # SW = PLL
+    assert rcc.hclk_hz() == 216_000_000 and rcc.pll48_hz() == 12_500_000
+    r.write(0x00, 4, 4)
+    assert r.read(0x04, 4) == 0x22 and r.read(0x08, 4) == 0  # CECS | CEIS
+    assert any("under HCLK / 16" in line for line in s.logs)
+    r.write(0x00, 4, 4 | 1 << 5)  # CED: no clock error detection
+    assert r.read(0x04, 4) == 0x21  # DRDY, CEIS still set
+    r.write(0x04, 4, 0)
+    assert r.read(0x04, 4) == 1 and r.read(0x08, 4) != 0

@@ -275,6 +275,20 @@ class Rcc(RegDevice):
             return 0
         return src // m * n // p
 
+    def pll48_hz(self) -> int:
+        """The 48 MHz domain's clock (RNG, USB, SDMMC): the main PLL's Q output, or PLLSAI's
+        P output with DCKCFGR2.CK48MSEL set; 0 while that PLL is not locked (RM0410)."""
+        cfg, cr = self.regs[PLLCFGR], self.regs[CR]
+        if self.regs[DCKCFGR2] >> 27 & 1:
+            sai = self.regs[PLLSAICFGR]
+            n, div, locked = sai >> 6 & 0x1FF, ((sai >> 16 & 3) + 1) * 2, cr >> 29 & 1
+        else:
+            n, div, locked = cfg >> 6 & 0x1FF, cfg >> 24 & 0xF, cr >> 25 & 1
+        m = cfg & 0x3F
+        if not locked or m < 2 or n < 2 or div < 2:
+            return 0
+        return (HSE_HZ if cfg >> 22 & 1 else HSI_HZ) // m * n // div
+
     def hclk_hz(self) -> int:
         """AHB clock (the core clock)."""
         return self.sysclk_hz() // AHB_DIV.get(self.regs[CFGR] >> 4 & 0xF, 1)

@@ -116,10 +116,10 @@ int net_init(const net_config_t *cfg)
         net_deinit();
     }
     make_mac();
-    seed_rand();
     if (board_clock_set(NET_HCLK_HZ) != 0) {
         return NET_ERR_CLOCK;
     }
+    seed_rand();   /* after the PLL: the RNG's clock is its Q output (none on the HSI alone) */
     if (eth_init(s_mac) != ETH_OK) {
         eth_deinit();
         (void)board_clock_set(BOARD_CORE_HZ);
