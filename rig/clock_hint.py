@@ -6,7 +6,8 @@ crashes a bootloader right after its clock set-up, or now and then.
 
 SYSCLK is the HSI (16 MHz), the HSE, or the PLL's P output from either. The HSE is the
 board's: a NUCLEO-F767ZI's is the ST-LINK's 8 MHz (MCO), the default here; a board with
-another crystal passes its frequency.
+another crystal passes its frequency. A clock over the F767's 216 MHz from those registers
+means the HSE is not the one assumed: nothing is said then.
 
 Owns: the arithmetic and the sentence. Must not touch: the board (reads only). Probe errors
 (:class:`rig.errors.ProbeError`) are the caller's to catch.
@@ -20,6 +21,7 @@ RCC_CR, RCC_PLLCFGR, RCC_CFGR, FLASH_ACR = 0x40023800, 0x40023804, 0x40023808, 0
 HSI_HZ = 16_000_000
 NUCLEO_HSE_HZ = 8_000_000
 HZ_PER_WAIT_STATE = 30_000_000  # at 2.7-3.6 V (RM0410 §3.3.2)
+F767_MAX_HZ = 216_000_000
 #: RCC_CFGR.HPRE → AHB divider (RM0410)
 AHB_DIV = {8: 2, 9: 4, 10: 8, 11: 16, 12: 64, 13: 128, 14: 256, 15: 512}
 
@@ -30,11 +32,13 @@ def hclk(cr: int, pllcfgr: int, cfgr: int, hse_hz: int = NUCLEO_HSE_HZ) -> tuple
     div = AHB_DIV.get((cfgr >> 4) & 0xF, 1)
     if sws == 2:
         m, n, p = pllcfgr & 0x3F, (pllcfgr >> 6) & 0x1FF, ((pllcfgr >> 16 & 3) + 1) * 2
-        src, name = (hse_hz, "HSE") if pllcfgr & (1 << 22) else (HSI_HZ, "HSI")
+        hse = bool(pllcfgr & (1 << 22))
+        src = hse_hz if hse else HSI_HZ
         sysclk = src // m * n // p if m >= 2 and n >= 2 and cr & (1 << 25) else 0
-        how = f"the PLL from the {name} ({_mhz(src)} / M {m} x N {n} / P {p})"
+        what = f"HSE ({_mhz(src)} {_assumed(hse_hz)}" if hse else f"HSI ({_mhz(src)}"
+        how = f"the PLL from the {what} / M {m} x N {n} / P {p})"
     elif sws == 1:
-        sysclk, how = hse_hz, f"the HSE ({_mhz(hse_hz)})"
+        sysclk, how = hse_hz, f"the HSE ({_mhz(hse_hz)} {_assumed(hse_hz)})"
     else:
         sysclk, how = HSI_HZ, "the HSI (16 MHz)"
     return sysclk // div, how + (f", AHB / {div}" if div > 1 else "")
@@ -49,14 +53,18 @@ def too_few_wait_states(read32: Callable[[int], int], hse_hz: int = NUCLEO_HSE_H
     """A sentence if FLASH_ACR.LATENCY is below what HCLK needs, else None."""
     hz, how = hclk(read32(RCC_CR), read32(RCC_PLLCFGR), read32(RCC_CFGR), hse_hz)
     latency, need = read32(FLASH_ACR) & 0xF, wait_states_needed(hz)
-    if latency >= need:
-        return None
+    if latency >= need or hz > F767_MAX_HZ:
+        return None  # (over 216 MHz: the board's HSE is not the one assumed, nothing to say)
     return (
         f"FLASH_ACR.LATENCY is {latency} wait state(s) at HCLK {_mhz(hz)} ({how}): flash needs {need} "
         "at 2.7-3.6 V (one per 30 MHz, RM0410 §3.3.2), so the core read wrong instructions or data "
         f"from flash; set LATENCY before raising the clock (HAL_RCC_ClockConfig(&clk, "
         f"FLASH_LATENCY_{need}), or FLASH->ACR and read it back)"
     )
+
+
+def _assumed(hse_hz: int) -> str:
+    return "as on a NUCLEO" if hse_hz == NUCLEO_HSE_HZ else "given"
 
 
 def _mhz(hz: int) -> str:

@@ -56,9 +56,17 @@ def test_too_few_name_the_clock_and_the_fix() -> None:
     text = too_few_wait_states(words(5).__getitem__)
     assert text is not None
     assert "FLASH_ACR.LATENCY is 5 wait state(s) at HCLK 216 MHz" in text
-    assert "the PLL from the HSE (8 MHz / M 4 x N 216 / P 2)" in text and "FLASH_LATENCY_7" in text
-    other = too_few_wait_states(words(5).__getitem__, hse_hz=25_000_000)  # a 25 MHz crystal
-    assert other is not None and "HCLK 675 MHz" in other  # (what those registers would make of it)
+    assert (
+        "the PLL from the HSE (8 MHz as on a NUCLEO / M 4 x N 216 / P 2)" in text
+        and "FLASH_LATENCY_7" in text
+    )
+    # a board with a 25 MHz crystal and PLLM 25: 216 MHz, not the 69 MHz the NUCLEO's HSE gives
+    pll25 = 25 | (432 << 6) | (1 << 22) | (9 << 24)
+    assert too_few_wait_states(words(2, pllcfgr=pll25).__getitem__) is None
+    other = too_few_wait_states(words(2, pllcfgr=pll25).__getitem__, hse_hz=25_000_000)
+    assert other is not None and "HCLK 216 MHz (the PLL from the HSE (25 MHz given / M 25" in other
+    # those registers with the NUCLEO's HSE assumed on a 4 MHz board: 432 MHz cannot be, nothing said
+    assert too_few_wait_states(words(7, pllcfgr=2 | (216 << 6) | (1 << 22)).__getitem__) is None
 
 
 def test_a_crash_with_too_few_wait_states_says_so() -> None:
