@@ -19,14 +19,7 @@ import re
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from rig.board_types import (  # noqa: F401 (re-exported: the schema's value types)
     DOC_HINT,
@@ -229,6 +222,7 @@ class Contract(_Strict):
     dcache: ContractEntry | None = None
     icache: ContractEntry | None = None
     faults: ContractEntry | None = None
+    clocks: ContractEntry | None = None
 
 
 def _pin(value: Any) -> Any:

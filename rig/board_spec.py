@@ -37,6 +37,7 @@ CONTRACT_ITEMS = (
     "dcache",
     "icache",
     "faults",
+    "clocks",
 )
 TARGET_NAMES = ("twin", "nucleo")
 

@@ -1,8 +1,12 @@
-"""Whether a crashed board runs its flash with too few wait states for its clock, read through
-the probe on a NUCLEO as on the twin: RCC_CR, RCC_PLLCFGR and RCC_CFGR give HCLK, FLASH_ACR
-the wait states. At 2.7-3.6 V flash needs one wait state per 30 MHz of HCLK (RM0410 §3.3.2:
-7 at 216 MHz); with fewer the core reads wrong instructions and data from flash, which
-crashes a bootloader right after its clock set-up, or now and then.
+"""The clock tree read through the probe, on a NUCLEO as on the twin: RCC_CR, RCC_PLLCFGR and
+RCC_CFGR give HCLK and the APB clocks, RCC_DCKCFGR2 each U(S)ART's kernel clock, FLASH_ACR
+the wait states. Two findings come of it:
+
+* too few flash wait states: at 2.7-3.6 V flash needs one per 30 MHz of HCLK (RM0410 §3.3.2:
+  7 at 216 MHz); with fewer the core reads wrong instructions and data from flash, which
+  crashes a bootloader right after its clock set-up, or now and then;
+* a U(S)ART's real baud rate (kernel clock / BRR), which rig/console_hint.py holds against
+  the host's.
 
 SYSCLK is the HSI (16 MHz), the HSE, or the PLL's P output from either. The HSE is the
 board's: a NUCLEO-F767ZI's is the ST-LINK's 8 MHz (MCO), the default here; a board with
@@ -18,6 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 RCC_CR, RCC_PLLCFGR, RCC_CFGR, FLASH_ACR = 0x40023800, 0x40023804, 0x40023808, 0x40023C00
+RCC_DCKCFGR2 = 0x40023890
+#: RCC_CFGR.PPRE1/PPRE2 → APB divider (RM0410)
+APB_DIV = {4: 2, 5: 4, 6: 8, 7: 16}
+LSE_HZ = 32_768
 HSI_HZ = 16_000_000
 NUCLEO_HSE_HZ = 8_000_000
 HZ_PER_WAIT_STATE = 30_000_000  # at 2.7-3.6 V (RM0410 §3.3.2)
@@ -42,6 +50,27 @@ def hclk(cr: int, pllcfgr: int, cfgr: int, hse_hz: int = NUCLEO_HSE_HZ) -> tuple
     else:
         sysclk, how = HSI_HZ, "the HSI (16 MHz)"
     return sysclk // div, how + (f", AHB / {div}" if div > 1 else "")
+
+
+def uart_clock(read32: Callable[[int], int], n: int, hse_hz: int = NUCLEO_HSE_HZ) -> tuple[int, str]:
+    """U(S)ART ``n``'s kernel clock (Hz) and what it is: RCC_DCKCFGR2's two bits for it
+    select its APB's PCLK (USART1/6 on APB2, the others on APB1), SYSCLK, the HSI or the LSE."""
+    cfgr = read32(RCC_CFGR)
+    hz, how = hclk(read32(RCC_CR), read32(RCC_PLLCFGR), cfgr, hse_hz)
+    sel = read32(RCC_DCKCFGR2) >> (2 * (n - 1)) & 3
+    if sel == 2:
+        return HSI_HZ, "the HSI (16 MHz)"
+    if sel == 3:
+        return LSE_HZ, "the LSE (32.768 kHz)"
+    if sel == 1:
+        div = AHB_DIV.get(cfgr >> 4 & 0xF, 1)
+        return hz * div, f"SYSCLK {_mhz(hz * div)} ({how})"
+    apb = 2 if n in (1, 6) else 1
+    div = APB_DIV.get(cfgr >> (10 if apb == 1 else 13) & 7, 1)
+    return (
+        hz // div,
+        f"PCLK{apb} {_mhz(hz // div)} (HCLK from {how}{f', APB{apb} / {div}' if div > 1 else ''})",
+    )
 
 
 def wait_states_needed(hclk_hz: int) -> int:

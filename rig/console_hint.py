@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from rig import gpio_regs as gpio
 from rig.board_wiring import uart_name
+from rig.clock_hint import uart_clock
 
 RCC_APB1ENR = 0x40023840
 RCC_APB2ENR = 0x40023844
@@ -129,4 +130,32 @@ def console_mismatch(
         f"{names} {'is' if len(others) == 1 else 'are'} set up to transmit (clock on, CR1.UE and TE, "
         f"{setup}) but the board file's console is {uart_name(console_uart)}: is the firmware's "
         f"console on {guess}? (board file: {keys})"
+    )
+
+
+#: how far the board's and the host's baud rates may differ before bytes change (a UART
+#: receiver's tolerance, RM0410: 3.75 % for 8 bits at 16x oversampling, less the bridge's)
+BAUD_TOLERANCE = 0.03
+OVER8 = 1 << 15
+
+
+def baud_mismatch(read32: Callable[[int], int], console_uart: int, host_baud: int) -> str | None:
+    """A sentence if the console's U(S)ART, set up to transmit, runs at a baud rate more than
+    BAUD_TOLERANCE from ``host_baud`` (the board file's), else None."""
+    state = uart_states(read32)[console_uart]
+    if not state.transmits or not state.brr:
+        return None
+    clock, how = uart_clock(read32, console_uart)
+    brr = state.brr & 0xFFFF
+    # with OVER8: USARTDIV = BRR[15:4] << 4 | BRR[2:0] << 1, baud = 2 x clock / USARTDIV
+    over8 = bool(state.cr1 & OVER8)
+    baud = 2 * clock // max(1, (brr & 0xFFF0) | (brr & 7) << 1) if over8 else clock // brr
+    if abs(baud - host_baud) <= BAUD_TOLERANCE * host_baud:
+        return None
+    return (
+        f"{uart_name(console_uart)} sends at {baud} baud ({how} / BRR {brr}) and the host's line is "
+        f"{host_baud} (the board file's baudrate): each side reads the other's bytes as garbage. "
+        "The firmware computed BRR for another clock: an app that assumes the reset clock (16 MHz "
+        "HSI) after its bootloader left the PLL running (HAL_RCC_DeInit before the jump), or a "
+        "wrong HSE_VALUE"
     )

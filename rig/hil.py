@@ -402,7 +402,8 @@ class Bench:
 
         heard = self.console.text(since) if since is not None else ""
         console = self.spec.console
-        return console_silence_hint(self.probe, self.target, console.uart, heard, console.tx_pin)
+        baud = getattr(self.console, "baudrate", 115200)
+        return console_silence_hint(self.probe, self.target, console.uart, heard, console.tx_pin, baud)
 
     def _wait_for_entry(self, entry: int, timeout: float, ev: Evidence) -> bool:
         """Wait until the core stops at ``entry`` (True) or that will not happen: the board

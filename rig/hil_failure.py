@@ -147,16 +147,25 @@ def console_silence_hint(
     console_uart: int,
     heard: str = "",
     tx_pin: tuple[str, int, int] | None = None,
+    host_baud: int = 115200,
 ) -> str:
     """Why the console did not show what the rig waited for, as far as the registers tell
     (rig/console_hint.py, against the board file's ``console:``) and, on the twin, what it
     said about bytes sent on another U(S)ART (its log): "" if neither says anything, else
-    "; " and each sentence. ``heard``: what the console showed meanwhile; a console that
-    showed anything works, and "" is returned (its silence is not the question then: a
-    bootloader that printed and never jumped does not need its U(S)ART named)."""
+    "; " and each sentence. First: the console's U(S)ART at another baud rate than the
+    host's line (``host_baud``), whatever came. Then, for a console that showed nothing
+    (``heard``), why: one that showed anything works (a bootloader that printed and never
+    jumped does not need its U(S)ART named)."""
+    from rig.console_hint import baud_mismatch, console_mismatch
+
+    try:
+        rate = baud_mismatch(probe.read32, console_uart, host_baud)
+    except ProbeError:
+        rate = None
+    if rate:  # (the registers say it on a board as on the twin: the twin's line adds nothing)
+        return f"; {rate}"
     if heard.strip():
         return ""
-    from rig.console_hint import console_mismatch
 
     try:
         seen = console_mismatch(probe.read32, console_uart, tx_pin)

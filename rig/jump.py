@@ -30,6 +30,10 @@ SYST_CVR = 0xE000E018
 NVIC_ISER0 = 0xE000E100
 NVIC_ISPR0 = 0xE000E200
 MPU_CTRL = 0xE000ED94
+# STM32F7 RCC (RM0410): the clock the app starts on
+RCC_CR, RCC_CFGR = 0x40023800, 0x40023808
+RCC_CR_PLLON = 1 << 24
+SWS_NAMES = ("HSI", "HSE", "PLL", "?")
 
 CCR_DC = 1 << 16
 CCR_IC = 1 << 17
@@ -77,6 +81,8 @@ class JumpState:
     hfsr: int = 0
     shcsr: int = 0
     icsr: int = 0
+    rcc_cr: int = 0x83  # (the reset values: a state read before this item existed passes)
+    rcc_cfgr: int = 0
 
     REGISTERS: ClassVar[tuple[RegisterSource, ...]] = (
         RegisterSource("msp", "core", "msp"),
@@ -99,6 +105,8 @@ class JumpState:
         RegisterSource("mpu_ctrl", "mem", address=MPU_CTRL),
         RegisterSource("nvic_iser", "mem", address=NVIC_ISER0, count=8),
         RegisterSource("nvic_ispr", "mem", address=NVIC_ISPR0, count=8),
+        RegisterSource("rcc_cr", "mem", address=RCC_CR),
+        RegisterSource("rcc_cfgr", "mem", address=RCC_CFGR),
     )
 
     @property
@@ -221,6 +229,13 @@ def _vtor_check(vtor: int, base: int, board: BoardSpec | None) -> tuple[str, str
     return expected, actual, translated == flash_base, view
 
 
+def _clocks(st: JumpState) -> tuple[str, str, bool]:
+    """The ``clocks`` item: SYSCLK on the HSI with the PLL off, as after a reset."""
+    sws, pll = st.rcc_cfgr >> 2 & 3, bool(st.rcc_cr & RCC_CR_PLLON)
+    actual = f"SYSCLK = {SWS_NAMES[sws]}, PLL {'on' if pll else 'off'}"
+    return "SYSCLK = HSI, PLL off", actual, sws == 0 and not pll
+
+
 def check_jump(
     state: JumpState,
     image: Image,
@@ -273,6 +288,7 @@ def check_jump(
             f"CFSR={_hex(st.cfsr)} HFSR={_hex(st.hfsr)}",
             st.cfsr == 0 and st.hfsr == 0,
         ),
+        "clocks": _clocks(st),
     }
     rows = []
     for name, (expected, actual, ok) in checks.items():

@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Callable
 
 from twin.device import Device, merge_word, sub_word
+from twin.line_rate import HostLine
 from twin.periph.base import ClockGate
 from twin.usart_clock import kernel_hz
 
@@ -96,6 +97,7 @@ class Usart(Device):
         if pty:
             self.master_fd, self.slave_fd = os.openpty()
             tty.setraw(self.slave_fd)
+            self.line = HostLine(self.slave_fd, name, lambda m: self.services and self.services.log(m))
             os.set_blocking(self.master_fd, False)
             self.slave_path = os.ttyname(self.slave_fd)
         self._rxq: deque[int] = deque()
@@ -312,7 +314,7 @@ class Usart(Device):
         if self._pending and self.master_fd is not None:
             data, self._pending = bytes(self._pending), bytearray()
             try:
-                os.write(self.master_fd, data)
+                os.write(self.master_fd, self.line.to_host(data, self.baud()))
             except OSError:
                 self.tx_dropped += len(data)
 
@@ -324,7 +326,7 @@ class Usart(Device):
         it appears (the twin's virtual time may stand still while the host reacts) would
         otherwise hit a firmware still sending the line's end (a lost byte, ORE)."""
         fresh = self._rx_handle is None and not self._rxq
-        self._rxq.extend(data)
+        self._rxq.extend(self.line.from_host(data, self.baud()) if self.slave_fd is not None else data)
         if len(self._rxq) > 1 << 16:
             for _ in range(len(self._rxq) - (1 << 16)):
                 self._rxq.popleft()

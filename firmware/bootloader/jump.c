@@ -98,7 +98,17 @@ void jump_to_app(uint32_t base)
     }
 #endif
 
+#ifdef BL_VARIANT_PLL_LEFT_ON
+    /* A bootloader that runs on the PLL (44 MHz here) and jumps without HAL_RCC_DeInit: the
+       app starts on the PLL. Its SystemClock_Config returns HAL_ERROR (HAL_RCC_OscConfig
+       will not change a PLL that is the system clock), and code that assumes the reset
+       clock, as the reference app's board layer does, computes its UART's BRR for 16 MHz:
+       the host reads garbage at 2.75 times the baud rate. */
+    rcc_to_reset_clock();   /* (where it was, then the PLL again) */
+    (void)board_clock_set(44000000u);
+#else
     rcc_to_reset_clock();
+#endif
     caches_off();
 
 #ifdef BL_VARIANT_MPU_LEFT_ON

@@ -257,6 +257,20 @@ CASES.append(
     )
 )
 
+# not a thread line: SYSCLK left on the PLL at the jump (no HAL_RCC_DeInit); the jump
+# contract's clocks item (the app's board layer then runs its UART at 2.75 times the host's
+# baud rate: garbage on the console, twin/line_rate.py)
+CASES.append(
+    Case(
+        "pll-left-on",
+        UPDATE,
+        "update and 16k",
+        "eth",
+        "jump",
+        ("clocks: expected SYSCLK = HSI, PLL off, got SYSCLK = PLL, PLL on", "HAL_RCC_DeInit"),
+    )
+)
+
 #: the cases in the order they run: those that wait out a timeout first (stable)
 ORDERED = sorted(CASES, key=lambda c: not c.waits)
 

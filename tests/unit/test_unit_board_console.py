@@ -346,3 +346,41 @@ def test_the_board_files_tx_pin_is_the_one_checked() -> None:
         and "UART7 is set up to transmit but its TX pin PE8 is in alternate function 7" in text
     )
     assert "(set PE8 to AF8, GPIO_AF8_UART7)" in text
+
+
+# ------------------------------------------------------------------ baud rate (rig/console_hint.py)
+
+
+def _uart_regs(cr1: int, brr: int, cfgr: int = 0, pll: int = 0, dckcfgr2: int = 0) -> dict[int, int]:
+    """USART3 clocked and enabled (UE, TE) with ``cr1``/``brr``; the clock tree's registers."""
+    return {
+        0x40023840: 1 << 18,  # RCC_APB1ENR.USART3EN
+        0x40004800: cr1,
+        0x4000480C: brr,
+        0x40023800: 1 << 25 if pll else 0x83,  # PLLRDY
+        0x40023804: pll,
+        0x40023808: cfgr,
+        0x40023890: dckcfgr2,
+    }
+
+
+def test_baud_rate_from_the_clock_tree_and_brr() -> None:
+    from rig.console_hint import baud_mismatch
+
+    read = lambda regs: lambda a: regs.get(a, 0)  # noqa: E731
+    assert baud_mismatch(read(_uart_regs(0x0D, 139)), 3, 115200) is None  # HSI 16 MHz / 139
+    pll44 = 8 | (88 << 6) | (1 << 16)  # HSI / 8 x 88 / 4 = 44 MHz
+    text = baud_mismatch(read(_uart_regs(0x0D, 139, cfgr=0x0A, pll=pll44)), 3, 115200)
+    assert text is not None and text.startswith("USART3 sends at 316546 baud (PCLK1 44 MHz")
+    assert "the host's line is 115200" in text and "HAL_RCC_DeInit" in text
+    assert baud_mismatch(read(_uart_regs(0x0D, 382, cfgr=0x0A, pll=pll44)), 3, 115200) is None  # right BRR
+    # APB1 / 4 at 216 MHz (ST's clock tree): 54 MHz / 469 = 115 138
+    pll216 = 8 | (216 << 6)
+    assert baud_mismatch(read(_uart_regs(0x0D, 469, cfgr=0x0A | 5 << 10, pll=pll216)), 3, 115200) is None
+    # OVER8 with BRR 0x113 at 16 MHz: USARTDIV 0x116 = 278, 2 x 16 MHz / 278 = 115 107
+    assert baud_mismatch(read(_uart_regs(0x800D, 0x113)), 3, 115200) is None
+    # USART3SEL = HSI while PCLK1 is 44 MHz: the HSI's 16 MHz / 139 is right
+    assert (
+        baud_mismatch(read(_uart_regs(0x0D, 139, cfgr=0x0A, pll=pll44, dckcfgr2=2 << 4)), 3, 115200) is None
+    )
+    assert baud_mismatch(read(_uart_regs(0x0C, 139, cfgr=0x0A, pll=pll44)), 3, 115200) is None  # UE clear

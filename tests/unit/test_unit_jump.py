@@ -52,6 +52,8 @@ def test_good_state_holds(image: Image) -> None:
         ("dcache", {"ccr": 1 << 16}),
         ("icache", {"ccr": 1 << 17}),
         ("faults", {"cfsr": 0x100}),
+        ("clocks", {"rcc_cfgr": 0x0A, "rcc_cr": 0x03037C83}),  # SYSCLK = PLL, PLL on
+        ("clocks", {"rcc_cr": 0x03037C83}),  # back on the HSI, the PLL left running
     ],
 )
 def test_each_item_fails_alone(image: Image, name: str, change: dict) -> None:
@@ -113,3 +115,13 @@ def test_to_dict_json(image: Image) -> None:
     )
     assert doc["state"]["ipsr"] == 0 and doc["verdict"]["ok"] is False
     assert {r["name"] for r in doc["verdict"]["rows"] if not r["ok"]} == {"primask"}
+
+
+def test_clocks_row_names_the_source(image: Image) -> None:
+    st = replace(good_state(), rcc_cfgr=0x0A, rcc_cr=0x03037C83)
+    row = check_jump(st, image, load_board().contract).row("clocks")
+    assert row.checked and row.actual == "SYSCLK = PLL, PLL on" and row.expected == "SYSCLK = HSI, PLL off"
+    assert "HAL_RCC_DeInit" in row.reason
+    words = {0x40023800: 0x7C83}
+    reset = JumpState.collect(lambda name: 0, lambda a: words.get(a, 0))
+    assert reset.rcc_cr == 0x7C83 and check_jump(reset, image, JumpContract.all_enabled()).row("clocks").ok
