@@ -6,7 +6,7 @@ a fixed 2.5 s of wall time for the banner again; this module watches the board i
 
 - the window is *board* time: DWT_CYCCNT read through the probe (the rig enables it if the
   app did not), at the core clock the RCC registers give (SYSCLK from SWS and the PLL, HSE =
-  the NUCLEO's 8 MHz from the ST-LINK), so a slow host or a twin behind wall time changes
+  the NUCLEO's 8 MHz from the ST-LINK unless the board file gives ``hse_hz``), so a slow host or a twin behind wall time changes
   nothing; a core that sleeps (CYCCNT stops) is bounded by a wall-clock cap;
 - its length is what the watchdog that could fire needs: the IWDG's period from its PR and
   RLR registers at the slowest LSI of the datasheet (17 kHz) plus a margin, at most the
@@ -23,6 +23,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from rig.clock_hint import NUCLEO_HSE_HZ, RCC_CFGR, RCC_PLLCFGR, hclk
 from rig.console import Console
 from rig.probe import Probe
 from rig.probe_errors import DHCSR, DHCSR_S_RESET_ST
@@ -30,12 +31,10 @@ from rig.probe_errors import DHCSR, DHCSR_S_RESET_ST
 DEMCR, DEMCR_TRCENA = 0xE000EDFC, 1 << 24
 DWT_CTRL, DWT_CYCCNT = 0xE0001000, 0xE0001004
 CYCCNTENA, NOCYCCNT = 1 << 0, 1 << 25
-RCC_PLLCFGR, RCC_CFGR, RCC_CSR, CSR_LSIRDY = 0x40023804, 0x40023808, 0x40023874, 1 << 1
+RCC_CSR, CSR_LSIRDY = 0x40023874, 1 << 1
 IWDG_PR, IWDG_RLR = 0x40003004, 0x40003008
-HSI_HZ, HSE_HZ = 16_000_000, 8_000_000  #: NUCLEO-F767ZI: HSE is the ST-LINK's 8 MHz MCO
 LSI_MIN_HZ = 17_000  #: DS11532: the LSI runs at 17..47 kHz
 MARGIN = 0.25  #: seconds of board time after the slowest watchdog period
-AHB_DIV = {8: 2, 9: 4, 10: 8, 11: 16, 12: 64, 13: 128, 14: 256, 15: 512}
 POLL = 0.05
 
 
@@ -50,20 +49,10 @@ class Watch:
     clock: str = "board"
 
 
-def core_hz(probe: Probe) -> int:
-    """The core clock (HCLK) from the RCC registers; 0 if the PLL settings make no sense."""
-    cfgr = probe.read32(RCC_CFGR)
-    sws = cfgr >> 2 & 3
-    if sws == 1:
-        sysclk = HSE_HZ
-    elif sws == 2:
-        pll = probe.read32(RCC_PLLCFGR)
-        m, n, p = pll & 0x3F, pll >> 6 & 0x1FF, ((pll >> 16 & 3) + 1) * 2
-        src = HSE_HZ if pll >> 22 & 1 else HSI_HZ
-        sysclk = src // m * n // p if m >= 2 and n >= 2 else 0
-    else:
-        sysclk = HSI_HZ
-    return sysclk // AHB_DIV.get(cfgr >> 4 & 0xF, 1)
+def core_hz(probe: Probe, hse_hz: int = NUCLEO_HSE_HZ) -> int:
+    """The core clock (HCLK) from the RCC registers (rig/clock_hint.py; ``hse_hz``: the board
+    file's); 0 if the PLL settings make no sense."""
+    return hclk(probe.read32(RCC_PLLCFGR), probe.read32(RCC_CFGR), hse_hz)[0]
 
 
 def watchdog_window(probe: Probe, cap: float) -> float:
@@ -90,12 +79,14 @@ def _start_cyccnt(probe: Probe) -> bool:
     return True
 
 
-def watch_restart(probe: Probe, console: Console, pattern: str, since: int, settle: float) -> Watch:
+def watch_restart(
+    probe: Probe, console: Console, pattern: str, since: int, settle: float, hse_hz: int = NUCLEO_HSE_HZ
+) -> Watch:
     """Watch the running app for a restart for the board time a watchdog needs (at most
     ``settle`` board seconds); the console is searched for ``pattern`` from ``since`` on.
     Without a cycle counter or a known clock: ``settle`` s of wall time, as before."""
     t0 = time.monotonic()
-    hz = core_hz(probe)
+    hz = core_hz(probe, hse_hz)
     counting = hz > 0 and _start_cyccnt(probe)
     window = watchdog_window(probe, settle) if counting else settle
     watch = Watch(window, 0.0, 0.0, clock="board" if counting else "wall")

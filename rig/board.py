@@ -175,6 +175,7 @@ class _Builder:
             update=build_update(board.update, regions, memory, ota, self.source),
             winc=WincSpec(**board.winc.model_dump()) if board.winc is not None else None,
             console=_console(board.console),
+            hse_hz=board.hse_hz or 8_000_000,
         )
 
     def memory(self, entries: dict[str, schema.MemoryEntry]) -> dict[str, MemoryRegion]:

@@ -408,6 +408,7 @@ class BoardFile(_Strict):
     update: Update
     winc: WincWiring | None = None
     console: ConsoleWiring | None = None
+    hse_hz: Annotated[int, IntIn(1_000_000, 50_000_000)] | None = None  # DS11532: HSE 4-26 MHz, bypass 1-50
 
 
 # --------------------------------------------------------------------------- errors

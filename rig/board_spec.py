@@ -338,6 +338,8 @@ class BoardSpec:
     winc: WincSpec | None = None
     #: the console's U(S)ART (``console:``); USART3 (the NUCLEO's VCP) when not given
     console: ConsoleSpec = field(default_factory=ConsoleSpec)
+    #: the HSE's frequency (``hse_hz:``): the NUCLEO's 8 MHz from the ST-LINK (MCO) by default
+    hse_hz: int = 8_000_000
 
     def lab_boards(self) -> list[LabBoard]:
         """The real boards this file describes: ``targets.nucleo.boards``, or the one board of

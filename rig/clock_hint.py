@@ -1,5 +1,5 @@
-"""The clock tree read through the probe, on a NUCLEO as on the twin: RCC_CR, RCC_PLLCFGR and
-RCC_CFGR give HCLK and the APB clocks, RCC_DCKCFGR2 each U(S)ART's kernel clock, FLASH_ACR
+"""The clock tree read through the probe, on a NUCLEO as on the twin: RCC_PLLCFGR and RCC_CFGR
+give HCLK and the APB clocks, RCC_DCKCFGR2 each U(S)ART's kernel clock, FLASH_ACR
 the wait states. Two findings come of it:
 
 * too few flash wait states: at 2.7-3.6 V flash needs one per 30 MHz of HCLK (RM0410 §3.3.2:
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-RCC_CR, RCC_PLLCFGR, RCC_CFGR, FLASH_ACR = 0x40023800, 0x40023804, 0x40023808, 0x40023C00
+RCC_PLLCFGR, RCC_CFGR, FLASH_ACR = 0x40023804, 0x40023808, 0x40023C00
 RCC_DCKCFGR2 = 0x40023890
 #: RCC_CFGR.PPRE1/PPRE2 → APB divider (RM0410)
 APB_DIV = {4: 2, 5: 4, 6: 8, 7: 16}
@@ -34,15 +34,16 @@ F767_MAX_HZ = 216_000_000
 AHB_DIV = {8: 2, 9: 4, 10: 8, 11: 16, 12: 64, 13: 128, 14: 256, 15: 512}
 
 
-def hclk(cr: int, pllcfgr: int, cfgr: int, hse_hz: int = NUCLEO_HSE_HZ) -> tuple[int, str]:
-    """HCLK (Hz) from the three RCC registers, and how it comes about (for the sentence)."""
+def hclk(pllcfgr: int, cfgr: int, hse_hz: int = NUCLEO_HSE_HZ) -> tuple[int, str]:
+    """HCLK (Hz) from RCC_PLLCFGR and RCC_CFGR (SWS reads the PLL only once it is locked), and
+    how it comes about (for the sentence)."""
     sws = (cfgr >> 2) & 3
     div = AHB_DIV.get((cfgr >> 4) & 0xF, 1)
     if sws == 2:
         m, n, p = pllcfgr & 0x3F, (pllcfgr >> 6) & 0x1FF, ((pllcfgr >> 16 & 3) + 1) * 2
         hse = bool(pllcfgr & (1 << 22))
         src = hse_hz if hse else HSI_HZ
-        sysclk = src // m * n // p if m >= 2 and n >= 2 and cr & (1 << 25) else 0
+        sysclk = src // m * n // p if m >= 2 and n >= 2 else 0
         what = f"HSE ({_mhz(src)} {_assumed(hse_hz)}" if hse else f"HSI ({_mhz(src)}"
         how = f"the PLL from the {what} / M {m} x N {n} / P {p})"
     elif sws == 1:
@@ -56,7 +57,7 @@ def uart_clock(read32: Callable[[int], int], n: int, hse_hz: int = NUCLEO_HSE_HZ
     """U(S)ART ``n``'s kernel clock (Hz) and what it is: RCC_DCKCFGR2's two bits for it
     select its APB's PCLK (USART1/6 on APB2, the others on APB1), SYSCLK, the HSI or the LSE."""
     cfgr = read32(RCC_CFGR)
-    hz, how = hclk(read32(RCC_CR), read32(RCC_PLLCFGR), cfgr, hse_hz)
+    hz, how = hclk(read32(RCC_PLLCFGR), cfgr, hse_hz)
     sel = read32(RCC_DCKCFGR2) >> (2 * (n - 1)) & 3
     if sel == 2:
         return HSI_HZ, "the HSI (16 MHz)"
@@ -80,7 +81,7 @@ def wait_states_needed(hclk_hz: int) -> int:
 
 def too_few_wait_states(read32: Callable[[int], int], hse_hz: int = NUCLEO_HSE_HZ) -> str | None:
     """A sentence if FLASH_ACR.LATENCY is below what HCLK needs, else None."""
-    hz, how = hclk(read32(RCC_CR), read32(RCC_PLLCFGR), read32(RCC_CFGR), hse_hz)
+    hz, how = hclk(read32(RCC_PLLCFGR), read32(RCC_CFGR), hse_hz)
     latency, need = read32(FLASH_ACR) & 0xF, wait_states_needed(hz)
     if latency >= need or hz > F767_MAX_HZ:
         return None  # (over 216 MHz: the board's HSE is not the one assumed, nothing to say)

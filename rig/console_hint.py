@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from rig import gpio_regs as gpio
 from rig.board_wiring import uart_name
-from rig.clock_hint import uart_clock
+from rig.clock_hint import NUCLEO_HSE_HZ, uart_clock
 
 RCC_APB1ENR = 0x40023840
 RCC_APB2ENR = 0x40023844
@@ -139,13 +139,15 @@ BAUD_TOLERANCE = 0.03
 OVER8 = 1 << 15
 
 
-def baud_mismatch(read32: Callable[[int], int], console_uart: int, host_baud: int) -> str | None:
+def baud_mismatch(
+    read32: Callable[[int], int], console_uart: int, host_baud: int, hse_hz: int = NUCLEO_HSE_HZ
+) -> str | None:
     """A sentence if the console's U(S)ART, set up to transmit, runs at a baud rate more than
-    BAUD_TOLERANCE from ``host_baud`` (the board file's), else None."""
+    BAUD_TOLERANCE from ``host_baud`` (the board file's; ``hse_hz`` its HSE), else None."""
     state = uart_states(read32)[console_uart]
     if not state.transmits or not state.brr:
         return None
-    clock, how = uart_clock(read32, console_uart)
+    clock, how = uart_clock(read32, console_uart, hse_hz)
     brr = state.brr & 0xFFFF
     # with OVER8: USARTDIV = BRR[15:4] << 4 | BRR[2:0] << 1, baud = 2 x clock / USARTDIV
     over8 = bool(state.cr1 & OVER8)

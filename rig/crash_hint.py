@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rig.clock_hint import too_few_wait_states
+from rig.clock_hint import NUCLEO_HSE_HZ, too_few_wait_states
 from rig.evidence import FaultInfo
 from rig.fault_bits import decode_cfsr, exception_name, fault_summary
 from rig.fault_info import read_fault_info
@@ -44,9 +44,10 @@ STACK_SCAN = 256  # bytes above SP searched for a pushed EXC_RETURN
 RAM_END = 0x20080000  # the end of SRAM2: the scan stops there
 
 
-def crashed(probe: Probe) -> tuple[str, FaultInfo] | None:
+def crashed(probe: Probe, hse_hz: int = NUCLEO_HSE_HZ) -> tuple[str, FaultInfo] | None:
     """A sentence saying how the board crashed, with the fault evidence; None if its core is
-    not in a fault handler (then it runs on as before)."""
+    not in a fault handler (then it runs on as before). ``hse_hz``: the board file's HSE
+    (rig/clock_hint.py)."""
     was_halted = probe.is_halted()
     if not was_halted:
         probe.halt()
@@ -69,7 +70,7 @@ def crashed(probe: Probe) -> tuple[str, FaultInfo] | None:
     meanings = [b.meaning for b in decode_cfsr(cfsr) if b.set and not b.name.endswith("VALID")]
     if meanings:
         text += f" ({'; '.join(meanings)})"
-    clock = _clock_hint(probe)
+    clock = _clock_hint(probe, hse_hz)
     if clock:
         text += f"; {clock}"
     if cfsr & UFSR_UNALIGNED and _unalign_trp(probe):
@@ -81,10 +82,10 @@ def crashed(probe: Probe) -> tuple[str, FaultInfo] | None:
     return text, info
 
 
-def _clock_hint(probe: Probe) -> str | None:
+def _clock_hint(probe: Probe, hse_hz: int) -> str | None:
     """rig/clock_hint.py's sentence if flash runs with too few wait states for HCLK."""
     try:
-        return too_few_wait_states(probe.read32)
+        return too_few_wait_states(probe.read32, hse_hz)
     except Exception:
         return None
 

@@ -403,7 +403,9 @@ class Bench:
         heard = self.console.text(since) if since is not None else ""
         console = self.spec.console
         baud = getattr(self.console, "baudrate", 115200)
-        return console_silence_hint(self.probe, self.target, console.uart, heard, console.tx_pin, baud)
+        return console_silence_hint(
+            self.probe, self.target, console.uart, heard, console.tx_pin, baud, self.spec.hse_hz
+        )
 
     def _wait_for_entry(self, entry: int, timeout: float, ev: Evidence) -> bool:
         """Wait until the core stops at ``entry`` (True) or that will not happen: the board
@@ -592,7 +594,7 @@ class Bench:
             m = self.console.expect(pattern, timeout=timeout, since=mark, what="the application's banner")
             if settle > 0:
                 after = mark + len(self.console.text(mark)[: m.end()].encode("utf-8", errors="replace"))
-                w = watch_restart(self.probe, self.console, pattern, after, settle)
+                w = watch_restart(self.probe, self.console, pattern, after, settle, self.spec.hse_hz)
                 ev.notes.append(
                     f"app watched {w.board_seconds:.2f} s of {w.clock} time ({w.wall_seconds:.2f} s wall)"
                 )

@@ -63,7 +63,7 @@ def session_failure(
         )
     message += "".join(f"; {s}" for s in crc_sentences(bench, image, ev, result, readbacks))
     if result.outcome not in ("ack", "nack"):  # the board went silent: did it crash?
-        message += crash_hint(bench.probe, ev)
+        message += crash_hint(bench.probe, ev, bench.spec.hse_hz)
     if result.phase == "connect" and not rig_ended:  # a crash is the reason
         message += no_connection_hint(
             bench.probe, ev.scenario.get("transport", ""), bench.target, bench.spec.winc
@@ -71,13 +71,13 @@ def session_failure(
     return bench._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
 
-def crash_hint(probe: Probe, ev: Evidence) -> str:
+def crash_hint(probe: Probe, ev: Evidence, hse_hz: int = 8_000_000) -> str:
     """ "; the board crashed: ..." when its core sits in a fault handler (the fault evidence
     then goes into the report), else ""."""
     from rig.crash_hint import crashed
 
     try:
-        found = crashed(probe)
+        found = crashed(probe, hse_hz)
     except ProbeError:
         return ""
     if found is None:
@@ -148,6 +148,7 @@ def console_silence_hint(
     heard: str = "",
     tx_pin: tuple[str, int, int] | None = None,
     host_baud: int = 115200,
+    hse_hz: int = 8_000_000,
 ) -> str:
     """Why the console did not show what the rig waited for, as far as the registers tell
     (rig/console_hint.py, against the board file's ``console:``) and, on the twin, what it
@@ -159,7 +160,7 @@ def console_silence_hint(
     from rig.console_hint import baud_mismatch, console_mismatch
 
     try:
-        rate = baud_mismatch(probe.read32, console_uart, host_baud)
+        rate = baud_mismatch(probe.read32, console_uart, host_baud, hse_hz)
     except ProbeError:
         rate = None
     if rate:  # (the registers say it on a board as on the twin: the twin's line adds nothing)

@@ -63,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep running when the process that started the twin exits "
         "(default: exit, so a killed test run leaves no twin behind)",
     )
+    _board_arguments(p)
+    p.add_argument("--probe-port", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--control-port", type=int, default=0, help=argparse.SUPPRESS)
+    try:
+        importlib.import_module("twin.net").add_arguments(p)
+    except (ImportError, AttributeError):
+        pass
+    return p
+
+
+class _CliError(Exception):
+    pass
+
+
+def _board_arguments(p: argparse.ArgumentParser) -> None:
+    """The board's own hardware, as its board file describes it: the console's U(S)ART and
+    pins, the HSE, NRST."""
     p.add_argument(
         "--console-uart",
         type=_console_uart,
@@ -70,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the U(S)ART on the serial PTY, 1..8 or a name such as USART6 (default 3: the "
         "NUCLEO's ST-LINK virtual COM port; the board file's console: {uart: N})",
+    )
+    p.add_argument(
+        "--hse-hz",
+        type=_hse_hz,
+        default=8_000_000,
+        metavar="HZ",
+        help="the HSE's frequency (default 8000000: the NUCLEO's 8 MHz from the ST-LINK; the "
+        "board file's hse_hz: a board with its own crystal)",
     )
     p.add_argument(
         "--console-pins",
@@ -87,17 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
         "(the control port's reset) or the probe releases it, as a board whose reset button is "
         "held while the host opens its console",
     )
-    p.add_argument("--probe-port", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--control-port", type=int, default=0, help=argparse.SUPPRESS)
-    try:
-        importlib.import_module("twin.net").add_arguments(p)
-    except (ImportError, AttributeError):
-        pass
-    return p
-
-
-class _CliError(Exception):
-    pass
 
 
 def _console_pins(value: str):
@@ -107,6 +121,19 @@ def _console_pins(value: str):
         return parse_pins(value)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _hse_hz(value: str) -> int:
+    try:
+        hz = int(value, 0)
+    except ValueError:
+        hz = 0
+    if not 1_000_000 <= hz <= 50_000_000:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: the HSE runs at 4-26 MHz from a crystal, 1-50 MHz from an external clock "
+            "(DS11532); give it in Hz, e.g. 25000000"
+        )
+    return hz
 
 
 def _console_uart(value: str) -> int:
@@ -154,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         console_uart=args.console_uart,
         console_pins=args.console_pins,
         hold_reset=args.hold_reset,
+        hse_hz=args.hse_hz,
     )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

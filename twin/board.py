@@ -69,6 +69,8 @@ class BoardOptions:
     console_pins: tuple[tuple[str, int], tuple[str, int], int] | None = None
     #: NRST held low after power-on until a pin reset (control ``reset``) or the probe lets go
     hold_reset: bool = False
+    #: the HSE's frequency (the NUCLEO's: 8 MHz from the ST-LINK's MCO)
+    hse_hz: int = 8_000_000
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -113,7 +115,7 @@ class Board:
 
     def _peripherals(self) -> None:
         m = self.machine
-        for d in periph.all_devices():
+        for d in periph.all_devices(hse_hz=self.opts.hse_hz):
             m.add_device(d)
         self.clock_limits = ClockLimits(
             m.bus.device("rcc"),

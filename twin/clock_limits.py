@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twin.periph.rcc import HSE_HZ, HSI_HZ
+from twin.periph.rcc import HSI_HZ
 
 #: HCLK per flash wait state at 2.7-3.6 V (RM0410 §3.3.2)
 HZ_PER_WAIT_STATE = 30_000_000
@@ -163,7 +163,7 @@ class ClockLimits:
             return []
         cfg = rcc.regs[PLLCFGR]
         m, n = cfg & 0x3F, (cfg >> 6) & 0x1FF
-        src = HSE_HZ if cfg & PLLSRC_HSE else HSI_HZ
+        src = rcc.hse_hz if cfg & PLLSRC_HSE else HSI_HZ
         if m < 2 or n < 2:
             return []  # RM0410: invalid values; the twin's PLL gives no clock then
         vin, out = src / m, src / m * n

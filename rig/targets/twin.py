@@ -246,8 +246,8 @@ class TwinTarget(Target):
 
 def board_args(spec: BoardSpec) -> list[str]:
     """The twin's options a board file asks for (a :class:`rig.board_spec.BoardSpec`): the
-    dual-bank flash layout, the WiFi module's wiring (``winc:``) and the console's U(S)ART
-    (``console:``)."""
+    dual-bank flash layout, the WiFi module's wiring (``winc:``), the console's U(S)ART
+    (``console:``) and the HSE's frequency (``hse_hz:``, when not the NUCLEO's 8 MHz)."""
     args = ["--dual-bank"] if spec.dual_bank else []
     if spec.winc is not None:
         args += ["--winc-wiring", spec.winc.twin_arg()]
@@ -256,6 +256,8 @@ def board_args(spec: BoardSpec) -> list[str]:
     pins = spec.console.twin_pins_arg()
     if pins is not None:
         args += ["--console-pins", pins]
+    if spec.hse_hz != 8_000_000:
+        args += ["--hse-hz", str(spec.hse_hz)]
     return args
 
 

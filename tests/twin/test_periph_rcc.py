@@ -170,3 +170,32 @@ def test_peripheral_with_clock_off_reads_zero_ignores_writes_and_says_why() -> N
     assert pwr.read(0x00, 4) == 0
     rcc.write(0x40, 4, 1 << 28)
     assert pwr.read(0x00, 4) == 0x0000C000
+
+
+def test_a_board_with_its_own_hse_runs_at_its_frequency() -> None:
+    """A custom board's 25 MHz crystal (the board file's hse_hz, python -m twin --hse-hz):
+    CubeMX's PLLM 25 x 432 / 2 is 216 MHz there, and 69 MHz with the NUCLEO's 8 MHz."""
+    for hse, want in ((25_000_000, 216_000_000), (8_000_000, 69_120_000)):
+        s = ServicesDouble()
+        rcc = Rcc(hse_hz=hse)
+        s.add(rcc)
+        rcc.write(CR, 4, rcc.read(CR, 4) | (1 << 16))  # HSEON
+        rcc.write(PLLCFGR, 4, 25 | (432 << 6) | (1 << 22) | (9 << 24))
+        rcc.write(CR, 4, rcc.read(CR, 4) | (1 << 24))
+        rcc.write(CFGR, 4, 2)
+        assert rcc.hclk_hz() == want and s.core_hz == want
+        rcc.write(CFGR, 4, 1)  # SYSCLK = HSE
+        assert rcc.hclk_hz() == hse
+
+
+def test_the_hse_option_is_checked() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "twin", "--hse-hz", "80000000", "x.elf"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "the HSE runs at 4-26 MHz from a crystal" in out.stderr

@@ -384,3 +384,15 @@ def test_baud_rate_from_the_clock_tree_and_brr() -> None:
         baud_mismatch(read(_uart_regs(0x0D, 139, cfgr=0x0A, pll=pll44, dckcfgr2=2 << 4)), 3, 115200) is None
     )
     assert baud_mismatch(read(_uart_regs(0x0C, 139, cfgr=0x0A, pll=pll44)), 3, 115200) is None  # UE clear
+
+
+def test_hse_hz_reaches_the_twin_only_when_not_the_nucleo_s(raw: dict[str, Any]) -> None:
+    assert parse_board(yaml.safe_dump(raw)).hse_hz == 8_000_000
+    assert "--hse-hz" not in board_args(parse_board(yaml.safe_dump(raw)))
+    doc = copy.deepcopy(raw)
+    doc["hse_hz"] = 25_000_000
+    args = board_args(parse_board(yaml.safe_dump(doc)))
+    assert args[args.index("--hse-hz") + 1] == "25000000"
+    doc["hse_hz"] = 80_000_000
+    with pytest.raises(ConfigError, match="hse_hz"):
+        parse_board(yaml.safe_dump(doc))

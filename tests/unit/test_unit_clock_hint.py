@@ -9,7 +9,6 @@ from test_unit_crash_hint import MSP, FakeProbe, frame
 from rig.clock_hint import (
     FLASH_ACR,
     RCC_CFGR,
-    RCC_CR,
     RCC_PLLCFGR,
     hclk,
     too_few_wait_states,
@@ -17,7 +16,6 @@ from rig.clock_hint import (
 )
 from rig.crash_hint import crashed
 
-PLLRDY = 1 << 25
 #: ST's NUCLEO-F767ZI SystemClock_Config: HSE bypass 8 MHz / M 4 x N 216 / P 2 = 216 MHz
 PLL_HSE_216 = 4 | (216 << 6) | (1 << 22) | (9 << 24) | (2 << 28)
 #: the reference firmware's board_clock_set(32 MHz): HSI / M 8 x N 32 / P 4 (PLLP code 1)
@@ -25,18 +23,18 @@ PLL_HSI_32 = 8 | (64 << 6) | (1 << 16) | (4 << 24) | (2 << 28)
 
 
 @pytest.mark.parametrize(
-    ("cr", "pllcfgr", "cfgr", "hz"),
+    ("pllcfgr", "cfgr", "hz"),
     [
-        (0x83, 0x24003010, 0x0, 16_000_000),  # reset: HSI
-        (PLLRDY, PLL_HSE_216, 0x8 | (5 << 10) | (4 << 13), 216_000_000),  # SWS = PLL, APB dividers
-        (PLLRDY, PLL_HSE_216, 0x8 | (0xB << 4), 13_500_000),  # AHB / 16 while switching
-        (PLLRDY, PLL_HSI_32, 0x8, 32_000_000),
-        (0, PLL_HSE_216, 0x8, 0),  # PLL not ready: no clock from it
-        (0, 0, 0x4, 8_000_000),  # HSE straight
+        (0x24003010, 0x0, 16_000_000),  # reset: HSI
+        (PLL_HSE_216, 0x8 | (5 << 10) | (4 << 13), 216_000_000),  # SWS = PLL, APB dividers
+        (PLL_HSE_216, 0x8 | (0xB << 4), 13_500_000),  # AHB / 16 while switching
+        (PLL_HSI_32, 0x8, 32_000_000),
+        (0x24003000, 0x8, 0),  # PLLM 0: no clock
+        (0, 0x4, 8_000_000),  # HSE straight
     ],
 )
-def test_hclk_follows_the_clock_tree(cr: int, pllcfgr: int, cfgr: int, hz: int) -> None:
-    assert hclk(cr, pllcfgr, cfgr)[0] == hz
+def test_hclk_follows_the_clock_tree(pllcfgr: int, cfgr: int, hz: int) -> None:
+    assert hclk(pllcfgr, cfgr)[0] == hz
 
 
 def test_wait_states_are_one_per_30_mhz() -> None:
@@ -44,7 +42,7 @@ def test_wait_states_are_one_per_30_mhz() -> None:
 
 
 def words(latency: int, cfgr: int = 0x8, pllcfgr: int = PLL_HSE_216) -> dict[int, int]:
-    return {RCC_CR: PLLRDY, RCC_PLLCFGR: pllcfgr, RCC_CFGR: cfgr, FLASH_ACR: latency}
+    return {RCC_PLLCFGR: pllcfgr, RCC_CFGR: cfgr, FLASH_ACR: latency}
 
 
 def test_enough_wait_states_say_nothing() -> None:

@@ -52,9 +52,9 @@ __all__ = [
 ]
 
 
-def all_devices() -> list[Device]:
-    """Fresh peripheral instances for one board."""
-    rcc = Rcc()
+def all_devices(hse_hz: int = 8_000_000) -> list[Device]:
+    """Fresh peripheral instances for one board (``hse_hz``: its HSE's frequency)."""
+    rcc = Rcc(hse_hz)
     iwdg = Iwdg()
     rcc.clock_listeners.append(iwdg.clock_changed)
     return [

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from twin.periph.base import RegDevice
 
-HSI_HZ, HSE_HZ = 16_000_000, 8_000_000  # NUCLEO: HSE = 8 MHz MCO from the ST-LINK
+HSI_HZ, HSE_HZ = 16_000_000, 8_000_000  # NUCLEO: HSE = 8 MHz MCO from the ST-LINK (the default)
 CR, PLLCFGR, CFGR, CIR = 0x00, 0x04, 0x08, 0x0C
 AHB1RSTR, AHB2RSTR, AHB3RSTR, APB1RSTR, APB2RSTR = 0x10, 0x14, 0x18, 0x20, 0x24
 AHB1ENR, AHB2ENR, AHB3ENR, APB1ENR, APB2ENR = 0x30, 0x34, 0x38, 0x40, 0x44
@@ -97,8 +97,9 @@ class Rcc(RegDevice):
     #: the ready flags and the clock switch status HAL polls (RDY bits, CFGR.SWS)
     POLLED: ClassVar[frozenset[int]] = frozenset({CR, CFGR, BDCR, CSR})
 
-    def __init__(self) -> None:
+    def __init__(self, hse_hz: int = HSE_HZ) -> None:
         super().__init__()
+        self.hse_hz = hse_hz  #: the board's HSE (python -m twin --hse-hz)
         self.reset_history: list[dict[str, object]] = []
         self.clock_listeners: list[Callable[[int], None]] = []
         #: told "write" after CR, PLLCFGR or CFGR changed, "reset" after a reset (twin/clock_limits.py)
@@ -261,7 +262,7 @@ class Rcc(RegDevice):
         """SYSCLK from SWS and the PLL configuration."""
         sws = self.regs[CFGR] >> 2 & 3
         if sws == 1:
-            return HSE_HZ
+            return self.hse_hz
         if sws == 2:
             return self.pll_hz()
         return HSI_HZ
@@ -270,7 +271,7 @@ class Rcc(RegDevice):
         """PLL 'P' output for the current PLLCFGR (0 if M or N is invalid)."""
         cfg = self.regs[PLLCFGR]
         m, n, p = cfg & 0x3F, (cfg >> 6) & 0x1FF, ((cfg >> 16 & 3) + 1) * 2
-        src = HSE_HZ if cfg >> 22 & 1 else HSI_HZ
+        src = self.hse_hz if cfg >> 22 & 1 else HSI_HZ
         if m < 2 or n < 2:
             return 0
         return src // m * n // p
@@ -287,7 +288,7 @@ class Rcc(RegDevice):
         m = cfg & 0x3F
         if not locked or m < 2 or n < 2 or div < 2:
             return 0
-        return (HSE_HZ if cfg >> 22 & 1 else HSI_HZ) // m * n // div
+        return (self.hse_hz if cfg >> 22 & 1 else HSI_HZ) // m * n // div
 
     def hclk_hz(self) -> int:
         """AHB clock (the core clock)."""

@@ -181,7 +181,7 @@ class Rtc(Device):
             return LSI_HZ if regs.get(RCC_CSR, 0) & 2 else 0  # LSIRDY
         if sel == 3 and regs.get(RCC_CR, 0) & (1 << 17):  # HSERDY
             pre = regs.get(RCC_CFGR, 0) >> 16 & 0x1F
-            return HSE_HZ // pre if pre >= 2 else 0
+            return getattr(rcc, "hse_hz", HSE_HZ) // pre if pre >= 2 else 0
         return 0
 
     def _periods(self) -> tuple[int, int]:
