@@ -301,3 +301,22 @@ def test_twin_exits_when_the_starter_named_in_its_env_is_gone() -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and b"parent process exited" in err, err[-2000:]
+
+
+def test_the_board_file_s_hse_reaches_the_twin() -> None:
+    """``hse_hz: 25000000`` in a board file: the rig starts the twin with ``--hse-hz`` and its
+    RCC runs the HSE at that (the NUCLEO's 8 MHz without the key)."""
+    import copy
+
+    import yaml
+
+    from rig.board import default_board_path, parse_board
+    from rig.targets.twin import board_args
+
+    doc = yaml.safe_load(default_board_path().read_text())
+    custom = copy.deepcopy(doc)
+    custom["hse_hz"] = 25_000_000
+    for board, hz in ((doc, 8_000_000), (custom, 25_000_000)):
+        args = board_args(parse_board(yaml.safe_dump(board)))
+        with TwinProcess(*args) as twin:
+            assert twin.control("devices")["devices"]["rcc"]["hse_hz"] == hz

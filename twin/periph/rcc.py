@@ -319,6 +319,7 @@ class Rcc(RegDevice):
             "hclk_hz": self.hclk_hz(),
             "pclk1_hz": self.pclk1_hz(),
             "pclk2_hz": self.pclk2_hz(),
+            "hse_hz": self.hse_hz,
             "csr": self.regs[CSR],
             "reset_history": list(self.reset_history),
         }
