@@ -288,6 +288,7 @@ class TwinTarget(_Strict):
 
     pyocd_target: Name = "stm32f767zi"
     forward: EndpointModel | None = None
+    baudrate: Annotated[int, IntIn(300, 20_000_000)] = 115200  # the host's side of the console line
 
 
 def _ipv4(value: Any) -> Any:

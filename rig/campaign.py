@@ -130,7 +130,10 @@ def own_twin(s: Settings) -> Iterator[Bench]:
         target = start_twin(ota_lan=(lan.ip, lan.port), extra_args=extra, log_path=s.out_dir / "twin.log")
         stack.callback(target.stop)
         probe = stack.enter_context(Probe(target.probe_uid))
-        console = stack.enter_context(Console(target.serial_port, log_path=s.out_dir / "console.log"))
+        baud = tspec.baudrate if tspec else 115200
+        console = stack.enter_context(
+            Console(target.serial_port, baudrate=baud, log_path=s.out_dir / "console.log")
+        )
         yield Bench(spec, target, probe, console, s.out_dir)
 
 

@@ -396,3 +396,10 @@ def test_hse_hz_reaches_the_twin_only_when_not_the_nucleo_s(raw: dict[str, Any])
     doc["hse_hz"] = 80_000_000
     with pytest.raises(ConfigError, match="hse_hz"):
         parse_board(yaml.safe_dump(doc))
+
+
+def test_the_twin_s_console_rate_comes_from_the_board_file(raw: dict[str, Any]) -> None:
+    assert parse_board(yaml.safe_dump(raw)).targets["twin"].baudrate == 115200
+    doc = copy.deepcopy(raw)
+    doc["targets"]["twin"]["baudrate"] = 921600
+    assert parse_board(yaml.safe_dump(doc)).targets["twin"].baudrate == 921600
