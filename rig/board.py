@@ -24,6 +24,7 @@ from rig import board_schema as schema
 from rig.board_spec import (
     CONTRACT_ITEMS,
     MEMORY_KINDS,
+    NUCLEO_HSE_HZ,
     OTA_REGION_NAMES,
     TARGET_NAMES,
     BoardSpec,
@@ -175,7 +176,7 @@ class _Builder:
             update=build_update(board.update, regions, memory, ota, self.source),
             winc=WincSpec(**board.winc.model_dump()) if board.winc is not None else None,
             console=_console(board.console),
-            hse_hz=board.hse_hz or 8_000_000,
+            hse_hz=board.hse_hz or NUCLEO_HSE_HZ,
         )
 
     def memory(self, entries: dict[str, schema.MemoryEntry]) -> dict[str, MemoryRegion]:

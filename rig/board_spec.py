@@ -40,6 +40,8 @@ CONTRACT_ITEMS = (
     "clocks",
 )
 TARGET_NAMES = ("twin", "nucleo")
+#: the HSE when the board file gives no ``hse_hz``: a NUCLEO-F767ZI's 8 MHz from the ST-LINK (MCO)
+NUCLEO_HSE_HZ = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -339,7 +341,7 @@ class BoardSpec:
     #: the console's U(S)ART (``console:``); USART3 (the NUCLEO's VCP) when not given
     console: ConsoleSpec = field(default_factory=ConsoleSpec)
     #: the HSE's frequency (``hse_hz:``): the NUCLEO's 8 MHz from the ST-LINK (MCO) by default
-    hse_hz: int = 8_000_000
+    hse_hz: int = NUCLEO_HSE_HZ
 
     def lab_boards(self) -> list[LabBoard]:
         """The real boards this file describes: ``targets.nucleo.boards``, or the one board of

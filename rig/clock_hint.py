@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rig.board_spec import NUCLEO_HSE_HZ
+
 RCC_PLLCFGR, RCC_CFGR, FLASH_ACR = 0x40023804, 0x40023808, 0x40023C00
 RCC_DCKCFGR2 = 0x40023890
 #: RCC_CFGR.PPRE1/PPRE2 → APB divider (RM0410)
 APB_DIV = {4: 2, 5: 4, 6: 8, 7: 16}
 LSE_HZ = 32_768
 HSI_HZ = 16_000_000
-NUCLEO_HSE_HZ = 8_000_000
 HZ_PER_WAIT_STATE = 30_000_000  # at 2.7-3.6 V (RM0410 §3.3.2)
 F767_MAX_HZ = 216_000_000
 #: RCC_CFGR.HPRE → AHB divider (RM0410)

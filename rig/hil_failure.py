@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from rig.board_spec import WincSpec
+from rig.board_spec import NUCLEO_HSE_HZ, WincSpec
 from rig.errors import PhaseFailure, ProbeError
 from rig.evidence import Evidence
 from rig.hil_evidence import crc_sentences
@@ -71,7 +71,7 @@ def session_failure(
     return bench._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
 
-def crash_hint(probe: Probe, ev: Evidence, hse_hz: int = 8_000_000) -> str:
+def crash_hint(probe: Probe, ev: Evidence, hse_hz: int = NUCLEO_HSE_HZ) -> str:
     """ "; the board crashed: ..." when its core sits in a fault handler (the fault evidence
     then goes into the report), else ""."""
     from rig.crash_hint import crashed
@@ -148,7 +148,7 @@ def console_silence_hint(
     heard: str = "",
     tx_pin: tuple[str, int, int] | None = None,
     host_baud: int = 115200,
-    hse_hz: int = 8_000_000,
+    hse_hz: int = NUCLEO_HSE_HZ,
 ) -> str:
     """Why the console did not show what the rig waited for, as far as the registers tell
     (rig/console_hint.py, against the board file's ``console:``) and, on the twin, what it

@@ -26,6 +26,7 @@ from twin.device import Device, ResetKind
 from twin.flash import FlashController
 from twin.loader import Chunk
 from twin.machine import Machine
+from twin.periph.rcc import HSE_HZ
 from twin.scs import DebugUnit, PpbStub
 
 try:
@@ -70,7 +71,7 @@ class BoardOptions:
     #: NRST held low after power-on until a pin reset (control ``reset``) or the probe lets go
     hold_reset: bool = False
     #: the HSE's frequency (the NUCLEO's: 8 MHz from the ST-LINK's MCO)
-    hse_hz: int = 8_000_000
+    hse_hz: int = HSE_HZ
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -32,8 +32,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twin.periph.rcc import HSI_HZ
-
 #: HCLK per flash wait state at 2.7-3.6 V (RM0410 §3.3.2)
 HZ_PER_WAIT_STATE = 30_000_000
 #: the highest HCLK per voltage scale (PWR_CR1.VOS: 3 = scale 1, 2 = scale 2, 1 = scale 3),
@@ -45,7 +43,7 @@ APB2_MAX = (90_000_000, 108_000_000)
 VCO_IN = (950_000, 2_100_000)
 VCO_OUT = (100_000_000, 432_000_000)
 CR_PLLON = 1 << 24
-PLLCFGR, PLLSRC_HSE = 0x04, 1 << 22
+PLLCFGR = 0x04
 #: board time the clocks may stay over a limit other than the wait states unreported (ms)
 SETTLE_MS = 1
 
@@ -107,19 +105,17 @@ class ClockLimits:
         was, self.too_slow = self.too_slow, latency < need
         if not self.too_slow or was:
             return
-        text = (
-            f"HCLK is {_mhz(hclk)} with FLASH_ACR.LATENCY = {latency} wait state(s): flash needs {need} "
-            f"at 2.7-3.6 V (one per 30 MHz, RM0410 §3.3.2), so on the board the core reads wrong "
-            "instructions and data from flash (a crash at once, or now and then); the twin faults "
-            "the next fetch (BusFault IBUSERR, a HardFault if BusFault is off). Set LATENCY before "
-            f"raising the clock: HAL_RCC_ClockConfig(&clk, FLASH_LATENCY_{min(need, 15)}), or "
-            f"FLASH->ACR = (FLASH->ACR & ~0xF) | {need} and read it back"
-        )
         faulted = self._fault(
             "bus", (0, "instr"), f"flash read with too few wait states ({latency} < {need})"
         )
+        who = "the twin faults" if faulted else "a debugger's write: the twin would fault"
         self._services.log(
-            text if faulted else text.replace("the twin faults", "a debugger's write: the twin would fault")
+            f"HCLK is {_mhz(hclk)} with FLASH_ACR.LATENCY = {latency} wait state(s): flash needs {need} "
+            f"at 2.7-3.6 V (one per 30 MHz, RM0410 §3.3.2), so on the board the core reads wrong "
+            "instructions and data from flash (a crash at once, or now and then); "
+            f"{who} the next fetch (BusFault IBUSERR, a HardFault if BusFault is off). Set LATENCY before "
+            f"raising the clock: HAL_RCC_ClockConfig(&clk, FLASH_LATENCY_{min(need, 15)}), or "
+            f"FLASH->ACR = (FLASH->ACR & ~0xF) | {need} and read it back"
         )
 
     def out_of_spec(self) -> list[tuple[str, str]]:
@@ -140,7 +136,7 @@ class ClockLimits:
         return out + self._pll()
 
     def _hclk(self, hclk: int, od: bool) -> list[tuple[str, str]]:
-        vos = (self.pwr.regs[0] >> 14) & 3
+        vos = self.pwr.vos
         scale = {3: 1, 2: 2, 1: 3}.get(vos)
         top = HCLK_MAX[vos][od] if scale else HCLK_MAX[1][0]
         if hclk <= top:
@@ -163,7 +159,7 @@ class ClockLimits:
             return []
         cfg = rcc.regs[PLLCFGR]
         m, n = cfg & 0x3F, (cfg >> 6) & 0x1FF
-        src = rcc.hse_hz if cfg & PLLSRC_HSE else HSI_HZ
+        src = rcc.pll_source_hz()
         if m < 2 or n < 2:
             return []  # RM0410: invalid values; the twin's PLL gives no clock then
         vin, out = src / m, src / m * n

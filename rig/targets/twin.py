@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from rig.board_spec import NUCLEO_HSE_HZ
 from rig.errors import TargetError
 from rig.targets.base import Target
 
@@ -256,7 +257,7 @@ def board_args(spec: BoardSpec) -> list[str]:
     pins = spec.console.twin_pins_arg()
     if pins is not None:
         args += ["--console-pins", pins]
-    if spec.hse_hz != 8_000_000:
+    if spec.hse_hz != NUCLEO_HSE_HZ:
         args += ["--hse-hz", str(spec.hse_hz)]
     return args
 

@@ -43,6 +43,11 @@ class Pwr(RegDevice):
         return bool(self.regs[CR1] & DBP)
 
     @property
+    def vos(self) -> int:
+        """CR1.VOS: 3 = voltage scale 1, 2 = scale 2, 1 = scale 3 (0 is reserved)."""
+        return self.regs[CR1] >> 14 & 3
+
+    @property
     def overdrive(self) -> bool:
         """Over-drive switched in (ODSWRDY)."""
         return bool(self.regs[CSR1] & ODSWRDY)

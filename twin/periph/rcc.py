@@ -267,11 +267,15 @@ class Rcc(RegDevice):
             return self.pll_hz()
         return HSI_HZ
 
+    def pll_source_hz(self) -> int:
+        """The main PLL's (and PLLSAI's) input before PLLM: the HSE or the HSI (PLLSRC)."""
+        return self.hse_hz if self.regs[PLLCFGR] >> 22 & 1 else HSI_HZ
+
     def pll_hz(self) -> int:
         """PLL 'P' output for the current PLLCFGR (0 if M or N is invalid)."""
         cfg = self.regs[PLLCFGR]
         m, n, p = cfg & 0x3F, (cfg >> 6) & 0x1FF, ((cfg >> 16 & 3) + 1) * 2
-        src = self.hse_hz if cfg >> 22 & 1 else HSI_HZ
+        src = self.pll_source_hz()
         if m < 2 or n < 2:
             return 0
         return src // m * n // p
@@ -288,7 +292,7 @@ class Rcc(RegDevice):
         m = cfg & 0x3F
         if not locked or m < 2 or n < 2 or div < 2:
             return 0
-        return (self.hse_hz if cfg >> 22 & 1 else HSI_HZ) // m * n // div
+        return self.pll_source_hz() // m * n // div
 
     def hclk_hz(self) -> int:
         """AHB clock (the core clock)."""
