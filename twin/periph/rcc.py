@@ -280,11 +280,15 @@ class Rcc(RegDevice):
             return 0
         return src // m * n // p
 
+    def pll48_from_pllsai(self) -> bool:
+        """RCC_DCKCFGR2.CK48MSEL: the 48 MHz domain runs on PLLSAI's P output, not PLLQ."""
+        return bool(self.regs[DCKCFGR2] >> 27 & 1)
+
     def pll48_hz(self) -> int:
         """The 48 MHz domain's clock (RNG, USB, SDMMC): the main PLL's Q output, or PLLSAI's
         P output with DCKCFGR2.CK48MSEL set; 0 while that PLL is not locked (RM0410)."""
         cfg, cr = self.regs[PLLCFGR], self.regs[CR]
-        if self.regs[DCKCFGR2] >> 27 & 1:
+        if self.pll48_from_pllsai():
             sai = self.regs[PLLSAICFGR]
             n, div, locked = sai >> 6 & 0x1FF, ((sai >> 16 & 3) + 1) * 2, cr >> 29 & 1
         else:

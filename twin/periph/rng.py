@@ -51,7 +51,7 @@ class Rng(Device):
         state = "off" if hz == 0 else "slow" if not self.cr & CED and hz * 16 < rcc.hclk_hz() else "ok"
         if state != "ok" and state not in self._said and self.services is not None:
             self._said.add(state)
-            src = "PLLSAI's P output" if rcc.regs.get(0x90, 0) >> 27 & 1 else "the main PLL's Q output"
+            src = "PLLSAI's P output" if rcc.pll48_from_pllsai() else "the main PLL's Q output"
             self.services.log(
                 f"RNG enabled but its 48 MHz clock ({src}, RCC_DCKCFGR2.CK48MSEL) is not running: DRDY "
                 "never sets (HAL_RNG_GenerateRandomNumber times out); start that PLL first"
