@@ -92,6 +92,12 @@
 #define WDMA_TX      3u
 #define WDMA_CHANNEL 3u
 #endif
+/* the MOSI pin's alternate function: SPI_AF, or another one to build the mistake of a driver
+   moved from SPI3 to SPI1 that kept GPIO_AF6_SPI3 for PB5 (WINC_MOSI_AF=6:
+   build/bootloader-winc-mosi-af6.bin, tests/firmware/test_fw_wiring.py) */
+#ifndef WINC_MOSI_AF
+#define WINC_MOSI_AF SPI_AF
+#endif
 #define EXTI_LINE    (1u << PIN_IRQN)
 /* the NVIC line of EXTI line n (EXTI0..4: 6..10, 5..9: 23, 10..15: 40) */
 #define IRQN_EXTI_OF(n) ((n) < 5u ? 6u + (n) : (n) < 10u ? 23u : 40u)
@@ -494,7 +500,7 @@ int winc_port_open(void)
     pin_mode(GPIO_PORT(IRQN_PORT), PIN_IRQN, GPIO_MODE_INPUT);
     pin_af(GPIO_PORT(SCK_PORT), PIN_SCK, SPI_AF);
     pin_af(GPIO_PORT(MISO_PORT), PIN_MISO, SPI_AF);
-    pin_af(GPIO_PORT(MOSI_PORT), PIN_MOSI, SPI_AF);
+    pin_af(GPIO_PORT(MOSI_PORT), PIN_MOSI, WINC_MOSI_AF);
 
     /* EXTIn <- IRQN's port */
     volatile uint32_t *exticr = &SYSCFG->EXTICR[PIN_IRQN / 4u];

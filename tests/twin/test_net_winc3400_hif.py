@@ -16,6 +16,7 @@ from winc_host import M2mHost, MicrochipHost, SpiWire, make_services
 
 from twin import net
 from twin.net import spi as S
+from twin.net import winc_of
 from twin.net.stack import NetStack
 from twin.net.winc3400 import Winc3400
 
@@ -473,7 +474,8 @@ def test_twin_option_selects_the_module_and_status_is_json(server):
     )
     devs = net.devices(args)
     spi = next(d for d in devs if isinstance(d, S.Stm32Spi))
-    assert isinstance(spi.slave, Winc3400) and spi.slave.firmware.ap == ("lab", "pw")
+    winc = winc_of(spi)
+    assert isinstance(winc, Winc3400) and winc.firmware.ap == ("lab", "pw")
     m = make_services()
     m.add(*devs)
     cmds = net.commands(devs)

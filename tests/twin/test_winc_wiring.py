@@ -8,7 +8,7 @@ import argparse
 
 import pytest
 
-from twin.net import devices
+from twin.net import devices, winc_of
 from twin.net.spi import Stm32Spi
 from twin.net.winc3400 import Winc3400
 from twin.net.winc_wiring import parse_wiring
@@ -34,7 +34,11 @@ def test_a_wiring_text_becomes_spi_and_pins() -> None:
         ("cs=PA16", "PA0..PK15"),
         ("cs", "key=value"),
         ("cs=PB1", "both on PB1"),
-        ("sck=PA5", "unknown key"),
+        ("sck=PA5", "sck, miso, mosi and af together"),
+        ("sck=PA5,miso=PA6,mosi=PB5", "together"),
+        ("sck=PA5,miso=PA6,mosi=PB5,af=16", "0..15"),
+        ("cs=PA5,sck=PA5,miso=PA6,mosi=PB5,af=5", "both on PA5"),
+        ("nss=PA4", "unknown key"),
     ],
 )
 def test_a_bad_wiring_is_refused_with_the_reason(text: str, why: str) -> None:
@@ -46,8 +50,9 @@ def test_the_module_sits_on_the_spi_and_pins_given() -> None:
     args = argparse.Namespace(winc_wiring=parse_wiring("spi=3,cs=PA4,irqn=PG2,reset_n=PG3,chip_en=PE2"))
     spi = next(d for d in devices(args) if isinstance(d, Stm32Spi))
     assert (spi.name, spi.base, spi.irq, spi.dma_name) == ("spi3", 0x40003C00, 51, "dma1")
-    assert isinstance(spi.slave, Winc3400)
-    assert spi.slave.pins == {
+    winc = winc_of(spi)
+    assert isinstance(winc, Winc3400)
+    assert winc.pins == {
         "cs": ("gpioa", 4),
         "irqn": ("gpiog", 2),
         "reset_n": ("gpiog", 3),

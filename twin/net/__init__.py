@@ -32,6 +32,7 @@ from twin.net.ethmac import EthMac
 from twin.net.frames import FrameNetwork
 from twin.net.slirp import SlirpNetwork
 from twin.net.spi import INSTANCES, Stm32Spi
+from twin.net.spi_pins import SpiPins
 from twin.net.stack import NetStack
 from twin.net.winc3400 import Winc3400
 from twin.net.winc_wiring import WincWiring, parse_wiring
@@ -95,9 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--winc-wiring",
         type=parse_wiring,
         default=None,
-        metavar="spi=N,cs=PXn,irqn=PXn,reset_n=PXn,chip_en=PXn",
+        metavar="spi=N,cs=PXn,irqn=PXn,reset_n=PXn,chip_en=PXn[,sck=PXn,miso=PXn,mosi=PXn,af=N]",
         help="how the WiFi module is wired to the MCU (any subset; default: the thread's shield, "
-        "spi=1,cs=PD14,irqn=PB1,reset_n=PF12,chip_en=PF13); spi is SPI1..SPI6",
+        "spi=1,cs=PD14,irqn=PB1,reset_n=PF12,chip_en=PF13, SCK/MISO/MOSI PA5/PA6/PB5 in AF5); spi is "
+        "SPI1..SPI6; sck, miso, mosi and af together (another SPI's pins are checked only if given)",
     )
     g.add_argument(
         "--eth-link", choices=("up", "down"), default="up", help="initial Ethernet link state (default up)"
@@ -119,7 +121,9 @@ def devices(
     forwards = list(getattr(args, "forward", None) or [])
     stack = NetStack(forwards, window=getattr(args, "net_window", 64 * 1024))
     wiring = getattr(args, "winc_wiring", None) or WincWiring()
-    spi = Stm32Spi(_winc(args, stack, wiring.pins), number=wiring.spi)
+    spi = Stm32Spi(number=wiring.spi)
+    checked = wiring.checked_pins()  # the module behind the SPI's own pins (and its SCK rate)
+    SpiPins(spi, _winc(args, stack, wiring.pins), *(checked or (None,)))
     # the other SPIs, with nothing on them (frames read 0xFF; said once, with where the module is)
     others = [
         Stm32Spi(number=n, unwired=f"the WINC3400 is on SPI{wiring.spi}")
@@ -150,10 +154,16 @@ def _winc(args: argparse.Namespace, stack: NetStack, pins: dict[str, tuple[str, 
     return Winc3400(stack, seed=seed, split_prob=split, ap=ap, pins=pins)
 
 
+def winc_of(dev: object) -> Winc3400 | None:
+    """The WINC3400 on ``dev`` (an SPI; behind its pins' check, twin/net/spi_pins.py), or None."""
+    slave = getattr(dev, "slave", None)
+    slave = getattr(slave, "module", slave)
+    return slave if isinstance(slave, Winc3400) else None
+
+
 def _find(devs: list[Device]) -> tuple[Winc3400, NetStack]:
-    spi = next(d for d in devs if isinstance(d, Stm32Spi) and d.slave is not None)
-    assert isinstance(spi.slave, Winc3400)
-    return spi.slave, spi.slave.stack
+    winc = next(w for w in map(winc_of, devs) if w is not None)
+    return winc, winc.stack
 
 
 def commands(
@@ -225,6 +235,7 @@ def commands(
 def shutdown(devs: list[Device]) -> None:
     """Close all host sockets and join the network threads (call on twin exit)."""
     for d in devs:
-        if isinstance(d, Stm32Spi) and isinstance(d.slave, Winc3400):
-            d.slave.stack.shutdown()
+        winc = winc_of(d)
+        if winc is not None:
+            winc.stack.shutdown()
             return

@@ -25,6 +25,7 @@ with it) or the machine beyond its Services.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from twin.device import Device, ResetKind
@@ -111,6 +112,8 @@ class Stm32Spi(Device):
         self._unwired_frames = 0
         self.slave = slave
         self._pair = hasattr(slave, "exchange2")  # two frames per call (16-bit DR accesses)
+        #: called after every CR1 write (twin/net/spi_pins.py checks the SCK rate)
+        self.cr1_listener: Callable[[], None] | None = None
         self.irq = irq
         self._irq_level = False
         self._reset_regs()
@@ -151,6 +154,13 @@ class Stm32Spi(Device):
         self._sr_at = tuple(
             SR_TXE | (SR_RXNE if n >= need else 0) | (min(n, 3) << 9) for n in range(FIFO_BYTES + 1)
         )
+
+    def set_slave(self, slave: SpiSlave | None) -> None:
+        """Put ``slave`` on the bus instead of the one there (twin/net/spi_pins.py swaps the
+        module and the stand-in for its unrouted pins)."""
+        self.slave = slave
+        self._pair = hasattr(slave, "exchange2")
+        self._refresh_fast()
 
     def attach(self, services: object) -> None:
         super().attach(services)  # type: ignore[arg-type]
@@ -236,6 +246,8 @@ class Stm32Spi(Device):
                 self._log("MODF: master with SSM=1 and SSI=0 (set SSI with SSM)")
             if self.cr1 & CR1_SPE and self.cr1 & (CR1_CPOL | CR1_CPHA):
                 self.unmodelled(0x100, "SPI mode other than 0 (the module samples in mode 0)")
+            if self.cr1_listener is not None:
+                self.cr1_listener()
         elif offset == CR2:
             self.cr2 = value & 0x7FFF
             if ((self.cr2 >> CR2_DS_SHIFT) & 0xF) < 3:
@@ -257,7 +269,7 @@ class Stm32Spi(Device):
 
     def _log(self, msg: str) -> None:
         if self.services is not None:
-            self.services.log(f"{self.name}: {msg}")
+            self.services.log(msg)  # the machine's log names the device ("spi1: ...")
 
     # ---------------------------------------------------------------- data path
     def _write_dr(self, size: int, value: int) -> None:

@@ -87,6 +87,9 @@ class Gpio(RegDevice):
         self._ext_gen = 0  # bumped whenever ``external`` changes (the IDR memo's key)
         self._idr_memo: dict[tuple[int, ...], int] = {}
         self.listeners: list[Callable[[int, bool], None]] = []
+        #: called after MODER or AFRL/AFRH is written or reset (a pin's function may have
+        #: changed: twin/net/spi_pins.py)
+        self.config_listeners: list[Callable[[], None]] = []
         self.read_hooks: list[Callable[[], None]] = []
         self._lock_seq = 0
         self._idr = self._compute_idr()
@@ -169,6 +172,11 @@ class Gpio(RegDevice):
         super().reset(kind)
         self._lock_seq = 0
         self._refresh()
+        self._config_changed()
+
+    def _config_changed(self) -> None:
+        for fn in list(self.config_listeners):
+            fn()
 
     def add_read_hook(self, fn: Callable[[], None]) -> None:
         """Call ``fn()`` on every IDR read (a board-side part may tell the machine that the
@@ -202,8 +210,10 @@ class Gpio(RegDevice):
             super().write(offset, size, value)
             self.regs[aligned] = self._keep_locked(aligned, old, self.regs[aligned], locked)
             self._refresh()
-            return
-        super().write(offset, size, value)
+        else:
+            super().write(offset, size, value)
+        if aligned in (MODER, AFRL, AFRH) and self.config_listeners:
+            self._config_changed()
 
     @staticmethod
     def _keep_locked(offset: int, old: int, new: int, locked: int) -> int:
