@@ -174,7 +174,7 @@ class _Builder:
             debug=DebugSpec(**(board.debug.model_dump() if board.debug else {})),
             power=_power(board.power, self.source),
             update=build_update(board.update, regions, memory, ota, self.source),
-            winc=WincSpec(**board.winc.model_dump()) if board.winc is not None else None,
+            winc=_winc(board.winc),
             console=_console(board.console),
             hse_hz=board.hse_hz or NUCLEO_HSE_HZ,
         )
@@ -430,6 +430,16 @@ def _lab_boards(nucleo: schema.NucleoTarget, server: Endpoint, builder: _Builder
             seen[key][value] = i
         boards.append(board)
     return tuple(boards)
+
+
+def _winc(w: schema.WincWiring | None) -> WincSpec | None:
+    """``winc:`` (None: absent, the thread's shield) as a spec."""
+    if w is None:
+        return None
+    pins = None
+    if w.sck is not None and w.miso is not None and w.mosi is not None and w.af is not None:
+        pins = (w.sck, w.miso, w.mosi, w.af)
+    return WincSpec(w.spi, w.cs, w.irqn, w.reset_n, w.chip_en, pins=pins)
 
 
 def _console(c: schema.ConsoleWiring | None) -> ConsoleSpec:

@@ -5,7 +5,8 @@ are refused, ``extra="forbid"``), which are required, types (strict: ``"yes"`` i
 integer ranges, addresses written as integers or ``0x`` strings, sizes with ``K``/``M``
 suffixes, ``IP:PORT`` endpoints, and the few rules inside one entry. What needs the whole file
 (banks covering the flash, regions on sector boundaries, names that refer to other entries)
-is checked by :mod:`rig.board` while it builds the :class:`~rig.board_spec.BoardSpec`.
+is checked by :mod:`rig.board` while it builds the :class:`~rig.board_spec.BoardSpec`. The
+``winc:`` and ``console:`` sections' models are :mod:`rig.board_schema_wiring`'s, re-exported.
 
 :func:`config_error` is the one place a pydantic ``ValidationError`` becomes the rig's
 :class:`~rig.errors.ConfigError`: file, dotted key path, what was got and what was expected,
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from rig.board_schema_wiring import ConsoleWiring, Pin, WincWiring, _pin  # noqa: F401 (re-exported)
 from rig.board_types import (  # noqa: F401 (re-exported: the schema's value types)
     DOC_HINT,
     MAX_SIZE,
@@ -223,64 +225,6 @@ class Contract(_Strict):
     icache: ContractEntry | None = None
     faults: ContractEntry | None = None
     clocks: ContractEntry | None = None
-
-
-def _pin(value: Any) -> Any:
-    """A GPIO pin written ``PD14`` (port A..K, pin 0..15), upper-cased."""
-    if isinstance(value, str) and re.fullmatch(r"P[A-K](1[0-5]|[0-9])", value.strip().upper()):
-        return value.strip().upper()
-    raise invalid(got(value), "a pin such as PD14 (PA0..PK15)")
-
-
-Pin = Annotated[str, BeforeValidator(_pin)]
-
-
-class WincWiring(_Strict):
-    """``winc``: how the WINC3400 is wired on the user's board (the twin is wired the same way,
-    the rig's hints read those pins); every key defaults to the thread's shield."""
-
-    spi: Annotated[int, IntIn(1, 6)] = 1
-    cs: Pin = "PD14"
-    irqn: Pin = "PB1"
-    reset_n: Pin = "PF12"
-    chip_en: Pin = "PF13"
-
-    @model_validator(mode="after")
-    def _one_pin_each(self) -> WincWiring:
-        seen: dict[str, str] = {}
-        for key in ("cs", "irqn", "reset_n", "chip_en"):
-            pin = getattr(self, key)
-            if pin in seen:
-                raise invalid(f"{seen[pin]} and {key} are both {pin}", "one pin for each signal")
-            seen[pin] = key
-        return self
-
-
-class ConsoleWiring(_Strict):
-    """``console``: the U(S)ART the board's console is on (1, 2, 3, 6: USARTn; 4, 5, 7, 8:
-    UARTn); USART3, the NUCLEO's ST-LINK virtual COM port, by default. ``tx``, ``rx`` and
-    ``af`` (together): the pins the host's serial line meets and their alternate function
-    (the datasheet's table); without them USART3's PD8/PD9 AF7 and USART6's PG14/PG9 AF8 are
-    checked, other instances' pins are not."""
-
-    uart: Annotated[int, IntIn(1, 8)] = 3
-    tx: Pin | None = None
-    rx: Pin | None = None
-    af: Annotated[int, IntIn(0, 15)] | None = None
-
-    @model_validator(mode="after")
-    def _pins_together(self) -> ConsoleWiring:
-        keys = ("tx", "rx", "af")
-        given = [k for k in keys if getattr(self, k) is not None]
-        if given and len(given) < len(keys):
-            missing = [k for k in keys if k not in given]
-            raise invalid(
-                f"{' and '.join(given)} without {' and '.join(missing)}",
-                "tx, rx and af together (the console's pins and their alternate function)",
-            )
-        if self.tx is not None and self.tx == self.rx:
-            raise invalid(f"tx and rx are both {self.tx}", "two pins")
-        return self
 
 
 class TwinTarget(_Strict):

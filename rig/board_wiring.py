@@ -20,6 +20,10 @@ def uart_name(n: int) -> str:
     return f"{'USART' if n in USARTS else 'UART'}{n}"
 
 
+#: the thread's shield on a NUCLEO-F767ZI: SPI1's SCK, MISO, MOSI and their alternate function
+SHIELD_SPI_PINS: tuple[str, str, str, int] = ("PA5", "PA6", "PB5", 5)
+
+
 @dataclass(frozen=True)
 class WincSpec:
     """How the WINC3400 is wired (``winc:``; the thread's shield by default): the SPI
@@ -30,10 +34,26 @@ class WincSpec:
     irqn: str = "PB1"
     reset_n: str = "PF12"
     chip_en: str = "PF13"
+    #: the board file's ``sck``, ``miso``, ``mosi`` (``PA5``) and ``af``; None: the shield's
+    #: (SPI1) or unchecked
+    pins: tuple[str, str, str, int] | None = None
+
+    @property
+    def spi_pins(self) -> tuple[str, str, str, int] | None:
+        """(SCK, MISO, MOSI, alternate function) to check: the board file's, else on SPI1 the
+        shield's (PA5, PA6, PB5, AF5), else None (another SPI's pins are not checked)."""
+        if self.pins is not None:
+            return self.pins
+        return SHIELD_SPI_PINS if self.spi == 1 else None
 
     def twin_arg(self) -> str:
-        """The twin's ``--winc-wiring`` value (the twin wired the same way)."""
-        return f"spi={self.spi},cs={self.cs},irqn={self.irqn},reset_n={self.reset_n},chip_en={self.chip_en}"
+        """The twin's ``--winc-wiring`` value (the twin wired the same way; ``sck``, ``miso``,
+        ``mosi`` and ``af`` only when the board file gives them)."""
+        arg = f"spi={self.spi},cs={self.cs},irqn={self.irqn},reset_n={self.reset_n},chip_en={self.chip_en}"
+        if self.pins is not None:
+            sck, miso, mosi, af = self.pins
+            arg += f",sck={sck},miso={miso},mosi={mosi},af={af}"
+        return arg
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The clock tree read through the probe, on a NUCLEO as on the twin: RCC_PLLCFGR and RCC_CFGR
-give HCLK and the APB clocks, RCC_DCKCFGR2 each U(S)ART's kernel clock, FLASH_ACR
-the wait states. Two findings come of it:
+give HCLK and the APB clocks (an SPI's, rig/wifi_hint.py), RCC_DCKCFGR2 each U(S)ART's kernel
+clock, FLASH_ACR the wait states. Two findings come of it here:
 
 * too few flash wait states: at 2.7-3.6 V flash needs one per 30 MHz of HCLK (RM0410 §3.3.2:
   7 at 216 MHz); with fewer the core reads wrong instructions and data from flash, which
@@ -54,25 +54,32 @@ def hclk(pllcfgr: int, cfgr: int, hse_hz: int = NUCLEO_HSE_HZ) -> tuple[int, str
     return sysclk // div, how + (f", AHB / {div}" if div > 1 else "")
 
 
+def pclk(read32: Callable[[int], int], apb: int, hse_hz: int = NUCLEO_HSE_HZ) -> tuple[int, str]:
+    """PCLK1 or PCLK2 (``apb`` 1 or 2; Hz: HCLK / RCC_CFGR.PPRE1 or PPRE2) and what it is,
+    e.g. ``PCLK2 108 MHz (HCLK from the PLL ..., APB2 / 2)``."""
+    cfgr = read32(RCC_CFGR)
+    hz, how = hclk(read32(RCC_PLLCFGR), cfgr, hse_hz)
+    div = APB_DIV.get(cfgr >> (10 if apb == 1 else 13) & 7, 1)
+    return (
+        hz // div,
+        f"PCLK{apb} {_mhz(hz // div)} (HCLK from {how}{f', APB{apb} / {div}' if div > 1 else ''})",
+    )
+
+
 def uart_clock(read32: Callable[[int], int], n: int, hse_hz: int = NUCLEO_HSE_HZ) -> tuple[int, str]:
     """U(S)ART ``n``'s kernel clock (Hz) and what it is: RCC_DCKCFGR2's two bits for it
     select its APB's PCLK (USART1/6 on APB2, the others on APB1), SYSCLK, the HSI or the LSE."""
-    cfgr = read32(RCC_CFGR)
-    hz, how = hclk(read32(RCC_PLLCFGR), cfgr, hse_hz)
     sel = read32(RCC_DCKCFGR2) >> (2 * (n - 1)) & 3
     if sel == 2:
         return HSI_HZ, "the HSI (16 MHz)"
     if sel == 3:
         return LSE_HZ, "the LSE (32.768 kHz)"
     if sel == 1:
+        cfgr = read32(RCC_CFGR)
+        hz, how = hclk(read32(RCC_PLLCFGR), cfgr, hse_hz)
         div = AHB_DIV.get(cfgr >> 4 & 0xF, 1)
         return hz * div, f"SYSCLK {_mhz(hz * div)} ({how})"
-    apb = 2 if n in (1, 6) else 1
-    div = APB_DIV.get(cfgr >> (10 if apb == 1 else 13) & 7, 1)
-    return (
-        hz // div,
-        f"PCLK{apb} {_mhz(hz // div)} (HCLK from {how}{f', APB{apb} / {div}' if div > 1 else ''})",
-    )
+    return pclk(read32, 2 if n in (1, 6) else 1, hse_hz)
 
 
 def wait_states_needed(hclk_hz: int) -> int:

@@ -27,7 +27,15 @@ if TYPE_CHECKING:
 
 #: bump when the snapshot's content changes
 VERSION = 1
-_CODE = ("board.py", "board_spec.py", "board_schema.py", "board_types.py", "board_update.py", "board_yaml.py")
+_CODE = (
+    "board.py",
+    "board_spec.py",
+    "board_schema.py",
+    "board_schema_wiring.py",
+    "board_types.py",
+    "board_update.py",
+    "board_yaml.py",
+)
 
 
 @dataclass(frozen=True)

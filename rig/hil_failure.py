@@ -66,7 +66,7 @@ def session_failure(
         message += crash_hint(bench.probe, ev, bench.spec.hse_hz)
     if result.phase == "connect" and not rig_ended:  # a crash is the reason
         message += no_connection_hint(
-            bench.probe, ev.scenario.get("transport", ""), bench.target, bench.spec.winc
+            bench.probe, ev.scenario.get("transport", ""), bench.target, bench.spec.winc, bench.spec.hse_hz
         )
     return bench._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
@@ -87,17 +87,22 @@ def crash_hint(probe: Probe, ev: Evidence, hse_hz: int = NUCLEO_HSE_HZ) -> str:
 
 
 def no_connection_hint(
-    probe: Probe, transport: str, target: object = None, winc: WincSpec | None = None
+    probe: Probe,
+    transport: str,
+    target: object = None,
+    winc: WincSpec | None = None,
+    hse_hz: int = NUCLEO_HSE_HZ,
 ) -> str:
     """Why a board never connected over ``transport``, as far as its registers tell
-    (rig/eth_hint.py: Ethernet with the D-cache on; rig/wifi_hint.py: the SPI and pins
-    against the board file's ``winc:``) or, over WiFi on the twin, what the twin said about
-    the module's wiring (its log); "" if they do not say, else "; " and the sentence."""
+    (rig/eth_hint.py: Ethernet with the D-cache on; rig/wifi_hint.py: the SPI, its pins and
+    its clock (from ``hse_hz``, the board's HSE) against the board file's ``winc:``) or, over
+    WiFi on the twin, what the twin said about the module's wiring (its log); "" if they do
+    not say, else "; " and the sentence."""
     if transport == "wifi":
         from rig.wifi_hint import wiring_mismatch
 
         try:
-            seen = wiring_mismatch(probe.read32, winc)
+            seen = wiring_mismatch(probe.read32, winc, hse_hz)
         except ProbeError:
             seen = None
         said = wiring_said(target)

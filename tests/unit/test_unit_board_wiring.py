@@ -43,6 +43,26 @@ def test_a_wiring_reaches_the_twin_with_defaults_for_what_is_left_out(raw: dict[
     assert only_cs is not None and only_cs.twin_arg() == "spi=1,cs=PA15,irqn=PB1,reset_n=PF12,chip_en=PF13"
 
 
+#: SPI3 on PC10/PC11/PC12 in AF6 (a custom board's wiring)
+SPI3_PINS = {"spi": 3, "sck": "PC10", "miso": "PC11", "mosi": "PC12", "af": 6}
+
+
+def test_the_spi_pins_reach_the_twin_only_when_given(raw: dict[str, Any]) -> None:
+    spec = _with(raw, {**SPI3_PINS, "sck": "pc10"})
+    assert spec.winc is not None and spec.winc.pins == ("PC10", "PC11", "PC12", 6)
+    assert spec.winc.spi_pins == ("PC10", "PC11", "PC12", 6)
+    wiring = spec.winc.twin_arg()
+    assert wiring == "spi=3,cs=PD14,irqn=PB1,reset_n=PF12,chip_en=PF13,sck=PC10,miso=PC11,mosi=PC12,af=6"
+    args = board_args(spec)
+    assert args[args.index("--winc-wiring") + 1] == wiring
+    without = _with(raw, {"spi": 3}).winc
+    assert without is not None and without.pins is None and without.spi_pins is None  # not checked
+    assert "sck=" not in without.twin_arg() and "af=" not in without.twin_arg()
+    shield = _with(raw, {}).winc
+    assert shield is not None and shield.pins is None and "sck=" not in shield.twin_arg()
+    assert shield.spi_pins == ("PA5", "PA6", "PB5", 5)  # SPI1: the shield's, checked by the hint
+
+
 @pytest.mark.parametrize(
     "winc,key,text",
     [
@@ -50,7 +70,16 @@ def test_a_wiring_reaches_the_twin_with_defaults_for_what_is_left_out(raw: dict[
         ({"cs": "PD16"}, "winc.cs", "a pin such as PD14"),
         ({"irqn": "B1"}, "winc.irqn", "a pin such as PD14"),
         ({"cs": "PB1"}, "winc", "cs and irqn are both PB1"),
-        ({"mosi": "PB5"}, "winc.mosi", "unknown key"),
+        ({"miso_pin": "PA6"}, "winc.miso_pin", "unknown key"),
+        ({"mosi": "PB5"}, "winc", "mosi without sck, miso and af"),
+        ({"sck": "PA5", "miso": "PA6", "mosi": "PB5"}, "winc", "sck, miso and mosi without af"),
+        ({"af": 5}, "winc", "af without sck, miso and mosi"),
+        ({**SPI3_PINS, "af": 16}, "winc.af", "0..15"),
+        ({**SPI3_PINS, "sck": "PC16"}, "winc.sck", "a pin such as PD14"),
+        ({**SPI3_PINS, "miso": "PC10"}, "winc", "sck and miso are both PC10"),
+        ({**SPI3_PINS, "mosi": "PD14"}, "winc", "cs and mosi are both PD14"),
+        ({**SPI3_PINS, "cs": "PC12"}, "winc", "cs and mosi are both PC12"),
+        ({"sck": "PB1", "miso": "PA6", "mosi": "PB5", "af": 5}, "winc", "irqn and sck are both PB1"),
     ],
 )
 def test_a_bad_wiring_names_the_key(raw: dict[str, Any], winc: Any, key: str, text: str) -> None:
