@@ -94,7 +94,8 @@ def no_connection_hint(
     hse_hz: int = NUCLEO_HSE_HZ,
 ) -> str:
     """Why a board never connected over ``transport``, as far as its registers tell
-    (rig/eth_hint.py: Ethernet with the D-cache on; rig/wifi_hint.py: the SPI, its pins and
+    (rig/eth_bringup.py: the Ethernet MAC's clocks, RMII selection and pins, reset, MDC and
+    start; then rig/eth_hint.py: Ethernet with the D-cache on; rig/wifi_hint.py: the SPI, its pins and
     its clock (from ``hse_hz``, the board's HSE) against the board file's ``winc:``) or, over
     WiFi on the twin, what the twin said about the module's wiring (its log); "" if they do
     not say, else "; " and the sentence."""
@@ -109,10 +110,11 @@ def no_connection_hint(
         return (f"; {seen}" if seen else "") + (f"; the twin says: {said}" if said else "")
     if transport != "eth":
         return ""
+    from rig.eth_bringup import bringup_mismatch
     from rig.eth_hint import cached_descriptors
 
     try:
-        hint = cached_descriptors(probe.read32)
+        hint = bringup_mismatch(probe.read32, hse_hz) or cached_descriptors(probe.read32)
     except ProbeError:
         return ""
     return f"; {hint}" if hint else ""
