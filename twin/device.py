@@ -24,7 +24,7 @@ register-lane helpers. Must not touch: any other module of the twin (it imports 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class ResetKind:
@@ -173,6 +173,17 @@ class Device:
     def snapshot(self) -> dict[str, object]:
         """State for the control interface (JSON-serialisable). Optional."""
         return {}
+
+
+def peer(services: object, name: str) -> Any:
+    """Another device of the board by name through ``services`` (anything with ``device``),
+    or None when there are no services yet or the board has no such device."""
+    if services is None:
+        return None
+    try:
+        return services.device(name)  # type: ignore[attr-defined]
+    except KeyError:
+        return None
 
 
 def sub_word(reg_value: int, offset: int, size: int) -> int:

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from twin.device import peer
+
 SLEEPDEEP = 1 << 2
 PDDS = 1 << 1  # PWR_CR1
 DBG_STOP = 1 << 1  # DBGMCU_CR
@@ -41,10 +43,7 @@ class LowPower:
         self._told: set[str] = set()
 
     def _device(self, name: str) -> Any:
-        try:
-            return self.m.device(name)
-        except KeyError:
-            return None
+        return peer(self.m, name)
 
     def _tell(self, key: str, message: str) -> None:
         if key not in self._told:

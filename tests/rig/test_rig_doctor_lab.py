@@ -14,14 +14,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from rig.board import default_board_path
-from rig.targets.twin import TwinTarget, free_port, start_twin
+from rig.targets.twin import TwinTarget, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,15 +31,6 @@ probe_lock.acquire(sys.argv[1], timeout=0)
 print("held", flush=True)
 time.sleep(120)
 """
-
-
-@pytest.fixture
-def twin(tmp_path: Path) -> Iterator[TwinTarget]:
-    t = start_twin(log_path=tmp_path / "twin.log")
-    try:
-        yield t
-    finally:
-        t.stop()
 
 
 @pytest.fixture

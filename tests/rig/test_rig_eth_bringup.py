@@ -5,14 +5,9 @@ still missing, and none once the MAC runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from rig.eth_bringup import bringup_mismatch
 from rig.probe import Probe
-from rig.targets.twin import TwinTarget, start_twin
+from rig.targets.twin import TwinTarget
 
 RCC_AHB1ENR, RCC_APB2ENR = 0x40023830, 0x40023844
 SYSCFG_PMC = 0x40013804
@@ -20,15 +15,6 @@ MACCR, DMABMR, DMATDLAR, DMARDLAR, DMAOMR = 0x40028000, 0x40029000, 0x40029010, 
 #: the NUCLEO-F767ZI's RMII pins (port index, pins), all AF11
 NUCLEO_RMII = {0: (1, 2, 7), 1: (13,), 2: (1, 4, 5), 6: (11, 13)}
 DESCRIPTORS = 0x20010000  # zeroed: the DMA finds no descriptor it owns and suspends
-
-
-@pytest.fixture
-def twin(tmp_path: Path) -> Iterator[TwinTarget]:
-    t = start_twin(log_path=tmp_path / "twin.log")
-    try:
-        yield t
-    finally:
-        t.stop()
 
 
 def _af11(p: Probe, port: int, pins: tuple[int, ...]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,19 +20,10 @@ from rig.hil import Bench
 from rig.image import Image
 from rig.probe import Probe
 from rig.probe_errors import ProbeAccessError, describe_dhcsr
-from rig.targets.twin import TwinTarget, start_twin
+from rig.targets.twin import TwinTarget
 
 REPO = Path(__file__).resolve().parents[2]
 UNMAPPED = 0x60000000  # FMC bank 1: nothing behind it on the NUCLEO (a bus fault)
-
-
-@pytest.fixture
-def twin(tmp_path: Path) -> Iterator[TwinTarget]:
-    t = start_twin(log_path=tmp_path / "twin.log")
-    try:
-        yield t
-    finally:
-        t.stop()
 
 
 def test_dhcsr_states_in_words() -> None:

@@ -11,8 +11,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from pyocd.core.exceptions import ProbeDisconnected
@@ -22,7 +21,7 @@ from rig.console import Console
 from rig.ota import OtaServer
 from rig.probe import Probe
 from rig.probe_remote import BoundedClientSocket
-from rig.targets.twin import TwinTarget, start_twin
+from rig.targets.twin import TwinTarget
 
 
 def _within(seconds: float, fn: Callable[[], object]) -> float:
@@ -43,15 +42,6 @@ def _within(seconds: float, fn: Callable[[], object]) -> float:
     if errors:
         raise errors[0]
     return time.monotonic() - t0
-
-
-@pytest.fixture
-def twin(tmp_path: Path) -> Iterator[TwinTarget]:
-    t = start_twin(log_path=tmp_path / "twin.log")
-    try:
-        yield t
-    finally:
-        t.stop()
 
 
 def test_the_twin_runs_in_its_own_session(twin: TwinTarget) -> None:

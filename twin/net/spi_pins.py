@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twin.device import peer
 from twin.net.spi import CR1_MSTR, CR1_SPE, Stm32Spi
 from twin.periph.gpio import pin_function, pin_name
 
@@ -100,12 +101,7 @@ class SpiPins:
 
     # ---------------------------------------------------------------- routing
     def _device(self, name: str) -> Any:
-        if self.services is None:
-            return None
-        try:
-            return self.services.device(name)
-        except KeyError:
-            return None
+        return peer(self.services, name)
 
     def update(self) -> None:
         """A pin's function may have changed: the module on the bus, or this in its place."""

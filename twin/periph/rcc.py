@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from twin.device import peer
 from twin.periph.base import RegDevice
 
 HSI_HZ, HSE_HZ = 16_000_000, 8_000_000  # NUCLEO: HSE = 8 MHz MCO from the ST-LINK (the default)
@@ -250,12 +251,7 @@ class Rcc(RegDevice):
                     dev.reset("system")
 
     def _device(self, name: str):
-        if self.services is None:
-            return None
-        try:
-            return self.services.device(name)
-        except KeyError:
-            return None
+        return peer(self.services, name)
 
     # -------------------------------------------------------------- clocks
     def sysclk_hz(self) -> int:
