@@ -95,7 +95,8 @@ def no_connection_hint(
 ) -> str:
     """Why a board never connected over ``transport``, as far as its registers tell
     (rig/eth_bringup.py: the Ethernet MAC's clocks, RMII selection and pins, reset, MDC and
-    start; then rig/eth_hint.py: Ethernet with the D-cache on; rig/wifi_hint.py: the SPI, its pins and
+    start; then rig/eth_hint.py: Ethernet with the D-cache on; on the twin also its last
+    word on the MAC; rig/wifi_hint.py: the SPI, its pins and
     its clock (from ``hse_hz``, the board's HSE) against the board file's ``winc:``) or, over
     WiFi on the twin, what the twin said about the module's wiring (its log); "" if they do
     not say, else "; " and the sentence."""
@@ -116,8 +117,18 @@ def no_connection_hint(
     try:
         hint = bringup_mismatch(probe.read32, hse_hz) or cached_descriptors(probe.read32)
     except ProbeError:
-        return ""
-    return f"; {hint}" if hint else ""
+        hint = None
+    said = eth_said(target)
+    return (f"; {hint}" if hint else "") + (f"; the twin says: {said}" if said else "")
+
+
+def eth_said(target: object) -> str | None:
+    """The twin's last warning about its Ethernet MAC and PHY (RMII pins on the NUCLEO's
+    wiring, a MAC reset that cannot complete, MACCR.FES against the PHY's speed, MDC, frames
+    sent without a link ...), without the device's name, or None (a real board, or nothing
+    said). The PHY's own link and cable events are news, not warnings: left out."""
+    said = twin_said(target, "ethmac: ", skip=("ethmac: PHY: link", "ethmac: PHY: cable"))
+    return said.split("ethmac: ", 1)[-1] if said is not None else None
 
 
 def wiring_said(target: object) -> str | None:
@@ -136,13 +147,14 @@ def console_said(target: object) -> str | None:
     return re.sub(r"^u(?:s)?art\d: ", "", said) if said is not None else None
 
 
-def twin_said(target: object, marker: str) -> str | None:
-    """The last line of the twin's log containing ``marker``, without its ``[twin t ms]``
-    stamp, or None (a target without a log, a real board, or no such line)."""
+def twin_said(target: object, marker: str, skip: tuple[str, ...] = ()) -> str | None:
+    """The last line of the twin's log containing ``marker`` and none of ``skip``, without
+    its ``[twin t ms]`` stamp, or None (a target without a log, a real board, or no such
+    line)."""
     tail = getattr(target, "log_tail", None)
     if tail is None:
         return None
-    said = [line for line in tail(400).splitlines() if marker in line]
+    said = [line for line in tail(400).splitlines() if marker in line and not any(s in line for s in skip)]
     if not said:
         return None
     return said[-1].split("] ", 1)[-1]

@@ -35,11 +35,21 @@
 #define FLUSH_TIMEOUT_MS 10u
 
 /* NUCLEO-F767ZI RMII wiring (UM1974): port index (A=0), pin. */
+/* ETH_TXD1_PG14=1 builds TXD1 on PG14, as ST's EVAL and Discovery boards wire it, which on a
+   NUCLEO-F767ZI (TXD1 on PB13) sends nothing: build/bootloader-eth-txd1-pg14.bin,
+   tests/firmware/test_fw_eth_pins.py */
+#ifndef ETH_TXD1_PG14
+#define ETH_TXD1_PG14 0
+#endif
 static const uint8_t k_rmii_pins[][2] = {
     {0, 1},   /* PA1  RMII_REF_CLK */
     {0, 2},   /* PA2  RMII_MDIO */
     {0, 7},   /* PA7  RMII_CRS_DV */
+#if ETH_TXD1_PG14
+    {6, 14},  /* PG14 RMII_TXD1 (not the NUCLEO's) */
+#else
     {1, 13},  /* PB13 RMII_TXD1 */
+#endif
     {2, 1},   /* PC1  RMII_MDC */
     {2, 4},   /* PC4  RMII_RXD0 */
     {2, 5},   /* PC5  RMII_RXD1 */

@@ -20,7 +20,14 @@ from rig.console_hint import console_mismatch
 from rig.errors import ConfigError, ConsoleError, PhaseFailure, ProbeError
 from rig.evidence import Evidence
 from rig.hil import Bench
-from rig.hil_failure import console_said, console_silence_hint, twin_said, wiring_said
+from rig.hil_failure import (
+    console_said,
+    console_silence_hint,
+    eth_said,
+    no_connection_hint,
+    twin_said,
+    wiring_said,
+)
 from rig.probe import Probe
 from rig.targets.base import Target
 from rig.targets.twin import board_args
@@ -215,6 +222,19 @@ def test_wiring_said_still_reads_the_winc_lines() -> None:
     assert wiring_said(twin) == line.split("] ", 1)[1]
     assert console_said(twin) is not None and "USART6" in (console_said(twin) or "")
     assert twin_said(twin, "no such marker") is None
+
+
+def test_the_twin_s_last_warning_on_the_ethernet_mac_leaves_link_news_out() -> None:
+    warning = (
+        "[twin 40 ms] ethmac: RMII transmit (TX_EN, TXD0, TXD1) pin(s) PB13 not in alternate function 11: "
+        "on the board no frames pass there"
+    )
+    twin = FakeTwin(warning, "[twin 200 ms] ethmac: PHY: link up, 100 Mbit/s full duplex", TWIN_LINE)
+    assert eth_said(twin) == warning.split("] ethmac: ", 1)[1]
+    assert eth_said(FakeTwin("[twin 200 ms] ethmac: PHY: link up, 100 Mbit/s full duplex")) is None
+    assert eth_said(object()) is None
+    hint = no_connection_hint(cast(Probe, FakeProbe({})), "eth", twin)
+    assert hint == f"; the twin says: {eth_said(twin)}"  # the MAC never clocked: the registers say nothing
 
 
 class FakeProbe:
