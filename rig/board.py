@@ -32,6 +32,7 @@ from rig.board_spec import (
     ContractItem,
     DebugSpec,
     Endpoint,
+    EthSpec,
     FlashLayout,
     JumpContract,
     LabBoard,
@@ -59,6 +60,7 @@ __all__ = [
     "ContractItem",
     "DebugSpec",
     "Endpoint",
+    "EthSpec",
     "FlashLayout",
     "JumpContract",
     "LabBoard",
@@ -175,6 +177,7 @@ class _Builder:
             power=_power(board.power, self.source),
             update=build_update(board.update, regions, memory, ota, self.source),
             winc=_winc(board.winc),
+            eth=_eth(board.eth),
             console=_console(board.console),
             hse_hz=board.hse_hz or NUCLEO_HSE_HZ,
         )
@@ -440,6 +443,13 @@ def _winc(w: schema.WincWiring | None) -> WincSpec | None:
     if w.sck is not None and w.miso is not None and w.mosi is not None and w.af is not None:
         pins = (w.sck, w.miso, w.mosi, w.af)
     return WincSpec(w.spi, w.cs, w.irqn, w.reset_n, w.chip_en, pins=pins)
+
+
+def _eth(e: schema.EthWiring | None) -> EthSpec | None:
+    """``eth:`` (None: absent, the NUCLEO's LAN8742A) as a spec."""
+    if e is None:
+        return None
+    return EthSpec(e.tx_en, e.txd0, e.txd1, e.phy_address)
 
 
 def _console(c: schema.ConsoleWiring | None) -> ConsoleSpec:

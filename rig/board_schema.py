@@ -6,7 +6,8 @@ integer ranges, addresses written as integers or ``0x`` strings, sizes with ``K`
 suffixes, ``IP:PORT`` endpoints, and the few rules inside one entry. What needs the whole file
 (banks covering the flash, regions on sector boundaries, names that refer to other entries)
 is checked by :mod:`rig.board` while it builds the :class:`~rig.board_spec.BoardSpec`. The
-``winc:`` and ``console:`` sections' models are :mod:`rig.board_schema_wiring`'s, re-exported.
+``winc:``, ``console:`` and ``eth:`` sections' models are :mod:`rig.board_schema_wiring`'s,
+re-exported.
 
 :func:`config_error` is the one place a pydantic ``ValidationError`` becomes the rig's
 :class:`~rig.errors.ConfigError`: file, dotted key path, what was got and what was expected,
@@ -22,7 +23,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from rig.board_schema_wiring import ConsoleWiring, Pin, WincWiring, _pin  # noqa: F401 (re-exported)
+from rig.board_schema_wiring import ConsoleWiring, EthWiring, Pin, WincWiring, _pin  # noqa: F401 (re-exported)
 from rig.board_types import (  # noqa: F401 (re-exported: the schema's value types)
     DOC_HINT,
     MAX_SIZE,
@@ -353,6 +354,7 @@ class BoardFile(_Strict):
     update: Update
     winc: WincWiring | None = None
     console: ConsoleWiring | None = None
+    eth: EthWiring | None = None
     hse_hz: Annotated[int, IntIn(1_000_000, 50_000_000)] | None = None  # DS11532: HSE 4-26 MHz, bypass 1-50
 
 

@@ -1,11 +1,12 @@
-"""The board file's wiring keys: ``winc:`` (the WINC3400's SPI and pins) and ``console:`` (the
-console's U(S)ART and pins), pydantic models with the pin type they share. Re-exported by
+"""The board file's wiring keys: ``winc:`` (the WINC3400's SPI and pins), ``console:`` (the
+console's U(S)ART and pins) and ``eth:`` (the Ethernet PHY's RMII transmit pins and MDIO
+address), pydantic models with the pin type they share. Re-exported by
 :mod:`rig.board_schema`, whose :class:`~rig.board_schema.BoardFile` holds them; the spec
 dataclasses they become are in :mod:`rig.board_wiring`.
 
-Owns: the keys of those two sections and the rules inside each (pins written ``PD14``, one
-pin per signal, pins and their alternate function given together). Must not touch: files,
-the spec dataclasses, the board.
+Owns: the keys of those three sections and the rules inside each (pins written ``PD14``, one
+pin per signal, pins and their alternate function given together, the F767's pins for each
+RMII transmit signal). Must not touch: files, the spec dataclasses, the board.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, model_validator
+from pydantic import AfterValidator, BeforeValidator, model_validator
 
 from rig.board_types import IntIn, _Strict, got, invalid
 
@@ -28,6 +29,18 @@ def _pin(value: Any) -> Any:
 Pin = Annotated[str, BeforeValidator(_pin)]
 #: a pin's alternate function number (GPIOx_AFRL/AFRH, RM0410)
 AltFunction = Annotated[int, IntIn(0, 15)]
+
+
+def _f767_pin(signal: str, pins: tuple[str, str]) -> AfterValidator:
+    """A check that a pin is one of the two the F767 carries the RMII ``signal`` on (AF11,
+    its datasheet's alternate function table)."""
+
+    def check(value: str) -> str:
+        if value not in pins:
+            raise invalid(got(value), f"{pins[0]} or {pins[1]}: the F767's pins for RMII {signal} in AF11")
+        return value
+
+    return AfterValidator(check)
 
 
 def _together(model: _Strict, keys: tuple[str, ...], expected: str) -> None:
@@ -103,3 +116,16 @@ class ConsoleWiring(_Strict):
         if self.tx is not None and self.tx == self.rx:
             raise invalid(f"tx and rx are both {self.tx}", "two pins")
         return self
+
+
+class EthWiring(_Strict):
+    """``eth``: how the Ethernet PHY is wired on the user's board (the twin is wired the same
+    way, the rig's Ethernet hint reads those pins); every key defaults to the NUCLEO-F767ZI's
+    LAN8742A. ``tx_en``, ``txd0``, ``txd1``: the RMII transmit pins, the only RMII signals
+    with a choice of pin on the F767 (TX_EN PB11 or PG11, TXD0 PB12 or PG13, TXD1 PB13 or
+    PG14); ``phy_address``: the PHY's MDIO address (its PHYAD strap)."""
+
+    tx_en: Annotated[Pin, _f767_pin("TX_EN", ("PB11", "PG11"))] = "PG11"
+    txd0: Annotated[Pin, _f767_pin("TXD0", ("PB12", "PG13"))] = "PG13"
+    txd1: Annotated[Pin, _f767_pin("TXD1", ("PB13", "PG14"))] = "PB13"
+    phy_address: Annotated[int, IntIn(0, 31)] = 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from rig.board_sector import Sector
 from rig.board_update import UPDATE_METHODS, UpdateSpec  # noqa: F401 (re-exported)
-from rig.board_wiring import ConsoleSpec, WincSpec
+from rig.board_wiring import ConsoleSpec, EthSpec, WincSpec
 from rig.errors import ConfigError
 
 MEMORY_KINDS = ("flash", "alias", "ram", "rom", "otp", "id", "register", "option_bytes")
@@ -338,6 +338,8 @@ class BoardSpec:
     update: UpdateSpec = field(default_factory=UpdateSpec)
     #: how the WINC3400 is wired (``winc:``); None: not given (the thread's shield)
     winc: WincSpec | None = None
+    #: how the Ethernet PHY is wired (``eth:``); None: not given (the NUCLEO's LAN8742A)
+    eth: EthSpec | None = None
     #: the console's U(S)ART (``console:``); USART3 (the NUCLEO's VCP) when not given
     console: ConsoleSpec = field(default_factory=ConsoleSpec)
     #: the HSE's frequency (``hse_hz:``): the NUCLEO's 8 MHz from the ST-LINK (MCO) by default

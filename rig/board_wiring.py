@@ -1,6 +1,7 @@
-"""How the board's peripherals are wired, as the board file says: the WINC3400 (``winc:``)
-and the console's U(S)ART (``console:``). Frozen dataclasses of :class:`rig.board_spec.BoardSpec`
-(which re-exports them) and the names RM0410 gives the STM32F7's eight U(S)ARTs.
+"""How the board's peripherals are wired, as the board file says: the WINC3400 (``winc:``),
+the console's U(S)ART (``console:``) and the Ethernet PHY (``eth:``). Frozen dataclasses of
+:class:`rig.board_spec.BoardSpec` (which re-exports them), the names RM0410 gives the STM32F7's
+eight U(S)ARTs and the F767's RMII pins that have no alternative.
 
 Owns: nothing (values). Must not touch: the board, the twin.
 """
@@ -92,3 +93,36 @@ class ConsoleSpec:
     def twin_arg(self) -> str:
         """The twin's ``--console-uart`` value."""
         return str(self.uart)
+
+
+#: the RMII signals with one pin on the F767 (its datasheet's alternate function table, AF11)
+RMII_FIXED_PINS = {
+    "REF_CLK": "PA1",
+    "MDIO": "PA2",
+    "MDC": "PC1",
+    "CRS_DV": "PA7",
+    "RXD0": "PC4",
+    "RXD1": "PC5",
+}
+
+
+@dataclass(frozen=True)
+class EthSpec:
+    """How the Ethernet PHY is wired (``eth:``; the NUCLEO-F767ZI's LAN8742A by default): the
+    three RMII transmit pins, written ``PG11`` (TX_EN PB11 or PG11, TXD0 PB12 or PG13, TXD1
+    PB13 or PG14 on the F767), and the PHY's MDIO address (0..31)."""
+
+    tx_en: str = "PG11"
+    txd0: str = "PG13"
+    txd1: str = "PB13"
+    phy_address: int = 0
+
+    @property
+    def rmii_pins(self) -> dict[str, str]:
+        """The nine RMII signals and the pin each is wired to (``{"TX_EN": "PG11", ...}``):
+        the six the F767 has one pin for, then the three transmit pins."""
+        return {**RMII_FIXED_PINS, "TX_EN": self.tx_en, "TXD0": self.txd0, "TXD1": self.txd1}
+
+    def twin_arg(self) -> str:
+        """The twin's ``--eth-wiring`` value (the twin wired the same way)."""
+        return f"tx_en={self.tx_en},txd0={self.txd0},txd1={self.txd1},phy={self.phy_address}"

@@ -8,10 +8,13 @@ board never connected. One probable cause is named, the first of:
 2. SYSCFG_PMC.MII_RMII_SEL left at MII, or SYSCFG's own clock off so that it could not be
    set: the NUCLEO's LAN8742A drives RMII only, and the MAC's software reset waits for a
    clock MII mode takes from a pin that has none;
-3. an RMII signal with no pin in alternate function 11. The F767's RMII pins (its
-   datasheet's alternate function table): REF_CLK PA1, MDIO PA2, MDC PC1, CRS_DV PA7, RXD0
-   PC4, RXD1 PC5, TX_EN PB11 or PG11, TXD0 PB12 or PG13, TXD1 PB13 or PG14 (the NUCLEO
-   uses PG11, PG13, PB13); a pin whose port is not clocked was never configured;
+3. an RMII signal whose pin, as the board file's ``eth:`` wires it (the NUCLEO's without
+   it), is not in alternate function 11. The F767's RMII pins (its datasheet's alternate
+   function table): REF_CLK PA1, MDIO PA2, MDC PC1, CRS_DV PA7, RXD0 PC4, RXD1 PC5, TX_EN
+   PB11 or PG11, TXD0 PB12 or PG13, TXD1 PB13 or PG14 (the NUCLEO uses PG11, PG13, PB13;
+   ``eth.tx_en``, ``eth.txd0``, ``eth.txd1`` name a board's). Only the wired pin counts:
+   the other one in AF11 is named (firmware wired otherwise than the board file); a pin
+   whose port is not clocked was never configured;
 4. ETH_DMABMR.SR still set: the MAC's software reset never completed;
 5. MDC over the LAN8742A's 2.5 MHz (HCLK / 42, 62, 16, 26 or 102 by MACMIIAR.CR);
 6. the MAC or its DMA not started now (MACCR.TE/RE, ETH_DMAOMR.ST/SR).
@@ -28,6 +31,7 @@ from collections.abc import Callable
 
 from rig import gpio_regs as gpio
 from rig.board_spec import NUCLEO_HSE_HZ
+from rig.board_wiring import EthSpec
 from rig.clock_hint import F767_MAX_HZ, RCC_CFGR, RCC_PLLCFGR, hclk
 
 RCC_AHB1ENR, RCC_APB2ENR = 0x40023830, 0x40023844
@@ -43,7 +47,8 @@ DMAOMR_ST, DMAOMR_SR = 1 << 13, 1 << 1
 MDC_DIV = {0: 42, 1: 62, 2: 16, 3: 26, 4: 102}
 #: the LAN8742A's fastest MDC (its datasheet; IEEE 802.3 clause 22 management)
 MDC_MAX_HZ = 2_500_000
-#: RMII signal → the F767 pins that carry it in alternate function 11
+#: RMII signal → the F767 pins that carry it in alternate function 11 (the board file's
+#: ``eth:`` says which one a board wires: :attr:`rig.board_wiring.EthSpec.rmii_pins`)
 RMII_PINS = {
     "REF_CLK": ("PA1",),
     "MDIO": ("PA2",),
@@ -56,11 +61,15 @@ RMII_PINS = {
     "TXD1": ("PB13", "PG14"),
 }
 AF_ETH = 11
+#: the transmit signals and their keys under the board file's ``eth:``
+TX_KEYS = {"TX_EN": "tx_en", "TXD0": "txd0", "TXD1": "txd1"}
 
 
-def bringup_mismatch(read32: Callable[[int], int], hse_hz: int = NUCLEO_HSE_HZ) -> str | None:
+def bringup_mismatch(
+    read32: Callable[[int], int], hse_hz: int = NUCLEO_HSE_HZ, eth: EthSpec | None = None
+) -> str | None:
     """A sentence naming why the MAC did not come up, or None when the registers do not
-    show it (see the module doc)."""
+    show it (see the module doc); ``eth``: the board file's wiring (None: the NUCLEO's)."""
     enr = read32(RCC_AHB1ENR)
     if not enr & ETHMACEN:
         return None
@@ -73,7 +82,7 @@ def bringup_mismatch(read32: Callable[[int], int], hse_hz: int = NUCLEO_HSE_HZ) 
             "receives (__HAL_RCC_ETHMACTX_CLK_ENABLE() and __HAL_RCC_ETHMACRX_CLK_ENABLE(), or "
             "__HAL_RCC_ETH_CLK_ENABLE())"
         )
-    said = _rmii_select(read32) or _rmii_pins(read32, enr)
+    said = _rmii_select(read32) or _rmii_pins(read32, enr, eth or EthSpec())
     if said:
         return said
     if read32(ETH_DMABMR) & DMABMR_SR:
@@ -100,29 +109,42 @@ def _rmii_select(read32: Callable[[int], int]) -> str | None:
     return None
 
 
-def _rmii_pins(read32: Callable[[int], int], enr: int) -> str | None:
-    """The RMII signals with no pin in AF11, and what each pin is now."""
-    missing = []
-    for signal, pins in RMII_PINS.items():
-        states = []
-        for name in pins:
-            port, pin = gpio.parse(name)
-            if not enr >> port & 1:
-                states.append(f"{name}: GPIO{name[1]}'s clock is off")
-                continue
-            mode, af = gpio.mode(read32, port, pin), gpio.alternate(read32, port, pin)
-            if (mode, af) == (2, AF_ETH):
-                break
-            now = ("an input", "an output", f"alternate function {af}", "analog")[mode]
-            states.append(f"{name} is {now}")
-        else:
-            missing.append(f"{signal} ({'; '.join(states)})")
+def _rmii_pins(read32: Callable[[int], int], enr: int, eth: EthSpec) -> str | None:
+    """The RMII signals whose wired pin is not in AF11, what each pin is now and, for a
+    transmit signal, whether the F767's other pin for it is in AF11 instead."""
+    missing, keys = [], []
+    for signal, name in eth.rmii_pins.items():
+        state = _pin_state(read32, enr, name)
+        if state is None:
+            continue
+        others = [p for p in RMII_PINS[signal] if p != name and _pin_state(read32, enr, p) is None]
+        if others:
+            state += f", while {others[0]}, the F767's other {signal} pin, is in alternate function 11"
+        missing.append(f"{signal} ({state})")
+        if signal in TX_KEYS:
+            keys.append(TX_KEYS[signal])
     if not missing:
         return None
+    where = ""
+    if keys:
+        them = "it" if len(keys) == 1 else "them"
+        where = f"; board file: eth.{'/'.join(keys)} if your board wires {them} elsewhere"
     return (
-        f"RMII signal(s) with no pin in alternate function 11: {', '.join(missing)}; on the board "
-        "no frames (or no MDIO) pass there (GPIO_AF11_ETH on each, as HAL_ETH_MspInit does)"
+        f"RMII signal(s) whose pin is not in alternate function 11: {', '.join(missing)}; on the board "
+        f"no frames (or no MDIO) pass there (GPIO_AF11_ETH on each, as HAL_ETH_MspInit does{where})"
     )
+
+
+def _pin_state(read32: Callable[[int], int], enr: int, name: str) -> str | None:
+    """What pin ``name`` (``PG11``) is now, or None when it is in AF11."""
+    port, pin = gpio.parse(name)
+    if not enr >> port & 1:
+        return f"{name}: GPIO{name[1]}'s clock is off"
+    mode, af = gpio.mode(read32, port, pin), gpio.alternate(read32, port, pin)
+    if (mode, af) == (2, AF_ETH):
+        return None
+    now = ("an input", "an output", f"alternate function {af}", "analog")[mode]
+    return f"{name} is {now}"
 
 
 def _mdc(read32: Callable[[int], int], hse_hz: int) -> str | None:

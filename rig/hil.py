@@ -393,7 +393,9 @@ class Bench:
         """Why a board never connected over ``transport`` (rig/hil_failure.py)."""
         from rig.hil_failure import no_connection_hint
 
-        return no_connection_hint(self.probe, transport, self.target, self.spec.winc, self.spec.hse_hz)
+        return no_connection_hint(
+            self.probe, transport, self.target, self.spec.winc, self.spec.hse_hz, self.spec.eth
+        )
 
     def console_silence_hint(self, since: int | None = None) -> str:
         """Why the console showed nothing since ``since`` (a mark) while the rig waited

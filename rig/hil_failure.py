@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from rig.board_spec import NUCLEO_HSE_HZ, WincSpec
+from rig.board_spec import NUCLEO_HSE_HZ, EthSpec, WincSpec
 from rig.errors import PhaseFailure, ProbeError
 from rig.evidence import Evidence
 from rig.hil_evidence import crc_sentences
@@ -66,7 +66,12 @@ def session_failure(
         message += crash_hint(bench.probe, ev, bench.spec.hse_hz)
     if result.phase == "connect" and not rig_ended:  # a crash is the reason
         message += no_connection_hint(
-            bench.probe, ev.scenario.get("transport", ""), bench.target, bench.spec.winc, bench.spec.hse_hz
+            bench.probe,
+            ev.scenario.get("transport", ""),
+            bench.target,
+            bench.spec.winc,
+            bench.spec.hse_hz,
+            bench.spec.eth,
         )
     return bench._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
@@ -92,14 +97,15 @@ def no_connection_hint(
     target: object = None,
     winc: WincSpec | None = None,
     hse_hz: int = NUCLEO_HSE_HZ,
+    eth: EthSpec | None = None,
 ) -> str:
     """Why a board never connected over ``transport``, as far as its registers tell
-    (rig/eth_bringup.py: the Ethernet MAC's clocks, RMII selection and pins, reset, MDC and
-    start; then rig/eth_hint.py: Ethernet with the D-cache on; on the twin also its last
-    word on the MAC; rig/wifi_hint.py: the SPI, its pins and
-    its clock (from ``hse_hz``, the board's HSE) against the board file's ``winc:``) or, over
-    WiFi on the twin, what the twin said about the module's wiring (its log); "" if they do
-    not say, else "; " and the sentence."""
+    (rig/eth_bringup.py: the Ethernet MAC's clocks, RMII selection and pins as the board
+    file's ``eth:`` wires them, the NUCLEO's without it, reset, MDC and start; then
+    rig/eth_hint.py: Ethernet with the D-cache on; on the twin also its last word on the
+    MAC; rig/wifi_hint.py: the SPI, its pins and its clock (from ``hse_hz``, the board's HSE)
+    against the board file's ``winc:``) or, over WiFi on the twin, what the twin said about
+    the module's wiring (its log); "" if they do not say, else "; " and the sentence."""
     if transport == "wifi":
         from rig.wifi_hint import wiring_mismatch
 
@@ -115,7 +121,7 @@ def no_connection_hint(
     from rig.eth_hint import cached_descriptors
 
     try:
-        hint = bringup_mismatch(probe.read32, hse_hz) or cached_descriptors(probe.read32)
+        hint = bringup_mismatch(probe.read32, hse_hz, eth) or cached_descriptors(probe.read32)
     except ProbeError:
         hint = None
     said = eth_said(target)

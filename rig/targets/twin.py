@@ -247,11 +247,14 @@ class TwinTarget(Target):
 
 def board_args(spec: BoardSpec) -> list[str]:
     """The twin's options a board file asks for (a :class:`rig.board_spec.BoardSpec`): the
-    dual-bank flash layout, the WiFi module's wiring (``winc:``), the console's U(S)ART
-    (``console:``) and the HSE's frequency (``hse_hz:``, when not the NUCLEO's 8 MHz)."""
+    dual-bank flash layout, the WiFi module's wiring (``winc:``), the Ethernet PHY's
+    (``eth:``), the console's U(S)ART (``console:``) and the HSE's frequency (``hse_hz:``,
+    when not the NUCLEO's 8 MHz)."""
     args = ["--dual-bank"] if spec.dual_bank else []
     if spec.winc is not None:
         args += ["--winc-wiring", spec.winc.twin_arg()]
+    if spec.eth is not None:
+        args += ["--eth-wiring", spec.eth.twin_arg()]
     if spec.console.given:
         args += ["--console-uart", spec.console.twin_arg()]
     pins = spec.console.twin_pins_arg()

@@ -52,7 +52,7 @@ def _args(winc: dict[str, object] | None) -> list[str]:
     return board_args(parse_board(yaml.safe_dump(doc)))
 
 
-def _wifi_update(winc: dict[str, object] | None, bootloader: str = "bootloader-winc-spi3"):
+def _wifi_update(winc: dict[str, object] | None, bootloader: str = "bootloader-winc-spi3", log_dir=None):
     """The SPI3 bootloader (or ``bootloader``) asked for an update over WiFi, on a twin
     started the way the board file (with ``winc`` as its ``winc:``) says."""
     cfg = config_for_app(b"", update=True, transport="wifi")
@@ -61,6 +61,7 @@ def _wifi_update(winc: dict[str, object] | None, bootloader: str = "bootloader-w
         loads=[(cfg, CONFIG_BASE)],
         ota_image=image("app-v1-16k"),
         extra_args=_args(winc),
+        log_dir=log_dir,  # its own log: the harness's shared one holds other twins' lines
     )
 
 
@@ -71,8 +72,8 @@ def test_the_board_files_wiring_lets_the_update_over_wifi_through() -> None:
         assert b.server.wait_session(10).outcome == "ack"
 
 
-def test_on_the_shields_wiring_the_module_never_answers() -> None:
-    with _wifi_update(None) as b:
+def test_on_the_shields_wiring_the_module_never_answers(tmp_path) -> None:
+    with _wifi_update(None, log_dir=tmp_path) as b:
         b.console.expect(r"WINC: no answer on SPI", timeout=60)
         b.console.expect(r"BL: wifi init failed", timeout=10)
         assert "APP v1" not in b.console.text()
@@ -81,8 +82,8 @@ def test_on_the_shields_wiring_the_module_never_answers() -> None:
         assert said is not None and "nothing wired to SPI3" in said and "winc.spi: 3" in said, said
 
 
-def test_a_mosi_pin_in_spi3s_alternate_function_leaves_the_module_deaf() -> None:
-    with _wifi_update(None, "bootloader-winc-mosi-af6") as b:
+def test_a_mosi_pin_in_spi3s_alternate_function_leaves_the_module_deaf(tmp_path) -> None:
+    with _wifi_update(None, "bootloader-winc-mosi-af6", log_dir=tmp_path) as b:
         b.console.expect(r"WINC: no answer on SPI", timeout=60)
         assert "APP v1" not in b.console.text()
         said = wiring_said(b.target)

@@ -56,10 +56,16 @@ class FakeNetwork:
 class Rig:
     """An EthMac on a ServicesDouble with a FakeNetwork (and optionally RCC/SYSCFG/GPIO)."""
 
-    def __init__(self, parts: list[object] | None = None, autoneg_ns: int = 200_000_000, up: bool = True):
+    def __init__(
+        self,
+        parts: list[object] | None = None,
+        autoneg_ns: int = 200_000_000,
+        up: bool = True,
+        wiring: object = None,
+    ):
         self.s = ServicesDouble()
         self.net = FakeNetwork(up)
-        self.mac = EthMac(self.net, autoneg_ns=autoneg_ns)
+        self.mac = EthMac(self.net, autoneg_ns=autoneg_ns, wiring=wiring)  # type: ignore[arg-type]
         self.s.add(*(parts or []), self.mac)
 
     # registers

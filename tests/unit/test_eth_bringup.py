@@ -3,6 +3,7 @@ register map here; addresses and bits are RM0410's, written out)."""
 
 from __future__ import annotations
 
+from rig.board_wiring import EthSpec
 from rig.eth_bringup import bringup_mismatch
 
 RCC_AHB1ENR, RCC_APB2ENR, RCC_PLLCFGR, RCC_CFGR = 0x40023830, 0x40023844, 0x40023804, 0x40023808
@@ -64,23 +65,52 @@ def test_rmii_not_selected_or_syscfg_not_clocked() -> None:
     assert "__HAL_RCC_SYSCFG_CLK_ENABLE()" in said
 
 
-def test_an_rmii_signal_with_no_pin_in_af11_names_the_candidates() -> None:
+def test_an_rmii_signal_whose_wired_pin_is_not_in_af11_names_it_and_the_key() -> None:
     table = {**NUCLEO_RUNNING, **at(GPIOG, af11([13]))}  # PG11 (TX_EN) left an input
     said = bringup_mismatch(read(table))
-    assert said is not None and "TX_EN (PB11 is an input; PG11 is an input)" in said, said
+    assert said is not None and "TX_EN (PG11 is an input)" in said and "PB11" not in said, said
     assert "GPIO_AF11_ETH" in said and "TXD0" not in said
-    # another board's TX pins (PB11, PB12, PG14) are as good as the NUCLEO's
-    other = {**NUCLEO_RUNNING, **at(GPIOB, af11([11, 12])), **at(GPIOG, af11([14]))}
-    assert bringup_mismatch(read(other)) is None
+    assert "board file: eth.tx_en if your board wires it elsewhere" in said
     no_g = {**NUCLEO_RUNNING, RCC_AHB1ENR: ETH_CLOCKS | 0b111}  # GPIOG never clocked
     said = bringup_mismatch(read(no_g))
-    assert said is not None and "PG11: GPIOG's clock is off" in said and "TXD0" in said
+    assert said is not None and "TX_EN (PG11: GPIOG's clock is off)" in said, said
+    assert "TXD0 (PG13: GPIOG's clock is off)" in said and "TXD1" not in said
+    assert "eth.tx_en/txd0 if your board wires them elsewhere" in said
+
+
+#: ST's EVAL/Discovery transmit pins (PB11, PB12, PG14) in AF11 on a NUCLEO's set-up, the
+#: NUCLEO's PG11, PG13 left in AF11 too and PB13 an input
+OTHER_TX = {**NUCLEO_RUNNING, **at(GPIOB, af11([11, 12])), **at(GPIOG, af11([11, 13, 14]))}
+
+
+def test_a_board_file_with_other_tx_pins_checks_those_and_not_the_nucleos() -> None:
+    other = EthSpec(tx_en="PB11", txd0="PB12", txd1="PG14")
+    assert bringup_mismatch(read(OTHER_TX), eth=other) is None
+    only_other = {**OTHER_TX, **at(GPIOG, af11([14]))}  # PG11, PG13 inputs: not this board's
+    assert bringup_mismatch(read(only_other), eth=other) is None
+    said = bringup_mismatch(read(NUCLEO_RUNNING), eth=other)  # the NUCLEO's pins, not the board's
+    assert said is not None and "TX_EN (PB11 is an input, while PG11" in said, said
+    other_pin = "while PB13, the F767's other TXD1 pin, is in alternate function 11"
+    assert f"TXD1 (PG14 is an input, {other_pin})" in said
+    assert "eth.tx_en/txd0/txd1 if your board wires them elsewhere" in said
+
+
+def test_without_a_board_file_wiring_txd1_on_pg14_is_not_the_nucleos_pb13() -> None:
+    said = bringup_mismatch(read(OTHER_TX))  # TXD1 on PG14, the NUCLEO's PB13 an input
+    assert said is not None and "TXD1 (PB13 is an input, while PG14" in said, said
+    assert "TX_EN" not in said and "TXD0" not in said
+    assert said.endswith(
+        "(GPIO_AF11_ETH on each, as HAL_ETH_MspInit does; board file: eth.txd1 if your board wires "
+        "it elsewhere)"
+    )
+    assert bringup_mismatch(read(OTHER_TX), eth=EthSpec(txd1="PG14")) is None
 
 
 def test_a_pin_in_another_alternate_function() -> None:
     table = {**NUCLEO_RUNNING, GPIOA + AFRL: NUCLEO_RUNNING[GPIOA + AFRL] & ~(0xF << 4) | 7 << 4}
     said = bringup_mismatch(read(table))
     assert said is not None and "REF_CLK (PA1 is alternate function 7)" in said, said
+    assert "board file" not in said  # REF_CLK has one pin on the F767: no key to set
 
 
 def test_a_reset_that_never_completed() -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from twin.device import Device
 from twin.net import cable
+from twin.net.eth_wiring import parse_eth_wiring
 from twin.net.ethmac import EthMac
 from twin.net.frames import FrameNetwork
 from twin.net.slirp import SlirpNetwork
@@ -104,6 +105,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--eth-link", choices=("up", "down"), default="up", help="initial Ethernet link state (default up)"
     )
+    g.add_argument(
+        "--eth-wiring",
+        type=parse_eth_wiring,
+        default=None,
+        metavar="tx_en=PXn,txd0=PXn,txd1=PXn,phy=N",
+        help="the board's RMII transmit pins and PHY address (any subset; default: the NUCLEO-F767ZI's, "
+        "tx_en=PG11,txd0=PG13,txd1=PB13,phy=0; the F767 has TX_EN on PB11/PG11, TXD0 on PB12/PG13, "
+        "TXD1 on PB13/PG14)",
+    )
     cable.add_arguments(g)  # --hostfwd, --pcap: the ETH MAC's cable (twin/net/cable.py)
 
 
@@ -132,7 +142,7 @@ def devices(
     ]
     devs: list[Device] = [spi, *others]
     if frames is not None:  # the STM32 ETH MAC + LAN8742A (twin/net/ethmac*.py) on the board's cable
-        devs.append(EthMac(frames))
+        devs.append(EthMac(frames, wiring=getattr(args, "eth_wiring", None)))
     machine_log = getattr(services_or_machine, "log", None)
     if callable(machine_log) and hasattr(services_or_machine, "add_device"):
         stack.log_sink = lambda message: machine_log(message, "net")  # "[twin t ms] net: ..."

@@ -41,10 +41,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from twin.device import BusMaster, Device, ResetKind, merge_word, sub_word
+from twin.device import BusMaster, Device, ResetKind, merge_word, peer, sub_word
+from twin.net.eth_wiring import EthWiring
 from twin.net.ethmac_dma import EthDma
 from twin.net.ethmac_mmc import MmcPtp
-from twin.net.ethmac_path import MacPath
+from twin.net.ethmac_path import ETHMACRXEN, ETHMACTXEN, RCC_AHB1ENR, MacPath
 from twin.net.ethmac_timers import StopAwareTimers
 from twin.net.lan8742 import AUTONEG_NS, Lan8742
 from twin.status_poll import StatusPoll
@@ -75,9 +76,7 @@ MB, MW = 1 << 0, 1 << 1
 MDC_DIV = {0: 42, 1: 62, 2: 16, 3: 26, 4: 102}
 PD, MPE, WFE, MPR, WFR, GU, WFFRPR = 1 << 0, 1 << 1, 1 << 2, 1 << 5, 1 << 6, 1 << 9, 1 << 31
 DMA_OFF = 0x1000
-RCC_AHB1RSTR, RCC_AHB1ENR = 0x10, 0x30
-ETHMACEN, ETHMACTXEN, ETHMACRXEN = 1 << 25, 1 << 26, 1 << 27
-SYSCFG_PMC, MII_RMII_SEL = 0x04, 1 << 23
+RCC_AHB1RSTR, ETHMACEN = 0x10, 1 << 25
 SPIN_READS, SPIN_GAP = 8, 2000
 
 
@@ -99,19 +98,25 @@ class EthMac(Device):
     Args:
         network: the cable (None: unplugged).
         autoneg_ns: the PHY's auto-negotiation time.
+        wiring: the RMII transmit pins and the PHY's MDIO address (the NUCLEO's by default).
     """
 
     name, base, size = "ethmac", ETH_BASE, ETH_SIZE
 
-    def __init__(self, network: FrameNetwork | None = None, autoneg_ns: int = AUTONEG_NS) -> None:
+    def __init__(
+        self,
+        network: FrameNetwork | None = None,
+        autoneg_ns: int = AUTONEG_NS,
+        wiring: EthWiring | None = None,
+    ) -> None:
         super().__init__()
         self.network = network
         self.timers = StopAwareTimers(lambda: self.services)
-        self.phy = Lan8742(self.timers, self._log, autoneg_ns)
+        self.phy = Lan8742(self.timers, self._log, autoneg_ns, address=(wiring or EthWiring()).phy)
         self.mmc = MmcPtp(lambda: self.services.now_cycles() if self.services else 0, self.irq_update)
         self.dma = EthDma(self._port, self._tx_ready, self._send, self.irq_update, self._log)
         self.dma.mac_irq_bits = self._mac_irq_bits
-        self.path = MacPath(self)
+        self.path = MacPath(self, wiring)
         self._irq = False
         self._once: set[str] = set()
         self._devices: dict[str, Any] = {}
@@ -138,12 +143,9 @@ class EthMac(Device):
 
     def device(self, name: str) -> Any:
         """Another device of the board (cached once found; None when the board has none)."""
-        dev = self._devices.get(name)
-        if dev is None and self.services is not None:
-            try:
-                dev = self._devices[name] = self.services.device(name)
-            except KeyError:
-                return None
+        dev = self._devices.get(name) or peer(self.services, name)
+        if dev is not None:
+            self._devices[name] = dev
         return dev
 
     def _rcc_reg(self, offset: int, default: int) -> int:
@@ -178,8 +180,7 @@ class EthMac(Device):
     # ------------------------------------------------------------------ resets
     def _mac_reset(self) -> None:
         self.regs = dict(MAC_RESET)
-        self.rwuff = [0] * 8
-        self.rwuff_ptr = 0
+        self.rwuff, self.rwuff_ptr = [0] * 8, 0
         self.pmts = False
         self._mdio: tuple[int, int, bool, int] | None = None
         self.timers.cancel("mdio")
@@ -205,24 +206,11 @@ class EthMac(Device):
         self.phy.cable = self.network.link_up() if self.network is not None else False
         self.phy.hard_reset()
 
-    def _reset_blockers(self) -> list[str]:
-        """Why a pending MAC reset cannot complete now (empty: it can)."""
-        why = []
-        enr = self._rcc_reg(RCC_AHB1ENR, ETHMACTXEN | ETHMACRXEN)
-        if not enr & ETHMACTXEN or not enr & ETHMACRXEN:
-            why.append("RCC_AHB1ENR.ETHMACTXEN/ETHMACRXEN off (no TX/RX clock)")
-        syscfg = self.device("syscfg")
-        if syscfg is not None and not syscfg.regs.get(SYSCFG_PMC, 0) & MII_RMII_SEL:
-            why.append("SYSCFG_PMC.MII_RMII_SEL is MII (the board's PHY drives RMII only: no TX_CLK)")
-        if self.path.pins_missing("REF_CLK"):
-            why.append("PA1 is not AF11 (the PHY's 50 MHz RMII REF_CLK does not reach the MAC)")
-        return why
-
     def _settle(self) -> None:
         """Complete a pending MAC reset if the MAC's clocks run now."""
         if not self.reset_pending:
             return
-        why = self._reset_blockers()
+        why = self.path.reset_blockers()
         if not why:
             self.reset_pending = self.soft_pending = False
             return

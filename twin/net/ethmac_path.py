@@ -27,7 +27,8 @@ bytes unless TDES0.DP (padding always appends the FCS), the FCS is appended unle
 TDES0.DC; frames over 2048 bytes (16384 with MACCR.JD) are cut with JT. In half duplex
 without carrier (no link; MACCR.CSD off) the frame gets NC and LCA. The frame then loops
 back (MACCR.LM at the MAC, BCR loopback at the PHY) or goes on the wire if the PHY passes
-frames, the RMII transmit pins (PG11, PG13, PB13) are set up and the speeds match.
+frames, the RMII transmit pins (the NUCLEO's PG11, PG13, PB13, or those ``--eth-wiring`` gives:
+twin/net/eth_wiring.py) are set up and the speeds match.
 
 Owns: the frame rules above. Must not touch: DMA descriptors (it hands frames to ``EthDma``).
 """
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from twin.net.eth_wiring import EthWiring
 from twin.net.ethmac_coe import ETHERTYPE_VLAN, check_rx, fcs, hash_index
 from twin.periph.gpio import pin_function, pin_name
 
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from twin.net.ethmac import EthMac
 
 MACCR, MACFFR, MACHTHR, MACHTLR = 0x00, 0x04, 0x08, 0x0C
+RCC_AHB1ENR, ETHMACTXEN, ETHMACRXEN = 0x30, 1 << 26, 1 << 27
+SYSCFG_PMC, MII_RMII_SEL = 0x04, 1 << 23
 MACA0HR = 0x40
 RE, TE, APCS, IPCO, DM, LM, FES, CSD, JD, WD, CSTF = (
     1 << n for n in (2, 3, 7, 10, 11, 12, 14, 16, 22, 23, 25)
@@ -58,33 +62,42 @@ T_JT, T_LCA, T_NC, T_VF = 1 << 14, 1 << 11, 1 << 10, 1 << 7
 T_DC, T_DP = 1 << 27, 1 << 26
 BROADCAST = b"\xff" * 6
 PAUSE_DA = bytes.fromhex("0180c2000001")
-#: the NUCLEO-F767ZI's RMII wiring to the LAN8742A (all AF11)
-PINS = {
-    "REF_CLK": (("gpioa", 1),),
-    "MDIO/MDC": (("gpioa", 2), ("gpioc", 1)),
-    "receive (CRS_DV, RXD0, RXD1)": (("gpioa", 7), ("gpioc", 4), ("gpioc", 5)),
-    "transmit (TX_EN, TXD0, TXD1)": (("gpiog", 11), ("gpiog", 13), ("gpiob", 13)),
-}
 
 
 class MacPath:
     """Frames through the MAC core (see the module docstring)."""
 
-    def __init__(self, mac: EthMac) -> None:
+    def __init__(self, mac: EthMac, wiring: EthWiring | None = None) -> None:
         self.mac = mac
+        #: the RMII pins by group (all AF11): the NUCLEO-F767ZI's, or the ``--eth-wiring``'s
+        self.pins = (wiring or EthWiring()).groups()
 
     # ------------------------------------------------------------------ board wiring
     def pins_missing(self, group: str) -> list[str]:
-        """Pins of ``group`` (a key of PINS) not in alternate function 11 (none when the
-        board has no GPIO models, as in unit tests)."""
+        """Pins of ``group`` (a key of :attr:`pins`) not in alternate function 11 (none when
+        the board has no GPIO models, as in unit tests)."""
         missing = []
-        for port, pin in PINS[group]:
+        for port, pin in self.pins[group]:
             regs = getattr(self.mac.device(port), "regs", None)
             if regs is None:
                 continue
             if pin_function(regs, pin) != (2, 11):
                 missing.append(pin_name(port, pin))
         return missing
+
+    def reset_blockers(self) -> list[str]:
+        """Why a pending MAC reset cannot complete now (empty: it can): its TX/RX clocks,
+        RMII selected, the PHY's REF_CLK on its pin."""
+        mac, why = self.mac, []
+        enr = mac._rcc_reg(RCC_AHB1ENR, ETHMACTXEN | ETHMACRXEN)
+        if not enr & ETHMACTXEN or not enr & ETHMACRXEN:
+            why.append("RCC_AHB1ENR.ETHMACTXEN/ETHMACRXEN off (no TX/RX clock)")
+        syscfg = mac.device("syscfg")
+        if syscfg is not None and not syscfg.regs.get(SYSCFG_PMC, 0) & MII_RMII_SEL:
+            why.append("SYSCFG_PMC.MII_RMII_SEL is MII (the board's PHY drives RMII only: no TX_CLK)")
+        if self.pins_missing("REF_CLK"):
+            why.append("PA1 is not AF11 (the PHY's 50 MHz RMII REF_CLK does not reach the MAC)")
+        return why
 
     def _pins_ok(self, group: str) -> bool:
         missing = self.pins_missing(group)

@@ -8,7 +8,8 @@ Modelled from the LAN8742A datasheet (DS00001989A) and IEEE 802.3 clause 22/28:
   MCSR 17 (ENERGYON), SMR 18 (MODE and PHYAD), SECR 26, CSIR 27, ISFR 29 (interrupt
   sources, cleared on read), IMR 30, PHYSCSR 31 (AUTODONE, resolved speed/duplex).
   Anything else reads 0 and ignores writes.
-* Straps as on the board: MODE = 111 (all capable, auto-negotiation on), PHYAD = 0.
+* Straps as on the board: MODE = 111 (all capable, auto-negotiation on), PHYAD = 0 (another
+  board's address with ``--eth-wiring phy=N``).
 * Soft reset (BCR bit 15) completes at once (the bit reads back 0) and, like nRST
   (tied to the board's NRST, so a system reset resets the PHY), restarts
   auto-negotiation; SMR keeps its value over a soft reset (NASR).
@@ -69,14 +70,20 @@ class Lan8742:
     """
 
     def __init__(
-        self, timers: StopAwareTimers, log: Callable[[str], None], autoneg_ns: int = AUTONEG_NS
+        self,
+        timers: StopAwareTimers,
+        log: Callable[[str], None],
+        autoneg_ns: int = AUTONEG_NS,
+        address: int = 0,
     ) -> None:
         self.timers = timers
         self.log = log
         self.autoneg_ns = autoneg_ns
         self.cable = True
         self.on_link: Callable[[bool], None] | None = None  # told when the link goes up/down
-        self.smr = 0x00E0  # MODE=111 strap, PHYAD=0 strap
+        #: SMR's strapped value: MODE = 111, PHYAD = ``address`` (the NUCLEO's: 0)
+        self.strap = 0x00E0 | (address & 0x1F)
+        self.smr = self.strap
         self._registers_reset()
 
     # ------------------------------------------------------------------ state
@@ -99,7 +106,7 @@ class Lan8742:
     def hard_reset(self) -> None:
         """nRST (the board's NRST): straps reloaded, registers at reset values, link
         re-established."""
-        self.smr = 0x00E0
+        self.smr = self.strap
         self._soft_reset()
 
     def _soft_reset(self) -> None:
