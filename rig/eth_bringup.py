@@ -17,7 +17,9 @@ board never connected. One probable cause is named, the first of:
    whose port is not clocked was never configured;
 4. ETH_DMABMR.SR still set: the MAC's software reset never completed;
 5. MDC over the LAN8742A's 2.5 MHz (HCLK / 42, 62, 16, 26 or 102 by MACMIIAR.CR);
-6. the MAC or its DMA not started now (MACCR.TE/RE, ETH_DMAOMR.ST/SR).
+6. the firmware's last MDIO access (MACMIIAR.PA) at another PHY address than the board
+   file's ``eth.phy_address`` (the NUCLEO's: 0);
+7. the MAC or its DMA not started now (MACCR.TE/RE, ETH_DMAOMR.ST/SR).
 
 Nothing is said when the MAC was never clocked (a bootloader that never got to its
 Ethernet). Only what the registers show at that moment.
@@ -91,7 +93,7 @@ def bringup_mismatch(
             "RMII REF_CLK on PA1 and RMII selected before it (HAL_ETH_Init times out with "
             "HAL_TIMEOUT)"
         )
-    return _mdc(read32, hse_hz) or _not_started(read32)
+    return _mdc(read32, hse_hz) or _phy_address(read32, eth or EthSpec()) or _not_started(read32)
 
 
 def _rmii_select(read32: Callable[[int], int]) -> str | None:
@@ -158,6 +160,21 @@ def _mdc(read32: Callable[[int], int], hse_hz: int) -> str | None:
         f"{cr}): the LAN8742A is specified to 2.5 MHz, so its registers may read wrong (link never "
         "seen); set CR for HCLK (RM0410: CR 4 for 150-216 MHz, 1 for 100-150, 0 for 60-100, 3 for "
         "35-60, 2 for 20-35)"
+    )
+
+
+def _phy_address(read32: Callable[[int], int], eth: EthSpec) -> str | None:
+    """The firmware's last MDIO access (MACMIIAR.PA, MR) went to another PHY address than
+    the board's (an access to register 0 of address 0 looks like none: nothing said)."""
+    miiar = read32(ETH_MACMIIAR)
+    pa, mr = miiar >> 11 & 0x1F, miiar >> 6 & 0x1F
+    if pa == eth.phy_address or not (pa or mr):
+        return None
+    return (
+        f"the firmware's last MDIO access went to PHY address {pa} (MACMIIAR.PA, register {mr}) and "
+        f"the board's PHY answers at {eth.phy_address} (its PHYAD strap; the NUCLEO's LAN8742A: 0): "
+        "nobody answers there (registers read 0xFFFF, no link); set the driver's PHY address (HAL: "
+        "PhyAddress / LAN8742 driver's DevAddr), or the board file's eth.phy_address if yours differs"
     )
 
 

@@ -132,3 +132,13 @@ def test_mdc_over_2_5_mhz_from_the_clock_tree() -> None:
 def test_a_mac_set_up_but_not_started() -> None:
     said = bringup_mismatch(read({**NUCLEO_RUNNING, MACCR: 0, DMAOMR: 1 << 1}))
     assert said is not None and "MACCR.TE, MACCR.RE, ETH_DMAOMR.ST clear" in said and "HAL_ETH_Start" in said
+
+
+def test_mdio_to_another_phy_address_than_the_boards() -> None:
+    from rig.board_wiring import EthSpec
+
+    to_1 = {**NUCLEO_RUNNING, MACMIIAR: 1 << 11 | 1 << 6 | 3 << 2}  # BSR of address 1
+    said = bringup_mismatch(read(to_1))
+    assert said is not None and "PHY address 1 (MACMIIAR.PA, register 1)" in said and "answers at 0" in said
+    assert bringup_mismatch(read(to_1), eth=EthSpec(phy_address=1)) is None
+    assert bringup_mismatch(read(NUCLEO_RUNNING), eth=EthSpec(phy_address=1)) is None  # no access seen
