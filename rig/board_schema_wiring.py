@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, model_validator
 
 from rig.board_types import IntIn, _Strict, got, invalid
+from rig.board_wiring import RMII_TX_CHOICES
 
 
 def _pin(value: Any) -> Any:
@@ -125,7 +126,7 @@ class EthWiring(_Strict):
     with a choice of pin on the F767 (TX_EN PB11 or PG11, TXD0 PB12 or PG13, TXD1 PB13 or
     PG14); ``phy_address``: the PHY's MDIO address (its PHYAD strap)."""
 
-    tx_en: Annotated[Pin, _f767_pin("TX_EN", ("PB11", "PG11"))] = "PG11"
-    txd0: Annotated[Pin, _f767_pin("TXD0", ("PB12", "PG13"))] = "PG13"
-    txd1: Annotated[Pin, _f767_pin("TXD1", ("PB13", "PG14"))] = "PB13"
+    tx_en: Annotated[Pin, _f767_pin("TX_EN", RMII_TX_CHOICES["TX_EN"])] = "PG11"
+    txd0: Annotated[Pin, _f767_pin("TXD0", RMII_TX_CHOICES["TXD0"])] = "PG13"
+    txd1: Annotated[Pin, _f767_pin("TXD1", RMII_TX_CHOICES["TXD1"])] = "PB13"
     phy_address: Annotated[int, IntIn(0, 31)] = 0

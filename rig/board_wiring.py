@@ -106,6 +106,10 @@ RMII_FIXED_PINS = {
 }
 
 
+#: the RMII transmit signals and the F767 pins each can be on (AF11); a board wires one of each
+RMII_TX_CHOICES = {"TX_EN": ("PB11", "PG11"), "TXD0": ("PB12", "PG13"), "TXD1": ("PB13", "PG14")}
+
+
 @dataclass(frozen=True)
 class EthSpec:
     """How the Ethernet PHY is wired (``eth:``; the NUCLEO-F767ZI's LAN8742A by default): the

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 from rig import gpio_regs as gpio
 from rig.board_spec import NUCLEO_HSE_HZ
-from rig.board_wiring import EthSpec
+from rig.board_wiring import RMII_FIXED_PINS, RMII_TX_CHOICES, EthSpec
 from rig.clock_hint import F767_MAX_HZ, RCC_CFGR, RCC_PLLCFGR, hclk
 
 RCC_AHB1ENR, RCC_APB2ENR = 0x40023830, 0x40023844
@@ -51,17 +51,7 @@ MDC_DIV = {0: 42, 1: 62, 2: 16, 3: 26, 4: 102}
 MDC_MAX_HZ = 2_500_000
 #: RMII signal → the F767 pins that carry it in alternate function 11 (the board file's
 #: ``eth:`` says which one a board wires: :attr:`rig.board_wiring.EthSpec.rmii_pins`)
-RMII_PINS = {
-    "REF_CLK": ("PA1",),
-    "MDIO": ("PA2",),
-    "MDC": ("PC1",),
-    "CRS_DV": ("PA7",),
-    "RXD0": ("PC4",),
-    "RXD1": ("PC5",),
-    "TX_EN": ("PB11", "PG11"),
-    "TXD0": ("PB12", "PG13"),
-    "TXD1": ("PB13", "PG14"),
-}
+RMII_PINS = {**{k: (v,) for k, v in RMII_FIXED_PINS.items()}, **RMII_TX_CHOICES}
 AF_ETH = 11
 #: the transmit signals and their keys under the board file's ``eth:``
 TX_KEYS = {"TX_EN": "tx_en", "TXD0": "txd0", "TXD1": "txd1"}
