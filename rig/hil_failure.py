@@ -65,14 +65,7 @@ def session_failure(
     if result.outcome not in ("ack", "nack"):  # the board went silent: did it crash?
         message += crash_hint(bench.probe, ev, bench.spec.hse_hz)
     if result.phase == "connect" and not rig_ended:  # a crash is the reason
-        message += no_connection_hint(
-            bench.probe,
-            ev.scenario.get("transport", ""),
-            bench.target,
-            bench.spec.winc,
-            bench.spec.hse_hz,
-            bench.spec.eth,
-        )
+        message += bench.no_connection_hint(ev.scenario.get("transport", ""))
     return bench._fail(ev, "boot" if result.phase == "connect" else "transfer", message)
 
 
